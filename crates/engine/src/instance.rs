@@ -1,0 +1,823 @@
+//! Process instances: tokens moving through a definition.
+
+use crate::Ctx;
+use crate::effect::{Effect, Job, TaskRecord, task_status};
+use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
+use flowstone_expr::Expression;
+use flowstone_model::{Definition, EndKind, NodeId, NodeKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+
+/// How far one command may move tokens before the instance is failed as looping.
+const STEP_LIMIT: u32 = 100_000;
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceStatus {
+    /// Tokens are moving or waiting.
+    Running,
+    /// Reached its end.
+    Completed,
+    /// Stopped by a run-time failure: an expression error, no matching flow, a failed task or
+    /// an error end event.
+    Failed,
+    /// Stopped by a cancel.
+    Canceled,
+}
+
+/// A command from outside that moves an instance on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A person completed a user task, setting these variables.
+    CompleteUserTask {
+        /// The record id or the activity-instance id of the task.
+        task: String,
+        /// Variables to set before the token moves on.
+        variables: Map<String, Value>,
+    },
+    /// A stone reports on its job.
+    Stone {
+        /// The record id of the job's task.
+        record: String,
+        /// What happened.
+        outcome: StoneOutcome,
+    },
+    /// Stop the instance: open tasks are canceled and queued jobs dropped.
+    Cancel,
+}
+
+/// A stone's report on its job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoneOutcome {
+    /// The stone picked the job up and began.
+    Began,
+    /// The work is done; these outputs are written under the task's namespace.
+    Succeeded(Map<String, Value>),
+    /// The work failed for this reason.
+    Failed(String),
+}
+
+/// A command that does not fit the instance's state; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// No open task of this instance has that id.
+    #[error("task {0} is not open in this process instance")]
+    TaskNotOpen(String),
+    /// The task exists but is of another kind than the command needs.
+    #[error("task {task} is a {kind}, not a {expected}")]
+    WrongTaskKind {
+        /// The task addressed.
+        task: String,
+        /// What it is.
+        kind: String,
+        /// What the command needs.
+        expected: &'static str,
+    },
+    /// The instance has ended.
+    #[error("the process instance is {0:?}, not running")]
+    NotRunning(InstanceStatus),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Token {
+    pub(crate) node: NodeId,
+    pub(crate) scope: Option<ScopeId>,
+    /// The open task record this token waits on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) wait: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Join {
+    scope: Option<ScopeId>,
+    node: NodeId,
+    arrived: u32,
+}
+
+/// The whole state of one process instance; serialized as one value by the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Where it is in its life.
+    pub status: InstanceStatus,
+    /// Process-level variables.
+    pub variables: Map<String, Value>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The output template's values, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Map<String, Value>>,
+    /// Open task records (user tasks waiting, stone jobs queued or running), by record id.
+    #[serde(default)]
+    pub open: BTreeMap<String, TaskRecord>,
+    #[serde(default)]
+    pub(crate) tokens: BTreeMap<u32, Token>,
+    #[serde(default)]
+    pub(crate) scopes: BTreeMap<ScopeId, Scope>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    joins: Vec<Join>,
+    #[serde(default)]
+    next_id: u32,
+}
+
+/// One command's working set: the definition, the context, and the effects so far.
+struct Step<'a, 'c> {
+    def: &'a Definition,
+    ctx: &'a mut Ctx<'c>,
+    effects: Vec<Effect>,
+    ready: VecDeque<u32>,
+    steps: u32,
+}
+
+/// A run-time failure: the instance fails with this message.
+struct Fail(String);
+
+impl Instance {
+    /// Starts an instance at the definition's start event and runs it to its first wait states.
+    pub fn start(def: &Definition, variables: Map<String, Value>, ctx: &mut Ctx<'_>) -> (Instance, Vec<Effect>) {
+        let mut inst = Instance {
+            status: InstanceStatus::Running,
+            variables,
+            failure: None,
+            outputs: None,
+            open: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            scopes: BTreeMap::new(),
+            joins: Vec::new(),
+            next_id: 0,
+        };
+        let mut step = Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0 };
+        let token = inst.spawn(def.start, None);
+        step.ready.push_back(token);
+        inst.run(&mut step);
+        (inst, step.effects)
+    }
+
+    /// Applies a command and runs the instance to its next wait states.
+    ///
+    /// # Errors
+    /// An [`EngineError`] when the command does not fit the state (the instance has ended,
+    /// the task is not open or is of another kind); the instance is then unchanged.
+    pub fn apply(&mut self, def: &Definition, cmd: Command, ctx: &mut Ctx<'_>) -> Result<Vec<Effect>, EngineError> {
+        if self.status != InstanceStatus::Running {
+            return Err(EngineError::NotRunning(self.status));
+        }
+        let mut step = Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0 };
+        match cmd {
+            Command::CompleteUserTask { task, variables } => {
+                let record_id = self.find_open(&task)?;
+                let record = &self.open[&record_id];
+                if record.kind != "userTask" {
+                    return Err(EngineError::WrongTaskKind { task, kind: record.kind.clone(), expected: "userTask" });
+                }
+                let token = self.token_waiting_on(&record_id);
+                let scope = token.and_then(|t| self.tokens[&t].scope);
+                for (name, value) in variables {
+                    self.set_var(scope, name, value);
+                }
+                self.close_record(&mut step, &record_id, task_status::COMPLETED, None, None);
+                if let Some(t) = token {
+                    self.resume(&mut step, t);
+                }
+            }
+            Command::Stone { record, outcome } => {
+                let record_id = self.find_open(&record)?;
+                if self.open[&record_id].stone.is_none() {
+                    let kind = self.open[&record_id].kind.clone();
+                    return Err(EngineError::WrongTaskKind { task: record, kind, expected: "stone task" });
+                }
+                match outcome {
+                    StoneOutcome::Began => {
+                        if let Some(rec) = self.open.get_mut(&record_id) {
+                            rec.status = task_status::START_BEGIN.into();
+                            step.effects.push(Effect::Task(rec.clone()));
+                        }
+                    }
+                    StoneOutcome::Succeeded(outputs) => {
+                        let namespace = self.open[&record_id].namespace.clone().unwrap_or_default();
+                        let mut merged = match self.variables.remove(&namespace) {
+                            Some(Value::Object(existing)) => existing,
+                            _ => Map::new(),
+                        };
+                        merged.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        self.variables.insert(namespace, Value::Object(merged));
+                        let outputs = Some(Value::Object(outputs));
+                        self.close_record(&mut step, &record_id, task_status::START_SUCCESS, None, outputs);
+                        if let Some(t) = self.token_waiting_on(&record_id) {
+                            self.resume(&mut step, t);
+                        }
+                    }
+                    StoneOutcome::Failed(reason) => {
+                        let msg = format!("task {} failed: {reason}", self.open[&record_id].element);
+                        self.close_record(&mut step, &record_id, task_status::START_FAILED, Some(reason), None);
+                        self.fail(msg);
+                    }
+                }
+            }
+            Command::Cancel => {
+                self.cancel_open(&mut step, |_| true);
+                self.tokens.clear();
+                self.scopes.clear();
+                self.joins.clear();
+                self.status = InstanceStatus::Canceled;
+            }
+        }
+        self.run(&mut step);
+        Ok(step.effects)
+    }
+
+    /// The open record addressed by its record id or its activity-instance id.
+    fn find_open(&self, id: &str) -> Result<String, EngineError> {
+        if self.open.contains_key(id) {
+            return Ok(id.to_owned());
+        }
+        self.open
+            .values()
+            .find(|r| r.task_id == id)
+            .map(|r| r.id.clone())
+            .ok_or_else(|| EngineError::TaskNotOpen(id.to_owned()))
+    }
+
+    fn token_waiting_on(&self, record_id: &str) -> Option<u32> {
+        self.tokens.iter().find(|(_, t)| t.wait.as_deref() == Some(record_id)).map(|(id, _)| *id)
+    }
+
+    fn spawn(&mut self, node: NodeId, scope: Option<ScopeId>) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tokens.insert(id, Token { node, scope, wait: None });
+        id
+    }
+
+    fn new_scope(&mut self, scope: Scope) -> ScopeId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.scopes.insert(id, scope);
+        id
+    }
+
+    /// Sets a variable where it already lives in the scope chain, else on the process.
+    fn set_var(&mut self, scope: Option<ScopeId>, name: String, value: Value) {
+        let mut cur = scope;
+        while let Some(id) = cur {
+            let Some(s) = self.scopes.get_mut(&id) else { break };
+            if s.vars.contains_key(&name) {
+                s.vars.insert(name, value);
+                return;
+            }
+            cur = s.parent;
+        }
+        self.variables.insert(name, value);
+    }
+
+    fn eval(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<Value, Fail> {
+        expr.eval(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
+    }
+
+    fn eval_bool(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<bool, Fail> {
+        expr.eval_bool(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.status == InstanceStatus::Running {
+            self.status = InstanceStatus::Failed;
+            self.failure = Some(reason);
+        }
+    }
+
+    /// Moves ready tokens until every token waits, the instance ends, or it fails.
+    fn run(&mut self, step: &mut Step<'_, '_>) {
+        while let Some(token) = step.ready.pop_front() {
+            if self.status != InstanceStatus::Running {
+                return;
+            }
+            if !self.tokens.contains_key(&token) {
+                continue; // removed meanwhile by a terminate or an early multi-instance completion
+            }
+            step.steps += 1;
+            if step.steps > STEP_LIMIT {
+                self.fail(format!("more than {STEP_LIMIT} steps in one go: the model loops without a wait state"));
+                return;
+            }
+            if let Err(Fail(reason)) = self.execute(step, token) {
+                let element = self.tokens.get(&token).map(|t| step.def.node(t.node).id.clone()).unwrap_or_default();
+                self.fail(format!("at `{element}`: {reason}"));
+                return;
+            }
+        }
+        if self.status == InstanceStatus::Running && self.tokens.is_empty() && self.scopes.is_empty() {
+            self.complete(step);
+        }
+    }
+
+    fn complete(&mut self, step: &mut Step<'_, '_>) {
+        let mut outputs = Map::new();
+        for param in &step.def.outputs {
+            match self.eval(&param.value, None) {
+                Ok(v) => {
+                    outputs.insert(param.name.clone(), v);
+                }
+                Err(Fail(reason)) => {
+                    self.fail(format!("output `{}`: {reason}", param.name));
+                    return;
+                }
+            }
+        }
+        self.outputs = Some(outputs);
+        self.status = InstanceStatus::Completed;
+    }
+
+    /// A token arrives at its node.
+    fn execute(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
+        let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
+        let def = step.def;
+        let node = def.node(node_id);
+        let inside_mi = scope.is_some_and(|s| {
+            let sc = &self.scopes[&s];
+            sc.node == node_id && matches!(sc.kind, ScopeKind::MiItem { .. })
+        });
+        if let Some(mi) = node.multi.as_ref().filter(|_| !inside_mi) {
+            return self.start_multi_instance(step, token, mi);
+        }
+        match &node.kind {
+            NodeKind::StartEvent | NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway => {
+                self.leave(step, token)
+            }
+            NodeKind::EndEvent(kind) => {
+                self.tokens.remove(&token);
+                match kind {
+                    EndKind::None => self.check_scope_done(step, scope),
+                    EndKind::Terminate => self.terminate(step, scope),
+                    EndKind::Error { code } => {
+                        let code = code.as_deref().map(|c| format!(" with code `{c}`")).unwrap_or_default();
+                        Err(Fail(format!("error end event reached{code}")))
+                    }
+                }
+            }
+            NodeKind::Task => {
+                let rec = self.new_record(step, node_id, None);
+                self.emit_closed(step, rec, task_status::COMPLETED, None, None);
+                self.leave(step, token)
+            }
+            NodeKind::ExpressionTask { expression, result_variable } => {
+                let rec = self.new_record(step, node_id, None);
+                match self.eval(expression, scope) {
+                    Ok(value) => {
+                        let outputs = result_variable.as_ref().map(|name| {
+                            self.set_var(scope, name.clone(), value.clone());
+                            Value::Object(Map::from_iter([(name.clone(), value)]))
+                        });
+                        self.emit_closed(step, rec, task_status::COMPLETED, None, outputs);
+                        self.leave(step, token)
+                    }
+                    Err(Fail(reason)) => {
+                        self.emit_closed(step, rec, task_status::FAILED, Some(reason.clone()), None);
+                        Err(Fail(reason))
+                    }
+                }
+            }
+            NodeKind::StoneTask(spec) => {
+                let namespace = self.instance_namespace(&spec.namespace, scope);
+                let params = self.stone_params(&spec.namespace, &namespace, &spec.stone, scope);
+                let mut rec = self.new_record(step, node_id, Some((namespace, spec.stone.clone())));
+                rec.status = task_status::PRODUCE_SUCCESS.into();
+                rec.params = Some(params.clone());
+                step.effects.push(Effect::QueueJob(Job {
+                    record_id: rec.id.clone(),
+                    stone: spec.stone.clone(),
+                    params,
+                }));
+                self.wait(step, token, rec);
+                Ok(())
+            }
+            NodeKind::UserTask(_) => {
+                let mut rec = self.new_record(step, node_id, None);
+                rec.status = task_status::ACTIVE.into();
+                self.wait(step, token, rec);
+                Ok(())
+            }
+            NodeKind::SubProcess { start } => {
+                self.tokens.remove(&token);
+                let sub = self.new_scope(Scope {
+                    parent: scope,
+                    node: node_id,
+                    kind: ScopeKind::SubProcess,
+                    vars: Map::new(),
+                });
+                let t = self.spawn(*start, Some(sub));
+                step.ready.push_back(t);
+                Ok(())
+            }
+        }
+    }
+
+    fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, rec: TaskRecord) {
+        if let Some(t) = self.tokens.get_mut(&token) {
+            t.wait = Some(rec.id.clone());
+        }
+        step.effects.push(Effect::Task(rec.clone()));
+        self.open.insert(rec.id.clone(), rec);
+    }
+
+    /// A waiting token's task is done: it leaves its node.
+    fn resume(&mut self, step: &mut Step<'_, '_>, token: u32) {
+        if let Some(t) = self.tokens.get_mut(&token) {
+            t.wait = None;
+        }
+        if let Err(Fail(reason)) = self.leave(step, token) {
+            let element = self.tokens.get(&token).map(|t| step.def.node(t.node).id.clone()).unwrap_or_default();
+            self.fail(format!("at `{element}`: {reason}"));
+        }
+    }
+
+    fn new_record(&self, step: &mut Step<'_, '_>, node_id: NodeId, stone: Option<(String, String)>) -> TaskRecord {
+        let node = step.def.node(node_id);
+        let kind = match &node.kind {
+            NodeKind::UserTask(_) => "userTask",
+            NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
+            _ => "task",
+        };
+        let (namespace, stone) = stone.unzip();
+        TaskRecord {
+            id: (step.ctx.ids)(),
+            task_id: (step.ctx.ids)(),
+            element: node.id.clone(),
+            name: node.display_name().to_owned(),
+            kind: kind.into(),
+            namespace,
+            stone,
+            create_time: step.ctx.now,
+            end_time: None,
+            status: String::new(),
+            reason: None,
+            params: None,
+            outputs: None,
+            progress: None,
+        }
+    }
+
+    fn emit_closed(
+        &self,
+        step: &mut Step<'_, '_>,
+        mut rec: TaskRecord,
+        status: &str,
+        reason: Option<String>,
+        outputs: Option<Value>,
+    ) {
+        rec.status = status.into();
+        rec.reason = reason;
+        rec.outputs = outputs;
+        rec.end_time = Some(step.ctx.now);
+        step.effects.push(Effect::Task(rec));
+    }
+
+    fn close_record(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        id: &str,
+        status: &str,
+        reason: Option<String>,
+        outputs: Option<Value>,
+    ) {
+        if let Some(rec) = self.open.remove(id) {
+            self.emit_closed(step, rec, status, reason, outputs);
+        }
+    }
+
+    /// Cancels the open records whose waiting tokens match `filter`, dropping queued jobs.
+    fn cancel_open(&mut self, step: &mut Step<'_, '_>, filter: impl Fn(Option<ScopeId>) -> bool) {
+        let doomed: Vec<String> =
+            self.tokens.values().filter(|t| filter(t.scope)).filter_map(|t| t.wait.clone()).collect();
+        for id in doomed {
+            if self.open.get(&id).is_some_and(|r| r.stone.is_some()) {
+                step.effects.push(Effect::DropJob { record_id: id.clone() });
+            }
+            self.close_record(step, &id, task_status::CANCELED, None, None);
+        }
+    }
+
+    /// The namespace of one run of a stone task: per item for multi-instance tasks
+    /// (`slave-` → `slave-1`, `slave-2`, …; `db` → `db-1`, …), else the model's.
+    fn instance_namespace(&self, base: &str, scope: Option<ScopeId>) -> String {
+        let item = scope.and_then(|s| match self.scopes[&s].kind {
+            ScopeKind::MiItem { index } => Some(index + 1),
+            _ => None,
+        });
+        match item {
+            Some(n) if base.ends_with(['-', '_', '.']) => format!("{base}{n}"),
+            Some(n) => format!("{base}-{n}"),
+            None => base.to_owned(),
+        }
+    }
+
+    /// A stone's params: the visible variables, overlaid with the object under its namespace
+    /// (the model's, then the per-instance one), plus `namespace` and `queue`.
+    fn stone_params(&self, base: &str, namespace: &str, stone: &str, scope: Option<ScopeId>) -> Value {
+        let mut params = self.variables.clone();
+        let mut chain = Vec::new();
+        let mut cur = scope;
+        while let Some(id) = cur {
+            chain.push(id);
+            cur = self.scopes[&id].parent;
+        }
+        for id in chain.into_iter().rev() {
+            params.extend(self.scopes[&id].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        for ns in [base, namespace] {
+            if let Some(Value::Object(fields)) = self.variables.get(ns) {
+                params.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        params.insert("namespace".into(), Value::String(namespace.to_owned()));
+        params.insert("queue".into(), Value::String(stone.to_owned()));
+        Value::Object(params)
+    }
+
+    /// A token leaves its node: through the gateway's rule, or every outgoing flow that holds.
+    fn leave(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
+        let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
+        let def = step.def;
+        let node = def.node(node_id);
+        // A multi-instance item finishing its activity finishes the item.
+        if let Some(s) = scope {
+            let sc = &self.scopes[&s];
+            if sc.node == node_id && matches!(sc.kind, ScopeKind::MiItem { .. }) {
+                self.tokens.remove(&token);
+                return self.check_scope_done(step, scope);
+            }
+        }
+        let targets: Vec<_> = match &node.kind {
+            NodeKind::ExclusiveGateway { default } => {
+                let mut chosen = None;
+                for f in node.outgoing.iter().filter(|f| Some(**f) != *default) {
+                    let flow = def.flow(*f);
+                    let holds = match &flow.condition {
+                        Some(c) => self
+                            .eval_bool(c, scope)
+                            .map_err(|Fail(r)| Fail(format!("condition of flow `{}`: {r}", flow.id)))?,
+                        None => true,
+                    };
+                    if holds {
+                        chosen = Some(*f);
+                        break;
+                    }
+                }
+                match chosen.or(*default) {
+                    Some(f) => vec![def.flow(f).target],
+                    None => {
+                        return Err(Fail(
+                            "no outgoing sequence flow of the exclusive gateway matched and it has no default".into(),
+                        ));
+                    }
+                }
+            }
+            NodeKind::ParallelGateway if node.incoming.len() > 1 => {
+                self.tokens.remove(&token);
+                let needed = node.incoming.len() as u32;
+                let pos = self.joins.iter().position(|j| j.scope == scope && j.node == node_id);
+                let arrived = match pos {
+                    Some(i) => {
+                        self.joins[i].arrived += 1;
+                        self.joins[i].arrived
+                    }
+                    None => {
+                        self.joins.push(Join { scope, node: node_id, arrived: 1 });
+                        1
+                    }
+                };
+                if arrived < needed {
+                    return Ok(());
+                }
+                self.joins.retain(|j| !(j.scope == scope && j.node == node_id));
+                let targets: Vec<_> = node.outgoing.iter().map(|f| def.flow(*f).target).collect();
+                for target in targets {
+                    let t = self.spawn(target, scope);
+                    step.ready.push_back(t);
+                }
+                return self.check_scope_done(step, scope);
+            }
+            NodeKind::ParallelGateway => node.outgoing.iter().map(|f| def.flow(*f).target).collect(),
+            _ => {
+                let mut targets = Vec::new();
+                for f in &node.outgoing {
+                    let flow = def.flow(*f);
+                    let holds = match &flow.condition {
+                        Some(c) => self.eval_bool(c, scope)?,
+                        None => true,
+                    };
+                    if holds {
+                        targets.push(flow.target);
+                    }
+                }
+                targets
+            }
+        };
+        self.tokens.remove(&token);
+        for target in &targets {
+            let t = self.spawn(*target, scope);
+            step.ready.push_back(t);
+        }
+        if targets.is_empty() { self.check_scope_done(step, scope) } else { Ok(()) }
+    }
+
+    fn start_multi_instance(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        token: u32,
+        mi: &flowstone_model::MultiInstance,
+    ) -> Result<(), Fail> {
+        let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
+        let (total, items) = match (&mi.collection, &mi.cardinality) {
+            (Some(collection), _) => match self.eval(collection, scope)? {
+                Value::Array(items) => (items.len() as u32, Some(items)),
+                Value::Null => {
+                    return Err(Fail(format!("multi-instance collection `{}` is null", collection.source())));
+                }
+                other => {
+                    return Err(Fail(format!(
+                        "multi-instance collection `{}` is not a list but {other}",
+                        collection.source()
+                    )));
+                }
+            },
+            (None, Some(cardinality)) => {
+                let value = self.eval(cardinality, scope)?;
+                let n = match &value {
+                    Value::Number(n) => {
+                        n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                    }
+                    Value::String(s) => s.trim().parse::<u64>().ok(),
+                    _ => None,
+                };
+                let n = n.ok_or_else(|| {
+                    Fail(format!("loopCardinality `{}` is {value}, not a whole number ≥ 0", cardinality.source()))
+                })?;
+                (u32::try_from(n).map_err(|_| Fail(format!("loopCardinality {n} is too large")))?, None)
+            }
+            (None, None) => return Err(Fail("multi-instance has neither collection nor cardinality".into())),
+        };
+        if total == 0 {
+            // Nothing to run: the activity is passed at once.
+            self.tokens.remove(&token);
+            let t = self.spawn(node_id, scope);
+            return self.leave_after_multi_instance(step, t);
+        }
+        self.tokens.remove(&token);
+        let first_batch = if mi.sequential { 1 } else { total };
+        let vars = Map::from_iter([
+            ("nrOfInstances".to_owned(), Value::from(total)),
+            ("nrOfCompletedInstances".to_owned(), Value::from(0)),
+            ("nrOfActiveInstances".to_owned(), Value::from(first_batch)),
+        ]);
+        let body = self.new_scope(Scope {
+            parent: scope,
+            node: node_id,
+            kind: ScopeKind::MiBody { total, next: 0, completed: 0, items },
+            vars,
+        });
+        for _ in 0..first_batch {
+            self.spawn_item(step, body);
+        }
+        Ok(())
+    }
+
+    fn spawn_item(&mut self, step: &mut Step<'_, '_>, body: ScopeId) {
+        let Some(Scope { node, kind: ScopeKind::MiBody { next, items, .. }, .. }) = self.scopes.get_mut(&body) else {
+            return;
+        };
+        let index = *next;
+        *next += 1;
+        let node = *node;
+        let item = items.as_ref().and_then(|i| i.get(index as usize).cloned());
+        let mut vars = Map::from_iter([("loopCounter".to_owned(), Value::from(index))]);
+        if let (Some(var), Some(mi)) =
+            (&step.def.node(node).multi.as_ref().and_then(|m| m.element_variable.clone()), item)
+        {
+            vars.insert(var.clone(), mi);
+        }
+        let scope = self.new_scope(Scope { parent: Some(body), node, kind: ScopeKind::MiItem { index }, vars });
+        let t = self.spawn(node, Some(scope));
+        step.ready.push_back(t);
+    }
+
+    /// The multi-instance activity is done: a token at it leaves through its outgoing flows.
+    fn leave_after_multi_instance(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
+        let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
+        let def = step.def;
+        let targets: Vec<_> = def.node(node_id).outgoing.iter().map(|f| def.flow(*f)).collect();
+        self.tokens.remove(&token);
+        let mut any = false;
+        for flow in targets {
+            if match &flow.condition {
+                Some(c) => self.eval_bool(c, scope)?,
+                None => true,
+            } {
+                any = true;
+                let t = self.spawn(flow.target, scope);
+                step.ready.push_back(t);
+            }
+        }
+        if any { Ok(()) } else { self.check_scope_done(step, scope) }
+    }
+
+    /// Completes `scope` when nothing runs in it any more, and so on upwards.
+    fn check_scope_done(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
+        let Some(id) = scope else { return Ok(()) };
+        let busy =
+            self.tokens.values().any(|t| t.scope == Some(id)) || self.scopes.values().any(|s| s.parent == Some(id));
+        if busy {
+            return Ok(());
+        }
+        self.joins.retain(|j| j.scope != Some(id));
+        let Some(done) = self.scopes.remove(&id) else { return Ok(()) };
+        match done.kind {
+            ScopeKind::SubProcess | ScopeKind::MiBody { .. } => {
+                // The subprocess (or the whole multi-instance activity) has finished.
+                let t = self.spawn(done.node, done.parent);
+                match done.kind {
+                    ScopeKind::MiBody { .. } => self.leave_after_multi_instance(step, t),
+                    _ => self.leave(step, t),
+                }
+            }
+            ScopeKind::MiItem { .. } => self.item_done(step, done.parent),
+        }
+    }
+
+    fn item_done(&mut self, step: &mut Step<'_, '_>, body: Option<ScopeId>) -> Result<(), Fail> {
+        let Some(body_id) = body else { return Ok(()) };
+        let node = self.scopes[&body_id].node;
+        let mi = step.def.node(node).multi.clone();
+        let (total, next, completed) = match self.scopes.get_mut(&body_id) {
+            Some(Scope { kind: ScopeKind::MiBody { total, next, completed, .. }, vars, .. }) => {
+                *completed += 1;
+                let active = *next - *completed;
+                vars.insert("nrOfCompletedInstances".into(), Value::from(*completed));
+                vars.insert("nrOfActiveInstances".into(), Value::from(active));
+                (*total, *next, *completed)
+            }
+            _ => return Ok(()),
+        };
+        let early = match mi.as_ref().and_then(|m| m.completion_condition.as_ref()) {
+            Some(cond) => self.eval_bool(cond, Some(body_id))?,
+            None => false,
+        };
+        if early && completed < total {
+            // Cancel the items still running; the body completes once they are gone.
+            let items: Vec<ScopeId> =
+                self.scopes.iter().filter(|(_, s)| s.parent == Some(body_id)).map(|(id, _)| *id).collect();
+            for item in items {
+                self.remove_scope_tree(step, item);
+            }
+            if let Some(Scope { kind: ScopeKind::MiBody { next, .. }, .. }) = self.scopes.get_mut(&body_id) {
+                *next = total;
+            }
+        } else if next < total && mi.is_some_and(|m| m.sequential) {
+            self.spawn_item(step, body_id);
+            return Ok(());
+        }
+        self.check_scope_done(step, Some(body_id))
+    }
+
+    /// Removes a scope with everything in it, canceling its open tasks.
+    fn remove_scope_tree(&mut self, step: &mut Step<'_, '_>, root: ScopeId) {
+        let mut doomed = vec![root];
+        let mut i = 0;
+        while i < doomed.len() {
+            let parent = doomed[i];
+            doomed.extend(self.scopes.iter().filter(|(_, s)| s.parent == Some(parent)).map(|(id, _)| *id));
+            i += 1;
+        }
+        self.cancel_open(step, |s| s.is_some_and(|s| doomed.contains(&s)));
+        self.tokens.retain(|_, t| !t.scope.is_some_and(|s| doomed.contains(&s)));
+        self.joins.retain(|j| !j.scope.is_some_and(|s| doomed.contains(&s)));
+        for id in doomed {
+            self.scopes.remove(&id);
+        }
+    }
+
+    /// A terminate end event: ends its subprocess at once, or at the top level the instance.
+    fn terminate(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
+        match scope {
+            None => {
+                self.cancel_open(step, |_| true);
+                self.tokens.clear();
+                self.scopes.clear();
+                self.joins.clear();
+                step.ready.clear();
+                Ok(())
+            }
+            Some(id) => {
+                let children: Vec<ScopeId> =
+                    self.scopes.iter().filter(|(_, s)| s.parent == Some(id)).map(|(c, _)| *c).collect();
+                for child in children {
+                    self.remove_scope_tree(step, child);
+                }
+                self.cancel_open(step, |s| s == Some(id));
+                self.tokens.retain(|_, t| t.scope != Some(id));
+                self.check_scope_done(step, scope)
+            }
+        }
+    }
+}

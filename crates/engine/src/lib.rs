@@ -1,0 +1,24 @@
+//! Execution semantics as a pure, deterministic state machine.
+//!
+//! [`Instance::start`] and [`Instance::apply`] take a definition, a command and a [`Ctx`]
+//! (the time and a source of ids) and return the effects to carry out after the new state is
+//! committed: task records to write, stone jobs to queue or drop. Nothing here touches a
+//! database, a socket or the clock, so every rule is tested with plain unit tests.
+
+mod effect;
+mod instance;
+mod scope;
+
+pub use effect::{Effect, Job, TaskRecord, task_status};
+pub use instance::{Command, EngineError, Instance, InstanceStatus, StoneOutcome};
+
+/// What the engine needs from the outside world for one command: the time, and fresh ids.
+pub struct Ctx<'a> {
+    /// Milliseconds since the Unix epoch.
+    pub now: i64,
+    /// Returns a new globally unique id for task records.
+    pub ids: &'a mut dyn FnMut() -> String,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,515 @@
+//! Engine semantics, fed commands with no IO.
+
+use super::*;
+use flowstone_model::{Definition, parse_bpmn};
+use serde_json::{Map, Value, json};
+
+fn model(body: &str) -> Definition {
+    let xml = format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn"
+          xmlns:flowstone="http://flowstone.dev/bpmn"><process id="p">{body}</process></definitions>"#
+    );
+    parse_bpmn(&xml).unwrap_or_else(|e| panic!("{e}")).remove(0)
+}
+
+fn vars(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+struct Harness {
+    def: Definition,
+    inst: Instance,
+    effects: Vec<Effect>,
+    counter: u32,
+}
+
+impl Harness {
+    fn start(def: Definition, variables: Value) -> Self {
+        let mut counter = 0;
+        let mut ids = || {
+            counter += 1;
+            format!("id{counter}")
+        };
+        let (inst, effects) = Instance::start(&def, vars(variables), &mut Ctx { now: 1000, ids: &mut ids });
+        Harness { def, inst, effects, counter }
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<(), EngineError> {
+        let mut counter = self.counter;
+        let mut ids = || {
+            counter += 1;
+            format!("id{counter}")
+        };
+        let effects = self.inst.apply(&self.def, cmd, &mut Ctx { now: 2000, ids: &mut ids })?;
+        self.counter = counter;
+        self.effects.extend(effects);
+        Ok(())
+    }
+
+    /// Open tasks at `element`, by record id, in creation order.
+    fn open_at(&self, element: &str) -> Vec<String> {
+        let mut open: Vec<_> = self.inst.open.values().filter(|r| r.element == element).collect();
+        open.sort_by_key(|r| r.id[2..].parse::<u32>().unwrap_or_default());
+        open.into_iter().map(|r| r.id.clone()).collect()
+    }
+
+    fn complete(&mut self, element: &str, variables: Value) {
+        let id = self.open_at(element).into_iter().next().unwrap_or_else(|| panic!("no open task at {element}"));
+        self.apply(Command::CompleteUserTask { task: id, variables: vars(variables) })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The final state of every task record, in the order they were first written.
+    fn records(&self) -> Vec<TaskRecord> {
+        let mut order: Vec<String> = Vec::new();
+        let mut last = std::collections::HashMap::new();
+        for e in &self.effects {
+            if let Effect::Task(r) = e {
+                if !last.contains_key(&r.id) {
+                    order.push(r.id.clone());
+                }
+                last.insert(r.id.clone(), r.clone());
+            }
+        }
+        order.into_iter().filter_map(|id| last.remove(&id)).collect()
+    }
+
+    fn elements_run(&self) -> Vec<String> {
+        self.records().into_iter().map(|r| r.element).collect()
+    }
+}
+
+const W1: &str = r#"<startEvent id="start"/><sequenceFlow sourceRef="start" targetRef="t1"/>
+    <serviceTask id="t1" flowable:expression="${1}" flowable:resultVariable="t1"/><sequenceFlow sourceRef="t1" targetRef="t2"/>
+    <serviceTask id="t2" flowable:expression="${t1 + 1}" flowable:resultVariable="t2"/><sequenceFlow sourceRef="t2" targetRef="t3"/>
+    <serviceTask id="t3" flowable:expression="${t2 + 1}" flowable:resultVariable="t3"/><sequenceFlow sourceRef="t3" targetRef="end"/>
+    <endEvent id="end"/>"#;
+
+#[test]
+fn expression_tasks_run_straight_through_to_completion() {
+    let h = Harness::start(model(W1), json!({}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables.get("t3"), Some(&json!(3)));
+    let records = h.records();
+    assert_eq!(h.elements_run(), ["t1", "t2", "t3"], "one record per task, none for events");
+    assert!(records.iter().all(|r| r.status == task_status::COMPLETED && r.end_time == Some(1000)));
+    assert_eq!(records[2].outputs, Some(json!({"t3": 3})));
+    assert!(h.inst.open.is_empty());
+}
+
+#[test]
+fn plain_and_manual_tasks_pass_through() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="a"/><task id="a" name="Plain"/>
+        <sequenceFlow sourceRef="a" targetRef="b"/><manualTask id="b"/><sequenceFlow sourceRef="b" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    let records = h.records();
+    assert_eq!(records[0].name, "Plain");
+    assert_eq!(records[1].name, "b", "a task without a name shows its id");
+}
+
+#[test]
+fn user_task_waits_then_completes_with_variables() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/><userTask id="u" name="Approve"/>
+        <sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Running);
+    assert_eq!(h.records()[0].status, task_status::ACTIVE);
+    h.complete("u", json!({"approved": true}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables.get("approved"), Some(&json!(true)));
+    let rec = &h.records()[0];
+    assert_eq!((rec.status.as_str(), rec.end_time), (task_status::COMPLETED, Some(2000)));
+}
+
+#[test]
+fn completing_by_activity_instance_id_works_too() {
+    let mut h = Harness::start(
+        model(r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/><userTask id="u"/>"#),
+        json!({}),
+    );
+    let task_id = h.records()[0].task_id.clone();
+    h.apply(Command::CompleteUserTask { task: task_id, variables: Map::new() }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Completed, "an activity with no outgoing flow ends implicitly");
+}
+
+#[test]
+fn wrong_commands_are_rejected_without_change() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/><userTask id="u"/>
+        <sequenceFlow sourceRef="s" targetRef="j"/><serviceTask id="j" flowstone:stone="noop"/>"#,
+        ),
+        json!({}),
+    );
+    let before = h.inst.clone();
+    assert_eq!(
+        h.apply(Command::CompleteUserTask { task: "nope".into(), variables: Map::new() }),
+        Err(EngineError::TaskNotOpen("nope".into()))
+    );
+    let job = h.open_at("j")[0].clone();
+    assert!(matches!(
+        h.apply(Command::CompleteUserTask { task: job, variables: Map::new() }),
+        Err(EngineError::WrongTaskKind { expected: "userTask", .. })
+    ));
+    let user = h.open_at("u")[0].clone();
+    assert!(matches!(
+        h.apply(Command::Stone { record: user, outcome: StoneOutcome::Began }),
+        Err(EngineError::WrongTaskKind { expected: "stone task", .. })
+    ));
+    assert_eq!(h.inst, before);
+    h.apply(Command::Cancel).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.apply(Command::Cancel), Err(EngineError::NotRunning(InstanceStatus::Canceled)));
+}
+
+fn w3(route: &str) -> Harness {
+    Harness::start(
+        model(
+            r#"<startEvent id="start"/><sequenceFlow sourceRef="start" targetRef="fork"/><parallelGateway id="fork"/>
+        <sequenceFlow sourceRef="fork" targetRef="pa"/><sequenceFlow sourceRef="fork" targetRef="pb"/><sequenceFlow sourceRef="fork" targetRef="pc"/>
+        <serviceTask id="pa" flowable:expression="${1}" flowable:resultVariable="pa"/>
+        <serviceTask id="pb" flowable:expression="${1}" flowable:resultVariable="pb"/>
+        <serviceTask id="pc" flowable:expression="${1}" flowable:resultVariable="pc"/>
+        <sequenceFlow sourceRef="pa" targetRef="join"/><sequenceFlow sourceRef="pb" targetRef="join"/><sequenceFlow sourceRef="pc" targetRef="join"/>
+        <parallelGateway id="join"/><sequenceFlow sourceRef="join" targetRef="choose"/>
+        <exclusiveGateway id="choose" default="fb"/>
+        <sequenceFlow id="fa" sourceRef="choose" targetRef="ra"><conditionExpression>${route == 'a'}</conditionExpression></sequenceFlow>
+        <sequenceFlow id="fb" sourceRef="choose" targetRef="rb"/>
+        <serviceTask id="ra" flowable:expression="${'a'}" flowable:resultVariable="taken"/>
+        <serviceTask id="rb" flowable:expression="${'b'}" flowable:resultVariable="taken"/>
+        <sequenceFlow sourceRef="ra" targetRef="end"/><sequenceFlow sourceRef="rb" targetRef="end"/><endEvent id="end"/>"#,
+        ),
+        json!({ "route": route }),
+    )
+}
+
+#[test]
+fn parallel_fork_joins_once_then_exclusive_takes_the_matching_route() {
+    for (route, taken) in [("a", "a"), ("b", "b"), ("zzz", "b")] {
+        let h = w3(route);
+        assert_eq!(h.inst.status, InstanceStatus::Completed);
+        assert_eq!(h.inst.variables.get("taken"), Some(&json!(taken)), "route {route}");
+        assert_eq!(h.elements_run(), ["pa", "pb", "pc", format!("r{taken}").as_str()], "the join fires once");
+    }
+}
+
+#[test]
+fn join_waits_for_every_branch() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="f"/><parallelGateway id="f"/>
+        <sequenceFlow sourceRef="f" targetRef="u1"/><sequenceFlow sourceRef="f" targetRef="u2"/><userTask id="u1"/><userTask id="u2"/>
+        <sequenceFlow sourceRef="u1" targetRef="j"/><sequenceFlow sourceRef="u2" targetRef="j"/><parallelGateway id="j"/>
+        <sequenceFlow sourceRef="j" targetRef="after"/><userTask id="after"/>"#,
+        ),
+        json!({}),
+    );
+    h.complete("u1", json!({}));
+    assert!(h.open_at("after").is_empty(), "join must wait for u2");
+    h.complete("u2", json!({}));
+    assert_eq!(h.open_at("after").len(), 1);
+}
+
+#[test]
+fn exclusive_gateway_without_match_or_default_fails_the_instance() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="g"/><exclusiveGateway id="g"/>
+        <sequenceFlow sourceRef="g" targetRef="a"><conditionExpression>${input == 1}</conditionExpression></sequenceFlow><task id="a"/>"#,
+        ),
+        json!({"input": 2}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    let failure = h.inst.failure.unwrap_or_default();
+    assert!(failure.contains("`g`") && failure.contains("no outgoing sequence flow"), "{failure}");
+}
+
+#[test]
+fn expression_errors_fail_the_instance_and_the_task() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+        <serviceTask id="t" flowable:expression="${missing + 1}" flowable:resultVariable="x"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert!(h.inst.failure.as_deref().unwrap_or_default().contains("unknown variable `missing`"));
+    let rec = &h.records()[0];
+    assert_eq!(rec.status, task_status::FAILED);
+    assert!(rec.reason.as_deref().unwrap_or_default().contains("missing"));
+}
+
+#[test]
+fn condition_that_is_not_boolean_fails_clearly() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="g"/><exclusiveGateway id="g"/>
+        <sequenceFlow id="bad" sourceRef="g" targetRef="a"><conditionExpression>${n}</conditionExpression></sequenceFlow><task id="a"/>"#,
+        ),
+        json!({"n": 5}),
+    );
+    let failure = h.inst.failure.unwrap_or_default();
+    assert!(failure.contains("flow `bad`") && failure.contains("not a boolean"), "{failure}");
+}
+
+#[test]
+fn stone_task_queues_a_job_with_namespaced_params_and_writes_outputs_back() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="m"/>
+        <serviceTask id="m" name="machine" flowstone:stone="MachineStone" flowstone:namespace="master"/>
+        <sequenceFlow sourceRef="m" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({"regionId": "bcc", "master": {"instanceType": "m2.large"}}),
+    );
+    let job = h.effects.iter().find_map(|e| match e {
+        Effect::QueueJob(j) => Some(j.clone()),
+        _ => None,
+    });
+    let job = job.unwrap_or_else(|| panic!("no job queued"));
+    assert_eq!(job.stone, "MachineStone");
+    assert_eq!(job.params["instanceType"], json!("m2.large"));
+    assert_eq!(job.params["regionId"], json!("bcc"));
+    assert_eq!(job.params["namespace"], json!("master"));
+    assert_eq!(job.params["queue"], json!("MachineStone"));
+    assert_eq!(h.records()[0].status, task_status::PRODUCE_SUCCESS);
+    h.apply(Command::Stone { record: job.record_id.clone(), outcome: StoneOutcome::Began })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.records()[0].status, task_status::START_BEGIN);
+    let outputs = vars(json!({"machineId": "m-1"}));
+    h.apply(Command::Stone { record: job.record_id, outcome: StoneOutcome::Succeeded(outputs) })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables["master"], json!({"instanceType": "m2.large", "machineId": "m-1"}));
+    assert_eq!(h.records()[0].status, task_status::START_SUCCESS);
+}
+
+#[test]
+fn failed_stone_fails_the_instance() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="m"/><serviceTask id="m" flowstone:stone="X"/>"#,
+        ),
+        json!({}),
+    );
+    let id = h.open_at("m")[0].clone();
+    h.apply(Command::Stone { record: id, outcome: StoneOutcome::Failed("boom".into()) })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert_eq!(h.records()[0].status, task_status::START_FAILED);
+    assert_eq!(h.records()[0].reason.as_deref(), Some("boom"));
+}
+
+#[test]
+fn parallel_multi_instance_by_cardinality_text() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="slave"/>
+        <serviceTask id="slave" flowstone:stone="MachineStone" flowstone:namespace="slave-">
+          <multiInstanceLoopCharacteristics isSequential="false"><loopCardinality>${slaveNum}</loopCardinality></multiInstanceLoopCharacteristics>
+        </serviceTask><sequenceFlow sourceRef="slave" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({"slaveNum": "3", "slave-": {"instanceType": "m2.large"}}),
+    );
+    let open = h.open_at("slave");
+    assert_eq!(open.len(), 3, "all instances start at once");
+    let namespaces: Vec<_> = h.records().into_iter().filter_map(|r| r.namespace).collect();
+    assert_eq!(namespaces, ["slave-1", "slave-2", "slave-3"]);
+    for (i, id) in open.into_iter().enumerate() {
+        assert_eq!(h.inst.status, InstanceStatus::Running);
+        let outputs = vars(json!({"ip": format!("10.0.0.{i}")}));
+        h.apply(Command::Stone { record: id, outcome: StoneOutcome::Succeeded(outputs) })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables["slave-2"], json!({"ip": "10.0.0.1"}));
+}
+
+#[test]
+fn sequential_multi_instance_over_a_collection_runs_one_at_a_time() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics isSequential="true" flowable:collection="${people}" flowable:elementVariable="who"/></userTask>
+        <sequenceFlow sourceRef="u" targetRef="after"/><userTask id="after"/>"#,
+        ),
+        json!({"people": ["ann", "bob"]}),
+    );
+    for who in ["ann", "bob"] {
+        let open = h.open_at("u");
+        assert_eq!(open.len(), 1, "one at a time");
+        let scope = h.inst.tokens.values().find(|t| t.wait.as_deref() == Some(open[0].as_str())).and_then(|t| t.scope);
+        let seen = crate::scope::ScopeVars { instance: &h.inst, scope };
+        assert_eq!(flowstone_expr::Variables::get(&seen, "who"), Some(&json!(who)));
+        h.complete("u", json!({}));
+    }
+    assert_eq!(h.open_at("after").len(), 1);
+}
+
+#[test]
+fn multi_instance_with_zero_items_passes_at_once() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics><loopCardinality>0</loopCardinality></multiInstanceLoopCharacteristics></userTask>
+        <sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert!(h.records().is_empty());
+}
+
+#[test]
+fn completion_condition_ends_the_loop_early_and_cancels_the_rest() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality>
+        <completionCondition>${nrOfCompletedInstances >= 2}</completionCondition></multiInstanceLoopCharacteristics></userTask>
+        <sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    h.complete("u", json!({}));
+    h.complete("u", json!({}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    let statuses: Vec<_> = h.records().into_iter().map(|r| r.status).collect();
+    assert_eq!(statuses, ["completed", "completed", "canceled"]);
+}
+
+#[test]
+fn bad_cardinality_fails_at_run_time() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics><loopCardinality>${n}</loopCardinality></multiInstanceLoopCharacteristics></userTask>"#,
+        ),
+        json!({"n": "many"}),
+    );
+    assert!(h.inst.failure.unwrap_or_default().contains("not a whole number"));
+}
+
+#[test]
+fn embedded_subprocess_runs_and_continues_after() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/>
+        <subProcess id="sub"><startEvent id="ss"/><sequenceFlow sourceRef="ss" targetRef="inner"/><userTask id="inner"/>
+          <sequenceFlow sourceRef="inner" targetRef="se"/><endEvent id="se"/></subProcess>
+        <sequenceFlow sourceRef="sub" targetRef="after"/><userTask id="after"/>"#,
+        ),
+        json!({}),
+    );
+    h.complete("inner", json!({"x": 1}));
+    assert_eq!(h.inst.variables.get("x"), Some(&json!(1)), "variables set inside reach the process");
+    assert_eq!(h.open_at("after").len(), 1);
+    h.complete("after", json!({}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+}
+
+#[test]
+fn sequential_multi_instance_subprocess_runs_each_body_in_turn() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/>
+        <subProcess id="sub"><multiInstanceLoopCharacteristics isSequential="true"><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics>
+          <startEvent id="ss"/><sequenceFlow sourceRef="ss" targetRef="f"/><parallelGateway id="f"/>
+          <sequenceFlow sourceRef="f" targetRef="a"/><sequenceFlow sourceRef="f" targetRef="b"/><userTask id="a"/><userTask id="b"/>
+          <sequenceFlow sourceRef="a" targetRef="j"/><sequenceFlow sourceRef="b" targetRef="j"/><parallelGateway id="j"/>
+          <sequenceFlow sourceRef="j" targetRef="se"/><endEvent id="se"/></subProcess>
+        <sequenceFlow sourceRef="sub" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    for _ in 0..2 {
+        assert_eq!((h.open_at("a").len(), h.open_at("b").len()), (1, 1));
+        h.complete("a", json!({}));
+        h.complete("b", json!({}));
+    }
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+}
+
+#[test]
+fn terminate_end_event_ends_everything_and_cancels_open_tasks() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="f"/><parallelGateway id="f"/>
+        <sequenceFlow sourceRef="f" targetRef="u"/><userTask id="u"/>
+        <sequenceFlow sourceRef="f" targetRef="t"/><endEvent id="t"><terminateEventDefinition/></endEvent>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.records()[0].status, task_status::CANCELED);
+    assert!(h.inst.open.is_empty());
+}
+
+#[test]
+fn error_end_event_fails_with_its_code() {
+    let xml = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><error id="e1" errorCode="NOPE"/>
+      <process id="p"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"><errorEventDefinition errorRef="e1"/></endEvent></process></definitions>"#;
+    let h = Harness::start(parse_bpmn(xml).unwrap_or_else(|e| panic!("{e}")).remove(0), json!({}));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert!(h.inst.failure.unwrap_or_default().contains("`NOPE`"));
+}
+
+#[test]
+fn cancel_closes_open_tasks_and_drops_jobs() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="f"/><parallelGateway id="f"/>
+        <sequenceFlow sourceRef="f" targetRef="u"/><userTask id="u"/><sequenceFlow sourceRef="f" targetRef="j"/><serviceTask id="j" flowstone:stone="X"/>"#,
+        ),
+        json!({}),
+    );
+    let job = h.open_at("j")[0].clone();
+    h.apply(Command::Cancel).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Canceled);
+    assert!(h.records().iter().all(|r| r.status == task_status::CANCELED));
+    assert!(h.effects.contains(&Effect::DropJob { record_id: job }));
+}
+
+#[test]
+fn output_template_fills_outputs_on_completion() {
+    let xml = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn">
+      <process id="p"><extensionElements><flowstone:output name="sum" value="${a + b}"/></extensionElements>
+      <startEvent id="s"/></process></definitions>"#;
+    let h = Harness::start(parse_bpmn(xml).unwrap_or_else(|e| panic!("{e}")).remove(0), json!({"a": 1, "b": 2}));
+    assert_eq!(h.inst.outputs, Some(vars(json!({"sum": 3}))));
+}
+
+#[test]
+fn a_loop_without_wait_state_is_stopped() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="a"/><task id="a"/>
+        <sequenceFlow sourceRef="a" targetRef="b"/><task id="b"/><sequenceFlow sourceRef="b" targetRef="a"/>"#,
+        ),
+        json!({}),
+    );
+    assert!(h.inst.failure.unwrap_or_default().contains("loops"));
+}
+
+#[test]
+fn state_survives_serialization() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics></userTask>"#,
+        ),
+        json!({}),
+    );
+    let text = serde_json::to_string(&h.inst).unwrap_or_default();
+    let back: Instance = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, h.inst);
+}

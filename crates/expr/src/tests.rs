@@ -1,0 +1,143 @@
+use super::*;
+use serde_json::{Map, Value, json};
+
+fn vars() -> Map<String, Value> {
+    json!({
+        "t1": 1, "slaveNum": "6", "route": "a", "approved": true, "amount": 150.5,
+        "machine": {"ip": "10.0.0.1", "disks": [{"size": 20}]}, "list": [1, 2, 3],
+        "nothing": null, "blank": "", "name": "world"
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+fn eval(src: &str) -> Value {
+    Expression::parse(src).unwrap_or_else(|e| panic!("{e}")).eval(&vars()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn eval_err(src: &str) -> String {
+    Expression::parse(src).unwrap_or_else(|e| panic!("{e}")).eval(&vars()).expect_err("should fail").message
+}
+
+#[test]
+fn literals_keep_their_json_type() {
+    assert_eq!(eval("${1}"), json!(1));
+    assert_eq!(eval("${2.5}"), json!(2.5));
+    assert_eq!(eval("${'a'}"), json!("a"));
+    assert_eq!(eval("${\"b\"}"), json!("b"));
+    assert_eq!(eval("${true}"), json!(true));
+    assert_eq!(eval("${null}"), Value::Null);
+}
+
+#[test]
+fn arithmetic_follows_juel() {
+    assert_eq!(eval("${t1 + 1}"), json!(2));
+    assert_eq!(eval("${2 * 3 - 1}"), json!(5));
+    assert_eq!(eval("${7 % 3}"), json!(1));
+    assert_eq!(eval("${7 mod 3}"), json!(1));
+    assert_eq!(eval("${5 / 2}"), json!(2.5));
+    assert_eq!(eval("${6 div 3}"), json!(2.0));
+    assert_eq!(eval("${-t1}"), json!(-1));
+    assert_eq!(eval("${(1 + 2) * 3}"), json!(9));
+    assert_eq!(eval("${slaveNum + 1}"), json!(7), "numeric text adds as a number");
+    assert_eq!(eval("${amount * 2}"), json!(301.0));
+}
+
+#[test]
+fn plus_concatenates_non_numeric_text() {
+    assert_eq!(eval("${'slave-' + t1}"), json!("slave-1"));
+    assert_eq!(eval("${name + '!'}"), json!("world!"));
+}
+
+#[test]
+fn comparison_coerces_like_juel() {
+    assert_eq!(eval("${route == 'a'}"), json!(true));
+    assert_eq!(eval("${route eq 'b'}"), json!(false));
+    assert_eq!(eval("${slaveNum == 6}"), json!(true));
+    assert_eq!(eval("${slaveNum > 5}"), json!(true));
+    assert_eq!(eval("${amount ge 150.5}"), json!(true));
+    assert_eq!(eval("${t1 lt 2 and t1 gt 0}"), json!(true));
+    assert_eq!(eval("${t1 le 0 or t1 ne 1}"), json!(false));
+    assert_eq!(eval("${approved == 'true'}"), json!(true));
+    assert_eq!(eval("${'abc' < 'abd'}"), json!(true));
+    assert_eq!(eval("${nothing == null}"), json!(true));
+}
+
+#[test]
+fn boolean_operators_and_words() {
+    assert_eq!(eval("${approved && t1 == 1}"), json!(true));
+    assert_eq!(eval("${!approved || false}"), json!(false));
+    assert_eq!(eval("${not approved}"), json!(false));
+    assert_eq!(eval("${approved ? 'yes' : 'no'}"), json!("yes"));
+}
+
+#[test]
+fn empty_operator() {
+    assert_eq!(eval("${empty nothing}"), json!(true));
+    assert_eq!(eval("${empty blank}"), json!(true));
+    assert_eq!(eval("${empty list}"), json!(false));
+    assert_eq!(eval("${not empty name}"), json!(true));
+}
+
+#[test]
+fn member_and_index_access() {
+    assert_eq!(eval("${machine.ip}"), json!("10.0.0.1"));
+    assert_eq!(eval("${machine.disks[0].size}"), json!(20));
+    assert_eq!(eval("${machine['ip']}"), json!("10.0.0.1"));
+    assert_eq!(eval("${machine.missing}"), Value::Null);
+    assert_eq!(eval("${list[5]}"), Value::Null);
+    assert_eq!(eval("${list.size}"), json!(3));
+}
+
+#[test]
+fn templates_concatenate_text() {
+    assert_eq!(eval("Hello ${name}!"), json!("Hello world!"));
+    assert_eq!(eval("plain"), json!("plain"));
+    assert_eq!(eval("${t1}-${route}"), json!("1-a"));
+    assert_eq!(eval("#{t1 + 1}"), json!(2));
+    assert_eq!(eval("${'}'}"), json!("}"), "a brace inside a string does not close the expression");
+}
+
+#[test]
+fn unknown_variable_is_a_runtime_error() {
+    assert_eq!(eval_err("${missing + 1}"), "unknown variable `missing`");
+}
+
+#[test]
+fn type_errors_name_the_value() {
+    assert!(eval_err("${machine * 2}").contains("needs numbers"));
+    assert!(eval_err("${1 / 0}").contains("division by zero"));
+    assert!(eval_err("${9223372036854775807 + 1}").contains("overflow"));
+    let e = Expression::parse("${t1 && true}").unwrap_or_else(|e| panic!("{e}"));
+    assert!(e.eval_bool(&vars()).expect_err("number is no boolean").message.contains("not a boolean"));
+}
+
+#[test]
+fn syntax_errors_point_at_the_offset() {
+    let err = Expression::parse("${a +}").expect_err("incomplete");
+    assert_eq!(err.offset, 5);
+    assert!(err.message.contains("ends too early"), "{}", err.message);
+    assert!(Expression::parse("${a").expect_err("unclosed").message.contains("unclosed"));
+    assert!(Expression::parse("${}").expect_err("empty").message.contains("empty"));
+    assert!(Expression::parse("${a = 1}").expect_err("assign").message.contains("assignment"));
+    assert!(Expression::parse("${a b}").expect_err("two names").message.contains("unexpected"));
+    assert!(Expression::parse("${bean.call()}").expect_err("call").message.contains("not supported"));
+    assert!(Expression::parse("${'open}").is_err());
+}
+
+#[test]
+fn eval_bool_coerces_text() {
+    let e = Expression::parse("${approved}").unwrap_or_else(|e| panic!("{e}"));
+    assert!(e.eval_bool(&vars()).unwrap_or(false));
+    let e = Expression::parse("${nothing}").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!e.eval_bool(&vars()).unwrap_or(true));
+}
+
+#[test]
+fn bare_conditions_parse_as_one_expression() {
+    let e = Expression::parse_bare("t1 == 1").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.eval(&vars()).ok(), Some(json!(true)));
+    let e = Expression::parse_bare("${t1 == 2}").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.eval(&vars()).ok(), Some(json!(false)));
+}

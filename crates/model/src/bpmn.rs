@@ -1,0 +1,475 @@
+//! BPMN 2.0 XML (plain, `activiti:`, `flowable:`, `camunda:` and `flowstone:` extensions)
+//! into [`Definition`]s.
+
+use crate::diagram::{Bounds, Diagram, Edge, Point, Shape};
+use crate::error::ModelError;
+use crate::ir::{
+    Definition, EndKind, Flow, FlowId, MultiInstance, Node, NodeId, NodeKind, OutputParam, StoneSpec, UserTaskSpec,
+};
+use flowstone_expr::Expression;
+use roxmltree::{Document, Node as XmlNode};
+use std::collections::HashMap;
+
+const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
+const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
+/// The namespace of Flowstone's own extension attributes (`flowstone:stone`, `flowstone:namespace`)
+/// and elements (`flowstone:output`).
+pub const FLOWSTONE_NS: &str = "http://flowstone.dev/bpmn";
+/// Extension namespaces whose attributes mean the same thing (`flowable:expression`, …).
+const ENGINE_NS: [&str; 4] =
+    ["http://flowable.org/bpmn", "http://activiti.org/bpmn", "http://camunda.org/schema/1.0/bpmn", FLOWSTONE_NS];
+
+/// Elements inside a process that carry no execution semantics and are kept out of the graph.
+const DECORATION: [&str; 14] = [
+    "documentation",
+    "extensionElements",
+    "textAnnotation",
+    "association",
+    "group",
+    "dataObject",
+    "dataObjectReference",
+    "dataStoreReference",
+    "laneSet",
+    "ioSpecification",
+    "property",
+    "dataInputAssociation",
+    "dataOutputAssociation",
+    "category",
+];
+
+/// Parses every executable process of a BPMN document.
+///
+/// # Errors
+/// A [`ModelError`] for malformed XML, a document that is not BPMN, no executable process,
+/// an element outside the supported subset (naming it, its id and its line), a dangling
+/// flow reference or a malformed expression.
+pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
+    let doc = Document::parse(xml).map_err(|e| ModelError::new(format!("malformed XML: {e}")))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "definitions" || root.tag_name().namespace() != Some(BPMN_NS) {
+        return Err(ModelError::at(
+            root,
+            format!("not a BPMN 2.0 document: the root element must be <definitions> in namespace {BPMN_NS}"),
+        ));
+    }
+    let errors: HashMap<&str, &str> = root
+        .children()
+        .filter(|n| is_bpmn(*n, "error"))
+        .filter_map(|n| Some((n.attribute("id")?, n.attribute("errorCode").unwrap_or_default())))
+        .collect();
+    let processes: Vec<_> = root.children().filter(|n| is_bpmn(*n, "process")).collect();
+    if processes.is_empty() {
+        return Err(ModelError::at(root, "the document has no <process>"));
+    }
+    let executable: Vec<_> = processes.iter().filter(|p| p.attribute("isExecutable") != Some("false")).collect();
+    if executable.is_empty() {
+        return Err(ModelError::at(
+            processes[0],
+            "no executable process: every process is marked isExecutable=\"false\"",
+        ));
+    }
+    let diagram = parse_diagram(root);
+    executable
+        .into_iter()
+        .map(|process| {
+            let mut builder = Builder { errors: &errors, nodes: Vec::new(), flows: Vec::new(), index: HashMap::new() };
+            let start = builder.scope(*process, None)?;
+            let key = process
+                .attribute("id")
+                .ok_or_else(|| ModelError::at(*process, "a process needs an id: it is the model key"))?;
+            let ids: std::collections::HashSet<&str> = builder
+                .nodes
+                .iter()
+                .map(|n| n.id.as_str())
+                .chain(builder.flows.iter().map(|f| f.id.as_str()))
+                .collect();
+            Ok(Definition {
+                key: key.to_owned(),
+                name: process.attribute("name").map(str::to_owned),
+                start,
+                outputs: output_template(*process)?,
+                diagram: Diagram {
+                    shapes: diagram.shapes.iter().filter(|s| ids.contains(s.element.as_str())).cloned().collect(),
+                    edges: diagram.edges.iter().filter(|e| ids.contains(e.element.as_str())).cloned().collect(),
+                },
+                nodes: builder.nodes,
+                flows: builder.flows,
+            })
+        })
+        .collect()
+}
+
+fn is_bpmn(node: XmlNode<'_, '_>, name: &str) -> bool {
+    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(BPMN_NS)
+}
+
+/// An extension attribute in any engine namespace (`flowable:topic`, `camunda:topic`, …).
+fn ext<'a>(node: XmlNode<'a, '_>, name: &str) -> Option<&'a str> {
+    ENGINE_NS.iter().find_map(|ns| node.attribute((*ns, name)))
+}
+
+fn expr(node: XmlNode<'_, '_>, what: &str, text: &str) -> Result<Expression, ModelError> {
+    Expression::parse(text).map_err(|e| ModelError::at(node, format!("malformed {what} expression: {e}")))
+}
+
+fn opt_expr(node: XmlNode<'_, '_>, what: &str, text: Option<&str>) -> Result<Option<Expression>, ModelError> {
+    text.map(|t| expr(node, what, t)).transpose()
+}
+
+fn child<'a, 'i>(node: XmlNode<'a, 'i>, name: &str) -> Option<XmlNode<'a, 'i>> {
+    node.children().find(|c| is_bpmn(*c, name))
+}
+
+fn text_of(node: XmlNode<'_, '_>) -> String {
+    node.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect::<String>().trim().to_owned()
+}
+
+struct Builder<'e> {
+    errors: &'e HashMap<&'e str, &'e str>,
+    nodes: Vec<Node>,
+    flows: Vec<Flow>,
+    /// Element id → node, per scope (ids are unique per document, but flows must stay in scope).
+    index: HashMap<String, NodeId>,
+}
+
+impl Builder<'_> {
+    /// Builds the nodes and flows of a process or subprocess; returns its none start event.
+    fn scope(&mut self, container: XmlNode<'_, '_>, scope: Option<NodeId>) -> Result<NodeId, ModelError> {
+        let mut pending_flows = Vec::new();
+        let mut starts = Vec::new();
+        let mut subprocesses = Vec::new();
+        for el in container.children().filter(XmlNode::is_element) {
+            let ns = el.tag_name().namespace();
+            if ns != Some(BPMN_NS) {
+                continue; // foreign extension elements outside extensionElements carry no semantics for us
+            }
+            let tag = el.tag_name().name();
+            if DECORATION.contains(&tag) || tag == "multiInstanceLoopCharacteristics" {
+                check_listeners(el)?;
+                continue;
+            }
+            if tag == "sequenceFlow" {
+                pending_flows.push(el);
+                continue;
+            }
+            let kind = self.node_kind(el)?;
+            let id = el.attribute("id").ok_or_else(|| ModelError::at(el, "a flow node needs an id"))?;
+            let node_id = self.nodes.len() as NodeId;
+            if self.index.insert(id.to_owned(), node_id).is_some() {
+                return Err(ModelError::at(el, format!("duplicate id `{id}`")));
+            }
+            if matches!(kind, NodeKind::StartEvent) {
+                starts.push(node_id);
+            }
+            if tag == "subProcess" {
+                subprocesses.push((node_id, el));
+            }
+            let pos = el.document().text_pos_at(el.range().start);
+            self.nodes.push(Node {
+                id: id.to_owned(),
+                name: el.attribute("name").map(str::to_owned),
+                kind,
+                scope,
+                incoming: Vec::new(),
+                outgoing: Vec::new(),
+                multi: multi_instance(el)?,
+                line: pos.row,
+            });
+        }
+        for (node_id, el) in subprocesses {
+            let start = self.scope(el, Some(node_id))?;
+            self.nodes[node_id as usize].kind = NodeKind::SubProcess { start };
+        }
+        for el in pending_flows {
+            self.flow(el, scope)?;
+        }
+        self.check_defaults(container)?;
+        match starts.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ModelError::at(
+                container,
+                "no none start event: a process or subprocess needs exactly one <startEvent>",
+            )),
+            [_, second, ..] => {
+                let line = self.nodes[*second as usize].line;
+                Err(ModelError { line: Some(line), ..ModelError::at(container, "more than one none start event") })
+            }
+        }
+    }
+
+    fn flow(&mut self, el: XmlNode<'_, '_>, scope: Option<NodeId>) -> Result<(), ModelError> {
+        let endpoint =
+            |attr: &str| -> Result<NodeId, ModelError> {
+                let target =
+                    el.attribute(attr).ok_or_else(|| ModelError::at(el, format!("a sequence flow needs a {attr}")))?;
+                self.index.get(target).copied().filter(|n| self.nodes[*n as usize].scope == scope).ok_or_else(|| {
+                    ModelError::at(el, format!("{attr} `{target}` names no flow node in the same scope"))
+                })
+            };
+        let (source, target) = (endpoint("sourceRef")?, endpoint("targetRef")?);
+        let condition = match child(el, "conditionExpression") {
+            Some(c) => {
+                if let Some(lang) = c.attribute("language").filter(|l| !is_juel(l)) {
+                    return Err(ModelError::at(
+                        c,
+                        format!("condition language `{lang}` is not supported; write a ${{...}} expression"),
+                    ));
+                }
+                let text = text_of(c);
+                if text.is_empty() {
+                    None
+                } else {
+                    Some(
+                        Expression::parse_bare(&text)
+                            .map_err(|e| ModelError::at(el, format!("malformed condition: {e}")))?,
+                    )
+                }
+            }
+            None => None,
+        };
+        let id = el.attribute("id").map_or_else(|| format!("flow-{}", self.flows.len() + 1), str::to_owned);
+        let flow_id = self.flows.len() as FlowId;
+        self.flows.push(Flow { id, source, target, condition });
+        self.nodes[source as usize].outgoing.push(flow_id);
+        self.nodes[target as usize].incoming.push(flow_id);
+        Ok(())
+    }
+
+    /// Resolves `default="flowId"` on exclusive gateways once the flows exist.
+    fn check_defaults(&mut self, container: XmlNode<'_, '_>) -> Result<(), ModelError> {
+        for el in container.children().filter(|c| is_bpmn(*c, "exclusiveGateway")) {
+            let Some(default) = el.attribute("default") else { continue };
+            let node = self.index[el.attribute("id").unwrap_or_default()];
+            let flow = self.nodes[node as usize]
+                .outgoing
+                .iter()
+                .copied()
+                .find(|f| self.flows[*f as usize].id == default)
+                .ok_or_else(|| {
+                    ModelError::at(el, format!("default flow `{default}` is not an outgoing flow of this gateway"))
+                })?;
+            self.nodes[node as usize].kind = NodeKind::ExclusiveGateway { default: Some(flow) };
+        }
+        Ok(())
+    }
+
+    fn node_kind(&self, el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
+        check_listeners(el)?;
+        let tag = el.tag_name().name();
+        let definitions: Vec<_> =
+            el.children().filter(|c| c.is_element() && c.tag_name().name().ends_with("EventDefinition")).collect();
+        Ok(match tag {
+            "startEvent" => match definitions.first() {
+                None => NodeKind::StartEvent,
+                Some(d) => {
+                    return Err(ModelError::at(
+                        el,
+                        format!(
+                            "start events with <{}> are not supported yet; only none start events",
+                            d.tag_name().name()
+                        ),
+                    ));
+                }
+            },
+            "endEvent" => match definitions.first() {
+                None => NodeKind::EndEvent(EndKind::None),
+                Some(d) if d.tag_name().name() == "terminateEventDefinition" => NodeKind::EndEvent(EndKind::Terminate),
+                Some(d) if d.tag_name().name() == "errorEventDefinition" => {
+                    let code = d.attribute("errorRef").map(|r| self.errors.get(r).map_or(r, |c| *c).to_owned());
+                    NodeKind::EndEvent(EndKind::Error { code })
+                }
+                Some(d) => {
+                    return Err(ModelError::at(
+                        el,
+                        format!("end events with <{}> are not supported yet", d.tag_name().name()),
+                    ));
+                }
+            },
+            "exclusiveGateway" => NodeKind::ExclusiveGateway { default: None },
+            "parallelGateway" => NodeKind::ParallelGateway,
+            "task" | "manualTask" => NodeKind::Task,
+            "serviceTask" => service_task(el)?,
+            "userTask" => NodeKind::UserTask(user_task(el)?),
+            "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
+                return Err(ModelError::at(el, "event subprocesses are not supported yet"));
+            }
+            "subProcess" => NodeKind::SubProcess { start: 0 },
+            other => {
+                return Err(ModelError::at(
+                    el,
+                    format!("<{other}> is not supported yet (see the README for the supported BPMN subset)"),
+                ));
+            }
+        })
+    }
+}
+
+fn is_juel(lang: &str) -> bool {
+    let l = lang.to_ascii_lowercase();
+    l.contains("juel") || l.contains("xpath") || l.contains("tformalexpression") || l.is_empty()
+}
+
+/// Execution and task listeners run Java classes or scripts, which a Rust engine cannot do:
+/// refusing them beats silently skipping behaviour the modeler relies on.
+fn check_listeners(el: XmlNode<'_, '_>) -> Result<(), ModelError> {
+    let Some(ext_el) = el.children().find(|c| is_bpmn(*c, "extensionElements")) else { return Ok(()) };
+    match ext_el
+        .children()
+        .find(|c| c.is_element() && matches!(c.tag_name().name(), "executionListener" | "taskListener"))
+    {
+        Some(l) => Err(ModelError::at(
+            l,
+            "listeners run Java classes or scripts, which Flowstone cannot run; model the work as a stone task",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
+    let id = el.attribute("id").unwrap_or_default();
+    if let Some(stone) = ext(el, "stone") {
+        let namespace = ext(el, "namespace").unwrap_or(id);
+        return Ok(NodeKind::StoneTask(StoneSpec { stone: stone.to_owned(), namespace: namespace.to_owned() }));
+    }
+    match ext(el, "type") {
+        Some("external-worker" | "external") => {
+            let topic = ext(el, "topic")
+                .ok_or_else(|| ModelError::at(el, "an external task needs a topic: it names the stone that runs it"))?;
+            let namespace = ext(el, "namespace").unwrap_or(id);
+            return Ok(NodeKind::StoneTask(StoneSpec { stone: topic.to_owned(), namespace: namespace.to_owned() }));
+        }
+        Some(other) => {
+            return Err(ModelError::at(
+                el,
+                format!("service task type `{other}` is not supported; use an expression or a stone"),
+            ));
+        }
+        None => {}
+    }
+    if let Some(text) = ext(el, "expression") {
+        let result_variable = ext(el, "resultVariable").or_else(|| ext(el, "resultVariableName"));
+        return Ok(NodeKind::ExpressionTask {
+            expression: expr(el, "service task", text)?,
+            result_variable: result_variable.map(str::to_owned),
+        });
+    }
+    if ext(el, "class").is_some() || ext(el, "delegateExpression").is_some() {
+        return Err(ModelError::at(
+            el,
+            "service tasks backed by a Java class or delegate cannot run here; make it a stone (flowable:type=\"external-worker\" flowable:topic=…)",
+        ));
+    }
+    Err(ModelError::at(
+        el,
+        "the service task has no implementation: give it an expression, an external-worker topic or a flowstone:stone",
+    ))
+}
+
+fn user_task(el: XmlNode<'_, '_>) -> Result<UserTaskSpec, ModelError> {
+    let mut spec = UserTaskSpec {
+        assignee: opt_expr(el, "assignee", ext(el, "assignee"))?,
+        candidate_users: opt_expr(el, "candidateUsers", ext(el, "candidateUsers"))?,
+        candidate_groups: opt_expr(el, "candidateGroups", ext(el, "candidateGroups"))?,
+        form_key: ext(el, "formKey").map(str::to_owned),
+        priority: opt_expr(el, "priority", ext(el, "priority"))?,
+        due_date: opt_expr(el, "dueDate", ext(el, "dueDate"))?,
+        category: ext(el, "category").map(str::to_owned),
+    };
+    for role in el.children().filter(|c| is_bpmn(*c, "potentialOwner") || is_bpmn(*c, "humanPerformer")) {
+        let text = role.descendants().find(|c| is_bpmn(*c, "formalExpression")).map(text_of).unwrap_or_default();
+        if role.tag_name().name() == "humanPerformer" {
+            spec.assignee = Some(expr(role, "humanPerformer", &text)?);
+        } else if let Some(groups) = text.strip_prefix("group(").and_then(|t| t.strip_suffix(')')) {
+            spec.candidate_groups = Some(expr(role, "potentialOwner", groups)?);
+        } else {
+            let users = text.strip_prefix("user(").and_then(|t| t.strip_suffix(')')).unwrap_or(&text);
+            spec.candidate_users = Some(expr(role, "potentialOwner", users)?);
+        }
+    }
+    Ok(spec)
+}
+
+fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelError> {
+    if let Some(std_loop) = el.children().find(|c| is_bpmn(*c, "standardLoopCharacteristics")) {
+        return Err(ModelError::at(
+            std_loop,
+            "standard loops are not supported yet; use multiInstanceLoopCharacteristics",
+        ));
+    }
+    let Some(mi) = el.children().find(|c| is_bpmn(*c, "multiInstanceLoopCharacteristics")) else { return Ok(None) };
+    let cardinality = child(mi, "loopCardinality").map(text_of).filter(|t| !t.is_empty());
+    let collection = ext(mi, "collection")
+        .map(str::to_owned)
+        .or_else(|| child(mi, "loopDataInputRef").map(text_of))
+        .filter(|t| !t.is_empty());
+    let element_variable = ext(mi, "elementVariable").map(str::to_owned).or_else(|| {
+        child(mi, "inputDataItem").and_then(|i| i.attribute("name").or(i.attribute("id"))).map(str::to_owned)
+    });
+    if cardinality.is_none() && collection.is_none() {
+        return Err(ModelError::at(mi, "multi-instance needs a loopCardinality or a collection"));
+    }
+    let as_expr = |what: &str, text: &str| {
+        Expression::parse_bare(text).map_err(|e| ModelError::at(mi, format!("malformed {what}: {e}")))
+    };
+    Ok(Some(MultiInstance {
+        sequential: mi.attribute("isSequential") == Some("true"),
+        cardinality: cardinality.map(|t| as_expr("loopCardinality", &t)).transpose()?,
+        collection: collection.map(|t| as_expr("collection", &t)).transpose()?,
+        element_variable,
+        completion_condition: child(mi, "completionCondition")
+            .map(text_of)
+            .filter(|t| !t.is_empty())
+            .map(|t| as_expr("completionCondition", &t))
+            .transpose()?,
+    }))
+}
+
+/// `<extensionElements><flowstone:output name="ip" value="${machine.ip}"/></extensionElements>`.
+fn output_template(process: XmlNode<'_, '_>) -> Result<Vec<OutputParam>, ModelError> {
+    let Some(ext_el) = process.children().find(|c| is_bpmn(*c, "extensionElements")) else { return Ok(Vec::new()) };
+    ext_el
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "output" && c.tag_name().namespace() == Some(FLOWSTONE_NS))
+        .map(|o| {
+            let name = o.attribute("name").ok_or_else(|| ModelError::at(o, "an output needs a name"))?;
+            let value = o.attribute("value").map_or_else(|| text_of(o), str::to_owned);
+            Ok(OutputParam { name: name.to_owned(), value: expr(o, "output", &value)? })
+        })
+        .collect()
+}
+
+fn parse_diagram(root: XmlNode<'_, '_>) -> Diagram {
+    let num = |n: XmlNode<'_, '_>, a: &str| n.attribute(a).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let mut diagram = Diagram::default();
+    for n in root.descendants().filter(|n| n.tag_name().namespace() == Some(BPMNDI_NS)) {
+        let Some(element) = n.attribute("bpmnElement") else { continue };
+        match n.tag_name().name() {
+            "BPMNShape" => {
+                if let Some(b) = n.children().find(|c| c.tag_name().name() == "Bounds") {
+                    diagram.shapes.push(Shape {
+                        element: element.to_owned(),
+                        bounds: Bounds {
+                            x: num(b, "x"),
+                            y: num(b, "y"),
+                            width: num(b, "width"),
+                            height: num(b, "height"),
+                        },
+                    });
+                }
+            }
+            "BPMNEdge" => diagram.edges.push(Edge {
+                element: element.to_owned(),
+                waypoints: n
+                    .children()
+                    .filter(|c| c.tag_name().name() == "waypoint")
+                    .map(|w| Point { x: num(w, "x"), y: num(w, "y") })
+                    .collect(),
+            }),
+            _ => {}
+        }
+    }
+    diagram
+}
+
+#[cfg(test)]
+mod tests;

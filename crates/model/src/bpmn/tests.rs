@@ -1,0 +1,198 @@
+use super::*;
+
+fn wrap(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:flowable="http://flowable.org/bpmn" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+  xmlns:flowstone="http://flowstone.dev/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+  xmlns:di="http://www.omg.org/spec/DD/20100524/DI">
+  <error id="err1" errorCode="E42"/>
+  <process id="p" name="P">
+{body}
+  </process>
+</definitions>"#
+    )
+}
+
+fn parse_one(body: &str) -> Definition {
+    let mut defs = parse_bpmn(&wrap(body)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(defs.len(), 1);
+    defs.remove(0)
+}
+
+fn parse_err(body: &str) -> ModelError {
+    parse_bpmn(&wrap(body)).expect_err("model should be rejected")
+}
+
+#[test]
+fn straight_line_builds_nodes_and_flows() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+        <serviceTask id="t" flowable:expression="${1}" flowable:resultVariable="x"/>
+        <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    assert_eq!(d.key, "p");
+    assert_eq!(d.name.as_deref(), Some("P"));
+    assert_eq!(d.nodes.len(), 3);
+    assert_eq!(d.flows[0].id, "flow-1", "a flow without an id gets one");
+    assert_eq!(d.node(d.start).id, "s");
+    let t = d.node(d.node_by_element("t").unwrap_or_default());
+    assert!(matches!(&t.kind, NodeKind::ExpressionTask { result_variable: Some(v), .. } if v == "x"));
+    assert_eq!(t.outgoing.len(), 1);
+}
+
+#[test]
+fn stone_tasks_from_every_dialect() {
+    let d = parse_one(
+        r#"<startEvent id="s"/>
+        <serviceTask id="a" flowable:type="external-worker" flowable:topic="MachineStone"/>
+        <serviceTask id="b" camunda:type="external" camunda:topic="Billing"/>
+        <serviceTask id="c" flowstone:stone="MachineStone" flowstone:namespace="master"/>
+        <endEvent id="e"/>"#,
+    );
+    let stones: Vec<_> = d
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::StoneTask(s) => Some((s.stone.as_str(), s.namespace.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stones, [("MachineStone", "a"), ("Billing", "b"), ("MachineStone", "master")]);
+}
+
+#[test]
+fn gateways_conditions_and_default() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="g"/>
+        <exclusiveGateway id="g" default="fb"/>
+        <sequenceFlow id="fa" sourceRef="g" targetRef="a"><conditionExpression xsi:type="tFormalExpression"><![CDATA[${x > 1}]]></conditionExpression></sequenceFlow>
+        <sequenceFlow id="fb" sourceRef="g" targetRef="b"/>
+        <task id="a"/><manualTask id="b"/>"#,
+    );
+    let g = d.node(d.node_by_element("g").unwrap_or_default());
+    let NodeKind::ExclusiveGateway { default: Some(def) } = g.kind else { panic!("default flow not resolved") };
+    assert_eq!(d.flow(def).id, "fb");
+    assert_eq!(d.flows[1].condition.as_ref().map(Expression::source), Some("${x > 1}"));
+}
+
+#[test]
+fn end_events_terminate_and_error() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><endEvent id="t"><terminateEventDefinition/></endEvent>
+        <endEvent id="e"><errorEventDefinition errorRef="err1"/></endEvent>"#,
+    );
+    assert!(matches!(d.node(1).kind, NodeKind::EndEvent(EndKind::Terminate)));
+    assert!(matches!(&d.node(2).kind, NodeKind::EndEvent(EndKind::Error { code: Some(c) }) if c == "E42"));
+}
+
+#[test]
+fn subprocess_nodes_get_their_scope() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/>
+        <subProcess id="sub"><startEvent id="ss"/><sequenceFlow sourceRef="ss" targetRef="se"/><endEvent id="se"/></subProcess>"#,
+    );
+    let sub = d.node_by_element("sub").unwrap_or_default();
+    let NodeKind::SubProcess { start } = d.node(sub).kind else { panic!("not a subprocess") };
+    assert_eq!(d.node(start).id, "ss");
+    assert_eq!(d.node(start).scope, Some(sub));
+}
+
+#[test]
+fn multi_instance_settings() {
+    let d = parse_one(
+        r#"<startEvent id="s"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics isSequential="true"><loopCardinality>${n}</loopCardinality>
+          <completionCondition>${nrOfCompletedInstances == 2}</completionCondition></multiInstanceLoopCharacteristics></userTask>
+        <userTask id="v"><multiInstanceLoopCharacteristics flowable:collection="items" flowable:elementVariable="item"/></userTask>"#,
+    );
+    let u = d.node(1).multi.as_ref().unwrap_or_else(|| panic!("no multi-instance"));
+    assert!(u.sequential && u.cardinality.is_some() && u.completion_condition.is_some());
+    let v = d.node(2).multi.as_ref().unwrap_or_else(|| panic!("no multi-instance"));
+    assert!(!v.sequential);
+    assert_eq!(v.collection.as_ref().map(Expression::source), Some("items"));
+    assert_eq!(v.element_variable.as_deref(), Some("item"));
+}
+
+#[test]
+fn user_task_assignment_attributes() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><userTask id="u" flowable:assignee="${starter}" flowable:candidateGroups="mgmt,ops" flowable:formKey="f1"/>
+        <userTask id="v"><potentialOwner><resourceAssignmentExpression><formalExpression>group(sales)</formalExpression></resourceAssignmentExpression></potentialOwner></userTask>"#,
+    );
+    let NodeKind::UserTask(u) = &d.node(1).kind else { panic!("not a user task") };
+    assert_eq!(u.assignee.as_ref().map(Expression::source), Some("${starter}"));
+    assert_eq!(u.form_key.as_deref(), Some("f1"));
+    let NodeKind::UserTask(v) = &d.node(2).kind else { panic!("not a user task") };
+    assert_eq!(v.candidate_groups.as_ref().map(Expression::source), Some("sales"));
+}
+
+#[test]
+fn unsupported_elements_are_named_with_id_and_line() {
+    let err = parse_err("<startEvent id=\"s\"/>\n<scriptTask id=\"script1\"/>");
+    assert_eq!(err.element.as_deref(), Some("scriptTask"));
+    assert_eq!(err.id.as_deref(), Some("script1"));
+    assert_eq!(err.line, Some(10));
+    assert!(err.to_string().starts_with("line 10: <scriptTask id=\"script1\">:"), "{err}");
+}
+
+#[test]
+fn invalid_models_are_rejected() {
+    assert!(parse_err(r#"<endEvent id="e"/>"#).message.contains("no none start event"));
+    assert!(
+        parse_err(r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="nowhere"/>"#)
+            .message
+            .contains("nowhere")
+    );
+    assert!(parse_err(r#"<startEvent id="s"/><task id="s"/>"#).message.contains("duplicate"));
+    assert!(
+        parse_err(r#"<startEvent id="s"/><serviceTask id="j" flowable:class="com.acme.X"/>"#).message.contains("Java")
+    );
+    assert!(parse_err(r#"<startEvent id="s"/><serviceTask id="j"/>"#).message.contains("no implementation"));
+    assert!(
+        parse_err(r#"<startEvent id="s"/><serviceTask id="j" flowable:expression="${a +}"/>"#)
+            .message
+            .contains("malformed")
+    );
+    assert!(
+        parse_err(r#"<startEvent id="s"><timerEventDefinition/></startEvent>"#)
+            .message
+            .contains("timerEventDefinition")
+    );
+    let err = parse_err(r#"<startEvent id="s"/><exclusiveGateway id="g" default="nope"/>"#);
+    assert!(err.message.contains("default flow `nope`"));
+    let err = parse_err(
+        r#"<startEvent id="s"/><userTask id="u"><extensionElements><flowable:taskListener event="create" class="X"/></extensionElements></userTask>"#,
+    );
+    assert!(err.message.contains("listeners"));
+    assert!(parse_bpmn("<not-xml").expect_err("malformed").message.contains("malformed XML"));
+    assert!(parse_bpmn("<definitions/>").expect_err("no ns").message.contains("not a BPMN"));
+}
+
+#[test]
+fn non_executable_documents_are_refused() {
+    let xml = wrap("<startEvent id=\"s\"/>")
+        .replace("<process id=\"p\" name=\"P\">", "<process id=\"p\" isExecutable=\"false\">");
+    assert!(parse_bpmn(&xml).expect_err("not executable").message.contains("isExecutable"));
+}
+
+#[test]
+fn output_template_and_diagram_are_kept() {
+    let xml = wrap(
+        r#"<extensionElements><flowstone:output name="ip" value="${m.ip}"/></extensionElements>
+        <startEvent id="s"/><sequenceFlow id="f" sourceRef="s" targetRef="e"/><endEvent id="e"/>"#,
+    )
+    .replace(
+        "</definitions>",
+        r#"<bpmndi:BPMNDiagram><bpmndi:BPMNPlane bpmnElement="p">
+        <bpmndi:BPMNShape bpmnElement="s"><dc:Bounds x="1" y="2" width="30" height="30"/></bpmndi:BPMNShape>
+        <bpmndi:BPMNEdge bpmnElement="f"><di:waypoint x="31" y="17"/><di:waypoint x="90" y="17"/></bpmndi:BPMNEdge>
+        </bpmndi:BPMNPlane></bpmndi:BPMNDiagram></definitions>"#,
+    );
+    let d = parse_bpmn(&xml).unwrap_or_else(|e| panic!("{e}")).remove(0);
+    assert_eq!(d.outputs[0].name, "ip");
+    assert_eq!(d.diagram.shapes[0].bounds, Bounds { x: 1.0, y: 2.0, width: 30.0, height: 30.0 });
+    assert_eq!(d.diagram.edges[0].waypoints.len(), 2);
+}

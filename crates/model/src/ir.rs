@@ -1,0 +1,195 @@
+//! The graph IR: nodes and flows in arenas, addressed by index.
+
+use crate::diagram::Diagram;
+use flowstone_expr::Expression;
+
+/// Index of a node in [`Definition::nodes`].
+pub type NodeId = u32;
+/// Index of a flow in [`Definition::flows`].
+pub type FlowId = u32;
+
+/// One executable process, ready to run.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    /// The process id (`<process id=…>`), which is the model key.
+    pub key: String,
+    /// The process name, if given.
+    pub name: Option<String>,
+    /// All nodes, of the process and of every embedded subprocess.
+    pub nodes: Vec<Node>,
+    /// All sequence flows.
+    pub flows: Vec<Flow>,
+    /// The none start event of the top-level process.
+    pub start: NodeId,
+    /// Output-parameter template: evaluated over the final variables into the process outputs.
+    pub outputs: Vec<OutputParam>,
+    /// Diagram geometry.
+    pub diagram: Diagram,
+}
+
+impl Definition {
+    /// The node at `id`.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    /// The flow at `id`.
+    pub fn flow(&self, id: FlowId) -> &Flow {
+        &self.flows[id as usize]
+    }
+
+    /// Finds a node by its element id.
+    pub fn node_by_element(&self, element: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.id == element).map(|i| i as NodeId)
+    }
+}
+
+/// One named output of a process, computed when it ends.
+#[derive(Debug, Clone)]
+pub struct OutputParam {
+    /// The output's name.
+    pub name: String,
+    /// Its value, over the final variables.
+    pub value: Expression,
+}
+
+/// One flow node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The element id from the model.
+    pub id: String,
+    /// The element name, if any.
+    pub name: Option<String>,
+    /// What the node does.
+    pub kind: NodeKind,
+    /// The subprocess that contains it; `None` at the top level.
+    pub scope: Option<NodeId>,
+    /// Flows arriving here.
+    pub incoming: Vec<FlowId>,
+    /// Flows leaving here, in document order.
+    pub outgoing: Vec<FlowId>,
+    /// Multi-instance settings, when the activity runs once per item or count.
+    pub multi: Option<MultiInstance>,
+    /// Line of the element in the source, for run-time messages.
+    pub line: u32,
+}
+
+impl Node {
+    /// Whether a run of this node is a task record of the platform API (not events, gateways
+    /// or subprocess containers).
+    pub fn is_task_like(&self) -> bool {
+        matches!(
+            self.kind,
+            NodeKind::Task | NodeKind::ExpressionTask { .. } | NodeKind::StoneTask(_) | NodeKind::UserTask(_)
+        )
+    }
+
+    /// The name to show for it: the element name, else its id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// What a node does when a token reaches it.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    /// A none start event.
+    StartEvent,
+    /// An end event.
+    EndEvent(EndKind),
+    /// Takes the first outgoing flow whose condition holds, else the default flow.
+    ExclusiveGateway {
+        /// The flow taken when no condition holds.
+        default: Option<FlowId>,
+    },
+    /// Forks to every outgoing flow; joins by waiting for every incoming flow.
+    ParallelGateway,
+    /// `task` / `manualTask`: passes through.
+    Task,
+    /// A service task whose work is an expression, its value stored in a variable.
+    ExpressionTask {
+        /// The expression evaluated.
+        expression: Expression,
+        /// The variable that receives its value.
+        result_variable: Option<String>,
+    },
+    /// A service task run by a stone.
+    StoneTask(StoneSpec),
+    /// A wait state completed by a person.
+    UserTask(UserTaskSpec),
+    /// An embedded subprocess; its own nodes have `scope` set to this node.
+    SubProcess {
+        /// Its none start event.
+        start: NodeId,
+    },
+}
+
+/// How an end event ends its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndKind {
+    /// Consumes the token.
+    None,
+    /// Ends the whole instance at once.
+    Terminate,
+    /// Ends the instance as failed with this error code (no boundary events yet).
+    Error {
+        /// The `errorCode` of the referenced `<error>`, if any.
+        code: Option<String>,
+    },
+}
+
+/// Which stone runs a service task, and under which namespace its outputs are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoneSpec {
+    /// The stone (executor type, topic).
+    pub stone: String,
+    /// The namespace of its params and outputs among the process variables.
+    pub namespace: String,
+}
+
+/// The user-task attributes kept from the model.
+#[derive(Debug, Clone, Default)]
+pub struct UserTaskSpec {
+    /// `assignee`.
+    pub assignee: Option<Expression>,
+    /// `candidateUsers`, comma separated.
+    pub candidate_users: Option<Expression>,
+    /// `candidateGroups`, comma separated.
+    pub candidate_groups: Option<Expression>,
+    /// `formKey`.
+    pub form_key: Option<String>,
+    /// `priority`.
+    pub priority: Option<Expression>,
+    /// `dueDate`.
+    pub due_date: Option<Expression>,
+    /// `category`.
+    pub category: Option<String>,
+}
+
+/// Multi-instance loop characteristics.
+#[derive(Debug, Clone)]
+pub struct MultiInstance {
+    /// One instance after another, or all at once.
+    pub sequential: bool,
+    /// How many instances (`loopCardinality`).
+    pub cardinality: Option<Expression>,
+    /// The items to run over (`collection` / `loopDataInputRef`).
+    pub collection: Option<Expression>,
+    /// The variable each instance sees its item in.
+    pub element_variable: Option<String>,
+    /// Ends the loop early when it holds after an instance completes.
+    pub completion_condition: Option<Expression>,
+}
+
+/// A sequence flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// The element id (generated as `flow-N` when the model has none).
+    pub id: String,
+    /// Where it starts.
+    pub source: NodeId,
+    /// Where it leads.
+    pub target: NodeId,
+    /// Taken only when this holds.
+    pub condition: Option<Expression>,
+}

@@ -1,0 +1,18 @@
+//! Process definitions: the graph IR the engine runs, and the parsers that build it.
+//!
+//! A definition is parsed once per deployment and then shared read-only by every instance,
+//! so everything the engine needs per step (flow lists, compiled expressions, multi-instance
+//! settings) is resolved here, and every error a model can carry is found here, with the
+//! element, its id and its line.
+
+mod bpmn;
+mod diagram;
+mod error;
+mod ir;
+
+pub use bpmn::{FLOWSTONE_NS, parse_bpmn};
+pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
+pub use error::ModelError;
+pub use ir::{
+    Definition, EndKind, Flow, FlowId, MultiInstance, Node, NodeId, NodeKind, OutputParam, StoneSpec, UserTaskSpec,
+};
