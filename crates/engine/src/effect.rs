@@ -74,7 +74,7 @@ pub enum Effect {
     Task(TaskRecord),
     /// Queue a stone job.
     QueueJob(Job),
-    /// Remove a queued job (its task was canceled).
+    /// Remove a job from the queue: its task has closed (done, failed or canceled).
     DropJob {
         /// The task record of the job.
         record_id: String,

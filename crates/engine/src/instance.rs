@@ -491,9 +491,6 @@ impl Instance {
         let doomed: Vec<String> =
             self.tokens.values().filter(|t| filter(t.scope)).filter_map(|t| t.wait.clone()).collect();
         for id in doomed {
-            if self.open.get(&id).is_some_and(|r| r.stone.is_some()) {
-                step.effects.push(Effect::DropJob { record_id: id.clone() });
-            }
             self.close_record(step, &id, task_status::CANCELED, None, None);
         }
     }

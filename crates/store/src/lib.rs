@@ -1,1 +1,62 @@
+//! Persistence behind one trait: what the runtime writes and what the APIs read.
+//!
+//! The runtime applies engine commands in memory and hands the store one [`WriteBatch`] per
+//! group of commands, committed in one transaction, so throughput is not one fsync per step
+//! and an answer is sent only once its writes are durable. Implementations hold no execution
+//! rules; `tests/contract.rs` is the suite every implementation must pass.
 
+mod rows;
+mod sqlite;
+
+pub use rows::{InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed at start.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON value could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Durable state of models, instances, task records and jobs.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores the models of one deployment; each gets the next version of its key.
+    async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>>;
+    /// A model by id.
+    async fn model(&self, id: &str) -> Result<Option<ModelRow>>;
+    /// The models of a deployment.
+    async fn models_of_deployment(&self, deployment_id: &str) -> Result<Vec<ModelRow>>;
+    /// The latest version of a key.
+    async fn latest_model(&self, key: &str) -> Result<Option<ModelRow>>;
+    /// Models, newest first, with the total count.
+    async fn list_models(&self, key: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)>;
+
+    /// Commits a group of instance, task and job writes in one transaction.
+    async fn commit(&self, batch: &WriteBatch) -> Result<()>;
+
+    /// An instance by its id or its record id.
+    async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
+    /// The engine state of an instance, as stored JSON.
+    async fn instance_state(&self, id: &str) -> Result<Option<String>>;
+    /// Instances, newest first, with the total count.
+    async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)>;
+
+    /// The task records of an instance, oldest first.
+    async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
+    /// A task record by its id, or the latest record of an activity-instance id.
+    async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
+
+    /// Queued jobs of the given stones, oldest first.
+    async fn jobs_for(&self, stones: &[&str]) -> Result<Vec<JobRow>>;
+}

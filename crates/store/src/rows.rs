@@ -1,0 +1,122 @@
+//! What the store reads and writes.
+
+use flowstone_engine::{Job, TaskRecord};
+
+/// A model to deploy.
+#[derive(Debug, Clone)]
+pub struct NewModel {
+    /// Its id.
+    pub id: String,
+    /// The process key.
+    pub key: String,
+    /// The process name.
+    pub name: Option<String>,
+    /// The source document.
+    pub source: String,
+}
+
+/// A stored model version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRow {
+    /// Its id.
+    pub id: String,
+    /// The deployment it came with.
+    pub deployment_id: String,
+    /// The process key.
+    pub key: String,
+    /// The process name.
+    pub name: Option<String>,
+    /// 1 for the first deployment of a key, then counting up.
+    pub version: i64,
+    /// The source document.
+    pub source: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A stored process instance, without its engine state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    /// The instance id.
+    pub id: String,
+    /// The platform record id.
+    pub record_id: String,
+    /// The model it runs.
+    pub model_id: String,
+    /// That model's key.
+    pub model_key: String,
+    /// The name it was started with.
+    pub name: String,
+    /// The engine status (`running`, `completed`, `failed`, `canceled`).
+    pub status: String,
+    /// The start variables as JSON text.
+    pub variables: String,
+    /// Milliseconds since the epoch.
+    pub start_time: i64,
+    /// When it ended.
+    pub end_time: Option<i64>,
+    /// The output template's values as JSON text.
+    pub outputs: Option<String>,
+    /// The final process variables as JSON text.
+    pub final_vars: Option<String>,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+/// Filters of the instance list.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    /// Only this engine status.
+    pub status: Option<String>,
+    /// Only instances of this model key.
+    pub model_key: Option<String>,
+}
+
+/// Offset paging.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u64,
+}
+
+/// A stored task record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    /// The instance it belongs to.
+    pub instance_id: String,
+    /// The record.
+    pub record: TaskRecord,
+}
+
+/// A queued job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    /// The instance it belongs to.
+    pub instance_id: String,
+    /// The job.
+    pub job: Job,
+    /// When it was queued.
+    pub created_at: i64,
+}
+
+/// Everything a group of commands changed, committed together.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    /// Instances to insert or update, each with its engine state as JSON.
+    pub instances: Vec<(InstanceRow, String)>,
+    /// Task records to insert or replace.
+    pub tasks: Vec<TaskRow>,
+    /// Jobs to queue.
+    pub jobs: Vec<JobRow>,
+    /// Jobs to remove, by task record id.
+    pub dropped_jobs: Vec<String>,
+}
+
+impl WriteBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty() && self.tasks.is_empty() && self.jobs.is_empty() && self.dropped_jobs.is_empty()
+    }
+}

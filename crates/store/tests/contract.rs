@@ -1,0 +1,201 @@
+//! The store contract: every implementation must pass these, run here against SQLite.
+//! (The PostgreSQL implementation joins this suite when it lands.)
+
+use flowstone_engine::{Job, TaskRecord};
+use flowstone_store::{InstanceFilter, InstanceRow, JobRow, NewModel, Page, SqliteStore, Store, TaskRow, WriteBatch};
+use serde_json::json;
+
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = SqliteStore::open(&dir.path().join("test.db")).await.unwrap_or_else(|e| panic!("{e}"));
+    (dir, store)
+}
+
+fn new_model(id: &str, key: &str) -> NewModel {
+    NewModel { id: id.into(), key: key.into(), name: Some(format!("{key} name")), source: "<xml/>".into() }
+}
+
+fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
+    InstanceRow {
+        id: id.into(),
+        record_id: format!("rec-{id}"),
+        model_id: model_id.into(),
+        model_key: "k".into(),
+        name: "test".into(),
+        status: status.into(),
+        variables: "{}".into(),
+        start_time: start,
+        end_time: None,
+        outputs: None,
+        final_vars: None,
+        failure: None,
+    }
+}
+
+fn record(id: &str, task_id: &str, status: &str, at: i64) -> TaskRecord {
+    TaskRecord {
+        id: id.into(),
+        task_id: task_id.into(),
+        element: "t".into(),
+        name: "T".into(),
+        kind: "serviceTask".into(),
+        namespace: Some("ns".into()),
+        stone: Some("noop".into()),
+        create_time: at,
+        end_time: None,
+        status: status.into(),
+        reason: None,
+        params: Some(json!({"a": 1})),
+        outputs: None,
+        progress: None,
+    }
+}
+
+async fn must<T>(f: impl std::future::Future<Output = flowstone_store::Result<T>>) -> T {
+    f.await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
+    let first = must(store.deploy("d1", vec![new_model("m1", "k"), new_model("m2", "other")], 10)).await;
+    assert_eq!(first.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 1]);
+    let second = must(store.deploy("d2", vec![new_model("m3", "k")], 20)).await;
+    assert_eq!(second[0].version, 2);
+    assert_eq!(must(store.latest_model("k")).await.map(|m| m.id), Some("m3".into()));
+    assert_eq!(must(store.model("m1")).await.map(|m| m.deployment_id), Some("d1".into()));
+    assert_eq!(must(store.models_of_deployment("d1")).await.len(), 2);
+    assert!(must(store.model("nope")).await.is_none());
+    let (page, total) = must(store.list_models(None, Page { offset: 0, limit: 2 })).await;
+    assert_eq!((page.len(), total), (2, 3));
+    assert_eq!(page[0].id, "m3", "newest first");
+    let (only_k, total) = must(store.list_models(Some("k"), Page { offset: 0, limit: 10 })).await;
+    assert_eq!((only_k.len(), total), (2, 2));
+}
+
+async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i1", "m", "running", 5), "{\"s\":1}".into())],
+        tasks: vec![TaskRow { instance_id: "i1".into(), record: record("r1", "t1", "produce.success", 5) }],
+        jobs: vec![JobRow {
+            instance_id: "i1".into(),
+            job: Job { record_id: "r1".into(), stone: "noop".into(), params: json!({"a": 1}) },
+            created_at: 5,
+        }],
+        dropped_jobs: vec![],
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(must(store.instance("i1")).await.map(|i| i.status), Some("running".into()));
+    assert_eq!(must(store.instance("rec-i1")).await.map(|i| i.id), Some("i1".into()), "found by record id");
+    assert_eq!(must(store.instance_state("i1")).await.as_deref(), Some("{\"s\":1}"));
+    assert_eq!(must(store.jobs_for(&["noop", "x"])).await.len(), 1);
+    assert!(must(store.jobs_for(&["x"])).await.is_empty());
+
+    // An update replaces the mutable columns and keeps the rest.
+    let mut done = instance("i1", "m", "completed", 999);
+    done.end_time = Some(9);
+    done.outputs = Some("{\"o\":1}".into());
+    let mut finished = record("r1", "t1", "start.success", 999);
+    finished.end_time = Some(9);
+    finished.outputs = Some(json!({"b": 2}));
+    let batch = WriteBatch {
+        instances: vec![(done, "{}".into())],
+        tasks: vec![TaskRow { instance_id: "i1".into(), record: finished }],
+        jobs: vec![],
+        dropped_jobs: vec!["r1".into()],
+    };
+    must(store.commit(&batch)).await;
+    let row = must(store.instance("i1")).await.unwrap_or_else(|| panic!("instance gone"));
+    assert_eq!((row.status.as_str(), row.start_time, row.end_time), ("completed", 5, Some(9)));
+    let task = must(store.task("r1")).await.unwrap_or_else(|| panic!("task gone"));
+    assert_eq!((task.record.status.as_str(), task.record.create_time), ("start.success", 5));
+    assert_eq!(task.record.outputs, Some(json!({"b": 2})));
+    assert_eq!(task.record.params, Some(json!({"a": 1})));
+    assert_eq!(must(store.task("t1")).await.map(|t| t.record.id), Some("r1".into()), "found by activity id");
+    assert!(must(store.jobs_for(&["noop"])).await.is_empty(), "dropped job is gone");
+}
+
+async fn a_failed_batch_writes_nothing(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        // The second instance names a model that does not exist: the whole batch must fail.
+        instances: vec![
+            (instance("ok", "m", "running", 1), "{}".into()),
+            (instance("bad", "missing", "running", 1), "{}".into()),
+        ],
+        ..WriteBatch::default()
+    };
+    assert!(store.commit(&batch).await.is_err());
+    assert!(must(store.instance("ok")).await.is_none());
+}
+
+async fn instances_list_filters_and_pages(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        instances: (0..5)
+            .map(|i| {
+                (instance(&format!("i{i}"), "m", if i % 2 == 0 { "running" } else { "completed" }, i), "{}".to_owned())
+            })
+            .collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let all = InstanceFilter::default();
+    let (rows, total) = must(store.list_instances(&all, Page { offset: 1, limit: 2 })).await;
+    assert_eq!(total, 5);
+    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i3", "i2"]);
+    let running = InstanceFilter { status: Some("running".into()), model_key: Some("k".into()) };
+    assert_eq!(must(store.list_instances(&running, Page { offset: 0, limit: 10 })).await.1, 3);
+    let other = InstanceFilter { model_key: Some("other".into()), ..InstanceFilter::default() };
+    assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);
+}
+
+async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        tasks: vec![
+            TaskRow { instance_id: "i".into(), record: record("b", "tb", "completed", 2) },
+            TaskRow { instance_id: "i".into(), record: record("a", "ta", "completed", 3) },
+        ],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let ids: Vec<_> = must(store.tasks_of_instance("i")).await.into_iter().map(|t| t.record.id).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert!(must(store.tasks_of_instance("none")).await.is_empty());
+}
+
+async fn data_survives_reopening(path: &std::path::Path) {
+    {
+        let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
+        must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    }
+    let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(must(store.model("m")).await.is_some());
+}
+
+macro_rules! contract {
+    ($($name:ident),*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (_dir, store) = super::sqlite().await;
+            super::$name(&store).await;
+        }
+    )*};
+}
+
+mod sqlite_store {
+    contract!(
+        deploying_a_key_again_makes_a_new_version,
+        a_batch_commits_instances_tasks_and_jobs_together,
+        a_failed_batch_writes_nothing,
+        instances_list_filters_and_pages,
+        tasks_of_an_instance_come_in_creation_order
+    );
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        super::data_survives_reopening(&dir.path().join("reopen.db")).await;
+    }
+}
