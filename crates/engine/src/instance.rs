@@ -473,6 +473,7 @@ impl Instance {
         step.effects.push(Effect::Task(rec));
     }
 
+    /// Closes an open record; a stone task's job leaves the queue with it.
     fn close_record(
         &mut self,
         step: &mut Step<'_, '_>,
@@ -482,6 +483,9 @@ impl Instance {
         outputs: Option<Value>,
     ) {
         if let Some(rec) = self.open.remove(id) {
+            if rec.stone.is_some() {
+                step.effects.push(Effect::DropJob { record_id: rec.id.clone() });
+            }
             self.emit_closed(step, rec, status, reason, outputs);
         }
     }
