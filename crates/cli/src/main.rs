@@ -1,1 +1,135 @@
-fn main() {}
+//! `flowstone`: run the server, or talk to one.
+
+mod client;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Flowstone: a process-orchestration engine in one binary.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (SQLite under ./flowstone-data by default; example models deployed on first start).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "FLOWSTONE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Directory of the embedded database.
+        #[arg(long, env = "FLOWSTONE_DATA_DIR", default_value = "flowstone-data")]
+        data_dir: PathBuf,
+        /// Database URL (sqlite://PATH); overrides --data-dir.
+        #[arg(long, env = "FLOWSTONE_DATABASE_URL")]
+        database: Option<String>,
+        /// Do not deploy the bundled example models on first start.
+        #[arg(long)]
+        no_examples: bool,
+    },
+    /// Deploy a BPMN file to a running server.
+    Deploy {
+        /// The .bpmn / .bpmn20.xml file.
+        file: PathBuf,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Start a process instance of the latest version of a model key.
+    Start {
+        /// The model key (the BPMN process id).
+        key: String,
+        /// A start variable, `name=value`; the value is read as JSON when it parses, else as text.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Name of the process instance (defaults to the key).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// List process instances, newest first.
+    Ps {
+        /// Only this status (running, success, failed, canceled, …).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only instances of this model key.
+        #[arg(long)]
+        key: Option<String>,
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::Serve { listen, data_dir, database, no_examples } => {
+            let config = flowstone_server::Config { listen, data_dir, database, load_examples: !no_examples };
+            let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
+            eprintln!("flowstone listening on http://{}", server.addr());
+            tokio::select! {
+                _ = shutdown_signal() => {
+                    eprintln!("shutting down");
+                    server.stop().await;
+                    Ok(())
+                }
+                result = server.wait() => result.map_err(|e| e.to_string()),
+            }
+        }
+        Cmd::Deploy { file, server } => client::deploy(&server, &file).await,
+        Cmd::Start { key, vars, name, server } => client::start(&server, &key, &vars, name).await,
+        Cmd::Ps { status, key, limit, server } => client::ps(&server, status, key, limit).await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -516,16 +516,7 @@ impl Instance {
     /// A stone's params: the visible variables, overlaid with the object under its namespace
     /// (the model's, then the per-instance one), plus `namespace` and `queue`.
     fn stone_params(&self, base: &str, namespace: &str, stone: &str, scope: Option<ScopeId>) -> Value {
-        let mut params = self.variables.clone();
-        let mut chain = Vec::new();
-        let mut cur = scope;
-        while let Some(id) = cur {
-            chain.push(id);
-            cur = self.scopes[&id].parent;
-        }
-        for id in chain.into_iter().rev() {
-            params.extend(self.scopes[&id].vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+        let mut params = flowstone_expr::Variables::all(&ScopeVars { instance: self, scope });
         for ns in [base, namespace] {
             if let Some(Value::Object(fields)) = self.variables.get(ns) {
                 params.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));

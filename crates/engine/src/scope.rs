@@ -46,4 +46,19 @@ impl Variables for ScopeVars<'_> {
         }
         self.instance.variables.get(name)
     }
+
+    fn all(&self) -> Map<String, Value> {
+        let mut all = self.instance.variables.clone();
+        let mut chain = Vec::new();
+        let mut cur = self.scope;
+        while let Some(id) = cur {
+            let Some(scope) = self.instance.scopes.get(&id) else { break };
+            chain.push(scope);
+            cur = scope.parent;
+        }
+        for scope in chain.into_iter().rev() {
+            all.extend(scope.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        all
+    }
 }

@@ -8,11 +8,19 @@ use std::cmp::Ordering;
 pub trait Variables {
     /// The value of `name`, or `None` when no such variable exists.
     fn get(&self, name: &str) -> Option<&Value>;
+
+    /// Every visible variable, for `${variables['master-1a']}`: the way to reach variables
+    /// whose names are not identifiers.
+    fn all(&self) -> serde_json::Map<String, Value>;
 }
 
 impl Variables for serde_json::Map<String, Value> {
     fn get(&self, name: &str) -> Option<&Value> {
         serde_json::Map::get(self, name)
+    }
+
+    fn all(&self) -> serde_json::Map<String, Value> {
+        self.clone()
     }
 }
 
@@ -93,7 +101,11 @@ fn need_num(value: &Value, op: &str) -> Result<Num, String> {
 pub(crate) fn eval(ast: &Ast, vars: &dyn Variables) -> Result<Value, String> {
     match ast {
         Ast::Lit(v) => Ok(v.clone()),
-        Ast::Var(name) => vars.get(name).cloned().ok_or_else(|| format!("unknown variable `{name}`")),
+        Ast::Var(name) => match vars.get(name) {
+            Some(v) => Ok(v.clone()),
+            None if name == "variables" => Ok(Value::Object(vars.all())),
+            None => Err(format!("unknown variable `{name}`")),
+        },
         Ast::Member(base, name) => Ok(member(&eval(base, vars)?, name)),
         Ast::Index(base, index) => {
             let base = eval(base, vars)?;

@@ -5,7 +5,7 @@ fn vars() -> Map<String, Value> {
     json!({
         "t1": 1, "slaveNum": "6", "route": "a", "approved": true, "amount": 150.5,
         "machine": {"ip": "10.0.0.1", "disks": [{"size": 20}]}, "list": [1, 2, 3],
-        "nothing": null, "blank": "", "name": "world"
+        "nothing": null, "blank": "", "name": "world", "master-1a": {"ip": "10.1.1.1"}
     })
     .as_object()
     .cloned()
@@ -140,4 +140,9 @@ fn bare_conditions_parse_as_one_expression() {
     assert_eq!(e.eval(&vars()).ok(), Some(json!(true)));
     let e = Expression::parse_bare("${t1 == 2}").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.eval(&vars()).ok(), Some(json!(false)));
+}
+
+#[test]
+fn variables_object_reaches_names_that_are_not_identifiers() {
+    assert_eq!(eval("${variables['master-1a'].ip}"), json!("10.1.1.1"));
 }

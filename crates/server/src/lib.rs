@@ -1,1 +1,145 @@
+//! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
+mod api;
+mod examples;
+pub mod runtime;
+mod stones;
+
+pub use api::{MAX_BODY_BYTES, router};
+pub use examples::EXAMPLES;
+pub use runtime::{Runtime, RuntimeError};
+
+use flowstone_store::{SqliteStore, Store, StoreError};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded database when no URL is given.
+    pub data_dir: PathBuf,
+    /// A database URL (`sqlite://…`); overrides `data_dir`.
+    pub database: Option<String>,
+    /// Deploy the bundled example models when the store has no model yet.
+    pub load_examples: bool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    /// The database URL names a backend this build does not have.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime failed to start.
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Opens the configured store: a database URL, or `flowstone.db` in the data directory.
+///
+/// # Errors
+/// When the directory cannot be created, the URL is not supported, or the database cannot be
+/// opened and migrated.
+pub async fn open_store(database: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StartError> {
+    match database {
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => Err(StartError::Unsupported(
+            "PostgreSQL is not supported by this version yet; use the embedded SQLite store (omit --database)".into(),
+        )),
+        Some(url) => Err(StartError::Unsupported(format!("unsupported database URL `{url}`; use sqlite://PATH"))),
+        None => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|source| StartError::DataDir { path: data_dir.to_owned(), source })?;
+            Ok(Arc::new(SqliteStore::open(&data_dir.join("flowstone.db")).await?))
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    runtime: Runtime,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, starts the runtime, deploys the examples on first start, and listens.
+    ///
+    /// # Errors
+    /// A [`StartError`] saying which part failed.
+    pub async fn start(config: &Config) -> Result<Self, StartError> {
+        let store = open_store(config.database.as_deref(), &config.data_dir).await?;
+        let runtime = Runtime::start(store.clone()).await?;
+        if config.load_examples && store.list_models(None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0
+        {
+            for (file, source) in EXAMPLES {
+                match runtime.deploy(source).await {
+                    Ok(models) => tracing::info!(file, key = %models[0].key, "deployed example model"),
+                    Err(e) => tracing::error!(file, error = %e, "example model did not deploy"),
+                }
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(runtime.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Self { addr, runtime, shutdown, task })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting requests, finishes those in flight, then stops the runtime.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        match self.task.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "server error"),
+            Err(e) => tracing::error!(error = %e, "server task failed"),
+            Ok(Ok(())) => {}
+        }
+        self.runtime.shutdown();
+    }
+
+    /// Runs until the server task ends (it ends on [`Server::stop`]).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}

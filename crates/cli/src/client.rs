@@ -1,0 +1,103 @@
+//! The commands that talk to a running server over its platform API.
+
+use serde_json::{Map, Value, json};
+use std::path::Path;
+
+/// Which server to talk to.
+#[derive(clap::Args)]
+pub(crate) struct ServerArg {
+    /// Base URL of the server.
+    #[arg(long = "server", env = "FLOWSTONE_SERVER", default_value = "http://127.0.0.1:8080")]
+    url: String,
+}
+
+impl ServerArg {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+}
+
+/// Sends a request and returns the JSON answer, or the server's message on an error status.
+async fn call(req: reqwest::RequestBuilder) -> Result<Value, String> {
+    let resp = req.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.map_err(|e| format!("the server answered {status} with no JSON: {e}"))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let message = body.get("message").and_then(Value::as_str).unwrap_or("no message");
+        Err(format!("{status}: {message}"))
+    }
+}
+
+fn print(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+pub(crate) async fn deploy(server: &ServerArg, file: &Path) -> Result<(), String> {
+    let source = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let client = reqwest::Client::new();
+    let body = call(client.post(server.url("/model")).header("content-type", "application/xml").body(source)).await?;
+    print(&body);
+    Ok(())
+}
+
+/// `name=value`: JSON when the value parses as JSON, else text.
+fn parse_var(text: &str) -> Result<(String, Value), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}` has no variable name"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((name.to_owned(), value))
+}
+
+pub(crate) async fn start(server: &ServerArg, key: &str, vars: &[String], name: Option<String>) -> Result<(), String> {
+    let variables: Map<String, Value> = vars.iter().map(|v| parse_var(v)).collect::<Result<_, _>>()?;
+    let body = json!({ "key": key, "processName": name.unwrap_or_else(|| key.to_owned()), "variables": variables });
+    let answer = call(reqwest::Client::new().post(server.url("/process")).json(&body)).await?;
+    print(&answer);
+    Ok(())
+}
+
+pub(crate) async fn ps(
+    server: &ServerArg,
+    status: Option<String>,
+    key: Option<String>,
+    limit: u32,
+) -> Result<(), String> {
+    let mut query = vec![("size", limit.to_string())];
+    query.extend(status.map(|s| ("status", s)));
+    query.extend(key.map(|k| ("key", k)));
+    let answer = call(reqwest::Client::new().get(server.url("/process")).query(&query)).await?;
+    let rows = answer["data"].as_array().cloned().unwrap_or_default();
+    println!("{:<38} {:<16} {:<10} {:<20} NAME", "PROCESS INSTANCE", "MODEL", "STATUS", "STARTED");
+    for row in &rows {
+        let s = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<38} {:<16} {:<10} {:<20} {}",
+            s("processInstanceId"),
+            s("modelKey"),
+            s("processStatus"),
+            s("startTime"),
+            s("processName")
+        );
+    }
+    println!("({} of {})", rows.len(), answer["total"]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_read_json_else_text() {
+        assert_eq!(parse_var("n=3"), Ok(("n".into(), json!(3))));
+        assert_eq!(parse_var("route=a"), Ok(("route".into(), json!("a"))));
+        assert_eq!(parse_var("m={\"ip\":\"x\"}"), Ok(("m".into(), json!({"ip": "x"}))));
+        assert_eq!(parse_var("s=\"6\""), Ok(("s".into(), json!("6"))));
+        assert!(parse_var("novalue").is_err());
+        assert!(parse_var("=1").is_err());
+    }
+}

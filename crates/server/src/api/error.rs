@@ -1,0 +1,71 @@
+//! The platform dialect's errors: one status per kind, and a body that says what was wrong.
+
+use crate::runtime::RuntimeError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flowstone_store::StoreError;
+use serde_json::json;
+
+/// An error answer of the platform API: `{"status": 404, "error": "Not Found", "message": …}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::CONFLICT, message: message.into() }
+    }
+
+    /// Keeps the status of a request-body rejection (400, 413, 415) with our error body.
+    pub(crate) fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Self {
+        let message = rejection.to_string();
+        Self { status: rejection.into_response().status(), message }
+    }
+
+    pub(crate) fn not_implemented(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_IMPLEMENTED, message: message.into() }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        let status = match &e {
+            RuntimeError::Model(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
+            RuntimeError::Conflict(_) => StatusCode::CONFLICT,
+            RuntimeError::Store(_) | RuntimeError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self { status, message: e.to_string() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        RuntimeError::Store(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, message = %self.message, "request failed");
+        }
+        let body = json!({
+            "status": self.status.as_u16(),
+            "error": self.status.canonical_reason().unwrap_or_default(),
+            "message": self.message,
+        });
+        (self.status, Json(body)).into_response()
+    }
+}

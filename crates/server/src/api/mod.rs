@@ -1,0 +1,26 @@
+//! HTTP: one router module per dialect over the same runtime.
+
+mod error;
+mod format;
+mod input;
+mod platform;
+
+use crate::runtime::Runtime;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+/// The largest request body accepted (a large BPMN model fits; anything bigger is refused).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The whole HTTP API.
+pub fn router(runtime: Runtime) -> Router {
+    Router::new()
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .merge(platform::routes())
+        .fallback(
+            |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(runtime)
+}

@@ -1,0 +1,352 @@
+//! The platform dialect (seeds 000–002): `/model`, `/process`, `/task`.
+
+use super::error::ApiError;
+use super::format::platform_date;
+use super::input::{Body, Paging, json_object, kind};
+use crate::runtime::Runtime;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use flowstone_engine::{Command, EngineError};
+use flowstone_store::{InstanceFilter, InstanceRow, ModelRow, Page, TaskRow};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub(super) fn routes() -> Router<Runtime> {
+    Router::new()
+        .route("/model", get(list_models).post(deploy))
+        .route("/model/{id}", get(get_model))
+        .route("/model/{id}/source", get(model_source))
+        .route("/process", get(list_processes).post(start_process))
+        .route("/process/{id}", get(get_process))
+        .route("/process/{id}/{operate}", put(operate_process))
+        .route("/task", get(list_tasks))
+        .route("/task/{id}", get(get_task))
+        .route("/task/{id}/{operate}", put(operate_task))
+}
+
+/// Platform process statuses, and the engine status each stands for (`None`: a status of the
+/// stones lifecycle that no instance reaches yet).
+const PROCESS_STATUSES: [(&str, Option<&str>); 10] = [
+    ("running", Some("running")),
+    ("success", Some("completed")),
+    ("failed", Some("failed")),
+    ("canceled", Some("canceled")),
+    ("debug", None),
+    ("rollingBack", None),
+    ("rolledBack", None),
+    ("canceling", None),
+    ("deleting", None),
+    ("deleted", None),
+];
+
+fn platform_status(engine: &str) -> &str {
+    PROCESS_STATUSES.iter().find(|(_, e)| *e == Some(engine)).map_or(engine, |(p, _)| p)
+}
+
+fn model_json(m: &ModelRow) -> Value {
+    json!({
+        "modelId": m.id,
+        "deploymentId": m.deployment_id,
+        "key": m.key,
+        "name": m.name,
+        "version": m.version,
+        "createTime": platform_date(m.created_at),
+    })
+}
+
+fn process_json(row: &InstanceRow) -> Value {
+    json!({
+        "id": row.record_id,
+        "processInstanceId": row.id,
+        "modelId": row.model_id,
+        "modelKey": row.model_key,
+        "processName": row.name,
+        "processType": null,
+        "processStatus": platform_status(&row.status),
+        "processContent": row.variables,
+        "startTime": platform_date(row.start_time),
+        "endTime": row.end_time.map(platform_date),
+        "activitiFileId": null,
+        "outputs": row.outputs,
+        "nativeOutputs": row.final_vars.as_deref().unwrap_or(""),
+        "rollbackProcessInstanceId": null,
+        "cancelProcessInstanceId": null,
+        "deleteProcessInstanceId": null,
+        "reason": row.failure,
+    })
+}
+
+fn task_json(t: &TaskRow) -> Value {
+    let r = &t.record;
+    json!({
+        "id": r.id,
+        "processInstanceId": t.instance_id,
+        "taskId": r.task_id,
+        "name": r.name,
+        "namespace": r.namespace,
+        "stone": r.stone,
+        "createTime": platform_date(r.create_time),
+        "endTime": r.end_time.map(platform_date),
+        "status": r.status,
+        "reason": r.reason,
+        "params": r.params.as_ref().map(Value::to_string),
+        "outputs": r.outputs.as_ref().map(Value::to_string),
+        "progress": r.progress,
+    })
+}
+
+fn listing(items: Vec<Value>, total: u64, page: u64, size: u64) -> Json<Value> {
+    Json(json!({ "total": total, "page": page, "size": size, "data": items }))
+}
+
+/// `POST /model`: the BPMN XML as the body, or as the multipart field `file`.
+async fn deploy(State(rt): State<Runtime>, req: Request) -> ApiResult<(StatusCode, Json<Value>)> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let bytes = if multipart {
+        let mut form = Multipart::from_request(req, &rt).await.map_err(ApiError::rejected)?;
+        let mut file = None;
+        while let Some(field) = form.next_field().await.map_err(ApiError::rejected)? {
+            if field.name() == Some("file") {
+                file = Some(field.bytes().await.map_err(ApiError::rejected)?);
+            }
+        }
+        file.ok_or_else(|| ApiError::bad_request("the multipart form has no `file` field holding the BPMN document"))?
+    } else {
+        Body::from_request(req, &rt).await?.0
+    };
+    let source = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the model is not UTF-8 text"))?;
+    if source.trim().is_empty() {
+        return Err(ApiError::bad_request("the request body is empty; send the BPMN XML"));
+    }
+    let rows = rt.deploy(source).await?;
+    let mut body = model_json(&rows[0]);
+    body["models"] = rows.iter().map(model_json).collect();
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Deserialize)]
+struct ModelQuery {
+    key: Option<String>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+async fn list_models(State(rt): State<Runtime>, Query(q): Query<ModelQuery>) -> ApiResult<Json<Value>> {
+    let (page, size) = q.paging.resolve()?;
+    let (rows, total) =
+        rt.store().list_models(q.key.as_deref(), Page { offset: (page - 1) * size, limit: size }).await?;
+    Ok(listing(rows.iter().map(model_json).collect(), total, page, size))
+}
+
+async fn find_model(rt: &Runtime, id: &str) -> ApiResult<ModelRow> {
+    rt.store().model(id).await?.ok_or_else(|| ApiError::not_found(format!("model {id} not found")))
+}
+
+async fn get_model(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(model_json(&find_model(&rt, &id).await?)))
+}
+
+async fn model_source(
+    State(rt): State<Runtime>,
+    Path(id): Path<String>,
+) -> ApiResult<([(header::HeaderName, &'static str); 1], String)> {
+    Ok(([(header::CONTENT_TYPE, "application/xml")], find_model(&rt, &id).await?.source))
+}
+
+/// Reads an optional string field, refusing other types by name.
+fn opt_str<'a>(body: &'a Map<String, Value>, field: &str) -> ApiResult<Option<&'a str>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::bad_request(format!("`{field}` is empty"))),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ApiError::bad_request(format!("`{field}` must be a string, not {}", kind(other)))),
+    }
+}
+
+/// `POST /process` (seed 002): exactly one of modelId / deploymentId / key, and
+/// `processName` and `variables`.
+async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Value>> {
+    let body = json_object(&body, false)?;
+    let selectors: Vec<(&str, &str)> = ["modelId", "deploymentId", "key"]
+        .into_iter()
+        .map(|f| opt_str(&body, f).map(|v| v.map(|v| (f, v))))
+        .collect::<ApiResult<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let (field, value) = match selectors.as_slice() {
+        [one] => *one,
+        [] => return Err(ApiError::bad_request("one of `modelId`, `deploymentId` or `key` is required")),
+        many => {
+            let names: Vec<_> = many.iter().map(|(f, _)| format!("`{f}`")).collect();
+            return Err(ApiError::bad_request(format!(
+                "give only one of `modelId`, `deploymentId` or `key`, not {}",
+                names.join(" and ")
+            )));
+        }
+    };
+    let name =
+        opt_str(&body, "processName")?.ok_or_else(|| ApiError::bad_request("`processName` is required"))?.to_owned();
+    let variables = match body.get("variables") {
+        Some(Value::Object(v)) => v.clone(),
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("`variables` is required: a JSON object of process variables"));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("`variables` must be a JSON object, not {}", kind(other))));
+        }
+    };
+    if body.get("debug").is_some_and(|d| d != &Value::Bool(false)) {
+        return Err(ApiError::not_implemented(
+            "debug mode is not implemented yet (it comes with the stones lifecycle)",
+        ));
+    }
+    let store = rt.store();
+    let model = match field {
+        "modelId" => store.model(value).await?,
+        "key" => store.latest_model(value).await?,
+        _ => {
+            let mut models = store.models_of_deployment(value).await?;
+            if models.len() > 1 {
+                let keys: Vec<_> = models.iter().map(|m| m.key.as_str()).collect();
+                return Err(ApiError::bad_request(format!(
+                    "deployment {value} holds {} models ({}); start by `modelId` or `key`",
+                    models.len(),
+                    keys.join(", ")
+                )));
+            }
+            models.pop()
+        }
+    };
+    let model = model.ok_or_else(|| ApiError::not_found(format!("no model with {field} {value}")))?;
+    let row = rt.start_instance(model, name, variables).await?;
+    Ok(Json(process_json(&row)))
+}
+
+#[derive(Deserialize)]
+struct ProcessQuery {
+    status: Option<String>,
+    key: Option<String>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>) -> ApiResult<Json<Value>> {
+    let (page, size) = q.paging.resolve()?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => {
+            let (_, engine) = PROCESS_STATUSES.iter().find(|(p, _)| *p == s).ok_or_else(|| {
+                let names: Vec<_> = PROCESS_STATUSES.iter().map(|(p, _)| *p).collect();
+                ApiError::bad_request(format!("unknown status `{s}`; use one of {}", names.join(", ")))
+            })?;
+            match engine {
+                Some(e) => Some((*e).to_owned()),
+                None => return Ok(listing(Vec::new(), 0, page, size)),
+            }
+        }
+    };
+    let filter = InstanceFilter { status, model_key: q.key };
+    let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;
+    Ok(listing(rows.iter().map(process_json).collect(), total, page, size))
+}
+
+async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
+    rt.store().instance(id).await?.ok_or_else(|| ApiError::not_found(format!("process instance {id} not found")))
+}
+
+async fn get_process(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(process_json(&find_process(&rt, &id).await?)))
+}
+
+/// Words for a conflict, in the platform's status names.
+fn conflict(e: EngineError) -> ApiError {
+    match e {
+        EngineError::NotRunning(s) => {
+            let status = platform_status(crate::runtime::status_name(s));
+            ApiError::conflict(format!("the process instance is {status}, not running"))
+        }
+        other => ApiError::conflict(other.to_string()),
+    }
+}
+
+fn runtime_error(e: crate::runtime::RuntimeError) -> ApiError {
+    match e {
+        crate::runtime::RuntimeError::Conflict(e) => conflict(e),
+        other => other.into(),
+    }
+}
+
+async fn operate_process(
+    State(rt): State<Runtime>,
+    Path((id, operate)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let row = find_process(&rt, &id).await?;
+    match operate.as_str() {
+        "cancel" => rt.apply(&row.id, Command::Cancel).await.map_err(runtime_error)?,
+        "delete" => {
+            return Err(ApiError::not_implemented(
+                "delete (a delete process that sends `delete` to every stone) is not implemented yet; it comes with the stones lifecycle",
+            ));
+        }
+        other => return Err(ApiError::bad_request(format!("unknown operation `{other}`; use cancel or delete"))),
+    }
+    Ok(Json(process_json(&find_process(&rt, &row.id).await?)))
+}
+
+#[derive(Deserialize)]
+struct TaskQuery {
+    #[serde(rename = "processInstanceId")]
+    process_instance_id: Option<String>,
+}
+
+async fn list_tasks(State(rt): State<Runtime>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Value>> {
+    let id = q
+        .process_instance_id
+        .ok_or_else(|| ApiError::bad_request("the query parameter `processInstanceId` is required"))?;
+    let row = find_process(&rt, &id).await?;
+    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    Ok(Json(Value::Array(tasks.iter().map(task_json).collect())))
+}
+
+async fn find_task(rt: &Runtime, id: &str) -> ApiResult<TaskRow> {
+    rt.store().task(id).await?.ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
+}
+
+async fn get_task(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(task_json(&find_task(&rt, &id).await?)))
+}
+
+/// `PUT /task/{id}/complete` with a JSON object of variables completes a user task;
+/// `reRun` and `resume` (debug mode) come with the stones lifecycle.
+async fn operate_task(
+    State(rt): State<Runtime>,
+    Path((id, operate)): Path<(String, String)>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let task = find_task(&rt, &id).await?;
+    match operate.as_str() {
+        "complete" => {
+            let variables = json_object(&body, true)?;
+            let command = Command::CompleteUserTask { task: task.record.id.clone(), variables };
+            rt.apply(&task.instance_id, command).await.map_err(runtime_error)?;
+        }
+        "reRun" | "resume" => {
+            return Err(ApiError::not_implemented(format!(
+                "`{operate}` needs debug mode, which is not implemented yet; it comes with the stones lifecycle"
+            )));
+        }
+        other => {
+            return Err(ApiError::bad_request(format!("unknown operation `{other}`; use complete, reRun or resume")));
+        }
+    }
+    Ok(Json(task_json(&find_task(&rt, &task.record.id).await?)))
+}

@@ -1,0 +1,359 @@
+//! The runtime: drives the engine with the store.
+//!
+//! One committer task owns every live instance. Requests queue on a channel; the committer
+//! takes as many as are waiting, applies them one after another (so commands for one
+//! instance never race), writes everything they changed in one transaction (group commit),
+//! and only then answers each request and hands new jobs to the stone runner.
+
+use crate::stones::StoneRunner;
+use flowstone_engine::{Command, Ctx, Effect, EngineError, Instance, InstanceStatus};
+use flowstone_model::{Definition, ModelError, parse_bpmn};
+use flowstone_store::{InstanceRow, JobRow, ModelRow, NewModel, Store, StoreError, TaskRow, WriteBatch};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many requests one transaction takes at most.
+const MAX_BATCH: usize = 1024;
+/// How many live instances the committer keeps in memory before it starts over from the store.
+const CACHE_LIMIT: usize = 50_000;
+
+/// Why a runtime request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The model is not valid.
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    /// No such model, instance or task.
+    #[error("{0}")]
+    NotFound(String),
+    /// The command does not fit the current state.
+    #[error("{0}")]
+    Conflict(#[from] EngineError),
+    /// The database failed; nothing of the request was committed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The runtime is shutting down.
+    #[error("the server is shutting down")]
+    Stopped,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+enum Request {
+    Start {
+        model: ModelRow,
+        def: Arc<Definition>,
+        name: String,
+        variables: Map<String, Value>,
+        reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
+    },
+    Apply {
+        instance: String,
+        command: Command,
+        reply: oneshot::Sender<Result<(), RuntimeError>>,
+    },
+}
+
+/// Shared handle to the runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    store: Arc<dyn Store>,
+    defs: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
+    tx: mpsc::Sender<Request>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Runtime {
+    /// Starts the committer and the in-process stones, and re-dispatches the jobs they had
+    /// queued before a restart.
+    ///
+    /// # Errors
+    /// When the queued jobs cannot be read.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
+        let (tx, rx) = mpsc::channel(8192);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let runtime = Runtime { store: store.clone(), defs: Arc::default(), tx, stop: Arc::new(stop) };
+        let stones = StoneRunner::new(runtime.clone());
+        let pending = store.jobs_for(&stones.names()).await?;
+        tokio::spawn(
+            Committer { runtime: runtime.clone(), live: HashMap::new(), stones: stones.clone() }.run(rx, stopped),
+        );
+        for job in pending {
+            stones.dispatch(job);
+        }
+        Ok(runtime)
+    }
+
+    /// Stops the committer after the batch in hand; later requests answer [`RuntimeError::Stopped`].
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The store behind the runtime, for reads.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Parses a BPMN document and stores its executable processes as one deployment.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] naming the element at fault, or a store failure.
+    pub async fn deploy(&self, source: &str) -> Result<Vec<ModelRow>, RuntimeError> {
+        let defs = parse_bpmn(source)?;
+        let models: Vec<NewModel> = defs
+            .iter()
+            .map(|d| NewModel { id: new_id(), key: d.key.clone(), name: d.name.clone(), source: source.to_owned() })
+            .collect();
+        let rows = self.store.deploy(&new_id(), models, now_ms()).await?;
+        let mut cache = self.defs.lock().unwrap_or_else(|p| p.into_inner());
+        for (row, def) in rows.iter().zip(defs) {
+            cache.insert(row.id.clone(), Arc::new(def));
+        }
+        Ok(rows)
+    }
+
+    /// The parsed definition of a stored model, parsed once and cached.
+    ///
+    /// # Errors
+    /// When the stored source no longer parses (a model stored by an older version).
+    pub fn definition(&self, model: &ModelRow) -> Result<Arc<Definition>, RuntimeError> {
+        if let Some(def) = self.defs.lock().unwrap_or_else(|p| p.into_inner()).get(&model.id) {
+            return Ok(def.clone());
+        }
+        let def = parse_bpmn(&model.source)?.into_iter().find(|d| d.key == model.key).ok_or_else(|| {
+            RuntimeError::NotFound(format!("model {} no longer holds process {}", model.id, model.key))
+        })?;
+        let def = Arc::new(def);
+        self.defs.lock().unwrap_or_else(|p| p.into_inner()).insert(model.id.clone(), def.clone());
+        Ok(def)
+    }
+
+    /// Starts an instance of `model`; answers once it is committed.
+    ///
+    /// # Errors
+    /// A store failure, or [`RuntimeError::Stopped`].
+    pub async fn start_instance(
+        &self,
+        model: ModelRow,
+        name: String,
+        variables: Map<String, Value>,
+    ) -> Result<InstanceRow, RuntimeError> {
+        let def = self.definition(&model)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Start { model, def, name, variables, reply }).await.map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    /// Applies a command to an instance; answers once its effects are committed.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotFound`] for an unknown instance, [`RuntimeError::Conflict`] when the
+    /// command does not fit its state, or a store failure.
+    pub async fn apply(&self, instance: &str, command: Command) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Apply { instance: instance.to_owned(), command, reply })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+}
+
+/// A live instance as the committer holds it.
+struct Live {
+    def: Arc<Definition>,
+    row: InstanceRow,
+    instance: Instance,
+}
+
+enum Reply {
+    Started(oneshot::Sender<Result<InstanceRow, RuntimeError>>, InstanceRow),
+    Applied(oneshot::Sender<Result<(), RuntimeError>>),
+}
+
+struct Committer {
+    runtime: Runtime,
+    live: HashMap<String, Live>,
+    stones: StoneRunner,
+}
+
+impl Committer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut requests = Vec::with_capacity(MAX_BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stopped.changed() => break,
+                n = rx.recv_many(&mut requests, MAX_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.process(std::mem::take(&mut requests)).await;
+                }
+            }
+        }
+    }
+
+    async fn process(&mut self, requests: Vec<Request>) {
+        let now = now_ms();
+        let mut ids = new_id;
+        let mut batch = WriteBatch::default();
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut touched = Vec::new();
+        let mut rows = HashMap::new();
+        for request in requests {
+            match request {
+                Request::Start { model, def, name, variables, reply } => {
+                    let id = new_id();
+                    let start_vars = Value::Object(variables.clone()).to_string();
+                    let (instance, effects) = Instance::start(&def, variables, &mut Ctx { now, ids: &mut ids });
+                    let row = InstanceRow {
+                        id: id.clone(),
+                        record_id: uuid::Uuid::new_v4().to_string(),
+                        model_id: model.id,
+                        model_key: model.key,
+                        name,
+                        status: String::new(),
+                        variables: start_vars,
+                        start_time: now,
+                        end_time: None,
+                        outputs: None,
+                        final_vars: None,
+                        failure: None,
+                    };
+                    let mut live = Live { def, row, instance };
+                    record(&mut batch, &mut rows, &mut live, effects, now);
+                    replies.push(Reply::Started(reply, live.row.clone()));
+                    touched.push(id.clone());
+                    self.live.insert(id, live);
+                }
+                Request::Apply { instance, command, reply } => {
+                    let live = match self.load(&instance).await {
+                        Ok(live) => live,
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            continue;
+                        }
+                    };
+                    match live.instance.apply(&live.def, command, &mut Ctx { now, ids: &mut ids }) {
+                        Ok(effects) => {
+                            record(&mut batch, &mut rows, live, effects, now);
+                            replies.push(Reply::Applied(reply));
+                            touched.push(instance);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                    }
+                }
+            }
+        }
+        let jobs: Vec<JobRow> =
+            batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).cloned().collect();
+        match self.runtime.store.commit(&batch).await {
+            Ok(()) => {
+                for reply in replies {
+                    match reply {
+                        Reply::Started(tx, row) => drop(tx.send(Ok(row))),
+                        Reply::Applied(tx) => drop(tx.send(Ok(()))),
+                    }
+                }
+                for job in jobs {
+                    self.stones.dispatch(job);
+                }
+                for id in touched {
+                    if self.live.get(&id).is_some_and(|l| l.instance.status != InstanceStatus::Running) {
+                        self.live.remove(&id);
+                    }
+                }
+                if self.live.len() > CACHE_LIMIT {
+                    self.live.clear();
+                }
+            }
+            Err(e) => {
+                // Nothing was written: forget the in-memory changes and tell every requester.
+                tracing::error!(error = %e, "commit failed");
+                for id in touched {
+                    self.live.remove(&id);
+                }
+                let message = e.to_string();
+                for reply in replies {
+                    let err = || RuntimeError::Store(StoreError::Corrupt(format!("not committed: {message}")));
+                    match reply {
+                        Reply::Started(tx, _) => drop(tx.send(Err(err()))),
+                        Reply::Applied(tx) => drop(tx.send(Err(err()))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The live instance, from memory or else from the store.
+    async fn load(&mut self, id: &str) -> Result<&mut Live, RuntimeError> {
+        if !self.live.contains_key(id) {
+            let store = &self.runtime.store;
+            let row = store
+                .instance(id)
+                .await?
+                .ok_or_else(|| RuntimeError::NotFound(format!("process instance {id} not found")))?;
+            let state = store.instance_state(&row.id).await?.unwrap_or_default();
+            let instance: Instance =
+                serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?;
+            let model = store
+                .model(&row.model_id)
+                .await?
+                .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
+            let def = self.runtime.definition(&model)?;
+            self.live.insert(row.id.clone(), Live { def, row, instance });
+        }
+        self.live.get_mut(id).ok_or_else(|| RuntimeError::NotFound(format!("process instance {id} not found")))
+    }
+}
+
+/// Adds an instance's new state and its effects to the batch; `rows` remembers where each
+/// instance already stands in it, so several commands on one instance write it once.
+fn record(batch: &mut WriteBatch, rows: &mut HashMap<String, usize>, live: &mut Live, effects: Vec<Effect>, now: i64) {
+    let inst = &live.instance;
+    let row = &mut live.row;
+    row.status = status_name(inst.status).to_owned();
+    row.failure = inst.failure.clone();
+    if inst.status != InstanceStatus::Running {
+        row.end_time.get_or_insert(now);
+        row.outputs = inst.outputs.as_ref().map(|o| Value::Object(o.clone()).to_string());
+        row.final_vars = Some(Value::Object(inst.variables.clone()).to_string());
+    }
+    let state = serde_json::to_string(inst).unwrap_or_default();
+    match rows.get(&row.id) {
+        Some(i) => batch.instances[*i] = (row.clone(), state),
+        None => {
+            rows.insert(row.id.clone(), batch.instances.len());
+            batch.instances.push((row.clone(), state));
+        }
+    }
+    for effect in effects {
+        match effect {
+            Effect::Task(record) => batch.tasks.push(TaskRow { instance_id: row.id.clone(), record }),
+            Effect::QueueJob(job) => batch.jobs.push(JobRow { instance_id: row.id.clone(), job, created_at: now }),
+            Effect::DropJob { record_id } => batch.dropped_jobs.push(record_id),
+        }
+    }
+}
+
+/// The stored name of an engine status.
+pub fn status_name(status: InstanceStatus) -> &'static str {
+    match status {
+        InstanceStatus::Running => "running",
+        InstanceStatus::Completed => "completed",
+        InstanceStatus::Failed => "failed",
+        InstanceStatus::Canceled => "canceled",
+    }
+}

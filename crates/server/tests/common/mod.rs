@@ -1,0 +1,143 @@
+//! A real server on a free port over a fresh SQLite file, and a client for it.
+#![allow(dead_code, unreachable_pub)]
+
+use flowstone_server::{Config, Server};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub base: String,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = must(tempfile::tempdir());
+        Self::start_in(dir, false).await
+    }
+
+    pub async fn start_with_examples() -> Self {
+        let dir = must(tempfile::tempdir());
+        Self::start_in(dir, true).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, load_examples: bool) -> Self {
+        let config = Config {
+            listen: must("127.0.0.1:0".parse()),
+            data_dir: dir.path().to_owned(),
+            database: None,
+            load_examples,
+        };
+        let server = must(Server::start(&config).await);
+        let base = format!("http://{}", server.addr());
+        Self { server: Some(server), base, client: Client::new(), dir }
+    }
+
+    /// Stops the server and starts a new one on the same database.
+    pub async fn restart(mut self) -> Self {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        Self::start_in(self.dir, false).await
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = must(req.send().await);
+        let status = resp.status();
+        let text = must(resp.text().await);
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, body).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
+        let resp = must(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await,
+        );
+        let status = resp.status();
+        let text = must(resp.text().await);
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn deploy(&self, xml: &str) -> Value {
+        let (status, body) = self.post_raw("/model", xml.to_owned(), "application/xml").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn start_process(&self, key: &str, variables: Value) -> Value {
+        let (status, body) = self
+            .call(Method::POST, "/process", Some(json!({"key": key, "processName": "t", "variables": variables})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn process(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/process/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn tasks(&self, id: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/task?processInstanceId={id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls until the process leaves `running` (stones run asynchronously), at most 10 s.
+    pub async fn settle(&self, id: &str) -> Value {
+        for _ in 0..200 {
+            let p = self.process(id).await;
+            if p["processStatus"] != "running" {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("process {id} still running after 10 s");
+    }
+}
+
+/// The shared conformance and bench material, beside the repository. `None` (after saying so
+/// loudly) when it is absent on a user's clone; in CI its absence fails the test.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("FLOWSTONE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("../shared is missing, and CI=true: the conformance material must be there");
+    }
+    eprintln!("SKIPPED: {} is absent, so tests over the shared material did not run", dir.display());
+    None
+}

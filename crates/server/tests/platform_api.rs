@@ -1,0 +1,420 @@
+//! The platform dialect (seeds 000–002) through the real HTTP server on SQLite: deploy,
+//! start by each selector, the seed's field sets, error answers, user tasks, both W3 routes,
+//! and a restart that keeps every instance.
+
+mod common;
+
+use common::{TestServer, must};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const USER_TASK: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="approval" name="Approval"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="review"/>
+  <userTask id="review" name="Review"/><sequenceFlow sourceRef="review" targetRef="g"/>
+  <exclusiveGateway id="g" default="no"/>
+  <sequenceFlow id="yes" sourceRef="g" targetRef="ok"><conditionExpression>${approved}</conditionExpression></sequenceFlow>
+  <sequenceFlow id="no" sourceRef="g" targetRef="ko"/>
+  <endEvent id="ok"/><endEvent id="ko"/></process></definitions>"#;
+
+const SEED_PROCESS_FIELDS: [&str; 16] = [
+    "id",
+    "processInstanceId",
+    "modelId",
+    "modelKey",
+    "processName",
+    "processType",
+    "processStatus",
+    "processContent",
+    "startTime",
+    "endTime",
+    "activitiFileId",
+    "outputs",
+    "nativeOutputs",
+    "rollbackProcessInstanceId",
+    "cancelProcessInstanceId",
+    "deleteProcessInstanceId",
+];
+
+const SEED_TASK_FIELDS: [&str; 13] = [
+    "id",
+    "processInstanceId",
+    "taskId",
+    "name",
+    "namespace",
+    "stone",
+    "createTime",
+    "endTime",
+    "status",
+    "reason",
+    "params",
+    "outputs",
+    "progress",
+];
+
+fn is_platform_date(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        s.len() == 19 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b' ' && s.as_bytes()[13] == b':'
+    })
+}
+
+#[tokio::test]
+async fn deploy_answers_ids_and_versions_a_key_again() {
+    let s = TestServer::start().await;
+    let first = s.deploy(USER_TASK).await;
+    assert_eq!(first["key"], "approval");
+    assert_eq!(first["name"], "Approval");
+    assert_eq!(first["version"], 1);
+    assert!(first["modelId"].is_string() && first["deploymentId"].is_string());
+    let second = s.deploy(USER_TASK).await;
+    assert_eq!(second["version"], 2);
+    let (status, listed) = s.get("/model?key=approval").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["total"], 2);
+    let (status, one) = s.get(&format!("/model/{}", first["modelId"].as_str().unwrap_or_default())).await;
+    assert_eq!((status, &one["version"]), (StatusCode::OK, &json!(1)));
+    let (status, _) = s.get("/model/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deploy_accepts_a_multipart_file_field() {
+    let s = TestServer::start().await;
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text(USER_TASK).file_name("a.bpmn"));
+    let resp = must(s.client.post(format!("{}/model", s.base)).multipart(form).send().await);
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = must(resp.json().await);
+    assert_eq!(body["key"], "approval");
+    let form = reqwest::multipart::Form::new().text("other", "x");
+    let resp = must(s.client.post(format!("{}/model", s.base)).multipart(form).send().await);
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = must(resp.json().await);
+    assert!(body["message"].as_str().unwrap_or_default().contains("`file`"));
+}
+
+#[tokio::test]
+async fn malformed_or_unsupported_bpmn_is_a_400_naming_the_element() {
+    let s = TestServer::start().await;
+    let (status, body) = s.post_raw("/model", "<definitions", "application/xml").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap_or_default().contains("malformed XML"), "{body}");
+    let script = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p">
+<startEvent id="s"/>
+<scriptTask id="calc"/></process></definitions>"#;
+    let (status, body) = s.post_raw("/model", script, "application/xml").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["message"],
+        "line 3: <scriptTask id=\"calc\">: <scriptTask> is not supported yet (see the README for the supported BPMN subset)"
+    );
+    let (status, _) = s.post_raw("/model", "", "application/xml").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = s.get("/model").await;
+    assert_eq!((status, &body["total"]), (StatusCode::OK, &json!(0)), "nothing half-deployed");
+}
+
+#[tokio::test]
+async fn start_by_model_id_deployment_id_or_key() {
+    let s = TestServer::start().await;
+    let m = s.deploy(USER_TASK).await;
+    for (field, value) in [("modelId", &m["modelId"]), ("deploymentId", &m["deploymentId"]), ("key", &m["key"])] {
+        let body = json!({ field: value, "processName": "test", "variables": {"a": 1} });
+        let (status, p) = s.call(Method::POST, "/process", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{field}: {p}");
+        assert_eq!(p["modelId"], m["modelId"], "{field}");
+        assert_eq!(p["processStatus"], "running");
+    }
+}
+
+#[tokio::test]
+async fn start_by_key_takes_the_latest_version() {
+    let s = TestServer::start().await;
+    s.deploy(USER_TASK).await;
+    let v2 = s.deploy(USER_TASK).await;
+    let p = s.start_process("approval", json!({})).await;
+    assert_eq!(p["modelId"], v2["modelId"]);
+}
+
+#[tokio::test]
+async fn process_record_has_every_seed_field() {
+    let s = TestServer::start().await;
+    s.deploy(USER_TASK).await;
+    let vars =
+        json!({"projectId": "11111", "slaveNum": "6", "master-1a": {"instanceType": "m2.large"}, "SipRS::Mock": true});
+    let p = s.start_process("approval", vars.clone()).await;
+    for field in SEED_PROCESS_FIELDS {
+        assert!(p.get(field).is_some(), "missing {field} in {p}");
+    }
+    assert_eq!(p["processName"], "t");
+    assert_eq!(p["modelKey"], "approval");
+    assert!(p["processType"].is_null() && p["activitiFileId"].is_null() && p["endTime"].is_null());
+    assert!(p["rollbackProcessInstanceId"].is_null());
+    assert_eq!(p["nativeOutputs"], "");
+    assert!(is_platform_date(&p["startTime"]), "{}", p["startTime"]);
+    let content: Value = must(serde_json::from_str(p["processContent"].as_str().unwrap_or_default()));
+    assert_eq!(content, vars, "processContent is the start variables as a JSON string");
+    let again = s.process(p["processInstanceId"].as_str().unwrap_or_default()).await;
+    assert_eq!(again, p);
+    let by_record = s.process(p["id"].as_str().unwrap_or_default()).await;
+    assert_eq!(by_record["processInstanceId"], p["processInstanceId"]);
+}
+
+#[tokio::test]
+async fn start_rejects_missing_doubled_and_malformed_input() {
+    let s = TestServer::start().await;
+    let m = s.deploy(USER_TASK).await;
+    let cases = [
+        (
+            json!({"processName": "t", "variables": {}}),
+            StatusCode::BAD_REQUEST,
+            "one of `modelId`, `deploymentId` or `key` is required",
+        ),
+        (
+            json!({"key": "approval", "modelId": m["modelId"], "processName": "t", "variables": {}}),
+            StatusCode::BAD_REQUEST,
+            "not `modelId` and `key`",
+        ),
+        (json!({"key": "approval", "variables": {}}), StatusCode::BAD_REQUEST, "`processName` is required"),
+        (json!({"key": "approval", "processName": "t"}), StatusCode::BAD_REQUEST, "`variables` is required"),
+        (
+            json!({"key": "approval", "processName": "t", "variables": [1]}),
+            StatusCode::BAD_REQUEST,
+            "must be a JSON object, not an array",
+        ),
+        (json!({"key": 5, "processName": "t", "variables": {}}), StatusCode::BAD_REQUEST, "`key` must be a string"),
+        (json!({"key": "nope", "processName": "t", "variables": {}}), StatusCode::NOT_FOUND, "no model with key nope"),
+        (
+            json!({"modelId": "nope", "processName": "t", "variables": {}}),
+            StatusCode::NOT_FOUND,
+            "no model with modelId nope",
+        ),
+        (
+            json!({"deploymentId": "nope", "processName": "t", "variables": {}}),
+            StatusCode::NOT_FOUND,
+            "no model with deploymentId",
+        ),
+    ];
+    for (body, want, message) in cases {
+        let (status, answer) = s.call(Method::POST, "/process", Some(body.clone())).await;
+        assert_eq!(status, want, "{body} → {answer}");
+        assert!(answer["message"].as_str().unwrap_or_default().contains(message), "{body} → {answer}");
+    }
+    for raw in ["{not json", "[1,2]", ""] {
+        let (status, answer) = s.post_raw("/process", raw, "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{raw:?} → {answer}");
+    }
+    let (_, list) = s.get("/process").await;
+    assert_eq!(list["total"], 0, "no bad request started anything");
+}
+
+#[tokio::test]
+async fn unknown_ids_are_404() {
+    let s = TestServer::start().await;
+    for path in ["/process/nope", "/task/nope", "/task?processInstanceId=nope", "/nowhere"] {
+        let (status, body) = s.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(body["message"].is_string());
+    }
+    let (status, _) = s.put("/process/nope/cancel", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.put("/task/nope/complete", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = s.get("/task").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap_or_default().contains("processInstanceId"));
+}
+
+#[tokio::test]
+async fn user_task_completes_with_variables_and_steers_the_gateway() {
+    let s = TestServer::start().await;
+    s.deploy(USER_TASK).await;
+    let p = s.start_process("approval", json!({})).await;
+    let id = p["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let tasks = s.tasks(&id).await;
+    assert_eq!(tasks.len(), 1);
+    let task = &tasks[0];
+    for field in SEED_TASK_FIELDS {
+        assert!(task.get(field).is_some(), "missing {field} in {task}");
+    }
+    assert_eq!((task["name"].as_str(), task["status"].as_str()), (Some("Review"), Some("active")));
+    assert!(is_platform_date(&task["createTime"]));
+    let task_id = task["taskId"].as_str().unwrap_or_default();
+    let (status, single) = s.get(&format!("/task/{task_id}")).await;
+    assert_eq!((status, &single["id"]), (StatusCode::OK, &task["id"]));
+
+    let (status, body) = s.put(&format!("/task/{task_id}/complete"), Some(json!([1]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, done) = s.put(&format!("/task/{task_id}/complete"), Some(json!({"approved": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "completed");
+    assert!(is_platform_date(&done["endTime"]));
+    let p = s.process(&id).await;
+    assert_eq!(p["processStatus"], "success");
+    assert!(is_platform_date(&p["endTime"]));
+    let native: Value = must(serde_json::from_str(p["nativeOutputs"].as_str().unwrap_or_default()));
+    assert_eq!(native["approved"], true);
+
+    let (status, body) = s.put(&format!("/task/{task_id}/complete"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "completing twice: {body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("success, not running"), "{body}");
+}
+
+#[tokio::test]
+async fn debug_operations_and_delete_answer_501_until_implemented() {
+    let s = TestServer::start().await;
+    s.deploy(USER_TASK).await;
+    let p = s.start_process("approval", json!({})).await;
+    let id = p["processInstanceId"].as_str().unwrap_or_default();
+    let task = s.tasks(id).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    for op in ["reRun", "resume"] {
+        let (status, body) = s.put(&format!("/task/{task}/{op}"), None).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{op}: {body}");
+    }
+    let (status, _) = s.put(&format!("/task/{task}/explode"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s.put(&format!("/process/{id}/delete"), None).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    let (status, _) = s.put(&format!("/process/{id}/explode"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/process",
+            Some(json!({"key": "approval", "processName": "t", "variables": {}, "debug": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_process_once() {
+    let s = TestServer::start().await;
+    s.deploy(USER_TASK).await;
+    let p = s.start_process("approval", json!({})).await;
+    let id = p["processInstanceId"].as_str().unwrap_or_default();
+    let (status, canceled) = s.put(&format!("/process/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(canceled["processStatus"], "canceled");
+    assert_eq!(s.tasks(id).await[0]["status"], "canceled");
+    let (status, body) = s.put(&format!("/process/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["message"].as_str().unwrap_or_default().contains("canceled, not running"));
+}
+
+#[tokio::test]
+async fn w3_takes_each_route() {
+    let s = TestServer::start_with_examples().await;
+    for (route, taken) in [("a", "a"), ("b", "b")] {
+        let p = s.start_process("w3_gateways", json!({"route": route})).await;
+        assert_eq!(p["processStatus"], "success");
+        let native: Value = must(serde_json::from_str(p["nativeOutputs"].as_str().unwrap_or_default()));
+        assert_eq!(native["taken"], taken);
+        let names: Vec<_> = s
+            .tasks(p["processInstanceId"].as_str().unwrap_or_default())
+            .await
+            .iter()
+            .map(|t| t["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("pa"), json!("pb"), json!("pc"), json!(format!("route_{taken}"))]);
+    }
+}
+
+#[tokio::test]
+async fn cluster_example_runs_with_seed_002_body() {
+    let s = TestServer::start_with_examples().await;
+    let body = json!({
+        "key": "cluster", "processName": "test",
+        "variables": {
+            "projectId": "11111", "regionId": "bcc", "vpcId": "vpc-509A87BA", "slaveNum": "6", "buyNum": "1",
+            "Bingo::RS::FRONT::RSBILLING": {}, "master-1a": {"instanceType": "m2.large"},
+            "slave-": {"instanceType": "m2.large"}, "SipRS::Mock": true, "subnetId": "subnet-439A34CC"
+        }
+    });
+    let (status, p) = s.call(Method::POST, "/process", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    let id = p["processInstanceId"].as_str().unwrap_or_default();
+    let p = s.settle(id).await;
+    assert_eq!(p["processStatus"], "success", "{p}");
+    let outputs: Value = must(serde_json::from_str(p["outputs"].as_str().unwrap_or_default()));
+    assert_eq!(outputs["slaveCount"], "6");
+    assert!(outputs["masterIp"].as_str().is_some_and(|ip| ip.starts_with("10.")));
+    let tasks = s.tasks(id).await;
+    let namespaces: Vec<_> = tasks.iter().map(|t| t["namespace"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(
+        namespaces,
+        ["master-1a", "slave-1", "slave-2", "slave-3", "slave-4", "slave-5", "slave-6", "Bingo::RS::FRONT::RSBILLING"]
+    );
+    assert!(tasks.iter().all(|t| t["status"] == "start.success" && t["stone"].is_string()));
+    let params: Value = must(serde_json::from_str(tasks[1]["params"].as_str().unwrap_or_default()));
+    assert_eq!((params["instanceType"].as_str(), params["namespace"].as_str()), (Some("m2.large"), Some("slave-1")));
+}
+
+#[tokio::test]
+async fn process_list_filters_by_status_and_key_and_pages() {
+    let s = TestServer::start_with_examples().await;
+    for _ in 0..3 {
+        s.start_process("w1_straight", json!({})).await;
+    }
+    s.start_process("w2_usertask", json!({})).await;
+    let (_, all) = s.get("/process?size=2").await;
+    assert_eq!((all["total"].as_u64(), all["data"].as_array().map(Vec::len)), (Some(4), Some(2)));
+    let (_, page2) = s.get("/process?size=2&page=2").await;
+    assert_eq!(page2["data"].as_array().map(Vec::len), Some(2));
+    let (_, running) = s.get("/process?status=running").await;
+    assert_eq!(running["total"], 1);
+    let (_, w1) = s.get("/process?key=w1_straight&status=success").await;
+    assert_eq!(w1["total"], 3);
+    let (_, debug) = s.get("/process?status=debug").await;
+    assert_eq!(debug["total"], 0);
+    let (status, body) = s.get("/process?status=bogus").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = s.get("/process?size=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_every_instance_and_waiting_task() {
+    let s = TestServer::start_with_examples().await;
+    let done = s.start_process("w1_straight", json!({})).await;
+    let waiting = s.start_process("w2_usertask", json!({})).await;
+    let waiting_id = waiting["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let s = s.restart().await;
+    assert_eq!(s.process(done["processInstanceId"].as_str().unwrap_or_default()).await["processStatus"], "success");
+    assert_eq!(s.process(&waiting_id).await["processStatus"], "running");
+    let task = s.tasks(&waiting_id).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = s.put(&format!("/task/{task}/complete"), Some(json!({"ok": 1}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(s.process(&waiting_id).await["processStatus"], "success");
+    let (_, models) = s.get("/model").await;
+    assert_eq!(models["total"], 4, "examples are deployed on first start only");
+}
+
+#[tokio::test]
+async fn a_huge_body_is_refused_with_413() {
+    let s = TestServer::start().await;
+    let huge = "x".repeat(flowstone_server::MAX_BODY_BYTES + 10);
+    let (status, _) = s.post_raw("/model", huge, "application/xml").await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn run_time_failure_shows_failed_with_reason() {
+    let s = TestServer::start().await;
+    s.deploy(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn">
+        <process id="bad"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+        <serviceTask id="t" flowable:expression="${nope * 2}" flowable:resultVariable="x"/></process></definitions>"#,
+    )
+    .await;
+    let p = s.start_process("bad", json!({})).await;
+    assert_eq!(p["processStatus"], "failed");
+    assert!(p["reason"].as_str().unwrap_or_default().contains("unknown variable `nope`"), "{p}");
+    let task = &s.tasks(p["processInstanceId"].as_str().unwrap_or_default()).await[0];
+    assert_eq!(task["status"], "failed");
+}
+
+#[tokio::test]
+async fn health_answers() {
+    let s = TestServer::start().await;
+    assert_eq!(s.get("/health").await, (StatusCode::OK, json!({"status": "ok"})));
+}
