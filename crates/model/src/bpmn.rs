@@ -61,13 +61,11 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
     if processes.is_empty() {
         return Err(ModelError::at(root, "the document has no <process>"));
     }
+    // Processes marked non-executable are skipped beside executable ones (a partner pool in a
+    // collaboration); a document with no executable process at all is deployed whole, so that
+    // models drawn for documentation (the flag is a modeler's default) still load and run.
     let executable: Vec<_> = processes.iter().filter(|p| p.attribute("isExecutable") != Some("false")).collect();
-    if executable.is_empty() {
-        return Err(ModelError::at(
-            processes[0],
-            "no executable process: every process is marked isExecutable=\"false\"",
-        ));
-    }
+    let executable = if executable.is_empty() { processes.iter().collect() } else { executable };
     let diagram = parse_diagram(root);
     executable
         .into_iter()
@@ -135,6 +133,12 @@ struct Builder<'e> {
 impl Builder<'_> {
     /// Builds the nodes and flows of a process or subprocess; returns its none start event.
     fn scope(&mut self, container: XmlNode<'_, '_>, scope: Option<NodeId>) -> Result<NodeId, ModelError> {
+        if !container.children().any(|c| is_bpmn(c, "startEvent")) {
+            return Err(ModelError::at(
+                container,
+                "no start event: a process or subprocess needs exactly one none <startEvent>",
+            ));
+        }
         let mut pending_flows = Vec::new();
         let mut starts = Vec::new();
         let mut subprocesses = Vec::new();

@@ -140,7 +140,11 @@ fn unsupported_elements_are_named_with_id_and_line() {
 
 #[test]
 fn invalid_models_are_rejected() {
-    assert!(parse_err(r#"<endEvent id="e"/>"#).message.contains("no none start event"));
+    assert!(parse_err(r#"<endEvent id="e"/>"#).message.contains("no start event"));
+    assert!(
+        parse_err(r#"<endEvent id="e"/><scriptTask id="x"/>"#).message.contains("no start event"),
+        "missing start is reported first"
+    );
     assert!(
         parse_err(r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="nowhere"/>"#)
             .message
@@ -172,10 +176,16 @@ fn invalid_models_are_rejected() {
 }
 
 #[test]
-fn non_executable_documents_are_refused() {
-    let xml = wrap("<startEvent id=\"s\"/>")
-        .replace("<process id=\"p\" name=\"P\">", "<process id=\"p\" isExecutable=\"false\">");
-    assert!(parse_bpmn(&xml).expect_err("not executable").message.contains("isExecutable"));
+fn non_executable_processes_are_skipped_beside_executable_ones_and_kept_alone() {
+    let alone = wrap(r#"<startEvent id="s"/>"#)
+        .replace(r#"<process id="p" name="P">"#, r#"<process id="p" isExecutable="false">"#);
+    assert_eq!(parse_bpmn(&alone).map(|d| d.len()), Ok(1), "a documentation-only model still loads");
+    let beside = wrap(r#"<startEvent id="s"/>"#).replace(
+        "</definitions>",
+        r#"<process id="partner" isExecutable="false"><startEvent id="x"/></process></definitions>"#,
+    );
+    let keys: Vec<_> = parse_bpmn(&beside).unwrap_or_default().into_iter().map(|d| d.key).collect();
+    assert_eq!(keys, ["p"]);
 }
 
 #[test]

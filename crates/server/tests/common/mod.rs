@@ -113,6 +113,20 @@ impl TestServer {
         body.as_array().cloned().unwrap_or_default()
     }
 
+    /// Polls until the process leaves `running` or has been unchanged for 200 ms (it waits
+    /// for a person or an absent worker).
+    pub async fn settle_or_wait(&self, id: &str) -> Value {
+        let mut last = self.process(id).await;
+        let mut same = 0;
+        while last["processStatus"] == "running" && same < 4 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.process(id).await;
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+
     /// Polls until the process leaves `running` (stones run asynchronously), at most 10 s.
     pub async fn settle(&self, id: &str) -> Value {
         for _ in 0..200 {

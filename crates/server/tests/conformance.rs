@@ -1,0 +1,289 @@
+//! Every BPMN model in `../shared/conformance/` (written by Flowable, SpiffWorkflow and the
+//! BPMN MIWG): those inside the supported subset deploy and run to the end their upstream
+//! tests expect; the others are refused with a message naming the element. The tables below
+//! make progress visible: a model moving from refused to running is a deliberate change.
+
+mod common;
+
+use common::{TestServer, must, shared_dir};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn bpmn_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in must(std::fs::read_dir(&dir)) {
+            let path = must(entry).path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "bpmn" || e == "xml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Deploys, starts with `vars`, completes user tasks with `vars` until the end; the outcome.
+async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
+    let (status, body) = s.post_raw("/model", xml.to_owned(), "application/xml").await;
+    if status != StatusCode::CREATED {
+        return format!("refused: {}", body["message"].as_str().unwrap_or_default());
+    }
+    let mut outcomes = Vec::new();
+    for model in body["models"].as_array().cloned().unwrap_or_default() {
+        let start = json!({"modelId": model["modelId"], "processName": "conformance", "variables": vars});
+        let (status, p) = s.call(Method::POST, "/process", Some(start)).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        let id = p["processInstanceId"].as_str().unwrap_or_default().to_owned();
+        let mut p = s.settle_or_wait(&id).await;
+        for _ in 0..50 {
+            let open: Vec<_> = s.tasks(&id).await.into_iter().filter(|t| t["status"] == "active").collect();
+            if open.is_empty() || p["processStatus"] != "running" {
+                break;
+            }
+            for t in open {
+                let (status, body) = s
+                    .put(&format!("/task/{}/complete", t["id"].as_str().unwrap_or_default()), Some(vars.clone()))
+                    .await;
+                assert!(status == StatusCode::OK || status == StatusCode::CONFLICT, "{body}");
+            }
+            p = s.settle_or_wait(&id).await;
+        }
+        outcomes.push(match p["processStatus"].as_str() {
+            Some("failed") => format!("failed: {}", p["reason"].as_str().unwrap_or_default()),
+            Some(other) => other.to_owned(),
+            None => "?".into(),
+        });
+    }
+    outcomes.join(" | ")
+}
+
+#[tokio::test]
+async fn conformance_models_deploy_and_run_or_are_refused_clearly() {
+    let Some(shared) = shared_dir() else { return };
+    let root = shared.join("conformance");
+    let s = TestServer::start().await;
+    let mut results = BTreeMap::new();
+    for path in bpmn_files(&root) {
+        let name = must(path.strip_prefix(&root)).display().to_string();
+        let xml = must(std::fs::read_to_string(&path));
+        let vars = start_variables(&name);
+        results.insert(name, run(&s, &xml, &vars).await);
+    }
+    let report: Vec<String> = results.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    println!("{}", report.join("\n"));
+    let actual: BTreeMap<&str, String> = results.iter().map(|(k, v)| (k.as_str(), short(v))).collect();
+    let expected: BTreeMap<&str, String> = EXPECTED.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    let mut differences = Vec::new();
+    for (file, want) in &expected {
+        match actual.get(file) {
+            Some(got) if got == want => {}
+            Some(got) => differences.push(format!("{file}: expected `{want}`, got `{got}` ({})", results[*file])),
+            None => differences.push(format!("{file}: expected `{want}`, but the file is gone")),
+        }
+    }
+    differences.extend(
+        actual.keys().filter(|f| !expected.contains_key(*f)).map(|f| format!("{f}: new file, add it to EXPECTED")),
+    );
+    assert!(differences.is_empty(), "conformance changed:\n{}", differences.join("\n"));
+    let refused = actual.values().filter(|v| v.starts_with("refused")).count();
+    println!("{} of {} models deploy; {refused} are refused", actual.len() - refused, actual.len());
+}
+
+#[tokio::test]
+async fn bench_workloads_give_their_checked_results() {
+    let Some(shared) = shared_dir() else { return };
+    let s = TestServer::start().await;
+    for file in ["w1_straight.bpmn", "w2_usertask.bpmn", "w3_gateways.bpmn"] {
+        s.deploy(&must(std::fs::read_to_string(shared.join("bench").join(file)))).await;
+    }
+    let native = |p: &Value| -> Value { must(serde_json::from_str(p["nativeOutputs"].as_str().unwrap_or_default())) };
+
+    let w1 = s.start_process("w1_straight", json!({})).await;
+    assert_eq!((w1["processStatus"].as_str(), native(&w1)["t3"].as_i64()), (Some("success"), Some(3)));
+
+    let w2 = s.start_process("w2_usertask", json!({})).await;
+    let id = w2["processInstanceId"].as_str().unwrap_or_default();
+    let task = s.tasks(id).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = s.put(&format!("/task/{task}/complete"), Some(json!({"approved": true}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let w2 = s.process(id).await;
+    assert_eq!((w2["processStatus"].as_str(), &native(&w2)["approved"]), (Some("success"), &json!(true)));
+
+    for route in ["a", "b"] {
+        let w3 = s.start_process("w3_gateways", json!({"route": route})).await;
+        assert_eq!((w3["processStatus"].as_str(), native(&w3)["taken"].as_str()), (Some("success"), Some(route)));
+    }
+}
+
+/// `success`, `running`, `failed`, or `refused <element>` naming what the message blames.
+fn short(outcome: &str) -> String {
+    if let Some(message) = outcome.strip_prefix("refused: ") {
+        let tag = message.split_once(": <").and_then(|(_, rest)| rest.split([' ', '>']).next()).unwrap_or("?");
+        return format!("refused <{tag}>");
+    }
+    outcome.split(':').next().unwrap_or_default().to_owned()
+}
+
+/// Start variables (also used to complete user tasks), as the upstream tests give them.
+fn start_variables(name: &str) -> Value {
+    match name.rsplit('/').next().unwrap_or_default() {
+        "ExclusiveGatewayTest.testDefaultSequenceFlow.bpmn20.xml" => json!({"input": 2}),
+        "ExclusiveGatewayTest.testNoSequenceFlowSelected.bpmn20.xml" => json!({"input": 4}),
+        "checkCreditProcess.bpmn20.xml" => json!({"creditApproved": true}),
+        "MultiInstanceTest.simpleMultiInstanceWithCollectionVariable.bpmn20.xml" => {
+            json!({"elements": ["a", "b", "c"]})
+        }
+        "MultiInstanceTest.testParallelUserTasksBasedOnCollection.bpmn20.xml" => {
+            json!({"assigneeList": ["kermit", "gonzo", "mispiggy", "fozzie", "bubba"]})
+        }
+        "sequential_multiinstance_loop_input.bpmn" => json!({"input_data": [1, 2, 3]}),
+        _ => json!({}),
+    }
+}
+
+/// What each model does today; change a line only with the feature that changes it.
+const EXPECTED: &[(&str, &str)] = &[
+    ("bpmn-miwg/Reference/A.1.0.bpmn", "success"),
+    ("bpmn-miwg/Reference/A.2.0.bpmn", "success"),
+    ("bpmn-miwg/Reference/A.2.1.bpmn", "success"),
+    ("bpmn-miwg/Reference/A.3.0.bpmn", "refused <boundaryEvent>"),
+    ("bpmn-miwg/Reference/A.4.0.bpmn", "refused <incoming>"),
+    ("bpmn-miwg/Reference/A.4.1.bpmn", "refused <incoming>"),
+    ("bpmn-miwg/Reference/B.1.0.bpmn", "refused <startEvent>"),
+    ("bpmn-miwg/Reference/B.2.0.bpmn", "refused <startEvent>"),
+    ("bpmn-miwg/Reference/C.1.0.bpmn", "refused <startEvent>"),
+    ("bpmn-miwg/Reference/C.1.1.bpmn", "refused <serviceTask>"),
+    ("bpmn-miwg/Reference/C.2.0.bpmn", "refused <startEvent>"),
+    ("bpmn-miwg/Reference/C.3.0.bpmn", "refused <startEvent>"),
+    ("bpmn-miwg/Reference/C.4.0.bpmn", "refused <intermediateThrowEvent>"),
+    ("bpmn-miwg/vendor-exports/activiti-designer-5.14.1/A.1.0-export.bpmn", "success"),
+    ("bpmn-miwg/vendor-exports/activiti-designer-5.14.1/A.2.0-export.bpmn", "success"),
+    ("bpmn-miwg/vendor-exports/activiti-designer-5.14.1/A.3.0-export.bpmn", "refused <boundaryEvent>"),
+    ("bpmn-miwg/vendor-exports/camunda-eclipse-plugin-3.0.0/A.1.0-export.bpmn", "success"),
+    ("bpmn-miwg/vendor-exports/camunda-eclipse-plugin-3.0.0/A.2.0-export.bpmn", "success"),
+    ("bpmn-miwg/vendor-exports/camunda-eclipse-plugin-3.0.0/A.3.0-export.bpmn", "refused <boundaryEvent>"),
+    ("flowable/activiti5/ExecutionListenersStartEndEvent.bpmn20.xml", "refused <executionListener>"),
+    ("flowable/activiti5/Expense_process.bpmn20.xml", "success"),
+    ("flowable/activiti5/FinancialReportProcess.bpmn20.xml", "success"),
+    ("flowable/activiti5/SubProcessTest.fixSystemFailureProcess.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/activiti5/TaskListenerTest.bpmn20.xml", "refused <taskListener>"),
+    ("flowable/activiti5/checkCreditProcess.bpmn20.xml", "success"),
+    ("flowable/activiti5/orderProcess.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/activiti5/reviewSalesLead.bpmn20.xml", "refused <boundaryEvent>"),
+    (
+        "flowable/engine/BoundaryConditionalEventTest.testCatchConditionalOnEmbeddedSubprocess.bpmn20.xml",
+        "refused <boundaryEvent>",
+    ),
+    (
+        "flowable/engine/BoundaryEscalationEventTest.testCatchEscalationOnEmbeddedSubprocess.bpmn20.xml",
+        "refused <boundaryEvent>",
+    ),
+    ("flowable/engine/BoundaryTimerEventTest.testMultipleTimersOnUserTask.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/engine/ErrorEventSubProcessTest.testCatchErrorInEmbeddedSubProcess.bpmn20.xml", "refused <subProcess>"),
+    (
+        "flowable/engine/EscalationEventSubProcessTest.testCatchEscalationInEmbeddedSubProcess.bpmn20.xml",
+        "refused <endEvent>",
+    ),
+    ("flowable/engine/EventBasedGatewayTest.testCatchAlertAndTimer.bpmn20.xml", "refused <eventBasedGateway>"),
+    ("flowable/engine/ExclusiveGatewayTest.testDefaultSequenceFlow.bpmn20.xml", "success"),
+    ("flowable/engine/ExclusiveGatewayTest.testNoSequenceFlowSelected.bpmn20.xml", "failed"),
+    ("flowable/engine/ExternalWorkerServiceTaskTest.testSimple.bpmn20.xml", "running"),
+    ("flowable/engine/InclusiveGatewayTest.testDivergingInclusiveGateway.bpmn20.xml", "refused <inclusiveGateway>"),
+    ("flowable/engine/InclusiveGatewayTest.testJoinAfterParallelGateway.bpmn20.xml", "refused <receiveTask>"),
+    (
+        "flowable/engine/IntermediateTimerEventTest.testCatchingTimerEvent.bpmn20.xml",
+        "refused <intermediateCatchEvent>",
+    ),
+    ("flowable/engine/MessageStartEventTest.testSingleMessageStartEvent.bpmn20.xml", "refused <startEvent>"),
+    ("flowable/engine/MultiInstanceTest.externalSubProcess.bpmn20.xml", "success"),
+    ("flowable/engine/MultiInstanceTest.simpleMultiInstanceWithCollectionVariable.bpmn20.xml", "success"),
+    ("flowable/engine/MultiInstanceTest.testParallelCallActivity.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/engine/MultiInstanceTest.testParallelUserTasksBasedOnCollection.bpmn20.xml", "success"),
+    ("flowable/engine/MultiInstanceTest.testSequentialSubProcess.bpmn20.xml", "success"),
+    ("flowable/engine/ParallelGatewayTest.testForkFollowedByOnlyEndEvents.bpmn20.xml", "success"),
+    ("flowable/engine/ReceiveTaskTest.testSkipExpression.bpmn20.xml", "refused <receiveTask>"),
+    ("flowable/engine/ScriptTaskTest.testSetScriptResultToProcessVariable.bpmn20.xml", "refused <scriptTask>"),
+    (
+        "flowable/engine/SignalEventSubprocessTest.testInterruptingUnderProcessDefinition.bpmn20.xml",
+        "refused <subProcess>",
+    ),
+    ("flowable/engine/SignalEventTests.catchAlertSignal.bpmn20.xml", "refused <intermediateCatchEvent>"),
+    ("flowable/engine/StartTimerEventTest.testDurationStartTimerEvent.bpmn20.xml", "refused <startEvent>"),
+    ("flowable/engine/SubProcessTest.testSimpleSubProcess.bpmn20.xml", "success"),
+    ("flowable/engine/TaskAssignmentExtensionsTest.testAssigneeExtension.bpmn20.xml", "success"),
+    ("flowable/engine/TaskAssignmentExtensionsTest.testCandidateUsersExtension.bpmn20.xml", "success"),
+    ("flowable/engine/TaskCandidateTest.testMixedCandidateUserAndGroup.bpmn20.xml", "success"),
+    ("flowable/engine/TaskListenerTest.testTaskServiceTaskListeners.bpmn20.xml", "refused <taskListener>"),
+    ("flowable/engine/TransactionSubProcessTest.testSimpleCase.bpmn20.xml", "refused <transaction>"),
+    ("flowable/engine/TriggerableServiceTaskTest.testExpression.bpmn20.xml", "refused <serviceTask>"),
+    ("flowable/engine/oneTaskProcessWithListener.bpmn20.xml", "success"),
+    (
+        "flowable/rest/ExecutionActiveActivitiesCollectionResourceTest.testGetActivities.bpmn20.xml",
+        "refused <receiveTask>",
+    ),
+    ("flowable/rest/ExecutionResourceTest.process-with-message-event.bpmn20.xml", "refused <intermediateCatchEvent>"),
+    ("flowable/rest/ExecutionResourceTest.process-with-signal-event.bpmn20.xml", "refused <intermediateCatchEvent>"),
+    ("flowable/rest/ExecutionResourceTest.process-with-signal.bpmn20.xml", "refused <receiveTask>"),
+    ("flowable/rest/ExecutionResourceTest.process-with-subprocess.bpmn20.xml", "success"),
+    (
+        "flowable/rest/HistoricTaskInstanceCollectionResourceTest.testQueryTaskInstancesWithCandidateGroup.bpmn20.xml",
+        "success",
+    ),
+    ("flowable/rest/JobResourceTest.testTimerProcess.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/rest/ProcessInstanceIdentityLinkResourceTest.process.bpmn20.xml", "success"),
+    ("flowable/rest/ProcessInstanceResourceTest.process-one.bpmn20.xml", "refused <startEvent>"),
+    ("flowable/rest/ProcessInstanceResourceTest.process-with-form.bpmn20.xml", "success"),
+    ("flowable/rest/SignalsResourceTest.process-signal-start.bpmn20.xml", "refused <startEvent>"),
+    ("flowable/rest/TaskQueryResourceTest.testQueryTasks.bpmn20.xml", "success"),
+    ("flowable/rest/TaskResourceTest.testCompleteTask.bpmn20.xml", "success"),
+    ("flowable/rest/TaskResourceTest.testReclaimTask.bpmn20.xml", "success"),
+    ("flowable/rest/calledProcess.bpmn20.xml", "success"),
+    ("flowable/rest/oneTaskProcess.bpmn20.xml", "success"),
+    ("flowable/rest/oneTaskProcessWithDi.bpmn20.xml", "success"),
+    ("flowable/rest/parallelExternalWorkerJobs.bpmn20.xml", "running"),
+    ("flowable/rest/parallelTask.bpmn20.xml", "success"),
+    ("flowable/rest/parallelTaskWithMI.bpmn20.xml", "success"),
+    ("flowable/rest/simpleExternalWorkerJob.bpmn20.xml", "running"),
+    ("flowable/rest/simpleExternalWorkerJobWithBpmnError.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/rest/simpleInnerCallActivity.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/rest/simpleParallelCallActivity.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/rest/simpleProcessWithUserTasks.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/rest/testCallSimpleSubProcess.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/rest/two-tasks.bpmn20.xml", "success"),
+    ("flowable/rest/twoTaskProcess.bpmn20.xml", "success"),
+    ("spiffworkflow/bpmn/Message-Interrupts.bpmn20.xml", "refused <boundaryEvent>"),
+    ("spiffworkflow/bpmn/Message-Non-Interrupt.bpmn20.xml", "refused <boundaryEvent>"),
+    ("spiffworkflow/bpmn/Messages.bpmn20.xml", "refused <intermediateCatchEvent>"),
+    ("spiffworkflow/bpmn/No-Start-Event.bpmn20.xml", "refused <process>"),
+    ("spiffworkflow/bpmn/Parallel-One-Path-Ends.bpmn20.xml", "refused <inclusiveGateway>"),
+    ("spiffworkflow/bpmn/ParallelOrder.bpmn", "success"),
+    ("spiffworkflow/bpmn/Scripts.bpmn20.xml", "refused <scriptTask>"),
+    ("spiffworkflow/bpmn/Test-Workflows.bpmn20.xml", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/boundary_timer_on_task.bpmn", "refused <boundaryEvent>"),
+    ("spiffworkflow/bpmn/call_activity_end_event.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/call_activity_level_2.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/call_activity_level_2b.bpmn", "success"),
+    ("spiffworkflow/bpmn/call_activity_level_3.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/call_activity_nested.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/call_activity_with_error.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/conditional_event.bpmn", "refused <intermediateCatchEvent>"),
+    ("spiffworkflow/bpmn/event-gateway.bpmn", "refused <eventBasedGateway>"),
+    ("spiffworkflow/bpmn/event-subprocess.bpmn", "refused <intermediateThrowEvent>"),
+    ("spiffworkflow/bpmn/gateway_loop_input.bpmn", "refused <scriptTask>"),
+    ("spiffworkflow/bpmn/no-tasks.bpmn", "success"),
+    ("spiffworkflow/bpmn/sequential_multiinstance_cardinality.bpmn", "success"),
+    ("spiffworkflow/bpmn/sequential_multiinstance_loop_input.bpmn", "success"),
+    ("spiffworkflow/bpmn/single_call_activity.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/standard_loop.bpmn", "refused <standardLoopCharacteristics>"),
+    ("spiffworkflow/bpmn/timer-cycle-start.bpmn", "refused <startEvent>"),
+    ("spiffworkflow/bpmn/timer-date-start.bpmn", "refused <intermediateCatchEvent>"),
+    ("spiffworkflow/bpmn/timer-non-interrupt-boundary.bpmn", "refused <boundaryEvent>"),
+    ("spiffworkflow/camunda/MessageBoundary.bpmn", "refused <intermediateThrowEvent>"),
+    ("spiffworkflow/camunda/no_form.bpmn", "success"),
+];
