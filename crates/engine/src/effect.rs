@@ -71,7 +71,7 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Insert or replace a task record.
-    Task(TaskRecord),
+    Task(Box<TaskRecord>),
     /// Queue a stone job.
     QueueJob(Job),
     /// Remove a job from the queue: its task has closed (done, failed or canceled).

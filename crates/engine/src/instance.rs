@@ -192,7 +192,7 @@ impl Instance {
                     StoneOutcome::Began => {
                         if let Some(rec) = self.open.get_mut(&record_id) {
                             rec.status = task_status::START_BEGIN.into();
-                            step.effects.push(Effect::Task(rec.clone()));
+                            step.effects.push(Effect::Task(Box::new(rec.clone())));
                         }
                     }
                     StoneOutcome::Succeeded(outputs) => {
@@ -417,7 +417,7 @@ impl Instance {
         if let Some(t) = self.tokens.get_mut(&token) {
             t.wait = Some(rec.id.clone());
         }
-        step.effects.push(Effect::Task(rec.clone()));
+        step.effects.push(Effect::Task(Box::new(rec.clone())));
         self.open.insert(rec.id.clone(), rec);
     }
 
@@ -470,7 +470,7 @@ impl Instance {
         rec.reason = reason;
         rec.outputs = outputs;
         rec.end_time = Some(step.ctx.now);
-        step.effects.push(Effect::Task(rec));
+        step.effects.push(Effect::Task(Box::new(rec)));
     }
 
     /// Closes an open record; a stone task's job leaves the queue with it.

@@ -68,7 +68,7 @@ impl Harness {
                 if !last.contains_key(&r.id) {
                     order.push(r.id.clone());
                 }
-                last.insert(r.id.clone(), r.clone());
+                last.insert(r.id.clone(), (**r).clone());
             }
         }
         order.into_iter().filter_map(|id| last.remove(&id)).collect()

@@ -293,7 +293,7 @@ impl Builder<'_> {
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,
             "serviceTask" => service_task(el)?,
-            "userTask" => NodeKind::UserTask(user_task(el)?),
+            "userTask" => NodeKind::UserTask(Box::new(user_task(el)?)),
             "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
                 return Err(ModelError::at(el, "event subprocesses are not supported yet"));
             }

@@ -116,7 +116,7 @@ pub enum NodeKind {
     /// A service task run by a stone.
     StoneTask(StoneSpec),
     /// A wait state completed by a person.
-    UserTask(UserTaskSpec),
+    UserTask(Box<UserTaskSpec>),
     /// An embedded subprocess; its own nodes have `scope` set to this node.
     SubProcess {
         /// Its none start event.

@@ -176,7 +176,7 @@ struct Live {
 }
 
 enum Reply {
-    Started(oneshot::Sender<Result<InstanceRow, RuntimeError>>, InstanceRow),
+    Started(oneshot::Sender<Result<InstanceRow, RuntimeError>>, Box<InstanceRow>),
     Applied(oneshot::Sender<Result<(), RuntimeError>>),
 }
 
@@ -232,7 +232,7 @@ impl Committer {
                     };
                     let mut live = Live { def, row, instance };
                     record(&mut batch, &mut rows, &mut live, effects, now);
-                    replies.push(Reply::Started(reply, live.row.clone()));
+                    replies.push(Reply::Started(reply, Box::new(live.row.clone())));
                     touched.push(id.clone());
                     self.live.insert(id, live);
                 }
@@ -263,7 +263,7 @@ impl Committer {
             Ok(()) => {
                 for reply in replies {
                     match reply {
-                        Reply::Started(tx, row) => drop(tx.send(Ok(row))),
+                        Reply::Started(tx, row) => drop(tx.send(Ok(*row))),
                         Reply::Applied(tx) => drop(tx.send(Ok(()))),
                     }
                 }
@@ -341,7 +341,7 @@ fn record(batch: &mut WriteBatch, rows: &mut HashMap<String, usize>, live: &mut 
     }
     for effect in effects {
         match effect {
-            Effect::Task(record) => batch.tasks.push(TaskRow { instance_id: row.id.clone(), record }),
+            Effect::Task(record) => batch.tasks.push(TaskRow { instance_id: row.id.clone(), record: *record }),
             Effect::QueueJob(job) => batch.jobs.push(JobRow { instance_id: row.id.clone(), job, created_at: now }),
             Effect::DropJob { record_id } => batch.dropped_jobs.push(record_id),
         }

@@ -38,11 +38,11 @@ impl StoneRunner {
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             let report = |outcome| Command::Stone { record: row.job.record_id.clone(), outcome };
-            if stone.reports_begin() {
-                if let Err(e) = runtime.apply(&row.instance_id, report(StoneOutcome::Began)).await {
-                    tracing::debug!(job = %row.job.record_id, error = %e, "job no longer open");
-                    return;
-                }
+            if stone.reports_begin()
+                && let Err(e) = runtime.apply(&row.instance_id, report(StoneOutcome::Began)).await
+            {
+                tracing::debug!(job = %row.job.record_id, error = %e, "job no longer open");
+                return;
             }
             let outcome = match stone.start(&row.job.params).await {
                 Ok(outputs) => StoneOutcome::Succeeded(outputs),

@@ -1,0 +1,122 @@
+//! The `flowstone` binary end to end: `serve` on a fresh data directory, then `deploy`,
+//! `start` and `ps` against it, a clean stop on SIGTERM, and a second `serve` that finds
+//! everything the first one acknowledged.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flowstone");
+
+fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn free_port() -> u16 {
+    must(must(std::net::TcpListener::bind("127.0.0.1:0")).local_addr()).port()
+}
+
+struct Serve(Child);
+
+impl Serve {
+    fn start(dir: &Path, port: u16) -> Self {
+        let child = must(
+            Command::new(BIN)
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve(child)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let status = must(Command::new("kill").args(["-TERM", &pid]).status());
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(code) = must(self.0.try_wait()) {
+                assert!(code.success(), "server exited with {code}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(port: u16, args: &[&str]) -> Output {
+    must(Command::new(BIN).args(args).env("FLOWSTONE_SERVER", format!("http://127.0.0.1:{port}")).output())
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn serve_deploy_start_ps_and_restart() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let server = Serve::start(dir.path(), port);
+
+    let model = dir.path().join("hello.bpmn");
+    must(std::fs::write(
+        &model,
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="hello">
+           <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="wait"/><userTask id="wait"/></process></definitions>"#,
+    ));
+    let deployed = stdout(&run(port, &["deploy", model.to_str().unwrap_or_default()]));
+    assert!(deployed.contains("\"key\": \"hello\""), "{deployed}");
+
+    let started = stdout(&run(port, &["start", "w1_straight"]));
+    assert!(started.contains("\"processStatus\": \"success\""), "the bundled W1 example runs: {started}");
+    let waiting = stdout(&run(port, &["start", "hello", "--var", "n=3", "--var", "who=ann", "--name", "greeting"]));
+    assert!(waiting.contains("\"processStatus\": \"running\""), "{waiting}");
+    assert!(waiting.contains(r#"{\"n\":3,\"who\":\"ann\"}"#), "vars are JSON when they parse: {waiting}");
+
+    let ps = stdout(&run(port, &["ps"]));
+    assert!(ps.contains("greeting") && ps.contains("w1_straight") && ps.contains("(2 of 2)"), "{ps}");
+    let ps = stdout(&run(port, &["ps", "--status", "running"]));
+    assert!(ps.contains("(1 of 1)"), "{ps}");
+
+    let failed = run(port, &["start", "nope"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("404"), "errors say what the server said");
+
+    server.terminate();
+    let server = Serve::start(dir.path(), port);
+    let ps = stdout(&run(port, &["ps", "--key", "hello"]));
+    assert!(ps.contains("greeting") && ps.contains("running"), "the waiting instance survives a restart: {ps}");
+    server.terminate();
+}
+
+#[test]
+fn serve_refuses_an_unsupported_database_url() {
+    let out = must(Command::new(BIN).args(["serve", "--database", "mysql://x", "--listen", "127.0.0.1:0"]).output());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
+
+#[test]
+fn help_describes_every_command() {
+    let help = stdout(&must(Command::new(BIN).arg("--help").output()));
+    for cmd in ["serve", "deploy", "start", "ps"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
