@@ -9,7 +9,7 @@ pub use api::{MAX_BODY_BYTES, router};
 pub use examples::EXAMPLES;
 pub use runtime::{Runtime, RuntimeError};
 
-use flowstone_store::{SqliteStore, Store, StoreError};
+use flowstone_store::{PgStore, SqliteStore, Store, StoreError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the embedded database when no URL is given.
     pub data_dir: PathBuf,
-    /// A database URL (`sqlite://…`); overrides `data_dir`.
+    /// A database URL (`sqlite://…`, `postgres://…`); overrides `data_dir`.
     pub database: Option<String>,
     /// Deploy the bundled example models when the store has no model yet.
     pub load_examples: bool,
@@ -65,10 +65,12 @@ pub enum StartError {
 pub async fn open_store(database: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StartError> {
     match database {
         Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
-        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => Err(StartError::Unsupported(
-            "PostgreSQL is not supported by this version yet; use the embedded SQLite store (omit --database)".into(),
-        )),
-        Some(url) => Err(StartError::Unsupported(format!("unsupported database URL `{url}`; use sqlite://PATH"))),
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            Ok(Arc::new(PgStore::open(url).await?))
+        }
+        Some(url) => {
+            Err(StartError::Unsupported(format!("unsupported database URL `{url}`; use sqlite://PATH or postgres://…")))
+        }
         None => {
             std::fs::create_dir_all(data_dir)
                 .map_err(|source| StartError::DataDir { path: data_dir.to_owned(), source })?;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, must, shared_dir};
+use common::{Backend, TestServer, must, shared_dir};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -67,7 +67,7 @@ async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
 async fn conformance_models_deploy_and_run_or_are_refused_clearly() {
     let Some(shared) = shared_dir() else { return };
     let root = shared.join("conformance");
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start(Backend::Sqlite).await else { return };
     let mut results = BTreeMap::new();
     for path in bpmn_files(&root) {
         let name = must(path.strip_prefix(&root)).display().to_string();
@@ -98,7 +98,7 @@ async fn conformance_models_deploy_and_run_or_are_refused_clearly() {
 #[tokio::test]
 async fn bench_workloads_give_their_checked_results() {
     let Some(shared) = shared_dir() else { return };
-    let s = TestServer::start().await;
+    let Some(s) = TestServer::start(Backend::Sqlite).await else { return };
     for file in ["w1_straight.bpmn", "w2_usertask.bpmn", "w3_gateways.bpmn"] {
         s.deploy(&must(std::fs::read_to_string(shared.join("bench").join(file)))).await;
     }

@@ -5,9 +5,12 @@
 //! and an answer is sent only once its writes are durable. Implementations hold no execution
 //! rules; `tests/contract.rs` is the suite every implementation must pass.
 
+mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use rows::{InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
 pub use sqlite::SqliteStore;
 

@@ -1,14 +1,31 @@
-//! The store contract: every implementation must pass these, run here against SQLite.
-//! (The PostgreSQL implementation joins this suite when it lands.)
+//! The store contract: every implementation passes the same suite, run here against SQLite
+//! (a fresh file per test) and PostgreSQL (a fresh database per test).
 
 use flowstone_engine::{Job, TaskRecord};
-use flowstone_store::{InstanceFilter, InstanceRow, JobRow, NewModel, Page, SqliteStore, Store, TaskRow, WriteBatch};
+use flowstone_store::{
+    InstanceFilter, InstanceRow, JobRow, NewModel, Page, PgStore, SqliteStore, Store, TaskRow, WriteBatch,
+};
 use serde_json::json;
 
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = SqliteStore::open(&dir.path().join("test.db")).await.unwrap_or_else(|e| panic!("{e}"));
     (dir, store)
+}
+
+/// A store on a new database of the PostgreSQL at `FLOWSTONE_TEST_POSTGRES` (default: the
+/// local server). `None`, said loudly, when no PostgreSQL answers; in CI that is a failure.
+async fn postgres() -> Option<PgStore> {
+    let base = std::env::var("FLOWSTONE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match PgStore::create_database(&base, "flowstone_contract").await {
+        Ok(url) => Some(PgStore::open(&url).await.unwrap_or_else(|e| panic!("{e}"))),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); the PostgreSQL contract tests did not run");
+            None
+        }
+    }
 }
 
 fn new_model(id: &str, key: &str) -> NewModel {
@@ -184,14 +201,34 @@ macro_rules! contract {
     )*};
 }
 
+macro_rules! contract_pg {
+    ($($name:ident),*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(store) = super::postgres().await else { return };
+            super::$name(&store).await;
+        }
+    )*};
+}
+
+macro_rules! suite {
+    ($each:ident) => {
+        $each!(
+            deploying_a_key_again_makes_a_new_version,
+            a_batch_commits_instances_tasks_and_jobs_together,
+            a_failed_batch_writes_nothing,
+            instances_list_filters_and_pages,
+            tasks_of_an_instance_come_in_creation_order
+        );
+    };
+}
+
+mod postgres_store {
+    suite!(contract_pg);
+}
+
 mod sqlite_store {
-    contract!(
-        deploying_a_key_again_makes_a_new_version,
-        a_batch_commits_instances_tasks_and_jobs_together,
-        a_failed_batch_writes_nothing,
-        instances_list_filters_and_pages,
-        tasks_of_an_instance_come_in_creation_order
-    );
+    suite!(contract);
 
     #[tokio::test]
     async fn data_survives_reopening() {

@@ -7,11 +7,35 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Which database a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 pub struct TestServer {
     pub server: Option<Server>,
     pub base: String,
     pub client: Client,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database URL, or `None` for SQLite in `dir`.
+    pub database: Option<String>,
+}
+
+/// A new database on the PostgreSQL at `FLOWSTONE_TEST_POSTGRES` (default: the local server);
+/// `None`, said loudly, when none answers. In CI that is a failure.
+pub async fn postgres_database() -> Option<String> {
+    let base = std::env::var("FLOWSTONE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match flowstone_store::PgStore::create_database(&base, "flowstone_http").await {
+        Ok(url) => Some(url),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); the PostgreSQL HTTP tests did not run");
+            None
+        }
+    }
 }
 
 pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
@@ -19,26 +43,26 @@ pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 }
 
 impl TestServer {
-    pub async fn start() -> Self {
+    /// A server with the example models deployed, on a database of its own.
+    pub async fn start(backend: Backend) -> Option<Self> {
         let dir = must(tempfile::tempdir());
-        Self::start_in(dir, false).await
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(postgres_database().await?),
+        };
+        Some(Self::start_in(dir, database).await)
     }
 
-    pub async fn start_with_examples() -> Self {
-        let dir = must(tempfile::tempdir());
-        Self::start_in(dir, true).await
-    }
-
-    pub async fn start_in(dir: tempfile::TempDir, load_examples: bool) -> Self {
+    async fn start_in(dir: tempfile::TempDir, database: Option<String>) -> Self {
         let config = Config {
             listen: must("127.0.0.1:0".parse()),
             data_dir: dir.path().to_owned(),
-            database: None,
-            load_examples,
+            database: database.clone(),
+            load_examples: true,
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
-        Self { server: Some(server), base, client: Client::new(), dir }
+        Self { server: Some(server), base, client: Client::new(), dir, database }
     }
 
     /// Stops the server and starts a new one on the same database.
@@ -46,7 +70,7 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
-        Self::start_in(self.dir, false).await
+        Self::start_in(self.dir, self.database).await
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {

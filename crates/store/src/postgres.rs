@@ -1,0 +1,44 @@
+//! PostgreSQL: the store for several servers sharing one database.
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`) and migrates the schema.
+    ///
+    /// # Errors
+    /// When the URL is malformed, the server cannot be reached, or migration fails.
+    pub async fn open(url: &str) -> crate::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates a new empty database beside the one `url` names, and returns its URL: every
+    /// test run and benchmark gets a database of its own.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or refuses to create the database.
+    pub async fn create_database(url: &str, prefix: &str) -> crate::Result<String> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await?;
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&pool).await?;
+        pool.close().await;
+        let base = url.split('?').next().unwrap_or(url);
+        let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+        Ok(format!("{root}/{name}"))
+    }
+}
+
+crate::sql::sql_store!(PgStore, sqlx::Postgres);
