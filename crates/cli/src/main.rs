@@ -1,5 +1,6 @@
 //! `flowstone`: run the server, or talk to one.
 
+mod bench;
 mod client;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,8 @@ enum Cmd {
         #[command(flatten)]
         server: client::ServerArg,
     },
+    /// Run the benchmark workloads and print instances per second, latency and peak memory.
+    Bench(bench::BenchArgs),
     /// List process instances, newest first.
     Ps {
         /// Only this status (running, success, failed, canceled, …).
@@ -111,6 +114,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Deploy { file, server } => client::deploy(&server, &file).await,
         Cmd::Start { key, vars, name, server } => client::start(&server, &key, &vars, name).await,
         Cmd::Ps { status, key, limit, server } => client::ps(&server, status, key, limit).await,
+        Cmd::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -26,9 +26,10 @@ pub mod task_status {
 /// One run of a task-like activity: the platform API's task record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
-    /// Unique id of this record.
+    /// Unique id of this record; for the current attempt of an activity, its `task_id`.
     pub id: String,
-    /// The activity-instance id, which debug operations address.
+    /// The activity-instance id, which debug operations address; earlier attempts keep it
+    /// under ids of their own.
     pub task_id: String,
     /// The model element id of the activity.
     pub element: String,

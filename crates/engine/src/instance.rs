@@ -440,9 +440,10 @@ impl Instance {
             _ => "task",
         };
         let (namespace, stone) = stone.unzip();
+        let id = (step.ctx.ids)();
         TaskRecord {
-            id: (step.ctx.ids)(),
-            task_id: (step.ctx.ids)(),
+            task_id: id.clone(),
+            id,
             element: node.id.clone(),
             name: node.display_name().to_owned(),
             kind: kind.into(),

@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How many requests one transaction takes at most.
 const MAX_BATCH: usize = 1024;
+/// How many requests wait for the commit under way at most before the committer stops taking more.
+const MAX_PENDING: usize = 4 * MAX_BATCH;
 /// How many live instances the committer keeps in memory before it starts over from the store.
 const CACHE_LIMIT: usize = 50_000;
 
@@ -180,30 +182,107 @@ enum Reply {
     Applied(oneshot::Sender<Result<(), RuntimeError>>),
 }
 
+/// A group of applied commands whose writes are ready to commit.
+struct Prepared {
+    batch: WriteBatch,
+    replies: Vec<Reply>,
+    touched: Vec<String>,
+}
+
+impl Prepared {
+    /// Adds a later group of writes (the store keeps the last write of each row).
+    fn absorb(&mut self, later: Prepared) {
+        let Prepared { batch, replies, touched } = later;
+        self.batch.instances.extend(batch.instances);
+        self.batch.tasks.extend(batch.tasks);
+        self.batch.jobs.extend(batch.jobs);
+        self.batch.dropped_jobs.extend(batch.dropped_jobs);
+        self.replies.extend(replies);
+        self.touched.extend(touched);
+    }
+
+    /// Tells every requester that nothing of theirs was committed.
+    fn fail(self, message: &str) {
+        let err = || RuntimeError::Store(StoreError::Corrupt(format!("not committed: {message}")));
+        for reply in self.replies {
+            match reply {
+                Reply::Started(tx, _) => drop(tx.send(Err(err()))),
+                Reply::Applied(tx) => drop(tx.send(Err(err()))),
+            }
+        }
+    }
+}
+
 struct Committer {
     runtime: Runtime,
     live: HashMap<String, Live>,
     stones: StoneRunner,
 }
 
+/// A commit under way; gives the batch back with the result.
+type Commit = tokio::task::JoinHandle<(WriteBatch, Result<(), StoreError>)>;
+
 impl Committer {
+    /// Double-buffered: while one batch commits, the next is applied in memory. Commits stay
+    /// in order, and a batch prepared on top of one that failed is discarded, not committed.
     async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let mut requests = Vec::with_capacity(MAX_BATCH);
-        loop {
+        let mut committing: Option<(Commit, Prepared)> = None;
+        let mut next: Option<Prepared> = None;
+        let mut open = true;
+        while open || committing.is_some() || next.is_some() {
+            if committing.is_none()
+                && let Some(mut prepared) = next.take()
+            {
+                let (store, batch) = (self.runtime.store.clone(), std::mem::take(&mut prepared.batch));
+                let commit = tokio::spawn(async move {
+                    let result = store.commit(&batch).await;
+                    (batch, result)
+                });
+                committing = Some((commit, prepared));
+            }
             tokio::select! {
                 biased;
-                _ = stopped.changed() => break,
-                n = rx.recv_many(&mut requests, MAX_BATCH) => {
-                    if n == 0 {
-                        break;
+                _ = stopped.changed() => return,
+                result = async { committing.as_mut().map(|(h, _)| h).expect("guarded by the branch condition").await },
+                    if committing.is_some() =>
+                {
+                    let Some((_, mut prepared)) = committing.take() else { continue };
+                    let result = match result {
+                        Ok((batch, result)) => {
+                            prepared.batch = batch;
+                            result
+                        }
+                        Err(e) => Err(StoreError::Corrupt(format!("commit task failed: {e}"))),
+                    };
+                    if let Err(e) = self.finish(prepared, result) {
+                        if let Some(built_on_it) = next.take() {
+                            self.forget(&built_on_it.touched);
+                            built_on_it.fail(&e);
+                        }
                     }
-                    self.process(std::mem::take(&mut requests)).await;
                 }
+                // While a commit runs, requests keep joining the next batch, up to a bound.
+                n = rx.recv_many(&mut requests, MAX_BATCH), if open && next.as_ref().is_none_or(|n| n.replies.len() < MAX_PENDING) => {
+                    if n == 0 {
+                        open = false;
+                    } else {
+                        let prepared = self.prepare(std::mem::take(&mut requests)).await;
+                        match next.as_mut() {
+                            Some(next) => next.absorb(prepared),
+                            None => next = Some(prepared),
+                        }
+                    }
+                }
+            }
+            if committing.is_none() && next.is_none() && self.live.len() > CACHE_LIMIT {
+                self.live.clear();
             }
         }
     }
 
-    async fn process(&mut self, requests: Vec<Request>) {
+    /// Applies each request to its live instance and collects the writes.
+    async fn prepare(&mut self, requests: Vec<Request>) -> Prepared {
         let now = now_ms();
         let mut ids = new_id;
         let mut batch = WriteBatch::default();
@@ -218,7 +297,6 @@ impl Committer {
                     let (instance, effects) = Instance::start(&def, variables, &mut Ctx { now, ids: &mut ids });
                     let row = InstanceRow {
                         id: id.clone(),
-                        record_id: uuid::Uuid::new_v4().to_string(),
                         model_id: model.id,
                         model_key: model.key,
                         name,
@@ -248,7 +326,7 @@ impl Committer {
                         Ok(effects) => {
                             record(&mut batch, &mut rows, live, effects, now);
                             replies.push(Reply::Applied(reply));
-                            touched.push(instance);
+                            touched.push(live.row.id.clone());
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e.into()));
@@ -257,67 +335,77 @@ impl Committer {
                 }
             }
         }
-        let jobs: Vec<JobRow> =
-            batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).cloned().collect();
-        match self.runtime.store.commit(&batch).await {
-            Ok(()) => {
-                for reply in replies {
-                    match reply {
-                        Reply::Started(tx, row) => drop(tx.send(Ok(*row))),
-                        Reply::Applied(tx) => drop(tx.send(Ok(()))),
-                    }
-                }
-                for job in jobs {
-                    self.stones.dispatch(job);
-                }
-                for id in touched {
-                    if self.live.get(&id).is_some_and(|l| l.instance.status != InstanceStatus::Running) {
-                        self.live.remove(&id);
-                    }
-                }
-                if self.live.len() > CACHE_LIMIT {
-                    self.live.clear();
-                }
+        Prepared { batch, replies, touched }
+    }
+
+    /// Answers a committed batch and hands its jobs to the stones; on failure forgets its
+    /// in-memory changes, tells its requesters, and returns the error.
+    fn finish(&mut self, prepared: Prepared, result: Result<(), StoreError>) -> Result<(), String> {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "commit failed");
+            self.forget(&prepared.touched);
+            let message = e.to_string();
+            prepared.fail(&message);
+            return Err(message);
+        }
+        let Prepared { batch, replies, touched } = prepared;
+        for reply in replies {
+            match reply {
+                Reply::Started(tx, row) => drop(tx.send(Ok(*row))),
+                Reply::Applied(tx) => drop(tx.send(Ok(()))),
             }
-            Err(e) => {
-                // Nothing was written: forget the in-memory changes and tell every requester.
-                tracing::error!(error = %e, "commit failed");
-                for id in touched {
-                    self.live.remove(&id);
-                }
-                let message = e.to_string();
-                for reply in replies {
-                    let err = || RuntimeError::Store(StoreError::Corrupt(format!("not committed: {message}")));
-                    match reply {
-                        Reply::Started(tx, _) => drop(tx.send(Err(err()))),
-                        Reply::Applied(tx) => drop(tx.send(Err(err()))),
-                    }
-                }
+        }
+        for job in batch.jobs.into_iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)) {
+            self.stones.dispatch(job);
+        }
+        for id in touched {
+            if self.live.get(&id).is_some_and(|l| l.instance.status != InstanceStatus::Running) {
+                self.live.remove(&id);
             }
+        }
+        Ok(())
+    }
+
+    /// Drops in-memory state that was never committed; the store has the last committed one.
+    fn forget(&mut self, touched: &[String]) {
+        for id in touched {
+            self.live.remove(id);
         }
     }
 
-    /// The live instance, from memory or else from the store.
+    /// The live instance, from memory or else from the store. Memory wins: it may hold
+    /// changes whose commit is still under way.
     async fn load(&mut self, id: &str) -> Result<&mut Live, RuntimeError> {
-        if !self.live.contains_key(id) {
+        let key = if self.live.contains_key(id) {
+            id.to_owned()
+        } else {
             let store = &self.runtime.store;
             let row = store
                 .instance(id)
                 .await?
                 .ok_or_else(|| RuntimeError::NotFound(format!("process instance {id} not found")))?;
-            let state = store.instance_state(&row.id).await?.unwrap_or_default();
-            let instance: Instance =
-                serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?;
-            let model = store
-                .model(&row.model_id)
-                .await?
-                .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
-            let def = self.runtime.definition(&model)?;
-            self.live.insert(row.id.clone(), Live { def, row, instance });
-        }
-        self.live.get_mut(id).ok_or_else(|| RuntimeError::NotFound(format!("process instance {id} not found")))
+            if !self.live.contains_key(&row.id) {
+                if let Some(ended) = ENDED.into_iter().find(|s| status_name(*s) == row.status) {
+                    return Err(EngineError::NotRunning(ended).into());
+                }
+                let state = store.instance_state(&row.id).await?.unwrap_or_default();
+                let instance: Instance =
+                    serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?;
+                let model = store
+                    .model(&row.model_id)
+                    .await?
+                    .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
+                let def = self.runtime.definition(&model)?;
+                self.live.insert(row.id.clone(), Live { def, row: row.clone(), instance });
+            }
+            row.id
+        };
+        self.live.get_mut(&key).ok_or_else(|| RuntimeError::NotFound(format!("process instance {id} not found")))
     }
 }
+
+/// Statuses an instance never leaves.
+const ENDED: [InstanceStatus; 3] = [InstanceStatus::Completed, InstanceStatus::Failed, InstanceStatus::Canceled];
 
 /// Adds an instance's new state and its effects to the batch; `rows` remembers where each
 /// instance already stands in it, so several commands on one instance write it once.
@@ -331,7 +419,12 @@ fn record(batch: &mut WriteBatch, rows: &mut HashMap<String, usize>, live: &mut 
         row.outputs = inst.outputs.as_ref().map(|o| Value::Object(o.clone()).to_string());
         row.final_vars = Some(Value::Object(inst.variables.clone()).to_string());
     }
-    let state = serde_json::to_string(inst).unwrap_or_default();
+    // A finished instance is never loaded again: its row and final variables tell all.
+    let state = if inst.status == InstanceStatus::Running {
+        serde_json::to_string(inst).unwrap_or_default()
+    } else {
+        String::new()
+    };
     match rows.get(&row.id) {
         Some(i) => batch.instances[*i] = (row.clone(), state),
         None => {

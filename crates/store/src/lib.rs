@@ -48,7 +48,7 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a group of instance, task and job writes in one transaction.
     async fn commit(&self, batch: &WriteBatch) -> Result<()>;
 
-    /// An instance by its id or its record id.
+    /// An instance by its id.
     async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
     /// The engine state of an instance, as stored JSON.
     async fn instance_state(&self, id: &str) -> Result<Option<String>>;
@@ -57,7 +57,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// The task records of an instance, oldest first.
     async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
-    /// A task record by its id, or the latest record of an activity-instance id.
+    /// A task record by its id (the current attempt's id is its activity-instance id).
     async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
 
     /// Queued jobs of the given stones, oldest first.

@@ -37,10 +37,8 @@ pub struct ModelRow {
 /// A stored process instance, without its engine state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRow {
-    /// The instance id.
+    /// The instance id (UUIDv7: ordered by start time).
     pub id: String,
-    /// The platform record id.
-    pub record_id: String,
     /// The model it runs.
     pub model_id: String,
     /// That model's key.

@@ -4,6 +4,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -12,7 +13,21 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
+
+/// Copies the write-ahead log back into the database file in the background, on a
+/// connection of its own, so that commits never stop to do it; stops with the store.
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates it.
@@ -39,7 +54,10 @@ impl SqliteStore {
             // FULL: a commit is on disk before the runtime answers; group commit pays for it.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (see Checkpointer), not inside commits.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("cache_size", "-65536");
         let in_memory = options.get_filename().to_string_lossy().contains(":memory:");
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection: keep to one.
@@ -47,7 +65,19 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let checkpointer = (!in_memory).then(|| {
+            let pool = pool.clone();
+            Arc::new(Checkpointer(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                        tracing::warn!(error = %e, "background checkpoint failed");
+                    }
+                }
+            })))
+        });
+        Ok(Self { pool, _checkpointer: checkpointer })
     }
 }
 

@@ -35,7 +35,6 @@ fn new_model(id: &str, key: &str) -> NewModel {
 fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
     InstanceRow {
         id: id.into(),
-        record_id: format!("rec-{id}"),
         model_id: model_id.into(),
         model_key: "k".into(),
         name: "test".into(),
@@ -102,7 +101,6 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     };
     must(store.commit(&batch)).await;
     assert_eq!(must(store.instance("i1")).await.map(|i| i.status), Some("running".into()));
-    assert_eq!(must(store.instance("rec-i1")).await.map(|i| i.id), Some("i1".into()), "found by record id");
     assert_eq!(must(store.instance_state("i1")).await.as_deref(), Some("{\"s\":1}"));
     assert_eq!(must(store.jobs_for(&["noop", "x"])).await.len(), 1);
     assert!(must(store.jobs_for(&["x"])).await.is_empty());
@@ -127,7 +125,6 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     assert_eq!((task.record.status.as_str(), task.record.create_time), ("start.success", 5));
     assert_eq!(task.record.outputs, Some(json!({"b": 2})));
     assert_eq!(task.record.params, Some(json!({"a": 1})));
-    assert_eq!(must(store.task("t1")).await.map(|t| t.record.id), Some("r1".into()), "found by activity id");
     assert!(must(store.jobs_for(&["noop"])).await.is_empty(), "dropped job is gone");
 }
 

@@ -60,7 +60,7 @@ fn model_json(m: &ModelRow) -> Value {
 
 fn process_json(row: &InstanceRow) -> Value {
     json!({
-        "id": row.record_id,
+        "id": row.id,
         "processInstanceId": row.id,
         "modelId": row.model_id,
         "modelKey": row.model_key,

@@ -15,7 +15,6 @@ CREATE INDEX models_deployment ON models (deployment_id);
 -- Process instances; `state` is the engine's whole instance state as JSON.
 CREATE TABLE instances (
     id           TEXT PRIMARY KEY,
-    record_id    TEXT NOT NULL UNIQUE,
     model_id     TEXT NOT NULL REFERENCES models (id),
     model_key    TEXT NOT NULL,
     name         TEXT NOT NULL,
@@ -28,11 +27,12 @@ CREATE TABLE instances (
     failure      TEXT,
     state        TEXT NOT NULL
 );
-CREATE INDEX instances_status ON instances (status, start_time);
-CREATE INDEX instances_key ON instances (model_key, start_time);
-CREATE INDEX instances_start ON instances (start_time);
+-- Instance ids are UUIDv7, ordered by time: listing newest first walks the key.
+CREATE INDEX instances_status ON instances (status, id);
+CREATE INDEX instances_key ON instances (model_key, id);
 
--- Task records: one per run of a task-like activity.
+-- Task records: one per run of a task-like activity. The current attempt's id is its
+-- task_id, so both lookups use the key.
 CREATE TABLE tasks (
     id          TEXT PRIMARY KEY,
     task_id     TEXT NOT NULL,
@@ -51,7 +51,6 @@ CREATE TABLE tasks (
     progress    BIGINT
 );
 CREATE INDEX tasks_instance ON tasks (instance_id, create_time);
-CREATE INDEX tasks_task_id ON tasks (task_id);
 
 -- Stone jobs waiting for (or held by) an executor.
 CREATE TABLE jobs (
