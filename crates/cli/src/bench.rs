@@ -6,7 +6,7 @@
 use flowstone_engine::{Command, Ctx, Instance, InstanceStatus};
 use flowstone_model::{Definition, parse_bpmn};
 use flowstone_server::{Config, Runtime, Server};
-use flowstone_store::{ModelRow, PgStore, SqliteStore, Store};
+use flowstone_store::{PgStore, SqliteStore, Store};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -264,9 +264,10 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open_store(mode, args, &dir).await?;
     let runtime = Runtime::start(store.clone()).await.map_err(|e| e.to_string())?;
-    let model: ModelRow = runtime.deploy(xml).await.map_err(|e| e.to_string())?.remove(0);
+    let model = Arc::new(runtime.deploy(xml).await.map_err(|e| e.to_string())?.remove(0));
+    let driven = runtime.clone();
     let figures = drive(args, move |n| {
-        let (runtime, store, model) = (runtime.clone(), store.clone(), model.clone());
+        let (runtime, store, model) = (driven.clone(), store.clone(), model.clone());
         async move {
             let row = runtime.start_instance(model, "bench".into(), w.variables(n)).await.map_err(|e| e.to_string())?;
             let final_vars = match w {
@@ -288,6 +289,7 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
         }
     })
     .await;
+    runtime.shutdown();
     figures
 }
 

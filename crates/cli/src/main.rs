@@ -1,5 +1,10 @@
 //! `flowstone`: run the server, or talk to one.
 
+/// Requests are allocated on the HTTP workers and freed on the committer's threads (and the
+/// other way round); mimalloc handles that hand-off far better than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod client;
 

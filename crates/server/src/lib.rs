@@ -2,6 +2,7 @@
 
 mod api;
 mod examples;
+mod models;
 pub mod runtime;
 mod stones;
 

@@ -5,13 +5,14 @@
 //! instance never race), writes everything they changed in one transaction (group commit),
 //! and only then answers each request and hands new jobs to the stone runner.
 
+use crate::models::ModelCache;
 use crate::stones::StoneRunner;
 use flowstone_engine::{Command, Ctx, Effect, EngineError, Instance, InstanceStatus};
 use flowstone_model::{Definition, ModelError, parse_bpmn};
 use flowstone_store::{InstanceRow, JobRow, ModelRow, NewModel, Store, StoreError, TaskRow, WriteBatch};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// How many requests one transaction takes at most.
@@ -52,7 +53,7 @@ fn new_id() -> String {
 
 enum Request {
     Start {
-        model: ModelRow,
+        model: Arc<ModelRow>,
         def: Arc<Definition>,
         name: String,
         variables: Map<String, Value>,
@@ -69,7 +70,7 @@ enum Request {
 #[derive(Clone)]
 pub struct Runtime {
     store: Arc<dyn Store>,
-    defs: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
+    models: Arc<ModelCache>,
     tx: mpsc::Sender<Request>,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -83,12 +84,16 @@ impl Runtime {
     pub async fn start(store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::channel(8192);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let runtime = Runtime { store: store.clone(), defs: Arc::default(), tx, stop: Arc::new(stop) };
+        let runtime = Runtime { store: store.clone(), models: Arc::default(), tx, stop: Arc::new(stop) };
         let stones = StoneRunner::new(runtime.clone());
         let pending = store.jobs_for(&stones.names()).await?;
-        tokio::spawn(
-            Committer { runtime: runtime.clone(), live: HashMap::new(), stones: stones.clone() }.run(rx, stopped),
-        );
+        // The committer has a thread and a runtime of its own: its commits are dozens of
+        // round trips to the database, and each must not wait behind thousands of request
+        // tasks for a turn on the shared workers.
+        // Commits run on a second such thread, so they proceed while the next batch is applied.
+        let commits = dedicated_runtime("flowstone-commit", stopped.clone())?;
+        let committer = Committer { runtime: runtime.clone(), live: HashMap::new(), stones: stones.clone(), commits };
+        dedicated_runtime("flowstone-committer", stopped.clone())?.spawn(committer.run(rx, stopped));
         for job in pending {
             stones.dispatch(job);
         }
@@ -116,11 +121,40 @@ impl Runtime {
             .map(|d| NewModel { id: new_id(), key: d.key.clone(), name: d.name.clone(), source: source.to_owned() })
             .collect();
         let rows = self.store.deploy(&new_id(), models, now_ms()).await?;
-        let mut cache = self.defs.lock().unwrap_or_else(|p| p.into_inner());
         for (row, def) in rows.iter().zip(defs) {
-            cache.insert(row.id.clone(), Arc::new(def));
+            self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
         }
         Ok(rows)
+    }
+
+    /// A model version by id.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn model(&self, id: &str) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
+        if let Some(row) = self.models.row(id) {
+            return Ok(Some(row));
+        }
+        let row = self.store.model(id).await?.map(Arc::new);
+        if let Some(row) = &row {
+            self.models.remember(row.clone(), None, false);
+        }
+        Ok(row)
+    }
+
+    /// The newest version of a key.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn latest_model(&self, key: &str) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
+        if let Some(row) = self.models.latest(key) {
+            return Ok(Some(row));
+        }
+        let row = self.store.latest_model(key).await?.map(Arc::new);
+        if let Some(row) = &row {
+            self.models.remember(row.clone(), None, true);
+        }
+        Ok(row)
     }
 
     /// The parsed definition of a stored model, parsed once and cached.
@@ -128,14 +162,14 @@ impl Runtime {
     /// # Errors
     /// When the stored source no longer parses (a model stored by an older version).
     pub fn definition(&self, model: &ModelRow) -> Result<Arc<Definition>, RuntimeError> {
-        if let Some(def) = self.defs.lock().unwrap_or_else(|p| p.into_inner()).get(&model.id) {
-            return Ok(def.clone());
+        if let Some(def) = self.models.definition(&model.id) {
+            return Ok(def);
         }
         let def = parse_bpmn(&model.source)?.into_iter().find(|d| d.key == model.key).ok_or_else(|| {
             RuntimeError::NotFound(format!("model {} no longer holds process {}", model.id, model.key))
         })?;
         let def = Arc::new(def);
-        self.defs.lock().unwrap_or_else(|p| p.into_inner()).insert(model.id.clone(), def.clone());
+        self.models.remember(Arc::new(model.clone()), Some(def.clone()), false);
         Ok(def)
     }
 
@@ -145,7 +179,7 @@ impl Runtime {
     /// A store failure, or [`RuntimeError::Stopped`].
     pub async fn start_instance(
         &self,
-        model: ModelRow,
+        model: Arc<ModelRow>,
         name: String,
         variables: Map<String, Value>,
     ) -> Result<InstanceRow, RuntimeError> {
@@ -217,6 +251,27 @@ struct Committer {
     runtime: Runtime,
     live: HashMap<String, Live>,
     stones: StoneRunner,
+    /// Where commits run.
+    commits: tokio::runtime::Handle,
+}
+
+/// A single-threaded runtime on a thread of its own, kept until `stopped` turns true.
+fn dedicated_runtime(
+    name: &str,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::runtime::Handle, RuntimeError> {
+    let failed = |e: std::io::Error| RuntimeError::Store(StoreError::Corrupt(format!("cannot start {name}: {e}")));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            rt.block_on(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+        })
+        .map_err(failed)?;
+    Ok(handle)
 }
 
 /// A commit under way; gives the batch back with the result.
@@ -235,7 +290,7 @@ impl Committer {
                 && let Some(mut prepared) = next.take()
             {
                 let (store, batch) = (self.runtime.store.clone(), std::mem::take(&mut prepared.batch));
-                let commit = tokio::spawn(async move {
+                let commit = self.commits.spawn(async move {
                     let result = store.commit(&batch).await;
                     (batch, result)
                 });
@@ -255,11 +310,11 @@ impl Committer {
                         }
                         Err(e) => Err(StoreError::Corrupt(format!("commit task failed: {e}"))),
                     };
-                    if let Err(e) = self.finish(prepared, result) {
-                        if let Some(built_on_it) = next.take() {
-                            self.forget(&built_on_it.touched);
-                            built_on_it.fail(&e);
-                        }
+                    if let Err(e) = self.finish(prepared, result)
+                        && let Some(built_on_it) = next.take()
+                    {
+                        self.forget(&built_on_it.touched);
+                        built_on_it.fail(&e);
                     }
                 }
                 // While a commit runs, requests keep joining the next batch, up to a bound.
@@ -297,8 +352,8 @@ impl Committer {
                     let (instance, effects) = Instance::start(&def, variables, &mut Ctx { now, ids: &mut ids });
                     let row = InstanceRow {
                         id: id.clone(),
-                        model_id: model.id,
-                        model_key: model.key,
+                        model_id: model.id.clone(),
+                        model_key: model.key.clone(),
                         name,
                         status: String::new(),
                         variables: start_vars,

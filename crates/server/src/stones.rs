@@ -15,6 +15,8 @@ const CONCURRENCY: usize = 256;
 #[derive(Clone)]
 pub(crate) struct StoneRunner {
     runtime: Runtime,
+    /// The server's runtime: jobs run there, not on the committer's thread that dispatches them.
+    spawner: tokio::runtime::Handle,
     stones: Arc<HashMap<String, Arc<dyn Stone>>>,
     permits: Arc<Semaphore>,
 }
@@ -22,7 +24,12 @@ pub(crate) struct StoneRunner {
 impl StoneRunner {
     pub(crate) fn new(runtime: Runtime) -> Self {
         let stones = builtin().into_iter().map(|s| (s.name().to_owned(), s)).collect();
-        Self { runtime, stones: Arc::new(stones), permits: Arc::new(Semaphore::new(CONCURRENCY)) }
+        Self {
+            runtime,
+            spawner: tokio::runtime::Handle::current(),
+            stones: Arc::new(stones),
+            permits: Arc::new(Semaphore::new(CONCURRENCY)),
+        }
     }
 
     /// The stones that run in-process.
@@ -35,7 +42,7 @@ impl StoneRunner {
         let Some(stone) = self.stones.get(&row.job.stone).cloned() else { return };
         let runtime = self.runtime.clone();
         let permits = self.permits.clone();
-        tokio::spawn(async move {
+        self.spawner.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             let report = |outcome| Command::Stone { record: row.job.record_id.clone(), outcome };
             if stone.reports_begin()

@@ -42,7 +42,7 @@ pub(crate) fn chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
 }
 
 /// The last write of each id, in first-write order: one statement may not touch a row twice.
-pub(crate) fn last_per_id<'a, T>(rows: &'a [T], id: impl Fn(&T) -> &str) -> Vec<&'a T> {
+pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(id(r))).collect();
     out.reverse();

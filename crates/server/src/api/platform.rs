@@ -209,12 +209,11 @@ async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult
             "debug mode is not implemented yet (it comes with the stones lifecycle)",
         ));
     }
-    let store = rt.store();
     let model = match field {
-        "modelId" => store.model(value).await?,
-        "key" => store.latest_model(value).await?,
+        "modelId" => rt.model(value).await?,
+        "key" => rt.latest_model(value).await?,
         _ => {
-            let mut models = store.models_of_deployment(value).await?;
+            let mut models = rt.store().models_of_deployment(value).await?;
             if models.len() > 1 {
                 let keys: Vec<_> = models.iter().map(|m| m.key.as_str()).collect();
                 return Err(ApiError::bad_request(format!(
@@ -223,7 +222,7 @@ async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult
                     keys.join(", ")
                 )));
             }
-            models.pop()
+            models.pop().map(std::sync::Arc::new)
         }
     };
     let model = model.ok_or_else(|| ApiError::not_found(format!("no model with {field} {value}")))?;
