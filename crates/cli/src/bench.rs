@@ -73,9 +73,14 @@ impl Workload {
     /// Start variables of the `n`th instance (W3 alternates its route).
     fn variables(self, n: u64) -> Map<String, Value> {
         match self {
-            Self::W3 => Map::from_iter([("route".to_owned(), json!(if n % 2 == 0 { "a" } else { "b" }))]),
+            Self::W3 => Map::from_iter([("route".to_owned(), json!(Self::route(n)))]),
             _ => Map::new(),
         }
+    }
+
+    /// W3's route for the `n`th instance: half take each.
+    fn route(n: u64) -> &'static str {
+        if n.is_multiple_of(2) { "a" } else { "b" }
     }
 
     /// Whether the final variables are what the workload promises.
@@ -83,7 +88,7 @@ impl Workload {
         match self {
             Self::W1 => vars.get("t3") == Some(&json!(3)),
             Self::W2 => vars.get("approved") == Some(&json!(true)),
-            Self::W3 => vars.get("taken") == Some(&json!(if n % 2 == 0 { "a" } else { "b" })),
+            Self::W3 => vars.get("taken") == Some(&json!(Self::route(n))),
         }
     }
 }
