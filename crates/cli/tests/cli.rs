@@ -2,63 +2,11 @@
 //! `start` and `ps` against it, a clean stop on SIGTERM, and a second `serve` that finds
 //! everything the first one acknowledged.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_flowstone");
+mod common;
 
-fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
-    r.unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn free_port() -> u16 {
-    must(must(std::net::TcpListener::bind("127.0.0.1:0")).local_addr()).port()
-}
-
-struct Serve(Child);
-
-impl Serve {
-    fn start(dir: &Path, port: u16) -> Self {
-        let child = must(
-            Command::new(BIN)
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-                .arg(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Serve(child)
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) {
-        let pid = self.0.id().to_string();
-        let status = must(Command::new("kill").args(["-TERM", &pid]).status());
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(code) = must(self.0.try_wait()) {
-                assert!(code.success(), "server exited with {code}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{BIN, Serve, free_port, must};
 
 fn run(port: u16, args: &[&str]) -> Output {
     must(Command::new(BIN).args(args).env("FLOWSTONE_SERVER", format!("http://127.0.0.1:{port}")).output())

@@ -1,0 +1,68 @@
+//! Running the `flowstone` binary as a server process.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_flowstone");
+
+pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn free_port() -> u16 {
+    must(must(std::net::TcpListener::bind("127.0.0.1:0")).local_addr()).port()
+}
+
+pub struct Serve(pub Child);
+
+impl Serve {
+    pub fn start(dir: &Path, port: u16) -> Self {
+        let child = must(
+            Command::new(BIN)
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve(child)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let status = must(Command::new("kill").args(["-TERM", &pid]).status());
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(code) = must(self.0.try_wait()) {
+                assert!(code.success(), "server exited with {code}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Serve {
+    /// Kills the server at once (SIGKILL): no shutdown, no flush.
+    pub fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
