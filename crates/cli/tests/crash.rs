@@ -120,7 +120,7 @@ async fn kill_9_loses_nothing_acknowledged_and_completes_nothing_twice() {
                     client.clone(),
                     base.clone(),
                     acked.clone(),
-                    Rng(seed ^ (i + 1) * 7919 + rng.next(1000)),
+                    Rng(seed ^ ((i + 1) * 7919 + rng.next(1000))),
                 ))
             })
             .collect();
