@@ -1,11 +1,12 @@
 //! Runs jobs of the built-in stones inside the server.
 
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeError};
 use flowstone_engine::{Command, StoneOutcome};
 use flowstone_store::JobRow;
 use flowstone_worker::{Stone, builtin};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// How many built-in stone jobs run at once.
@@ -55,8 +56,22 @@ impl StoneRunner {
                 Ok(outputs) => StoneOutcome::Succeeded(outputs),
                 Err(reason) => StoneOutcome::Failed(reason),
             };
-            if let Err(e) = runtime.apply(&row.instance_id, report(outcome)).await {
-                tracing::debug!(job = %row.job.record_id, error = %e, "stone result not applied");
+            // A result is work done: while the database is away, keep it and try again.
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match runtime.apply(&row.instance_id, report(outcome.clone())).await {
+                    Err(RuntimeError::Store(e)) => {
+                        tracing::warn!(job = %row.job.record_id, error = %e, "stone result not committed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(RuntimeError::Stopped) => return,
+                    Err(e) => {
+                        tracing::debug!(job = %row.job.record_id, error = %e, "stone result no longer wanted");
+                        return;
+                    }
+                    Ok(()) => return,
+                }
             }
         });
     }

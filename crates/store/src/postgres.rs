@@ -3,6 +3,7 @@
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
+use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -19,7 +20,12 @@ impl PgStore {
     /// When the URL is malformed, the server cannot be reached, or migration fails.
     pub async fn open(url: &str) -> crate::Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            // While the database is unreachable, requests fail fast (503) instead of queueing.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }

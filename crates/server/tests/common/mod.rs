@@ -50,10 +50,11 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(postgres_database().await?),
         };
-        Some(Self::start_in(dir, database).await)
+        Some(Self::start_on(dir, database).await)
     }
 
-    async fn start_in(dir: tempfile::TempDir, database: Option<String>) -> Self {
+    /// A server on `database` (SQLite in `dir` when `None`), with the examples deployed.
+    pub async fn start_on(dir: tempfile::TempDir, database: Option<String>) -> Self {
         let config = Config {
             listen: must("127.0.0.1:0".parse()),
             data_dir: dir.path().to_owned(),
@@ -70,7 +71,7 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
-        Self::start_in(self.dir, self.database).await
+        Self::start_on(self.dir, self.database).await
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
