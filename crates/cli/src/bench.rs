@@ -5,7 +5,7 @@
 
 use flowstone_engine::{Command, Ctx, Instance, InstanceStatus};
 use flowstone_model::{Definition, parse_bpmn};
-use flowstone_server::{Config, Runtime, Server};
+use flowstone_server::{Config, Runtime, RuntimeOptions, Server};
 use flowstone_store::{PgStore, SqliteStore, Store};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -268,7 +268,7 @@ where
 async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result<Figures, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open_store(mode, args, &dir).await?;
-    let runtime = Runtime::start(store.clone()).await.map_err(|e| e.to_string())?;
+    let runtime = Runtime::start(store.clone(), RuntimeOptions::default()).await.map_err(|e| e.to_string())?;
     let model = Arc::new(runtime.deploy(xml).await.map_err(|e| e.to_string())?.remove(0));
     let driven = runtime.clone();
     let figures = drive(args, move |n| {
@@ -306,6 +306,7 @@ async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, Strin
         data_dir: dir.path().to_owned(),
         database: None,
         load_examples: false,
+        runtime: RuntimeOptions::default(),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.addr());

@@ -37,6 +37,13 @@ enum Cmd {
         /// Do not deploy the bundled example models on first start.
         #[arg(long)]
         no_examples: bool,
+        /// This server's name among servers sharing one database (default: HOST:PORT).
+        #[arg(long, env = "FLOWSTONE_NODE_ID")]
+        node_id: Option<String>,
+        /// Seconds a stone job stays with the server running it without a heartbeat before
+        /// another server sharing the database takes it over.
+        #[arg(long, env = "FLOWSTONE_JOB_LEASE", default_value_t = 30.0)]
+        job_lease: f64,
     },
     /// Deploy a BPMN file to a running server.
     Deploy {
@@ -103,8 +110,14 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
-        Cmd::Serve { listen, data_dir, database, no_examples } => {
-            let config = flowstone_server::Config { listen, data_dir, database, load_examples: !no_examples };
+        Cmd::Serve { listen, data_dir, database, no_examples, node_id, job_lease } => {
+            if !(job_lease.is_finite() && job_lease >= 0.1) {
+                return Err(format!("--job-lease must be at least 0.1 seconds, not {job_lease}"));
+            }
+            let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
+            let runtime =
+                flowstone_server::RuntimeOptions { node, lease: std::time::Duration::from_secs_f64(job_lease) };
+            let config = flowstone_server::Config { listen, data_dir, database, load_examples: !no_examples, runtime };
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
             eprintln!("flowstone listening on http://{}", server.addr());
             tokio::select! {
@@ -121,6 +134,16 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Ps { status, key, limit, server } => client::ps(&server, status, key, limit).await,
         Cmd::Bench(args) => bench::run(args).await,
     }
+}
+
+/// The machine's name, for the default node id.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "flowstone".into())
 }
 
 async fn shutdown_signal() {

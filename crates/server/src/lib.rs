@@ -8,7 +8,7 @@ mod stones;
 
 pub use api::{MAX_BODY_BYTES, router};
 pub use examples::EXAMPLES;
-pub use runtime::{Runtime, RuntimeError};
+pub use runtime::{Runtime, RuntimeError, RuntimeOptions};
 
 use flowstone_store::{PgStore, SqliteStore, Store, StoreError};
 use std::net::SocketAddr;
@@ -26,6 +26,8 @@ pub struct Config {
     pub database: Option<String>,
     /// Deploy the bundled example models when the store has no model yet.
     pub load_examples: bool,
+    /// This server's part in a shared database.
+    pub runtime: RuntimeOptions,
 }
 
 /// Why the server could not start.
@@ -95,14 +97,12 @@ impl Server {
     /// A [`StartError`] saying which part failed.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let store = open_store(config.database.as_deref(), &config.data_dir).await?;
-        let runtime = Runtime::start(store.clone()).await?;
+        let runtime = Runtime::start(store.clone(), config.runtime.clone()).await?;
         if config.load_examples && store.list_models(None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0
         {
             for (file, source) in EXAMPLES {
-                match runtime.deploy(source).await {
-                    Ok(models) => tracing::info!(file, key = %models[0].key, "deployed example model"),
-                    Err(e) => tracing::error!(file, error = %e, "example model did not deploy"),
-                }
+                let models = runtime.deploy(source).await?;
+                tracing::info!(file, key = %models[0].key, "deployed example model");
             }
         }
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1,13 +1,18 @@
 //! Runs jobs of the built-in stones inside the server.
+//!
+//! The committer leases each new job of a built-in stone to this server and hands it over
+//! after the commit. While a job runs, its lease is extended; a server that stops (or is
+//! killed) stops extending, and once the lease has ended any server sharing the database
+//! takes the job over. At start a server takes back the jobs it held before.
 
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{Runtime, RuntimeError, now_ms};
 use flowstone_engine::{Command, StoneOutcome};
-use flowstone_store::JobRow;
+use flowstone_store::{Acquire, JobRow};
 use flowstone_worker::{Stone, builtin};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// How many built-in stone jobs run at once.
 const CONCURRENCY: usize = 256;
@@ -20,59 +25,130 @@ pub(crate) struct StoneRunner {
     spawner: tokio::runtime::Handle,
     stones: Arc<HashMap<String, Arc<dyn Stone>>>,
     permits: Arc<Semaphore>,
+    node: String,
+    lease: Duration,
+    /// Jobs running here now, by task record id: their leases are extended.
+    running: Arc<Mutex<HashSet<String>>>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl StoneRunner {
-    pub(crate) fn new(runtime: Runtime) -> Self {
+    pub(crate) fn new(runtime: Runtime, node: String, lease: Duration, stopped: watch::Receiver<bool>) -> Self {
         let stones = builtin().into_iter().map(|s| (s.name().to_owned(), s)).collect();
         Self {
             runtime,
             spawner: tokio::runtime::Handle::current(),
             stones: Arc::new(stones),
             permits: Arc::new(Semaphore::new(CONCURRENCY)),
+            node,
+            lease,
+            running: Arc::default(),
+            stopped,
         }
     }
 
-    /// The stones that run in-process.
-    pub(crate) fn names(&self) -> Vec<&str> {
-        self.stones.keys().map(String::as_str).collect()
+    /// Whether jobs of `stone` run in-process.
+    pub(crate) fn owns(&self, stone: &str) -> bool {
+        self.stones.contains_key(stone)
     }
 
-    /// Runs the job if a built-in stone owns it; other jobs wait for external workers.
-    pub(crate) fn dispatch(&self, row: JobRow) {
-        let Some(stone) = self.stones.get(&row.job.stone).cloned() else { return };
-        let runtime = self.runtime.clone();
-        let permits = self.permits.clone();
+    /// Takes back this node's jobs, then keeps extending the leases of running jobs and
+    /// taking over jobs whose lease ended elsewhere.
+    pub(crate) fn start(&self) {
+        let runner = self.clone();
         self.spawner.spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else { return };
-            let report = |outcome| Command::Stone { record: row.job.record_id.clone(), outcome };
-            if stone.reports_begin()
-                && let Err(e) = runtime.apply(&row.instance_id, report(StoneOutcome::Began)).await
-            {
-                tracing::debug!(job = %row.job.record_id, error = %e, "job no longer open");
-                return;
-            }
-            let outcome = match stone.start(&row.job.params).await {
-                Ok(outputs) => StoneOutcome::Succeeded(outputs),
-                Err(reason) => StoneOutcome::Failed(reason),
-            };
-            // A result is work done: while the database is away, keep it and try again.
-            let mut backoff = Duration::from_millis(100);
+            runner.take_over(true).await;
+            let mut stopped = runner.stopped.clone();
+            let mut tick = tokio::time::interval(runner.lease / 3);
             loop {
-                match runtime.apply(&row.instance_id, report(outcome.clone())).await {
-                    Err(RuntimeError::Store(e)) => {
-                        tracing::warn!(job = %row.job.record_id, error = %e, "stone result not committed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                    Err(RuntimeError::Stopped) => return,
-                    Err(e) => {
-                        tracing::debug!(job = %row.job.record_id, error = %e, "stone result no longer wanted");
-                        return;
-                    }
-                    Ok(()) => return,
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    _ = tick.tick() => {}
                 }
+                runner.heartbeat().await;
+                runner.take_over(false).await;
             }
         });
+    }
+
+    async fn take_over(&self, include_own: bool) {
+        let names: Vec<&str> = self.stones.keys().map(String::as_str).collect();
+        let now = now_ms();
+        let acquire = Acquire {
+            stones: &names,
+            owner: &self.node,
+            now,
+            until: now + self.lease.as_millis() as i64,
+            include_own,
+            limit: CONCURRENCY as u64,
+        };
+        match self.runtime.store().acquire_jobs(acquire).await {
+            Ok(jobs) => {
+                if !jobs.is_empty() {
+                    tracing::info!(jobs = jobs.len(), "took over stone jobs");
+                }
+                for job in jobs {
+                    self.dispatch(job);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not take over stone jobs"),
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let ids: Vec<String> = self.running.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let until = now_ms() + self.lease.as_millis() as i64;
+        if let Err(e) = self.runtime.store().extend_jobs(&self.node, &ids, until).await {
+            tracing::warn!(error = %e, "could not extend job leases");
+        }
+    }
+
+    /// Runs the job if a built-in stone owns it and it is not running here already.
+    pub(crate) fn dispatch(&self, row: JobRow) {
+        let Some(stone) = self.stones.get(&row.job.stone).cloned() else { return };
+        if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(row.job.record_id.clone()) {
+            return;
+        }
+        let runner = self.clone();
+        self.spawner.spawn(async move {
+            if let Ok(_permit) = runner.permits.clone().acquire_owned().await {
+                runner.run(stone, &row).await;
+            }
+            runner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&row.job.record_id);
+        });
+    }
+
+    async fn run(&self, stone: Arc<dyn Stone>, row: &JobRow) {
+        let report = |outcome| Command::Stone { record: row.job.record_id.clone(), outcome };
+        if stone.reports_begin()
+            && let Err(e) = self.runtime.apply(&row.instance_id, report(StoneOutcome::Began)).await
+        {
+            tracing::debug!(job = %row.job.record_id, error = %e, "job no longer open");
+            return;
+        }
+        let outcome = match stone.start(&row.job.params).await {
+            Ok(outputs) => StoneOutcome::Succeeded(outputs),
+            Err(reason) => StoneOutcome::Failed(reason),
+        };
+        // A result is work done: while the database is away, keep it and try again.
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.runtime.apply(&row.instance_id, report(outcome.clone())).await {
+                Err(RuntimeError::Store(e)) => {
+                    tracing::warn!(job = %row.job.record_id, error = %e, "stone result not committed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(RuntimeError::Stopped) | Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!(job = %row.job.record_id, error = %e, "stone result no longer wanted");
+                    return;
+                }
+            }
+        }
     }
 }

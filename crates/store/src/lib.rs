@@ -11,7 +11,7 @@ mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
-pub use rows::{InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
+pub use rows::{Acquire, InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -26,6 +26,10 @@ pub enum StoreError {
     /// A stored JSON value could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// These instances were changed by another writer since they were read; nothing of the
+    /// batch was written.
+    #[error("instances changed concurrently: {0:?}")]
+    Conflict(Vec<String>),
 }
 
 /// Result of a store operation.
@@ -46,7 +50,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_models(&self, key: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)>;
 
     /// Commits a group of instance, task and job writes in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] naming the instances whose stored version moved on.
     async fn commit(&self, batch: &WriteBatch) -> Result<()>;
+
+    /// The stored versions of these instances (missing ones are left out).
+    async fn instance_versions(&self, ids: &[&str]) -> Result<Vec<(String, i64)>>;
+
+    /// Whether other servers may write the same database, so that cached state must be
+    /// checked against it.
+    fn shared(&self) -> bool;
 
     /// An instance by its id.
     async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
@@ -60,6 +74,10 @@ pub trait Store: Send + Sync + 'static {
     /// A task record by its id (the current attempt's id is its activity-instance id).
     async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
 
-    /// Queued jobs of the given stones, oldest first.
-    async fn jobs_for(&self, stones: &[&str]) -> Result<Vec<JobRow>>;
+    /// Takes a lease on free jobs (never leased, or whose lease ended), oldest first; on a
+    /// shared database concurrent callers never get the same job.
+    async fn acquire_jobs(&self, acquire: Acquire<'_>) -> Result<Vec<JobRow>>;
+
+    /// Extends the leases `owner` holds on these jobs.
+    async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<()>;
 }

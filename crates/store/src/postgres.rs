@@ -47,4 +47,4 @@ impl PgStore {
     }
 }
 
-crate::sql::sql_store!(PgStore, sqlx::Postgres);
+crate::sql::sql_store!(PgStore, sqlx::Postgres, begin = "BEGIN", lock = "FOR UPDATE SKIP LOCKED", shared = true);

@@ -59,6 +59,8 @@ pub struct InstanceRow {
     pub final_vars: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
+    /// Bumped by every write: a write must name the version after the one it read.
+    pub version: i64,
 }
 
 /// Filters of the instance list.
@@ -97,12 +99,35 @@ pub struct JobRow {
     pub job: Job,
     /// When it was queued.
     pub created_at: i64,
+    /// The server that runs it, while its lease holds.
+    pub owner: Option<String>,
+    /// When the lease ends (milliseconds since the epoch).
+    pub locked_until: Option<i64>,
+}
+
+/// Which jobs to take over, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Acquire<'a> {
+    /// Only jobs of these stones.
+    pub stones: &'a [&'a str],
+    /// The server taking them.
+    pub owner: &'a str,
+    /// Now, in milliseconds since the epoch: leases that ended before are free.
+    pub now: i64,
+    /// The new lease's end.
+    pub until: i64,
+    /// Also jobs this owner held before (after its restart).
+    pub include_own: bool,
+    /// At most this many.
+    pub limit: u64,
 }
 
 /// Everything a group of commands changed, committed together.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
-    /// Instances to insert or update, each with its engine state as JSON.
+    /// Instances to insert or update, each with its engine state as JSON. A row's `version`
+    /// must be one more than the stored one (1 for a new instance), else the commit fails with
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict) and writes nothing.
     pub instances: Vec<(InstanceRow, String)>,
     /// Task records to insert or replace.
     pub tasks: Vec<TaskRow>,

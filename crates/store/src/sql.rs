@@ -13,15 +13,19 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Resu
 pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, key, name, version, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub(crate) const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE key = $1";
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
-    (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state) ";
+    (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version) ";
+/// Applies only when the stored version is the one the write was based on; `RETURNING`
+/// tells which rows applied.
 pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
     end_time = EXCLUDED.end_time, outputs = EXCLUDED.outputs, final_vars = EXCLUDED.final_vars,
-    failure = EXCLUDED.failure, state = EXCLUDED.state";
+    failure = EXCLUDED.failure, state = EXCLUDED.state, version = EXCLUDED.version
+    WHERE instances.version = EXCLUDED.version - 1 RETURNING id";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
 pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
     status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress";
-pub(crate) const INSERT_JOBS: &str = "INSERT INTO jobs (record_id, instance_id, stone, params, created_at) ";
+pub(crate) const INSERT_JOBS: &str =
+    "INSERT INTO jobs (record_id, instance_id, stone, params, created_at, owner, locked_until) ";
 
 /// Rows per multi-row statement, largest first. A batch is cut greedily into these few
 /// sizes so that each table has a handful of distinct statements, which stay prepared in the
@@ -48,11 +52,17 @@ pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     out.reverse();
     out
 }
-pub(crate) const INSTANCE_COLUMNS: &str =
-    "id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure";
 
+pub(crate) const INSTANCE_COLUMNS: &str =
+    "id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, version";
+
+/// `$begin` opens a write transaction (SQLite's `BEGIN IMMEDIATE` takes the write lock at
+/// once, waiting for it, instead of failing when a read turns into a write); `$lock` is how
+/// a backend keeps concurrent job acquisitions apart (`FOR UPDATE SKIP LOCKED` on
+/// PostgreSQL; nothing on SQLite, whose writer is single); `$shared` whether other servers
+/// may write the same database.
 macro_rules! sql_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal) => {
         use flowstone_engine::{Job, TaskRecord};
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
@@ -60,7 +70,7 @@ macro_rules! sql_store {
             ON_INSTANCE_CONFLICT, ON_TASK_CONFLICT, chunks, json, last_per_id,
         };
         use $crate::{
-            InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError, TaskRow,
+            Acquire, InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError, TaskRow,
             WriteBatch,
         };
 
@@ -91,6 +101,7 @@ macro_rules! sql_store {
                 outputs: r.try_get("outputs")?,
                 final_vars: r.try_get("final_vars")?,
                 failure: r.try_get("failure")?,
+                version: r.try_get("version")?,
             })
         }
 
@@ -126,13 +137,15 @@ macro_rules! sql_store {
                     params: serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 },
                 created_at: r.try_get("created_at")?,
+                owner: r.try_get("owner")?,
+                locked_until: r.try_get("locked_until")?,
             })
         }
 
         #[async_trait::async_trait]
         impl Store for $store {
             async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let mut rows = Vec::with_capacity(models.len());
                 for m in models {
                     let version: i64 = sqlx::query_scalar(NEXT_VERSION).bind(&m.key).fetch_one(&mut *tx).await?;
@@ -203,7 +216,7 @@ macro_rules! sql_store {
                 if batch.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let instances = last_per_id(&batch.instances, |(row, _)| row.id.as_str());
                 for chunk in chunks(&instances) {
                     let mut q = QueryBuilder::<$db>::new(INSERT_INSTANCES);
@@ -219,10 +232,17 @@ macro_rules! sql_store {
                             .push_bind(row.outputs.as_deref())
                             .push_bind(row.final_vars.as_deref())
                             .push_bind(row.failure.as_deref())
-                            .push_bind(state.as_str());
+                            .push_bind(state.as_str())
+                            .push_bind(row.version);
                     });
                     q.push(ON_INSTANCE_CONFLICT);
-                    q.build().execute(&mut *tx).await?;
+                    let applied: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                    if applied.len() < chunk.len() {
+                        let applied: std::collections::HashSet<&str> = applied.iter().map(String::as_str).collect();
+                        let moved =
+                            chunk.iter().map(|(row, _)| row.id.clone()).filter(|id| !applied.contains(id.as_str()));
+                        return Err(StoreError::Conflict(moved.collect()));
+                    }
                 }
                 let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
                 for chunk in chunks(&tasks) {
@@ -256,7 +276,9 @@ macro_rules! sql_store {
                             .push_bind(j.instance_id.as_str())
                             .push_bind(j.job.stone.as_str())
                             .push_bind(j.job.params.to_string())
-                            .push_bind(j.created_at);
+                            .push_bind(j.created_at)
+                            .push_bind(j.owner.as_deref())
+                            .push_bind(j.locked_until);
                     });
                     q.build().execute(&mut *tx).await?;
                 }
@@ -321,18 +343,61 @@ macro_rules! sql_store {
                 row.as_ref().map(task_row).transpose()
             }
 
-            async fn jobs_for(&self, stones: &[&str]) -> Result<Vec<JobRow>> {
-                if stones.is_empty() {
+            async fn instance_versions(&self, ids: &[&str]) -> Result<Vec<(String, i64)>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in chunks(ids) {
+                    let mut q = QueryBuilder::<$db>::new("SELECT id, version FROM instances WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&self.pool).await? {
+                        out.push((r.try_get("id")?, r.try_get("version")?));
+                    }
+                }
+                Ok(out)
+            }
+
+            fn shared(&self) -> bool {
+                $shared
+            }
+
+            async fn acquire_jobs(&self, a: Acquire<'_>) -> Result<Vec<JobRow>> {
+                if a.stones.is_empty() || a.limit == 0 {
                     return Ok(Vec::new());
                 }
-                let mut q = QueryBuilder::<$db>::new("SELECT * FROM jobs WHERE stone IN (");
+                let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET owner = ");
+                q.push_bind(a.owner).push(", locked_until = ").push_bind(a.until);
+                q.push(" WHERE record_id IN (SELECT record_id FROM jobs WHERE stone IN (");
                 let mut list = q.separated(", ");
-                for s in stones {
+                for s in a.stones {
                     list.push_bind(*s);
                 }
-                q.push(") ORDER BY created_at, record_id");
+                q.push(") AND (locked_until IS NULL OR locked_until < ").push_bind(a.now);
+                if a.include_own {
+                    q.push(" OR owner = ").push_bind(a.owner);
+                }
+                q.push(") ORDER BY created_at, record_id LIMIT ").push_bind(a.limit as i64);
+                q.push(concat!(" ", $lock, ") RETURNING *"));
                 let rows = q.build().fetch_all(&self.pool).await?;
-                rows.iter().map(job_row).collect()
+                let mut jobs = rows.iter().map(job_row).collect::<Result<Vec<_>>>()?;
+                jobs.sort_by(|x, y| (x.created_at, &x.job.record_id).cmp(&(y.created_at, &y.job.record_id)));
+                Ok(jobs)
+            }
+
+            async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<()> {
+                for chunk in chunks(record_ids) {
+                    let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET locked_until = ");
+                    q.push_bind(until).push(" WHERE owner = ").push_bind(owner).push(" AND record_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&self.pool).await?;
+                }
+                Ok(())
             }
         }
     };

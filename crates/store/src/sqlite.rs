@@ -81,4 +81,4 @@ impl SqliteStore {
     }
 }
 
-crate::sql::sql_store!(SqliteStore, sqlx::Sqlite);
+crate::sql::sql_store!(SqliteStore, sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "", shared = false);

@@ -3,7 +3,8 @@
 
 use flowstone_engine::{Job, TaskRecord};
 use flowstone_store::{
-    InstanceFilter, InstanceRow, JobRow, NewModel, Page, PgStore, SqliteStore, Store, TaskRow, WriteBatch,
+    Acquire, InstanceFilter, InstanceRow, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError, TaskRow,
+    WriteBatch,
 };
 use serde_json::json;
 
@@ -45,7 +46,22 @@ fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
         outputs: None,
         final_vars: None,
         failure: None,
+        version: 1,
     }
+}
+
+fn job(instance: &str, record: &str, at: i64) -> JobRow {
+    JobRow {
+        instance_id: instance.into(),
+        job: Job { record_id: record.into(), stone: "noop".into(), params: json!({"a": 1}) },
+        created_at: at,
+        owner: None,
+        locked_until: None,
+    }
+}
+
+fn acquire<'a>(stones: &'a [&'a str], owner: &'a str, now: i64) -> Acquire<'a> {
+    Acquire { stones, owner, now, until: now + 1000, include_own: false, limit: 100 }
 }
 
 fn record(id: &str, task_id: &str, status: &str, at: i64) -> TaskRecord {
@@ -92,21 +108,20 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     let batch = WriteBatch {
         instances: vec![(instance("i1", "m", "running", 5), "{\"s\":1}".into())],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: record("r1", "t1", "produce.success", 5) }],
-        jobs: vec![JobRow {
-            instance_id: "i1".into(),
-            job: Job { record_id: "r1".into(), stone: "noop".into(), params: json!({"a": 1}) },
-            created_at: 5,
-        }],
+        jobs: vec![job("i1", "r1", 5)],
         dropped_jobs: vec![],
     };
     must(store.commit(&batch)).await;
     assert_eq!(must(store.instance("i1")).await.map(|i| i.status), Some("running".into()));
     assert_eq!(must(store.instance_state("i1")).await.as_deref(), Some("{\"s\":1}"));
-    assert_eq!(must(store.jobs_for(&["noop", "x"])).await.len(), 1);
-    assert!(must(store.jobs_for(&["x"])).await.is_empty());
+    assert!(must(store.acquire_jobs(acquire(&["x"], "me", 10))).await.is_empty());
+    let taken = must(store.acquire_jobs(acquire(&["noop", "x"], "me", 10))).await;
+    assert_eq!((taken.len(), taken[0].owner.as_deref(), taken[0].locked_until), (1, Some("me"), Some(1010)));
+    assert_eq!(taken[0].job.params, json!({"a": 1}));
 
     // An update replaces the mutable columns and keeps the rest.
     let mut done = instance("i1", "m", "completed", 999);
+    done.version = 2;
     done.end_time = Some(9);
     done.outputs = Some("{\"o\":1}".into());
     let mut finished = record("r1", "t1", "start.success", 999);
@@ -125,7 +140,8 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     assert_eq!((task.record.status.as_str(), task.record.create_time), ("start.success", 5));
     assert_eq!(task.record.outputs, Some(json!({"b": 2})));
     assert_eq!(task.record.params, Some(json!({"a": 1})));
-    assert!(must(store.jobs_for(&["noop"])).await.is_empty(), "dropped job is gone");
+    assert!(must(store.acquire_jobs(acquire(&["noop"], "other", 99_999))).await.is_empty(), "dropped job is gone");
+    assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 2)]);
 }
 
 async fn a_failed_batch_writes_nothing(store: &dyn Store) {
@@ -179,6 +195,80 @@ async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
     assert!(must(store.tasks_of_instance("none")).await.is_empty());
 }
 
+async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let first =
+        WriteBatch { instances: vec![(instance("i", "m", "running", 1), "{}".into())], ..WriteBatch::default() };
+    must(store.commit(&first)).await;
+    // Two writers both read version 1; the first to commit wins.
+    let mut mine = instance("i", "m", "completed", 1);
+    mine.version = 2;
+    must(store.commit(&WriteBatch { instances: vec![(mine, "{}".into())], ..WriteBatch::default() })).await;
+    let mut theirs = instance("i", "m", "canceled", 1);
+    theirs.version = 2;
+    let losing = WriteBatch {
+        instances: vec![(instance("fresh", "m", "running", 1), "{}".into()), (theirs, "{}".into())],
+        tasks: vec![TaskRow { instance_id: "i".into(), record: record("t", "t", "canceled", 1) }],
+        ..WriteBatch::default()
+    };
+    match store.commit(&losing).await {
+        Err(StoreError::Conflict(ids)) => assert_eq!(ids, ["i"]),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(must(store.instance("i")).await.map(|i| i.status), Some("completed".into()));
+    assert!(must(store.instance("fresh")).await.is_none(), "nothing of the losing batch was written");
+    assert!(must(store.task("t")).await.is_none());
+}
+
+async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let mut owned = job("i", "owned", 1);
+    (owned.owner, owned.locked_until) = (Some("a".into()), Some(100));
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        jobs: vec![owned, job("i", "free", 2)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let taken: Vec<_> =
+        must(store.acquire_jobs(acquire(&["noop"], "b", 50))).await.into_iter().map(|j| j.job.record_id).collect();
+    assert_eq!(taken, ["free"], "a held lease is respected");
+    must(store.extend_jobs("a", &["owned"], 200)).await;
+    assert!(must(store.acquire_jobs(acquire(&["noop"], "b", 150))).await.is_empty(), "the extended lease holds");
+    let own = Acquire { include_own: true, ..acquire(&["noop"], "a", 150) };
+    assert_eq!(must(store.acquire_jobs(own)).await.len(), 1, "an owner takes back its own jobs after a restart");
+    let late: Vec<_> =
+        must(store.acquire_jobs(acquire(&["noop"], "c", 1_500))).await.into_iter().map(|j| j.job.record_id).collect();
+    assert_eq!(late, ["owned", "free"], "ended leases are taken over, oldest first");
+}
+
+/// Three claimers race for the same jobs: none is handed out twice.
+async fn racing_claimers_never_share_a_job(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        jobs: (0..300).map(|n| job("i", &format!("j{n:03}"), n)).collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let claim = |owner: &'static str| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = must(store.acquire_jobs(Acquire { limit: 7, ..acquire(&["noop"], owner, 10) })).await;
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|j| j.job.record_id));
+        }
+    };
+    let (a, b, c) = tokio::join!(claim("a"), claim("b"), claim("c"));
+    let mut all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (300, 300), "every job handed out exactly once");
+}
+
 async fn data_survives_reopening(path: &std::path::Path) {
     {
         let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
@@ -215,7 +305,10 @@ macro_rules! suite {
             a_batch_commits_instances_tasks_and_jobs_together,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
-            tasks_of_an_instance_come_in_creation_order
+            tasks_of_an_instance_come_in_creation_order,
+            a_write_based_on_an_old_version_is_refused_whole,
+            jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
+            racing_claimers_never_share_a_job
         );
     };
 }

@@ -60,6 +60,7 @@ impl TestServer {
             data_dir: dir.path().to_owned(),
             database: database.clone(),
             load_examples: true,
+            runtime: flowstone_server::RuntimeOptions::default(),
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());

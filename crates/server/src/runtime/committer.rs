@@ -1,0 +1,405 @@
+//! The committer: the one place where instances change.
+//!
+//! It takes every request waiting on its channel, applies them in order to the live
+//! instances in memory (so commands for one instance never race inside a server), and writes
+//! what they changed in one transaction. Every answer, a refusal included, is sent only once
+//! that transaction has committed. While one group commits, the next is applied in memory.
+//!
+//! Across servers sharing a database, each instance write names the version it was based on:
+//! if another server wrote the instance meanwhile, the commit writes nothing, the stale
+//! instances are reloaded, and the group's requests are applied again.
+
+use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
+use crate::stones::StoneRunner;
+use flowstone_engine::{Command, Ctx, Effect, EngineError, Instance, InstanceStatus};
+use flowstone_model::Definition;
+use flowstone_store::{InstanceRow, JobRow, ModelRow, Store, StoreError, TaskRow, WriteBatch};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How many requests one transaction takes at most.
+const MAX_BATCH: usize = 1024;
+/// How many requests wait for the commit under way at most before the committer stops taking more.
+const MAX_PENDING: usize = 4 * MAX_BATCH;
+/// How many live instances the committer keeps in memory before it starts over from the store.
+const CACHE_LIMIT: usize = 50_000;
+
+pub(super) enum Request {
+    Start {
+        model: Arc<ModelRow>,
+        def: Arc<Definition>,
+        name: String,
+        variables: Map<String, Value>,
+        reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
+    },
+    Apply {
+        instance: String,
+        command: Command,
+        reply: oneshot::Sender<Result<(), RuntimeError>>,
+    },
+}
+
+/// A live instance as the committer holds it.
+struct Live {
+    def: Arc<Definition>,
+    row: InstanceRow,
+    instance: Instance,
+    /// The version the store holds.
+    committed: i64,
+}
+
+/// A request applied in memory, waiting for its commit before it is answered.
+enum Entry {
+    Started {
+        model: Arc<ModelRow>,
+        def: Arc<Definition>,
+        row: Box<InstanceRow>,
+        reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
+    },
+    Applied {
+        instance: String,
+        command: Command,
+        answer: Result<(), RuntimeError>,
+        reply: oneshot::Sender<Result<(), RuntimeError>>,
+    },
+}
+
+impl Entry {
+    /// The instance it applies to.
+    fn instance(&self) -> &str {
+        match self {
+            Entry::Started { row, .. } => &row.id,
+            Entry::Applied { instance, .. } => instance,
+        }
+    }
+
+    /// The request again, to be applied anew (its instance changed under it).
+    fn into_request(self) -> Request {
+        match self {
+            Entry::Started { model, def, row, reply } => {
+                let variables = serde_json::from_str(&row.variables).unwrap_or_default();
+                Request::Start { model, def, name: row.name, variables, reply }
+            }
+            Entry::Applied { instance, command, reply, .. } => Request::Apply { instance, command, reply },
+        }
+    }
+
+    fn fail(self, message: &str) {
+        let err = || RuntimeError::Store(StoreError::Corrupt(format!("not committed: {message}")));
+        match self {
+            Entry::Started { reply, .. } => drop(reply.send(Err(err()))),
+            Entry::Applied { reply, .. } => drop(reply.send(Err(err()))),
+        }
+    }
+}
+
+/// A group of applied requests whose writes are ready to commit.
+#[derive(Default)]
+struct Prepared {
+    batch: WriteBatch,
+    entries: Vec<Entry>,
+    /// Where each instance's row stands in `batch.instances`: an instance is written once per
+    /// group, at one version above the last one written.
+    rows: HashMap<String, usize>,
+}
+
+/// A commit under way; gives the batch back with the result.
+type Commit = tokio::task::JoinHandle<(WriteBatch, Result<(), StoreError>)>;
+
+pub(super) struct Committer {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) runtime: super::Runtime,
+    pub(super) stones: StoneRunner,
+    /// Where commits run.
+    pub(super) commits: tokio::runtime::Handle,
+    /// Identifies this server as the owner of the jobs it runs.
+    pub(super) node: String,
+    /// How long a job stays with its owner without a heartbeat.
+    pub(super) lease: Duration,
+    live: HashMap<String, Live>,
+}
+
+impl Committer {
+    pub(super) fn new(
+        runtime: super::Runtime,
+        stones: StoneRunner,
+        commits: tokio::runtime::Handle,
+        node: String,
+        lease: Duration,
+    ) -> Self {
+        Self { store: runtime.store().clone(), runtime, stones, commits, node, lease, live: HashMap::new() }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut stopped: watch::Receiver<bool>) {
+        let mut requests = Vec::with_capacity(MAX_BATCH);
+        let mut committing: Option<(Commit, Prepared)> = None;
+        let mut next: Option<Prepared> = None;
+        let mut open = true;
+        while open || committing.is_some() || next.is_some() {
+            if committing.is_none()
+                && let Some(mut prepared) = next.take()
+            {
+                let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
+                let commit = self.commits.spawn(async move {
+                    let result = store.commit(&batch).await;
+                    (batch, result)
+                });
+                committing = Some((commit, prepared));
+            }
+            tokio::select! {
+                biased;
+                _ = stopped.changed() => return,
+                result = async { committing.as_mut().map(|(h, _)| h).expect("guarded by the branch condition").await },
+                    if committing.is_some() =>
+                {
+                    let Some((_, mut prepared)) = committing.take() else { continue };
+                    let result = match result {
+                        Ok((batch, result)) => {
+                            prepared.batch = batch;
+                            result
+                        }
+                        Err(e) => Err(StoreError::Corrupt(format!("commit task failed: {e}"))),
+                    };
+                    next = self.settle(prepared, next.take(), result).await;
+                }
+                // While a commit runs, requests keep joining the next group, up to a bound.
+                n = rx.recv_many(&mut requests, MAX_BATCH), if open && next.as_ref().is_none_or(|n| n.entries.len() < MAX_PENDING) => {
+                    if n == 0 {
+                        open = false;
+                    } else {
+                        let into = next.get_or_insert_with(Prepared::default);
+                        self.prepare(std::mem::take(&mut requests), into).await;
+                    }
+                }
+            }
+            if committing.is_none() && next.is_none() && self.live.len() > CACHE_LIMIT {
+                self.live.clear();
+            }
+        }
+    }
+
+    /// Handles a finished commit; returns what is to be committed next.
+    async fn settle(
+        &mut self,
+        done: Prepared,
+        next: Option<Prepared>,
+        result: Result<(), StoreError>,
+    ) -> Option<Prepared> {
+        match result {
+            Ok(()) => {
+                self.answer(done);
+                next
+            }
+            Err(StoreError::Conflict(ids)) => {
+                // Another server wrote these instances: forget everything built on the stale
+                // state (this group and the next, which may build on this one) and apply
+                // their requests again from the store.
+                tracing::debug!(instances = ids.len(), "instances changed on another server; applying again");
+                let mut entries = done.entries;
+                entries.extend(next.into_iter().flat_map(|n| n.entries));
+                for entry in &entries {
+                    self.live.remove(entry.instance());
+                }
+                let mut again = Prepared::default();
+                self.prepare(entries.into_iter().map(Entry::into_request).collect(), &mut again).await;
+                Some(again)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let message = e.to_string();
+                for entry in done.entries.into_iter().chain(next.into_iter().flat_map(|n| n.entries)) {
+                    self.live.remove(entry.instance());
+                    entry.fail(&message);
+                }
+                None
+            }
+        }
+    }
+
+    /// Answers a committed group and hands its jobs to the stones.
+    fn answer(&mut self, done: Prepared) {
+        let Prepared { batch, entries, .. } = done;
+        for (row, _) in &batch.instances {
+            let ended = match self.live.get_mut(&row.id) {
+                Some(live) => {
+                    live.committed = live.committed.max(row.version);
+                    live.instance.status != InstanceStatus::Running
+                }
+                None => false,
+            };
+            if ended {
+                self.live.remove(&row.id);
+            }
+        }
+        for entry in entries {
+            match entry {
+                Entry::Started { row, reply, .. } => drop(reply.send(Ok(*row))),
+                Entry::Applied { answer, reply, .. } => drop(reply.send(answer)),
+            }
+        }
+        for job in batch.jobs.into_iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)) {
+            self.stones.dispatch(job);
+        }
+    }
+
+    /// Applies requests to their live instances, adding the writes to `into`.
+    async fn prepare(&mut self, requests: Vec<Request>, into: &mut Prepared) {
+        if self.store.shared() {
+            self.drop_stale(&requests).await;
+        }
+        let now = now_ms();
+        let mut ids = new_id;
+        for request in requests {
+            match request {
+                Request::Start { model, def, name, variables, reply } => {
+                    let id = new_id();
+                    let start_vars = Value::Object(variables.clone()).to_string();
+                    let (instance, effects) = Instance::start(&def, variables, &mut Ctx { now, ids: &mut ids });
+                    let row = InstanceRow {
+                        id: id.clone(),
+                        model_id: model.id.clone(),
+                        model_key: model.key.clone(),
+                        name,
+                        status: String::new(),
+                        variables: start_vars,
+                        start_time: now,
+                        end_time: None,
+                        outputs: None,
+                        final_vars: None,
+                        failure: None,
+                        version: 0,
+                    };
+                    let mut live = Live { def: def.clone(), row, instance, committed: 0 };
+                    self.record(into, &mut live, effects, now);
+                    into.entries.push(Entry::Started { model, def, row: Box::new(live.row.clone()), reply });
+                    self.live.insert(id, live);
+                }
+                Request::Apply { instance, command, reply } => {
+                    let answer = match self.load(&instance).await {
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            let mut live = self.live.remove(&instance).expect("loaded just now");
+                            let applied =
+                                live.instance.apply(&live.def, command.clone(), &mut Ctx { now, ids: &mut ids });
+                            let answer = match applied {
+                                Ok(effects) => {
+                                    self.record(into, &mut live, effects, now);
+                                    Ok(())
+                                }
+                                Err(e) => Err(RuntimeError::from(e)),
+                            };
+                            self.live.insert(instance.clone(), live);
+                            answer
+                        }
+                    };
+                    into.entries.push(Entry::Applied { instance, command, answer, reply });
+                }
+            }
+        }
+    }
+
+    /// On a shared database, forgets cached instances that another server has written since.
+    async fn drop_stale(&mut self, requests: &[Request]) {
+        let cached: Vec<&str> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Apply { instance, .. } => Some(instance.as_str()),
+                Request::Start { .. } => None,
+            })
+            // An instance with writes still on their way is ours to answer for.
+            .filter(|id| self.live.get(*id).is_some_and(|l| l.row.version == l.committed))
+            .collect();
+        if cached.is_empty() {
+            return;
+        }
+        match self.store.instance_versions(&cached).await {
+            Ok(stored) => {
+                for (id, version) in stored {
+                    if self.live.get(&id).is_some_and(|l| l.committed != version) {
+                        self.live.remove(&id);
+                    }
+                }
+            }
+            Err(e) => {
+                // Cannot tell: trust nothing cached for these.
+                tracing::warn!(error = %e, "could not check cached instances");
+                let owned: Vec<String> = cached.iter().map(|s| (*s).to_owned()).collect();
+                for id in owned {
+                    self.live.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Makes the instance live, from memory or else from the store. Memory wins: it may hold
+    /// changes whose commit is still under way.
+    async fn load(&mut self, id: &str) -> Result<(), RuntimeError> {
+        if self.live.contains_key(id) {
+            return Ok(());
+        }
+        let not_found = || RuntimeError::NotFound(format!("process instance {id} not found"));
+        let row = self.store.instance(id).await?.ok_or_else(not_found)?;
+        if let Some(ended) = ENDED.into_iter().find(|s| status_name(*s) == row.status) {
+            return Err(EngineError::NotRunning(ended).into());
+        }
+        let state = self.store.instance_state(&row.id).await?.unwrap_or_default();
+        let instance: Instance =
+            serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?;
+        let model = self
+            .runtime
+            .model(&row.model_id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
+        let def = self.runtime.definition(&model)?;
+        let committed = row.version;
+        self.live.insert(row.id.clone(), Live { def, row, instance, committed });
+        Ok(())
+    }
+
+    /// Adds an instance's new state and its effects to the group.
+    fn record(&self, into: &mut Prepared, live: &mut Live, effects: Vec<Effect>, now: i64) {
+        let inst = &live.instance;
+        let row = &mut live.row;
+        row.status = status_name(inst.status).to_owned();
+        row.failure = inst.failure.clone();
+        if inst.status != InstanceStatus::Running {
+            row.end_time.get_or_insert(now);
+            row.outputs = inst.outputs.as_ref().map(|o| Value::Object(o.clone()).to_string());
+            row.final_vars = Some(Value::Object(inst.variables.clone()).to_string());
+        }
+        // A finished instance is never loaded again: its row and final variables tell all.
+        let state = if inst.status == InstanceStatus::Running {
+            serde_json::to_string(inst).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        match into.rows.get(&row.id) {
+            Some(i) => into.batch.instances[*i] = (row.clone(), state),
+            None => {
+                row.version += 1;
+                into.rows.insert(row.id.clone(), into.batch.instances.len());
+                into.batch.instances.push((row.clone(), state));
+            }
+        }
+        for effect in effects {
+            match effect {
+                Effect::Task(record) => into.batch.tasks.push(TaskRow { instance_id: row.id.clone(), record: *record }),
+                Effect::QueueJob(job) => {
+                    // Jobs of in-process stones are leased to this server at once; the others wait for a worker.
+                    let ours = self.stones.owns(&job.stone);
+                    into.batch.jobs.push(JobRow {
+                        instance_id: row.id.clone(),
+                        job,
+                        created_at: now,
+                        owner: ours.then(|| self.node.clone()),
+                        locked_until: ours.then(|| now + self.lease.as_millis() as i64),
+                    });
+                }
+                Effect::DropJob { record_id } => into.batch.dropped_jobs.push(record_id),
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The runtime: drives the engine with the store.
+//!
+//! Requests queue on a channel for the [committer](committer), which owns every live instance,
+//! applies them in order, commits what they changed in groups and only then answers. The
+//! in-process stones run the jobs it commits.
+
+mod committer;
+
+use crate::models::ModelCache;
+use crate::stones::StoneRunner;
+use committer::{Committer, Request};
+use flowstone_engine::{Command, EngineError, InstanceStatus};
+use flowstone_model::{Definition, ModelError, parse_bpmn};
+use flowstone_store::{InstanceRow, ModelRow, NewModel, Store, StoreError};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Why a runtime request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The model is not valid.
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    /// No such model, instance or task.
+    #[error("{0}")]
+    NotFound(String),
+    /// The command does not fit the current state.
+    #[error("{0}")]
+    Conflict(#[from] EngineError),
+    /// The database failed; nothing of the request was committed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The runtime is shutting down.
+    #[error("the server is shutting down")]
+    Stopped,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// How this server takes part in a shared database.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// This server's name among those sharing the database; it owns the jobs it runs.
+    pub node: String,
+    /// How long a job stays with the server running it without a heartbeat before another
+    /// server takes it over.
+    pub lease: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self { node: "flowstone".into(), lease: Duration::from_secs(30) }
+    }
+}
+
+/// Shared handle to the runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    store: Arc<dyn Store>,
+    models: Arc<ModelCache>,
+    tx: mpsc::Sender<Request>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Runtime {
+    /// Starts the committer and the in-process stones; they take back the jobs this node
+    /// held before a restart, and any whose lease has ended.
+    ///
+    /// # Errors
+    /// When a thread cannot be started.
+    pub async fn start(store: Arc<dyn Store>, options: RuntimeOptions) -> Result<Self, RuntimeError> {
+        let (tx, rx) = mpsc::channel(8192);
+        let (stop, stopped) = watch::channel(false);
+        let runtime = Runtime { store: store.clone(), models: Arc::default(), tx, stop: Arc::new(stop) };
+        let stones = StoneRunner::new(runtime.clone(), options.node.clone(), options.lease, stopped.clone());
+        // The committer has a thread and a runtime of its own: its commits are dozens of
+        // round trips to the database, and each must not wait behind thousands of request
+        // tasks for a turn on the shared workers. Commits run on a second such thread, so
+        // they proceed while the next group is applied.
+        let commits = dedicated_runtime("flowstone-commit", stopped.clone())?;
+        let committer = Committer::new(runtime.clone(), stones.clone(), commits, options.node, options.lease);
+        dedicated_runtime("flowstone-committer", stopped.clone())?.spawn(committer.run(rx, stopped));
+        stones.start();
+        Ok(runtime)
+    }
+
+    /// Stops the committer after the batch in hand; later requests answer [`RuntimeError::Stopped`].
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The store behind the runtime, for reads.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Parses a BPMN document and stores its executable processes as one deployment.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] naming the element at fault, or a store failure.
+    pub async fn deploy(&self, source: &str) -> Result<Vec<ModelRow>, RuntimeError> {
+        let defs = parse_bpmn(source)?;
+        let models: Vec<NewModel> = defs
+            .iter()
+            .map(|d| NewModel { id: new_id(), key: d.key.clone(), name: d.name.clone(), source: source.to_owned() })
+            .collect();
+        let rows = self.store.deploy(&new_id(), models, now_ms()).await?;
+        for (row, def) in rows.iter().zip(defs) {
+            self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
+        }
+        Ok(rows)
+    }
+
+    /// A model version by id.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn model(&self, id: &str) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
+        if let Some(row) = self.models.row(id) {
+            return Ok(Some(row));
+        }
+        let row = self.store.model(id).await?.map(Arc::new);
+        if let Some(row) = &row {
+            self.models.remember(row.clone(), None, false);
+        }
+        Ok(row)
+    }
+
+    /// The newest version of a key.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn latest_model(&self, key: &str) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
+        if let Some(row) = self.models.latest(key) {
+            return Ok(Some(row));
+        }
+        let row = self.store.latest_model(key).await?.map(Arc::new);
+        if let Some(row) = &row {
+            self.models.remember(row.clone(), None, true);
+        }
+        Ok(row)
+    }
+
+    /// The parsed definition of a stored model, parsed once and cached.
+    ///
+    /// # Errors
+    /// When the stored source no longer parses (a model stored by an older version).
+    pub fn definition(&self, model: &ModelRow) -> Result<Arc<Definition>, RuntimeError> {
+        if let Some(def) = self.models.definition(&model.id) {
+            return Ok(def);
+        }
+        let def = parse_bpmn(&model.source)?.into_iter().find(|d| d.key == model.key).ok_or_else(|| {
+            RuntimeError::NotFound(format!("model {} no longer holds process {}", model.id, model.key))
+        })?;
+        let def = Arc::new(def);
+        self.models.remember(Arc::new(model.clone()), Some(def.clone()), false);
+        Ok(def)
+    }
+
+    /// Starts an instance of `model`; answers once it is committed.
+    ///
+    /// # Errors
+    /// A store failure, or [`RuntimeError::Stopped`].
+    pub async fn start_instance(
+        &self,
+        model: Arc<ModelRow>,
+        name: String,
+        variables: Map<String, Value>,
+    ) -> Result<InstanceRow, RuntimeError> {
+        let def = self.definition(&model)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Start { model, def, name, variables, reply }).await.map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    /// Applies a command to an instance; answers once its effects are committed.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotFound`] for an unknown instance, [`RuntimeError::Conflict`] when the
+    /// command does not fit its state, or a store failure.
+    pub async fn apply(&self, instance: &str, command: Command) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Apply { instance: instance.to_owned(), command, reply })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+}
+
+/// A single-threaded runtime on a thread of its own, kept until `stopped` turns true.
+fn dedicated_runtime(name: &str, mut stopped: watch::Receiver<bool>) -> Result<tokio::runtime::Handle, RuntimeError> {
+    let failed = |e: std::io::Error| RuntimeError::Store(StoreError::Corrupt(format!("cannot start {name}: {e}")));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            rt.block_on(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+        })
+        .map_err(failed)?;
+    Ok(handle)
+}
+
+/// Statuses an instance never leaves.
+const ENDED: [InstanceStatus; 3] = [InstanceStatus::Completed, InstanceStatus::Failed, InstanceStatus::Canceled];
+
+/// The stored name of an engine status.
+pub fn status_name(status: InstanceStatus) -> &'static str {
+    match status {
+        InstanceStatus::Running => "running",
+        InstanceStatus::Completed => "completed",
+        InstanceStatus::Failed => "failed",
+        InstanceStatus::Canceled => "canceled",
+    }
+}
