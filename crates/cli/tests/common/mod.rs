@@ -19,10 +19,16 @@ pub struct Serve(pub Child);
 
 impl Serve {
     pub fn start(dir: &Path, port: u16) -> Self {
+        let dir = dir.to_string_lossy().into_owned();
+        Self::start_args(&["--data-dir", &dir], port)
+    }
+
+    /// `flowstone serve --listen 127.0.0.1:PORT ARGS…`, once it listens.
+    pub fn start_args(args: &[&str], port: u16) -> Self {
         let child = must(
             Command::new(BIN)
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-                .arg(dir)
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn(),

@@ -1,0 +1,119 @@
+//! Several `flowstone serve` processes sharing one PostgreSQL database: any of them answers
+//! for any instance; commands for one instance sent to different servers at once are each
+//! applied exactly once (one wins a doubled completion, the other is refused); and when the
+//! server running stone jobs is killed with SIGKILL, the others take the jobs over once
+//! their lease ends, and every instance finishes with no task completed twice.
+
+mod common;
+
+use common::{Serve, free_port, must};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn">
+  <process id="shared"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="fork"/><parallelGateway id="fork"/>
+    <sequenceFlow sourceRef="fork" targetRef="u1"/><userTask id="u1"/><sequenceFlow sourceRef="fork" targetRef="u2"/><userTask id="u2"/>
+    <sequenceFlow sourceRef="u1" targetRef="join"/><sequenceFlow sourceRef="u2" targetRef="join"/><parallelGateway id="join"/>
+    <sequenceFlow sourceRef="join" targetRef="work"/><serviceTask id="work" flowstone:stone="sleep"/>
+    <sequenceFlow sourceRef="work" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
+
+async fn call(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = must(req.send().await);
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The task record of `element` in an instance, through `base`.
+async fn task(client: &Client, base: &str, instance: &str, element: &str) -> Value {
+    let (status, tasks) = call(client.get(format!("{base}/task")).query(&[("processInstanceId", instance)])).await;
+    assert_eq!(status, StatusCode::OK, "{tasks}");
+    tasks.as_array().into_iter().flatten().find(|t| t["name"] == element).cloned().unwrap_or(Value::Null)
+}
+
+async fn complete(client: &Client, base: &str, task_id: &str) -> StatusCode {
+    call(client.put(format!("{base}/task/{task_id}/complete")).json(&json!({}))).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
+    let base_url = std::env::var("FLOWSTONE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = match flowstone_store::PgStore::create_database(&base_url, "flowstone_multi").await {
+        Ok(url) => url,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no PostgreSQL at {base_url} ({e}); the multi-server test did not run");
+            return;
+        }
+    };
+    // The database is migrated by the first server before the others start.
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let serve = |i: usize| {
+        let node = format!("node-{i}");
+        Serve::start_args(&["--database", &url, "--node-id", &node, "--job-lease", "1", "--no-examples"], ports[i])
+    };
+    let mut servers: Vec<Option<Serve>> = vec![Some(serve(0))];
+    servers.push(Some(serve(1)));
+    servers.push(Some(serve(2)));
+    let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let client = Client::new();
+    let (status, _) = call(client.post(format!("{}/model", bases[0])).body(MODEL)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Any server starts and answers for any instance.
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let body = json!({"key": "shared", "processName": format!("p{n}"), "variables": {"duration": 3}});
+        let (status, p) = call(client.post(format!("{}/process", bases[n % 3])).json(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        ids.push(p["processInstanceId"].as_str().unwrap_or_default().to_owned());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let (status, p) = call(client.get(format!("{}/process/{id}", bases[(n + 1) % 3]))).await;
+        assert_eq!((status, p["processStatus"].as_str()), (StatusCode::OK, Some("running")), "{p}");
+    }
+
+    // The same user task completed through two servers at once: exactly one wins.
+    for id in &ids {
+        let u1 = task(&client, &bases[0], id, "u1").await["id"].as_str().unwrap_or_default().to_owned();
+        let (a, b) = tokio::join!(complete(&client, &bases[0], &u1), complete(&client, &bases[2], &u1));
+        let mut got = [a, b];
+        got.sort();
+        assert_eq!(got, [StatusCode::OK, StatusCode::CONFLICT], "instance {id}: u1 completed through two servers");
+    }
+
+    // The join's stone jobs all start on server 1, which is then killed while they sleep.
+    for id in &ids {
+        let u2 = task(&client, &bases[1], id, "u2").await["id"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(complete(&client, &bases[1], &u2).await, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(killed) = servers[1].take() {
+        killed.kill9();
+    }
+
+    // The survivors take the jobs over once the lease ends, and everything finishes once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        loop {
+            let (_, p) = call(client.get(format!("{}/process/{id}", bases[0]))).await;
+            if p["processStatus"] == "success" {
+                break;
+            }
+            assert_eq!(p["processStatus"], "running", "{p}");
+            assert!(Instant::now() < deadline, "instance {id} did not finish after its server was killed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (_, tasks) = call(client.get(format!("{}/task", bases[2])).query(&[("processInstanceId", id)])).await;
+        let tasks = tasks.as_array().cloned().unwrap_or_default();
+        let mut names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["u1", "u2", "work"], "instance {id}: one record per task: {tasks:?}");
+        let work = tasks.iter().find(|t| t["name"] == "work").cloned().unwrap_or_default();
+        assert_eq!(work["status"], "start.success", "{work}");
+    }
+    for server in servers.into_iter().flatten() {
+        server.terminate();
+    }
+}
