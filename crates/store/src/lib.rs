@@ -26,8 +26,8 @@ pub enum StoreError {
     /// A stored JSON value could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// These instances were changed by another writer since they were read; nothing of the
-    /// batch was written.
+    /// Some of these instances were changed by another writer since they were read; nothing
+    /// of the batch was written.
     #[error("instances changed concurrently: {0:?}")]
     Conflict(Vec<String>),
 }
@@ -52,7 +52,7 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a group of instance, task and job writes in one transaction.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] naming the instances whose stored version moved on.
+    /// [`StoreError::Conflict`] naming instances among which a stored version moved on.
     async fn commit(&self, batch: &WriteBatch) -> Result<()>;
 
     /// The stored versions of these instances (missing ones are left out).

@@ -14,12 +14,12 @@ pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, ke
 pub(crate) const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE key = $1";
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
     (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version) ";
-/// Applies only when the stored version is the one the write was based on; `RETURNING`
-/// tells which rows applied.
+/// Applies only when the stored version is the one the write was based on; the affected-row
+/// count tells whether every row applied.
 pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
     end_time = EXCLUDED.end_time, outputs = EXCLUDED.outputs, final_vars = EXCLUDED.final_vars,
     failure = EXCLUDED.failure, state = EXCLUDED.state, version = EXCLUDED.version
-    WHERE instances.version = EXCLUDED.version - 1 RETURNING id";
+    WHERE instances.version = EXCLUDED.version - 1";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
 pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
@@ -236,12 +236,12 @@ macro_rules! sql_store {
                             .push_bind(row.version);
                     });
                     q.push(ON_INSTANCE_CONFLICT);
-                    let applied: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-                    if applied.len() < chunk.len() {
-                        let applied: std::collections::HashSet<&str> = applied.iter().map(String::as_str).collect();
-                        let moved =
-                            chunk.iter().map(|(row, _)| row.id.clone()).filter(|id| !applied.contains(id.as_str()));
-                        return Err(StoreError::Conflict(moved.collect()));
+                    let applied = q.build().execute(&mut *tx).await?.rows_affected();
+                    if applied < chunk.len() as u64 {
+                        // Some row of the chunk was written elsewhere since it was read (a losing
+                        // write may carry the same version number as the winning one, so the
+                        // chunk is named whole: its instances are reloaded, nothing is written).
+                        return Err(StoreError::Conflict(chunk.iter().map(|(row, _)| row.id.clone()).collect()));
                     }
                 }
                 let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());

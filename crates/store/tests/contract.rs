@@ -212,7 +212,7 @@ async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
         ..WriteBatch::default()
     };
     match store.commit(&losing).await {
-        Err(StoreError::Conflict(ids)) => assert_eq!(ids, ["i"]),
+        Err(StoreError::Conflict(ids)) => assert!(ids.contains(&"i".to_owned()), "{ids:?}"),
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(must(store.instance("i")).await.map(|i| i.status), Some("completed".into()));
