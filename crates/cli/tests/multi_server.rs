@@ -2,7 +2,8 @@
 //! for any instance; commands for one instance sent to different servers at once are each
 //! applied exactly once (one wins a doubled completion, the other is refused); and when the
 //! server running stone jobs is killed with SIGKILL, the others take the jobs over once
-//! their lease ends, and every instance finishes with no task completed twice.
+//! their lease ends, and every instance finishes with no task completed twice. A server
+//! stopped cleanly hands its jobs back, and the others take them at once (LISTEN/NOTIFY).
 
 mod common;
 
@@ -35,18 +36,69 @@ async fn complete(client: &Client, base: &str, task_id: &str) -> StatusCode {
     call(client.put(format!("{base}/task/{task_id}/complete")).json(&json!({}))).await.0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
+/// A new database on the test PostgreSQL; `None`, said loudly, without one (a failure in CI).
+async fn database() -> Option<String> {
     let base_url = std::env::var("FLOWSTONE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let url = match flowstone_store::PgStore::create_database(&base_url, "flowstone_multi").await {
-        Ok(url) => url,
+    match flowstone_store::PgStore::create_database(&base_url, "flowstone_multi").await {
+        Ok(url) => Some(url),
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
         Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base_url} ({e}); the multi-server test did not run");
-            return;
+            eprintln!("SKIPPED: no PostgreSQL at {base_url} ({e}); the multi-server tests did not run");
+            None
         }
+    }
+}
+
+/// Waits until every instance succeeded (asked through `base`), at most until `deadline`.
+async fn all_succeed(client: &Client, base: &str, ids: &[String], deadline: Instant, why: &str) {
+    for id in ids {
+        loop {
+            let (_, p) = call(client.get(format!("{base}/process/{id}"))).await;
+            if p["processStatus"] == "success" {
+                break;
+            }
+            assert_eq!(p["processStatus"], "running", "{p}");
+            assert!(Instant::now() < deadline, "instance {id} did not finish: {why}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanly_stopped_servers_jobs_are_taken_over_at_once() {
+    let Some(url) = database().await else { return };
+    let ports = [free_port(), free_port()];
+    let serve = |i: usize| {
+        let node = format!("node-{i}");
+        Serve::start_args(&["--database", &url, "--node-id", &node, "--job-lease", "60", "--no-examples"], ports[i])
     };
+    let (survivor, leaving) = (serve(0), serve(1));
+    let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let client = Client::new();
+    let (status, _) = call(client.post(format!("{}/model", bases[0])).body(MODEL)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let body = json!({"key": "shared", "processName": format!("p{n}"), "variables": {"duration": 2}});
+        let (_, p) = call(client.post(format!("{}/process", bases[0])).json(&body)).await;
+        let id = p["processInstanceId"].as_str().unwrap_or_default().to_owned();
+        for element in ["u1", "u2"] {
+            let t = task(&client, &bases[1], &id, element).await["id"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(complete(&client, &bases[1], &t).await, StatusCode::OK);
+        }
+        ids.push(id);
+    }
+    // Its jobs sleep for 2 s; the lease would hold them for 60 s, the sweep run every 20 s.
+    leaving.terminate();
+    let why = "a cleanly stopped server's jobs must be taken over at once, not after the lease";
+    all_succeed(&client, &bases[0], &ids, Instant::now() + Duration::from_secs(12), why).await;
+    survivor.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
+    let Some(url) = database().await else { return };
     // The database is migrated by the first server before the others start.
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let serve = |i: usize| {
@@ -95,16 +147,8 @@ async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
 
     // The survivors take the jobs over once the lease ends, and everything finishes once.
     let deadline = Instant::now() + Duration::from_secs(60);
+    all_succeed(&client, &bases[0], &ids, deadline, "its server was killed").await;
     for id in &ids {
-        loop {
-            let (_, p) = call(client.get(format!("{}/process/{id}", bases[0]))).await;
-            if p["processStatus"] == "success" {
-                break;
-            }
-            assert_eq!(p["processStatus"], "running", "{p}");
-            assert!(Instant::now() < deadline, "instance {id} did not finish after its server was killed");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
         let (_, tasks) = call(client.get(format!("{}/task", bases[2])).query(&[("processInstanceId", id)])).await;
         let tasks = tasks.as_array().cloned().unwrap_or_default();
         let mut names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();

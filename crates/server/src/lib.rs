@@ -135,7 +135,11 @@ impl Server {
             Err(e) => tracing::error!(error = %e, "server task failed"),
             Ok(Ok(())) => {}
         }
-        self.runtime.shutdown();
+        match self.runtime.stop_and_hand_back().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "handed running stone jobs back"),
+            Err(e) => tracing::warn!(error = %e, "could not hand jobs back; they pass on when their leases end"),
+        }
     }
 
     /// Runs until the server task ends (it ends on [`Server::stop`]).

@@ -53,22 +53,31 @@ impl StoneRunner {
     }
 
     /// Takes back this node's jobs, then keeps extending the leases of running jobs and
-    /// taking over jobs whose lease ended elsewhere.
-    pub(crate) fn start(&self) {
+    /// taking over jobs whose lease ended elsewhere, until the runtime stops.
+    pub(crate) fn start(&self) -> tokio::task::JoinHandle<()> {
         let runner = self.clone();
         self.spawner.spawn(async move {
+            // Jobs handed back by a server that stopped cleanly are taken at once, not when a
+            // lease would have ended.
+            let signal = match runner.runtime.store().job_signal().await {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no job notifications; relying on the lease sweep");
+                    None
+                }
+            };
             runner.take_over(true).await;
             let mut stopped = runner.stopped.clone();
             let mut tick = tokio::time::interval(runner.lease / 3);
             loop {
                 tokio::select! {
                     _ = stopped.changed() => return,
-                    _ = tick.tick() => {}
+                    _ = tick.tick() => runner.heartbeat().await,
+                    () = async { signal.as_ref().expect("guarded by the branch condition").notified().await }, if signal.is_some() => {}
                 }
-                runner.heartbeat().await;
                 runner.take_over(false).await;
             }
-        });
+        })
     }
 
     async fn take_over(&self, include_own: bool) {

@@ -80,4 +80,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Extends the leases `owner` holds on these jobs.
     async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<()>;
+
+    /// Hands back every job `owner` holds (a clean stop), telling servers that listen.
+    async fn release_jobs(&self, owner: &str) -> Result<u64>;
+
+    /// Wakes up when another server hands jobs back; `None` where no other server can.
+    async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>>;
 }

@@ -47,4 +47,39 @@ impl PgStore {
     }
 }
 
-crate::sql::sql_store!(PgStore, sqlx::Postgres, begin = "BEGIN", lock = "FOR UPDATE SKIP LOCKED", shared = true);
+/// The channel on which servers announce jobs handed back.
+const JOBS_CHANNEL: &str = "flowstone_jobs";
+
+crate::sql::sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    begin = "BEGIN",
+    lock = "FOR UPDATE SKIP LOCKED",
+    shared = true,
+    notify = "SELECT pg_notify('flowstone_jobs', '')",
+    {
+        async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+            listener.listen(JOBS_CHANNEL).await?;
+            let signal = std::sync::Arc::new(tokio::sync::Notify::new());
+            let notify = signal.clone();
+            tokio::spawn(async move {
+                loop {
+                    // The listener reconnects by itself after a lost connection; a failure here
+                    // is one missed wake-up, which the lease sweep covers.
+                    match listener.recv().await {
+                        Ok(_) => notify.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "job notifications interrupted");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                    if std::sync::Arc::strong_count(&notify) == 1 {
+                        return;
+                    }
+                }
+            });
+            Ok(Some(signal))
+        }
+    }
+);

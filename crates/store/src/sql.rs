@@ -60,9 +60,13 @@ pub(crate) const INSTANCE_COLUMNS: &str =
 /// once, waiting for it, instead of failing when a read turns into a write); `$lock` is how
 /// a backend keeps concurrent job acquisitions apart (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL; nothing on SQLite, whose writer is single); `$shared` whether other servers
-/// may write the same database.
+/// may write the same database; `$notify` tells the others that jobs were handed back
+/// (empty where no other server listens); `$extra` holds backend-specific trait items.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal) => {
+    (
+        $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
+        notify = $notify:literal, { $($extra:item)* }
+    ) => {
         use flowstone_engine::{Job, TaskRecord};
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
@@ -362,6 +366,22 @@ macro_rules! sql_store {
             fn shared(&self) -> bool {
                 $shared
             }
+
+            async fn release_jobs(&self, owner: &str) -> Result<u64> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let released = sqlx::query("UPDATE jobs SET owner = NULL, locked_until = NULL WHERE owner = $1")
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if released > 0 && !$notify.is_empty() {
+                    sqlx::query($notify).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(released)
+            }
+
+            $($extra)*
 
             async fn acquire_jobs(&self, a: Acquire<'_>) -> Result<Vec<JobRow>> {
                 if a.stones.is_empty() || a.limit == 0 {

@@ -30,7 +30,12 @@ impl Serve {
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                 .args(args)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                // FLOWSTONE_TEST_LOGS=1 shows the servers' logs.
+                .stderr(if std::env::var_os("FLOWSTONE_TEST_LOGS").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
                 .spawn(),
         );
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -69,6 +69,9 @@ pub struct Runtime {
     models: Arc<ModelCache>,
     tx: mpsc::Sender<Request>,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
+    node: Arc<str>,
+    /// The stone runner's loop, awaited on a clean stop before jobs are handed back.
+    runner: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Runtime {
@@ -80,7 +83,14 @@ impl Runtime {
     pub async fn start(store: Arc<dyn Store>, options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::channel(8192);
         let (stop, stopped) = watch::channel(false);
-        let runtime = Runtime { store: store.clone(), models: Arc::default(), tx, stop: Arc::new(stop) };
+        let runtime = Runtime {
+            store: store.clone(),
+            models: Arc::default(),
+            tx,
+            stop: Arc::new(stop),
+            node: options.node.as_str().into(),
+            runner: Arc::default(),
+        };
         let stones = StoneRunner::new(runtime.clone(), options.node.clone(), options.lease, stopped.clone());
         // The committer has a thread and a runtime of its own: its commits are dozens of
         // round trips to the database, and each must not wait behind thousands of request
@@ -89,8 +99,22 @@ impl Runtime {
         let commits = dedicated_runtime("flowstone-commit", stopped.clone())?;
         let committer = Committer::new(runtime.clone(), stones.clone(), commits, options.node, options.lease);
         dedicated_runtime("flowstone-committer", stopped.clone())?.spawn(committer.run(rx, stopped));
-        stones.start();
+        *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
         Ok(runtime)
+    }
+
+    /// A clean stop: stops the runtime, waits until this node takes no more jobs, then hands
+    /// its jobs back so that servers sharing the database take them over at once.
+    ///
+    /// # Errors
+    /// A store failure (the jobs then pass on when their leases end).
+    pub async fn stop_and_hand_back(&self) -> Result<u64, RuntimeError> {
+        self.shutdown();
+        let runner = self.runner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(runner) = runner {
+            let _ = runner.await;
+        }
+        Ok(self.store.release_jobs(&self.node).await?)
     }
 
     /// Stops the committer after the batch in hand; later requests answer [`RuntimeError::Stopped`].
