@@ -36,20 +36,6 @@ async fn complete(client: &Client, base: &str, task_id: &str) -> StatusCode {
     call(client.put(format!("{base}/task/{task_id}/complete")).json(&json!({}))).await.0
 }
 
-/// A new database on the test PostgreSQL; `None`, said loudly, without one (a failure in CI).
-async fn database() -> Option<String> {
-    let base_url = std::env::var("FLOWSTONE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match flowstone_store::PgStore::create_database(&base_url, "flowstone_multi").await {
-        Ok(url) => Some(url),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base_url} ({e}); the multi-server tests did not run");
-            None
-        }
-    }
-}
-
 /// Waits until every instance succeeded (asked through `base`), at most until `deadline`.
 async fn all_succeed(client: &Client, base: &str, ids: &[String], deadline: Instant, why: &str) {
     for id in ids {
@@ -67,7 +53,7 @@ async fn all_succeed(client: &Client, base: &str, ids: &[String], deadline: Inst
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cleanly_stopped_servers_jobs_are_taken_over_at_once() {
-    let Some(url) = database().await else { return };
+    let Some(url) = flowstone_store::PgStore::test_database("flowstone_multi").await else { return };
     let ports = [free_port(), free_port()];
     let serve = |i: usize| {
         let node = format!("node-{i}");
@@ -98,7 +84,7 @@ async fn a_cleanly_stopped_servers_jobs_are_taken_over_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
-    let Some(url) = database().await else { return };
+    let Some(url) = flowstone_store::PgStore::test_database("flowstone_multi").await else { return };
     // The database is migrated by the first server before the others start.
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let serve = |i: usize| {

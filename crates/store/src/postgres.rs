@@ -45,6 +45,22 @@ impl PgStore {
         let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
         Ok(format!("{root}/{name}"))
     }
+
+    /// For tests: a new database on the PostgreSQL at `FLOWSTONE_TEST_POSTGRES` (default: the
+    /// local server). Where none answers it says so loudly and gives `None`, so a user's
+    /// machine without PostgreSQL skips those tests; in CI (`CI=true`) that absence panics.
+    pub async fn test_database(prefix: &str) -> Option<String> {
+        let base = std::env::var("FLOWSTONE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        match Self::create_database(&base, prefix).await {
+            Ok(url) => Some(url),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); tests on PostgreSQL did not run");
+                None
+            }
+        }
+    }
 }
 
 /// The channel on which servers announce jobs handed back.

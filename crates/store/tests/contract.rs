@@ -14,19 +14,10 @@ async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-/// A store on a new database of the PostgreSQL at `FLOWSTONE_TEST_POSTGRES` (default: the
-/// local server). `None`, said loudly, when no PostgreSQL answers; in CI that is a failure.
+/// A store on a new database of the test PostgreSQL (see [`PgStore::test_database`]).
 async fn postgres() -> Option<PgStore> {
-    let base = std::env::var("FLOWSTONE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match PgStore::create_database(&base, "flowstone_contract").await {
-        Ok(url) => Some(PgStore::open(&url).await.unwrap_or_else(|e| panic!("{e}"))),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); the PostgreSQL contract tests did not run");
-            None
-        }
-    }
+    let url = PgStore::test_database("flowstone_contract").await?;
+    Some(PgStore::open(&url).await.unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn new_model(id: &str, key: &str) -> NewModel {

@@ -23,23 +23,13 @@ pub struct TestServer {
     pub database: Option<String>,
 }
 
-/// A new database on the PostgreSQL at `FLOWSTONE_TEST_POSTGRES` (default: the local server);
-/// `None`, said loudly, when none answers. In CI that is a failure.
-pub async fn postgres_database() -> Option<String> {
-    let base = std::env::var("FLOWSTONE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match flowstone_store::PgStore::create_database(&base, "flowstone_http").await {
-        Ok(url) => Some(url),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("PostgreSQL is required in CI: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); the PostgreSQL HTTP tests did not run");
-            None
-        }
-    }
-}
-
 pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A new database on the test PostgreSQL (see `PgStore::test_database`).
+pub async fn postgres_database() -> Option<String> {
+    flowstone_store::PgStore::test_database("flowstone_http").await
 }
 
 impl TestServer {
