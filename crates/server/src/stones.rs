@@ -147,7 +147,7 @@ impl StoneRunner {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.runtime.apply(&row.instance_id, report(outcome.clone())).await {
-                Err(RuntimeError::Store(e)) => {
+                Err(e @ (RuntimeError::Store(_) | RuntimeError::NotCommitted(_))) => {
                     tracing::warn!(job = %row.job.record_id, error = %e, "stone result not committed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));

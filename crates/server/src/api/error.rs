@@ -44,7 +44,10 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Model(_) => StatusCode::BAD_REQUEST,
             RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
             RuntimeError::Conflict(_) => StatusCode::CONFLICT,
-            RuntimeError::Store(_) | RuntimeError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            RuntimeError::Store(_) | RuntimeError::NotCommitted(_) | RuntimeError::Stopped => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RuntimeError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self { status, message: e.to_string() }
     }

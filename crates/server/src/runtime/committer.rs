@@ -88,7 +88,7 @@ impl Entry {
     }
 
     fn fail(self, message: &str) {
-        let err = || RuntimeError::Store(StoreError::Corrupt(format!("not committed: {message}")));
+        let err = || RuntimeError::NotCommitted(message.to_owned());
         match self {
             Entry::Started { reply, .. } => drop(reply.send(Err(err()))),
             Entry::Applied { reply, .. } => drop(reply.send(Err(err()))),
@@ -104,6 +104,14 @@ struct Prepared {
     /// Where each instance's row stands in `batch.instances`: an instance is written once per
     /// group, at one version above the last one written.
     rows: HashMap<String, usize>,
+}
+
+/// Why a group's commit wrote nothing.
+enum Failure {
+    /// Another server wrote some of these instances since they were read.
+    Conflict(Vec<String>),
+    /// The database (or the commit itself) failed.
+    Other(String),
 }
 
 /// A commit under way; gives the batch back with the result.
@@ -159,9 +167,12 @@ impl Committer {
                     let result = match result {
                         Ok((batch, result)) => {
                             prepared.batch = batch;
-                            result
+                            result.map_err(|e| match e {
+                                StoreError::Conflict(ids) => Failure::Conflict(ids),
+                                other => Failure::Other(other.to_string()),
+                            })
                         }
-                        Err(e) => Err(StoreError::Corrupt(format!("commit task failed: {e}"))),
+                        Err(e) => Err(Failure::Other(format!("the commit task failed: {e}"))),
                     };
                     next = self.settle(prepared, next.take(), result).await;
                 }
@@ -186,14 +197,14 @@ impl Committer {
         &mut self,
         done: Prepared,
         next: Option<Prepared>,
-        result: Result<(), StoreError>,
+        result: Result<(), Failure>,
     ) -> Option<Prepared> {
         match result {
             Ok(()) => {
                 self.answer(done);
                 next
             }
-            Err(StoreError::Conflict(ids)) => {
+            Err(Failure::Conflict(ids)) => {
                 // Another server wrote these instances: forget everything built on the stale
                 // state (this group and the next, which may build on this one) and apply
                 // their requests again from the store.
@@ -207,9 +218,8 @@ impl Committer {
                 self.prepare(entries.into_iter().map(Entry::into_request).collect(), &mut again).await;
                 Some(again)
             }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed");
-                let message = e.to_string();
+            Err(Failure::Other(message)) => {
+                tracing::error!(error = %message, "commit failed");
                 for entry in done.entries.into_iter().chain(next.into_iter().flat_map(|n| n.entries)) {
                     self.live.remove(entry.instance());
                     entry.fail(&message);

@@ -32,6 +32,13 @@ pub enum RuntimeError {
     /// The database failed; nothing of the request was committed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The request's group of writes was not committed (the database failed, or a write it
+    /// depended on did); nothing of it was written.
+    #[error("not committed: {0}")]
+    NotCommitted(String),
+    /// The runtime could not start a thread it needs.
+    #[error("cannot start the runtime: {0}")]
+    Start(String),
     /// The runtime is shutting down.
     #[error("the server is shutting down")]
     Stopped,
@@ -72,6 +79,8 @@ pub struct Runtime {
     node: Arc<str>,
     /// The stone runner's loop, awaited on a clean stop before jobs are handed back.
     runner: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Stops the stone runner's loop alone (the committer keeps going meanwhile).
+    runner_stop: Arc<watch::Sender<bool>>,
 }
 
 impl Runtime {
@@ -83,6 +92,7 @@ impl Runtime {
     pub async fn start(store: Arc<dyn Store>, options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::channel(8192);
         let (stop, stopped) = watch::channel(false);
+        let (runner_stop, runner_stopped) = watch::channel(false);
         let runtime = Runtime {
             store: store.clone(),
             models: Arc::default(),
@@ -90,8 +100,9 @@ impl Runtime {
             stop: Arc::new(stop),
             node: options.node.as_str().into(),
             runner: Arc::default(),
+            runner_stop: Arc::new(runner_stop),
         };
-        let stones = StoneRunner::new(runtime.clone(), options.node.clone(), options.lease, stopped.clone());
+        let stones = StoneRunner::new(runtime.clone(), options.node.clone(), options.lease, runner_stopped);
         // The committer has a thread and a runtime of its own: its commits are dozens of
         // round trips to the database, and each must not wait behind thousands of request
         // tasks for a turn on the shared workers. Commits run on a second such thread, so
@@ -109,16 +120,21 @@ impl Runtime {
     /// # Errors
     /// A store failure (the jobs then pass on when their leases end).
     pub async fn stop_and_hand_back(&self) -> Result<u64, RuntimeError> {
-        self.shutdown();
+        // The runner stops first, so that it cannot take back what is handed back; the rest
+        // keeps running until then (database connections may belong to its threads).
+        self.runner_stop.send_replace(true);
         let runner = self.runner.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(runner) = runner {
             let _ = runner.await;
         }
-        Ok(self.store.release_jobs(&self.node).await?)
+        let released = self.store.release_jobs(&self.node).await;
+        self.shutdown();
+        Ok(released?)
     }
 
     /// Stops the committer after the batch in hand; later requests answer [`RuntimeError::Stopped`].
     pub fn shutdown(&self) {
+        self.runner_stop.send_replace(true);
         self.stop.send_replace(true);
     }
 
@@ -223,7 +239,7 @@ impl Runtime {
 
 /// A single-threaded runtime on a thread of its own, kept until `stopped` turns true.
 fn dedicated_runtime(name: &str, mut stopped: watch::Receiver<bool>) -> Result<tokio::runtime::Handle, RuntimeError> {
-    let failed = |e: std::io::Error| RuntimeError::Store(StoreError::Corrupt(format!("cannot start {name}: {e}")));
+    let failed = |e: std::io::Error| RuntimeError::Start(format!("{name}: {e}"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
     let handle = rt.handle().clone();
     std::thread::Builder::new()
