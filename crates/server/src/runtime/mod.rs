@@ -107,9 +107,9 @@ impl Runtime {
         // round trips to the database, and each must not wait behind thousands of request
         // tasks for a turn on the shared workers. Commits run on a second such thread, so
         // they proceed while the next group is applied.
-        let commits = dedicated_runtime("flowstone-commit", stopped.clone())?;
+        let commits = dedicated_runtime("flowstone-write", stopped.clone())?;
         let committer = Committer::new(runtime.clone(), stones.clone(), commits, options.node, options.lease);
-        dedicated_runtime("flowstone-committer", stopped.clone())?.spawn(committer.run(rx, stopped));
+        dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped));
         *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
         Ok(runtime)
     }
