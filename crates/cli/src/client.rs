@@ -87,6 +87,26 @@ pub(crate) async fn ps(
     Ok(())
 }
 
+pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), String> {
+    let answer = call(reqwest::Client::new().get(server.url("/task")).query(&[("processInstanceId", process)])).await?;
+    let rows = answer.as_array().cloned().unwrap_or_default();
+    println!("{:<38} {:<20} {:<16} {:<16} {:<20} REASON", "TASK", "NAME", "STONE", "STATUS", "ENDED");
+    for row in &rows {
+        let s = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<38} {:<20} {:<16} {:<16} {:<20} {}",
+            s("id"),
+            s("name"),
+            s("stone"),
+            s("status"),
+            s("endTime"),
+            s("reason")
+        );
+    }
+    println!("({} tasks)", rows.len());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,13 @@ enum Cmd {
         #[command(flatten)]
         server: client::ServerArg,
     },
+    /// List the task records of a process instance, oldest first.
+    Tasks {
+        /// The process instance id.
+        process: String,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
     /// Run the benchmark workloads and print instances per second, latency and peak memory.
     Bench(bench::BenchArgs),
     /// List process instances, newest first.
@@ -132,6 +139,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Deploy { file, server } => client::deploy(&server, &file).await,
         Cmd::Start { key, vars, name, server } => client::start(&server, &key, &vars, name).await,
         Cmd::Ps { status, key, limit, server } => client::ps(&server, status, key, limit).await,
+        Cmd::Tasks { process, server } => client::tasks(&server, &process).await,
         Cmd::Bench(args) => bench::run(args).await,
     }
 }

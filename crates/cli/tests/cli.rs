@@ -38,6 +38,12 @@ fn serve_deploy_start_ps_and_restart() {
     assert!(waiting.contains("\"processStatus\": \"running\""), "{waiting}");
     assert!(waiting.contains(r#"{\"n\":3,\"who\":\"ann\"}"#), "vars are JSON when they parse: {waiting}");
 
+    let id = waiting.split("\"processInstanceId\": \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+    let tasks = stdout(&run(port, &["tasks", id]));
+    assert!(tasks.contains("wait") && tasks.contains("active") && tasks.contains("(1 tasks)"), "{tasks}");
+    let unknown = run(port, &["tasks", "nope"]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("404"));
+
     let ps = stdout(&run(port, &["ps"]));
     assert!(ps.contains("greeting") && ps.contains("w1_straight") && ps.contains("(2 of 2)"), "{ps}");
     let ps = stdout(&run(port, &["ps", "--status", "running"]));
@@ -64,7 +70,7 @@ fn serve_refuses_an_unsupported_database_url() {
 #[test]
 fn help_describes_every_command() {
     let help = stdout(&must(Command::new(BIN).arg("--help").output()));
-    for cmd in ["serve", "deploy", "start", "ps"] {
+    for cmd in ["serve", "deploy", "start", "ps", "tasks", "bench"] {
         assert!(help.contains(cmd), "{help}");
     }
 }
