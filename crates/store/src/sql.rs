@@ -146,6 +146,83 @@ macro_rules! sql_store {
             })
         }
 
+        /// One statement of a commit, before it is encoded.
+        enum Work<'a> {
+            Instances(&'a [&'a (InstanceRow, String)]),
+            Tasks(&'a [&'a TaskRow]),
+            Jobs(&'a [&'a JobRow]),
+            Drops(&'a [String]),
+        }
+
+        fn encode(work: &Work<'_>) -> QueryBuilder<$db> {
+            match work {
+                Work::Instances(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new(INSERT_INSTANCES);
+                    q.push_values(chunk.iter(), |mut b, (row, state)| {
+                        b.push_bind(row.id.as_str())
+                            .push_bind(row.model_id.as_str())
+                            .push_bind(row.model_key.as_str())
+                            .push_bind(row.name.as_str())
+                            .push_bind(row.status.as_str())
+                            .push_bind(row.variables.as_str())
+                            .push_bind(row.start_time)
+                            .push_bind(row.end_time)
+                            .push_bind(row.outputs.as_deref())
+                            .push_bind(row.final_vars.as_deref())
+                            .push_bind(row.failure.as_deref())
+                            .push_bind(state.as_str())
+                            .push_bind(row.version);
+                    });
+                    q.push(ON_INSTANCE_CONFLICT);
+                    q
+                }
+                Work::Tasks(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new(INSERT_TASKS);
+                    q.push_values(chunk.iter(), |mut b, TaskRow { instance_id, record: r }| {
+                        b.push_bind(r.id.as_str())
+                            .push_bind(r.task_id.as_str())
+                            .push_bind(instance_id.as_str())
+                            .push_bind(r.element.as_str())
+                            .push_bind(r.name.as_str())
+                            .push_bind(r.kind.as_str())
+                            .push_bind(r.namespace.as_deref())
+                            .push_bind(r.stone.as_deref())
+                            .push_bind(r.create_time)
+                            .push_bind(r.end_time)
+                            .push_bind(r.status.as_str())
+                            .push_bind(r.reason.as_deref())
+                            .push_bind(r.params.as_ref().map(ToString::to_string))
+                            .push_bind(r.outputs.as_ref().map(ToString::to_string))
+                            .push_bind(r.progress.map(i64::from));
+                    });
+                    q.push(ON_TASK_CONFLICT);
+                    q
+                }
+                Work::Jobs(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new(INSERT_JOBS);
+                    q.push_values(chunk.iter(), |mut b, j| {
+                        b.push_bind(j.job.record_id.as_str())
+                            .push_bind(j.instance_id.as_str())
+                            .push_bind(j.job.stone.as_str())
+                            .push_bind(j.job.params.to_string())
+                            .push_bind(j.created_at)
+                            .push_bind(j.owner.as_deref())
+                            .push_bind(j.locked_until);
+                    });
+                    q
+                }
+                Work::Drops(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk.iter() {
+                        list.push_bind(id.as_str());
+                    }
+                    q.push(")");
+                    q
+                }
+            }
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>> {
@@ -220,80 +297,32 @@ macro_rules! sql_store {
                 if batch.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin_with($begin).await?;
                 let instances = last_per_id(&batch.instances, |(row, _)| row.id.as_str());
-                for chunk in chunks(&instances) {
-                    let mut q = QueryBuilder::<$db>::new(INSERT_INSTANCES);
-                    q.push_values(chunk, |mut b, (row, state)| {
-                        b.push_bind(row.id.as_str())
-                            .push_bind(row.model_id.as_str())
-                            .push_bind(row.model_key.as_str())
-                            .push_bind(row.name.as_str())
-                            .push_bind(row.status.as_str())
-                            .push_bind(row.variables.as_str())
-                            .push_bind(row.start_time)
-                            .push_bind(row.end_time)
-                            .push_bind(row.outputs.as_deref())
-                            .push_bind(row.final_vars.as_deref())
-                            .push_bind(row.failure.as_deref())
-                            .push_bind(state.as_str())
-                            .push_bind(row.version);
+                let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
+                let jobs: Vec<&JobRow> =
+                    batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
+                let mut work: std::collections::VecDeque<Work<'_>> = chunks(&instances).into_iter().map(Work::Instances).collect();
+                work.extend(chunks(&tasks).into_iter().map(Work::Tasks));
+                work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
+                work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
+                let mut tx = self.pool.begin_with($begin).await?;
+                // Statement k+1 is encoded while statement k executes.
+                let mut current = work.pop_front().map(|w| (encode(&w), w));
+                while let Some((mut q, done)) = current.take() {
+                    let following = work.pop_front();
+                    let (result, next) = tokio::join!(q.build().execute(&mut *tx), async move {
+                        following.map(|w| (encode(&w), w))
                     });
-                    q.push(ON_INSTANCE_CONFLICT);
-                    let applied = q.build().execute(&mut *tx).await?.rows_affected();
-                    if applied < chunk.len() as u64 {
+                    let applied = result?.rows_affected();
+                    if let Work::Instances(chunk) = done
+                        && applied < chunk.len() as u64
+                    {
                         // Some row of the chunk was written elsewhere since it was read (a losing
                         // write may carry the same version number as the winning one, so the
                         // chunk is named whole: its instances are reloaded, nothing is written).
                         return Err(StoreError::Conflict(chunk.iter().map(|(row, _)| row.id.clone()).collect()));
                     }
-                }
-                let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
-                for chunk in chunks(&tasks) {
-                    let mut q = QueryBuilder::<$db>::new(INSERT_TASKS);
-                    q.push_values(chunk, |mut b, TaskRow { instance_id, record: r }| {
-                        b.push_bind(r.id.as_str())
-                            .push_bind(r.task_id.as_str())
-                            .push_bind(instance_id.as_str())
-                            .push_bind(r.element.as_str())
-                            .push_bind(r.name.as_str())
-                            .push_bind(r.kind.as_str())
-                            .push_bind(r.namespace.as_deref())
-                            .push_bind(r.stone.as_deref())
-                            .push_bind(r.create_time)
-                            .push_bind(r.end_time)
-                            .push_bind(r.status.as_str())
-                            .push_bind(r.reason.as_deref())
-                            .push_bind(r.params.as_ref().map(ToString::to_string))
-                            .push_bind(r.outputs.as_ref().map(ToString::to_string))
-                            .push_bind(r.progress.map(i64::from));
-                    });
-                    q.push(ON_TASK_CONFLICT);
-                    q.build().execute(&mut *tx).await?;
-                }
-                let jobs: Vec<&JobRow> =
-                    batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
-                for chunk in chunks(&jobs) {
-                    let mut q = QueryBuilder::<$db>::new(INSERT_JOBS);
-                    q.push_values(chunk, |mut b, j| {
-                        b.push_bind(j.job.record_id.as_str())
-                            .push_bind(j.instance_id.as_str())
-                            .push_bind(j.job.stone.as_str())
-                            .push_bind(j.job.params.to_string())
-                            .push_bind(j.created_at)
-                            .push_bind(j.owner.as_deref())
-                            .push_bind(j.locked_until);
-                    });
-                    q.build().execute(&mut *tx).await?;
-                }
-                for chunk in chunks(&batch.dropped_jobs) {
-                    let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.as_str());
-                    }
-                    q.push(")");
-                    q.build().execute(&mut *tx).await?;
+                    current = next;
                 }
                 tx.commit().await?;
                 Ok(())
