@@ -34,6 +34,24 @@ fn print(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
+/// Prints `rows` under headers: each column is `(header, field, width)`; the last one is not padded.
+fn print_table(columns: &[(&str, &str, usize)], rows: &[Value]) {
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(columns)
+            .enumerate()
+            .map(|(i, (c, (_, _, w)))| if i == last { c.clone() } else { format!("{c:<w$}") })
+            .collect();
+        println!("{}", padded.join(" "));
+    };
+    line(columns.iter().map(|(h, _, _)| (*h).to_owned()).collect());
+    for row in rows {
+        line(columns.iter().map(|(_, f, _)| row[*f].as_str().unwrap_or("-").to_owned()).collect());
+    }
+}
+
 pub(crate) async fn deploy(server: &ServerArg, file: &Path) -> Result<(), String> {
     let source = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let client = reqwest::Client::new();
@@ -71,18 +89,16 @@ pub(crate) async fn ps(
     query.extend(key.map(|k| ("key", k)));
     let answer = call(reqwest::Client::new().get(server.url("/process")).query(&query)).await?;
     let rows = answer["data"].as_array().cloned().unwrap_or_default();
-    println!("{:<38} {:<16} {:<10} {:<20} NAME", "PROCESS INSTANCE", "MODEL", "STATUS", "STARTED");
-    for row in &rows {
-        let s = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
-        println!(
-            "{:<38} {:<16} {:<10} {:<20} {}",
-            s("processInstanceId"),
-            s("modelKey"),
-            s("processStatus"),
-            s("startTime"),
-            s("processName")
-        );
-    }
+    print_table(
+        &[
+            ("PROCESS INSTANCE", "processInstanceId", 38),
+            ("MODEL", "modelKey", 16),
+            ("STATUS", "processStatus", 10),
+            ("STARTED", "startTime", 20),
+            ("NAME", "processName", 0),
+        ],
+        &rows,
+    );
     println!("({} of {})", rows.len(), answer["total"]);
     Ok(())
 }
@@ -90,19 +106,17 @@ pub(crate) async fn ps(
 pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), String> {
     let answer = call(reqwest::Client::new().get(server.url("/task")).query(&[("processInstanceId", process)])).await?;
     let rows = answer.as_array().cloned().unwrap_or_default();
-    println!("{:<38} {:<20} {:<16} {:<16} {:<20} REASON", "TASK", "NAME", "STONE", "STATUS", "ENDED");
-    for row in &rows {
-        let s = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
-        println!(
-            "{:<38} {:<20} {:<16} {:<16} {:<20} {}",
-            s("id"),
-            s("name"),
-            s("stone"),
-            s("status"),
-            s("endTime"),
-            s("reason")
-        );
-    }
+    print_table(
+        &[
+            ("TASK", "id", 38),
+            ("NAME", "name", 20),
+            ("STONE", "stone", 16),
+            ("STATUS", "status", 16),
+            ("ENDED", "endTime", 20),
+            ("REASON", "reason", 0),
+        ],
+        &rows,
+    );
     println!("({} tasks)", rows.len());
     Ok(())
 }

@@ -36,6 +36,12 @@ async fn complete(client: &Client, base: &str, task_id: &str) -> StatusCode {
     call(client.put(format!("{base}/task/{task_id}/complete")).json(&json!({}))).await.0
 }
 
+/// Server `node-I` on the shared database, with a job lease of `lease` seconds.
+fn node(url: &str, port: u16, i: usize, lease: &str) -> Serve {
+    let name = format!("node-{i}");
+    Serve::start_args(&["--database", url, "--node-id", &name, "--job-lease", lease, "--no-examples"], port)
+}
+
 /// Waits until every instance succeeded (asked through `base`), at most until `deadline`.
 async fn all_succeed(client: &Client, base: &str, ids: &[String], deadline: Instant, why: &str) {
     for id in ids {
@@ -55,11 +61,7 @@ async fn all_succeed(client: &Client, base: &str, ids: &[String], deadline: Inst
 async fn a_cleanly_stopped_servers_jobs_are_taken_over_at_once() {
     let Some(url) = flowstone_store::PgStore::test_database("flowstone_multi").await else { return };
     let ports = [free_port(), free_port()];
-    let serve = |i: usize| {
-        let node = format!("node-{i}");
-        Serve::start_args(&["--database", &url, "--node-id", &node, "--job-lease", "60", "--no-examples"], ports[i])
-    };
-    let (survivor, leaving) = (serve(0), serve(1));
+    let (survivor, leaving) = (node(&url, ports[0], 0, "60"), node(&url, ports[1], 1, "60"));
     let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     let client = Client::new();
     let (status, _) = call(client.post(format!("{}/model", bases[0])).body(MODEL)).await;
@@ -87,13 +89,9 @@ async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
     let Some(url) = flowstone_store::PgStore::test_database("flowstone_multi").await else { return };
     // The database is migrated by the first server before the others start.
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let serve = |i: usize| {
-        let node = format!("node-{i}");
-        Serve::start_args(&["--database", &url, "--node-id", &node, "--job-lease", "1", "--no-examples"], ports[i])
-    };
-    let mut servers: Vec<Option<Serve>> = vec![Some(serve(0))];
-    servers.push(Some(serve(1)));
-    servers.push(Some(serve(2)));
+    let mut servers: Vec<Option<Serve>> = vec![Some(node(&url, ports[0], 0, "1"))];
+    servers.push(Some(node(&url, ports[1], 1, "1")));
+    servers.push(Some(node(&url, ports[2], 2, "1")));
     let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     let client = Client::new();
     let (status, _) = call(client.post(format!("{}/model", bases[0])).body(MODEL)).await;

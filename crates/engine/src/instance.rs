@@ -287,6 +287,12 @@ impl Instance {
         }
     }
 
+    /// Fails the instance with a reason naming the element where `token` stood.
+    fn fail_at(&mut self, step: &Step<'_, '_>, token: u32, Fail(reason): Fail) {
+        let element = self.tokens.get(&token).map(|t| step.def.node(t.node).id.clone()).unwrap_or_default();
+        self.fail(format!("at `{element}`: {reason}"));
+    }
+
     /// Moves ready tokens until every token waits, the instance ends, or it fails.
     fn run(&mut self, step: &mut Step<'_, '_>) {
         while let Some(token) = step.ready.pop_front() {
@@ -301,9 +307,8 @@ impl Instance {
                 self.fail(format!("more than {STEP_LIMIT} steps in one go: the model loops without a wait state"));
                 return;
             }
-            if let Err(Fail(reason)) = self.execute(step, token) {
-                let element = self.tokens.get(&token).map(|t| step.def.node(t.node).id.clone()).unwrap_or_default();
-                self.fail(format!("at `{element}`: {reason}"));
+            if let Err(fail) = self.execute(step, token) {
+                self.fail_at(step, token, fail);
                 return;
             }
         }
@@ -426,9 +431,8 @@ impl Instance {
         if let Some(t) = self.tokens.get_mut(&token) {
             t.wait = None;
         }
-        if let Err(Fail(reason)) = self.leave(step, token) {
-            let element = self.tokens.get(&token).map(|t| step.def.node(t.node).id.clone()).unwrap_or_default();
-            self.fail(format!("at `{element}`: {reason}"));
+        if let Err(fail) = self.leave(step, token) {
+            self.fail_at(step, token, fail);
         }
     }
 

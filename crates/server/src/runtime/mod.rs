@@ -165,14 +165,7 @@ impl Runtime {
     /// # Errors
     /// A store failure.
     pub async fn model(&self, id: &str) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
-        if let Some(row) = self.models.row(id) {
-            return Ok(Some(row));
-        }
-        let row = self.store.model(id).await?.map(Arc::new);
-        if let Some(row) = &row {
-            self.models.remember(row.clone(), None, false);
-        }
-        Ok(row)
+        self.through_cache(self.models.row(id), self.store.model(id), false).await
     }
 
     /// The newest version of a key.
@@ -180,12 +173,22 @@ impl Runtime {
     /// # Errors
     /// A store failure.
     pub async fn latest_model(&self, key: &str) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
-        if let Some(row) = self.models.latest(key) {
-            return Ok(Some(row));
+        self.through_cache(self.models.latest(key), self.store.latest_model(key), true).await
+    }
+
+    /// The cached row, else the stored one (then remembered; `latest` when it is its key's newest).
+    async fn through_cache(
+        &self,
+        cached: Option<Arc<ModelRow>>,
+        stored: impl std::future::Future<Output = flowstone_store::Result<Option<ModelRow>>>,
+        latest: bool,
+    ) -> Result<Option<Arc<ModelRow>>, RuntimeError> {
+        if cached.is_some() {
+            return Ok(cached);
         }
-        let row = self.store.latest_model(key).await?.map(Arc::new);
+        let row = stored.await?.map(Arc::new);
         if let Some(row) = &row {
-            self.models.remember(row.clone(), None, true);
+            self.models.remember(row.clone(), None, latest);
         }
         Ok(row)
     }
