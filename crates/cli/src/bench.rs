@@ -3,7 +3,7 @@
 //! instance's result is checked; the figures are completed instances per second, latency
 //! percentiles and peak memory.
 
-use flowstone_engine::{Command, Ctx, Instance, InstanceStatus};
+use flowstone_engine::{Command, Ctx, Instance, InstanceStatus, StartOptions};
 use flowstone_model::{Definition, parse_bpmn};
 use flowstone_server::{Config, Runtime, RuntimeOptions, Server};
 use flowstone_store::{PgStore, SqliteStore, Store};
@@ -207,7 +207,7 @@ fn run_engine_instance(
     n: u64,
     ids: &mut dyn FnMut() -> String,
 ) -> Result<(Instance, usize), String> {
-    let (mut inst, effects) = Instance::start(def, w.variables(n), &mut Ctx { now: 0, ids });
+    let (mut inst, effects) = Instance::start(def, w.variables(n), StartOptions::default(), &mut Ctx { now: 0, ids });
     let mut count = effects.len();
     if let Workload::W2 = w {
         let task = inst.open.keys().next().cloned().ok_or("W2 opened no user task")?;
@@ -274,7 +274,10 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
     let figures = drive(args, move |n| {
         let (runtime, store, model) = (driven.clone(), store.clone(), model.clone());
         async move {
-            let row = runtime.start_instance(model, "bench".into(), w.variables(n)).await.map_err(|e| e.to_string())?;
+            let row = runtime
+                .start_instance(model, "bench".into(), w.variables(n), StartOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
             let final_vars = match w {
                 Workload::W2 => {
                     let task = store.tasks_of_instance(&row.id).await.map_err(|e| e.to_string())?;

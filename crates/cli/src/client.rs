@@ -12,6 +12,11 @@ pub(crate) struct ServerArg {
 }
 
 impl ServerArg {
+    /// The base URL.
+    pub(crate) fn base(&self) -> &str {
+        self.url.trim_end_matches('/')
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }

@@ -44,7 +44,13 @@ enum Cmd {
         /// another server sharing the database takes it over.
         #[arg(long, env = "FLOWSTONE_JOB_LEASE", default_value_t = 30.0)]
         job_lease: f64,
+        /// Built-in stones run in-process (comma-separated, `all` or `none`); jobs of the
+        /// others wait for `flowstone worker` processes.
+        #[arg(long, env = "FLOWSTONE_STONES", default_value = "all")]
+        stones: String,
     },
+    /// Run stones as a worker of a server: fetch their jobs over HTTP and report back.
+    Worker(WorkerArgs),
     /// Deploy a BPMN file to a running server.
     Deploy {
         /// The .bpmn / .bpmn20.xml file.
@@ -117,13 +123,11 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
-        Cmd::Serve { listen, data_dir, database, no_examples, node_id, job_lease } => {
-            if !(job_lease.is_finite() && job_lease >= 0.1) {
-                return Err(format!("--job-lease must be at least 0.1 seconds, not {job_lease}"));
-            }
+        Cmd::Serve { listen, data_dir, database, no_examples, node_id, job_lease, stones } => {
+            let lease = seconds("--job-lease", job_lease)?;
             let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
-            let runtime =
-                flowstone_server::RuntimeOptions { node, lease: std::time::Duration::from_secs_f64(job_lease) };
+            let stones = flowstone_worker::select(&stones, &data_dir.join("machines"))?;
+            let runtime = flowstone_server::RuntimeOptions { node, lease, stones };
             let config = flowstone_server::Config { listen, data_dir, database, load_examples: !no_examples, runtime };
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
             eprintln!("flowstone listening on http://{}", server.addr());
@@ -141,6 +145,62 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Ps { status, key, limit, server } => client::ps(&server, status, key, limit).await,
         Cmd::Tasks { process, server } => client::tasks(&server, &process).await,
         Cmd::Bench(args) => bench::run(args).await,
+        Cmd::Worker(args) => worker(args).await,
+    }
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// The built-in stones to run (comma-separated, or `all`).
+    #[arg(long, env = "FLOWSTONE_STONES", default_value = "all")]
+    stones: String,
+    #[command(flatten)]
+    server: client::ServerArg,
+    /// This worker's id (default: HOST-PID).
+    #[arg(long, env = "FLOWSTONE_WORKER_ID")]
+    worker_id: Option<String>,
+    /// Where `MachineStone` keeps its machines.
+    #[arg(long, env = "FLOWSTONE_MACHINES_DIR", default_value = "flowstone-data/machines")]
+    machines_dir: PathBuf,
+    /// How many jobs run at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds a fetched job stays locked to this worker without a heartbeat.
+    #[arg(long, default_value_t = 30.0)]
+    lock_duration: f64,
+    /// Seconds one fetch waits for a job.
+    #[arg(long, default_value_t = 20.0)]
+    wait: f64,
+    /// Seconds jobs in hand may run on after SIGTERM before they are handed back.
+    #[arg(long, default_value_t = 10.0)]
+    grace: f64,
+}
+
+async fn worker(args: WorkerArgs) -> Result<(), String> {
+    let stones = flowstone_worker::select(&args.stones, &args.machines_dir)?;
+    if stones.is_empty() {
+        return Err("--stones names no stone to run".into());
+    }
+    let options = flowstone_worker::runner::WorkerOptions {
+        server: args.server.base().to_owned(),
+        worker_id: args.worker_id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id())),
+        concurrency: args.concurrency.max(1),
+        lock: seconds("--lock-duration", args.lock_duration)?,
+        wait: std::time::Duration::from_secs_f64(args.wait.clamp(0.0, 60.0)),
+        grace: std::time::Duration::from_secs_f64(args.grace.max(0.0)),
+    };
+    let names: Vec<&str> = stones.iter().map(|s| s.name()).collect();
+    eprintln!("flowstone worker {} running {} against {}", options.worker_id, names.join(", "), options.server);
+    flowstone_worker::runner::Worker::new(options, stones).run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// A duration given in seconds, at least 0.1.
+fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, String> {
+    if value.is_finite() && value >= 0.1 {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        Err(format!("{flag} must be at least 0.1 seconds, not {value}"))
     }
 }
 

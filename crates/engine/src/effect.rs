@@ -1,19 +1,16 @@
 //! Effects: what the runtime must write or send once a command's new state is committed.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Task statuses of the platform API (seed 000) plus those of tasks that no stone runs.
+///
+/// A stone task's status is `<action>.<phase>` (see [`Action`] and [`Phase`]), e.g.
+/// `start.begin` or `rollback.failed`; the constants name the ones the engine sets itself.
 pub mod task_status {
     /// The job is durably queued for its stone.
     pub const PRODUCE_SUCCESS: &str = "produce.success";
-    /// The stone began the work.
-    pub const START_BEGIN: &str = "start.begin";
-    /// The stone finished starting the work (and, when it does not monitor, the task).
-    pub const START_SUCCESS: &str = "start.success";
-    /// The stone failed to start the work.
-    pub const START_FAILED: &str = "start.failed";
-    /// A queued or running task stopped by a cancel.
+    /// A queued or running task stopped by a cancel or by its instance's failure.
     pub const CANCELED: &str = "canceled";
     /// A user task waiting for a person.
     pub const ACTIVE: &str = "active";
@@ -21,6 +18,77 @@ pub mod task_status {
     pub const COMPLETED: &str = "completed";
     /// A task that no stone runs, failed (an expression error).
     pub const FAILED: &str = "failed";
+}
+
+/// What a stone is asked to do with a job: the first half of its task's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Do the work (then, for stones that monitor it, watch it to its end).
+    Start,
+    /// Watch work already started to its end (a `reRun` of the monitor step).
+    Monitor,
+    /// Undo the work of a task whose process failed.
+    Rollback,
+    /// Stop work still running in a canceled process.
+    Cancel,
+    /// Remove what the work made, after the process ended.
+    Delete,
+    /// Pretend to do the work (a mock run).
+    Mock,
+}
+
+impl Action {
+    /// Every action, for parsing.
+    pub const ALL: [Action; 6] =
+        [Action::Start, Action::Monitor, Action::Rollback, Action::Cancel, Action::Delete, Action::Mock];
+
+    /// Its name in statuses and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Monitor => "monitor",
+            Action::Rollback => "rollback",
+            Action::Cancel => "cancel",
+            Action::Delete => "delete",
+            Action::Mock => "mock",
+        }
+    }
+
+    /// The action of this name.
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// Where a stone is in one action: the second half of its task's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// It began.
+    Begin,
+    /// It succeeded.
+    Success,
+    /// It failed.
+    Failed,
+    /// Nothing needed doing (`mock.passed`).
+    Passed,
+}
+
+impl Phase {
+    /// Its name in statuses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Begin => "begin",
+            Phase::Success => "success",
+            Phase::Failed => "failed",
+            Phase::Passed => "passed",
+        }
+    }
+}
+
+/// The status text of an action in a phase, e.g. `monitor.success`.
+pub fn stone_status(action: Action, phase: Phase) -> String {
+    format!("{}.{}", action.name(), phase.name())
 }
 
 /// One run of a task-like activity: the platform API's task record.
@@ -55,6 +123,9 @@ pub struct TaskRecord {
     pub outputs: Option<Value>,
     /// Progress, 0–100, while a stone monitors.
     pub progress: Option<u8>,
+    /// The action its stone job asks for, while the job is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
 }
 
 /// Work for a stone, to be queued durably.
@@ -64,8 +135,13 @@ pub struct Job {
     pub record_id: String,
     /// The stone (topic) that runs it.
     pub stone: String,
+    /// What the stone is to do.
+    pub action: Action,
     /// Its input.
     pub params: Value,
+    /// What the task's earlier steps put out (the machine a rollback removes), else empty.
+    #[serde(default)]
+    pub outputs: Map<String, Value>,
 }
 
 /// What the runtime must do after committing the instance's new state.
@@ -80,4 +156,17 @@ pub enum Effect {
         /// The task record of the job.
         record_id: String,
     },
+    /// Start a new instance that rolls back, cancels or deletes the stone work of this one.
+    Spawn(Box<Spawned>),
+}
+
+/// A compensation instance born of a command on another instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spawned {
+    /// Its id, also recorded in the parent.
+    pub id: String,
+    /// The new instance.
+    pub instance: crate::Instance,
+    /// Its own first effects.
+    pub effects: Vec<Effect>,
 }

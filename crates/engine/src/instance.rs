@@ -1,7 +1,8 @@
 //! Process instances: tokens moving through a definition.
 
 use crate::Ctx;
-use crate::effect::{Effect, Job, TaskRecord, task_status};
+use crate::compensation::{Plan, Ran};
+use crate::effect::{Action, Effect, Job, TaskRecord, task_status};
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
 use flowstone_model::{Definition, EndKind, NodeId, NodeKind};
@@ -18,6 +19,9 @@ const STEP_LIMIT: u32 = 100_000;
 pub enum InstanceStatus {
     /// Tokens are moving or waiting.
     Running,
+    /// Started in debug mode, a stone task failed: it waits for `reRun` or `resume` while
+    /// the rest of the instance goes on.
+    Debug,
     /// Reached its end.
     Completed,
     /// Stopped by a run-time failure: an expression error, no matching flow, a failed task or
@@ -42,21 +46,96 @@ pub enum Command {
         /// The record id of the job's task.
         record: String,
         /// What happened.
-        outcome: StoneOutcome,
+        event: StoneEvent,
     },
-    /// Stop the instance: open tasks are canceled and queued jobs dropped.
+    /// Stop the instance: open tasks are canceled and queued jobs dropped; stone tasks that
+    /// were running get `cancel` from a cancel instance.
     Cancel,
+    /// Run a failed stone task again (debug mode): a new attempt of `action` (by default the
+    /// one that failed) with `parameters` merged over its params (a null removes a key) and,
+    /// for `monitor`, `outputs` merged over what the start put out.
+    ReRun {
+        /// The record id or activity-instance id of the failed task.
+        task: String,
+        /// What to run again.
+        action: Option<Action>,
+        /// Params to change.
+        parameters: Map<String, Value>,
+        /// Outputs to change.
+        outputs: Map<String, Value>,
+    },
+    /// Leave debug mode at a failed task: the instance fails and its rollback starts.
+    Resume {
+        /// The record id or activity-instance id of the failed task.
+        task: String,
+    },
+    /// After the instance ended, send `delete` to every stone task that ran, newest first,
+    /// from a delete instance.
+    Delete,
+}
+
+/// How an instance is started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// A failed stone task waits for an operator instead of starting the rollback.
+    pub debug: bool,
+    /// Every stone gets `mock` instead of `start`.
+    pub mock: bool,
+}
+
+/// What an instance is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceKind {
+    /// A run of a model.
+    #[default]
+    Process,
+    /// Rolls back the stone tasks of a failed instance.
+    Rollback,
+    /// Cancels the stone tasks still running in a canceled instance.
+    Cancel,
+    /// Deletes what the stone tasks of an ended instance made.
+    Delete,
+}
+
+impl InstanceKind {
+    /// Its stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceKind::Process => "process",
+            InstanceKind::Rollback => "rollback",
+            InstanceKind::Cancel => "cancel",
+            InstanceKind::Delete => "delete",
+        }
+    }
 }
 
 /// A stone's report on its job.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StoneOutcome {
-    /// The stone picked the job up and began.
-    Began,
-    /// The work is done; these outputs are written under the task's namespace.
-    Succeeded(Map<String, Value>),
-    /// The work failed for this reason.
-    Failed(String),
+pub enum StoneEvent {
+    /// The stone began this action.
+    Begin(Action),
+    /// How far the work is, 0–100.
+    Progress(u8),
+    /// The action succeeded with these outputs (written under the task's namespace); with
+    /// `monitor`, a successful start is followed by monitoring and the task stays open.
+    Success {
+        /// The action that succeeded.
+        action: Action,
+        /// What it put out.
+        outputs: Map<String, Value>,
+        /// Whether the stone now monitors the work.
+        monitor: bool,
+    },
+    /// A mock found nothing to do.
+    Passed,
+    /// The action failed for this reason.
+    Failed {
+        /// The action that failed.
+        action: Action,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A command that does not fit the instance's state; nothing was changed.
@@ -76,8 +155,59 @@ pub enum EngineError {
         expected: &'static str,
     },
     /// The instance has ended.
-    #[error("the process instance is {0:?}, not running")]
+    #[error("the process instance is {}, not running", status_text(*.0))]
     NotRunning(InstanceStatus),
+    /// A stone reported an event its job does not expect now.
+    #[error("task {task} is `{status}`: a `{event}` report does not fit")]
+    UnexpectedEvent {
+        /// The task addressed.
+        task: String,
+        /// Its status.
+        status: String,
+        /// What was reported.
+        event: String,
+    },
+    /// A debug operation on an instance that is not in debug mode.
+    #[error("the process instance is {}, not in debug mode", status_text(*.0))]
+    NotDebugging(InstanceStatus),
+    /// A debug operation on a task that did not fail.
+    #[error("task {task} is `{status}`, not failed")]
+    NotFailed {
+        /// The task addressed.
+        task: String,
+        /// Its status.
+        status: String,
+    },
+    /// A `reRun` of an action that does not fit the task.
+    #[error("task {task} cannot run `{action}` again; it runs {allowed}")]
+    WrongAction {
+        /// The task addressed.
+        task: String,
+        /// What was asked.
+        action: &'static str,
+        /// What fits.
+        allowed: String,
+    },
+    /// A delete of an instance that still runs.
+    #[error("the process instance is {}: cancel it before deleting it", status_text(*.0))]
+    StillRunning(InstanceStatus),
+    /// A second delete.
+    #[error("the process instance was already deleted by {0}")]
+    AlreadyDeleted(String),
+    /// A delete of a rollback, cancel or delete instance.
+    #[error("a {} instance cannot be deleted; delete the process it belongs to", .0.name())]
+    NotAProcess(InstanceKind),
+}
+
+/// The stored name of a status.
+pub fn status_text(status: InstanceStatus) -> &'static str {
+    match status {
+        InstanceStatus::Running => "running",
+        InstanceStatus::Debug => "debug",
+        InstanceStatus::Completed => "completed",
+        InstanceStatus::Failed => "failed",
+        InstanceStatus::Canceled => "canceled",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +220,7 @@ pub(crate) struct Token {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Join {
+pub(crate) struct Join {
     scope: Option<ScopeId>,
     node: NodeId,
     arrived: u32,
@@ -117,18 +247,52 @@ pub struct Instance {
     #[serde(default)]
     pub(crate) scopes: BTreeMap<ScopeId, Scope>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    joins: Vec<Join>,
+    pub(crate) joins: Vec<Join>,
     #[serde(default)]
     next_id: u32,
+    /// What the instance is for.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kind: InstanceKind,
+    /// Started in debug mode.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub debug: bool,
+    /// Started as a mock run.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mock: bool,
+    /// The rollback instance started when this one failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
+    /// The cancel instance started when this one was canceled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<String>,
+    /// The delete instance started for this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<String>,
+    /// Stone tasks that started, in order of completion: what a rollback or delete undoes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) ran: Vec<Ran>,
+    /// For a rollback, cancel or delete instance: its steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) plan: Option<Plan>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// One command's working set: the definition, the context, and the effects so far.
-struct Step<'a, 'c> {
-    def: &'a Definition,
-    ctx: &'a mut Ctx<'c>,
-    effects: Vec<Effect>,
+pub(crate) struct Step<'a, 'c> {
+    pub(crate) def: &'a Definition,
+    pub(crate) ctx: &'a mut Ctx<'c>,
+    pub(crate) effects: Vec<Effect>,
     ready: VecDeque<u32>,
     steps: u32,
+}
+
+impl<'a, 'c> Step<'a, 'c> {
+    pub(crate) fn new(def: &'a Definition, ctx: &'a mut Ctx<'c>) -> Self {
+        Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0 }
+    }
 }
 
 /// A run-time failure: the instance fails with this message.
@@ -136,8 +300,25 @@ struct Fail(String);
 
 impl Instance {
     /// Starts an instance at the definition's start event and runs it to its first wait states.
-    pub fn start(def: &Definition, variables: Map<String, Value>, ctx: &mut Ctx<'_>) -> (Instance, Vec<Effect>) {
-        let mut inst = Instance {
+    pub fn start(
+        def: &Definition,
+        variables: Map<String, Value>,
+        options: StartOptions,
+        ctx: &mut Ctx<'_>,
+    ) -> (Instance, Vec<Effect>) {
+        let mut inst = Instance::new(InstanceKind::Process, variables);
+        inst.debug = options.debug;
+        inst.mock = options.mock;
+        let mut step = Step::new(def, ctx);
+        let token = inst.spawn(def.start, None);
+        step.ready.push_back(token);
+        inst.run(&mut step);
+        inst.settle(&mut step, InstanceStatus::Running);
+        (inst, step.effects)
+    }
+
+    pub(crate) fn new(kind: InstanceKind, variables: Map<String, Value>) -> Instance {
+        Instance {
             status: InstanceStatus::Running,
             variables,
             failure: None,
@@ -147,12 +328,34 @@ impl Instance {
             scopes: BTreeMap::new(),
             joins: Vec::new(),
             next_id: 0,
-        };
-        let mut step = Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0 };
-        let token = inst.spawn(def.start, None);
-        step.ready.push_back(token);
-        inst.run(&mut step);
-        (inst, step.effects)
+            kind,
+            debug: false,
+            mock: false,
+            rollback: None,
+            cancel: None,
+            delete: None,
+            ran: Vec::new(),
+            plan: None,
+        }
+    }
+
+    /// An instance that ended before its state was kept (nothing of it can be undone): only
+    /// its status and final variables remain.
+    pub fn ended(status: InstanceStatus, variables: Map<String, Value>) -> Instance {
+        let mut inst = Instance::new(InstanceKind::Process, variables);
+        inst.status = status;
+        inst
+    }
+
+    /// Whether tokens may still move: running, or waiting in debug mode.
+    pub fn active(&self) -> bool {
+        matches!(self.status, InstanceStatus::Running | InstanceStatus::Debug)
+    }
+
+    /// Whether the state must be kept after the instance ended: it has stone work that a
+    /// delete would undo.
+    pub fn undoable(&self) -> bool {
+        !self.ran.is_empty()
     }
 
     /// Applies a command and runs the instance to its next wait states.
@@ -161,11 +364,14 @@ impl Instance {
     /// An [`EngineError`] when the command does not fit the state (the instance has ended,
     /// the task is not open or is of another kind); the instance is then unchanged.
     pub fn apply(&mut self, def: &Definition, cmd: Command, ctx: &mut Ctx<'_>) -> Result<Vec<Effect>, EngineError> {
-        if self.status != InstanceStatus::Running {
-            return Err(EngineError::NotRunning(self.status));
-        }
-        let mut step = Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0 };
+        let before = self.status;
+        let mut step = Step::new(def, ctx);
         match cmd {
+            Command::Delete => {
+                self.delete(&mut step)?;
+                return Ok(step.effects);
+            }
+            _ if !self.active() => return Err(EngineError::NotRunning(self.status)),
             Command::CompleteUserTask { task, variables } => {
                 let record_id = self.find_open(&task)?;
                 let record = &self.open[&record_id];
@@ -182,54 +388,20 @@ impl Instance {
                     self.resume(&mut step, t);
                 }
             }
-            Command::Stone { record, outcome } => {
-                let record_id = self.find_open(&record)?;
-                if self.open[&record_id].stone.is_none() {
-                    let kind = self.open[&record_id].kind.clone();
-                    return Err(EngineError::WrongTaskKind { task: record, kind, expected: "stone task" });
-                }
-                match outcome {
-                    StoneOutcome::Began => {
-                        if let Some(rec) = self.open.get_mut(&record_id) {
-                            rec.status = task_status::START_BEGIN.into();
-                            step.effects.push(Effect::Task(Box::new(rec.clone())));
-                        }
-                    }
-                    StoneOutcome::Succeeded(outputs) => {
-                        let namespace = self.open[&record_id].namespace.clone().unwrap_or_default();
-                        let mut merged = match self.variables.remove(&namespace) {
-                            Some(Value::Object(existing)) => existing,
-                            _ => Map::new(),
-                        };
-                        merged.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        self.variables.insert(namespace, Value::Object(merged));
-                        let outputs = Some(Value::Object(outputs));
-                        self.close_record(&mut step, &record_id, task_status::START_SUCCESS, None, outputs);
-                        if let Some(t) = self.token_waiting_on(&record_id) {
-                            self.resume(&mut step, t);
-                        }
-                    }
-                    StoneOutcome::Failed(reason) => {
-                        let msg = format!("task {} failed: {reason}", self.open[&record_id].element);
-                        self.close_record(&mut step, &record_id, task_status::START_FAILED, Some(reason), None);
-                        self.fail(msg);
-                    }
-                }
+            Command::Stone { record, event } => self.stone_event(&mut step, &record, event)?,
+            Command::ReRun { task, action, parameters, outputs } => {
+                self.rerun(&mut step, &task, action, parameters, outputs)?;
             }
-            Command::Cancel => {
-                self.cancel_open(&mut step, |_| true);
-                self.tokens.clear();
-                self.scopes.clear();
-                self.joins.clear();
-                self.status = InstanceStatus::Canceled;
-            }
+            Command::Resume { task } => self.leave_debug(&task)?,
+            Command::Cancel => self.cancel(&mut step),
         }
         self.run(&mut step);
+        self.settle(&mut step, before);
         Ok(step.effects)
     }
 
     /// The open record addressed by its record id or its activity-instance id.
-    fn find_open(&self, id: &str) -> Result<String, EngineError> {
+    pub(crate) fn find_open(&self, id: &str) -> Result<String, EngineError> {
         if self.open.contains_key(id) {
             return Ok(id.to_owned());
         }
@@ -240,7 +412,7 @@ impl Instance {
             .ok_or_else(|| EngineError::TaskNotOpen(id.to_owned()))
     }
 
-    fn token_waiting_on(&self, record_id: &str) -> Option<u32> {
+    pub(crate) fn token_waiting_on(&self, record_id: &str) -> Option<u32> {
         self.tokens.iter().find(|(_, t)| t.wait.as_deref() == Some(record_id)).map(|(id, _)| *id)
     }
 
@@ -280,8 +452,8 @@ impl Instance {
         expr.eval_bool(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
     }
 
-    fn fail(&mut self, reason: String) {
-        if self.status == InstanceStatus::Running {
+    pub(crate) fn fail(&mut self, reason: String) {
+        if self.active() {
             self.status = InstanceStatus::Failed;
             self.failure = Some(reason);
         }
@@ -295,8 +467,11 @@ impl Instance {
 
     /// Moves ready tokens until every token waits, the instance ends, or it fails.
     fn run(&mut self, step: &mut Step<'_, '_>) {
+        if self.plan.is_some() {
+            return self.advance_plan(step);
+        }
         while let Some(token) = step.ready.pop_front() {
-            if self.status != InstanceStatus::Running {
+            if !self.active() {
                 return;
             }
             if !self.tokens.contains_key(&token) {
@@ -312,7 +487,7 @@ impl Instance {
                 return;
             }
         }
-        if self.status == InstanceStatus::Running && self.tokens.is_empty() && self.scopes.is_empty() {
+        if self.active() && self.tokens.is_empty() && self.scopes.is_empty() {
             self.complete(step);
         }
     }
@@ -387,13 +562,9 @@ impl Instance {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
                 let params = self.stone_params(&spec.namespace, &namespace, &spec.stone, scope);
                 let mut rec = self.new_record(step, node_id, Some((namespace, spec.stone.clone())));
-                rec.status = task_status::PRODUCE_SUCCESS.into();
-                rec.params = Some(params.clone());
-                step.effects.push(Effect::QueueJob(Job {
-                    record_id: rec.id.clone(),
-                    stone: spec.stone.clone(),
-                    params,
-                }));
+                let action = if self.mocks(&spec.stone) { Action::Mock } else { Action::Start };
+                rec.params = Some(params);
+                Self::queue(step, &mut rec, action, Map::new());
                 self.wait(step, token, rec);
                 Ok(())
             }
@@ -418,6 +589,24 @@ impl Instance {
         }
     }
 
+    /// Whether a stone gets `mock` instead of `start`: a mock run, or `"<stone>::Mock": true`.
+    fn mocks(&self, stone: &str) -> bool {
+        self.mock || self.variables.get(&format!("{stone}::Mock")) == Some(&Value::Bool(true))
+    }
+
+    /// Queues a job asking the record's stone for `action`; the record waits for it.
+    pub(crate) fn queue(step: &mut Step<'_, '_>, rec: &mut TaskRecord, action: Action, outputs: Map<String, Value>) {
+        rec.status = task_status::PRODUCE_SUCCESS.into();
+        rec.action = Some(action);
+        step.effects.push(Effect::QueueJob(Job {
+            record_id: rec.id.clone(),
+            stone: rec.stone.clone().unwrap_or_default(),
+            action,
+            params: rec.params.clone().unwrap_or(Value::Null),
+            outputs,
+        }));
+    }
+
     fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, rec: TaskRecord) {
         if let Some(t) = self.tokens.get_mut(&token) {
             t.wait = Some(rec.id.clone());
@@ -427,7 +616,7 @@ impl Instance {
     }
 
     /// A waiting token's task is done: it leaves its node.
-    fn resume(&mut self, step: &mut Step<'_, '_>, token: u32) {
+    pub(crate) fn resume(&mut self, step: &mut Step<'_, '_>, token: u32) {
         if let Some(t) = self.tokens.get_mut(&token) {
             t.wait = None;
         }
@@ -460,10 +649,11 @@ impl Instance {
             params: None,
             outputs: None,
             progress: None,
+            action: None,
         }
     }
 
-    fn emit_closed(
+    pub(crate) fn emit_closed(
         &self,
         step: &mut Step<'_, '_>,
         mut rec: TaskRecord,
@@ -479,7 +669,7 @@ impl Instance {
     }
 
     /// Closes an open record; a stone task's job leaves the queue with it.
-    fn close_record(
+    pub(crate) fn close_record(
         &mut self,
         step: &mut Step<'_, '_>,
         id: &str,

@@ -5,12 +5,16 @@
 //! committed: task records to write, stone jobs to queue or drop. Nothing here touches a
 //! database, a socket or the clock, so every rule is tested with plain unit tests.
 
+mod compensation;
 mod effect;
 mod instance;
 mod scope;
+mod stone;
 
-pub use effect::{Effect, Job, TaskRecord, task_status};
-pub use instance::{Command, EngineError, Instance, InstanceStatus, StoneOutcome};
+pub use effect::{Action, Effect, Job, Phase, Spawned, TaskRecord, stone_status, task_status};
+pub use instance::{
+    Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,
+};
 
 /// What the engine needs from the outside world for one command: the time, and fresh ids.
 pub struct Ctx<'a> {

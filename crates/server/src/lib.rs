@@ -2,6 +2,7 @@
 
 mod api;
 mod examples;
+mod jobs;
 mod models;
 pub mod runtime;
 mod stones;
@@ -129,6 +130,8 @@ impl Server {
 
     /// Stops accepting requests, finishes those in flight, then stops the runtime.
     pub async fn stop(self) {
+        // Workers waiting for jobs are answered now, so that the stop does not wait for them.
+        self.runtime.board().close();
         let _ = self.shutdown.send(());
         match self.task.await {
             Ok(Err(e)) => tracing::error!(error = %e, "server error"),

@@ -6,9 +6,9 @@
 //! takes the job over. At start a server takes back the jobs it held before.
 
 use crate::runtime::{Runtime, RuntimeError, now_ms};
-use flowstone_engine::{Command, StoneOutcome};
+use flowstone_engine::{Command, StoneEvent};
 use flowstone_store::{Acquire, JobRow};
-use flowstone_worker::{Stone, builtin};
+use flowstone_worker::{Progress, Refused, Reporter, Stone, Work, drive};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,8 +33,14 @@ pub(crate) struct StoneRunner {
 }
 
 impl StoneRunner {
-    pub(crate) fn new(runtime: Runtime, node: String, lease: Duration, stopped: watch::Receiver<bool>) -> Self {
-        let stones = builtin().into_iter().map(|s| (s.name().to_owned(), s)).collect();
+    pub(crate) fn new(
+        runtime: Runtime,
+        stones: &[Arc<dyn Stone>],
+        node: String,
+        lease: Duration,
+        stopped: watch::Receiver<bool>,
+    ) -> Self {
+        let stones = stones.iter().map(|s| (s.name().to_owned(), s.clone())).collect();
         Self {
             runtime,
             spawner: tokio::runtime::Handle::current(),
@@ -132,31 +138,49 @@ impl StoneRunner {
     }
 
     async fn run(&self, stone: Arc<dyn Stone>, row: &JobRow) {
-        let report = |outcome| Command::Stone { record: row.job.record_id.clone(), outcome };
-        if stone.reports_begin()
-            && let Err(e) = self.runtime.apply(&row.instance_id, report(StoneOutcome::Began)).await
-        {
-            tracing::debug!(job = %row.job.record_id, error = %e, "job no longer open");
-            return;
+        let reporter =
+            InProcess { runtime: self.runtime.clone(), instance: &row.instance_id, record: &row.job.record_id };
+        let work = Work { params: row.job.params.clone(), outputs: row.job.outputs.clone() };
+        if let Err(Refused(message)) = drive(stone.as_ref(), row.job.action, work, &reporter).await {
+            tracing::debug!(job = %row.job.record_id, %message, "job no longer wanted");
         }
-        let outcome = match stone.start(&row.job.params).await {
-            Ok(outputs) => StoneOutcome::Succeeded(outputs),
-            Err(reason) => StoneOutcome::Failed(reason),
-        };
-        // A result is work done: while the database is away, keep it and try again.
+    }
+}
+
+/// Reports of a job run in-process: commands straight to the runtime.
+struct InProcess<'a> {
+    runtime: Runtime,
+    instance: &'a str,
+    record: &'a str,
+}
+
+impl InProcess<'_> {
+    fn command(&self, event: StoneEvent) -> Command {
+        Command::Stone { record: self.record.to_owned(), event }
+    }
+}
+
+#[async_trait::async_trait]
+impl Progress for InProcess<'_> {
+    async fn progress(&self, percent: u8) {
+        let _ = self.runtime.apply(self.instance, self.command(StoneEvent::Progress(percent))).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Reporter for InProcess<'_> {
+    async fn report(&self, event: StoneEvent) -> Result<(), Refused> {
+        // An event is work done: while the database is away, keep it and try again.
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.runtime.apply(&row.instance_id, report(outcome.clone())).await {
+            match self.runtime.apply(self.instance, self.command(event.clone())).await {
+                Ok(()) => return Ok(()),
                 Err(e @ (RuntimeError::Store(_) | RuntimeError::NotCommitted(_))) => {
-                    tracing::warn!(job = %row.job.record_id, error = %e, "stone result not committed; retrying");
+                    tracing::warn!(job = %self.record, error = %e, "stone event not committed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(RuntimeError::Stopped) | Ok(()) => return,
-                Err(e) => {
-                    tracing::debug!(job = %row.job.record_id, error = %e, "stone result no longer wanted");
-                    return;
-                }
+                Err(e) => return Err(Refused(e.to_string())),
             }
         }
     }

@@ -78,8 +78,15 @@ pub trait Store: Send + Sync + 'static {
     /// shared database concurrent callers never get the same job.
     async fn acquire_jobs(&self, acquire: Acquire<'_>) -> Result<Vec<JobRow>>;
 
-    /// Extends the leases `owner` holds on these jobs.
-    async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<()>;
+    /// Extends the leases `owner` holds on these jobs; returns how many it holds.
+    async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<u64>;
+
+    /// A queued job by its task record id.
+    async fn job(&self, record_id: &str) -> Result<Option<JobRow>>;
+
+    /// Hands a job `owner` holds back to the queue, to be taken again from `available_at`
+    /// (with `retries` left, when given); false when `owner` does not hold it.
+    async fn retry_job(&self, record_id: &str, owner: &str, retries: Option<i64>, available_at: i64) -> Result<bool>;
 
     /// Hands back every job `owner` holds (a clean stop), telling servers that listen.
     async fn release_jobs(&self, owner: &str) -> Result<u64>;

@@ -61,6 +61,16 @@ pub struct InstanceRow {
     pub failure: Option<String>,
     /// Bumped by every write: a write must name the version after the one it read.
     pub version: i64,
+    /// `process`, or `rollback`, `cancel`, `delete` for the instances that undo a process's stone work.
+    pub kind: String,
+    /// For a rollback, cancel or delete instance: the process it works for.
+    pub parent_id: Option<String>,
+    /// The rollback instance started when it failed.
+    pub rollback_id: Option<String>,
+    /// The cancel instance started when it was canceled.
+    pub cancel_id: Option<String>,
+    /// The delete instance started for it.
+    pub delete_id: Option<String>,
 }
 
 /// Filters of the instance list.
@@ -101,8 +111,11 @@ pub struct JobRow {
     pub created_at: i64,
     /// The server that runs it, while its lease holds.
     pub owner: Option<String>,
-    /// When the lease ends (milliseconds since the epoch).
+    /// When the lease ends (milliseconds since the epoch); for a job waiting to be retried,
+    /// when it may be taken again.
     pub locked_until: Option<i64>,
+    /// How many more times a failing worker may retry it, once one has said.
+    pub retries: Option<i64>,
 }
 
 /// Which jobs to take over, and for how long.

@@ -13,19 +13,25 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Resu
 pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, key, name, version, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub(crate) const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE key = $1";
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
-    (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version) ";
+    (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version,
+     kind, parent_id, rollback_id, cancel_id, delete_id) ";
 /// Applies only when the stored version is the one the write was based on; the affected-row
 /// count tells whether every row applied.
 pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
     end_time = EXCLUDED.end_time, outputs = EXCLUDED.outputs, final_vars = EXCLUDED.final_vars,
-    failure = EXCLUDED.failure, state = EXCLUDED.state, version = EXCLUDED.version
+    failure = EXCLUDED.failure, state = EXCLUDED.state, version = EXCLUDED.version,
+    rollback_id = EXCLUDED.rollback_id, cancel_id = EXCLUDED.cancel_id, delete_id = EXCLUDED.delete_id
     WHERE instances.version = EXCLUDED.version - 1";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
 pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
     status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress";
 pub(crate) const INSERT_JOBS: &str =
-    "INSERT INTO jobs (record_id, instance_id, stone, params, created_at, owner, locked_until) ";
+    "INSERT INTO jobs (record_id, instance_id, stone, params, created_at, owner, locked_until, action, outputs) ";
+/// A task run again (`reRun`) queues a job under the same record id.
+pub(crate) const ON_JOB_CONFLICT: &str = " ON CONFLICT (record_id) DO UPDATE SET params = EXCLUDED.params,
+    created_at = EXCLUDED.created_at, owner = EXCLUDED.owner, locked_until = EXCLUDED.locked_until,
+    action = EXCLUDED.action, outputs = EXCLUDED.outputs, retries = NULL";
 
 /// Rows per multi-row statement, largest first. A batch is cut greedily into these few
 /// sizes so that each table has a handful of distinct statements, which stay prepared in the
@@ -53,8 +59,8 @@ pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
-pub(crate) const INSTANCE_COLUMNS: &str =
-    "id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, version";
+pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status, variables, start_time, end_time,
+    outputs, final_vars, failure, version, kind, parent_id, rollback_id, cancel_id, delete_id";
 
 /// `$begin` opens a write transaction (SQLite's `BEGIN IMMEDIATE` takes the write lock at
 /// once, waiting for it, instead of failing when a read turns into a write); `$lock` is how
@@ -67,11 +73,11 @@ macro_rules! sql_store {
         $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
         notify = $notify:literal, { $($extra:item)* }
     ) => {
-        use flowstone_engine::{Job, TaskRecord};
+        use flowstone_engine::{Action, Job, TaskRecord};
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, NEXT_VERSION,
-            ON_INSTANCE_CONFLICT, ON_TASK_CONFLICT, chunks, json, last_per_id,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, chunks, json, last_per_id,
         };
         use $crate::{
             Acquire, InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError, TaskRow,
@@ -106,6 +112,11 @@ macro_rules! sql_store {
                 final_vars: r.try_get("final_vars")?,
                 failure: r.try_get("failure")?,
                 version: r.try_get("version")?,
+                kind: r.try_get("kind")?,
+                parent_id: r.try_get("parent_id")?,
+                rollback_id: r.try_get("rollback_id")?,
+                cancel_id: r.try_get("cancel_id")?,
+                delete_id: r.try_get("delete_id")?,
             })
         }
 
@@ -127,22 +138,27 @@ macro_rules! sql_store {
                     params: json(r.try_get("params")?)?,
                     outputs: json(r.try_get("outputs")?)?,
                     progress: r.try_get::<Option<i64>, _>("progress")?.map(|p| p.clamp(0, 100) as u8),
+                    action: None,
                 },
             })
         }
 
         fn job_row(r: &DbRow) -> Result<JobRow> {
             let params: String = r.try_get("params")?;
+            let action: String = r.try_get("action")?;
             Ok(JobRow {
                 instance_id: r.try_get("instance_id")?,
                 job: Job {
                     record_id: r.try_get("record_id")?,
                     stone: r.try_get("stone")?,
+                    action: Action::parse(&action).ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))?,
                     params: serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    outputs: json(r.try_get("outputs")?)?.unwrap_or_default(),
                 },
                 created_at: r.try_get("created_at")?,
                 owner: r.try_get("owner")?,
                 locked_until: r.try_get("locked_until")?,
+                retries: r.try_get("retries")?,
             })
         }
 
@@ -171,7 +187,12 @@ macro_rules! sql_store {
                             .push_bind(row.final_vars.as_deref())
                             .push_bind(row.failure.as_deref())
                             .push_bind(state.as_str())
-                            .push_bind(row.version);
+                            .push_bind(row.version)
+                            .push_bind(row.kind.as_str())
+                            .push_bind(row.parent_id.as_deref())
+                            .push_bind(row.rollback_id.as_deref())
+                            .push_bind(row.cancel_id.as_deref())
+                            .push_bind(row.delete_id.as_deref());
                     });
                     q.push(ON_INSTANCE_CONFLICT);
                     q
@@ -207,8 +228,11 @@ macro_rules! sql_store {
                             .push_bind(j.job.params.to_string())
                             .push_bind(j.created_at)
                             .push_bind(j.owner.as_deref())
-                            .push_bind(j.locked_until);
+                            .push_bind(j.locked_until)
+                            .push_bind(j.job.action.name())
+                            .push_bind((!j.job.outputs.is_empty()).then(|| serde_json::Value::Object(j.job.outputs.clone()).to_string()));
                     });
+                    q.push(ON_JOB_CONFLICT);
                     q
                 }
                 Work::Drops(chunk) => {
@@ -306,6 +330,10 @@ macro_rules! sql_store {
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
                 let mut tx = self.pool.begin_with($begin).await?;
+                if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {
+                    // Jobs for workers: servers with a worker waiting hear of them at the commit.
+                    sqlx::query($notify).execute(&mut *tx).await?;
+                }
                 // Statement k+1 is encoded while statement k executes.
                 let mut current = work.pop_front().map(|w| (encode(&w), w));
                 while let Some((mut q, done)) = current.take() {
@@ -435,7 +463,34 @@ macro_rules! sql_store {
                 Ok(jobs)
             }
 
-            async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<()> {
+            async fn job(&self, record_id: &str) -> Result<Option<JobRow>> {
+                let row =
+                    sqlx::query("SELECT * FROM jobs WHERE record_id = $1").bind(record_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(job_row).transpose()
+            }
+
+            async fn retry_job(&self, record_id: &str, owner: &str, retries: Option<i64>, available_at: i64) -> Result<bool> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                let updated = sqlx::query(
+                    "UPDATE jobs SET owner = NULL, locked_until = $1, retries = COALESCE($2, retries)
+                     WHERE record_id = $3 AND owner = $4",
+                )
+                .bind(available_at)
+                .bind(retries)
+                .bind(record_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated > 0 && !$notify.is_empty() {
+                    sqlx::query($notify).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(updated > 0)
+            }
+
+            async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<u64> {
+                let mut extended = 0;
                 for chunk in chunks(record_ids) {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET locked_until = ");
                     q.push_bind(until).push(" WHERE owner = ").push_bind(owner).push(" AND record_id IN (");
@@ -444,9 +499,9 @@ macro_rules! sql_store {
                         list.push_bind(*id);
                     }
                     q.push(")");
-                    q.build().execute(&self.pool).await?;
+                    extended += q.build().execute(&self.pool).await?.rows_affected();
                 }
-                Ok(())
+                Ok(extended)
             }
         }
     };

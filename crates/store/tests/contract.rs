@@ -1,7 +1,7 @@
 //! The store contract: every implementation passes the same suite, run here against SQLite
 //! (a fresh file per test) and PostgreSQL (a fresh database per test).
 
-use flowstone_engine::{Job, TaskRecord};
+use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
     Acquire, InstanceFilter, InstanceRow, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError, TaskRow,
     WriteBatch,
@@ -38,16 +38,28 @@ fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
         final_vars: None,
         failure: None,
         version: 1,
+        kind: "process".into(),
+        parent_id: None,
+        rollback_id: None,
+        cancel_id: None,
+        delete_id: None,
     }
 }
 
 fn job(instance: &str, record: &str, at: i64) -> JobRow {
     JobRow {
         instance_id: instance.into(),
-        job: Job { record_id: record.into(), stone: "noop".into(), params: json!({"a": 1}) },
+        job: Job {
+            record_id: record.into(),
+            stone: "noop".into(),
+            action: Action::Start,
+            params: json!({"a": 1}),
+            outputs: Default::default(),
+        },
         created_at: at,
         owner: None,
         locked_until: None,
+        retries: None,
     }
 }
 
@@ -71,6 +83,7 @@ fn record(id: &str, task_id: &str, status: &str, at: i64) -> TaskRecord {
         params: Some(json!({"a": 1})),
         outputs: None,
         progress: None,
+        action: None,
     }
 }
 
@@ -224,7 +237,7 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
     let taken: Vec<_> =
         must(store.acquire_jobs(acquire(&["noop"], "b", 50))).await.into_iter().map(|j| j.job.record_id).collect();
     assert_eq!(taken, ["free"], "a held lease is respected");
-    must(store.extend_jobs("a", &["owned"], 200)).await;
+    assert_eq!(must(store.extend_jobs("a", &["owned", "free"], 200)).await, 1, "only held leases are extended");
     assert!(must(store.acquire_jobs(acquire(&["noop"], "b", 150))).await.is_empty(), "the extended lease holds");
     let own = Acquire { include_own: true, ..acquire(&["noop"], "a", 150) };
     assert_eq!(must(store.acquire_jobs(own)).await.len(), 1, "an owner takes back its own jobs after a restart");
@@ -258,6 +271,38 @@ async fn racing_claimers_never_share_a_job(store: &dyn Store) {
     let before = all.len();
     all.dedup();
     assert_eq!((before, all.len()), (300, 300), "every job handed out exactly once");
+}
+
+/// A job queued again under its record id (a `reRun`) replaces the old one; a worker's
+/// failure with retries left hands it back after the back-off.
+async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        jobs: vec![job("i", "j", 1)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(must(store.acquire_jobs(acquire(&["noop"], "w1", 10))).await.len(), 1);
+    assert!(!must(store.retry_job("j", "w2", Some(2), 500)).await, "only the holder hands a job back");
+    assert!(must(store.retry_job("j", "w1", Some(2), 500)).await);
+    assert!(must(store.acquire_jobs(acquire(&["noop"], "w2", 100))).await.is_empty(), "the back-off holds");
+    let again = must(store.acquire_jobs(acquire(&["noop"], "w2", 600))).await;
+    assert_eq!(again.iter().map(|j| j.retries).collect::<Vec<_>>(), [Some(2)]);
+
+    let mut rerun = job("i", "j", 700);
+    rerun.job.action = Action::Monitor;
+    rerun.job.outputs = json!({"machineId": "m1"}).as_object().cloned().unwrap_or_default();
+    let mut row = instance("i", "m", "running", 1);
+    row.version = 2;
+    row.rollback_id = Some("rb".into());
+    must(store.commit(&WriteBatch { instances: vec![(row, "{}".into())], jobs: vec![rerun], ..WriteBatch::default() }))
+        .await;
+    let stored = must(store.job("j")).await.unwrap_or_else(|| panic!("job gone"));
+    assert_eq!((stored.job.action, stored.owner, stored.retries), (Action::Monitor, None, None));
+    assert_eq!(stored.job.outputs["machineId"], json!("m1"));
+    let inst = must(store.instance("i")).await.unwrap_or_else(|| panic!("instance gone"));
+    assert_eq!((inst.kind.as_str(), inst.rollback_id.as_deref()), ("process", Some("rb")));
 }
 
 async fn data_survives_reopening(path: &std::path::Path) {
@@ -299,7 +344,8 @@ macro_rules! suite {
             tasks_of_an_instance_come_in_creation_order,
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
-            racing_claimers_never_share_a_job
+            racing_claimers_never_share_a_job,
+            a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off
         );
     };
 }

@@ -1,31 +1,35 @@
 //! The stones every server runs in-process.
 
-use crate::{Stone, StoneResult};
+use crate::{MachineStone, Mocked, Stone, StoneResult, Work, injected_failure, own_params};
+use flowstone_engine::Action;
 use serde_json::{Map, Value, json};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every built-in stone.
-pub fn builtin() -> Vec<Arc<dyn Stone>> {
-    vec![Arc::new(NoopStone), Arc::new(SleepStone), Arc::new(MachineStone), Arc::new(BillingStone)]
+/// Every built-in stone; `MachineStone` keeps its machines under `machines`.
+pub fn builtin(machines: &Path) -> Vec<Arc<dyn Stone>> {
+    vec![Arc::new(NoopStone), Arc::new(SleepStone), Arc::new(MachineStone::new(machines)), Arc::new(BillingStone)]
 }
 
-/// The params a model gave, without the two the engine adds.
-fn own_params(params: &Value) -> Map<String, Value> {
-    let mut map = params.as_object().cloned().unwrap_or_default();
-    map.remove("namespace");
-    map.remove("queue");
-    map
-}
-
-/// Fails when the params ask for it (`"fail": true` or `"fail": "reason"`), so that failure
-/// paths of models can be exercised without a real executor.
-fn injected_failure(params: &Value) -> Result<(), String> {
-    match params.get("fail") {
-        Some(Value::Bool(true)) => Err("failure injected by the `fail` param".into()),
-        Some(Value::String(reason)) if !reason.is_empty() => Err(reason.clone()),
-        _ => Ok(()),
+/// The built-in stones named in a comma-separated list (`all` for every one, `none` for
+/// none).
+///
+/// # Errors
+/// A message naming an unknown stone and the known ones.
+pub fn select(names: &str, machines: &Path) -> Result<Vec<Arc<dyn Stone>>, String> {
+    let all = builtin(machines);
+    match names.trim() {
+        "all" => return Ok(all),
+        "none" | "" => return Ok(Vec::new()),
+        _ => {}
     }
+    let known: Vec<String> = all.iter().map(|s| s.name().to_owned()).collect();
+    let wanted: Vec<&str> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if let Some(unknown) = wanted.iter().find(|n| !known.iter().any(|k| k == *n)) {
+        return Err(format!("no built-in stone `{unknown}`; the stones are {} (or all, none)", known.join(", ")));
+    }
+    Ok(all.into_iter().filter(|s| wanted.contains(&s.name())).collect())
 }
 
 /// `noop`: echoes its params as outputs.
@@ -37,9 +41,9 @@ impl Stone for NoopStone {
         "noop"
     }
 
-    async fn start(&self, params: &Value) -> StoneResult {
-        injected_failure(params)?;
-        Ok(own_params(params))
+    async fn start(&self, work: &Work) -> StoneResult {
+        injected_failure(&work.params, Action::Start)?;
+        Ok(own_params(&work.params))
     }
 }
 
@@ -72,38 +76,11 @@ impl Stone for SleepStone {
         "sleep"
     }
 
-    fn reports_begin(&self) -> bool {
-        true
-    }
-
-    async fn start(&self, params: &Value) -> StoneResult {
-        let d = Self::duration(params)?;
+    async fn start(&self, work: &Work) -> StoneResult {
+        let d = Self::duration(&work.params)?;
         tokio::time::sleep(d).await;
-        injected_failure(params)?;
+        injected_failure(&work.params, Action::Start)?;
         Ok(Map::from_iter([("slept".to_owned(), json!(d.as_millis() as u64))]))
-    }
-}
-
-/// `MachineStone`: a simulated cloud machine for the cluster example; answers with a
-/// machine id, an address and the instance type it was asked for.
-pub struct MachineStone;
-
-#[async_trait::async_trait]
-impl Stone for MachineStone {
-    fn name(&self) -> &str {
-        "MachineStone"
-    }
-
-    async fn start(&self, params: &Value) -> StoneResult {
-        injected_failure(params)?;
-        let id = uuid::Uuid::new_v4();
-        let bytes = id.as_bytes();
-        Ok(Map::from_iter([
-            ("machineId".to_owned(), json!(id.to_string())),
-            ("ip".to_owned(), json!(format!("10.{}.{}.{}", bytes[0], bytes[1], bytes[2].max(1)))),
-            ("instanceType".to_owned(), params.get("instanceType").cloned().unwrap_or(json!("m2.medium"))),
-            ("state".to_owned(), json!("running")),
-        ]))
     }
 }
 
@@ -116,12 +93,28 @@ impl Stone for BillingStone {
         "BillingStone"
     }
 
-    async fn start(&self, params: &Value) -> StoneResult {
-        injected_failure(params)?;
+    async fn start(&self, work: &Work) -> StoneResult {
+        injected_failure(&work.params, Action::Start)?;
         Ok(Map::from_iter([
             ("orderId".to_owned(), json!(uuid::Uuid::new_v4().to_string())),
-            ("buyNum".to_owned(), params.get("buyNum").cloned().unwrap_or(json!(1))),
+            ("buyNum".to_owned(), work.params.get("buyNum").cloned().unwrap_or(json!(1))),
         ]))
+    }
+
+    /// Refunds the order: nothing stays billed.
+    async fn rollback(&self, work: &Work) -> StoneResult {
+        injected_failure(&work.params, Action::Rollback)?;
+        Ok(Map::from_iter([("refunded".to_owned(), work.outputs.get("orderId").cloned().unwrap_or(Value::Null))]))
+    }
+
+    async fn delete(&self, work: &Work) -> StoneResult {
+        injected_failure(&work.params, Action::Delete)?;
+        Ok(Map::from_iter([("closed".to_owned(), work.outputs.get("orderId").cloned().unwrap_or(Value::Null))]))
+    }
+
+    async fn mock(&self, work: &Work) -> Result<Mocked, String> {
+        injected_failure(&work.params, Action::Mock)?;
+        Ok(Mocked::Passed)
     }
 }
 
@@ -129,16 +122,31 @@ impl Stone for BillingStone {
 mod tests {
     use super::*;
 
+    fn work(params: Value) -> Work {
+        Work { params, outputs: Map::new() }
+    }
+
     #[tokio::test]
     async fn noop_echoes_params_without_engine_fields() {
-        let out = NoopStone.start(&json!({"a": 1, "namespace": "n", "queue": "noop"})).await;
+        let out = NoopStone.start(&work(json!({"a": 1, "namespace": "n", "queue": "noop"}))).await;
         assert_eq!(out, Ok(Map::from_iter([("a".to_owned(), json!(1))])));
     }
 
     #[tokio::test]
     async fn injected_failure_fails_with_its_reason() {
-        assert_eq!(NoopStone.start(&json!({"fail": "disk full"})).await, Err("disk full".into()));
-        assert!(MachineStone.start(&json!({"fail": true})).await.is_err());
+        assert_eq!(NoopStone.start(&work(json!({"fail": "disk full"}))).await, Err("disk full".into()));
+        assert!(BillingStone.rollback(&work(json!({"fail": {"rollback": true}}))).await.is_err());
+    }
+
+    #[test]
+    fn stones_are_selected_by_name() {
+        let names = |list: &str| {
+            select(list, Path::new("m")).map(|s| s.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(names("MachineStone, noop"), Ok(vec!["noop".to_owned(), "MachineStone".to_owned()]));
+        assert_eq!(names("none"), Ok(vec![]));
+        assert_eq!(names("all").map(|n| n.len()), Ok(4));
+        assert!(names("Nope").is_err_and(|e| e.contains("`Nope`") && e.contains("BillingStone")));
     }
 
     #[test]
@@ -148,12 +156,5 @@ mod tests {
         assert_eq!(SleepStone::duration(&json!({"duration": "250ms"})), Ok(Duration::from_millis(250)));
         assert!(SleepStone::duration(&json!({"duration": "soon"})).is_err());
         assert!(SleepStone::duration(&json!({"duration": -1})).is_err());
-    }
-
-    #[tokio::test]
-    async fn machine_stone_reports_the_requested_type() {
-        let out = MachineStone.start(&json!({"instanceType": "m2.large"})).await.unwrap_or_default();
-        assert_eq!(out["instanceType"], json!("m2.large"));
-        assert!(out["machineId"].is_string());
     }
 }

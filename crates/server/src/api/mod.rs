@@ -4,6 +4,7 @@ mod error;
 mod format;
 mod input;
 mod platform;
+mod worker;
 
 use crate::runtime::Runtime;
 use axum::Router;
@@ -18,6 +19,7 @@ pub fn router(runtime: Runtime) -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(platform::routes())
+        .merge(worker::routes())
         .fallback(
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use flowstone_engine::{Command, EngineError};
+use flowstone_engine::{Action, Command, EngineError, StartOptions};
 use flowstone_store::{InstanceFilter, InstanceRow, ModelRow, Page, TaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -28,14 +28,14 @@ pub(super) fn routes() -> Router<Runtime> {
         .route("/task/{id}/{operate}", put(operate_task))
 }
 
-/// Platform process statuses, and the engine status each stands for (`None`: a status of the
-/// stones lifecycle that no instance reaches yet).
+/// Platform process statuses, and the engine status each stands for (`None`: a status told
+/// by the rollback, cancel or delete instance of the process, see [`shown_status`]).
 const PROCESS_STATUSES: [(&str, Option<&str>); 10] = [
     ("running", Some("running")),
     ("success", Some("completed")),
     ("failed", Some("failed")),
     ("canceled", Some("canceled")),
-    ("debug", None),
+    ("debug", Some("debug")),
     ("rollingBack", None),
     ("rolledBack", None),
     ("canceling", None),
@@ -45,6 +45,32 @@ const PROCESS_STATUSES: [(&str, Option<&str>); 10] = [
 
 fn platform_status(engine: &str) -> &str {
     PROCESS_STATUSES.iter().find(|(_, e)| *e == Some(engine)).map_or(engine, |(p, _)| p)
+}
+
+/// The status a process shows: its own, or while (or once) its delete, cancel or rollback
+/// instance runs, `deleting`/`deleted`, `canceling`, `rollingBack`/`rolledBack`.
+async fn shown_status(rt: &Runtime, row: &InstanceRow) -> ApiResult<String> {
+    let links = [
+        (&row.delete_id, "deleting", Some("deleted")),
+        (&row.cancel_id, "canceling", None),
+        (&row.rollback_id, "rollingBack", Some("rolledBack")),
+    ];
+    for (link, running, done) in links {
+        let Some(id) = link else { continue };
+        let Some(child) = rt.store().instance(id).await? else { continue };
+        return Ok(match (child.status.as_str(), done) {
+            ("running" | "debug", _) => running.to_owned(),
+            ("completed", Some(done)) => done.to_owned(),
+            _ => platform_status(&row.status).to_owned(),
+        });
+    }
+    Ok(platform_status(&row.status).to_owned())
+}
+
+async fn process_view(rt: &Runtime, row: &InstanceRow) -> ApiResult<Value> {
+    let mut view = process_json(row);
+    view["processStatus"] = Value::String(shown_status(rt, row).await?);
+    Ok(view)
 }
 
 fn model_json(m: &ModelRow) -> Value {
@@ -65,7 +91,7 @@ fn process_json(row: &InstanceRow) -> Value {
         "modelId": row.model_id,
         "modelKey": row.model_key,
         "processName": row.name,
-        "processType": null,
+        "processType": (row.kind != "process").then_some(row.kind.as_str()),
         "processStatus": platform_status(&row.status),
         "processContent": row.variables,
         "startTime": platform_date(row.start_time),
@@ -73,9 +99,10 @@ fn process_json(row: &InstanceRow) -> Value {
         "activitiFileId": null,
         "outputs": row.outputs,
         "nativeOutputs": row.final_vars.as_deref().unwrap_or(""),
-        "rollbackProcessInstanceId": null,
-        "cancelProcessInstanceId": null,
-        "deleteProcessInstanceId": null,
+        "rollbackProcessInstanceId": row.rollback_id,
+        "cancelProcessInstanceId": row.cancel_id,
+        "deleteProcessInstanceId": row.delete_id,
+        "parentProcessInstanceId": row.parent_id,
         "reason": row.failure,
     })
 }
@@ -204,11 +231,12 @@ async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult
             return Err(ApiError::bad_request(format!("`variables` must be a JSON object, not {}", kind(other))));
         }
     };
-    if body.get("debug").is_some_and(|d| d != &Value::Bool(false)) {
-        return Err(ApiError::not_implemented(
-            "debug mode is not implemented yet (it comes with the stones lifecycle)",
-        ));
-    }
+    let flag = |field: &str| match body.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ApiError::bad_request(format!("`{field}` must be true or false, not {}", kind(other)))),
+    };
+    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")? };
     let model = match field {
         "modelId" => rt.model(value).await?,
         "key" => rt.latest_model(value).await?,
@@ -226,8 +254,8 @@ async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult
         }
     };
     let model = model.ok_or_else(|| ApiError::not_found(format!("no model with {field} {value}")))?;
-    let row = rt.start_instance(model, name, variables).await?;
-    Ok(Json(process_json(&row)))
+    let row = rt.start_instance(model, name, variables, options).await?;
+    Ok(Json(process_view(&rt, &row).await?))
 }
 
 #[derive(Deserialize)]
@@ -249,13 +277,21 @@ async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>
             })?;
             match engine {
                 Some(e) => Some((*e).to_owned()),
-                None => return Ok(listing(Vec::new(), 0, page, size)),
+                None => {
+                    return Err(ApiError::not_implemented(format!(
+                        "listing by `{s}` is not implemented yet; list `failed` or `canceled` processes and read their status"
+                    )));
+                }
             }
         }
     };
     let filter = InstanceFilter { status, model_key: q.key };
     let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;
-    Ok(listing(rows.iter().map(process_json).collect(), total, page, size))
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(process_view(&rt, row).await?);
+    }
+    Ok(listing(items, total, page, size))
 }
 
 async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
@@ -263,7 +299,7 @@ async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
 }
 
 async fn get_process(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(process_json(&find_process(&rt, &id).await?)))
+    Ok(Json(process_view(&rt, &find_process(&rt, &id).await?).await?))
 }
 
 /// Words for a conflict, in the platform's status names.
@@ -289,16 +325,13 @@ async fn operate_process(
     Path((id, operate)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let row = find_process(&rt, &id).await?;
-    match operate.as_str() {
-        "cancel" => rt.apply(&row.id, Command::Cancel).await.map_err(runtime_error)?,
-        "delete" => {
-            return Err(ApiError::not_implemented(
-                "delete (a delete process that sends `delete` to every stone) is not implemented yet; it comes with the stones lifecycle",
-            ));
-        }
+    let command = match operate.as_str() {
+        "cancel" => Command::Cancel,
+        "delete" => Command::Delete,
         other => return Err(ApiError::bad_request(format!("unknown operation `{other}`; use cancel or delete"))),
-    }
-    Ok(Json(process_json(&find_process(&rt, &row.id).await?)))
+    };
+    rt.apply(&row.id, command).await.map_err(runtime_error)?;
+    Ok(Json(process_view(&rt, &find_process(&rt, &row.id).await?).await?))
 }
 
 #[derive(Deserialize)]
@@ -325,27 +358,69 @@ async fn get_task(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResul
 }
 
 /// `PUT /task/{id}/complete` with a JSON object of variables completes a user task;
-/// `reRun` and `resume` (debug mode) come with the stones lifecycle.
+/// `reRun` and `resume` work on a failed stone task of a process in debug mode.
 async fn operate_task(
     State(rt): State<Runtime>,
     Path((id, operate)): Path<(String, String)>,
-    Body(body): Body,
+    req: Request,
 ) -> ApiResult<Json<Value>> {
     let task = find_task(&rt, &id).await?;
-    match operate.as_str() {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let Body(body) = Body::from_request(req, &rt).await?;
+    let command = match operate.as_str() {
         "complete" => {
             let variables = json_object(&body, true)?;
-            let command = Command::CompleteUserTask { task: task.record.id.clone(), variables };
-            rt.apply(&task.instance_id, command).await.map_err(runtime_error)?;
+            Command::CompleteUserTask { task: task.record.id.clone(), variables }
         }
-        "reRun" | "resume" => {
-            return Err(ApiError::not_implemented(format!(
-                "`{operate}` needs debug mode, which is not implemented yet; it comes with the stones lifecycle"
-            )));
+        "reRun" => {
+            let input = if form { form_object(&body)? } else { json_object(&body, true)? };
+            let action = match opt_str(&input, "queueType")? {
+                None => None,
+                Some(name) => Some(Action::parse(name).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`queueType` must be start, monitor, mock, rollback, cancel or delete, not `{name}`"
+                    ))
+                })?),
+            };
+            Command::ReRun {
+                task: task.record.task_id.clone(),
+                action,
+                parameters: embedded_object(&input, "parameters")?,
+                outputs: embedded_object(&input, "outputs")?,
+            }
         }
+        "resume" => Command::Resume { task: task.record.task_id.clone() },
         other => {
             return Err(ApiError::bad_request(format!("unknown operation `{other}`; use complete, reRun or resume")));
         }
+    };
+    rt.apply(&task.instance_id, command).await.map_err(runtime_error)?;
+    Ok(Json(task_json(&find_task(&rt, &task.record.task_id).await?)))
+}
+
+/// A form-encoded body as an object of strings.
+fn form_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|e| ApiError::bad_request(format!("malformed form body: {e}")))?;
+    Ok(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+/// A field holding a JSON object, or its text (as form fields carry it); absent reads as `{}`.
+fn embedded_object(input: &Map<String, Value>, field: &str) -> ApiResult<Map<String, Value>> {
+    let bad = |what: String| ApiError::bad_request(format!("`{field}` must be a JSON object, not {what}"));
+    match input.get(field) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map.clone()),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(Map::new()),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(other) => Err(bad(kind(&other).to_owned())),
+            Err(e) => Err(bad(format!("malformed JSON ({e})"))),
+        },
+        Some(other) => Err(bad(kind(other).to_owned())),
     }
-    Ok(Json(task_json(&find_task(&rt, &task.record.id).await?)))
 }

@@ -11,7 +11,7 @@
 
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
-use flowstone_engine::{Command, Ctx, Effect, EngineError, Instance, InstanceStatus};
+use flowstone_engine::{Command, Ctx, Effect, Instance, StartOptions};
 use flowstone_model::Definition;
 use flowstone_store::{InstanceRow, JobRow, ModelRow, Store, StoreError, TaskRow, WriteBatch};
 use serde_json::{Map, Value};
@@ -33,6 +33,7 @@ pub(super) enum Request {
         def: Arc<Definition>,
         name: String,
         variables: Map<String, Value>,
+        options: StartOptions,
         reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
     },
     Apply {
@@ -57,11 +58,12 @@ enum Entry {
         model: Arc<ModelRow>,
         def: Arc<Definition>,
         row: Box<InstanceRow>,
+        options: StartOptions,
         reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
     },
     Applied {
         instance: String,
-        command: Command,
+        command: Box<Command>,
         answer: Result<(), RuntimeError>,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
@@ -79,11 +81,11 @@ impl Entry {
     /// The request again, to be applied anew (its instance changed under it).
     fn into_request(self) -> Request {
         match self {
-            Entry::Started { model, def, row, reply } => {
+            Entry::Started { model, def, row, options, reply } => {
                 let variables = serde_json::from_str(&row.variables).unwrap_or_default();
-                Request::Start { model, def, name: row.name, variables, reply }
+                Request::Start { model, def, name: row.name, variables, options, reply }
             }
-            Entry::Applied { instance, command, reply, .. } => Request::Apply { instance, command, reply },
+            Entry::Applied { instance, command, reply, .. } => Request::Apply { instance, command: *command, reply },
         }
     }
 
@@ -236,7 +238,7 @@ impl Committer {
             let ended = match self.live.get_mut(&row.id) {
                 Some(live) => {
                     live.committed = live.committed.max(row.version);
-                    live.instance.status != InstanceStatus::Running
+                    !live.instance.active()
                 }
                 None => false,
             };
@@ -250,8 +252,16 @@ impl Committer {
                 Entry::Applied { answer, reply, .. } => drop(reply.send(answer)),
             }
         }
-        for job in batch.jobs.into_iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)) {
-            self.stones.dispatch(job);
+        let mut for_workers = false;
+        for job in batch.jobs {
+            if job.owner.is_some() {
+                self.stones.dispatch(job);
+            } else {
+                for_workers = true;
+            }
+        }
+        if for_workers {
+            self.runtime.jobs_committed();
         }
     }
 
@@ -264,27 +274,15 @@ impl Committer {
         let mut ids = new_id;
         for request in requests {
             match request {
-                Request::Start { model, def, name, variables, reply } => {
+                Request::Start { model, def, name, variables, options, reply } => {
                     let id = new_id();
                     let start_vars = Value::Object(variables.clone()).to_string();
-                    let (instance, effects) = Instance::start(&def, variables, &mut Ctx { now, ids: &mut ids });
-                    let row = InstanceRow {
-                        id: id.clone(),
-                        model_id: model.id.clone(),
-                        model_key: model.key.clone(),
-                        name,
-                        status: String::new(),
-                        variables: start_vars,
-                        start_time: now,
-                        end_time: None,
-                        outputs: None,
-                        final_vars: None,
-                        failure: None,
-                        version: 0,
-                    };
+                    let (instance, effects) =
+                        Instance::start(&def, variables, options, &mut Ctx { now, ids: &mut ids });
+                    let row = new_row(id.clone(), &model.id, &model.key, name, start_vars, now);
                     let mut live = Live { def: def.clone(), row, instance, committed: 0 };
                     self.record(into, &mut live, effects, now);
-                    into.entries.push(Entry::Started { model, def, row: Box::new(live.row.clone()), reply });
+                    into.entries.push(Entry::Started { model, def, row: Box::new(live.row.clone()), options, reply });
                     self.live.insert(id, live);
                 }
                 Request::Apply { instance, command, reply } => {
@@ -305,7 +303,7 @@ impl Committer {
                             answer
                         }
                     };
-                    into.entries.push(Entry::Applied { instance, command, answer, reply });
+                    into.entries.push(Entry::Applied { instance, command: Box::new(command), answer, reply });
                 }
             }
         }
@@ -352,12 +350,19 @@ impl Committer {
         }
         let not_found = || RuntimeError::NotFound(format!("process instance {id} not found"));
         let row = self.store.instance(id).await?.ok_or_else(not_found)?;
-        if let Some(ended) = ENDED.into_iter().find(|s| status_name(*s) == row.status) {
-            return Err(EngineError::NotRunning(ended).into());
-        }
         let state = self.store.instance_state(&row.id).await?.unwrap_or_default();
-        let instance: Instance =
-            serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?;
+        let instance = match ENDED.into_iter().find(|s| status_name(*s) == row.status) {
+            // An ended instance with nothing to undo keeps no state: its status and final
+            // variables are all a command can see.
+            Some(ended) if state.is_empty() => {
+                let variables =
+                    row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
+                let mut inst = Instance::ended(ended, variables);
+                inst.delete.clone_from(&row.delete_id);
+                inst
+            }
+            _ => serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?,
+        };
         let model = self
             .runtime
             .model(&row.model_id)
@@ -369,19 +374,24 @@ impl Committer {
         Ok(())
     }
 
-    /// Adds an instance's new state and its effects to the group.
-    fn record(&self, into: &mut Prepared, live: &mut Live, effects: Vec<Effect>, now: i64) {
+    /// Adds an instance's new state and its effects (and those of instances it spawned) to the group.
+    fn record(&mut self, into: &mut Prepared, live: &mut Live, effects: Vec<Effect>, now: i64) {
         let inst = &live.instance;
         let row = &mut live.row;
         row.status = status_name(inst.status).to_owned();
         row.failure = inst.failure.clone();
-        if inst.status != InstanceStatus::Running {
+        row.kind = inst.kind.name().to_owned();
+        row.rollback_id.clone_from(&inst.rollback);
+        row.cancel_id.clone_from(&inst.cancel);
+        row.delete_id.clone_from(&inst.delete);
+        if !inst.active() {
             row.end_time.get_or_insert(now);
             row.outputs = inst.outputs.as_ref().map(|o| Value::Object(o.clone()).to_string());
             row.final_vars = Some(Value::Object(inst.variables.clone()).to_string());
         }
-        // A finished instance is never loaded again: its row and final variables tell all.
-        let state = if inst.status == InstanceStatus::Running {
+        // A finished instance is loaded again only to be deleted: it keeps its state only when
+        // it has stone work to undo.
+        let state = if inst.active() || inst.undoable() {
             serde_json::to_string(inst).unwrap_or_default()
         } else {
             String::new()
@@ -394,22 +404,70 @@ impl Committer {
                 into.batch.instances.push((row.clone(), state));
             }
         }
+        let mut spawns = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Task(record) => into.batch.tasks.push(TaskRow { instance_id: row.id.clone(), record: *record }),
                 Effect::QueueJob(job) => {
                     // Jobs of in-process stones are leased to this server at once; the others wait for a worker.
                     let ours = self.stones.owns(&job.stone);
+                    // Queued again after a drop in the same group (a reRun): the new job stands.
+                    into.batch.dropped_jobs.retain(|d| *d != job.record_id);
                     into.batch.jobs.push(JobRow {
                         instance_id: row.id.clone(),
                         job,
                         created_at: now,
                         owner: ours.then(|| self.node.clone()),
                         locked_until: ours.then(|| now + self.lease.as_millis() as i64),
+                        retries: None,
                     });
                 }
-                Effect::DropJob { record_id } => into.batch.dropped_jobs.push(record_id),
+                Effect::DropJob { record_id } => {
+                    into.batch.jobs.retain(|j| j.job.record_id != record_id);
+                    into.batch.dropped_jobs.push(record_id);
+                }
+                Effect::Spawn(spawned) => spawns.push(*spawned),
             }
         }
+        let parent = live.row.clone();
+        for spawned in spawns {
+            let row = InstanceRow {
+                parent_id: Some(parent.id.clone()),
+                ..new_row(
+                    spawned.id.clone(),
+                    &parent.model_id,
+                    &parent.model_key,
+                    parent.name.clone(),
+                    "{}".into(),
+                    now,
+                )
+            };
+            let mut child = Live { def: live.def.clone(), row, instance: spawned.instance, committed: 0 };
+            self.record(into, &mut child, spawned.effects, now);
+            self.live.insert(spawned.id, child);
+        }
+    }
+}
+
+/// The row of a new instance, before its first write.
+fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables: String, now: i64) -> InstanceRow {
+    InstanceRow {
+        id,
+        model_id: model_id.to_owned(),
+        model_key: model_key.to_owned(),
+        name,
+        status: String::new(),
+        variables,
+        start_time: now,
+        end_time: None,
+        outputs: None,
+        final_vars: None,
+        failure: None,
+        version: 0,
+        kind: String::new(),
+        parent_id: None,
+        rollback_id: None,
+        cancel_id: None,
+        delete_id: None,
     }
 }

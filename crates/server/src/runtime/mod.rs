@@ -6,12 +6,14 @@
 
 mod committer;
 
+use crate::jobs::JobBoard;
 use crate::models::ModelCache;
 use crate::stones::StoneRunner;
 use committer::{Committer, Request};
-use flowstone_engine::{Command, EngineError, InstanceStatus};
+use flowstone_engine::{Command, EngineError, InstanceStatus, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn};
 use flowstone_store::{InstanceRow, ModelRow, NewModel, Store, StoreError};
+use flowstone_worker::Stone;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,19 +55,34 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// How this server takes part in a shared database.
-#[derive(Debug, Clone)]
+/// How this server runs stones and takes part in a shared database.
+#[derive(Clone)]
 pub struct RuntimeOptions {
     /// This server's name among those sharing the database; it owns the jobs it runs.
     pub node: String,
     /// How long a job stays with the server running it without a heartbeat before another
     /// server takes it over.
     pub lease: Duration,
+    /// The stones run in-process; jobs of other stones wait for workers.
+    pub stones: Vec<Arc<dyn Stone>>,
 }
 
 impl Default for RuntimeOptions {
+    /// Every built-in stone in-process, with machines under the temporary directory.
     fn default() -> Self {
-        Self { node: "flowstone".into(), lease: Duration::from_secs(30) }
+        let machines = std::env::temp_dir().join("flowstone-machines");
+        Self { node: "flowstone".into(), lease: Duration::from_secs(30), stones: flowstone_worker::builtin(&machines) }
+    }
+}
+
+impl std::fmt::Debug for RuntimeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stones: Vec<&str> = self.stones.iter().map(|s| s.name()).collect();
+        f.debug_struct("RuntimeOptions")
+            .field("node", &self.node)
+            .field("lease", &self.lease)
+            .field("stones", &stones)
+            .finish()
     }
 }
 
@@ -81,6 +98,8 @@ pub struct Runtime {
     runner: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// Stops the stone runner's loop alone (the committer keeps going meanwhile).
     runner_stop: Arc<watch::Sender<bool>>,
+    /// Where workers wait for jobs.
+    board: Arc<JobBoard>,
 }
 
 impl Runtime {
@@ -101,8 +120,11 @@ impl Runtime {
             node: options.node.as_str().into(),
             runner: Arc::default(),
             runner_stop: Arc::new(runner_stop),
+            board: Arc::default(),
         };
-        let stones = StoneRunner::new(runtime.clone(), options.node.clone(), options.lease, runner_stopped);
+        runtime.forward_job_signals(stopped.clone()).await;
+        let stones =
+            StoneRunner::new(runtime.clone(), &options.stones, options.node.clone(), options.lease, runner_stopped);
         // The committer has a thread and a runtime of its own: its commits are dozens of
         // round trips to the database, and each must not wait behind thousands of request
         // tasks for a turn on the shared workers. Commits run on a second such thread, so
@@ -132,8 +154,41 @@ impl Runtime {
         Ok(released?)
     }
 
+    /// On a shared database, jobs committed or handed back by other servers wake this one's
+    /// waiting workers.
+    async fn forward_job_signals(&self, mut stopped: watch::Receiver<bool>) {
+        let signal = match self.store.job_signal().await {
+            Ok(Some(signal)) => signal,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "no job notifications from other servers; waiting workers look every second");
+                return;
+            }
+        };
+        let board = self.board.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    () = signal.notified() => board.wake(),
+                }
+            }
+        });
+    }
+
+    /// Where workers wait for jobs.
+    pub(crate) fn board(&self) -> &JobBoard {
+        &self.board
+    }
+
+    /// Jobs for workers were committed.
+    pub(crate) fn jobs_committed(&self) {
+        self.board.wake();
+    }
+
     /// Stops the committer after the batch in hand; later requests answer [`RuntimeError::Stopped`].
     pub fn shutdown(&self) {
+        self.board.close();
         self.runner_stop.send_replace(true);
         self.stop.send_replace(true);
     }
@@ -218,10 +273,12 @@ impl Runtime {
         model: Arc<ModelRow>,
         name: String,
         variables: Map<String, Value>,
+        options: StartOptions,
     ) -> Result<InstanceRow, RuntimeError> {
         let def = self.definition(&model)?;
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Start { model, def, name, variables, reply }).await.map_err(|_| RuntimeError::Stopped)?;
+        let request = Request::Start { model, def, name, variables, options, reply };
+        self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)?
     }
 
@@ -261,10 +318,5 @@ const ENDED: [InstanceStatus; 3] = [InstanceStatus::Completed, InstanceStatus::F
 
 /// The stored name of an engine status.
 pub fn status_name(status: InstanceStatus) -> &'static str {
-    match status {
-        InstanceStatus::Running => "running",
-        InstanceStatus::Completed => "completed",
-        InstanceStatus::Failed => "failed",
-        InstanceStatus::Canceled => "canceled",
-    }
+    flowstone_engine::status_text(status)
 }

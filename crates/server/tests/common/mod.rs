@@ -50,7 +50,10 @@ impl TestServer {
             data_dir: dir.path().to_owned(),
             database: database.clone(),
             load_examples: true,
-            runtime: flowstone_server::RuntimeOptions::default(),
+            runtime: flowstone_server::RuntimeOptions {
+                stones: flowstone_worker::builtin(&dir.path().join("machines")),
+                ..flowstone_server::RuntimeOptions::default()
+            },
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
@@ -141,6 +144,24 @@ impl TestServer {
             last = now;
         }
         last
+    }
+
+    /// The machines `MachineStone` has made and not removed.
+    pub fn machines(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("machines")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Polls until the process shows `status`, at most 10 s.
+    pub async fn wait_for(&self, id: &str, status: &str) -> Value {
+        let mut p = Value::Null;
+        for _ in 0..200 {
+            p = self.process(id).await;
+            if p["processStatus"] == status {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("process {id} is not {status} after 10 s: {p}");
     }
 
     /// Polls until the process leaves `running` (stones run asynchronously), at most 10 s.

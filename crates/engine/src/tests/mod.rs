@@ -1,5 +1,7 @@
 //! Engine semantics, fed commands with no IO.
 
+mod lifecycle;
+
 use super::*;
 use flowstone_model::{Definition, parse_bpmn};
 use serde_json::{Map, Value, json};
@@ -25,12 +27,16 @@ struct Harness {
 
 impl Harness {
     fn start(def: Definition, variables: Value) -> Self {
+        Self::start_with(def, variables, StartOptions::default())
+    }
+
+    fn start_with(def: Definition, variables: Value, options: StartOptions) -> Self {
         let mut counter = 0;
         let mut ids = || {
             counter += 1;
             format!("id{counter}")
         };
-        let (inst, effects) = Instance::start(&def, vars(variables), &mut Ctx { now: 1000, ids: &mut ids });
+        let (inst, effects) = Instance::start(&def, vars(variables), options, &mut Ctx { now: 1000, ids: &mut ids });
         Harness { def, inst, effects, counter }
     }
 
@@ -162,7 +168,7 @@ fn wrong_commands_are_rejected_without_change() {
     ));
     let user = h.open_at("u")[0].clone();
     assert!(matches!(
-        h.apply(Command::Stone { record: user, outcome: StoneOutcome::Began }),
+        h.apply(Command::Stone { record: user, event: StoneEvent::Begin(Action::Start) }),
         Err(EngineError::WrongTaskKind { expected: "stone task", .. })
     ));
     assert_eq!(h.inst, before);
@@ -282,15 +288,18 @@ fn stone_task_queues_a_job_with_namespaced_params_and_writes_outputs_back() {
     assert_eq!(job.params["namespace"], json!("master"));
     assert_eq!(job.params["queue"], json!("MachineStone"));
     assert_eq!(h.records()[0].status, task_status::PRODUCE_SUCCESS);
-    h.apply(Command::Stone { record: job.record_id.clone(), outcome: StoneOutcome::Began })
+    h.apply(Command::Stone { record: job.record_id.clone(), event: StoneEvent::Begin(Action::Start) })
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(h.records()[0].status, task_status::START_BEGIN);
+    assert_eq!(h.records()[0].status, "start.begin");
     let outputs = vars(json!({"machineId": "m-1"}));
-    h.apply(Command::Stone { record: job.record_id, outcome: StoneOutcome::Succeeded(outputs) })
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.apply(Command::Stone {
+        record: job.record_id,
+        event: StoneEvent::Success { action: Action::Start, outputs, monitor: false },
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables["master"], json!({"instanceType": "m2.large", "machineId": "m-1"}));
-    assert_eq!(h.records()[0].status, task_status::START_SUCCESS);
+    assert_eq!(h.records()[0].status, "start.success");
 }
 
 #[test]
@@ -302,10 +311,10 @@ fn failed_stone_fails_the_instance() {
         json!({}),
     );
     let id = h.open_at("m")[0].clone();
-    h.apply(Command::Stone { record: id, outcome: StoneOutcome::Failed("boom".into()) })
+    h.apply(Command::Stone { record: id, event: StoneEvent::Failed { action: Action::Start, reason: "boom".into() } })
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Failed);
-    assert_eq!(h.records()[0].status, task_status::START_FAILED);
+    assert_eq!(h.records()[0].status, "start.failed");
     assert_eq!(h.records()[0].reason.as_deref(), Some("boom"));
 }
 
@@ -327,8 +336,11 @@ fn parallel_multi_instance_by_cardinality_text() {
     for (i, id) in open.into_iter().enumerate() {
         assert_eq!(h.inst.status, InstanceStatus::Running);
         let outputs = vars(json!({"ip": format!("10.0.0.{i}")}));
-        h.apply(Command::Stone { record: id, outcome: StoneOutcome::Succeeded(outputs) })
-            .unwrap_or_else(|e| panic!("{e}"));
+        h.apply(Command::Stone {
+            record: id,
+            event: StoneEvent::Success { action: Action::Start, outputs, monitor: false },
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables["slave-2"], json!({"ip": "10.0.0.1"}));

@@ -1,0 +1,243 @@
+//! The lifecycle of a stone task: events from its stone, and the operator's debug controls.
+
+use crate::compensation::Ran;
+use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status};
+use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
+use serde_json::{Map, Value};
+
+impl Instance {
+    /// Applies a stone's report to the open record it addresses.
+    pub(crate) fn stone_event(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        record: &str,
+        event: StoneEvent,
+    ) -> Result<(), EngineError> {
+        let id = self.find_open(record)?;
+        let rec = &self.open[&id];
+        let Some(job) = rec.action else {
+            let kind = rec.kind.clone();
+            return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
+        };
+        let (action, phase) = match &event {
+            StoneEvent::Begin(a) => (*a, Phase::Begin),
+            StoneEvent::Success { action, .. } => (*action, Phase::Success),
+            StoneEvent::Failed { action, .. } => (*action, Phase::Failed),
+            StoneEvent::Passed => (Action::Mock, Phase::Passed),
+            StoneEvent::Progress(_) => (current_action(rec).unwrap_or(job), Phase::Begin),
+        };
+        let status = stone_status(action, phase);
+        let unexpected = || EngineError::UnexpectedEvent {
+            task: record.to_owned(),
+            status: rec.status.clone(),
+            event: match &event {
+                StoneEvent::Progress(p) => format!("progress {p}"),
+                _ => status.clone(),
+            },
+        };
+        if rec.status.ends_with(".failed") {
+            // A failed task waiting in debug mode: the same failure again changes nothing.
+            return if rec.status == status { Ok(()) } else { Err(unexpected()) };
+        }
+        let monitoring = job == Action::Start
+            && (rec.status == stone_status(Action::Start, Phase::Success) || rec.status.starts_with("monitor."));
+        let fits = action == job
+            || (action == Action::Monitor && monitoring)
+            || (phase == Phase::Passed && job == Action::Mock);
+        if !fits {
+            return Err(unexpected());
+        }
+        match event {
+            StoneEvent::Begin(_) => {
+                // A late or repeated `begin` after the action moved on is harmless.
+                let first = rec.status == crate::task_status::PRODUCE_SUCCESS;
+                if first || (action == Action::Monitor && current_action(rec) == Some(Action::Start)) {
+                    self.update(step, &id, |r| r.status = status);
+                }
+            }
+            StoneEvent::Progress(p) => self.update(step, &id, |r| {
+                r.progress = Some(p.min(100));
+                if r.status == stone_status(Action::Start, Phase::Success) {
+                    r.status = stone_status(Action::Monitor, Phase::Begin);
+                }
+            }),
+            StoneEvent::Success { outputs, monitor, .. } => {
+                let outputs = self.keep_outputs(&id, outputs);
+                if monitor && action == Action::Start {
+                    self.update(step, &id, |r| {
+                        r.status = status;
+                        r.outputs = Some(Value::Object(outputs));
+                    });
+                } else {
+                    self.finish(step, &id, &status, Some(Value::Object(outputs)), action != Action::Mock);
+                }
+            }
+            StoneEvent::Passed => self.finish(step, &id, &status, None, false),
+            StoneEvent::Failed { reason, .. } => self.stone_failed(step, &id, status, reason),
+        }
+        Ok(())
+    }
+
+    /// Replaces an open record through `change`, writing it out.
+    fn update(&mut self, step: &mut Step<'_, '_>, id: &str, change: impl FnOnce(&mut TaskRecord)) {
+        if let Some(rec) = self.open.get_mut(id) {
+            change(rec);
+            step.effects.push(Effect::Task(Box::new(rec.clone())));
+        }
+    }
+
+    /// Merges a stone's outputs into what the task put out before and, in a process, into
+    /// the variables under its namespace; returns the task's outputs so far.
+    fn keep_outputs(&mut self, id: &str, outputs: Map<String, Value>) -> Map<String, Value> {
+        let rec = &self.open[id];
+        let mut all = match &rec.outputs {
+            Some(Value::Object(before)) => before.clone(),
+            _ => Map::new(),
+        };
+        all.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if self.kind == InstanceKind::Process {
+            let namespace = rec.namespace.clone().unwrap_or_default();
+            let mut merged = match self.variables.remove(&namespace) {
+                Some(Value::Object(existing)) => existing,
+                _ => Map::new(),
+            };
+            merged.extend(outputs);
+            self.variables.insert(namespace, Value::Object(merged));
+        }
+        all
+    }
+
+    /// A stone action ended well: the record closes and its token (or the plan) moves on.
+    fn finish(&mut self, step: &mut Step<'_, '_>, id: &str, status: &str, outputs: Option<Value>, ran: bool) {
+        let token = self.token_waiting_on(id);
+        if ran && self.kind == InstanceKind::Process {
+            let mut rec = self.open[id].clone();
+            rec.outputs.clone_from(&outputs);
+            self.ran.push(Ran::of(&rec));
+        }
+        self.close_record(step, id, status, None, outputs);
+        if let Some(plan) = &mut self.plan {
+            plan.next += 1;
+        }
+        if let Some(t) = token {
+            self.resume(step, t);
+        }
+    }
+
+    /// A stone action failed: in debug mode the task waits for an operator, else the
+    /// instance fails (and its rollback starts).
+    fn stone_failed(&mut self, step: &mut Step<'_, '_>, id: &str, status: String, reason: String) {
+        let element = self.open[id].element.clone();
+        let message = format!("task {element} failed: {reason}");
+        if self.debug {
+            step.effects.push(Effect::DropJob { record_id: id.to_owned() });
+            let now = step.ctx.now;
+            self.update(step, id, |r| {
+                r.status = status;
+                r.reason = Some(reason);
+                r.end_time = Some(now);
+            });
+            self.status = InstanceStatus::Debug;
+            self.failure = Some(message);
+            return;
+        }
+        if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
+            self.ran.push(Ran::of(&self.open[id]));
+        }
+        self.close_record(step, id, &status, Some(reason), None);
+        self.fail(message);
+    }
+
+    /// The failed record `task` of an instance in debug mode.
+    fn failed_record(&self, task: &str) -> Result<String, EngineError> {
+        if self.status != InstanceStatus::Debug {
+            return Err(EngineError::NotDebugging(self.status));
+        }
+        let id = self.find_open(task)?;
+        let status = &self.open[&id].status;
+        if !status.ends_with(".failed") {
+            return Err(EngineError::NotFailed { task: task.to_owned(), status: status.clone() });
+        }
+        Ok(id)
+    }
+
+    /// `reRun`: the failed attempt is kept under a new id; the task runs again.
+    pub(crate) fn rerun(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        task: &str,
+        action: Option<Action>,
+        parameters: Map<String, Value>,
+        outputs: Map<String, Value>,
+    ) -> Result<(), EngineError> {
+        let id = self.failed_record(task)?;
+        let rec = &self.open[&id];
+        let failed = current_action(rec).unwrap_or(Action::Start);
+        let allowed: &[Action] = match &self.plan {
+            Some(plan) => std::slice::from_ref(&plan.action),
+            None => &[Action::Start, Action::Monitor, Action::Mock],
+        };
+        let action = action.unwrap_or(failed);
+        if !allowed.contains(&action) {
+            let allowed = allowed.iter().map(|a| a.name()).collect::<Vec<_>>().join(" or ");
+            return Err(EngineError::WrongAction { task: task.to_owned(), action: action.name(), allowed });
+        }
+        let mut attempt = rec.clone();
+        attempt.id = (step.ctx.ids)();
+        attempt.action = None;
+        step.effects.push(Effect::Task(Box::new(attempt)));
+
+        let mut rec = self.open.remove(&id).expect("found above");
+        rec.params = Some(Value::Object(merge(rec.params.take(), parameters)));
+        let job_outputs = match action {
+            Action::Monitor => merge(rec.outputs.clone(), outputs),
+            _ => {
+                rec.outputs = None;
+                Map::new()
+            }
+        };
+        rec.create_time = step.ctx.now;
+        rec.end_time = None;
+        rec.reason = None;
+        rec.progress = None;
+        Self::queue(step, &mut rec, action, job_outputs);
+        step.effects.push(Effect::Task(Box::new(rec.clone())));
+        self.open.insert(id, rec);
+        if !self.open.values().any(|r| r.status.ends_with(".failed")) {
+            self.status = InstanceStatus::Running;
+            self.failure = None;
+        }
+        Ok(())
+    }
+
+    /// `resume`: leaves debug mode at a failed task; the instance fails and rolls back.
+    pub(crate) fn leave_debug(&mut self, task: &str) -> Result<(), EngineError> {
+        let id = self.failed_record(task)?;
+        let rec = &self.open[&id];
+        let message = format!("task {} failed: {}", rec.element, rec.reason.clone().unwrap_or_default());
+        self.status = InstanceStatus::Running;
+        self.fail(message);
+        Ok(())
+    }
+}
+
+/// The action a record's status names, if a stone reported on it.
+fn current_action(rec: &TaskRecord) -> Option<Action> {
+    rec.status.split_once('.').and_then(|(a, _)| Action::parse(a))
+}
+
+/// `changes` merged over the object `base`; a null removes a key.
+fn merge(base: Option<Value>, changes: Map<String, Value>) -> Map<String, Value> {
+    let mut out = match base {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for (k, v) in changes {
+        if v.is_null() {
+            out.remove(&k);
+        } else {
+            out.insert(k, v);
+        }
+    }
+    out
+}

@@ -1,0 +1,289 @@
+//! The stone lifecycle: monitoring, mock runs, debug mode, rollback, cancel and delete.
+
+use super::*;
+
+/// Three stone tasks in a row: `a` and `b` on `MachineStone`, `c` on `BillingStone`.
+fn chain() -> Definition {
+    model(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="a"/>
+        <serviceTask id="a" flowstone:stone="MachineStone" flowstone:namespace="na"/><sequenceFlow sourceRef="a" targetRef="b"/>
+        <serviceTask id="b" flowstone:stone="MachineStone" flowstone:namespace="nb"/><sequenceFlow sourceRef="b" targetRef="c"/>
+        <serviceTask id="c" flowstone:stone="BillingStone" flowstone:namespace="nc"/><sequenceFlow sourceRef="c" targetRef="e"/>
+        <endEvent id="e"/>"#,
+    )
+}
+
+fn ok(r: Result<(), EngineError>) {
+    r.unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn success(action: Action, outputs: Value) -> StoneEvent {
+    StoneEvent::Success { action, outputs: vars(outputs), monitor: false }
+}
+
+fn failed(action: Action, reason: &str) -> StoneEvent {
+    StoneEvent::Failed { action, reason: reason.into() }
+}
+
+impl Harness {
+    fn event(&mut self, element: &str, event: StoneEvent) -> Result<(), EngineError> {
+        let record = self.open_at(element).into_iter().next().unwrap_or_else(|| panic!("no open task at {element}"));
+        self.apply(Command::Stone { record, event })
+    }
+
+    /// The jobs queued so far, as (element of their record, action, params, outputs).
+    fn jobs(&self) -> Vec<(String, Action, Value, Map<String, Value>)> {
+        let element =
+            |id: &str| self.records().into_iter().find(|r| r.id == *id).map(|r| r.element).unwrap_or_default();
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::QueueJob(j) => Some((element(&j.record_id), j.action, j.params.clone(), j.outputs.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The compensation instance spawned last, as a harness of its own.
+    fn spawned(&self) -> (String, Harness) {
+        let spawned = self.effects.iter().rev().find_map(|e| match e {
+            Effect::Spawn(s) => Some(s.clone()),
+            _ => None,
+        });
+        let s = spawned.unwrap_or_else(|| panic!("nothing spawned"));
+        let harness =
+            Harness { def: self.def.clone(), inst: s.instance, effects: s.effects, counter: self.counter + 1000 };
+        (s.id, harness)
+    }
+
+    fn run_chain_to(&mut self, elements: &[&str]) {
+        for element in elements {
+            ok(self.event(element, StoneEvent::Begin(Action::Start)));
+            ok(self.event(element, success(Action::Start, json!({"made": element}))));
+        }
+    }
+}
+
+#[test]
+fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
+    let mut h = Harness::start(chain(), json!({}));
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    ok(h.event(
+        "a",
+        StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
+    ));
+    assert_eq!(h.records()[0].status, "start.success");
+    assert_eq!(h.open_at("a").len(), 1, "monitoring keeps the task open");
+    ok(h.event("a", StoneEvent::Progress(40)));
+    assert_eq!((h.records()[0].status.as_str(), h.records()[0].progress), ("monitor.begin", Some(40)));
+    ok(h.event("a", StoneEvent::Begin(Action::Monitor)));
+    ok(h.event("a", success(Action::Monitor, json!({"state": "running"}))));
+    let a = &h.records()[0];
+    assert_eq!(a.status, "monitor.success");
+    assert_eq!(a.outputs, Some(json!({"machineId": "m1", "state": "running"})));
+    assert_eq!(h.inst.variables["na"], json!({"machineId": "m1", "state": "running"}));
+    assert_eq!(h.open_at("b").len(), 1, "the token moved on");
+}
+
+#[test]
+fn events_that_do_not_fit_the_job_are_refused_and_repeats_are_harmless() {
+    let mut h = Harness::start(chain(), json!({}));
+    let refused = h.event("a", StoneEvent::Begin(Action::Rollback));
+    assert!(matches!(refused, Err(EngineError::UnexpectedEvent { .. })), "{refused:?}");
+    assert!(matches!(h.event("a", StoneEvent::Passed), Err(EngineError::UnexpectedEvent { .. })));
+    assert!(
+        matches!(h.event("a", success(Action::Monitor, json!({}))), Err(EngineError::UnexpectedEvent { .. })),
+        "monitor events need a start that monitors"
+    );
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    let written = h.effects.len();
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    assert_eq!(h.effects.len(), written, "a repeated begin writes nothing");
+}
+
+#[test]
+fn a_failure_rolls_back_every_started_task_newest_first() {
+    let mut h = Harness::start(chain(), json!({}));
+    h.run_chain_to(&["a", "b"]);
+    ok(h.event("c", StoneEvent::Begin(Action::Start)));
+    ok(h.event("c", failed(Action::Start, "no credit")));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert_eq!(h.inst.failure.as_deref(), Some("task c failed: no credit"));
+    let (id, mut rb) = h.spawned();
+    assert_eq!(h.inst.rollback.as_deref(), Some(id.as_str()));
+    assert_eq!(rb.inst.kind, InstanceKind::Rollback);
+    for (element, made) in [("c", None), ("b", Some("b")), ("a", Some("a"))] {
+        let job = rb.jobs().pop().unwrap_or_else(|| panic!("no job"));
+        assert_eq!((job.0.as_str(), job.1), (element, Action::Rollback));
+        assert_eq!(job.3.get("made").and_then(Value::as_str), made, "the rollback gets what the start put out");
+        ok(rb.event(element, StoneEvent::Begin(Action::Rollback)));
+        assert_eq!(rb.inst.status, InstanceStatus::Running);
+        ok(rb.event(element, success(Action::Rollback, json!({}))));
+    }
+    assert_eq!(rb.inst.status, InstanceStatus::Completed);
+    let statuses: Vec<_> = rb.records().into_iter().map(|r| (r.element, r.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("c".into(), "rollback.success".into()),
+            ("b".into(), "rollback.success".into()),
+            ("a".into(), "rollback.success".into())
+        ]
+    );
+}
+
+#[test]
+fn a_failed_rollback_step_fails_the_rollback() {
+    let mut h = Harness::start(chain(), json!({}));
+    h.run_chain_to(&["a"]);
+    ok(h.event("b", failed(Action::Start, "boom")));
+    let (_, mut rb) = h.spawned();
+    ok(rb.event("b", failed(Action::Rollback, "cannot")));
+    assert_eq!(rb.inst.status, InstanceStatus::Failed);
+    assert!(rb.open_at("a").is_empty(), "no later step runs");
+    assert!(!rb.effects.iter().any(|e| matches!(e, Effect::Spawn(_))), "a rollback is not rolled back");
+}
+
+#[test]
+fn an_expression_failure_before_any_stone_ran_starts_no_rollback() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="x"/><serviceTask id="x" flowable:expression="${nope.x}"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert_eq!(h.inst.rollback, None);
+}
+
+#[test]
+fn in_debug_mode_a_failure_waits_and_rerun_runs_a_new_attempt_with_fixed_params() {
+    let options = StartOptions { debug: true, mock: false };
+    let mut h = Harness::start_with(chain(), json!({"nb": {"fail": true, "size": 1}}), options);
+    h.run_chain_to(&["a"]);
+    ok(h.event("b", StoneEvent::Begin(Action::Start)));
+    ok(h.event("b", failed(Action::Start, "boom")));
+    assert_eq!(h.inst.status, InstanceStatus::Debug);
+    let task = h.open_at("b")[0].clone();
+    assert_eq!(h.records().iter().find(|r| r.id == task).map(|r| r.status.clone()).as_deref(), Some("start.failed"));
+    assert_eq!(h.effects.iter().filter(|e| matches!(e, Effect::Spawn(_))).count(), 0, "no rollback in debug mode");
+
+    let parameters = vars(json!({"fail": null, "size": 2}));
+    ok(h.apply(Command::ReRun { task: task.clone(), action: None, parameters, outputs: Map::new() }));
+    assert_eq!(h.inst.status, InstanceStatus::Running);
+    let attempts: Vec<_> =
+        h.records().into_iter().filter(|r| r.task_id == task).map(|r| (r.id == task, r.status)).collect();
+    assert_eq!(attempts, [(true, "produce.success".to_owned()), (false, "start.failed".to_owned())]);
+    let job = h.jobs().pop().unwrap_or_else(|| panic!("no job"));
+    assert_eq!((job.0.as_str(), job.1), ("b", Action::Start));
+    assert_eq!((job.2.get("fail"), &job.2["size"]), (None, &json!(2)));
+    h.run_chain_to(&["b", "c"]);
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+}
+
+#[test]
+fn rerun_of_the_monitor_step_passes_the_start_outputs() {
+    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, mock: false });
+    ok(h.event(
+        "a",
+        StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
+    ));
+    ok(h.event("a", failed(Action::Monitor, "timeout")));
+    let task = h.open_at("a")[0].clone();
+    let outputs = vars(json!({"zone": "z"}));
+    ok(h.apply(Command::ReRun { task, action: None, parameters: Map::new(), outputs }));
+    let job = h.jobs().pop().unwrap_or_else(|| panic!("no job"));
+    assert_eq!(job.1, Action::Monitor);
+    assert_eq!(Value::Object(job.3), json!({"machineId": "m1", "zone": "z"}));
+    ok(h.event("a", success(Action::Monitor, json!({"state": "running"}))));
+    assert_eq!(h.open_at("b").len(), 1);
+}
+
+#[test]
+fn resume_leaves_debug_mode_and_rolls_back_the_failed_task_too() {
+    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, mock: false });
+    h.run_chain_to(&["a"]);
+    ok(h.event("b", failed(Action::Start, "boom")));
+    let task = h.open_at("b")[0].clone();
+    ok(h.apply(Command::Resume { task }));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    let (_, rb) = h.spawned();
+    assert!(rb.inst.debug, "the rollback runs in debug mode too");
+    assert_eq!(rb.jobs()[0].0, "b");
+}
+
+#[test]
+fn debug_operations_that_do_not_fit_answer_why() {
+    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, mock: false });
+    let task = h.open_at("a")[0].clone();
+    let rerun =
+        |task: &str, action| Command::ReRun { task: task.into(), action, parameters: Map::new(), outputs: Map::new() };
+    assert_eq!(h.apply(rerun(&task, None)), Err(EngineError::NotDebugging(InstanceStatus::Running)));
+    h.run_chain_to(&["a"]);
+    ok(h.event("b", failed(Action::Start, "boom")));
+    let failed_task = h.open_at("b")[0].clone();
+    assert!(matches!(h.apply(rerun(&failed_task, Some(Action::Rollback))), Err(EngineError::WrongAction { .. })));
+    assert!(matches!(h.apply(Command::Resume { task: "nope".into() }), Err(EngineError::TaskNotOpen(_))));
+    let mut plain = Harness::start(chain(), json!({}));
+    let t = plain.open_at("a")[0].clone();
+    assert_eq!(plain.apply(rerun(&t, None)), Err(EngineError::NotDebugging(InstanceStatus::Running)));
+}
+
+#[test]
+fn cancel_cancels_queued_tasks_and_sends_cancel_to_running_ones() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="f"/><parallelGateway id="f"/>
+            <sequenceFlow sourceRef="f" targetRef="x"/><sequenceFlow sourceRef="f" targetRef="y"/>
+            <serviceTask id="x" flowstone:stone="MachineStone"/><serviceTask id="y" flowstone:stone="MachineStone"/>"#,
+        ),
+        json!({}),
+    );
+    ok(h.event("x", StoneEvent::Begin(Action::Start)));
+    ok(h.apply(Command::Cancel));
+    assert_eq!(h.inst.status, InstanceStatus::Canceled);
+    assert!(h.records().iter().all(|r| r.status == "canceled"));
+    let (id, c) = h.spawned();
+    assert_eq!(h.inst.cancel.as_deref(), Some(id.as_str()));
+    let jobs: Vec<_> = c.jobs().into_iter().map(|j| (j.0, j.1)).collect();
+    assert_eq!(jobs, [("x".to_owned(), Action::Cancel)], "only the running task gets cancel");
+}
+
+#[test]
+fn delete_sends_delete_to_every_task_that_ran_newest_first_once() {
+    let mut h = Harness::start(chain(), json!({}));
+    assert_eq!(h.apply(Command::Delete), Err(EngineError::StillRunning(InstanceStatus::Running)));
+    h.run_chain_to(&["a", "b", "c"]);
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    ok(h.apply(Command::Delete));
+    let (id, mut d) = h.spawned();
+    assert_eq!(h.inst.delete.as_deref(), Some(id.as_str()));
+    assert_eq!(h.apply(Command::Delete), Err(EngineError::AlreadyDeleted(id)));
+    for element in ["c", "b", "a"] {
+        assert_eq!(d.jobs().pop().map(|j| (j.0, j.1)), Some((element.to_owned(), Action::Delete)));
+        ok(d.event(element, success(Action::Delete, json!({}))));
+    }
+    assert_eq!(d.inst.status, InstanceStatus::Completed);
+    assert_eq!(d.apply(Command::Delete), Err(EngineError::NotAProcess(InstanceKind::Delete)));
+}
+
+#[test]
+fn mock_runs_send_mock_and_leave_nothing_to_delete() {
+    let mut h = Harness::start(chain(), json!({"BillingStone::Mock": true}));
+    assert_eq!(h.jobs()[0].1, Action::Start, "only the flagged stone is mocked");
+    h.run_chain_to(&["a", "b"]);
+    assert_eq!(h.jobs().pop().map(|j| (j.0, j.1)), Some(("c".to_owned(), Action::Mock)));
+    ok(h.event("c", StoneEvent::Passed));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.records()[2].status, "mock.passed");
+
+    let mut all = Harness::start_with(chain(), json!({}), StartOptions { debug: false, mock: true });
+    for element in ["a", "b", "c"] {
+        ok(all.event(element, StoneEvent::Begin(Action::Mock)));
+        ok(all.event(element, success(Action::Mock, json!({}))));
+    }
+    assert_eq!(all.inst.status, InstanceStatus::Completed);
+    ok(all.apply(Command::Delete));
+    let (_, d) = all.spawned();
+    assert_eq!(d.inst.status, InstanceStatus::Completed, "nothing really ran, so nothing to delete");
+}

@@ -1,0 +1,184 @@
+//! The worker protocol (see `flowstone_worker::protocol`): long-poll fetch-and-lock of stone
+//! jobs, and the reports of the workers that hold them.
+
+use super::error::ApiError;
+use super::input::Body;
+use crate::jobs::Wanted;
+use crate::runtime::{Runtime, RuntimeError, now_ms};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use flowstone_engine::{Action, Command, StoneEvent};
+use flowstone_store::JobRow;
+use flowstone_worker::protocol::{EventReport, FailureReport, FetchRequest, LockReport, LockedJob, ProgressReport};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The longest a fetch may wait.
+const MAX_WAIT_MS: u64 = 60_000;
+
+pub(super) fn routes() -> Router<Runtime> {
+    Router::new()
+        .route("/worker/fetch", post(fetch))
+        .route("/worker/jobs/{id}/event", post(event))
+        .route("/worker/jobs/{id}/progress", post(progress))
+        .route("/worker/jobs/{id}/heartbeat", post(heartbeat))
+        .route("/worker/jobs/{id}/fail", post(fail))
+        .route("/worker/jobs/{id}/release", post(release))
+}
+
+/// Parses a JSON body into `T`, naming what was wrong.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
+}
+
+fn require(value: &str, field: &str) -> ApiResult<()> {
+    if value.trim().is_empty() { Err(ApiError::bad_request(format!("`{field}` is required"))) } else { Ok(()) }
+}
+
+async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Vec<LockedJob>>> {
+    let req: FetchRequest = parse(&body)?;
+    require(&req.worker_id, "workerId")?;
+    if req.topics.is_empty() || req.topics.iter().any(|t| t.trim().is_empty()) {
+        return Err(ApiError::bad_request("`topics` must name at least one stone, and no empty names"));
+    }
+    if !(1..=1000).contains(&req.max_jobs) {
+        return Err(ApiError::bad_request(format!("`maxJobs` must be from 1 to 1000, not {}", req.max_jobs)));
+    }
+    if req.lock_duration < 100 {
+        return Err(ApiError::bad_request(format!(
+            "`lockDuration` must be at least 100 ms, not {}",
+            req.lock_duration
+        )));
+    }
+    if req.wait_time > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(format!(
+            "`waitTime` must be at most {MAX_WAIT_MS} ms, not {}",
+            req.wait_time
+        )));
+    }
+    let topics: Vec<&str> = req.topics.iter().map(String::as_str).collect();
+    let wanted = Wanted {
+        topics: &topics,
+        worker: &req.worker_id,
+        max: u64::from(req.max_jobs),
+        lock: Duration::from_millis(req.lock_duration),
+        wait: Duration::from_millis(req.wait_time),
+    };
+    let jobs = rt.board().fetch(rt.store().as_ref(), wanted).await?;
+    Ok(Json(jobs.into_iter().map(locked).collect()))
+}
+
+fn locked(row: JobRow) -> LockedJob {
+    LockedJob {
+        id: row.job.record_id,
+        process_instance_id: row.instance_id,
+        stone: row.job.stone,
+        action: row.job.action,
+        params: row.job.params,
+        outputs: row.job.outputs,
+        locked_until: row.locked_until.unwrap_or_default(),
+        retries: row.retries,
+    }
+}
+
+/// The job, if `worker` holds its lock; 404 for a job that is not queued, 409 for a lock
+/// held by another worker (or by none).
+async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobRow> {
+    require(worker, "workerId")?;
+    let job = rt.store().job(id).await?.ok_or_else(|| ApiError::not_found(format!("no open job {id}")))?;
+    match job.owner.as_deref() {
+        Some(owner) if owner == worker => Ok(job),
+        Some(owner) => Err(ApiError::conflict(format!("job {id} is locked by worker {owner}, not {worker}"))),
+        None => Err(ApiError::conflict(format!("job {id} is not locked by worker {worker}; fetch it first"))),
+    }
+}
+
+/// Applies a stone event; a refusal from the engine is a conflict with the job's state.
+async fn apply(rt: &Runtime, job: &JobRow, event: StoneEvent) -> ApiResult<()> {
+    let command = Command::Stone { record: job.job.record_id.clone(), event };
+    rt.apply(&job.instance_id, command).await.map_err(|e| match e {
+        RuntimeError::NotFound(m) => ApiError::conflict(m),
+        other => other.into(),
+    })
+}
+
+async fn event(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
+    let report: EventReport = parse(&body)?;
+    let status = report.status.clone();
+    let job = match held(&rt, &id, &report.worker_id).await {
+        Ok(job) => job,
+        Err(refused) => {
+            // The job may have closed with this very event: a repeat is harmless.
+            return match rt.store().job(&id).await? {
+                None => match rt.store().task(&id).await? {
+                    Some(task) if task.record.status == status => Ok(StatusCode::NO_CONTENT),
+                    Some(task) => {
+                        Err(ApiError::conflict(format!("job {id} is closed; its task is `{}`", task.record.status)))
+                    }
+                    None => Err(refused),
+                },
+                Some(_) => Err(refused),
+            };
+        }
+    };
+    let event = report.event().map_err(ApiError::bad_request)?;
+    apply(&rt, &job, event).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
+    let report: ProgressReport = parse(&body)?;
+    if report.progress > 100 {
+        return Err(ApiError::bad_request(format!("`progress` must be from 0 to 100, not {}", report.progress)));
+    }
+    let job = held(&rt, &id, &report.worker_id).await?;
+    apply(&rt, &job, StoneEvent::Progress(report.progress)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn heartbeat(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<Json<Value>> {
+    let report: LockReport = parse(&body)?;
+    held(&rt, &id, &report.worker_id).await?;
+    let until = now_ms() + report.lock_duration.max(100) as i64;
+    if rt.store().extend_jobs(&report.worker_id, &[id.as_str()], until).await? == 0 {
+        return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {}", report.worker_id)));
+    }
+    Ok(Json(json!({ "lockedUntil": until })))
+}
+
+async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
+    let report: FailureReport = parse(&body)?;
+    let job = held(&rt, &id, &report.worker_id).await?;
+    let retries = report.retries.or(job.retries.map(|r| r - 1)).unwrap_or(0);
+    if retries > 0 {
+        let at = now_ms() + report.retry_backoff as i64;
+        if !rt.store().retry_job(&id, &report.worker_id, Some(retries), at).await? {
+            return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {}", report.worker_id)));
+        }
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    // A start that went on to monitor fails in its monitor step.
+    let mut action = job.job.action;
+    if action == Action::Start
+        && let Some(task) = rt.store().task(&id).await?
+        && (task.record.status == "start.success" || task.record.status.starts_with("monitor."))
+    {
+        action = Action::Monitor;
+    }
+    apply(&rt, &job, StoneEvent::Failed { action, reason: report.reason }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
+    let report: LockReport = parse(&body)?;
+    held(&rt, &id, &report.worker_id).await?;
+    if !rt.store().retry_job(&id, &report.worker_id, None, now_ms()).await? {
+        return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {}", report.worker_id)));
+    }
+    rt.jobs_committed();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,215 @@
+//! The worker protocol over HTTP, shared by the server and the worker runner.
+//!
+//! A worker long-polls `POST /worker/fetch` for jobs of its topics (stone names); jobs come
+//! locked to it for `lockDuration` milliseconds. For each it reports lifecycle events to
+//! `POST /worker/jobs/{id}/event`, progress to `…/progress`, extends the lock with
+//! `…/heartbeat`, fails it with retries and a back-off through `…/fail`, or hands it back
+//! unfinished through `…/release`. Durations are milliseconds; times are milliseconds since
+//! the epoch.
+
+use flowstone_engine::{Action, Phase, StoneEvent, stone_status};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Where workers fetch jobs.
+pub const FETCH_PATH: &str = "/worker/fetch";
+
+/// The path of a report on a job: `what` is `event`, `progress`, `heartbeat`, `fail` or `release`.
+pub fn job_path(id: &str, what: &str) -> String {
+    format!("/worker/jobs/{id}/{what}")
+}
+
+fn default_max_jobs() -> u32 {
+    1
+}
+
+fn default_lock() -> u64 {
+    30_000
+}
+
+/// Asks for jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FetchRequest {
+    /// Who asks; the jobs are locked to it.
+    pub worker_id: String,
+    /// The stones it runs.
+    pub topics: Vec<String>,
+    /// At most this many jobs (default 1).
+    #[serde(default = "default_max_jobs")]
+    pub max_jobs: u32,
+    /// How long the jobs stay locked to it without a heartbeat (default 30,000).
+    #[serde(default = "default_lock")]
+    pub lock_duration: u64,
+    /// How long to wait for a job when none is free (default 0: answer at once).
+    #[serde(default)]
+    pub wait_time: u64,
+}
+
+/// A job locked to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockedJob {
+    /// The job id (its task record's id).
+    pub id: String,
+    /// The process instance it belongs to.
+    pub process_instance_id: String,
+    /// The stone that runs it.
+    pub stone: String,
+    /// What the stone is to do.
+    pub action: Action,
+    /// The task's params.
+    pub params: Value,
+    /// What the task put out before (for monitor, rollback, cancel, delete).
+    #[serde(default)]
+    pub outputs: Map<String, Value>,
+    /// When the lock ends unless extended.
+    pub locked_until: i64,
+    /// Retries left, once a worker has failed it with retries.
+    #[serde(default)]
+    pub retries: Option<i64>,
+}
+
+/// A lifecycle event: `status` is `<action>.<begin|success|failed>` or `mock.passed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventReport {
+    /// The worker holding the job.
+    pub worker_id: String,
+    /// The status reached.
+    pub status: String,
+    /// Outputs of a success.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub outputs: Map<String, Value>,
+    /// With `start.success`: the stone monitors the work next, in the same job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor: bool,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl EventReport {
+    /// The report of an engine event (progress goes through [`ProgressReport`]).
+    pub fn new(worker_id: &str, event: StoneEvent) -> Self {
+        let mut report = EventReport {
+            worker_id: worker_id.to_owned(),
+            status: String::new(),
+            outputs: Map::new(),
+            monitor: false,
+            reason: None,
+        };
+        report.status = match event {
+            StoneEvent::Begin(action) => stone_status(action, Phase::Begin),
+            StoneEvent::Success { action, outputs, monitor } => {
+                (report.outputs, report.monitor) = (outputs, monitor);
+                stone_status(action, Phase::Success)
+            }
+            StoneEvent::Failed { action, reason } => {
+                report.reason = Some(reason);
+                stone_status(action, Phase::Failed)
+            }
+            StoneEvent::Passed => stone_status(Action::Mock, Phase::Passed),
+            StoneEvent::Progress(_) => "progress".into(),
+        };
+        report
+    }
+
+    /// The engine event it reports.
+    ///
+    /// # Errors
+    /// A message naming a status that is not `<action>.<phase>`.
+    pub fn event(self) -> Result<StoneEvent, String> {
+        let bad = || {
+            format!(
+                "status `{}` is not <action>.<begin|success|failed> (actions: start, monitor, rollback, cancel, delete, mock) or mock.passed",
+                self.status
+            )
+        };
+        let (action, phase) = self.status.split_once('.').ok_or_else(bad)?;
+        let action = Action::parse(action).ok_or_else(bad)?;
+        Ok(match phase {
+            "begin" => StoneEvent::Begin(action),
+            "success" => StoneEvent::Success { action, outputs: self.outputs, monitor: self.monitor },
+            "failed" => StoneEvent::Failed { action, reason: self.reason.unwrap_or_else(|| "no reason given".into()) },
+            "passed" if action == Action::Mock => StoneEvent::Passed,
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// How far the work is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProgressReport {
+    /// The worker holding the job.
+    pub worker_id: String,
+    /// 0–100.
+    pub progress: u8,
+}
+
+/// Extends a lock, or hands a job back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockReport {
+    /// The worker holding the job.
+    pub worker_id: String,
+    /// The new lock, from now (default 30,000); ignored by `release`.
+    #[serde(default = "default_lock")]
+    pub lock_duration: u64,
+}
+
+/// A failure, possibly to be retried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailureReport {
+    /// The worker holding the job.
+    pub worker_id: String,
+    /// Why it failed.
+    pub reason: String,
+    /// Retries left: above 0, the job is handed out again after `retryBackoff`; 0 or absent
+    /// (with none left from an earlier failure) fails the task's current action.
+    #[serde(default)]
+    pub retries: Option<i64>,
+    /// How long to wait before the retry (default 0).
+    #[serde(default)]
+    pub retry_backoff: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_round_trip_through_their_report() {
+        let events = [
+            StoneEvent::Begin(Action::Rollback),
+            StoneEvent::Success {
+                action: Action::Start,
+                outputs: Map::from_iter([("a".into(), json!(1))]),
+                monitor: true,
+            },
+            StoneEvent::Failed { action: Action::Monitor, reason: "lost".into() },
+            StoneEvent::Passed,
+        ];
+        for event in events {
+            assert_eq!(EventReport::new("w", event.clone()).event(), Ok(event));
+        }
+    }
+
+    #[test]
+    fn malformed_statuses_are_named() {
+        let report = |status: &str| EventReport::new("w", StoneEvent::Passed).with_status(status);
+        for status in ["start", "launch.begin", "start.passed", "monitor.done"] {
+            assert!(report(status).event().is_err_and(|e| e.contains(status)), "{status}");
+        }
+    }
+
+    impl EventReport {
+        fn with_status(mut self, status: &str) -> Self {
+            status.clone_into(&mut self.status);
+            self
+        }
+    }
+}

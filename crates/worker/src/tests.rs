@@ -1,0 +1,140 @@
+//! The driver's lifecycle, seen through a reporter that records.
+
+use super::*;
+use serde_json::json;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<String>>,
+    refuse_after: Option<usize>,
+}
+
+impl Recorder {
+    fn seen(&self) -> Vec<String> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Progress for Recorder {
+    async fn progress(&self, percent: u8) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(format!("progress {percent}"));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Reporter for Recorder {
+    async fn report(&self, event: StoneEvent) -> Result<(), Refused> {
+        let mut events = self.events.lock().map_err(|_| Refused("poisoned".into()))?;
+        if self.refuse_after.is_some_and(|n| events.len() >= n) {
+            return Err(Refused("canceled".into()));
+        }
+        events.push(match event {
+            StoneEvent::Begin(a) => format!("{}.begin", a.name()),
+            StoneEvent::Success { action, outputs, monitor } => {
+                format!(
+                    "{}.success {}{}",
+                    action.name(),
+                    Value::Object(outputs),
+                    if monitor { " +monitor" } else { "" }
+                )
+            }
+            StoneEvent::Failed { action, reason } => format!("{}.failed {reason}", action.name()),
+            StoneEvent::Passed => "mock.passed".into(),
+            StoneEvent::Progress(p) => format!("progress {p}"),
+        });
+        Ok(())
+    }
+}
+
+/// Starts with `{"n": 1}`, monitors in two steps adding `{"m": 2}`.
+struct Watched;
+
+#[async_trait::async_trait]
+impl Stone for Watched {
+    fn name(&self) -> &str {
+        "Watched"
+    }
+    fn monitors(&self) -> bool {
+        true
+    }
+    async fn start(&self, work: &Work) -> StoneResult {
+        injected_failure(&work.params, Action::Start)?;
+        Ok(Map::from_iter([("n".to_owned(), json!(1))]))
+    }
+    async fn monitor(&self, work: &Work, progress: &dyn Progress) -> StoneResult {
+        assert_eq!(work.outputs.get("n"), Some(&json!(1)), "monitor sees the start's outputs");
+        progress.progress(50).await;
+        injected_failure(&work.params, Action::Monitor)?;
+        Ok(Map::from_iter([("m".to_owned(), json!(2))]))
+    }
+}
+
+fn work(params: Value) -> Work {
+    Work { params, outputs: Map::new() }
+}
+
+#[tokio::test]
+async fn a_monitoring_start_reports_start_then_monitor_in_one_job() {
+    let r = Recorder::default();
+    assert_eq!(drive(&Watched, Action::Start, work(json!({})), &r).await, Ok(()));
+    assert_eq!(
+        r.seen(),
+        [
+            "start.begin",
+            r#"start.success {"n":1} +monitor"#,
+            "monitor.begin",
+            "progress 50",
+            r#"monitor.success {"m":2}"#
+        ]
+    );
+}
+
+#[tokio::test]
+async fn failures_are_reported_with_their_reason_and_end_the_job() {
+    let r = Recorder::default();
+    let _ = drive(&Watched, Action::Start, work(json!({"fail": {"monitor": "lost"}})), &r).await;
+    assert_eq!(r.seen().last().map(String::as_str), Some("monitor.failed lost"));
+    let r = Recorder::default();
+    let _ = drive(&Watched, Action::Start, work(json!({"fail": true})), &r).await;
+    assert_eq!(r.seen(), ["start.begin", "start.failed start failure injected by the `fail` param"]);
+}
+
+#[tokio::test]
+async fn a_refused_report_stops_the_job() {
+    let r = Recorder { refuse_after: Some(2), ..Recorder::default() };
+    assert!(drive(&Watched, Action::Start, work(json!({})), &r).await.is_err());
+    assert_eq!(r.seen().len(), 2, "nothing runs after the refusal");
+}
+
+#[tokio::test]
+async fn default_actions_succeed_and_mock_passes() {
+    let r = Recorder::default();
+    for action in [Action::Rollback, Action::Cancel, Action::Delete, Action::Mock] {
+        assert_eq!(drive(&Watched, action, work(json!({})), &r).await, Ok(()));
+    }
+    assert_eq!(
+        r.seen(),
+        [
+            "rollback.begin",
+            "rollback.success {}",
+            "cancel.begin",
+            "cancel.success {}",
+            "delete.begin",
+            "delete.success {}",
+            "mock.begin",
+            "mock.passed"
+        ]
+    );
+}
+
+#[test]
+fn injected_failures_name_their_action() {
+    assert!(injected_failure(&json!({"fail": "disk full"}), Action::Start).is_err());
+    assert!(injected_failure(&json!({"fail": "disk full"}), Action::Rollback).is_ok());
+    assert_eq!(injected_failure(&json!({"fail": {"delete": "busy"}}), Action::Delete), Err("busy".into()));
+    assert!(injected_failure(&json!({"fail": false}), Action::Start).is_ok());
+}
