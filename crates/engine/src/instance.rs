@@ -353,9 +353,10 @@ impl Instance {
     }
 
     /// Whether the state must be kept after the instance ended: it has stone work that a
-    /// delete would undo.
-    pub fn undoable(&self) -> bool {
-        !self.ran.is_empty()
+    /// delete would undo, or it is itself a rollback, cancel or delete instance (which a
+    /// delete must refuse).
+    pub fn keeps_state(&self) -> bool {
+        !self.ran.is_empty() || self.kind != InstanceKind::Process
     }
 
     /// Applies a command and runs the instance to its next wait states.

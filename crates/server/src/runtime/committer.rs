@@ -390,8 +390,8 @@ impl Committer {
             row.final_vars = Some(Value::Object(inst.variables.clone()).to_string());
         }
         // A finished instance is loaded again only to be deleted: it keeps its state only when
-        // it has stone work to undo.
-        let state = if inst.active() || inst.undoable() {
+        // that has something to tell.
+        let state = if inst.active() || inst.keeps_state() {
             serde_json::to_string(inst).unwrap_or_default()
         } else {
             String::new()
