@@ -43,21 +43,37 @@ impl TestServer {
         Some(Self::start_on(dir, database).await)
     }
 
+    /// A server whose stone jobs all wait for workers.
+    pub async fn start_for_workers(backend: Backend) -> Option<Self> {
+        let dir = must(tempfile::tempdir());
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(postgres_database().await?),
+        };
+        Some(Self::start_with(dir, database, false).await)
+    }
+
     /// A server on `database` (SQLite in `dir` when `None`), with the examples deployed.
     pub async fn start_on(dir: tempfile::TempDir, database: Option<String>) -> Self {
+        Self::start_with(dir, database, true).await
+    }
+
+    async fn start_with(dir: tempfile::TempDir, database: Option<String>, in_process: bool) -> Self {
+        let stones = if in_process { flowstone_worker::builtin(&dir.path().join("machines")) } else { Vec::new() };
         let config = Config {
             listen: must("127.0.0.1:0".parse()),
             data_dir: dir.path().to_owned(),
             database: database.clone(),
             load_examples: true,
-            runtime: flowstone_server::RuntimeOptions {
-                stones: flowstone_worker::builtin(&dir.path().join("machines")),
-                ..flowstone_server::RuntimeOptions::default()
-            },
+            runtime: flowstone_server::RuntimeOptions { stones, ..flowstone_server::RuntimeOptions::default() },
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
         Self { server: Some(server), base, client: Client::new(), dir, database }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
     }
 
     /// Stops the server and starts a new one on the same database.

@@ -1,0 +1,196 @@
+//! The worker protocol through the real server, with no stone in-process: long-poll
+//! fetch-and-lock, lifecycle reports, progress, heartbeats, lock expiry, retries and
+//! refusals.
+
+mod common;
+
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A one-task model on stone `Probe`.
+const PROBE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn">
+  <process id="probe"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+  <serviceTask id="t" name="probe" flowstone:stone="Probe" flowstone:namespace="p"/><sequenceFlow sourceRef="t" targetRef="e"/>
+  <endEvent id="e"/></process></definitions>"#;
+
+fn fetch_body(worker: &str, wait_ms: u64, lock_ms: u64) -> Value {
+    json!({"workerId": worker, "topics": ["Probe"], "maxJobs": 5, "lockDuration": lock_ms, "waitTime": wait_ms})
+}
+
+async fn fetch(s: &TestServer, worker: &str, wait_ms: u64, lock_ms: u64) -> Vec<Value> {
+    let (status, jobs) = s.post("/worker/fetch", fetch_body(worker, wait_ms, lock_ms)).await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    jobs.as_array().cloned().unwrap_or_default()
+}
+
+async fn event(s: &TestServer, job: &str, worker: &str, status: &str, extra: Value) -> (StatusCode, Value) {
+    let mut body = json!({"workerId": worker, "status": status});
+    if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    s.post(&format!("/worker/jobs/{job}/event"), body).await
+}
+
+async fn started(s: &TestServer) -> String {
+    s.deploy(PROBE).await;
+    let p = s.start_process("probe", json!({"p": {"size": 3}})).await;
+    p["processInstanceId"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed(s: TestServer) {
+    s.deploy(PROBE).await;
+    let waiting = {
+        let (client, base) = (s.client.clone(), s.base.clone());
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let resp = client.post(format!("{base}/worker/fetch")).json(&fetch_body("w1", 20_000, 30_000)).send().await;
+            let jobs: Value = match resp {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(e) => panic!("{e}"),
+            };
+            (jobs, began.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let p = s.start_process("probe", json!({"p": {"size": 3}})).await;
+    let (jobs, waited) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(waited < Duration::from_secs(10), "answered at the commit, long before the wait ended ({waited:?})");
+    let job = &jobs[0];
+    assert_eq!(job["processInstanceId"], p["processInstanceId"]);
+    assert_eq!((job["stone"].as_str(), job["action"].as_str()), (Some("Probe"), Some("start")));
+    assert_eq!(job["params"]["size"], 3);
+    assert!(job["lockedUntil"].as_i64().is_some_and(|t| t > 0));
+}
+
+async fn an_empty_fetch_answers_when_the_wait_ends(s: TestServer) {
+    let began = Instant::now();
+    assert!(fetch(&s, "w1", 300, 1000).await.is_empty());
+    assert!(began.elapsed() >= Duration::from_millis(300));
+}
+
+async fn reports_need_the_lock_and_repeats_are_harmless(s: TestServer) {
+    let id = started(&s).await;
+    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    assert!(fetch(&s, "w2", 0, 30_000).await.is_empty(), "a locked job is not handed out twice");
+    let (status, body) = event(&s, &job, "w2", "start.begin", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("locked by worker w1"), "{body}");
+    for _ in 0..2 {
+        assert_eq!(event(&s, &job, "w1", "start.begin", json!({})).await.0, StatusCode::NO_CONTENT);
+    }
+    let (status, body) = event(&s, &job, "w1", "rollback.begin", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let done = json!({"outputs": {"made": "x"}, "monitor": true});
+    assert_eq!(event(&s, &job, "w1", "start.success", done).await.0, StatusCode::NO_CONTENT);
+    let (status, _) = s.post(&format!("/worker/jobs/{job}/progress"), json!({"workerId": "w1", "progress": 60})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let task = &s.tasks(&id).await[0];
+    assert_eq!((task["status"].as_str(), task["progress"].as_u64()), (Some("monitor.begin"), Some(60)));
+    let finished = json!({"outputs": {"state": "ok"}});
+    for _ in 0..2 {
+        let (status, body) = event(&s, &job, "w1", "monitor.success", finished.clone()).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "the same last event again is harmless: {body}");
+    }
+    let (status, _) = event(&s, &job, "w1", "monitor.failed", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a closed job takes no other event");
+    let p = s.process(&id).await;
+    assert_eq!(p["processStatus"], "success");
+    let native: Value = serde_json::from_str(p["nativeOutputs"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(native["p"], json!({"size": 3, "made": "x", "state": "ok"}), "outputs land under the namespace");
+}
+
+async fn an_expired_lock_is_handed_out_again_and_heartbeats_keep_it(s: TestServer) {
+    started(&s).await;
+    let job = fetch(&s, "w1", 0, 400).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let beat = |worker: &str| json!({"workerId": worker, "lockDuration": 400});
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, body) = s.post(&format!("/worker/jobs/{job}/heartbeat"), beat("w1")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(fetch(&s, "w2", 0, 400).await.is_empty(), "a heartbeat keeps the lock");
+    }
+    let again = fetch(&s, "w2", 3_000, 30_000).await;
+    assert_eq!(again[0]["id"], json!(job), "handed out again once the lock ended");
+    let (status, _) = s.post(&format!("/worker/jobs/{job}/heartbeat"), beat("w1")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the old holder lost it");
+}
+
+async fn a_failure_with_retries_waits_its_back_off_then_fails_the_task_and_rolls_back(s: TestServer) {
+    let id = started(&s).await;
+    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(event(&s, &job, "w1", "start.begin", json!({})).await.0, StatusCode::NO_CONTENT);
+    let retry = json!({"workerId": "w1", "reason": "flaky", "retries": 1, "retryBackoff": 500});
+    assert_eq!(s.post(&format!("/worker/jobs/{job}/fail"), retry).await.0, StatusCode::NO_CONTENT);
+    assert!(fetch(&s, "w2", 0, 30_000).await.is_empty(), "the back-off holds");
+    let again = fetch(&s, "w2", 5_000, 30_000).await;
+    assert_eq!((again[0]["id"].as_str(), again[0]["retries"].as_i64()), (Some(job.as_str()), Some(1)));
+    let last = json!({"workerId": "w2", "reason": "still flaky"});
+    assert_eq!(s.post(&format!("/worker/jobs/{job}/fail"), last).await.0, StatusCode::NO_CONTENT);
+    let p = s.process(&id).await;
+    assert_eq!(p["processStatus"], "rollingBack");
+    let task = &s.tasks(&id).await[0];
+    assert_eq!((task["status"].as_str(), task["reason"].as_str()), (Some("start.failed"), Some("still flaky")));
+    let rollback = fetch(&s, "w1", 0, 30_000).await;
+    assert_eq!(rollback[0]["action"], "rollback");
+    assert_eq!(rollback[0]["processInstanceId"], p["rollbackProcessInstanceId"]);
+}
+
+async fn malformed_protocol_requests_are_400_naming_the_fault(s: TestServer) {
+    let cases = [
+        ("/worker/fetch", json!({"workerId": "", "topics": ["Probe"]}), "workerId"),
+        ("/worker/fetch", json!({"workerId": "w", "topics": []}), "topics"),
+        ("/worker/fetch", json!({"workerId": "w", "topics": ["Probe"], "maxJobs": 0}), "maxJobs"),
+        ("/worker/fetch", json!({"workerId": "w", "topics": ["Probe"], "waitTime": 600_000}), "waitTime"),
+        ("/worker/fetch", json!({"workerId": "w", "topic": ["Probe"]}), "unknown field"),
+    ];
+    for (path, body, named) in cases {
+        let (status, answer) = s.post(path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["message"].as_str().unwrap_or_default().contains(named), "{named}: {answer}");
+    }
+    started(&s).await;
+    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (status, answer) = event(&s, &job, "w1", "start.done", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["message"].as_str().unwrap_or_default().contains("start.done"), "{answer}");
+    let (status, _) = s.post(&format!("/worker/jobs/{job}/progress"), json!({"workerId": "w1", "progress": 101})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = event(&s, "no-such-job", "w1", "start.begin", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+macro_rules! on_backend {
+    ($backend:expr, $($name:ident),*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(s) = TestServer::start_for_workers($backend).await else { return };
+            super::$name(s).await;
+        }
+    )*};
+}
+
+macro_rules! every_test {
+    ($backend:expr) => {
+        on_backend!(
+            $backend,
+            a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed,
+            an_empty_fetch_answers_when_the_wait_ends,
+            reports_need_the_lock_and_repeats_are_harmless,
+            an_expired_lock_is_handed_out_again_and_heartbeats_keep_it,
+            a_failure_with_retries_waits_its_back_off_then_fails_the_task_and_rolls_back,
+            malformed_protocol_requests_are_400_naming_the_fault
+        );
+    };
+}
+
+mod sqlite {
+    use super::*;
+    every_test!(Backend::Sqlite);
+}
+
+mod postgres {
+    use super::*;
+    every_test!(Backend::Postgres);
+}
