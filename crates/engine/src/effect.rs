@@ -156,6 +156,14 @@ pub enum Effect {
         /// The task record of the job.
         record_id: String,
     },
+    /// The job's start is done and the stone monitors the work: whoever holds the job next
+    /// (after its worker died) monitors with these outputs instead of starting again.
+    MonitorJob {
+        /// The task record of the job.
+        record_id: String,
+        /// What the start put out.
+        outputs: Map<String, Value>,
+    },
     /// Start a new instance that rolls back, cancels or deletes the stone work of this one.
     Spawn(Box<Spawned>),
 }

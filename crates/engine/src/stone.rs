@@ -64,6 +64,7 @@ impl Instance {
             StoneEvent::Success { outputs, monitor, .. } => {
                 let outputs = self.keep_outputs(&id, outputs);
                 if monitor && action == Action::Start {
+                    step.effects.push(Effect::MonitorJob { record_id: id.clone(), outputs: outputs.clone() });
                     self.update(step, &id, |r| {
                         r.status = status;
                         r.outputs = Some(Value::Object(outputs));

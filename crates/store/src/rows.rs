@@ -148,11 +148,18 @@ pub struct WriteBatch {
     pub jobs: Vec<JobRow>,
     /// Jobs to remove, by task record id.
     pub dropped_jobs: Vec<String>,
+    /// Jobs whose start is done, by task record id: they keep their lock, and whoever takes
+    /// them next monitors with these outputs.
+    pub monitoring_jobs: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
 }
 
 impl WriteBatch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty() && self.tasks.is_empty() && self.jobs.is_empty() && self.dropped_jobs.is_empty()
+        self.instances.is_empty()
+            && self.tasks.is_empty()
+            && self.jobs.is_empty()
+            && self.dropped_jobs.is_empty()
+            && self.monitoring_jobs.is_empty()
     }
 }

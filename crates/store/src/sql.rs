@@ -168,6 +168,7 @@ macro_rules! sql_store {
             Tasks(&'a [&'a TaskRow]),
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
+            Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
         }
 
         fn encode(work: &Work<'_>) -> QueryBuilder<$db> {
@@ -233,6 +234,12 @@ macro_rules! sql_store {
                             .push_bind((!j.job.outputs.is_empty()).then(|| serde_json::Value::Object(j.job.outputs.clone()).to_string()));
                     });
                     q.push(ON_JOB_CONFLICT);
+                    q
+                }
+                Work::Monitoring((record_id, outputs)) => {
+                    let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET action = 'monitor', outputs = ");
+                    q.push_bind(serde_json::Value::Object(outputs.clone()).to_string());
+                    q.push(" WHERE record_id = ").push_bind(record_id.as_str());
                     q
                 }
                 Work::Drops(chunk) => {
@@ -328,6 +335,7 @@ macro_rules! sql_store {
                 let mut work: std::collections::VecDeque<Work<'_>> = chunks(&instances).into_iter().map(Work::Instances).collect();
                 work.extend(chunks(&tasks).into_iter().map(Work::Tasks));
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
+                work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {

@@ -113,7 +113,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
         instances: vec![(instance("i1", "m", "running", 5), "{\"s\":1}".into())],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: record("r1", "t1", "produce.success", 5) }],
         jobs: vec![job("i1", "r1", 5)],
-        dropped_jobs: vec![],
+        ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
     assert_eq!(must(store.instance("i1")).await.map(|i| i.status), Some("running".into()));
@@ -123,9 +123,22 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     assert_eq!((taken.len(), taken[0].owner.as_deref(), taken[0].locked_until), (1, Some("me"), Some(1010)));
     assert_eq!(taken[0].job.params, json!({"a": 1}));
 
+    // A start that monitors: the job keeps its lock and turns into a monitor job.
+    let mut row = instance("i1", "m", "running", 5);
+    row.version = 2;
+    let outputs = json!({"machineId": "m1"}).as_object().cloned().unwrap_or_default();
+    let batch = WriteBatch {
+        instances: vec![(row, "{}".into())],
+        monitoring_jobs: vec![("r1".into(), outputs.clone())],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let held = must(store.job("r1")).await.unwrap_or_else(|| panic!("job gone"));
+    assert_eq!((held.job.action, held.owner.as_deref(), held.job.outputs), (Action::Monitor, Some("me"), outputs));
+
     // An update replaces the mutable columns and keeps the rest.
     let mut done = instance("i1", "m", "completed", 999);
-    done.version = 2;
+    done.version = 3;
     done.end_time = Some(9);
     done.outputs = Some("{\"o\":1}".into());
     let mut finished = record("r1", "t1", "start.success", 999);
@@ -134,8 +147,8 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     let batch = WriteBatch {
         instances: vec![(done, "{}".into())],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: finished }],
-        jobs: vec![],
         dropped_jobs: vec!["r1".into()],
+        ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
     let row = must(store.instance("i1")).await.unwrap_or_else(|| panic!("instance gone"));
@@ -145,7 +158,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     assert_eq!(task.record.outputs, Some(json!({"b": 2})));
     assert_eq!(task.record.params, Some(json!({"a": 1})));
     assert!(must(store.acquire_jobs(acquire(&["noop"], "other", 99_999))).await.is_empty(), "dropped job is gone");
-    assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 2)]);
+    assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 3)]);
 }
 
 async fn a_failed_batch_writes_nothing(store: &dyn Store) {

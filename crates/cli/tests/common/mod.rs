@@ -77,3 +77,53 @@ impl Drop for Serve {
         let _ = self.0.wait();
     }
 }
+
+/// A `flowstone worker` process.
+pub struct Worker(pub Child);
+
+impl Worker {
+    /// `flowstone worker --server BASE ARGS…`.
+    pub fn start(base: &str, args: &[&str]) -> Self {
+        let child = must(
+            Command::new(BIN)
+                .args(["worker", "--server", base])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(if std::env::var_os("FLOWSTONE_TEST_LOGS").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
+                .spawn(),
+        );
+        Worker(child)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit (after its grace period).
+    pub fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        assert!(must(Command::new("kill").args(["-TERM", &pid]).status()).success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(code) = must(self.0.try_wait()) {
+                assert!(code.success(), "worker exited with {code}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "worker ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the worker at once (SIGKILL): its jobs stay locked until their lock ends.
+    pub fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

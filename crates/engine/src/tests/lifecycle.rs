@@ -74,6 +74,9 @@ fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
     ));
     assert_eq!(h.records()[0].status, "start.success");
     assert_eq!(h.open_at("a").len(), 1, "monitoring keeps the task open");
+    let record_id = h.open_at("a")[0].clone();
+    let outputs = vars(json!({"machineId": "m1"}));
+    assert!(h.effects.contains(&Effect::MonitorJob { record_id, outputs }), "a worker taking over monitors");
     ok(h.event("a", StoneEvent::Progress(40)));
     assert_eq!((h.records()[0].status.as_str(), h.records()[0].progress), ("monitor.begin", Some(40)));
     ok(h.event("a", StoneEvent::Begin(Action::Monitor)));

@@ -422,6 +422,7 @@ impl Committer {
                         retries: None,
                     });
                 }
+                Effect::MonitorJob { record_id, outputs } => into.batch.monitoring_jobs.push((record_id, outputs)),
                 Effect::DropJob { record_id } => {
                     into.batch.jobs.retain(|j| j.job.record_id != record_id);
                     into.batch.dropped_jobs.push(record_id);
