@@ -19,7 +19,8 @@ pub(crate) struct BenchArgs {
     /// Workloads: w1, w2, w3 (comma separated).
     #[arg(long, default_value = "w1,w2,w3", value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Modes: engine, sqlite, postgres, http (comma separated).
+    /// Modes: engine, sqlite, postgres, http; dispatch and workers measure stone jobs through
+    /// the worker protocol (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -125,6 +126,24 @@ impl Figures {
     }
 }
 
+impl Figures {
+    fn print_latency(&self, what: &str) {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .map_or(0.0, |v| f64::from(*v) / 1000.0)
+        };
+        println!(
+            "{what}: {} jobs  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            self.completed,
+            pct(0.5),
+            pct(0.99),
+            l.last().map_or(0.0, |m| f64::from(*m) / 1000.0)
+        );
+    }
+}
+
 /// Peak resident memory of this process so far (`VmHWM`), in MiB.
 fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -157,13 +176,39 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     for mode in &args.modes {
+        match mode.as_str() {
+            "dispatch" => {
+                let latencies = crate::jobs_bench::dispatch(2_000).await?;
+                let figures = Figures { completed: latencies.len() as u64, elapsed: Duration::ZERO, latencies };
+                figures.print_latency("dispatch: job committed -> waiting worker has it");
+                continue;
+            }
+            "workers" => {
+                // A backlog that fits the committer's cache of live instances.
+                let count = 40_000;
+                let (done, elapsed) = crate::jobs_bench::workers(count, 4, args.concurrency.max(1)).await?;
+                println!(
+                    "jobs through HTTP, 4 workers x{}: {:>9.0} jobs/s ({done} jobs in {:.2} s, peak RSS {} MiB)",
+                    args.concurrency,
+                    done as f64 / elapsed.as_secs_f64(),
+                    elapsed.as_secs_f64(),
+                    peak_rss_mib()
+                );
+                continue;
+            }
+            _ => {}
+        }
         for &w in &workloads {
             let xml = source(&args, w)?;
             let figures = match mode.as_str() {
                 "engine" => engine(w, &xml, args.seconds)?,
                 "sqlite" | "postgres" => durable(w, &xml, &args, mode).await?,
                 "http" => http(w, &xml, &args).await?,
-                other => return Err(format!("unknown mode `{other}`; use engine, sqlite, postgres or http")),
+                other => {
+                    return Err(format!(
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch or workers"
+                    ));
+                }
             };
             let label = if mode == "engine" { mode.clone() } else { format!("{mode} x{}", args.concurrency) };
             figures.print(w, &label);

@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod client;
+mod jobs_bench;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -123,6 +123,11 @@ impl Server {
         Ok(Self { addr, runtime, shutdown, task })
     }
 
+    /// The runtime behind it (benchmarks start instances through it directly).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// The address it listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr

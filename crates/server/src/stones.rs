@@ -141,7 +141,7 @@ impl StoneRunner {
         let reporter =
             InProcess { runtime: self.runtime.clone(), instance: &row.instance_id, record: &row.job.record_id };
         let work = Work { params: row.job.params.clone(), outputs: row.job.outputs.clone() };
-        if let Err(Refused(message)) = drive(stone.as_ref(), row.job.action, work, &reporter).await {
+        if let Err(Refused(message)) = drive(stone.as_ref(), row.job.action, work, false, &reporter).await {
             tracing::debug!(job = %row.job.record_id, %message, "job no longer wanted");
         }
     }

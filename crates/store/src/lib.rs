@@ -11,7 +11,7 @@ mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
-pub use rows::{Acquire, InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
+pub use rows::{Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -83,6 +83,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A queued job by its task record id.
     async fn job(&self, record_id: &str) -> Result<Option<JobRow>>;
+
+    /// Who holds the queued jobs among these task record ids: what a worker's report is
+    /// checked against, without the jobs' params.
+    async fn leases(&self, record_ids: &[&str]) -> Result<Vec<JobLease>>;
 
     /// Hands a job `owner` holds back to the queue, to be taken again from `available_at`
     /// (with `retries` left, when given); false when `owner` does not hold it.

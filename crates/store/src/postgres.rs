@@ -30,6 +30,12 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// PostgreSQL takes concurrent writers: no turn to wait for.
+    #[allow(clippy::unused_async)]
+    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     /// Creates a new empty database beside the one `url` names, and returns its URL: every
     /// test run and benchmark gets a database of its own.
     ///

@@ -118,6 +118,21 @@ pub struct JobRow {
     pub retries: Option<i64>,
 }
 
+/// Who holds a queued job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLease {
+    /// The job's task record.
+    pub record_id: String,
+    /// The instance it belongs to.
+    pub instance_id: String,
+    /// What it asks of its stone.
+    pub action: flowstone_engine::Action,
+    /// Who holds it, if anyone.
+    pub owner: Option<String>,
+    /// Retries left, once a worker has said.
+    pub retries: Option<i64>,
+}
+
 /// Which jobs to take over, and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Acquire<'a> {

@@ -80,8 +80,8 @@ macro_rules! sql_store {
             ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, chunks, json, last_per_id,
         };
         use $crate::{
-            Acquire, InstanceFilter, InstanceRow, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError, TaskRow,
-            WriteBatch,
+            Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError,
+            TaskRow, WriteBatch,
         };
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -257,6 +257,7 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>> {
+                let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let mut rows = Vec::with_capacity(models.len());
                 for m in models {
@@ -337,6 +338,7 @@ macro_rules! sql_store {
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
+                let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {
                     // Jobs for workers: servers with a worker waiting hear of them at the commit.
@@ -433,6 +435,7 @@ macro_rules! sql_store {
             }
 
             async fn release_jobs(&self, owner: &str) -> Result<u64> {
+                let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let released = sqlx::query("UPDATE jobs SET owner = NULL, locked_until = NULL WHERE owner = $1")
                     .bind(owner)
@@ -452,6 +455,7 @@ macro_rules! sql_store {
                 if a.stones.is_empty() || a.limit == 0 {
                     return Ok(Vec::new());
                 }
+                let _writing = self.writing().await;
                 let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET owner = ");
                 q.push_bind(a.owner).push(", locked_until = ").push_bind(a.until);
                 q.push(" WHERE record_id IN (SELECT record_id FROM jobs WHERE stone IN (");
@@ -477,7 +481,34 @@ macro_rules! sql_store {
                 row.as_ref().map(job_row).transpose()
             }
 
+            async fn leases(&self, record_ids: &[&str]) -> Result<Vec<JobLease>> {
+                let mut out = Vec::with_capacity(record_ids.len());
+                for chunk in chunks(record_ids) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT record_id, instance_id, action, owner, retries FROM jobs WHERE record_id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&self.pool).await? {
+                        let action: String = r.try_get("action")?;
+                        out.push(JobLease {
+                            record_id: r.try_get("record_id")?,
+                            instance_id: r.try_get("instance_id")?,
+                            action: Action::parse(&action)
+                                .ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))?,
+                            owner: r.try_get("owner")?,
+                            retries: r.try_get("retries")?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
             async fn retry_job(&self, record_id: &str, owner: &str, retries: Option<i64>, available_at: i64) -> Result<bool> {
+                let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let updated = sqlx::query(
                     "UPDATE jobs SET owner = NULL, locked_until = $1, retries = COALESCE($2, retries)
@@ -498,6 +529,7 @@ macro_rules! sql_store {
             }
 
             async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<u64> {
+                let _writing = self.writing().await;
                 let mut extended = 0;
                 for chunk in chunks(record_ids) {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET locked_until = ");

@@ -13,6 +13,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer: writes queue here, in order, instead of meeting in SQLite's
+    /// busy handler, which sleeps in steps of milliseconds.
+    writer: Arc<tokio::sync::Mutex<()>>,
     _checkpointer: Option<Arc<Checkpointer>>,
 }
 
@@ -77,7 +80,12 @@ impl SqliteStore {
                 }
             })))
         });
-        Ok(Self { pool, _checkpointer: checkpointer })
+        Ok(Self { pool, writer: Arc::default(), _checkpointer: checkpointer })
+    }
+
+    /// Waits for the turn to write.
+    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writer.lock().await)
     }
 }
 

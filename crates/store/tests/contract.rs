@@ -3,8 +3,8 @@
 
 use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
-    Acquire, InstanceFilter, InstanceRow, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError, TaskRow,
-    WriteBatch,
+    Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError,
+    TaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -312,6 +312,15 @@ async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off
     must(store.commit(&WriteBatch { instances: vec![(row, "{}".into())], jobs: vec![rerun], ..WriteBatch::default() }))
         .await;
     let stored = must(store.job("j")).await.unwrap_or_else(|| panic!("job gone"));
+    let leases = must(store.leases(&["j", "nope"])).await;
+    let lease = JobLease {
+        record_id: "j".into(),
+        instance_id: "i".into(),
+        action: Action::Monitor,
+        owner: None,
+        retries: None,
+    };
+    assert_eq!(leases, [lease]);
     assert_eq!((stored.job.action, stored.owner, stored.retries), (Action::Monitor, None, None));
     assert_eq!(stored.job.outputs["machineId"], json!("m1"));
     let inst = must(store.instance("i")).await.unwrap_or_else(|| panic!("instance gone"));

@@ -106,14 +106,23 @@ pub trait Reporter: Progress {
     async fn report(&self, event: StoneEvent) -> Result<(), Refused>;
 }
 
-/// Runs `action` of a job through `stone`, reporting each step: `<action>.begin`, then
-/// `.success` with outputs or `.failed` with the reason (`mock.passed` when a mock has
-/// nothing to do); a start that monitors goes on to `monitor.*` in the same job.
+/// Runs `action` of a job through `stone`, reporting each step: `<action>.begin` (unless
+/// `begun`: the server recorded it when it handed the job out), then `.success` with
+/// outputs or `.failed` with the reason (`mock.passed` when a mock has nothing to do); a
+/// start that monitors goes on to `monitor.*` in the same job.
 ///
 /// # Errors
 /// [`Refused`] when the engine no longer wants the job.
-pub async fn drive(stone: &dyn Stone, action: Action, work: Work, reporter: &dyn Reporter) -> Result<(), Refused> {
-    reporter.report(StoneEvent::Begin(action)).await?;
+pub async fn drive(
+    stone: &dyn Stone,
+    action: Action,
+    work: Work,
+    begun: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), Refused> {
+    if !begun {
+        reporter.report(StoneEvent::Begin(action)).await?;
+    }
     let done = |result: StoneResult, monitor| match result {
         Ok(outputs) => StoneEvent::Success { action, outputs, monitor },
         Err(reason) => StoneEvent::Failed { action, reason },

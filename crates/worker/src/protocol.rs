@@ -1,7 +1,9 @@
 //! The worker protocol over HTTP, shared by the server and the worker runner.
 //!
 //! A worker long-polls `POST /worker/fetch` for jobs of its topics (stone names); jobs come
-//! locked to it for `lockDuration` milliseconds. For each it reports lifecycle events to
+//! locked to it for `lockDuration` milliseconds, and handing a job out records its
+//! `<action>.begin` (a worker reporting it again does no harm). For each it reports lifecycle
+//! events to
 //! `POST /worker/jobs/{id}/event`, progress to `…/progress`, extends the lock with
 //! `…/heartbeat`, fails it with retries and a back-off through `…/fail`, or hands it back
 //! unfinished through `…/release`. Durations are milliseconds; times are milliseconds since
@@ -13,6 +15,9 @@ use serde_json::{Map, Value};
 
 /// Where workers fetch jobs.
 pub const FETCH_PATH: &str = "/worker/fetch";
+
+/// Where workers send many events at once.
+pub const EVENTS_PATH: &str = "/worker/events";
 
 /// The path of a report on a job: `what` is `event`, `progress`, `heartbeat`, `fail` or `release`.
 pub fn job_path(id: &str, what: &str) -> String {
@@ -136,6 +141,74 @@ impl EventReport {
             _ => return Err(bad()),
         })
     }
+}
+
+/// Many events, of jobs one worker holds, in one request: each is applied as if sent alone,
+/// and answered in [`EventOutcome`]s in the same order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventBatch {
+    /// The worker holding the jobs.
+    pub worker_id: String,
+    /// The events.
+    pub events: Vec<JobEvent>,
+}
+
+/// One event of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobEvent {
+    /// The job.
+    pub job_id: String,
+    /// As in [`EventReport`].
+    pub status: String,
+    /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub outputs: Map<String, Value>,
+    /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor: bool,
+    /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl JobEvent {
+    /// The single report it stands for.
+    pub fn report(self, worker_id: &str) -> EventReport {
+        EventReport {
+            worker_id: worker_id.to_owned(),
+            status: self.status,
+            outputs: self.outputs,
+            monitor: self.monitor,
+            reason: self.reason,
+        }
+    }
+
+    /// The batch entry of a single report.
+    pub fn of(job_id: &str, report: EventReport) -> Self {
+        JobEvent {
+            job_id: job_id.to_owned(),
+            status: report.status,
+            outputs: report.outputs,
+            monitor: report.monitor,
+            reason: report.reason,
+        }
+    }
+}
+
+/// How one event of a batch went: the HTTP status it would have had alone, and the
+/// message of a refusal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventOutcome {
+    /// The job.
+    pub job_id: String,
+    /// 204 when applied (or a harmless repeat), else the refusal's status.
+    pub status: u16,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// How far the work is.

@@ -5,13 +5,16 @@
 //! restart. On stop it fetches nothing more, lets the jobs in hand finish for a grace period,
 //! and hands the rest back so that another worker takes them at once.
 
-use crate::protocol::{EventReport, FETCH_PATH, FetchRequest, LockReport, LockedJob, ProgressReport, job_path};
+use crate::protocol::{
+    EVENTS_PATH, EventBatch, EventOutcome, EventReport, FETCH_PATH, FetchRequest, JobEvent, LockReport, LockedJob,
+    ProgressReport, job_path,
+};
 use crate::{Progress, Refused, Reporter, Stone, Work, drive};
 use flowstone_engine::StoneEvent;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// How a worker runs.
@@ -56,18 +59,23 @@ impl Worker {
 
     /// Runs until `stop` resolves, then winds down (see the module docs).
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
+        let (events, gathered) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(send_events(self.client.clone(), self.options.clone(), gathered));
         let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let batch = (self.options.concurrency / 4).max(1);
         let in_hand: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut jobs = JoinSet::new();
         let mut pause = Duration::from_millis(100);
         tokio::pin!(stop);
         loop {
             while jobs.try_join_next().is_some() {}
+            // A busy worker fetches once a quarter of its slots is free, not slot by slot.
             let free = permits.available_permits();
+            let enough = free >= batch || jobs.is_empty();
             let fetched = tokio::select! {
                 () = &mut stop => break,
-                _ = permits.acquire(), if free == 0 => continue,
-                fetched = self.fetch(free), if free > 0 => fetched,
+                _ = permits.acquire_many(batch as u32), if !enough => continue,
+                fetched = self.fetch(free), if enough => fetched,
             };
             match fetched {
                 Ok(locked) => {
@@ -76,7 +84,7 @@ impl Worker {
                         let Ok(permit) = permits.clone().try_acquire_owned() else { break };
                         let Some(stone) = self.stones.get(&job.stone).cloned() else { continue };
                         lock(&in_hand).insert(job.id.clone());
-                        let (ctx, in_hand) = (self.job_context(&job), in_hand.clone());
+                        let (ctx, in_hand) = (self.job_context(&job, events.clone()), in_hand.clone());
                         jobs.spawn(async move {
                             ctx.run(stone, job.clone()).await;
                             lock(&in_hand).remove(&job.id);
@@ -98,6 +106,7 @@ impl Worker {
         tracing::info!(jobs = jobs.len(), "stopping: no more fetches; letting jobs in hand finish");
         let _ = tokio::time::timeout(self.options.grace, async { while jobs.join_next().await.is_some() {} }).await;
         jobs.abort_all();
+        sender.abort();
         let left: Vec<String> = lock(&in_hand).drain().collect();
         for id in left {
             let body = LockReport { worker_id: self.options.worker_id.clone(), lock_duration: 0 };
@@ -114,7 +123,7 @@ impl Worker {
         let request = FetchRequest {
             worker_id: self.options.worker_id.clone(),
             topics: self.stones.keys().cloned().collect(),
-            max_jobs: max as u32,
+            max_jobs: max.min(1000) as u32,
             lock_duration: self.options.lock.as_millis() as u64,
             wait_time: self.options.wait.as_millis() as u64,
         };
@@ -126,13 +135,60 @@ impl Worker {
         post(&self.client, &self.options.server, path, body, self.options.wait + Duration::from_secs(10)).await
     }
 
-    fn job_context(&self, job: &LockedJob) -> JobContext {
+    fn job_context(&self, job: &LockedJob, events: mpsc::UnboundedSender<Pending>) -> JobContext {
         JobContext {
             client: self.client.clone(),
             server: self.options.server.clone(),
             worker_id: self.options.worker_id.clone(),
             job: job.id.clone(),
             lock: self.options.lock,
+            events,
+        }
+    }
+}
+
+/// An event waiting to be sent, and who waits for its outcome.
+type Pending = (JobEvent, oneshot::Sender<Result<(), Refused>>);
+
+/// Sends the events of every job in hand in shared requests: while one request is under
+/// way, the next events gather, so a busy worker sends few large requests (and they share
+/// the server's commits) while an idle one sends each event at once.
+async fn send_events(client: reqwest::Client, options: WorkerOptions, mut gathered: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = gathered.recv().await {
+        let mut pending = vec![first];
+        while pending.len() < 1000 {
+            match gathered.try_recv() {
+                Ok(more) => pending.push(more),
+                Err(_) => break,
+            }
+        }
+        let (events, waiting): (Vec<JobEvent>, Vec<_>) = pending.into_iter().unzip();
+        let batch = EventBatch { worker_id: options.worker_id.clone(), events };
+        let mut pause = Duration::from_millis(100);
+        let outcomes = loop {
+            match post(&client, &options.server, EVENTS_PATH, &batch, Duration::from_secs(30)).await {
+                Ok(answer) => match serde_json::from_value::<Vec<EventOutcome>>(answer) {
+                    Ok(outcomes) if outcomes.len() == waiting.len() => {
+                        break outcomes
+                            .into_iter()
+                            .map(|o| match o.message {
+                                Some(message) if !(200..300).contains(&o.status) => Err(Refused(message)),
+                                _ => Ok(()),
+                            })
+                            .collect::<Vec<_>>();
+                    }
+                    _ => break vec![Err(Refused("unexpected answer to a batch of events".into())); waiting.len()],
+                },
+                Err(CallError::Refused(message)) => break vec![Err(Refused(message)); waiting.len()],
+                Err(CallError::Transient(message)) => {
+                    tracing::warn!(events = waiting.len(), %message, retry_in = ?pause, "events not delivered");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        for (reply, outcome) in waiting.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -170,13 +226,15 @@ struct JobContext {
     worker_id: String,
     job: String,
     lock: Duration,
+    /// Where events go to be sent with those of other jobs.
+    events: mpsc::UnboundedSender<Pending>,
 }
 
 impl JobContext {
     async fn run(&self, stone: Arc<dyn Stone>, job: LockedJob) {
         let work = Work { params: job.params, outputs: job.outputs };
         let result = tokio::select! {
-            result = drive(stone.as_ref(), job.action, work, self) => result,
+            result = drive(stone.as_ref(), job.action, work, true, self) => result,
             lost = self.heartbeats() => Err(lost),
         };
         if let Err(Refused(message)) = result {
@@ -215,19 +273,9 @@ impl Progress for JobContext {
 #[async_trait::async_trait]
 impl Reporter for JobContext {
     async fn report(&self, event: StoneEvent) -> Result<(), Refused> {
-        let body = EventReport::new(&self.worker_id, event);
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match post(&self.client, &self.server, &job_path(&self.job, "event"), &body, Duration::from_secs(30)).await
-            {
-                Ok(_) => return Ok(()),
-                Err(CallError::Refused(message)) => return Err(Refused(message)),
-                Err(CallError::Transient(message)) => {
-                    tracing::warn!(job = %self.job, %message, retry_in = ?pause, "event not delivered");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        let (reply, outcome) = oneshot::channel();
+        let event = JobEvent::of(&self.job, EventReport::new(&self.worker_id, event));
+        self.events.send((event, reply)).map_err(|_| Refused("the worker is stopping".into()))?;
+        outcome.await.map_err(|_| Refused("the worker is stopping".into()))?
     }
 }

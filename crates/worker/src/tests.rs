@@ -80,7 +80,7 @@ fn work(params: Value) -> Work {
 #[tokio::test]
 async fn a_monitoring_start_reports_start_then_monitor_in_one_job() {
     let r = Recorder::default();
-    assert_eq!(drive(&Watched, Action::Start, work(json!({})), &r).await, Ok(()));
+    assert_eq!(drive(&Watched, Action::Start, work(json!({})), false, &r).await, Ok(()));
     assert_eq!(
         r.seen(),
         [
@@ -96,17 +96,24 @@ async fn a_monitoring_start_reports_start_then_monitor_in_one_job() {
 #[tokio::test]
 async fn failures_are_reported_with_their_reason_and_end_the_job() {
     let r = Recorder::default();
-    let _ = drive(&Watched, Action::Start, work(json!({"fail": {"monitor": "lost"}})), &r).await;
+    let _ = drive(&Watched, Action::Start, work(json!({"fail": {"monitor": "lost"}})), false, &r).await;
     assert_eq!(r.seen().last().map(String::as_str), Some("monitor.failed lost"));
     let r = Recorder::default();
-    let _ = drive(&Watched, Action::Start, work(json!({"fail": true})), &r).await;
+    let _ = drive(&Watched, Action::Start, work(json!({"fail": true})), false, &r).await;
     assert_eq!(r.seen(), ["start.begin", "start.failed start failure injected by the `fail` param"]);
+}
+
+#[tokio::test]
+async fn a_job_begun_when_it_was_handed_out_reports_no_begin() {
+    let r = Recorder::default();
+    assert_eq!(drive(&Watched, Action::Rollback, work(json!({})), true, &r).await, Ok(()));
+    assert_eq!(r.seen(), ["rollback.success {}"]);
 }
 
 #[tokio::test]
 async fn a_refused_report_stops_the_job() {
     let r = Recorder { refuse_after: Some(2), ..Recorder::default() };
-    assert!(drive(&Watched, Action::Start, work(json!({})), &r).await.is_err());
+    assert!(drive(&Watched, Action::Start, work(json!({})), false, &r).await.is_err());
     assert_eq!(r.seen().len(), 2, "nothing runs after the refusal");
 }
 
@@ -114,7 +121,7 @@ async fn a_refused_report_stops_the_job() {
 async fn default_actions_succeed_and_mock_passes() {
     let r = Recorder::default();
     for action in [Action::Rollback, Action::Cancel, Action::Delete, Action::Mock] {
-        assert_eq!(drive(&Watched, action, work(json!({})), &r).await, Ok(()));
+        assert_eq!(drive(&Watched, action, work(json!({})), false, &r).await, Ok(()));
     }
     assert_eq!(
         r.seen(),

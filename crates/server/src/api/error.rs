@@ -36,6 +36,11 @@ impl ApiError {
     pub(crate) fn not_implemented(message: impl Into<String>) -> Self {
         Self { status: StatusCode::NOT_IMPLEMENTED, message: message.into() }
     }
+
+    /// Its status and message, for answers that report several outcomes in one body.
+    pub(crate) fn parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
 }
 
 impl From<RuntimeError> for ApiError {

@@ -10,9 +10,12 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use flowstone_engine::{Action, Command, StoneEvent};
-use flowstone_store::JobRow;
-use flowstone_worker::protocol::{EventReport, FailureReport, FetchRequest, LockReport, LockedJob, ProgressReport};
+use flowstone_store::{JobLease, JobRow};
+use flowstone_worker::protocol::{
+    EventBatch, EventOutcome, EventReport, FailureReport, FetchRequest, LockReport, LockedJob, ProgressReport,
+};
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -23,6 +26,7 @@ const MAX_WAIT_MS: u64 = 60_000;
 pub(super) fn routes() -> Router<Runtime> {
     Router::new()
         .route("/worker/fetch", post(fetch))
+        .route("/worker/events", post(events))
         .route("/worker/jobs/{id}/event", post(event))
         .route("/worker/jobs/{id}/progress", post(progress))
         .route("/worker/jobs/{id}/heartbeat", post(heartbeat))
@@ -69,6 +73,17 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
         wait: Duration::from_millis(req.wait_time),
     };
     let jobs = rt.board().fetch(rt.store().as_ref(), wanted).await?;
+    // Handing a job out is its `<action>.begin`: recorded meanwhile, not waited for (a job
+    // reported on before the record lands is taken from where it stands).
+    for job in &jobs {
+        let (rt, instance) = (rt.clone(), job.instance_id.clone());
+        let command = Command::Stone { record: job.job.record_id.clone(), event: StoneEvent::Begin(job.job.action) };
+        tokio::spawn(async move {
+            if let Err(e) = rt.apply(&instance, command).await {
+                tracing::debug!(error = %e, "begin of a handed-out job not recorded");
+            }
+        });
+    }
     Ok(Json(jobs.into_iter().map(locked).collect()))
 }
 
@@ -87,9 +102,13 @@ fn locked(row: JobRow) -> LockedJob {
 
 /// The job, if `worker` holds its lock; 404 for a job that is not queued, 409 for a lock
 /// held by another worker (or by none).
-async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobRow> {
+async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobLease> {
     require(worker, "workerId")?;
-    let job = rt.store().job(id).await?.ok_or_else(|| ApiError::not_found(format!("no open job {id}")))?;
+    holding(id, rt.store().leases(&[id]).await?.pop(), worker)
+}
+
+fn holding(id: &str, job: Option<JobLease>, worker: &str) -> ApiResult<JobLease> {
+    let job = job.ok_or_else(|| ApiError::not_found(format!("no open job {id}")))?;
     match job.owner.as_deref() {
         Some(owner) if owner == worker => Ok(job),
         Some(owner) => Err(ApiError::conflict(format!("job {id} is locked by worker {owner}, not {worker}"))),
@@ -98,8 +117,8 @@ async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobRow> {
 }
 
 /// Applies a stone event; a refusal from the engine is a conflict with the job's state.
-async fn apply(rt: &Runtime, job: &JobRow, event: StoneEvent) -> ApiResult<()> {
-    let command = Command::Stone { record: job.job.record_id.clone(), event };
+async fn apply(rt: &Runtime, job: &JobLease, event: StoneEvent) -> ApiResult<()> {
+    let command = Command::Stone { record: job.record_id.clone(), event };
     rt.apply(&job.instance_id, command).await.map_err(|e| match e {
         RuntimeError::NotFound(m) => ApiError::conflict(m),
         other => other.into(),
@@ -108,28 +127,79 @@ async fn apply(rt: &Runtime, job: &JobRow, event: StoneEvent) -> ApiResult<()> {
 
 async fn event(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: EventReport = parse(&body)?;
-    let status = report.status.clone();
-    let job = match held(&rt, &id, &report.worker_id).await {
-        Ok(job) => job,
-        Err(refused) => {
-            // The job may have closed with this very event: a repeat is harmless.
-            return match rt.store().job(&id).await? {
-                None => match rt.store().task(&id).await? {
-                    Some(task) if task.record.status == status => Ok(StatusCode::NO_CONTENT),
-                    Some(task) => {
-                        Err(ApiError::conflict(format!("job {id} is closed; its task is `{}`", task.record.status)))
-                    }
-                    None => Err(refused),
-                },
-                Some(_) => Err(refused),
-            };
-        }
-    };
-    let event = report.event().map_err(ApiError::bad_request)?;
-    apply(&rt, &job, event).await?;
+    require(&report.worker_id, "workerId")?;
+    let job = rt.store().leases(&[id.as_str()]).await?.pop();
+    if let Some((job, event)) = checked(&rt, &id, job, report).await? {
+        apply(&rt, &job, event).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The job and event to apply, or `None` for a harmless repeat of the event that closed it.
+async fn checked(
+    rt: &Runtime,
+    id: &str,
+    job: Option<JobLease>,
+    report: EventReport,
+) -> ApiResult<Option<(JobLease, StoneEvent)>> {
+    let closed = job.is_none();
+    match holding(id, job, &report.worker_id) {
+        Ok(job) => Ok(Some((job, report.event().map_err(ApiError::bad_request)?))),
+        // The job may have closed with this very event: a repeat is harmless.
+        Err(refused) if closed => match rt.store().task(id).await? {
+            Some(task) if task.record.status == report.status => Ok(None),
+            Some(task) => Err(ApiError::conflict(format!("job {id} is closed; its task is `{}`", task.record.status))),
+            None => Err(refused),
+        },
+        Err(refused) => Err(refused),
+    }
+}
+
+/// `POST /worker/events`: many events in one request, applied together (they share a
+/// commit), one per job; answers each event's outcome in order.
+async fn events(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Vec<EventOutcome>>> {
+    let batch: EventBatch = parse(&body)?;
+    require(&batch.worker_id, "workerId")?;
+    if batch.events.len() > 10_000 {
+        return Err(ApiError::bad_request(format!("at most 10000 events at once, not {}", batch.events.len())));
+    }
+    let ids: Vec<&str> = batch.events.iter().map(|e| e.job_id.as_str()).collect();
+    let mut queued: HashMap<String, JobLease> =
+        rt.store().leases(&ids).await?.into_iter().map(|j| (j.record_id.clone(), j)).collect();
+    let mut seen = HashSet::new();
+    let mut outcomes = Vec::with_capacity(batch.events.len());
+    let mut applying = tokio::task::JoinSet::new();
+    for (i, e) in batch.events.into_iter().enumerate() {
+        let id = e.job_id.clone();
+        outcomes.push(EventOutcome { job_id: id.clone(), status: StatusCode::NO_CONTENT.as_u16(), message: None });
+        let checked = if seen.insert(id.clone()) {
+            checked(&rt, &id, queued.remove(&id), e.report(&batch.worker_id)).await
+        } else {
+            Err(ApiError::bad_request(format!("job {id} is named twice in one batch; send its later event after")))
+        };
+        match checked {
+            Ok(Some((job, event))) => {
+                let rt = rt.clone();
+                applying.spawn(async move { (i, apply(&rt, &job, event).await) });
+            }
+            Ok(None) => {}
+            Err(refused) => refuse(&mut outcomes[i], refused),
+        }
+    }
+    while let Some(done) = applying.join_next().await {
+        let (i, result) = done.map_err(|e| ApiError::from(RuntimeError::NotCommitted(e.to_string())))?;
+        if let Err(refused) = result {
+            refuse(&mut outcomes[i], refused);
+        }
+    }
+    Ok(Json(outcomes))
+}
+
+fn refuse(outcome: &mut EventOutcome, refused: ApiError) {
+    let (status, message) = refused.parts();
+    outcome.status = status.as_u16();
+    outcome.message = Some(message);
+}
 async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: ProgressReport = parse(&body)?;
     if report.progress > 100 {
@@ -162,7 +232,7 @@ async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Bod
         return Ok(StatusCode::NO_CONTENT);
     }
     // A start that went on to monitor fails in its monitor step.
-    let mut action = job.job.action;
+    let mut action = job.action;
     if action == Action::Start
         && let Some(task) = rt.store().task(&id).await?
         && (task.record.status == "start.success" || task.record.status.starts_with("monitor."))

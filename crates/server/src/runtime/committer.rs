@@ -50,6 +50,9 @@ struct Live {
     instance: Instance,
     /// The version the store holds.
     committed: i64,
+    /// When a request last used it, on the committer's clock: the least recent go first
+    /// when the cache is full.
+    touched: u64,
 }
 
 /// A request applied in memory, waiting for its commit before it is answered.
@@ -130,6 +133,8 @@ pub(super) struct Committer {
     /// How long a job stays with its owner without a heartbeat.
     pub(super) lease: Duration,
     live: HashMap<String, Live>,
+    /// Counts requests: the cache's notion of time.
+    clock: u64,
 }
 
 impl Committer {
@@ -140,7 +145,7 @@ impl Committer {
         node: String,
         lease: Duration,
     ) -> Self {
-        Self { store: runtime.store().clone(), runtime, stones, commits, node, lease, live: HashMap::new() }
+        Self { store: runtime.store().clone(), runtime, stones, commits, node, lease, live: HashMap::new(), clock: 0 }
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut stopped: watch::Receiver<bool>) {
@@ -189,9 +194,19 @@ impl Committer {
                 }
             }
             if committing.is_none() && next.is_none() && self.live.len() > CACHE_LIMIT {
-                self.live.clear();
+                self.evict();
             }
         }
+    }
+
+    /// Forgets the least recently used quarter of the cached instances (nothing is being
+    /// written meanwhile, so every cached state is the stored one).
+    fn evict(&mut self) {
+        let mut ages: Vec<u64> = self.live.values().map(|l| l.touched).collect();
+        let cut = ages.len() / 4;
+        let (_, oldest_kept, _) = ages.select_nth_unstable(cut);
+        let oldest_kept = *oldest_kept;
+        self.live.retain(|_, l| l.touched >= oldest_kept);
     }
 
     /// Handles a finished commit; returns what is to be committed next.
@@ -273,6 +288,7 @@ impl Committer {
         let now = now_ms();
         let mut ids = new_id;
         for request in requests {
+            self.clock += 1;
             match request {
                 Request::Start { model, def, name, variables, options, reply } => {
                     let id = new_id();
@@ -280,7 +296,7 @@ impl Committer {
                     let (instance, effects) =
                         Instance::start(&def, variables, options, &mut Ctx { now, ids: &mut ids });
                     let row = new_row(id.clone(), &model.id, &model.key, name, start_vars, now);
-                    let mut live = Live { def: def.clone(), row, instance, committed: 0 };
+                    let mut live = Live { def: def.clone(), row, instance, committed: 0, touched: self.clock };
                     self.record(into, &mut live, effects, now);
                     into.entries.push(Entry::Started { model, def, row: Box::new(live.row.clone()), options, reply });
                     self.live.insert(id, live);
@@ -290,6 +306,7 @@ impl Committer {
                         Err(e) => Err(e),
                         Ok(()) => {
                             let mut live = self.live.remove(&instance).expect("loaded just now");
+                            live.touched = self.clock;
                             let applied =
                                 live.instance.apply(&live.def, command.clone(), &mut Ctx { now, ids: &mut ids });
                             let answer = match applied {
@@ -370,7 +387,7 @@ impl Committer {
             .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
         let def = self.runtime.definition(&model)?;
         let committed = row.version;
-        self.live.insert(row.id.clone(), Live { def, row, instance, committed });
+        self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock });
         Ok(())
     }
 
@@ -443,7 +460,8 @@ impl Committer {
                     now,
                 )
             };
-            let mut child = Live { def: live.def.clone(), row, instance: spawned.instance, committed: 0 };
+            let mut child =
+                Live { def: live.def.clone(), row, instance: spawned.instance, committed: 0, touched: self.clock };
             self.record(into, &mut child, spawned.effects, now);
             self.live.insert(spawned.id, child);
         }
