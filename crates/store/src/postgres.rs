@@ -79,6 +79,8 @@ crate::sql::sql_store!(
     lock = "FOR UPDATE SKIP LOCKED",
     shared = true,
     notify = "SELECT pg_notify('flowstone_jobs', '')",
+    soft = "SET synchronous_commit = off",
+    firm = "SET synchronous_commit = on",
     {
         async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
             let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;

@@ -67,11 +67,13 @@ pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status
 /// a backend keeps concurrent job acquisitions apart (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL; nothing on SQLite, whose writer is single); `$shared` whether other servers
 /// may write the same database; `$notify` tells the others that jobs were handed back
-/// (empty where no other server listens); `$extra` holds backend-specific trait items.
+/// (empty where no other server listens); `$soft` and `$firm` switch a connection to writes
+/// that need not reach the disk at once and back (empty where every write is the same);
+/// `$extra` holds backend-specific trait items.
 macro_rules! sql_store {
     (
         $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
-        notify = $notify:literal, { $($extra:item)* }
+        notify = $notify:literal, soft = $soft:literal, firm = $firm:literal, { $($extra:item)* }
     ) => {
         use flowstone_engine::{Action, Job, TaskRecord};
         use sqlx::{QueryBuilder, Row};
@@ -469,7 +471,18 @@ macro_rules! sql_store {
                 }
                 q.push(") ORDER BY created_at, record_id LIMIT ").push_bind(a.limit as i64);
                 q.push(concat!(" ", $lock, ") RETURNING *"));
-                let rows = q.build().fetch_all(&self.pool).await?;
+                // A lease is soft state: one lost in a crash only means the job is handed out
+                // again. It reaches the disk with the next commit instead of waiting for a sync.
+                let mut conn = self.pool.acquire().await?;
+                if !$soft.is_empty() {
+                    sqlx::query($soft).execute(&mut *conn).await?;
+                }
+                let rows = q.build().fetch_all(&mut *conn).await;
+                if !$firm.is_empty() && sqlx::query($firm).execute(&mut *conn).await.is_err() {
+                    // Never hand a connection that skips syncs back to the pool.
+                    conn.close_on_drop();
+                }
+                let rows = rows?;
                 let mut jobs = rows.iter().map(job_row).collect::<Result<Vec<_>>>()?;
                 jobs.sort_by(|x, y| (x.created_at, &x.job.record_id).cmp(&(y.created_at, &y.job.record_id)));
                 Ok(jobs)

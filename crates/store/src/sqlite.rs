@@ -89,9 +89,19 @@ impl SqliteStore {
     }
 }
 
-crate::sql::sql_store!(SqliteStore, sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "", shared = false, notify = "", {
-    async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
-        // One server per SQLite file: nobody else hands jobs back.
-        Ok(None)
+crate::sql::sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    begin = "BEGIN IMMEDIATE",
+    lock = "",
+    shared = false,
+    notify = "",
+    soft = "PRAGMA synchronous = NORMAL",
+    firm = "PRAGMA synchronous = FULL",
+    {
+        async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
+            // One server per SQLite file: nobody else hands jobs back.
+            Ok(None)
+        }
     }
-});
+);
