@@ -3,6 +3,7 @@
 use crate::Ctx;
 use crate::compensation::{Plan, Ran};
 use crate::effect::{Action, Effect, Job, TaskRecord, task_status};
+use crate::errors::Thrower;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
 use flowstone_model::{Definition, EndKind, NodeId, NodeKind};
@@ -135,6 +136,20 @@ pub enum StoneEvent {
         action: Action,
         /// Why.
         reason: String,
+    },
+    /// The work is done, setting these process variables (a Flowable external worker's
+    /// completion; `Success` keeps outputs under the task's namespace instead).
+    Completed {
+        /// Variables to set.
+        variables: Map<String, Value>,
+    },
+    /// The work ended in a business error: an error boundary event catching `code` on the
+    /// task or a subprocess around it takes the flow on; uncaught, the task fails.
+    BpmnError {
+        /// The error code.
+        code: String,
+        /// Variables to set first.
+        variables: Map<String, Value>,
     },
 }
 
@@ -285,7 +300,7 @@ pub(crate) struct Step<'a, 'c> {
     pub(crate) def: &'a Definition,
     pub(crate) ctx: &'a mut Ctx<'c>,
     pub(crate) effects: Vec<Effect>,
-    ready: VecDeque<u32>,
+    pub(crate) ready: VecDeque<u32>,
     steps: u32,
 }
 
@@ -417,7 +432,7 @@ impl Instance {
         self.tokens.iter().find(|(_, t)| t.wait.as_deref() == Some(record_id)).map(|(id, _)| *id)
     }
 
-    fn spawn(&mut self, node: NodeId, scope: Option<ScopeId>) -> u32 {
+    pub(crate) fn spawn(&mut self, node: NodeId, scope: Option<ScopeId>) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
         self.tokens.insert(id, Token { node, scope, wait: None });
@@ -432,7 +447,7 @@ impl Instance {
     }
 
     /// Sets a variable where it already lives in the scope chain, else on the process.
-    fn set_var(&mut self, scope: Option<ScopeId>, name: String, value: Value) {
+    pub(crate) fn set_var(&mut self, scope: Option<ScopeId>, name: String, value: Value) {
         let mut cur = scope;
         while let Some(id) = cur {
             let Some(s) = self.scopes.get_mut(&id) else { break };
@@ -523,17 +538,21 @@ impl Instance {
             return self.start_multi_instance(step, token, mi);
         }
         match &node.kind {
-            NodeKind::StartEvent | NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway => {
-                self.leave(step, token)
-            }
+            NodeKind::StartEvent
+            | NodeKind::ExclusiveGateway { .. }
+            | NodeKind::ParallelGateway
+            | NodeKind::ErrorBoundary { .. } => self.leave(step, token),
             NodeKind::EndEvent(kind) => {
                 self.tokens.remove(&token);
                 match kind {
                     EndKind::None => self.check_scope_done(step, scope),
                     EndKind::Terminate => self.terminate(step, scope),
                     EndKind::Error { code } => {
+                        if self.catch_error(step, Thrower::Scope(scope), code.as_deref()) {
+                            return Ok(());
+                        }
                         let code = code.as_deref().map(|c| format!(" with code `{c}`")).unwrap_or_default();
-                        Err(Fail(format!("error end event reached{code}")))
+                        Err(Fail(format!("error end event reached{code}, and no error boundary event catches it")))
                     }
                 }
             }
@@ -969,7 +988,7 @@ impl Instance {
     }
 
     /// Removes a scope with everything in it, canceling its open tasks.
-    fn remove_scope_tree(&mut self, step: &mut Step<'_, '_>, root: ScopeId) {
+    pub(crate) fn remove_scope_tree(&mut self, step: &mut Step<'_, '_>, root: ScopeId) {
         let mut doomed = vec![root];
         let mut i = 0;
         while i < doomed.len() {

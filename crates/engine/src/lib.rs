@@ -7,6 +7,7 @@
 
 mod compensation;
 mod effect;
+mod errors;
 mod instance;
 mod scope;
 mod stone;

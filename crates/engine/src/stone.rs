@@ -2,6 +2,7 @@
 
 use crate::compensation::Ran;
 use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status};
+use crate::errors::Thrower;
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
 use serde_json::{Map, Value};
 
@@ -24,6 +25,12 @@ impl Instance {
             StoneEvent::Success { action, .. } => (*action, Phase::Success),
             StoneEvent::Failed { action, .. } => (*action, Phase::Failed),
             StoneEvent::Passed => (Action::Mock, Phase::Passed),
+            StoneEvent::Completed { .. } => {
+                (current_action(rec).filter(|a| *a == Action::Monitor).unwrap_or(job), Phase::Success)
+            }
+            StoneEvent::BpmnError { .. } => {
+                (current_action(rec).filter(|a| *a == Action::Monitor).unwrap_or(job), Phase::Failed)
+            }
             StoneEvent::Progress(_) => (current_action(rec).unwrap_or(job), Phase::Begin),
         };
         let status = stone_status(action, phase);
@@ -75,6 +82,11 @@ impl Instance {
             }
             StoneEvent::Passed => self.finish(step, &id, &status, None, false),
             StoneEvent::Failed { reason, .. } => self.stone_failed(step, &id, status, reason),
+            StoneEvent::Completed { variables } => {
+                self.set_vars_at(&id, &variables);
+                self.finish(step, &id, &status, Some(Value::Object(variables)), action != Action::Mock);
+            }
+            StoneEvent::BpmnError { code, variables } => self.bpmn_error(step, &id, status, code, variables),
         }
         Ok(())
     }
@@ -123,6 +135,41 @@ impl Instance {
         if let Some(t) = token {
             self.resume(step, t);
         }
+    }
+
+    /// Sets variables where the token waiting on a record stands (only in a process).
+    fn set_vars_at(&mut self, id: &str, variables: &Map<String, Value>) {
+        if self.kind != InstanceKind::Process {
+            return;
+        }
+        let scope = self.token_waiting_on(id).and_then(|t| self.tokens[&t].scope);
+        for (name, value) in variables {
+            self.set_var(scope, name.clone(), value.clone());
+        }
+    }
+
+    /// A business error from the stone: caught by an error boundary event, the record fails
+    /// and the flow goes on from the boundary; uncaught, the task fails like any failure.
+    fn bpmn_error(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        id: &str,
+        status: String,
+        code: String,
+        variables: Map<String, Value>,
+    ) {
+        let reason = format!("BPMN error `{code}`");
+        let token = self.token_waiting_on(id).filter(|_| self.kind == InstanceKind::Process);
+        let catcher = token.and_then(|t| self.catcher(step.def, Thrower::Token(t), Some(&code)));
+        let Some(catcher) = catcher else {
+            return self.stone_failed(step, id, status, format!("{reason}, which no error boundary event catches"));
+        };
+        self.set_vars_at(id, &variables);
+        if self.open[id].action != Some(Action::Mock) {
+            self.ran.push(Ran::of(&self.open[id]));
+        }
+        self.close_record(step, id, &status, Some(reason), None);
+        self.caught(step, catcher);
     }
 
     /// A stone action failed: in debug mode the task waits for an operator, else the

@@ -140,6 +140,7 @@ impl Builder<'_> {
             ));
         }
         let mut pending_flows = Vec::new();
+        let mut attachments = Vec::new();
         let mut starts = Vec::new();
         let mut subprocesses = Vec::new();
         for el in container.children().filter(XmlNode::is_element) {
@@ -168,6 +169,9 @@ impl Builder<'_> {
             if tag == "subProcess" {
                 subprocesses.push((node_id, el));
             }
+            if tag == "boundaryEvent" {
+                attachments.push((node_id, el));
+            }
             let pos = el.document().text_pos_at(el.range().start);
             self.nodes.push(Node {
                 id: id.to_owned(),
@@ -183,6 +187,25 @@ impl Builder<'_> {
         for (node_id, el) in subprocesses {
             let start = self.scope(el, Some(node_id))?;
             self.nodes[node_id as usize].kind = NodeKind::SubProcess { start };
+        }
+        for (node_id, el) in attachments {
+            let target = el.attribute("attachedToRef").unwrap_or_default();
+            let activity = self
+                .index
+                .get(target)
+                .copied()
+                .filter(|n| self.nodes[*n as usize].scope == scope)
+                .filter(|n| {
+                    let kind = &self.nodes[*n as usize].kind;
+                    !matches!(kind, NodeKind::StartEvent | NodeKind::EndEvent(_) | NodeKind::ErrorBoundary { .. })
+                        && !matches!(kind, NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway)
+                })
+                .ok_or_else(|| {
+                    ModelError::at(el, format!("attachedToRef `{target}` names no activity in the same scope"))
+                })?;
+            if let NodeKind::ErrorBoundary { attached_to, .. } = &mut self.nodes[node_id as usize].kind {
+                *attached_to = activity;
+            }
         }
         for el in pending_flows {
             self.flow(el, scope)?;
@@ -257,6 +280,16 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The code an `errorEventDefinition` names: the `errorCode` of the `<error>` its
+    /// `errorRef` refers to (its id when it has no code), else the reference itself.
+    fn error_code(&self, definition: XmlNode<'_, '_>) -> Option<String> {
+        let reference = definition.attribute("errorRef")?;
+        Some(match self.errors.get(reference) {
+            Some(code) if !code.is_empty() => (*code).to_owned(),
+            _ => reference.to_owned(),
+        })
+    }
+
     fn node_kind(&self, el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
         check_listeners(el)?;
         let tag = el.tag_name().name();
@@ -279,8 +312,7 @@ impl Builder<'_> {
                 None => NodeKind::EndEvent(EndKind::None),
                 Some(d) if d.tag_name().name() == "terminateEventDefinition" => NodeKind::EndEvent(EndKind::Terminate),
                 Some(d) if d.tag_name().name() == "errorEventDefinition" => {
-                    let code = d.attribute("errorRef").map(|r| self.errors.get(r).map_or(r, |c| *c).to_owned());
-                    NodeKind::EndEvent(EndKind::Error { code })
+                    NodeKind::EndEvent(EndKind::Error { code: self.error_code(*d) })
                 }
                 Some(d) => {
                     return Err(ModelError::at(
@@ -288,6 +320,21 @@ impl Builder<'_> {
                         format!("end events with <{}> are not supported yet", d.tag_name().name()),
                     ));
                 }
+            },
+            "boundaryEvent" => match definitions.first() {
+                Some(d) if d.tag_name().name() == "errorEventDefinition" => {
+                    NodeKind::ErrorBoundary { attached_to: NodeId::MAX, code: self.error_code(*d) }
+                }
+                Some(d) => {
+                    return Err(ModelError::at(
+                        el,
+                        format!(
+                            "boundary events with <{}> are not supported yet; only error boundary events",
+                            d.tag_name().name()
+                        ),
+                    ));
+                }
+                None => return Err(ModelError::at(el, "a boundary event needs an event definition")),
             },
             "exclusiveGateway" => NodeKind::ExclusiveGateway { default: None },
             "parallelGateway" => NodeKind::ParallelGateway,

@@ -38,6 +38,16 @@ impl Definition {
         &self.flows[id as usize]
     }
 
+    /// The error boundary events attached to an activity.
+    pub fn error_boundaries(&self, activity: NodeId) -> impl Iterator<Item = (NodeId, Option<&str>)> {
+        self.nodes.iter().enumerate().filter_map(move |(i, n)| match &n.kind {
+            NodeKind::ErrorBoundary { attached_to, code } if *attached_to == activity => {
+                Some((i as NodeId, code.as_deref()))
+            }
+            _ => None,
+        })
+    }
+
     /// Finds a node by its element id.
     pub fn node_by_element(&self, element: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.id == element).map(|i| i as NodeId)
@@ -122,6 +132,14 @@ pub enum NodeKind {
         /// Its none start event.
         start: NodeId,
     },
+    /// An error boundary event: when the activity it is attached to (or anything inside it)
+    /// throws a matching BPMN error, the activity is canceled and the flow goes on from here.
+    ErrorBoundary {
+        /// The activity it is attached to.
+        attached_to: NodeId,
+        /// The error code it catches; `None` catches every error.
+        code: Option<String>,
+    },
 }
 
 /// How an end event ends its scope.
@@ -131,7 +149,8 @@ pub enum EndKind {
     None,
     /// Ends the whole instance at once.
     Terminate,
-    /// Ends the instance as failed with this error code (no boundary events yet).
+    /// Throws a BPMN error with this code: caught by an error boundary event of an enclosing
+    /// subprocess, else the instance fails.
     Error {
         /// The `errorCode` of the referenced `<error>`, if any.
         code: Option<String>,

@@ -92,6 +92,15 @@ pub struct EventReport {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// With a success instead of `outputs`: variables set in the process itself (not under
+    /// the task's namespace), as Flowable's external workers do. With a failure: variables
+    /// set before the BPMN error is thrown.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
+    /// With a failure: a BPMN error with this code, which an error boundary event on the task
+    /// (or a subprocess around it) may catch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 impl EventReport {
@@ -103,6 +112,8 @@ impl EventReport {
             outputs: Map::new(),
             monitor: false,
             reason: None,
+            variables: Map::new(),
+            error_code: None,
         };
         report.status = match event {
             StoneEvent::Begin(action) => stone_status(action, Phase::Begin),
@@ -116,6 +127,14 @@ impl EventReport {
             }
             StoneEvent::Passed => stone_status(Action::Mock, Phase::Passed),
             StoneEvent::Progress(_) => "progress".into(),
+            StoneEvent::Completed { variables } => {
+                report.variables = variables;
+                stone_status(Action::Start, Phase::Success)
+            }
+            StoneEvent::BpmnError { code, variables } => {
+                (report.error_code, report.variables) = (Some(code), variables);
+                stone_status(Action::Start, Phase::Failed)
+            }
         };
         report
     }
@@ -135,7 +154,16 @@ impl EventReport {
         let action = Action::parse(action).ok_or_else(bad)?;
         Ok(match phase {
             "begin" => StoneEvent::Begin(action),
+            "success" if !self.variables.is_empty() => {
+                if !self.outputs.is_empty() || self.monitor {
+                    return Err("give `outputs` (kept under the task's namespace) or `variables` (set in the process), not both; a success with variables cannot be followed by monitoring".into());
+                }
+                StoneEvent::Completed { variables: self.variables }
+            }
             "success" => StoneEvent::Success { action, outputs: self.outputs, monitor: self.monitor },
+            "failed" if self.error_code.is_some() => {
+                StoneEvent::BpmnError { code: self.error_code.unwrap_or_default(), variables: self.variables }
+            }
             "failed" => StoneEvent::Failed { action, reason: self.reason.unwrap_or_else(|| "no reason given".into()) },
             "passed" if action == Action::Mock => StoneEvent::Passed,
             _ => return Err(bad()),
@@ -161,6 +189,12 @@ pub struct JobEvent {
     /// The job.
     pub job_id: String,
     /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
+    /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// As in [`EventReport`].
     pub status: String,
     /// As in [`EventReport`].
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -182,6 +216,8 @@ impl JobEvent {
             outputs: self.outputs,
             monitor: self.monitor,
             reason: self.reason,
+            variables: self.variables,
+            error_code: self.error_code,
         }
     }
 
@@ -193,6 +229,8 @@ impl JobEvent {
             outputs: report.outputs,
             monitor: report.monitor,
             reason: report.reason,
+            variables: report.variables,
+            error_code: report.error_code,
         }
     }
 }
@@ -265,6 +303,8 @@ mod tests {
             },
             StoneEvent::Failed { action: Action::Monitor, reason: "lost".into() },
             StoneEvent::Passed,
+            StoneEvent::Completed { variables: Map::from_iter([("v".into(), json!(2))]) },
+            StoneEvent::BpmnError { code: "E1".into(), variables: Map::new() },
         ];
         for event in events {
             assert_eq!(EventReport::new("w", event.clone()).event(), Ok(event));

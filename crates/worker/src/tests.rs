@@ -45,6 +45,7 @@ impl Reporter for Recorder {
             StoneEvent::Failed { action, reason } => format!("{}.failed {reason}", action.name()),
             StoneEvent::Passed => "mock.passed".into(),
             StoneEvent::Progress(p) => format!("progress {p}"),
+            other => format!("{other:?}"),
         });
         Ok(())
     }

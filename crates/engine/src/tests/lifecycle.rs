@@ -290,3 +290,91 @@ fn mock_runs_send_mock_and_leave_nothing_to_delete() {
     let (_, d) = all.spawned();
     assert_eq!(d.inst.status, InstanceStatus::Completed, "nothing really ran, so nothing to delete");
 }
+
+/// A stone task `t` with error boundaries: `E1` goes to `handled`, anything else unmatched.
+fn guarded(catch_all: bool) -> Definition {
+    let other = if catch_all {
+        r#"<boundaryEvent id="any" attachedToRef="t"><errorEventDefinition/></boundaryEvent>
+        <sequenceFlow sourceRef="any" targetRef="fallback"/><userTask id="fallback"/>"#
+    } else {
+        ""
+    };
+    model(&format!(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+        <serviceTask id="t" flowstone:stone="X"/><sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>
+        <boundaryEvent id="b1" attachedToRef="t"><errorEventDefinition errorRef="E1"/></boundaryEvent>
+        <sequenceFlow sourceRef="b1" targetRef="handled"/><userTask id="handled"/>{other}"#
+    ))
+}
+
+fn bpmn_error(code: &str) -> StoneEvent {
+    StoneEvent::BpmnError { code: code.into(), variables: vars(json!({"why": code})) }
+}
+
+#[test]
+fn a_bpmn_error_is_caught_by_the_matching_boundary_event() {
+    let mut h = Harness::start(guarded(true), json!({}));
+    ok(h.event("t", bpmn_error("E1")));
+    assert_eq!(h.open_at("handled").len(), 1, "the matching boundary wins over the catch-all");
+    assert_eq!(h.records()[0].status, "start.failed");
+    assert_eq!(h.inst.variables["why"], json!("E1"), "the error's variables are set");
+    let mut h = Harness::start(guarded(true), json!({}));
+    ok(h.event("t", bpmn_error("E9")));
+    assert_eq!(h.open_at("fallback").len(), 1, "a boundary without a code catches every error");
+}
+
+#[test]
+fn an_uncaught_bpmn_error_fails_the_task() {
+    let mut h = Harness::start(guarded(false), json!({}));
+    ok(h.event("t", bpmn_error("E9")));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert!(h.inst.failure.as_deref().is_some_and(|f| f.contains("E9") && f.contains("no error boundary")));
+}
+
+#[test]
+fn a_completion_sets_process_variables() {
+    let mut h = Harness::start(guarded(false), json!({}));
+    ok(h.event("t", StoneEvent::Completed { variables: vars(json!({"approved": true})) }));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables["approved"], json!(true));
+    assert_eq!(h.records()[0].status, "start.success");
+}
+
+#[test]
+fn an_error_end_event_in_a_subprocess_is_caught_on_the_subprocess() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/>
+            <subProcess id="sub"><startEvent id="ss"/><sequenceFlow sourceRef="ss" targetRef="f"/><parallelGateway id="f"/>
+              <sequenceFlow sourceRef="f" targetRef="wait"/><userTask id="wait"/>
+              <sequenceFlow sourceRef="f" targetRef="boom"/><endEvent id="boom"><errorEventDefinition errorRef="BROKEN"/></endEvent>
+            </subProcess><sequenceFlow sourceRef="sub" targetRef="e"/><endEvent id="e"/>
+            <boundaryEvent id="caught" attachedToRef="sub"><errorEventDefinition errorRef="BROKEN"/></boundaryEvent>
+            <sequenceFlow sourceRef="caught" targetRef="after"/><userTask id="after"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Running);
+    assert_eq!(h.open_at("after").len(), 1);
+    assert!(h.open_at("wait").is_empty(), "the subprocess ended with everything in it");
+    assert_eq!(h.records().iter().find(|r| r.element == "wait").map(|r| r.status.clone()).as_deref(), Some("canceled"));
+}
+
+#[test]
+fn a_bpmn_error_in_one_item_ends_the_whole_multi_instance_activity() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+            <serviceTask id="t" flowstone:stone="X"><multiInstanceLoopCharacteristics isSequential="false">
+              <loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></serviceTask>
+            <sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>
+            <boundaryEvent id="b" attachedToRef="t"><errorEventDefinition/></boundaryEvent>
+            <sequenceFlow sourceRef="b" targetRef="handled"/><userTask id="handled"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.open_at("t").len(), 3);
+    ok(h.event("t", bpmn_error("E1")));
+    assert!(h.open_at("t").is_empty(), "the other items were canceled");
+    assert_eq!(h.open_at("handled").len(), 1);
+}

@@ -206,3 +206,34 @@ fn output_template_and_diagram_are_kept() {
     assert_eq!(d.diagram.shapes[0].bounds, Bounds { x: 1.0, y: 2.0, width: 30.0, height: 30.0 });
     assert_eq!(d.diagram.edges[0].waypoints.len(), 2);
 }
+
+#[test]
+fn error_boundary_events_attach_to_their_activity_with_the_error_code() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><serviceTask id="t" flowstone:stone="X"/>
+        <boundaryEvent id="b" attachedToRef="t"><errorEventDefinition errorRef="err1"/></boundaryEvent>
+        <boundaryEvent id="any" attachedToRef="t"><errorEventDefinition/></boundaryEvent>
+        <boundaryEvent id="raw" attachedToRef="t"><errorEventDefinition errorRef="NOT_DECLARED"/></boundaryEvent>"#,
+    );
+    let t = d.node_by_element("t").unwrap_or_else(|| panic!("no t"));
+    let codes: Vec<_> = d.error_boundaries(t).map(|(n, c)| (d.node(n).id.clone(), c.map(str::to_owned))).collect();
+    assert_eq!(
+        codes,
+        [("b".into(), Some("E42".into())), ("any".into(), None), ("raw".into(), Some("NOT_DECLARED".into()))],
+        "an errorRef names a declared error's code, or is the code itself"
+    );
+}
+
+#[test]
+fn other_boundary_events_and_dangling_attachments_are_refused() {
+    let timer = parse_err(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><userTask id="t"/>
+        <boundaryEvent id="late" attachedToRef="t"><timerEventDefinition/></boundaryEvent>"#,
+    );
+    assert!(timer.to_string().contains("timerEventDefinition") && timer.to_string().contains("late"), "{timer}");
+    let dangling = parse_err(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><userTask id="t"/>
+        <boundaryEvent id="b" attachedToRef="nope"><errorEventDefinition/></boundaryEvent>"#,
+    );
+    assert!(dangling.to_string().contains("attachedToRef `nope`"), "{dangling}");
+}

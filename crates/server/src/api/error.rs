@@ -37,6 +37,10 @@ impl ApiError {
         Self { status: StatusCode::NOT_IMPLEMENTED, message: message.into() }
     }
 
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, message: message.into() }
+    }
+
     /// Its status and message, for answers that report several outcomes in one body.
     pub(crate) fn parts(self) -> (StatusCode, String) {
         (self.status, self.message)
@@ -75,5 +79,33 @@ impl IntoResponse for ApiError {
             "message": self.message,
         });
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// An error answer in Flowable REST's shape: `{"message": "Not found", "exception": "…"}`,
+/// the status phrase first and what was wrong second.
+#[derive(Debug)]
+pub(crate) struct FlowableError(pub(crate) ApiError);
+
+impl<E: Into<ApiError>> From<E> for FlowableError {
+    fn from(e: E) -> Self {
+        FlowableError(e.into())
+    }
+}
+
+impl IntoResponse for FlowableError {
+    fn into_response(self) -> Response {
+        let (status, exception) = self.0.parts();
+        if status.is_server_error() {
+            tracing::warn!(%status, message = %exception, "request failed");
+        }
+        let message = match status {
+            StatusCode::BAD_REQUEST => "Bad request",
+            StatusCode::FORBIDDEN => "Forbidden",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::CONFLICT => "Conflict",
+            other => other.canonical_reason().unwrap_or("Error"),
+        };
+        (status, Json(json!({ "message": message, "exception": exception }))).into_response()
     }
 }

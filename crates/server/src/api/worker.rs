@@ -35,11 +35,11 @@ pub(super) fn routes() -> Router<Runtime> {
 }
 
 /// Parses a JSON body into `T`, naming what was wrong.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
 }
 
-fn require(value: &str, field: &str) -> ApiResult<()> {
+pub(super) fn require(value: &str, field: &str) -> ApiResult<()> {
     if value.trim().is_empty() { Err(ApiError::bad_request(format!("`{field}` is required"))) } else { Ok(()) }
 }
 
@@ -73,9 +73,14 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
         wait: Duration::from_millis(req.wait_time),
     };
     let jobs = rt.board().fetch(rt.store().as_ref(), wanted).await?;
-    // Handing a job out is its `<action>.begin`: recorded meanwhile, not waited for (a job
-    // reported on before the record lands is taken from where it stands).
-    for job in &jobs {
+    begin(&rt, &jobs);
+    Ok(Json(jobs.into_iter().map(locked).collect()))
+}
+
+/// Handing a job out is its `<action>.begin`: recorded meanwhile, not waited for (a job
+/// reported on before the record lands is taken from where it stands).
+pub(super) fn begin(rt: &Runtime, jobs: &[JobRow]) {
+    for job in jobs {
         let (rt, instance) = (rt.clone(), job.instance_id.clone());
         let command = Command::Stone { record: job.job.record_id.clone(), event: StoneEvent::Begin(job.job.action) };
         tokio::spawn(async move {
@@ -84,7 +89,6 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
             }
         });
     }
-    Ok(Json(jobs.into_iter().map(locked).collect()))
 }
 
 fn locked(row: JobRow) -> LockedJob {
@@ -102,7 +106,7 @@ fn locked(row: JobRow) -> LockedJob {
 
 /// The job, if `worker` holds its lock; 404 for a job that is not queued, 409 for a lock
 /// held by another worker (or by none).
-async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobLease> {
+pub(super) async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobLease> {
     require(worker, "workerId")?;
     holding(id, rt.store().leases(&[id]).await?.pop(), worker)
 }
@@ -117,7 +121,7 @@ fn holding(id: &str, job: Option<JobLease>, worker: &str) -> ApiResult<JobLease>
 }
 
 /// Applies a stone event; a refusal from the engine is a conflict with the job's state.
-async fn apply(rt: &Runtime, job: &JobLease, event: StoneEvent) -> ApiResult<()> {
+pub(super) async fn apply(rt: &Runtime, job: &JobLease, event: StoneEvent) -> ApiResult<()> {
     let command = Command::Stone { record: job.record_id.clone(), event };
     rt.apply(&job.instance_id, command).await.map_err(|e| match e {
         RuntimeError::NotFound(m) => ApiError::conflict(m),
@@ -224,23 +228,37 @@ async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Bod
     let report: FailureReport = parse(&body)?;
     let job = held(&rt, &id, &report.worker_id).await?;
     let retries = report.retries.or(job.retries.map(|r| r - 1)).unwrap_or(0);
+    fail_or_retry(&rt, &job, &report.worker_id, retries, report.retry_backoff, report.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A worker's failure: with `retries` left the job is handed out again after `backoff_ms`;
+/// with none the task's current action fails.
+pub(super) async fn fail_or_retry(
+    rt: &Runtime,
+    job: &JobLease,
+    worker: &str,
+    retries: i64,
+    backoff_ms: u64,
+    reason: String,
+) -> ApiResult<()> {
+    let id = &job.record_id;
     if retries > 0 {
-        let at = now_ms() + report.retry_backoff as i64;
-        if !rt.store().retry_job(&id, &report.worker_id, Some(retries), at).await? {
-            return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {}", report.worker_id)));
+        let at = now_ms() + backoff_ms as i64;
+        if !rt.store().retry_job(id, worker, Some(retries), at).await? {
+            return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {worker}")));
         }
-        return Ok(StatusCode::NO_CONTENT);
+        return Ok(());
     }
     // A start that went on to monitor fails in its monitor step.
     let mut action = job.action;
     if action == Action::Start
-        && let Some(task) = rt.store().task(&id).await?
+        && let Some(task) = rt.store().task(id).await?
         && (task.record.status == "start.success" || task.record.status.starts_with("monitor."))
     {
         action = Action::Monitor;
     }
-    apply(&rt, &job, StoneEvent::Failed { action, reason: report.reason }).await?;
-    Ok(StatusCode::NO_CONTENT)
+    apply(rt, job, StoneEvent::Failed { action, reason }).await
 }
 
 async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {

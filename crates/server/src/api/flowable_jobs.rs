@@ -1,0 +1,266 @@
+//! Flowable's external worker REST API (`/flowable-rest/external-job-api/`) over the same
+//! stone jobs, so that Flowable external workers run against Flowstone unchanged: acquire
+//! jobs of a topic, then complete them (setting process variables), fail them (with retries
+//! and a retry timeout), or end them with a BPMN error.
+
+use super::error::{ApiError, FlowableError};
+use super::input::Body;
+use super::worker::{apply, begin, fail_or_retry, held, parse, require};
+use crate::jobs::Wanted;
+use crate::runtime::Runtime;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use axum::{Json, Router};
+use flowstone_engine::StoneEvent;
+use flowstone_store::JobRow;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+type FlowableResult<T> = Result<T, FlowableError>;
+
+/// Where Flowable REST serves the external worker API.
+const BASE: &str = "/flowable-rest/external-job-api";
+
+/// Retries of a job no worker has failed yet, as Flowable's job executor counts them.
+const DEFAULT_RETRIES: i64 = 3;
+
+pub(super) fn routes() -> Router<Runtime> {
+    Router::new()
+        .route(&format!("{BASE}/acquire/jobs"), post(acquire))
+        .route(&format!("{BASE}/acquire/jobs/{{id}}/complete"), post(complete))
+        .route(&format!("{BASE}/acquire/jobs/{{id}}/fail"), post(fail))
+        .route(&format!("{BASE}/acquire/jobs/{{id}}/bpmnError"), post(bpmn_error))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AcquireRequest {
+    topic: Option<String>,
+    lock_duration: Option<String>,
+    number_of_tasks: Option<u32>,
+    worker_id: Option<String>,
+    scope_type: Option<String>,
+    /// Flowable retries optimistic-lock failures this often; acquisitions here do not fail so.
+    #[serde(rename = "numberOfRetries")]
+    _number_of_retries: Option<u32>,
+}
+
+/// A Flowable REST variable: `{name, type, value}`.
+#[derive(Deserialize)]
+struct RestVariable {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    value: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompleteRequest {
+    worker_id: Option<String>,
+    #[serde(default)]
+    variables: Vec<RestVariable>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailRequest {
+    worker_id: Option<String>,
+    error_message: Option<String>,
+    error_details: Option<String>,
+    retries: Option<i64>,
+    retry_timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorRequest {
+    worker_id: Option<String>,
+    error_code: Option<String>,
+    #[serde(default)]
+    variables: Vec<RestVariable>,
+}
+
+/// An ISO-8601 duration (`PT10M`, `P1D` with days of 24 hours).
+fn iso_duration(field: &str, text: &str) -> Result<Duration, ApiError> {
+    let bad = || ApiError::bad_request(format!("`{field}` must be an ISO-8601 duration such as PT10M, not `{text}`"));
+    let span: jiff::Span = text.parse().map_err(|_| bad())?;
+    let signed = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|_| bad())?;
+    Duration::try_from(signed).map_err(|_| bad())
+}
+
+fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, ApiError> {
+    let value = value.as_deref().unwrap_or_default();
+    require(value, field).map_err(|_| ApiError::bad_request(format!("{field} is required")))?;
+    Ok(value)
+}
+
+/// `http://host` of the request, for the `url` fields.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn iso_time(ms: i64) -> Value {
+    jiff::Timestamp::from_millisecond(ms)
+        .map_or(Value::Null, |t| json!(t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
+}
+
+async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Vec<Value>>> {
+    let req: AcquireRequest = parse(&body)?;
+    let topic = required(&req.topic, "topic")?;
+    let lock = iso_duration("lockDuration", required(&req.lock_duration, "lockDuration")?)?;
+    let worker = required(&req.worker_id, "workerId")?;
+    if req.scope_type.as_deref().is_some_and(|s| s != "bpmn") {
+        return Ok(Json(Vec::new())); // no CMMN here: nothing of another scope to acquire
+    }
+    let max = req.number_of_tasks.unwrap_or(1);
+    if !(1..=1000).contains(&max) {
+        return Err(ApiError::bad_request(format!("numberOfTasks must be from 1 to 1000, not {max}")).into());
+    }
+    let topics = [topic];
+    let wanted = Wanted { topics: &topics, worker, max: u64::from(max), lock, wait: Duration::ZERO };
+    let jobs = rt.board().fetch(rt.store().as_ref(), wanted).await?;
+    begin(&rt, &jobs);
+    let origin = origin(&headers);
+    let mut answer = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        answer.push(acquired(&rt, &origin, job).await?);
+    }
+    Ok(Json(answer))
+}
+
+/// A job as Flowable answers an acquisition.
+async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiError> {
+    let task = rt.store().task(&job.job.record_id).await?;
+    let instance = rt.store().instance(&job.instance_id).await?;
+    let variables: Vec<Value> = job
+        .job
+        .params
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| *name != "namespace" && *name != "queue")
+        .map(|(name, value)| json!({"name": name, "type": type_of(value), "value": value}))
+        .collect();
+    let id = &job.job.record_id;
+    Ok(json!({
+        "id": id,
+        "url": format!("{origin}{BASE}/jobs/{id}"),
+        "correlationId": id,
+        "processInstanceId": job.instance_id,
+        "processDefinitionId": instance.as_ref().map(|i| i.model_id.clone()),
+        "executionId": task.as_ref().map(|t| t.record.task_id.clone()),
+        "scopeId": null,
+        "subScopeId": null,
+        "scopeDefinitionId": null,
+        "scopeType": "bpmn",
+        "elementId": task.as_ref().map(|t| t.record.element.clone()),
+        "elementName": task.as_ref().map(|t| t.record.name.clone()),
+        "retries": job.retries.unwrap_or(DEFAULT_RETRIES),
+        "exceptionMessage": null,
+        "dueDate": null,
+        "createTime": iso_time(job.created_at),
+        "tenantId": "",
+        "lockOwner": job.owner,
+        "lockExpirationTime": job.locked_until.map_or(Value::Null, iso_time),
+        "variables": variables,
+    }))
+}
+
+/// Flowable REST's type name of a JSON value.
+fn type_of(value: &Value) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::Bool(_) => json!("boolean"),
+        Value::Number(n) if n.is_i64() && n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => json!("integer"),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!("long"),
+        Value::Number(_) => json!("double"),
+        Value::String(_) => json!("string"),
+        Value::Array(_) | Value::Object(_) => json!("json"),
+    }
+}
+
+/// Flowable REST variables as JSON values, by their declared type.
+fn variables(list: Vec<RestVariable>) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for v in list {
+        let name =
+            v.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("Variable name is required."))?;
+        let value = v.value.unwrap_or(Value::Null);
+        let bad = |kind: &str| ApiError::bad_request(format!("variable `{name}`: {value} is not a valid {kind}"));
+        let value = match (v.kind.as_deref(), &value) {
+            (_, Value::Null) | (None, _) => value.clone(),
+            (Some("string" | "date"), Value::String(_)) => value.clone(),
+            (Some("string"), other) => Value::String(other.to_string()),
+            (Some("integer" | "long" | "short"), Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
+            (Some("integer" | "long" | "short"), Value::String(s)) => {
+                json!(s.trim().parse::<i64>().map_err(|_| bad("whole number"))?)
+            }
+            (Some("double"), Value::Number(_)) => value.clone(),
+            (Some("double"), Value::String(s)) => json!(s.trim().parse::<f64>().map_err(|_| bad("number"))?),
+            (Some("boolean"), Value::Bool(_)) => value.clone(),
+            (Some("boolean"), Value::String(s)) if s == "true" || s == "false" => json!(s == "true"),
+            (Some("json"), Value::String(s)) => serde_json::from_str(s).map_err(|_| bad("JSON text"))?,
+            (Some("json"), _) => value.clone(),
+            (Some(kind @ ("integer" | "long" | "short" | "double" | "boolean" | "date")), _) => return Err(bad(kind)),
+            (Some(other), _) => {
+                return Err(ApiError::bad_request(format!(
+                    "variable `{name}`: unknown type `{other}` (use string, integer, long, short, double, boolean, date or json)"
+                )));
+            }
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// The job `worker` holds, in Flowable's terms: 404 when there is none, 403 when another
+/// worker holds it.
+async fn locked_by(rt: &Runtime, id: &str, worker: &Option<String>) -> Result<flowstone_store::JobLease, ApiError> {
+    let worker = required(worker, "workerId")?;
+    held(rt, id, worker).await.map_err(|e| {
+        let (status, _) = e.parts();
+        match status {
+            StatusCode::NOT_FOUND => ApiError::not_found(format!("Could not find external worker job with id '{id}'.")),
+            _ => ApiError::forbidden(format!("{worker} does not hold a lock on the requested job")),
+        }
+    })
+}
+
+async fn complete(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
+    let req: CompleteRequest = parse(&body)?;
+    let job = locked_by(&rt, &id, &req.worker_id).await?;
+    apply(&rt, &job, StoneEvent::Completed { variables: variables(req.variables)? }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn bpmn_error(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
+    let req: ErrorRequest = parse(&body)?;
+    let job = locked_by(&rt, &id, &req.worker_id).await?;
+    let code = required(&req.error_code, "errorCode")?.to_owned();
+    apply(&rt, &job, StoneEvent::BpmnError { code, variables: variables(req.variables)? }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
+    let req: FailRequest = parse(&body)?;
+    let job = locked_by(&rt, &id, &req.worker_id).await?;
+    let worker = req.worker_id.as_deref().unwrap_or_default();
+    // Not given, the retries go down by one from what the job had (3 for a first failure).
+    let retries = req.retries.unwrap_or_else(|| job.retries.unwrap_or(DEFAULT_RETRIES) - 1);
+    let backoff = match &req.retry_timeout {
+        Some(text) => iso_duration("retryTimeout", text)?.as_millis() as u64,
+        None => 0,
+    };
+    let reason = match (req.error_message, req.error_details) {
+        (Some(message), Some(details)) => format!("{message}: {details}"),
+        (Some(message), None) => message,
+        (None, Some(details)) => details,
+        (None, None) => "the external worker reported a failure".into(),
+    };
+    fail_or_retry(&rt, &job, worker, retries, backoff, reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

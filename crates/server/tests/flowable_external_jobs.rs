@@ -1,0 +1,162 @@
+//! Flowable's external worker REST API (`/flowable-rest/external-job-api/`) through the real
+//! server: acquire, complete with typed variables, BPMN errors caught by an error boundary
+//! event, failures with retries, and Flowable's error answers.
+
+mod common;
+
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const API: &str = "/flowable-rest/external-job-api";
+
+/// An external-worker task on topic `orders`; error `E1` goes to `onError`, success to `after`.
+const MODEL: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn">
+  <error id="orderError" errorCode="E1"/>
+  <process id="orders"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="work"/>
+  <serviceTask id="work" name="Work" flowable:type="external-worker" flowable:topic="orders"/>
+  <boundaryEvent id="caught" attachedToRef="work"><errorEventDefinition errorRef="orderError"/></boundaryEvent>
+  <sequenceFlow sourceRef="caught" targetRef="onError"/><userTask id="onError"/>
+  <sequenceFlow sourceRef="work" targetRef="after"/><userTask id="after"/></process></definitions>"#;
+
+async fn started(s: &TestServer) -> String {
+    s.deploy(MODEL).await;
+    let p = s.start_process("orders", json!({"amount": 42, "customer": "kermit"})).await;
+    p["processInstanceId"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn acquire(s: &TestServer, worker: &str) -> Vec<Value> {
+    let body = json!({"topic": "orders", "lockDuration": "PT10M", "numberOfTasks": 5, "workerId": worker});
+    let (status, jobs) = s.post(&format!("{API}/acquire/jobs"), body).await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    jobs.as_array().cloned().unwrap_or_default()
+}
+
+async fn active(s: &TestServer, id: &str) -> Vec<String> {
+    s.tasks(id)
+        .await
+        .into_iter()
+        .filter(|t| t["status"] == "active")
+        .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn acquired_jobs_carry_flowables_fields_and_complete_sets_variables(s: TestServer) {
+    let id = started(&s).await;
+    let jobs = acquire(&s, "w1").await;
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!((job["processInstanceId"].as_str(), job["elementId"].as_str()), (Some(id.as_str()), Some("work")));
+    assert_eq!((job["elementName"].as_str(), job["scopeType"].as_str()), (Some("Work"), Some("bpmn")));
+    assert_eq!((job["lockOwner"].as_str(), job["retries"].as_i64()), (Some("w1"), Some(3)));
+    assert!(
+        job["url"].as_str().is_some_and(|u| u.starts_with("http://") && u.ends_with(job["id"].as_str().unwrap_or("?")))
+    );
+    assert!(job["lockExpirationTime"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let vars = job["variables"].as_array().cloned().unwrap_or_default();
+    assert!(vars.contains(&json!({"name": "amount", "type": "integer", "value": 42})), "{vars:?}");
+    assert!(acquire(&s, "w2").await.is_empty(), "a locked job is not acquired twice");
+
+    let job_id = job["id"].as_str().unwrap_or_default();
+    let done = json!({"workerId": "w1", "variables": [
+        {"name": "approved", "type": "boolean", "value": true},
+        {"name": "total", "type": "long", "value": "1200"},
+        {"name": "order", "type": "json", "value": {"id": 7}}
+    ]});
+    let (status, body) = s.post(&format!("{API}/acquire/jobs/{job_id}/complete"), done).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(active(&s, &id).await, ["after"]);
+    let task = s.tasks(&id).await.into_iter().find(|t| t["name"] == "Work").unwrap_or_default();
+    assert_eq!(task["status"], "start.success");
+    let after = s.tasks(&id).await.into_iter().find(|t| t["name"] == "after").unwrap_or_default();
+    let (status, _) = s.put(&format!("/task/{}/complete", after["id"].as_str().unwrap_or_default()), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let p = s.process(&id).await;
+    let native: Value = serde_json::from_str(p["nativeOutputs"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!((native["approved"].clone(), native["total"].clone()), (json!(true), json!(1200)));
+    assert_eq!(native["order"], json!({"id": 7}), "variables land in the process, not under a namespace");
+}
+
+async fn a_bpmn_error_is_caught_by_the_boundary_event(s: TestServer) {
+    let id = started(&s).await;
+    let job = acquire(&s, "w1").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let error = json!({"workerId": "w1", "errorCode": "E1", "variables": [{"name": "cause", "type": "string", "value": "stock"}]});
+    let (status, body) = s.post(&format!("{API}/acquire/jobs/{job}/bpmnError"), error).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(active(&s, &id).await, ["onError"]);
+    let task = s.tasks(&id).await.into_iter().find(|t| t["name"] == "Work").unwrap_or_default();
+    assert_eq!((task["status"].as_str(), task["reason"].as_str()), (Some("start.failed"), Some("BPMN error `E1`")));
+}
+
+async fn failures_count_retries_down_then_fail_the_process(s: TestServer) {
+    let id = started(&s).await;
+    let job = acquire(&s, "w1").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let fail = json!({"workerId": "w1", "errorMessage": "db down", "retryTimeout": "PT0S"});
+    assert_eq!(s.post(&format!("{API}/acquire/jobs/{job}/fail"), fail).await.0, StatusCode::NO_CONTENT);
+    let again = acquire(&s, "w2").await;
+    assert_eq!((again[0]["id"].as_str(), again[0]["retries"].as_i64()), (Some(job.as_str()), Some(2)));
+    let last = json!({"workerId": "w2", "errorMessage": "db down", "errorDetails": "for good", "retries": 0});
+    assert_eq!(s.post(&format!("{API}/acquire/jobs/{job}/fail"), last).await.0, StatusCode::NO_CONTENT);
+    let p = s.process(&id).await;
+    assert_eq!(p["processStatus"], "rollingBack", "the failed task had begun, so it is rolled back");
+    assert!(p["reason"].as_str().unwrap_or_default().contains("db down: for good"), "{p}");
+}
+
+async fn bad_requests_get_flowables_error_answers(s: TestServer) {
+    let cases = [
+        (json!({"lockDuration": "PT1M", "workerId": "w"}), "topic is required"),
+        (json!({"topic": "orders", "workerId": "w"}), "lockDuration is required"),
+        (json!({"topic": "orders", "lockDuration": "PT1M"}), "workerId is required"),
+        (json!({"topic": "orders", "lockDuration": "ten minutes", "workerId": "w"}), "ISO-8601"),
+    ];
+    for (body, says) in cases {
+        let (status, answer) = s.post(&format!("{API}/acquire/jobs"), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["message"], "Bad request");
+        assert!(answer["exception"].as_str().unwrap_or_default().contains(says), "{says}: {answer}");
+    }
+    started(&s).await;
+    let job = acquire(&s, "w1").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (status, answer) = s.post(&format!("{API}/acquire/jobs/{job}/complete"), json!({"workerId": "w2"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(answer["exception"], "w2 does not hold a lock on the requested job");
+    let (status, answer) = s.post(&format!("{API}/acquire/jobs/nope/complete"), json!({"workerId": "w1"})).await;
+    assert_eq!((status, answer["message"].as_str()), (StatusCode::NOT_FOUND, Some("Not found")));
+    let bad_var = json!({"workerId": "w1", "variables": [{"name": "n", "type": "integer", "value": "many"}]});
+    let (status, answer) = s.post(&format!("{API}/acquire/jobs/{job}/complete"), bad_var).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = s.post(&format!("{API}/acquire/jobs/{job}/bpmnError"), json!({"workerId": "w1"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "errorCode is required");
+}
+
+macro_rules! on_backend {
+    ($backend:expr, $($name:ident),*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(s) = TestServer::start_for_workers($backend).await else { return };
+            super::$name(s).await;
+        }
+    )*};
+}
+
+macro_rules! every_test {
+    ($backend:expr) => {
+        on_backend!(
+            $backend,
+            acquired_jobs_carry_flowables_fields_and_complete_sets_variables,
+            a_bpmn_error_is_caught_by_the_boundary_event,
+            failures_count_retries_down_then_fail_the_process,
+            bad_requests_get_flowables_error_answers
+        );
+    };
+}
+
+mod sqlite {
+    use super::*;
+    every_test!(Backend::Sqlite);
+}
+
+mod postgres {
+    use super::*;
+    every_test!(Backend::Postgres);
+}
