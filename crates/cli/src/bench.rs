@@ -252,13 +252,22 @@ fn run_engine_instance(
     n: u64,
     ids: &mut dyn FnMut() -> String,
 ) -> Result<(Instance, usize), String> {
-    let (mut inst, effects) = Instance::start(def, w.variables(n), StartOptions::default(), &mut Ctx { now: 0, ids });
+    let (mut inst, effects) = Instance::start(
+        def,
+        w.variables(n),
+        StartOptions::default(),
+        &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker },
+    );
     let mut count = effects.len();
     if let Workload::W2 = w {
         let task = inst.open.keys().next().cloned().ok_or("W2 opened no user task")?;
         let vars = Map::from_iter([("approved".to_owned(), json!(true))]);
         let effects = inst
-            .apply(def, Command::CompleteUserTask { task, variables: vars }, &mut Ctx { now: 0, ids })
+            .apply(
+                def,
+                Command::CompleteUserTask { task, variables: vars },
+                &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker },
+            )
             .map_err(|e| e.to_string())?;
         count += effects.len();
     }

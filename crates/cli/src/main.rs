@@ -49,6 +49,11 @@ enum Cmd {
         /// others wait for `flowstone worker` processes.
         #[arg(long, env = "FLOWSTONE_STONES", default_value = "all")]
         stones: String,
+        #[command(flatten)]
+        amqp: AmqpArgs,
+        /// Stones whose jobs are published to RabbitMQ (comma-separated; needs --amqp).
+        #[arg(long, env = "FLOWSTONE_AMQP_STONES", value_delimiter = ',')]
+        amqp_stones: Vec<String>,
     },
     /// Run stones as a worker of a server: fetch their jobs over HTTP and report back.
     Worker(WorkerArgs),
@@ -124,11 +129,19 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
-        Cmd::Serve { listen, data_dir, database, no_examples, node_id, job_lease, stones } => {
+        Cmd::Serve { listen, data_dir, database, no_examples, node_id, job_lease, stones, amqp, amqp_stones } => {
             let lease = seconds("--job-lease", job_lease)?;
             let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
             let stones = flowstone_worker::select(&stones, &data_dir.join("machines"))?;
-            let runtime = flowstone_server::RuntimeOptions { node, lease, stones };
+            let broker = match (amqp.url, amqp_stones.is_empty()) {
+                (Some(url), false) => {
+                    Some(flowstone_server::BrokerOptions { url, stones: amqp_stones, prefix: amqp.prefix })
+                }
+                (None, true) => None,
+                (Some(_), true) => return Err("--amqp needs --amqp-stones: which stones' jobs go to RabbitMQ".into()),
+                (None, false) => return Err("--amqp-stones needs --amqp URL".into()),
+            };
+            let runtime = flowstone_server::RuntimeOptions { node, lease, stones, broker };
             let config = flowstone_server::Config { listen, data_dir, database, load_examples: !no_examples, runtime };
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
             eprintln!("flowstone listening on http://{}", server.addr());
@@ -148,6 +161,17 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Worker(args) => worker(args).await,
     }
+}
+
+/// RabbitMQ, for stone jobs.
+#[derive(clap::Args)]
+struct AmqpArgs {
+    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
+    #[arg(long = "amqp", env = "FLOWSTONE_AMQP_URL")]
+    url: Option<String>,
+    /// Put before every queue name.
+    #[arg(long = "amqp-prefix", env = "FLOWSTONE_AMQP_PREFIX", default_value = "")]
+    prefix: String,
 }
 
 #[derive(clap::Args)]
@@ -175,6 +199,9 @@ struct WorkerArgs {
     /// Seconds jobs in hand may run on after SIGTERM before they are handed back.
     #[arg(long, default_value_t = 10.0)]
     grace: f64,
+    /// Take jobs from RabbitMQ instead of the server's HTTP protocol.
+    #[command(flatten)]
+    amqp: AmqpArgs,
 }
 
 async fn worker(args: WorkerArgs) -> Result<(), String> {
@@ -190,10 +217,43 @@ async fn worker(args: WorkerArgs) -> Result<(), String> {
         wait: std::time::Duration::from_secs_f64(args.wait.clamp(0.0, 60.0)),
         grace: std::time::Duration::from_secs_f64(args.grace.max(0.0)),
     };
+    if let Some(url) = args.amqp.url {
+        return amqp_worker(url, args.amqp.prefix, args.concurrency, args.grace, stones).await;
+    }
     let names: Vec<&str> = stones.iter().map(|s| s.name()).collect();
     eprintln!("flowstone worker {} running {} against {}", options.worker_id, names.join(", "), options.server);
     flowstone_worker::runner::Worker::new(options, stones).run(shutdown_signal()).await;
     Ok(())
+}
+
+#[cfg(feature = "amqp")]
+async fn amqp_worker(
+    url: String,
+    prefix: String,
+    concurrency: usize,
+    grace: f64,
+    stones: Vec<std::sync::Arc<dyn flowstone_worker::Stone>>,
+) -> Result<(), String> {
+    let options = flowstone_worker::amqp::AmqpOptions {
+        url,
+        prefix,
+        concurrency: concurrency.clamp(1, usize::from(u16::MAX)) as u16,
+        grace: std::time::Duration::from_secs_f64(grace.max(0.0)),
+    };
+    eprintln!("flowstone worker taking jobs from RabbitMQ at {}", options.url);
+    flowstone_worker::amqp::run(options, stones, shutdown_signal()).await;
+    Ok(())
+}
+
+#[cfg(not(feature = "amqp"))]
+async fn amqp_worker(
+    _: String,
+    _: String,
+    _: usize,
+    _: f64,
+    _: Vec<std::sync::Arc<dyn flowstone_worker::Stone>>,
+) -> Result<(), String> {
+    Err("this build has no RabbitMQ support; build with the `amqp` feature".into())
 }
 
 /// A duration given in seconds, at least 0.1.

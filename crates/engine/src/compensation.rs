@@ -96,7 +96,7 @@ impl Instance {
         let ids: Vec<String> = self.open.keys().cloned().collect();
         for id in ids {
             let rec = &self.open[&id];
-            let started = rec.action.is_some_and(|a| a != Action::Mock) && rec.status != task_status::PRODUCE_SUCCESS;
+            let started = rec.action.is_some_and(|a| a != Action::Mock) && !rec.status.starts_with("produce.");
             if started && self.kind == InstanceKind::Process {
                 begun.push(Ran::of(rec));
             }

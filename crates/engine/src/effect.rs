@@ -8,8 +8,12 @@ use serde_json::{Map, Value};
 /// A stone task's status is `<action>.<phase>` (see [`Action`] and [`Phase`]), e.g.
 /// `start.begin` or `rollback.failed`; the constants name the ones the engine sets itself.
 pub mod task_status {
-    /// The job is durably queued for its stone.
+    /// The job is durably queued for its stone (for a brokered stone: the broker confirmed it).
     pub const PRODUCE_SUCCESS: &str = "produce.success";
+    /// The job of a brokered stone is committed and being published.
+    pub const PRODUCE_BEGIN: &str = "produce.begin";
+    /// Publishing the job failed; it is published again.
+    pub const PRODUCE_FAILED: &str = "produce.failed";
     /// A queued or running task stopped by a cancel or by its instance's failure.
     pub const CANCELED: &str = "canceled";
     /// A user task waiting for a person.

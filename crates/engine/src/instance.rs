@@ -143,6 +143,10 @@ pub enum StoneEvent {
         /// Variables to set.
         variables: Map<String, Value>,
     },
+    /// The broker confirmed the publish of the job (brokered stones).
+    Produced,
+    /// Publishing the job to the broker failed; it will be published again.
+    ProduceFailed(String),
     /// The work ended in a business error: an error boundary event catching `code` on the
     /// task or a subprocess around it takes the flow on; uncaught, the task fails.
     BpmnError {
@@ -616,7 +620,10 @@ impl Instance {
 
     /// Queues a job asking the record's stone for `action`; the record waits for it.
     pub(crate) fn queue(step: &mut Step<'_, '_>, rec: &mut TaskRecord, action: Action, outputs: Map<String, Value>) {
-        rec.status = task_status::PRODUCE_SUCCESS.into();
+        let stone = rec.stone.as_deref().unwrap_or_default();
+        let produced =
+            if (step.ctx.brokered)(stone) { task_status::PRODUCE_BEGIN } else { task_status::PRODUCE_SUCCESS };
+        rec.status = produced.into();
         rec.action = Some(action);
         step.effects.push(Effect::QueueJob(Job {
             record_id: rec.id.clone(),

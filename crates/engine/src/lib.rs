@@ -23,6 +23,14 @@ pub struct Ctx<'a> {
     pub now: i64,
     /// Returns a new globally unique id for task records.
     pub ids: &'a mut dyn FnMut() -> String,
+    /// Whether jobs of a stone go through a message broker: their tasks wait in
+    /// `produce.begin` until the broker confirms the publish (`produce.success`).
+    pub brokered: &'a dyn Fn(&str) -> bool,
+}
+
+/// No stone goes through a broker: a committed job is produced.
+pub fn no_broker(_: &str) -> bool {
+    false
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The lifecycle of a stone task: events from its stone, and the operator's debug controls.
 
 use crate::compensation::Ran;
-use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status};
+use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status, task_status};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
 use serde_json::{Map, Value};
@@ -32,6 +32,8 @@ impl Instance {
                 (current_action(rec).filter(|a| *a == Action::Monitor).unwrap_or(job), Phase::Failed)
             }
             StoneEvent::Progress(_) => (current_action(rec).unwrap_or(job), Phase::Begin),
+            // The broker's word on the publish, not the stone's.
+            StoneEvent::Produced | StoneEvent::ProduceFailed(_) => return self.produced(step, &id, event),
         };
         let status = stone_status(action, phase);
         let unexpected = || EngineError::UnexpectedEvent {
@@ -57,7 +59,7 @@ impl Instance {
         match event {
             StoneEvent::Begin(_) => {
                 // A late or repeated `begin` after the action moved on is harmless.
-                let first = rec.status == crate::task_status::PRODUCE_SUCCESS;
+                let first = rec.status.starts_with("produce.");
                 if first || (action == Action::Monitor && current_action(rec) == Some(Action::Start)) {
                     self.update(step, &id, |r| r.status = status);
                 }
@@ -87,6 +89,25 @@ impl Instance {
                 self.finish(step, &id, &status, Some(Value::Object(variables)), action != Action::Mock);
             }
             StoneEvent::BpmnError { code, variables } => self.bpmn_error(step, &id, status, code, variables),
+            StoneEvent::Produced | StoneEvent::ProduceFailed(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The broker confirmed (or failed) the publish of a job; once the stone reported on it,
+    /// that changes nothing.
+    fn produced(&mut self, step: &mut Step<'_, '_>, id: &str, event: StoneEvent) -> Result<(), EngineError> {
+        if self.open[id].status.starts_with("produce.") {
+            self.update(step, id, |r| match event {
+                StoneEvent::ProduceFailed(reason) => {
+                    r.status = task_status::PRODUCE_FAILED.into();
+                    r.reason = Some(reason);
+                }
+                _ => {
+                    r.status = task_status::PRODUCE_SUCCESS.into();
+                    r.reason = None;
+                }
+            });
         }
         Ok(())
     }

@@ -36,6 +36,11 @@ impl JobBoard {
         self.notify.notify_waiters();
     }
 
+    /// Resolves at the next [`JobBoard::wake`].
+    pub(crate) fn woken(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
     /// The server stops: waiting fetches answer now, with what they have.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);

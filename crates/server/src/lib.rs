@@ -1,6 +1,7 @@
 //! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
 mod api;
+mod broker;
 mod examples;
 mod jobs;
 mod models;
@@ -9,7 +10,7 @@ mod stones;
 
 pub use api::{MAX_BODY_BYTES, router};
 pub use examples::EXAMPLES;
-pub use runtime::{Runtime, RuntimeError, RuntimeOptions};
+pub use runtime::{BrokerOptions, Runtime, RuntimeError, RuntimeOptions};
 
 use flowstone_store::{PgStore, SqliteStore, Store, StoreError};
 use std::net::SocketAddr;

@@ -6,6 +6,8 @@
 //! every lifecycle event to a [`Reporter`]; the server runs the [`builtin`] stones in-process
 //! through it, and [`runner::Worker`] runs stones as a separate program over HTTP.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 mod builtin;
 mod machine;
 pub mod protocol;

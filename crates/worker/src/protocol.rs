@@ -9,7 +9,7 @@
 //! unfinished through `…/release`. Durations are milliseconds; times are milliseconds since
 //! the epoch.
 
-use flowstone_engine::{Action, Phase, StoneEvent, stone_status};
+use flowstone_engine::{Action, Phase, StoneEvent, stone_status, task_status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -130,6 +130,11 @@ impl EventReport {
             StoneEvent::Completed { variables } => {
                 report.variables = variables;
                 stone_status(Action::Start, Phase::Success)
+            }
+            StoneEvent::Produced => task_status::PRODUCE_SUCCESS.into(),
+            StoneEvent::ProduceFailed(reason) => {
+                report.reason = Some(reason);
+                task_status::PRODUCE_FAILED.into()
             }
             StoneEvent::BpmnError { code, variables } => {
                 (report.error_code, report.variables) = (Some(code), variables);

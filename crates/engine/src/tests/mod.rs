@@ -36,7 +36,12 @@ impl Harness {
             counter += 1;
             format!("id{counter}")
         };
-        let (inst, effects) = Instance::start(&def, vars(variables), options, &mut Ctx { now: 1000, ids: &mut ids });
+        let (inst, effects) = Instance::start(
+            &def,
+            vars(variables),
+            options,
+            &mut Ctx { now: 1000, ids: &mut ids, brokered: &no_broker },
+        );
         Harness { def, inst, effects, counter }
     }
 
@@ -46,7 +51,7 @@ impl Harness {
             counter += 1;
             format!("id{counter}")
         };
-        let effects = self.inst.apply(&self.def, cmd, &mut Ctx { now: 2000, ids: &mut ids })?;
+        let effects = self.inst.apply(&self.def, cmd, &mut Ctx { now: 2000, ids: &mut ids, brokered: &no_broker })?;
         self.counter = counter;
         self.effects.extend(effects);
         Ok(())

@@ -135,6 +135,8 @@ pub(super) struct Committer {
     live: HashMap<String, Live>,
     /// Counts requests: the cache's notion of time.
     clock: u64,
+    /// Whether a stone's jobs go through the broker.
+    brokered: Arc<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 impl Committer {
@@ -144,8 +146,19 @@ impl Committer {
         commits: tokio::runtime::Handle,
         node: String,
         lease: Duration,
+        brokered: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     ) -> Self {
-        Self { store: runtime.store().clone(), runtime, stones, commits, node, lease, live: HashMap::new(), clock: 0 }
+        Self {
+            store: runtime.store().clone(),
+            runtime,
+            stones,
+            commits,
+            node,
+            lease,
+            live: HashMap::new(),
+            clock: 0,
+            brokered,
+        }
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut stopped: watch::Receiver<bool>) {
@@ -293,8 +306,12 @@ impl Committer {
                 Request::Start { model, def, name, variables, options, reply } => {
                     let id = new_id();
                     let start_vars = Value::Object(variables.clone()).to_string();
-                    let (instance, effects) =
-                        Instance::start(&def, variables, options, &mut Ctx { now, ids: &mut ids });
+                    let (instance, effects) = Instance::start(
+                        &def,
+                        variables,
+                        options,
+                        &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
+                    );
                     let row = new_row(id.clone(), &model.id, &model.key, name, start_vars, now);
                     let mut live = Live { def: def.clone(), row, instance, committed: 0, touched: self.clock };
                     self.record(into, &mut live, effects, now);
@@ -307,8 +324,11 @@ impl Committer {
                         Ok(()) => {
                             let mut live = self.live.remove(&instance).expect("loaded just now");
                             live.touched = self.clock;
-                            let applied =
-                                live.instance.apply(&live.def, command.clone(), &mut Ctx { now, ids: &mut ids });
+                            let applied = live.instance.apply(
+                                &live.def,
+                                command.clone(),
+                                &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
+                            );
                             let answer = match applied {
                                 Ok(effects) => {
                                     self.record(into, &mut live, effects, now);

@@ -65,13 +65,32 @@ pub struct RuntimeOptions {
     pub lease: Duration,
     /// The stones run in-process; jobs of other stones wait for workers.
     pub stones: Vec<Arc<dyn Stone>>,
+    /// Stones whose jobs are published to RabbitMQ instead.
+    pub broker: Option<BrokerOptions>,
+}
+
+/// Jobs of some stones published to RabbitMQ: one durable queue per stone, named after it
+/// (behind `prefix`), and events coming back on the queue `<prefix>flowstone.events`.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// `amqp://user:password@host:5672/%2f`.
+    pub url: String,
+    /// The stones whose jobs go to the broker.
+    pub stones: Vec<String>,
+    /// Put before every queue name (to keep environments apart on one broker).
+    pub prefix: String,
 }
 
 impl Default for RuntimeOptions {
     /// Every built-in stone in-process, with machines under the temporary directory.
     fn default() -> Self {
         let machines = std::env::temp_dir().join("flowstone-machines");
-        Self { node: "flowstone".into(), lease: Duration::from_secs(30), stones: flowstone_worker::builtin(&machines) }
+        Self {
+            node: "flowstone".into(),
+            lease: Duration::from_secs(30),
+            stones: flowstone_worker::builtin(&machines),
+            broker: None,
+        }
     }
 }
 
@@ -82,6 +101,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("node", &self.node)
             .field("lease", &self.lease)
             .field("stones", &stones)
+            .field("broker", &self.broker)
             .finish()
     }
 }
@@ -123,16 +143,30 @@ impl Runtime {
             board: Arc::default(),
         };
         runtime.forward_job_signals(stopped.clone()).await;
+        let brokered: Vec<String> = options.broker.iter().flat_map(|b| b.stones.clone()).collect();
+        // A brokered stone's jobs go to the broker, even when a built-in of that name exists.
+        let in_process: Vec<Arc<dyn Stone>> =
+            options.stones.iter().filter(|s| !brokered.iter().any(|b| b == s.name())).cloned().collect();
         let stones =
-            StoneRunner::new(runtime.clone(), &options.stones, options.node.clone(), options.lease, runner_stopped);
+            StoneRunner::new(runtime.clone(), &in_process, options.node.clone(), options.lease, runner_stopped);
         // The committer has a thread and a runtime of its own: its commits are dozens of
         // round trips to the database, and each must not wait behind thousands of request
         // tasks for a turn on the shared workers. Commits run on a second such thread, so
         // they proceed while the next group is applied.
         let commits = dedicated_runtime("flowstone-write", stopped.clone())?;
-        let committer = Committer::new(runtime.clone(), stones.clone(), commits, options.node, options.lease);
-        dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped));
+        let committer = Committer::new(
+            runtime.clone(),
+            stones.clone(),
+            commits,
+            options.node.clone(),
+            options.lease,
+            Arc::new(move |stone: &str| brokered.iter().any(|b| b == stone)),
+        );
+        dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped.clone()));
         *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
+        if let Some(broker) = options.broker {
+            crate::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;
+        }
         Ok(runtime)
     }
 

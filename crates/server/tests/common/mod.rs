@@ -1,7 +1,7 @@
 //! A real server on a free port over a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
-use flowstone_server::{Config, Server};
+use flowstone_server::{Config, RuntimeOptions, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -45,27 +45,33 @@ impl TestServer {
 
     /// A server whose stone jobs all wait for workers.
     pub async fn start_for_workers(backend: Backend) -> Option<Self> {
+        Self::start_configured(backend, |_| RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() }).await
+    }
+
+    /// A server whose runtime options `configure` makes, given the test's directory.
+    pub async fn start_configured(backend: Backend, configure: impl FnOnce(&Path) -> RuntimeOptions) -> Option<Self> {
         let dir = must(tempfile::tempdir());
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(postgres_database().await?),
         };
-        Some(Self::start_with(dir, database, false).await)
+        let options = configure(dir.path());
+        Some(Self::start_with(dir, database, options).await)
     }
 
     /// A server on `database` (SQLite in `dir` when `None`), with the examples deployed.
     pub async fn start_on(dir: tempfile::TempDir, database: Option<String>) -> Self {
-        Self::start_with(dir, database, true).await
+        let stones = flowstone_worker::builtin(&dir.path().join("machines"));
+        Self::start_with(dir, database, RuntimeOptions { stones, ..RuntimeOptions::default() }).await
     }
 
-    async fn start_with(dir: tempfile::TempDir, database: Option<String>, in_process: bool) -> Self {
-        let stones = if in_process { flowstone_worker::builtin(&dir.path().join("machines")) } else { Vec::new() };
+    async fn start_with(dir: tempfile::TempDir, database: Option<String>, runtime: RuntimeOptions) -> Self {
         let config = Config {
             listen: must("127.0.0.1:0".parse()),
             data_dir: dir.path().to_owned(),
             database: database.clone(),
             load_examples: true,
-            runtime: flowstone_server::RuntimeOptions { stones, ..flowstone_server::RuntimeOptions::default() },
+            runtime,
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
