@@ -133,7 +133,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             let lease = seconds("--job-lease", job_lease)?;
             let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
             let stones = flowstone_worker::select(&stones, &data_dir.join("machines"))?;
-            let broker = match (amqp.url, amqp_stones.is_empty()) {
+            let broker = match (amqp.amqp_url, amqp_stones.is_empty()) {
                 (Some(url), false) => {
                     Some(flowstone_server::BrokerOptions { url, stones: amqp_stones, prefix: amqp.prefix })
                 }
@@ -168,7 +168,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
 struct AmqpArgs {
     /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
     #[arg(long = "amqp", env = "FLOWSTONE_AMQP_URL")]
-    url: Option<String>,
+    amqp_url: Option<String>,
     /// Put before every queue name.
     #[arg(long = "amqp-prefix", env = "FLOWSTONE_AMQP_PREFIX", default_value = "")]
     prefix: String,
@@ -217,7 +217,7 @@ async fn worker(args: WorkerArgs) -> Result<(), String> {
         wait: std::time::Duration::from_secs_f64(args.wait.clamp(0.0, 60.0)),
         grace: std::time::Duration::from_secs_f64(args.grace.max(0.0)),
     };
-    if let Some(url) = args.amqp.url {
+    if let Some(url) = args.amqp.amqp_url {
         return amqp_worker(url, args.amqp.prefix, args.concurrency, args.grace, stones).await;
     }
     let names: Vec<&str> = stones.iter().map(|s| s.name()).collect();
@@ -293,4 +293,13 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -39,7 +39,7 @@ impl Setup {
         let machines = self.dir.path().join("machines").to_string_lossy().into_owned();
         let args = ["--stones", "MachineStone,BillingStone", "--machines-dir", &machines, "--worker-id", id];
         let timing = ["--lock-duration", lock_seconds, "--wait", "5", "--grace", "1"];
-        Worker::start(&self.base, &[&args[..], &timing[..]].concat())
+        Worker::worker(&self.base, &[&args[..], &timing[..]].concat())
     }
 
     fn machines(&self) -> usize {
@@ -242,4 +242,44 @@ async fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
     s.wait_for(&id, "success").await;
     assert_eq!(s.tasks(&id).await.len(), 3);
     assert_eq!(s.machines(), 2);
+}
+
+/// RabbitMQ at `$FLOWSTONE_TEST_AMQP` (default the local one), or `None` after saying so
+/// loudly (in CI its absence fails).
+fn rabbitmq() -> Option<String> {
+    let url = std::env::var("FLOWSTONE_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let host = url.split('@').next_back().and_then(|h| h.split('/').next()).unwrap_or("127.0.0.1:5672").to_owned();
+    match std::net::TcpStream::connect(&host) {
+        Ok(_) => Some(url),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("RabbitMQ is required in CI: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no RabbitMQ at {host} ({e}); the RabbitMQ end-to-end test did not run");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_runs_through_rabbitmq_between_serve_and_worker_processes() {
+    let Some(url) = rabbitmq() else { return };
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let prefix = format!("e2e-{port}-{}.", std::process::id());
+    let data = dir.path().join("server").to_string_lossy().into_owned();
+    let stones = "MachineStone,BillingStone";
+    let serve =
+        ["--data-dir", &data, "--stones", "none", "--amqp", &url, "--amqp-stones", stones, "--amqp-prefix", &prefix];
+    let s = Setup {
+        base: format!("http://127.0.0.1:{port}"),
+        client: Client::new(),
+        _serve: Serve::start_args(&serve, port),
+        dir,
+    };
+    let machines = s.dir.path().join("machines").to_string_lossy().into_owned();
+    let worker = ["--stones", stones, "--machines-dir", &machines, "--amqp", &url, "--amqp-prefix", &prefix];
+    let _worker = Worker::worker(&s.base, &worker);
+    let id = s.start(json!({}), seed_002(json!({"slaveNum": "2"}))).await;
+    s.wait_for(&id, "success").await;
+    assert!(s.tasks(&id).await.iter().all(|t| t["status"] == "monitor.success" || t["status"] == "start.success"));
+    assert_eq!(s.machines(), 3);
 }

@@ -160,32 +160,8 @@ async fn a_job_waits_in_the_queue_produced_until_a_worker_comes(backend: Backend
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-macro_rules! on_backend {
-    ($backend:expr, $($name:ident),*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            super::$name($backend).await;
-        }
-    )*};
-}
-
-macro_rules! every_test {
-    ($backend:expr) => {
-        on_backend!(
-            $backend,
-            the_cluster_runs_on_a_worker_fed_by_rabbitmq,
-            a_failure_rolls_back_through_rabbitmq,
-            a_job_waits_in_the_queue_produced_until_a_worker_comes
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_test!(Backend::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_test!(Backend::Postgres);
-}
+backend_tests!(backend;
+    the_cluster_runs_on_a_worker_fed_by_rabbitmq,
+    a_failure_rolls_back_through_rabbitmq,
+    a_job_waits_in_the_queue_produced_until_a_worker_comes
+);

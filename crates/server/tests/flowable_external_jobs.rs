@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestServer};
+use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -129,34 +129,9 @@ async fn bad_requests_get_flowables_error_answers(s: TestServer) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "errorCode is required");
 }
 
-macro_rules! on_backend {
-    ($backend:expr, $($name:ident),*) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let Some(s) = TestServer::start_for_workers($backend).await else { return };
-            super::$name(s).await;
-        }
-    )*};
-}
-
-macro_rules! every_test {
-    ($backend:expr) => {
-        on_backend!(
-            $backend,
-            acquired_jobs_carry_flowables_fields_and_complete_sets_variables,
-            a_bpmn_error_is_caught_by_the_boundary_event,
-            failures_count_retries_down_then_fail_the_process,
-            bad_requests_get_flowables_error_answers
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_test!(Backend::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_test!(Backend::Postgres);
-}
+backend_tests!(server = TestServer::start_for_workers;
+    acquired_jobs_carry_flowables_fields_and_complete_sets_variables,
+    a_bpmn_error_is_caught_by_the_boundary_event,
+    failures_count_retries_down_then_fail_the_process,
+    bad_requests_get_flowables_error_answers
+);

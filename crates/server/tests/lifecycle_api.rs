@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestServer, must};
+use common::{TestServer, must};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -160,36 +160,11 @@ async fn a_mock_run_makes_no_machine(s: TestServer) {
     assert_eq!(s.machines(), 0);
 }
 
-macro_rules! on_backend {
-    ($backend:expr, $($name:ident),*) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let Some(s) = TestServer::start($backend).await else { return };
-            super::$name(s).await;
-        }
-    )*};
-}
-
-macro_rules! every_test {
-    ($backend:expr) => {
-        on_backend!(
-            $backend,
-            a_failure_rolls_back_every_machine_it_made_newest_first,
-            debug_mode_waits_at_the_failure_and_rerun_with_fixed_params_completes,
-            resume_leaves_debug_mode_and_rolls_back,
-            cancel_during_the_run_then_delete_leaves_no_machine,
-            delete_after_the_run_removes_every_machine_once,
-            a_mock_run_makes_no_machine
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_test!(Backend::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_test!(Backend::Postgres);
-}
+backend_tests!(server = TestServer::start;
+    a_failure_rolls_back_every_machine_it_made_newest_first,
+    debug_mode_waits_at_the_failure_and_rerun_with_fixed_params_completes,
+    resume_leaves_debug_mode_and_rolls_back,
+    cancel_during_the_run_then_delete_leaves_no_machine,
+    delete_after_the_run_removes_every_machine_once,
+    a_mock_run_makes_no_machine
+);

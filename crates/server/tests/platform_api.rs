@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestServer, must};
+use common::{TestServer, must};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -387,48 +387,23 @@ async fn health_answers(s: TestServer) {
     assert_eq!(s.get("/health").await, (StatusCode::OK, json!({"status": "ok"})));
 }
 
-macro_rules! on_backend {
-    ($backend:expr, $($name:ident),*) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let Some(s) = TestServer::start($backend).await else { return };
-            super::$name(s).await;
-        }
-    )*};
-}
-
-macro_rules! every_test {
-    ($backend:expr) => {
-        on_backend!(
-            $backend,
-            deploy_answers_ids_and_versions_a_key_again,
-            deploy_accepts_a_multipart_file_field,
-            malformed_or_unsupported_bpmn_is_a_400_naming_the_element,
-            start_by_model_id_deployment_id_or_key,
-            start_by_key_takes_the_latest_version,
-            process_record_has_every_seed_field,
-            start_rejects_missing_doubled_and_malformed_input,
-            unknown_ids_are_404,
-            user_task_completes_with_variables_and_steers_the_gateway,
-            debug_controls_that_do_not_fit_answer_409_and_unknown_ones_400,
-            cancel_stops_a_running_process_once,
-            w3_takes_each_route,
-            cluster_example_runs_with_seed_002_body,
-            process_list_filters_by_status_and_key_and_pages,
-            a_restart_keeps_every_instance_and_waiting_task,
-            a_huge_body_is_refused_with_413,
-            run_time_failure_shows_failed_with_reason,
-            health_answers
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_test!(Backend::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_test!(Backend::Postgres);
-}
+backend_tests!(server = TestServer::start;
+    deploy_answers_ids_and_versions_a_key_again,
+    deploy_accepts_a_multipart_file_field,
+    malformed_or_unsupported_bpmn_is_a_400_naming_the_element,
+    start_by_model_id_deployment_id_or_key,
+    start_by_key_takes_the_latest_version,
+    process_record_has_every_seed_field,
+    start_rejects_missing_doubled_and_malformed_input,
+    unknown_ids_are_404,
+    user_task_completes_with_variables_and_steers_the_gateway,
+    debug_controls_that_do_not_fit_answer_409_and_unknown_ones_400,
+    cancel_stops_a_running_process_once,
+    w3_takes_each_route,
+    cluster_example_runs_with_seed_002_body,
+    process_list_filters_by_status_and_key_and_pages,
+    a_restart_keeps_every_instance_and_waiting_task,
+    a_huge_body_is_refused_with_413,
+    run_time_failure_shows_failed_with_reason,
+    health_answers
+);

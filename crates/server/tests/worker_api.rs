@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestServer};
+use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -161,36 +161,11 @@ async fn malformed_protocol_requests_are_400_naming_the_fault(s: TestServer) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-macro_rules! on_backend {
-    ($backend:expr, $($name:ident),*) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let Some(s) = TestServer::start_for_workers($backend).await else { return };
-            super::$name(s).await;
-        }
-    )*};
-}
-
-macro_rules! every_test {
-    ($backend:expr) => {
-        on_backend!(
-            $backend,
-            a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed,
-            an_empty_fetch_answers_when_the_wait_ends,
-            reports_need_the_lock_and_repeats_are_harmless,
-            an_expired_lock_is_handed_out_again_and_heartbeats_keep_it,
-            a_failure_with_retries_waits_its_back_off_then_fails_the_task_and_rolls_back,
-            malformed_protocol_requests_are_400_naming_the_fault
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_test!(Backend::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_test!(Backend::Postgres);
-}
+backend_tests!(server = TestServer::start_for_workers;
+    a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed,
+    an_empty_fetch_answers_when_the_wait_ends,
+    reports_need_the_lock_and_repeats_are_harmless,
+    an_expired_lock_is_handed_out_again_and_heartbeats_keep_it,
+    a_failure_with_retries_waits_its_back_off_then_fails_the_task_and_rolls_back,
+    malformed_protocol_requests_are_400_naming_the_fault
+);

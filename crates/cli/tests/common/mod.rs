@@ -1,4 +1,4 @@
-//! Running the `flowstone` binary as a server process.
+//! Running the `flowstone` binary as server and worker processes.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
@@ -15,9 +15,29 @@ pub fn free_port() -> u16 {
     must(must(std::net::TcpListener::bind("127.0.0.1:0")).local_addr()).port()
 }
 
-pub struct Serve(pub Child);
+/// A `flowstone` process, killed when dropped.
+pub struct Process(pub Child);
 
-impl Serve {
+/// A `flowstone serve` process.
+pub type Serve = Process;
+/// A `flowstone worker` process.
+pub type Worker = Process;
+
+impl Process {
+    /// `flowstone ARGS…`; FLOWSTONE_TEST_LOGS=1 shows its logs.
+    fn spawn(args: &[&str]) -> Self {
+        let logs = std::env::var_os("FLOWSTONE_TEST_LOGS").is_some();
+        let child = must(
+            Command::new(BIN)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(if logs { Stdio::inherit() } else { Stdio::null() })
+                .spawn(),
+        );
+        Process(child)
+    }
+
+    /// `flowstone serve --data-dir DIR` on `port`, once it listens.
     pub fn start(dir: &Path, port: u16) -> Self {
         let dir = dir.to_string_lossy().into_owned();
         Self::start_args(&["--data-dir", &dir], port)
@@ -25,103 +45,45 @@ impl Serve {
 
     /// `flowstone serve --listen 127.0.0.1:PORT ARGS…`, once it listens.
     pub fn start_args(args: &[&str], port: u16) -> Self {
-        let child = must(
-            Command::new(BIN)
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-                .args(args)
-                .stdout(Stdio::null())
-                // FLOWSTONE_TEST_LOGS=1 shows the servers' logs.
-                .stderr(if std::env::var_os("FLOWSTONE_TEST_LOGS").is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                })
-                .spawn(),
-        );
+        let listen = format!("127.0.0.1:{port}");
+        let server = Self::spawn(&[&["serve", "--listen", &listen][..], args].concat());
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "server did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Serve(child)
+        server
+    }
+
+    /// `flowstone worker --server BASE ARGS…`.
+    pub fn worker(base: &str, args: &[&str]) -> Self {
+        Self::spawn(&[&["worker", "--server", base][..], args].concat())
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(mut self) {
-        let pid = self.0.id().to_string();
-        let status = must(Command::new("kill").args(["-TERM", &pid]).status());
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(code) = must(self.0.try_wait()) {
-                assert!(code.success(), "server exited with {code}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Serve {
-    /// Kills the server at once (SIGKILL): no shutdown, no flush.
-    pub fn kill9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `flowstone worker` process.
-pub struct Worker(pub Child);
-
-impl Worker {
-    /// `flowstone worker --server BASE ARGS…`.
-    pub fn start(base: &str, args: &[&str]) -> Self {
-        let child = must(
-            Command::new(BIN)
-                .args(["worker", "--server", base])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(if std::env::var_os("FLOWSTONE_TEST_LOGS").is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                })
-                .spawn(),
-        );
-        Worker(child)
-    }
-
-    /// Sends SIGTERM and waits for a clean exit (after its grace period).
     pub fn terminate(mut self) {
         let pid = self.0.id().to_string();
         assert!(must(Command::new("kill").args(["-TERM", &pid]).status()).success());
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(code) = must(self.0.try_wait()) {
-                assert!(code.success(), "worker exited with {code}");
+                assert!(code.success(), "flowstone exited with {code}");
                 return;
             }
-            assert!(Instant::now() < deadline, "worker ignored SIGTERM");
+            assert!(Instant::now() < deadline, "flowstone ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// Kills the worker at once (SIGKILL): its jobs stay locked until their lock ends.
+    /// Kills it at once (SIGKILL): no shutdown, no flush; a worker's jobs stay locked until
+    /// their lock ends.
     pub fn kill9(mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-impl Drop for Worker {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();

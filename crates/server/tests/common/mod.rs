@@ -214,3 +214,40 @@ pub fn shared_dir() -> Option<PathBuf> {
     eprintln!("SKIPPED: {} is absent, so tests over the shared material did not run", dir.display());
     None
 }
+
+/// One test per named function, in `mod sqlite` and in `mod postgres`. With
+/// `server = START`, each function takes a `TestServer` made by `START(backend)` (its `None`
+/// skips the test); with `backend`, each takes the `Backend` itself.
+#[macro_export]
+macro_rules! backend_tests {
+    (server = $start:expr; $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@server sqlite, Sqlite, $start, $($name),*);
+        $crate::backend_tests!(@server postgres, Postgres, $start, $($name),*);
+    };
+    (backend; $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@backend sqlite, Sqlite, $($name),*);
+        $crate::backend_tests!(@backend postgres, Postgres, $($name),*);
+    };
+    (@server $module:ident, $backend:ident, $start:expr, $($name:ident),*) => {
+        mod $module {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(s) = ($start)($crate::common::Backend::$backend).await else { return };
+                    super::$name(s).await;
+                }
+            )*
+        }
+    };
+    (@backend $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::$backend).await;
+                }
+            )*
+        }
+    };
+}
