@@ -101,6 +101,7 @@ async fn the_cluster_runs_on_a_worker_fed_by_rabbitmq(backend: Backend) {
         let done = if t["stone"] == "MachineStone" { "monitor.success" } else { "start.success" };
         assert_eq!(t["status"], done, "{t}");
     }
+    assert_eq!(tasks[0]["progress"], 100, "progress comes back through the events queue too");
     assert_eq!(s.machines(), 3);
 }
 

@@ -1,7 +1,7 @@
 //! Runs stones on jobs from RabbitMQ: consumes the queue of each stone, drives every job
 //! through its stone, and publishes each event to the events queue with publisher confirms.
 //! A job's message is acknowledged when the job is done; a worker that dies leaves it
-//! unacknowledged, and the broker hands it to another. Progress is not sent this way.
+//! unacknowledged, and the broker hands it to another.
 
 use crate::protocol::{EventReport, JobEvent, LockedJob};
 use crate::{Progress, Refused, Reporter, Stone, Work, drive};
@@ -126,12 +126,22 @@ struct AmqpReporter {
 
 #[async_trait::async_trait]
 impl Progress for AmqpReporter {
-    async fn progress(&self, _: u8) {}
+    async fn progress(&self, percent: u8) {
+        if let Err(Refused(message)) = self.publish(StoneEvent::Progress(percent)).await {
+            tracing::debug!(job = %self.job, %message, "progress not delivered");
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl Reporter for AmqpReporter {
     async fn report(&self, event: StoneEvent) -> Result<(), Refused> {
+        self.publish(event).await
+    }
+}
+
+impl AmqpReporter {
+    async fn publish(&self, event: StoneEvent) -> Result<(), Refused> {
         let body = JobEvent::of(&self.job, EventReport::new("amqp", event));
         let payload = serde_json::to_vec(&body).map_err(|e| Refused(e.to_string()))?;
         let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());

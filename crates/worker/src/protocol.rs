@@ -101,10 +101,13 @@ pub struct EventReport {
     /// (or a subprocess around it) may catch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// With the status `progress`: how far the work is, 0–100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
 }
 
 impl EventReport {
-    /// The report of an engine event (progress goes through [`ProgressReport`]).
+    /// The report of an engine event.
     pub fn new(worker_id: &str, event: StoneEvent) -> Self {
         let mut report = EventReport {
             worker_id: worker_id.to_owned(),
@@ -114,6 +117,7 @@ impl EventReport {
             reason: None,
             variables: Map::new(),
             error_code: None,
+            progress: None,
         };
         report.status = match event {
             StoneEvent::Begin(action) => stone_status(action, Phase::Begin),
@@ -126,7 +130,10 @@ impl EventReport {
                 stone_status(action, Phase::Failed)
             }
             StoneEvent::Passed => stone_status(Action::Mock, Phase::Passed),
-            StoneEvent::Progress(_) => "progress".into(),
+            StoneEvent::Progress(percent) => {
+                report.progress = Some(percent);
+                "progress".into()
+            }
             StoneEvent::Completed { variables } => {
                 report.variables = variables;
                 stone_status(Action::Start, Phase::Success)
@@ -151,10 +158,16 @@ impl EventReport {
     pub fn event(self) -> Result<StoneEvent, String> {
         let bad = || {
             format!(
-                "status `{}` is not <action>.<begin|success|failed> (actions: start, monitor, rollback, cancel, delete, mock) or mock.passed",
+                "status `{}` is not <action>.<begin|success|failed> (actions: start, monitor, rollback, cancel, delete, mock), mock.passed or progress",
                 self.status
             )
         };
+        if self.status == "progress" {
+            return match self.progress {
+                Some(percent) if percent <= 100 => Ok(StoneEvent::Progress(percent)),
+                other => Err(format!("a `progress` event needs `progress` from 0 to 100, not {other:?}")),
+            };
+        }
         let (action, phase) = self.status.split_once('.').ok_or_else(bad)?;
         let action = Action::parse(action).ok_or_else(bad)?;
         Ok(match phase {
@@ -200,6 +213,9 @@ pub struct JobEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    /// As in [`EventReport`].
     pub status: String,
     /// As in [`EventReport`].
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -223,6 +239,7 @@ impl JobEvent {
             reason: self.reason,
             variables: self.variables,
             error_code: self.error_code,
+            progress: self.progress,
         }
     }
 
@@ -236,6 +253,7 @@ impl JobEvent {
             reason: report.reason,
             variables: report.variables,
             error_code: report.error_code,
+            progress: report.progress,
         }
     }
 }
@@ -310,6 +328,7 @@ mod tests {
             StoneEvent::Passed,
             StoneEvent::Completed { variables: Map::from_iter([("v".into(), json!(2))]) },
             StoneEvent::BpmnError { code: "E1".into(), variables: Map::new() },
+            StoneEvent::Progress(40),
         ];
         for event in events {
             assert_eq!(EventReport::new("w", event.clone()).event(), Ok(event));
