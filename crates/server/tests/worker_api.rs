@@ -169,3 +169,30 @@ backend_tests!(server = TestServer::start_for_workers;
     a_failure_with_retries_waits_its_back_off_then_fails_the_task_and_rolls_back,
     malformed_protocol_requests_are_400_naming_the_fault
 );
+
+/// Two servers on one PostgreSQL: a worker waiting on one gets a job the other commits, at
+/// once (the commit's NOTIFY wakes it), not when its wait ends.
+#[tokio::test]
+async fn a_worker_waiting_on_one_server_gets_a_job_committed_by_another() {
+    let Some(url) = common::postgres_database().await else { return };
+    let committing = TestServer::start_on(common::must(tempfile::tempdir()), Some(url.clone())).await;
+    let waiting = TestServer::start_on(common::must(tempfile::tempdir()), Some(url)).await;
+    committing.deploy(PROBE).await;
+    let fetch = {
+        let (client, base) = (waiting.client.clone(), waiting.base.clone());
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let resp = client.post(format!("{base}/worker/fetch")).json(&fetch_body("w1", 20_000, 30_000)).send().await;
+            let jobs: Value = match resp {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(e) => panic!("{e}"),
+            };
+            (jobs, began.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = committing.start_process("probe", json!({})).await;
+    let (jobs, waited) = fetch.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jobs[0]["processInstanceId"], p["processInstanceId"]);
+    assert!(waited < Duration::from_secs(10), "woken by the other server's commit ({waited:?})");
+}
