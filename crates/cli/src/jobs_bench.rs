@@ -121,7 +121,7 @@ pub(crate) async fn workers(count: u64, workers: usize, concurrency: usize) -> R
     eprintln!("queued {count} jobs in {:.2} s", queueing.elapsed().as_secs_f64());
     let store = runtime.store().clone();
     let completed = || async {
-        let filter = InstanceFilter { status: Some("completed".into()), model_key: None };
+        let filter = InstanceFilter { status: Some("completed".into()), ..InstanceFilter::default() };
         store.list_instances(&filter, Page { offset: 0, limit: 1 }).await.map(|(_, n)| n).map_err(|e| e.to_string())
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -37,6 +37,13 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
+/// The ids of the processes `GET /process?status=` lists.
+async fn listed(s: &TestServer, status: &str) -> Vec<String> {
+    let (code, body) = s.get(&format!("/process?status={status}&size=1000")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    body["data"].as_array().into_iter().flatten().map(|p| text(&p["processInstanceId"]).to_owned()).collect()
+}
+
 /// (namespace, status) of each task record, oldest first.
 async fn statuses(s: &TestServer, id: &str) -> Vec<(String, String)> {
     s.tasks(id).await.iter().map(|t| (text(&t["namespace"]).to_owned(), text(&t["status"]).to_owned())).collect()
@@ -56,6 +63,8 @@ async fn a_failure_rolls_back_every_machine_it_made_newest_first(s: TestServer) 
     assert_eq!(steps[3], ("master-1a".to_owned(), "rollback.success".to_owned()), "the first to finish last");
     assert!(steps.iter().all(|(_, status)| status == "rollback.success"));
     assert_eq!(s.machines(), 0, "the rollback removed every machine");
+    assert_eq!(listed(&s, "rolledBack").await, [id.clone()], "listed by the status it shows");
+    assert!(listed(&s, "failed").await.is_empty(), "a rolled back process is not listed as failed");
 }
 
 async fn debug_mode_waits_at_the_failure_and_rerun_with_fixed_params_completes(s: TestServer) {
@@ -139,6 +148,8 @@ async fn delete_after_the_run_removes_every_machine_once(s: TestServer) {
     assert_eq!(steps.first().map(|s| s.0.as_str()), Some(BILLING), "newest first: {steps:?}");
     assert!(steps.iter().all(|(_, st)| st == "delete.success"), "{steps:?}");
     assert_eq!(s.machines(), 0);
+    assert_eq!(listed(&s, "deleted").await, [id.clone()]);
+    assert!(!listed(&s, "success").await.contains(&id), "a deleted process shows deleted, not success");
     let (status, body) = s.put(&format!("/process/{id}/delete"), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(text(&body["message"]).contains("already deleted"), "{body}");

@@ -11,7 +11,9 @@ mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
-pub use rows::{Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Page, TaskRow, WriteBatch};
+pub use rows::{
+    Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow, WriteBatch,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.

@@ -80,6 +80,40 @@ pub struct InstanceFilter {
     pub status: Option<String>,
     /// Only instances of this model key.
     pub model_key: Option<String>,
+    /// Only instances whose rollback, cancel or delete instance stands so.
+    pub outcome: Option<Outcome>,
+}
+
+/// Where an instance stands once its rollback, cancel and delete instances are counted: the
+/// delete's state shows over the cancel's and the rollback's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// None of them is running or has completed (there are none, or they failed).
+    Own,
+    /// Its rollback runs.
+    RollingBack,
+    /// Its rollback completed.
+    RolledBack,
+    /// Its cancel runs.
+    Canceling,
+    /// Its delete runs.
+    Deleting,
+    /// Its delete completed.
+    Deleted,
+}
+
+impl Outcome {
+    /// Its name in the store's outcome expression.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Own => "own",
+            Outcome::RollingBack => "rollingBack",
+            Outcome::RolledBack => "rolledBack",
+            Outcome::Canceling => "canceling",
+            Outcome::Deleting => "deleting",
+            Outcome::Deleted => "deleted",
+        }
+    }
 }
 
 /// Offset paging.

@@ -59,6 +59,20 @@ pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
+/// The rollback (`r`), cancel (`c`) and delete (`d`) instances of an instance `p`.
+pub(crate) const OUTCOME_JOINS: &str = " LEFT JOIN instances d ON d.id = p.delete_id
+    LEFT JOIN instances c ON c.id = p.cancel_id LEFT JOIN instances r ON r.id = p.rollback_id";
+
+/// Where `p` stands with them counted (see [`Outcome`](crate::Outcome)).
+macro_rules! outcome_expression {
+    () => {
+        "(CASE WHEN d.status IN ('running', 'debug') THEN 'deleting' WHEN d.status = 'completed' THEN 'deleted'
+         WHEN c.status IN ('running', 'debug') THEN 'canceling' WHEN r.status IN ('running', 'debug') THEN 'rollingBack'
+         WHEN r.status = 'completed' THEN 'rolledBack' ELSE 'own' END)"
+    };
+}
+pub(crate) use outcome_expression as OUTCOME;
+
 pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status, variables, start_time, end_time,
     outputs, final_vars, failure, version, kind, parent_id, rollback_id, cancel_id, delete_id";
 
@@ -79,7 +93,7 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, NEXT_VERSION,
-            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, chunks, json, last_per_id,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id,
         };
         use $crate::{
             Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError,
@@ -384,20 +398,27 @@ macro_rules! sql_store {
 
             async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)> {
                 let push_filter = |q: &mut QueryBuilder<$db>| {
+                    if filter.outcome.is_some() {
+                        q.push(OUTCOME_JOINS);
+                    }
                     q.push(" WHERE 1 = 1");
                     if let Some(s) = &filter.status {
-                        q.push(" AND status = ").push_bind(s.clone());
+                        q.push(" AND p.status = ").push_bind(s.clone());
                     }
                     if let Some(k) = &filter.model_key {
-                        q.push(" AND model_key = ").push_bind(k.clone());
+                        q.push(" AND p.model_key = ").push_bind(k.clone());
+                    }
+                    if let Some(outcome) = filter.outcome {
+                        q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());
                     }
                 };
-                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM instances");
+                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM instances p");
                 push_filter(&mut count);
                 let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-                let mut q = QueryBuilder::<$db>::new(format!("SELECT {INSTANCE_COLUMNS} FROM instances"));
+                let columns: Vec<String> = INSTANCE_COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect();
+                let mut q = QueryBuilder::<$db>::new(format!("SELECT {} FROM instances p", columns.join(", ")));
                 push_filter(&mut q);
-                q.push(" ORDER BY id DESC LIMIT ").push_bind(page.limit as i64);
+                q.push(" ORDER BY p.id DESC LIMIT ").push_bind(page.limit as i64);
                 q.push(" OFFSET ").push_bind(page.offset as i64);
                 let rows = q.build().fetch_all(&self.pool).await?;
                 Ok((rows.iter().map(instance_row).collect::<Result<_>>()?, total as u64))

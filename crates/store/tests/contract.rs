@@ -190,7 +190,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     let (rows, total) = must(store.list_instances(&all, Page { offset: 1, limit: 2 })).await;
     assert_eq!(total, 5);
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i3", "i2"]);
-    let running = InstanceFilter { status: Some("running".into()), model_key: Some("k".into()) };
+    let running = InstanceFilter { status: Some("running".into()), model_key: Some("k".into()), outcome: None };
     assert_eq!(must(store.list_instances(&running, Page { offset: 0, limit: 10 })).await.1, 3);
     let other = InstanceFilter { model_key: Some("other".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);

@@ -33,10 +33,6 @@ impl ApiError {
         Self { status: rejection.into_response().status(), message }
     }
 
-    pub(crate) fn not_implemented(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_IMPLEMENTED, message: message.into() }
-    }
-
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self { status: StatusCode::FORBIDDEN, message: message.into() }
     }

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use flowstone_engine::{Action, Command, EngineError, StartOptions};
-use flowstone_store::{InstanceFilter, InstanceRow, ModelRow, Page, TaskRow};
+use flowstone_store::{InstanceFilter, InstanceRow, ModelRow, Outcome, Page, TaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -45,6 +45,25 @@ const PROCESS_STATUSES: [(&str, Option<&str>); 10] = [
 
 fn platform_status(engine: &str) -> &str {
     PROCESS_STATUSES.iter().find(|(_, e)| *e == Some(engine)).map_or(engine, |(p, _)| p)
+}
+
+/// What `GET /process?status=` asks of the store for a platform status: the engine status
+/// and where its rollback, cancel or delete process stands (the same rule as [`shown_status`]).
+fn status_filter(platform: &str) -> Option<(Option<&'static str>, Option<Outcome>)> {
+    Some(match platform {
+        // A running process has no rollback, cancel or delete process yet.
+        "running" => (Some("running"), None),
+        "debug" => (Some("debug"), None),
+        "success" => (Some("completed"), Some(Outcome::Own)),
+        "failed" => (Some("failed"), Some(Outcome::Own)),
+        "canceled" => (Some("canceled"), Some(Outcome::Own)),
+        "rollingBack" => (Some("failed"), Some(Outcome::RollingBack)),
+        "rolledBack" => (Some("failed"), Some(Outcome::RolledBack)),
+        "canceling" => (Some("canceled"), Some(Outcome::Canceling)),
+        "deleting" => (None, Some(Outcome::Deleting)),
+        "deleted" => (None, Some(Outcome::Deleted)),
+        _ => return None,
+    })
 }
 
 /// The status a process shows: its own, or while (or once) its delete, cancel or rollback
@@ -268,24 +287,14 @@ struct ProcessQuery {
 
 async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>) -> ApiResult<Json<Value>> {
     let (page, size) = q.paging.resolve()?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => {
-            let (_, engine) = PROCESS_STATUSES.iter().find(|(p, _)| *p == s).ok_or_else(|| {
-                let names: Vec<_> = PROCESS_STATUSES.iter().map(|(p, _)| *p).collect();
-                ApiError::bad_request(format!("unknown status `{s}`; use one of {}", names.join(", ")))
-            })?;
-            match engine {
-                Some(e) => Some((*e).to_owned()),
-                None => {
-                    return Err(ApiError::not_implemented(format!(
-                        "listing by `{s}` is not implemented yet; list `failed` or `canceled` processes and read their status"
-                    )));
-                }
-            }
-        }
+    let (status, outcome) = match q.status.as_deref() {
+        None => (None, None),
+        Some(s) => status_filter(s).ok_or_else(|| {
+            let names: Vec<_> = PROCESS_STATUSES.iter().map(|(p, _)| *p).collect();
+            ApiError::bad_request(format!("unknown status `{s}`; use one of {}", names.join(", ")))
+        })?,
     };
-    let filter = InstanceFilter { status, model_key: q.key };
+    let filter = InstanceFilter { status: status.map(str::to_owned), model_key: q.key, outcome };
     let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
