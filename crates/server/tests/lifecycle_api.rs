@@ -63,7 +63,7 @@ async fn a_failure_rolls_back_every_machine_it_made_newest_first(s: TestServer) 
     assert_eq!(steps[3], ("master-1a".to_owned(), "rollback.success".to_owned()), "the first to finish last");
     assert!(steps.iter().all(|(_, status)| status == "rollback.success"));
     assert_eq!(s.machines(), 0, "the rollback removed every machine");
-    assert_eq!(listed(&s, "rolledBack").await, [id.clone()], "listed by the status it shows");
+    assert_eq!(listed(&s, "rolledBack").await, std::slice::from_ref(&id), "listed by the status it shows");
     assert!(listed(&s, "failed").await.is_empty(), "a rolled back process is not listed as failed");
 }
 
@@ -148,7 +148,7 @@ async fn delete_after_the_run_removes_every_machine_once(s: TestServer) {
     assert_eq!(steps.first().map(|s| s.0.as_str()), Some(BILLING), "newest first: {steps:?}");
     assert!(steps.iter().all(|(_, st)| st == "delete.success"), "{steps:?}");
     assert_eq!(s.machines(), 0);
-    assert_eq!(listed(&s, "deleted").await, [id.clone()]);
+    assert_eq!(listed(&s, "deleted").await, std::slice::from_ref(&id));
     assert!(!listed(&s, "success").await.contains(&id), "a deleted process shows deleted, not success");
     let (status, body) = s.put(&format!("/process/{id}/delete"), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
