@@ -102,6 +102,28 @@ async fn failures_count_retries_down_then_fail_the_process(s: TestServer) {
     assert!(p["reason"].as_str().unwrap_or_default().contains("db down: for good"), "{p}");
 }
 
+async fn jobs_are_listed_and_read_as_flowable_describes_them(s: TestServer) {
+    let id = started(&s).await;
+    let (status, list) = s.get(&format!("{API}/jobs?processInstanceId={id}")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!((list["total"].as_u64(), list["start"].as_u64(), list["size"].as_u64()), (Some(1), Some(0), Some(1)));
+    let job = list["data"][0].clone();
+    assert_eq!((job["elementId"].as_str(), job["lockOwner"].as_str()), (Some("work"), None));
+    let (_, unlocked) = s.get(&format!("{API}/jobs?unlocked=true")).await;
+    assert_eq!(unlocked["total"], 1);
+    acquire(&s, "w1").await;
+    let (_, locked) = s.get(&format!("{API}/jobs?locked=true&lockOwner=w1")).await;
+    assert_eq!(locked["total"], 1);
+    let (_, unlocked) = s.get(&format!("{API}/jobs?unlocked=true")).await;
+    assert_eq!(unlocked["total"], 0);
+    let (status, one) = s.get(&format!("{API}/jobs/{}", job["id"].as_str().unwrap_or_default())).await;
+    assert_eq!((status, one["lockOwner"].as_str()), (StatusCode::OK, Some("w1")));
+    let (status, missing) = s.get(&format!("{API}/jobs/nope")).await;
+    assert_eq!((status, missing["message"].as_str()), (StatusCode::NOT_FOUND, Some("Not found")));
+    let (status, _) = s.get(&format!("{API}/jobs?locked=true&unlocked=true")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 async fn bad_requests_get_flowables_error_answers(s: TestServer) {
     let cases = [
         (json!({"lockDuration": "PT1M", "workerId": "w"}), "topic is required"),
@@ -133,5 +155,6 @@ backend_tests!(server = TestServer::start_for_workers;
     acquired_jobs_carry_flowables_fields_and_complete_sets_variables,
     a_bpmn_error_is_caught_by_the_boundary_event,
     failures_count_retries_down_then_fail_the_process,
+    jobs_are_listed_and_read_as_flowable_describes_them,
     bad_requests_get_flowables_error_answers
 );

@@ -12,7 +12,8 @@ mod sqlite;
 
 pub use postgres::PgStore;
 pub use rows::{
-    Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow, WriteBatch,
+    Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow,
+    WriteBatch,
 };
 pub use sqlite::SqliteStore;
 
@@ -85,6 +86,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A queued job by its task record id.
     async fn job(&self, record_id: &str) -> Result<Option<JobRow>>;
+
+    /// Queued jobs, oldest first, with the total count.
+    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<(Vec<JobRow>, u64)>;
 
     /// Who holds the queued jobs among these task record ids: what a worker's report is
     /// checked against, without the jobs' params.

@@ -152,6 +152,23 @@ pub struct JobRow {
     pub retries: Option<i64>,
 }
 
+/// Filters of the job list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only this job.
+    pub record_id: Option<String>,
+    /// Only jobs of this instance.
+    pub instance_id: Option<String>,
+    /// Only jobs of this stone.
+    pub stone: Option<String>,
+    /// Only jobs this owner holds.
+    pub owner: Option<String>,
+    /// Only jobs held (`true`) or free (`false`) at `now`.
+    pub locked: Option<bool>,
+    /// Now, in milliseconds since the epoch, for `locked`.
+    pub now: i64,
+}
+
 /// Who holds a queued job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobLease {

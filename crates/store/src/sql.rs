@@ -96,7 +96,7 @@ macro_rules! sql_store {
             ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id,
         };
         use $crate::{
-            Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError,
+            Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError,
             TaskRow, WriteBatch,
         };
 
@@ -513,6 +513,43 @@ macro_rules! sql_store {
                 let row =
                     sqlx::query("SELECT * FROM jobs WHERE record_id = $1").bind(record_id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(job_row).transpose()
+            }
+
+            async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<(Vec<JobRow>, u64)> {
+                let push_filter = |q: &mut QueryBuilder<$db>| {
+                    q.push(" WHERE 1 = 1");
+                    let exact = [
+                        ("record_id", &filter.record_id),
+                        ("instance_id", &filter.instance_id),
+                        ("stone", &filter.stone),
+                        ("owner", &filter.owner),
+                    ];
+                    for (column, value) in exact {
+                        if let Some(v) = value {
+                            q.push(format!(" AND {column} = ")).push_bind(v.clone());
+                        }
+                    }
+                    match filter.locked {
+                        Some(true) => {
+                            q.push(" AND owner IS NOT NULL AND locked_until >= ").push_bind(filter.now);
+                        }
+                        Some(false) => {
+                            q.push(" AND (owner IS NULL OR locked_until IS NULL OR locked_until < ")
+                                .push_bind(filter.now)
+                                .push(")");
+                        }
+                        None => {}
+                    }
+                };
+                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM jobs");
+                push_filter(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+                let mut q = QueryBuilder::<$db>::new("SELECT * FROM jobs");
+                push_filter(&mut q);
+                q.push(" ORDER BY created_at, record_id LIMIT ").push_bind(page.limit as i64);
+                q.push(" OFFSET ").push_bind(page.offset as i64);
+                let rows = q.build().fetch_all(&self.pool).await?;
+                Ok((rows.iter().map(job_row).collect::<Result<_>>()?, total as u64))
             }
 
             async fn leases(&self, record_ids: &[&str]) -> Result<Vec<JobLease>> {

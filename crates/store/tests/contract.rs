@@ -3,7 +3,7 @@
 
 use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
-    Acquire, InstanceFilter, InstanceRow, JobLease, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError,
+    Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError,
     TaskRow, WriteBatch,
 };
 use serde_json::json;
@@ -250,6 +250,12 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
     let taken: Vec<_> =
         must(store.acquire_jobs(acquire(&["noop"], "b", 50))).await.into_iter().map(|j| j.job.record_id).collect();
     assert_eq!(taken, ["free"], "a held lease is respected");
+    let held = JobFilter { locked: Some(true), now: 50, ..JobFilter::default() };
+    let (listed, total) = must(store.list_jobs(&held, Page { offset: 0, limit: 10 })).await;
+    assert_eq!((total, listed.len()), (2, 2), "both are held now");
+    let by_b = JobFilter { owner: Some("b".into()), instance_id: Some("i".into()), ..JobFilter::default() };
+    let (listed, _) = must(store.list_jobs(&by_b, Page { offset: 0, limit: 10 })).await;
+    assert_eq!(listed.iter().map(|j| j.job.record_id.as_str()).collect::<Vec<_>>(), ["free"]);
     assert_eq!(must(store.extend_jobs("a", &["owned", "free"], 200)).await, 1, "only held leases are extended");
     assert!(must(store.acquire_jobs(acquire(&["noop"], "b", 150))).await.is_empty(), "the extended lease holds");
     let own = Acquire { include_own: true, ..acquire(&["noop"], "a", 150) };

@@ -8,12 +8,12 @@ use super::input::Body;
 use super::worker::{apply, begin, fail_or_retry, held, parse, require};
 use crate::jobs::Wanted;
 use crate::runtime::Runtime;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowstone_engine::StoneEvent;
-use flowstone_store::JobRow;
+use flowstone_store::{JobFilter, JobRow, Page};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -32,6 +32,8 @@ pub(super) fn routes() -> Router<Runtime> {
         .route(&format!("{BASE}/acquire/jobs/{{id}}/complete"), post(complete))
         .route(&format!("{BASE}/acquire/jobs/{{id}}/fail"), post(fail))
         .route(&format!("{BASE}/acquire/jobs/{{id}}/bpmnError"), post(bpmn_error))
+        .route(&format!("{BASE}/jobs"), get(list_jobs))
+        .route(&format!("{BASE}/jobs/{{id}}"), get(get_job))
 }
 
 #[derive(Deserialize)]
@@ -132,10 +134,8 @@ async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body
     Ok(Json(answer))
 }
 
-/// A job as Flowable answers an acquisition.
+/// A job as Flowable answers an acquisition: its fields and its variables.
 async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiError> {
-    let task = rt.store().task(&job.job.record_id).await?;
-    let instance = rt.store().instance(&job.instance_id).await?;
     let variables: Vec<Value> = job
         .job
         .params
@@ -145,6 +145,15 @@ async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiE
         .filter(|(name, _)| *name != "namespace" && *name != "queue")
         .map(|(name, value)| json!({"name": name, "type": type_of(value), "value": value}))
         .collect();
+    let mut answer = job_json(rt, origin, &job).await?;
+    answer["variables"] = Value::Array(variables);
+    Ok(answer)
+}
+
+/// An external worker job as Flowable describes it.
+async fn job_json(rt: &Runtime, origin: &str, job: &JobRow) -> Result<Value, ApiError> {
+    let task = rt.store().task(&job.job.record_id).await?;
+    let instance = rt.store().instance(&job.instance_id).await?;
     let id = &job.job.record_id;
     Ok(json!({
         "id": id,
@@ -166,8 +175,62 @@ async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiE
         "tenantId": "",
         "lockOwner": job.owner,
         "lockExpirationTime": job.locked_until.map_or(Value::Null, iso_time),
-        "variables": variables,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobQuery {
+    id: Option<String>,
+    process_instance_id: Option<String>,
+    topic: Option<String>,
+    lock_owner: Option<String>,
+    locked: Option<bool>,
+    unlocked: Option<bool>,
+    start: Option<u64>,
+    size: Option<u64>,
+}
+
+/// `GET …/jobs`: Flowable's paged list `{data, total, start, sort, order, size}`, oldest first.
+async fn list_jobs(
+    State(rt): State<Runtime>,
+    headers: HeaderMap,
+    Query(q): Query<JobQuery>,
+) -> FlowableResult<Json<Value>> {
+    let locked = match (q.locked, q.unlocked) {
+        (Some(true), Some(true)) => {
+            return Err(ApiError::bad_request("Only one of locked or unlocked can be provided").into());
+        }
+        (Some(true), _) => Some(true),
+        (_, Some(true)) => Some(false),
+        _ => None,
+    };
+    let filter = JobFilter {
+        record_id: q.id,
+        instance_id: q.process_instance_id,
+        stone: q.topic,
+        owner: q.lock_owner,
+        locked,
+        now: crate::runtime::now_ms(),
+    };
+    let (start, size) = (q.start.unwrap_or(0), q.size.unwrap_or(10).clamp(1, 1000));
+    let (jobs, total) = rt.store().list_jobs(&filter, Page { offset: start, limit: size }).await?;
+    let origin = origin(&headers);
+    let mut data = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        data.push(job_json(&rt, &origin, job).await?);
+    }
+    let size = data.len();
+    Ok(Json(json!({"data": data, "total": total, "start": start, "sort": "createTime", "order": "asc", "size": size})))
+}
+
+/// `GET …/jobs/{id}`.
+async fn get_job(State(rt): State<Runtime>, headers: HeaderMap, Path(id): Path<String>) -> FlowableResult<Json<Value>> {
+    let filter = JobFilter { record_id: Some(id.clone()), ..JobFilter::default() };
+    let (mut jobs, _) = rt.store().list_jobs(&filter, Page { offset: 0, limit: 1 }).await?;
+    let job =
+        jobs.pop().ok_or_else(|| ApiError::not_found(format!("Could not find external worker job with id '{id}'.")))?;
+    Ok(Json(job_json(&rt, &origin(&headers), &job).await?))
 }
 
 /// Flowable REST's type name of a JSON value.
