@@ -256,7 +256,7 @@ impl Instance {
         attempt.action = None;
         step.effects.push(Effect::Task(Box::new(attempt)));
 
-        let mut rec = self.open.remove(&id).expect("found above");
+        let Some(mut rec) = self.open.remove(&id) else { return Err(EngineError::TaskNotOpen(task.to_owned())) };
         rec.params = Some(Value::Object(merge(rec.params.take(), parameters)));
         let job_outputs = match action {
             Action::Monitor => merge(rec.outputs.clone(), outputs),

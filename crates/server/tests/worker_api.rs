@@ -39,20 +39,23 @@ async fn started(s: &TestServer) -> String {
     p["processInstanceId"].as_str().unwrap_or_default().to_owned()
 }
 
+/// A fetch of worker `w1` waiting up to 20 s on `s`: the jobs it got, and how long it waited.
+fn waiting_fetch(s: &TestServer) -> tokio::task::JoinHandle<(Value, Duration)> {
+    let (client, base) = (s.client.clone(), s.base.clone());
+    tokio::spawn(async move {
+        let began = Instant::now();
+        let resp = client.post(format!("{base}/worker/fetch")).json(&fetch_body("w1", 20_000, 30_000)).send().await;
+        let jobs: Value = match resp {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(e) => panic!("{e}"),
+        };
+        (jobs, began.elapsed())
+    })
+}
+
 async fn a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed(s: TestServer) {
     s.deploy(PROBE).await;
-    let waiting = {
-        let (client, base) = (s.client.clone(), s.base.clone());
-        tokio::spawn(async move {
-            let began = Instant::now();
-            let resp = client.post(format!("{base}/worker/fetch")).json(&fetch_body("w1", 20_000, 30_000)).send().await;
-            let jobs: Value = match resp {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
-                Err(e) => panic!("{e}"),
-            };
-            (jobs, began.elapsed())
-        })
-    };
+    let waiting = waiting_fetch(&s);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let p = s.start_process("probe", json!({"p": {"size": 3}})).await;
     let (jobs, waited) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
@@ -178,18 +181,7 @@ async fn a_worker_waiting_on_one_server_gets_a_job_committed_by_another() {
     let committing = TestServer::start_on(common::must(tempfile::tempdir()), Some(url.clone())).await;
     let waiting = TestServer::start_on(common::must(tempfile::tempdir()), Some(url)).await;
     committing.deploy(PROBE).await;
-    let fetch = {
-        let (client, base) = (waiting.client.clone(), waiting.base.clone());
-        tokio::spawn(async move {
-            let began = Instant::now();
-            let resp = client.post(format!("{base}/worker/fetch")).json(&fetch_body("w1", 20_000, 30_000)).send().await;
-            let jobs: Value = match resp {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
-                Err(e) => panic!("{e}"),
-            };
-            (jobs, began.elapsed())
-        })
-    };
+    let fetch = waiting_fetch(&waiting);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let p = committing.start_process("probe", json!({})).await;
     let (jobs, waited) = fetch.await.unwrap_or_else(|e| panic!("{e}"));

@@ -3,8 +3,8 @@
 
 use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
-    Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewModel, Page, PgStore, SqliteStore, Store, StoreError,
-    TaskRow, WriteBatch,
+    Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewModel, Page, PgStore, SqliteStore, Store,
+    StoreError, TaskRow, WriteBatch,
 };
 use serde_json::json;
 
