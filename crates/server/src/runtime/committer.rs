@@ -239,23 +239,34 @@ impl Committer {
                 // state (this group and the next, which may build on this one) and apply
                 // their requests again from the store.
                 tracing::debug!(instances = ids.len(), "instances changed on another server; applying again");
+                self.forget(&done);
+                next.iter().for_each(|n| self.forget(n));
                 let mut entries = done.entries;
                 entries.extend(next.into_iter().flat_map(|n| n.entries));
-                for entry in &entries {
-                    self.live.remove(entry.instance());
-                }
                 let mut again = Prepared::default();
                 self.prepare(entries.into_iter().map(Entry::into_request).collect(), &mut again).await;
                 Some(again)
             }
             Err(Failure::Other(message)) => {
                 tracing::error!(error = %message, "commit failed");
+                self.forget(&done);
+                next.iter().for_each(|n| self.forget(n));
                 for entry in done.entries.into_iter().chain(next.into_iter().flat_map(|n| n.entries)) {
-                    self.live.remove(entry.instance());
                     entry.fail(&message);
                 }
                 None
             }
+        }
+    }
+
+    /// Drops from memory every instance a group touched (the rollback, cancel and delete
+    /// instances it started included): its writes did not land.
+    fn forget(&mut self, group: &Prepared) {
+        for id in group.rows.keys() {
+            self.live.remove(id);
+        }
+        for entry in &group.entries {
+            self.live.remove(entry.instance());
         }
     }
 
