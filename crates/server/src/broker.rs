@@ -5,7 +5,8 @@
 //! publishes it, and once the broker confirms, the task turns from `produce.begin` to
 //! `produce.success` and the lease is kept for good (the broker redelivers the message if
 //! a worker dies). A publish that fails sets `produce.failed`, and the job is published again
-//! a second later. After a restart, leased jobs never confirmed are published again.
+//! a second later. Jobs leased but never confirmed (the server died meanwhile) are published
+//! again once their lease ends; confirmed ones never are.
 
 use crate::runtime::{BrokerOptions, Runtime, RuntimeError};
 use std::time::Duration;
@@ -103,12 +104,10 @@ mod amqp {
                 .basic_consume(events.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
                 .await?;
             tracing::info!(url = %self.options.url, stones = ?self.options.stones, "publishing stone jobs to RabbitMQ");
-            let mut first = true;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 let woken = self.runtime.board().woken();
-                self.publish_pending(&publish, first).await?;
-                first = false;
+                self.publish_pending(&publish).await?;
                 tokio::select! {
                     () = woken => {}
                     _ = tick.tick() => {}
@@ -120,8 +119,10 @@ mod amqp {
             }
         }
 
-        /// Publishes every job of the brokered stones not yet handed to the broker.
-        async fn publish_pending(&self, channel: &Channel, include_own: bool) -> Result<(), lapin::Error> {
+        /// Publishes every job of the brokered stones not yet handed to the broker. A job once
+        /// confirmed keeps a lease that never ends, so it is never published again; one leased
+        /// but never confirmed (the server died meanwhile) is published again once its lease ends.
+        async fn publish_pending(&self, channel: &Channel) -> Result<(), lapin::Error> {
             let stones: Vec<&str> = self.options.stones.iter().map(String::as_str).collect();
             loop {
                 let now = now_ms();
@@ -130,7 +131,7 @@ mod amqp {
                     owner: &self.owner,
                     now,
                     until: now + self.lease.as_millis() as i64,
-                    include_own,
+                    include_own: false,
                     limit: BATCH,
                 };
                 let jobs = match self.runtime.store().acquire_jobs(acquire).await {
@@ -142,13 +143,9 @@ mod amqp {
                 };
                 let count = jobs.len() as u64;
                 for job in jobs {
-                    // Own jobs taken back after a restart but already with the broker stay there.
-                    if job.locked_until == Some(HANDED_TO_BROKER) {
-                        continue;
-                    }
                     self.publish(channel, job).await?;
                 }
-                if count < BATCH || include_own {
+                if count < BATCH {
                     return Ok(());
                 }
             }
