@@ -122,6 +122,8 @@ async fn jobs_are_listed_and_read_as_flowable_describes_them(s: TestServer) {
     assert_eq!((status, missing["message"].as_str()), (StatusCode::NOT_FOUND, Some("Not found")));
     let (status, _) = s.get(&format!("{API}/jobs?locked=true&unlocked=true")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, answer) = s.get(&format!("{API}/jobs?locked=maybe")).await;
+    assert_eq!((status, answer["message"].as_str()), (StatusCode::BAD_REQUEST, Some("Bad request")), "{answer}");
 }
 
 async fn bad_requests_get_flowables_error_answers(s: TestServer) {

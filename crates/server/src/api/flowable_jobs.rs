@@ -195,8 +195,9 @@ struct JobQuery {
 async fn list_jobs(
     State(rt): State<Runtime>,
     headers: HeaderMap,
-    Query(q): Query<JobQuery>,
+    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> FlowableResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("malformed query: {}", e.body_text())))?;
     let locked = match (q.locked, q.unlocked) {
         (Some(true), Some(true)) => {
             return Err(ApiError::bad_request("Only one of locked or unlocked can be provided").into());
