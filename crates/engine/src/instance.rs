@@ -143,6 +143,9 @@ pub enum StoneEvent {
         /// Variables to set.
         variables: Map<String, Value>,
     },
+    /// The action under way failed, for this reason (a worker failing a job names no step:
+    /// a start that went on to monitor fails in its monitor step).
+    Fault(String),
     /// The broker confirmed the publish of the job (brokered stones).
     Produced,
     /// Publishing the job to the broker failed; it will be published again.

@@ -20,17 +20,17 @@ impl Instance {
             let kind = rec.kind.clone();
             return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
         };
+        let monitoring = job == Action::Start
+            && (rec.status == stone_status(Action::Start, Phase::Success) || rec.status.starts_with("monitor."));
+        // The action an event that does not name one belongs to.
+        let under_way = if monitoring { Action::Monitor } else { job };
         let (action, phase) = match &event {
             StoneEvent::Begin(a) => (*a, Phase::Begin),
             StoneEvent::Success { action, .. } => (*action, Phase::Success),
             StoneEvent::Failed { action, .. } => (*action, Phase::Failed),
             StoneEvent::Passed => (Action::Mock, Phase::Passed),
-            StoneEvent::Completed { .. } => {
-                (current_action(rec).filter(|a| *a == Action::Monitor).unwrap_or(job), Phase::Success)
-            }
-            StoneEvent::BpmnError { .. } => {
-                (current_action(rec).filter(|a| *a == Action::Monitor).unwrap_or(job), Phase::Failed)
-            }
+            StoneEvent::Completed { .. } => (under_way, Phase::Success),
+            StoneEvent::BpmnError { .. } | StoneEvent::Fault(_) => (under_way, Phase::Failed),
             StoneEvent::Progress(_) => (current_action(rec).unwrap_or(job), Phase::Begin),
             // The broker's word on the publish, not the stone's.
             StoneEvent::Produced | StoneEvent::ProduceFailed(_) => return self.produced(step, &id, event),
@@ -48,8 +48,6 @@ impl Instance {
             // A failed task waiting in debug mode: the same failure again changes nothing.
             return if rec.status == status { Ok(()) } else { Err(unexpected()) };
         }
-        let monitoring = job == Action::Start
-            && (rec.status == stone_status(Action::Start, Phase::Success) || rec.status.starts_with("monitor."));
         let fits = action == job
             || (action == Action::Monitor && monitoring)
             || (phase == Phase::Passed && job == Action::Mock);
@@ -83,7 +81,9 @@ impl Instance {
                 }
             }
             StoneEvent::Passed => self.finish(step, &id, &status, None, false),
-            StoneEvent::Failed { reason, .. } => self.stone_failed(step, &id, status, reason),
+            StoneEvent::Failed { reason, .. } | StoneEvent::Fault(reason) => {
+                self.stone_failed(step, &id, status, reason)
+            }
             StoneEvent::Completed { variables } => {
                 self.set_vars_at(&id, &variables);
                 self.finish(step, &id, &status, Some(Value::Object(variables)), action != Action::Mock);

@@ -72,6 +72,10 @@ pub trait Store: Send + Sync + 'static {
     /// Instances, newest first, with the total count.
     async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)>;
 
+    /// Where these instances stand with their rollback, cancel and delete instances counted
+    /// (missing ones are left out).
+    async fn outcomes(&self, ids: &[&str]) -> Result<Vec<(String, Outcome)>>;
+
     /// The task records of an instance, oldest first.
     async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
     /// A task record by its id (the current attempt's id is its activity-instance id).

@@ -103,6 +103,20 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of this name.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        [
+            Outcome::Own,
+            Outcome::RollingBack,
+            Outcome::RolledBack,
+            Outcome::Canceling,
+            Outcome::Deleting,
+            Outcome::Deleted,
+        ]
+        .into_iter()
+        .find(|o| o.name() == name)
+    }
+
     /// Its name in the store's outcome expression.
     pub fn name(self) -> &'static str {
         match self {

@@ -96,7 +96,7 @@ macro_rules! sql_store {
             ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id,
         };
         use $crate::{
-            Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Page, Result, Store, StoreError,
+            Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, Result, Store, StoreError,
             TaskRow, WriteBatch,
         };
 
@@ -159,15 +159,19 @@ macro_rules! sql_store {
             })
         }
 
+        fn job_action(r: &DbRow) -> Result<Action> {
+            let action: String = r.try_get("action")?;
+            Action::parse(&action).ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))
+        }
+
         fn job_row(r: &DbRow) -> Result<JobRow> {
             let params: String = r.try_get("params")?;
-            let action: String = r.try_get("action")?;
             Ok(JobRow {
                 instance_id: r.try_get("instance_id")?,
                 job: Job {
                     record_id: r.try_get("record_id")?,
                     stone: r.try_get("stone")?,
-                    action: Action::parse(&action).ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))?,
+                    action: job_action(r)?,
                     params: serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     outputs: json(r.try_get("outputs")?)?.unwrap_or_default(),
                 },
@@ -424,6 +428,25 @@ macro_rules! sql_store {
                 Ok((rows.iter().map(instance_row).collect::<Result<_>>()?, total as u64))
             }
 
+            async fn outcomes(&self, ids: &[&str]) -> Result<Vec<(String, Outcome)>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in chunks(ids) {
+                    let mut q = QueryBuilder::<$db>::new(concat!("SELECT p.id, ", OUTCOME!(), " AS outcome FROM instances p"));
+                    q.push(OUTCOME_JOINS).push(" WHERE p.id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&self.pool).await? {
+                        let name: String = r.try_get("outcome")?;
+                        let outcome = Outcome::parse(&name).ok_or_else(|| StoreError::Corrupt(format!("outcome {name}")))?;
+                        out.push((r.try_get("id")?, outcome));
+                    }
+                }
+                Ok(out)
+            }
+
             async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
                 let rows = sqlx::query("SELECT * FROM tasks WHERE instance_id = $1 ORDER BY create_time, id")
                     .bind(instance_id)
@@ -564,12 +587,10 @@ macro_rules! sql_store {
                     }
                     q.push(")");
                     for r in q.build().fetch_all(&self.pool).await? {
-                        let action: String = r.try_get("action")?;
-                        out.push(JobLease {
+                                    out.push(JobLease {
                             record_id: r.try_get("record_id")?,
                             instance_id: r.try_get("instance_id")?,
-                            action: Action::parse(&action)
-                                .ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))?,
+                            action: job_action(&r)?,
                             owner: r.try_get("owner")?,
                             retries: r.try_get("retries")?,
                         });

@@ -129,6 +129,10 @@ impl EventReport {
                 report.reason = Some(reason);
                 stone_status(action, Phase::Failed)
             }
+            StoneEvent::Fault(reason) => {
+                report.reason = Some(reason);
+                stone_status(Action::Start, Phase::Failed)
+            }
             StoneEvent::Passed => stone_status(Action::Mock, Phase::Passed),
             StoneEvent::Progress(percent) => {
                 report.progress = Some(percent);

@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<Runtime> {
 }
 
 /// Platform process statuses, and the engine status each stands for (`None`: a status told
-/// by the rollback, cancel or delete instance of the process, see [`shown_status`]).
+/// by the rollback, cancel or delete instance of the process, see [`process_views`]).
 const PROCESS_STATUSES: [(&str, Option<&str>); 10] = [
     ("running", Some("running")),
     ("success", Some("completed")),
@@ -48,7 +48,7 @@ fn platform_status(engine: &str) -> &str {
 }
 
 /// What `GET /process?status=` asks of the store for a platform status: the engine status
-/// and where its rollback, cancel or delete process stands (the same rule as [`shown_status`]).
+/// and where its rollback, cancel or delete process stands (the same rule as [`process_views`]).
 fn status_filter(platform: &str) -> Option<(Option<&'static str>, Option<Outcome>)> {
     Some(match platform {
         // A running process has no rollback, cancel or delete process yet.
@@ -66,30 +66,31 @@ fn status_filter(platform: &str) -> Option<(Option<&'static str>, Option<Outcome
     })
 }
 
-/// The status a process shows: its own, or while (or once) its delete, cancel or rollback
-/// instance runs, `deleting`/`deleted`, `canceling`, `rollingBack`/`rolledBack`.
-async fn shown_status(rt: &Runtime, row: &InstanceRow) -> ApiResult<String> {
-    let links = [
-        (&row.delete_id, "deleting", Some("deleted")),
-        (&row.cancel_id, "canceling", None),
-        (&row.rollback_id, "rollingBack", Some("rolledBack")),
-    ];
-    for (link, running, done) in links {
-        let Some(id) = link else { continue };
-        let Some(child) = rt.store().instance(id).await? else { continue };
-        return Ok(match (child.status.as_str(), done) {
-            ("running" | "debug", _) => running.to_owned(),
-            ("completed", Some(done)) => done.to_owned(),
-            _ => platform_status(&row.status).to_owned(),
-        });
-    }
-    Ok(platform_status(&row.status).to_owned())
+/// The process records of `rows`, each with the status it shows: its own, or while (or
+/// once) its delete, cancel or rollback process runs, `deleting`/`deleted`, `canceling`,
+/// `rollingBack`/`rolledBack` — the store's rule, the one `GET /process?status=` filters by.
+async fn process_views(rt: &Runtime, rows: &[InstanceRow]) -> ApiResult<Vec<Value>> {
+    let linked: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.rollback_id.is_some() || r.cancel_id.is_some() || r.delete_id.is_some())
+        .map(|r| r.id.as_str())
+        .collect();
+    let outcomes: std::collections::HashMap<String, Outcome> =
+        if linked.is_empty() { Default::default() } else { rt.store().outcomes(&linked).await?.into_iter().collect() };
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut view = process_json(row);
+            if let Some(outcome) = outcomes.get(&row.id).filter(|o| **o != Outcome::Own) {
+                view["processStatus"] = Value::String(outcome.name().to_owned());
+            }
+            view
+        })
+        .collect())
 }
 
 async fn process_view(rt: &Runtime, row: &InstanceRow) -> ApiResult<Value> {
-    let mut view = process_json(row);
-    view["processStatus"] = Value::String(shown_status(rt, row).await?);
-    Ok(view)
+    Ok(process_views(rt, std::slice::from_ref(row)).await?.pop().unwrap_or_default())
 }
 
 fn model_json(m: &ModelRow) -> Value {
@@ -296,11 +297,7 @@ async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>
     };
     let filter = InstanceFilter { status: status.map(str::to_owned), model_key: q.key, outcome };
     let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
-        items.push(process_view(&rt, row).await?);
-    }
-    Ok(listing(items, total, page, size))
+    Ok(listing(process_views(&rt, &rows).await?, total, page, size))
 }
 
 async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use flowstone_engine::{Action, Command, StoneEvent};
+use flowstone_engine::{Command, StoneEvent};
 use flowstone_store::{JobLease, JobRow};
 use flowstone_worker::protocol::{
     EventBatch, EventOutcome, EventReport, FailureReport, FetchRequest, LockReport, LockedJob, ProgressReport,
@@ -250,15 +250,7 @@ pub(super) async fn fail_or_retry(
         }
         return Ok(());
     }
-    // A start that went on to monitor fails in its monitor step.
-    let mut action = job.action;
-    if action == Action::Start
-        && let Some(task) = rt.store().task(id).await?
-        && (task.record.status == "start.success" || task.record.status.starts_with("monitor."))
-    {
-        action = Action::Monitor;
-    }
-    apply(rt, job, StoneEvent::Failed { action, reason }).await
+    apply(rt, job, StoneEvent::Fault(reason)).await
 }
 
 async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
