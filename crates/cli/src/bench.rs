@@ -265,7 +265,7 @@ fn run_engine_instance(
         let effects = inst
             .apply(
                 def,
-                Command::CompleteUserTask { task, variables: vars },
+                Command::CompleteUserTask { task, variables: vars, transient: Map::new() },
                 &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker },
             )
             .map_err(|e| e.to_string())?;
@@ -338,7 +338,7 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
                     let task = task.first().ok_or("W2 opened no user task")?.record.id.clone();
                     let vars = Map::from_iter([("approved".to_owned(), json!(true))]);
                     runtime
-                        .apply(&row.id, Command::CompleteUserTask { task, variables: vars })
+                        .apply(&row.id, Command::CompleteUserTask { task, variables: vars, transient: Map::new() })
                         .await
                         .map_err(|e| e.to_string())?;
                     store.instance(&row.id).await.map_err(|e| e.to_string())?.and_then(|r| r.final_vars)

@@ -160,6 +160,7 @@ impl Instance {
             outputs: None,
             progress: None,
             action: None,
+            user: None,
         };
         Self::queue(step, &mut rec, plan.action, ran.outputs.clone());
         step.effects.push(Effect::Task(Box::new(rec.clone())));

@@ -130,7 +130,39 @@ pub struct TaskRecord {
     /// The action its stone job asks for, while the job is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Action>,
+    /// For a user task just created: who may work on it and how urgent it is. The runtime
+    /// stores it once; what people change later lives in the store, not in the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Box<UserTaskInfo>>,
 }
+
+/// What a user task starts with, its model's expressions evaluated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserTaskInfo {
+    /// The task's name (the element's name, evaluated); none when the element has none.
+    pub name: Option<String>,
+    /// Its description (the element's documentation, evaluated).
+    pub description: Option<String>,
+    /// Who works on it.
+    pub assignee: Option<String>,
+    /// Who is responsible for it.
+    pub owner: Option<String>,
+    /// Users who may claim it.
+    pub candidate_users: Vec<String>,
+    /// Groups whose members may claim it.
+    pub candidate_groups: Vec<String>,
+    /// How urgent it is; 50 unless the model says.
+    pub priority: i64,
+    /// When it is due, in milliseconds since the epoch.
+    pub due_date: Option<i64>,
+    /// The form a client shows for it.
+    pub form_key: Option<String>,
+    /// The task's category.
+    pub category: Option<String>,
+}
+
+/// The priority of a user task whose model gives none.
+pub const DEFAULT_PRIORITY: i64 = 50;
 
 /// Work for a stone, to be queued durably.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,6 +41,18 @@ pub enum Command {
         task: String,
         /// Variables to set before the token moves on.
         variables: Map<String, Value>,
+        /// Variables that only the step after the task sees: they are not kept.
+        transient: Map<String, Value>,
+    },
+    /// Set or remove variables where the task's scope sees them (a name set nowhere goes to
+    /// the process), or on the process when no task is given.
+    SetVariables {
+        /// The record id or activity-instance id of an open task.
+        task: Option<String>,
+        /// Values to set.
+        variables: Map<String, Value>,
+        /// Names to remove.
+        removed: Vec<String>,
     },
     /// A stone reports on its job.
     Stone {
@@ -318,7 +330,7 @@ impl<'a, 'c> Step<'a, 'c> {
 }
 
 /// A run-time failure: the instance fails with this message.
-struct Fail(String);
+pub(crate) struct Fail(pub(crate) String);
 
 impl Instance {
     /// Starts an instance at the definition's start event and runs it to its first wait states.
@@ -395,7 +407,7 @@ impl Instance {
                 return Ok(step.effects);
             }
             _ if !self.active() => return Err(EngineError::NotRunning(self.status)),
-            Command::CompleteUserTask { task, variables } => {
+            Command::CompleteUserTask { task, variables, transient } => {
                 let record_id = self.find_open(&task)?;
                 let record = &self.open[&record_id];
                 if record.kind != "userTask" {
@@ -406,9 +418,35 @@ impl Instance {
                 for (name, value) in variables {
                     self.set_var(scope, name, value);
                 }
+                let mut fleeting = Vec::new();
+                for (name, value) in transient {
+                    if !self.variables.contains_key(&name) {
+                        self.variables.insert(name.clone(), value);
+                        fleeting.push(name);
+                    }
+                }
                 self.close_record(&mut step, &record_id, task_status::COMPLETED, None, None);
                 if let Some(t) = token {
                     self.resume(&mut step, t);
+                }
+                self.run(&mut step);
+                for name in fleeting {
+                    self.variables.remove(&name);
+                }
+            }
+            Command::SetVariables { task, variables, removed } => {
+                let scope = match task {
+                    Some(task) => {
+                        let record_id = self.find_open(&task)?;
+                        self.token_waiting_on(&record_id).and_then(|t| self.tokens[&t].scope)
+                    }
+                    None => None,
+                };
+                for (name, value) in variables {
+                    self.set_var(scope, name, value);
+                }
+                for name in removed {
+                    self.remove_var(scope, &name);
                 }
             }
             Command::Stone { record, event } => self.stone_event(&mut step, &record, event)?,
@@ -467,7 +505,20 @@ impl Instance {
         self.variables.insert(name, value);
     }
 
-    fn eval(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<Value, Fail> {
+    /// Removes the variable the scope sees under this name (its nearest definition).
+    pub(crate) fn remove_var(&mut self, scope: Option<ScopeId>, name: &str) {
+        let mut cur = scope;
+        while let Some(id) = cur {
+            let Some(s) = self.scopes.get_mut(&id) else { break };
+            if s.vars.remove(name).is_some() {
+                return;
+            }
+            cur = s.parent;
+        }
+        self.variables.remove(name);
+    }
+
+    pub(crate) fn eval(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<Value, Fail> {
         expr.eval(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
     }
 
@@ -595,9 +646,11 @@ impl Instance {
                 self.wait(step, token, rec);
                 Ok(())
             }
-            NodeKind::UserTask(_) => {
+            NodeKind::UserTask(spec) => {
+                let info = self.user_task_info(spec, step.def.node(node_id), scope, step.ctx.now)?;
                 let mut rec = self.new_record(step, node_id, None);
                 rec.status = task_status::ACTIVE.into();
+                rec.user = Some(Box::new(info));
                 self.wait(step, token, rec);
                 Ok(())
             }
@@ -637,12 +690,14 @@ impl Instance {
         }));
     }
 
-    fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, rec: TaskRecord) {
+    fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, mut rec: TaskRecord) {
         if let Some(t) = self.tokens.get_mut(&token) {
             t.wait = Some(rec.id.clone());
         }
-        step.effects.push(Effect::Task(Box::new(rec.clone())));
-        self.open.insert(rec.id.clone(), rec);
+        let user = rec.user.take();
+        self.open.insert(rec.id.clone(), rec.clone());
+        rec.user = user;
+        step.effects.push(Effect::Task(Box::new(rec)));
     }
 
     /// A waiting token's task is done: it leaves its node.
@@ -680,6 +735,7 @@ impl Instance {
             outputs: None,
             progress: None,
             action: None,
+            user: None,
         }
     }
 

@@ -11,11 +11,15 @@ mod errors;
 mod instance;
 mod scope;
 mod stone;
+mod user_task;
 
-pub use effect::{Action, Effect, Job, Phase, Spawned, TaskRecord, stone_status, task_status};
+pub use effect::{
+    Action, DEFAULT_PRIORITY, Effect, Job, Phase, Spawned, TaskRecord, UserTaskInfo, stone_status, task_status,
+};
 pub use instance::{
     Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,
 };
+pub use user_task::parse_instant;
 
 /// What the engine needs from the outside world for one command: the time, and fresh ids.
 pub struct Ctx<'a> {

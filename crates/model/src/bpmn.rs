@@ -417,8 +417,12 @@ fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
 }
 
 fn user_task(el: XmlNode<'_, '_>) -> Result<UserTaskSpec, ModelError> {
+    let description = child(el, "documentation").map(text_of).filter(|t| !t.trim().is_empty());
     let mut spec = UserTaskSpec {
+        name: opt_expr(el, "name", el.attribute("name").filter(|n| n.contains("${") || n.contains("#{")))?,
+        description: opt_expr(el, "documentation", description.as_deref())?,
         assignee: opt_expr(el, "assignee", ext(el, "assignee"))?,
+        owner: opt_expr(el, "owner", ext(el, "owner"))?,
         candidate_users: opt_expr(el, "candidateUsers", ext(el, "candidateUsers"))?,
         candidate_groups: opt_expr(el, "candidateGroups", ext(el, "candidateGroups"))?,
         form_key: ext(el, "formKey").map(str::to_owned),

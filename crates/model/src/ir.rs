@@ -169,8 +169,14 @@ pub struct StoneSpec {
 /// The user-task attributes kept from the model.
 #[derive(Debug, Clone, Default)]
 pub struct UserTaskSpec {
+    /// The element's `name` when it holds `${…}`: evaluated when the task is created.
+    pub name: Option<Expression>,
+    /// The element's `documentation`, evaluated as the task's description.
+    pub description: Option<Expression>,
     /// `assignee`.
     pub assignee: Option<Expression>,
+    /// `owner`.
+    pub owner: Option<Expression>,
     /// `candidateUsers`, comma separated.
     pub candidate_users: Option<Expression>,
     /// `candidateGroups`, comma separated.

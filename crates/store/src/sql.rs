@@ -155,6 +155,7 @@ macro_rules! sql_store {
                     outputs: json(r.try_get("outputs")?)?,
                     progress: r.try_get::<Option<i64>, _>("progress")?.map(|p| p.clamp(0, 100) as u8),
                     action: None,
+                    user: None,
                 },
             })
         }

@@ -84,6 +84,7 @@ fn record(id: &str, task_id: &str, status: &str, at: i64) -> TaskRecord {
         outputs: None,
         progress: None,
         action: None,
+        user: None,
     }
 }
 

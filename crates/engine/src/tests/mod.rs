@@ -1,6 +1,7 @@
 //! Engine semantics, fed commands with no IO.
 
 mod lifecycle;
+mod user_tasks;
 
 use super::*;
 use flowstone_model::{Definition, parse_bpmn};
@@ -66,7 +67,7 @@ impl Harness {
 
     fn complete(&mut self, element: &str, variables: Value) {
         let id = self.open_at(element).into_iter().next().unwrap_or_else(|| panic!("no open task at {element}"));
-        self.apply(Command::CompleteUserTask { task: id, variables: vars(variables) })
+        self.apply(Command::CompleteUserTask { task: id, variables: vars(variables), transient: Map::new() })
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
@@ -148,7 +149,7 @@ fn completing_by_activity_instance_id_works_too() {
         json!({}),
     );
     let task_id = h.records()[0].task_id.clone();
-    h.apply(Command::CompleteUserTask { task: task_id, variables: Map::new() }).unwrap_or_else(|e| panic!("{e}"));
+    h.apply(Command::CompleteUserTask { task: task_id, variables: Map::new(), transient: Map::new() }).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Completed, "an activity with no outgoing flow ends implicitly");
 }
 
@@ -163,12 +164,12 @@ fn wrong_commands_are_rejected_without_change() {
     );
     let before = h.inst.clone();
     assert_eq!(
-        h.apply(Command::CompleteUserTask { task: "nope".into(), variables: Map::new() }),
+        h.apply(Command::CompleteUserTask { task: "nope".into(), variables: Map::new(), transient: Map::new() }),
         Err(EngineError::TaskNotOpen("nope".into()))
     );
     let job = h.open_at("j")[0].clone();
     assert!(matches!(
-        h.apply(Command::CompleteUserTask { task: job, variables: Map::new() }),
+        h.apply(Command::CompleteUserTask { task: job, variables: Map::new(), transient: Map::new() }),
         Err(EngineError::WrongTaskKind { expected: "userTask", .. })
     ));
     let user = h.open_at("u")[0].clone();

@@ -380,7 +380,7 @@ async fn operate_task(
     let command = match operate.as_str() {
         "complete" => {
             let variables = json_object(&body, true)?;
-            Command::CompleteUserTask { task: task.record.id.clone(), variables }
+            Command::CompleteUserTask { task: task.record.id.clone(), variables, transient: Map::new() }
         }
         "reRun" => {
             let input = if form { form_object(&body)? } else { json_object(&body, true)? };
