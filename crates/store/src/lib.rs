@@ -5,17 +5,25 @@
 //! and an answer is sent only once its writes are durable. Implementations hold no execution
 //! rules; `tests/contract.rs` is the suite every implementation must pass.
 
+mod identity;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod user_tasks;
+mod user_tasks_sql;
 
 pub use postgres::PgStore;
 pub use rows::{
     Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow,
     WriteBatch,
 };
+pub use identity::{GroupRow, IdentityQuery, IdentityStore, UserRow};
 pub use sqlite::SqliteStore;
+pub use user_tasks::{
+    AttachmentRow, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskVariable, UserTaskQuery,
+    UserTaskRow, UserTaskStore,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +46,10 @@ pub enum StoreError {
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Durable state of models, instances, task records and jobs.
+/// Durable state of models, instances, task records and jobs, and (through its supertraits)
+/// of user tasks and identities.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: UserTaskStore + IdentityStore + Send + Sync + 'static {
     /// Stores the models of one deployment; each gets the next version of its key.
     async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>>;
     /// A model by id.

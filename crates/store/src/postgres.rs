@@ -107,3 +107,6 @@ crate::sql::sql_store!(
         }
     }
 );
+
+crate::user_tasks_sql::user_task_store!(PgStore, sqlx::Postgres, begin = "BEGIN");
+crate::identity::identity_store!(PgStore, sqlx::Postgres);

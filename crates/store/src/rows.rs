@@ -231,6 +231,10 @@ pub struct WriteBatch {
     /// Jobs whose start is done, by task record id: they keep their lock, and whoever takes
     /// them next monitors with these outputs.
     pub monitoring_jobs: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
+    /// User tasks the engine created.
+    pub user_tasks: Vec<crate::NewUserTask>,
+    /// User tasks the engine closed.
+    pub closed_user_tasks: Vec<crate::ClosedUserTask>,
 }
 
 impl WriteBatch {
@@ -241,5 +245,7 @@ impl WriteBatch {
             && self.jobs.is_empty()
             && self.dropped_jobs.is_empty()
             && self.monitoring_jobs.is_empty()
+            && self.user_tasks.is_empty()
+            && self.closed_user_tasks.is_empty()
     }
 }

@@ -190,6 +190,9 @@ macro_rules! sql_store {
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
+            UserTasks(&'a [crate::NewUserTask]),
+            Links(&'a [&'a crate::TaskLink]),
+            ClosedUserTask(&'a crate::ClosedUserTask),
         }
 
         fn encode(work: &Work<'_>) -> QueryBuilder<$db> {
@@ -261,6 +264,25 @@ macro_rules! sql_store {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET action = 'monitor', outputs = ");
                     q.push_bind(serde_json::Value::Object(outputs.clone()).to_string());
                     q.push(" WHERE record_id = ").push_bind(record_id.as_str());
+                    q
+                }
+                Work::UserTasks(tasks) => {
+                    let mut q = QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO user_tasks ({}) ",
+                        $crate::user_tasks_sql::USER_TASK_COLUMNS
+                    ));
+                    q.push_values(tasks.iter(), |b, t| user_task_impl::bind_user_task(b, &t.row));
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    q
+                }
+                Work::Links(links) => user_task_impl::insert_links(links.iter().copied()),
+                Work::ClosedUserTask(closed) => {
+                    let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET end_time = ");
+                    q.push_bind(closed.end_time)
+                        .push(", delete_reason = ")
+                        .push_bind(closed.reason.as_deref())
+                        .push(", version = version + 1 WHERE end_time IS NULL AND id = ")
+                        .push_bind(closed.id.as_str());
                     q
                 }
                 Work::Drops(chunk) => {
@@ -359,6 +381,10 @@ macro_rules! sql_store {
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
+                work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
+                let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
+                work.extend(chunks(&links).into_iter().map(Work::Links));
+                work.extend(batch.closed_user_tasks.iter().map(Work::ClosedUserTask));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {

@@ -105,3 +105,6 @@ crate::sql::sql_store!(
         }
     }
 );
+
+crate::user_tasks_sql::user_task_store!(SqliteStore, sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
+crate::identity::identity_store!(SqliteStore, sqlx::Sqlite);

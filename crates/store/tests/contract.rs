@@ -3,8 +3,9 @@
 
 use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
-    Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewModel, Page, PgStore, SqliteStore, Store,
-    StoreError, TaskRow, WriteBatch,
+    Acquire, ClosedUserTask, CommentRow, GroupRow, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease,
+    JobRow, NewModel, NewUserTask, Page, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow,
+    TaskVariable, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -334,6 +335,199 @@ async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off
     assert_eq!((inst.kind.as_str(), inst.rollback_id.as_deref()), ("process", Some("rb")));
 }
 
+fn user_task(id: &str, instance: Option<&str>, at: i64) -> UserTaskRow {
+    UserTaskRow {
+        id: id.into(),
+        instance_id: instance.map(Into::into),
+        model_id: instance.map(|_| "m".into()),
+        element: Some("review".into()),
+        name: Some(format!("task {id}")),
+        priority: 50,
+        create_time: at,
+        version: 1,
+        ..UserTaskRow::default()
+    }
+}
+
+fn candidate(task: &str, user: Option<&str>, group: Option<&str>) -> TaskLink {
+    TaskLink { task_id: task.into(), user_id: user.map(Into::into), group_id: group.map(Into::into), kind: "candidate".into() }
+}
+
+fn event(id: &str, task: &str, action: &str) -> CommentRow {
+    CommentRow {
+        id: id.into(),
+        kind: "event".into(),
+        task_id: Some(task.into()),
+        instance_id: None,
+        author: Some("kermit".into()),
+        time: 5,
+        action: action.into(),
+        message: "[]".into(),
+    }
+}
+
+const ALL: Page = Page { offset: 0, limit: 100 };
+
+async fn ids(store: &dyn Store, query: UserTaskQuery) -> Vec<String> {
+    let (rows, total) = must(store.list_user_tasks(&query, Some(ALL))).await;
+    assert_eq!(total, rows.len() as u64);
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) {
+    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        user_tasks: vec![
+            NewUserTask { row: user_task("t1", Some("i"), 1), links: vec![candidate("t1", Some("gonzo"), None)] },
+            NewUserTask { row: user_task("t2", Some("i"), 2), links: vec![candidate("t2", None, Some("sales"))] },
+        ],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    must(store.create_group(&GroupRow { id: "sales".into(), ..GroupRow::default() })).await;
+    must(store.add_member("sales", "fozzie")).await;
+    let open = || UserTaskQuery { finished: Some(false), ..UserTaskQuery::default() };
+    assert_eq!(ids(store, open()).await, ["t1", "t2"]);
+    assert_eq!(ids(store, UserTaskQuery { candidate_user: Some("gonzo".into()), ..open() }).await, ["t1"]);
+    assert_eq!(ids(store, UserTaskQuery { candidate_user: Some("fozzie".into()), ..open() }).await, ["t2"], "through the group");
+    assert_eq!(ids(store, UserTaskQuery { candidate_groups: Some(vec!["sales".into()]), ..open() }).await, ["t2"]);
+    assert_eq!(ids(store, UserTaskQuery { model_key: Some("k".into()), ..open() }).await, ["t1", "t2"]);
+    let close = WriteBatch {
+        instances: vec![(InstanceRow { version: 2, ..instance("i", "m", "running", 1) }, "{}".into())],
+        closed_user_tasks: vec![ClosedUserTask { id: "t1".into(), end_time: 9, reason: None }],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&close)).await;
+    assert_eq!(ids(store, open()).await, ["t2"]);
+    let finished = UserTaskQuery { finished: Some(true), ..UserTaskQuery::default() };
+    assert_eq!(ids(store, finished).await, ["t1"]);
+    let t1 = must(store.user_task("t1")).await.unwrap_or_else(|| panic!("t1 gone"));
+    assert_eq!((t1.end_time, t1.version), (Some(9), 2));
+}
+
+async fn a_task_change_applies_only_on_the_version_it_read(store: &dyn Store) {
+    must(store.insert_user_task(&user_task("t", None, 1))).await;
+    let claimed = UserTaskRow { assignee: Some("kermit".into()), version: 2, ..user_task("t", None, 1) };
+    assert!(must(store.update_user_task(&claimed, &[event("e1", "t", "Claim")])).await);
+    let late = UserTaskRow { assignee: Some("gonzo".into()), version: 2, ..user_task("t", None, 1) };
+    assert!(!must(store.update_user_task(&late, &[event("e2", "t", "Claim")])).await, "based on version 1");
+    let stored = must(store.user_task("t")).await.unwrap_or_else(|| panic!("gone"));
+    assert_eq!(stored.assignee.as_deref(), Some("kermit"));
+    let events = must(store.comments_of_task("t", "event")).await;
+    assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["e1"], "the refused change left no event");
+}
+
+async fn task_list_filters_sort_and_page(store: &dyn Store) {
+    for (i, (assignee, priority, due)) in
+        [(Some("kermit"), 10, Some(100)), (None, 80, None), (Some("gonzo"), 50, Some(50))].into_iter().enumerate()
+    {
+        let row = UserTaskRow {
+            assignee: assignee.map(Into::into),
+            priority,
+            due_date: due,
+            ..user_task(&format!("t{i}"), None, i as i64)
+        };
+        must(store.insert_user_task(&row)).await;
+    }
+    let q = UserTaskQuery::default;
+    assert_eq!(ids(store, UserTaskQuery { unassigned: true, ..q() }).await, ["t1"]);
+    assert_eq!(ids(store, UserTaskQuery { assignee_like: Some("%o%".into()), ..q() }).await, ["t2"]);
+    assert_eq!(ids(store, UserTaskQuery { min_priority: Some(50), ..q() }).await, ["t1", "t2"]);
+    assert_eq!(ids(store, UserTaskQuery { due_before: Some(80), ..q() }).await, ["t2"]);
+    assert_eq!(ids(store, UserTaskQuery { without_due_date: true, ..q() }).await, ["t1"]);
+    assert_eq!(ids(store, UserTaskQuery { involved_user: Some("kermit".into()), ..q() }).await, ["t0"]);
+    let by_due = UserTaskQuery { order: TaskOrder::DueDate, ..q() };
+    assert_eq!(ids(store, by_due.clone()).await, ["t2", "t0", "t1"], "tasks without a due date last");
+    assert_eq!(ids(store, UserTaskQuery { descending: true, ..by_due }).await, ["t0", "t2", "t1"]);
+    let (page, total) =
+        must(store.list_user_tasks(&UserTaskQuery { order: TaskOrder::Priority, ..q() }, Some(Page { offset: 1, limit: 1 })))
+            .await;
+    assert_eq!((page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), total), (vec!["t2"], 3));
+}
+
+async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Store) {
+    must(store.insert_user_task(&user_task("t", None, 1))).await;
+    let link = candidate("t", Some("gonzo"), None);
+    must(store.add_task_link(&link, &event("e1", "t", "AddUserLink"))).await;
+    must(store.add_task_link(&link, &event("e2", "t", "AddUserLink"))).await;
+    assert_eq!(must(store.task_links("t")).await, [link.clone()], "a link exists once");
+    assert!(must(store.remove_task_link(&link, &event("e3", "t", "DeleteUserLink"))).await);
+    assert!(!must(store.remove_task_link(&link, &event("e4", "t", "DeleteUserLink"))).await);
+    let events: Vec<String> = must(store.comments_of_task("t", "event")).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(events, ["e1", "e3"]);
+
+    let var = |name: &str, value: &str| TaskVariable {
+        name: name.into(),
+        kind: "string".into(),
+        value: Some(value.into()),
+        bytes: None,
+    };
+    assert_eq!(must(store.set_task_variables("t", &[var("a", "\"1\"")], true)).await, None);
+    let taken = must(store.set_task_variables("t", &[var("b", "\"2\""), var("a", "\"3\"")], true)).await;
+    assert_eq!(taken.as_deref(), Some("a"));
+    assert_eq!(must(store.task_variables("t")).await, [var("a", "\"1\"")], "a refused create writes nothing");
+    let binary = TaskVariable { name: "blob".into(), kind: "binary".into(), value: None, bytes: Some(vec![0, 1, 255]) };
+    must(store.set_task_variables("t", &[var("a", "\"3\""), binary.clone()], false)).await;
+    assert_eq!(must(store.task_variables("t")).await, [var("a", "\"3\""), binary]);
+    assert_eq!(must(store.delete_task_variables("t", Some(&["a".into()]))).await, 1);
+    assert_eq!(must(store.delete_task_variables("t", None)).await, 1);
+
+    let comment = CommentRow { kind: "comment".into(), action: "AddComment".into(), message: "hi".into(), ..event("c", "t", "") };
+    must(store.add_comment(&comment)).await;
+    assert_eq!(must(store.comments_of_task("t", "comment")).await, [comment.clone()]);
+    assert_eq!(must(store.comment("c")).await, Some(comment));
+    assert!(must(store.delete_comment("c")).await);
+    assert!(!must(store.delete_comment("e1")).await, "events are not comments");
+
+    let file = flowstone_store::AttachmentRow {
+        id: "a".into(),
+        task_id: Some("t".into()),
+        instance_id: None,
+        name: "doc".into(),
+        description: None,
+        kind: Some("text/plain".into()),
+        url: None,
+        content: Some(b"hello".to_vec()),
+        author: Some("kermit".into()),
+        time: 3,
+    };
+    must(store.add_attachment(&file, &event("e5", "t", "AddAttachment"))).await;
+    let listed = must(store.attachments("t")).await;
+    assert_eq!((listed.len(), listed[0].content.is_none()), (1, true), "lists leave the content out");
+    assert_eq!(must(store.attachment("a")).await.and_then(|a| a.content), Some(b"hello".to_vec()));
+    assert!(must(store.delete_attachment("a", &event("e6", "t", "DeleteAttachment"))).await);
+
+    assert!(must(store.delete_user_task("t", true, Some("gone"), 7)).await);
+    let kept = must(store.user_task("t")).await.unwrap_or_else(|| panic!("history kept"));
+    assert_eq!((kept.end_time, kept.delete_reason.as_deref()), (Some(7), Some("gone")));
+    assert!(must(store.delete_user_task("t", false, None, 8)).await);
+    assert!(must(store.user_task("t")).await.is_none());
+    assert!(must(store.comments_of_task("t", "event")).await.is_empty(), "its events went with it");
+}
+
+async fn users_groups_and_memberships(store: &dyn Store) {
+    let user = |id: &str| UserRow { id: id.into(), first_name: Some(id.to_uppercase()), ..UserRow::default() };
+    assert!(must(store.create_user(&user("kermit"))).await);
+    assert!(!must(store.create_user(&user("kermit"))).await, "ids are unique");
+    must(store.create_user(&user("gonzo"))).await;
+    must(store.create_group(&GroupRow { id: "sales".into(), name: Some("Sales".into()), kind: Some("assignment".into()) }))
+        .await;
+    assert!(must(store.add_member("sales", "gonzo")).await);
+    assert!(!must(store.add_member("sales", "gonzo")).await);
+    let members = IdentityQuery { member: Some("sales".into()), ..IdentityQuery::default() };
+    let (users, total) = must(store.list_users(&members, ALL)).await;
+    assert_eq!((users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), total), (vec!["gonzo"], 1));
+    let of_gonzo = IdentityQuery { member: Some("gonzo".into()), ..IdentityQuery::default() };
+    assert_eq!(must(store.list_groups(&of_gonzo, ALL)).await.1, 1);
+    assert!(must(store.update_user(&UserRow { email: Some("g@x".into()), ..user("gonzo") })).await);
+    assert_eq!(must(store.user("gonzo")).await.and_then(|u| u.email).as_deref(), Some("g@x"));
+    assert!(must(store.delete_user("gonzo")).await);
+    assert_eq!(must(store.list_groups(&of_gonzo, ALL)).await.1, 0, "memberships go with the user");
+    assert!(must(store.delete_group("sales")).await);
+    assert!(!must(store.delete_group("sales")).await);
+}
+
 async fn data_survives_reopening(path: &std::path::Path) {
     {
         let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
@@ -374,7 +568,12 @@ macro_rules! suite {
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
             racing_claimers_never_share_a_job,
-            a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off
+            a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off,
+            user_tasks_come_from_batches_and_close_into_history,
+            a_task_change_applies_only_on_the_version_it_read,
+            task_list_filters_sort_and_page,
+            links_variables_comments_and_attachments_hang_on_a_task,
+            users_groups_and_memberships
         );
     };
 }

@@ -1,0 +1,606 @@
+//! The SQL implementation of [`UserTaskStore`](crate::UserTaskStore), written once for both
+//! backends like [`sql_store`](crate::sql).
+
+/// Columns of `user_tasks` in insert order.
+pub(crate) const USER_TASK_COLUMNS: &str = "id, instance_id, model_id, element, name, description, assignee, owner,
+    delegation, priority, due_date, category, form_key, parent_task_id, tenant_id, create_time, claim_time, end_time,
+    delete_reason, version";
+
+/// `$store` is the store type, `$db` its sqlx database, `$begin` how it opens a write
+/// transaction; the store has `pool` and `writing()` (see `sql_store`).
+macro_rules! user_task_store {
+    ($store:ty, $db:ty, begin = $begin:literal) => {
+        mod user_task_impl {
+            use super::*;
+            use sqlx::{QueryBuilder, Row};
+            use $crate::user_tasks_sql::USER_TASK_COLUMNS;
+            use $crate::{
+                AttachmentRow, CommentRow, Page, Result, TaskLink, TaskVariable, UserTaskQuery, UserTaskRow,
+                UserTaskStore,
+            };
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            pub(crate) fn user_task_row(r: &DbRow) -> Result<UserTaskRow> {
+                Ok(UserTaskRow {
+                    id: r.try_get("id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    model_id: r.try_get("model_id")?,
+                    element: r.try_get("element")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    assignee: r.try_get("assignee")?,
+                    owner: r.try_get("owner")?,
+                    delegation: r.try_get("delegation")?,
+                    priority: r.try_get("priority")?,
+                    due_date: r.try_get("due_date")?,
+                    category: r.try_get("category")?,
+                    form_key: r.try_get("form_key")?,
+                    parent_task_id: r.try_get("parent_task_id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    create_time: r.try_get("create_time")?,
+                    claim_time: r.try_get("claim_time")?,
+                    end_time: r.try_get("end_time")?,
+                    delete_reason: r.try_get("delete_reason")?,
+                    version: r.try_get("version")?,
+                })
+            }
+
+            /// Binds a task's columns in [`USER_TASK_COLUMNS`] order.
+            pub(crate) fn bind_user_task(
+                mut b: sqlx::query_builder::Separated<'_, $db, &'static str>,
+                t: &UserTaskRow,
+            ) {
+                b.push_bind(t.id.as_str())
+                    .push_bind(t.instance_id.as_deref())
+                    .push_bind(t.model_id.as_deref())
+                    .push_bind(t.element.as_deref())
+                    .push_bind(t.name.as_deref())
+                    .push_bind(t.description.as_deref())
+                    .push_bind(t.assignee.as_deref())
+                    .push_bind(t.owner.as_deref())
+                    .push_bind(t.delegation.as_deref())
+                    .push_bind(t.priority)
+                    .push_bind(t.due_date)
+                    .push_bind(t.category.as_deref())
+                    .push_bind(t.form_key.as_deref())
+                    .push_bind(t.parent_task_id.as_deref())
+                    .push_bind(t.tenant_id.as_deref())
+                    .push_bind(t.create_time)
+                    .push_bind(t.claim_time)
+                    .push_bind(t.end_time)
+                    .push_bind(t.delete_reason.as_deref())
+                    .push_bind(t.version);
+            }
+
+            pub(crate) fn insert_links<'a>(links: impl Iterator<Item = &'a TaskLink>) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new("INSERT INTO task_links (task_id, user_id, group_id, type) ");
+                q.push_values(links, |mut b, l| {
+                    b.push_bind(l.task_id.as_str())
+                        .push_bind(l.user_id.as_deref())
+                        .push_bind(l.group_id.as_deref())
+                        .push_bind(l.kind.as_str());
+                });
+                q
+            }
+
+            fn comment_row(r: &DbRow) -> Result<CommentRow> {
+                Ok(CommentRow {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    task_id: r.try_get("task_id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    author: r.try_get("author")?,
+                    time: r.try_get("time")?,
+                    action: r.try_get("action")?,
+                    message: r.try_get("message")?,
+                })
+            }
+
+            fn insert_comments<'a>(comments: &'a [CommentRow]) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO task_comments (id, kind, task_id, instance_id, author, time, action, message) ",
+                );
+                q.push_values(comments, |mut b, c| {
+                    b.push_bind(c.id.as_str())
+                        .push_bind(c.kind.as_str())
+                        .push_bind(c.task_id.as_deref())
+                        .push_bind(c.instance_id.as_deref())
+                        .push_bind(c.author.as_deref())
+                        .push_bind(c.time)
+                        .push_bind(c.action.as_str())
+                        .push_bind(c.message.as_str());
+                });
+                q
+            }
+
+            fn attachment_row(r: &DbRow, with_content: bool) -> Result<AttachmentRow> {
+                Ok(AttachmentRow {
+                    id: r.try_get("id")?,
+                    task_id: r.try_get("task_id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    kind: r.try_get("type")?,
+                    url: r.try_get("url")?,
+                    content: if with_content { r.try_get("content")? } else { None },
+                    author: r.try_get("author")?,
+                    time: r.try_get("time")?,
+                })
+            }
+
+            /// `EXISTS` a candidate link of the task to the user or to one of the user's groups.
+            fn push_candidate_of_user(q: &mut QueryBuilder<$db>, user: &str) {
+                q.push(
+                    " EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id AND l.type = 'candidate'
+                      AND (l.user_id = ",
+                )
+                .push_bind(user.to_owned())
+                .push(" OR l.group_id IN (SELECT group_id FROM memberships WHERE user_id = ")
+                .push_bind(user.to_owned())
+                .push(")))");
+            }
+
+            fn push_filter(q: &mut QueryBuilder<$db>, f: &UserTaskQuery) {
+                let model_join = f.model_key.is_some()
+                    || f.model_key_like.is_some()
+                    || f.model_name.is_some()
+                    || f.model_name_like.is_some();
+                if model_join {
+                    q.push(" JOIN models m ON m.id = t.model_id");
+                }
+                q.push(" WHERE 1 = 1");
+                match f.finished {
+                    Some(false) => {
+                        q.push(" AND t.end_time IS NULL");
+                    }
+                    Some(true) => {
+                        q.push(" AND t.end_time IS NOT NULL");
+                    }
+                    None => {}
+                }
+                let mut text = |column: &str, op: &str, value: &Option<String>| {
+                    if let Some(v) = value {
+                        q.push(format!(" AND {column} {op} ")).push_bind(v.clone());
+                    }
+                };
+                text("t.id", "=", &f.id);
+                text("t.name", "=", &f.name);
+                text("t.name", "LIKE", &f.name_like);
+                text("t.description", "=", &f.description);
+                text("t.assignee", "=", &f.assignee);
+                text("t.assignee", "LIKE", &f.assignee_like);
+                text("t.owner", "=", &f.owner);
+                text("t.owner", "LIKE", &f.owner_like);
+                text("t.delegation", "=", &f.delegation);
+                text("t.element", "=", &f.element);
+                text("t.element", "LIKE", &f.element_like);
+                text("t.instance_id", "=", &f.instance_id);
+                text("t.model_id", "=", &f.model_id);
+                text("m.key", "=", &f.model_key);
+                text("m.key", "LIKE", &f.model_key_like);
+                text("m.name", "=", &f.model_name);
+                text("m.name", "LIKE", &f.model_name_like);
+                text("t.parent_task_id", "=", &f.parent_task_id);
+                text("t.tenant_id", "=", &f.tenant_id);
+                text("t.tenant_id", "LIKE", &f.tenant_id_like);
+                text("t.category", "=", &f.category);
+                let mut number = |column: &str, op: &str, value: Option<i64>| {
+                    if let Some(v) = value {
+                        q.push(format!(" AND {column} {op} ")).push_bind(v);
+                    }
+                };
+                number("t.priority", "=", f.priority);
+                number("t.priority", ">=", f.min_priority);
+                number("t.priority", "<=", f.max_priority);
+                number("t.create_time", "=", f.created_on);
+                number("t.create_time", "<", f.created_before);
+                number("t.create_time", ">", f.created_after);
+                number("t.due_date", "=", f.due_on);
+                number("t.due_date", "<", f.due_before);
+                number("t.due_date", ">", f.due_after);
+                number("t.end_time", "<", f.ended_before);
+                number("t.end_time", ">", f.ended_after);
+                if f.unassigned {
+                    q.push(" AND t.assignee IS NULL");
+                }
+                if f.without_due_date {
+                    q.push(" AND t.due_date IS NULL");
+                }
+                if f.exclude_subtasks {
+                    q.push(" AND t.parent_task_id IS NULL");
+                }
+                if f.without_tenant {
+                    q.push(" AND (t.tenant_id IS NULL OR t.tenant_id = '')");
+                }
+                if let Some(user) = &f.candidate_user {
+                    q.push(" AND t.assignee IS NULL AND");
+                    push_candidate_of_user(q, user);
+                }
+                if let Some(groups) = &f.candidate_groups {
+                    q.push(
+                        " AND t.assignee IS NULL AND EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id
+                          AND l.type = 'candidate' AND l.group_id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    list.push_bind(String::new());
+                    for g in groups {
+                        list.push_bind(g.clone());
+                    }
+                    q.push("))");
+                }
+                if let Some(user) = &f.involved_user {
+                    q.push(" AND (t.assignee = ")
+                        .push_bind(user.clone())
+                        .push(" OR t.owner = ")
+                        .push_bind(user.clone())
+                        .push(" OR EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id AND l.user_id = ")
+                        .push_bind(user.clone())
+                        .push("))");
+                }
+                if let Some(user) = &f.candidate_or_assigned {
+                    q.push(" AND (t.assignee = ").push_bind(user.clone()).push(" OR (t.assignee IS NULL AND");
+                    push_candidate_of_user(q, user);
+                    q.push("))");
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl UserTaskStore for $store {
+                async fn user_task(&self, id: &str) -> Result<Option<UserTaskRow>> {
+                    let row = sqlx::query("SELECT * FROM user_tasks WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(user_task_row).transpose()
+                }
+
+                async fn list_user_tasks(
+                    &self,
+                    query: &UserTaskQuery,
+                    page: Option<Page>,
+                ) -> Result<(Vec<UserTaskRow>, u64)> {
+                    let mut q = QueryBuilder::<$db>::new("SELECT t.* FROM user_tasks t");
+                    push_filter(&mut q, query);
+                    let column = query.order.column();
+                    let direction = if query.descending { "DESC" } else { "ASC" };
+                    // Tasks without a value sort last either way, on both backends.
+                    q.push(format!(" ORDER BY ({column} IS NULL), {column} {direction}, t.id {direction}"));
+                    if let Some(page) = page {
+                        q.push(" LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
+                        q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
+                    }
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    let rows: Vec<UserTaskRow> = rows.iter().map(user_task_row).collect::<Result<_>>()?;
+                    let total = match page {
+                        Some(page) if page.offset > 0 || rows.len() as u64 >= page.limit => {
+                            let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM user_tasks t");
+                            push_filter(&mut count, query);
+                            let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+                            total as u64
+                        }
+                        _ => rows.len() as u64,
+                    };
+                    Ok((rows, total))
+                }
+
+                async fn insert_user_task(&self, row: &UserTaskRow) -> Result<()> {
+                    let _writing = self.writing().await;
+                    let mut q = QueryBuilder::<$db>::new(format!("INSERT INTO user_tasks ({USER_TASK_COLUMNS}) "));
+                    q.push_values(std::iter::once(row), |b, t| bind_user_task(b, t));
+                    q.build().execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn update_user_task(&self, row: &UserTaskRow, events: &[CommentRow]) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let applied = sqlx::query(
+                        "UPDATE user_tasks SET name = $1, description = $2, assignee = $3, owner = $4,
+                         delegation = $5, priority = $6, due_date = $7, category = $8, form_key = $9,
+                         parent_task_id = $10, tenant_id = $11, claim_time = $12, end_time = $13,
+                         delete_reason = $14, version = $15 WHERE id = $16 AND version = $17",
+                    )
+                    .bind(&row.name)
+                    .bind(&row.description)
+                    .bind(&row.assignee)
+                    .bind(&row.owner)
+                    .bind(&row.delegation)
+                    .bind(row.priority)
+                    .bind(row.due_date)
+                    .bind(&row.category)
+                    .bind(&row.form_key)
+                    .bind(&row.parent_task_id)
+                    .bind(&row.tenant_id)
+                    .bind(row.claim_time)
+                    .bind(row.end_time)
+                    .bind(&row.delete_reason)
+                    .bind(row.version)
+                    .bind(&row.id)
+                    .bind(row.version - 1)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if applied == 0 {
+                        return Ok(false);
+                    }
+                    if !events.is_empty() {
+                        insert_comments(events).build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn delete_user_task(
+                    &self,
+                    id: &str,
+                    keep_history: bool,
+                    reason: Option<&str>,
+                    now: i64,
+                ) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let applied = if keep_history {
+                        sqlx::query(
+                            "UPDATE user_tasks SET end_time = $1, delete_reason = $2, version = version + 1
+                             WHERE id = $3 AND end_time IS NULL",
+                        )
+                        .bind(now)
+                        .bind(reason.unwrap_or("deleted"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                    } else {
+                        for table in ["task_links", "task_variables", "task_comments", "task_attachments"] {
+                            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE task_id = $1")))
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        sqlx::query("DELETE FROM user_tasks WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected()
+                    };
+                    tx.commit().await?;
+                    Ok(applied > 0)
+                }
+
+                async fn task_links(&self, task_id: &str) -> Result<Vec<TaskLink>> {
+                    let rows = sqlx::query(
+                        "SELECT task_id, user_id, group_id, type FROM task_links WHERE task_id = $1
+                         ORDER BY user_id IS NULL, user_id, group_id, type",
+                    )
+                    .bind(task_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(TaskLink {
+                                task_id: r.try_get("task_id")?,
+                                user_id: r.try_get("user_id")?,
+                                group_id: r.try_get("group_id")?,
+                                kind: r.try_get("type")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn add_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<()> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let exists: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM task_links WHERE task_id = $1 AND COALESCE(user_id, '') = $2
+                         AND COALESCE(group_id, '') = $3 AND type = $4",
+                    )
+                    .bind(&link.task_id)
+                    .bind(link.user_id.as_deref().unwrap_or_default())
+                    .bind(link.group_id.as_deref().unwrap_or_default())
+                    .bind(&link.kind)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if exists == 0 {
+                        insert_links(std::iter::once(link)).build().execute(&mut *tx).await?;
+                        insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn remove_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let removed = sqlx::query(
+                        "DELETE FROM task_links WHERE task_id = $1 AND COALESCE(user_id, '') = $2
+                         AND COALESCE(group_id, '') = $3 AND type = $4",
+                    )
+                    .bind(&link.task_id)
+                    .bind(link.user_id.as_deref().unwrap_or_default())
+                    .bind(link.group_id.as_deref().unwrap_or_default())
+                    .bind(&link.kind)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if removed > 0 {
+                        insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(removed > 0)
+                }
+
+                async fn task_variables(&self, task_id: &str) -> Result<Vec<TaskVariable>> {
+                    let rows = sqlx::query(
+                        "SELECT name, type, value, bytes FROM task_variables WHERE task_id = $1 ORDER BY name",
+                    )
+                    .bind(task_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(TaskVariable {
+                                name: r.try_get("name")?,
+                                kind: r.try_get("type")?,
+                                value: r.try_get("value")?,
+                                bytes: r.try_get("bytes")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn set_task_variables(
+                    &self,
+                    task_id: &str,
+                    vars: &[TaskVariable],
+                    create: bool,
+                ) -> Result<Option<String>> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    for v in vars {
+                        if create {
+                            let exists: i64 = sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM task_variables WHERE task_id = $1 AND name = $2",
+                            )
+                            .bind(task_id)
+                            .bind(&v.name)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            if exists > 0 {
+                                return Ok(Some(v.name.clone()));
+                            }
+                        }
+                        sqlx::query(
+                            "INSERT INTO task_variables (task_id, name, type, value, bytes) VALUES ($1, $2, $3, $4, $5)
+                             ON CONFLICT (task_id, name) DO UPDATE SET type = EXCLUDED.type, value = EXCLUDED.value,
+                             bytes = EXCLUDED.bytes",
+                        )
+                        .bind(task_id)
+                        .bind(&v.name)
+                        .bind(&v.kind)
+                        .bind(&v.value)
+                        .bind(&v.bytes)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(None)
+                }
+
+                async fn delete_task_variables(&self, task_id: &str, names: Option<&[String]>) -> Result<u64> {
+                    let _writing = self.writing().await;
+                    let mut q = QueryBuilder::<$db>::new("DELETE FROM task_variables WHERE task_id = ");
+                    q.push_bind(task_id);
+                    if let Some(names) = names {
+                        q.push(" AND name IN (");
+                        let mut list = q.separated(", ");
+                        list.push_bind("");
+                        for n in names {
+                            list.push_bind(n.as_str());
+                        }
+                        q.push(")");
+                    }
+                    Ok(q.build().execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn add_comment(&self, comment: &CommentRow) -> Result<()> {
+                    let _writing = self.writing().await;
+                    insert_comments(std::slice::from_ref(comment)).build().execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn comments_of_task(&self, task_id: &str, kind: &str) -> Result<Vec<CommentRow>> {
+                    let rows = sqlx::query("SELECT * FROM task_comments WHERE task_id = $1 AND kind = $2 ORDER BY time, id")
+                        .bind(task_id)
+                        .bind(kind)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.iter().map(comment_row).collect()
+                }
+
+                async fn comments_of_instance(&self, instance_id: &str) -> Result<Vec<CommentRow>> {
+                    let rows = sqlx::query(
+                        "SELECT * FROM task_comments WHERE instance_id = $1 AND kind = 'comment' ORDER BY time, id",
+                    )
+                    .bind(instance_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(comment_row).collect()
+                }
+
+                async fn comment(&self, id: &str) -> Result<Option<CommentRow>> {
+                    let row = sqlx::query("SELECT * FROM task_comments WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(comment_row).transpose()
+                }
+
+                async fn delete_comment(&self, id: &str) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let removed = sqlx::query("DELETE FROM task_comments WHERE id = $1 AND kind = 'comment'")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(removed > 0)
+                }
+
+                async fn add_attachment(&self, a: &AttachmentRow, event: &CommentRow) -> Result<()> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    sqlx::query(
+                        "INSERT INTO task_attachments (id, task_id, instance_id, name, description, type, url, content,
+                         author, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(&a.id)
+                    .bind(&a.task_id)
+                    .bind(&a.instance_id)
+                    .bind(&a.name)
+                    .bind(&a.description)
+                    .bind(&a.kind)
+                    .bind(&a.url)
+                    .bind(&a.content)
+                    .bind(&a.author)
+                    .bind(a.time)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn attachments(&self, task_id: &str) -> Result<Vec<AttachmentRow>> {
+                    let rows = sqlx::query(
+                        "SELECT id, task_id, instance_id, name, description, type, url, author, time
+                         FROM task_attachments WHERE task_id = $1 ORDER BY time, id",
+                    )
+                    .bind(task_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(|r| attachment_row(r, false)).collect()
+                }
+
+                async fn attachment(&self, id: &str) -> Result<Option<AttachmentRow>> {
+                    let row = sqlx::query("SELECT * FROM task_attachments WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(|r| attachment_row(r, true)).transpose()
+                }
+
+                async fn delete_attachment(&self, id: &str, event: &CommentRow) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let removed = sqlx::query("DELETE FROM task_attachments WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if removed > 0 {
+                        insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(removed > 0)
+                }
+            }
+        }
+    };
+}
+pub(crate) use user_task_store;
