@@ -341,6 +341,9 @@ impl Instance {
         ctx: &mut Ctx<'_>,
     ) -> (Instance, Vec<Effect>) {
         let mut inst = Instance::new(InstanceKind::Process, variables);
+        if let Some(name) = &def.initiator {
+            inst.variables.entry(name.clone()).or_insert(Value::Null);
+        }
         inst.debug = options.debug;
         inst.mock = options.mock;
         let mut step = Step::new(def, ctx);

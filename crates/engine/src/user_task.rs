@@ -28,13 +28,13 @@ impl Instance {
             Some(v) => priority_value(&v)
                 .ok_or_else(|| Fail(format!("priority of user task '{}' is not a whole number: {v}", node.id)))?,
         };
-        let due_date = match spec.due_date.as_ref().map(|e| self.eval(e, scope)).transpose()? {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                due_value(&v, now)
-                    .ok_or_else(|| Fail(format!("dueDate of user task '{}' is not a date or a duration: {v}", node.id)))?,
-            ),
-        };
+        let due_date =
+            match spec.due_date.as_ref().map(|e| self.eval(e, scope)).transpose()? {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(due_value(&v, now).ok_or_else(|| {
+                    Fail(format!("dueDate of user task '{}' is not a date or a duration: {v}", node.id))
+                })?),
+            };
         Ok(UserTaskInfo {
             name: match &spec.name {
                 Some(_) => text(&spec.name)?,
@@ -100,11 +100,15 @@ pub fn parse_instant(text: &str) -> Option<i64> {
         return Some(ts.as_millisecond());
     }
     // `+0000` (Flowable's own output) is read as `+00:00`.
-    let (head, tail) = text.split_at(text.len().saturating_sub(5));
-    if (tail.starts_with('+') || tail.starts_with('-')) && tail[1..].bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(ts) = format!("{head}{}:{}", &tail[..3], &tail[3..]).parse::<jiff::Timestamp>() {
-            return Some(ts.as_millisecond());
-        }
+    let cut = text.len().saturating_sub(5);
+    if text.is_ascii()
+        && let (head, tail) = text.split_at(cut)
+        && (tail.starts_with('+') || tail.starts_with('-'))
+        && tail.len() == 5
+        && tail[1..].bytes().all(|b| b.is_ascii_digit())
+        && let Ok(ts) = format!("{head}{}:{}", &tail[..3], &tail[3..]).parse::<jiff::Timestamp>()
+    {
+        return Some(ts.as_millisecond());
     }
     let civil = text
         .parse::<jiff::civil::DateTime>()
@@ -126,6 +130,7 @@ mod tests {
         assert_eq!(parse_instant("2013-04-17T10:17:43.902"), Some(at));
         assert_eq!(parse_instant("2013-04-17"), Some(1_366_156_800_000));
         assert_eq!(parse_instant("tomorrow"), None);
+        assert_eq!(parse_instant("2013-04-17T10:17€"), None, "no panic on text that is not ASCII");
     }
 
     #[test]

@@ -81,8 +81,15 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 .map(|n| n.id.as_str())
                 .chain(builder.flows.iter().map(|f| f.id.as_str()))
                 .collect();
+            let start_id = builder.nodes[start as usize].id.as_str();
+            let initiator = process
+                .children()
+                .find(|c| is_bpmn(*c, "startEvent") && c.attribute("id") == Some(start_id))
+                .and_then(|el| ext(el, "initiator"))
+                .map(str::to_owned);
             Ok(Definition {
                 key: key.to_owned(),
+                initiator,
                 name: process.attribute("name").map(str::to_owned),
                 start,
                 outputs: output_template(*process)?,

@@ -21,6 +21,9 @@ pub struct Definition {
     pub flows: Vec<Flow>,
     /// The none start event of the top-level process.
     pub start: NodeId,
+    /// The variable the start event's `initiator` attribute names: it holds who started the
+    /// instance (null when nobody signed in).
+    pub initiator: Option<String>,
     /// Output-parameter template: evaluated over the final variables into the process outputs.
     pub outputs: Vec<OutputParam>,
     /// Diagram geometry.

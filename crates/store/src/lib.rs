@@ -13,12 +13,12 @@ mod sqlite;
 mod user_tasks;
 mod user_tasks_sql;
 
+pub use identity::{GroupRow, IdentityQuery, IdentityStore, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
     Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow,
     WriteBatch,
 };
-pub use identity::{GroupRow, IdentityQuery, IdentityStore, UserRow};
 pub use sqlite::SqliteStore;
 pub use user_tasks::{
     AttachmentRow, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskVariable, UserTaskQuery,

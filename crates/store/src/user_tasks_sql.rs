@@ -97,7 +97,7 @@ macro_rules! user_task_store {
                 })
             }
 
-            fn insert_comments<'a>(comments: &'a [CommentRow]) -> QueryBuilder<$db> {
+            fn insert_comments(comments: &[CommentRow]) -> QueryBuilder<$db> {
                 let mut q = QueryBuilder::<$db>::new(
                     "INSERT INTO task_comments (id, kind, task_id, instance_id, author, time, action, message) ",
                 );

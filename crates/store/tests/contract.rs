@@ -350,7 +350,12 @@ fn user_task(id: &str, instance: Option<&str>, at: i64) -> UserTaskRow {
 }
 
 fn candidate(task: &str, user: Option<&str>, group: Option<&str>) -> TaskLink {
-    TaskLink { task_id: task.into(), user_id: user.map(Into::into), group_id: group.map(Into::into), kind: "candidate".into() }
+    TaskLink {
+        task_id: task.into(),
+        user_id: user.map(Into::into),
+        group_id: group.map(Into::into),
+        kind: "candidate".into(),
+    }
 }
 
 fn event(id: &str, task: &str, action: &str) -> CommentRow {
@@ -390,7 +395,11 @@ async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) 
     let open = || UserTaskQuery { finished: Some(false), ..UserTaskQuery::default() };
     assert_eq!(ids(store, open()).await, ["t1", "t2"]);
     assert_eq!(ids(store, UserTaskQuery { candidate_user: Some("gonzo".into()), ..open() }).await, ["t1"]);
-    assert_eq!(ids(store, UserTaskQuery { candidate_user: Some("fozzie".into()), ..open() }).await, ["t2"], "through the group");
+    assert_eq!(
+        ids(store, UserTaskQuery { candidate_user: Some("fozzie".into()), ..open() }).await,
+        ["t2"],
+        "through the group"
+    );
     assert_eq!(ids(store, UserTaskQuery { candidate_groups: Some(vec!["sales".into()]), ..open() }).await, ["t2"]);
     assert_eq!(ids(store, UserTaskQuery { model_key: Some("k".into()), ..open() }).await, ["t1", "t2"]);
     let close = WriteBatch {
@@ -440,9 +449,10 @@ async fn task_list_filters_sort_and_page(store: &dyn Store) {
     let by_due = UserTaskQuery { order: TaskOrder::DueDate, ..q() };
     assert_eq!(ids(store, by_due.clone()).await, ["t2", "t0", "t1"], "tasks without a due date last");
     assert_eq!(ids(store, UserTaskQuery { descending: true, ..by_due }).await, ["t0", "t2", "t1"]);
-    let (page, total) =
-        must(store.list_user_tasks(&UserTaskQuery { order: TaskOrder::Priority, ..q() }, Some(Page { offset: 1, limit: 1 })))
-            .await;
+    let (page, total) = must(
+        store.list_user_tasks(&UserTaskQuery { order: TaskOrder::Priority, ..q() }, Some(Page { offset: 1, limit: 1 })),
+    )
+    .await;
     assert_eq!((page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), total), (vec!["t2"], 3));
 }
 
@@ -451,7 +461,7 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
     let link = candidate("t", Some("gonzo"), None);
     must(store.add_task_link(&link, &event("e1", "t", "AddUserLink"))).await;
     must(store.add_task_link(&link, &event("e2", "t", "AddUserLink"))).await;
-    assert_eq!(must(store.task_links("t")).await, [link.clone()], "a link exists once");
+    assert_eq!(must(store.task_links("t")).await, std::slice::from_ref(&link), "a link exists once");
     assert!(must(store.remove_task_link(&link, &event("e3", "t", "DeleteUserLink"))).await);
     assert!(!must(store.remove_task_link(&link, &event("e4", "t", "DeleteUserLink"))).await);
     let events: Vec<String> = must(store.comments_of_task("t", "event")).await.into_iter().map(|e| e.id).collect();
@@ -473,9 +483,10 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
     assert_eq!(must(store.delete_task_variables("t", Some(&["a".into()]))).await, 1);
     assert_eq!(must(store.delete_task_variables("t", None)).await, 1);
 
-    let comment = CommentRow { kind: "comment".into(), action: "AddComment".into(), message: "hi".into(), ..event("c", "t", "") };
+    let comment =
+        CommentRow { kind: "comment".into(), action: "AddComment".into(), message: "hi".into(), ..event("c", "t", "") };
     must(store.add_comment(&comment)).await;
-    assert_eq!(must(store.comments_of_task("t", "comment")).await, [comment.clone()]);
+    assert_eq!(must(store.comments_of_task("t", "comment")).await, std::slice::from_ref(&comment));
     assert_eq!(must(store.comment("c")).await, Some(comment));
     assert!(must(store.delete_comment("c")).await);
     assert!(!must(store.delete_comment("e1")).await, "events are not comments");
@@ -511,8 +522,12 @@ async fn users_groups_and_memberships(store: &dyn Store) {
     assert!(must(store.create_user(&user("kermit"))).await);
     assert!(!must(store.create_user(&user("kermit"))).await, "ids are unique");
     must(store.create_user(&user("gonzo"))).await;
-    must(store.create_group(&GroupRow { id: "sales".into(), name: Some("Sales".into()), kind: Some("assignment".into()) }))
-        .await;
+    must(store.create_group(&GroupRow {
+        id: "sales".into(),
+        name: Some("Sales".into()),
+        kind: Some("assignment".into()),
+    }))
+    .await;
     assert!(must(store.add_member("sales", "gonzo")).await);
     assert!(!must(store.add_member("sales", "gonzo")).await);
     let members = IdentityQuery { member: Some("sales".into()), ..IdentityQuery::default() };

@@ -149,7 +149,8 @@ fn completing_by_activity_instance_id_works_too() {
         json!({}),
     );
     let task_id = h.records()[0].task_id.clone();
-    h.apply(Command::CompleteUserTask { task: task_id, variables: Map::new(), transient: Map::new() }).unwrap_or_else(|e| panic!("{e}"));
+    h.apply(Command::CompleteUserTask { task: task_id, variables: Map::new(), transient: Map::new() })
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Completed, "an activity with no outgoing flow ends implicitly");
 }
 

@@ -52,7 +52,9 @@ fn a_user_task_without_attributes_has_the_default_priority_and_no_people() {
 #[test]
 fn a_priority_that_is_not_a_number_fails_the_instance_naming_the_task() {
     let h = Harness::start(
-        model(r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><userTask id="t" flowable:priority="high"/>"#),
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><userTask id="t" flowable:priority="high"/>"#,
+        ),
         json!({}),
     );
     assert_eq!(h.inst.status, InstanceStatus::Failed);
@@ -72,7 +74,11 @@ fn variables_set_through_a_task_reach_the_process_and_transient_ones_are_not_kep
         json!({"old": 1}),
     );
     let task = h.open_at("t")[0].clone();
-    let set = Command::SetVariables { task: Some(task.clone()), variables: vars(json!({"a": 2})), removed: vec!["old".into()] };
+    let set = Command::SetVariables {
+        task: Some(task.clone()),
+        variables: vars(json!({"a": 2})),
+        removed: vec!["old".into()],
+    };
     h.apply(set).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.variables, vars(json!({"a": 2})));
     let done = Command::CompleteUserTask { task, variables: Map::new(), transient: vars(json!({"seen": "x"})) };
@@ -83,7 +89,22 @@ fn variables_set_through_a_task_reach_the_process_and_transient_ones_are_not_kep
 
 #[test]
 fn setting_variables_through_a_task_that_is_not_open_is_refused() {
-    let mut h = Harness::start(model(PEOPLE), json!({"doc": "d", "author": "a", "helper": "h", "groups": "g", "urgency": 1}));
+    let mut h =
+        Harness::start(model(PEOPLE), json!({"doc": "d", "author": "a", "helper": "h", "groups": "g", "urgency": 1}));
     let set = Command::SetVariables { task: Some("nope".into()), variables: Map::new(), removed: Vec::new() };
     assert_eq!(h.apply(set), Err(EngineError::TaskNotOpen("nope".into())));
+}
+
+#[test]
+fn the_initiator_variable_exists_even_when_nobody_signed_in() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s" flowable:initiator="starter"/><sequenceFlow sourceRef="s" targetRef="t"/>
+            <userTask id="t" flowable:assignee="${starter}"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Running);
+    assert_eq!(h.inst.variables.get("starter"), Some(&Value::Null));
+    assert_eq!(created(&h, "t").assignee, None);
 }

@@ -1,7 +1,7 @@
 //! HTTP: one router module per dialect over the same runtime.
 
 mod error;
-mod flowable_jobs;
+mod flowable;
 mod format;
 mod input;
 mod platform;
@@ -21,7 +21,7 @@ pub fn router(runtime: Runtime) -> Router {
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(platform::routes())
         .merge(worker::routes())
-        .merge(flowable_jobs::routes())
+        .merge(flowable::routes())
         .fallback(
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )

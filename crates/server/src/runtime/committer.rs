@@ -11,9 +11,12 @@
 
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
-use flowstone_engine::{Command, Ctx, Effect, Instance, StartOptions};
+use flowstone_engine::{Command, Ctx, Effect, Instance, StartOptions, TaskRecord, task_status};
 use flowstone_model::Definition;
-use flowstone_store::{InstanceRow, JobRow, ModelRow, Store, StoreError, TaskRow, WriteBatch};
+use flowstone_store::{
+    ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, Store, StoreError, TaskLink, TaskRow, UserTaskRow,
+    WriteBatch,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -455,7 +458,10 @@ impl Committer {
         let mut spawns = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Task(record) => into.batch.tasks.push(TaskRow { instance_id: row.id.clone(), record: *record }),
+                Effect::Task(record) => {
+                    user_task_writes(row, &record, &mut into.batch);
+                    into.batch.tasks.push(TaskRow { instance_id: row.id.clone(), record: *record });
+                }
                 Effect::QueueJob(job) => {
                     // Jobs of in-process stones are leased to this server at once; the others wait for a worker.
                     let ours = self.stones.owns(&job.stone);
@@ -520,4 +526,47 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
         cancel_id: None,
         delete_id: None,
     }
+}
+
+/// A user task the engine created or closed: its row for people's work, with its candidates.
+fn user_task_writes(instance: &InstanceRow, record: &TaskRecord, batch: &mut WriteBatch) {
+    if record.kind != "userTask" {
+        return;
+    }
+    if let Some(end_time) = record.end_time {
+        let reason = (record.status != task_status::COMPLETED).then(|| record.status.clone());
+        batch.closed_user_tasks.push(ClosedUserTask { id: record.id.clone(), end_time, reason });
+        return;
+    }
+    let Some(info) = &record.user else { return };
+    let link = |user_id: Option<&String>, group_id: Option<&String>| TaskLink {
+        task_id: record.id.clone(),
+        user_id: user_id.cloned(),
+        group_id: group_id.cloned(),
+        kind: "candidate".into(),
+    };
+    let links = info
+        .candidate_users
+        .iter()
+        .map(|u| link(Some(u), None))
+        .chain(info.candidate_groups.iter().map(|g| link(None, Some(g))))
+        .collect();
+    let row = UserTaskRow {
+        id: record.id.clone(),
+        instance_id: Some(instance.id.clone()),
+        model_id: Some(instance.model_id.clone()),
+        element: Some(record.element.clone()),
+        name: info.name.clone(),
+        description: info.description.clone(),
+        assignee: info.assignee.clone(),
+        owner: info.owner.clone(),
+        priority: info.priority,
+        due_date: info.due_date,
+        category: info.category.clone(),
+        form_key: info.form_key.clone(),
+        create_time: record.create_time,
+        version: 1,
+        ..UserTaskRow::default()
+    };
+    batch.user_tasks.push(NewUserTask { row, links });
 }

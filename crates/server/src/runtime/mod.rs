@@ -51,7 +51,7 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
@@ -314,6 +314,23 @@ impl Runtime {
         let request = Request::Start { model, def, name, variables, options, reply };
         self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    /// The process variables of an instance as committed (its final ones once it ended);
+    /// none for an unknown instance.
+    ///
+    /// # Errors
+    /// A store failure, or a stored state that cannot be read.
+    pub async fn variables(&self, instance_id: &str) -> Result<Option<Map<String, Value>>, RuntimeError> {
+        let store = self.store();
+        let Some(row) = store.instance(instance_id).await? else { return Ok(None) };
+        let corrupt = |e: serde_json::Error| RuntimeError::Store(StoreError::Corrupt(e.to_string()));
+        if let Some(vars) = &row.final_vars {
+            return serde_json::from_str(vars).map(Some).map_err(corrupt);
+        }
+        let state = store.instance_state(instance_id).await?.unwrap_or_default();
+        let inst: flowstone_engine::Instance = serde_json::from_str(&state).map_err(corrupt)?;
+        Ok(Some(inst.variables))
     }
 
     /// Applies a command to an instance; answers once its effects are committed.

@@ -3,22 +3,22 @@
 //! jobs of a topic, then complete them (setting process variables), fail them (with retries
 //! and a retry timeout), or end them with a BPMN error.
 
-use super::error::{ApiError, FlowableError};
-use super::input::Body;
-use super::worker::{apply, begin, fail_or_retry, held, parse, require};
+use super::variables::{RestVariable, type_name, variables};
+use super::{FlowableResult, iso_time, origin};
+use crate::api::error::ApiError;
+use crate::api::input::Body;
+use crate::api::worker::{apply, begin, fail_or_retry, held, parse, require};
 use crate::jobs::Wanted;
 use crate::runtime::Runtime;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowstone_engine::StoneEvent;
 use flowstone_store::{JobFilter, JobRow, Page};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::time::Duration;
-
-type FlowableResult<T> = Result<T, FlowableError>;
 
 /// Where Flowable REST serves the external worker API.
 const BASE: &str = "/flowable-rest/external-job-api";
@@ -47,15 +47,6 @@ struct AcquireRequest {
     /// Flowable retries optimistic-lock failures this often; acquisitions here do not fail so.
     #[serde(rename = "numberOfRetries")]
     _number_of_retries: Option<u32>,
-}
-
-/// A Flowable REST variable: `{name, type, value}`.
-#[derive(Deserialize)]
-struct RestVariable {
-    name: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    value: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -99,17 +90,6 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, ApiEr
     Ok(value)
 }
 
-/// `http://host` of the request, for the `url` fields.
-fn origin(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
-}
-
-fn iso_time(ms: i64) -> Value {
-    jiff::Timestamp::from_millisecond(ms)
-        .map_or(Value::Null, |t| json!(t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
-}
-
 async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Vec<Value>>> {
     let req: AcquireRequest = parse(&body)?;
     let topic = required(&req.topic, "topic")?;
@@ -143,7 +123,7 @@ async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiE
         .into_iter()
         .flatten()
         .filter(|(name, _)| *name != "namespace" && *name != "queue")
-        .map(|(name, value)| json!({"name": name, "type": type_of(value), "value": value}))
+        .map(|(name, value)| json!({"name": name, "type": type_name(value), "value": value}))
         .collect();
     let mut answer = job_json(rt, origin, &job).await?;
     answer["variables"] = Value::Array(variables);
@@ -232,53 +212,6 @@ async fn get_job(State(rt): State<Runtime>, headers: HeaderMap, Path(id): Path<S
     let job =
         jobs.pop().ok_or_else(|| ApiError::not_found(format!("Could not find external worker job with id '{id}'.")))?;
     Ok(Json(job_json(&rt, &origin(&headers), &job).await?))
-}
-
-/// Flowable REST's type name of a JSON value.
-fn type_of(value: &Value) -> Value {
-    match value {
-        Value::Null => Value::Null,
-        Value::Bool(_) => json!("boolean"),
-        Value::Number(n) if n.is_i64() && n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => json!("integer"),
-        Value::Number(n) if n.is_i64() || n.is_u64() => json!("long"),
-        Value::Number(_) => json!("double"),
-        Value::String(_) => json!("string"),
-        Value::Array(_) | Value::Object(_) => json!("json"),
-    }
-}
-
-/// Flowable REST variables as JSON values, by their declared type.
-fn variables(list: Vec<RestVariable>) -> Result<Map<String, Value>, ApiError> {
-    let mut out = Map::new();
-    for v in list {
-        let name =
-            v.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("Variable name is required."))?;
-        let value = v.value.unwrap_or(Value::Null);
-        let bad = |kind: &str| ApiError::bad_request(format!("variable `{name}`: {value} is not a valid {kind}"));
-        let value = match (v.kind.as_deref(), &value) {
-            (_, Value::Null) | (None, _) => value.clone(),
-            (Some("string" | "date"), Value::String(_)) => value.clone(),
-            (Some("string"), other) => Value::String(other.to_string()),
-            (Some("integer" | "long" | "short"), Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
-            (Some("integer" | "long" | "short"), Value::String(s)) => {
-                json!(s.trim().parse::<i64>().map_err(|_| bad("whole number"))?)
-            }
-            (Some("double"), Value::Number(_)) => value.clone(),
-            (Some("double"), Value::String(s)) => json!(s.trim().parse::<f64>().map_err(|_| bad("number"))?),
-            (Some("boolean"), Value::Bool(_)) => value.clone(),
-            (Some("boolean"), Value::String(s)) if s == "true" || s == "false" => json!(s == "true"),
-            (Some("json"), Value::String(s)) => serde_json::from_str(s).map_err(|_| bad("JSON text"))?,
-            (Some("json"), _) => value.clone(),
-            (Some(kind @ ("integer" | "long" | "short" | "double" | "boolean" | "date")), _) => return Err(bad(kind)),
-            (Some(other), _) => {
-                return Err(ApiError::bad_request(format!(
-                    "variable `{name}`: unknown type `{other}` (use string, integer, long, short, double, boolean, date or json)"
-                )));
-            }
-        };
-        out.insert(name, value);
-    }
-    Ok(out)
 }
 
 /// The job `worker` holds, in Flowable's terms: 404 when there is none, 403 when another
