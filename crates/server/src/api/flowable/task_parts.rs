@@ -179,22 +179,28 @@ fn incoming(v: &RestVariable) -> Result<Incoming, ApiError> {
     Ok(Incoming { scope, var: TaskVariable { name, kind, value: Some(value.to_string()), bytes: None }, value })
 }
 
-/// A binary variable from a multipart body: a file part, and `name`, `scope`, `type` fields.
-async fn multipart_variable(mut form: Multipart) -> Result<Incoming, ApiError> {
+/// A multipart body's text fields and the content of its file part.
+async fn read_form(mut form: Multipart) -> Result<(Map<String, Value>, Option<Vec<u8>>), ApiError> {
+    let malformed =
+        |e: axum::extract::multipart::MultipartError| ApiError::bad_request(format!("malformed multipart body: {e}"));
     let mut fields = Map::new();
-    let mut bytes = None;
-    while let Some(field) =
-        form.next_field().await.map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?
-    {
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
         let is_file = field.file_name().is_some();
-        let data = field.bytes().await.map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+        let data = field.bytes().await.map_err(malformed)?;
         if is_file {
-            bytes = Some(data.to_vec());
+            file = Some(data.to_vec());
         } else {
             fields.insert(name, Value::String(String::from_utf8_lossy(&data).into_owned()));
         }
     }
+    Ok((fields, file))
+}
+
+/// A binary variable from a multipart body: a file part, and `name`, `scope`, `type` fields.
+async fn multipart_variable(form: Multipart) -> Result<Incoming, ApiError> {
+    let (fields, bytes) = read_form(form).await?;
     let Some(bytes) = bytes else { return Err(ApiError::bad_request("No file content was found in the request body")) };
     let name = fields
         .get("name")
@@ -660,30 +666,17 @@ async fn create_attachment(
 ) -> FlowableResult<(StatusCode, Json<Value>)> {
     let origin = origin(request.headers());
     let task = open_task(&rt, &id).await?;
-    let mut fields = Map::new();
-    let mut content = None;
-    if is_multipart(request.headers()) {
-        let mut form = Multipart::from_request(request, &()).await.map_err(ApiError::rejected)?;
-        while let Some(field) =
-            form.next_field().await.map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?
-        {
-            let name = field.name().unwrap_or_default().to_owned();
-            let is_file = field.file_name().is_some();
-            let data =
-                field.bytes().await.map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
-            if is_file {
-                content = Some(data.to_vec());
-            } else {
-                fields.insert(name, Value::String(String::from_utf8_lossy(&data).into_owned()));
-            }
-        }
+    let (fields, content) = if is_multipart(request.headers()) {
+        let form = Multipart::from_request(request, &()).await.map_err(ApiError::rejected)?;
+        let (fields, content) = read_form(form).await?;
         if content.is_none() {
             return Err(ApiError::bad_request("Attachment content is required: the request has no file part.").into());
         }
+        (fields, content)
     } else {
         let body = Bytes::from_request(request, &()).await.map_err(ApiError::rejected)?;
-        fields = json_object(&body, false)?;
-    }
+        (json_object(&body, false)?, None)
+    };
     let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
     let name =
         text("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("Attachment name is required."))?;

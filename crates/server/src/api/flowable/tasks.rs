@@ -171,17 +171,19 @@ const OPERATIONS: [&str; 10] = [
     "likeIgnoreCase",
 ];
 
+/// A delegation state as given: `pending`, `resolved` or none; anything else is Flowable's 400.
+fn delegation_state(text: Option<String>) -> Result<Option<String>, ApiError> {
+    match text.as_deref() {
+        None | Some("pending" | "resolved") => Ok(text),
+        Some(d) => {
+            Err(ApiError::bad_request(format!("Illegal value for delegationState: '{d}' (use pending or resolved)")))
+        }
+    }
+}
+
 /// The store query the parameters ask for.
 fn task_query(p: &Params<'_>, paging: &Paging<'_>) -> Result<UserTaskQuery, ApiError> {
-    let delegation = p.text("delegationState");
-    if let Some(d) = &delegation
-        && d != "pending"
-        && d != "resolved"
-    {
-        return Err(ApiError::bad_request(format!(
-            "Illegal value for delegationState: '{d}' (use pending or resolved)"
-        )));
-    }
+    let delegation = delegation_state(p.text("delegationState"))?;
     let mut candidate_groups = p.text("candidateGroup").map(|g| vec![g]);
     if let Some(list) = p.text("candidateGroups") {
         candidate_groups = Some(list.split(',').map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect());
@@ -397,17 +399,7 @@ async fn apply_fields(rt: &Runtime, task: &mut UserTaskRow, body: &Map<String, V
             "category" => task.category = text,
             "formKey" => task.form_key = text,
             "tenantId" => task.tenant_id = text,
-            "delegationState" => {
-                if let Some(d) = &text
-                    && d != "pending"
-                    && d != "resolved"
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "Illegal value for delegationState: '{d}' (use pending or resolved)"
-                    )));
-                }
-                task.delegation = text;
-            }
+            "delegationState" => task.delegation = delegation_state(text)?,
             "dueDate" => task.due_date = p.date("dueDate")?,
             "priority" => {
                 task.priority = p.int("priority")?.unwrap_or(flowstone_engine::DEFAULT_PRIORITY);
