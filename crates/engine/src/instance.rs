@@ -417,7 +417,7 @@ impl Instance {
                     return Err(EngineError::WrongTaskKind { task, kind: record.kind.clone(), expected: "userTask" });
                 }
                 let token = self.token_waiting_on(&record_id);
-                let scope = token.and_then(|t| self.tokens[&t].scope);
+                let scope = self.record_scope(&record_id);
                 for (name, value) in variables {
                     self.set_var(scope, name, value);
                 }
@@ -439,10 +439,7 @@ impl Instance {
             }
             Command::SetVariables { task, variables, removed } => {
                 let scope = match task {
-                    Some(task) => {
-                        let record_id = self.find_open(&task)?;
-                        self.token_waiting_on(&record_id).and_then(|t| self.tokens[&t].scope)
-                    }
+                    Some(task) => self.record_scope(&self.find_open(&task)?),
                     None => None,
                 };
                 for (name, value) in variables {
@@ -494,31 +491,35 @@ impl Instance {
         id
     }
 
-    /// Sets a variable where it already lives in the scope chain, else on the process.
-    pub(crate) fn set_var(&mut self, scope: Option<ScopeId>, name: String, value: Value) {
+    /// The variables that hold `name` as the scope sees it: its nearest scope's that defines
+    /// it, else the process's.
+    fn holder(&mut self, scope: Option<ScopeId>, name: &str) -> &mut Map<String, Value> {
         let mut cur = scope;
-        while let Some(id) = cur {
-            let Some(s) = self.scopes.get_mut(&id) else { break };
-            if s.vars.contains_key(&name) {
-                s.vars.insert(name, value);
-                return;
+        while let Some(s) = cur.and_then(|id| self.scopes.get(&id)) {
+            if s.vars.contains_key(name) {
+                break;
             }
             cur = s.parent;
         }
-        self.variables.insert(name, value);
+        match cur.and_then(|id| self.scopes.get_mut(&id)) {
+            Some(s) => &mut s.vars,
+            None => &mut self.variables,
+        }
+    }
+
+    /// Sets a variable where it already lives in the scope chain, else on the process.
+    pub(crate) fn set_var(&mut self, scope: Option<ScopeId>, name: String, value: Value) {
+        self.holder(scope, &name).insert(name, value);
     }
 
     /// Removes the variable the scope sees under this name (its nearest definition).
     pub(crate) fn remove_var(&mut self, scope: Option<ScopeId>, name: &str) {
-        let mut cur = scope;
-        while let Some(id) = cur {
-            let Some(s) = self.scopes.get_mut(&id) else { break };
-            if s.vars.remove(name).is_some() {
-                return;
-            }
-            cur = s.parent;
-        }
-        self.variables.remove(name);
+        self.holder(scope, name).remove(name);
+    }
+
+    /// The scope of the token waiting on an open record (none: the process).
+    fn record_scope(&self, record_id: &str) -> Option<ScopeId> {
+        self.token_waiting_on(record_id).and_then(|t| self.tokens[&t].scope)
     }
 
     pub(crate) fn eval(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<Value, Fail> {

@@ -12,11 +12,6 @@ use crate::runtime::{BrokerOptions, Runtime, RuntimeError};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The queue workers send events to.
-pub(crate) fn events_queue(prefix: &str) -> String {
-    format!("{prefix}flowstone.events")
-}
-
 #[cfg(not(feature = "amqp"))]
 pub(crate) fn start(
     _: Runtime,
@@ -37,7 +32,7 @@ mod amqp {
     use crate::runtime::now_ms;
     use flowstone_engine::{Command, StoneEvent};
     use flowstone_store::{Acquire, JobRow};
-    use flowstone_worker::protocol::{JobEvent, LockedJob};
+    use flowstone_worker::protocol::{JobEvent, LockedJob, events_queue, stone_queue};
     use futures_util::StreamExt;
     use lapin::options::{
         BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -94,7 +89,7 @@ mod amqp {
             publish.confirm_select(ConfirmSelectOptions::default()).await?;
             let events = events_queue(&self.options.prefix);
             for queue in
-                self.options.stones.iter().map(|s| format!("{}{s}", self.options.prefix)).chain([events.clone()])
+                self.options.stones.iter().map(|s| stone_queue(&self.options.prefix, s)).chain([events.clone()])
             {
                 publish.queue_declare(queue.into(), QueueDeclareOptions::durable(), FieldTable::default()).await?;
             }
@@ -155,7 +150,7 @@ mod amqp {
             let store = self.runtime.store();
             let id = job.job.record_id.clone();
             let instance = job.instance_id.clone();
-            let queue = format!("{}{}", self.options.prefix, job.job.stone);
+            let queue = stone_queue(&self.options.prefix, &job.job.stone);
             let message = LockedJob {
                 id: id.clone(),
                 process_instance_id: instance.clone(),

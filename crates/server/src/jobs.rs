@@ -37,6 +37,7 @@ impl JobBoard {
     }
 
     /// Resolves at the next [`JobBoard::wake`].
+    #[cfg(feature = "amqp")]
     pub(crate) fn woken(&self) -> tokio::sync::futures::Notified<'_> {
         self.notify.notified()
     }

@@ -136,8 +136,10 @@ pub struct AttachmentRow {
     pub kind: Option<String>,
     /// The external resource it points to.
     pub url: Option<String>,
-    /// Uploaded content.
+    /// Uploaded content (left out of lists).
     pub content: Option<Vec<u8>>,
+    /// Whether it has uploaded content, also where the content is left out.
+    pub has_content: bool,
     /// Who attached it.
     pub author: Option<String>,
     /// When.
@@ -316,8 +318,8 @@ pub trait UserTaskStore: Send + Sync {
     /// Removes local variables (all when `names` is none); returns how many went.
     async fn delete_task_variables(&self, task_id: &str, names: Option<&[String]>) -> Result<u64>;
 
-    /// Adds a comment or event.
-    async fn add_comment(&self, comment: &CommentRow) -> Result<()>;
+    /// Adds comments and events, together.
+    async fn add_comments(&self, comments: &[CommentRow]) -> Result<()>;
     /// Comments (`kind = "comment"`) or events of a task, oldest first.
     async fn comments_of_task(&self, task_id: &str, kind: &str) -> Result<Vec<CommentRow>>;
     /// Comments of a process instance, oldest first.

@@ -124,9 +124,24 @@ macro_rules! user_task_store {
                     kind: r.try_get("type")?,
                     url: r.try_get("url")?,
                     content: if with_content { r.try_get("content")? } else { None },
+                    has_content: r.try_get("has_content")?,
                     author: r.try_get("author")?,
                     time: r.try_get("time")?,
                 })
+            }
+
+            /// `sql` on the rows of exactly this link.
+            fn matching_link(sql: &str, link: &TaskLink) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new(sql);
+                q.push(" WHERE task_id = ")
+                    .push_bind(link.task_id.clone())
+                    .push(" AND COALESCE(user_id, '') = ")
+                    .push_bind(link.user_id.clone().unwrap_or_default())
+                    .push(" AND COALESCE(group_id, '') = ")
+                    .push_bind(link.group_id.clone().unwrap_or_default())
+                    .push(" AND type = ")
+                    .push_bind(link.kind.clone());
+                q
             }
 
             /// `EXISTS` a candidate link of the task to the user or to one of the user's groups.
@@ -387,16 +402,10 @@ macro_rules! user_task_store {
                 async fn add_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<()> {
                     let _writing = self.writing().await;
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let exists: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM task_links WHERE task_id = $1 AND COALESCE(user_id, '') = $2
-                         AND COALESCE(group_id, '') = $3 AND type = $4",
-                    )
-                    .bind(&link.task_id)
-                    .bind(link.user_id.as_deref().unwrap_or_default())
-                    .bind(link.group_id.as_deref().unwrap_or_default())
-                    .bind(&link.kind)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    let exists: i64 = matching_link("SELECT COUNT(*) FROM task_links", link)
+                        .build_query_scalar()
+                        .fetch_one(&mut *tx)
+                        .await?;
                     if exists == 0 {
                         insert_links(std::iter::once(link)).build().execute(&mut *tx).await?;
                         insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
@@ -408,17 +417,11 @@ macro_rules! user_task_store {
                 async fn remove_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<bool> {
                     let _writing = self.writing().await;
                     let mut tx = self.pool.begin_with($begin).await?;
-                    let removed = sqlx::query(
-                        "DELETE FROM task_links WHERE task_id = $1 AND COALESCE(user_id, '') = $2
-                         AND COALESCE(group_id, '') = $3 AND type = $4",
-                    )
-                    .bind(&link.task_id)
-                    .bind(link.user_id.as_deref().unwrap_or_default())
-                    .bind(link.group_id.as_deref().unwrap_or_default())
-                    .bind(&link.kind)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    let removed = matching_link("DELETE FROM task_links", link)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     if removed > 0 {
                         insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
                     }
@@ -499,9 +502,9 @@ macro_rules! user_task_store {
                     Ok(q.build().execute(&self.pool).await?.rows_affected())
                 }
 
-                async fn add_comment(&self, comment: &CommentRow) -> Result<()> {
+                async fn add_comments(&self, comments: &[CommentRow]) -> Result<()> {
                     let _writing = self.writing().await;
-                    insert_comments(std::slice::from_ref(comment)).build().execute(&self.pool).await?;
+                    insert_comments(comments).build().execute(&self.pool).await?;
                     Ok(())
                 }
 
@@ -568,8 +571,8 @@ macro_rules! user_task_store {
 
                 async fn attachments(&self, task_id: &str) -> Result<Vec<AttachmentRow>> {
                     let rows = sqlx::query(
-                        "SELECT id, task_id, instance_id, name, description, type, url, author, time
-                         FROM task_attachments WHERE task_id = $1 ORDER BY time, id",
+                        "SELECT id, task_id, instance_id, name, description, type, url, author, time,
+                         content IS NOT NULL AS has_content FROM task_attachments WHERE task_id = $1 ORDER BY time, id",
                     )
                     .bind(task_id)
                     .fetch_all(&self.pool)
@@ -578,7 +581,7 @@ macro_rules! user_task_store {
                 }
 
                 async fn attachment(&self, id: &str) -> Result<Option<AttachmentRow>> {
-                    let row = sqlx::query("SELECT * FROM task_attachments WHERE id = $1")
+                    let row = sqlx::query("SELECT *, content IS NOT NULL AS has_content FROM task_attachments WHERE id = $1")
                         .bind(id)
                         .fetch_optional(&self.pool)
                         .await?;

@@ -485,7 +485,7 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
 
     let comment =
         CommentRow { kind: "comment".into(), action: "AddComment".into(), message: "hi".into(), ..event("c", "t", "") };
-    must(store.add_comment(&comment)).await;
+    must(store.add_comments(std::slice::from_ref(&comment))).await;
     assert_eq!(must(store.comments_of_task("t", "comment")).await, std::slice::from_ref(&comment));
     assert_eq!(must(store.comment("c")).await, Some(comment));
     assert!(must(store.delete_comment("c")).await);
@@ -500,6 +500,7 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
         kind: Some("text/plain".into()),
         url: None,
         content: Some(b"hello".to_vec()),
+        has_content: true,
         author: Some("kermit".into()),
         time: 3,
     };

@@ -66,13 +66,13 @@ async fn session(
     let connection = Connection::connect(&options.url, ConnectionProperties::default()).await?;
     let events = connection.create_channel().await?;
     events.confirm_select(ConfirmSelectOptions::default()).await?;
-    let events_queue = format!("{}flowstone.events", options.prefix);
+    let events_queue = crate::protocol::events_queue(&options.prefix);
     events.queue_declare(events_queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default()).await?;
     let jobs = connection.create_channel().await?;
     jobs.basic_qos(options.concurrency.max(1), BasicQosOptions::default()).await?;
     let mut consumers = Vec::new();
     for name in stones.keys() {
-        let queue = format!("{}{name}", options.prefix);
+        let queue = crate::protocol::stone_queue(&options.prefix, name);
         jobs.queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default()).await?;
         consumers.push(
             jobs.basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())

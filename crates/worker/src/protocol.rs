@@ -19,6 +19,16 @@ pub const FETCH_PATH: &str = "/worker/fetch";
 /// Where workers send many events at once.
 pub const EVENTS_PATH: &str = "/worker/events";
 
+/// The RabbitMQ queue of a stone's jobs.
+pub fn stone_queue(prefix: &str, stone: &str) -> String {
+    format!("{prefix}{stone}")
+}
+
+/// The RabbitMQ queue workers send their events to.
+pub fn events_queue(prefix: &str) -> String {
+    format!("{prefix}flowstone.events")
+}
+
 /// The path of a report on a job: `what` is `event`, `progress`, `heartbeat`, `fail` or `release`.
 pub fn job_path(id: &str, what: &str) -> String {
     format!("/worker/jobs/{id}/{what}")
@@ -204,7 +214,9 @@ pub struct EventBatch {
     pub events: Vec<JobEvent>,
 }
 
-/// One event of a batch.
+/// One event of a batch: a report's fields with the job instead of the worker. The fields
+/// are spelled out rather than flattened because serde cannot refuse unknown fields of a
+/// flattened struct, and a misspelled field must be refused, not ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobEvent {

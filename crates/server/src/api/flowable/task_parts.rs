@@ -2,7 +2,7 @@
 //! (seed 003, 15.7.7–15.7.32).
 
 use super::tasks::{event, open_task, save, task_path};
-use super::variables::{RestVariable, type_name};
+use super::variables::{RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::json_object;
@@ -45,72 +45,11 @@ struct ScopeParam {
     scope: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Scope {
-    Local,
-    Global,
-}
-
-fn scope(text: Option<&str>) -> Result<Option<Scope>, ApiError> {
-    match text {
-        None => Ok(None),
-        Some("local") => Ok(Some(Scope::Local)),
-        Some("global") => Ok(Some(Scope::Global)),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid variable scope: '{other}' (use local or global)"))),
-    }
-}
-
 fn scope_param(
     q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Option<Scope>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(format!("malformed query: {}", e.body_text())))?;
     scope(q.scope.as_deref())
-}
-
-/// A variable as the REST API shows it.
-struct Shown {
-    name: String,
-    scope: Scope,
-    kind: Value,
-    value: Value,
-    binary: bool,
-}
-
-impl Shown {
-    fn local(v: TaskVariable) -> Shown {
-        let binary = v.bytes.is_some();
-        let value = v.value.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
-        Shown { name: v.name, scope: Scope::Local, kind: json!(v.kind), value, binary }
-    }
-
-    fn global(name: String, value: Value) -> Shown {
-        Shown { name, scope: Scope::Global, kind: type_name(&value), value, binary: false }
-    }
-
-    fn json(&self, origin: &str, task: &str) -> Value {
-        let scope = if self.scope == Scope::Local { "local" } else { "global" };
-        let mut out = json!({"name": self.name, "scope": scope, "type": self.kind, "value": self.value});
-        if self.binary {
-            out["valueUrl"] = json!(service_url(origin, &format!("{}/variables/{}/data", task_path(task), self.name)));
-        }
-        out
-    }
-}
-
-/// The task's variables in `scope` (both when none, locals first).
-async fn shown(rt: &Runtime, task: &UserTaskRow, scope: Option<Scope>) -> Result<Vec<Shown>, ApiError> {
-    let mut out = Vec::new();
-    if scope != Some(Scope::Global) {
-        out.extend(rt.store().task_variables(&task.id).await?.into_iter().map(Shown::local));
-    }
-    if scope != Some(Scope::Local)
-        && let Some(instance) = &task.instance_id
-    {
-        let vars = rt.variables(instance).await?.unwrap_or_default();
-        let seen: Vec<String> = out.iter().map(|s| s.name.clone()).collect();
-        out.extend(vars.into_iter().filter(|(n, _)| !seen.contains(n)).map(|(n, v)| Shown::global(n, v)));
-    }
-    Ok(out)
 }
 
 async fn one_variable(rt: &Runtime, task: &UserTaskRow, name: &str, scope: Option<Scope>) -> Result<Shown, ApiError> {
@@ -157,7 +96,9 @@ async fn variable_data(
     }
     let var = rt.store().task_variables(&task.id).await?.into_iter().find(|v| v.name == name);
     let Some(var) = var else {
-        return Err(one_variable(&rt, &task, &name, scope).await.err().unwrap_or_else(no_data).into());
+        // A global variable has no binary stream; no variable at all is its own 404.
+        one_variable(&rt, &task, &name, scope).await?;
+        return Err(no_data().into());
     };
     let Some(bytes) = var.bytes else { return Err(no_data().into()) };
     let content_type =
@@ -464,33 +405,33 @@ async fn create_link(
         .kind
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_request("The identity link type is required."))?;
-    let (user, group) = match (req.user_id, req.group_id) {
+    let (action, who) = match (&req.user_id, &req.group_id) {
+        (Some(user), None) => ("AddUserLink", user.clone()),
+        (None, Some(group)) => ("AddGroupLink", group.clone()),
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request("Only one of userId or groupId can be provided.").into());
         }
         (None, None) => return Err(ApiError::bad_request("Either userId or groupId is required.").into()),
-        pair => pair,
     };
-    let link = TaskLink { task_id: id.clone(), user_id: user.clone(), group_id: group.clone(), kind: kind.clone() };
-    let (action, who) = match (&user, &group) {
-        (Some(u), _) => ("AddUserLink", u.clone()),
-        (_, Some(g)) => ("AddGroupLink", g.clone()),
-        _ => unreachable!("one of them is present"),
-    };
+    let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind: kind.clone() };
     let record = event(&task, None, action, &[&who, &kind]);
-    match (kind.as_str(), &user) {
-        // Flowable keeps the assignee and the owner on the task itself.
-        ("assignee", Some(u)) => {
-            task.assignee = Some(u.clone());
-            save(&rt, task, &[record]).await?;
-        }
-        ("owner", Some(u)) => {
-            task.owner = Some(u.clone());
-            save(&rt, task, &[record]).await?;
-        }
-        _ => rt.store().add_task_link(&link, &record).await?,
+    if link.user_id.is_some() && set_person(&mut task, &kind, link.user_id.clone()) {
+        save(&rt, task, &[record]).await?;
+    } else {
+        rt.store().add_task_link(&link, &record).await?;
     }
     Ok((StatusCode::CREATED, Json(link_json(&origin(&headers), &link))))
+}
+
+/// Flowable keeps the assignee and the owner on the task itself, not as links: sets the one
+/// `kind` names, if it names one.
+fn set_person(task: &mut UserTaskRow, kind: &str, user: Option<String>) -> bool {
+    match kind {
+        "assignee" => task.assignee = user,
+        "owner" => task.owner = user,
+        _ => return false,
+    }
+    true
 }
 
 async fn delete_link(
@@ -500,18 +441,10 @@ async fn delete_link(
     let (mut task, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
     let action = if link.user_id.is_some() { "DeleteUserLink" } else { "DeleteGroupLink" };
     let record = event(&task, None, action, &[&identity, &kind]);
-    match (kind.as_str(), link.user_id.is_some()) {
-        ("assignee", true) => {
-            task.assignee = None;
-            save(&rt, task, &[record]).await?;
-        }
-        ("owner", true) => {
-            task.owner = None;
-            save(&rt, task, &[record]).await?;
-        }
-        _ => {
-            rt.store().remove_task_link(&link, &record).await?;
-        }
+    if link.user_id.is_some() && set_person(&mut task, &kind, None) {
+        save(&rt, task, &[record]).await?;
+    } else {
+        rt.store().remove_task_link(&link, &record).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -578,8 +511,8 @@ async fn create_comment(
         action: "AddComment".into(),
         message: message.clone(),
     };
-    rt.store().add_comment(&comment).await?;
-    rt.store().add_comment(&event(&task, None, "AddComment", &[&message])).await?;
+    let added = event(&task, None, "AddComment", &[&message]);
+    rt.store().add_comments(&[comment.clone(), added]).await?;
     Ok((StatusCode::CREATED, Json(comment_json(&origin(&headers), &comment))))
 }
 
@@ -654,7 +587,7 @@ fn attachment_json(origin: &str, a: &AttachmentRow) -> Value {
         "taskUrl": service_url(origin, &task_path(&task)),
         "processInstanceUrl": a.instance_id.as_ref().map(|i| service_url(origin, &format!("history/historic-process-instances/{i}"))),
         "externalUrl": a.url,
-        "contentUrl": a.content.as_ref().map(|_| format!("{url}/content")),
+        "contentUrl": a.has_content.then(|| format!("{url}/content")),
         "time": iso_time(a.time),
     })
 }
@@ -688,6 +621,7 @@ async fn create_attachment(
         description: text("description"),
         kind: text("type"),
         url: if content.is_some() { None } else { text("externalUrl") },
+        has_content: content.is_some(),
         content,
         author: None,
         time: now_ms(),
@@ -703,14 +637,7 @@ async fn list_attachments(
 ) -> FlowableResult<Json<Vec<Value>>> {
     open_task(&rt, &id).await?;
     let origin = origin(&headers);
-    let found = rt.store().attachments(&id).await?;
-    // The list leaves the content out; whether there is some decides the content URL.
-    let mut out = Vec::with_capacity(found.len());
-    for a in found {
-        let full = if a.url.is_none() { rt.store().attachment(&a.id).await?.unwrap_or(a) } else { a };
-        out.push(attachment_json(&origin, &full));
-    }
-    Ok(Json(out))
+    Ok(Json(rt.store().attachments(&id).await?.iter().map(|a| attachment_json(&origin, a)).collect()))
 }
 
 async fn task_attachment(rt: &Runtime, id: &str, attachment: &str) -> Result<(UserTaskRow, AttachmentRow), ApiError> {

@@ -1,7 +1,7 @@
 //! `runtime/tasks`: get, list, query, create, update, act on (complete, claim, delegate,
 //! resolve) and delete user tasks (seed 003, 15.7.1–15.7.6).
 
-use super::variables::{RestVariable, variables};
+use super::variables::{RestVariable, Scope, Shown, shown, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
@@ -191,10 +191,6 @@ fn task_query(p: &Params<'_>, paging: &Paging<'_>) -> Result<UserTaskQuery, ApiE
     if let Some(Value::Array(items)) = p.0.get("candidateGroupIn") {
         candidate_groups = Some(items.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect());
     }
-    if p.flag("active")? == Some(false) {
-        // Only tasks of suspended instances; nothing is ever suspended here.
-        return Ok(UserTaskQuery { id: Some(String::new()), ..UserTaskQuery::default() });
-    }
     Ok(UserTaskQuery {
         finished: Some(false),
         id: p.text("taskId"),
@@ -247,8 +243,11 @@ async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> R
     let sorts: Vec<&str> = SORTS.iter().map(|(name, _)| *name).collect();
     let paging = Paging::read(&p, &sorts)?;
     let query = task_query(&p, &paging)?;
-    if p.text("processInstanceBusinessKey").is_some() || p.text("processInstanceBusinessKeyLike").is_some() {
-        // Instances started here carry no business key yet: no task matches one.
+    let business_key =
+        p.text("processInstanceBusinessKey").is_some() || p.text("processInstanceBusinessKeyLike").is_some();
+    if business_key || p.flag("active")? == Some(false) {
+        // Instances carry no business key yet, and none is ever suspended (`active=false`
+        // asks for tasks of suspended ones): no task matches.
         return Ok(paging.envelope(Vec::new(), 0));
     }
     let local = variable_filters(params, "taskVariables")?;
@@ -277,14 +276,9 @@ async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> R
     let mut data = Vec::with_capacity(tasks.len());
     for task in &tasks {
         let mut vars = Vec::new();
-        if with_local {
-            for (name, value) in local_values(rt, &task.id).await? {
-                vars.push(json!({"name": name, "scope": "local", "type": super::variables::type_name(&value), "value": value}));
-            }
-        }
-        if with_global {
-            for (name, value) in instance_values(rt, task, &mut process_vars).await? {
-                vars.push(json!({"name": name, "scope": "global", "type": super::variables::type_name(&value), "value": value}));
+        for (include, scope) in [(with_local, Scope::Local), (with_global, Scope::Global)] {
+            if include {
+                vars.extend(shown(rt, task, Some(scope)).await?.iter().map(|v| v.json(origin, &task.id)));
             }
         }
         data.push(task_json(origin, task, Some(vars)));
@@ -295,10 +289,7 @@ async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> R
 /// A task's local variables as JSON values (binary ones as null).
 async fn local_values(rt: &Runtime, task_id: &str) -> Result<Map<String, Value>, ApiError> {
     let vars = rt.store().task_variables(task_id).await?;
-    Ok(vars
-        .into_iter()
-        .map(|v| (v.name, v.value.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null)))
-        .collect())
+    Ok(vars.into_iter().map(Shown::local).map(|v| (v.name, v.value)).collect())
 }
 
 /// The process variables of a task's instance (none for a standalone task), loaded once per instance.
@@ -404,7 +395,7 @@ async fn apply_fields(rt: &Runtime, task: &mut UserTaskRow, body: &Map<String, V
             "priority" => {
                 task.priority = p.int("priority")?.unwrap_or(flowstone_engine::DEFAULT_PRIORITY);
             }
-            _ => {
+            "parentTaskId" => {
                 if let Some(parent) = &text {
                     if *parent == task.id {
                         return Err(ApiError::bad_request("a task cannot be its own parent"));
@@ -415,6 +406,7 @@ async fn apply_fields(rt: &Runtime, task: &mut UserTaskRow, body: &Map<String, V
                 }
                 task.parent_task_id = text;
             }
+            _ => {}
         }
     }
     Ok(())

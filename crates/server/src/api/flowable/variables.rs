@@ -1,7 +1,11 @@
 //! Flowable REST variables: `{name, type, value, scope}` read into JSON values by their
 //! declared type, and JSON values written back with the type Flowable would name.
 
+use super::service_url;
+use super::tasks::task_path;
 use crate::api::error::ApiError;
+use crate::runtime::Runtime;
+use flowstone_store::{TaskVariable, UserTaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -82,6 +86,70 @@ pub(super) fn type_name(value: &Value) -> Value {
         Value::String(_) => json!("string"),
         Value::Array(_) | Value::Object(_) => json!("json"),
     }
+}
+
+/// Which variables of a task: its own, or its process's.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Scope {
+    /// The task's own.
+    Local,
+    /// The process's, through the task's scope.
+    Global,
+}
+
+pub(super) fn scope(text: Option<&str>) -> Result<Option<Scope>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some("local") => Ok(Some(Scope::Local)),
+        Some("global") => Ok(Some(Scope::Global)),
+        Some(other) => Err(ApiError::bad_request(format!("Invalid variable scope: '{other}' (use local or global)"))),
+    }
+}
+
+/// A variable as the REST API shows it.
+pub(super) struct Shown {
+    pub(super) name: String,
+    pub(super) scope: Scope,
+    pub(super) kind: Value,
+    pub(super) value: Value,
+    pub(super) binary: bool,
+}
+
+impl Shown {
+    pub(super) fn local(v: TaskVariable) -> Shown {
+        let binary = v.bytes.is_some();
+        let value = v.value.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        Shown { name: v.name, scope: Scope::Local, kind: json!(v.kind), value, binary }
+    }
+
+    pub(super) fn global(name: String, value: Value) -> Shown {
+        Shown { name, scope: Scope::Global, kind: type_name(&value), value, binary: false }
+    }
+
+    pub(super) fn json(&self, origin: &str, task: &str) -> Value {
+        let scope = if self.scope == Scope::Local { "local" } else { "global" };
+        let mut out = json!({"name": self.name, "scope": scope, "type": self.kind, "value": self.value});
+        if self.binary {
+            out["valueUrl"] = json!(service_url(origin, &format!("{}/variables/{}/data", task_path(task), self.name)));
+        }
+        out
+    }
+}
+
+/// The task's variables in `scope` (both when none, locals first).
+pub(super) async fn shown(rt: &Runtime, task: &UserTaskRow, scope: Option<Scope>) -> Result<Vec<Shown>, ApiError> {
+    let mut out = Vec::new();
+    if scope != Some(Scope::Global) {
+        out.extend(rt.store().task_variables(&task.id).await?.into_iter().map(Shown::local));
+    }
+    if scope != Some(Scope::Local)
+        && let Some(instance) = &task.instance_id
+    {
+        let vars = rt.variables(instance).await?.unwrap_or_default();
+        let seen: Vec<String> = out.iter().map(|s| s.name.clone()).collect();
+        out.extend(vars.into_iter().filter(|(n, _)| !seen.contains(n)).map(|(n, v)| Shown::global(n, v)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
