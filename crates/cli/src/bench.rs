@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The admin password of the benchmarks' own servers.
+pub(crate) const BENCH_PASSWORD: &str = "bench";
+
 /// What to run.
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
@@ -364,11 +367,14 @@ async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, Strin
         database: None,
         load_examples: false,
         runtime: RuntimeOptions::default(),
+        admin_password: Some(BENCH_PASSWORD.into()),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.addr());
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().map_err(|e| e.to_string())?;
+    let client = crate::client::signed_in(
+        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency),
+        Some(&crate::client::basic("admin", BENCH_PASSWORD)),
+    )?;
     let deployed: Value = client
         .post(format!("{base}/model"))
         .body(xml.to_owned())

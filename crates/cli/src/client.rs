@@ -9,6 +9,15 @@ pub(crate) struct ServerArg {
     /// Base URL of the server.
     #[arg(long = "server", env = "FLOWSTONE_SERVER", default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// The user to sign in as (HTTP Basic).
+    #[arg(long = "user", env = "FLOWSTONE_USER", default_value = "admin")]
+    user: String,
+    /// The user's password.
+    #[arg(long = "password", env = "FLOWSTONE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// A bearer token (`POST /auth/tokens`) to sign in with instead of a password.
+    #[arg(long = "token", env = "FLOWSTONE_TOKEN", hide_env_values = true, conflicts_with = "password")]
+    token: Option<String>,
 }
 
 impl ServerArg {
@@ -20,6 +29,39 @@ impl ServerArg {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
+
+    /// The `Authorization` header for the credentials given, if any.
+    pub(crate) fn authorization(&self) -> Option<String> {
+        match (&self.token, &self.password) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            (None, Some(password)) => Some(basic(&self.user, password)),
+            (None, None) => None,
+        }
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        signed_in(reqwest::Client::builder(), self.authorization().as_deref())
+    }
+}
+
+/// The HTTP Basic `Authorization` header value of `user` and `password`.
+pub(crate) fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// A client that sends `authorization` with every request.
+pub(crate) fn signed_in(
+    builder: reqwest::ClientBuilder,
+    authorization: Option<&str>,
+) -> Result<reqwest::Client, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = authorization {
+        let value =
+            reqwest::header::HeaderValue::from_str(value).map_err(|_| "the credentials are not valid header text")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    builder.default_headers(headers).build().map_err(|e| e.to_string())
 }
 
 /// Sends a request and returns the JSON answer, or the server's message on an error status.
@@ -59,7 +101,7 @@ fn print_table(columns: &[(&str, &str, usize)], rows: &[Value]) {
 
 pub(crate) async fn deploy(server: &ServerArg, file: &Path) -> Result<(), String> {
     let source = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let client = reqwest::Client::new();
+    let client = server.client()?;
     let body = call(client.post(server.url("/model")).header("content-type", "application/xml").body(source)).await?;
     print(&body);
     Ok(())
@@ -78,7 +120,7 @@ fn parse_var(text: &str) -> Result<(String, Value), String> {
 pub(crate) async fn start(server: &ServerArg, key: &str, vars: &[String], name: Option<String>) -> Result<(), String> {
     let variables: Map<String, Value> = vars.iter().map(|v| parse_var(v)).collect::<Result<_, _>>()?;
     let body = json!({ "key": key, "processName": name.unwrap_or_else(|| key.to_owned()), "variables": variables });
-    let answer = call(reqwest::Client::new().post(server.url("/process")).json(&body)).await?;
+    let answer = call(server.client()?.post(server.url("/process")).json(&body)).await?;
     print(&answer);
     Ok(())
 }
@@ -92,7 +134,7 @@ pub(crate) async fn ps(
     let mut query = vec![("size", limit.to_string())];
     query.extend(status.map(|s| ("status", s)));
     query.extend(key.map(|k| ("key", k)));
-    let answer = call(reqwest::Client::new().get(server.url("/process")).query(&query)).await?;
+    let answer = call(server.client()?.get(server.url("/process")).query(&query)).await?;
     let rows = answer["data"].as_array().cloned().unwrap_or_default();
     print_table(
         &[
@@ -109,7 +151,7 @@ pub(crate) async fn ps(
 }
 
 pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), String> {
-    let answer = call(reqwest::Client::new().get(server.url("/task")).query(&[("processInstanceId", process)])).await?;
+    let answer = call(server.client()?.get(server.url("/task")).query(&[("processInstanceId", process)])).await?;
     let rows = answer.as_array().cloned().unwrap_or_default();
     print_table(
         &[

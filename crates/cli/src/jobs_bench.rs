@@ -7,6 +7,7 @@
 //! `flowstone_worker` runners drain them over HTTP, each job reported as `start.begin` then
 //! `start.success`, and counts completed jobs per second.
 
+use crate::bench::BENCH_PASSWORD;
 use flowstone_engine::StartOptions;
 use flowstone_server::{Config, RuntimeOptions, Server};
 use flowstone_store::{InstanceFilter, Page};
@@ -15,6 +16,11 @@ use flowstone_worker::{Stone, StoneResult, Work};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The benchmark server's admin credentials.
+fn admin() -> String {
+    crate::client::basic("admin", BENCH_PASSWORD)
+}
 
 const MODEL: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn">
   <process id="jobs"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
@@ -42,6 +48,7 @@ async fn server(dir: &tempfile::TempDir) -> Result<Server, String> {
         database: None,
         load_examples: false,
         runtime: RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() },
+        admin_password: Some(BENCH_PASSWORD.into()),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     server.runtime().deploy(MODEL).await.map_err(|e| e.to_string())?;
@@ -57,7 +64,7 @@ pub(crate) async fn dispatch(count: usize) -> Result<Vec<u32>, String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
     let url = format!("http://{}/worker/fetch", server.addr());
     let fetcher = tokio::spawn(async move {
-        let client = reqwest::Client::new();
+        let Ok(client) = crate::client::signed_in(reqwest::Client::builder(), Some(&admin())) else { return };
         let body = json!({"workerId": "bench", "topics": ["BenchStone"], "maxJobs": 1, "waitTime": 10_000});
         loop {
             let Ok(resp) = client.post(&url).json(&body).send().await else { return };
@@ -130,6 +137,7 @@ pub(crate) async fn workers(count: u64, workers: usize, concurrency: usize) -> R
     for w in 0..workers {
         let options = WorkerOptions {
             server: format!("http://{}", server.addr()),
+            authorization: Some(admin()),
             worker_id: format!("bench-{w}"),
             concurrency,
             lock: Duration::from_secs(60),

@@ -54,6 +54,10 @@ enum Cmd {
         /// Stones whose jobs are published to RabbitMQ (comma-separated; needs --amqp).
         #[arg(long, env = "FLOWSTONE_AMQP_STONES", value_delimiter = ',')]
         amqp_stones: Vec<String>,
+        /// The password of the user `admin` made at first start (default: generated and
+        /// printed once). Ignored once the database has users.
+        #[arg(long, env = "FLOWSTONE_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
     },
     /// Run stones as a worker of a server: fetch their jobs over HTTP and report back.
     Worker(WorkerArgs),
@@ -129,7 +133,18 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
-        Cmd::Serve { listen, data_dir, database, no_examples, node_id, job_lease, stones, amqp, amqp_stones } => {
+        Cmd::Serve {
+            listen,
+            data_dir,
+            database,
+            no_examples,
+            node_id,
+            job_lease,
+            stones,
+            amqp,
+            amqp_stones,
+            admin_password,
+        } => {
             let lease = seconds("--job-lease", job_lease)?;
             let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
             let stones = flowstone_worker::select(&stones, &data_dir.join("machines"))?;
@@ -142,7 +157,14 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 (None, false) => return Err("--amqp-stones needs --amqp URL".into()),
             };
             let runtime = flowstone_server::RuntimeOptions { node, lease, stones, broker };
-            let config = flowstone_server::Config { listen, data_dir, database, load_examples: !no_examples, runtime };
+            let config = flowstone_server::Config {
+                listen,
+                data_dir,
+                database,
+                load_examples: !no_examples,
+                runtime,
+                admin_password,
+            };
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
             eprintln!("flowstone listening on http://{}", server.addr());
             tokio::select! {
@@ -211,6 +233,7 @@ async fn worker(args: WorkerArgs) -> Result<(), String> {
     }
     let options = flowstone_worker::runner::WorkerOptions {
         server: args.server.base().to_owned(),
+        authorization: args.server.authorization(),
         worker_id: args.worker_id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id())),
         concurrency: args.concurrency.max(1),
         lock: seconds("--lock-duration", args.lock_duration)?,

@@ -9,7 +9,13 @@ mod common;
 use common::{BIN, Serve, free_port, must};
 
 fn run(port: u16, args: &[&str]) -> Output {
-    must(Command::new(BIN).args(args).env("FLOWSTONE_SERVER", format!("http://127.0.0.1:{port}")).output())
+    must(
+        Command::new(BIN)
+            .args(args)
+            .env("FLOWSTONE_SERVER", format!("http://127.0.0.1:{port}"))
+            .env("FLOWSTONE_PASSWORD", common::PASSWORD)
+            .output(),
+    )
 }
 
 fn stdout(out: &Output) -> String {
@@ -58,6 +64,51 @@ fn serve_deploy_start_ps_and_restart() {
     let ps = stdout(&run(port, &["ps", "--key", "hello"]));
     assert!(ps.contains("greeting") && ps.contains("running"), "the waiting instance survives a restart: {ps}");
     server.terminate();
+}
+
+/// `flowstone serve` with no admin password on `port`, and its standard output.
+fn serve_without_password(dir: &std::path::Path, port: u16) -> (common::Process, std::process::ChildStdout) {
+    let mut child = must(
+        Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", &dir.to_string_lossy()])
+            .env_remove("FLOWSTONE_ADMIN_PASSWORD")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn(),
+    );
+    let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    common::wait_listening(port);
+    (common::Process(child), out)
+}
+
+#[test]
+fn the_first_start_prints_a_generated_admin_password_once_and_it_signs_in() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let (server, out) = serve_without_password(dir.path(), port);
+    let mut line = String::new();
+    must(std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line));
+    let password = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+    assert!(line.contains("created the user `admin`") && password.len() >= 12, "{line}");
+    let signed_in = |password: &str| {
+        must(
+            Command::new(BIN)
+                .args(["ps"])
+                .env("FLOWSTONE_SERVER", format!("http://127.0.0.1:{port}"))
+                .env("FLOWSTONE_PASSWORD", password)
+                .output(),
+        )
+    };
+    assert!(signed_in(&password).status.success());
+    let refused = signed_in("wrong");
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("401"));
+    server.terminate();
+
+    let (server, mut out) = serve_without_password(dir.path(), port);
+    server.terminate();
+    let mut printed = String::new();
+    must(std::io::Read::read_to_string(&mut out, &mut printed));
+    assert!(!printed.contains("password"), "the password is shown only when the admin is made: {printed}");
 }
 
 #[test]

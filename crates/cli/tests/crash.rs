@@ -106,7 +106,7 @@ async fn kill_9_loses_nothing_acknowledged_and_completes_nothing_twice() {
     let dir = must(tempfile::tempdir());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = Client::new();
+    let client = common::client();
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
 
     let mut server = Serve::start(dir.path(), port);

@@ -63,7 +63,7 @@ async fn a_cleanly_stopped_servers_jobs_are_taken_over_at_once() {
     let ports = [free_port(), free_port()];
     let (survivor, leaving) = (node(&url, ports[0], 0, "60"), node(&url, ports[1], 1, "60"));
     let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
-    let client = Client::new();
+    let client = common::client();
     let (status, _) = call(client.post(format!("{}/model", bases[0])).body(MODEL)).await;
     assert_eq!(status, StatusCode::CREATED);
     let mut ids = Vec::new();
@@ -93,7 +93,7 @@ async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
     servers.push(Some(node(&url, ports[1], 1, "1")));
     servers.push(Some(node(&url, ports[2], 2, "1")));
     let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
-    let client = Client::new();
+    let client = common::client();
     let (status, _) = call(client.post(format!("{}/model", bases[0])).body(MODEL)).await;
     assert_eq!(status, StatusCode::CREATED);
 

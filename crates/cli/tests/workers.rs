@@ -27,7 +27,7 @@ impl Setup {
         let port = free_port();
         let data = dir.path().join("server").to_string_lossy().into_owned();
         let serve = Serve::start_args(&["--data-dir", &data, "--stones", "none"], port);
-        Self { dir, base: format!("http://127.0.0.1:{port}"), client: Client::new(), _serve: serve }
+        Self { dir, base: format!("http://127.0.0.1:{port}"), client: common::client(), _serve: serve }
     }
 
     /// A worker running the example stones, with locks of two seconds.
@@ -271,7 +271,7 @@ async fn the_cluster_runs_through_rabbitmq_between_serve_and_worker_processes() 
         ["--data-dir", &data, "--stones", "none", "--amqp", &url, "--amqp-stones", stones, "--amqp-prefix", &prefix];
     let s = Setup {
         base: format!("http://127.0.0.1:{port}"),
-        client: Client::new(),
+        client: common::client(),
         _serve: Serve::start_args(&serve, port),
         dir,
     };

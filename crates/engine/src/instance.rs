@@ -88,12 +88,14 @@ pub enum Command {
 }
 
 /// How an instance is started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartOptions {
     /// A failed stone task waits for an operator instead of starting the rollback.
     pub debug: bool,
     /// Every stone gets `mock` instead of `start`.
     pub mock: bool,
+    /// Who started it: the value of the start event's initiator variable.
+    pub initiator: Option<String>,
 }
 
 /// What an instance is for.
@@ -342,7 +344,8 @@ impl Instance {
     ) -> (Instance, Vec<Effect>) {
         let mut inst = Instance::new(InstanceKind::Process, variables);
         if let Some(name) = &def.initiator {
-            inst.variables.entry(name.clone()).or_insert(Value::Null);
+            let initiator = options.initiator.clone().map_or(Value::Null, Value::String);
+            inst.variables.entry(name.clone()).or_insert(initiator);
         }
         inst.debug = options.debug;
         inst.mock = options.mock;

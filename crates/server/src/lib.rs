@@ -1,6 +1,7 @@
 //! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
 mod api;
+pub mod auth;
 mod broker;
 mod examples;
 mod jobs;
@@ -30,6 +31,9 @@ pub struct Config {
     pub load_examples: bool,
     /// This server's part in a shared database.
     pub runtime: RuntimeOptions,
+    /// The password of the user `admin` made at first start; generated and shown once when
+    /// none is given.
+    pub admin_password: Option<String>,
 }
 
 /// Why the server could not start.
@@ -99,6 +103,10 @@ impl Server {
     /// A [`StartError`] saying which part failed.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let store = open_store(config.database.as_deref(), &config.data_dir).await?;
+        if let Some(password) = auth::ensure_admin(&*store, config.admin_password.as_deref()).await? {
+            // Shown once, on the console only (never logged): it is stored hashed.
+            println!("Flowstone: created the user `admin` with the password {password}");
+        }
         let runtime = Runtime::start(store.clone(), config.runtime.clone()).await?;
         if config.load_examples && store.list_models(None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0
         {

@@ -227,14 +227,13 @@ async fn binary_variables_come_as_multipart_and_are_served_from_data(s: TestServ
     let form = reqwest::multipart::Form::new()
         .text("name", "blob")
         .part("file", reqwest::multipart::Part::bytes(vec![0u8, 159, 146, 150]).file_name("blob.bin"));
-    let resp =
-        must(reqwest::Client::new().post(format!("{}{TASKS}/{id}/variables", s.base)).multipart(form).send().await);
+    let resp = must(s.client.post(format!("{}{TASKS}/{id}/variables", s.base)).multipart(form).send().await);
     assert_eq!(resp.status(), StatusCode::CREATED);
     let made: Value = must(resp.json().await);
     assert_eq!((made["type"].as_str(), made["value"].clone()), (Some("binary"), Value::Null));
     let data_url = made["valueUrl"].as_str().unwrap_or_default().to_owned();
     assert!(data_url.ends_with(&format!("{TASKS}/{id}/variables/blob/data")), "{data_url}");
-    let resp = must(reqwest::get(&data_url).await);
+    let resp = must(s.client.get(&data_url).send().await);
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
     assert_eq!(must(resp.bytes().await).to_vec(), vec![0u8, 159, 146, 150]);
     let _ = s.post(&format!("{TASKS}/{id}/variables"), json!([{"name": "text", "value": "x"}])).await;
@@ -307,15 +306,15 @@ async fn comments_and_attachments_with_their_codes(s: TestServer) {
         .text("name", "notes")
         .text("type", "text/plain")
         .part("file", reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("notes.txt"));
-    let resp = must(reqwest::Client::new().post(format!("{}{attachments}", s.base)).multipart(form).send().await);
+    let resp = must(s.client.post(format!("{}{attachments}", s.base)).multipart(form).send().await);
     assert_eq!(resp.status(), StatusCode::CREATED);
     let file: Value = must(resp.json().await);
     let content_url = file["contentUrl"].as_str().unwrap_or_default().to_owned();
-    let resp = must(reqwest::get(&content_url).await);
+    let resp = must(s.client.get(&content_url).send().await);
     assert_eq!((resp.headers()["content-type"].to_str().ok(), resp.status()), (Some("text/plain"), StatusCode::OK));
     assert_eq!(must(resp.text().await), "hello");
     let empty = reqwest::multipart::Form::new().text("name", "nothing");
-    let resp = must(reqwest::Client::new().post(format!("{}{attachments}", s.base)).multipart(empty).send().await);
+    let resp = must(s.client.post(format!("{}{attachments}", s.base)).multipart(empty).send().await);
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "no file part");
     let (_, list) = s.get(&attachments).await;
     assert_eq!(list.as_array().map(Vec::len), Some(2));

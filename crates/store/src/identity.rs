@@ -30,19 +30,61 @@ pub struct GroupRow {
     pub kind: Option<String>,
 }
 
-/// Filters of the user and group lists; `*_like` take SQL `LIKE` patterns.
+/// A bearer token issued to a user, known by its hash only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    /// The hex SHA-256 of the token.
+    pub hash: String,
+    /// Whom it authenticates.
+    pub user_id: String,
+    /// When it was issued (ms since the epoch).
+    pub created_at: i64,
+    /// When it stops working (ms since the epoch).
+    pub expires_at: i64,
+}
+
+/// A column of the users or groups table that lists filter and sort on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdentityColumn {
+    /// The id (both tables).
+    #[default]
+    Id,
+    /// A user's first name.
+    FirstName,
+    /// A user's last name.
+    LastName,
+    /// A user's e-mail.
+    Email,
+    /// A group's name.
+    Name,
+    /// A group's type.
+    Type,
+}
+
+impl IdentityColumn {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::FirstName => "first_name",
+            Self::LastName => "last_name",
+            Self::Email => "email",
+            Self::Name => "name",
+            Self::Type => "type",
+        }
+    }
+}
+
+/// Filters and order of the user and group lists.
 #[derive(Debug, Clone, Default)]
 pub struct IdentityQuery {
-    /// Id equal to.
-    pub id: Option<String>,
-    /// Name (a user's first name, a group's name) like.
-    pub name_like: Option<String>,
+    /// Columns equal to values.
+    pub equal: Vec<(IdentityColumn, String)>,
+    /// Columns like SQL `LIKE` patterns.
+    pub like: Vec<(IdentityColumn, String)>,
     /// Users who are members of this group / groups this user is a member of.
     pub member: Option<String>,
-    /// A user's e-mail like.
-    pub email_like: Option<String>,
-    /// A group's type equal to.
-    pub kind: Option<String>,
+    /// The order: by this column (then id), descending when true.
+    pub order: (IdentityColumn, bool),
 }
 
 /// Durable users, groups and memberships.
@@ -74,6 +116,13 @@ pub trait IdentityStore: Send + Sync {
     async fn add_member(&self, group_id: &str, user_id: &str) -> Result<bool>;
     /// Ends a membership; false when there was none.
     async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<bool>;
+
+    /// Records an issued token.
+    async fn create_token(&self, token: &TokenRow) -> Result<()>;
+    /// The token with this hash, if it was issued and not revoked (expired ones included).
+    async fn token(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Revokes a token; false when there was none.
+    async fn delete_token(&self, hash: &str) -> Result<bool>;
 }
 
 /// The SQL implementation, written once for both backends (see `sql_store`).
@@ -82,7 +131,7 @@ macro_rules! identity_store {
         mod identity_impl {
             use super::*;
             use sqlx::{QueryBuilder, Row};
-            use $crate::{GroupRow, IdentityQuery, IdentityStore, Page, Result, UserRow};
+            use $crate::{GroupRow, IdentityQuery, IdentityStore, Page, Result, TokenRow, UserRow};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -102,19 +151,13 @@ macro_rules! identity_store {
             }
 
             /// `membership` is the subquery a `member` filter matches ids against.
-            fn push_filter(q: &mut QueryBuilder<$db>, f: &IdentityQuery, name: &str, membership: &str) {
+            fn push_filter(q: &mut QueryBuilder<$db>, f: &IdentityQuery, membership: &str) {
                 q.push(" WHERE 1 = 1");
-                if let Some(id) = &f.id {
-                    q.push(" AND id = ").push_bind(id.clone());
+                for (column, value) in &f.equal {
+                    q.push(format!(" AND {} = ", column.sql())).push_bind(value.clone());
                 }
-                if let Some(like) = &f.name_like {
-                    q.push(format!(" AND {name} LIKE ")).push_bind(like.clone());
-                }
-                if let Some(like) = &f.email_like {
-                    q.push(" AND email LIKE ").push_bind(like.clone());
-                }
-                if let Some(kind) = &f.kind {
-                    q.push(" AND type = ").push_bind(kind.clone());
+                for (column, pattern) in &f.like {
+                    q.push(format!(" AND {} LIKE ", column.sql())).push_bind(pattern.clone());
                 }
                 if let Some(member) = &f.member {
                     q.push(format!(" AND id IN ({membership}")).push_bind(member.clone()).push(")");
@@ -126,30 +169,38 @@ macro_rules! identity_store {
                 table: &str,
                 f: &IdentityQuery,
                 page: Page,
-                name: &str,
                 membership: &str,
                 row: fn(&DbRow) -> Result<T>,
             ) -> Result<(Vec<T>, u64)> {
                 let mut count = QueryBuilder::<$db>::new(format!("SELECT COUNT(*) FROM {table}"));
-                push_filter(&mut count, f, name, membership);
+                push_filter(&mut count, f, membership);
                 let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
                 let mut q = QueryBuilder::<$db>::new(format!("SELECT * FROM {table}"));
-                push_filter(&mut q, f, name, membership);
-                q.push(" ORDER BY id LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
+                push_filter(&mut q, f, membership);
+                let (column, desc) = f.order;
+                let direction = if desc { "DESC" } else { "ASC" };
+                q.push(format!(" ORDER BY {} {direction}, id {direction} LIMIT ", column.sql())).push_bind(page.limit.min(i64::MAX as u64) as i64);
                 q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
                 let rows = q.build().fetch_all(pool).await?;
                 Ok((rows.iter().map(row).collect::<Result<_>>()?, total as u64))
             }
 
-            async fn delete_with_memberships(
+            /// Deletes the row `id` of `table` and, first, the rows of `dependents` (table, column)
+            /// that point at it.
+            async fn delete_with_dependents(
                 store: &$store,
                 table: &str,
-                column: &str,
+                dependents: &[(&str, &str)],
                 id: &str,
             ) -> Result<bool> {
                 let _writing = store.writing().await;
                 let mut tx = store.pool.begin().await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM memberships WHERE {column} = $1"))).bind(id).execute(&mut *tx).await?;
+                for (dependent, column) in dependents {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {dependent} WHERE {column} = $1")))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let removed =
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE id = $1"))).bind(id).execute(&mut *tx).await?;
                 tx.commit().await?;
@@ -165,7 +216,7 @@ macro_rules! identity_store {
 
                 async fn list_users(&self, query: &IdentityQuery, page: Page) -> Result<(Vec<UserRow>, u64)> {
                     let membership = "SELECT user_id FROM memberships WHERE group_id = ";
-                    list(&self.pool, "users", query, page, "first_name", membership, user_row).await
+                    list(&self.pool, "users", query, page, membership, user_row).await
                 }
 
                 async fn create_user(&self, u: &UserRow) -> Result<bool> {
@@ -203,7 +254,7 @@ macro_rules! identity_store {
                 }
 
                 async fn delete_user(&self, id: &str) -> Result<bool> {
-                    delete_with_memberships(self, "users", "user_id", id).await
+                    delete_with_dependents(self, "users", &[("memberships", "user_id"), ("api_tokens", "user_id")], id).await
                 }
 
                 async fn group(&self, id: &str) -> Result<Option<GroupRow>> {
@@ -213,7 +264,7 @@ macro_rules! identity_store {
 
                 async fn list_groups(&self, query: &IdentityQuery, page: Page) -> Result<(Vec<GroupRow>, u64)> {
                     let membership = "SELECT group_id FROM memberships WHERE user_id = ";
-                    list(&self.pool, "groups", query, page, "name", membership, group_row).await
+                    list(&self.pool, "groups", query, page, membership, group_row).await
                 }
 
                 async fn create_group(&self, g: &GroupRow) -> Result<bool> {
@@ -239,7 +290,7 @@ macro_rules! identity_store {
                 }
 
                 async fn delete_group(&self, id: &str) -> Result<bool> {
-                    delete_with_memberships(self, "groups", "group_id", id).await
+                    delete_with_dependents(self, "groups", &[("memberships", "group_id")], id).await
                 }
 
                 async fn add_member(&self, group_id: &str, user_id: &str) -> Result<bool> {
@@ -261,6 +312,37 @@ macro_rules! identity_store {
                         .bind(user_id)
                         .execute(&self.pool)
                         .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn create_token(&self, t: &TokenRow) -> Result<()> {
+                    let _writing = self.writing().await;
+                    sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                        .bind(&t.hash)
+                        .bind(&t.user_id)
+                        .bind(t.created_at)
+                        .bind(t.expires_at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
+                    let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1").bind(hash).fetch_optional(&self.pool).await?;
+                    row.map(|r| {
+                        Ok(TokenRow {
+                            hash: r.try_get("token_hash")?,
+                            user_id: r.try_get("user_id")?,
+                            created_at: r.try_get("created_at")?,
+                            expires_at: r.try_get("expires_at")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn delete_token(&self, hash: &str) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let done = sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1").bind(hash).execute(&self.pool).await?;
                     Ok(done.rows_affected() > 0)
                 }
             }

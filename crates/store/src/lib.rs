@@ -13,7 +13,7 @@ mod sqlite;
 mod user_tasks;
 mod user_tasks_sql;
 
-pub use identity::{GroupRow, IdentityQuery, IdentityStore, UserRow};
+pub use identity::{GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
     Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow,

@@ -3,9 +3,9 @@
 
 use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
-    Acquire, ClosedUserTask, CommentRow, GroupRow, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease,
-    JobRow, NewModel, NewUserTask, Page, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow,
-    TaskVariable, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    Acquire, ClosedUserTask, CommentRow, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow,
+    JobFilter, JobLease, JobRow, NewModel, NewUserTask, Page, PgStore, SqliteStore, Store, StoreError, TaskLink,
+    TaskOrder, TaskRow, TaskVariable, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -538,10 +538,35 @@ async fn users_groups_and_memberships(store: &dyn Store) {
     assert_eq!(must(store.list_groups(&of_gonzo, ALL)).await.1, 1);
     assert!(must(store.update_user(&UserRow { email: Some("g@x".into()), ..user("gonzo") })).await);
     assert_eq!(must(store.user("gonzo")).await.and_then(|u| u.email).as_deref(), Some("g@x"));
+    let like = IdentityQuery {
+        like: vec![(IdentityColumn::FirstName, "%O%".into())],
+        order: (IdentityColumn::Id, true),
+        ..IdentityQuery::default()
+    };
+    let (users, total) = must(store.list_users(&like, ALL)).await;
+    assert_eq!((users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), total), (vec!["gonzo"], 1));
+    let by_email = IdentityQuery { equal: vec![(IdentityColumn::Email, "g@x".into())], ..IdentityQuery::default() };
+    assert_eq!(must(store.list_users(&by_email, ALL)).await.1, 1);
+    let everyone = IdentityQuery { order: (IdentityColumn::Id, true), ..IdentityQuery::default() };
+    let ids: Vec<String> = must(store.list_users(&everyone, ALL)).await.0.into_iter().map(|u| u.id).collect();
+    assert_eq!(ids, ["kermit", "gonzo"], "sorted by id, descending");
     assert!(must(store.delete_user("gonzo")).await);
     assert_eq!(must(store.list_groups(&of_gonzo, ALL)).await.1, 0, "memberships go with the user");
     assert!(must(store.delete_group("sales")).await);
     assert!(!must(store.delete_group("sales")).await);
+}
+
+async fn tokens_are_found_by_hash_and_go_with_their_user(store: &dyn Store) {
+    must(store.create_user(&UserRow { id: "kermit".into(), ..UserRow::default() })).await;
+    let token = TokenRow { hash: "ab12".into(), user_id: "kermit".into(), created_at: 1, expires_at: 9 };
+    must(store.create_token(&token)).await;
+    assert_eq!(must(store.token("ab12")).await, Some(token.clone()));
+    assert!(must(store.token("ab13")).await.is_none());
+    assert!(must(store.delete_token("ab12")).await);
+    assert!(!must(store.delete_token("ab12")).await, "a revoked token is gone");
+    must(store.create_token(&token)).await;
+    must(store.delete_user("kermit")).await;
+    assert!(must(store.token("ab12")).await.is_none(), "a deleted user's tokens are revoked");
 }
 
 async fn data_survives_reopening(path: &std::path::Path) {
@@ -589,7 +614,8 @@ macro_rules! suite {
             a_task_change_applies_only_on_the_version_it_read,
             task_list_filters_sort_and_page,
             links_variables_comments_and_attachments_hang_on_a_task,
-            users_groups_and_memberships
+            users_groups_and_memberships,
+            tokens_are_found_by_hash_and_go_with_their_user
         );
     };
 }

@@ -22,6 +22,8 @@ use tokio::task::JoinSet;
 pub struct WorkerOptions {
     /// The server's base URL.
     pub server: String,
+    /// The `Authorization` header value sent with every call (`Basic …` or `Bearer …`).
+    pub authorization: Option<String>,
     /// This worker's id: the jobs it fetches are locked to it.
     pub worker_id: String,
     /// How many jobs run at once.
@@ -52,7 +54,17 @@ enum CallError {
 impl Worker {
     /// A worker running `stones`.
     pub fn new(options: WorkerOptions, stones: Vec<Arc<dyn Stone>>) -> Self {
-        let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) =
+            options.authorization.as_deref().and_then(|v| reqwest::header::HeaderValue::from_str(v).ok())
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
+            .build()
+            .unwrap_or_default();
         let stones = stones.into_iter().map(|s| (s.name().to_owned(), s)).collect();
         Self { client, options, stones }
     }

@@ -11,8 +11,29 @@ pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The admin password of every test server; the CLI commands and workers sign in with it.
+pub const PASSWORD: &str = "test-admin";
+
+/// A client that signs in as the test servers' admin.
+pub fn client() -> reqwest::Client {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{PASSWORD}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, must(format!("Basic {basic}").parse()));
+    must(reqwest::Client::builder().default_headers(headers).build())
+}
+
 pub fn free_port() -> u16 {
     must(must(std::net::TcpListener::bind("127.0.0.1:0")).local_addr()).port()
+}
+
+/// Waits until something listens on `port`, at most 20 s.
+pub fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A `flowstone` process, killed when dropped.
@@ -30,6 +51,8 @@ impl Process {
         let child = must(
             Command::new(BIN)
                 .args(args)
+                .env("FLOWSTONE_ADMIN_PASSWORD", PASSWORD)
+                .env("FLOWSTONE_PASSWORD", PASSWORD)
                 .stdout(Stdio::null())
                 .stderr(if logs { Stdio::inherit() } else { Stdio::null() })
                 .spawn(),
@@ -47,11 +70,7 @@ impl Process {
     pub fn start_args(args: &[&str], port: u16) -> Self {
         let listen = format!("127.0.0.1:{port}");
         let server = Self::spawn(&[&["serve", "--listen", &listen][..], args].concat());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port);
         server
     }
 

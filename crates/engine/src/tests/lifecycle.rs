@@ -161,7 +161,7 @@ fn an_expression_failure_before_any_stone_ran_starts_no_rollback() {
 
 #[test]
 fn in_debug_mode_a_failure_waits_and_rerun_runs_a_new_attempt_with_fixed_params() {
-    let options = StartOptions { debug: true, mock: false };
+    let options = StartOptions { debug: true, ..StartOptions::default() };
     let mut h = Harness::start_with(chain(), json!({"nb": {"fail": true, "size": 1}}), options);
     h.run_chain_to(&["a"]);
     ok(h.event("b", StoneEvent::Begin(Action::Start)));
@@ -186,7 +186,7 @@ fn in_debug_mode_a_failure_waits_and_rerun_runs_a_new_attempt_with_fixed_params(
 
 #[test]
 fn rerun_of_the_monitor_step_passes_the_start_outputs() {
-    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, mock: false });
+    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, ..StartOptions::default() });
     ok(h.event(
         "a",
         StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
@@ -204,7 +204,7 @@ fn rerun_of_the_monitor_step_passes_the_start_outputs() {
 
 #[test]
 fn resume_leaves_debug_mode_and_rolls_back_the_failed_task_too() {
-    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, mock: false });
+    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, ..StartOptions::default() });
     h.run_chain_to(&["a"]);
     ok(h.event("b", failed(Action::Start, "boom")));
     let task = h.open_at("b")[0].clone();
@@ -217,7 +217,7 @@ fn resume_leaves_debug_mode_and_rolls_back_the_failed_task_too() {
 
 #[test]
 fn debug_operations_that_do_not_fit_answer_why() {
-    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, mock: false });
+    let mut h = Harness::start_with(chain(), json!({}), StartOptions { debug: true, ..StartOptions::default() });
     let task = h.open_at("a")[0].clone();
     let rerun =
         |task: &str, action| Command::ReRun { task: task.into(), action, parameters: Map::new(), outputs: Map::new() };
@@ -280,7 +280,7 @@ fn mock_runs_send_mock_and_leave_nothing_to_delete() {
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.records()[2].status, "mock.passed");
 
-    let mut all = Harness::start_with(chain(), json!({}), StartOptions { debug: false, mock: true });
+    let mut all = Harness::start_with(chain(), json!({}), StartOptions { mock: true, ..StartOptions::default() });
     for element in ["a", "b", "c"] {
         ok(all.event(element, StoneEvent::Begin(Action::Mock)));
         ok(all.event(element, success(Action::Mock, json!({}))));

@@ -108,3 +108,18 @@ fn the_initiator_variable_exists_even_when_nobody_signed_in() {
     assert_eq!(h.inst.variables.get("starter"), Some(&Value::Null));
     assert_eq!(created(&h, "t").assignee, None);
 }
+
+#[test]
+fn the_initiator_variable_names_who_started_the_instance_unless_a_start_variable_does() {
+    let def = || {
+        model(
+            r#"<startEvent id="s" flowable:initiator="starter"/><sequenceFlow sourceRef="s" targetRef="t"/>
+            <userTask id="t" flowable:assignee="${starter}"/>"#,
+        )
+    };
+    let by = |who: &str| StartOptions { initiator: Some(who.into()), ..StartOptions::default() };
+    let h = Harness::start_with(def(), json!({}), by("kermit"));
+    assert_eq!(created(&h, "t").assignee.as_deref(), Some("kermit"));
+    let h = Harness::start_with(def(), json!({"starter": "gonzo"}), by("kermit"));
+    assert_eq!(created(&h, "t").assignee.as_deref(), Some("gonzo"));
+}

@@ -5,7 +5,10 @@ mod flowable;
 mod format;
 mod input;
 mod platform;
+mod tokens;
 mod worker;
+
+pub(crate) use error::{ApiError, FlowableError};
 
 use crate::runtime::Runtime;
 use axum::Router;
@@ -22,9 +25,11 @@ pub fn router(runtime: Runtime) -> Router {
         .merge(platform::routes())
         .merge(worker::routes())
         .merge(flowable::routes())
+        .merge(tokens::routes())
         .fallback(
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )
+        .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(runtime)
 }

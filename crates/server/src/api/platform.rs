@@ -3,8 +3,9 @@
 use super::error::ApiError;
 use super::format::platform_date;
 use super::input::{Body, Paging, json_object, kind};
+use crate::auth::Caller;
 use crate::runtime::Runtime;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -220,7 +221,11 @@ fn opt_str<'a>(body: &'a Map<String, Value>, field: &str) -> ApiResult<Option<&'
 
 /// `POST /process` (seed 002): exactly one of modelId / deploymentId / key, and
 /// `processName` and `variables`.
-async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Value>> {
+async fn start_process(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
     let body = json_object(&body, false)?;
     let selectors: Vec<(&str, &str)> = ["modelId", "deploymentId", "key"]
         .into_iter()
@@ -256,7 +261,7 @@ async fn start_process(State(rt): State<Runtime>, Body(body): Body) -> ApiResult
         Some(Value::Bool(b)) => Ok(*b),
         Some(other) => Err(ApiError::bad_request(format!("`{field}` must be true or false, not {}", kind(other)))),
     };
-    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")? };
+    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user) };
     let model = match field {
         "modelId" => rt.model(value).await?,
         "key" => rt.latest_model(value).await?,

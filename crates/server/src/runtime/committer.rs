@@ -323,7 +323,7 @@ impl Committer {
                     let (instance, effects) = Instance::start(
                         &def,
                         variables,
-                        options,
+                        options.clone(),
                         &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
                     );
                     let row = new_row(id.clone(), &model.id, &model.key, name, start_vars, now);

@@ -6,6 +6,7 @@
 
 mod committer;
 
+use crate::auth::Authenticator;
 use crate::jobs::JobBoard;
 use crate::models::ModelCache;
 use crate::stones::StoneRunner;
@@ -120,6 +121,8 @@ pub struct Runtime {
     runner_stop: Arc<watch::Sender<bool>>,
     /// Where workers wait for jobs.
     board: Arc<JobBoard>,
+    /// Checks who calls the API.
+    auth: Arc<Authenticator>,
 }
 
 impl Runtime {
@@ -133,6 +136,7 @@ impl Runtime {
         let (stop, stopped) = watch::channel(false);
         let (runner_stop, runner_stopped) = watch::channel(false);
         let runtime = Runtime {
+            auth: Arc::new(Authenticator::new(store.clone())),
             store: store.clone(),
             models: Arc::default(),
             tx,
@@ -225,6 +229,11 @@ impl Runtime {
         self.board.close();
         self.runner_stop.send_replace(true);
         self.stop.send_replace(true);
+    }
+
+    /// Who may call, and who did recently.
+    pub(crate) fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
     }
 
     /// The store behind the runtime, for reads.

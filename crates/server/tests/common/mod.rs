@@ -23,6 +23,18 @@ pub struct TestServer {
     pub database: Option<String>,
 }
 
+/// The password of the test servers' `admin`.
+pub const PASSWORD: &str = "test-admin";
+
+/// A client that sends HTTP Basic `user:password` with every request.
+pub fn signed_in(user_password: &str) -> Client {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(user_password);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, must(format!("Basic {basic}").parse()));
+    must(Client::builder().default_headers(headers).build())
+}
+
 pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -72,10 +84,11 @@ impl TestServer {
             database: database.clone(),
             load_examples: true,
             runtime,
+            admin_password: Some(PASSWORD.into()),
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
-        Self { server: Some(server), base, client: Client::new(), dir, database }
+        Self { server: Some(server), base, client: signed_in(&format!("admin:{PASSWORD}")), dir, database }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -91,7 +104,18 @@ impl TestServer {
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        self.call_with(&self.client, method, path, body).await
+    }
+
+    /// A request sent by `client` (another user's, or one without credentials).
+    pub async fn call_with(
+        &self,
+        client: &Client,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = client.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -2,6 +2,7 @@
 //! service API (`/flowable-rest/service/`), in Flowable's field names, dates, status codes
 //! and error bodies, so that Flowable clients run against Flowstone unchanged.
 
+mod identity;
 mod jobs;
 mod task_parts;
 mod tasks;
@@ -19,7 +20,7 @@ type FlowableResult<T> = Result<T, FlowableError>;
 const SERVICE: &str = "/flowable-rest/service";
 
 pub(super) fn routes() -> Router<Runtime> {
-    Router::new().merge(jobs::routes()).merge(tasks::routes()).merge(task_parts::routes())
+    Router::new().merge(jobs::routes()).merge(identity::routes()).merge(tasks::routes()).merge(task_parts::routes())
 }
 
 /// `http://host` of the request, for the `url` fields.

@@ -6,9 +6,10 @@ use super::variables::{RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::json_object;
+use crate::auth::Caller;
 use crate::runtime::{Runtime, new_id, now_ms};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -395,6 +396,7 @@ struct LinkRequest {
 
 async fn create_link(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     crate::api::input::Body(body): crate::api::input::Body,
@@ -414,7 +416,7 @@ async fn create_link(
         (None, None) => return Err(ApiError::bad_request("Either userId or groupId is required.").into()),
     };
     let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind: kind.clone() };
-    let record = event(&task, None, action, &[&who, &kind]);
+    let record = event(&task, Some(&caller.user), action, &[&who, &kind]);
     if link.user_id.is_some() && set_person(&mut task, &kind, link.user_id.clone()) {
         save(&rt, task, &[record]).await?;
     } else {
@@ -436,11 +438,12 @@ fn set_person(task: &mut UserTaskRow, kind: &str, user: Option<String>) -> bool 
 
 async fn delete_link(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path((id, family, identity, kind)): Path<(String, String, String, String)>,
 ) -> FlowableResult<StatusCode> {
     let (mut task, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
     let action = if link.user_id.is_some() { "DeleteUserLink" } else { "DeleteGroupLink" };
-    let record = event(&task, None, action, &[&identity, &kind]);
+    let record = event(&task, Some(&caller.user), action, &[&identity, &kind]);
     if link.user_id.is_some() && set_person(&mut task, &kind, None) {
         save(&rt, task, &[record]).await?;
     } else {
@@ -493,6 +496,7 @@ struct CommentRequest {
 
 async fn create_comment(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     crate::api::input::Body(body): crate::api::input::Body,
@@ -506,12 +510,12 @@ async fn create_comment(
         kind: "comment".into(),
         task_id: Some(id),
         instance_id: if req.save_process_instance_id.unwrap_or(false) { task.instance_id.clone() } else { None },
-        author: None,
+        author: Some(caller.user.clone()),
         time: now_ms(),
         action: "AddComment".into(),
         message: message.clone(),
     };
-    let added = event(&task, None, "AddComment", &[&message]);
+    let added = event(&task, Some(&caller.user), "AddComment", &[&message]);
     rt.store().add_comments(&[comment.clone(), added]).await?;
     Ok((StatusCode::CREATED, Json(comment_json(&origin(&headers), &comment))))
 }
@@ -594,6 +598,7 @@ fn attachment_json(origin: &str, a: &AttachmentRow) -> Value {
 
 async fn create_attachment(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     request: Request,
 ) -> FlowableResult<(StatusCode, Json<Value>)> {
@@ -623,10 +628,10 @@ async fn create_attachment(
         url: if content.is_some() { None } else { text("externalUrl") },
         has_content: content.is_some(),
         content,
-        author: None,
+        author: Some(caller.user.clone()),
         time: now_ms(),
     };
-    rt.store().add_attachment(&attachment, &event(&task, None, "AddAttachment", &[&name])).await?;
+    rt.store().add_attachment(&attachment, &event(&task, Some(&caller.user), "AddAttachment", &[&name])).await?;
     Ok((StatusCode::CREATED, Json(attachment_json(&origin, &attachment))))
 }
 
@@ -677,9 +682,12 @@ async fn attachment_content(
 
 async fn delete_attachment(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path((id, attachment)): Path<(String, String)>,
 ) -> FlowableResult<StatusCode> {
     let (task, a) = task_attachment(&rt, &id, &attachment).await?;
-    rt.store().delete_attachment(&attachment, &event(&task, None, "DeleteAttachment", &[&a.name])).await?;
+    rt.store()
+        .delete_attachment(&attachment, &event(&task, Some(&caller.user), "DeleteAttachment", &[&a.name]))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,8 +5,9 @@ use super::variables::{RestVariable, Scope, Shown, shown, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
+use crate::auth::Caller;
 use crate::runtime::{Runtime, now_ms};
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Extension, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -480,10 +481,15 @@ struct ActionRequest {
 }
 
 /// `POST runtime/tasks/{id}`: complete, claim, delegate or resolve.
-async fn act(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
+async fn act(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> FlowableResult<StatusCode> {
     let req: ActionRequest = crate::api::worker::parse(&body)?;
     let mut task = open_task(&rt, &id).await?;
-    let author = None;
+    let author = Some(caller.user.as_str());
     match req.action.as_deref() {
         Some("complete") => {
             if task.delegation.as_deref() == Some("pending") {

@@ -1,0 +1,220 @@
+//! Who is calling.
+//!
+//! Every API but `GET /health` answers only an authenticated user: HTTP Basic against the
+//! identity users' passwords (kept as Argon2 hashes), or a bearer token issued to a user (kept
+//! as its SHA-256). Checking a password costs tens of milliseconds by design, so a credential
+//! that passed is remembered, by its hash, for a minute; changing a user or revoking a token
+//! on this server forgets them all at once.
+
+use crate::api::{ApiError, FlowableError};
+use crate::runtime::{Runtime, now_ms};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use flowstone_store::{IdentityQuery, Page, Store, StoreError, UserRow};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a credential that passed is taken without checking it again.
+const REMEMBERED: Duration = Duration::from_secs(60);
+/// How many passed credentials are remembered at most; beyond, all are forgotten.
+const MAX_REMEMBERED: usize = 10_000;
+/// The user made at first start.
+pub const ADMIN: &str = "admin";
+
+/// The authenticated user of a request, and the hash of the bearer token it came with.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) user: String,
+    pub(crate) token: Option<String>,
+}
+
+/// Checks credentials and remembers those that passed.
+pub(crate) struct Authenticator {
+    store: Arc<dyn Store>,
+    passed: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+impl Authenticator {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, passed: Mutex::default() }
+    }
+
+    /// Forgets every remembered credential (after a user changed or a token was revoked).
+    pub(crate) fn forget(&self) {
+        self.passed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// The user an `Authorization` header names, or why it names none.
+    async fn authenticate(&self, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+        let header = header.ok_or_else(|| {
+            ApiError::unauthorized("this API needs credentials: HTTP Basic or a bearer token (Authorization header)")
+        })?;
+        let key: [u8; 32] = Sha256::digest(header.as_bytes()).into();
+        if let Some(caller) = self.remembered(&key) {
+            return Ok(caller);
+        }
+        let text = header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+        let caller = match text.split_once(' ') {
+            Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => self.basic(value.trim()).await?,
+            Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => self.bearer(value.trim()).await?,
+            _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
+        };
+        let mut passed = self.passed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if passed.len() >= MAX_REMEMBERED {
+            passed.clear();
+        }
+        passed.insert(key, (caller.clone(), Instant::now() + REMEMBERED));
+        Ok(caller)
+    }
+
+    fn remembered(&self, key: &[u8; 32]) -> Option<Caller> {
+        let passed = self.passed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        passed.get(key).filter(|(_, until)| *until > Instant::now()).map(|(caller, _)| caller.clone())
+    }
+
+    async fn basic(&self, value: &str) -> Result<Caller, ApiError> {
+        let wrong = || ApiError::unauthorized("wrong user name or password");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
+        let row = self.store.user(user).await?.ok_or_else(wrong)?;
+        let hash = row.password_hash.ok_or_else(wrong)?;
+        let password = password.to_owned();
+        let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| ApiError::unavailable(format!("password check failed: {e}")))?;
+        verified.then(|| Caller { user: user.to_owned(), token: None }).ok_or_else(wrong)
+    }
+
+    async fn bearer(&self, token: &str) -> Result<Caller, ApiError> {
+        let hash = token_hash(token);
+        let row = self.store.token(&hash).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+        if row.expires_at <= now_ms() {
+            return Err(ApiError::unauthorized("the token has expired"));
+        }
+        Ok(Caller { user: row.user_id, token: Some(hash) })
+    }
+}
+
+/// Lets a request through only with credentials that name a user, whom it records as the
+/// request's [`Caller`]; `GET /health` needs none. Refusals are 401s in the dialect's own
+/// error shape, with the challenge of HTTP Basic.
+pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    match runtime.authenticator().authenticate(req.headers().get(header::AUTHORIZATION)).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => {
+            let mut response = if req.uri().path().starts_with("/flowable-rest/") {
+                FlowableError(e).into_response()
+            } else {
+                e.into_response()
+            };
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Flowstone\""));
+            response
+        }
+    }
+}
+
+/// The PHC string of an Argon2 hash of `password` with a fresh salt.
+///
+/// # Panics
+/// Never in practice: only when the operating system has no random numbers.
+pub fn hash_password(password: &str) -> String {
+    match Argon2::default().hash_password(password.as_bytes()) {
+        Ok(hash) => hash.to_string(),
+        Err(e) => panic!("cannot hash a password: {e}"),
+    }
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
+}
+
+/// A new bearer token: 32 random bytes, base64url.
+pub(crate) fn new_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::unavailable(format!("no random numbers: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// How a token is stored: the hex SHA-256 of it.
+pub(crate) fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes the user `admin` when the store has no user at all (the first start): with
+/// `password`, or a generated one, which is returned so that it can be shown once.
+///
+/// # Errors
+/// A store failure.
+pub async fn ensure_admin(store: &dyn Store, password: Option<&str>) -> Result<Option<String>, StoreError> {
+    if store.list_users(&IdentityQuery::default(), Page { offset: 0, limit: 1 }).await?.1 > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password {
+        Some(p) => (p.to_owned(), false),
+        None => {
+            let mut bytes = [0u8; 12];
+            getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no random numbers: {e}")))?;
+            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes), true)
+        }
+    };
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("cannot hash the admin password: {e}")))?
+    };
+    let admin = UserRow {
+        id: ADMIN.into(),
+        first_name: Some("Flowstone".into()),
+        last_name: Some("Administrator".into()),
+        password_hash: Some(hash),
+        ..UserRow::default()
+    };
+    // Another server on the same database may have made it first; then it showed the password.
+    let created = store.create_user(&admin).await?;
+    Ok((created && generated).then_some(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_against_its_hash_only() {
+        let hash = hash_password("s3cret");
+        assert!(hash.starts_with("$argon2"), "{hash}");
+        assert!(verify_password("s3cret", &hash));
+        assert!(!verify_password("s3cre", &hash));
+        assert!(!verify_password("s3cret", "not a hash"));
+        assert_ne!(hash, hash_password("s3cret"), "each hash has its own salt");
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_as_their_hash() {
+        let (a, b) = (new_token().ok(), new_token().ok());
+        assert_ne!(a, b);
+        assert_eq!(a.as_ref().map(String::len), Some(43));
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
