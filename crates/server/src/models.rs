@@ -48,6 +48,18 @@ impl ModelCache {
         self.lock().defs.get(id).cloned()
     }
 
+    /// Forgets the models of a deployment that was removed.
+    pub(crate) fn forget_deployment(&self, deployment_id: &str) {
+        let mut inner = self.lock();
+        let gone: Vec<String> =
+            inner.rows.values().filter(|r| r.deployment_id == deployment_id).map(|r| r.id.clone()).collect();
+        for id in &gone {
+            inner.rows.remove(id);
+            inner.defs.remove(id);
+        }
+        inner.latest.retain(|_, (row, _)| row.deployment_id != deployment_id);
+    }
+
     /// The newest version of `key`, if learnt less than [`LATEST_FOR`] ago.
     pub(crate) fn latest(&self, key: &str) -> Option<Arc<ModelRow>> {
         self.lock().latest.get(key).filter(|(_, at)| at.elapsed() < LATEST_FOR).map(|(row, _)| row.clone())
@@ -67,6 +79,7 @@ mod tests {
             version,
             source: String::new(),
             created_at: 0,
+            resource: String::new(),
         })
     }
 
@@ -79,5 +92,13 @@ mod tests {
         assert_eq!(cache.latest("k").map(|r| r.id.clone()), Some("m2".into()));
         assert!(cache.row("old").is_some() && cache.row("m1").is_some());
         assert!(cache.latest("other").is_none() && cache.definition("m1").is_none());
+    }
+
+    #[test]
+    fn a_removed_deployment_is_forgotten_whole() {
+        let cache = ModelCache::default();
+        cache.remember(row("m1", "k", 1), None, true);
+        cache.forget_deployment("d");
+        assert!(cache.row("m1").is_none() && cache.latest("k").is_none());
     }
 }

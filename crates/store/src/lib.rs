@@ -16,8 +16,8 @@ mod user_tasks_sql;
 pub use identity::{GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
-    Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, TaskRow,
-    WriteBatch,
+    Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment,
+    NewModel, Outcome, Page, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
 pub use user_tasks::{
@@ -50,8 +50,17 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// of user tasks and identities.
 #[async_trait::async_trait]
 pub trait Store: UserTaskStore + IdentityStore + Send + Sync + 'static {
-    /// Stores the models of one deployment; each gets the next version of its key.
-    async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>>;
+    /// Stores a deployment and its models; each gets the next version of its key.
+    async fn deploy(&self, deployment: &NewDeployment, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>>;
+    /// A deployment by id.
+    async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;
+    /// Deployments, oldest first, with the total count.
+    async fn list_deployments(&self, page: Page) -> Result<(Vec<DeploymentRow>, u64)>;
+    /// Removes a deployment and its models, with the ended instances of those models and
+    /// everything recorded about them when `cascade`. Answers how many instances of its
+    /// models exist (running ones, or any without `cascade`); when there are some, nothing
+    /// was removed.
+    async fn delete_deployment(&self, id: &str, cascade: bool) -> Result<u64>;
     /// A model by id.
     async fn model(&self, id: &str) -> Result<Option<ModelRow>>;
     /// The models of a deployment.

@@ -13,6 +13,36 @@ pub struct NewModel {
     pub name: Option<String>,
     /// The source document.
     pub source: String,
+    /// The name of the file it came in.
+    pub resource: String,
+}
+
+/// A new deployment's own fields.
+#[derive(Debug, Clone, Default)]
+pub struct NewDeployment {
+    /// Its id.
+    pub id: String,
+    /// A name for people.
+    pub name: Option<String>,
+    /// A category.
+    pub category: Option<String>,
+    /// The tenant it belongs to.
+    pub tenant_id: Option<String>,
+}
+
+/// A stored deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    /// Its id.
+    pub id: String,
+    /// A name for people.
+    pub name: Option<String>,
+    /// A category.
+    pub category: Option<String>,
+    /// The tenant it belongs to.
+    pub tenant_id: Option<String>,
+    /// When it was deployed (ms since the epoch).
+    pub deployed_at: i64,
 }
 
 /// A stored model version.
@@ -32,6 +62,8 @@ pub struct ModelRow {
     pub source: String,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// The name of the file it came in.
+    pub resource: String,
 }
 
 /// A stored process instance, without its engine state.
@@ -59,6 +91,10 @@ pub struct InstanceRow {
     pub final_vars: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
+    /// The business key it was started with.
+    pub business_key: Option<String>,
+    /// Who started it.
+    pub start_user: Option<String>,
     /// Bumped by every write: a write must name the version after the one it read.
     pub version: i64,
     /// `process`, or `rollback`, `cancel`, `delete` for the instances that undo a process's stone work.
@@ -80,6 +116,16 @@ pub struct InstanceFilter {
     pub status: Option<String>,
     /// Only instances of this model key.
     pub model_key: Option<String>,
+    /// Only instances of this model version.
+    pub model_id: Option<String>,
+    /// Only instances with this business key.
+    pub business_key: Option<String>,
+    /// Only instances of this kind (`process`, `rollback`, …).
+    pub kind: Option<String>,
+    /// Only ended instances (true) or running ones (false).
+    pub ended: Option<bool>,
+    /// Only instances this user started.
+    pub start_user: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
 }

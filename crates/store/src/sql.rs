@@ -10,11 +10,11 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Resu
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
 }
 
-pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, key, name, version, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, key, name, version, source, created_at, resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE key = $1";
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
     (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version,
-     kind, parent_id, rollback_id, cancel_id, delete_id) ";
+     kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user) ";
 /// Applies only when the stored version is the one the write was based on; the affected-row
 /// count tells whether every row applied.
 pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
@@ -74,7 +74,7 @@ macro_rules! outcome_expression {
 pub(crate) use outcome_expression as OUTCOME;
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status, variables, start_time, end_time,
-    outputs, final_vars, failure, version, kind, parent_id, rollback_id, cancel_id, delete_id";
+    outputs, final_vars, failure, version, kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user";
 
 /// `$begin` opens a write transaction (SQLite's `BEGIN IMMEDIATE` takes the write lock at
 /// once, waiting for it, instead of failing when a read turns into a write); `$lock` is how
@@ -96,7 +96,7 @@ macro_rules! sql_store {
             ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id,
         };
         use $crate::{
-            Acquire, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewModel, Outcome, Page, Result, Store, StoreError,
+            Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, Outcome, Page, Result, Store, StoreError,
             TaskRow, WriteBatch,
         };
 
@@ -111,6 +111,17 @@ macro_rules! sql_store {
                 version: r.try_get("version")?,
                 source: r.try_get("source")?,
                 created_at: r.try_get("created_at")?,
+                resource: r.try_get::<Option<String>, _>("resource")?.unwrap_or_default(),
+            })
+        }
+
+        fn deployment_row(r: &DbRow) -> Result<DeploymentRow> {
+            Ok(DeploymentRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                category: r.try_get("category")?,
+                tenant_id: r.try_get("tenant_id")?,
+                deployed_at: r.try_get("deployed_at")?,
             })
         }
 
@@ -133,6 +144,8 @@ macro_rules! sql_store {
                 rollback_id: r.try_get("rollback_id")?,
                 cancel_id: r.try_get("cancel_id")?,
                 delete_id: r.try_get("delete_id")?,
+                business_key: r.try_get("business_key")?,
+                start_user: r.try_get("start_user")?,
             })
         }
 
@@ -217,7 +230,9 @@ macro_rules! sql_store {
                             .push_bind(row.parent_id.as_deref())
                             .push_bind(row.rollback_id.as_deref())
                             .push_bind(row.cancel_id.as_deref())
-                            .push_bind(row.delete_id.as_deref());
+                            .push_bind(row.delete_id.as_deref())
+                            .push_bind(row.business_key.as_deref())
+                            .push_bind(row.start_user.as_deref());
                     });
                     q.push(ON_INSTANCE_CONFLICT);
                     q
@@ -299,9 +314,18 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl Store for $store {
-            async fn deploy(&self, deployment_id: &str, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>> {
+            async fn deploy(&self, deployment: &NewDeployment, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>> {
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
+                let deployment_id = deployment.id.as_str();
+                sqlx::query("INSERT INTO deployments (id, name, category, tenant_id, deployed_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(deployment_id)
+                    .bind(&deployment.name)
+                    .bind(&deployment.category)
+                    .bind(&deployment.tenant_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 let mut rows = Vec::with_capacity(models.len());
                 for m in models {
                     let version: i64 = sqlx::query_scalar(NEXT_VERSION).bind(&m.key).fetch_one(&mut *tx).await?;
@@ -313,6 +337,7 @@ macro_rules! sql_store {
                         .bind(version)
                         .bind(&m.source)
                         .bind(now)
+                        .bind(&m.resource)
                         .execute(&mut *tx)
                         .await?;
                     rows.push(ModelRow {
@@ -323,10 +348,59 @@ macro_rules! sql_store {
                         version,
                         source: m.source,
                         created_at: now,
+                        resource: m.resource,
                     });
                 }
                 tx.commit().await?;
                 Ok(rows)
+            }
+
+            async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>> {
+                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(deployment_row).transpose()
+            }
+
+            async fn list_deployments(&self, page: Page) -> Result<(Vec<DeploymentRow>, u64)> {
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments").fetch_one(&self.pool).await?;
+                let rows = sqlx::query("SELECT * FROM deployments ORDER BY deployed_at, id LIMIT $1 OFFSET $2")
+                    .bind(page.limit.min(i64::MAX as u64) as i64)
+                    .bind(page.offset.min(i64::MAX as u64) as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok((rows.iter().map(deployment_row).collect::<Result<_>>()?, total as u64))
+            }
+
+            async fn delete_deployment(&self, id: &str, cascade: bool) -> Result<u64> {
+                let _writing = self.writing().await;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let of_models = "SELECT id FROM instances WHERE model_id IN (SELECT id FROM models WHERE deployment_id = $1)";
+                let blocking = if cascade { format!("{of_models} AND end_time IS NULL") } else { of_models.to_owned() };
+                let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM ({blocking}) b")))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if count > 0 {
+                    return Ok(count as u64);
+                }
+                let of_tasks = format!("SELECT id FROM user_tasks WHERE instance_id IN ({of_models})");
+                let statements = [
+                    format!("DELETE FROM task_links WHERE task_id IN ({of_tasks})"),
+                    format!("DELETE FROM task_variables WHERE task_id IN ({of_tasks})"),
+                    format!("DELETE FROM task_comments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
+                    format!("DELETE FROM task_attachments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
+                    format!("DELETE FROM user_tasks WHERE instance_id IN ({of_models})"),
+                    format!("DELETE FROM tasks WHERE instance_id IN ({of_models})"),
+                    format!("DELETE FROM jobs WHERE instance_id IN ({of_models})"),
+                    // Rollback, cancel and delete instances run the same model: they go too.
+                    format!("DELETE FROM instances WHERE id IN ({of_models})"),
+                    "DELETE FROM models WHERE deployment_id = $1".to_owned(),
+                    "DELETE FROM deployments WHERE id = $1".to_owned(),
+                ];
+                for statement in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(statement)).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(0)
             }
 
             async fn model(&self, id: &str) -> Result<Option<ModelRow>> {
@@ -438,6 +512,21 @@ macro_rules! sql_store {
                     }
                     if let Some(k) = &filter.model_key {
                         q.push(" AND p.model_key = ").push_bind(k.clone());
+                    }
+                    if let Some(m) = &filter.model_id {
+                        q.push(" AND p.model_id = ").push_bind(m.clone());
+                    }
+                    if let Some(b) = &filter.business_key {
+                        q.push(" AND p.business_key = ").push_bind(b.clone());
+                    }
+                    if let Some(k) = &filter.kind {
+                        q.push(" AND p.kind = ").push_bind(k.clone());
+                    }
+                    if let Some(ended) = filter.ended {
+                        q.push(if ended { " AND p.end_time IS NOT NULL" } else { " AND p.end_time IS NULL" });
+                    }
+                    if let Some(u) = &filter.start_user {
+                        q.push(" AND p.start_user = ").push_bind(u.clone());
                     }
                     if let Some(outcome) = filter.outcome {
                         q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());

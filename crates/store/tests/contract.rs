@@ -4,8 +4,8 @@
 use flowstone_engine::{Action, Job, TaskRecord};
 use flowstone_store::{
     Acquire, ClosedUserTask, CommentRow, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow,
-    JobFilter, JobLease, JobRow, NewModel, NewUserTask, Page, PgStore, SqliteStore, Store, StoreError, TaskLink,
-    TaskOrder, TaskRow, TaskVariable, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    JobFilter, JobLease, JobRow, NewDeployment, NewModel, NewUserTask, Page, PgStore, SqliteStore, Store, StoreError,
+    TaskLink, TaskOrder, TaskRow, TaskVariable, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -22,7 +22,17 @@ async fn postgres() -> Option<PgStore> {
 }
 
 fn new_model(id: &str, key: &str) -> NewModel {
-    NewModel { id: id.into(), key: key.into(), name: Some(format!("{key} name")), source: "<xml/>".into() }
+    NewModel {
+        id: id.into(),
+        key: key.into(),
+        name: Some(format!("{key} name")),
+        source: "<xml/>".into(),
+        resource: format!("{key}.bpmn"),
+    }
+}
+
+fn deployment(id: &str) -> NewDeployment {
+    NewDeployment { id: id.into(), ..NewDeployment::default() }
 }
 
 fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
@@ -44,6 +54,8 @@ fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
         rollback_id: None,
         cancel_id: None,
         delete_id: None,
+        business_key: None,
+        start_user: None,
     }
 }
 
@@ -94,9 +106,9 @@ async fn must<T>(f: impl std::future::Future<Output = flowstone_store::Result<T>
 }
 
 async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
-    let first = must(store.deploy("d1", vec![new_model("m1", "k"), new_model("m2", "other")], 10)).await;
+    let first = must(store.deploy(&deployment("d1"), vec![new_model("m1", "k"), new_model("m2", "other")], 10)).await;
     assert_eq!(first.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 1]);
-    let second = must(store.deploy("d2", vec![new_model("m3", "k")], 20)).await;
+    let second = must(store.deploy(&deployment("d2"), vec![new_model("m3", "k")], 20)).await;
     assert_eq!(second[0].version, 2);
     assert_eq!(must(store.latest_model("k")).await.map(|m| m.id), Some("m3".into()));
     assert_eq!(must(store.model("m1")).await.map(|m| m.deployment_id), Some("d1".into()));
@@ -109,8 +121,34 @@ async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
     assert_eq!((only_k.len(), total), (2, 2));
 }
 
+async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way(store: &dyn Store) {
+    let named = NewDeployment { id: "d1".into(), name: Some("first".into()), ..NewDeployment::default() };
+    must(store.deploy(&named, vec![new_model("m1", "k")], 10)).await;
+    must(store.deploy(&deployment("d2"), vec![new_model("m2", "k")], 20)).await;
+    let d1 = must(store.deployment("d1")).await;
+    assert_eq!(d1.map(|d| (d.name, d.deployed_at)), Some((Some("first".into()), 10)));
+    assert_eq!(must(store.model("m1")).await.map(|m| m.resource), Some("k.bpmn".into()));
+    let (all, total) = must(store.list_deployments(ALL)).await;
+    assert_eq!((all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), total), (vec!["d1", "d2"], 2));
+
+    let running = instance("i1", "m1", "running", 1);
+    let ended =
+        InstanceRow { id: "i2".into(), status: "completed".into(), end_time: Some(5), ..instance("i2", "m1", "x", 1) };
+    let batch = WriteBatch { instances: vec![(running, "{}".into()), (ended, "{}".into())], ..WriteBatch::default() };
+    must(store.commit(&batch)).await;
+    assert_eq!(must(store.delete_deployment("d1", false)).await, 2, "any instance stands in the way");
+    assert_eq!(must(store.delete_deployment("d1", true)).await, 1, "with cascade, only running ones do");
+    let finished =
+        InstanceRow { status: "completed".into(), end_time: Some(6), version: 2, ..instance("i1", "m1", "x", 1) };
+    must(store.commit(&WriteBatch { instances: vec![(finished, "{}".into())], ..WriteBatch::default() })).await;
+    assert_eq!(must(store.delete_deployment("d1", true)).await, 0);
+    assert!(must(store.deployment("d1")).await.is_none() && must(store.model("m1")).await.is_none());
+    assert!(must(store.instance("i1")).await.is_none(), "the ended instances went with it");
+    assert_eq!(must(store.latest_model("k")).await.map(|m| m.id), Some("m2".into()));
+}
+
 async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: vec![(instance("i1", "m", "running", 5), "{\"s\":1}".into())],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: record("r1", "t1", "produce.success", 5) }],
@@ -164,7 +202,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
 }
 
 async fn a_failed_batch_writes_nothing(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         // The second instance names a model that does not exist: the whole batch must fail.
         instances: vec![
@@ -178,7 +216,7 @@ async fn a_failed_batch_writes_nothing(store: &dyn Store) {
 }
 
 async fn instances_list_filters_and_pages(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: (0..5)
             .map(|i| {
@@ -192,14 +230,25 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     let (rows, total) = must(store.list_instances(&all, Page { offset: 1, limit: 2 })).await;
     assert_eq!(total, 5);
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i3", "i2"]);
-    let running = InstanceFilter { status: Some("running".into()), model_key: Some("k".into()), outcome: None };
+    let running = InstanceFilter {
+        status: Some("running".into()),
+        model_key: Some("k".into()),
+        outcome: None,
+        ..InstanceFilter::default()
+    };
     assert_eq!(must(store.list_instances(&running, Page { offset: 0, limit: 10 })).await.1, 3);
     let other = InstanceFilter { model_key: Some("other".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);
+    let open = InstanceFilter { ended: Some(false), model_id: Some("m".into()), ..InstanceFilter::default() };
+    assert_eq!(must(store.list_instances(&open, Page { offset: 0, limit: 10 })).await.1, 5, "none has an end time");
+    let ended = InstanceFilter { ended: Some(true), ..InstanceFilter::default() };
+    assert_eq!(must(store.list_instances(&ended, Page { offset: 0, limit: 10 })).await.1, 0);
+    let keyed = InstanceFilter { business_key: Some("none".into()), ..InstanceFilter::default() };
+    assert_eq!(must(store.list_instances(&keyed, Page { offset: 0, limit: 10 })).await.1, 0);
 }
 
 async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), "{}".into())],
         tasks: vec![
@@ -215,7 +264,7 @@ async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
 }
 
 async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let first =
         WriteBatch { instances: vec![(instance("i", "m", "running", 1), "{}".into())], ..WriteBatch::default() };
     must(store.commit(&first)).await;
@@ -240,7 +289,7 @@ async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
 }
 
 async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let mut owned = job("i", "owned", 1);
     (owned.owner, owned.locked_until) = (Some("a".into()), Some(100));
     let batch = WriteBatch {
@@ -269,7 +318,7 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
 
 /// Three claimers race for the same jobs: none is handed out twice.
 async fn racing_claimers_never_share_a_job(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), "{}".into())],
         jobs: (0..300).map(|n| job("i", &format!("j{n:03}"), n)).collect(),
@@ -297,7 +346,7 @@ async fn racing_claimers_never_share_a_job(store: &dyn Store) {
 /// A job queued again under its record id (a `reRun`) replaces the old one; a worker's
 /// failure with retries left hands it back after the back-off.
 async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), "{}".into())],
         jobs: vec![job("i", "j", 1)],
@@ -380,7 +429,7 @@ async fn ids(store: &dyn Store, query: UserTaskQuery) -> Vec<String> {
 }
 
 async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) {
-    must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), "{}".into())],
         user_tasks: vec![
@@ -572,7 +621,7 @@ async fn tokens_are_found_by_hash_and_go_with_their_user(store: &dyn Store) {
 async fn data_survives_reopening(path: &std::path::Path) {
     {
         let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
-        must(store.deploy("d", vec![new_model("m", "k")], 1)).await;
+        must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     }
     let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(must(store.model("m")).await.is_some());
@@ -602,6 +651,7 @@ macro_rules! suite {
     ($each:ident) => {
         $each!(
             deploying_a_key_again_makes_a_new_version,
+            a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way,
             a_batch_commits_instances_tasks_and_jobs_together,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,

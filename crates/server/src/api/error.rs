@@ -58,7 +58,8 @@ impl ApiError {
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
         let status = match &e {
-            RuntimeError::Model(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::Model(_) | RuntimeError::NotValid(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::InUse(_) => StatusCode::CONFLICT,
             RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
             RuntimeError::Conflict(_) => StatusCode::CONFLICT,
             RuntimeError::Store(_) | RuntimeError::NotCommitted(_) | RuntimeError::Stopped => {

@@ -261,7 +261,8 @@ async fn start_process(
         Some(Value::Bool(b)) => Ok(*b),
         Some(other) => Err(ApiError::bad_request(format!("`{field}` must be true or false, not {}", kind(other)))),
     };
-    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user) };
+    let options =
+        StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user), business_key: None };
     let model = match field {
         "modelId" => rt.model(value).await?,
         "key" => rt.latest_model(value).await?,
@@ -300,7 +301,8 @@ async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>
             ApiError::bad_request(format!("unknown status `{s}`; use one of {}", names.join(", ")))
         })?,
     };
-    let filter = InstanceFilter { status: status.map(str::to_owned), model_key: q.key, outcome };
+    let filter =
+        InstanceFilter { status: status.map(str::to_owned), model_key: q.key, outcome, ..InstanceFilter::default() };
     let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;
     Ok(listing(process_views(&rt, &rows).await?, total, page, size))
 }

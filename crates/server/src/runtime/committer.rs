@@ -326,7 +326,11 @@ impl Committer {
                         options.clone(),
                         &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
                     );
-                    let row = new_row(id.clone(), &model.id, &model.key, name, start_vars, now);
+                    let row = InstanceRow {
+                        business_key: options.business_key.clone(),
+                        start_user: options.initiator.clone(),
+                        ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
+                    };
                     let mut live = Live { def: def.clone(), row, instance, committed: 0, touched: self.clock };
                     self.record(into, &mut live, effects, now);
                     into.entries.push(Entry::Started { model, def, row: Box::new(live.row.clone()), options, reply });
@@ -525,6 +529,8 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
         rollback_id: None,
         cancel_id: None,
         delete_id: None,
+        business_key: None,
+        start_user: None,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::stones::StoneRunner;
 use committer::{Committer, Request};
 use flowstone_engine::{Command, EngineError, InstanceStatus, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn};
-use flowstone_store::{InstanceRow, ModelRow, NewModel, Store, StoreError};
+use flowstone_store::{InstanceRow, ModelRow, NewDeployment, NewModel, Store, StoreError};
 use flowstone_worker::Stone;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -32,6 +32,12 @@ pub enum RuntimeError {
     /// The command does not fit the current state.
     #[error("{0}")]
     Conflict(#[from] EngineError),
+    /// A request that is not valid, with what is wrong (a deployment of several files).
+    #[error("{0}")]
+    NotValid(String),
+    /// The thing is still used by others (a deployment whose models have instances).
+    #[error("{0}")]
+    InUse(String),
     /// The database failed; nothing of the request was committed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -246,16 +252,70 @@ impl Runtime {
     /// # Errors
     /// [`RuntimeError::Model`] naming the element at fault, or a store failure.
     pub async fn deploy(&self, source: &str) -> Result<Vec<ModelRow>, RuntimeError> {
-        let defs = parse_bpmn(source)?;
-        let models: Vec<NewModel> = defs
-            .iter()
-            .map(|d| NewModel { id: new_id(), key: d.key.clone(), name: d.name.clone(), source: source.to_owned() })
-            .collect();
-        let rows = self.store.deploy(&new_id(), models, now_ms()).await?;
+        let resource = parse_bpmn(source)?.first().map_or_else(|| "model".to_owned(), |d| d.key.clone());
+        self.deploy_files(NewDeployment::default(), &[(format!("{resource}.bpmn20.xml"), source.to_owned())]).await
+    }
+
+    /// Parses BPMN files (name, source) and stores their executable processes as one
+    /// deployment with the given name, category and tenant (its id is made here).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] naming the file and the element at fault, or a store failure.
+    pub async fn deploy_files(
+        &self,
+        deployment: NewDeployment,
+        files: &[(String, String)],
+    ) -> Result<Vec<ModelRow>, RuntimeError> {
+        let mut defs = Vec::new();
+        let mut models = Vec::new();
+        for (resource, source) in files {
+            let parsed = parse_bpmn(source).map_err(|e| {
+                if files.len() > 1 {
+                    RuntimeError::NotValid(format!("{resource}: {e}"))
+                } else {
+                    RuntimeError::Model(e)
+                }
+            })?;
+            for d in parsed {
+                models.push(NewModel {
+                    id: new_id(),
+                    key: d.key.clone(),
+                    name: d.name.clone(),
+                    source: source.clone(),
+                    resource: resource.clone(),
+                });
+                defs.push(d);
+            }
+        }
+        let deployment = NewDeployment { id: new_id(), ..deployment };
+        let rows = self.store.deploy(&deployment, models, now_ms()).await?;
         for (row, def) in rows.iter().zip(defs) {
             self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
         }
         Ok(rows)
+    }
+
+    /// Removes a deployment (see [`Store::delete_deployment`]) and forgets its models.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotFound`] for an unknown deployment, [`RuntimeError::NotValid`] when
+    /// instances of its models stand in the way, or a store failure.
+    pub async fn delete_deployment(&self, id: &str, cascade: bool) -> Result<(), RuntimeError> {
+        if self.store.deployment(id).await?.is_none() {
+            return Err(RuntimeError::NotFound(format!("Could not find a deployment with id '{id}'.")));
+        }
+        match self.store.delete_deployment(id, cascade).await? {
+            0 => {
+                self.models.forget_deployment(id);
+                Ok(())
+            }
+            n if cascade => Err(RuntimeError::InUse(format!(
+                "Deployment '{id}' has {n} running process instance(s); cancel or delete them first"
+            ))),
+            n => Err(RuntimeError::InUse(format!(
+                "Deployment '{id}' has {n} process instance(s); delete with cascade=true to remove the ended ones with it"
+            ))),
+        }
     }
 
     /// A model version by id.
