@@ -3,7 +3,9 @@
 //! and error bodies, so that Flowable clients run against Flowstone unchanged.
 
 mod identity;
+mod instances;
 mod jobs;
+mod repository;
 mod task_parts;
 mod tasks;
 mod variables;
@@ -20,7 +22,13 @@ type FlowableResult<T> = Result<T, FlowableError>;
 const SERVICE: &str = "/flowable-rest/service";
 
 pub(super) fn routes() -> Router<Runtime> {
-    Router::new().merge(jobs::routes()).merge(identity::routes()).merge(tasks::routes()).merge(task_parts::routes())
+    Router::new()
+        .merge(jobs::routes())
+        .merge(identity::routes())
+        .merge(repository::routes())
+        .merge(instances::routes())
+        .merge(tasks::routes())
+        .merge(task_parts::routes())
 }
 
 /// `http://host` of the request, for the `url` fields.

@@ -341,7 +341,7 @@ fn compare(op: &str, actual: &Value, wanted: &Value) -> bool {
 }
 
 /// SQL `LIKE`: `%` any run, `_` any one character.
-fn like(text: &str, pattern: &str) -> bool {
+pub(super) fn like(text: &str, pattern: &str) -> bool {
     let (t, p): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
     // matched[j]: the text so far matches the first j pattern characters.
     let mut matched = vec![false; p.len() + 1];
