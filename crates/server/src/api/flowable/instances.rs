@@ -95,6 +95,13 @@ fn variable_list(vars: &Map<String, Value>) -> Vec<Value> {
     vars.iter().map(|(name, value)| variable_json(name, value)).collect()
 }
 
+/// Variables as the history lists them: `variableScope` instead of `scope`.
+fn history_variables(vars: &Map<String, Value>, scope: &str) -> Vec<Value> {
+    vars.iter()
+        .map(|(name, value)| json!({"name": name, "type": type_name(value), "value": value, "variableScope": scope}))
+        .collect()
+}
+
 fn variable_json(name: &str, value: &Value) -> Value {
     json!({"name": name, "type": type_name(value), "value": value, "scope": "local"})
 }
@@ -246,8 +253,12 @@ async fn list_instances(
     let rows: Vec<InstanceRow> = if paging.descending { rows } else { rows.into_iter().rev().collect() };
     for row in &rows {
         let tenant = tenant_of(rt, row).await?;
-        let vars =
-            if with_vars { Some(variable_list(&rt.variables(&row.id).await?.unwrap_or_default())) } else { None };
+        let vars = if with_vars {
+            let vars = rt.variables(&row.id).await?.unwrap_or_default();
+            Some(if history { history_variables(&vars, "local") } else { variable_list(&vars) })
+        } else {
+            None
+        };
         data.push(if history {
             history_json(origin, row, tenant.as_deref(), vars)
         } else {
@@ -288,7 +299,7 @@ async fn get_history(
 ) -> FlowableResult<Json<Value>> {
     let p = rt.store().instance(&id).await?.filter(|p| p.kind == "process").ok_or_else(|| not_found(&id))?;
     let tenant = tenant_of(&rt, &p).await?;
-    let vars = variable_list(&rt.variables(&id).await?.unwrap_or_default());
+    let vars = history_variables(&rt.variables(&id).await?.unwrap_or_default(), "local");
     Ok(Json(history_json(&origin(&headers), &p, tenant.as_deref(), Some(vars))))
 }
 
@@ -459,7 +470,28 @@ async fn task_history(rt: &Runtime, origin: &str, params: &Map<String, Value>) -
         ..UserTaskQuery::default()
     };
     let (tasks, total) = rt.store().list_user_tasks(&query, Some(paging.page())).await?;
-    Ok(paging.envelope(tasks.iter().map(|t| task_history_json(origin, t)).collect(), total))
+    let with_local = p.flag("includeTaskLocalVariables")? == Some(true);
+    let with_global = p.flag("includeProcessVariables")? == Some(true);
+    let mut data = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        let mut shown = task_history_json(origin, t);
+        if with_local {
+            let locals: Map<String, Value> = rt
+                .store()
+                .task_variables(&t.id)
+                .await?
+                .into_iter()
+                .map(|v| (v.name, v.value.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null)))
+                .collect();
+            shown["taskVariables"] = json!(history_variables(&locals, "local"));
+        }
+        if with_global && let Some(instance) = &t.instance_id {
+            let globals = rt.variables(instance).await?.unwrap_or_default();
+            shown["processVariables"] = json!(history_variables(&globals, "global"));
+        }
+        data.push(shown);
+    }
+    Ok(paging.envelope(data, total))
 }
 
 async fn list_task_history(
