@@ -144,15 +144,23 @@ const GROUP_FILTERS: [(&str, IdentityColumn, bool); 4] = [
     ("nameLike", IdentityColumn::Name, true),
 ];
 
-/// The query a list's parameters make: `filters`, the membership parameter `member`, and a
-/// sort among `sorts` (parameter, column).
-fn identity_query(
-    p: &Params<'_>,
-    paging: &Paging<'_>,
+/// The paging and query of a list's query string: `filters`, the membership parameter
+/// `member`, and a sort among `sorts` (parameter, column).
+fn list_query(
+    q: Option<&str>,
     filters: &[(&str, IdentityColumn, bool)],
     member: &str,
-    sorts: &[(&str, IdentityColumn)],
-) -> IdentityQuery {
+    sorts: &[(&'static str, IdentityColumn)],
+) -> Result<(Paging<'static>, IdentityQuery), ApiError> {
+    let params = query_map(q)?;
+    let p = Params(&params);
+    if p.text("potentialStarter").is_some() {
+        return Err(ApiError::not_implemented(
+            "'potentialStarter' needs candidate starters, which Flowstone does not keep",
+        ));
+    }
+    let names: Vec<&'static str> = sorts.iter().map(|(name, _)| *name).collect();
+    let paging = Paging::read(&p, &names)?;
     let mut query = IdentityQuery { member: p.text(member), ..IdentityQuery::default() };
     for (param, column, like) in filters {
         if let Some(value) = p.text(param) {
@@ -161,7 +169,7 @@ fn identity_query(
     }
     let column = sorts.iter().find(|(name, _)| *name == paging.sort).map_or(IdentityColumn::Id, |(_, c)| *c);
     query.order = (column, paging.descending);
-    query
+    Ok((paging, query))
 }
 
 const USER_SORTS: [(&str, IdentityColumn); 4] = [
@@ -179,16 +187,7 @@ async fn list_users(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    let params = query_map(q.as_deref())?;
-    let p = Params(&params);
-    if p.text("potentialStarter").is_some() {
-        return Err(ApiError::not_implemented(
-            "'potentialStarter' needs candidate starters, which Flowstone does not keep",
-        )
-        .into());
-    }
-    let paging = Paging::read(&p, &USER_SORTS.map(|(name, _)| name))?;
-    let query = identity_query(&p, &paging, &USER_FILTERS, "memberOfGroup", &USER_SORTS);
+    let (paging, query) = list_query(q.as_deref(), &USER_FILTERS, "memberOfGroup", &USER_SORTS)?;
     let (users, total) = rt.store().list_users(&query, paging.page()).await?;
     let origin = origin(&headers);
     Ok(Json(paging.envelope(users.iter().map(|u| user_json(&origin, u)).collect(), total)))
@@ -255,16 +254,7 @@ async fn list_groups(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    let params = query_map(q.as_deref())?;
-    let p = Params(&params);
-    if p.text("potentialStarter").is_some() {
-        return Err(ApiError::not_implemented(
-            "'potentialStarter' needs candidate starters, which Flowstone does not keep",
-        )
-        .into());
-    }
-    let paging = Paging::read(&p, &GROUP_SORTS.map(|(name, _)| name))?;
-    let query = identity_query(&p, &paging, &GROUP_FILTERS, "member", &GROUP_SORTS);
+    let (paging, query) = list_query(q.as_deref(), &GROUP_FILTERS, "member", &GROUP_SORTS)?;
     let (groups, total) = rt.store().list_groups(&query, paging.page()).await?;
     let origin = origin(&headers);
     Ok(Json(paging.envelope(groups.iter().map(|g| group_json(&origin, g)).collect(), total)))
