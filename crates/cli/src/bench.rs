@@ -332,7 +332,7 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
         let (runtime, store, model) = (driven.clone(), store.clone(), model.clone());
         async move {
             let row = runtime
-                .start_instance(model, "bench".into(), w.variables(n), StartOptions::default())
+                .start_instance(model, "bench".into(), None, w.variables(n), StartOptions::default())
                 .await
                 .map_err(|e| e.to_string())?;
             let final_vars = match w {

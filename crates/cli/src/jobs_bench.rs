@@ -82,7 +82,7 @@ pub(crate) async fn dispatch(count: usize) -> Result<Vec<u32>, String> {
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
         let row = runtime
-            .start_instance(model.clone(), "bench".into(), Map::new(), StartOptions::default())
+            .start_instance(model.clone(), "bench".into(), None, Map::new(), StartOptions::default())
             .await
             .map_err(|e| e.to_string())?;
         let committed = Instant::now();
@@ -114,7 +114,7 @@ pub(crate) async fn workers(count: u64, workers: usize, concurrency: usize) -> R
         starts.spawn(async move {
             for _ in (lane..count).step_by(256) {
                 runtime
-                    .start_instance(model.clone(), "bench".into(), Map::new(), StartOptions::default())
+                    .start_instance(model.clone(), "bench".into(), None, Map::new(), StartOptions::default())
                     .await
                     .map_err(|e| e.to_string())?;
             }

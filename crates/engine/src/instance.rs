@@ -96,8 +96,6 @@ pub struct StartOptions {
     pub mock: bool,
     /// Who started it: the value of the start event's initiator variable.
     pub initiator: Option<String>,
-    /// The key people find it by; kept with the instance, not read by the engine.
-    pub business_key: Option<String>,
 }
 
 /// What an instance is for.

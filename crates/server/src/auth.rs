@@ -6,6 +6,7 @@
 //! that passed is remembered, by its hash, for a minute; changing a user or revoking a token
 //! on this server forgets them all at once.
 
+use crate::StartError;
 use crate::api::{ApiError, FlowableError};
 use crate::runtime::{Runtime, now_ms};
 use argon2::Argon2;
@@ -15,7 +16,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use flowstone_store::{IdentityQuery, Page, Store, StoreError, UserRow};
+use flowstone_store::{IdentityQuery, Page, Store, UserRow};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ const REMEMBERED: Duration = Duration::from_secs(60);
 /// How many passed credentials are remembered at most; beyond, all are forgotten.
 const MAX_REMEMBERED: usize = 10_000;
 /// The user made at first start.
-pub const ADMIN: &str = "admin";
+pub(crate) const ADMIN: &str = "admin";
 
 /// The authenticated user of a request, and the hash of the bearer token it came with.
 #[derive(Debug, Clone)]
@@ -81,13 +82,11 @@ impl Authenticator {
 
     async fn basic(&self, value: &str) -> Result<Caller, ApiError> {
         let wrong = || ApiError::unauthorized("wrong user name or password");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(value)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
+        let decoded =
+            base64::engine::general_purpose::STANDARD.decode(value).ok().and_then(|b| String::from_utf8(b).ok());
         let (user, password) = decoded
-            .split_once(':')
+            .as_deref()
+            .and_then(|text| text.split_once(':'))
             .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
         let row = self.store.user(user).await?.ok_or_else(wrong)?;
         let hash = row.password_hash.ok_or_else(wrong)?;
@@ -134,15 +133,17 @@ pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, ne
     }
 }
 
-/// The PHC string of an Argon2 hash of `password` with a fresh salt.
-///
-/// # Panics
-/// Never in practice: only when the operating system has no random numbers.
-pub fn hash_password(password: &str) -> String {
-    match Argon2::default().hash_password(password.as_bytes()) {
-        Ok(hash) => hash.to_string(),
-        Err(e) => panic!("cannot hash a password: {e}"),
-    }
+/// The PHC string of an Argon2 hash of `password` with a fresh salt, computed off the async
+/// workers (it takes tens of milliseconds by design).
+pub(crate) async fn hash_password(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || hash(&password)).await.map_err(|e| format!("cannot hash a password: {e}"))?
+}
+
+fn hash(password: &str) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash a password: {e}"))
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
@@ -151,8 +152,13 @@ fn verify_password(password: &str, hash: &str) -> bool {
 
 /// A new bearer token: 32 random bytes, base64url.
 pub(crate) fn new_token() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::unavailable(format!("no random numbers: {e}")))?;
+    random_text::<32>().map_err(ApiError::unavailable)
+}
+
+/// `N` random bytes as base64url text.
+fn random_text<const N: usize>() -> Result<String, String> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random numbers: {e}"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -165,25 +171,16 @@ pub(crate) fn token_hash(token: &str) -> String {
 /// `password`, or a generated one, which is returned so that it can be shown once.
 ///
 /// # Errors
-/// A store failure.
-pub async fn ensure_admin(store: &dyn Store, password: Option<&str>) -> Result<Option<String>, StoreError> {
+/// A store failure, or no random numbers for the salt or the password.
+pub(crate) async fn ensure_admin(store: &dyn Store, password: Option<&str>) -> Result<Option<String>, StartError> {
     if store.list_users(&IdentityQuery::default(), Page { offset: 0, limit: 1 }).await?.1 > 0 {
         return Ok(None);
     }
     let (password, generated) = match password {
         Some(p) => (p.to_owned(), false),
-        None => {
-            let mut bytes = [0u8; 12];
-            getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no random numbers: {e}")))?;
-            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes), true)
-        }
+        None => (random_text::<12>().map_err(StartError::Admin)?, true),
     };
-    let hash = {
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("cannot hash the admin password: {e}")))?
-    };
+    let hash = hash_password(password.clone()).await.map_err(StartError::Admin)?;
     let admin = UserRow {
         id: ADMIN.into(),
         first_name: Some("Flowstone".into()),
@@ -202,12 +199,12 @@ mod tests {
 
     #[test]
     fn a_password_verifies_against_its_hash_only() {
-        let hash = hash_password("s3cret");
+        let hash = hash("s3cret").unwrap_or_default();
         assert!(hash.starts_with("$argon2"), "{hash}");
         assert!(verify_password("s3cret", &hash));
         assert!(!verify_password("s3cre", &hash));
         assert!(!verify_password("s3cret", "not a hash"));
-        assert_ne!(hash, hash_password("s3cret"), "each hash has its own salt");
+        assert_ne!(Ok(hash), super::hash("s3cret"), "each hash has its own salt");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
 mod api;
-pub mod auth;
+mod auth;
 mod broker;
 mod examples;
 mod jobs;
@@ -64,6 +64,9 @@ pub enum StartError {
     /// The runtime failed to start.
     #[error("{0}")]
     Runtime(#[from] RuntimeError),
+    /// The first user could not be made.
+    #[error("cannot make the admin user: {0}")]
+    Admin(String),
 }
 
 /// Opens the configured store: a database URL, or `flowstone.db` in the data directory.

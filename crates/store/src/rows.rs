@@ -112,6 +112,8 @@ pub struct InstanceRow {
 /// Filters of the instance list.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFilter {
+    /// Only this instance.
+    pub id: Option<String>,
     /// Only this engine status.
     pub status: Option<String>,
     /// Only instances of this model key.
@@ -128,6 +130,8 @@ pub struct InstanceFilter {
     pub start_user: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
 /// Where an instance stands once its rollback, cancel and delete instances are counted: the

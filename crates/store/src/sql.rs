@@ -507,6 +507,9 @@ macro_rules! sql_store {
                         q.push(OUTCOME_JOINS);
                     }
                     q.push(" WHERE 1 = 1");
+                    if let Some(id) = &filter.id {
+                        q.push(" AND p.id = ").push_bind(id.clone());
+                    }
                     if let Some(s) = &filter.status {
                         q.push(" AND p.status = ").push_bind(s.clone());
                     }
@@ -538,7 +541,8 @@ macro_rules! sql_store {
                 let columns: Vec<String> = INSTANCE_COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect();
                 let mut q = QueryBuilder::<$db>::new(format!("SELECT {} FROM instances p", columns.join(", ")));
                 push_filter(&mut q);
-                q.push(" ORDER BY p.id DESC LIMIT ").push_bind(page.limit as i64);
+                q.push(if filter.oldest_first { " ORDER BY p.id ASC LIMIT " } else { " ORDER BY p.id DESC LIMIT " })
+                    .push_bind(page.limit as i64);
                 q.push(" OFFSET ").push_bind(page.offset as i64);
                 let rows = q.build().fetch_all(&self.pool).await?;
                 Ok((rows.iter().map(instance_row).collect::<Result<_>>()?, total as u64))

@@ -241,6 +241,11 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);
     let open = InstanceFilter { ended: Some(false), model_id: Some("m".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&open, Page { offset: 0, limit: 10 })).await.1, 5, "none has an end time");
+    let oldest = InstanceFilter { oldest_first: true, ..InstanceFilter::default() };
+    let (rows, _) = must(store.list_instances(&oldest, Page { offset: 1, limit: 2 })).await;
+    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i1", "i2"]);
+    let one = InstanceFilter { id: Some("i3".into()), ..InstanceFilter::default() };
+    assert_eq!(must(store.list_instances(&one, Page { offset: 0, limit: 10 })).await.1, 1);
     let ended = InstanceFilter { ended: Some(true), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&ended, Page { offset: 0, limit: 10 })).await.1, 0);
     let keyed = InstanceFilter { business_key: Some("none".into()), ..InstanceFilter::default() };

@@ -261,8 +261,7 @@ async fn start_process(
         Some(Value::Bool(b)) => Ok(*b),
         Some(other) => Err(ApiError::bad_request(format!("`{field}` must be true or false, not {}", kind(other)))),
     };
-    let options =
-        StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user), business_key: None };
+    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user) };
     let model = match field {
         "modelId" => rt.model(value).await?,
         "key" => rt.latest_model(value).await?,
@@ -280,7 +279,7 @@ async fn start_process(
         }
     };
     let model = model.ok_or_else(|| ApiError::not_found(format!("no model with {field} {value}")))?;
-    let row = rt.start_instance(model, name, variables, options).await?;
+    let row = rt.start_instance(model, name, None, variables, options).await?;
     Ok(Json(process_view(&rt, &row).await?))
 }
 

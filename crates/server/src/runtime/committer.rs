@@ -35,6 +35,7 @@ pub(super) enum Request {
         model: Arc<ModelRow>,
         def: Arc<Definition>,
         name: String,
+        business_key: Option<String>,
         variables: Map<String, Value>,
         options: StartOptions,
         reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
@@ -89,7 +90,7 @@ impl Entry {
         match self {
             Entry::Started { model, def, row, options, reply } => {
                 let variables = serde_json::from_str(&row.variables).unwrap_or_default();
-                Request::Start { model, def, name: row.name, variables, options, reply }
+                Request::Start { model, def, name: row.name, business_key: row.business_key, variables, options, reply }
             }
             Entry::Applied { instance, command, reply, .. } => Request::Apply { instance, command: *command, reply },
         }
@@ -317,7 +318,7 @@ impl Committer {
         for request in requests {
             self.clock += 1;
             match request {
-                Request::Start { model, def, name, variables, options, reply } => {
+                Request::Start { model, def, name, business_key, variables, options, reply } => {
                     let id = new_id();
                     let start_vars = Value::Object(variables.clone()).to_string();
                     let (instance, effects) = Instance::start(
@@ -327,7 +328,7 @@ impl Committer {
                         &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
                     );
                     let row = InstanceRow {
-                        business_key: options.business_key.clone(),
+                        business_key,
                         start_user: options.initiator.clone(),
                         ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
                     };

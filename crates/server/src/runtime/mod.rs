@@ -367,7 +367,8 @@ impl Runtime {
         Ok(def)
     }
 
-    /// Starts an instance of `model`; answers once it is committed.
+    /// Starts an instance of `model`, named `name` and found by `business_key`; answers once
+    /// it is committed.
     ///
     /// # Errors
     /// A store failure, or [`RuntimeError::Stopped`].
@@ -375,12 +376,13 @@ impl Runtime {
         &self,
         model: Arc<ModelRow>,
         name: String,
+        business_key: Option<String>,
         variables: Map<String, Value>,
         options: StartOptions,
     ) -> Result<InstanceRow, RuntimeError> {
         let def = self.definition(&model)?;
         let (reply, rx) = oneshot::channel();
-        let request = Request::Start { model, def, name, variables, options, reply };
+        let request = Request::Start { model, def, name, business_key, variables, options, reply };
         self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)?
     }

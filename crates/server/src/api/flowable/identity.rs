@@ -93,23 +93,20 @@ fn required_id(body: &Map<String, Value>, field: &str, what: &str) -> Result<Str
 
 /// Copies the fields present in `body` onto a user; a password is hashed.
 async fn apply_user(user: &mut UserRow, body: &Map<String, Value>) -> Result<(), ApiError> {
-    for (field, slot) in [
-        ("firstName", &mut user.first_name),
-        ("lastName", &mut user.last_name),
-        ("displayName", &mut user.display_name),
-        ("email", &mut user.email),
-    ] {
-        if body.contains_key(field) {
-            *slot = text(body, field)?;
-        }
-    }
+    copy_present(
+        body,
+        [
+            ("firstName", &mut user.first_name),
+            ("lastName", &mut user.last_name),
+            ("displayName", &mut user.display_name),
+            ("email", &mut user.email),
+        ],
+    )?;
     if body.contains_key("password") {
         user.password_hash = match text(body, "password")? {
-            Some(password) if !password.is_empty() => Some(
-                tokio::task::spawn_blocking(move || hash_password(&password))
-                    .await
-                    .map_err(|e| ApiError::unavailable(format!("cannot hash the password: {e}")))?,
-            ),
+            Some(password) if !password.is_empty() => {
+                Some(hash_password(password).await.map_err(ApiError::unavailable)?)
+            }
             _ => None,
         };
     }
@@ -262,7 +259,15 @@ async fn list_groups(
 
 /// Copies the fields present in `body` onto a group.
 fn apply_group(group: &mut GroupRow, body: &Map<String, Value>) -> Result<(), ApiError> {
-    for (field, slot) in [("name", &mut group.name), ("type", &mut group.kind)] {
+    copy_present(body, [("name", &mut group.name), ("type", &mut group.kind)])
+}
+
+/// Sets each slot whose field is present in `body` (null clears it).
+fn copy_present<const N: usize>(
+    body: &Map<String, Value>,
+    slots: [(&str, &mut Option<String>); N],
+) -> Result<(), ApiError> {
+    for (field, slot) in slots {
         if body.contains_key(field) {
             *slot = text(body, field)?;
         }

@@ -4,7 +4,8 @@
 //! A running instance is a runtime process instance; once it ended only the history shows
 //! it, as in Flowable.
 
-use super::repository::definition_not_found;
+use super::repository::{definition_not_found, tenants};
+use super::tasks::{instance_values, local_values};
 use super::variables::{RestVariable, type_name, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::error::ApiError;
@@ -18,6 +19,7 @@ use axum::{Json, Router};
 use flowstone_engine::{Command, StartOptions};
 use flowstone_store::{InstanceFilter, InstanceRow, TaskOrder, UserTaskQuery, UserTaskRow};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 
 pub(super) fn routes() -> Router<Runtime> {
     let at = |path: &str| format!("{SERVICE}/{path}");
@@ -157,10 +159,9 @@ async fn start(
             .map_err(|e| ApiError::bad_request(format!("'variables' must be a list of {{name, type, value}}: {e}")))?,
     };
     let vars = variables(list)?;
-    let options =
-        StartOptions { initiator: Some(caller.user), business_key: p.text("businessKey"), ..StartOptions::default() };
+    let options = StartOptions { initiator: Some(caller.user), ..StartOptions::default() };
     let name = p.text("name").unwrap_or_else(|| model.name.clone().unwrap_or_else(|| model.key.clone()));
-    let row = rt.start_instance(model, name, vars, options).await?;
+    let row = rt.start_instance(model, name, p.text("businessKey"), vars, options).await?;
     let shown = if p.flag("returnVariables")? == Some(true) {
         Some(variable_list(&rt.variables(&row.id).await?.unwrap_or_default()))
     } else {
@@ -178,13 +179,12 @@ async fn latest_in_tenant(
 ) -> Result<std::sync::Arc<flowstone_store::ModelRow>, ApiError> {
     let missing = || ApiError::not_found(format!("No process definition found with key '{key}'"));
     let Some(tenant) = tenant else { return rt.latest_model(key).await?.ok_or_else(missing) };
+    let tenants = tenants(rt).await?;
     let (models, _) = rt.store().list_models(Some(key), flowstone_store::Page { offset: 0, limit: 10_000 }).await?;
-    for m in models {
-        if rt.store().deployment(&m.deployment_id).await?.and_then(|d| d.tenant_id).as_deref() == Some(tenant) {
-            return Ok(std::sync::Arc::new(m));
-        }
-    }
-    Err(ApiError::not_found(format!("No process definition found with key '{key}' in tenant '{tenant}'")))
+    let newest = models.into_iter().find(|m| tenants.get(&m.deployment_id).and_then(Option::as_deref) == Some(tenant));
+    newest.map(std::sync::Arc::new).ok_or_else(|| {
+        ApiError::not_found(format!("No process definition found with key '{key}' in tenant '{tenant}'"))
+    })
 }
 
 async fn get_running(
@@ -204,19 +204,6 @@ async fn delete_running(State(rt): State<Runtime>, Path(id): Path<String>) -> Fl
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The instance filter of a list's parameters; `ended` picks runtime or history.
-fn instance_filter(p: &Params<'_>, ended: Option<bool>) -> InstanceFilter {
-    InstanceFilter {
-        model_key: p.text("processDefinitionKey"),
-        model_id: p.text("processDefinitionId"),
-        business_key: p.text("businessKey").or_else(|| p.text("processBusinessKey")),
-        kind: Some("process".into()),
-        ended,
-        start_user: p.text("startedBy"),
-        ..InstanceFilter::default()
-    }
-}
-
 /// Lists instances: `history` shows them as the history does, and reads `finished`.
 async fn list_instances(
     rt: &Runtime,
@@ -226,33 +213,27 @@ async fn list_instances(
 ) -> Result<Value, ApiError> {
     let p = Params(params);
     let paging = Paging::read(&p, &["id"])?;
-    let ended = if history { p.flag("finished")? } else { Some(false) };
     if p.flag("suspended")? == Some(true) {
         // No instance is ever suspended.
         return Ok(paging.envelope(Vec::new(), 0));
     }
-    let filter = instance_filter(&p, ended);
-    let wanted = p.text("processInstanceId").or_else(|| p.text("id"));
-    let with_vars = p.flag("includeProcessVariables")? == Some(true);
-    let (rows, total) = match wanted {
-        Some(id) => {
-            let row = rt.store().instance(&id).await?.filter(|r| {
-                r.kind == "process"
-                    && ended.is_none_or(|e| e == r.end_time.is_some())
-                    && filter.model_key.as_ref().is_none_or(|k| *k == r.model_key)
-                    && filter.model_id.as_ref().is_none_or(|m| *m == r.model_id)
-                    && filter.business_key.as_ref().is_none_or(|b| r.business_key.as_ref() == Some(b))
-            });
-            let total = u64::from(row.is_some());
-            (row.into_iter().skip(paging.start as usize).collect::<Vec<_>>(), total)
-        }
-        None => rt.store().list_instances(&filter, paging.page()).await?,
+    let filter = InstanceFilter {
+        id: p.text("processInstanceId").or_else(|| p.text("id")),
+        model_key: p.text("processDefinitionKey"),
+        model_id: p.text("processDefinitionId"),
+        business_key: p.text("businessKey").or_else(|| p.text("processBusinessKey")),
+        kind: Some("process".into()),
+        ended: if history { p.flag("finished")? } else { Some(false) },
+        start_user: p.text("startedBy"),
+        oldest_first: !paging.descending,
+        ..InstanceFilter::default()
     };
+    let with_vars = p.flag("includeProcessVariables")? == Some(true);
+    let (rows, total) = rt.store().list_instances(&filter, paging.page()).await?;
+    let tenants = tenants(rt).await?;
     let mut data = Vec::with_capacity(rows.len());
-    // The store lists newest first; Flowable's default is ascending by id.
-    let rows: Vec<InstanceRow> = if paging.descending { rows } else { rows.into_iter().rev().collect() };
     for row in &rows {
-        let tenant = tenant_of(rt, row).await?;
+        let tenant = rt.model(&row.model_id).await?.and_then(|m| tenants.get(&m.deployment_id).cloned().flatten());
         let vars = if with_vars {
             let vars = rt.variables(&row.id).await?.unwrap_or_default();
             Some(if history { history_variables(&vars, "local") } else { variable_list(&vars) })
@@ -472,21 +453,15 @@ async fn task_history(rt: &Runtime, origin: &str, params: &Map<String, Value>) -
     let (tasks, total) = rt.store().list_user_tasks(&query, Some(paging.page())).await?;
     let with_local = p.flag("includeTaskLocalVariables")? == Some(true);
     let with_global = p.flag("includeProcessVariables")? == Some(true);
+    let mut process_vars = HashMap::new();
     let mut data = Vec::with_capacity(tasks.len());
     for t in &tasks {
         let mut shown = task_history_json(origin, t);
         if with_local {
-            let locals: Map<String, Value> = rt
-                .store()
-                .task_variables(&t.id)
-                .await?
-                .into_iter()
-                .map(|v| (v.name, v.value.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null)))
-                .collect();
-            shown["taskVariables"] = json!(history_variables(&locals, "local"));
+            shown["taskVariables"] = json!(history_variables(&local_values(rt, &t.id).await?, "local"));
         }
-        if with_global && let Some(instance) = &t.instance_id {
-            let globals = rt.variables(instance).await?.unwrap_or_default();
+        if with_global && t.instance_id.is_some() {
+            let globals = instance_values(rt, t, &mut process_vars).await?;
             shown["processVariables"] = json!(history_variables(&globals, "global"));
         }
         data.push(shown);

@@ -106,6 +106,17 @@ fn paged<T>(
     paging.envelope(data, total)
 }
 
+/// Whether `value` passes the parameter `param` (equal) and `{param}Like` (a `LIKE` pattern).
+fn text_filters(p: &Params<'_>, param: &str, value: Option<&str>) -> bool {
+    p.text(param).is_none_or(|wanted| value == Some(wanted.as_str()))
+        && p.text(&format!("{param}Like")).is_none_or(|pattern| like(value.unwrap_or_default(), &pattern))
+}
+
+/// Whether a tenant passes `tenantId`, `tenantIdLike` and `withoutTenantId`.
+fn tenant_filters(p: &Params<'_>, tenant: Option<&str>) -> Result<bool, ApiError> {
+    Ok(text_filters(p, "tenantId", tenant) && (p.flag("withoutTenantId")? != Some(true) || tenant.is_none()))
+}
+
 async fn list_deployments(
     State(rt): State<Runtime>,
     headers: HeaderMap,
@@ -115,16 +126,12 @@ async fn list_deployments(
     let p = Params(&params);
     let paging = Paging::read(&p, &["id", "name", "deployTime", "tenantId"])?;
     let (all, _) = rt.store().list_deployments(ALL).await?;
-    let text = |field: &Option<String>| field.clone().unwrap_or_default();
     let mut rows = Vec::new();
     for d in all {
-        let keep = p.text("name").is_none_or(|n| d.name.as_deref() == Some(n.as_str()))
-            && p.text("nameLike").is_none_or(|n| like(&text(&d.name), &n))
+        let keep = text_filters(&p, "name", d.name.as_deref())
             && p.text("category").is_none_or(|c| d.category.as_deref() == Some(c.as_str()))
             && p.text("categoryNotEquals").is_none_or(|c| d.category.as_deref() != Some(c.as_str()))
-            && p.text("tenantId").is_none_or(|t| d.tenant_id.as_deref() == Some(t.as_str()))
-            && p.text("tenantIdLike").is_none_or(|t| like(&text(&d.tenant_id), &t))
-            && (p.flag("withoutTenantId")? != Some(true) || d.tenant_id.is_none());
+            && tenant_filters(&p, d.tenant_id.as_deref())?;
         if keep {
             rows.push(d);
         }
@@ -197,9 +204,17 @@ async fn create_deployment(
         category: p.text("category"),
         tenant_id: p.text("tenantId").filter(|t| !t.is_empty()),
     };
-    let models = rt.deploy_files(deployment, &files).await?;
-    let id = models.first().map(|m| m.deployment_id.clone()).unwrap_or_default();
-    let d = rt.store().deployment(&id).await?.ok_or_else(|| deployment_not_found(&id))?;
+    let models = rt.deploy_files(deployment.clone(), &files).await?;
+    let Some(first) = models.first() else {
+        return Err(ApiError::bad_request("The files hold no executable process.").into());
+    };
+    let d = DeploymentRow {
+        id: first.deployment_id.clone(),
+        name: deployment.name,
+        category: deployment.category,
+        tenant_id: deployment.tenant_id,
+        deployed_at: first.created_at,
+    };
     Ok((StatusCode::CREATED, Json(deployment_json(&origin, &d))))
 }
 
@@ -276,7 +291,7 @@ async fn resource_data(
 }
 
 /// The tenants of deployments, by deployment id.
-async fn tenants(rt: &Runtime) -> Result<HashMap<String, Option<String>>, ApiError> {
+pub(super) async fn tenants(rt: &Runtime) -> Result<HashMap<String, Option<String>>, ApiError> {
     Ok(rt.store().list_deployments(ALL).await?.0.into_iter().map(|d| (d.id, d.tenant_id)).collect())
 }
 
@@ -305,20 +320,14 @@ async fn list_definitions(
     let mut rows = Vec::new();
     for m in all {
         let tenant = tenant_of(&m);
-        let name = m.name.clone().unwrap_or_default();
         let keep = version.is_none_or(|v| m.version == v)
-            && p.text("name").is_none_or(|n| m.name.as_deref() == Some(n.as_str()))
-            && p.text("nameLike").is_none_or(|n| like(&name, &n))
-            && p.text("key").is_none_or(|k| m.key == k)
-            && p.text("keyLike").is_none_or(|k| like(&m.key, &k))
-            && p.text("resourceName").is_none_or(|r| m.resource == r)
-            && p.text("resourceNameLike").is_none_or(|r| like(&m.resource, &r))
+            && text_filters(&p, "name", m.name.as_deref())
+            && text_filters(&p, "key", Some(&m.key))
+            && text_filters(&p, "resourceName", Some(&m.resource))
             && p.text("category").is_none()
             && p.text("categoryLike").is_none()
             && p.text("deploymentId").is_none_or(|d| m.deployment_id == d)
-            && p.text("tenantId").is_none_or(|t| tenant.as_deref() == Some(t.as_str()))
-            && p.text("tenantIdLike").is_none_or(|t| like(tenant.as_deref().unwrap_or_default(), &t))
-            && (p.flag("withoutTenantId")? != Some(true) || tenant.is_none())
+            && tenant_filters(&p, tenant.as_deref())?
             && (!latest_only || newest.get(&m.key) == Some(&m.version));
         if keep {
             rows.push(m);

@@ -288,13 +288,13 @@ async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> R
 }
 
 /// A task's local variables as JSON values (binary ones as null).
-async fn local_values(rt: &Runtime, task_id: &str) -> Result<Map<String, Value>, ApiError> {
+pub(super) async fn local_values(rt: &Runtime, task_id: &str) -> Result<Map<String, Value>, ApiError> {
     let vars = rt.store().task_variables(task_id).await?;
     Ok(vars.into_iter().map(Shown::local).map(|v| (v.name, v.value)).collect())
 }
 
 /// The process variables of a task's instance (none for a standalone task), loaded once per instance.
-async fn instance_values(
+pub(super) async fn instance_values(
     rt: &Runtime,
     task: &UserTaskRow,
     cache: &mut HashMap<String, Map<String, Value>>,
