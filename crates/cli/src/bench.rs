@@ -23,7 +23,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "w1,w2,w3", value_delimiter = ',')]
     workloads: Vec<String>,
     /// Modes: engine, sqlite, postgres, http; dispatch and workers measure stone jobs through
-    /// the worker protocol (comma separated).
+    /// the worker protocol; tasks and tasks-postgres query a large task list (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -35,6 +35,9 @@ pub(crate) struct BenchArgs {
     /// PostgreSQL server on which a fresh database is created for the postgres mode.
     #[arg(long, env = "FLOWSTONE_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres: String,
+    /// Open tasks the `tasks` modes build before they query Flowable's task list.
+    #[arg(long, default_value_t = 100_000)]
+    tasks: u64,
     /// Directory holding w1_straight.bpmn, w2_usertask.bpmn, w3_gateways.bpmn (default: the bundled examples).
     #[arg(long)]
     models: Option<PathBuf>,
@@ -97,10 +100,10 @@ impl Workload {
     }
 }
 
-struct Figures {
-    completed: u64,
-    elapsed: Duration,
-    latencies: Vec<u32>,
+pub(crate) struct Figures {
+    pub(crate) completed: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies: Vec<u32>,
 }
 
 impl Figures {
@@ -130,7 +133,7 @@ impl Figures {
 }
 
 impl Figures {
-    fn print_latency(&self, what: &str) {
+    pub(crate) fn print_latency(&self, what: &str) {
         let mut l = self.latencies.clone();
         l.sort_unstable();
         let pct = |p: f64| {
@@ -138,7 +141,7 @@ impl Figures {
                 .map_or(0.0, |v| f64::from(*v) / 1000.0)
         };
         println!(
-            "{what}: {} jobs  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            "{what}: {} samples  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
             self.completed,
             pct(0.5),
             pct(0.99),
@@ -199,6 +202,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 );
                 continue;
             }
+            "tasks" | "tasks-postgres" => {
+                let postgres = (mode == "tasks-postgres").then_some(args.postgres.as_str());
+                crate::tasks_bench::run(args.tasks, postgres).await?;
+                continue;
+            }
             _ => {}
         }
         for &w in &workloads {
@@ -209,7 +217,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch or workers"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks or tasks-postgres"
                     ));
                 }
             };
@@ -408,7 +416,7 @@ async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, Strin
     figures
 }
 
-async fn post_json(req: reqwest::RequestBuilder) -> Result<Value, String> {
+pub(crate) async fn post_json(req: reqwest::RequestBuilder) -> Result<Value, String> {
     let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| e.to_string())?;

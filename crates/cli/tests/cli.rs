@@ -125,3 +125,13 @@ fn help_describes_every_command() {
         assert!(help.contains(cmd), "{help}");
     }
 }
+
+#[test]
+fn the_task_list_benchmark_finds_every_total_it_built_on_a_small_backlog() {
+    // The benchmark checks each answer's `total` against the backlog it made; a wrong
+    // filter fails the run.
+    let out = must(Command::new(BIN).args(["bench", "--modes", "tasks", "--tasks", "300"]).output());
+    let text = stdout(&out);
+    assert!(text.contains("300 open tasks made"), "{text}");
+    assert_eq!(text.matches("200 samples").count(), 5, "{text}");
+}

@@ -138,6 +138,14 @@ async fn process_instances_from_start_to_history(s: TestServer) {
     let (_, queried) =
         s.post(&format!("{SERVICE}/query/process-instances"), json!({"processDefinitionKey": "oneTask"})).await;
     assert_eq!(queried["total"], 1);
+    for (filter, total) in [
+        ("processInstanceBusinessKey=order-7", 1),
+        ("processInstanceBusinessKeyLike=order%25", 1),
+        ("processInstanceBusinessKey=order-8", 0),
+    ] {
+        let (_, tasks) = s.get(&format!("{SERVICE}/runtime/tasks?{filter}")).await;
+        assert_eq!(tasks["total"], total, "{filter}: {tasks}");
+    }
 
     let vars = format!("{instance}/variables");
     let (_, all) = s.get(&vars).await;

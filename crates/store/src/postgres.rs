@@ -52,6 +52,17 @@ impl PgStore {
         Ok(format!("{root}/{name}"))
     }
 
+    /// Refreshes the planner's statistics of every table, as autovacuum does after enough
+    /// rows changed: a bulk load on a server whose autovacuum is off would otherwise be
+    /// planned as if its tables were empty.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn analyze(&self) -> crate::Result<()> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// For tests: a new database on the PostgreSQL at `FLOWSTONE_TEST_POSTGRES` (default: the
     /// local server). Where none answers it says so loudly and gives `None`, so a user's
     /// machine without PostgreSQL skips those tests; in CI (`CI=true`) that absence panics.

@@ -251,6 +251,10 @@ pub struct UserTaskQuery {
     pub model_name: Option<String>,
     /// Model name like.
     pub model_name_like: Option<String>,
+    /// Business key of the task's instance equal to.
+    pub business_key: Option<String>,
+    /// Business key of the task's instance like.
+    pub business_key_like: Option<String>,
     /// Created exactly then.
     pub created_on: Option<i64>,
     /// Created before.

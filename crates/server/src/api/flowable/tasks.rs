@@ -219,6 +219,8 @@ fn task_query(p: &Params<'_>, paging: &Paging<'_>) -> Result<UserTaskQuery, ApiE
         model_key_like: p.text("processDefinitionKeyLike"),
         model_name: p.text("processDefinitionName"),
         model_name_like: p.text("processDefinitionNameLike"),
+        business_key: p.text("processInstanceBusinessKey"),
+        business_key_like: p.text("processInstanceBusinessKeyLike"),
         created_on: p.date("createdOn")?,
         created_before: p.date("createdBefore")?,
         created_after: p.date("createdAfter")?,
@@ -244,11 +246,8 @@ async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> R
     let sorts: Vec<&str> = SORTS.iter().map(|(name, _)| *name).collect();
     let paging = Paging::read(&p, &sorts)?;
     let query = task_query(&p, &paging)?;
-    let business_key =
-        p.text("processInstanceBusinessKey").is_some() || p.text("processInstanceBusinessKeyLike").is_some();
-    if business_key || p.flag("active")? == Some(false) {
-        // Instances carry no business key yet, and none is ever suspended (`active=false`
-        // asks for tasks of suspended ones): no task matches.
+    if p.flag("active")? == Some(false) {
+        // `active=false` asks for tasks of suspended instances, and none is ever suspended.
         return Ok(paging.envelope(Vec::new(), 0));
     }
     let local = variable_filters(params, "taskVariables")?;
