@@ -2,7 +2,7 @@
 
 use crate::Ctx;
 use crate::compensation::{Plan, Ran};
-use crate::effect::{Action, Effect, Job, TaskRecord, task_status};
+use crate::effect::{Action, Effect, Job, Passage, TaskRecord, task_status};
 use crate::errors::Thrower;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
@@ -606,8 +606,12 @@ impl Instance {
             NodeKind::StartEvent
             | NodeKind::ExclusiveGateway { .. }
             | NodeKind::ParallelGateway
-            | NodeKind::ErrorBoundary { .. } => self.leave(step, token),
+            | NodeKind::ErrorBoundary { .. } => {
+                self.passed(step, node_id);
+                self.leave(step, token)
+            }
             NodeKind::EndEvent(kind) => {
+                self.passed(step, node_id);
                 self.tokens.remove(&token);
                 match kind {
                     EndKind::None => self.check_scope_done(step, scope),
@@ -715,6 +719,25 @@ impl Instance {
         if let Err(fail) = self.leave(step, token) {
             self.fail_at(step, token, fail);
         }
+    }
+
+    /// A token passed an event or a gateway.
+    fn passed(&self, step: &mut Step<'_, '_>, node_id: NodeId) {
+        let node = step.def.node(node_id);
+        let kind = match &node.kind {
+            NodeKind::StartEvent => "startEvent",
+            NodeKind::EndEvent(_) => "endEvent",
+            NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
+            NodeKind::ParallelGateway => "parallelGateway",
+            _ => "boundaryEvent",
+        };
+        step.effects.push(Effect::Passed(Passage {
+            id: (step.ctx.ids)(),
+            element: node.id.clone(),
+            name: node.name.clone(),
+            kind,
+            time: step.ctx.now,
+        }));
     }
 
     fn new_record(&self, step: &mut Step<'_, '_>, node_id: NodeId, stone: Option<(String, String)>) -> TaskRecord {

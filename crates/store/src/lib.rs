@@ -5,6 +5,7 @@
 //! and an answer is sent only once its writes are durable. Implementations hold no execution
 //! rules; `tests/contract.rs` is the suite every implementation must pass.
 
+mod activities;
 mod identity;
 mod postgres;
 mod rows;
@@ -13,11 +14,12 @@ mod sqlite;
 mod user_tasks;
 mod user_tasks_sql;
 
+pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
 pub use identity::{GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
     Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment,
-    NewModel, Outcome, Page, TaskRow, WriteBatch,
+    NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
 pub use user_tasks::{
@@ -98,6 +100,11 @@ pub trait Store: UserTaskStore + IdentityStore + Send + Sync + 'static {
     async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
     /// A task record by its id (the current attempt's id is its activity-instance id).
     async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
+    /// The activity history (task records and passes through events and gateways) with the
+    /// total count.
+    async fn list_activities(&self, query: &ActivityQuery, page: Page) -> Result<(Vec<ActivityRow>, u64)>;
+    /// The executions of running process instances with the total count.
+    async fn list_executions(&self, query: &ExecutionQuery, page: Page) -> Result<(Vec<ExecutionRow>, u64)>;
 
     /// Takes a lease on free jobs (never leased, or whose lease ended), oldest first; on a
     /// shared database concurrent callers never get the same job.

@@ -198,6 +198,15 @@ pub struct TaskRow {
     pub record: TaskRecord,
 }
 
+/// A pass through an event or a gateway, with its instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassageRow {
+    /// The instance whose token passed.
+    pub instance_id: String,
+    /// The pass.
+    pub passage: flowstone_engine::Passage,
+}
+
 /// A queued job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
@@ -274,6 +283,8 @@ pub struct WriteBatch {
     pub instances: Vec<(InstanceRow, String)>,
     /// Task records to insert or replace.
     pub tasks: Vec<TaskRow>,
+    /// Passes through events and gateways to insert.
+    pub passages: Vec<PassageRow>,
     /// Jobs to queue.
     pub jobs: Vec<JobRow>,
     /// Jobs to remove, by task record id.
@@ -292,6 +303,7 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
             && self.tasks.is_empty()
+            && self.passages.is_empty()
             && self.jobs.is_empty()
             && self.dropped_jobs.is_empty()
             && self.monitoring_jobs.is_empty()

@@ -26,6 +26,16 @@ pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
 pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
     status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress";
+/// Every activity: task records (with the user task each opened) and passes.
+pub(crate) const ACTIVITIES: &str =
+    "SELECT t.id, t.instance_id, t.element, t.name, t.kind, t.create_time AS start_time,
+    t.end_time, u.id AS user_task_id, u.assignee FROM tasks t LEFT JOIN user_tasks u ON u.id = t.id
+    UNION ALL SELECT p.id, p.instance_id, p.element, p.name, p.kind, p.time, p.time, NULL, NULL FROM passages p";
+/// Every execution of running process instances: each instance's own, and one per open task record.
+pub(crate) const EXECUTIONS: &str = "SELECT i.id, NULL AS parent_id, NULL AS activity, i.id AS instance_id, i.model_id,
+    i.model_key FROM instances i WHERE i.end_time IS NULL AND i.kind = 'process'
+    UNION ALL SELECT t.id, t.instance_id, t.element, t.instance_id, i.model_id, i.model_key
+    FROM tasks t JOIN instances i ON i.id = t.instance_id WHERE t.end_time IS NULL AND i.end_time IS NULL AND i.kind = 'process'";
 pub(crate) const INSERT_JOBS: &str =
     "INSERT INTO jobs (record_id, instance_id, stone, params, created_at, owner, locked_until, action, outputs) ";
 /// A task run again (`reRun`) queues a job under the same record id.
@@ -93,11 +103,11 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, NEXT_VERSION,
-            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
             Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, Outcome, Page, Result, Store, StoreError,
-            TaskRow, WriteBatch,
+            TaskRow, WriteBatch, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow,
         };
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -196,10 +206,84 @@ macro_rules! sql_store {
             })
         }
 
+        /// Orders by `column` (rows without a value last either way, on both backends), ties
+        /// by `id`, and cuts out the page, if one is asked for.
+        fn push_order_and_page(q: &mut QueryBuilder<$db>, column: &str, id: &str, descending: bool, page: Option<Page>) {
+            let direction = if descending { "DESC" } else { "ASC" };
+            q.push(format!(" ORDER BY ({column} IS NULL), {column} {direction}, {id} {direction}"));
+            if let Some(page) = page {
+                q.push(" LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
+                q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
+            }
+        }
+
+        /// A page's rows and the total count, read at once on two connections: a query the
+        /// indexes cannot narrow scans the table twice side by side instead of one after the other.
+        async fn rows_and_total(
+            pool: &sqlx::Pool<$db>,
+            mut rows: QueryBuilder<$db>,
+            mut count: QueryBuilder<$db>,
+        ) -> Result<(Vec<DbRow>, u64)> {
+            let (rows, total) =
+                tokio::try_join!(rows.build().fetch_all(pool), count.build_query_scalar::<i64>().fetch_one(pool))?;
+            Ok((rows, total as u64))
+        }
+
+        fn activity_row(r: &DbRow) -> Result<ActivityRow> {
+            Ok(ActivityRow {
+                id: r.try_get("id")?,
+                instance_id: r.try_get("instance_id")?,
+                model_id: r.try_get("model_id")?,
+                element: r.try_get("element")?,
+                name: r.try_get("name")?,
+                kind: r.try_get("kind")?,
+                start_time: r.try_get("start_time")?,
+                end_time: r.try_get("end_time")?,
+                user_task_id: r.try_get("user_task_id")?,
+                assignee: r.try_get("assignee")?,
+            })
+        }
+
+        fn push_activity_filter(q: &mut QueryBuilder<$db>, f: &ActivityQuery) {
+            q.push(" WHERE 1 = 1");
+            let mut text = |column: &str, op: &str, value: &Option<String>| {
+                if let Some(v) = value {
+                    q.push(format!(" AND {column} {op} ")).push_bind(v.clone());
+                }
+            };
+            text("a.id", "=", &f.id);
+            text("a.element", "=", &f.element);
+            text("a.name", "=", &f.name);
+            text("a.kind", "=", &f.kind);
+            text("a.instance_id", "=", &f.instance_id);
+            text("i.model_id", "=", &f.model_id);
+            text("a.assignee", "=", &f.assignee);
+            let of_tenant = "i.model_id IN (SELECT m.id FROM models m JOIN deployments d ON d.id = m.deployment_id WHERE d.tenant_id";
+            if let Some(tenant) = &f.tenant_id {
+                q.push(format!(" AND {of_tenant} = ")).push_bind(tenant.clone()).push(")");
+            }
+            if let Some(like) = &f.tenant_id_like {
+                q.push(format!(" AND {of_tenant} LIKE ")).push_bind(like.clone()).push(")");
+            }
+            if f.without_tenant {
+                q.push(format!(" AND NOT {of_tenant} <> '')"));
+            }
+            match f.finished {
+                Some(true) => {
+                    q.push(" AND a.end_time IS NOT NULL");
+                }
+                Some(false) => {
+                    q.push(" AND a.end_time IS NULL");
+                }
+                None => {}
+            }
+        }
+
         /// One statement of a commit, before it is encoded.
         enum Work<'a> {
             Instances(&'a [&'a (InstanceRow, String)]),
             Tasks(&'a [&'a TaskRow]),
+            Passages(&'a [crate::PassageRow]),
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
@@ -257,6 +341,18 @@ macro_rules! sql_store {
                             .push_bind(r.progress.map(i64::from));
                     });
                     q.push(ON_TASK_CONFLICT);
+                    q
+                }
+                Work::Passages(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO passages (instance_id, id, element, name, kind, time) ");
+                    q.push_values(chunk.iter(), |mut b, crate::PassageRow { instance_id, passage: p }| {
+                        b.push_bind(instance_id.as_str())
+                            .push_bind(p.id.as_str())
+                            .push_bind(p.element.as_str())
+                            .push_bind(p.name.as_deref())
+                            .push_bind(p.kind)
+                            .push_bind(p.time);
+                    });
                     q
                 }
                 Work::Jobs(chunk) => {
@@ -390,6 +486,7 @@ macro_rules! sql_store {
                     format!("DELETE FROM task_attachments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
                     format!("DELETE FROM user_tasks WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM tasks WHERE instance_id IN ({of_models})"),
+                    format!("DELETE FROM passages WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM jobs WHERE instance_id IN ({of_models})"),
                     // Rollback, cancel and delete instances run the same model: they go too.
                     format!("DELETE FROM instances WHERE id IN ({of_models})"),
@@ -452,6 +549,7 @@ macro_rules! sql_store {
                     batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
                 let mut work: std::collections::VecDeque<Work<'_>> = chunks(&instances).into_iter().map(Work::Instances).collect();
                 work.extend(chunks(&tasks).into_iter().map(Work::Tasks));
+                work.extend(chunks(&batch.passages).into_iter().map(Work::Passages));
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
@@ -578,6 +676,55 @@ macro_rules! sql_store {
             async fn task(&self, id: &str) -> Result<Option<TaskRow>> {
                 let row = sqlx::query("SELECT * FROM tasks WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(task_row).transpose()
+            }
+
+            async fn list_activities(&self, query: &ActivityQuery, page: Page) -> Result<(Vec<ActivityRow>, u64)> {
+                let select = |what: &str| {
+                    let mut q = QueryBuilder::<$db>::new(format!("SELECT {what} FROM ({ACTIVITIES}) a JOIN instances i ON i.id = a.instance_id"));
+                    push_activity_filter(&mut q, query);
+                    q
+                };
+                let mut rows = select("a.*, i.model_id");
+                push_order_and_page(&mut rows, query.order.column(), "a.id", query.descending, Some(page));
+                let (rows, total) = rows_and_total(&self.pool, rows, select("COUNT(*)")).await?;
+                Ok((rows.iter().map(activity_row).collect::<Result<_>>()?, total))
+            }
+
+            async fn list_executions(&self, query: &ExecutionQuery, page: Page) -> Result<(Vec<ExecutionRow>, u64)> {
+                let select = |what: &str| {
+                    let mut q = QueryBuilder::<$db>::new(format!("SELECT {what} FROM ({EXECUTIONS}) e WHERE 1 = 1"));
+                    let mut text = |column: &str, value: &Option<String>| {
+                        if let Some(v) = value {
+                            q.push(format!(" AND {column} = ")).push_bind(v.clone());
+                        }
+                    };
+                    text("e.id", &query.id);
+                    text("e.activity", &query.activity);
+                    text("e.instance_id", &query.instance_id);
+                    text("e.parent_id", &query.parent_id);
+                    text("e.model_id", &query.model_id);
+                    text("e.model_key", &query.model_key);
+                    q
+                };
+                let mut rows = select("e.*");
+                let column = if query.by_model { "e.model_id" } else { "e.instance_id" };
+                // An instance's own execution (its id is the instance's) comes before those of its activities.
+                let tie = "(CASE WHEN e.parent_id IS NULL THEN '' ELSE e.id END)";
+                push_order_and_page(&mut rows, column, tie, query.descending, Some(page));
+                let (rows, total) = rows_and_total(&self.pool, rows, select("COUNT(*)")).await?;
+                let rows = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(ExecutionRow {
+                            id: r.try_get("id")?,
+                            parent_id: r.try_get("parent_id")?,
+                            activity: r.try_get("activity")?,
+                            instance_id: r.try_get("instance_id")?,
+                            model_id: r.try_get("model_id")?,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                Ok((rows, total))
             }
 
             async fn instance_versions(&self, ids: &[&str]) -> Result<Vec<(String, i64)>> {

@@ -284,28 +284,17 @@ macro_rules! user_task_store {
                 ) -> Result<(Vec<UserTaskRow>, u64)> {
                     let mut q = QueryBuilder::<$db>::new("SELECT t.* FROM user_tasks t");
                     push_filter(&mut q, query);
-                    let column = query.order.column();
-                    let direction = if query.descending { "DESC" } else { "ASC" };
-                    // Tasks without a value sort last either way, on both backends.
-                    q.push(format!(" ORDER BY ({column} IS NULL), {column} {direction}, t.id {direction}"));
-                    let Some(page) = page else {
+                    push_order_and_page(&mut q, query.order.column(), "t.id", query.descending, page);
+                    if page.is_none() {
                         let rows = q.build().fetch_all(&self.pool).await?;
                         let rows: Vec<UserTaskRow> = rows.iter().map(user_task_row).collect::<Result<_>>()?;
                         let total = rows.len() as u64;
                         return Ok((rows, total));
-                    };
-                    q.push(" LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
-                    q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
-                    // The page and the total are read at once, on two connections: a query
-                    // the indexes cannot narrow scans the table twice, side by side.
+                    }
                     let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM user_tasks t");
                     push_filter(&mut count, query);
-                    let (rows, total) = tokio::try_join!(
-                        q.build().fetch_all(&self.pool),
-                        count.build_query_scalar::<i64>().fetch_one(&self.pool)
-                    )?;
+                    let (rows, total) = rows_and_total(&self.pool, q, count).await?;
                     let rows: Vec<UserTaskRow> = rows.iter().map(user_task_row).collect::<Result<_>>()?;
-                    let total = total as u64;
                     Ok((rows, total))
                 }
 

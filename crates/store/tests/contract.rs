@@ -1,11 +1,12 @@
 //! The store contract: every implementation passes the same suite, run here against SQLite
 //! (a fresh file per test) and PostgreSQL (a fresh database per test).
 
-use flowstone_engine::{Action, Job, TaskRecord};
+use flowstone_engine::{Action, Job, Passage, TaskRecord};
 use flowstone_store::{
-    Acquire, ClosedUserTask, CommentRow, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow,
-    JobFilter, JobLease, JobRow, NewDeployment, NewModel, NewUserTask, Page, PgStore, SqliteStore, Store, StoreError,
-    TaskLink, TaskOrder, TaskRow, TaskVariable, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow, IdentityColumn,
+    IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel, NewUserTask,
+    Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow, TaskVariable, TokenRow,
+    UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -266,6 +267,46 @@ async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
     let ids: Vec<_> = must(store.tasks_of_instance("i")).await.into_iter().map(|t| t.record.id).collect();
     assert_eq!(ids, ["b", "a"]);
     assert!(must(store.tasks_of_instance("none")).await.is_empty());
+}
+
+async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(store: &dyn Store) {
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    let pass = |id: &str, element: &str, kind: &'static str, time: i64| PassageRow {
+        instance_id: "i".into(),
+        passage: Passage { id: id.into(), element: element.into(), name: None, kind, time },
+    };
+    let mut done = record("t1", "t1", "completed", 3);
+    done.end_time = Some(5);
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        tasks: vec![
+            TaskRow { instance_id: "i".into(), record: done },
+            TaskRow { instance_id: "i".into(), record: record("t2", "t2", "start.begin", 6) },
+        ],
+        passages: vec![pass("p1", "start", "startEvent", 2), pass("p2", "x", "exclusiveGateway", 5)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let all = Page { offset: 0, limit: 100 };
+    let (rows, total) = must(store.list_activities(&ActivityQuery::default(), all)).await;
+    let order: Vec<_> = rows.iter().map(|a| (a.id.as_str(), a.start_time, a.end_time)).collect();
+    assert_eq!(total, 4);
+    assert_eq!(order, [("p1", 2, Some(2)), ("t1", 3, Some(5)), ("p2", 5, Some(5)), ("t2", 6, None)]);
+    assert_eq!((rows[0].kind.as_str(), rows[0].model_id.as_str()), ("startEvent", "m"));
+    let open = ActivityQuery { finished: Some(false), ..ActivityQuery::default() };
+    assert_eq!(must(store.list_activities(&open, all)).await.1, 1);
+    let longest = ActivityQuery { order: ActivityOrder::Duration, descending: true, ..ActivityQuery::default() };
+    let (rows, _) = must(store.list_activities(&longest, Page { offset: 0, limit: 1 })).await;
+    assert_eq!(rows[0].id, "t1", "ended activities by duration, open ones last");
+    let gateways = ActivityQuery { kind: Some("exclusiveGateway".into()), ..ActivityQuery::default() };
+    assert_eq!(must(store.list_activities(&gateways, all)).await.1, 1);
+
+    let (executions, total) = must(store.list_executions(&ExecutionQuery::default(), all)).await;
+    let shape: Vec<_> =
+        executions.iter().map(|e| (e.id.as_str(), e.parent_id.as_deref(), e.activity.as_deref())).collect();
+    assert_eq!((total, shape), (2, vec![("i", None, None), ("t2", Some("i"), Some("t"))]));
+    let of_other = ExecutionQuery { model_key: Some("other".into()), ..ExecutionQuery::default() };
+    assert_eq!(must(store.list_executions(&of_other, all)).await.1, 0);
 }
 
 async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
@@ -661,6 +702,7 @@ macro_rules! suite {
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
             tasks_of_an_instance_come_in_creation_order,
+            activities_merge_task_records_and_passes_and_executions_show_open_ones,
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
             racing_claimers_never_share_a_job,

@@ -110,6 +110,36 @@ fn expression_tasks_run_straight_through_to_completion() {
 }
 
 #[test]
+fn events_and_gateways_passed_are_reported_in_order_with_their_time() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="start" name="Begin"/><sequenceFlow sourceRef="start" targetRef="wait"/>
+            <userTask id="wait"/><sequenceFlow sourceRef="wait" targetRef="x"/>
+            <exclusiveGateway id="x"/><sequenceFlow sourceRef="x" targetRef="end"/><endEvent id="end"/>"#,
+        ),
+        json!({}),
+    );
+    h.complete("wait", json!({}));
+    let passed: Vec<_> = h
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Passed(p) => Some((p.element.as_str(), p.name.as_deref(), p.kind, p.time)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        passed,
+        [
+            ("start", Some("Begin"), "startEvent", 1000),
+            ("x", None, "exclusiveGateway", 2000),
+            ("end", None, "endEvent", 2000)
+        ]
+    );
+    assert_eq!(h.elements_run(), ["wait"], "events and gateways make no task records");
+}
+
+#[test]
 fn plain_and_manual_tasks_pass_through() {
     let h = Harness::start(
         model(

@@ -14,8 +14,8 @@ use crate::stones::StoneRunner;
 use flowstone_engine::{Command, Ctx, Effect, Instance, StartOptions, TaskRecord, task_status};
 use flowstone_model::Definition;
 use flowstone_store::{
-    ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, Store, StoreError, TaskLink, TaskRow, UserTaskRow,
-    WriteBatch,
+    ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow,
+    UserTaskRow, WriteBatch,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -487,6 +487,9 @@ impl Committer {
                     into.batch.dropped_jobs.push(record_id);
                 }
                 Effect::Spawn(spawned) => spawns.push(*spawned),
+                Effect::Passed(passage) => {
+                    into.batch.passages.push(PassageRow { instance_id: row.id.clone(), passage });
+                }
             }
         }
         let parent = live.row.clone();

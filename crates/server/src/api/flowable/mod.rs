@@ -2,6 +2,7 @@
 //! service API (`/flowable-rest/service/`), in Flowable's field names, dates, status codes
 //! and error bodies, so that Flowable clients run against Flowstone unchanged.
 
+mod activities;
 mod identity;
 mod instances;
 mod jobs;
@@ -27,6 +28,7 @@ pub(super) fn routes() -> Router<Runtime> {
         .merge(identity::routes())
         .merge(repository::routes())
         .merge(instances::routes())
+        .merge(activities::routes())
         .merge(tasks::routes())
         .merge(task_parts::routes())
 }
