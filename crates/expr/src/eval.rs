@@ -114,6 +114,10 @@ pub(crate) fn eval(ast: &Ast, vars: &dyn Variables) -> Result<Value, String> {
                 (Value::Array(items), idx) => as_num(idx)
                     .and_then(|n| match n {
                         Num::Int(i) if i >= 0 => items.get(i as usize).cloned(),
+                        // Python's negative indexes count from the end (bk-sops templates are Mako).
+                        Num::Int(i) => {
+                            items.len().checked_sub(i.unsigned_abs() as usize).and_then(|j| items.get(j).cloned())
+                        }
                         _ => None,
                     })
                     .unwrap_or(Value::Null),
@@ -147,6 +151,11 @@ pub(crate) fn eval(ast: &Ast, vars: &dyn Variables) -> Result<Value, String> {
         Ast::Binary("&&", l, r) => Ok(Value::Bool(is_truthy(&eval(l, vars)?)? && is_truthy(&eval(r, vars)?)?)),
         Ast::Binary("||", l, r) => Ok(Value::Bool(is_truthy(&eval(l, vars)?)? || is_truthy(&eval(r, vars)?)?)),
         Ast::Binary(op, l, r) => binary(op, &eval(l, vars)?, &eval(r, vars)?),
+        Ast::Call(receiver, name, args) => {
+            let receiver = receiver.as_ref().map(|r| eval(r, vars)).transpose()?;
+            let args = args.iter().map(|a| eval(a, vars)).collect::<Result<Vec<_>, _>>()?;
+            crate::calls::call(name, receiver.as_ref(), &args)
+        }
     }
 }
 

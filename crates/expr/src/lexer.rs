@@ -89,9 +89,9 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
             out.push((tok, start));
             continue;
         }
-        const OPS: [&str; 21] = [
+        const OPS: [&str; 22] = [
             "&&", "||", "==", "!=", "<=", ">=", "!", "<", ">", "+", "-", "*", "/", "%", "(", ")", "[", "]", ".", "?",
-            ":",
+            ":", ",",
         ];
         match OPS.iter().find(|op| src[i..].starts_with(**op)) {
             Some(op) => {

@@ -9,6 +9,7 @@
 //! syntax errors surface at deploy time, and evaluated many times against a [`Variables`]
 //! lookup.
 
+mod calls;
 mod eval;
 mod lexer;
 mod parser;

@@ -12,6 +12,8 @@ pub(crate) enum Ast {
     Unary(&'static str, Box<Ast>),
     Binary(&'static str, Box<Ast>, Box<Ast>),
     Cond(Box<Ast>, Box<Ast>, Box<Ast>),
+    /// `name(args)`, or `receiver.name(args)` for a method.
+    Call(Option<Box<Ast>>, String, Vec<Ast>),
 }
 
 /// Finds the `}` that closes a `${` whose body starts at `from`, skipping string literals.
@@ -142,8 +144,14 @@ impl Parser {
                     self.pos += 1;
                     match self.toks.get(self.pos) {
                         Some((Tok::Ident(name), _)) => {
-                            ast = Ast::Member(Box::new(ast), name.clone());
+                            let name = name.clone();
                             self.pos += 1;
+                            ast = if self.peek_op() == Some("(") {
+                                let args = self.arguments(&name, true)?;
+                                Ast::Call(Some(Box::new(ast)), name, args)
+                            } else {
+                                Ast::Member(Box::new(ast), name)
+                            };
                         }
                         _ => return Err(("expected a property name after `.`".into(), self.offset())),
                     }
@@ -155,14 +163,30 @@ impl Parser {
                     ast = Ast::Index(Box::new(ast), Box::new(index));
                 }
                 Some("(") => {
-                    return Err((
-                        "method and function calls are not supported; use variables and operators".into(),
-                        self.offset(),
-                    ));
+                    return Err(("only named functions and methods can be called".into(), self.offset()));
                 }
                 _ => return Ok(ast),
             }
         }
+    }
+
+    /// The parenthesised arguments of a call to `name`, checked against what it takes.
+    fn arguments(&mut self, name: &str, method: bool) -> Result<Vec<Ast>, (String, usize)> {
+        let at = self.offset();
+        self.expect("(")?;
+        let mut args = Vec::new();
+        if self.peek_op() != Some(")") {
+            loop {
+                args.push(self.ternary()?);
+                if self.peek_op() != Some(",") {
+                    break;
+                }
+                self.pos += 1;
+            }
+        }
+        self.expect(")")?;
+        crate::calls::check(name, method, args.len()).map_err(|message| (message, at))?;
+        Ok(args)
     }
 
     fn primary(&mut self) -> Result<Ast, (String, usize)> {
@@ -177,6 +201,10 @@ impl Parser {
             Tok::True => Ast::Lit(Value::Bool(true)),
             Tok::False => Ast::Lit(Value::Bool(false)),
             Tok::Null => Ast::Lit(Value::Null),
+            Tok::Ident(name) if self.peek_op() == Some("(") => {
+                let args = self.arguments(&name, false)?;
+                Ast::Call(None, name, args)
+            }
             Tok::Ident(name) => Ast::Var(name),
             Tok::Op("(") => {
                 let inner = self.ternary()?;

@@ -122,7 +122,10 @@ fn syntax_errors_point_at_the_offset() {
     assert!(Expression::parse("${}").expect_err("empty").message.contains("empty"));
     assert!(Expression::parse("${a = 1}").expect_err("assign").message.contains("assignment"));
     assert!(Expression::parse("${a b}").expect_err("two names").message.contains("unexpected"));
-    assert!(Expression::parse("${bean.call()}").expect_err("call").message.contains("not supported"));
+    assert!(Expression::parse("${bean.call()}").expect_err("call").message.contains("unknown method `call`"));
+    assert!(Expression::parse("${lenn(list)}").expect_err("typo").message.contains("unknown function `lenn`"));
+    assert!(Expression::parse("${len(a, b)}").expect_err("arity").message.contains("does not take 2"));
+    assert!(Expression::parse("${(a)(1)}").expect_err("anonymous").message.contains("only named"));
     assert!(Expression::parse("${'open}").is_err());
 }
 
@@ -145,4 +148,31 @@ fn bare_conditions_parse_as_one_expression() {
 #[test]
 fn variables_object_reaches_names_that_are_not_identifiers() {
     assert_eq!(eval("${variables['master-1a'].ip}"), json!("10.1.1.1"));
+}
+
+#[test]
+fn java_methods_of_flowable_models() {
+    assert_eq!(eval("${route.equals('a')}"), json!(true));
+    assert_eq!(eval("${name.equalsIgnoreCase('WORLD')}"), json!(true));
+    assert_eq!(eval("${list.contains(2) && !list.isEmpty()}"), json!(true));
+    assert_eq!(eval("${list.size() + name.length()}"), json!(8));
+    assert_eq!(eval("${name.substring(1, 3).toUpperCase()}"), json!("OR"));
+    assert_eq!(eval("${machine.ip.startsWith('10.') and blank.isEmpty()}"), json!(true));
+    assert_eq!(eval("${name.indexOf('r')}"), json!(2));
+    assert!(eval_err("${name.substring(9)}").contains("outside"));
+}
+
+#[test]
+fn python_calls_of_bk_sops_templates() {
+    let mut v = vars();
+    v.insert("time_list".into(), json!("1,2,3,4"));
+    v.insert("_loop".into(), json!(2));
+    let run = |src: &str| Expression::parse(src).map(|e| e.eval(&v)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run("${time_list.split(\",\")[_loop-1]}"), Ok(json!("2")));
+    assert_eq!(run("${len(time_list.split(\",\"))}"), Ok(json!(4)));
+    assert_eq!(run("${time_list.split(',')[-1]}"), Ok(json!("4")));
+    assert_eq!(run("${int('7') + float('0.5')}"), Ok(json!(7.5)));
+    assert_eq!(run("${','.join(list)} ${max(list)} ${min(3, slaveNum)}"), Ok(json!("1,2,3 3 3")));
+    assert_eq!(run("${' x '.strip().upper()}"), Ok(json!("X")));
+    assert!(run("${int('x')}").is_err_and(|e| e.message.contains("not a number")));
 }
