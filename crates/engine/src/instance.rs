@@ -6,7 +6,7 @@ use crate::effect::{Action, Effect, Job, Passage, TaskRecord, task_status};
 use crate::errors::Thrower;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
-use flowstone_model::{Definition, EndKind, NodeId, NodeKind};
+use flowstone_model::{Definition, EndKind, NodeId, NodeKind, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -260,6 +260,9 @@ pub(crate) struct Join {
     scope: Option<ScopeId>,
     node: NodeId,
     arrived: u32,
+    /// How many tokens a pipeline-tree fork sent to this converge gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expected: Option<u32>,
 }
 
 /// The whole state of one process instance; serialized as one value by the store.
@@ -343,6 +346,7 @@ impl Instance {
         ctx: &mut Ctx<'_>,
     ) -> (Instance, Vec<Effect>) {
         let mut inst = Instance::new(InstanceKind::Process, variables);
+        inst.start_constants(def);
         if let Some(name) = &def.initiator {
             let initiator = options.initiator.clone().map_or(Value::Null, Value::String);
             inst.variables.entry(name.clone()).or_insert(initiator);
@@ -355,6 +359,31 @@ impl Instance {
         inst.run(&mut step);
         inst.settle(&mut step, InstanceStatus::Running);
         (inst, step.effects)
+    }
+
+    /// Sets the definition's constants the start did not give, each once the ones it refers
+    /// to are known (passes over the rest until a pass sets none); what still cannot be
+    /// resolved then is rendered as bk-sops does, left as written.
+    fn start_constants(&mut self, def: &Definition) {
+        let mut pending: Vec<&(String, Template)> =
+            def.constants.iter().filter(|(name, _)| !self.variables.contains_key(name)).collect();
+        loop {
+            let before = pending.len();
+            pending.retain(|(name, value)| match value.eval(&ScopeVars { instance: self, scope: None }) {
+                Ok(v) => {
+                    self.variables.insert(name.clone(), v);
+                    false
+                }
+                Err(_) => true,
+            });
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        for (name, value) in pending {
+            let v = self.render(value, None);
+            self.variables.insert(name.clone(), v);
+        }
     }
 
     pub(crate) fn new(kind: InstanceKind, variables: Map<String, Value>) -> Instance {
@@ -529,6 +558,11 @@ impl Instance {
         expr.eval(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
     }
 
+    /// A pipeline-tree value as bk-sops renders it (what cannot be resolved stays as written).
+    fn render(&self, template: &Template, scope: Option<ScopeId>) -> Value {
+        template.render(&ScopeVars { instance: self, scope })
+    }
+
     fn eval_bool(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<bool, Fail> {
         expr.eval_bool(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
     }
@@ -606,6 +640,8 @@ impl Instance {
             NodeKind::StartEvent
             | NodeKind::ExclusiveGateway { .. }
             | NodeKind::ParallelGateway
+            | NodeKind::Fork { .. }
+            | NodeKind::Converge
             | NodeKind::ErrorBoundary { .. } => {
                 self.passed(step, node_id);
                 self.leave(step, token)
@@ -649,7 +685,12 @@ impl Instance {
             }
             NodeKind::StoneTask(spec) => {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
-                let params = self.stone_params(&spec.namespace, &namespace, &spec.stone, scope);
+                let mut params = self.stone_params(&spec.namespace, &namespace, &spec.stone, scope);
+                if let Value::Object(p) = &mut params {
+                    for (name, input) in &spec.inputs {
+                        p.insert(name.clone(), self.render(input, scope));
+                    }
+                }
                 let mut rec = self.new_record(step, node_id, Some((namespace, spec.stone.clone())));
                 let action = if self.mocks(&spec.stone) { Action::Mock } else { Action::Start };
                 rec.params = Some(params);
@@ -665,14 +706,10 @@ impl Instance {
                 self.wait(step, token, rec);
                 Ok(())
             }
-            NodeKind::SubProcess { start } => {
+            NodeKind::SubProcess { start, locals } => {
+                let vars = locals.iter().map(|(name, value)| (name.clone(), self.render(value, scope))).collect();
                 self.tokens.remove(&token);
-                let sub = self.new_scope(Scope {
-                    parent: scope,
-                    node: node_id,
-                    kind: ScopeKind::SubProcess,
-                    vars: Map::new(),
-                });
+                let sub = self.new_scope(Scope { parent: scope, node: node_id, kind: ScopeKind::SubProcess, vars });
                 let t = self.spawn(*start, Some(sub));
                 step.ready.push_back(t);
                 Ok(())
@@ -728,7 +765,9 @@ impl Instance {
             NodeKind::StartEvent => "startEvent",
             NodeKind::EndEvent(_) => "endEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
-            NodeKind::ParallelGateway => "parallelGateway",
+            NodeKind::ParallelGateway | NodeKind::Fork { conditional: false, .. } => "parallelGateway",
+            NodeKind::Fork { .. } => "conditionalParallelGateway",
+            NodeKind::Converge => "convergeGateway",
             _ => "boundaryEvent",
         };
         step.effects.push(Effect::Passed(Passage {
@@ -886,7 +925,7 @@ impl Instance {
                         self.joins[i].arrived
                     }
                     None => {
-                        self.joins.push(Join { scope, node: node_id, arrived: 1 });
+                        self.joins.push(Join { scope, node: node_id, arrived: 1, expected: None });
                         1
                     }
                 };
@@ -902,6 +941,47 @@ impl Instance {
                 return self.check_scope_done(step, scope);
             }
             NodeKind::ParallelGateway => node.outgoing.iter().map(|f| def.flow(*f).target).collect(),
+            NodeKind::Fork { conditional, default, converge } => {
+                let mut taken = Vec::new();
+                for f in node.outgoing.iter().filter(|f| Some(**f) != *default) {
+                    let flow = def.flow(*f);
+                    let holds = match (&flow.condition, conditional) {
+                        (Some(c), true) => self
+                            .eval_bool(c, scope)
+                            .map_err(|Fail(r)| Fail(format!("condition of flow `{}`: {r}", flow.id)))?,
+                        _ => true,
+                    };
+                    if holds {
+                        taken.push(flow.target);
+                    }
+                }
+                if taken.is_empty() {
+                    match default {
+                        Some(f) => taken.push(def.flow(*f).target),
+                        None => {
+                            return Err(Fail(
+                                "no condition of the conditional parallel gateway held and it has no default".into(),
+                            ));
+                        }
+                    }
+                }
+                // Its converge gateway waits for as many tokens as leave here.
+                self.joins.retain(|j| !(j.scope == scope && j.node == *converge));
+                self.joins.push(Join { scope, node: *converge, arrived: 0, expected: Some(taken.len() as u32) });
+                taken
+            }
+            NodeKind::Converge => {
+                let pos = self.joins.iter().position(|j| j.scope == scope && j.node == node_id);
+                if let Some(i) = pos {
+                    self.joins[i].arrived += 1;
+                    if self.joins[i].arrived < self.joins[i].expected.unwrap_or(1) {
+                        self.tokens.remove(&token);
+                        return Ok(());
+                    }
+                    self.joins.remove(i);
+                }
+                node.outgoing.iter().map(|f| def.flow(*f).target).collect()
+            }
             _ => {
                 let mut targets = Vec::new();
                 for f in &node.outgoing {

@@ -4,6 +4,7 @@ use crate::compensation::Ran;
 use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status, task_status};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
+use flowstone_model::NodeKind;
 use serde_json::{Map, Value};
 
 impl Instance {
@@ -148,6 +149,17 @@ impl Instance {
             let mut rec = self.open[id].clone();
             rec.outputs.clone_from(&outputs);
             self.ran.push(Ran::of(&rec));
+        }
+        // A pipeline-tree component's outputs that feed constants.
+        if let (Some(t), Some(Value::Object(out))) = (token, &outputs) {
+            let (node, scope) = (self.tokens[&t].node, self.tokens[&t].scope);
+            if let NodeKind::StoneTask(spec) = &step.def.node(node).kind {
+                for (key, variable) in &spec.outputs {
+                    if let Some(value) = out.get(key) {
+                        self.set_var(scope, variable.clone(), value.clone());
+                    }
+                }
+            }
         }
         self.close_record(step, id, status, None, outputs);
         if let Some(plan) = &mut self.plan {

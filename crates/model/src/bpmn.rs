@@ -93,6 +93,7 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 name: process.attribute("name").map(str::to_owned),
                 start,
                 outputs: output_template(*process)?,
+                constants: Vec::new(),
                 diagram: Diagram {
                     shapes: diagram.shapes.iter().filter(|s| ids.contains(s.element.as_str())).cloned().collect(),
                     edges: diagram.edges.iter().filter(|e| ids.contains(e.element.as_str())).cloned().collect(),
@@ -189,11 +190,12 @@ impl Builder<'_> {
                 outgoing: Vec::new(),
                 multi: multi_instance(el)?,
                 line: pos.row,
+                options: None,
             });
         }
         for (node_id, el) in subprocesses {
             let start = self.scope(el, Some(node_id))?;
-            self.nodes[node_id as usize].kind = NodeKind::SubProcess { start };
+            self.nodes[node_id as usize].kind = NodeKind::SubProcess { start, locals: Vec::new() };
         }
         for (node_id, el) in attachments {
             let target = el.attribute("attachedToRef").unwrap_or_default();
@@ -351,7 +353,7 @@ impl Builder<'_> {
             "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
                 return Err(ModelError::at(el, "event subprocesses are not supported yet"));
             }
-            "subProcess" => NodeKind::SubProcess { start: 0 },
+            "subProcess" => NodeKind::SubProcess { start: 0, locals: Vec::new() },
             other => {
                 return Err(ModelError::at(
                     el,
@@ -387,14 +389,14 @@ fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
     let id = el.attribute("id").unwrap_or_default();
     if let Some(stone) = ext(el, "stone") {
         let namespace = ext(el, "namespace").unwrap_or(id);
-        return Ok(NodeKind::StoneTask(StoneSpec { stone: stone.to_owned(), namespace: namespace.to_owned() }));
+        return Ok(NodeKind::StoneTask(StoneSpec::named(stone, namespace)));
     }
     match ext(el, "type") {
         Some("external-worker" | "external") => {
             let topic = ext(el, "topic")
                 .ok_or_else(|| ModelError::at(el, "an external task needs a topic: it names the stone that runs it"))?;
             let namespace = ext(el, "namespace").unwrap_or(id);
-            return Ok(NodeKind::StoneTask(StoneSpec { stone: topic.to_owned(), namespace: namespace.to_owned() }));
+            return Ok(NodeKind::StoneTask(StoneSpec::named(topic, namespace)));
         }
         Some(other) => {
             return Err(ModelError::at(

@@ -1,6 +1,7 @@
 //! The graph IR: nodes and flows in arenas, addressed by index.
 
 use crate::diagram::Diagram;
+use crate::template::Template;
 use flowstone_expr::Expression;
 
 /// Index of a node in [`Definition::nodes`].
@@ -26,6 +27,10 @@ pub struct Definition {
     pub initiator: Option<String>,
     /// Output-parameter template: evaluated over the final variables into the process outputs.
     pub outputs: Vec<OutputParam>,
+    /// Variables every instance starts with unless started with a value of its own: the
+    /// constants of a pipeline tree. Their values may refer to each other; they are evaluated
+    /// when an instance starts, each once the ones it refers to are known.
+    pub constants: Vec<(String, Template)>,
     /// Diagram geometry.
     pub diagram: Diagram,
 }
@@ -83,8 +88,29 @@ pub struct Node {
     pub outgoing: Vec<FlowId>,
     /// Multi-instance settings, when the activity runs once per item or count.
     pub multi: Option<MultiInstance>,
-    /// Line of the element in the source, for run-time messages.
+    /// Line of the element in the source, for run-time messages (0 for JSON sources).
     pub line: u32,
+    /// What a pipeline-tree activity allows when it fails or is operated on.
+    pub options: Option<Box<ActivityOptions>>,
+}
+
+/// The flags of a pipeline-tree activity (bk-sops' ServiceActivity and SubProcess).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActivityOptions {
+    /// A failure does not stop the process: the activity fails forward.
+    pub error_ignorable: bool,
+    /// An operator may skip it once failed.
+    pub skippable: bool,
+    /// An operator may retry it once failed.
+    pub retryable: bool,
+    /// Whether the user may leave it out when creating a task.
+    pub optional: bool,
+    /// The stage it is shown under.
+    pub stage_name: Option<String>,
+    /// Seconds after which a running activity fails.
+    pub timeout: Option<u64>,
+    /// How many times it runs in a row.
+    pub loop_times: Option<u32>,
 }
 
 impl Node {
@@ -134,7 +160,24 @@ pub enum NodeKind {
     SubProcess {
         /// Its none start event.
         start: NodeId,
+        /// Variables of its own scope, evaluated in the enclosing scope when it starts (a
+        /// pipeline-tree subprocess's constants).
+        locals: Vec<(String, Template)>,
     },
+    /// A pipeline-tree parallel gateway (every outgoing flow) or conditional parallel gateway
+    /// (every flow whose condition holds, else the default): its converge gateway waits for
+    /// as many tokens as it sent.
+    Fork {
+        /// Only the flows whose condition holds.
+        conditional: bool,
+        /// The flow taken when no condition holds.
+        default: Option<FlowId>,
+        /// The converge gateway its branches meet at.
+        converge: NodeId,
+    },
+    /// A pipeline-tree converge gateway: after a fork, waits for every token it sent; reached
+    /// from exclusive branches only, lets each token through.
+    Converge,
     /// An error boundary event: when the activity it is attached to (or anything inside it)
     /// throws a matching BPMN error, the activity is canceled and the flow goes on from here.
     ErrorBoundary {
@@ -161,12 +204,23 @@ pub enum EndKind {
 }
 
 /// Which stone runs a service task, and under which namespace its outputs are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StoneSpec {
     /// The stone (executor type, topic).
     pub stone: String,
     /// The namespace of its params and outputs among the process variables.
     pub namespace: String,
+    /// Inputs added to its params, evaluated when it starts (a pipeline-tree component's data).
+    pub inputs: Vec<(String, Template)>,
+    /// Outputs copied to variables when it succeeds: (output key, variable).
+    pub outputs: Vec<(String, String)>,
+}
+
+impl StoneSpec {
+    /// A stone task with no inputs or outputs of its own (a BPMN service task).
+    pub fn named(stone: &str, namespace: &str) -> StoneSpec {
+        StoneSpec { stone: stone.to_owned(), namespace: namespace.to_owned(), inputs: Vec::new(), outputs: Vec::new() }
+    }
 }
 
 /// The user-task attributes kept from the model.

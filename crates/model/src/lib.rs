@@ -9,10 +9,15 @@ mod bpmn;
 mod diagram;
 mod error;
 mod ir;
+mod pipeline;
+mod template;
 
 pub use bpmn::{FLOWSTONE_NS, parse_bpmn};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use error::ModelError;
 pub use ir::{
-    Definition, EndKind, Flow, FlowId, MultiInstance, Node, NodeId, NodeKind, OutputParam, StoneSpec, UserTaskSpec,
+    ActivityOptions, Definition, EndKind, Flow, FlowId, MultiInstance, Node, NodeId, NodeKind, OutputParam, StoneSpec,
+    UserTaskSpec,
 };
+pub use pipeline::{TemplateLookup, constant_variable, parse_pipeline};
+pub use template::Template;

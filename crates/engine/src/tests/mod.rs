@@ -562,3 +562,58 @@ fn state_survives_serialization() {
     let back: Instance = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back, h.inst);
 }
+
+/// start → conditional fork → b (level >= 1) | c (level >= 2) → converge → d → end, as a pipeline tree.
+fn conditional_fork() -> Definition {
+    let flow = |id: &str, s: &str, t: &str| json!({"id": id, "source": s, "target": t, "is_default": false});
+    let task = |id: &str, i: &str, o: &str| {
+        json!({"id": id, "type": "ServiceActivity", "incoming": [i], "outgoing": o,
+               "component": {"code": "work", "data": {"who": {"hook": true, "value": "${who}-${level}"}}}})
+    };
+    let tree = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f7"]},
+        "activities": {"b": task("b", "f2", "f4"), "c": task("c", "f3", "f5"), "d": task("d", "f6", "f7")},
+        "gateways": {
+            "p": {"id": "p", "type": "ConditionalParallelGateway", "incoming": ["f1"], "outgoing": ["f2", "f3"],
+                  "conditions": {"f2": {"evaluate": "${level} >= 1"}, "f3": {"evaluate": "${level} >= 2"}}},
+            "v": {"id": "v", "type": "ConvergeGateway", "incoming": ["f4", "f5"], "outgoing": "f6"}
+        },
+        "flows": {"f1": flow("f1", "s", "p"), "f2": flow("f2", "p", "b"), "f3": flow("f3", "p", "c"),
+                  "f4": flow("f4", "b", "v"), "f5": flow("f5", "c", "v"), "f6": flow("f6", "v", "d"), "f7": flow("f7", "d", "e")},
+        "constants": {"${who}": {"source_type": "custom", "value": "ops"}, "${level}": {"source_type": "custom", "value": "1"}}
+    });
+    flowstone_model::parse_pipeline(&tree, "fork", None, &|_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Harness {
+    /// Completes the open stone task at `element` with a start success.
+    fn succeed(&mut self, element: &str) {
+        let id = self.open_at(element).into_iter().next().unwrap_or_else(|| panic!("no open task at {element}"));
+        let event = StoneEvent::Success { action: Action::Start, outputs: Map::new(), monitor: false };
+        self.apply(Command::Stone { record: id, event }).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn a_conditional_fork_takes_the_branches_that_hold_and_its_converge_waits_for_those_only() {
+    let mut h = Harness::start(conditional_fork(), json!({}));
+    assert_eq!((h.open_at("b").len(), h.open_at("c").len()), (1, 0), "level 1 (a constant) takes one branch");
+    let params = h.inst.open.values().next().and_then(|r| r.params.clone()).unwrap_or_default();
+    assert_eq!(params["who"], json!("ops-1"), "component inputs render the constants");
+    h.succeed("b");
+    assert_eq!(h.open_at("d").len(), 1, "the converge gateway let the only branch through");
+    h.succeed("d");
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+
+    let mut h = Harness::start(conditional_fork(), json!({"level": 2}));
+    h.succeed("c");
+    assert!(h.open_at("d").is_empty(), "the converge gateway waits for both branches");
+    h.succeed("b");
+    h.succeed("d");
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+
+    let h = Harness::start(conditional_fork(), json!({"level": 0}));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert!(h.inst.failure.as_deref().is_some_and(|f| f.contains("no condition")), "{:?}", h.inst.failure);
+}

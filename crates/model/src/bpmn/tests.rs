@@ -95,7 +95,7 @@ fn subprocess_nodes_get_their_scope() {
         <subProcess id="sub"><startEvent id="ss"/><sequenceFlow sourceRef="ss" targetRef="se"/><endEvent id="se"/></subProcess>"#,
     );
     let sub = d.node_by_element("sub").unwrap_or_default();
-    let NodeKind::SubProcess { start } = d.node(sub).kind else { panic!("not a subprocess") };
+    let NodeKind::SubProcess { start, .. } = d.node(sub).kind else { panic!("not a subprocess") };
     assert_eq!(d.node(start).id, "ss");
     assert_eq!(d.node(start).scope, Some(sub));
 }
