@@ -376,6 +376,7 @@ async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, Strin
         load_examples: false,
         runtime: RuntimeOptions::default(),
         admin_password: Some(BENCH_PASSWORD.into()),
+        bk_apps: Vec::new(),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.addr());

@@ -59,6 +59,15 @@ enum Cmd {
         /// printed once). Ignored once the database has users.
         #[arg(long, env = "FLOWSTONE_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
+        /// Applications of the bk-sops API, `code:secret` (comma-separated), registered at start
+        /// or given this secret.
+        #[arg(long = "bk-app", env = "FLOWSTONE_BK_APPS", value_delimiter = ',', hide_env_values = true)]
+        bk_apps: Vec<String>,
+    },
+    /// Manage the applications allowed to call the bk-sops API.
+    App {
+        #[command(subcommand)]
+        command: AppCmd,
     },
     /// Run stones as a worker of a server: fetch their jobs over HTTP and report back.
     Worker(WorkerArgs),
@@ -107,6 +116,21 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum AppCmd {
+    /// Register an application and print its generated secret once.
+    Add {
+        /// Its `bk_app_code`.
+        code: String,
+        /// Directory of the embedded database.
+        #[arg(long, env = "FLOWSTONE_DATA_DIR", default_value = "flowstone-data")]
+        data_dir: PathBuf,
+        /// Database URL (sqlite://PATH or postgres://…); overrides --data-dir.
+        #[arg(long, env = "FLOWSTONE_DATABASE_URL")]
+        database: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -145,7 +169,16 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             amqp,
             amqp_stones,
             admin_password,
+            bk_apps,
         } => {
+            let bk_apps = bk_apps
+                .iter()
+                .map(|pair| {
+                    pair.split_once(':')
+                        .map(|(code, secret)| (code.trim().to_owned(), secret.to_owned()))
+                        .ok_or_else(|| format!("--bk-app `{pair}` must be CODE:SECRET"))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
             let lease = seconds("--job-lease", job_lease)?;
             let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
             let stones = flowstone_worker::select(&stones, &data_dir.join("machines"))?;
@@ -165,6 +198,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 load_examples: !no_examples,
                 runtime,
                 admin_password,
+                bk_apps,
             };
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
             eprintln!("flowstone listening on http://{}", server.addr());
@@ -176,6 +210,13 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 }
                 result = server.wait() => result.map_err(|e| e.to_string()),
             }
+        }
+        Cmd::App { command: AppCmd::Add { code, data_dir, database } } => {
+            let store =
+                flowstone_server::open_store(database.as_deref(), &data_dir).await.map_err(|e| e.to_string())?;
+            let secret = flowstone_server::add_app(&*store, &code).await.map_err(|e| e.to_string())?;
+            println!("bk_app_code: {code}\nbk_app_secret: {secret}\n(shown once: only its hash is stored)");
+            Ok(())
         }
         Cmd::Deploy { file, server } => client::deploy(&server, &file).await,
         Cmd::Start { key, vars, name, server } => client::start(&server, &key, &vars, name).await,

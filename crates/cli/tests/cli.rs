@@ -135,3 +135,26 @@ fn the_task_list_benchmark_finds_every_total_it_built_on_a_small_backlog() {
     assert!(text.contains("300 open tasks made"), "{text}");
     assert_eq!(text.matches("200 samples").count(), 5, "{text}");
 }
+
+#[test]
+fn app_add_prints_a_secret_once_that_signs_in_to_the_bk_sops_api() {
+    let dir = must(tempfile::tempdir());
+    let data = dir.path().to_str().unwrap_or_default();
+    let added = stdout(&must(Command::new(BIN).args(["app", "add", "esb", "--data-dir", data]).output()));
+    let secret = added.lines().find_map(|l| l.strip_prefix("bk_app_secret: ")).unwrap_or_default().to_owned();
+    assert!(secret.len() >= 24, "{added}");
+    let again = must(Command::new(BIN).args(["app", "add", "esb", "--data-dir", data]).output());
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    let port = free_port();
+    let server = Serve::start(dir.path(), port);
+    let call = |secret: &str| {
+        let url = format!("http://127.0.0.1:{port}/api/c/compapi/v2/sops/get_template_list/");
+        let body = serde_json::json!({"bk_app_code": "esb", "bk_app_secret": secret, "bk_biz_id": 1});
+        let runtime = must(tokio::runtime::Builder::new_current_thread().enable_all().build());
+        runtime.block_on(async { must(reqwest::Client::new().post(&url).json(&body).send().await).status() })
+    };
+    assert_eq!(call(&secret), reqwest::StatusCode::OK);
+    assert_eq!(call("wrong"), reqwest::StatusCode::UNAUTHORIZED);
+    server.terminate();
+}

@@ -211,7 +211,7 @@ impl Builder {
         }
         for raw in &nodes {
             if raw.kind == "SubProcess" {
-                let sub = subprocess_tree(raw, lookup)?;
+                let sub = subprocess_tree(raw.id, raw.value, lookup)?;
                 let (sub_start, sub_constants, _) = self.tree(&sub, Some(raw.node), lookup, depth + 1)?;
                 let given = optional_object(raw.value, "constants")?;
                 let mut locals = Vec::new();
@@ -514,15 +514,40 @@ fn component_outputs(constants: &Map<String, Value>) -> HashMap<String, Vec<(Str
 }
 
 /// A subprocess's own tree: inline, or its template's.
-fn subprocess_tree(raw: &Raw<'_>, lookup: TemplateLookup<'_>) -> Result<Value, ModelError> {
-    if let Some(tree) = raw.value.get("pipeline").filter(|p| p.is_object()) {
+fn subprocess_tree(id: &str, value: &Value, lookup: TemplateLookup<'_>) -> Result<Value, ModelError> {
+    if let Some(tree) = value.get("pipeline").filter(|p| p.is_object()) {
         return Ok(tree.clone());
     }
-    let template = text(raw.value, "template_id");
+    let template = text(value, "template_id");
     if template.is_empty() {
-        return Err(err("SubProcess", raw.id, "has neither a `pipeline` nor a `template_id`"));
+        return Err(err("SubProcess", id, "has neither a `pipeline` nor a `template_id`"));
     }
-    lookup(template).ok_or_else(|| err("SubProcess", raw.id, format!("its template `{template}` does not exist")))
+    lookup(template).ok_or_else(|| err("SubProcess", id, format!("its template `{template}` does not exist")))
+}
+
+/// The tree with the tree of every subprocess inlined as its `pipeline`, at every depth, so
+/// that it parses later without the templates it came from.
+///
+/// # Errors
+/// A subprocess whose template cannot be found, or nesting deeper than a template can.
+pub fn inline_subprocesses(tree: &Value, lookup: TemplateLookup<'_>) -> Result<Value, ModelError> {
+    inline(tree, lookup, 0)
+}
+
+fn inline(tree: &Value, lookup: TemplateLookup<'_>, depth: usize) -> Result<Value, ModelError> {
+    if depth > MAX_DEPTH {
+        return Err(ModelError::new(format!(
+            "subprocesses nest deeper than {MAX_DEPTH} levels (a template that includes itself?)"
+        )));
+    }
+    let mut tree = tree.clone();
+    if let Some(Value::Object(activities)) = tree.get_mut("activities") {
+        for (id, activity) in activities.iter_mut().filter(|(_, a)| text(a, "type") == "SubProcess") {
+            let sub = inline(&subprocess_tree(id, activity, lookup)?, lookup, depth + 1)?;
+            activity["pipeline"] = sub;
+        }
+    }
+    Ok(tree)
 }
 
 fn activity_options(v: &Value) -> ActivityOptions {

@@ -1,6 +1,7 @@
 //! Who is calling.
 //!
-//! Every API but `GET /health` answers only an authenticated user: HTTP Basic against the
+//! Every API but `GET /health` and the bk-sops API (which takes app credentials, see
+//! [`Authenticator::app`]) answers only an authenticated user: HTTP Basic against the
 //! identity users' passwords (kept as Argon2 hashes), or a bearer token issued to a user (kept
 //! as its SHA-256). Checking a password costs tens of milliseconds by design, so a credential
 //! that passed is remembered, by its hash, for a minute; changing a user or revoking a token
@@ -67,12 +68,16 @@ impl Authenticator {
             Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => self.bearer(value.trim()).await?,
             _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
         };
+        self.remember(key, caller.clone());
+        Ok(caller)
+    }
+
+    fn remember(&self, key: [u8; 32], caller: Caller) {
         let mut passed = self.passed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if passed.len() >= MAX_REMEMBERED {
             passed.clear();
         }
-        passed.insert(key, (caller.clone(), Instant::now() + REMEMBERED));
-        Ok(caller)
+        passed.insert(key, (caller, Instant::now() + REMEMBERED));
     }
 
     fn remembered(&self, key: &[u8; 32]) -> Option<Caller> {
@@ -97,6 +102,25 @@ impl Authenticator {
         verified.then(|| Caller { user: user.to_owned(), token: None }).ok_or_else(wrong)
     }
 
+    /// Checks the credentials of a bk-sops API call (`bk_app_code`, `bk_app_secret`).
+    pub(crate) async fn app(&self, code: &str, secret: &str) -> Result<(), ApiError> {
+        let key: [u8; 32] = Sha256::digest(format!("bk-app\0{code}\0{secret}")).into();
+        if self.remembered(&key).is_some() {
+            return Ok(());
+        }
+        let wrong = || ApiError::unauthorized("wrong bk_app_code or bk_app_secret");
+        let hash = self.store.app_secret_hash(code).await?.ok_or_else(wrong)?;
+        let secret = secret.to_owned();
+        let verified = tokio::task::spawn_blocking(move || verify_password(&secret, &hash))
+            .await
+            .map_err(|e| ApiError::unavailable(format!("secret check failed: {e}")))?;
+        if !verified {
+            return Err(wrong());
+        }
+        self.remember(key, Caller { user: code.to_owned(), token: None });
+        Ok(())
+    }
+
     async fn bearer(&self, token: &str) -> Result<Caller, ApiError> {
         let hash = token_hash(token);
         let row = self.store.token(&hash).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
@@ -111,7 +135,8 @@ impl Authenticator {
 /// request's [`Caller`]; `GET /health` needs none. Refusals are 401s in the dialect's own
 /// error shape, with the challenge of HTTP Basic.
 pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, next: Next) -> Response {
-    if req.uri().path() == "/health" {
+    // The bk-sops API carries its app credentials in the request; it checks them itself.
+    if req.uri().path() == "/health" || req.uri().path().starts_with(crate::api::BK_SOPS_PREFIX) {
         return next.run(req).await;
     }
     match runtime.authenticator().authenticate(req.headers().get(header::AUTHORIZATION)).await {
@@ -165,6 +190,38 @@ fn random_text<const N: usize>() -> Result<String, String> {
 /// How a token is stored: the hex SHA-256 of it.
 pub(crate) fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Registers an application of the bk-sops API with the Argon2 hash of `secret`; with
+/// `replace`, an existing one gets this secret. Answers whether it was written.
+///
+/// # Errors
+/// A store failure, or no random numbers for the salt.
+pub(crate) async fn register_app(
+    store: &dyn Store,
+    code: &str,
+    secret: &str,
+    replace: bool,
+) -> Result<bool, StartError> {
+    if code.trim().is_empty() || secret.is_empty() {
+        return Err(StartError::Admin(format!("a bk-sops app needs a code and a secret, got `{code}`")));
+    }
+    let hash = hash_password(secret.to_owned()).await.map_err(StartError::Admin)?;
+    Ok(store.put_app(code, &hash, now_ms(), replace).await?)
+}
+
+/// Registers a new application of the bk-sops API under `code` and answers its generated
+/// secret, which is stored only as a hash (so it is shown once).
+///
+/// # Errors
+/// When an application of that code exists, or the store fails.
+pub async fn add_app(store: &dyn Store, code: &str) -> Result<String, StartError> {
+    let secret = random_text::<24>().map_err(StartError::Admin)?;
+    if register_app(store, code, &secret, false).await? {
+        Ok(secret)
+    } else {
+        Err(StartError::Admin(format!("an app with the code `{code}` exists already")))
+    }
 }
 
 /// Makes the user `admin` when the store has no user at all (the first start): with

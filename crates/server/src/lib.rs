@@ -10,6 +10,7 @@ pub mod runtime;
 mod stones;
 
 pub use api::{MAX_BODY_BYTES, router};
+pub use auth::add_app;
 pub use examples::EXAMPLES;
 pub use runtime::{BrokerOptions, Runtime, RuntimeError, RuntimeOptions};
 
@@ -34,6 +35,8 @@ pub struct Config {
     /// The password of the user `admin` made at first start; generated and shown once when
     /// none is given.
     pub admin_password: Option<String>,
+    /// Applications of the bk-sops API (code, secret), registered (or given this secret) at start.
+    pub bk_apps: Vec<(String, String)>,
 }
 
 /// Why the server could not start.
@@ -109,6 +112,9 @@ impl Server {
         if let Some(password) = auth::ensure_admin(&*store, config.admin_password.as_deref()).await? {
             // Shown once, on the console only (never logged): it is stored hashed.
             println!("Flowstone: created the user `admin` with the password {password}");
+        }
+        for (code, secret) in &config.bk_apps {
+            auth::register_app(&*store, code, secret, true).await?;
         }
         let runtime = Runtime::start(store.clone(), config.runtime.clone()).await?;
         if config.load_examples && store.list_models(None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0

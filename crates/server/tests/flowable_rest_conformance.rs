@@ -7,51 +7,11 @@
 
 mod common;
 
-use common::{Backend, TestServer, must, shared_dir};
+use common::{Backend, TestServer, differences, must, shared_dir};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SERVICE: &str = "/flowable-rest/service";
-
-/// The JSON type of a value, numbers as one type.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// Where `ours` lacks a field of `example` or has it with another type (a null in the example,
-/// or in ours where the example has a value that may be absent, says nothing of the type).
-/// Lists are compared by their first elements (named ones with ours of that name).
-fn differences(path: &str, example: &Value, ours: &Value, out: &mut Vec<String>) {
-    match (example, ours) {
-        (Value::Object(e), Value::Object(o)) => {
-            for (field, ev) in e {
-                match o.get(field) {
-                    None => out.push(format!("{path}.{field} is missing")),
-                    Some(ov) => differences(&format!("{path}.{field}"), ev, ov, out),
-                }
-            }
-        }
-        (Value::Array(e), Value::Array(o)) => {
-            // Named items (variables) are compared with ours of the same name, when we have one.
-            let ev = e.first();
-            let named =
-                ev.and_then(|ev| o.iter().find(|ov| ev.get("name").is_some() && ov.get("name") == ev.get("name")));
-            if let (Some(ev), Some(ov)) = (ev, named.or(o.first())) {
-                differences(&format!("{path}[0]"), ev, ov, out);
-            }
-        }
-        (Value::Null, _) | (_, Value::Null) => {}
-        (e, o) if kind(e) != kind(o) => out.push(format!("{path} is {} here, {} in the example", kind(o), kind(e))),
-        _ => {}
-    }
-}
 
 const MODEL: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn">
   <process id="oneTaskProcess" name="The One Task Process"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>

@@ -123,6 +123,13 @@ pub trait IdentityStore: Send + Sync {
     async fn token(&self, hash: &str) -> Result<Option<TokenRow>>;
     /// Revokes a token; false when there was none.
     async fn delete_token(&self, hash: &str) -> Result<bool>;
+
+    /// Registers an application of the bk-sops API with the hash of its secret; with
+    /// `replace`, an application of that code gets the new secret, else it stays and the
+    /// answer is false.
+    async fn put_app(&self, code: &str, secret_hash: &str, now: i64, replace: bool) -> Result<bool>;
+    /// The secret hash of an application of the bk-sops API.
+    async fn app_secret_hash(&self, code: &str) -> Result<Option<String>>;
 }
 
 /// The SQL implementation, written once for both backends (see `sql_store`).
@@ -338,6 +345,25 @@ macro_rules! identity_store {
                         })
                     })
                     .transpose()
+                }
+
+                async fn put_app(&self, code: &str, secret_hash: &str, now: i64, replace: bool) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let on_conflict = if replace {
+                        " ON CONFLICT (code) DO UPDATE SET secret_hash = EXCLUDED.secret_hash"
+                    } else {
+                        " ON CONFLICT (code) DO NOTHING"
+                    };
+                    let sql = format!("INSERT INTO bk_apps (code, secret_hash, created_at) VALUES ($1, $2, $3){on_conflict}");
+                    let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(code).bind(secret_hash).bind(now).execute(&self.pool).await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn app_secret_hash(&self, code: &str) -> Result<Option<String>> {
+                    Ok(sqlx::query_scalar("SELECT secret_hash FROM bk_apps WHERE code = $1")
+                        .bind(code)
+                        .fetch_optional(&self.pool)
+                        .await?)
                 }
 
                 async fn delete_token(&self, hash: &str) -> Result<bool> {

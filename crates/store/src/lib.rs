@@ -6,6 +6,7 @@
 //! rules; `tests/contract.rs` is the suite every implementation must pass.
 
 mod activities;
+mod bk_sops;
 mod identity;
 mod postgres;
 mod rows;
@@ -15,6 +16,7 @@ mod user_tasks;
 mod user_tasks_sql;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
+pub use bk_sops::{BkSopsStore, BkTaskRow, TemplateRow};
 pub use identity::{GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
@@ -51,7 +53,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Durable state of models, instances, task records and jobs, and (through its supertraits)
 /// of user tasks and identities.
 #[async_trait::async_trait]
-pub trait Store: UserTaskStore + IdentityStore + Send + Sync + 'static {
+pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'static {
     /// Stores a deployment and its models; each gets the next version of its key.
     async fn deploy(&self, deployment: &NewDeployment, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>>;
     /// A deployment by id.

@@ -108,3 +108,4 @@ crate::sql::sql_store!(
 
 crate::user_tasks_sql::user_task_store!(SqliteStore, sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
 crate::identity::identity_store!(SqliteStore, sqlx::Sqlite);
+crate::bk_sops::bk_sops_store!(SqliteStore, sqlx::Sqlite);

@@ -3,10 +3,10 @@
 
 use flowstone_engine::{Action, Job, Passage, TaskRecord};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow, IdentityColumn,
-    IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel, NewUserTask,
-    Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow, TaskVariable, TokenRow,
-    UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, BkTaskRow, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow,
+    IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel,
+    NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow, TaskVariable,
+    TemplateRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -664,6 +664,58 @@ async fn tokens_are_found_by_hash_and_go_with_their_user(store: &dyn Store) {
     assert!(must(store.token("ab12")).await.is_none(), "a deleted user's tokens are revoked");
 }
 
+async fn bk_sops_apps_keep_their_secret_unless_replaced(store: &dyn Store) {
+    assert!(must(store.put_app("esb", "h1", 1, false)).await);
+    assert!(!must(store.put_app("esb", "h2", 2, false)).await, "an existing app is not overwritten");
+    assert_eq!(must(store.app_secret_hash("esb")).await.as_deref(), Some("h1"));
+    assert!(must(store.put_app("esb", "h3", 3, true)).await);
+    assert_eq!(must(store.app_secret_hash("esb")).await.as_deref(), Some("h3"));
+    assert_eq!(must(store.app_secret_hash("other")).await, None);
+}
+
+async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &dyn Store) {
+    let template = TemplateRow {
+        id: 0,
+        biz_id: 2,
+        name: "deploy".into(),
+        description: None,
+        creator: "admin".into(),
+        model_id: "m".into(),
+        pipeline_template_id: "n1".into(),
+        created_at: 1,
+        edited_at: 1,
+    };
+    let first = must(store.create_template(&template)).await;
+    let second = must(store.create_template(&TemplateRow { biz_id: 3, ..template.clone() })).await;
+    assert!(second > first);
+    assert_eq!(must(store.template(first)).await.map(|t| t.name), Some("deploy".into()));
+    assert_eq!(must(store.templates_of(2)).await.len(), 1);
+    let task = BkTaskRow {
+        id: 0,
+        biz_id: 2,
+        template_id: Some(first),
+        name: "run".into(),
+        creator: "admin".into(),
+        executor: None,
+        model_id: "m".into(),
+        instance_id: None,
+        constants: "{}".into(),
+        create_method: "api".into(),
+        flow_type: "common".into(),
+        created_at: 2,
+        started_at: None,
+    };
+    let id = must(store.create_bk_task(&task)).await;
+    assert!(must(store.start_bk_task(id, "i1", "ops", 3)).await);
+    assert!(!must(store.start_bk_task(id, "i2", "ops", 4)).await, "a task starts once");
+    let stored = must(store.bk_task(id)).await.unwrap_or_else(|| panic!("task {id}"));
+    assert_eq!(
+        (stored.instance_id.as_deref(), stored.executor.as_deref(), stored.started_at),
+        (Some("i1"), Some("ops"), Some(3))
+    );
+    assert_eq!(must(store.bk_task(id + 100)).await, None);
+}
+
 async fn data_survives_reopening(path: &std::path::Path) {
     {
         let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
@@ -712,7 +764,9 @@ macro_rules! suite {
             task_list_filters_sort_and_page,
             links_variables_comments_and_attachments_hang_on_a_task,
             users_groups_and_memberships,
-            tokens_are_found_by_hash_and_go_with_their_user
+            tokens_are_found_by_hash_and_go_with_their_user,
+            bk_sops_apps_keep_their_secret_unless_replaced,
+            bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once
         );
     };
 }

@@ -1,5 +1,6 @@
 //! HTTP: one router module per dialect over the same runtime.
 
+mod bk_sops;
 mod error;
 mod flowable;
 mod format;
@@ -15,6 +16,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
+/// Where the bk-sops API lives; it takes app credentials instead of a user's.
+pub(crate) const BK_SOPS_PREFIX: &str = "/api/c/compapi/";
+
 /// The largest request body accepted (a large BPMN model fits; anything bigger is refused).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -26,6 +30,7 @@ pub fn router(runtime: Runtime) -> Router {
         .merge(worker::routes())
         .merge(flowable::routes())
         .merge(tokens::routes())
+        .merge(bk_sops::routes())
         .fallback(
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )

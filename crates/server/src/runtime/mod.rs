@@ -12,7 +12,7 @@ use crate::models::ModelCache;
 use crate::stones::StoneRunner;
 use committer::{Committer, Request};
 use flowstone_engine::{Command, EngineError, InstanceStatus, StartOptions};
-use flowstone_model::{Definition, ModelError, parse_bpmn};
+use flowstone_model::{Definition, ModelError, parse_bpmn, parse_pipeline};
 use flowstone_store::{InstanceRow, ModelRow, NewDeployment, NewModel, Store, StoreError};
 use flowstone_worker::Stone;
 use serde_json::{Map, Value};
@@ -256,6 +256,32 @@ impl Runtime {
         self.deploy_files(NewDeployment::default(), &[(format!("{resource}.bpmn20.xml"), source.to_owned())]).await
     }
 
+    /// Checks a pipeline tree whose subprocesses are inlined
+    /// ([`flowstone_model::inline_subprocesses`]) and stores it as a model of key `key` in a
+    /// deployment of its own.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] naming the node at fault, or a store failure.
+    pub async fn deploy_pipeline(&self, tree: &Value, key: &str, name: &str) -> Result<ModelRow, RuntimeError> {
+        let def = parse_pipeline(tree, key, Some(name), &|_| None)?;
+        let deployment = NewDeployment {
+            id: new_id(),
+            name: Some(name.to_owned()),
+            category: Some("bk-sops".into()),
+            tenant_id: None,
+        };
+        let model = NewModel {
+            id: new_id(),
+            key: key.to_owned(),
+            name: Some(name.to_owned()),
+            source: tree.to_string(),
+            resource: format!("{key}.json"),
+        };
+        let row = self.store.deploy(&deployment, vec![model], now_ms()).await?.remove(0);
+        self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
+        Ok(row)
+    }
+
     /// Parses BPMN files (name, source) and stores their executable processes as one
     /// deployment with the given name, category and tenant (its id is made here).
     ///
@@ -359,9 +385,16 @@ impl Runtime {
         if let Some(def) = self.models.definition(&model.id) {
             return Ok(def);
         }
-        let def = parse_bpmn(&model.source)?.into_iter().find(|d| d.key == model.key).ok_or_else(|| {
-            RuntimeError::NotFound(format!("model {} no longer holds process {}", model.id, model.key))
-        })?;
+        let def = if model.source.trim_start().starts_with('{') {
+            // A pipeline tree, stored with its subprocesses inlined.
+            let tree: Value = serde_json::from_str(&model.source)
+                .map_err(|e| RuntimeError::NotValid(format!("model {} holds no JSON: {e}", model.id)))?;
+            parse_pipeline(&tree, &model.key, model.name.as_deref(), &|_| None)?
+        } else {
+            parse_bpmn(&model.source)?.into_iter().find(|d| d.key == model.key).ok_or_else(|| {
+                RuntimeError::NotFound(format!("model {} no longer holds process {}", model.id, model.key))
+            })?
+        };
         let def = Arc::new(def);
         self.models.remember(Arc::new(model.clone()), Some(def.clone()), false);
         Ok(def)

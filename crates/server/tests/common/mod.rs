@@ -25,6 +25,8 @@ pub struct TestServer {
 
 /// The password of the test servers' `admin`.
 pub const PASSWORD: &str = "test-admin";
+/// The bk-sops application every test server knows (code, secret).
+pub const BK_APP: (&str, &str) = ("esb_test", "test-secret");
 
 /// A client that sends HTTP Basic `user:password` with every request.
 pub fn signed_in(user_password: &str) -> Client {
@@ -85,6 +87,7 @@ impl TestServer {
             load_examples: true,
             runtime,
             admin_password: Some(PASSWORD.into()),
+            bk_apps: vec![(BK_APP.0.into(), BK_APP.1.into())],
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
@@ -274,4 +277,44 @@ macro_rules! backend_tests {
             )*
         }
     };
+}
+
+/// The JSON type of a value, numbers as one type.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Where `ours` lacks a field of `example` or has it with another type (a null in the example,
+/// or in ours where the example has a value that may be absent, says nothing of the type).
+/// Lists are compared by their first elements (named ones with ours of that name).
+pub fn differences(path: &str, example: &Value, ours: &Value, out: &mut Vec<String>) {
+    match (example, ours) {
+        (Value::Object(e), Value::Object(o)) => {
+            for (field, ev) in e {
+                match o.get(field) {
+                    None => out.push(format!("{path}.{field} is missing")),
+                    Some(ov) => differences(&format!("{path}.{field}"), ev, ov, out),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(o)) => {
+            // Named items (variables) are compared with ours of the same name, when we have one.
+            let ev = e.first();
+            let named =
+                ev.and_then(|ev| o.iter().find(|ov| ev.get("name").is_some() && ov.get("name") == ev.get("name")));
+            if let (Some(ev), Some(ov)) = (ev, named.or(o.first())) {
+                differences(&format!("{path}[0]"), ev, ov, out);
+            }
+        }
+        (Value::Null, _) | (_, Value::Null) => {}
+        (e, o) if kind(e) != kind(o) => out.push(format!("{path} is {} here, {} in the example", kind(o), kind(e))),
+        _ => {}
+    }
 }

@@ -1,0 +1,484 @@
+//! The bk-sops open API at the paths of bk-sops' ESB gateway,
+//! `/api/c/compapi/v2/sops/{api}/`: GET with query parameters or POST with a JSON body, the
+//! app's credentials (`bk_app_code` + `bk_app_secret`) and the acting user (`bk_username`)
+//! among the parameters, and every answer in bk-sops' `{result, data, code, message,
+//! trace_id}` envelope. A template is a pipeline tree deployed as a model; a task is made from
+//! a template with constants, and once started it is a process instance like any other.
+//!
+//! A failed call answers `result: false` with a message that says why, under a 4xx status
+//! that says what kind of failure it is (bk-sops itself answers 200 with `result: false`;
+//! clients that read `result` see the same).
+
+use super::error::ApiError;
+use super::input::json_object;
+use crate::runtime::{Runtime, RuntimeError, now_ms};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use flowstone_engine::{Command, StartOptions};
+use flowstone_model::{constant_variable, inline_subprocesses};
+use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// Where the gateway serves bk-sops' APIs.
+const BASE: &str = "/api/c/compapi/v2/sops";
+
+pub(super) fn routes() -> Router<Runtime> {
+    Router::new()
+        .route(&format!("{BASE}/{{api}}/"), get(call).post(call))
+        .route(&format!("{BASE}/{{api}}"), get(call).post(call))
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message)
+}
+
+fn envelope(result: Result<Value, ApiError>) -> Response {
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    match result {
+        Ok(data) => Json(json!({"result": true, "data": data, "code": 0, "message": "success", "trace_id": trace_id}))
+            .into_response(),
+        Err(e) => {
+            let (status, message) = e.parts();
+            (
+            status,
+            Json(json!({"result": false, "data": null, "code": status.as_u16(), "message": message, "trace_id": trace_id})),
+        )
+            .into_response()
+        }
+    }
+}
+
+/// One call's parameters and who makes it.
+struct Call<'a> {
+    rt: &'a Runtime,
+    params: Map<String, Value>,
+    user: String,
+    origin: String,
+}
+
+impl Call<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        match self.params.get(name)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn required(&self, name: &str) -> Result<String, ApiError> {
+        self.text(name).ok_or_else(|| bad(format!("parameter `{name}` is required")))
+    }
+
+    fn number(&self, name: &str) -> Result<i64, ApiError> {
+        let text = self.required(name)?;
+        text.trim().parse().map_err(|_| bad(format!("parameter `{name}` must be a whole number, not `{text}`")))
+    }
+
+    /// A JSON parameter that may also come as a string holding JSON (GET, or older clients).
+    fn json(&self, name: &str) -> Result<Option<Value>, ApiError> {
+        match self.params.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                serde_json::from_str(s).map(Some).map_err(|e| bad(format!("parameter `{name}` is not JSON: {e}")))
+            }
+            Some(other) => Ok(Some(other.clone())),
+        }
+    }
+}
+
+async fn call(
+    State(rt): State<Runtime>,
+    Path(api): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    envelope(dispatch(&rt, &api, &headers, query.as_deref(), &body).await)
+}
+
+async fn dispatch(
+    rt: &Runtime,
+    api: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| bad(format!("malformed query string: {e}")))?;
+    let mut params: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    params.extend(json_object(body, true)?);
+    let code =
+        ["bk_app_code", "app_code"].iter().find_map(|k| params.get(*k).and_then(Value::as_str).map(str::to_owned));
+    let secret = params.get("bk_app_secret").and_then(Value::as_str);
+    let (Some(code), Some(secret)) = (code, secret) else {
+        return Err(ApiError::unauthorized("bk_app_code and bk_app_secret are required"));
+    };
+    rt.authenticator().app(&code, secret).await?;
+    let user = params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let c = Call { rt, params, user, origin: format!("http://{host}") };
+    match api {
+        "get_template_list" => template_list(&c).await,
+        "create_template" => create_template(&c).await,
+        "get_template_info" => template_info(&c).await,
+        "create_task" => create_task(&c).await.map(|(_, data)| data),
+        "start_task" => start_task(&c, c.number("task_id")?).await.map(|()| json!({})),
+        "create_and_start_task" => {
+            let (id, data) = create_task(&c).await?;
+            start_task(&c, id).await?;
+            Ok(data)
+        }
+        "operate_task" => operate_task(&c).await,
+        "get_task_status" => task_status(&c).await,
+        "get_task_detail" => task_detail(&c).await,
+        "import"
+        | "get_tasks_status"
+        | "get_task_node_detail"
+        | "get_task_node_data"
+        | "operate_node"
+        | "node_callback"
+        | "preview_task_tree"
+        | "fast_create_task" => Err(ApiError::not_implemented(format!(
+            "`{api}` is not implemented yet in Flowstone (see the README's list of gaps)"
+        ))),
+        other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
+    }
+}
+
+/// A time as bk-sops' lists and details write it.
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+/// A time as bk-sops' node states write it.
+fn zoned_time(ms: Option<i64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000").to_string())
+        .unwrap_or_default()
+}
+
+async fn template_of(c: &Call<'_>) -> Result<TemplateRow, ApiError> {
+    let id = c.number("template_id")?;
+    let template = c.rt.store().template(id).await?;
+    let biz = c.number("bk_biz_id")?;
+    template
+        .filter(|t| t.biz_id == biz)
+        .ok_or_else(|| ApiError::not_found(format!("template {id} of business {biz} does not exist")))
+}
+
+/// The stored tree of a model (pipeline trees are stored as JSON).
+async fn tree_of(c: &Call<'_>, model_id: &str) -> Result<Value, ApiError> {
+    let model = c.rt.model(model_id).await?.ok_or_else(|| bad(format!("model {model_id} is gone")))?;
+    serde_json::from_str(&model.source).map_err(|_| bad(format!("model {model_id} is not a pipeline tree")))
+}
+
+fn template_json(t: &TemplateRow) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "creator": t.creator,
+        "create_time": time(t.created_at),
+        "editor": t.creator,
+        "edit_time": time(t.edited_at),
+        "category": "Default",
+        "bk_biz_id": t.biz_id.to_string(),
+        "bk_biz_name": t.biz_id.to_string(),
+        "project_id": t.biz_id,
+        "project_name": t.biz_id.to_string(),
+    })
+}
+
+async fn template_list(c: &Call<'_>) -> Result<Value, ApiError> {
+    let templates = c.rt.store().templates_of(c.number("bk_biz_id")?).await?;
+    Ok(Value::Array(templates.iter().map(template_json).collect()))
+}
+
+async fn template_info(c: &Call<'_>) -> Result<Value, ApiError> {
+    let t = template_of(c).await?;
+    let mut info = template_json(&t);
+    info["pipeline_tree"] = tree_of(c, &t.model_id).await?;
+    Ok(info)
+}
+
+/// The trees of the templates a tree's subprocesses name, at any depth, for the parser's lookup.
+async fn referenced_templates(c: &Call<'_>, tree: &Value, into: &mut HashMap<String, Value>) -> Result<(), ApiError> {
+    let mut pending = vec![tree.clone()];
+    while let Some(tree) = pending.pop() {
+        for activity in tree.get("activities").and_then(Value::as_object).into_iter().flatten().map(|(_, a)| a) {
+            if let Some(inline) = activity.get("pipeline").filter(|p| p.is_object()) {
+                pending.push(inline.clone());
+                continue;
+            }
+            let Some(id) = activity.get("template_id").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            else {
+                continue;
+            };
+            if into.contains_key(&id) {
+                continue;
+            }
+            let Ok(number) = id.parse::<i64>() else { continue };
+            if let Some(t) = c.rt.store().template(number).await? {
+                into.insert(id, tree_of(c, &t.model_id).await?);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
+    let biz = c.number("bk_biz_id")?;
+    let name = c.required("name")?;
+    let tree = c.json("pipeline_tree")?.ok_or_else(|| bad("parameter `pipeline_tree` is required"))?;
+    let mut templates = HashMap::new();
+    referenced_templates(c, &tree, &mut templates).await?;
+    let key = format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31]);
+    let tree = inline_subprocesses(&tree, &|id| templates.get(id).cloned()).map_err(RuntimeError::Model)?;
+    let model = c.rt.deploy_pipeline(&tree, &key, &name).await?;
+    let now = now_ms();
+    let row = TemplateRow {
+        id: 0,
+        biz_id: biz,
+        name: name.clone(),
+        description: c.text("description"),
+        creator: c.user.clone(),
+        model_id: model.id,
+        pipeline_template_id: key.clone(),
+        created_at: now,
+        edited_at: now,
+    };
+    let id = c.rt.store().create_template(&row).await?;
+    Ok(json!({"template_id": id, "template_name": name, "pipeline_template_id": key}))
+}
+
+/// The tree with the task's constant values in place of the template's.
+fn with_constants(mut tree: Value, constants: &Map<String, Value>) -> Value {
+    if let Some(Value::Object(defined)) = tree.get_mut("constants") {
+        for (key, value) in constants {
+            if let Some(Value::Object(c)) = defined.get_mut(key) {
+                c.insert("value".into(), value.clone());
+            }
+        }
+    }
+    tree
+}
+
+fn task_url(c: &Call<'_>, t: &BkTaskRow) -> String {
+    format!("{}{BASE}/get_task_detail/?bk_biz_id={}&task_id={}", c.origin, t.biz_id, t.id)
+}
+
+/// `create_task`: a task of a template with constants; answers its id and what it shows.
+async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
+    let template = template_of(c).await?;
+    let name = c.required("name")?;
+    let constants = match c.json("constants")? {
+        None => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(bad("parameter `constants` must be an object of `${KEY}: value`")),
+    };
+    let flow_type = c.text("flow_type").unwrap_or_else(|| "common".into());
+    let mut task = BkTaskRow {
+        id: 0,
+        biz_id: template.biz_id,
+        template_id: Some(template.id),
+        name,
+        creator: c.user.clone(),
+        executor: None,
+        model_id: template.model_id.clone(),
+        instance_id: None,
+        constants: Value::Object(constants.clone()).to_string(),
+        create_method: "api".into(),
+        flow_type,
+        created_at: now_ms(),
+        started_at: None,
+    };
+    task.id = c.rt.store().create_bk_task(&task).await?;
+    let tree = with_constants(tree_of(c, &template.model_id).await?, &constants);
+    Ok((task.id, json!({"task_id": task.id, "task_url": task_url(c, &task), "pipeline_tree": tree})))
+}
+
+async fn task_of(c: &Call<'_>, id: i64) -> Result<BkTaskRow, ApiError> {
+    let biz = c.number("bk_biz_id")?;
+    c.rt.store()
+        .bk_task(id)
+        .await?
+        .filter(|t| t.biz_id == biz)
+        .ok_or_else(|| ApiError::not_found(format!("task {id} of business {biz} does not exist")))
+}
+
+async fn start_task(c: &Call<'_>, id: i64) -> Result<(), ApiError> {
+    let task = task_of(c, id).await?;
+    if task.instance_id.is_some() {
+        return Err(ApiError::conflict(format!("task {id} has been started already")));
+    }
+    let model = c.rt.model(&task.model_id).await?.ok_or_else(|| bad(format!("the model of task {id} is gone")))?;
+    let constants: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
+    let variables = constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect();
+    let options = StartOptions { initiator: Some(c.user.clone()), ..StartOptions::default() };
+    let business_key = Some(format!("bk-sops-task-{id}"));
+    let row = c.rt.start_instance(model, task.name.clone(), business_key, variables, options).await?;
+    if !c.rt.store().start_bk_task(id, &row.id, &c.user, now_ms()).await? {
+        // Another call started it meanwhile: the instance made here stops again.
+        c.rt.apply(&row.id, Command::Cancel).await?;
+        return Err(ApiError::conflict(format!("task {id} has been started already")));
+    }
+    Ok(())
+}
+
+async fn operate_task(c: &Call<'_>) -> Result<Value, ApiError> {
+    let id = c.number("task_id")?;
+    match c.required("action")?.as_str() {
+        "start" => start_task(c, id).await.map(|()| json!({})),
+        "revoke" => {
+            let task = task_of(c, id).await?;
+            let instance =
+                task.instance_id.ok_or_else(|| ApiError::conflict(format!("task {id} has not been started")))?;
+            c.rt.apply(&instance, Command::Cancel).await?;
+            Ok(json!({}))
+        }
+        action @ ("pause" | "resume") => {
+            Err(ApiError::not_implemented(format!("operate_task `{action}` is not implemented yet in Flowstone")))
+        }
+        other => Err(bad(format!("action `{other}` is not one of start, pause, resume, revoke"))),
+    }
+}
+
+/// bamboo-engine's state of an instance.
+fn instance_state(row: Option<&InstanceRow>) -> &'static str {
+    match row.map(|r| r.status.as_str()) {
+        None => "CREATED",
+        Some("running" | "debug") => "RUNNING",
+        Some("completed" | "success") => "FINISHED",
+        Some("canceled" | "cancelled") => "REVOKED",
+        Some(_) => "FAILED",
+    }
+}
+
+/// bamboo-engine's state of one node run, from its record's status.
+fn node_state(status: &str, ended: bool) -> &'static str {
+    if status.ends_with(".failed") || status == "failed" {
+        "FAILED"
+    } else if status == "canceled" {
+        "REVOKED"
+    } else if ended {
+        "FINISHED"
+    } else {
+        "RUNNING"
+    }
+}
+
+async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
+    let task = task_of(c, c.number("task_id")?).await?;
+    let store = c.rt.store();
+    let instance = match &task.instance_id {
+        Some(id) => store.instance(id).await?,
+        None => None,
+    };
+    let mut children = Map::new();
+    if let Some(p) = &instance {
+        let records = store.tasks_of_instance(&p.id).await?;
+        let mut runs: HashMap<String, i64> = HashMap::new();
+        for r in &records {
+            *runs.entry(r.record.element.clone()).or_default() += 1;
+        }
+        let query = ActivityQuery { instance_id: Some(p.id.clone()), ..ActivityQuery::default() };
+        let (passes, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
+        // The latest run of each node shows; earlier ones count as its retries.
+        for a in passes {
+            let status = records.iter().rev().find(|r| r.record.id == a.id).map(|r| r.record.status.clone());
+            let state = node_state(status.as_deref().unwrap_or("completed"), a.end_time.is_some());
+            let retries = runs.get(&a.element).copied().unwrap_or(1).max(1) - 1;
+            children.insert(
+                a.element.clone(),
+                json!({
+                    "id": a.element,
+                    "state": state,
+                    "name": a.name.clone().unwrap_or_default(),
+                    "retry": retries,
+                    "loop": 1,
+                    "skip": false,
+                    "error_ignorable": false,
+                    "version": a.id,
+                    "state_refresh_at": zoned_time(Some(a.end_time.unwrap_or(a.start_time))),
+                    "elapsed_time": (a.end_time.unwrap_or_else(now_ms) - a.start_time) / 1000,
+                    "children": {},
+                    "start_time": zoned_time(Some(a.start_time)),
+                    "finish_time": zoned_time(a.end_time),
+                }),
+            );
+        }
+    }
+    let (start, end) = (instance.as_ref().map(|p| p.start_time), instance.as_ref().and_then(|p| p.end_time));
+    Ok(json!({
+        "id": instance.as_ref().map_or_else(String::new, |p| p.id.clone()),
+        "state": instance_state(instance.as_ref()),
+        "name": task.name,
+        "retry": 0,
+        "loop": 1,
+        "skip": false,
+        "error_ignorable": false,
+        "version": "",
+        "state_refresh_at": zoned_time(end.or(start)),
+        "elapsed_time": start.map_or(0, |s| (end.unwrap_or_else(now_ms) - s) / 1000),
+        "children": children,
+        "start_time": zoned_time(start),
+        "finish_time": zoned_time(end),
+        "ex_data": instance.as_ref().and_then(|p| p.failure.clone()).map_or(json!({}), |f| json!({"message": f})),
+    }))
+}
+
+async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {
+    let task = task_of(c, c.number("task_id")?).await?;
+    let store = c.rt.store();
+    let instance = match &task.instance_id {
+        Some(id) => store.instance(id).await?,
+        None => None,
+    };
+    let given: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
+    let tree = with_constants(tree_of(c, &task.model_id).await?, &given);
+    let variables: Map<String, Value> = match &instance {
+        Some(p) => c.rt.variables(&p.id).await?.unwrap_or_default(),
+        None => Map::new(),
+    };
+    let constants = tree.get("constants").and_then(Value::as_object).cloned().unwrap_or_default();
+    let outputs: Vec<Value> = tree
+        .get("outputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|key| {
+            let value = variables.get(constant_variable(key)).cloned().unwrap_or(Value::Null);
+            let name = constants.get(key).and_then(|c| c.get("name")).cloned().unwrap_or_else(|| json!(key));
+            json!({"key": key, "name": name, "value": value})
+        })
+        .collect();
+    let (start, end) = (instance.as_ref().map(|p| p.start_time), instance.as_ref().and_then(|p| p.end_time));
+    Ok(json!({
+        "id": task.id,
+        "name": task.name,
+        "instance_name": task.name,
+        "creator": task.creator,
+        "executor": task.executor.clone().unwrap_or_default(),
+        "create_method": task.create_method,
+        "create_time": time(task.created_at),
+        "start_time": start.map(time).unwrap_or_default(),
+        "end_time": end.map(time).unwrap_or_default(),
+        "finish_time": end.map(time).unwrap_or_default(),
+        "elapsed_time": start.map_or(0, |s| (end.unwrap_or_else(now_ms) - s) / 1000),
+        "project_id": task.biz_id,
+        "project_name": task.biz_id.to_string(),
+        "business_id": task.biz_id,
+        "business_name": task.biz_id.to_string(),
+        "template_id": task.template_id.map(|t| t.to_string()).unwrap_or_default(),
+        "task_url": task_url(c, &task),
+        "constants": constants,
+        "outputs": outputs,
+        "ex_data": instance.as_ref().and_then(|p| p.failure.clone()).unwrap_or_default(),
+        "pipeline_tree": tree,
+    }))
+}

@@ -1,0 +1,217 @@
+//! The bk-sops open API through the real server on SQLite and PostgreSQL: app credentials,
+//! templates, tasks made, started and revoked, their status and detail; each documented
+//! example request of the served APIs (from `../shared/conformance/bk-sops/apidoc-examples/`)
+//! gets an answer with the fields and types of its documented answer.
+
+mod common;
+
+use common::{BK_APP, TestServer, differences, must, shared_dir};
+use reqwest::StatusCode;
+use serde_json::{Map, Value, json};
+
+const BASE: &str = "/api/c/compapi/v2/sops";
+
+/// start → sleep (a stone standing in for the component) → exclusive gateway on `${go}` → end.
+fn tree() -> Value {
+    json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "incoming": "", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"], "outgoing": ""},
+        "activities": {"wait": {"id": "wait", "type": "ServiceActivity", "name": "Wait", "incoming": ["f1"], "outgoing": "f2",
+            "component": {"code": "no_such_component", "data": {"who": {"hook": true, "value": "${who}"}}}}},
+        "gateways": {"x": {"id": "x", "type": "ExclusiveGateway", "incoming": ["f2"], "outgoing": ["f3"],
+            "conditions": {"f3": {"evaluate": "${go} == \"yes\""}}}},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "wait", "is_default": false},
+                  "f2": {"id": "f2", "source": "wait", "target": "x", "is_default": false},
+                  "f3": {"id": "f3", "source": "x", "target": "e", "is_default": false}},
+        "constants": {"${who}": {"key": "${who}", "name": "who", "source_type": "custom", "value": "nobody"},
+                      "${go}": {"key": "${go}", "name": "go", "source_type": "custom", "value": "yes"}},
+        "outputs": ["${who}"]
+    })
+}
+
+/// Calls `api` with the test app's credentials added to `params`.
+async fn call(s: &TestServer, api: &str, params: Value) -> (StatusCode, Value) {
+    let mut body = params.as_object().cloned().unwrap_or_default();
+    body.insert("bk_app_code".into(), json!(BK_APP.0));
+    body.insert("bk_app_secret".into(), json!(BK_APP.1));
+    body.entry("bk_username").or_insert(json!("ops"));
+    let resp = must(reqwest::Client::new().post(format!("{}{BASE}/{api}/", s.base)).json(&body).send().await);
+    let status = resp.status();
+    (status, must(resp.json().await))
+}
+
+async fn ok(s: &TestServer, api: &str, params: Value) -> Value {
+    let (status, body) = call(s, api, params).await;
+    assert_eq!((status, &body["result"]), (StatusCode::OK, &json!(true)), "{api}: {body}");
+    body["data"].clone()
+}
+
+async fn app_credentials_are_required_and_checked(s: TestServer) {
+    let client = reqwest::Client::new();
+    let url = format!("{}{BASE}/get_template_list/", s.base);
+    let none = must(client.get(format!("{url}?bk_biz_id=2")).send().await);
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = must(none.json().await);
+    assert_eq!((body["result"].as_bool(), body["data"].is_null()), (Some(false), true), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("bk_app_code")), "{body}");
+    let wrong = json!({"bk_app_code": BK_APP.0, "bk_app_secret": "nope", "bk_biz_id": 2});
+    assert_eq!(must(client.post(&url).json(&wrong).send().await).status(), StatusCode::UNAUTHORIZED);
+    let query = format!("{url}?bk_app_code={}&bk_app_secret={}&bk_biz_id=2", BK_APP.0, BK_APP.1);
+    let listed: Value = must(must(client.get(query).send().await).json().await);
+    assert_eq!(
+        (listed["result"].as_bool(), listed["data"].as_array().map(Vec::len)),
+        (Some(true), Some(0)),
+        "{listed}"
+    );
+    // The user API's credentials are not the app's.
+    let basic = must(client.get(format!("{url}?bk_biz_id=2")).basic_auth("admin", Some(common::PASSWORD)).send().await);
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = call(&s, "no_such_api", json!({})).await;
+    assert_eq!((status, &body["result"]), (StatusCode::NOT_FOUND, &json!(false)));
+    let (status, _) = call(&s, "operate_node", json!({"bk_biz_id": 2})).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+}
+
+async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
+    let created = ok(&s, "create_template", json!({"bk_biz_id": "2", "name": "demo", "pipeline_tree": tree()})).await;
+    let template = created["template_id"].as_i64().unwrap_or_default();
+    assert!(template > 0 && created["pipeline_template_id"].is_string(), "{created}");
+    let list = ok(&s, "get_template_list", json!({"bk_biz_id": "2"})).await;
+    assert_eq!(list[0]["id"], template);
+    assert_eq!(ok(&s, "get_template_list", json!({"bk_biz_id": "3"})).await, json!([]));
+    let info = ok(&s, "get_template_info", json!({"bk_biz_id": "2", "template_id": template})).await;
+    assert_eq!((info["name"].as_str(), info["creator"].as_str()), (Some("demo"), Some("ops")));
+    assert!(info["pipeline_tree"]["activities"]["wait"].is_object(), "{info}");
+
+    let task = ok(
+        &s,
+        "create_task",
+        json!({"bk_biz_id": "2", "template_id": template, "name": "first",
+        "constants": {"${who}": "kermit"}}),
+    )
+    .await;
+    let task_id = task["task_id"].as_i64().unwrap_or_default();
+    assert_eq!(task["pipeline_tree"]["constants"]["${who}"]["value"], "kermit");
+    let status = ok(&s, "get_task_status", json!({"bk_biz_id": "2", "task_id": task_id})).await;
+    assert_eq!(status["state"], "CREATED");
+    ok(&s, "start_task", json!({"bk_biz_id": "2", "task_id": task_id})).await;
+    let (again, body) = call(&s, "start_task", json!({"bk_biz_id": "2", "task_id": task_id})).await;
+    assert_eq!((again, &body["result"]), (StatusCode::CONFLICT, &json!(false)), "{body}");
+
+    // The component is a stone no worker runs here: the task waits in it.
+    let status = ok(&s, "get_task_status", json!({"bk_biz_id": "2", "task_id": task_id})).await;
+    assert_eq!(status["state"], "RUNNING", "{status}");
+    assert_eq!(status["children"]["s"]["state"], "FINISHED", "{status}");
+    assert_eq!(status["children"]["wait"]["state"], "RUNNING", "{status}");
+    let detail = ok(&s, "get_task_detail", json!({"bk_biz_id": "2", "task_id": task_id})).await;
+    assert_eq!((detail["creator"].as_str(), detail["executor"].as_str()), (Some("ops"), Some("ops")));
+    assert_eq!(detail["outputs"][0], json!({"key": "${who}", "name": "who", "value": "kermit"}));
+    // The job carries the component's inputs, rendered with the task's constants.
+    let instance = status["id"].as_str().unwrap_or_default().to_owned();
+    let records = s.tasks(&instance).await;
+    let wait =
+        records.iter().find(|r| r["taskDefinitionKey"] == "wait" || r["name"] == "Wait").cloned().unwrap_or_default();
+    let params: Value = serde_json::from_str(wait["params"].as_str().unwrap_or("null")).unwrap_or_default();
+    assert_eq!(params["who"], "kermit", "{records:?}");
+
+    ok(&s, "operate_task", json!({"bk_biz_id": "2", "task_id": task_id, "action": "revoke"})).await;
+    let status = ok(&s, "get_task_status", json!({"bk_biz_id": "2", "task_id": task_id})).await;
+    assert_eq!(status["state"], "REVOKED", "{status}");
+
+    let started =
+        ok(&s, "create_and_start_task", json!({"bk_biz_id": "2", "template_id": template, "name": "second"})).await;
+    let second = started["task_id"].as_i64().unwrap_or_default();
+    let status = ok(&s, "get_task_status", json!({"bk_biz_id": "2", "task_id": second})).await;
+    assert_eq!(status["state"], "RUNNING");
+    // bk-sops tasks are process instances of the other dialects too.
+    let processes = s.get("/process").await.1;
+    assert!(processes.to_string().contains("second"), "{processes}");
+
+    for (api, params, code) in [
+        ("get_template_info", json!({"bk_biz_id": "3", "template_id": template}), StatusCode::NOT_FOUND),
+        ("get_task_status", json!({"bk_biz_id": "2", "task_id": 9999}), StatusCode::NOT_FOUND),
+        ("create_task", json!({"bk_biz_id": "2", "template_id": template}), StatusCode::BAD_REQUEST),
+        (
+            "create_template",
+            json!({"bk_biz_id": "2", "name": "x", "pipeline_tree": {"start_event": {}}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("get_task_status", json!({"bk_biz_id": "two", "task_id": second}), StatusCode::BAD_REQUEST),
+        ("operate_task", json!({"bk_biz_id": "2", "task_id": second, "action": "dance"}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = call(&s, api, params.clone()).await;
+        assert_eq!((status, &body["result"]), (code, &json!(false)), "{api} {params}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+/// The example with what changes from run to run (trees, constants, node maps) left out.
+fn comparable(example: &Value) -> Value {
+    let mut v = example.clone();
+    if let Some(data) = v.get_mut("data").and_then(Value::as_object_mut) {
+        for dynamic in ["pipeline_tree", "constants", "children", "ex_data"] {
+            data.remove(dynamic);
+        }
+    }
+    v.as_object_mut().map(|o| o.remove("trace_id"));
+    v
+}
+
+async fn documented_examples_get_answers_of_their_shape(s: TestServer) {
+    let Some(shared) = shared_dir() else { return };
+    let dir = shared.join("conformance/bk-sops/apidoc-examples");
+    let read = |name: &str| -> Value { must(serde_json::from_str(&must(std::fs::read_to_string(dir.join(name))))) };
+    let create = read("create_template.md.block01.json");
+    let (_, made) = call(&s, "create_template", create.clone()).await;
+    let mut problems = Vec::new();
+    let mut compare = |api: &str, example: Value, ours: &Value| {
+        assert!(ours["result"] == json!(true) || !ours["data"].is_null(), "{api} failed: {ours}");
+        let mut out = Vec::new();
+        differences("", &comparable(&example), ours, &mut out);
+        problems.extend(out.into_iter().map(|d| format!("{api}: {d}")));
+    };
+    compare("create_template", read("create_template.md.block02.json"), &made);
+    let template = made["data"]["template_id"].clone();
+    let ids = |mut request: Value, extra: &[(&str, Value)]| {
+        let o = request.as_object_mut().map(std::mem::take).unwrap_or_default();
+        let mut o: Map<String, Value> = o;
+        o.insert("bk_biz_id".into(), create["bk_biz_id"].clone());
+        o.insert("template_id".into(), template.clone());
+        for (k, v) in extra {
+            o.insert((*k).into(), v.clone());
+        }
+        Value::Object(o)
+    };
+    let (_, info) = call(&s, "get_template_info", ids(read("get_template_info.md.block01.json"), &[])).await;
+    compare("get_template_info", read("get_template_info.md.block02.json"), &info);
+    let (_, task) = call(&s, "create_task", ids(read("create_task.md.block01.json"), &[])).await;
+    compare("create_task", read("create_task.md.block02.json"), &task);
+    let task_id = task["data"]["task_id"].clone();
+    let (_, operated) =
+        call(&s, "operate_task", ids(read("operate_task.md.block01.json"), &[("task_id", task_id.clone())])).await;
+    compare("operate_task", read("operate_task.md.block02.json"), &operated);
+    let (_, status) =
+        call(&s, "get_task_status", ids(read("get_task_status.md.block01.json"), &[("task_id", task_id.clone())]))
+            .await;
+    compare("get_task_status", read("get_task_status.md.block02.json"), &status);
+    let example_child = read("get_task_status.md.block02.json")["data"]["children"]
+        .as_object()
+        .and_then(|c| c.values().nth(1).cloned());
+    let our_child = status["data"]["children"].as_object().and_then(|c| c.values().next().cloned());
+    if let (Some(e), Some(o)) = (example_child, our_child) {
+        compare("get_task_status children", json!({"data": e}), &json!({"data": o}));
+    }
+    let (_, detail) =
+        call(&s, "get_task_detail", ids(read("get_task_detail.md.block01.json"), &[("task_id", task_id.clone())]))
+            .await;
+    compare("get_task_detail", read("get_task_detail.md.block02.json"), &detail);
+    let (_, both) = call(&s, "create_and_start_task", ids(read("create_and_start_task.md.block01.json"), &[])).await;
+    compare("create_and_start_task", read("create_and_start_task.md.block02.json"), &both);
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+}
+
+backend_tests!(server = TestServer::start;
+    app_credentials_are_required_and_checked,
+    a_template_becomes_tasks_that_run_and_report,
+    documented_examples_get_answers_of_their_shape,
+);
