@@ -22,6 +22,8 @@ pub mod task_status {
     pub const COMPLETED: &str = "completed";
     /// A task that no stone runs, failed (an expression error).
     pub const FAILED: &str = "failed";
+    /// A failed task an operator skipped: the flow went on without it.
+    pub const SKIPPED: &str = "skipped";
 }
 
 /// What a stone is asked to do with a job: the first half of its task's status.

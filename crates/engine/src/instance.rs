@@ -82,6 +82,11 @@ pub enum Command {
         /// The record id or activity-instance id of the failed task.
         task: String,
     },
+    /// Go on past a failed task (debug mode): it closes as skipped and the flow moves on.
+    Skip {
+        /// The record id or activity-instance id of the failed task.
+        task: String,
+    },
     /// After the instance ended, send `delete` to every stone task that ran, newest first,
     /// from a delete instance.
     Delete,
@@ -486,6 +491,7 @@ impl Instance {
                 self.rerun(&mut step, &task, action, parameters, outputs)?;
             }
             Command::Resume { task } => self.leave_debug(&task)?,
+            Command::Skip { task } => self.skip(&mut step, &task)?,
             Command::Cancel => self.cancel(&mut step),
         }
         self.run(&mut step);

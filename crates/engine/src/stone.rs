@@ -210,6 +210,20 @@ impl Instance {
     fn stone_failed(&mut self, step: &mut Step<'_, '_>, id: &str, status: String, reason: String) {
         let element = self.open[id].element.clone();
         let message = format!("task {element} failed: {reason}");
+        let token = self.token_waiting_on(id);
+        let ignorable = token
+            .is_some_and(|t| step.def.node(self.tokens[&t].node).options.as_ref().is_some_and(|o| o.error_ignorable));
+        if ignorable {
+            // A pipeline-tree activity whose errors are ignorable fails forward.
+            if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
+                self.ran.push(Ran::of(&self.open[id]));
+            }
+            self.close_record(step, id, &status, Some(reason), None);
+            if let Some(t) = token {
+                self.resume(step, t);
+            }
+            return;
+        }
         if self.debug {
             step.effects.push(Effect::DropJob { record_id: id.to_owned() });
             let now = step.ctx.now;
@@ -240,6 +254,22 @@ impl Instance {
             return Err(EngineError::NotFailed { task: task.to_owned(), status: status.clone() });
         }
         Ok(id)
+    }
+
+    /// `skip`: the failed task closes as skipped and its token moves on.
+    pub(crate) fn skip(&mut self, step: &mut Step<'_, '_>, task: &str) -> Result<(), EngineError> {
+        let id = self.failed_record(task)?;
+        let token = self.token_waiting_on(&id);
+        let reason = self.open[&id].reason.clone();
+        self.close_record(step, &id, task_status::SKIPPED, reason, None);
+        if !self.open.values().any(|r| r.status.ends_with(".failed")) {
+            self.status = InstanceStatus::Running;
+            self.failure = None;
+        }
+        if let Some(t) = token {
+            self.resume(step, t);
+        }
+        Ok(())
     }
 
     /// `reRun`: the failed attempt is kept under a new id; the task runs again.

@@ -68,7 +68,7 @@ async fn app_credentials_are_required_and_checked(s: TestServer) {
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     let (status, body) = call(&s, "no_such_api", json!({})).await;
     assert_eq!((status, &body["result"]), (StatusCode::NOT_FOUND, &json!(false)));
-    let (status, _) = call(&s, "operate_node", json!({"bk_biz_id": 2})).await;
+    let (status, _) = call(&s, "get_tasks_status", json!({"bk_biz_id": 2})).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
 }
 
@@ -145,6 +145,93 @@ async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
     }
 }
 
+/// start → `a` (built-in `noop`, failing with `fail` while that input is set; errors ignored
+/// when `ignorable`) → `b` (`pause_node`, which no worker takes: it waits for its callback) → end.
+fn operable(ignorable: bool) -> Value {
+    json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
+        "activities": {
+            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2", "error_ignorable": ignorable,
+                  "component": {"code": "noop", "data": {"fail": {"hook": false, "value": "disk full"}}}},
+            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f2"], "outgoing": "f3",
+                  "component": {"code": "pause_node", "data": {}}}
+        },
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "b"},
+                  "f3": {"id": "f3", "source": "b", "target": "e"}}
+    })
+}
+
+/// Starts a task of `tree`; answers its id.
+async fn started(s: &TestServer, tree: Value) -> i64 {
+    let made = ok(s, "create_template", json!({"bk_biz_id": 5, "name": "ops", "pipeline_tree": tree})).await;
+    let task =
+        ok(s, "create_and_start_task", json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "run"}))
+            .await;
+    task["task_id"].as_i64().unwrap_or_default()
+}
+
+/// The task's status once `node` is in `state` and the task in `task_state` (stones run on
+/// their own, so the status is read until it shows them).
+async fn when(s: &TestServer, task: i64, node: &str, state: &str, task_state: &str) -> Value {
+    for _ in 0..200 {
+        let status = ok(s, "get_task_status", json!({"bk_biz_id": 5, "task_id": task})).await;
+        if status["children"][node]["state"] == state && status["state"] == task_state {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("node {node} of task {task} never became {state} with the task {task_state}");
+}
+
+async fn node(s: &TestServer, task: i64, node: &str, action: &str, data: Value) {
+    ok(s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": node, "action": action, "data": data}))
+        .await;
+}
+
+async fn a_failed_node_retried_with_new_inputs_completes_the_task(s: TestServer) {
+    let task = started(&s, operable(false)).await;
+    // A failed node waits for an operator, the task failed meanwhile.
+    when(&s, task, "a", "FAILED", "FAILED").await;
+    node(&s, task, "a", "retry", json!({"inputs": {"fail": null}})).await;
+    let status = when(&s, task, "b", "RUNNING", "RUNNING").await;
+    assert_eq!(
+        (status["children"]["a"]["state"].as_str(), status["children"]["a"]["retry"].as_i64()),
+        (Some("FINISHED"), Some(1))
+    );
+    // pause_node waits for its callback.
+    ok(&s, "node_callback", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b", "callback_data": {"ok": 1}})).await;
+    when(&s, task, "b", "FINISHED", "FINISHED").await;
+    let (code, body) =
+        call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a", "action": "retry"})).await;
+    assert_eq!((code, &body["result"]), (StatusCode::CONFLICT, &json!(false)), "nothing to retry: {body}");
+}
+
+async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
+    let task = started(&s, operable(false)).await;
+    when(&s, task, "a", "FAILED", "FAILED").await;
+    node(&s, task, "a", "skip", json!({})).await;
+    let status = when(&s, task, "b", "RUNNING", "RUNNING").await;
+    assert_eq!(status["children"]["a"]["skip"], true, "{status}");
+    node(&s, task, "b", "forced_fail", json!({})).await;
+    when(&s, task, "b", "FAILED", "FAILED").await;
+
+    let task = started(&s, operable(true)).await;
+    let status = when(&s, task, "b", "RUNNING", "RUNNING").await;
+    assert_eq!(status["children"]["a"]["state"], "FAILED", "an ignorable failure went on: {status}");
+    node(&s, task, "b", "resume", json!({})).await;
+    when(&s, task, "b", "FINISHED", "FINISHED").await;
+    for (action, code) in [("skip_exg", StatusCode::NOT_IMPLEMENTED), ("dance", StatusCode::BAD_REQUEST)] {
+        let (status, _) =
+            call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b", "action": action})).await;
+        assert_eq!(status, code, "{action}");
+    }
+    let (status, _) =
+        call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "zz", "action": "skip"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 /// The example with what changes from run to run (trees, constants, node maps) left out.
 fn comparable(example: &Value) -> Value {
     let mut v = example.clone();
@@ -214,4 +301,6 @@ backend_tests!(server = TestServer::start;
     app_credentials_are_required_and_checked,
     a_template_becomes_tasks_that_run_and_report,
     documented_examples_get_answers_of_their_shape,
+    a_failed_node_retried_with_new_inputs_completes_the_task,
+    skip_error_ignorable_and_forced_fail_steer_the_run,
 );

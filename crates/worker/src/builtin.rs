@@ -9,7 +9,13 @@ use std::time::Duration;
 
 /// Every built-in stone; `MachineStone` keeps its machines under `machines`.
 pub fn builtin(machines: &Path) -> Vec<Arc<dyn Stone>> {
-    vec![Arc::new(NoopStone), Arc::new(SleepStone), Arc::new(MachineStone::new(machines)), Arc::new(BillingStone)]
+    vec![
+        Arc::new(NoopStone),
+        Arc::new(SleepStone),
+        Arc::new(SleepTimerStone),
+        Arc::new(MachineStone::new(machines)),
+        Arc::new(BillingStone),
+    ]
 }
 
 /// The built-in stones named in a comma-separated list (`all` for every one, `none` for
@@ -84,6 +90,46 @@ impl Stone for SleepStone {
     }
 }
 
+/// `sleep_timer`: bk-sops' timer component. `bk_timing` is seconds (a number or numeric
+/// text) or a date-time `YYYY-MM-DD HH:MM:SS` (UTC) to wait until; outputs `_result`.
+/// After a crash the job runs again: a wait until a date-time ends on time, a wait of
+/// seconds starts over.
+pub struct SleepTimerStone;
+
+impl SleepTimerStone {
+    fn wait(params: &Value, now: jiff::Timestamp) -> Result<Duration, String> {
+        let timing = params.get("bk_timing").ok_or("`bk_timing` is required: seconds or a date-time")?;
+        let text = match timing {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.trim().to_owned(),
+            other => return Err(format!("`bk_timing` must be seconds or a date-time, not {other}")),
+        };
+        if let Ok(secs) = text.parse::<f64>() {
+            return if secs.is_finite() && secs >= 0.0 {
+                Ok(Duration::from_secs_f64(secs))
+            } else {
+                Err(format!("`bk_timing` must not be negative, got {text}"))
+            };
+        }
+        let at: jiff::civil::DateTime =
+            text.parse().map_err(|_| format!("`bk_timing` must be seconds or `YYYY-MM-DD HH:MM:SS`, not `{text}`"))?;
+        let at = at.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp();
+        Ok(now.duration_until(at).try_into().unwrap_or(Duration::ZERO))
+    }
+}
+
+#[async_trait::async_trait]
+impl Stone for SleepTimerStone {
+    fn name(&self) -> &str {
+        "sleep_timer"
+    }
+
+    async fn start(&self, work: &Work) -> StoneResult {
+        tokio::time::sleep(Self::wait(&work.params, jiff::Timestamp::now())?).await;
+        Ok(Map::from_iter([("_result".to_owned(), json!(true))]))
+    }
+}
+
 /// `BillingStone`: a simulated billing order for the cluster example.
 pub struct BillingStone;
 
@@ -145,8 +191,27 @@ mod tests {
         };
         assert_eq!(names("MachineStone, noop"), Ok(vec!["noop".to_owned(), "MachineStone".to_owned()]));
         assert_eq!(names("none"), Ok(vec![]));
-        assert_eq!(names("all").map(|n| n.len()), Ok(4));
+        assert_eq!(names("all").map(|n| n.len()), Ok(5));
         assert!(names("Nope").is_err_and(|e| e.contains("`Nope`") && e.contains("BillingStone")));
+    }
+
+    #[test]
+    fn sleep_timer_waits_seconds_or_until_a_date_time() {
+        let now: jiff::Timestamp = "2026-01-01T10:00:00Z".parse().unwrap_or_else(|e| panic!("{e}"));
+        let wait = |timing: Value| SleepTimerStone::wait(&json!({"bk_timing": timing}), now);
+        assert_eq!(wait(json!("2")), Ok(Duration::from_secs(2)));
+        assert_eq!(wait(json!(0.5)), Ok(Duration::from_millis(500)));
+        assert_eq!(wait(json!("2026-01-01 10:01:00")), Ok(Duration::from_secs(60)));
+        assert_eq!(wait(json!("2025-12-31 10:00:00")), Ok(Duration::ZERO), "a time passed waits no more");
+        assert!(wait(json!("soon")).is_err_and(|e| e.contains("YYYY-MM-DD")));
+        assert!(wait(json!(-3)).is_err());
+        assert!(SleepTimerStone::wait(&json!({}), now).is_err());
+    }
+
+    #[tokio::test]
+    async fn sleep_timer_reports_a_result() {
+        let out = SleepTimerStone.start(&work(json!({"bk_timing": "0"}))).await;
+        assert_eq!(out, Ok(Map::from_iter([("_result".to_owned(), json!(true))])));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod machine;
 pub mod protocol;
 pub mod runner;
 
-pub use builtin::{BillingStone, NoopStone, SleepStone, builtin, select};
+pub use builtin::{BillingStone, NoopStone, SleepStone, SleepTimerStone, builtin, select};
 pub use machine::MachineStone;
 
 use flowstone_engine::{Action, StoneEvent};

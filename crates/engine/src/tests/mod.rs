@@ -617,3 +617,60 @@ fn a_conditional_fork_takes_the_branches_that_hold_and_its_converge_waits_for_th
     assert_eq!(h.inst.status, InstanceStatus::Failed);
     assert!(h.inst.failure.as_deref().is_some_and(|f| f.contains("no condition")), "{:?}", h.inst.failure);
 }
+
+/// start → a → b → end as a pipeline tree; `a` ignores its errors when `ignorable`.
+fn two_steps(ignorable: bool) -> Definition {
+    let tree = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
+        "activities": {
+            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2", "error_ignorable": ignorable,
+                  "component": {"code": "work", "data": {}}},
+            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f2"], "outgoing": "f3", "component": {"code": "work", "data": {}}}
+        },
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "b"},
+                  "f3": {"id": "f3", "source": "b", "target": "e"}}
+    });
+    flowstone_model::parse_pipeline(&tree, "two", None, &|_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Harness {
+    fn fail_stone(&mut self, element: &str) -> String {
+        let id = self.open_at(element).into_iter().next().unwrap_or_else(|| panic!("no open task at {element}"));
+        let event = StoneEvent::Failed { action: Action::Start, reason: "boom".into() };
+        self.apply(Command::Stone { record: id.clone(), event }).unwrap_or_else(|e| panic!("{e}"));
+        id
+    }
+}
+
+#[test]
+fn an_error_ignorable_activity_fails_forward() {
+    let mut h = Harness::start(two_steps(true), json!({}));
+    h.fail_stone("a");
+    assert_eq!(h.open_at("b").len(), 1, "the flow went on past the failure");
+    let a = h.records().into_iter().find(|r| r.element == "a").unwrap_or_else(|| panic!("a ran"));
+    assert_eq!((a.status.as_str(), a.reason.as_deref()), ("start.failed", Some("boom")));
+    h.succeed("b");
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+
+    let mut h = Harness::start(two_steps(false), json!({}));
+    h.fail_stone("a");
+    assert_eq!(h.inst.status, InstanceStatus::Failed, "without error_ignorable a failure stops the process");
+}
+
+#[test]
+fn a_failed_task_skipped_in_debug_mode_lets_the_flow_go_on() {
+    let debug = StartOptions { debug: true, ..StartOptions::default() };
+    let mut h = Harness::start_with(two_steps(false), json!({}), debug);
+    let failed = h.fail_stone("a");
+    assert_eq!(h.inst.status, InstanceStatus::Debug);
+    assert!(matches!(h.apply(Command::Skip { task: "nope".into() }), Err(EngineError::TaskNotOpen(_))));
+    h.apply(Command::Skip { task: failed }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Running);
+    let a = h.records().into_iter().find(|r| r.element == "a").unwrap_or_else(|| panic!("a ran"));
+    assert_eq!(a.status, task_status::SKIPPED);
+    h.succeed("b");
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert!(h.apply(Command::Skip { task: "x".into() }).is_err(), "nothing to skip once completed");
+}

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use flowstone_engine::{Command, StartOptions};
+use flowstone_engine::{Action, Command, StartOptions, StoneEvent, task_status};
 use flowstone_model::{constant_variable, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
 use serde_json::{Map, Value, json};
@@ -136,12 +136,15 @@ async fn dispatch(
         "operate_task" => operate_task(&c).await,
         "get_task_status" => task_status(&c).await,
         "get_task_detail" => task_detail(&c).await,
+        "operate_node" => operate_node(&c).await.map(|()| json!("success")),
+        "node_callback" => {
+            let data = c.json("callback_data")?.unwrap_or_else(|| json!({}));
+            node_command(&c, "callback", data).await.map(|()| json!({}))
+        }
         "import"
         | "get_tasks_status"
         | "get_task_node_detail"
         | "get_task_node_data"
-        | "operate_node"
-        | "node_callback"
         | "preview_task_tree"
         | "fast_create_task" => Err(ApiError::not_implemented(format!(
             "`{api}` is not implemented yet in Flowstone (see the README's list of gaps)"
@@ -318,7 +321,8 @@ async fn start_task(c: &Call<'_>, id: i64) -> Result<(), ApiError> {
     let model = c.rt.model(&task.model_id).await?.ok_or_else(|| bad(format!("the model of task {id} is gone")))?;
     let constants: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
     let variables = constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect();
-    let options = StartOptions { initiator: Some(c.user.clone()), ..StartOptions::default() };
+    // As in bk-sops, a failed node waits for an operator (retry, skip) instead of ending the task.
+    let options = StartOptions { initiator: Some(c.user.clone()), debug: true, ..StartOptions::default() };
     let business_key = Some(format!("bk-sops-task-{id}"));
     let row = c.rt.start_instance(model, task.name.clone(), business_key, variables, options).await?;
     if !c.rt.store().start_bk_task(id, &row.id, &c.user, now_ms()).await? {
@@ -347,11 +351,66 @@ async fn operate_task(c: &Call<'_>) -> Result<Value, ApiError> {
     }
 }
 
+/// `operate_node`: `callback` and `resume` (with `data`) finish a waiting node, `retry`
+/// runs a failed one again (with `data.inputs` over its inputs), `skip` goes on past a failed
+/// one, `forced_fail` fails a running one.
+async fn operate_node(c: &Call<'_>) -> Result<(), ApiError> {
+    let action = c.required("action")?;
+    let data = c.json("data")?.unwrap_or_else(|| json!({}));
+    node_command(c, &action, data).await
+}
+
+async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), ApiError> {
+    let task = task_of(c, c.number("task_id")?).await?;
+    let node = c.required("node_id")?;
+    let instance =
+        task.instance_id.ok_or_else(|| ApiError::conflict(format!("task {} has not been started", task.id)))?;
+    let records = c.rt.store().tasks_of_instance(&instance).await?;
+    let record = records
+        .iter()
+        .rev()
+        .find(|r| r.record.element == node)
+        .map(|r| r.record.id.clone())
+        .ok_or_else(|| ApiError::not_found(format!("node `{node}` has not run in task {}", task.id)))?;
+    let object = |v: &Value| v.as_object().cloned().unwrap_or_default();
+    let command = match action {
+        "callback" | "resume" => Command::Stone {
+            record,
+            event: StoneEvent::Success { action: Action::Start, outputs: object(&data), monitor: false },
+        },
+        "retry" => Command::ReRun {
+            task: record,
+            action: None,
+            parameters: object(data.get("inputs").unwrap_or(&data)),
+            outputs: Map::new(),
+        },
+        "skip" => Command::Skip { task: record },
+        "forced_fail" => Command::Stone {
+            record,
+            event: StoneEvent::Failed { action: Action::Start, reason: format!("forced to fail by {}", c.user) },
+        },
+        other @ ("skip_exg" | "pause_subproc" | "resume_subproc") => {
+            return Err(ApiError::not_implemented(format!(
+                "operate_node `{other}` is not implemented yet in Flowstone"
+            )));
+        }
+        other => {
+            return Err(bad(format!(
+                "action `{other}` is not one of callback, resume, retry, skip, forced_fail, skip_exg, pause_subproc, resume_subproc"
+            )));
+        }
+    };
+    c.rt.apply(&instance, command).await?;
+    Ok(())
+}
+
 /// bamboo-engine's state of an instance.
 fn instance_state(row: Option<&InstanceRow>) -> &'static str {
     match row.map(|r| r.status.as_str()) {
         None => "CREATED",
-        Some("running" | "debug") => "RUNNING",
+        Some("running") => "RUNNING",
+        // A failed node waits for an operator: bk-sops shows the task failed meanwhile.
+        Some("debug") => "FAILED",
         Some("completed" | "success") => "FINISHED",
         Some("canceled" | "cancelled") => "REVOKED",
         Some(_) => "FAILED",
@@ -380,18 +439,28 @@ async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
     };
     let mut children = Map::new();
     if let Some(p) = &instance {
-        let records = store.tasks_of_instance(&p.id).await?;
-        let mut runs: HashMap<String, i64> = HashMap::new();
-        for r in &records {
-            *runs.entry(r.record.element.clone()).or_default() += 1;
-        }
         let query = ActivityQuery { instance_id: Some(p.id.clone()), ..ActivityQuery::default() };
-        let (passes, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
-        // The latest run of each node shows; earlier ones count as its retries.
-        for a in passes {
-            let status = records.iter().rev().find(|r| r.record.id == a.id).map(|r| r.record.status.clone());
+        let (runs, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
+        // Read after the runs, the records are as new as they or newer: a run's state and
+        // times come from its record when it has one (passes through events have none).
+        let records = store.tasks_of_instance(&p.id).await?;
+        // Failed attempts that were run again keep ids of their own: they count as retries.
+        let mut retries: HashMap<&str, i64> = HashMap::new();
+        for r in records.iter().filter(|r| r.record.id != r.record.task_id) {
+            *retries.entry(r.record.element.as_str()).or_default() += 1;
+        }
+        // The latest run of each node shows.
+        for mut a in runs {
+            let record = records.iter().find(|r| r.record.id == a.id).map(|r| &r.record);
+            if record.is_some_and(|r| r.id != r.task_id) {
+                continue;
+            }
+            if let Some(r) = record {
+                (a.start_time, a.end_time) = (r.create_time, r.end_time);
+            }
+            let status = record.map(|r| r.status.clone());
             let state = node_state(status.as_deref().unwrap_or("completed"), a.end_time.is_some());
-            let retries = runs.get(&a.element).copied().unwrap_or(1).max(1) - 1;
+            let retries = retries.get(a.element.as_str()).copied().unwrap_or(0);
             children.insert(
                 a.element.clone(),
                 json!({
@@ -400,7 +469,7 @@ async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
                     "name": a.name.clone().unwrap_or_default(),
                     "retry": retries,
                     "loop": 1,
-                    "skip": false,
+                    "skip": status.as_deref() == Some(task_status::SKIPPED),
                     "error_ignorable": false,
                     "version": a.id,
                     "state_refresh_at": zoned_time(Some(a.end_time.unwrap_or(a.start_time))),
