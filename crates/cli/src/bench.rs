@@ -23,7 +23,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "w1,w2,w3", value_delimiter = ',')]
     workloads: Vec<String>,
     /// Modes: engine, sqlite, postgres, http; dispatch and workers measure stone jobs through
-    /// the worker protocol; tasks and tasks-postgres query a large task list (comma separated).
+    /// the worker protocol; tasks and tasks-postgres query a large task list; pipeline and
+    /// pipeline-engine run a bk-sops tree of --nodes components (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -35,6 +36,9 @@ pub(crate) struct BenchArgs {
     /// PostgreSQL server on which a fresh database is created for the postgres mode.
     #[arg(long, env = "FLOWSTONE_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres: String,
+    /// Components in the tree of the `pipeline` modes.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
     /// Open tasks the `tasks` modes build before they query Flowable's task list.
     #[arg(long, default_value_t = 100_000)]
     tasks: u64,
@@ -202,6 +206,25 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 );
                 continue;
             }
+            "pipeline-engine" | "pipeline" => {
+                let figures = if mode == "pipeline" {
+                    crate::pipeline_bench::durable(args.nodes, args.concurrency.max(1)).await?
+                } else {
+                    crate::pipeline_bench::engine(args.nodes, args.seconds)?
+                };
+                let trees = figures.completed as f64 / figures.elapsed.as_secs_f64();
+                let label = if mode == "pipeline" {
+                    format!("SQLite, {} trees at once", args.concurrency.max(1))
+                } else {
+                    "engine".into()
+                };
+                figures.print_latency(&format!(
+                    "pipeline tree of {} nodes ({label}): {trees:.1} trees/s, {:.0} nodes/s; time per tree",
+                    args.nodes,
+                    trees * args.nodes as f64
+                ));
+                continue;
+            }
             "tasks" | "tasks-postgres" => {
                 let postgres = (mode == "tasks-postgres").then_some(args.postgres.as_str());
                 crate::tasks_bench::run(args.tasks, postgres).await?;
@@ -217,7 +240,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks or tasks-postgres"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, pipeline or pipeline-engine"
                     ));
                 }
             };

@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod client;
 mod jobs_bench;
+mod pipeline_bench;
 mod tasks_bench;
 
 use clap::{Parser, Subcommand};

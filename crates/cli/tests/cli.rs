@@ -158,3 +158,15 @@ fn app_add_prints_a_secret_once_that_signs_in_to_the_bk_sops_api() {
     assert_eq!(call("wrong"), reqwest::StatusCode::UNAUTHORIZED);
     server.terminate();
 }
+
+#[test]
+fn the_pipeline_benchmark_runs_its_trees_to_their_end() {
+    let args =
+        ["bench", "--modes", "pipeline-engine,pipeline", "--nodes", "5", "--concurrency", "2", "--seconds", "0.2"];
+    let text = stdout(&must(Command::new(BIN).args(args).output()));
+    assert!(text.contains("pipeline tree of 5 nodes (engine)"), "{text}");
+    assert!(
+        text.contains("pipeline tree of 5 nodes (SQLite, 2 trees at once)") && text.contains("2 samples"),
+        "{text}"
+    );
+}

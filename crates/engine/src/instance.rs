@@ -691,12 +691,17 @@ impl Instance {
             }
             NodeKind::StoneTask(spec) => {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
-                let mut params = self.stone_params(&spec.namespace, &namespace, &spec.stone, scope);
-                if let Value::Object(p) = &mut params {
-                    for (name, input) in &spec.inputs {
-                        p.insert(name.clone(), self.render(input, scope));
+                let params = match &spec.inputs {
+                    // A component sees its inputs only, as in bk-sops.
+                    Some(inputs) => {
+                        let mut p: Map<String, Value> =
+                            inputs.iter().map(|(name, input)| (name.clone(), self.render(input, scope))).collect();
+                        p.insert("namespace".into(), Value::String(namespace.clone()));
+                        p.insert("queue".into(), Value::String(spec.stone.clone()));
+                        Value::Object(p)
                     }
-                }
+                    None => self.stone_params(&spec.namespace, &namespace, &spec.stone, scope),
+                };
                 let mut rec = self.new_record(step, node_id, Some((namespace, spec.stone.clone())));
                 let action = if self.mocks(&spec.stone) { Action::Mock } else { Action::Start };
                 rec.params = Some(params);

@@ -210,8 +210,9 @@ pub struct StoneSpec {
     pub stone: String,
     /// The namespace of its params and outputs among the process variables.
     pub namespace: String,
-    /// Inputs added to its params, evaluated when it starts (a pipeline-tree component's data).
-    pub inputs: Vec<(String, Template)>,
+    /// A pipeline-tree component's inputs (its `data`), rendered when it starts: they are its
+    /// params. None for a BPMN service task, whose params are the variables it sees.
+    pub inputs: Option<Vec<(String, Template)>>,
     /// Outputs copied to variables when it succeeds: (output key, variable).
     pub outputs: Vec<(String, String)>,
 }
@@ -219,7 +220,7 @@ pub struct StoneSpec {
 impl StoneSpec {
     /// A stone task with no inputs or outputs of its own (a BPMN service task).
     pub fn named(stone: &str, namespace: &str) -> StoneSpec {
-        StoneSpec { stone: stone.to_owned(), namespace: namespace.to_owned(), inputs: Vec::new(), outputs: Vec::new() }
+        StoneSpec { stone: stone.to_owned(), namespace: namespace.to_owned(), inputs: None, outputs: Vec::new() }
     }
 }
 

@@ -316,12 +316,14 @@ impl Builder {
         let mut spec = StoneSpec::named(code, id);
         // Trees exported by bk-sops carry `data` ({key: {hook, value}}); built ones `inputs`.
         let data = component.get("data").or_else(|| component.get("inputs"));
+        let mut inputs = Vec::new();
         for (key, input) in data.and_then(Value::as_object).into_iter().flatten() {
             let value = input.get("value").unwrap_or(input);
             let template = Template::parse(value)
                 .map_err(|e| err("ServiceActivity", id, format!("input `{key}` does not parse: {e}")))?;
-            spec.inputs.push((key.clone(), template));
+            inputs.push((key.clone(), template));
         }
+        spec.inputs = Some(inputs);
         spec.outputs = outputs_of.get(id).cloned().unwrap_or_default();
         Ok(spec)
     }
