@@ -520,11 +520,14 @@ fn subprocess_tree(id: &str, value: &Value, lookup: TemplateLookup<'_>) -> Resul
     if let Some(tree) = value.get("pipeline").filter(|p| p.is_object()) {
         return Ok(tree.clone());
     }
-    let template = text(value, "template_id");
+    let template = match value.get("template_id") {
+        Some(Value::Number(n)) => n.to_string(),
+        _ => text(value, "template_id").to_owned(),
+    };
     if template.is_empty() {
         return Err(err("SubProcess", id, "has neither a `pipeline` nor a `template_id`"));
     }
-    lookup(template).ok_or_else(|| err("SubProcess", id, format!("its template `{template}` does not exist")))
+    lookup(&template).ok_or_else(|| err("SubProcess", id, format!("its template `{template}` does not exist")))
 }
 
 /// The tree with the tree of every subprocess inlined as its `pipeline`, at every depth, so

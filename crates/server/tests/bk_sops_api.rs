@@ -232,6 +232,38 @@ async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServer) {
+    let child = json!({
+        "start_event": {"id": "cs", "type": "EmptyStartEvent", "outgoing": "g1"},
+        "end_event": {"id": "ce", "type": "EmptyEndEvent", "incoming": ["g2"]},
+        "activities": {"ca": {"id": "ca", "type": "ServiceActivity", "incoming": ["g1"], "outgoing": "g2",
+            "component": {"code": "pause_node", "data": {}}}},
+        "gateways": {},
+        "flows": {"g1": {"id": "g1", "source": "cs", "target": "ca"}, "g2": {"id": "g2", "source": "ca", "target": "ce"}}
+    });
+    let sub = ok(&s, "create_template", json!({"bk_biz_id": 5, "name": "child", "pipeline_tree": child})).await;
+    let parent = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f2"]},
+        "activities": {"sub": {"id": "sub", "type": "SubProcess", "name": "Child", "template_id": sub["template_id"],
+            "incoming": ["f1"], "outgoing": "f2"}},
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "sub"}, "f2": {"id": "f2", "source": "sub", "target": "e"}}
+    });
+    let task = started(&s, parent).await;
+    let status = when(&s, task, "sub", "RUNNING", "RUNNING").await;
+    let inner = &status["children"]["sub"]["children"];
+    assert_eq!(
+        (inner["cs"]["state"].as_str(), inner["ca"]["state"].as_str()),
+        (Some("FINISHED"), Some("RUNNING")),
+        "{status}"
+    );
+    assert!(status["children"]["ca"].is_null(), "inner nodes are not listed at the top: {status}");
+    node(&s, task, "ca", "callback", json!({})).await;
+    let status = when(&s, task, "sub", "FINISHED", "FINISHED").await;
+    assert_eq!(status["children"]["sub"]["children"]["ce"]["state"], "FINISHED");
+}
+
 /// The example with what changes from run to run (trees, constants, node maps) left out.
 fn comparable(example: &Value) -> Value {
     let mut v = example.clone();
@@ -303,4 +335,5 @@ backend_tests!(server = TestServer::start;
     documented_examples_get_answers_of_their_shape,
     a_failed_node_retried_with_new_inputs_completes_the_task,
     skip_error_ignorable_and_forced_fail_steer_the_run,
+    subprocess_nodes_nest_under_their_subprocess_in_the_status,
 );

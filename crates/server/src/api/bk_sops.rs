@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flowstone_engine::{Action, Command, StartOptions, StoneEvent, task_status};
-use flowstone_model::{constant_variable, inline_subprocesses};
+use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -404,6 +404,67 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
     Ok(())
 }
 
+/// Moves the runs of nodes inside subprocesses under an entry of their subprocess (deepest
+/// first, so that nested subprocesses nest), each entry's state following its children's.
+fn nest_subprocesses(def: &Definition, children: &mut Map<String, Value>) {
+    let depth = |mut n: NodeId| {
+        let mut d = 0;
+        while let Some(s) = def.node(n).scope {
+            d += 1;
+            n = s;
+        }
+        d
+    };
+    let deepest = children.keys().filter_map(|e| def.node_by_element(e)).map(depth).max().unwrap_or(0);
+    for level in (1..=deepest).rev() {
+        let moving: Vec<(String, NodeId)> = children
+            .keys()
+            .filter_map(|e| def.node_by_element(e).map(|n| (e.clone(), n)))
+            .filter(|(_, n)| depth(*n) == level)
+            .filter_map(|(e, n)| def.node(n).scope.map(|s| (e, s)))
+            .collect();
+        for (element, scope) in moving {
+            let Some(child) = children.remove(&element) else { continue };
+            let sub = def.node(scope);
+            let entry = children.entry(sub.id.clone()).or_insert_with(|| {
+                json!({"id": sub.id, "state": "RUNNING", "name": sub.name.clone().unwrap_or_default(), "retry": 0,
+                       "loop": 1, "skip": false, "error_ignorable": false, "version": "", "state_refresh_at": "",
+                       "elapsed_time": 0, "children": {}, "start_time": child["start_time"], "finish_time": ""})
+            });
+            entry["children"][element.as_str()] = child;
+        }
+    }
+    settle_subprocess_states(def, children);
+}
+
+/// A subprocess's state from its children's: failed when one failed, running while one
+/// runs, finished once its end event was passed.
+fn settle_subprocess_states(def: &Definition, children: &mut Map<String, Value>) {
+    for (element, entry) in children.iter_mut() {
+        let Some(node) = def.node_by_element(element) else { continue };
+        if !matches!(def.node(node).kind, NodeKind::SubProcess { .. }) {
+            continue;
+        }
+        let Some(inner) = entry["children"].as_object_mut() else { continue };
+        settle_subprocess_states(def, inner);
+        let states: Vec<(Option<NodeId>, String)> = inner
+            .iter()
+            .map(|(e, c)| (def.node_by_element(e), c["state"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let ended = states
+            .iter()
+            .any(|(n, s)| s == "FINISHED" && n.is_some_and(|n| matches!(def.node(n).kind, NodeKind::EndEvent(_))));
+        let state = if states.iter().any(|(_, s)| s == "FAILED") {
+            "FAILED"
+        } else if ended && !states.iter().any(|(_, s)| s == "RUNNING") {
+            "FINISHED"
+        } else {
+            "RUNNING"
+        };
+        entry["state"] = json!(state);
+    }
+}
+
 /// bamboo-engine's state of an instance.
 fn instance_state(row: Option<&InstanceRow>) -> &'static str {
     match row.map(|r| r.status.as_str()) {
@@ -479,6 +540,9 @@ async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
                     "finish_time": zoned_time(a.end_time),
                 }),
             );
+        }
+        if let Some(model) = c.rt.model(&p.model_id).await? {
+            nest_subprocesses(&*c.rt.definition(&model)?, &mut children);
         }
     }
     let (start, end) = (instance.as_ref().map(|p| p.start_time), instance.as_ref().and_then(|p| p.end_time));
