@@ -68,7 +68,7 @@ async fn app_credentials_are_required_and_checked(s: TestServer) {
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     let (status, body) = call(&s, "no_such_api", json!({})).await;
     assert_eq!((status, &body["result"]), (StatusCode::NOT_FOUND, &json!(false)));
-    let (status, _) = call(&s, "get_tasks_status", json!({"bk_biz_id": 2})).await;
+    let (status, _) = call(&s, "import", json!({"bk_biz_id": 2})).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
 }
 
@@ -200,9 +200,25 @@ async fn a_failed_node_retried_with_new_inputs_completes_the_task(s: TestServer)
         (status["children"]["a"]["state"].as_str(), status["children"]["a"]["retry"].as_i64()),
         (Some("FINISHED"), Some(1))
     );
+    let detail = ok(&s, "get_task_node_detail", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a"})).await;
+    assert_eq!((detail["state"].as_str(), detail["retry"].as_u64()), (Some("FINISHED"), Some(1)), "{detail}");
+    assert!(detail["inputs"].get("fail").is_none(), "the retry's inputs: {detail}");
+    assert_eq!(detail["histories"][0]["ex_data"], "disk full", "{detail}");
+    assert_eq!(detail["histories"][0]["inputs"]["fail"], "disk full");
+    let data = ok(&s, "get_task_node_data", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a"})).await;
+    assert!(data["outputs"].is_array() && data.get("histories").is_none(), "{data}");
+    let (code, _) = call(&s, "get_task_node_detail", json!({"bk_biz_id": 5, "task_id": task, "node_id": "zz"})).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
     // pause_node waits for its callback.
     ok(&s, "node_callback", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b", "callback_data": {"ok": 1}})).await;
     when(&s, task, "b", "FINISHED", "FINISHED").await;
+    let other = started(&s, operable(true)).await;
+    let both = ok(&s, "get_tasks_status", json!({"bk_biz_id": 5, "task_id_list": [task, other]})).await;
+    assert_eq!(
+        (both[0]["status"]["state"].as_str(), both[1]["id"].as_i64()),
+        (Some("FINISHED"), Some(other)),
+        "{both}"
+    );
     let (code, body) =
         call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a", "action": "retry"})).await;
     assert_eq!((code, &body["result"]), (StatusCode::CONFLICT, &json!(false)), "nothing to retry: {body}");

@@ -24,8 +24,10 @@ pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET s
     WHERE instances.version = EXCLUDED.version - 1";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
+/// A record written again may be a run again (`reRun`): its params and start change too.
 pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
-    status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress";
+    status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress,
+    params = EXCLUDED.params, create_time = EXCLUDED.create_time";
 /// Every activity: task records (with the user task each opened) and passes.
 pub(crate) const ACTIVITIES: &str =
     "SELECT t.id, t.instance_id, t.element, t.name, t.kind, t.create_time AS start_time,

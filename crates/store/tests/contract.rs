@@ -177,14 +177,16 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     let held = must(store.job("r1")).await.unwrap_or_else(|| panic!("job gone"));
     assert_eq!((held.job.action, held.owner.as_deref(), held.job.outputs), (Action::Monitor, Some("me"), outputs));
 
-    // An update replaces the mutable columns and keeps the rest.
+    // An update replaces the mutable columns and keeps the rest; a task record written again
+    // may be a run again, with a new start and new params.
     let mut done = instance("i1", "m", "completed", 999);
     done.version = 3;
     done.end_time = Some(9);
     done.outputs = Some("{\"o\":1}".into());
-    let mut finished = record("r1", "t1", "start.success", 999);
+    let mut finished = record("r1", "t1", "start.success", 7);
     finished.end_time = Some(9);
     finished.outputs = Some(json!({"b": 2}));
+    finished.params = Some(json!({"a": 2}));
     let batch = WriteBatch {
         instances: vec![(done, "{}".into())],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: finished }],
@@ -195,9 +197,9 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     let row = must(store.instance("i1")).await.unwrap_or_else(|| panic!("instance gone"));
     assert_eq!((row.status.as_str(), row.start_time, row.end_time), ("completed", 5, Some(9)));
     let task = must(store.task("r1")).await.unwrap_or_else(|| panic!("task gone"));
-    assert_eq!((task.record.status.as_str(), task.record.create_time), ("start.success", 5));
+    assert_eq!((task.record.status.as_str(), task.record.create_time), ("start.success", 7));
     assert_eq!(task.record.outputs, Some(json!({"b": 2})));
-    assert_eq!(task.record.params, Some(json!({"a": 1})));
+    assert_eq!((task.record.params, task.record.stone.as_deref()), (Some(json!({"a": 2})), Some("noop")));
     assert!(must(store.acquire_jobs(acquire(&["noop"], "other", 99_999))).await.is_empty(), "dropped job is gone");
     assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 3)]);
 }

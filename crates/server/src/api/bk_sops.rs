@@ -141,12 +141,10 @@ async fn dispatch(
             let data = c.json("callback_data")?.unwrap_or_else(|| json!({}));
             node_command(&c, "callback", data).await.map(|()| json!({}))
         }
-        "import"
-        | "get_tasks_status"
-        | "get_task_node_detail"
-        | "get_task_node_data"
-        | "preview_task_tree"
-        | "fast_create_task" => Err(ApiError::not_implemented(format!(
+        "get_tasks_status" => tasks_status(&c).await,
+        "get_task_node_detail" => node_detail(&c, true).await,
+        "get_task_node_data" => node_detail(&c, false).await,
+        "import" | "preview_task_tree" | "fast_create_task" => Err(ApiError::not_implemented(format!(
             "`{api}` is not implemented yet in Flowstone (see the README's list of gaps)"
         ))),
         other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -465,6 +463,89 @@ fn settle_subprocess_states(def: &Definition, children: &mut Map<String, Value>)
     }
 }
 
+/// `get_tasks_status`: the status of each task of `task_id_list`.
+async fn tasks_status(c: &Call<'_>) -> Result<Value, ApiError> {
+    let ids = match c.json("task_id_list")? {
+        Some(Value::Array(ids)) => ids,
+        _ => return Err(bad("parameter `task_id_list` must be a list of task ids")),
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id
+            .as_i64()
+            .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| bad(format!("task id {id} is not a number")))?;
+        let task = task_of(c, id).await?;
+        out.push(json!({
+            "id": task.id,
+            "name": task.name,
+            "flow_type": task.flow_type,
+            "create_time": time(task.created_at),
+            "start_time": task.started_at.map(time).unwrap_or_default(),
+            "url": task_url(c, &task),
+            "status": status_of(c, &task).await?,
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// `get_task_node_detail` (with the node's earlier runs) and `get_task_node_data`: a node's
+/// inputs, outputs and failure.
+async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError> {
+    let task = task_of(c, c.number("task_id")?).await?;
+    let node = c.required("node_id")?;
+    let instance =
+        task.instance_id.ok_or_else(|| ApiError::conflict(format!("task {} has not been started", task.id)))?;
+    let records = c.rt.store().tasks_of_instance(&instance).await?;
+    let runs: Vec<_> = records.iter().map(|r| &r.record).filter(|r| r.element == node).collect();
+    let current = runs
+        .iter()
+        .rev()
+        .find(|r| r.id == r.task_id)
+        .ok_or_else(|| ApiError::not_found(format!("node `{node}` has not run in task {}", task.id)))?;
+    let inputs = |r: &flowstone_engine::TaskRecord| {
+        let mut p = r.params.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+        p.remove("namespace");
+        p.remove("queue");
+        Value::Object(p)
+    };
+    let outputs: Vec<Value> = current
+        .outputs
+        .as_ref()
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| json!({"key": k, "name": k, "value": v, "preset": false}))
+        .collect();
+    let mut detail = json!({
+        "id": node,
+        "name": current.name,
+        "state": node_state(&current.status, current.end_time.is_some()),
+        "inputs": inputs(current),
+        "outputs": outputs,
+        "ex_data": current.reason.clone().unwrap_or_default(),
+        "start_time": zoned_time(Some(current.create_time)),
+        "finish_time": zoned_time(current.end_time),
+        "elapsed_time": (current.end_time.unwrap_or_else(now_ms) - current.create_time) / 1000,
+        "retry": runs.iter().filter(|r| r.id != r.task_id).count(),
+        "skip": current.status == task_status::SKIPPED,
+        "loop": 1,
+        "component_code": current.stone.clone().unwrap_or_default(),
+    });
+    if with_history {
+        detail["histories"] = runs
+            .iter()
+            .filter(|r| r.id != r.task_id)
+            .map(|r| {
+                json!({"state": node_state(&r.status, r.end_time.is_some()), "inputs": inputs(r),
+                       "ex_data": r.reason.clone().unwrap_or_default(), "start_time": zoned_time(Some(r.create_time)),
+                       "finish_time": zoned_time(r.end_time)})
+            })
+            .collect();
+    }
+    Ok(detail)
+}
+
 /// bamboo-engine's state of an instance.
 fn instance_state(row: Option<&InstanceRow>) -> &'static str {
     match row.map(|r| r.status.as_str()) {
@@ -493,6 +574,11 @@ fn node_state(status: &str, ended: bool) -> &'static str {
 
 async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
     let task = task_of(c, c.number("task_id")?).await?;
+    status_of(c, &task).await
+}
+
+/// A task's state tree: its own state and a child per node (nested for subprocesses).
+async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
     let store = c.rt.store();
     let instance = match &task.instance_id {
         Some(id) => store.instance(id).await?,
