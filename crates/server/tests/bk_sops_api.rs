@@ -340,6 +340,10 @@ async fn documented_examples_get_answers_of_their_shape(s: TestServer) {
         call(&s, "get_task_detail", ids(read("get_task_detail.md.block01.json"), &[("task_id", task_id.clone())]))
             .await;
     compare("get_task_detail", read("get_task_detail.md.block02.json"), &detail);
+    let mut fast = read("fast_create_task.md.block01.json");
+    fast["bk_biz_id"] = create["bk_biz_id"].clone();
+    let (_, raw) = call(&s, "fast_create_task", fast).await;
+    compare("fast_create_task", read("fast_create_task.md.block02.json"), &raw);
     let (_, both) = call(&s, "create_and_start_task", ids(read("create_and_start_task.md.block01.json"), &[])).await;
     compare("create_and_start_task", read("create_and_start_task.md.block02.json"), &both);
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));

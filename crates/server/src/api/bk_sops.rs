@@ -126,7 +126,7 @@ async fn dispatch(
         "get_template_list" => template_list(&c).await,
         "create_template" => create_template(&c).await,
         "get_template_info" => template_info(&c).await,
-        "create_task" => create_task(&c).await.map(|(_, data)| data),
+        "create_task" | "fast_create_task" => create_task(&c).await.map(|(_, data)| data),
         "start_task" => start_task(&c, c.number("task_id")?).await.map(|()| json!({})),
         "create_and_start_task" => {
             let (id, data) = create_task(&c).await?;
@@ -144,7 +144,7 @@ async fn dispatch(
         "get_tasks_status" => tasks_status(&c).await,
         "get_task_node_detail" => node_detail(&c, true).await,
         "get_task_node_data" => node_detail(&c, false).await,
-        "import" | "preview_task_tree" | "fast_create_task" => Err(ApiError::not_implemented(format!(
+        "import" | "preview_task_tree" => Err(ApiError::not_implemented(format!(
             "`{api}` is not implemented yet in Flowstone (see the README's list of gaps)"
         ))),
         other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -231,15 +231,22 @@ async fn referenced_templates(c: &Call<'_>, tree: &Value, into: &mut HashMap<Str
     Ok(())
 }
 
-async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
-    let biz = c.number("bk_biz_id")?;
-    let name = c.required("name")?;
+/// Deploys the call's `pipeline_tree` (its subprocess templates inlined) as a model named
+/// `name`; answers the model's id and its key, the tree's `pipeline_template_id`.
+async fn deploy_tree(c: &Call<'_>, name: &str) -> Result<(String, String), ApiError> {
     let tree = c.json("pipeline_tree")?.ok_or_else(|| bad("parameter `pipeline_tree` is required"))?;
     let mut templates = HashMap::new();
     referenced_templates(c, &tree, &mut templates).await?;
     let key = format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31]);
     let tree = inline_subprocesses(&tree, &|id| templates.get(id).cloned()).map_err(RuntimeError::Model)?;
-    let model = c.rt.deploy_pipeline(&tree, &key, &name).await?;
+    let model = c.rt.deploy_pipeline(&tree, &key, name).await?;
+    Ok((model.id, key))
+}
+
+async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
+    let biz = c.number("bk_biz_id")?;
+    let name = c.required("name")?;
+    let (model_id, key) = deploy_tree(c, &name).await?;
     let now = now_ms();
     let row = TemplateRow {
         id: 0,
@@ -247,7 +254,7 @@ async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
         name: name.clone(),
         description: c.text("description"),
         creator: c.user.clone(),
-        model_id: model.id,
+        model_id,
         pipeline_template_id: key.clone(),
         created_at: now,
         edited_at: now,
@@ -272,10 +279,18 @@ fn task_url(c: &Call<'_>, t: &BkTaskRow) -> String {
     format!("{}{BASE}/get_task_detail/?bk_biz_id={}&task_id={}", c.origin, t.biz_id, t.id)
 }
 
-/// `create_task`: a task of a template with constants; answers its id and what it shows.
+/// `create_task`: a task of a template (or, from `fast_create_task`, of a raw tree) with
+/// constants; answers its id and what it shows.
 async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
-    let template = template_of(c).await?;
     let name = c.required("name")?;
+    let (template_id, model_id) = if c.text("template_id").is_some() {
+        let template = template_of(c).await?;
+        (Some(template.id), template.model_id)
+    } else if c.params.contains_key("pipeline_tree") {
+        (None, deploy_tree(c, &name).await?.0)
+    } else {
+        return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
+    };
     let constants = match c.json("constants")? {
         None => Map::new(),
         Some(Value::Object(m)) => m,
@@ -284,12 +299,12 @@ async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
     let flow_type = c.text("flow_type").unwrap_or_else(|| "common".into());
     let mut task = BkTaskRow {
         id: 0,
-        biz_id: template.biz_id,
-        template_id: Some(template.id),
+        biz_id: c.number("bk_biz_id")?,
+        template_id,
         name,
         creator: c.user.clone(),
         executor: None,
-        model_id: template.model_id.clone(),
+        model_id: model_id.clone(),
         instance_id: None,
         constants: Value::Object(constants.clone()).to_string(),
         create_method: "api".into(),
@@ -298,7 +313,7 @@ async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
         started_at: None,
     };
     task.id = c.rt.store().create_bk_task(&task).await?;
-    let tree = with_constants(tree_of(c, &template.model_id).await?, &constants);
+    let tree = with_constants(tree_of(c, &model_id).await?, &constants);
     Ok((task.id, json!({"task_id": task.id, "task_url": task_url(c, &task), "pipeline_tree": tree})))
 }
 
