@@ -87,6 +87,17 @@ pub enum Command {
         /// The record id or activity-instance id of the failed task.
         task: String,
     },
+    /// Start no new node of the instance, or of the subprocess of this element; what runs
+    /// goes on.
+    Pause {
+        /// The subprocess's element id; none for the whole instance.
+        subprocess: Option<String>,
+    },
+    /// Undo a [`Command::Pause`]: held tokens move on.
+    Unpause {
+        /// The subprocess's element id; none for the whole instance.
+        subprocess: Option<String>,
+    },
     /// After the instance ended, send `delete` to every stone task that ran, newest first,
     /// from a delete instance.
     Delete,
@@ -235,6 +246,12 @@ pub enum EngineError {
     /// A second delete.
     #[error("the process instance was already deleted by {0}")]
     AlreadyDeleted(String),
+    /// A pause of an element that is no subprocess.
+    #[error("`{0}` is no subprocess of this process")]
+    NotASubprocess(String),
+    /// A resume of what is not paused.
+    #[error("{0} is not paused")]
+    NotPaused(String),
     /// A delete of a rollback, cancel or delete instance.
     #[error("a {} instance cannot be deleted; delete the process it belongs to", .0.name())]
     NotAProcess(InstanceKind),
@@ -318,6 +335,12 @@ pub struct Instance {
     /// For a rollback, cancel or delete instance: its steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) plan: Option<Plan>,
+    /// What is paused: the whole instance (none) or subprocess nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) paused: Vec<Option<NodeId>>,
+    /// Tokens that reached a node while what holds them was paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) parked: Vec<u32>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -410,6 +433,8 @@ impl Instance {
             delete: None,
             ran: Vec::new(),
             plan: None,
+            paused: Vec::new(),
+            parked: Vec::new(),
         }
     }
 
@@ -492,6 +517,8 @@ impl Instance {
             }
             Command::Resume { task } => self.leave_debug(&task)?,
             Command::Skip { task } => self.skip(&mut step, &task)?,
+            Command::Pause { subprocess } => self.pause(&step, subprocess.as_deref())?,
+            Command::Unpause { subprocess } => self.unpause(&mut step, subprocess.as_deref())?,
             Command::Cancel => self.cancel(&mut step),
         }
         self.run(&mut step);
@@ -597,6 +624,10 @@ impl Instance {
             }
             if !self.tokens.contains_key(&token) {
                 continue; // removed meanwhile by a terminate or an early multi-instance completion
+            }
+            if self.held(token) {
+                self.parked.push(token);
+                continue;
             }
             step.steps += 1;
             if step.steps > STEP_LIMIT {

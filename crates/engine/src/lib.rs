@@ -9,6 +9,7 @@ mod compensation;
 mod effect;
 mod errors;
 mod instance;
+mod pause;
 mod scope;
 mod stone;
 mod user_task;

@@ -238,7 +238,11 @@ async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
     assert_eq!(status["children"]["a"]["state"], "FAILED", "an ignorable failure went on: {status}");
     node(&s, task, "b", "resume", json!({})).await;
     when(&s, task, "b", "FINISHED", "FINISHED").await;
-    for (action, code) in [("skip_exg", StatusCode::NOT_IMPLEMENTED), ("dance", StatusCode::BAD_REQUEST)] {
+    for (action, code) in [
+        ("skip_exg", StatusCode::NOT_IMPLEMENTED),
+        ("dance", StatusCode::BAD_REQUEST),
+        ("resume_subproc", StatusCode::CONFLICT),
+    ] {
         let (status, _) =
             call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b", "action": action})).await;
         assert_eq!(status, code, "{action}");
@@ -246,6 +250,21 @@ async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
     let (status, _) =
         call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "zz", "action": "skip"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn a_paused_task_starts_no_new_node_until_resumed(s: TestServer) {
+    let mut tree = operable(false);
+    tree["activities"]["a"]["component"] = json!({"code": "pause_node", "data": {}});
+    let task = started(&s, tree).await;
+    when(&s, task, "a", "RUNNING", "RUNNING").await;
+    ok(&s, "operate_task", json!({"bk_biz_id": 5, "task_id": task, "action": "pause"})).await;
+    node(&s, task, "a", "callback", json!({})).await;
+    let status = when(&s, task, "a", "FINISHED", "SUSPENDED").await;
+    assert!(status["children"]["b"].is_null(), "nothing new starts while paused: {status}");
+    ok(&s, "operate_task", json!({"bk_biz_id": 5, "task_id": task, "action": "resume"})).await;
+    when(&s, task, "b", "RUNNING", "RUNNING").await;
+    let (code, _) = call(&s, "operate_task", json!({"bk_biz_id": 5, "task_id": task, "action": "resume"})).await;
+    assert_eq!(code, StatusCode::CONFLICT, "not paused");
 }
 
 async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServer) {
@@ -275,7 +294,12 @@ async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServe
         "{status}"
     );
     assert!(status["children"]["ca"].is_null(), "inner nodes are not listed at the top: {status}");
+    node(&s, task, "sub", "pause_subproc", json!({})).await;
     node(&s, task, "ca", "callback", json!({})).await;
+    let status = when(&s, task, "sub", "RUNNING", "RUNNING").await;
+    assert_eq!(status["children"]["sub"]["children"]["ca"]["state"], "FINISHED");
+    assert!(status["children"]["sub"]["children"]["ce"].is_null(), "the paused subprocess did not go on: {status}");
+    node(&s, task, "sub", "resume_subproc", json!({})).await;
     let status = when(&s, task, "sub", "FINISHED", "FINISHED").await;
     assert_eq!(status["children"]["sub"]["children"]["ce"]["state"], "FINISHED");
 }
@@ -356,4 +380,5 @@ backend_tests!(server = TestServer::start;
     a_failed_node_retried_with_new_inputs_completes_the_task,
     skip_error_ignorable_and_forced_fail_steer_the_run,
     subprocess_nodes_nest_under_their_subprocess_in_the_status,
+    a_paused_task_starts_no_new_node_until_resumed,
 );

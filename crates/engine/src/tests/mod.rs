@@ -674,3 +674,18 @@ fn a_failed_task_skipped_in_debug_mode_lets_the_flow_go_on() {
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert!(h.apply(Command::Skip { task: "x".into() }).is_err(), "nothing to skip once completed");
 }
+
+#[test]
+fn a_paused_instance_starts_no_new_node_until_it_is_resumed() {
+    let mut h = Harness::start(two_steps(false), json!({}));
+    h.apply(Command::Pause { subprocess: None }).unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.inst.is_paused());
+    h.succeed("a");
+    assert!(h.open_at("b").is_empty(), "the token waits while the instance is paused");
+    assert!(matches!(h.apply(Command::Pause { subprocess: Some("a".into()) }), Err(EngineError::NotASubprocess(_))));
+    h.apply(Command::Unpause { subprocess: None }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.open_at("b").len(), 1);
+    assert!(matches!(h.apply(Command::Unpause { subprocess: None }), Err(EngineError::NotPaused(_))));
+    h.succeed("b");
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+}

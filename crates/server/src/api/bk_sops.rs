@@ -351,14 +351,19 @@ async fn operate_task(c: &Call<'_>) -> Result<Value, ApiError> {
     match c.required("action")?.as_str() {
         "start" => start_task(c, id).await.map(|()| json!({})),
         "revoke" => {
-            let task = task_of(c, id).await?;
-            let instance =
-                task.instance_id.ok_or_else(|| ApiError::conflict(format!("task {id} has not been started")))?;
+            let instance = started_instance(&task_of(c, id).await?)?;
             c.rt.apply(&instance, Command::Cancel).await?;
             Ok(json!({}))
         }
         action @ ("pause" | "resume") => {
-            Err(ApiError::not_implemented(format!("operate_task `{action}` is not implemented yet in Flowstone")))
+            let instance = started_instance(&task_of(c, id).await?)?;
+            let command = if action == "pause" {
+                Command::Pause { subprocess: None }
+            } else {
+                Command::Unpause { subprocess: None }
+            };
+            c.rt.apply(&instance, command).await?;
+            Ok(json!({}))
         }
         other => Err(bad(format!("action `{other}` is not one of start, pause, resume, revoke"))),
     }
@@ -373,11 +378,31 @@ async fn operate_node(c: &Call<'_>) -> Result<(), ApiError> {
     node_command(c, &action, data).await
 }
 
+/// Whether a running instance is paused (its engine state says).
+async fn paused(c: &Call<'_>, instance: &str) -> Result<bool, ApiError> {
+    let state = c.rt.store().instance_state(instance).await?;
+    Ok(state.and_then(|s| serde_json::from_str::<flowstone_engine::Instance>(&s).ok()).is_some_and(|i| i.is_paused()))
+}
+
+/// The process instance of a started task.
+fn started_instance(task: &BkTaskRow) -> Result<String, ApiError> {
+    task.instance_id.clone().ok_or_else(|| ApiError::conflict(format!("task {} has not been started", task.id)))
+}
+
 async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), ApiError> {
     let task = task_of(c, c.number("task_id")?).await?;
     let node = c.required("node_id")?;
-    let instance =
-        task.instance_id.ok_or_else(|| ApiError::conflict(format!("task {} has not been started", task.id)))?;
+    let instance = started_instance(&task)?;
+    // A subprocess has no record of its own: it is paused and resumed by its node id.
+    let subprocess = match action {
+        "pause_subproc" => Some(Command::Pause { subprocess: Some(node.clone()) }),
+        "resume_subproc" => Some(Command::Unpause { subprocess: Some(node.clone()) }),
+        _ => None,
+    };
+    if let Some(command) = subprocess {
+        c.rt.apply(&instance, command).await?;
+        return Ok(());
+    }
     let records = c.rt.store().tasks_of_instance(&instance).await?;
     let record = records
         .iter()
@@ -402,7 +427,7 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
             record,
             event: StoneEvent::Failed { action: Action::Start, reason: format!("forced to fail by {}", c.user) },
         },
-        other @ ("skip_exg" | "pause_subproc" | "resume_subproc") => {
+        other @ "skip_exg" => {
             return Err(ApiError::not_implemented(format!(
                 "operate_node `{other}` is not implemented yet in Flowstone"
             )));
@@ -509,8 +534,7 @@ async fn tasks_status(c: &Call<'_>) -> Result<Value, ApiError> {
 async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError> {
     let task = task_of(c, c.number("task_id")?).await?;
     let node = c.required("node_id")?;
-    let instance =
-        task.instance_id.ok_or_else(|| ApiError::conflict(format!("task {} has not been started", task.id)))?;
+    let instance = started_instance(&task)?;
     let records = c.rt.store().tasks_of_instance(&instance).await?;
     let runs: Vec<_> = records.iter().map(|r| &r.record).filter(|r| r.element == node).collect();
     let current = runs
@@ -600,7 +624,11 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
         None => None,
     };
     let mut children = Map::new();
+    let mut state = instance_state(instance.as_ref());
     if let Some(p) = &instance {
+        if state == "RUNNING" && paused(c, &p.id).await? {
+            state = "SUSPENDED";
+        }
         let query = ActivityQuery { instance_id: Some(p.id.clone()), ..ActivityQuery::default() };
         let (runs, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
         // Read after the runs, the records are as new as they or newer: a run's state and
@@ -649,7 +677,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
     let (start, end) = (instance.as_ref().map(|p| p.start_time), instance.as_ref().and_then(|p| p.end_time));
     Ok(json!({
         "id": instance.as_ref().map_or_else(String::new, |p| p.id.clone()),
-        "state": instance_state(instance.as_ref()),
+        "state": state,
         "name": task.name,
         "retry": 0,
         "loop": 1,
