@@ -370,6 +370,25 @@ async fn documented_examples_get_answers_of_their_shape(s: TestServer) {
     compare("fast_create_task", read("fast_create_task.md.block02.json"), &raw);
     let (_, both) = call(&s, "create_and_start_task", ids(read("create_and_start_task.md.block01.json"), &[])).await;
     compare("create_and_start_task", read("create_and_start_task.md.block02.json"), &both);
+
+    // Node operations on a task of our own: its node `a` fails, `b` waits for a callback.
+    let task = started(&s, operable(false)).await;
+    let on = |request: Value, node: &str| {
+        let mut o = request.as_object().cloned().unwrap_or_default();
+        o.insert("bk_biz_id".into(), json!(5));
+        o.insert("task_id".into(), json!(task));
+        o.insert("node_id".into(), json!(node));
+        o.remove("subprocess_stack");
+        Value::Object(o)
+    };
+    when(&s, task, "a", "FAILED", "FAILED").await;
+    let (_, skipped) = call(&s, "operate_node", on(read("operate_node.md.block01.json"), "a")).await;
+    compare("operate_node", read("operate_node.md.block02.json"), &skipped);
+    when(&s, task, "b", "RUNNING", "RUNNING").await;
+    let (_, detail) = call(&s, "get_task_node_detail", on(read("get_task_node_detail.md.block01.json"), "b")).await;
+    assert_eq!(detail["result"], true, "{detail}");
+    let (_, called) = call(&s, "node_callback", on(read("node_callback.md.block01.json"), "b")).await;
+    compare("node_callback", read("node_callback.md.block02.json"), &called);
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
 }
 
