@@ -267,6 +267,41 @@ async fn a_paused_task_starts_no_new_node_until_resumed(s: TestServer) {
     assert_eq!(code, StatusCode::CONFLICT, "not paused");
 }
 
+async fn a_node_a_gateway_leads_back_to_counts_its_loops(s: TestServer) {
+    let tree = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
+        "activities": {"ask": {"id": "ask", "type": "ServiceActivity", "incoming": ["f1", "f4"], "outgoing": "f2",
+            "component": {"code": "pause_node", "data": {}}}},
+        "gateways": {"x": {"id": "x", "type": "ExclusiveGateway", "incoming": ["f2"], "outgoing": ["f3", "f4"],
+            "conditions": {"f3": {"evaluate": "${again} == \"no\""}, "f4": {"evaluate": "${again} == \"yes\""}}}},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "ask"}, "f2": {"id": "f2", "source": "ask", "target": "x"},
+                  "f3": {"id": "f3", "source": "x", "target": "e"}, "f4": {"id": "f4", "source": "x", "target": "ask"}},
+        "constants": {"${again}": {"key": "${again}", "source_type": "component_outputs", "source_info": {"ask": ["again"]}, "value": ""}}
+    });
+    let task = started(&s, tree).await;
+    when(&s, task, "ask", "RUNNING", "RUNNING").await;
+    ok(
+        &s,
+        "node_callback",
+        json!({"bk_biz_id": 5, "task_id": task, "node_id": "ask", "callback_data": {"again": "yes"}}),
+    )
+    .await;
+    let status = when(&s, task, "x", "FINISHED", "RUNNING").await;
+    assert_eq!(status["children"]["ask"]["loop"], 2, "the gateway led back to it: {status}");
+    ok(
+        &s,
+        "node_callback",
+        json!({"bk_biz_id": 5, "task_id": task, "node_id": "ask", "callback_data": {"again": "no"}}),
+    )
+    .await;
+    let status = when(&s, task, "e", "FINISHED", "FINISHED").await;
+    assert_eq!(
+        (status["children"]["ask"]["loop"].as_i64(), status["children"]["x"]["loop"].as_i64()),
+        (Some(2), Some(2))
+    );
+}
+
 async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServer) {
     let child = json!({
         "start_event": {"id": "cs", "type": "EmptyStartEvent", "outgoing": "g1"},
@@ -400,4 +435,5 @@ backend_tests!(server = TestServer::start;
     skip_error_ignorable_and_forced_fail_steer_the_run,
     subprocess_nodes_nest_under_their_subprocess_in_the_status,
     a_paused_task_starts_no_new_node_until_resumed,
+    a_node_a_gateway_leads_back_to_counts_its_loops,
 );

@@ -568,7 +568,7 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
         "elapsed_time": (current.end_time.unwrap_or_else(now_ms) - current.create_time) / 1000,
         "retry": runs.iter().filter(|r| r.id != r.task_id).count(),
         "skip": current.status == task_status::SKIPPED,
-        "loop": 1,
+        "loop": runs.iter().filter(|r| r.id == r.task_id).count(),
         "component_code": current.stone.clone().unwrap_or_default(),
     });
     if with_history {
@@ -639,12 +639,17 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
         for r in records.iter().filter(|r| r.record.id != r.record.task_id) {
             *retries.entry(r.record.element.as_str()).or_default() += 1;
         }
-        // The latest run of each node shows.
+        // The latest run of each node shows; `loop` counts the node's runs (a gateway may lead
+        // back to it).
+        let mut loops: HashMap<String, i64> = HashMap::new();
         for mut a in runs {
             let record = records.iter().find(|r| r.record.id == a.id).map(|r| &r.record);
             if record.is_some_and(|r| r.id != r.task_id) {
                 continue;
             }
+            let loop_count = loops.entry(a.element.clone()).or_default();
+            *loop_count += 1;
+            let loop_count = *loop_count;
             if let Some(r) = record {
                 (a.start_time, a.end_time) = (r.create_time, r.end_time);
             }
@@ -658,7 +663,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
                     "state": state,
                     "name": a.name.clone().unwrap_or_default(),
                     "retry": retries,
-                    "loop": 1,
+                    "loop": loop_count,
                     "skip": status.as_deref() == Some(task_status::SKIPPED),
                     "error_ignorable": false,
                     "version": a.id,
