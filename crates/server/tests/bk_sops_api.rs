@@ -68,7 +68,7 @@ async fn app_credentials_are_required_and_checked(s: TestServer) {
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     let (status, body) = call(&s, "no_such_api", json!({})).await;
     assert_eq!((status, &body["result"]), (StatusCode::NOT_FOUND, &json!(false)));
-    let (status, _) = call(&s, "import", json!({"bk_biz_id": 2})).await;
+    let (status, _) = call(&s, "preview_task_tree", json!({"bk_biz_id": 2})).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
 }
 
@@ -302,6 +302,28 @@ async fn a_node_a_gateway_leads_back_to_counts_its_loops(s: TestServer) {
     );
 }
 
+async fn an_exported_set_of_templates_imports_with_its_subprocesses(s: TestServer) {
+    let Some(shared) = shared_dir() else { return };
+    let export = must(std::fs::read(shared.join("conformance/bk-sops/fixtures/test_complicated_data.json")));
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &export);
+    let imported = ok(&s, "import", json!({"bk_biz_id": 7, "template_data": encoded})).await;
+    assert_eq!(imported["count"], 3, "{imported}");
+    let list = ok(&s, "get_template_list", json!({"bk_biz_id": 7})).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(3));
+    let parent = imported["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["old_id"] == "9")
+        .cloned()
+        .unwrap_or_default();
+    let info = ok(&s, "get_template_info", json!({"bk_biz_id": 7, "template_id": parent["template_id"]})).await;
+    let sub = &info["pipeline_tree"]["activities"]["n6c29ee96a093233a4052259eae107f5"];
+    assert!(sub["pipeline"]["activities"].is_object(), "the subprocess's tree came from the export: {sub}");
+    let (status, body) = call(&s, "import", json!({"bk_biz_id": 7, "template_data": "not an export"})).await;
+    assert_eq!((status, &body["result"]), (StatusCode::BAD_REQUEST, &json!(false)));
+}
+
 async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServer) {
     let child = json!({
         "start_event": {"id": "cs", "type": "EmptyStartEvent", "outgoing": "g1"},
@@ -436,4 +458,5 @@ backend_tests!(server = TestServer::start;
     subprocess_nodes_nest_under_their_subprocess_in_the_status,
     a_paused_task_starts_no_new_node_until_resumed,
     a_node_a_gateway_leads_back_to_counts_its_loops,
+    an_exported_set_of_templates_imports_with_its_subprocesses,
 );

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use base64::Engine;
 use flowstone_engine::{Action, Command, StartOptions, StoneEvent, task_status};
 use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
@@ -144,7 +145,8 @@ async fn dispatch(
         "get_tasks_status" => tasks_status(&c).await,
         "get_task_node_detail" => node_detail(&c, true).await,
         "get_task_node_data" => node_detail(&c, false).await,
-        "import" | "preview_task_tree" => Err(ApiError::not_implemented(format!(
+        "import" => import(&c).await,
+        "preview_task_tree" => Err(ApiError::not_implemented(format!(
             "`{api}` is not implemented yet in Flowstone (see the README's list of gaps)"
         ))),
         other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -261,6 +263,51 @@ async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
     };
     let id = c.rt.store().create_template(&row).await?;
     Ok(json!({"template_id": id, "template_name": name, "pipeline_template_id": key}))
+}
+
+/// `import`: the templates of a bk-sops export (`template_data`: the exported JSON, as text,
+/// base64 text, or an object), their subprocesses found among the export's own trees.
+async fn import(c: &Call<'_>) -> Result<Value, ApiError> {
+    let biz = c.number("bk_biz_id").or_else(|_| c.number("project_id"))?;
+    let raw = c.params.get("template_data").ok_or_else(|| bad("parameter `template_data` is required"))?;
+    let export: Value = match raw {
+        Value::String(text) => serde_json::from_str(text)
+            .or_else(|_| {
+                let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| e.to_string())?;
+                serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+            })
+            .map_err(|e| bad(format!("`template_data` is neither JSON nor base64 of JSON: {e}")))?,
+        other => other.clone(),
+    };
+    let trees = export["pipeline_template_data"]["template"]
+        .as_object()
+        .ok_or_else(|| bad("`template_data` has no `pipeline_template_data.template`"))?;
+    let templates = export["template"].as_object().ok_or_else(|| bad("`template_data` has no `template`"))?;
+    let lookup = |id: &str| trees.get(id).map(|t| t["tree"].clone());
+    let mut imported = Vec::new();
+    for (old_id, template) in templates {
+        let key = template["pipeline_template_id"].as_str().unwrap_or_default();
+        let pipeline =
+            trees.get(key).ok_or_else(|| bad(format!("template {old_id} names no tree `{key}` in the export")))?;
+        let name = pipeline["name"].as_str().filter(|n| !n.is_empty()).unwrap_or(key).to_owned();
+        let tree = inline_subprocesses(&pipeline["tree"], &lookup).map_err(RuntimeError::Model)?;
+        let model = c.rt.deploy_pipeline(&tree, key, &name).await?;
+        let now = now_ms();
+        let row = TemplateRow {
+            id: 0,
+            biz_id: biz,
+            name: name.clone(),
+            description: pipeline["description"].as_str().filter(|d| !d.is_empty()).map(str::to_owned),
+            creator: c.user.clone(),
+            model_id: model.id,
+            pipeline_template_id: key.to_owned(),
+            created_at: now,
+            edited_at: now,
+        };
+        let id = c.rt.store().create_template(&row).await?;
+        imported.push(json!({"template_id": id, "template_name": name, "pipeline_template_id": key, "old_id": old_id}));
+    }
+    Ok(json!({"count": imported.len(), "templates": imported}))
 }
 
 /// The tree with the task's constant values in place of the template's.
