@@ -201,10 +201,11 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 admin_password,
                 bk_apps,
             };
+            let shutdown = shutdown_signal();
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
             eprintln!("flowstone listening on http://{}", server.addr());
             tokio::select! {
-                _ = shutdown_signal() => {
+                _ = shutdown => {
                     eprintln!("shutting down");
                     server.stop().await;
                     Ok(())
@@ -341,24 +342,24 @@ fn host_name() -> String {
         .unwrap_or_else(|| "flowstone".into())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves at SIGTERM or Ctrl-C. SIGTERM is taken over when this is called, not when the
+/// future is first polled: a SIGTERM while the server is still starting is then a clean stop
+/// once it runs, not the end of the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[cfg(test)]
