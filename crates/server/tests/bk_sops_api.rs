@@ -132,6 +132,11 @@ async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
         ("get_task_status", json!({"bk_biz_id": "2", "task_id": 9999}), StatusCode::NOT_FOUND),
         ("create_task", json!({"bk_biz_id": "2", "template_id": template}), StatusCode::BAD_REQUEST),
         (
+            "create_task",
+            json!({"bk_biz_id": "2", "template_id": template, "name": "x", "exclude_task_nodes_id": ["wait"]}),
+            StatusCode::NOT_IMPLEMENTED,
+        ),
+        (
             "create_template",
             json!({"bk_biz_id": "2", "name": "x", "pipeline_tree": {"start_event": {}}}),
             StatusCode::BAD_REQUEST,

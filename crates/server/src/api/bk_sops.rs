@@ -330,6 +330,13 @@ fn task_url(c: &Call<'_>, t: &BkTaskRow) -> String {
 /// constants; answers its id and what it shows.
 async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
     let name = c.required("name")?;
+    for list in ["exclude_task_nodes_id", "execute_task_nodes_id"] {
+        if c.json(list)?.is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+            return Err(ApiError::not_implemented(format!(
+                "`{list}`: leaving out optional nodes is not implemented yet in Flowstone; send an empty list"
+            )));
+        }
+    }
     let (template_id, model_id) = if c.text("template_id").is_some() {
         let template = template_of(c).await?;
         (Some(template.id), template.model_id)
