@@ -6,7 +6,7 @@ use crate::effect::{Action, Effect, Job, Passage, TaskRecord, task_status};
 use crate::errors::Thrower;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
-use flowstone_model::{Definition, EndKind, NodeId, NodeKind, Template};
+use flowstone_model::{Definition, EndKind, NodeId, NodeKind, StoneSpec, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -722,17 +722,7 @@ impl Instance {
             }
             NodeKind::StoneTask(spec) => {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
-                let params = match &spec.inputs {
-                    // A component sees its inputs only, as in bk-sops.
-                    Some(inputs) => {
-                        let mut p: Map<String, Value> =
-                            inputs.iter().map(|(name, input)| (name.clone(), self.render(input, scope))).collect();
-                        p.insert("namespace".into(), Value::String(namespace.clone()));
-                        p.insert("queue".into(), Value::String(spec.stone.clone()));
-                        Value::Object(p)
-                    }
-                    None => self.stone_params(&spec.namespace, &namespace, &spec.stone, scope),
-                };
+                let params = self.stone_params(spec, &namespace, scope);
                 let mut rec = self.new_record(step, node_id, Some((namespace, spec.stone.clone())));
                 let action = if self.mocks(&spec.stone) { Action::Mock } else { Action::Start };
                 rec.params = Some(params);
@@ -905,17 +895,25 @@ impl Instance {
         }
     }
 
-    /// A stone's params: the visible variables, overlaid with the object under its namespace
-    /// (the model's, then the per-instance one), plus `namespace` and `queue`.
-    fn stone_params(&self, base: &str, namespace: &str, stone: &str, scope: Option<ScopeId>) -> Value {
-        let mut params = flowstone_expr::Variables::all(&ScopeVars { instance: self, scope });
-        for ns in [base, namespace] {
-            if let Some(Value::Object(fields)) = self.variables.get(ns) {
-                params.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    /// A stone's params, plus `namespace` and `queue`: a pipeline-tree component's rendered
+    /// inputs; else the visible variables, overlaid with the object under its namespace (the
+    /// model's, then the per-instance one).
+    fn stone_params(&self, spec: &StoneSpec, namespace: &str, scope: Option<ScopeId>) -> Value {
+        let mut params = match &spec.inputs {
+            // A component sees its inputs only, as in bk-sops.
+            Some(inputs) => inputs.iter().map(|(name, input)| (name.clone(), self.render(input, scope))).collect(),
+            None => {
+                let mut params = flowstone_expr::Variables::all(&ScopeVars { instance: self, scope });
+                for ns in [spec.namespace.as_str(), namespace] {
+                    if let Some(Value::Object(fields)) = self.variables.get(ns) {
+                        params.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                }
+                params
             }
-        }
+        };
         params.insert("namespace".into(), Value::String(namespace.to_owned()));
-        params.insert("queue".into(), Value::String(stone.to_owned()));
+        params.insert("queue".into(), Value::String(spec.stone.clone()));
         Value::Object(params)
     }
 

@@ -2,7 +2,7 @@
 //! execution and one per open activity) and `history/historic-activity-instances` (every task
 //! run and every pass through an event or a gateway).
 
-use super::repository::tenants;
+use super::repository::Tenants;
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowstone_store::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow, Page};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 
 pub(super) fn routes() -> Router<Runtime> {
     let at = |path: &str| format!("{SERVICE}/{path}");
@@ -24,22 +23,6 @@ pub(super) fn routes() -> Router<Runtime> {
         .route(&at("runtime/executions/{id}/activities"), get(execution_activities))
         .route(&at("history/historic-activity-instances"), get(list_activities))
         .route(&at("query/historic-activity-instances"), post(query_activities))
-}
-
-/// The tenant of each model met, read once per request.
-struct Tenants {
-    by_deployment: HashMap<String, Option<String>>,
-}
-
-impl Tenants {
-    async fn read(rt: &Runtime) -> Result<Tenants, ApiError> {
-        Ok(Tenants { by_deployment: tenants(rt).await? })
-    }
-
-    async fn of_model(&self, rt: &Runtime, model_id: &str) -> Result<Option<String>, ApiError> {
-        let model = rt.model(model_id).await?;
-        Ok(model.and_then(|m| self.by_deployment.get(&m.deployment_id).cloned().flatten()))
-    }
 }
 
 // ---- executions ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! A running instance is a runtime process instance; once it ended only the history shows
 //! it, as in Flowable.
 
-use super::repository::{definition_not_found, tenants};
+use super::repository::{Tenants, definition_not_found, tenants};
 use super::tasks::{instance_values, local_values};
 use super::variables::{RestVariable, type_name, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
@@ -230,10 +230,10 @@ async fn list_instances(
     };
     let with_vars = p.flag("includeProcessVariables")? == Some(true);
     let (rows, total) = rt.store().list_instances(&filter, paging.page()).await?;
-    let tenants = tenants(rt).await?;
+    let tenants = Tenants::read(rt).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
-        let tenant = rt.model(&row.model_id).await?.and_then(|m| tenants.get(&m.deployment_id).cloned().flatten());
+        let tenant = tenants.of_model(rt, &row.model_id).await?;
         let vars = if with_vars {
             let vars = rt.variables(&row.id).await?.unwrap_or_default();
             Some(if history { history_variables(&vars, "local") } else { variable_list(&vars) })

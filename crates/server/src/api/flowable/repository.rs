@@ -290,6 +290,22 @@ async fn resource_data(
     Ok(xml(one_resource(&rt, &id, &resource).await?))
 }
 
+/// The tenant of each model met, read once per request.
+pub(super) struct Tenants {
+    by_deployment: HashMap<String, Option<String>>,
+}
+
+impl Tenants {
+    pub(super) async fn read(rt: &Runtime) -> Result<Tenants, ApiError> {
+        Ok(Tenants { by_deployment: tenants(rt).await? })
+    }
+
+    pub(super) async fn of_model(&self, rt: &Runtime, model_id: &str) -> Result<Option<String>, ApiError> {
+        let model = rt.model(model_id).await?;
+        Ok(model.and_then(|m| self.by_deployment.get(&m.deployment_id).cloned().flatten()))
+    }
+}
+
 /// The tenants of deployments, by deployment id.
 pub(super) async fn tenants(rt: &Runtime) -> Result<HashMap<String, Option<String>>, ApiError> {
     Ok(rt.store().list_deployments(ALL).await?.0.into_iter().map(|d| (d.id, d.tenant_id)).collect())
