@@ -6,7 +6,7 @@ use crate::effect::{Action, Effect, Job, Passage, TaskRecord, task_status};
 use crate::errors::Thrower;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
-use flowstone_model::{Definition, EndKind, NodeId, NodeKind, StoneSpec, Template};
+use flowstone_model::{Definition, EndKind, FlowId, NodeId, NodeKind, StoneSpec, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -86,6 +86,13 @@ pub enum Command {
     Skip {
         /// The record id or activity-instance id of the failed task.
         task: String,
+    },
+    /// Take this flow out of an exclusive gateway that could not choose (debug mode).
+    ChooseFlow {
+        /// The record id of the gateway's failed record.
+        task: String,
+        /// The id of one of the gateway's outgoing flows.
+        flow: String,
     },
     /// Start no new node of the instance, or of the subprocess of this element; what runs
     /// goes on.
@@ -252,6 +259,14 @@ pub enum EngineError {
     /// A resume of what is not paused.
     #[error("{0} is not paused")]
     NotPaused(String),
+    /// A flow that does not leave the gateway.
+    #[error("no flow `{flow}` leaves gateway {gateway}")]
+    NoSuchFlow {
+        /// The gateway's element.
+        gateway: String,
+        /// The flow asked for.
+        flow: String,
+    },
     /// A delete of a rollback, cancel or delete instance.
     #[error("a {} instance cannot be deleted; delete the process it belongs to", .0.name())]
     NotAProcess(InstanceKind),
@@ -517,6 +532,7 @@ impl Instance {
             }
             Command::Resume { task } => self.leave_debug(&task)?,
             Command::Skip { task } => self.skip(&mut step, &task)?,
+            Command::ChooseFlow { task, flow } => self.choose_flow(&mut step, &task, &flow)?,
             Command::Pause { subprocess } => self.pause(&step, subprocess.as_deref())?,
             Command::Unpause { subprocess } => self.unpause(&mut step, subprocess.as_deref())?,
             Command::Cancel => self.cancel(&mut step),
@@ -674,8 +690,9 @@ impl Instance {
             return self.start_multi_instance(step, token, mi);
         }
         match &node.kind {
+            // An exclusive gateway is passed once it chose (see `leave`).
+            NodeKind::ExclusiveGateway { .. } => self.leave(step, token),
             NodeKind::StartEvent
-            | NodeKind::ExclusiveGateway { .. }
             | NodeKind::ParallelGateway
             | NodeKind::Fork { .. }
             | NodeKind::Converge
@@ -770,7 +787,7 @@ impl Instance {
         }));
     }
 
-    fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, mut rec: TaskRecord) {
+    pub(crate) fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, mut rec: TaskRecord) {
         if let Some(t) = self.tokens.get_mut(&token) {
             t.wait = Some(rec.id.clone());
         }
@@ -917,6 +934,31 @@ impl Instance {
         Value::Object(params)
     }
 
+    /// The flow an exclusive gateway takes: the first whose condition holds, else the default.
+    fn choose(
+        &self,
+        def: &Definition,
+        node: NodeId,
+        default: Option<FlowId>,
+        scope: Option<ScopeId>,
+    ) -> Result<FlowId, Fail> {
+        for f in def.node(node).outgoing.iter().filter(|f| Some(**f) != default) {
+            let flow = def.flow(*f);
+            let holds = match &flow.condition {
+                Some(c) => {
+                    self.eval_bool(c, scope).map_err(|Fail(r)| Fail(format!("condition of flow `{}`: {r}", flow.id)))?
+                }
+                None => true,
+            };
+            if holds {
+                return Ok(*f);
+            }
+        }
+        default.ok_or_else(|| {
+            Fail("no outgoing sequence flow of the exclusive gateway matched and it has no default".into())
+        })
+    }
+
     /// A token leaves its node: through the gateway's rule, or every outgoing flow that holds.
     fn leave(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
@@ -931,30 +973,13 @@ impl Instance {
             }
         }
         let targets: Vec<_> = match &node.kind {
-            NodeKind::ExclusiveGateway { default } => {
-                let mut chosen = None;
-                for f in node.outgoing.iter().filter(|f| Some(**f) != *default) {
-                    let flow = def.flow(*f);
-                    let holds = match &flow.condition {
-                        Some(c) => self
-                            .eval_bool(c, scope)
-                            .map_err(|Fail(r)| Fail(format!("condition of flow `{}`: {r}", flow.id)))?,
-                        None => true,
-                    };
-                    if holds {
-                        chosen = Some(*f);
-                        break;
-                    }
+            NodeKind::ExclusiveGateway { default } => match self.choose(def, node_id, *default, scope) {
+                Ok(f) => {
+                    self.passed(step, node_id);
+                    vec![def.flow(f).target]
                 }
-                match chosen.or(*default) {
-                    Some(f) => vec![def.flow(f).target],
-                    None => {
-                        return Err(Fail(
-                            "no outgoing sequence flow of the exclusive gateway matched and it has no default".into(),
-                        ));
-                    }
-                }
-            }
+                Err(fail) => return self.gateway_failed(step, token, node_id, fail),
+            },
             NodeKind::ParallelGateway if node.incoming.len() > 1 => {
                 self.tokens.remove(&token);
                 let needed = node.incoming.len() as u32;

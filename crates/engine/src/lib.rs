@@ -5,6 +5,7 @@
 //! committed: task records to write, stone jobs to queue or drop. Nothing here touches a
 //! database, a socket or the clock, so every rule is tested with plain unit tests.
 
+mod choice;
 mod compensation;
 mod effect;
 mod errors;

@@ -243,8 +243,22 @@ impl Instance {
         self.fail(message);
     }
 
+    /// The failed task `task` of an instance in debug mode (not a gateway that waits for a
+    /// flow to be chosen: skip and reRun do not fit it).
+    fn failed_task(&self, task: &str) -> Result<String, EngineError> {
+        let id = self.failed_record(task)?;
+        if self.open[&id].kind == crate::choice::GATEWAY {
+            return Err(EngineError::WrongTaskKind {
+                task: task.to_owned(),
+                kind: crate::choice::GATEWAY.into(),
+                expected: "task",
+            });
+        }
+        Ok(id)
+    }
+
     /// The failed record `task` of an instance in debug mode.
-    fn failed_record(&self, task: &str) -> Result<String, EngineError> {
+    pub(crate) fn failed_record(&self, task: &str) -> Result<String, EngineError> {
         if self.status != InstanceStatus::Debug {
             return Err(EngineError::NotDebugging(self.status));
         }
@@ -258,14 +272,11 @@ impl Instance {
 
     /// `skip`: the failed task closes as skipped and its token moves on.
     pub(crate) fn skip(&mut self, step: &mut Step<'_, '_>, task: &str) -> Result<(), EngineError> {
-        let id = self.failed_record(task)?;
+        let id = self.failed_task(task)?;
         let token = self.token_waiting_on(&id);
         let reason = self.open[&id].reason.clone();
         self.close_record(step, &id, task_status::SKIPPED, reason, None);
-        if !self.open.values().any(|r| r.status.ends_with(".failed")) {
-            self.status = InstanceStatus::Running;
-            self.failure = None;
-        }
+        self.settle_debug();
         if let Some(t) = token {
             self.resume(step, t);
         }
@@ -281,7 +292,7 @@ impl Instance {
         parameters: Map<String, Value>,
         outputs: Map<String, Value>,
     ) -> Result<(), EngineError> {
-        let id = self.failed_record(task)?;
+        let id = self.failed_task(task)?;
         let rec = &self.open[&id];
         let failed = current_action(rec).unwrap_or(Action::Start);
         let allowed: &[Action] = match &self.plan {
@@ -314,10 +325,7 @@ impl Instance {
         Self::queue(step, &mut rec, action, job_outputs);
         step.effects.push(Effect::Task(Box::new(rec.clone())));
         self.open.insert(id, rec);
-        if !self.open.values().any(|r| r.status.ends_with(".failed")) {
-            self.status = InstanceStatus::Running;
-            self.failure = None;
-        }
+        self.settle_debug();
         Ok(())
     }
 

@@ -244,7 +244,7 @@ async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
     node(&s, task, "b", "resume", json!({})).await;
     when(&s, task, "b", "FINISHED", "FINISHED").await;
     for (action, code) in [
-        ("skip_exg", StatusCode::NOT_IMPLEMENTED),
+        ("skip_exg", StatusCode::BAD_REQUEST),
         ("dance", StatusCode::BAD_REQUEST),
         ("resume_subproc", StatusCode::CONFLICT),
     ] {
@@ -327,6 +327,28 @@ async fn an_exported_set_of_templates_imports_with_its_subprocesses(s: TestServe
     assert!(sub["pipeline"]["activities"].is_object(), "the subprocess's tree came from the export: {sub}");
     let (status, body) = call(&s, "import", json!({"bk_biz_id": 7, "template_data": "not an export"})).await;
     assert_eq!((status, &body["result"]), (StatusCode::BAD_REQUEST, &json!(false)));
+}
+
+async fn skip_exg_takes_the_flow_a_gateway_could_not_choose(s: TestServer) {
+    let mut tree = tree();
+    tree["activities"]["wait"]["component"] = json!({"code": "noop", "data": {}});
+    tree["constants"]["${go}"]["value"] = json!("no");
+    let task = started(&s, tree).await;
+    let status = when(&s, task, "x", "FAILED", "FAILED").await;
+    assert_eq!(status["children"]["wait"]["state"], "FINISHED", "{status}");
+    let detail = ok(&s, "get_task_node_detail", json!({"bk_biz_id": 5, "task_id": task, "node_id": "x"})).await;
+    assert!(detail["ex_data"].as_str().is_some_and(|e| e.contains("no outgoing sequence flow")), "{detail}");
+    let (code, _) = call(
+        &s,
+        "operate_node",
+        json!({"bk_biz_id": 5, "task_id": task, "node_id": "x", "action": "skip_exg",
+        "data": {"flow_id": "f1"}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "f1 does not leave the gateway");
+    node(&s, task, "x", "skip_exg", json!({"flow_id": "f3"})).await;
+    let status = when(&s, task, "e", "FINISHED", "FINISHED").await;
+    assert_eq!(status["children"]["x"]["skip"], true, "{status}");
 }
 
 async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServer) {
@@ -464,4 +486,5 @@ backend_tests!(server = TestServer::start;
     a_paused_task_starts_no_new_node_until_resumed,
     a_node_a_gateway_leads_back_to_counts_its_loops,
     an_exported_set_of_templates_imports_with_its_subprocesses,
+    skip_exg_takes_the_flow_a_gateway_could_not_choose,
 );

@@ -689,3 +689,38 @@ fn a_paused_instance_starts_no_new_node_until_it_is_resumed() {
     h.succeed("b");
     assert_eq!(h.inst.status, InstanceStatus::Completed);
 }
+
+/// start → x (exclusive: `${go} == "yes"` to b, `${go} == "maybe"` to c, no default) → b | c → end.
+fn undecided() -> Definition {
+    let flow = |id: &str, s: &str, t: &str| json!({"id": id, "source": s, "target": t});
+    let task = |id: &str, i: &str, o: &str| json!({"id": id, "type": "ServiceActivity", "incoming": [i], "outgoing": o, "component": {"code": "work", "data": {}}});
+    let tree = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f4", "f5"]},
+        "activities": {"b": task("b", "f2", "f4"), "c": task("c", "f3", "f5")},
+        "gateways": {"x": {"id": "x", "type": "ExclusiveGateway", "incoming": ["f1"], "outgoing": ["f2", "f3"],
+            "conditions": {"f2": {"evaluate": "${go} == \"yes\""}, "f3": {"evaluate": "${go} == \"maybe\""}}}},
+        "flows": {"f1": flow("f1", "s", "x"), "f2": flow("f2", "x", "b"), "f3": flow("f3", "x", "c"),
+                  "f4": flow("f4", "b", "e"), "f5": flow("f5", "c", "e")}
+    });
+    flowstone_model::parse_pipeline(&tree, "undecided", None, &|_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_gateway_that_cannot_choose_waits_in_debug_mode_for_an_operator_to_choose() {
+    let debug = StartOptions { debug: true, ..StartOptions::default() };
+    let mut h = Harness::start_with(undecided(), json!({"go": "no"}), debug);
+    assert_eq!(h.inst.status, InstanceStatus::Debug);
+    let waiting = h.open_at("x").into_iter().next().unwrap_or_else(|| panic!("the gateway waits"));
+    assert_eq!(h.inst.open[&waiting].kind, "exclusiveGateway");
+    assert!(matches!(h.apply(Command::Skip { task: waiting.clone() }), Err(EngineError::WrongTaskKind { .. })));
+    let wrong = Command::ChooseFlow { task: waiting.clone(), flow: "f4".into() };
+    assert!(matches!(h.apply(wrong), Err(EngineError::NoSuchFlow { .. })));
+    h.apply(Command::ChooseFlow { task: waiting, flow: "f3".into() }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((h.inst.status, h.open_at("c").len(), h.open_at("b").len()), (InstanceStatus::Running, 1, 0));
+    h.succeed("c");
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+
+    let h = Harness::start(undecided(), json!({"go": "no"}));
+    assert_eq!(h.inst.status, InstanceStatus::Failed, "without debug mode the failure stands");
+}

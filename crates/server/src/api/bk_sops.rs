@@ -481,10 +481,14 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
             record,
             event: StoneEvent::Failed { action: Action::Start, reason: format!("forced to fail by {}", c.user) },
         },
-        other @ "skip_exg" => {
-            return Err(ApiError::not_implemented(format!(
-                "operate_node `{other}` is not implemented yet in Flowstone"
-            )));
+        "skip_exg" => {
+            let flow = data
+                .get("flow_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| c.text("flow_id"))
+                .ok_or_else(|| bad("skip_exg needs the `flow_id` to take (in `data` or beside it)"))?;
+            Command::ChooseFlow { task: record, flow }
         }
         other => {
             return Err(bad(format!(
