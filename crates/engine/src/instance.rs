@@ -356,6 +356,9 @@ pub struct Instance {
     /// Tokens that reached a node while what holds them was paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) parked: Vec<u32>,
+    /// How many times each pipeline-tree component node has run (its `_loop` output).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) runs: BTreeMap<NodeId, u32>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -450,6 +453,7 @@ impl Instance {
             plan: None,
             paused: Vec::new(),
             parked: Vec::new(),
+            runs: BTreeMap::new(),
         }
     }
 
@@ -740,6 +744,9 @@ impl Instance {
             NodeKind::StoneTask(spec) => {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
                 let params = self.stone_params(spec, &namespace, scope);
+                if spec.inputs.is_some() {
+                    *self.runs.entry(node_id).or_default() += 1;
+                }
                 let mut rec = self.new_record(step, node_id, Some((namespace, spec.stone.clone())));
                 let action = if self.mocks(&spec.stone) { Action::Mock } else { Action::Start };
                 rec.params = Some(params);

@@ -143,8 +143,18 @@ impl Instance {
     }
 
     /// A stone action ended well: the record closes and its token (or the plan) moves on.
-    fn finish(&mut self, step: &mut Step<'_, '_>, id: &str, status: &str, outputs: Option<Value>, ran: bool) {
+    fn finish(&mut self, step: &mut Step<'_, '_>, id: &str, status: &str, mut outputs: Option<Value>, ran: bool) {
         let token = self.token_waiting_on(id);
+        // A pipeline-tree component also puts out `_loop`, how many times its node has run
+        // (bamboo-engine's system output, which loop conditions read).
+        if let Some(t) = token {
+            let node = self.tokens[&t].node;
+            let component = matches!(&step.def.node(node).kind, NodeKind::StoneTask(spec) if spec.inputs.is_some());
+            if let (true, Some(Value::Object(out))) = (component, &mut outputs) {
+                let runs = self.runs.get(&node).copied().unwrap_or(1);
+                out.entry("_loop").or_insert(Value::from(runs));
+            }
+        }
         if ran && self.kind == InstanceKind::Process {
             let mut rec = self.open[id].clone();
             rec.outputs.clone_from(&outputs);

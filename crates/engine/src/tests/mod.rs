@@ -724,3 +724,11 @@ fn a_gateway_that_cannot_choose_waits_in_debug_mode_for_an_operator_to_choose() 
     let h = Harness::start(undecided(), json!({"go": "no"}));
     assert_eq!(h.inst.status, InstanceStatus::Failed, "without debug mode the failure stands");
 }
+
+#[test]
+fn a_component_puts_out_how_many_times_its_node_ran() {
+    let mut h = Harness::start(two_steps(false), json!({}));
+    h.succeed("a");
+    let a = h.records().into_iter().find(|r| r.element == "a").unwrap_or_else(|| panic!("a ran"));
+    assert_eq!(a.outputs, Some(json!({"_loop": 1})));
+}
