@@ -249,15 +249,27 @@ async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
     let biz = c.number("bk_biz_id")?;
     let name = c.required("name")?;
     let (model_id, key) = deploy_tree(c, &name).await?;
+    store_template(c, biz, &name, c.text("description"), model_id, &key).await
+}
+
+/// Records a template of the model `model_id`; answers what bk-sops answers for a new one.
+async fn store_template(
+    c: &Call<'_>,
+    biz: i64,
+    name: &str,
+    description: Option<String>,
+    model_id: String,
+    key: &str,
+) -> Result<Value, ApiError> {
     let now = now_ms();
     let row = TemplateRow {
         id: 0,
         biz_id: biz,
-        name: name.clone(),
-        description: c.text("description"),
+        name: name.to_owned(),
+        description,
         creator: c.user.clone(),
         model_id,
-        pipeline_template_id: key.clone(),
+        pipeline_template_id: key.to_owned(),
         created_at: now,
         edited_at: now,
     };
@@ -292,20 +304,10 @@ async fn import(c: &Call<'_>) -> Result<Value, ApiError> {
         let name = pipeline["name"].as_str().filter(|n| !n.is_empty()).unwrap_or(key).to_owned();
         let tree = inline_subprocesses(&pipeline["tree"], &lookup).map_err(RuntimeError::Model)?;
         let model = c.rt.deploy_pipeline(&tree, key, &name).await?;
-        let now = now_ms();
-        let row = TemplateRow {
-            id: 0,
-            biz_id: biz,
-            name: name.clone(),
-            description: pipeline["description"].as_str().filter(|d| !d.is_empty()).map(str::to_owned),
-            creator: c.user.clone(),
-            model_id: model.id,
-            pipeline_template_id: key.to_owned(),
-            created_at: now,
-            edited_at: now,
-        };
-        let id = c.rt.store().create_template(&row).await?;
-        imported.push(json!({"template_id": id, "template_name": name, "pipeline_template_id": key, "old_id": old_id}));
+        let description = pipeline["description"].as_str().filter(|d| !d.is_empty()).map(str::to_owned);
+        let mut made = store_template(c, biz, &name, description, model.id, key).await?;
+        made["old_id"] = json!(old_id);
+        imported.push(made);
     }
     Ok(json!({"count": imported.len(), "templates": imported}))
 }
@@ -436,6 +438,20 @@ async fn operate_node(c: &Call<'_>) -> Result<(), ApiError> {
 async fn paused(c: &Call<'_>, instance: &str) -> Result<bool, ApiError> {
     let state = c.rt.store().instance_state(instance).await?;
     Ok(state.and_then(|s| serde_json::from_str::<flowstone_engine::Instance>(&s).ok()).is_some_and(|i| i.is_paused()))
+}
+
+/// The process instance of a task, once started.
+async fn instance_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Option<InstanceRow>, ApiError> {
+    match &task.instance_id {
+        Some(id) => Ok(c.rt.store().instance(id).await?),
+        None => Ok(None),
+    }
+}
+
+/// An instance's start, end and seconds elapsed (until now while it runs).
+fn times(instance: Option<&InstanceRow>) -> (Option<i64>, Option<i64>, i64) {
+    let (start, end) = (instance.map(|p| p.start_time), instance.and_then(|p| p.end_time));
+    (start, end, start.map_or(0, |s| (end.unwrap_or_else(now_ms) - s) / 1000))
 }
 
 /// The process instance of a started task.
@@ -677,10 +693,7 @@ async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
 /// A task's state tree: its own state and a child per node (nested for subprocesses).
 async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
     let store = c.rt.store();
-    let instance = match &task.instance_id {
-        Some(id) => store.instance(id).await?,
-        None => None,
-    };
+    let instance = instance_of(c, task).await?;
     let mut children = Map::new();
     let mut state = instance_state(instance.as_ref());
     if let Some(p) = &instance {
@@ -737,7 +750,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
             nest_subprocesses(&*c.rt.definition(&model)?, &mut children);
         }
     }
-    let (start, end) = (instance.as_ref().map(|p| p.start_time), instance.as_ref().and_then(|p| p.end_time));
+    let (start, end, elapsed) = times(instance.as_ref());
     Ok(json!({
         "id": instance.as_ref().map_or_else(String::new, |p| p.id.clone()),
         "state": state,
@@ -748,7 +761,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
         "error_ignorable": false,
         "version": "",
         "state_refresh_at": zoned_time(end.or(start)),
-        "elapsed_time": start.map_or(0, |s| (end.unwrap_or_else(now_ms) - s) / 1000),
+        "elapsed_time": elapsed,
         "children": children,
         "start_time": zoned_time(start),
         "finish_time": zoned_time(end),
@@ -758,11 +771,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
 
 async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {
     let task = task_of(c, c.number("task_id")?).await?;
-    let store = c.rt.store();
-    let instance = match &task.instance_id {
-        Some(id) => store.instance(id).await?,
-        None => None,
-    };
+    let instance = instance_of(c, &task).await?;
     let given: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
     let tree = with_constants(tree_of(c, &task.model_id).await?, &given);
     let variables: Map<String, Value> = match &instance {
@@ -782,7 +791,7 @@ async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {
             json!({"key": key, "name": name, "value": value})
         })
         .collect();
-    let (start, end) = (instance.as_ref().map(|p| p.start_time), instance.as_ref().and_then(|p| p.end_time));
+    let (start, end, elapsed) = times(instance.as_ref());
     Ok(json!({
         "id": task.id,
         "name": task.name,
@@ -794,7 +803,7 @@ async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {
         "start_time": start.map(time).unwrap_or_default(),
         "end_time": end.map(time).unwrap_or_default(),
         "finish_time": end.map(time).unwrap_or_default(),
-        "elapsed_time": start.map_or(0, |s| (end.unwrap_or_else(now_ms) - s) / 1000),
+        "elapsed_time": elapsed,
         "project_id": task.biz_id,
         "project_name": task.biz_id.to_string(),
         "business_id": task.biz_id,
