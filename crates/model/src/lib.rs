@@ -19,5 +19,7 @@ pub use ir::{
     ActivityOptions, Definition, EndKind, Flow, FlowId, MultiInstance, Node, NodeId, NodeKind, OutputParam, StoneSpec,
     UserTaskSpec,
 };
-pub use pipeline::{TemplateLookup, constant_variable, inline_subprocesses, parse_pipeline};
+pub use pipeline::{
+    TemplateLookup, YamlTemplate, constant_variable, inline_subprocesses, parse_pipeline, parse_yaml_templates,
+};
 pub use template::Template;

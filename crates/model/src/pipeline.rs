@@ -15,6 +15,10 @@ use flowstone_expr::Expression;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+mod yaml;
+
+pub use yaml::{YamlTemplate, parse_yaml_templates};
+
 /// Finds the tree of a subprocess's `template_id`.
 pub type TemplateLookup<'a> = &'a dyn Fn(&str) -> Option<Value>;
 

@@ -329,6 +329,43 @@ async fn an_exported_set_of_templates_imports_with_its_subprocesses(s: TestServe
     assert_eq!((status, &body["result"]), (StatusCode::BAD_REQUEST, &json!(false)));
 }
 
+async fn a_yaml_export_imports_and_its_templates_run(s: TestServer) {
+    let Some(shared) = shared_dir() else { return };
+    let yaml =
+        must(std::fs::read_to_string(shared.join("conformance/bk-sops/fixtures/test_complicated_yaml_data.yaml")));
+    let imported = ok(&s, "import", json!({"bk_biz_id": 5, "template_data": yaml})).await;
+    assert_eq!(imported["count"], 3, "{imported}");
+    let child = imported["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["old_id"] == "template3")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(child["template_name"], "yaml导出样例子流程");
+    let task =
+        ok(&s, "create_and_start_task", json!({"bk_biz_id": 5, "template_id": child["template_id"], "name": "y"}))
+            .await["task_id"]
+            .as_i64()
+            .unwrap_or_default();
+    // `1 == 1` leads to the pause node, then two pause nodes in parallel.
+    when(&s, task, "t3_node3", "RUNNING", "RUNNING").await;
+    node(&s, task, "t3_node3", "callback", json!({})).await;
+    when(&s, task, "t3_node6", "RUNNING", "RUNNING").await;
+    node(&s, task, "t3_node6", "callback", json!({})).await;
+    node(&s, task, "t3_node7", "callback", json!({})).await;
+    let status = when(&s, task, "t3_node9", "FINISHED", "FINISHED").await;
+    assert!(status["children"].get("t3_node4").is_none(), "the `1 == 0` branch never ran: {status}");
+    let (code, body) = call(
+        &s,
+        "import",
+        json!({"bk_biz_id": 5, "template_data": "schema_version: v1\nmeta: {id: x}\nspec: {nodes: []}"}),
+    )
+    .await;
+    assert_eq!((code, &body["result"]), (StatusCode::BAD_REQUEST, &json!(false)));
+    assert!(body["message"].as_str().unwrap_or_default().contains("meta.name"), "{body}");
+}
+
 async fn skip_exg_takes_the_flow_a_gateway_could_not_choose(s: TestServer) {
     let mut tree = tree();
     tree["activities"]["wait"]["component"] = json!({"code": "noop", "data": {}});
@@ -486,5 +523,6 @@ backend_tests!(server = TestServer::start;
     a_paused_task_starts_no_new_node_until_resumed,
     a_node_a_gateway_leads_back_to_counts_its_loops,
     an_exported_set_of_templates_imports_with_its_subprocesses,
+    a_yaml_export_imports_and_its_templates_run,
     skip_exg_takes_the_flow_a_gateway_could_not_choose,
 );

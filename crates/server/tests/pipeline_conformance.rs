@@ -2,14 +2,15 @@
 //! (template fixtures and the trees inside the API documentation's examples) parses into the
 //! engine's graph and runs to its end, with a stand-in worker for every component code. The
 //! stand-in answers as a bk-sops component does, `_result` true; the engine adds `_loop`, the
-//! number of times that node has run, which the fixtures' loop conditions read.
+//! number of times that node has run, which the fixtures' loop conditions read. The YAML
+//! fixtures (bk-sops' YAML export of two of the JSON ones) become the same trees.
 
 mod common;
 
 use common::{must, shared_dir};
 use flowstone_engine::Action;
 use flowstone_engine::{Command, Ctx, Effect, Instance, InstanceStatus, StartOptions, StoneEvent};
-use flowstone_model::{Definition, parse_pipeline};
+use flowstone_model::{Definition, parse_pipeline, parse_yaml_templates};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -122,4 +123,60 @@ fn the_loop_fixture_runs_its_timer_once_per_item_of_its_list() {
     // `time_list` is "1,2,3,4": the gateway sends the flow back until `_loop` reaches 4.
     assert_eq!(runs.get("nodeb268d09815476dd8a37d373b89ff"), Some(&4), "{runs:?}");
     assert_eq!(inst.variables.get("_loop"), Some(&json!(4)));
+}
+
+/// What a tree is made of, independent of its ids: node types, flows by the types they join,
+/// constants with their source, component codes.
+fn shape(tree: &Value) -> Vec<String> {
+    let mut types: HashMap<String, String> = HashMap::new();
+    for field in ["activities", "gateways"] {
+        for (id, node) in tree[field].as_object().into_iter().flatten() {
+            types.insert(id.clone(), node["type"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    for field in ["start_event", "end_event"] {
+        types.insert(tree[field]["id"].as_str().unwrap_or_default().to_owned(), field.to_owned());
+    }
+    let kind = |id: &Value| types.get(id.as_str().unwrap_or_default()).cloned().unwrap_or_default();
+    let mut out: Vec<String> = types.values().map(|t| format!("node {t}")).collect();
+    for flow in tree["flows"].as_object().into_iter().flatten().map(|(_, f)| f) {
+        out.push(format!("flow {} -> {}", kind(&flow["source"]), kind(&flow["target"])));
+    }
+    for (key, c) in tree["constants"].as_object().into_iter().flatten() {
+        let fields: Vec<&Value> = c["source_info"].as_object().into_iter().flatten().map(|(_, f)| f).collect();
+        out.push(format!("constant {key} {} {} {fields:?}", c["source_type"], c["custom_type"]));
+    }
+    for node in tree["activities"].as_object().into_iter().flatten().map(|(_, a)| a) {
+        out.push(format!("component {}", node["component"]["code"]));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_yaml_fixtures_become_the_trees_of_the_json_fixtures_they_were_exported_from_and_run() {
+    let Some(shared) = shared_dir() else { return };
+    let dir = shared.join("conformance/bk-sops/fixtures");
+    let mut checked = 0;
+    for (yaml, json) in [
+        ("test_yaml_data.yaml", "test_original_data.json"),
+        ("test_complicated_yaml_data.yaml", "test_complicated_data.json"),
+    ] {
+        let templates = must(parse_yaml_templates(&must(std::fs::read_to_string(dir.join(yaml)))));
+        let export = load(&dir.join(json));
+        let exported = export["pipeline_template_data"]["template"].as_object().cloned().unwrap_or_default();
+        let lookup = |id: &str| templates.iter().find(|t| t.id == id).map(|t| t.tree.clone());
+        for template in &templates {
+            let original = exported
+                .values()
+                .find(|t| t["name"] == template.name.as_str())
+                .unwrap_or_else(|| panic!("{yaml}: no template named {} in {json}", template.name));
+            assert_eq!(shape(&template.tree), shape(&original["tree"]), "{yaml}: {}", template.name);
+            let def = must(parse_pipeline(&template.tree, &template.id, Some(&template.name), &lookup));
+            let (inst, _) = run(&def);
+            assert_eq!(inst.status, InstanceStatus::Completed, "{yaml}: {} ({:?})", template.name, inst.failure);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4);
 }

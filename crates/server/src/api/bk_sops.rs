@@ -239,7 +239,7 @@ async fn deploy_tree(c: &Call<'_>, name: &str) -> Result<(String, String), ApiEr
     let tree = c.json("pipeline_tree")?.ok_or_else(|| bad("parameter `pipeline_tree` is required"))?;
     let mut templates = HashMap::new();
     referenced_templates(c, &tree, &mut templates).await?;
-    let key = format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31]);
+    let key = new_key();
     let tree = inline_subprocesses(&tree, &|id| templates.get(id).cloned()).map_err(RuntimeError::Model)?;
     let model = c.rt.deploy_pipeline(&tree, &key, name).await?;
     Ok((model.id, key))
@@ -277,20 +277,30 @@ async fn store_template(
     Ok(json!({"template_id": id, "template_name": name, "pipeline_template_id": key}))
 }
 
-/// `import`: the templates of a bk-sops export (`template_data`: the exported JSON, as text,
-/// base64 text, or an object), their subprocesses found among the export's own trees.
+/// `import`: the templates of a bk-sops export (`template_data`: the exported JSON or YAML,
+/// as text, base64 text, or an object), their subprocesses found among the export's own trees.
 async fn import(c: &Call<'_>) -> Result<Value, ApiError> {
     let biz = c.number("bk_biz_id").or_else(|_| c.number("project_id"))?;
     let raw = c.params.get("template_data").ok_or_else(|| bad("parameter `template_data` is required"))?;
-    let export: Value = match raw {
-        Value::String(text) => serde_json::from_str(text)
-            .or_else(|_| {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| e.to_string())?;
-                serde_json::from_slice(&bytes).map_err(|e| e.to_string())
-            })
-            .map_err(|e| bad(format!("`template_data` is neither JSON nor base64 of JSON: {e}")))?,
-        other => other.clone(),
+    let imported = match raw {
+        Value::String(text) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok());
+            let text = decoded.as_deref().unwrap_or(text);
+            match serde_json::from_str::<Value>(text) {
+                Ok(export) if export.is_object() => import_export(c, biz, &export).await?,
+                _ => import_yaml(c, biz, text).await?,
+            }
+        }
+        export => import_export(c, biz, export).await?,
     };
+    Ok(json!({"count": imported.len(), "templates": imported}))
+}
+
+/// The templates of a JSON export, under the model keys the export gives them.
+async fn import_export(c: &Call<'_>, biz: i64, export: &Value) -> Result<Vec<Value>, ApiError> {
     let trees = export["pipeline_template_data"]["template"]
         .as_object()
         .ok_or_else(|| bad("`template_data` has no `pipeline_template_data.template`"))?;
@@ -302,14 +312,54 @@ async fn import(c: &Call<'_>) -> Result<Value, ApiError> {
         let pipeline =
             trees.get(key).ok_or_else(|| bad(format!("template {old_id} names no tree `{key}` in the export")))?;
         let name = pipeline["name"].as_str().filter(|n| !n.is_empty()).unwrap_or(key).to_owned();
-        let tree = inline_subprocesses(&pipeline["tree"], &lookup).map_err(RuntimeError::Model)?;
-        let model = c.rt.deploy_pipeline(&tree, key, &name).await?;
         let description = pipeline["description"].as_str().filter(|d| !d.is_empty()).map(str::to_owned);
-        let mut made = store_template(c, biz, &name, description, model.id, key).await?;
-        made["old_id"] = json!(old_id);
-        imported.push(made);
+        let tree = inline_subprocesses(&pipeline["tree"], &lookup).map_err(RuntimeError::Model)?;
+        let made = import_tree(c, biz, tree, key, &name, description).await?;
+        imported.push(with_old_id(made, old_id));
     }
-    Ok(json!({"count": imported.len(), "templates": imported}))
+    Ok(imported)
+}
+
+/// The templates of a YAML export (bk-sops' `schema_version: v1` documents), each under a new
+/// model key; subprocesses name templates of the same file by their `meta.id`.
+async fn import_yaml(c: &Call<'_>, biz: i64, text: &str) -> Result<Vec<Value>, ApiError> {
+    let templates = flowstone_model::parse_yaml_templates(text)
+        .map_err(|e| bad(format!("`template_data` is neither a JSON export nor bk-sops YAML: {e}")))?;
+    let lookup = |id: &str| templates.iter().find(|t| t.id == id).map(|t| t.tree.clone());
+    let trees = templates
+        .iter()
+        .map(|t| inline_subprocesses(&t.tree, &lookup))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RuntimeError::Model)?;
+    let mut imported = Vec::new();
+    for (t, tree) in templates.iter().zip(trees) {
+        let made = import_tree(c, biz, tree, &new_key(), &t.name, t.description.clone()).await?;
+        imported.push(with_old_id(made, &t.id));
+    }
+    Ok(imported)
+}
+
+fn with_old_id(mut made: Value, old_id: &str) -> Value {
+    made["old_id"] = json!(old_id);
+    made
+}
+
+/// Deploys one imported tree (its subprocesses inlined) and records its template.
+async fn import_tree(
+    c: &Call<'_>,
+    biz: i64,
+    tree: Value,
+    key: &str,
+    name: &str,
+    description: Option<String>,
+) -> Result<Value, ApiError> {
+    let model = c.rt.deploy_pipeline(&tree, key, name).await?;
+    store_template(c, biz, name, description, model.id, key).await
+}
+
+/// A model key for a tree that brings none, shaped like bk-sops' pipeline template ids.
+fn new_key() -> String {
+    format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31])
 }
 
 /// The tree with the task's constant values in place of the template's.
