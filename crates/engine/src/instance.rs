@@ -165,6 +165,10 @@ pub enum StoneEvent {
         /// Whether the stone now monitors the work.
         monitor: bool,
     },
+    /// The start is done and the work will report its end through a callback (bk-sops
+    /// components such as `pause_node`): the job leaves the queue and the task stays under
+    /// way until a `Success` or `Failed` of its start arrives.
+    AwaitCallback,
     /// A mock found nothing to do.
     Passed,
     /// The action failed for this reason.

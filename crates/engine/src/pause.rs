@@ -25,6 +25,11 @@ impl Instance {
         false
     }
 
+    /// The subprocess nodes paused on their own.
+    pub fn paused_subprocesses(&self) -> Vec<NodeId> {
+        self.paused.iter().flatten().copied().collect()
+    }
+
     /// Whether the whole instance is paused.
     pub fn is_paused(&self) -> bool {
         self.paused.contains(&None)

@@ -27,6 +27,7 @@ impl Instance {
         let under_way = if monitoring { Action::Monitor } else { job };
         let (action, phase) = match &event {
             StoneEvent::Begin(a) => (*a, Phase::Begin),
+            StoneEvent::AwaitCallback => (Action::Start, Phase::Begin),
             StoneEvent::Success { action, .. } => (*action, Phase::Success),
             StoneEvent::Failed { action, .. } => (*action, Phase::Failed),
             StoneEvent::Passed => (Action::Mock, Phase::Passed),
@@ -62,6 +63,14 @@ impl Instance {
                 if first || (action == Action::Monitor && current_action(rec) == Some(Action::Start)) {
                     self.update(step, &id, |r| r.status = status);
                 }
+            }
+            StoneEvent::AwaitCallback => {
+                let under_way = rec.status.starts_with("produce.") || rec.status == status;
+                if !under_way {
+                    return Err(unexpected());
+                }
+                self.update(step, &id, |r| r.status = status);
+                step.effects.push(Effect::DropJob { record_id: id.clone() });
             }
             StoneEvent::Progress(p) => self.update(step, &id, |r| {
                 r.progress = Some(p.min(100));

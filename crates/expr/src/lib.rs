@@ -147,6 +147,18 @@ impl Expression {
         }
     }
 
+    /// The variables the expression reads (not the functions it calls), each once, in the
+    /// order they first appear: what a model must define for it to evaluate.
+    pub fn variables(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            if let Part::Code(ast) = part {
+                ast.variables(&mut out);
+            }
+        }
+        out
+    }
+
     /// Evaluates the expression as a condition: its value must coerce to a boolean.
     ///
     /// # Errors

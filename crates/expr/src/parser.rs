@@ -16,6 +16,32 @@ pub(crate) enum Ast {
     Call(Option<Box<Ast>>, String, Vec<Ast>),
 }
 
+impl Ast {
+    /// Adds the variables this tree reads to `out`, skipping those already there.
+    pub(crate) fn variables<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Ast::Lit(_) => {}
+            Ast::Var(name) => {
+                if !out.contains(&name.as_str()) {
+                    out.push(name);
+                }
+            }
+            Ast::Member(base, _) | Ast::Unary(_, base) => base.variables(out),
+            Ast::Index(a, b) | Ast::Binary(_, a, b) => {
+                a.variables(out);
+                b.variables(out);
+            }
+            Ast::Cond(a, b, c) => [a, b, c].iter().for_each(|x| x.variables(out)),
+            Ast::Call(receiver, _, args) => {
+                if let Some(r) = receiver {
+                    r.variables(out);
+                }
+                args.iter().for_each(|x| x.variables(out));
+            }
+        }
+    }
+}
+
 /// Finds the `}` that closes a `${` whose body starts at `from`, skipping string literals.
 pub(crate) fn find_closing_brace(src: &str, from: usize) -> Option<usize> {
     let bytes = src.as_bytes();

@@ -176,3 +176,11 @@ fn python_calls_of_bk_sops_templates() {
     assert_eq!(run("${' x '.strip().upper()}"), Ok(json!("X")));
     assert!(run("${int('x')}").is_err_and(|e| e.message.contains("not a number")));
 }
+
+#[test]
+fn variables_are_what_an_expression_reads_not_what_it_calls() {
+    let e = Expression::parse(r#"${time_list.split(",")[_loop - 1]} on ${host.ip} ${len(hosts) > n ? a : a}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.variables(), ["time_list", "_loop", "host", "hosts", "n", "a"]);
+    assert!(Expression::parse("plain text").is_ok_and(|e| e.variables().is_empty()));
+}

@@ -20,6 +20,7 @@ pub use ir::{
     UserTaskSpec,
 };
 pub use pipeline::{
-    TemplateLookup, YamlTemplate, constant_variable, inline_subprocesses, parse_pipeline, parse_yaml_templates,
+    TemplateLookup, YamlTemplate, constant_variable, exclude_nodes, inline_subprocesses, parse_pipeline,
+    parse_yaml_templates,
 };
 pub use template::Template;

@@ -15,8 +15,10 @@ use flowstone_expr::Expression;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+mod preview;
 mod yaml;
 
+pub use preview::exclude_nodes;
 pub use yaml::{YamlTemplate, parse_yaml_templates};
 
 /// Finds the tree of a subprocess's `template_id`.

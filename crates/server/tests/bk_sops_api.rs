@@ -68,8 +68,8 @@ async fn app_credentials_are_required_and_checked(s: TestServer) {
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     let (status, body) = call(&s, "no_such_api", json!({})).await;
     assert_eq!((status, &body["result"]), (StatusCode::NOT_FOUND, &json!(false)));
-    let (status, _) = call(&s, "preview_task_tree", json!({"bk_biz_id": 2})).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    let (status, body) = call(&s, "preview_task_tree", json!({"bk_biz_id": 2})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
@@ -102,7 +102,7 @@ async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
     let status = ok(&s, "get_task_status", json!({"bk_biz_id": "2", "task_id": task_id})).await;
     assert_eq!(status["state"], "RUNNING", "{status}");
     assert_eq!(status["children"]["s"]["state"], "FINISHED", "{status}");
-    assert_eq!(status["children"]["wait"]["state"], "RUNNING", "{status}");
+    assert_eq!(status["children"]["wait"]["state"], "READY", "{status}");
     let detail = ok(&s, "get_task_detail", json!({"bk_biz_id": "2", "task_id": task_id})).await;
     assert_eq!((detail["creator"].as_str(), detail["executor"].as_str()), (Some("ops"), Some("ops")));
     assert_eq!(detail["outputs"][0], json!({"key": "${who}", "name": "who", "value": "kermit"}));
@@ -134,7 +134,7 @@ async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
         (
             "create_task",
             json!({"bk_biz_id": "2", "template_id": template, "name": "x", "exclude_task_nodes_id": ["wait"]}),
-            StatusCode::NOT_IMPLEMENTED,
+            StatusCode::BAD_REQUEST,
         ),
         (
             "create_template",
@@ -366,6 +366,50 @@ async fn a_yaml_export_imports_and_its_templates_run(s: TestServer) {
     assert!(body["message"].as_str().unwrap_or_default().contains("meta.name"), "{body}");
 }
 
+async fn optional_nodes_left_out_are_bypassed_in_the_preview_and_the_task(s: TestServer) {
+    let mut tree = operable(false);
+    tree["activities"]["a"]["optional"] = json!(true);
+    tree["activities"]["a"]["component"]["data"] = json!({"note": {"hook": true, "value": "${why}"}});
+    tree["constants"] = json!({"${why}": {"key": "${why}", "name": "why", "source_type": "component_inputs",
+        "source_info": {"a": ["note"]}, "value": "because", "index": 0}});
+    let made = ok(&s, "create_template", json!({"bk_biz_id": 5, "name": "opt", "pipeline_tree": tree})).await;
+    let template = made["template_id"].clone();
+    let preview = |left_out: Value| json!({"bk_biz_id": 5, "template_id": template, "version": "", "exclude_task_nodes_id": left_out});
+    let (_, previewed) = call(&s, "preview_task_tree", preview(json!(["a"]))).await;
+    let data = &previewed["data"];
+    assert!(data["pipeline_tree"]["activities"].get("a").is_none(), "{previewed}");
+    assert_eq!(data["pipeline_tree"]["flows"]["f1"]["target"], "b", "{previewed}");
+    assert_eq!(data["constants_not_referred"]["${why}"]["value"], "because", "{previewed}");
+    if let Some(shared) = shared_dir() {
+        let documented = shared.join("conformance/bk-sops/apidoc-examples/preview_task_tree.md.block01.json");
+        let example: Value = must(serde_json::from_str(&must(std::fs::read_to_string(documented))));
+        let mut problems = Vec::new();
+        differences("", &comparable(&example), &previewed, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+    let (status, body) = call(&s, "preview_task_tree", preview(json!(["b"]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("not optional"), "{body}");
+
+    for left_out in [json!({"exclude_task_nodes_id": ["a"]}), json!({"execute_task_nodes_id": ["b"]})] {
+        let mut params = json!({"bk_biz_id": 5, "template_id": template, "name": "without a"});
+        params.as_object_mut().into_iter().for_each(|p| p.extend(left_out.as_object().cloned().unwrap_or_default()));
+        let task = ok(&s, "create_and_start_task", params).await;
+        assert!(task["pipeline_tree"]["activities"].get("a").is_none(), "{task}");
+        let id = task["task_id"].as_i64().unwrap_or_default();
+        let status = when(&s, id, "b", "RUNNING", "RUNNING").await;
+        assert!(status["children"].get("a").is_none(), "the left-out node never ran: {status}");
+    }
+    // The template itself still has every node.
+    let status = when(&s, started_of(&s, &template).await, "b", "RUNNING", "RUNNING").await;
+    assert_eq!(status["children"]["a"]["state"], "FINISHED");
+}
+
+async fn started_of(s: &TestServer, template: &Value) -> i64 {
+    let task = ok(s, "create_and_start_task", json!({"bk_biz_id": 5, "template_id": template, "name": "all"})).await;
+    task["task_id"].as_i64().unwrap_or_default()
+}
+
 async fn skip_exg_takes_the_flow_a_gateway_could_not_choose(s: TestServer) {
     let mut tree = tree();
     tree["activities"]["wait"]["component"] = json!({"code": "noop", "data": {}});
@@ -417,7 +461,7 @@ async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServe
     assert!(status["children"]["ca"].is_null(), "inner nodes are not listed at the top: {status}");
     node(&s, task, "sub", "pause_subproc", json!({})).await;
     node(&s, task, "ca", "callback", json!({})).await;
-    let status = when(&s, task, "sub", "RUNNING", "RUNNING").await;
+    let status = when(&s, task, "sub", "SUSPENDED", "RUNNING").await;
     assert_eq!(status["children"]["sub"]["children"]["ca"]["state"], "FINISHED");
     assert!(status["children"]["sub"]["children"]["ce"].is_null(), "the paused subprocess did not go on: {status}");
     node(&s, task, "sub", "resume_subproc", json!({})).await;
@@ -524,5 +568,6 @@ backend_tests!(server = TestServer::start;
     a_node_a_gateway_leads_back_to_counts_its_loops,
     an_exported_set_of_templates_imports_with_its_subprocesses,
     a_yaml_export_imports_and_its_templates_run,
+    optional_nodes_left_out_are_bypassed_in_the_preview_and_the_task,
     skip_exg_takes_the_flow_a_gateway_could_not_choose,
 );

@@ -13,6 +13,7 @@ pub fn builtin(machines: &Path) -> Vec<Arc<dyn Stone>> {
         Arc::new(NoopStone),
         Arc::new(SleepStone),
         Arc::new(SleepTimerStone),
+        Arc::new(PauseNodeStone),
         Arc::new(MachineStone::new(machines)),
         Arc::new(BillingStone),
     ]
@@ -36,6 +37,26 @@ pub fn select(names: &str, machines: &Path) -> Result<Vec<Arc<dyn Stone>>, Strin
         return Err(format!("no built-in stone `{unknown}`; the stones are {} (or all, none)", known.join(", ")));
     }
     Ok(all.into_iter().filter(|s| wanted.contains(&s.name())).collect())
+}
+
+/// `pause_node`: bk-sops' pause, a node that waits for an operator's callback (`operate_node`
+/// resume or callback, `node_callback`), whose data become its outputs.
+pub struct PauseNodeStone;
+
+#[async_trait::async_trait]
+impl Stone for PauseNodeStone {
+    fn name(&self) -> &str {
+        "pause_node"
+    }
+
+    fn awaits_callback(&self) -> bool {
+        true
+    }
+
+    async fn start(&self, work: &Work) -> StoneResult {
+        injected_failure(&work.params, Action::Start)?;
+        Ok(Map::new())
+    }
 }
 
 /// `noop`: echoes its params as outputs.
@@ -191,7 +212,7 @@ mod tests {
         };
         assert_eq!(names("MachineStone, noop"), Ok(vec!["noop".to_owned(), "MachineStone".to_owned()]));
         assert_eq!(names("none"), Ok(vec![]));
-        assert_eq!(names("all").map(|n| n.len()), Ok(5));
+        assert_eq!(names("all").map(|n| n.len()), Ok(6));
         assert!(names("Nope").is_err_and(|e| e.contains("`Nope`") && e.contains("BillingStone")));
     }
 

@@ -13,7 +13,7 @@ mod machine;
 pub mod protocol;
 pub mod runner;
 
-pub use builtin::{BillingStone, NoopStone, SleepStone, SleepTimerStone, builtin, select};
+pub use builtin::{BillingStone, NoopStone, PauseNodeStone, SleepStone, SleepTimerStone, builtin, select};
 pub use machine::MachineStone;
 
 use flowstone_engine::{Action, StoneEvent};
@@ -58,6 +58,13 @@ pub trait Stone: Send + Sync {
     /// Whether a successful start is followed by [`Stone::monitor`]: the task stays open
     /// (`start.success`, then `monitor.*`) until the work is really done.
     fn monitors(&self) -> bool {
+        false
+    }
+
+    /// Whether a successful start leaves the task open for a callback, as bk-sops components
+    /// such as `pause_node` do: the job leaves the queue and the task runs on until a callback
+    /// (`operate_node` callback, `node_callback`, or a later `start.success`) ends it.
+    fn awaits_callback(&self) -> bool {
         false
     }
 
@@ -132,6 +139,9 @@ pub async fn drive(
     match action {
         Action::Start => {
             let started = stone.start(&work).await;
+            if started.is_ok() && stone.awaits_callback() {
+                return reporter.report(StoneEvent::AwaitCallback).await;
+            }
             let monitor = started.is_ok() && stone.monitors();
             let outputs = started.clone().unwrap_or_default();
             reporter.report(done(started, monitor)).await?;

@@ -114,6 +114,10 @@ pub struct EventReport {
     /// With the status `progress`: how far the work is, 0–100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<u8>,
+    /// With `start.begin`: the start is done and the job is given back; the task stays under
+    /// way until a callback (or a later `start.success` / `start.failed`) ends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub await_callback: bool,
 }
 
 impl EventReport {
@@ -128,9 +132,14 @@ impl EventReport {
             variables: Map::new(),
             error_code: None,
             progress: None,
+            await_callback: false,
         };
         report.status = match event {
             StoneEvent::Begin(action) => stone_status(action, Phase::Begin),
+            StoneEvent::AwaitCallback => {
+                report.await_callback = true;
+                stone_status(Action::Start, Phase::Begin)
+            }
             StoneEvent::Success { action, outputs, monitor } => {
                 (report.outputs, report.monitor) = (outputs, monitor);
                 stone_status(action, Phase::Success)
@@ -184,7 +193,11 @@ impl EventReport {
         }
         let (action, phase) = self.status.split_once('.').ok_or_else(bad)?;
         let action = Action::parse(action).ok_or_else(bad)?;
+        if self.await_callback && (action, phase) != (Action::Start, "begin") {
+            return Err(format!("`awaitCallback` goes with `start.begin`, not `{}`", self.status));
+        }
         Ok(match phase {
+            "begin" if self.await_callback => StoneEvent::AwaitCallback,
             "begin" => StoneEvent::Begin(action),
             "success" if !self.variables.is_empty() => {
                 if !self.outputs.is_empty() || self.monitor {
@@ -242,6 +255,9 @@ pub struct JobEvent {
     /// As in [`EventReport`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// As in [`EventReport`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub await_callback: bool,
 }
 
 impl JobEvent {
@@ -256,6 +272,7 @@ impl JobEvent {
             variables: self.variables,
             error_code: self.error_code,
             progress: self.progress,
+            await_callback: self.await_callback,
         }
     }
 
@@ -270,6 +287,7 @@ impl JobEvent {
             variables: report.variables,
             error_code: report.error_code,
             progress: report.progress,
+            await_callback: report.await_callback,
         }
     }
 }
@@ -345,6 +363,7 @@ mod tests {
             StoneEvent::Completed { variables: Map::from_iter([("v".into(), json!(2))]) },
             StoneEvent::BpmnError { code: "E1".into(), variables: Map::new() },
             StoneEvent::Progress(40),
+            StoneEvent::AwaitCallback,
         ];
         for event in events {
             assert_eq!(EventReport::new("w", event.clone()).event(), Ok(event));
@@ -357,6 +376,8 @@ mod tests {
         for status in ["start", "launch.begin", "start.passed", "monitor.done"] {
             assert!(report(status).event().is_err_and(|e| e.contains(status)), "{status}");
         }
+        let awaiting = EventReport::new("w", StoneEvent::AwaitCallback).with_status("start.success");
+        assert!(awaiting.event().is_err_and(|e| e.contains("awaitCallback")));
     }
 
     impl EventReport {

@@ -95,6 +95,13 @@ async fn a_monitoring_start_reports_start_then_monitor_in_one_job() {
 }
 
 #[tokio::test]
+async fn pause_node_gives_its_job_back_to_wait_for_a_callback() {
+    let r = Recorder::default();
+    assert_eq!(drive(&PauseNodeStone, Action::Start, work(json!({})), false, &r).await, Ok(()));
+    assert_eq!(r.seen(), ["start.begin", "AwaitCallback"]);
+}
+
+#[tokio::test]
 async fn failures_are_reported_with_their_reason_and_end_the_job() {
     let r = Recorder::default();
     let _ = drive(&Watched, Action::Start, work(json!({"fail": {"monitor": "lost"}})), false, &r).await;

@@ -89,6 +89,22 @@ fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
 }
 
 #[test]
+fn a_start_that_awaits_its_callback_gives_the_job_back_and_stays_under_way() {
+    let mut h = Harness::start(chain(), json!({}));
+    let record_id = h.open_at("a")[0].clone();
+    ok(h.event("a", StoneEvent::AwaitCallback));
+    assert_eq!(h.records()[0].status, "start.begin");
+    assert!(h.effects.contains(&Effect::DropJob { record_id }), "no worker holds the job any more");
+    assert_eq!(h.open_at("a").len(), 1, "the task waits for its callback");
+    ok(h.event("a", success(Action::Start, json!({"answer": 42}))));
+    assert_eq!(h.inst.variables["na"], json!({"answer": 42}));
+    assert_eq!(h.open_at("b").len(), 1);
+    // A start that went on to monitoring cannot hand over to a callback.
+    ok(h.event("b", StoneEvent::Success { action: Action::Start, outputs: Map::new(), monitor: true }));
+    assert!(matches!(h.event("b", StoneEvent::AwaitCallback), Err(EngineError::UnexpectedEvent { .. })));
+}
+
+#[test]
 fn events_that_do_not_fit_the_job_are_refused_and_repeats_are_harmless() {
     let mut h = Harness::start(chain(), json!({}));
     let refused = h.event("a", StoneEvent::Begin(Action::Rollback));

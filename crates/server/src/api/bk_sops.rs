@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use flowstone_engine::{Action, Command, StartOptions, StoneEvent, task_status};
-use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, inline_subprocesses};
+use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, exclude_nodes, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -146,9 +146,7 @@ async fn dispatch(
         "get_task_node_detail" => node_detail(&c, true).await,
         "get_task_node_data" => node_detail(&c, false).await,
         "import" => import(&c).await,
-        "preview_task_tree" => Err(ApiError::not_implemented(format!(
-            "`{api}` is not implemented yet in Flowstone (see the README's list of gaps)"
-        ))),
+        "preview_task_tree" => preview_task_tree(&c).await,
         other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
     }
 }
@@ -277,6 +275,41 @@ async fn store_template(
     Ok(json!({"template_id": id, "template_name": name, "pipeline_template_id": key}))
 }
 
+/// The activities a task leaves out: `exclude_task_nodes_id`, or every optional activity not
+/// in `execute_task_nodes_id` when that is given (nodes that are not optional always run).
+fn left_out_nodes(c: &Call<'_>, tree: &Value) -> Result<Vec<String>, ApiError> {
+    let list = |name: &str| -> Result<Option<Vec<String>>, ApiError> {
+        match c.json(name)? {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| bad(format!("`{name}` must list node ids"))))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|ids| Some(ids).filter(|ids| !ids.is_empty())),
+            Some(_) => Err(bad(format!("parameter `{name}` must be a list of node ids"))),
+        }
+    };
+    if let Some(execute) = list("execute_task_nodes_id")? {
+        let activities = tree["activities"].as_object().into_iter().flatten();
+        return Ok(activities
+            .filter(|(id, a)| !execute.contains(id) && a["optional"] == Value::Bool(true))
+            .map(|(id, _)| id.clone())
+            .collect());
+    }
+    Ok(list("exclude_task_nodes_id")?.unwrap_or_default())
+}
+
+/// `preview_task_tree`: the tree a task of the template would run without the nodes left out,
+/// and the template's constants it no longer refers to.
+async fn preview_task_tree(c: &Call<'_>) -> Result<Value, ApiError> {
+    let template = template_of(c).await?;
+    let tree = tree_of(c, &template.model_id).await?;
+    let left_out = left_out_nodes(c, &tree)?;
+    let (tree, unreferred) =
+        exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?;
+    Ok(json!({"pipeline_tree": tree, "constants_not_referred": unreferred}))
+}
+
 /// `import`: the templates of a bk-sops export (`template_data`: the exported JSON or YAML,
 /// as text, base64 text, or an object), their subprocesses found among the export's own trees.
 async fn import(c: &Call<'_>) -> Result<Value, ApiError> {
@@ -382,14 +415,7 @@ fn task_url(c: &Call<'_>, t: &BkTaskRow) -> String {
 /// constants; answers its id and what it shows.
 async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
     let name = c.required("name")?;
-    for list in ["exclude_task_nodes_id", "execute_task_nodes_id"] {
-        if c.json(list)?.is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
-            return Err(ApiError::not_implemented(format!(
-                "`{list}`: leaving out optional nodes is not implemented yet in Flowstone; send an empty list"
-            )));
-        }
-    }
-    let (template_id, model_id) = if c.text("template_id").is_some() {
+    let (template_id, mut model_id) = if c.text("template_id").is_some() {
         let template = template_of(c).await?;
         (Some(template.id), template.model_id)
     } else if c.params.contains_key("pipeline_tree") {
@@ -397,6 +423,13 @@ async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
     } else {
         return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
     };
+    let mut tree = tree_of(c, &model_id).await?;
+    let left_out = left_out_nodes(c, &tree)?;
+    if !left_out.is_empty() {
+        // The task runs a tree of its own: the template's without the nodes left out.
+        tree = exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
+        model_id = c.rt.deploy_pipeline(&tree, &new_key(), &name).await?.id;
+    }
     let constants = match c.json("constants")? {
         None => Map::new(),
         Some(Value::Object(m)) => m,
@@ -419,7 +452,7 @@ async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
         started_at: None,
     };
     task.id = c.rt.store().create_bk_task(&task).await?;
-    let tree = with_constants(tree_of(c, &model_id).await?, &constants);
+    let tree = with_constants(tree, &constants);
     Ok((task.id, json!({"task_id": task.id, "task_url": task_url(c, &task), "pipeline_tree": tree})))
 }
 
@@ -485,9 +518,10 @@ async fn operate_node(c: &Call<'_>) -> Result<(), ApiError> {
 }
 
 /// Whether a running instance is paused (its engine state says).
-async fn paused(c: &Call<'_>, instance: &str) -> Result<bool, ApiError> {
+/// The engine's state of a running instance (none once it ended).
+async fn engine_state(c: &Call<'_>, instance: &str) -> Result<Option<flowstone_engine::Instance>, ApiError> {
     let state = c.rt.store().instance_state(instance).await?;
-    Ok(state.and_then(|s| serde_json::from_str::<flowstone_engine::Instance>(&s).ok()).is_some_and(|i| i.is_paused()))
+    Ok(state.and_then(|s| serde_json::from_str(&s).ok()))
 }
 
 /// The process instance of a task, once started.
@@ -567,8 +601,9 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
 }
 
 /// Moves the runs of nodes inside subprocesses under an entry of their subprocess (deepest
-/// first, so that nested subprocesses nest), each entry's state following its children's.
-fn nest_subprocesses(def: &Definition, children: &mut Map<String, Value>) {
+/// first, so that nested subprocesses nest), each entry's state following its children's
+/// (`SUSPENDED` while one of `paused` runs).
+fn nest_subprocesses(def: &Definition, children: &mut Map<String, Value>, paused: &[NodeId]) {
     let depth = |mut n: NodeId| {
         let mut d = 0;
         while let Some(s) = def.node(n).scope {
@@ -596,19 +631,19 @@ fn nest_subprocesses(def: &Definition, children: &mut Map<String, Value>) {
             entry["children"][element.as_str()] = child;
         }
     }
-    settle_subprocess_states(def, children);
+    settle_subprocess_states(def, children, paused);
 }
 
-/// A subprocess's state from its children's: failed when one failed, running while one
-/// runs, finished once its end event was passed.
-fn settle_subprocess_states(def: &Definition, children: &mut Map<String, Value>) {
+/// A subprocess's state from its children's: failed when one failed, running (suspended
+/// when paused) while one runs, finished once its end event was passed.
+fn settle_subprocess_states(def: &Definition, children: &mut Map<String, Value>, paused: &[NodeId]) {
     for (element, entry) in children.iter_mut() {
         let Some(node) = def.node_by_element(element) else { continue };
         if !matches!(def.node(node).kind, NodeKind::SubProcess { .. }) {
             continue;
         }
         let Some(inner) = entry["children"].as_object_mut() else { continue };
-        settle_subprocess_states(def, inner);
+        settle_subprocess_states(def, inner, paused);
         let states: Vec<(Option<NodeId>, String)> = inner
             .iter()
             .map(|(e, c)| (def.node_by_element(e), c["state"].as_str().unwrap_or_default().to_owned()))
@@ -620,6 +655,8 @@ fn settle_subprocess_states(def: &Definition, children: &mut Map<String, Value>)
             "FAILED"
         } else if ended && !states.iter().any(|(_, s)| s == "RUNNING") {
             "FINISHED"
+        } else if paused.contains(&node) {
+            "SUSPENDED"
         } else {
             "RUNNING"
         };
@@ -722,7 +759,8 @@ fn instance_state(row: Option<&InstanceRow>) -> &'static str {
     }
 }
 
-/// bamboo-engine's state of one node run, from its record's status.
+/// bamboo-engine's state of one node run, from its record's status: `READY` while its job
+/// waits in the queue for a stone, `RUNNING` once a stone took it.
 fn node_state(status: &str, ended: bool) -> &'static str {
     if status.ends_with(".failed") || status == "failed" {
         "FAILED"
@@ -730,6 +768,8 @@ fn node_state(status: &str, ended: bool) -> &'static str {
         "REVOKED"
     } else if ended {
         "FINISHED"
+    } else if status.starts_with("produce.") {
+        "READY"
     } else {
         "RUNNING"
     }
@@ -747,9 +787,11 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
     let mut children = Map::new();
     let mut state = instance_state(instance.as_ref());
     if let Some(p) = &instance {
-        if state == "RUNNING" && paused(c, &p.id).await? {
+        let engine = engine_state(c, &p.id).await?;
+        if state == "RUNNING" && engine.as_ref().is_some_and(flowstone_engine::Instance::is_paused) {
             state = "SUSPENDED";
         }
+        let paused = engine.map(|e| e.paused_subprocesses()).unwrap_or_default();
         let query = ActivityQuery { instance_id: Some(p.id.clone()), ..ActivityQuery::default() };
         let (runs, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
         // Read after the runs, the records are as new as they or newer: a run's state and
@@ -797,7 +839,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
             );
         }
         if let Some(model) = c.rt.model(&p.model_id).await? {
-            nest_subprocesses(&*c.rt.definition(&model)?, &mut children);
+            nest_subprocesses(&*c.rt.definition(&model)?, &mut children, &paused);
         }
     }
     let (start, end, elapsed) = times(instance.as_ref());
