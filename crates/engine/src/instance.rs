@@ -271,6 +271,16 @@ pub enum EngineError {
         /// The flow asked for.
         flow: String,
     },
+    /// An operator's skip or retry of a pipeline-tree node whose tree says it may not be.
+    #[error("task {task} cannot be {what}: its node is not {flag}")]
+    NotOperable {
+        /// The task addressed.
+        task: String,
+        /// `skipped` or `run again`.
+        what: &'static str,
+        /// The flag the tree leaves false.
+        flag: &'static str,
+    },
     /// A delete of a rollback, cancel or delete instance.
     #[error("a {} instance cannot be deleted; delete the process it belongs to", .0.name())]
     NotAProcess(InstanceKind),

@@ -4,7 +4,7 @@ use crate::compensation::Ran;
 use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status, task_status};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
-use flowstone_model::NodeKind;
+use flowstone_model::{ActivityOptions, NodeKind};
 use serde_json::{Map, Value};
 
 impl Instance {
@@ -292,12 +292,29 @@ impl Instance {
     /// `skip`: the failed task closes as skipped and its token moves on.
     pub(crate) fn skip(&mut self, step: &mut Step<'_, '_>, task: &str) -> Result<(), EngineError> {
         let id = self.failed_task(task)?;
+        self.check_operable(step, &id, "skipped", "skippable", |o| o.skippable)?;
         let token = self.token_waiting_on(&id);
         let reason = self.open[&id].reason.clone();
         self.close_record(step, &id, task_status::SKIPPED, reason, None);
         self.settle_debug();
         if let Some(t) = token {
             self.resume(step, t);
+        }
+        Ok(())
+    }
+
+    /// Refuses an operator's skip or retry of a pipeline-tree node whose `flag` is false.
+    fn check_operable(
+        &self,
+        step: &Step<'_, '_>,
+        id: &str,
+        what: &'static str,
+        flag: &'static str,
+        allowed: impl Fn(&ActivityOptions) -> bool,
+    ) -> Result<(), EngineError> {
+        let node = self.token_waiting_on(id).map(|t| self.tokens[&t].node);
+        if node.and_then(|n| step.def.node(n).options.as_deref()).is_some_and(|o| !allowed(o)) {
+            return Err(EngineError::NotOperable { task: id.to_owned(), what, flag });
         }
         Ok(())
     }
@@ -312,6 +329,7 @@ impl Instance {
         outputs: Map<String, Value>,
     ) -> Result<(), EngineError> {
         let id = self.failed_task(task)?;
+        self.check_operable(step, &id, "run again", "retryable", |o| o.retryable)?;
         let rec = &self.open[&id];
         let failed = current_action(rec).unwrap_or(Action::Start);
         let allowed: &[Action] = match &self.plan {

@@ -103,14 +103,6 @@ pub struct ActivityOptions {
     pub skippable: bool,
     /// An operator may retry it once failed.
     pub retryable: bool,
-    /// Whether the user may leave it out when creating a task.
-    pub optional: bool,
-    /// The stage it is shown under.
-    pub stage_name: Option<String>,
-    /// Seconds after which a running activity fails.
-    pub timeout: Option<u64>,
-    /// How many times it runs in a row.
-    pub loop_times: Option<u32>,
 }
 
 impl Node {

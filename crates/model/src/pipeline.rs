@@ -562,20 +562,14 @@ fn inline(tree: &Value, lookup: TemplateLookup<'_>, depth: usize) -> Result<Valu
 }
 
 fn activity_options(v: &Value) -> ActivityOptions {
-    let flag = |names: &[&str]| names.iter().any(|n| v.get(*n).and_then(Value::as_bool).unwrap_or(false));
-    let stage = text(v, "stage_name");
+    // Left out, a flag has bamboo-engine's default: skippable and retryable, errors not ignored.
+    let flag = |names: &[&str], default: bool| {
+        names.iter().find_map(|n| v.get(*n).and_then(Value::as_bool)).unwrap_or(default)
+    };
     ActivityOptions {
-        error_ignorable: flag(&["error_ignorable"]),
-        skippable: flag(&["skippable", "isSkipped"]),
-        retryable: flag(&["retryable", "can_retry"]),
-        optional: flag(&["optional"]),
-        stage_name: (!stage.is_empty()).then(|| stage.to_owned()),
-        timeout: v.get("timeout").and_then(Value::as_u64),
-        loop_times: v
-            .get("loop")
-            .and_then(|l| l.get("loop_times").or(Some(l)))
-            .and_then(Value::as_u64)
-            .map(|n| n as u32),
+        error_ignorable: flag(&["error_ignorable"], false),
+        skippable: flag(&["skippable", "isSkipped"], true),
+        retryable: flag(&["retryable", "can_retry"], true),
     }
 }
 

@@ -255,6 +255,19 @@ async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
     let (status, _) =
         call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "zz", "action": "skip"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A node the tree makes neither skippable nor retryable can only be failed for good.
+    let mut strict = operable(false);
+    strict["activities"]["a"]["isSkipped"] = json!(false);
+    strict["activities"]["a"]["can_retry"] = json!(false);
+    let task = started(&s, strict).await;
+    when(&s, task, "a", "FAILED", "FAILED").await;
+    for (action, flag) in [("skip", "skippable"), ("retry", "retryable")] {
+        let (status, body) =
+            call(&s, "operate_node", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a", "action": action})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains(flag)), "{body}");
+    }
 }
 
 async fn a_paused_task_starts_no_new_node_until_resumed(s: TestServer) {

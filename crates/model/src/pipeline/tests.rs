@@ -61,7 +61,8 @@ fn a_tree_becomes_the_graph_with_its_components_gateways_and_constants() {
     assert_eq!((a.stone.as_str(), a.inputs.as_ref().map(Vec::len)), ("job_execute", Some(2)));
     let options = node(&def, "a").options.as_deref().cloned().unwrap_or_default();
     assert!(options.error_ignorable && options.retryable && !options.skippable);
-    assert_eq!(options.stage_name.as_deref(), Some("prepare"));
+    let b = node(&def, "b").options.as_deref().cloned().unwrap_or_default();
+    assert!(!b.error_ignorable && b.retryable && b.skippable, "left out, flags have bamboo-engine's defaults");
     let NodeKind::StoneTask(b) = &node(&def, "b").kind else { panic!("b is a stone task") };
     assert_eq!(b.outputs, [("_result".to_owned(), "_result".to_owned())]);
     let converge = def.node_by_element("v").unwrap_or_default();
