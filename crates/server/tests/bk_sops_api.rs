@@ -320,6 +320,12 @@ async fn a_node_a_gateway_leads_back_to_counts_its_loops(s: TestServer) {
     );
 }
 
+/// The template `import` made of the exported one `old_id`.
+fn imported_as(imported: &Value, old_id: &str) -> Value {
+    let templates = imported["templates"].as_array().into_iter().flatten();
+    templates.into_iter().find(|t| t["old_id"] == old_id).cloned().unwrap_or_default()
+}
+
 async fn an_exported_set_of_templates_imports_with_its_subprocesses(s: TestServer) {
     let Some(shared) = shared_dir() else { return };
     let export = must(std::fs::read(shared.join("conformance/bk-sops/fixtures/test_complicated_data.json")));
@@ -328,13 +334,7 @@ async fn an_exported_set_of_templates_imports_with_its_subprocesses(s: TestServe
     assert_eq!(imported["count"], 3, "{imported}");
     let list = ok(&s, "get_template_list", json!({"bk_biz_id": 7})).await;
     assert_eq!(list.as_array().map(Vec::len), Some(3));
-    let parent = imported["templates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["old_id"] == "9")
-        .cloned()
-        .unwrap_or_default();
+    let parent = imported_as(&imported, "9");
     let info = ok(&s, "get_template_info", json!({"bk_biz_id": 7, "template_id": parent["template_id"]})).await;
     let sub = &info["pipeline_tree"]["activities"]["n6c29ee96a093233a4052259eae107f5"];
     assert!(sub["pipeline"]["activities"].is_object(), "the subprocess's tree came from the export: {sub}");
@@ -348,13 +348,7 @@ async fn a_yaml_export_imports_and_its_templates_run(s: TestServer) {
         must(std::fs::read_to_string(shared.join("conformance/bk-sops/fixtures/test_complicated_yaml_data.yaml")));
     let imported = ok(&s, "import", json!({"bk_biz_id": 5, "template_data": yaml})).await;
     assert_eq!(imported["count"], 3, "{imported}");
-    let child = imported["templates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["old_id"] == "template3")
-        .cloned()
-        .unwrap_or_default();
+    let child = imported_as(&imported, "template3");
     assert_eq!(child["template_name"], "yaml导出样例子流程");
     let task =
         ok(&s, "create_and_start_task", json!({"bk_biz_id": 5, "template_id": child["template_id"], "name": "y"}))
