@@ -174,7 +174,12 @@ impl<'a> Converter<'a> {
             .flatten()
             .map(|n| n.as_object().ok_or_else(|| template_err(self.template, "a node is not a mapping")))
             .collect::<Result<_, _>>()?;
-        let ids: HashSet<String> = nodes.iter().map(|n| scalar(n.get("id").unwrap_or(&Value::Null))).collect();
+        let mut ids: HashSet<String> = HashSet::new();
+        for id in nodes.iter().map(|n| scalar(n.get("id").unwrap_or(&Value::Null))).filter(|id| !id.is_empty()) {
+            if !ids.insert(id.clone()) {
+                return Err(node_err("node", &id, format!("appears twice in template `{}`", self.template)));
+            }
+        }
         for (i, node) in nodes.iter().enumerate() {
             let targets = self.node(i, &nodes, &ids, done)?;
             self.targets.push((scalar(&node["id"]), targets));

@@ -139,6 +139,7 @@ fn broken_yaml_templates_are_refused_naming_what_is_wrong() {
         )
     };
     assert!(refused(&node("  - {id: x, type: Teleport}\n")).contains("unknown node type `Teleport`"));
+    assert!(refused(&node("  - {id: s, type: EmptyStartEvent}\n")).contains("appears twice"));
     assert!(refused(&node("  - {id: x, type: ServiceActivity, name: n}\n")).contains("needs `component`"));
     let dangling = node("  - {id: x, type: ServiceActivity, name: n, component: {code: c}, next: [nowhere]}\n");
     assert!(refused(&dangling).contains("`nowhere` is no node"));
