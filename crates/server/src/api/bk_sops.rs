@@ -231,14 +231,19 @@ async fn referenced_templates(c: &Call<'_>, tree: &Value, into: &mut HashMap<Str
     Ok(())
 }
 
-/// Deploys the call's `pipeline_tree` (its subprocess templates inlined) as a model named
-/// `name`; answers the model's id and its key, the tree's `pipeline_template_id`.
-async fn deploy_tree(c: &Call<'_>, name: &str) -> Result<(String, String), ApiError> {
+/// The call's `pipeline_tree`, the trees of the templates its subprocesses name inlined.
+async fn call_tree(c: &Call<'_>) -> Result<Value, ApiError> {
     let tree = c.json("pipeline_tree")?.ok_or_else(|| bad("parameter `pipeline_tree` is required"))?;
     let mut templates = HashMap::new();
     referenced_templates(c, &tree, &mut templates).await?;
+    Ok(inline_subprocesses(&tree, &|id| templates.get(id).cloned()).map_err(RuntimeError::Model)?)
+}
+
+/// Deploys the call's `pipeline_tree` as a model named `name`; answers the model's id and its
+/// key, the tree's `pipeline_template_id`.
+async fn deploy_tree(c: &Call<'_>, name: &str) -> Result<(String, String), ApiError> {
+    let tree = call_tree(c).await?;
     let key = new_key();
-    let tree = inline_subprocesses(&tree, &|id| templates.get(id).cloned()).map_err(RuntimeError::Model)?;
     let model = c.rt.deploy_pipeline(&tree, &key, name).await?;
     Ok((model.id, key))
 }
@@ -415,30 +420,40 @@ fn task_url(c: &Call<'_>, t: &BkTaskRow) -> String {
 /// constants; answers its id and what it shows.
 async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
     let name = c.required("name")?;
-    let (template_id, mut model_id) = if c.text("template_id").is_some() {
-        let template = template_of(c).await?;
-        (Some(template.id), template.model_id)
-    } else if c.params.contains_key("pipeline_tree") {
-        (None, deploy_tree(c, &name).await?.0)
-    } else {
-        return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
-    };
-    let mut tree = tree_of(c, &model_id).await?;
-    let left_out = left_out_nodes(c, &tree)?;
-    if !left_out.is_empty() {
-        // The task runs a tree of its own: the template's without the nodes left out.
-        tree = exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
-        model_id = c.rt.deploy_pipeline(&tree, &new_key(), &name).await?.id;
-    }
+    let biz_id = c.number("bk_biz_id")?;
     let constants = match c.json("constants")? {
         None => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(bad("parameter `constants` must be an object of `${KEY}: value`")),
     };
     let flow_type = c.text("flow_type").unwrap_or_else(|| "common".into());
+    // Every parameter is checked before a model is deployed: a refused call leaves none behind.
+    let (template_id, template_model, tree) = if c.text("template_id").is_some() {
+        let template = template_of(c).await?;
+        let tree = tree_of(c, &template.model_id).await?;
+        (Some(template.id), Some(template.model_id), tree)
+    } else if c.params.contains_key("pipeline_tree") {
+        (None, None, call_tree(c).await?)
+    } else {
+        return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
+    };
+    let left_out = left_out_nodes(c, &tree)?;
+    let (tree, model_id) = match template_model {
+        Some(model_id) if left_out.is_empty() => (tree, model_id),
+        // A raw tree, or one without the nodes left out: the task runs a model of its own.
+        _ => {
+            let tree = if left_out.is_empty() {
+                tree
+            } else {
+                exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0
+            };
+            let model_id = c.rt.deploy_pipeline(&tree, &new_key(), &name).await?.id;
+            (tree, model_id)
+        }
+    };
     let mut task = BkTaskRow {
         id: 0,
-        biz_id: c.number("bk_biz_id")?,
+        biz_id,
         template_id,
         name,
         creator: c.user.clone(),
