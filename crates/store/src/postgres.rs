@@ -92,6 +92,8 @@ crate::sql::sql_store!(
     notify = "SELECT pg_notify('flowstone_jobs', '')",
     soft = "SET synchronous_commit = off",
     firm = "SET synchronous_commit = on",
+    numbered = true,
+    text = &str,
     {
         async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
             let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;

@@ -63,6 +63,56 @@ pub(crate) fn chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
     out
 }
 
+/// The text of one multi-row `INSERT` for each of [`CHUNK_SIZES`], made the first time it is
+/// asked for: a commit then only binds its values (building the text of a statement of 1,024
+/// rows took as long as binding them).
+pub(crate) struct Prebuilt([std::sync::OnceLock<String>; CHUNK_SIZES.len()]);
+
+impl Prebuilt {
+    pub(crate) const fn new() -> Self {
+        Self([const { std::sync::OnceLock::new() }; CHUNK_SIZES.len()])
+    }
+
+    /// `head VALUES (…), … tail` with `rows` rows of `columns` placeholders each: `?` where the
+    /// backend counts them itself, `$1`, `$2`, … where it wants them numbered.
+    pub(crate) fn get(
+        &'static self,
+        head: &str,
+        rows: usize,
+        columns: usize,
+        numbered: bool,
+        tail: &str,
+    ) -> sqlx::SqlStr {
+        use sqlx::SqlSafeStr;
+        let build = || {
+            let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 7 + 8);
+            sql.push_str(head);
+            sql.push_str(" VALUES ");
+            for row in 0..rows {
+                sql.push_str(if row == 0 { "(" } else { ", (" });
+                for column in 0..columns {
+                    if column > 0 {
+                        sql.push_str(", ");
+                    }
+                    if numbered {
+                        sql.push('$');
+                        sql.push_str(&(row * columns + column + 1).to_string());
+                    } else {
+                        sql.push('?');
+                    }
+                }
+                sql.push(')');
+            }
+            sql.push_str(tail);
+            sql
+        };
+        match CHUNK_SIZES.iter().position(|s| *s == rows) {
+            Some(i) => self.0[i].get_or_init(build).as_str().into_sql_str(),
+            None => sqlx::AssertSqlSafe(build()).into_sql_str(),
+        }
+    }
+}
+
 /// The last write of each id, in first-write order: one statement may not touch a row twice.
 pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     let mut seen = std::collections::HashSet::new();
@@ -99,7 +149,8 @@ pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status
 macro_rules! sql_store {
     (
         $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
-        notify = $notify:literal, soft = $soft:literal, firm = $firm:literal, { $($extra:item)* }
+        notify = $notify:literal, soft = $soft:literal, firm = $firm:literal, numbered = $numbered:literal,
+        text = $text:ty, { $($extra:item)* }
     ) => {
         use flowstone_engine::{Action, Job, TaskRecord};
         use sqlx::{QueryBuilder, Row};
@@ -294,90 +345,144 @@ macro_rules! sql_store {
             ClosedUserTask(&'a crate::ClosedUserTask),
         }
 
-        fn encode(work: &Work<'_>) -> QueryBuilder<$db> {
+        type Args = <$db as sqlx::Database>::Arguments;
+
+        /// The values of one statement. Encoding a plain value cannot fail; should one ever, the
+        /// statement reports it instead of running.
+        struct Binds {
+            args: Args,
+            failed: Option<sqlx::error::BoxDynError>,
+        }
+
+        impl Binds {
+            fn new(values: usize) -> Self {
+                let mut args = Args::default();
+                sqlx::Arguments::reserve(&mut args, values, values * 16);
+                Self { args, failed: None }
+            }
+
+            fn add<'t, T: sqlx::Encode<'t, $db> + sqlx::Type<$db>>(&mut self, value: T) -> &mut Self {
+                if let Err(e) = sqlx::Arguments::add(&mut self.args, value) {
+                    self.failed.get_or_insert(e);
+                }
+                self
+            }
+
+            /// Text in the form the backend binds with the fewest copies.
+            fn text(&mut self, value: &str) -> &mut Self {
+                self.add(<$text>::from(value))
+            }
+
+            fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
+                self.add(value.map(<$text>::from))
+            }
+
+            fn query(self, sql: sqlx::SqlStr) -> Encoded {
+                match self.failed {
+                    Some(e) => Encoded::Failed(e.to_string()),
+                    None => Encoded::Ready(sqlx::query_with(sql, self.args)),
+                }
+            }
+        }
+
+        /// A statement of a commit, ready to run.
+        enum Encoded {
+            Ready(sqlx::query::Query<'static, $db, Args>),
+            Built(QueryBuilder<$db>),
+            Failed(String),
+        }
+
+        impl Encoded {
+            async fn execute(self, tx: &mut <$db as sqlx::Database>::Connection) -> Result<u64> {
+                Ok(match self {
+                    Encoded::Ready(q) => q.execute(&mut *tx).await?.rows_affected(),
+                    Encoded::Built(mut q) => q.build().execute(&mut *tx).await?.rows_affected(),
+                    Encoded::Failed(message) => return Err(StoreError::Corrupt(format!("a value could not be encoded: {message}"))),
+                })
+            }
+        }
+
+        fn encode(work: &Work<'_>) -> Encoded {
+            static INSTANCES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            let built = |q: QueryBuilder<$db>| Encoded::Built(q);
             match work {
                 Work::Instances(chunk) => {
-                    let mut q = QueryBuilder::<$db>::new(INSERT_INSTANCES);
-                    q.push_values(chunk.iter(), |mut b, (row, state)| {
-                        b.push_bind(row.id.as_str())
-                            .push_bind(row.model_id.as_str())
-                            .push_bind(row.model_key.as_str())
-                            .push_bind(row.name.as_str())
-                            .push_bind(row.status.as_str())
-                            .push_bind(row.variables.as_str())
-                            .push_bind(row.start_time)
-                            .push_bind(row.end_time)
-                            .push_bind(row.outputs.as_deref())
-                            .push_bind(row.final_vars.as_deref())
-                            .push_bind(row.failure.as_deref())
-                            .push_bind(state.as_str())
-                            .push_bind(row.version)
-                            .push_bind(row.kind.as_str())
-                            .push_bind(row.parent_id.as_deref())
-                            .push_bind(row.rollback_id.as_deref())
-                            .push_bind(row.cancel_id.as_deref())
-                            .push_bind(row.delete_id.as_deref())
-                            .push_bind(row.business_key.as_deref())
-                            .push_bind(row.start_user.as_deref());
-                    });
-                    q.push(ON_INSTANCE_CONFLICT);
-                    q
+                    let mut b = Binds::new(chunk.len() * 20);
+                    for (row, state) in chunk.iter() {
+                        b.text(&row.id)
+                            .text(&row.model_id)
+                            .text(&row.model_key)
+                            .text(&row.name)
+                            .text(&row.status)
+                            .text(&row.variables)
+                            .add(row.start_time)
+                            .add(row.end_time)
+                            .opt_text(row.outputs.as_deref())
+                            .opt_text(row.final_vars.as_deref())
+                            .opt_text(row.failure.as_deref())
+                            .text(state)
+                            .add(row.version)
+                            .text(&row.kind)
+                            .opt_text(row.parent_id.as_deref())
+                            .opt_text(row.rollback_id.as_deref())
+                            .opt_text(row.cancel_id.as_deref())
+                            .opt_text(row.delete_id.as_deref())
+                            .opt_text(row.business_key.as_deref())
+                            .opt_text(row.start_user.as_deref());
+                    }
+                    b.query(INSTANCES.get(INSERT_INSTANCES, chunk.len(), 20, $numbered, ON_INSTANCE_CONFLICT))
                 }
                 Work::Tasks(chunk) => {
-                    let mut q = QueryBuilder::<$db>::new(INSERT_TASKS);
-                    q.push_values(chunk.iter(), |mut b, TaskRow { instance_id, record: r }| {
-                        b.push_bind(r.id.as_str())
-                            .push_bind(r.task_id.as_str())
-                            .push_bind(instance_id.as_str())
-                            .push_bind(r.element.as_str())
-                            .push_bind(r.name.as_str())
-                            .push_bind(r.kind.as_str())
-                            .push_bind(r.namespace.as_deref())
-                            .push_bind(r.stone.as_deref())
-                            .push_bind(r.create_time)
-                            .push_bind(r.end_time)
-                            .push_bind(r.status.as_str())
-                            .push_bind(r.reason.as_deref())
-                            .push_bind(r.params.as_ref().map(ToString::to_string))
-                            .push_bind(r.outputs.as_ref().map(ToString::to_string))
-                            .push_bind(r.progress.map(i64::from));
-                    });
-                    q.push(ON_TASK_CONFLICT);
-                    q
+                    let mut b = Binds::new(chunk.len() * 15);
+                    for TaskRow { instance_id, record: r } in chunk.iter() {
+                        b.text(&r.id)
+                            .text(&r.task_id)
+                            .text(instance_id)
+                            .text(&r.element)
+                            .text(&r.name)
+                            .text(&r.kind)
+                            .opt_text(r.namespace.as_deref())
+                            .opt_text(r.stone.as_deref())
+                            .add(r.create_time)
+                            .add(r.end_time)
+                            .text(&r.status)
+                            .opt_text(r.reason.as_deref())
+                            .opt_text(r.params.as_ref().map(ToString::to_string).as_deref())
+                            .opt_text(r.outputs.as_ref().map(ToString::to_string).as_deref())
+                            .add(r.progress.map(i64::from));
+                    }
+                    b.query(TASKS.get(INSERT_TASKS, chunk.len(), 15, $numbered, ON_TASK_CONFLICT))
                 }
                 Work::Passages(chunk) => {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO passages (instance_id, id, element, name, kind, time) ");
-                    q.push_values(chunk.iter(), |mut b, crate::PassageRow { instance_id, passage: p }| {
-                        b.push_bind(instance_id.as_str())
-                            .push_bind(p.id.as_str())
-                            .push_bind(p.element.as_str())
-                            .push_bind(p.name.as_deref())
-                            .push_bind(p.kind)
-                            .push_bind(p.time);
-                    });
-                    q
+                    let mut b = Binds::new(chunk.len() * 6);
+                    for crate::PassageRow { instance_id, passage: p } in chunk.iter() {
+                        b.text(instance_id).text(&p.id).text(&p.element).opt_text(p.name.as_deref()).text(p.kind).add(p.time);
+                    }
+                    b.query(PASSAGES.get("INSERT INTO passages (instance_id, id, element, name, kind, time)", chunk.len(), 6, $numbered, ""))
                 }
                 Work::Jobs(chunk) => {
-                    let mut q = QueryBuilder::<$db>::new(INSERT_JOBS);
-                    q.push_values(chunk.iter(), |mut b, j| {
-                        b.push_bind(j.job.record_id.as_str())
-                            .push_bind(j.instance_id.as_str())
-                            .push_bind(j.job.stone.as_str())
-                            .push_bind(j.job.params.to_string())
-                            .push_bind(j.created_at)
-                            .push_bind(j.owner.as_deref())
-                            .push_bind(j.locked_until)
-                            .push_bind(j.job.action.name())
-                            .push_bind((!j.job.outputs.is_empty()).then(|| serde_json::Value::Object(j.job.outputs.clone()).to_string()));
-                    });
-                    q.push(ON_JOB_CONFLICT);
-                    q
+                    let mut b = Binds::new(chunk.len() * 9);
+                    for j in chunk.iter() {
+                        b.text(&j.job.record_id)
+                            .text(&j.instance_id)
+                            .text(&j.job.stone)
+                            .text(&j.job.params.to_string())
+                            .add(j.created_at)
+                            .opt_text(j.owner.as_deref())
+                            .add(j.locked_until)
+                            .text(j.job.action.name())
+                            .opt_text((!j.job.outputs.is_empty()).then(|| serde_json::Value::Object(j.job.outputs.clone()).to_string()).as_deref());
+                    }
+                    b.query(JOBS.get(INSERT_JOBS, chunk.len(), 9, $numbered, ON_JOB_CONFLICT))
                 }
                 Work::Monitoring((record_id, outputs)) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET action = 'monitor', outputs = ");
                     q.push_bind(serde_json::Value::Object(outputs.clone()).to_string());
                     q.push(" WHERE record_id = ").push_bind(record_id.as_str());
-                    q
+                    built(q)
                 }
                 Work::UserTasks(tasks) => {
                     let mut q = QueryBuilder::<$db>::new(format!(
@@ -386,9 +491,9 @@ macro_rules! sql_store {
                     ));
                     q.push_values(tasks.iter(), |b, t| user_task_impl::bind_user_task(b, &t.row));
                     q.push(" ON CONFLICT (id) DO NOTHING");
-                    q
+                    built(q)
                 }
-                Work::Links(links) => user_task_impl::insert_links(links.iter().copied()),
+                Work::Links(links) => built(user_task_impl::insert_links(links.iter().copied())),
                 Work::ClosedUserTask(closed) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET end_time = ");
                     q.push_bind(closed.end_time)
@@ -396,7 +501,7 @@ macro_rules! sql_store {
                         .push_bind(closed.reason.as_deref())
                         .push(", version = version + 1 WHERE end_time IS NULL AND id = ")
                         .push_bind(closed.id.as_str());
-                    q
+                    built(q)
                 }
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
@@ -405,7 +510,7 @@ macro_rules! sql_store {
                         list.push_bind(id.as_str());
                     }
                     q.push(")");
-                    q
+                    built(q)
                 }
             }
         }
@@ -567,12 +672,12 @@ macro_rules! sql_store {
                 }
                 // Statement k+1 is encoded while statement k executes.
                 let mut current = work.pop_front().map(|w| (encode(&w), w));
-                while let Some((mut q, done)) = current.take() {
+                while let Some((q, done)) = current.take() {
                     let following = work.pop_front();
-                    let (result, next) = tokio::join!(q.build().execute(&mut *tx), async move {
+                    let (result, next) = tokio::join!(q.execute(&mut tx), async move {
                         following.map(|w| (encode(&w), w))
                     });
-                    let applied = result?.rows_affected();
+                    let applied = result?;
                     if let Work::Instances(chunk) = done
                         && applied < chunk.len() as u64
                     {
@@ -920,6 +1025,23 @@ mod tests {
         assert_eq!(sizes, [128, 128, 16, 16, 16, 16, 16, 4, 4, 1, 1, 1]);
         assert_eq!(parts.concat(), rows);
         assert!(super::chunks::<u32>(&[]).is_empty());
+    }
+
+    #[test]
+    fn prebuilt_statements_place_one_placeholder_per_value_and_are_made_once() {
+        static STATEMENT: super::Prebuilt = super::Prebuilt::new();
+        static NUMBERED: super::Prebuilt = super::Prebuilt::new();
+        let plain = STATEMENT.get("INSERT INTO t (a, b)", 4, 2, false, " ON CONFLICT DO NOTHING");
+        assert_eq!(plain.as_str(), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?), (?, ?) ON CONFLICT DO NOTHING");
+        let again = STATEMENT.get("ignored: the text is made once", 4, 2, false, "");
+        assert_eq!(again.as_str(), plain.as_str());
+        let numbered = NUMBERED.get("INSERT INTO t (a, b)", 4, 2, true, "");
+        assert_eq!(numbered.as_str(), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)");
+        // A size outside the chunk sizes is made afresh rather than refused.
+        assert_eq!(
+            NUMBERED.get("INSERT INTO t (a)", 3, 1, true, "").as_str(),
+            "INSERT INTO t (a) VALUES ($1), ($2), ($3)"
+        );
     }
 
     #[test]

@@ -98,6 +98,8 @@ crate::sql::sql_store!(
     notify = "",
     soft = "PRAGMA synchronous = NORMAL",
     firm = "PRAGMA synchronous = FULL",
+    numbered = false,
+    text = std::sync::Arc<str>,
     {
         async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
             // One server per SQLite file: nobody else hands jobs back.
