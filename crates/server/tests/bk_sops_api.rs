@@ -179,10 +179,13 @@ async fn started(s: &TestServer, tree: Value) -> i64 {
 
 /// The task's status once `node` is in `state` and the task in `task_state` (stones run on
 /// their own, so the status is read until it shows them).
+/// Waits until `node` (a path such as `sub/inner` for a node of a subprocess) is in `state`
+/// with the task in `task_state`.
 async fn when(s: &TestServer, task: i64, node: &str, state: &str, task_state: &str) -> Value {
     for _ in 0..200 {
         let status = ok(s, "get_task_status", json!({"bk_biz_id": 5, "task_id": task})).await;
-        if status["children"][node]["state"] == state && status["state"] == task_state {
+        let found = node.split('/').fold(&status, |at, id| &at["children"][id]);
+        if found["state"] == state && status["state"] == task_state {
             return status;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -458,7 +461,8 @@ async fn subprocess_nodes_nest_under_their_subprocess_in_the_status(s: TestServe
         "flows": {"f1": {"id": "f1", "source": "s", "target": "sub"}, "f2": {"id": "f2", "source": "sub", "target": "e"}}
     });
     let task = started(&s, parent).await;
-    let status = when(&s, task, "sub", "RUNNING", "RUNNING").await;
+    // The pause node is RUNNING once its stone has taken its job (READY before).
+    let status = when(&s, task, "sub/ca", "RUNNING", "RUNNING").await;
     let inner = &status["children"]["sub"]["children"];
     assert_eq!(
         (inner["cs"]["state"].as_str(), inner["ca"]["state"].as_str()),

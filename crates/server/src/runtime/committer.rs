@@ -171,15 +171,8 @@ impl Committer {
         let mut next: Option<Prepared> = None;
         let mut open = true;
         while open || committing.is_some() || next.is_some() {
-            if committing.is_none()
-                && let Some(mut prepared) = next.take()
-            {
-                let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
-                let commit = self.commits.spawn(async move {
-                    let result = store.commit(&batch).await;
-                    (batch, result)
-                });
-                committing = Some((commit, prepared));
+            if committing.is_none() {
+                committing = next.take().map(|prepared| self.begin_commit(prepared));
             }
             tokio::select! {
                 biased;
@@ -198,6 +191,10 @@ impl Committer {
                         }
                         Err(e) => Err(Failure::Other(format!("the commit task failed: {e}"))),
                     };
+                    if result.is_ok() {
+                        // The next group's commit starts before this one's answers go out.
+                        committing = next.take().map(|prepared| self.begin_commit(prepared));
+                    }
                     next = self.settle(prepared, next.take(), result).await;
                 }
                 // While a commit runs, requests keep joining the next group, up to a bound.
@@ -214,6 +211,16 @@ impl Committer {
                 self.evict();
             }
         }
+    }
+
+    /// Starts committing a group on the commits' runtime.
+    fn begin_commit(&self, mut prepared: Prepared) -> (Commit, Prepared) {
+        let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
+        let commit = self.commits.spawn(async move {
+            let result = store.commit(&batch).await;
+            (batch, result)
+        });
+        (commit, prepared)
     }
 
     /// Forgets the least recently used quarter of the cached instances (nothing is being
