@@ -67,7 +67,7 @@ pub struct ModelRow {
 }
 
 /// A stored process instance, without its engine state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct InstanceRow {
     /// The instance id (UUIDv7: ordered by start time).
     pub id: String,

@@ -64,7 +64,8 @@ enum Entry {
     Started {
         model: Arc<ModelRow>,
         def: Arc<Definition>,
-        row: Box<InstanceRow>,
+        /// The started instance; its row is the group's (see [`Prepared::take_row`]).
+        id: String,
         options: StartOptions,
         reply: oneshot::Sender<Result<InstanceRow, RuntimeError>>,
     },
@@ -80,19 +81,34 @@ impl Entry {
     /// The instance it applies to.
     fn instance(&self) -> &str {
         match self {
-            Entry::Started { row, .. } => &row.id,
+            Entry::Started { id, .. } => id,
             Entry::Applied { instance, .. } => instance,
         }
     }
 
-    /// The request again, to be applied anew (its instance changed under it).
-    fn into_request(self) -> Request {
-        match self {
-            Entry::Started { model, def, row, options, reply } => {
+    /// The request again, to be applied anew (its instance changed under it); a start takes
+    /// what it was started with from the row it wrote.
+    fn into_request(self, row: Option<InstanceRow>) -> Option<Request> {
+        match (self, row) {
+            (Entry::Started { model, def, options, reply, .. }, Some(row)) => {
                 let variables = serde_json::from_str(&row.variables).unwrap_or_default();
-                Request::Start { model, def, name: row.name, business_key: row.business_key, variables, options, reply }
+                Some(Request::Start {
+                    model,
+                    def,
+                    name: row.name,
+                    business_key: row.business_key,
+                    variables,
+                    options,
+                    reply,
+                })
             }
-            Entry::Applied { instance, command, reply, .. } => Request::Apply { instance, command: *command, reply },
+            (entry @ Entry::Started { .. }, None) => {
+                entry.fail(LOST_ROW);
+                None
+            }
+            (Entry::Applied { instance, command, reply, .. }, _) => {
+                Some(Request::Apply { instance, command: *command, reply })
+            }
         }
     }
 
@@ -105,6 +121,10 @@ impl Entry {
     }
 }
 
+/// Why a start could not be answered or applied again (the group always holds the row of an
+/// instance it started; this guards the impossible instead of panicking).
+const LOST_ROW: &str = "the started instance's row is missing from its group";
+
 /// A group of applied requests whose writes are ready to commit.
 #[derive(Default)]
 struct Prepared {
@@ -113,6 +133,29 @@ struct Prepared {
     /// Where each instance's row stands in `batch.instances`: an instance is written once per
     /// group, at one version above the last one written.
     rows: HashMap<String, usize>,
+}
+
+impl Prepared {
+    /// Takes the row written for instance `id` out of the group.
+    fn take_row(batch: &mut WriteBatch, rows: &HashMap<String, usize>, id: &str) -> Option<InstanceRow> {
+        let at = *rows.get(id)?;
+        batch.instances.get_mut(at).map(|(row, _)| std::mem::take(row))
+    }
+
+    /// The group's requests again, to be applied anew.
+    fn into_requests(self) -> Vec<Request> {
+        let Prepared { mut batch, entries, rows } = self;
+        entries
+            .into_iter()
+            .filter_map(|entry| {
+                let row = match &entry {
+                    Entry::Started { id, .. } => Self::take_row(&mut batch, &rows, id),
+                    Entry::Applied { .. } => None,
+                };
+                entry.into_request(row)
+            })
+            .collect()
+    }
 }
 
 /// Why a group's commit wrote nothing.
@@ -141,6 +184,37 @@ pub(super) struct Committer {
     clock: u64,
     /// Whether a stone's jobs go through the broker.
     brokered: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The rows per request of the last group committed.
+    shape: Shape,
+}
+
+/// How many rows of each kind a group wrote for how many requests. Groups in a steady stream
+/// are alike: a group makes room for its rows up front, as the last one needed, instead of
+/// growing vectors of wide rows one doubling (and copy) at a time.
+#[derive(Clone, Copy, Default)]
+struct Shape {
+    requests: usize,
+    tasks: usize,
+    passages: usize,
+    jobs: usize,
+}
+
+impl Shape {
+    fn of(group: &Prepared) -> Self {
+        let b = &group.batch;
+        Self { requests: group.entries.len(), tasks: b.tasks.len(), passages: b.passages.len(), jobs: b.jobs.len() }
+    }
+
+    /// Makes room in `group` for `requests` more requests.
+    fn reserve(self, group: &mut Prepared, requests: usize) {
+        let scaled = |rows: usize| rows * requests / self.requests.max(1);
+        group.entries.reserve(requests);
+        group.rows.reserve(requests);
+        group.batch.instances.reserve(requests);
+        group.batch.tasks.reserve(scaled(self.tasks));
+        group.batch.passages.reserve(scaled(self.passages));
+        group.batch.jobs.reserve(scaled(self.jobs));
+    }
 }
 
 impl Committer {
@@ -162,6 +236,7 @@ impl Committer {
             live: HashMap::new(),
             clock: 0,
             brokered,
+            shape: Shape::default(),
         }
     }
 
@@ -214,7 +289,8 @@ impl Committer {
     }
 
     /// Starts committing a group on the commits' runtime.
-    fn begin_commit(&self, mut prepared: Prepared) -> (Commit, Prepared) {
+    fn begin_commit(&mut self, mut prepared: Prepared) -> (Commit, Prepared) {
+        self.shape = Shape::of(&prepared);
         let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
         let commit = self.commits.spawn(async move {
             let result = store.commit(&batch).await;
@@ -252,10 +328,10 @@ impl Committer {
                 tracing::debug!(instances = ids.len(), "instances changed on another server; applying again");
                 self.forget(&done);
                 next.iter().for_each(|n| self.forget(n));
-                let mut entries = done.entries;
-                entries.extend(next.into_iter().flat_map(|n| n.entries));
+                let mut requests = done.into_requests();
+                requests.extend(next.into_iter().flat_map(Prepared::into_requests));
                 let mut again = Prepared::default();
-                self.prepare(entries.into_iter().map(Entry::into_request).collect(), &mut again).await;
+                self.prepare(requests, &mut again).await;
                 Some(again)
             }
             Err(Failure::Other(message)) => {
@@ -283,7 +359,7 @@ impl Committer {
 
     /// Answers a committed group and hands its jobs to the stones.
     fn answer(&mut self, done: Prepared) {
-        let Prepared { batch, entries, .. } = done;
+        let Prepared { mut batch, entries, rows } = done;
         for (row, _) in &batch.instances {
             let ended = match self.live.get_mut(&row.id) {
                 Some(live) => {
@@ -298,7 +374,10 @@ impl Committer {
         }
         for entry in entries {
             match entry {
-                Entry::Started { row, reply, .. } => drop(reply.send(Ok(*row))),
+                Entry::Started { id, reply, .. } => {
+                    let row = Prepared::take_row(&mut batch, &rows, &id);
+                    drop(reply.send(row.ok_or_else(|| RuntimeError::NotCommitted(LOST_ROW.to_owned()))));
+                }
                 Entry::Applied { answer, reply, .. } => drop(reply.send(answer)),
             }
         }
@@ -317,6 +396,7 @@ impl Committer {
 
     /// Applies requests to their live instances, adding the writes to `into`.
     async fn prepare(&mut self, requests: Vec<Request>, into: &mut Prepared) {
+        self.shape.reserve(into, requests.len());
         if self.store.shared() {
             self.drop_stale(&requests).await;
         }
@@ -327,7 +407,7 @@ impl Committer {
             match request {
                 Request::Start { model, def, name, business_key, variables, options, reply } => {
                     let id = new_id();
-                    let start_vars = Value::Object(variables.clone()).to_string();
+                    let start_vars = json_text(&variables);
                     let (instance, effects) = Instance::start(
                         &def,
                         variables,
@@ -341,7 +421,7 @@ impl Committer {
                     };
                     let mut live = Live { def: def.clone(), row, instance, committed: 0, touched: self.clock };
                     self.record(into, &mut live, effects, now);
-                    into.entries.push(Entry::Started { model, def, row: Box::new(live.row.clone()), options, reply });
+                    into.entries.push(Entry::Started { model, def, id: id.clone(), options, reply });
                     self.live.insert(id, live);
                 }
                 Request::Apply { instance, command, reply } => {
@@ -449,8 +529,8 @@ impl Committer {
         row.delete_id.clone_from(&inst.delete);
         if !inst.active() {
             row.end_time.get_or_insert(now);
-            row.outputs = inst.outputs.as_ref().map(|o| Value::Object(o.clone()).to_string());
-            row.final_vars = Some(Value::Object(inst.variables.clone()).to_string());
+            row.outputs = inst.outputs.as_ref().map(json_text);
+            row.final_vars = Some(json_text(&inst.variables));
         }
         // A finished instance is loaded again only to be deleted: it keeps its state only when
         // that has something to tell.
@@ -518,6 +598,12 @@ impl Committer {
             self.live.insert(spawned.id, child);
         }
     }
+}
+
+/// The JSON text of variables, serialised in place (not cloned into a value first).
+fn json_text(map: &Map<String, Value>) -> String {
+    // Keys are strings and values JSON already: serialising cannot fail.
+    serde_json::to_string(map).unwrap_or_default()
 }
 
 /// The row of a new instance, before its first write.
