@@ -147,7 +147,10 @@ pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status
 /// may write the same database; `$notify` tells the others that jobs were handed back
 /// (empty where no other server listens); `$soft` and `$firm` switch a connection to writes
 /// that need not reach the disk at once and back (empty where every write is the same);
-/// `$extra` holds backend-specific trait items.
+/// `$numbered` whether the backend wants its placeholders numbered (`$1`) rather than
+/// counted (`?`); `$text` the type text is bound as, the one the backend copies least
+/// (`Arc<str>` where sqlx hands values to another thread, `&str` where it encodes them at
+/// once); `$extra` holds backend-specific trait items.
 macro_rules! sql_store {
     (
         $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
