@@ -18,10 +18,13 @@ use flowstone_store::{
     UserTaskRow, WriteBatch,
 };
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// Maps keyed by instance id. foldhash, not SipHash: every request looks its instance up, and
+/// every group indexes its rows.
+type ById<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>;
 
 /// How many requests one transaction takes at most.
 const MAX_BATCH: usize = 1024;
@@ -132,12 +135,12 @@ struct Prepared {
     entries: Vec<Entry>,
     /// Where each instance's row stands in `batch.instances`: an instance is written once per
     /// group, at one version above the last one written.
-    rows: HashMap<String, usize>,
+    rows: ById<usize>,
 }
 
 impl Prepared {
     /// Takes the row written for instance `id` out of the group.
-    fn take_row(batch: &mut WriteBatch, rows: &HashMap<String, usize>, id: &str) -> Option<InstanceRow> {
+    fn take_row(batch: &mut WriteBatch, rows: &ById<usize>, id: &str) -> Option<InstanceRow> {
         let at = *rows.get(id)?;
         batch.instances.get_mut(at).map(|(row, _)| std::mem::take(row))
     }
@@ -179,7 +182,7 @@ pub(super) struct Committer {
     pub(super) node: String,
     /// How long a job stays with its owner without a heartbeat.
     pub(super) lease: Duration,
-    live: HashMap<String, Live>,
+    live: ById<Live>,
     /// Counts requests: the cache's notion of time.
     clock: u64,
     /// Whether a stone's jobs go through the broker.
@@ -233,7 +236,7 @@ impl Committer {
             commits,
             node,
             lease,
-            live: HashMap::new(),
+            live: ById::default(),
             clock: 0,
             brokered,
             shape: Shape::default(),
