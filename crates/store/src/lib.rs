@@ -135,3 +135,10 @@ pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'st
     /// Wakes up when another server hands jobs back; `None` where no other server can.
     async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>>;
 }
+
+/// The JSON text of a value for a text column, serialised straight into a string (`Display`
+/// goes through the formatting machinery token by token, which showed on the commit path).
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    // Values and maps of JSON values always serialise.
+    serde_json::to_string(value).unwrap_or_default()
+}

@@ -126,13 +126,6 @@ pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
-/// The JSON text of a value, serialised straight into a string (its `Display` goes through
-/// the formatting machinery, token by token).
-pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    // Values and maps of JSON values always serialise.
-    serde_json::to_string(value).unwrap_or_default()
-}
-
 /// The rollback (`r`), cancel (`c`) and delete (`d`) instances of an instance `p`.
 pub(crate) const OUTCOME_JOINS: &str = " LEFT JOIN instances d ON d.id = p.delete_id
     LEFT JOIN instances c ON c.id = p.cancel_id LEFT JOIN instances r ON r.id = p.rollback_id";
@@ -171,10 +164,10 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, NEXT_VERSION,
-            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, json_text, last_per_id, ACTIVITIES, EXECUTIONS,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
-            Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, Outcome, Page, Result, Store, StoreError,
+            json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, Outcome, Page, Result, Store, StoreError,
             TaskRow, WriteBatch, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow,
         };
 
@@ -367,13 +360,15 @@ macro_rules! sql_store {
         struct Binds {
             args: Args,
             failed: Option<sqlx::error::BoxDynError>,
+            rows: usize,
+            columns: usize,
         }
 
         impl Binds {
-            fn new(values: usize) -> Self {
+            fn new(rows: usize, columns: usize) -> Self {
                 let mut args = Args::default();
-                sqlx::Arguments::reserve(&mut args, values, values * 16);
-                Self { args, failed: None }
+                sqlx::Arguments::reserve(&mut args, rows * columns, rows * columns * 16);
+                Self { args, failed: None, rows, columns }
             }
 
             fn add<'t, T: sqlx::Encode<'t, $db> + sqlx::Type<$db>>(&mut self, value: T) -> &mut Self {
@@ -392,10 +387,14 @@ macro_rules! sql_store {
                 self.add(value.map(<$text>::from))
             }
 
-            fn query(self, sql: sqlx::SqlStr) -> Encoded {
+            /// The statement `head VALUES (…), … tail` for the rows bound.
+            fn query(self, text: &'static $crate::sql::Prebuilt, head: &str, tail: &str) -> Encoded {
                 match self.failed {
                     Some(e) => Encoded::Failed(e.to_string()),
-                    None => Encoded::Ready(sqlx::query_with(sql, self.args)),
+                    None => {
+                        let sql = text.get(head, self.rows, self.columns, $numbered, tail);
+                        Encoded::Ready(sqlx::query_with(sql, self.args))
+                    }
                 }
             }
         }
@@ -422,10 +421,9 @@ macro_rules! sql_store {
             static TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
-            let built = |q: QueryBuilder<$db>| Encoded::Built(q);
             match work {
                 Work::Instances(chunk) => {
-                    let mut b = Binds::new(chunk.len() * 20);
+                    let mut b = Binds::new(chunk.len(), 20);
                     for (row, state) in chunk.iter() {
                         b.text(&row.id)
                             .text(&row.model_id)
@@ -448,10 +446,10 @@ macro_rules! sql_store {
                             .opt_text(row.business_key.as_deref())
                             .opt_text(row.start_user.as_deref());
                     }
-                    b.query(INSTANCES.get(INSERT_INSTANCES, chunk.len(), 20, $numbered, ON_INSTANCE_CONFLICT))
+                    b.query(&INSTANCES, INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
                 }
                 Work::Tasks(chunk) => {
-                    let mut b = Binds::new(chunk.len() * 15);
+                    let mut b = Binds::new(chunk.len(), 15);
                     for TaskRow { instance_id, record: r } in chunk.iter() {
                         b.text(&r.id)
                             .text(&r.task_id)
@@ -469,17 +467,17 @@ macro_rules! sql_store {
                             .opt_text(r.outputs.as_ref().map(json_text).as_deref())
                             .add(r.progress.map(i64::from));
                     }
-                    b.query(TASKS.get(INSERT_TASKS, chunk.len(), 15, $numbered, ON_TASK_CONFLICT))
+                    b.query(&TASKS, INSERT_TASKS, ON_TASK_CONFLICT)
                 }
                 Work::Passages(chunk) => {
-                    let mut b = Binds::new(chunk.len() * 6);
+                    let mut b = Binds::new(chunk.len(), 6);
                     for crate::PassageRow { instance_id, passage: p } in chunk.iter() {
                         b.text(instance_id).text(&p.id).text(&p.element).opt_text(p.name.as_deref()).text(p.kind).add(p.time);
                     }
-                    b.query(PASSAGES.get("INSERT INTO passages (instance_id, id, element, name, kind, time)", chunk.len(), 6, $numbered, ""))
+                    b.query(&PASSAGES, "INSERT INTO passages (instance_id, id, element, name, kind, time)", "")
                 }
                 Work::Jobs(chunk) => {
-                    let mut b = Binds::new(chunk.len() * 9);
+                    let mut b = Binds::new(chunk.len(), 9);
                     for j in chunk.iter() {
                         b.text(&j.job.record_id)
                             .text(&j.instance_id)
@@ -491,13 +489,13 @@ macro_rules! sql_store {
                             .text(j.job.action.name())
                             .opt_text((!j.job.outputs.is_empty()).then(|| json_text(&j.job.outputs)).as_deref());
                     }
-                    b.query(JOBS.get(INSERT_JOBS, chunk.len(), 9, $numbered, ON_JOB_CONFLICT))
+                    b.query(&JOBS, INSERT_JOBS, ON_JOB_CONFLICT)
                 }
                 Work::Monitoring((record_id, outputs)) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET action = 'monitor', outputs = ");
                     q.push_bind(json_text(outputs));
                     q.push(" WHERE record_id = ").push_bind(record_id.as_str());
-                    built(q)
+                    Encoded::Built(q)
                 }
                 Work::UserTasks(tasks) => {
                     let mut q = QueryBuilder::<$db>::new(format!(
@@ -506,9 +504,9 @@ macro_rules! sql_store {
                     ));
                     q.push_values(tasks.iter(), |b, t| user_task_impl::bind_user_task(b, &t.row));
                     q.push(" ON CONFLICT (id) DO NOTHING");
-                    built(q)
+                    Encoded::Built(q)
                 }
-                Work::Links(links) => built(user_task_impl::insert_links(links.iter().copied())),
+                Work::Links(links) => Encoded::Built(user_task_impl::insert_links(links.iter().copied())),
                 Work::ClosedUserTask(closed) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET end_time = ");
                     q.push_bind(closed.end_time)
@@ -516,7 +514,7 @@ macro_rules! sql_store {
                         .push_bind(closed.reason.as_deref())
                         .push(", version = version + 1 WHERE end_time IS NULL AND id = ")
                         .push_bind(closed.id.as_str());
-                    built(q)
+                    Encoded::Built(q)
                 }
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
@@ -525,7 +523,7 @@ macro_rules! sql_store {
                         list.push_bind(id.as_str());
                     }
                     q.push(")");
-                    built(q)
+                    Encoded::Built(q)
                 }
             }
         }

@@ -15,7 +15,7 @@ use flowstone_engine::{Command, Ctx, Effect, Instance, StartOptions, TaskRecord,
 use flowstone_model::Definition;
 use flowstone_store::{
     ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow,
-    UserTaskRow, WriteBatch,
+    UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -601,12 +601,6 @@ impl Committer {
             self.live.insert(spawned.id, child);
         }
     }
-}
-
-/// The JSON text of variables, serialised in place (not cloned into a value first).
-fn json_text(map: &Map<String, Value>) -> String {
-    // Keys are strings and values JSON already: serialising cannot fail.
-    serde_json::to_string(map).unwrap_or_default()
 }
 
 /// The row of a new instance, before its first write.
