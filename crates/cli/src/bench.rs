@@ -290,7 +290,7 @@ fn run_engine_instance(
         def,
         w.variables(n),
         StartOptions::default(),
-        &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker },
+        &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker, limits: &flowstone_engine::Limits::default() },
     );
     let mut count = effects.len();
     if let Workload::W2 = w {
@@ -300,7 +300,12 @@ fn run_engine_instance(
             .apply(
                 def,
                 Command::CompleteUserTask { task, variables: vars, transient: Map::new() },
-                &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker },
+                &mut Ctx {
+                    now: 0,
+                    ids,
+                    brokered: &flowstone_engine::no_broker,
+                    limits: &flowstone_engine::Limits::default(),
+                },
             )
             .map_err(|e| e.to_string())?;
         count += effects.len();

@@ -12,6 +12,7 @@ mod pipeline_bench;
 mod tasks_bench;
 
 use clap::{Parser, Subcommand};
+use flowstone_engine::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ enum Cmd {
         /// or given this secret.
         #[arg(long = "bk-app", env = "FLOWSTONE_BK_APPS", value_delimiter = ',', hide_env_values = true)]
         bk_apps: Vec<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Manage the applications allowed to call the bk-sops API.
     App {
@@ -115,6 +118,38 @@ enum Cmd {
         #[command(flatten)]
         server: client::ServerArg,
     },
+}
+
+/// The bounds every instance runs within (see the README's "Limits").
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// The most items one multi-instance activity may run.
+    #[arg(long, env = "FLOWSTONE_MAX_ITEMS", default_value_t = Limits::default().max_items)]
+    max_items: u32,
+    /// How many steps one command may take before its instance is failed as looping.
+    #[arg(long, env = "FLOWSTONE_MAX_STEPS", default_value_t = Limits::default().max_steps)]
+    max_steps: u32,
+    /// The largest value, as JSON bytes, one variable may hold.
+    #[arg(long, env = "FLOWSTONE_MAX_VARIABLE_BYTES", default_value_t = Limits::default().max_variable_bytes)]
+    max_variable_bytes: usize,
+    /// The most JSON bytes all variables of one instance may hold.
+    #[arg(long, env = "FLOWSTONE_MAX_INSTANCE_BYTES", default_value_t = Limits::default().max_instance_bytes)]
+    max_instance_bytes: usize,
+    /// The most JSON bytes of stone parameters one command may write.
+    #[arg(long, env = "FLOWSTONE_MAX_COMMAND_BYTES", default_value_t = Limits::default().max_command_bytes)]
+    max_command_bytes: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_items: self.max_items,
+            max_steps: self.max_steps,
+            max_variable_bytes: self.max_variable_bytes,
+            max_instance_bytes: self.max_instance_bytes,
+            max_command_bytes: self.max_command_bytes,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -171,6 +206,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             amqp_stones,
             admin_password,
             bk_apps,
+            limits,
         } => {
             let bk_apps = bk_apps
                 .iter()
@@ -191,7 +227,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 (Some(_), true) => return Err("--amqp needs --amqp-stones: which stones' jobs go to RabbitMQ".into()),
                 (None, false) => return Err("--amqp-stones needs --amqp URL".into()),
             };
-            let runtime = flowstone_server::RuntimeOptions { node, lease, stones, broker };
+            let runtime = flowstone_server::RuntimeOptions { node, lease, stones, broker, limits: limits.limits() };
             let config = flowstone_server::Config {
                 listen,
                 data_dir,

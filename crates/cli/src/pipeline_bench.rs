@@ -78,7 +78,12 @@ pub(crate) fn engine(nodes: usize, seconds: f64) -> Result<Figures, String> {
     let mut latencies = Vec::new();
     while started.elapsed().as_secs_f64() < seconds {
         let t = Instant::now();
-        let mut ctx = Ctx { now: 0, ids: &mut ids, brokered: &flowstone_engine::no_broker };
+        let mut ctx = Ctx {
+            now: 0,
+            ids: &mut ids,
+            brokered: &flowstone_engine::no_broker,
+            limits: &flowstone_engine::Limits::default(),
+        };
         let (mut inst, mut effects) = Instance::start(&def, Map::new(), StartOptions::default(), &mut ctx);
         while let Some(record) = effects.iter().rev().find_map(|e| match e {
             Effect::QueueJob(job) => Some(job.record_id.clone()),

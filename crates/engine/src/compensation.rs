@@ -52,6 +52,11 @@ impl Instance {
     /// Ends a command: an instance that failed during it closes what is open and, when stone
     /// work had started, starts its rollback.
     pub(crate) fn settle(&mut self, step: &mut Step<'_, '_>, before: InstanceStatus) {
+        if self.active()
+            && let Err(reason) = self.check_size(step.ctx.limits)
+        {
+            self.fail(reason);
+        }
         if self.status != InstanceStatus::Failed || before == InstanceStatus::Failed {
             return;
         }

@@ -11,9 +11,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 
-/// How far one command may move tokens before the instance is failed as looping.
-const STEP_LIMIT: u32 = 100_000;
-
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -281,6 +278,9 @@ pub enum EngineError {
         /// The flag the tree leaves false.
         flag: &'static str,
     },
+    /// Variables given with a command past a bound of [`crate::Limits`].
+    #[error("{0}")]
+    TooLarge(String),
     /// A delete of a rollback, cancel or delete instance.
     #[error("a {} instance cannot be deleted; delete the process it belongs to", .0.name())]
     NotAProcess(InstanceKind),
@@ -386,11 +386,13 @@ pub(crate) struct Step<'a, 'c> {
     pub(crate) effects: Vec<Effect>,
     pub(crate) ready: VecDeque<u32>,
     steps: u32,
+    /// JSON bytes of stone parameters written so far (see [`crate::Limits::max_command_bytes`]).
+    written: usize,
 }
 
 impl<'a, 'c> Step<'a, 'c> {
     pub(crate) fn new(def: &'a Definition, ctx: &'a mut Ctx<'c>) -> Self {
-        Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0 }
+        Step { def, ctx, effects: Vec::new(), ready: VecDeque::new(), steps: 0, written: 0 }
     }
 }
 
@@ -506,6 +508,8 @@ impl Instance {
             }
             _ if !self.active() => return Err(EngineError::NotRunning(self.status)),
             Command::CompleteUserTask { task, variables, transient } => {
+                step.ctx.limits.check_variables(&variables).map_err(EngineError::TooLarge)?;
+                step.ctx.limits.check_variables(&transient).map_err(EngineError::TooLarge)?;
                 let record_id = self.find_open(&task)?;
                 let record = &self.open[&record_id];
                 if record.kind != "userTask" {
@@ -533,6 +537,7 @@ impl Instance {
                 }
             }
             Command::SetVariables { task, variables, removed } => {
+                step.ctx.limits.check_variables(&variables).map_err(EngineError::TooLarge)?;
                 let scope = match task {
                     Some(task) => self.record_scope(&self.find_open(&task)?),
                     None => None,
@@ -664,8 +669,9 @@ impl Instance {
                 continue;
             }
             step.steps += 1;
-            if step.steps > STEP_LIMIT {
-                self.fail(format!("more than {STEP_LIMIT} steps in one go: the model loops without a wait state"));
+            let max = step.ctx.limits.max_steps;
+            if step.steps > max {
+                self.fail(format!("more than {max} steps in one go: the model loops without a wait state"));
                 return;
             }
             if let Err(fail) = self.execute(step, token) {
@@ -740,7 +746,11 @@ impl Instance {
             }
             NodeKind::ExpressionTask { expression, result_variable } => {
                 let rec = self.new_record(step, node_id, None);
-                match self.eval(expression, scope) {
+                let value = self.eval(expression, scope).and_then(|value| {
+                    step.ctx.limits.check_value("the value of the expression", &value).map_err(Fail)?;
+                    Ok(value)
+                });
+                match value {
                     Ok(value) => {
                         let outputs = result_variable.as_ref().map(|name| {
                             self.set_var(scope, name.clone(), value.clone());
@@ -758,6 +768,13 @@ impl Instance {
             NodeKind::StoneTask(spec) => {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
                 let params = self.stone_params(spec, &namespace, scope);
+                let budget = step.ctx.limits.max_command_bytes;
+                step.written += crate::limits::json_size(&params, budget.saturating_sub(step.written));
+                if step.written > budget {
+                    return Err(Fail(format!(
+                        "the stone tasks started in one step would take over {budget} bytes of parameters; at most {budget} are allowed"
+                    )));
+                }
                 if spec.inputs.is_some() {
                     *self.runs.entry(node_id).or_default() += 1;
                 }
@@ -1100,7 +1117,7 @@ impl Instance {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
         let (total, items) = match (&mi.collection, &mi.cardinality) {
             (Some(collection), _) => match self.eval(collection, scope)? {
-                Value::Array(items) => (items.len() as u32, Some(items)),
+                Value::Array(items) => (items.len() as u64, Some(items)),
                 Value::Null => {
                     return Err(Fail(format!("multi-instance collection `{}` is null", collection.source())));
                 }
@@ -1123,10 +1140,15 @@ impl Instance {
                 let n = n.ok_or_else(|| {
                     Fail(format!("loopCardinality `{}` is {value}, not a whole number ≥ 0", cardinality.source()))
                 })?;
-                (u32::try_from(n).map_err(|_| Fail(format!("loopCardinality {n} is too large")))?, None)
+                (n, None)
             }
             (None, None) => return Err(Fail("multi-instance has neither collection nor cardinality".into())),
         };
+        let max = step.ctx.limits.max_items;
+        let total = u32::try_from(total)
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| Fail(format!("multi-instance of {total} items; at most {max} are allowed")))?;
         if total == 0 {
             // Nothing to run: the activity is passed at once.
             self.tokens.remove(&token);

@@ -10,6 +10,7 @@ mod compensation;
 mod effect;
 mod errors;
 mod instance;
+mod limits;
 mod pause;
 mod scope;
 mod stone;
@@ -21,6 +22,7 @@ pub use effect::{
 pub use instance::{
     Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,
 };
+pub use limits::Limits;
 pub use user_task::parse_instant;
 
 /// What the engine needs from the outside world for one command: the time, and fresh ids.
@@ -32,6 +34,8 @@ pub struct Ctx<'a> {
     /// Whether jobs of a stone go through a message broker: their tasks wait in
     /// `produce.begin` until the broker confirms the publish (`produce.success`).
     pub brokered: &'a dyn Fn(&str) -> bool,
+    /// The bounds this command works within.
+    pub limits: &'a Limits,
 }
 
 /// No stone goes through a broker: a committed job is produced.

@@ -4,6 +4,7 @@ use crate::compensation::Ran;
 use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status, task_status};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
+use crate::limits::Limits;
 use flowstone_model::{ActivityOptions, NodeKind};
 use serde_json::{Map, Value};
 
@@ -21,6 +22,7 @@ impl Instance {
             let kind = rec.kind.clone();
             return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
         };
+        let event = bounded(event, step.ctx.limits);
         let monitoring = job == Action::Start
             && (rec.status == stone_status(Action::Start, Phase::Success) || rec.status.starts_with("monitor."));
         // The action an event that does not name one belongs to.
@@ -396,4 +398,24 @@ fn merge(base: Option<Value>, changes: Map<String, Value>) -> Map<String, Value>
         }
     }
     out
+}
+
+/// A report whose outputs or variables are past the bounds of [`Limits`] becomes the failure
+/// of its action: what the stone put out cannot be kept.
+fn bounded(event: StoneEvent, limits: &Limits) -> StoneEvent {
+    let given = match &event {
+        StoneEvent::Success { outputs, .. } => outputs,
+        StoneEvent::Completed { variables } | StoneEvent::BpmnError { variables, .. } => variables,
+        _ => return event,
+    };
+    match limits.check_variables(given) {
+        Ok(()) => event,
+        Err(reason) => {
+            let reason = format!("its outputs cannot be kept: {reason}");
+            match event {
+                StoneEvent::Success { action, .. } => StoneEvent::Failed { action, reason },
+                _ => StoneEvent::Fault(reason),
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! their constants use Python's (`${len(hosts.split(","))}`). Names are checked when an
 //! expression is parsed, so a misspelt call fails at deploy time.
 
-use crate::eval::to_text;
+use crate::eval::{grown, to_text};
 use serde_json::Value;
 
 /// A callable: its name, whether it takes a receiver (`x.name(…)`) or not (`name(…)`), and
@@ -139,11 +139,21 @@ pub(crate) fn call(name: &str, receiver: Option<&Value>, args: &[Value]) -> Resu
         ("strip" | "trim", Some(_)) => Value::String(this.trim().into()),
         ("lower" | "toLowerCase", Some(_)) => Value::String(this.to_lowercase()),
         ("upper" | "toUpperCase", Some(_)) => Value::String(this.to_uppercase()),
-        ("replace", Some(_)) => Value::String(this.replace(&arg(0), &arg(1))),
+        ("replace", Some(_)) => {
+            let (from, to) = (arg(0), arg(1));
+            let hits = if from.is_empty() { this.chars().count() + 1 } else { this.matches(from.as_str()).count() };
+            grown((this.len() - hits * from.len()).saturating_add(hits.saturating_mul(to.len())))?;
+            Value::String(this.replace(&from, &to))
+        }
         ("startswith" | "startsWith", Some(_)) => Value::Bool(this.starts_with(&arg(0))),
         ("endswith" | "endsWith", Some(_)) => Value::Bool(this.ends_with(&arg(0))),
         ("join", Some(_)) => match &args[0] {
-            Value::Array(items) => Value::String(items.iter().map(to_text).collect::<Vec<_>>().join(&this)),
+            Value::Array(items) => {
+                let parts: Vec<String> = items.iter().map(to_text).collect();
+                let len = parts.iter().map(String::len).sum::<usize>();
+                grown(len.saturating_add(items.len().saturating_sub(1).saturating_mul(this.len())))?;
+                Value::String(parts.join(&this))
+            }
             other => return Err(format!("join() needs a list, got {other}")),
         },
         ("equals", Some(r)) => Value::Bool(r == &args[0] || (r.is_string() && this == arg(0))),

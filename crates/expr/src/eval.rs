@@ -1,6 +1,6 @@
 //! Evaluation with JUEL's coercions over JSON values.
 
-use crate::parser::Ast;
+use crate::parser::{Ast, Step};
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
 
@@ -106,23 +106,19 @@ pub(crate) fn eval(ast: &Ast, vars: &dyn Variables) -> Result<Value, String> {
             None if name == "variables" => Ok(Value::Object(vars.all())),
             None => Err(format!("unknown variable `{name}`")),
         },
-        Ast::Member(base, name) => Ok(member(&eval(base, vars)?, name)),
-        Ast::Index(base, index) => {
-            let base = eval(base, vars)?;
-            let index = eval(index, vars)?;
-            Ok(match (&base, &index) {
-                (Value::Array(items), idx) => as_num(idx)
-                    .and_then(|n| match n {
-                        Num::Int(i) if i >= 0 => items.get(i as usize).cloned(),
-                        // Python's negative indexes count from the end (bk-sops templates are Mako).
-                        Num::Int(i) => {
-                            items.len().checked_sub(i.unsigned_abs() as usize).and_then(|j| items.get(j).cloned())
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(Value::Null),
-                (_, idx) => member(&base, &to_text(idx)),
-            })
+        Ast::Path(base, steps) => {
+            let mut value = eval(base, vars)?;
+            for step in steps {
+                value = match step {
+                    Step::Member(name) => member(&value, name),
+                    Step::Index(index) => index_of(&value, &eval(index, vars)?),
+                    Step::Method(name, args) => {
+                        let args = args.iter().map(|a| eval(a, vars)).collect::<Result<Vec<_>, _>>()?;
+                        crate::calls::call(name, Some(&value), &args)?
+                    }
+                };
+            }
+            Ok(value)
         }
         Ast::Unary(op, inner) => {
             let v = eval(inner, vars)?;
@@ -148,14 +144,36 @@ pub(crate) fn eval(ast: &Ast, vars: &dyn Variables) -> Result<Value, String> {
                 eval(no, vars)
             }
         }
-        Ast::Binary("&&", l, r) => Ok(Value::Bool(is_truthy(&eval(l, vars)?)? && is_truthy(&eval(r, vars)?)?)),
-        Ast::Binary("||", l, r) => Ok(Value::Bool(is_truthy(&eval(l, vars)?)? || is_truthy(&eval(r, vars)?)?)),
-        Ast::Binary(op, l, r) => binary(op, &eval(l, vars)?, &eval(r, vars)?),
-        Ast::Call(receiver, name, args) => {
-            let receiver = receiver.as_ref().map(|r| eval(r, vars)).transpose()?;
-            let args = args.iter().map(|a| eval(a, vars)).collect::<Result<Vec<_>, _>>()?;
-            crate::calls::call(name, receiver.as_ref(), &args)
+        Ast::Chain(first, rest) => {
+            let mut acc = eval(first, vars)?;
+            for (op, operand) in rest {
+                acc = match *op {
+                    // Short-circuit: the right side is evaluated only when it decides.
+                    "&&" => Value::Bool(is_truthy(&acc)? && is_truthy(&eval(operand, vars)?)?),
+                    "||" => Value::Bool(is_truthy(&acc)? || is_truthy(&eval(operand, vars)?)?),
+                    op => binary(op, &acc, &eval(operand, vars)?)?,
+                };
+            }
+            Ok(acc)
         }
+        Ast::Call(name, args) => {
+            let args = args.iter().map(|a| eval(a, vars)).collect::<Result<Vec<_>, _>>()?;
+            crate::calls::call(name, None, &args)
+        }
+    }
+}
+
+fn index_of(base: &Value, index: &Value) -> Value {
+    match (base, index) {
+        (Value::Array(items), idx) => as_num(idx)
+            .and_then(|n| match n {
+                Num::Int(i) if i >= 0 => items.get(i as usize).cloned(),
+                // Python's negative indexes count from the end (bk-sops templates are Mako).
+                Num::Int(i) => items.len().checked_sub(i.unsigned_abs() as usize).and_then(|j| items.get(j).cloned()),
+                _ => None,
+            })
+            .unwrap_or(Value::Null),
+        (_, idx) => member(base, &to_text(idx)),
     }
 }
 
@@ -185,10 +203,27 @@ fn binary(op: &str, l: &Value, r: &Value) -> Result<Value, String> {
             // Numeric text adds as numbers (JUEL); any other text concatenates.
             match (as_num(l).or(l.is_null().then_some(Num::Int(0))), as_num(r).or(r.is_null().then_some(Num::Int(0)))) {
                 (Some(a), Some(b)) => arith("+", a, b),
-                _ => Ok(Value::String(to_text(l) + &to_text(r))),
+                _ => {
+                    let (l, r) = (to_text(l), to_text(r));
+                    grown(l.len() + r.len())?;
+                    Ok(Value::String(l + &r))
+                }
             }
         }
         _ => arith(op, need_num(l, op)?, need_num(r, op)?),
+    }
+}
+
+/// The most bytes of text one evaluation step may produce: a value that doubles at every
+/// step of a loop, or grows by `replace` and `join`, stops here instead of exhausting memory.
+pub const MAX_TEXT_LENGTH: usize = 16 * 1024 * 1024;
+
+/// Refuses a text result of `len` bytes past [`MAX_TEXT_LENGTH`], before it is made.
+pub(crate) fn grown(len: usize) -> Result<(), String> {
+    if len > MAX_TEXT_LENGTH {
+        Err(format!("the result would be {len} bytes of text; at most {MAX_TEXT_LENGTH} are allowed"))
+    } else {
+        Ok(())
     }
 }
 

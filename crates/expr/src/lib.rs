@@ -16,7 +16,11 @@ mod parser;
 
 use std::fmt;
 
-pub use eval::{Variables, is_truthy, to_text};
+pub use eval::{MAX_TEXT_LENGTH, Variables, is_truthy, to_text};
+pub use parser::{MAX_CODE_LENGTH, MAX_NESTING};
+
+/// The longest text an expression (a template with its `${…}` parts) may have, in bytes.
+pub const MAX_SOURCE_LENGTH: usize = 1024 * 1024;
 
 /// A syntax error, with the byte offset in the source text where it was found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -65,8 +69,16 @@ impl Expression {
     ///
     /// # Errors
     /// A [`ParseError`] naming the offset of the first syntax error, an unclosed `${`,
-    /// or an empty `${}`.
+    /// an empty `${}`, or a text longer or nesting deeper than the limits allow
+    /// ([`MAX_SOURCE_LENGTH`], [`MAX_CODE_LENGTH`], [`MAX_NESTING`]).
     pub fn parse(source: &str) -> Result<Self, ParseError> {
+        if source.len() > MAX_SOURCE_LENGTH {
+            return Err(ParseError {
+                message: format!("the text is {} bytes long; at most {MAX_SOURCE_LENGTH} are allowed", source.len()),
+                offset: 0,
+                source_text: shorten(source),
+            });
+        }
         let mut parts = Vec::new();
         let mut text = String::new();
         let bytes = source.as_bytes();
@@ -83,12 +95,12 @@ impl Expression {
             let body_end = parser::find_closing_brace(source, body_start).ok_or_else(|| ParseError {
                 message: "unclosed `${`".into(),
                 offset: i,
-                source_text: source.to_owned(),
+                source_text: shorten(source),
             })?;
             let ast = parser::parse(&source[body_start..body_end]).map_err(|(message, off)| ParseError {
                 message,
                 offset: body_start + off,
-                source_text: source.to_owned(),
+                source_text: shorten(source),
             })?;
             if !text.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut text)));
@@ -114,7 +126,7 @@ impl Expression {
         let ast = parser::parse(source).map_err(|(message, offset)| ParseError {
             message,
             offset,
-            source_text: source.to_owned(),
+            source_text: shorten(source),
         })?;
         Ok(Self { source: source.to_owned(), parts: vec![Part::Code(ast)] })
     }
@@ -130,17 +142,19 @@ impl Expression {
     /// An [`EvalError`] for an unknown variable, an operator applied to values it does not
     /// take, or arithmetic overflow.
     pub fn eval(&self, vars: &dyn Variables) -> Result<serde_json::Value, EvalError> {
-        let wrap = |message: String| EvalError { message, source_text: self.source.clone() };
+        let wrap = |message: String| EvalError { message, source_text: shorten(&self.source) };
         match self.parts.as_slice() {
             [] => Ok(serde_json::Value::String(String::new())),
             [Part::Code(ast)] => eval::eval(ast, vars).map_err(wrap),
             parts => {
                 let mut out = String::new();
                 for part in parts {
-                    match part {
-                        Part::Text(t) => out.push_str(t),
-                        Part::Code(ast) => out.push_str(&to_text(&eval::eval(ast, vars).map_err(wrap)?)),
-                    }
+                    let piece = match part {
+                        Part::Text(t) => std::borrow::Cow::Borrowed(t.as_str()),
+                        Part::Code(ast) => to_text(&eval::eval(ast, vars).map_err(wrap)?).into(),
+                    };
+                    eval::grown(out.len() + piece.len()).map_err(wrap)?;
+                    out.push_str(&piece);
                 }
                 Ok(serde_json::Value::String(out))
             }
@@ -165,7 +179,18 @@ impl Expression {
     /// As [`Expression::eval`], and when the value is not a boolean (nor `"true"`/`"false"`).
     pub fn eval_bool(&self, vars: &dyn Variables) -> Result<bool, EvalError> {
         let value = self.eval(vars)?;
-        is_truthy(&value).map_err(|message| EvalError { message, source_text: self.source.clone() })
+        is_truthy(&value).map_err(|message| EvalError { message, source_text: shorten(&self.source) })
+    }
+}
+
+/// The start of a long expression text, for error messages: they name the expression, and
+/// must stay small whatever its size.
+fn shorten(source: &str) -> String {
+    const SHOWN: usize = 200;
+    if source.len() <= SHOWN {
+        source.to_owned()
+    } else {
+        format!("{}…", &source[..source.floor_char_boundary(SHOWN)])
     }
 }
 

@@ -3,17 +3,37 @@
 use crate::lexer::{Tok, lex};
 use serde_json::Value;
 
+/// How deep expressions may nest (parentheses, unary operators, conditionals, arguments):
+/// parsing and evaluation recurse once per level, so this bounds the stack any text can use.
+pub const MAX_NESTING: usize = 64;
+
+/// The longest body one `${…}` may have, in bytes.
+pub const MAX_CODE_LENGTH: usize = 16 * 1024;
+
+/// A parsed expression. Runs of one operator level (`a + b - c`) and of member, index and
+/// method steps (`a.b[0].c()`) are flat lists rather than nested nodes, so a tree is only as
+/// deep as its text nests, which the parser bounds by [`MAX_NESTING`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Ast {
     Lit(Value),
     Var(String),
-    Member(Box<Ast>, String),
-    Index(Box<Ast>, Box<Ast>),
+    /// A value followed by member, index and method steps, applied left to right.
+    Path(Box<Ast>, Vec<Step>),
     Unary(&'static str, Box<Ast>),
-    Binary(&'static str, Box<Ast>, Box<Ast>),
+    /// Operands of one precedence level joined left to right: `first op1 x1 op2 x2 …`.
+    Chain(Box<Ast>, Vec<(&'static str, Ast)>),
     Cond(Box<Ast>, Box<Ast>, Box<Ast>),
-    /// `name(args)`, or `receiver.name(args)` for a method.
-    Call(Option<Box<Ast>>, String, Vec<Ast>),
+    /// `name(args)`.
+    Call(String, Vec<Ast>),
+}
+
+/// One step of a [`Ast::Path`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    Member(String),
+    Index(Ast),
+    /// `.name(args)` on the value so far.
+    Method(String, Vec<Ast>),
 }
 
 impl Ast {
@@ -26,18 +46,23 @@ impl Ast {
                     out.push(name);
                 }
             }
-            Ast::Member(base, _) | Ast::Unary(_, base) => base.variables(out),
-            Ast::Index(a, b) | Ast::Binary(_, a, b) => {
-                a.variables(out);
-                b.variables(out);
+            Ast::Unary(_, base) => base.variables(out),
+            Ast::Path(base, steps) => {
+                base.variables(out);
+                for step in steps {
+                    match step {
+                        Step::Member(_) => {}
+                        Step::Index(index) => index.variables(out),
+                        Step::Method(_, args) => args.iter().for_each(|x| x.variables(out)),
+                    }
+                }
+            }
+            Ast::Chain(first, rest) => {
+                first.variables(out);
+                rest.iter().for_each(|(_, x)| x.variables(out));
             }
             Ast::Cond(a, b, c) => [a, b, c].iter().for_each(|x| x.variables(out)),
-            Ast::Call(receiver, _, args) => {
-                if let Some(r) = receiver {
-                    r.variables(out);
-                }
-                args.iter().for_each(|x| x.variables(out));
-            }
+            Ast::Call(_, args) => args.iter().for_each(|x| x.variables(out)),
         }
     }
 }
@@ -67,11 +92,14 @@ pub(crate) fn find_closing_brace(src: &str, from: usize) -> Option<usize> {
 
 /// Parses the body of one `${...}`; errors carry an offset into `src`.
 pub(crate) fn parse(src: &str) -> Result<Ast, (String, usize)> {
+    if src.len() > MAX_CODE_LENGTH {
+        return Err((format!("the expression is {} bytes long; at most {MAX_CODE_LENGTH} are allowed", src.len()), 0));
+    }
     let toks = lex(src)?;
     if toks.is_empty() {
         return Err(("empty expression".into(), 0));
     }
-    let mut p = Parser { toks, pos: 0, end: src.len() };
+    let mut p = Parser { toks, pos: 0, end: src.len(), depth: 0 };
     let ast = p.ternary()?;
     match p.toks.get(p.pos) {
         None => Ok(ast),
@@ -96,6 +124,8 @@ struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     end: usize,
+    /// How many nesting levels enclose the current position.
+    depth: usize,
 }
 
 /// Binary operators by precedence level, loosest first.
@@ -123,47 +153,60 @@ impl Parser {
         }
     }
 
-    fn ternary(&mut self) -> Result<Ast, (String, usize)> {
-        let cond = self.binary(0)?;
-        if self.peek_op() != Some("?") {
-            return Ok(cond);
+    /// Enters one more nesting level, refusing the text when it nests deeper than allowed.
+    fn nest(&mut self) -> Result<(), (String, usize)> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err((format!("the expression nests more than {MAX_NESTING} levels deep"), self.offset()));
         }
-        self.pos += 1;
-        let yes = self.ternary()?;
-        self.expect(":")?;
-        let no = self.ternary()?;
-        Ok(Ast::Cond(Box::new(cond), Box::new(yes), Box::new(no)))
+        Ok(())
+    }
+
+    fn ternary(&mut self) -> Result<Ast, (String, usize)> {
+        self.nest()?;
+        let cond = self.binary(0)?;
+        let ast = if self.peek_op() == Some("?") {
+            self.pos += 1;
+            let yes = self.ternary()?;
+            self.expect(":")?;
+            let no = self.ternary()?;
+            Ast::Cond(Box::new(cond), Box::new(yes), Box::new(no))
+        } else {
+            cond
+        };
+        self.depth -= 1;
+        Ok(ast)
     }
 
     fn binary(&mut self, level: usize) -> Result<Ast, (String, usize)> {
         if level == LEVELS.len() {
             return self.unary();
         }
-        let mut lhs = self.binary(level + 1)?;
+        let first = self.binary(level + 1)?;
+        let mut rest = Vec::new();
         while let Some(op) = self.peek_op().filter(|op| LEVELS[level].contains(op)) {
             self.pos += 1;
-            let rhs = self.binary(level + 1)?;
-            lhs = Ast::Binary(op, Box::new(lhs), Box::new(rhs));
+            rest.push((op, self.binary(level + 1)?));
         }
-        Ok(lhs)
+        Ok(if rest.is_empty() { first } else { Ast::Chain(Box::new(first), rest) })
     }
 
     fn unary(&mut self) -> Result<Ast, (String, usize)> {
-        match self.toks.get(self.pos) {
-            Some((Tok::Op(op @ ("!" | "-")), _)) => {
-                self.pos += 1;
-                Ok(Ast::Unary(op, Box::new(self.unary()?)))
-            }
-            Some((Tok::Empty, _)) => {
-                self.pos += 1;
-                Ok(Ast::Unary("empty", Box::new(self.unary()?)))
-            }
-            _ => self.postfix(),
-        }
+        let op = match self.toks.get(self.pos) {
+            Some((Tok::Op(op @ ("!" | "-")), _)) => *op,
+            Some((Tok::Empty, _)) => "empty",
+            _ => return self.postfix(),
+        };
+        self.pos += 1;
+        self.nest()?;
+        let inner = self.unary()?;
+        self.depth -= 1;
+        Ok(Ast::Unary(op, Box::new(inner)))
     }
 
     fn postfix(&mut self) -> Result<Ast, (String, usize)> {
-        let mut ast = self.primary()?;
+        let base = self.primary()?;
+        let mut steps = Vec::new();
         loop {
             match self.peek_op() {
                 Some(".") => {
@@ -172,12 +215,12 @@ impl Parser {
                         Some((Tok::Ident(name), _)) => {
                             let name = name.clone();
                             self.pos += 1;
-                            ast = if self.peek_op() == Some("(") {
+                            steps.push(if self.peek_op() == Some("(") {
                                 let args = self.arguments(&name, true)?;
-                                Ast::Call(Some(Box::new(ast)), name, args)
+                                Step::Method(name, args)
                             } else {
-                                Ast::Member(Box::new(ast), name)
-                            };
+                                Step::Member(name)
+                            });
                         }
                         _ => return Err(("expected a property name after `.`".into(), self.offset())),
                     }
@@ -186,12 +229,12 @@ impl Parser {
                     self.pos += 1;
                     let index = self.ternary()?;
                     self.expect("]")?;
-                    ast = Ast::Index(Box::new(ast), Box::new(index));
+                    steps.push(Step::Index(index));
                 }
                 Some("(") => {
                     return Err(("only named functions and methods can be called".into(), self.offset()));
                 }
-                _ => return Ok(ast),
+                _ => return Ok(if steps.is_empty() { base } else { Ast::Path(Box::new(base), steps) }),
             }
         }
     }
@@ -229,7 +272,7 @@ impl Parser {
             Tok::Null => Ast::Lit(Value::Null),
             Tok::Ident(name) if self.peek_op() == Some("(") => {
                 let args = self.arguments(&name, false)?;
-                Ast::Call(None, name, args)
+                Ast::Call(name, args)
             }
             Tok::Ident(name) => Ast::Var(name),
             Tok::Op("(") => {

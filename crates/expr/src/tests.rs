@@ -184,3 +184,65 @@ fn variables_are_what_an_expression_reads_not_what_it_calls() {
     assert_eq!(e.variables(), ["time_list", "_loop", "host", "hosts", "n", "a"]);
     assert!(Expression::parse("plain text").is_ok_and(|e| e.variables().is_empty()));
 }
+
+/// Runs `f` on a thread with half the stack the server's threads have, so that a
+/// test passes only when the work is bounded well below what would overflow them.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(1024 * 1024).spawn(f).expect("thread").join().expect("no overflow")
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_at_parse_time_naming_the_limit() {
+    for (open, close) in
+        [("(", ")"), ("!", ""), ("-", ""), ("empty ", ""), ("f(", ")"), ("a[", "]"), ("true ? 1 : ", "")]
+    {
+        let deep = format!("${{{}1{}}}", open.repeat(1_000), close.repeat(1_000));
+        let err = on_small_stack(move || Expression::parse(&deep).expect_err("too deep"));
+        assert!(err.message.contains("nests more than 64 levels"), "{open}: {err}");
+        assert!(err.source_text.len() < 300, "the message stays short");
+    }
+}
+
+#[test]
+fn nesting_at_the_limit_parses_and_evaluates() {
+    let src = format!("${{{}1{}}}", "(".repeat(MAX_NESTING - 1), ")".repeat(MAX_NESTING - 1));
+    assert_eq!(on_small_stack(move || eval(&src)), json!(1));
+    let src = format!("${{{}true}}", "!".repeat(MAX_NESTING - 1));
+    assert_eq!(on_small_stack(move || eval(&src)), json!(false));
+}
+
+#[test]
+fn long_operator_and_member_chains_stay_flat() {
+    let sum = format!("${{1{}}}", "+1".repeat(8_000));
+    assert_eq!(on_small_stack(move || eval(&sum)), json!(8_001));
+    let members = format!("${{machine{}}}", ".ip".repeat(4_000));
+    assert_eq!(on_small_stack(move || eval(&members)), Value::Null);
+    let and = format!("${{true{}}}", " && true".repeat(2_000));
+    assert_eq!(on_small_stack(move || eval(&and)), json!(true));
+    let methods = format!("${{name{}}}", ".trim()".repeat(2_000));
+    assert_eq!(on_small_stack(move || eval(&methods)), json!("world"));
+}
+
+#[test]
+fn texts_longer_than_the_limits_are_refused() {
+    let code = format!("${{{}}}", "1+".repeat(MAX_CODE_LENGTH / 2) + "1");
+    assert!(Expression::parse(&code).expect_err("long").message.contains("at most 16384"));
+    let text = "x".repeat(MAX_SOURCE_LENGTH + 1);
+    assert!(Expression::parse(&text).expect_err("long").message.contains("at most 1048576"));
+}
+
+#[test]
+fn growth_past_the_text_limit_fails_the_evaluation_before_it_allocates() {
+    let mut vars = vars();
+    vars.insert("big".into(), json!("x".repeat(MAX_TEXT_LENGTH / 2 + 1)));
+    let fails = |src: &str| Expression::parse(src).expect("parses").eval(&vars).expect_err("too long").message;
+    assert!(fails("${big + big}").contains("at most 16777216"));
+    assert!(fails("${big.replace('x', 'xx')}").contains("at most"));
+    vars.insert("bigs".into(), json!([vars["big"], vars["big"]]));
+    let fails = |src: &str| Expression::parse(src).expect("parses").eval(&vars).expect_err("too long").message;
+    assert!(fails("${','.join(bigs)}").contains("at most"));
+    assert!(fails("${big}${big}").contains("at most"), "templates concatenate within the limit too");
+    // Repeated replacing grows exponentially: stopped at the step that passes the limit.
+    let blowup = format!("${{name{}}}", ".replace('o', 'oooooooooo')".repeat(20));
+    assert!(Expression::parse(&blowup).expect("parses").eval(&vars).is_err());
+}

@@ -4,7 +4,8 @@
 use crate::diagram::{Bounds, Diagram, Edge, Point, Shape};
 use crate::error::ModelError;
 use crate::ir::{
-    Definition, EndKind, Flow, FlowId, MultiInstance, Node, NodeId, NodeKind, OutputParam, StoneSpec, UserTaskSpec,
+    Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId, NodeKind, OutputParam,
+    StoneSpec, UserTaskSpec,
 };
 use flowstone_expr::Expression;
 use roxmltree::{Document, Node as XmlNode};
@@ -141,6 +142,13 @@ struct Builder<'e> {
 impl Builder<'_> {
     /// Builds the nodes and flows of a process or subprocess; returns its none start event.
     fn scope(&mut self, container: XmlNode<'_, '_>, scope: Option<NodeId>) -> Result<NodeId, ModelError> {
+        let depth = std::iter::successors(scope, |n| self.nodes[*n as usize].scope).count();
+        if depth > MAX_SUBPROCESS_DEPTH {
+            return Err(ModelError::at(
+                container,
+                format!("subprocesses nest deeper than {MAX_SUBPROCESS_DEPTH} levels"),
+            ));
+        }
         if !container.children().any(|c| is_bpmn(c, "startEvent")) {
             return Err(ModelError::at(
                 container,

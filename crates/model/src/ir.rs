@@ -4,6 +4,10 @@ use crate::diagram::Diagram;
 use crate::template::Template;
 use flowstone_expr::Expression;
 
+/// How deep subprocesses may nest, in BPMN and pipeline trees alike: the engine walks a
+/// nesting level by level, and a template that includes itself would never end.
+pub const MAX_SUBPROCESS_DEPTH: usize = 16;
+
 /// Index of a node in [`Definition::nodes`].
 pub type NodeId = u32;
 /// Index of a flow in [`Definition::flows`].

@@ -9,7 +9,10 @@
 
 use crate::diagram::{Bounds, Diagram, Shape};
 use crate::error::ModelError;
-use crate::ir::{ActivityOptions, Definition, EndKind, Flow, FlowId, Node, NodeId, NodeKind, OutputParam, StoneSpec};
+use crate::ir::{
+    ActivityOptions, Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH as MAX_DEPTH, Node, NodeId, NodeKind,
+    OutputParam, StoneSpec,
+};
 use crate::template::Template;
 use flowstone_expr::Expression;
 use serde_json::{Map, Value};
@@ -23,9 +26,6 @@ pub use yaml::{YamlTemplate, parse_yaml_templates};
 
 /// Finds the tree of a subprocess's `template_id`.
 pub type TemplateLookup<'a> = &'a dyn Fn(&str) -> Option<Value>;
-
-/// How deep subprocesses may nest (a template that includes itself would never end).
-const MAX_DEPTH: usize = 16;
 
 /// Parses a pipeline tree into a definition with model key `key`.
 ///

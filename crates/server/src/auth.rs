@@ -8,14 +8,14 @@
 //! on this server forgets them all at once.
 
 use crate::StartError;
-use crate::api::{ApiError, FlowableError};
+use crate::api::ApiError;
 use crate::runtime::{Runtime, now_ms};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use flowstone_store::{IdentityQuery, Page, Store, UserRow};
 use sha2::{Digest, Sha256};
@@ -93,6 +93,9 @@ impl Authenticator {
             .as_deref()
             .and_then(|text| text.split_once(':'))
             .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
+        if user.contains('\0') {
+            return Err(wrong());
+        }
         let row = self.store.user(user).await?.ok_or_else(wrong)?;
         let hash = row.password_hash.ok_or_else(wrong)?;
         let password = password.to_owned();
@@ -145,11 +148,7 @@ pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, ne
             next.run(req).await
         }
         Err(e) => {
-            let mut response = if req.uri().path().starts_with("/flowable-rest/") {
-                FlowableError(e).into_response()
-            } else {
-                e.into_response()
-            };
+            let mut response = crate::api::in_dialect(req.uri().path(), e);
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Flowstone\""));

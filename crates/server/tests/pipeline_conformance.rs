@@ -9,7 +9,7 @@ mod common;
 
 use common::{must, shared_dir};
 use flowstone_engine::Action;
-use flowstone_engine::{Command, Ctx, Effect, Instance, InstanceStatus, StartOptions, StoneEvent};
+use flowstone_engine::{Command, Ctx, Effect, Instance, InstanceStatus, Limits, StartOptions, StoneEvent};
 use flowstone_model::{Definition, parse_pipeline, parse_yaml_templates};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ fn run(def: &Definition) -> (Instance, HashMap<String, u64>) {
         format!("id{counter}")
     };
     let brokered = |_: &str| false;
-    let mut ctx = Ctx { now: 1_000, ids: &mut ids, brokered: &brokered };
+    let mut ctx = Ctx { now: 1_000, ids: &mut ids, brokered: &brokered, limits: &Limits::default() };
     let (mut inst, mut effects) = Instance::start(def, Map::new(), StartOptions::default(), &mut ctx);
     let mut runs: HashMap<String, u64> = HashMap::new();
     for _ in 0..10_000 {

@@ -164,7 +164,9 @@ macro_rules! identity_store {
                     q.push(format!(" AND {} = ", column.sql())).push_bind(value.clone());
                 }
                 for (column, pattern) in &f.like {
-                    q.push(format!(" AND {} LIKE ", column.sql())).push_bind(pattern.clone());
+                    q.push(format!(" AND {} LIKE ", column.sql()))
+                        .push_bind(crate::like_pattern(pattern))
+                        .push(crate::LIKE_ESCAPE);
                 }
                 if let Some(member) = &f.member {
                     q.push(format!(" AND id IN ({membership}")).push_bind(member.clone()).push(")");

@@ -47,6 +47,33 @@ pub enum StoreError {
     Conflict(Vec<String>),
 }
 
+/// A `LIKE` pattern as both databases read it after [`LIKE_ESCAPE`]: `%` and `_` match
+/// anything, `\` makes the next character literal, as in Flowable; a lone `\` at the end
+/// (which PostgreSQL refuses) stands for itself.
+pub(crate) fn like_pattern(pattern: &str) -> String {
+    let trailing = pattern.bytes().rev().take_while(|b| *b == b'\\').count();
+    if trailing % 2 == 1 { format!("{pattern}\\") } else { pattern.to_owned() }
+}
+
+/// Follows every bound [`like_pattern`], so that SQLite escapes as PostgreSQL does.
+pub(crate) const LIKE_ESCAPE: &str = " ESCAPE '\\'";
+
+impl StoreError {
+    /// Whether the database refused a value the request carried (a byte sequence it cannot
+    /// store, a value too long) rather than failing by itself: retried alone, the other
+    /// requests of its group commit.
+    pub fn refused_data(&self) -> bool {
+        match self {
+            // SQLSTATE class 22: data exception (PostgreSQL); SQLITE_TOOBIG (18).
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|code| code.starts_with("22") || code == "18")
+            }
+            StoreError::Database(sqlx::Error::Encode(_)) | StoreError::Corrupt(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -324,7 +324,10 @@ macro_rules! sql_store {
                 q.push(format!(" AND {of_tenant} = ")).push_bind(tenant.clone()).push(")");
             }
             if let Some(like) = &f.tenant_id_like {
-                q.push(format!(" AND {of_tenant} LIKE ")).push_bind(like.clone()).push(")");
+                q.push(format!(" AND {of_tenant} LIKE "))
+                    .push_bind(crate::like_pattern(like))
+                    .push(crate::LIKE_ESCAPE)
+                    .push(")");
             }
             if f.without_tenant {
                 q.push(format!(" AND NOT {of_tenant} <> '')"));

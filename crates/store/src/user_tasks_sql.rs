@@ -181,7 +181,11 @@ macro_rules! user_task_store {
                 }
                 let mut text = |column: &str, op: &str, value: &Option<String>| {
                     if let Some(v) = value {
-                        q.push(format!(" AND {column} {op} ")).push_bind(v.clone());
+                        if op == "LIKE" {
+                            q.push(format!(" AND {column} LIKE ")).push_bind(crate::like_pattern(v)).push(crate::LIKE_ESCAPE);
+                        } else {
+                            q.push(format!(" AND {column} {op} ")).push_bind(v.clone());
+                        }
                     }
                 };
                 text("t.id", "=", &f.id);

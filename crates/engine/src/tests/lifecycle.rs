@@ -51,8 +51,13 @@ impl Harness {
             _ => None,
         });
         let s = spawned.unwrap_or_else(|| panic!("nothing spawned"));
-        let harness =
-            Harness { def: self.def.clone(), inst: s.instance, effects: s.effects, counter: self.counter + 1000 };
+        let harness = Harness {
+            def: self.def.clone(),
+            inst: s.instance,
+            effects: s.effects,
+            counter: self.counter + 1000,
+            limits: self.limits.clone(),
+        };
         (s.id, harness)
     }
 

@@ -1,6 +1,7 @@
 //! Engine semantics, fed commands with no IO.
 
 mod lifecycle;
+mod limits;
 mod user_tasks;
 
 use super::*;
@@ -24,6 +25,7 @@ struct Harness {
     inst: Instance,
     effects: Vec<Effect>,
     counter: u32,
+    limits: Limits,
 }
 
 impl Harness {
@@ -32,6 +34,10 @@ impl Harness {
     }
 
     fn start_with(def: Definition, variables: Value, options: StartOptions) -> Self {
+        Self::start_limited(def, variables, options, Limits::default())
+    }
+
+    fn start_limited(def: Definition, variables: Value, options: StartOptions, limits: Limits) -> Self {
         let mut counter = 0;
         let mut ids = || {
             counter += 1;
@@ -41,9 +47,9 @@ impl Harness {
             &def,
             vars(variables),
             options,
-            &mut Ctx { now: 1000, ids: &mut ids, brokered: &no_broker },
+            &mut Ctx { now: 1000, ids: &mut ids, brokered: &no_broker, limits: &limits },
         );
-        Harness { def, inst, effects, counter }
+        Harness { def, inst, effects, counter, limits }
     }
 
     fn apply(&mut self, cmd: Command) -> Result<(), EngineError> {
@@ -52,7 +58,11 @@ impl Harness {
             counter += 1;
             format!("id{counter}")
         };
-        let effects = self.inst.apply(&self.def, cmd, &mut Ctx { now: 2000, ids: &mut ids, brokered: &no_broker })?;
+        let effects = self.inst.apply(
+            &self.def,
+            cmd,
+            &mut Ctx { now: 2000, ids: &mut ids, brokered: &no_broker, limits: &self.limits },
+        )?;
         self.counter = counter;
         self.effects.extend(effects);
         Ok(())

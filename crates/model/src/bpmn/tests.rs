@@ -237,3 +237,37 @@ fn other_boundary_events_and_dangling_attachments_are_refused() {
     );
     assert!(dangling.to_string().contains("attachedToRef `nope`"), "{dangling}");
 }
+
+/// `levels` subprocesses, each inside the one before.
+fn nested_subprocesses(levels: usize) -> String {
+    let mut body = String::from(r#"<startEvent id="s0"/>"#);
+    for i in 1..=levels {
+        body.push_str(&format!(r#"<subProcess id="sub{i}"><startEvent id="s{i}"/>"#));
+    }
+    body.push_str(&"</subProcess>".repeat(levels));
+    body
+}
+
+#[test]
+fn subprocesses_nested_past_the_limit_are_refused_naming_the_subprocess() {
+    let err = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(|| parse_err(&nested_subprocesses(20_000)))
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(err.element.as_deref(), Some("subProcess"));
+    assert_eq!(err.id.as_deref(), Some("sub17"));
+    assert!(err.message.contains("deeper than 16 levels"), "{err}");
+    parse_one(&nested_subprocesses(MAX_SUBPROCESS_DEPTH));
+}
+
+#[test]
+fn an_expression_nested_too_deep_is_refused_naming_its_element() {
+    let deep = format!("${{{}x{}}}", "(".repeat(500), ")".repeat(500));
+    let err = parse_err(&format!(
+        r#"<startEvent id="s"/><sequenceFlow id="f" sourceRef="s" targetRef="e"><conditionExpression>{deep}</conditionExpression></sequenceFlow><endEvent id="e"/>"#
+    ));
+    assert_eq!(err.id.as_deref(), Some("f"));
+    assert!(err.message.contains("nests more than 64 levels"), "{err}");
+}

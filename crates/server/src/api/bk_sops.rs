@@ -38,6 +38,11 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
 
+/// A refusal in bk-sops' envelope, for checks made before a call reaches its API.
+pub(super) fn refusal(e: ApiError) -> Response {
+    envelope(Err(e))
+}
+
 fn envelope(result: Result<Value, ApiError>) -> Response {
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     match result {

@@ -4,6 +4,7 @@ use crate::runtime::RuntimeError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use flowstone_engine::EngineError;
 use flowstone_store::StoreError;
 use serde_json::json;
 
@@ -15,6 +16,10 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
@@ -59,6 +64,7 @@ impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
         let status = match &e {
             RuntimeError::Model(_) | RuntimeError::NotValid(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::Conflict(EngineError::TooLarge(_)) => StatusCode::BAD_REQUEST,
             RuntimeError::InUse(_) => StatusCode::CONFLICT,
             RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
             RuntimeError::Conflict(_) => StatusCode::CONFLICT,

@@ -6,6 +6,7 @@ mod flowable;
 mod format;
 mod input;
 mod platform;
+mod text_guard;
 mod tokens;
 mod worker;
 
@@ -19,8 +20,24 @@ use axum::routing::get;
 /// Where the bk-sops API lives; it takes app credentials instead of a user's.
 pub(crate) const BK_SOPS_PREFIX: &str = "/api/c/compapi/";
 
+/// Where Flowable REST's APIs live.
+pub(crate) const FLOWABLE_PREFIX: &str = "/flowable-rest/";
+
 /// The largest request body accepted (a large BPMN model fits; anything bigger is refused).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// An error answered in the shape of the dialect whose route `path` is: bk-sops' envelope,
+/// Flowable's `{message, exception}`, or the platform's.
+pub(crate) fn in_dialect(path: &str, e: ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if path.starts_with(BK_SOPS_PREFIX) {
+        bk_sops::refusal(e)
+    } else if path.starts_with(FLOWABLE_PREFIX) {
+        FlowableError(e).into_response()
+    } else {
+        e.into_response()
+    }
+}
 
 /// The whole HTTP API.
 pub fn router(runtime: Runtime) -> Router {
@@ -35,6 +52,7 @@ pub fn router(runtime: Runtime) -> Router {
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
+        .layer(axum::middleware::from_fn(text_guard::refuse_nul))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(runtime)
 }

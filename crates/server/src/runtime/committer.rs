@@ -11,7 +11,7 @@
 
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
-use flowstone_engine::{Command, Ctx, Effect, Instance, StartOptions, TaskRecord, task_status};
+use flowstone_engine::{Command, Ctx, Effect, Instance, Limits, StartOptions, TaskRecord, task_status};
 use flowstone_model::Definition;
 use flowstone_store::{
     ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow,
@@ -116,10 +116,13 @@ impl Entry {
     }
 
     fn fail(self, message: &str) {
-        let err = || RuntimeError::NotCommitted(message.to_owned());
+        self.fail_with(RuntimeError::NotCommitted(message.to_owned()));
+    }
+
+    fn fail_with(self, err: RuntimeError) {
         match self {
-            Entry::Started { reply, .. } => drop(reply.send(Err(err()))),
-            Entry::Applied { reply, .. } => drop(reply.send(Err(err()))),
+            Entry::Started { reply, .. } => drop(reply.send(Err(err))),
+            Entry::Applied { reply, .. } => drop(reply.send(Err(err))),
         }
     }
 }
@@ -165,6 +168,8 @@ impl Prepared {
 enum Failure {
     /// Another server wrote some of these instances since they were read.
     Conflict(Vec<String>),
+    /// The database refused a value some request of the group carried.
+    Data(String),
     /// The database (or the commit itself) failed.
     Other(String),
 }
@@ -187,6 +192,8 @@ pub(super) struct Committer {
     clock: u64,
     /// Whether a stone's jobs go through the broker.
     brokered: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The bounds every instance runs within.
+    limits: Arc<Limits>,
     /// The rows per request of the last group committed.
     shape: Shape,
 }
@@ -228,6 +235,7 @@ impl Committer {
         node: String,
         lease: Duration,
         brokered: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+        limits: Arc<Limits>,
     ) -> Self {
         Self {
             store: runtime.store().clone(),
@@ -239,6 +247,7 @@ impl Committer {
             live: ById::default(),
             clock: 0,
             brokered,
+            limits,
             shape: Shape::default(),
         }
     }
@@ -264,6 +273,7 @@ impl Committer {
                             prepared.batch = batch;
                             result.map_err(|e| match e {
                                 StoreError::Conflict(ids) => Failure::Conflict(ids),
+                                other if other.refused_data() => Failure::Data(other.to_string()),
                                 other => Failure::Other(other.to_string()),
                             })
                         }
@@ -337,6 +347,19 @@ impl Committer {
                 self.prepare(requests, &mut again).await;
                 Some(again)
             }
+            Err(Failure::Data(message)) => {
+                // One request's value was refused: each request of both groups commits alone,
+                // so only the one that carried it fails.
+                tracing::warn!(error = %message, "a group's commit refused a value; committing its requests one by one");
+                self.forget(&done);
+                next.iter().for_each(|n| self.forget(n));
+                let mut requests = done.into_requests();
+                requests.extend(next.into_iter().flat_map(Prepared::into_requests));
+                for request in requests {
+                    self.commit_alone(request).await;
+                }
+                None
+            }
             Err(Failure::Other(message)) => {
                 tracing::error!(error = %message, "commit failed");
                 self.forget(&done);
@@ -345,6 +368,31 @@ impl Committer {
                     entry.fail(&message);
                 }
                 None
+            }
+        }
+    }
+
+    /// Applies and commits one request in a group of its own, and answers it; a value the
+    /// database refuses is the request's mistake (400).
+    async fn commit_alone(&mut self, request: Request) {
+        let mut alone = Prepared::default();
+        self.prepare(vec![request], &mut alone).await;
+        let batch = std::mem::take(&mut alone.batch);
+        match self.store.commit(&batch).await {
+            Ok(()) => {
+                alone.batch = batch;
+                self.answer(alone);
+            }
+            Err(e) => {
+                self.forget(&alone);
+                let refused = e.refused_data();
+                for entry in alone.entries {
+                    entry.fail_with(if refused {
+                        RuntimeError::NotValid(format!("the database refused a value of this request: {e}"))
+                    } else {
+                        RuntimeError::NotCommitted(e.to_string())
+                    });
+                }
             }
         }
     }
@@ -415,7 +463,7 @@ impl Committer {
                         &def,
                         variables,
                         options.clone(),
-                        &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
+                        &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered, limits: &self.limits },
                     );
                     let row = InstanceRow {
                         business_key,
@@ -436,7 +484,7 @@ impl Committer {
                             let applied = live.instance.apply(
                                 &live.def,
                                 command.clone(),
-                                &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered },
+                                &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered, limits: &self.limits },
                             );
                             let answer = match applied {
                                 Ok(effects) => {

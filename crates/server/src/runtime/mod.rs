@@ -11,7 +11,7 @@ use crate::jobs::JobBoard;
 use crate::models::ModelCache;
 use crate::stones::StoneRunner;
 use committer::{Committer, Request};
-use flowstone_engine::{Command, EngineError, InstanceStatus, StartOptions};
+use flowstone_engine::{Command, EngineError, InstanceStatus, Limits, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn, parse_pipeline};
 use flowstone_store::{InstanceRow, ModelRow, NewDeployment, NewModel, Store, StoreError};
 use flowstone_worker::Stone;
@@ -77,6 +77,8 @@ pub struct RuntimeOptions {
     pub stones: Vec<Arc<dyn Stone>>,
     /// Stones whose jobs are published to RabbitMQ instead.
     pub broker: Option<BrokerOptions>,
+    /// The bounds every instance runs within.
+    pub limits: Limits,
 }
 
 /// Jobs of some stones published to RabbitMQ: one durable queue per stone, named after it
@@ -100,6 +102,7 @@ impl Default for RuntimeOptions {
             lease: Duration::from_secs(30),
             stones: flowstone_worker::builtin(&machines),
             broker: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -112,6 +115,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("lease", &self.lease)
             .field("stones", &stones)
             .field("broker", &self.broker)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -132,6 +136,8 @@ pub struct Runtime {
     board: Arc<JobBoard>,
     /// Checks who calls the API.
     auth: Arc<Authenticator>,
+    /// The bounds every instance runs within.
+    limits: Arc<Limits>,
 }
 
 impl Runtime {
@@ -154,6 +160,7 @@ impl Runtime {
             runner: Arc::default(),
             runner_stop: Arc::new(runner_stop),
             board: Arc::default(),
+            limits: Arc::new(options.limits.clone()),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let brokered: Vec<String> = options.broker.iter().flat_map(|b| b.stones.clone()).collect();
@@ -174,6 +181,7 @@ impl Runtime {
             options.node.clone(),
             options.lease,
             Arc::new(move |stone: &str| brokered.iter().any(|b| b == stone)),
+            runtime.limits.clone(),
         );
         dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped.clone()));
         *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
@@ -407,7 +415,8 @@ impl Runtime {
     /// it is committed.
     ///
     /// # Errors
-    /// A store failure, or [`RuntimeError::Stopped`].
+    /// [`RuntimeError::NotValid`] for variables past the bounds of [`Limits`], a store
+    /// failure, or [`RuntimeError::Stopped`].
     pub async fn start_instance(
         &self,
         model: Arc<ModelRow>,
@@ -416,6 +425,7 @@ impl Runtime {
         variables: Map<String, Value>,
         options: StartOptions,
     ) -> Result<InstanceRow, RuntimeError> {
+        self.limits.check_variables(&variables).map_err(RuntimeError::NotValid)?;
         let def = self.definition(&model)?;
         let (reply, rx) = oneshot::channel();
         let request = Request::Start { model, def, name, business_key, variables, options, reply };

@@ -1,0 +1,115 @@
+//! Hostile input through the real server, on SQLite and PostgreSQL: each request below once
+//! took the server down or made it work without bound. Each test sends it, then shows the
+//! server still answers and other work goes on.
+
+mod common;
+
+use common::{TestServer, must};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const BK: &str = "/api/c/compapi/v2/sops";
+
+/// A model whose one flow carries `condition`.
+fn with_condition(key: &str, condition: &str) -> String {
+    format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="{key}">
+        <startEvent id="s"/><sequenceFlow id="f" sourceRef="s" targetRef="e"><conditionExpression>{condition}</conditionExpression></sequenceFlow>
+        <endEvent id="e"/></process></definitions>"#
+    )
+}
+
+async fn a_billion_items_fail_their_instance_and_the_server_comes_back_after_a_restart(s: TestServer) {
+    let started = s
+        .start_process(
+            "cluster",
+            json!({"slaveNum": "1000000000", "master-1a": {}, "slave-": {}, "Bingo::RS::FRONT::RSBILLING": {}}),
+        )
+        .await;
+    let id = started["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let failed = s.wait_for(&id, "rolledBack").await;
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("`slaves`") && reason.contains("at most 10000"), "{failed}");
+    let s = s.restart().await;
+    assert_eq!(s.process(&id).await["processStatus"], "rolledBack");
+    let fine = s.start_process("cluster", json!({"slaveNum": "2"})).await;
+    let fine = s.settle(fine["processInstanceId"].as_str().unwrap_or_default()).await;
+    assert_eq!(fine["processStatus"], "success", "{fine}");
+}
+
+async fn expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element(s: TestServer) {
+    let deep = format!("${{{}x{}}}", "(".repeat(5_000), ")".repeat(5_000));
+    let long_chain = format!("${{x{}}}", "+x".repeat(20_000));
+    for (what, source) in [("parentheses", &deep), ("a long chain", &long_chain)] {
+        let (status, body) = s.post_raw("/model", with_condition("deep", source), "application/xml").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert!(body["message"].as_str().unwrap_or_default().contains(r#"id="f""#), "{what}: {body}");
+    }
+    let not = format!("${{{}true}}", "!".repeat(100_000));
+    let user_task = format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="named">
+        <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/><userTask id="u" name="{not}"/></process></definitions>"#
+    );
+    let (status, body) = s.post_raw("/model", user_task, "application/xml").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let tree = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "incoming": "", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f2"], "outgoing": ""},
+        "activities": {"a": {"id": "a", "type": "ServiceActivity", "name": "A", "incoming": ["f1"], "outgoing": "f2",
+            "component": {"code": "sleep_timer", "data": {"x": {"hook": false, "value": deep}}}}},
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a", "is_default": false},
+                  "f2": {"id": "f2", "source": "a", "target": "e", "is_default": false}},
+        "constants": {}, "outputs": []
+    });
+    let body = json!({"bk_app_code": common::BK_APP.0, "bk_app_secret": common::BK_APP.1, "bk_username": "ops",
+        "bk_biz_id": 2, "name": "deep", "pipeline_tree": tree});
+    let resp = must(reqwest::Client::new().post(format!("{}{BK}/create_template/", s.base)).json(&body).send().await);
+    let answer: Value = must(resp.json().await);
+    assert_eq!(answer["result"], false, "{answer}");
+    assert!(answer["message"].as_str().unwrap_or_default().contains("nests more than 64"), "{answer}");
+    let (status, _) = s.get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn a_string_doubled_in_a_loop_fails_its_instance_and_others_run(s: TestServer) {
+    s.deploy(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn">
+        <process id="doubling"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="double"/>
+        <serviceTask id="double" flowable:expression="${text + text}" flowable:resultVariable="text"/>
+        <sequenceFlow sourceRef="double" targetRef="double"/></process></definitions>"#,
+    )
+    .await;
+    let (status, started) = s
+        .call(
+            Method::POST,
+            "/process",
+            Some(json!({"key": "doubling", "processName": "grow", "variables": {"text": "ab"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(started["processStatus"], "failed", "{started}");
+    assert!(started["reason"].as_str().unwrap_or_default().contains("at `double`"), "{started}");
+    let w1 = s.start_process("w1_straight", json!({})).await;
+    assert_eq!(w1["processStatus"], "success", "{w1}");
+}
+
+async fn variables_past_the_limits_are_refused_with_400_naming_them(s: TestServer) {
+    let big = "x".repeat(5 * 1024 * 1024);
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/process",
+            Some(json!({"key": "w2_usertask", "processName": "big", "variables": {"blob": big}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("variable `blob`"), "{body}");
+}
+
+backend_tests!(server = TestServer::start;
+    a_billion_items_fail_their_instance_and_the_server_comes_back_after_a_restart,
+    expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element,
+    a_string_doubled_in_a_loop_fails_its_instance_and_others_run,
+    variables_past_the_limits_are_refused_with_400_naming_them,
+);
