@@ -107,7 +107,91 @@ async fn variables_past_the_limits_are_refused_with_400_naming_them(s: TestServe
     assert!(body["message"].as_str().unwrap_or_default().contains("variable `blob`"), "{body}");
 }
 
+/// Starts `n` W1 instances at once (each answers `success` when committed).
+async fn others_at_work(s: &TestServer, n: usize) -> Vec<(StatusCode, Value)> {
+    let calls = (0..n).map(|_| {
+        s.call(Method::POST, "/process", Some(json!({"key": "w1_straight", "processName": "ok", "variables": {}})))
+    });
+    futures_util::future::join_all(calls).await
+}
+
+async fn nul_in_any_text_is_400_in_the_dialects_shape_while_other_clients_commit(s: TestServer) {
+    let worker = common::signed_in(&format!("admin:{}", common::PASSWORD));
+    let nul_basic = common::signed_in("ad\0min:x");
+    let hostile = async {
+        let mut answers = Vec::new();
+        for (method, path, body) in [
+            (Method::POST, "/process", Some(json!({"key": "w1_straight", "processName": "a\u{0}b", "variables": {}}))),
+            (Method::GET, "/process/a%00b", None),
+            (Method::GET, "/task?processInstanceId=%00", None),
+            (
+                Method::POST,
+                "/flowable-rest/service/runtime/process-instances",
+                Some(json!({"processDefinitionKey": "w2_usertask", "businessKey": "k\u{0}"})),
+            ),
+            (Method::GET, "/flowable-rest/service/runtime/tasks?nameLike=%00%25", None),
+            (Method::POST, "/worker/jobs/x/fail", Some(json!({"workerId": "w", "reason": "bad\u{0}"}))),
+        ] {
+            let (status, answer) = s.call_with(&worker, method, path, body).await;
+            answers.push((path, status, answer));
+        }
+        let (status, answer) = s.call_with(&nul_basic, Method::GET, "/process", None).await;
+        answers.push(("basic", status, answer));
+        answers
+    };
+    let (answers, others) = tokio::join!(hostile, others_at_work(&s, 40));
+    for (path, status, answer) in answers {
+        let expected = if path == "basic" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        assert_eq!(status, expected, "{path}: {answer}");
+        if path.starts_with("/flowable-rest/") {
+            assert_eq!(answer["message"], "Bad request", "{path}: {answer}");
+        } else if path != "basic" {
+            assert!(answer["message"].as_str().unwrap_or_default().contains("NUL"), "{path}: {answer}");
+        }
+    }
+    assert!(others.iter().all(|(status, body)| *status == StatusCode::OK && body["processStatus"] == "success"));
+    let bk = json!({"bk_app_code": common::BK_APP.0, "bk_app_secret": common::BK_APP.1, "bk_username": "ops\u{0}"});
+    let resp = must(reqwest::Client::new().post(format!("{}{BK}/get_template_list/", s.base)).json(&bk).send().await);
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = must(resp.json().await);
+    assert_eq!(answer["result"], false, "bk-sops' envelope: {answer}");
+}
+
+async fn a_like_filter_ending_in_a_backslash_is_a_literal_backslash(s: TestServer) {
+    for path in [
+        "/flowable-rest/service/runtime/tasks?nameLike=a%5C",
+        "/flowable-rest/service/identity/users?firstNameLike=x%5C",
+    ] {
+        let (status, body) = s.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["total"], 0, "{path}: {body}");
+    }
+}
+
+/// A value the database refuses, sent past the HTTP checks, fails its own request alone:
+/// the group it shared is committed again request by request.
+async fn a_value_the_database_refuses_fails_only_the_request_that_carried_it(s: TestServer) {
+    let rt = s.server.as_ref().map(|server| server.runtime().clone()).expect("running");
+    let model = must(rt.latest_model("w1_straight").await).expect("deployed");
+    let start = |name: &str| {
+        rt.start_instance(model.clone(), name.to_owned(), None, serde_json::Map::new(), Default::default())
+    };
+    let mut calls = vec![start("bad\0name")];
+    calls.extend((0..40).map(|i| start(&format!("good {i}"))));
+    let mut results = futures_util::future::join_all(calls).await.into_iter();
+    let bad = results.next().expect("first");
+    if s.database.is_some() {
+        assert!(matches!(bad, Err(flowstone_server::RuntimeError::NotValid(_))), "{bad:?}");
+    }
+    for good in results {
+        assert_eq!(must(good).status, "completed");
+    }
+}
+
 backend_tests!(server = TestServer::start;
+    nul_in_any_text_is_400_in_the_dialects_shape_while_other_clients_commit,
+    a_like_filter_ending_in_a_backslash_is_a_literal_backslash,
+    a_value_the_database_refuses_fails_only_the_request_that_carried_it,
     a_billion_items_fail_their_instance_and_the_server_comes_back_after_a_restart,
     expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element,
     a_string_doubled_in_a_loop_fails_its_instance_and_others_run,
