@@ -405,6 +405,7 @@ async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, Strin
         runtime: RuntimeOptions::default(),
         admin_password: Some(BENCH_PASSWORD.into()),
         bk_apps: Vec::new(),
+        http: flowstone_server::HttpLimits::default(),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", server.addr());

@@ -50,6 +50,7 @@ async fn server(dir: &tempfile::TempDir) -> Result<Server, String> {
         runtime: RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() },
         admin_password: Some(BENCH_PASSWORD.into()),
         bk_apps: Vec::new(),
+        http: flowstone_server::HttpLimits::default(),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     server.runtime().deploy(MODEL).await.map_err(|e| e.to_string())?;

@@ -13,6 +13,7 @@ mod tasks_bench;
 
 use clap::{Parser, Subcommand};
 use flowstone_engine::Limits;
+use flowstone_server::HttpLimits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,9 +139,26 @@ struct LimitArgs {
     /// The most JSON bytes of stone parameters one command may write.
     #[arg(long, env = "FLOWSTONE_MAX_COMMAND_BYTES", default_value_t = Limits::default().max_command_bytes)]
     max_command_bytes: usize,
+    /// HTTP connections open at once; more wait until one closes.
+    #[arg(long, env = "FLOWSTONE_MAX_CONNECTIONS", default_value_t = HttpLimits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's headers (and an idle connection stays open).
+    #[arg(long, env = "FLOWSTONE_HEADER_TIMEOUT", default_value_t = HttpLimits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "FLOWSTONE_BODY_TIMEOUT", default_value_t = HttpLimits::default().body_timeout.as_secs_f64())]
+    body_timeout: f64,
 }
 
 impl LimitArgs {
+    fn http(&self) -> Result<HttpLimits, String> {
+        Ok(HttpLimits {
+            max_connections: self.max_connections,
+            header_timeout: seconds("--header-timeout", self.header_timeout)?,
+            body_timeout: seconds("--body-timeout", self.body_timeout)?,
+        })
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             max_items: self.max_items,
@@ -236,6 +254,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 runtime,
                 admin_password,
                 bk_apps,
+                http: limits.http()?,
             };
             let shutdown = shutdown_signal();
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;

@@ -113,6 +113,7 @@ pub(crate) async fn durable(nodes: usize, trees: usize) -> Result<Figures, Strin
         runtime: RuntimeOptions { stones, ..RuntimeOptions::default() },
         admin_password: Some(BENCH_PASSWORD.into()),
         bk_apps: Vec::new(),
+        http: flowstone_server::HttpLimits::default(),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     let runtime = server.runtime().clone();

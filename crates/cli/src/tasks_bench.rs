@@ -68,6 +68,7 @@ pub(crate) async fn run(tasks: u64, postgres: Option<&str>) -> Result<(), String
         runtime: RuntimeOptions::default(),
         admin_password: Some(BENCH_PASSWORD.into()),
         bk_apps: Vec::new(),
+        http: flowstone_server::HttpLimits::default(),
     };
     let server = Server::start(&config).await.map_err(|e| e.to_string())?;
     let result = fill_and_measure(&server, tasks, config.database.as_deref()).await;

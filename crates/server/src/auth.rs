@@ -7,19 +7,23 @@
 //! that passed is remembered, by its hash, for a minute; changing a user or revoking a token
 //! on this server forgets them all at once.
 
+mod backoff;
+
 use crate::StartError;
 use crate::api::ApiError;
 use crate::runtime::{Runtime, now_ms};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use backoff::{Backoff, Busy, Who};
 use base64::Engine;
 use flowstone_store::{IdentityQuery, Page, Store, UserRow};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,11 +45,26 @@ pub(crate) struct Caller {
 pub(crate) struct Authenticator {
     store: Arc<dyn Store>,
     passed: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    backoff: Backoff,
+    /// A hash no password matches: an unknown user name costs the check a known one costs,
+    /// so the time of a refusal does not tell whether a name exists.
+    decoy: String,
 }
 
 impl Authenticator {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, passed: Mutex::default() }
+        let decoy = random_text::<16>().and_then(|secret| hash(&secret)).unwrap_or_default();
+        Self { store, passed: Mutex::default(), backoff: Backoff::new(), decoy }
+    }
+
+    /// Checks `secret` against `hash` (the decoy when there is none) in the bounded pool.
+    async fn verify(&self, secret: &str, hash: Option<String>) -> Result<bool, ApiError> {
+        let real = hash.is_some();
+        let (secret, hash) = (secret.to_owned(), hash.unwrap_or_else(|| self.decoy.clone()));
+        let verified = self.backoff.check(move || verify_password(&secret, &hash)).await.map_err(|Busy| {
+            ApiError::too_many_requests("too many sign-ins are being checked; try again", Duration::from_secs(1))
+        })?;
+        Ok(verified && real)
     }
 
     /// Forgets every remembered credential (after a user changed or a token was revoked).
@@ -54,7 +73,7 @@ impl Authenticator {
     }
 
     /// The user an `Authorization` header names, or why it names none.
-    async fn authenticate(&self, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+    async fn authenticate(&self, header: Option<&HeaderValue>, from: Option<IpAddr>) -> Result<Caller, ApiError> {
         let header = header.ok_or_else(|| {
             ApiError::unauthorized("this API needs credentials: HTTP Basic or a bearer token (Authorization header)")
         })?;
@@ -64,7 +83,7 @@ impl Authenticator {
         }
         let text = header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
         let caller = match text.split_once(' ') {
-            Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => self.basic(value.trim()).await?,
+            Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => self.basic(value.trim(), from).await?,
             Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => self.bearer(value.trim()).await?,
             _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
         };
@@ -85,24 +104,40 @@ impl Authenticator {
         passed.get(key).filter(|(_, until)| *until > Instant::now()).map(|(caller, _)| caller.clone())
     }
 
-    async fn basic(&self, value: &str) -> Result<Caller, ApiError> {
-        let wrong = || ApiError::unauthorized("wrong user name or password");
+    async fn basic(&self, value: &str, from: Option<IpAddr>) -> Result<Caller, ApiError> {
         let decoded =
             base64::engine::general_purpose::STANDARD.decode(value).ok().and_then(|b| String::from_utf8(b).ok());
         let (user, password) = decoded
             .as_deref()
             .and_then(|text| text.split_once(':'))
             .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
-        if user.contains('\0') {
-            return Err(wrong());
+        let who: Vec<Who> = std::iter::once(Who::User(user.to_owned(), from)).chain(from.map(Who::Address)).collect();
+        self.signed_in(user, password, &who).await.map(|()| Caller { user: user.to_owned(), token: None })
+    }
+
+    /// Checks a name and its secret (a user's password, an app's secret) with back-off.
+    async fn signed_in(&self, name: &str, secret: &str, who: &[Who]) -> Result<(), ApiError> {
+        if let Some(wait) = self.backoff.blocked(who, Instant::now()) {
+            return Err(ApiError::too_many_requests("too many failed sign-ins; wait before trying again", wait));
         }
-        let row = self.store.user(user).await?.ok_or_else(wrong)?;
-        let hash = row.password_hash.ok_or_else(wrong)?;
-        let password = password.to_owned();
-        let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| ApiError::unavailable(format!("password check failed: {e}")))?;
-        verified.then(|| Caller { user: user.to_owned(), token: None }).ok_or_else(wrong)
+        // A name PostgreSQL cannot hold names nobody; it is still checked like any other.
+        let hash = match who.first() {
+            Some(Who::App(_)) if !name.contains('\0') => self.store.app_secret_hash(name).await?,
+            Some(Who::User(..)) if !name.contains('\0') => {
+                self.store.user(name).await?.and_then(|row| row.password_hash)
+            }
+            _ => None,
+        };
+        if self.verify(secret, hash).await? {
+            self.backoff.passed(who);
+            Ok(())
+        } else {
+            self.backoff.failed(who, Instant::now());
+            Err(ApiError::unauthorized(match who.first() {
+                Some(Who::App(_)) => "wrong bk_app_code or bk_app_secret",
+                _ => "wrong user name or password",
+            }))
+        }
     }
 
     /// Checks the credentials of a bk-sops API call (`bk_app_code`, `bk_app_secret`).
@@ -111,15 +146,7 @@ impl Authenticator {
         if self.remembered(&key).is_some() {
             return Ok(());
         }
-        let wrong = || ApiError::unauthorized("wrong bk_app_code or bk_app_secret");
-        let hash = self.store.app_secret_hash(code).await?.ok_or_else(wrong)?;
-        let secret = secret.to_owned();
-        let verified = tokio::task::spawn_blocking(move || verify_password(&secret, &hash))
-            .await
-            .map_err(|e| ApiError::unavailable(format!("secret check failed: {e}")))?;
-        if !verified {
-            return Err(wrong());
-        }
+        self.signed_in(code, secret, &[Who::App(code.to_owned())]).await?;
         self.remember(key, Caller { user: code.to_owned(), token: None });
         Ok(())
     }
@@ -142,7 +169,8 @@ pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, ne
     if req.uri().path() == "/health" || req.uri().path().starts_with(crate::api::BK_SOPS_PREFIX) {
         return next.run(req).await;
     }
-    match runtime.authenticator().authenticate(req.headers().get(header::AUTHORIZATION)).await {
+    let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    match runtime.authenticator().authenticate(req.headers().get(header::AUTHORIZATION), from).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

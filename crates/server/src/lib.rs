@@ -5,6 +5,7 @@ mod auth;
 mod broker;
 mod examples;
 mod jobs;
+mod listen;
 mod models;
 pub mod runtime;
 mod stones;
@@ -12,6 +13,7 @@ mod stones;
 pub use api::{MAX_BODY_BYTES, router};
 pub use auth::add_app;
 pub use examples::EXAMPLES;
+pub use listen::HttpLimits;
 pub use runtime::{BrokerOptions, Runtime, RuntimeError, RuntimeOptions};
 
 use flowstone_store::{PgStore, SqliteStore, Store, StoreError};
@@ -37,6 +39,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Applications of the bk-sops API (code, secret), registered (or given this secret) at start.
     pub bk_apps: Vec<(String, String)>,
+    /// The bounds of the HTTP server.
+    pub http: HttpLimits,
 }
 
 /// Why the server could not start.
@@ -99,7 +103,7 @@ pub struct Server {
     addr: SocketAddr,
     runtime: Runtime,
     shutdown: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -129,13 +133,13 @@ impl Server {
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(runtime.clone());
+        let app = router(runtime.clone(), &config.http);
+        let limits = config.http.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            listen::serve(listener, app, &limits, async {
+                let _ = stopped.await;
+            })
+            .await;
         });
         tracing::info!(%addr, "listening");
         Ok(Self { addr, runtime, shutdown, task })
@@ -156,10 +160,8 @@ impl Server {
         // Workers waiting for jobs are answered now, so that the stop does not wait for them.
         self.runtime.board().close();
         let _ = self.shutdown.send(());
-        match self.task.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "server error"),
-            Err(e) => tracing::error!(error = %e, "server task failed"),
-            Ok(Ok(())) => {}
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task failed");
         }
         match self.runtime.stop_and_hand_back().await {
             Ok(0) => {}
@@ -170,9 +172,6 @@ impl Server {
 
     /// Runs until the server task ends (it ends on [`Server::stop`]).
     pub async fn wait(&mut self) -> std::io::Result<()> {
-        match (&mut self.task).await {
-            Ok(result) => result,
-            Err(e) => Err(std::io::Error::other(e)),
-        }
+        (&mut self.task).await.map_err(std::io::Error::other)
     }
 }

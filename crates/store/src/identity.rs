@@ -123,6 +123,8 @@ pub trait IdentityStore: Send + Sync {
     async fn token(&self, hash: &str) -> Result<Option<TokenRow>>;
     /// Revokes a token; false when there was none.
     async fn delete_token(&self, hash: &str) -> Result<bool>;
+    /// Revokes every token of a user (their password changed); answers how many there were.
+    async fn delete_user_tokens(&self, user_id: &str) -> Result<u64>;
 
     /// Registers an application of the bk-sops API with the hash of its secret; with
     /// `replace`, an application of that code gets the new secret, else it stays and the
@@ -372,6 +374,12 @@ macro_rules! identity_store {
                     let _writing = self.writing().await;
                     let done = sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1").bind(hash).execute(&self.pool).await?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn delete_user_tokens(&self, user_id: &str) -> Result<u64> {
+                    let _writing = self.writing().await;
+                    let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(user_id).execute(&self.pool).await?;
+                    Ok(done.rows_affected())
                 }
             }
         }

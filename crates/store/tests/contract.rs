@@ -661,6 +661,11 @@ async fn tokens_are_found_by_hash_and_go_with_their_user(store: &dyn Store) {
     assert!(must(store.token("ab13")).await.is_none());
     assert!(must(store.delete_token("ab12")).await);
     assert!(!must(store.delete_token("ab12")).await, "a revoked token is gone");
+    let other = TokenRow { hash: "cd34".into(), ..token.clone() };
+    must(store.create_token(&token)).await;
+    must(store.create_token(&other)).await;
+    assert_eq!(must(store.delete_user_tokens("kermit")).await, 2, "all of a user's tokens go at once");
+    assert!(must(store.token("cd34")).await.is_none());
     must(store.create_token(&token)).await;
     must(store.delete_user("kermit")).await;
     assert!(must(store.token("ab12")).await.is_none(), "a deleted user's tokens are revoked");

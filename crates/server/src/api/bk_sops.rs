@@ -48,14 +48,10 @@ fn envelope(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(data) => Json(json!({"result": true, "data": data, "code": 0, "message": "success", "trace_id": trace_id}))
             .into_response(),
-        Err(e) => {
-            let (status, message) = e.parts();
-            (
-            status,
-            Json(json!({"result": false, "data": null, "code": status.as_u16(), "message": message, "trace_id": trace_id})),
-        )
-            .into_response()
-        }
+        Err(e) => e.respond(|status, message| {
+            let body = json!({"result": false, "data": null, "code": status.as_u16(), "message": message, "trace_id": trace_id});
+            (status, Json(body)).into_response()
+        }),
     }
 }
 

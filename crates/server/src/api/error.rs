@@ -13,45 +13,67 @@ use serde_json::json;
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    /// For a 429: how long the caller must wait (sent as `Retry-After`).
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
     pub(crate) fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), retry_after: None }
+    }
+
+    /// A 429: the caller must wait `wait` before trying again.
+    pub(crate) fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self { retry_after: Some(wait), ..Self::with_status(StatusCode::TOO_MANY_REQUESTS, message) }
+    }
+
+    /// Its answer in a dialect's shape: `body` makes the body from the status and message,
+    /// and a 429 gets its `Retry-After`.
+    pub(crate) fn respond(self, body: impl FnOnce(StatusCode, String) -> Response) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, message = %self.message, "request failed");
+        }
+        let wait = self.retry_after;
+        let mut response = body(self.status, self.message);
+        if let Some(wait) = wait {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
+        }
+        response
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Self::with_status(StatusCode::BAD_REQUEST, message)
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, message: message.into() }
+        Self::with_status(StatusCode::NOT_FOUND, message)
     }
 
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::CONFLICT, message: message.into() }
+        Self::with_status(StatusCode::CONFLICT, message)
     }
 
     /// Keeps the status of a request-body rejection (400, 413, 415) with our error body.
     pub(crate) fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Self {
         let message = rejection.to_string();
-        Self { status: rejection.into_response().status(), message }
+        Self::with_status(rejection.into_response().status(), message)
     }
 
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, message: message.into() }
+        Self::with_status(StatusCode::UNAUTHORIZED, message)
     }
 
     pub(crate) fn not_implemented(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_IMPLEMENTED, message: message.into() }
+        Self::with_status(StatusCode::NOT_IMPLEMENTED, message)
     }
 
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into() }
+        Self::with_status(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, message: message.into() }
+        Self::with_status(StatusCode::FORBIDDEN, message)
     }
 
     /// Its status and message, for answers that report several outcomes in one body.
@@ -73,7 +95,7 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self { status, message: e.to_string() }
+        Self::with_status(status, e.to_string())
     }
 }
 
@@ -85,15 +107,14 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, message = %self.message, "request failed");
-        }
-        let body = json!({
-            "status": self.status.as_u16(),
-            "error": self.status.canonical_reason().unwrap_or_default(),
-            "message": self.message,
-        });
-        (self.status, Json(body)).into_response()
+        self.respond(|status, message| {
+            let body = json!({
+                "status": status.as_u16(),
+                "error": status.canonical_reason().unwrap_or_default(),
+                "message": message,
+            });
+            (status, Json(body)).into_response()
+        })
     }
 }
 
@@ -110,17 +131,15 @@ impl<E: Into<ApiError>> From<E> for FlowableError {
 
 impl IntoResponse for FlowableError {
     fn into_response(self) -> Response {
-        let (status, exception) = self.0.parts();
-        if status.is_server_error() {
-            tracing::warn!(%status, message = %exception, "request failed");
-        }
-        let message = match status {
-            StatusCode::BAD_REQUEST => "Bad request",
-            StatusCode::FORBIDDEN => "Forbidden",
-            StatusCode::NOT_FOUND => "Not found",
-            StatusCode::CONFLICT => "Conflict",
-            other => other.canonical_reason().unwrap_or("Error"),
-        };
-        (status, Json(json!({ "message": message, "exception": exception }))).into_response()
+        self.0.respond(|status, exception| {
+            let message = match status {
+                StatusCode::BAD_REQUEST => "Bad request",
+                StatusCode::FORBIDDEN => "Forbidden",
+                StatusCode::NOT_FOUND => "Not found",
+                StatusCode::CONFLICT => "Conflict",
+                other => other.canonical_reason().unwrap_or("Error"),
+            };
+            (status, Json(json!({ "message": message, "exception": exception }))).into_response()
+        })
     }
 }

@@ -5,8 +5,8 @@ mod error;
 mod flowable;
 mod format;
 mod input;
+mod intake;
 mod platform;
-mod text_guard;
 mod tokens;
 mod worker;
 
@@ -40,7 +40,7 @@ pub(crate) fn in_dialect(path: &str, e: ApiError) -> axum::response::Response {
 }
 
 /// The whole HTTP API.
-pub fn router(runtime: Runtime) -> Router {
+pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(platform::routes())
@@ -52,7 +52,7 @@ pub fn router(runtime: Runtime) -> Router {
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
-        .layer(axum::middleware::from_fn(text_guard::refuse_nul))
+        .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(runtime)
 }

@@ -1,7 +1,7 @@
 //! A real server on a free port over a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
-use flowstone_server::{Config, RuntimeOptions, Server};
+use flowstone_server::{Config, HttpLimits, RuntimeOptions, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,27 @@ impl TestServer {
         Self::start_with(dir, database, RuntimeOptions { stones, ..RuntimeOptions::default() }).await
     }
 
+    /// A server whose HTTP bounds are `http`.
+    pub async fn start_http(backend: Backend, http: HttpLimits) -> Option<Self> {
+        let dir = must(tempfile::tempdir());
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(postgres_database().await?),
+        };
+        let stones = flowstone_worker::builtin(&dir.path().join("machines"));
+        Some(Self::start_full(dir, database, RuntimeOptions { stones, ..RuntimeOptions::default() }, http).await)
+    }
+
     async fn start_with(dir: tempfile::TempDir, database: Option<String>, runtime: RuntimeOptions) -> Self {
+        Self::start_full(dir, database, runtime, HttpLimits::default()).await
+    }
+
+    async fn start_full(
+        dir: tempfile::TempDir,
+        database: Option<String>,
+        runtime: RuntimeOptions,
+        http: HttpLimits,
+    ) -> Self {
         let config = Config {
             listen: must("127.0.0.1:0".parse()),
             data_dir: dir.path().to_owned(),
@@ -88,6 +108,7 @@ impl TestServer {
             runtime,
             admin_password: Some(PASSWORD.into()),
             bk_apps: vec![(BK_APP.0.into(), BK_APP.1.into())],
+            http,
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());

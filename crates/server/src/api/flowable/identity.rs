@@ -220,6 +220,10 @@ async fn update_user(
     if !rt.store().update_user(&user).await? {
         return Err(ApiError::conflict(format!("User '{id}' was deleted while it was being changed.")).into());
     }
+    if body.contains_key("password") {
+        // A new password ends every session the old one opened.
+        rt.store().delete_user_tokens(&id).await?;
+    }
     rt.authenticator().forget();
     Ok(Json(user_json(&origin(&headers), &user)))
 }

@@ -1,17 +1,21 @@
-//! Refuses text the databases cannot store, before it reaches a commit group.
+//! What every request must be before a handler sees it: its body sent in time and within the
+//! size, and no text the databases cannot store.
 //!
-//! PostgreSQL refuses a NUL character in any text value, so a process name, a business key, a
-//! filter or a failure reason carrying one would fail the commit of the whole group it joined,
-//! and with it the requests of other clients. Such text is a client's mistake: it gets a 400
-//! in its dialect's shape here, whatever route it was sent to. Binary bodies (multipart uploads,
-//! `application/octet-stream`) are left alone: their bytes are stored as bytes.
+//! The body is read here, whole, within the body timeout, so a client sending it slowly holds
+//! no handler. PostgreSQL refuses a NUL character in any text value, so a process name, a
+//! business key, a filter or a failure reason carrying one would fail the commit of the whole
+//! group it joined, and with it the requests of other clients. Such text is a client's mistake:
+//! it gets a 400 in its dialect's shape here, whatever route it was sent to. Binary bodies
+//! (multipart uploads, `application/octet-stream`) are not searched: their bytes are stored as
+//! bytes.
 
 use super::{ApiError, MAX_BODY_BYTES, in_dialect};
 use axum::body::{Body, to_bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use std::time::Duration;
 
 /// What is wrong with a request's text, if anything.
 fn nul_in_uri(uri: &axum::http::Uri) -> Option<&'static str> {
@@ -47,29 +51,28 @@ fn binary(req: &Request) -> bool {
     kind.starts_with("multipart/") || kind.starts_with("application/octet-stream")
 }
 
-/// The middleware: a request whose path, query or textual body holds a NUL is answered 400.
-pub(crate) async fn refuse_nul(req: Request, next: Next) -> Response {
+/// The middleware: reads the body within `timeout`; a request whose path, query or textual
+/// body holds a NUL is answered 400, one whose body is too slow 408, too large 413.
+pub(crate) async fn intake(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(problem) = nul_in_uri(req.uri()) {
         return in_dialect(&path, ApiError::bad_request(problem));
     }
-    if binary(&req) {
-        return next.run(req).await;
-    }
+    let textual = !binary(&req);
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                .then_some(StatusCode::PAYLOAD_TOO_LARGE);
-            return in_dialect(
-                &path,
-                ApiError::with_status(too_large.unwrap_or(StatusCode::BAD_REQUEST), e.to_string()),
-            );
+    let bytes = match tokio::time::timeout(timeout, to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let status = if too_large { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            return in_dialect(&path, ApiError::with_status(status, format!("cannot read the body: {e}")));
+        }
+        Err(_) => {
+            let message = format!("the body did not arrive within {} s", timeout.as_secs_f64());
+            return in_dialect(&path, ApiError::with_status(StatusCode::REQUEST_TIMEOUT, message));
         }
     };
-    if nul_in_text(&bytes) {
+    if textual && nul_in_text(&bytes) {
         return in_dialect(
             &path,
             ApiError::bad_request("the body holds a NUL character (\\u0000), which no text may hold"),
