@@ -188,7 +188,29 @@ async fn a_value_the_database_refuses_fails_only_the_request_that_carried_it(s: 
     }
 }
 
+async fn lists_leave_big_variables_out_and_say_where_to_read_them(s: TestServer) {
+    let big = "x".repeat(1024 * 1024);
+    s.start_process("w2_usertask", json!({"blob": big, "small": 1})).await;
+    for path in [
+        "/flowable-rest/service/runtime/tasks?includeProcessVariables=true&size=100000".to_owned(),
+        "/flowable-rest/service/runtime/process-instances?includeProcessVariables=true&size=100000".to_owned(),
+    ] {
+        let (status, body) = s.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let vars = body["data"][0]["variables"].as_array().cloned().unwrap_or_default();
+        let blob = vars.iter().find(|v| v["name"] == "blob").cloned().unwrap_or_default();
+        assert!(blob["value"].is_null(), "{path}: the big value is left out");
+        let url = blob["valueUrl"].as_str().unwrap_or_default();
+        let (status, whole) = s.get(url.trim_start_matches(&s.base)).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        assert_eq!(whole["value"].as_str().map(str::len), Some(1024 * 1024), "{url} gives the whole value");
+        let small = vars.iter().find(|v| v["name"] == "small").cloned().unwrap_or_default();
+        assert_eq!(small["value"], 1, "{path}: small values stay");
+    }
+}
+
 backend_tests!(server = TestServer::start;
+    lists_leave_big_variables_out_and_say_where_to_read_them,
     nul_in_any_text_is_400_in_the_dialects_shape_while_other_clients_commit,
     a_like_filter_ending_in_a_backslash_is_a_literal_backslash,
     a_value_the_database_refuses_fails_only_the_request_that_carried_it,

@@ -6,7 +6,7 @@
 
 use super::repository::{Tenants, definition_not_found, tenants};
 use super::tasks::{instance_values, local_values};
-use super::variables::{RestVariable, type_name, variables};
+use super::variables::{RestVariable, left_out_if_big, type_name, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
@@ -236,7 +236,20 @@ async fn list_instances(
         let tenant = tenants.of_model(rt, &row.model_id).await?;
         let vars = if with_vars {
             let vars = rt.variables(&row.id).await?.unwrap_or_default();
-            Some(if history { history_variables(&vars, "local") } else { variable_list(&vars) })
+            let listed = if history { history_variables(&vars, "local") } else { variable_list(&vars) };
+            let url = |name: &Value| {
+                let name = name.as_str().unwrap_or_default();
+                service_url(origin, &format!("runtime/process-instances/{}/variables/{name}", row.id))
+            };
+            Some(
+                listed
+                    .into_iter()
+                    .map(|v| {
+                        let name = v["name"].clone();
+                        left_out_if_big(v, || url(&name))
+                    })
+                    .collect(),
+            )
         } else {
             None
         };

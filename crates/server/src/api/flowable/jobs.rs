@@ -194,7 +194,7 @@ async fn list_jobs(
         locked,
         now: crate::runtime::now_ms(),
     };
-    let (start, size) = (q.start.unwrap_or(0), q.size.unwrap_or(10).clamp(1, 1000));
+    let (start, size) = (q.start.unwrap_or(0), q.size.unwrap_or(10).clamp(1, super::MAX_PAGE_SIZE));
     let (jobs, total) = rt.store().list_jobs(&filter, Page { offset: start, limit: size }).await?;
     let origin = origin(&headers);
     let mut data = Vec::with_capacity(jobs.len());

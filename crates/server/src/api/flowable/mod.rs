@@ -93,8 +93,12 @@ impl Params<'_> {
     }
 }
 
-/// Flowable's paging: `start` (from 0), `size` (default 10), `sort` among `allowed` (the
-/// first is the default), `order` `asc` or `desc`.
+/// The most items one page holds: a larger `size` gets this many (the answer's `size` says
+/// how many came, `total` how many there are), so no list answer can grow without bound.
+pub(crate) const MAX_PAGE_SIZE: u64 = 1000;
+
+/// Flowable's paging: `start` (from 0), `size` (default 10, at most [`MAX_PAGE_SIZE`]),
+/// `sort` among `allowed` (the first is the default), `order` `asc` or `desc`.
 struct Paging<'a> {
     start: u64,
     size: u64,
@@ -124,7 +128,7 @@ impl<'a> Paging<'a> {
                 )));
             }
         };
-        Ok(Paging { start: start as u64, size: size.min(10_000) as u64, sort, descending })
+        Ok(Paging { start: start as u64, size: (size as u64).min(MAX_PAGE_SIZE), sort, descending })
     }
 
     fn page(&self) -> flowstone_store::Page {
@@ -164,6 +168,14 @@ mod tests {
         assert!(p.int("priority").is_err());
         let body = json!({"size": 3, "active": false}).as_object().cloned().unwrap_or_default();
         assert_eq!(Params(&body).int("size").ok().flatten(), Some(3));
+    }
+
+    #[test]
+    fn a_page_holds_at_most_the_cap_whatever_size_is_asked() {
+        let map = query_map(Some("size=100000")).unwrap_or_default();
+        assert_eq!(Paging::read(&Params(&map), &["id"]).map(|p| p.size).ok(), Some(MAX_PAGE_SIZE));
+        let map = query_map(Some("size=7")).unwrap_or_default();
+        assert_eq!(Paging::read(&Params(&map), &["id"]).map(|p| p.size).ok(), Some(7));
     }
 
     #[test]

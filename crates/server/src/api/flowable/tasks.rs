@@ -278,7 +278,7 @@ async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> R
         let mut vars = Vec::new();
         for (include, scope) in [(with_local, Scope::Local), (with_global, Scope::Global)] {
             if include {
-                vars.extend(shown(rt, task, Some(scope)).await?.iter().map(|v| v.json(origin, &task.id)));
+                vars.extend(shown(rt, task, Some(scope)).await?.iter().map(|v| v.listed(origin, &task.id)));
             }
         }
         data.push(task_json(origin, task, Some(vars)));

@@ -134,6 +134,30 @@ impl Shown {
         }
         out
     }
+
+    /// As [`Shown::json`], in a list: a value over [`LISTED_VALUE_BYTES`] is left out, and
+    /// `valueUrl` says where to read it.
+    pub(super) fn listed(&self, origin: &str, task: &str) -> Value {
+        let out = self.json(origin, task);
+        let url = || service_url(origin, &format!("{}/variables/{}", task_path(task), self.name));
+        left_out_if_big(out, url)
+    }
+}
+
+/// How large a variable's value may be, as JSON, to be shown in a list: a list of a thousand
+/// items, each with variables of megabytes, would take gigabytes to answer.
+pub(super) const LISTED_VALUE_BYTES: usize = 64 * 1024;
+
+/// A listed variable (`{"name", "value", …}`) without its value when that is over
+/// [`LISTED_VALUE_BYTES`]; `url` names where the whole variable is read.
+pub(super) fn left_out_if_big(mut variable: Value, url: impl FnOnce() -> String) -> Value {
+    let big =
+        variable.get("value").is_some_and(|v| serde_json::to_string(v).map_or(0, |t| t.len()) > LISTED_VALUE_BYTES);
+    if big {
+        variable["value"] = Value::Null;
+        variable["valueUrl"] = json!(url());
+    }
+    variable
 }
 
 /// The task's variables in `scope` (both when none, locals first).
