@@ -699,6 +699,9 @@ impl Instance {
         }
         self.outputs = Some(outputs);
         self.status = InstanceStatus::Completed;
+        // A failure waiting for an operator (debug mode) is over once the instance ends well,
+        // as when a terminate end event ends it.
+        self.failure = None;
     }
 
     /// A token arrives at its node.

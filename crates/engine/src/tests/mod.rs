@@ -2,6 +2,7 @@
 
 mod lifecycle;
 mod limits;
+mod properties;
 mod user_tasks;
 
 use super::*;
