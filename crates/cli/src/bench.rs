@@ -24,7 +24,8 @@ pub(crate) struct BenchArgs {
     workloads: Vec<String>,
     /// Modes: engine, sqlite, postgres, http; dispatch and workers measure stone jobs through
     /// the worker protocol; tasks and tasks-postgres query a large task list; pipeline and
-    /// pipeline-engine run a bk-sops tree of --nodes components (comma separated).
+    /// pipeline-engine run a bk-sops tree of --nodes components; sign-in-flood times requests
+    /// beside a flood of wrong passwords (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -155,7 +156,7 @@ impl Figures {
 }
 
 /// Peak resident memory of this process so far (`VmHWM`), in MiB.
-fn peak_rss_mib() -> u64 {
+pub(crate) fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -225,6 +226,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 ));
                 continue;
             }
+            "sign-in-flood" => {
+                crate::sign_in_bench::flood(args.seconds, args.concurrency).await?;
+                continue;
+            }
             "tasks" | "tasks-postgres" => {
                 let postgres = (mode == "tasks-postgres").then_some(args.postgres.as_str());
                 crate::tasks_bench::run(args.tasks, postgres).await?;
@@ -240,7 +245,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, pipeline or pipeline-engine"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, pipeline, pipeline-engine or sign-in-flood"
                     ));
                 }
             };

@@ -9,6 +9,7 @@ mod bench;
 mod client;
 mod jobs_bench;
 mod pipeline_bench;
+mod sign_in_bench;
 mod tasks_bench;
 
 use clap::{Parser, Subcommand};

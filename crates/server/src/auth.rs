@@ -18,7 +18,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use backoff::{Backoff, Busy, Who};
+use backoff::{Backoff, Refused, Who};
 use base64::Engine;
 use flowstone_store::{IdentityQuery, Page, Store, UserRow};
 use sha2::{Digest, Sha256};
@@ -57,13 +57,23 @@ impl Authenticator {
         Self { store, passed: Mutex::default(), backoff: Backoff::new(), decoy }
     }
 
-    /// Checks `secret` against `hash` (the decoy when there is none) in the bounded pool.
-    async fn verify(&self, secret: &str, hash: Option<String>) -> Result<bool, ApiError> {
+    /// Checks `secret` against `hash` (the decoy when there is none) in the bounded pool,
+    /// unless `who` must wait.
+    async fn verify(&self, who: &[Who], secret: &str, hash: Option<String>) -> Result<bool, ApiError> {
         let real = hash.is_some();
         let (secret, hash) = (secret.to_owned(), hash.unwrap_or_else(|| self.decoy.clone()));
-        let verified = self.backoff.check(move || verify_password(&secret, &hash)).await.map_err(|Busy| {
-            ApiError::too_many_requests("too many sign-ins are being checked; try again", Duration::from_secs(1))
-        })?;
+        let verified =
+            self.backoff.check(who, move || verify_password(&secret, &hash)).await.map_err(
+                |refused| match refused {
+                    Refused::Busy => ApiError::too_many_requests(
+                        "too many sign-ins are being checked; try again",
+                        Duration::from_secs(1),
+                    ),
+                    Refused::Wait(wait) => {
+                        ApiError::too_many_requests("too many failed sign-ins; wait before trying again", wait)
+                    }
+                },
+            )?;
         Ok(verified && real)
     }
 
@@ -128,7 +138,7 @@ impl Authenticator {
             }
             _ => None,
         };
-        if self.verify(secret, hash).await? {
+        if self.verify(who, secret, hash).await? {
             self.backoff.passed(who);
             Ok(())
         } else {

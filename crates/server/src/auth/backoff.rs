@@ -62,9 +62,14 @@ pub(crate) struct Backoff {
     waiting: AtomicUsize,
 }
 
-/// Why a check did not run: too many are queued already.
+/// Why a check did not run.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Busy;
+pub(crate) enum Refused {
+    /// Too many failures of this name or address: wait this long.
+    Wait(Duration),
+    /// Too many checks are queued already.
+    Busy,
+}
 
 impl Backoff {
     pub(crate) fn new() -> Self {
@@ -113,19 +118,24 @@ impl Backoff {
         }
     }
 
-    /// Runs `check` (a password check) in the bounded pool, off the async workers.
-    pub(crate) async fn check<F>(&self, check: F) -> Result<bool, Busy>
+    /// Runs `check` (a password check of `who`) in the bounded pool, off the async workers,
+    /// unless `who` must wait once its turn came: a burst of attempts that queued together is
+    /// held as soon as the first of them failed.
+    pub(crate) async fn check<F>(&self, who: &[Who], check: F) -> Result<bool, Refused>
     where
         F: FnOnce() -> bool + Send + 'static,
     {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Busy);
+            return Err(Refused::Busy);
         }
         let permit = self.checks.acquire().await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = permit.map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(check).await.map_err(|_| Busy)
+        let _permit = permit.map_err(|_| Refused::Busy)?;
+        if let Some(wait) = self.blocked(who, Instant::now()) {
+            return Err(Refused::Wait(wait));
+        }
+        tokio::task::spawn_blocking(check).await.map_err(|_| Refused::Busy)
     }
 }
 
@@ -189,11 +199,11 @@ mod tests {
         for _ in 0..MAX_WAITING + 8 {
             let (b, hold) = (b.clone(), hold.clone());
             running.push(tokio::spawn(async move {
-                b.check(move || hold.lock().map(|h| h.recv().is_ok()).unwrap_or(false)).await
+                b.check(&[], move || hold.lock().map(|h| h.recv().is_ok()).unwrap_or(false)).await
             }));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(b.check(|| true).await, Err(Busy));
+        assert_eq!(b.check(&[], || true).await, Err(Refused::Busy));
         for _ in 0..MAX_WAITING + 8 {
             let _ = release.send(());
         }
@@ -201,6 +211,6 @@ mod tests {
         for r in running {
             let _ = r.await;
         }
-        assert_eq!(b.check(|| true).await, Ok(true), "room again once they ran");
+        assert_eq!(b.check(&[], || true).await, Ok(true), "room again once they ran");
     }
 }
