@@ -10,6 +10,7 @@
 mod backoff;
 
 use crate::StartError;
+use crate::access::Role;
 use crate::api::ApiError;
 use crate::runtime::{Runtime, now_ms};
 use argon2::Argon2;
@@ -34,11 +35,15 @@ const MAX_REMEMBERED: usize = 10_000;
 /// The user made at first start.
 pub(crate) const ADMIN: &str = "admin";
 
-/// The authenticated user of a request, and the hash of the bearer token it came with.
+/// The authenticated user of a request, the hash of the bearer token it came with, and what
+/// they may do (see [`crate::access`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) user: String,
     pub(crate) token: Option<String>,
+    pub(crate) role: Role,
+    /// The groups the user is a member of.
+    pub(crate) groups: Vec<String>,
 }
 
 /// Checks credentials and remembers those that passed.
@@ -92,11 +97,15 @@ impl Authenticator {
             return Ok(caller);
         }
         let text = header.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        let caller = match text.split_once(' ') {
-            Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => self.basic(value.trim(), from).await?,
+        let (user, token) = match text.split_once(' ') {
+            Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => {
+                (self.basic(value.trim(), from).await?, None)
+            }
             Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => self.bearer(value.trim()).await?,
             _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
         };
+        let groups = self.groups_of(&user).await?;
+        let caller = Caller { role: Role::of(&user, &groups), user, token, groups };
         self.remember(key, caller.clone());
         Ok(caller)
     }
@@ -114,7 +123,7 @@ impl Authenticator {
         passed.get(key).filter(|(_, until)| *until > Instant::now()).map(|(caller, _)| caller.clone())
     }
 
-    async fn basic(&self, value: &str, from: Option<IpAddr>) -> Result<Caller, ApiError> {
+    async fn basic(&self, value: &str, from: Option<IpAddr>) -> Result<String, ApiError> {
         let decoded =
             base64::engine::general_purpose::STANDARD.decode(value).ok().and_then(|b| String::from_utf8(b).ok());
         let (user, password) = decoded
@@ -122,7 +131,14 @@ impl Authenticator {
             .and_then(|text| text.split_once(':'))
             .ok_or_else(|| ApiError::unauthorized("HTTP Basic credentials must be base64 of `user:password`"))?;
         let who: Vec<Who> = std::iter::once(Who::User(user.to_owned(), from)).chain(from.map(Who::Address)).collect();
-        self.signed_in(user, password, &who).await.map(|()| Caller { user: user.to_owned(), token: None })
+        self.signed_in(user, password, &who).await.map(|()| user.to_owned())
+    }
+
+    /// The ids of the groups `user` is a member of.
+    async fn groups_of(&self, user: &str) -> Result<Vec<String>, ApiError> {
+        let query = IdentityQuery { member: Some(user.to_owned()), ..IdentityQuery::default() };
+        let (groups, _) = self.store.list_groups(&query, Page { offset: 0, limit: 10_000 }).await?;
+        Ok(groups.into_iter().map(|g| g.id).collect())
     }
 
     /// Checks a name and its secret (a user's password, an app's secret) with back-off.
@@ -157,17 +173,19 @@ impl Authenticator {
             return Ok(());
         }
         self.signed_in(code, secret, &[Who::App(code.to_owned())]).await?;
-        self.remember(key, Caller { user: code.to_owned(), token: None });
+        let app = Caller { user: code.to_owned(), token: None, role: Role::User, groups: Vec::new() };
+        self.remember(key, app);
         Ok(())
     }
 
-    async fn bearer(&self, token: &str) -> Result<Caller, ApiError> {
+    /// The user a bearer token names, and the token's hash.
+    async fn bearer(&self, token: &str) -> Result<(String, Option<String>), ApiError> {
         let hash = token_hash(token);
         let row = self.store.token(&hash).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
         if row.expires_at <= now_ms() {
             return Err(ApiError::unauthorized("the token has expired"));
         }
-        Ok(Caller { user: row.user_id, token: Some(hash) })
+        Ok((row.user_id, Some(hash)))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
+mod access;
 mod api;
 mod auth;
 mod broker;

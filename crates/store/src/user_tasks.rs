@@ -235,6 +235,10 @@ pub struct UserTaskQuery {
     pub involved_user: Option<String>,
     /// Tasks this user is assigned or may claim.
     pub candidate_or_assigned: Option<String>,
+    /// Only tasks this user has a part in: assignee, owner, any identity link of theirs, a
+    /// candidate group they are a member of, or an instance they started (what an ordinary
+    /// user may see).
+    pub visible_to: Option<String>,
     /// Model element equal to.
     pub element: Option<String>,
     /// Model element like.

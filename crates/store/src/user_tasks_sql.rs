@@ -264,6 +264,19 @@ macro_rules! user_task_store {
                         .push_bind(user.clone())
                         .push("))");
                 }
+                if let Some(user) = &f.visible_to {
+                    q.push(" AND (t.assignee = ")
+                        .push_bind(user.clone())
+                        .push(" OR t.owner = ")
+                        .push_bind(user.clone())
+                        .push(" OR EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id AND l.user_id = ")
+                        .push_bind(user.clone())
+                        .push(") OR t.instance_id IN (SELECT id FROM instances WHERE start_user = ")
+                        .push_bind(user.clone())
+                        .push(") OR");
+                    push_candidate_of_user(q, user);
+                    q.push(")");
+                }
                 if let Some(user) = &f.candidate_or_assigned {
                     q.push(" AND (t.assignee = ").push_bind(user.clone()).push(" OR (t.assignee IS NULL AND");
                     push_candidate_of_user(q, user);

@@ -51,6 +51,7 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
         .fallback(
             |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
         )
+        .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::access::authorize))
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -291,7 +291,11 @@ struct ProcessQuery {
     paging: Paging,
 }
 
-async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>) -> ApiResult<Json<Value>> {
+async fn list_processes(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ProcessQuery>,
+) -> ApiResult<Json<Value>> {
     let (page, size) = q.paging.resolve()?;
     let (status, outcome) = match q.status.as_deref() {
         None => (None, None),
@@ -300,8 +304,13 @@ async fn list_processes(State(rt): State<Runtime>, Query(q): Query<ProcessQuery>
             ApiError::bad_request(format!("unknown status `{s}`; use one of {}", names.join(", ")))
         })?,
     };
-    let filter =
-        InstanceFilter { status: status.map(str::to_owned), model_key: q.key, outcome, ..InstanceFilter::default() };
+    let filter = InstanceFilter {
+        status: status.map(str::to_owned),
+        model_key: q.key,
+        outcome,
+        start_user: caller.own_instances(),
+        ..InstanceFilter::default()
+    };
     let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;
     Ok(listing(process_views(&rt, &rows).await?, total, page, size))
 }
@@ -373,10 +382,16 @@ async fn get_task(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResul
 /// `reRun` and `resume` work on a failed stone task of a process in debug mode.
 async fn operate_task(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path((id, operate)): Path<(String, String)>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let task = find_task(&rt, &id).await?;
+    if operate == "complete"
+        && let Some(user_task) = rt.store().user_task(&task.record.id).await?
+    {
+        caller.may_work_on(&user_task, &rt.store().task_links(&user_task.id).await?)?;
+    }
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -5,6 +5,7 @@
 //! may change their own record (their password, say).
 
 use super::{FlowableResult, Paging, Params, SERVICE, origin, query_map, service_url};
+use crate::access::{ADMIN_GROUP, Role};
 use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
 use crate::auth::{ADMIN, Caller, hash_password};
@@ -38,10 +39,13 @@ async fn not_kept() -> FlowableResult<()> {
 
 /// Only `admin` changes users and groups; a user may change their own record.
 fn may_change(caller: &Caller, own: Option<&str>) -> Result<(), ApiError> {
-    if caller.user == ADMIN || own == Some(caller.user.as_str()) {
+    if caller.role == Role::Admin || own == Some(caller.user.as_str()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("User '{}' may not change users and groups; only '{ADMIN}' may", caller.user)))
+        Err(ApiError::forbidden(format!(
+            "User '{}' may not change users and groups; only administrators ('{ADMIN}' and members of '{ADMIN_GROUP}') may",
+            caller.user
+        )))
     }
 }
 
@@ -321,6 +325,8 @@ async fn delete_group(
     if !rt.store().delete_group(&id).await? {
         return Err(group_not_found(&id).into());
     }
+    // Roles and candidate groups come from memberships.
+    rt.authenticator().forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -348,6 +354,7 @@ async fn add_member(
     if !rt.store().add_member(&id, &user).await? {
         return Err(ApiError::conflict(format!("User '{user}' is already part of group '{id}'.")).into());
     }
+    rt.authenticator().forget();
     Ok((StatusCode::CREATED, Json(member_json(&origin(&headers), &id, &user))))
 }
 
@@ -361,5 +368,6 @@ async fn remove_member(
     if !rt.store().remove_member(&id, &user).await? {
         return Err(ApiError::not_found(format!("User '{user}' is not part of group '{id}'.")).into());
     }
+    rt.authenticator().forget();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -205,11 +205,13 @@ async fn delete_running(State(rt): State<Runtime>, Path(id): Path<String>) -> Fl
 }
 
 /// Lists instances: `history` shows them as the history does, and reads `finished`.
+/// `own` limits them to the instances one user started (an ordinary user's view).
 async fn list_instances(
     rt: &Runtime,
     origin: &str,
     params: &Map<String, Value>,
     history: bool,
+    own: Option<String>,
 ) -> Result<Value, ApiError> {
     let p = Params(params);
     let paging = Paging::read(&p, &["id"])?;
@@ -224,7 +226,7 @@ async fn list_instances(
         business_key: p.text("businessKey").or_else(|| p.text("processBusinessKey")),
         kind: Some("process".into()),
         ended: if history { p.flag("finished")? } else { Some(false) },
-        start_user: p.text("startedBy"),
+        start_user: own.or_else(|| p.text("startedBy")),
         oldest_first: !paging.descending,
         ..InstanceFilter::default()
     };
@@ -264,26 +266,38 @@ async fn list_instances(
 
 async fn list_running(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, false).await?))
+    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, false, caller.own_instances()).await?))
 }
 
-async fn query_running(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, false).await?))
+async fn query_running(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> FlowableResult<Json<Value>> {
+    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, false, caller.own_instances()).await?))
 }
 
 async fn list_history(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, true).await?))
+    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, true, caller.own_instances()).await?))
 }
 
-async fn query_history(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, true).await?))
+async fn query_history(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> FlowableResult<Json<Value>> {
+    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, true, caller.own_instances()).await?))
 }
 
 async fn get_history(

@@ -550,9 +550,17 @@ async fn get_comment(
 
 async fn delete_comment(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path((id, comment)): Path<(String, String)>,
 ) -> FlowableResult<StatusCode> {
-    task_comment(&rt, &id, &comment, "comment").await?;
+    let found = task_comment(&rt, &id, &comment, "comment").await?;
+    if found.author.as_deref() != Some(caller.user.as_str()) && caller.role != crate::access::Role::Admin {
+        return Err(ApiError::forbidden(format!(
+            "user '{}' may not delete comment '{comment}': only its author or an administrator may",
+            caller.user
+        ))
+        .into());
+    }
     rt.store().delete_comment(&comment).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -114,15 +114,25 @@ async fn get_task(
 }
 
 /// `GET runtime/tasks`: the filters as query parameters.
-async fn list(State(rt): State<Runtime>, headers: HeaderMap, RawQuery(q): RawQuery) -> FlowableResult<Json<Value>> {
+async fn list(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> FlowableResult<Json<Value>> {
     let params = query_map(q.as_deref())?;
-    Ok(Json(run_query(&rt, &origin(&headers), &params).await?))
+    Ok(Json(run_query(&rt, &origin(&headers), &params, caller.own_tasks()).await?))
 }
 
 /// `POST query/tasks`: the same filters in a JSON body, plus variable filters.
-async fn query(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Value>> {
+async fn query(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> FlowableResult<Json<Value>> {
     let params = json_object(&body, true)?;
-    Ok(Json(run_query(&rt, &origin(&headers), &params).await?))
+    Ok(Json(run_query(&rt, &origin(&headers), &params, caller.own_tasks()).await?))
 }
 
 /// A variable filter of a task query.
@@ -211,6 +221,7 @@ fn task_query(p: &Params<'_>, paging: &Paging<'_>) -> Result<UserTaskQuery, ApiE
         candidate_groups,
         involved_user: p.text("involvedUser"),
         candidate_or_assigned: p.text("candidateOrAssigned"),
+        visible_to: None,
         element: p.text("taskDefinitionKey"),
         element_like: p.text("taskDefinitionKeyLike"),
         instance_id: p.text("processInstanceId").or_else(|| p.text("executionId")),
@@ -241,11 +252,16 @@ fn task_query(p: &Params<'_>, paging: &Paging<'_>) -> Result<UserTaskQuery, ApiE
     })
 }
 
-async fn run_query(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> Result<Value, ApiError> {
+async fn run_query(
+    rt: &Runtime,
+    origin: &str,
+    params: &Map<String, Value>,
+    visible_to: Option<String>,
+) -> Result<Value, ApiError> {
     let p = Params(params);
     let sorts: Vec<&str> = SORTS.iter().map(|(name, _)| *name).collect();
     let paging = Paging::read(&p, &sorts)?;
-    let query = task_query(&p, &paging)?;
+    let query = UserTaskQuery { visible_to, ..task_query(&p, &paging)? };
     if p.flag("active")? == Some(false) {
         // `active=false` asks for tasks of suspended instances, and none is ever suspended.
         return Ok(paging.envelope(Vec::new(), 0));
@@ -488,6 +504,9 @@ async fn act(
 ) -> FlowableResult<StatusCode> {
     let req: ActionRequest = crate::api::worker::parse(&body)?;
     let mut task = open_task(&rt, &id).await?;
+    if matches!(req.action.as_deref(), Some("complete" | "claim")) {
+        caller.may_work_on(&task, &rt.store().task_links(&id).await?)?;
+    }
     let author = Some(caller.user.as_str());
     match req.action.as_deref() {
         Some("complete") => {

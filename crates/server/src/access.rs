@@ -1,0 +1,245 @@
+//! Who may do what, as Flowable and Camunda users expect.
+//!
+//! Three roles: an **administrator** (the user `admin`, and members of the group `admin`) may do
+//! everything; an **operator** (members of the group `operator`) deploys models and sees and
+//! operates every process instance and task; an ordinary **user** sees and operates the
+//! process instances they started, and the user tasks they have a part in (assignee, owner,
+//! an identity link of theirs, a candidate group they belong to) or whose instance they
+//! started. Completing or claiming a user task is for its assignee, owner or candidates (a
+//! task with none of them is for whoever may reach it); an administrator may override.
+//! Refusals are 403s naming the user and what they may not do.
+
+use crate::api::{ApiError, FLOWABLE_PREFIX, in_dialect};
+use crate::auth::Caller;
+use crate::runtime::Runtime;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use flowstone_store::{InstanceRow, TaskLink, UserTaskRow};
+
+/// What a signed-in user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Role {
+    /// Their own processes and tasks.
+    User,
+    /// Deploys models; sees and operates every instance and task.
+    Operator,
+    /// Everything, users and groups included.
+    Admin,
+}
+
+/// The group whose members are administrators.
+pub(crate) const ADMIN_GROUP: &str = "admin";
+/// The group whose members are operators.
+pub(crate) const OPERATOR_GROUP: &str = "operator";
+
+impl Role {
+    /// The role of `user`, a member of `groups`.
+    pub(crate) fn of(user: &str, groups: &[String]) -> Role {
+        if user == crate::auth::ADMIN || groups.iter().any(|g| g == ADMIN_GROUP) {
+            Role::Admin
+        } else if groups.iter().any(|g| g == OPERATOR_GROUP) {
+            Role::Operator
+        } else {
+            Role::User
+        }
+    }
+}
+
+impl Caller {
+    /// Whether they see and operate everything (operators and administrators).
+    pub(crate) fn operates(&self) -> bool {
+        self.role >= Role::Operator
+    }
+
+    /// For lists of instances: the starter they are limited to (none for operators).
+    pub(crate) fn own_instances(&self) -> Option<String> {
+        (!self.operates()).then(|| self.user.clone())
+    }
+
+    /// For lists of user tasks: the user whose part they are limited to (none for operators).
+    pub(crate) fn own_tasks(&self) -> Option<String> {
+        (!self.operates()).then(|| self.user.clone())
+    }
+
+    fn forbidden(&self, what: &str) -> ApiError {
+        ApiError::forbidden(format!("user '{}' may not {what}", self.user))
+    }
+
+    /// Whether they may complete or claim `task`, whose identity links are `links`.
+    ///
+    /// # Errors
+    /// 403 naming the task.
+    pub(crate) fn may_work_on(&self, task: &UserTaskRow, links: &[TaskLink]) -> Result<(), ApiError> {
+        let me = Some(self.user.as_str());
+        let candidates: Vec<&TaskLink> = links.iter().filter(|l| l.kind == "candidate").collect();
+        let candidate = candidates
+            .iter()
+            .any(|l| l.user_id.as_deref() == me || l.group_id.as_ref().is_some_and(|g| self.groups.contains(g)));
+        let nobodys = task.assignee.is_none() && task.owner.is_none() && candidates.is_empty();
+        let allowed = self.role == Role::Admin
+            || task.assignee.as_deref() == me
+            || task.owner.as_deref() == me
+            || (task.assignee.is_none() && candidate)
+            || nobodys;
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.forbidden(&format!(
+                "complete or claim task '{}': it is for its assignee, owner or candidates",
+                task.id
+            )))
+        }
+    }
+}
+
+/// Whether `caller` may reach `row`: they operate, or started it (or, for a rollback, cancel
+/// or delete instance, the process it works for).
+async fn may_reach(rt: &Runtime, caller: &Caller, row: &InstanceRow) -> Result<(), ApiError> {
+    if caller.operates() {
+        return Ok(());
+    }
+    let starter = match (&row.start_user, &row.parent_id) {
+        (Some(user), _) => Some(user.clone()),
+        (None, Some(parent)) => rt.store().instance(parent).await?.and_then(|p| p.start_user),
+        (None, None) => None,
+    };
+    if starter.as_deref() == Some(caller.user.as_str()) {
+        Ok(())
+    } else {
+        Err(caller.forbidden(&format!("reach process instance '{}': they did not start it", row.id)))
+    }
+}
+
+/// Whether `caller` may see user task `task` (they have a part in it, or may reach its
+/// instance).
+async fn may_see_task(rt: &Runtime, caller: &Caller, task: &UserTaskRow) -> Result<(), ApiError> {
+    if caller.operates() {
+        return Ok(());
+    }
+    let me = Some(caller.user.as_str());
+    if task.assignee.as_deref() == me || task.owner.as_deref() == me {
+        return Ok(());
+    }
+    let links = rt.store().task_links(&task.id).await?;
+    let linked = links
+        .iter()
+        .any(|l| l.user_id.as_deref() == me || l.group_id.as_ref().is_some_and(|g| caller.groups.contains(g)));
+    if linked {
+        return Ok(());
+    }
+    match &task.instance_id {
+        Some(instance) => match rt.store().instance(instance).await? {
+            Some(row) => may_reach(rt, caller, &row).await,
+            None => Ok(()),
+        },
+        None => Err(caller.forbidden(&format!("see task '{}': they have no part in it", task.id))),
+    }
+}
+
+/// What a request reaches, as far as who may do it goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Reaches<'a> {
+    /// Deploys or removes models.
+    Models,
+    /// One process instance.
+    Instance(&'a str),
+    /// One task record of the platform API.
+    Record(&'a str),
+    /// One user task.
+    UserTask(&'a str),
+    /// Nothing guarded here (lists filter by the caller themselves).
+    Other,
+}
+
+fn reaches<'a>(method: &Method, path: &'a str, query: Option<&'a str>) -> Reaches<'a> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(rest) = path.strip_prefix(FLOWABLE_PREFIX) {
+        let rest: Vec<&str> = rest.trim_matches('/').split('/').skip(1).collect();
+        return match rest.as_slice() {
+            ["repository", "deployments", ..] if method != Method::GET => Reaches::Models,
+            ["repository", "process-definitions", _] if method == Method::PUT => Reaches::Models,
+            ["runtime", "process-instances", id, ..] | ["history", "historic-process-instances", id, ..] => {
+                Reaches::Instance(id)
+            }
+            ["runtime", "tasks", id, ..] | ["history", "historic-task-instances", id, ..] => Reaches::UserTask(id),
+            _ => Reaches::Other,
+        };
+    }
+    match segments.as_slice() {
+        ["model", ..] if method != Method::GET => Reaches::Models,
+        ["process", id, ..] => Reaches::Instance(id),
+        ["task", id, ..] => Reaches::Record(id),
+        ["task"] => query
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("processInstanceId=")))
+            .map_or(Reaches::Other, Reaches::Instance),
+        _ => Reaches::Other,
+    }
+}
+
+/// The middleware: refuses a request for what its caller may not reach (403, in the
+/// dialect's shape); an unknown id goes on to the handler's own 404.
+pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
+    let Some(caller) = req.extensions().get::<Caller>().filter(|c| !c.operates()).cloned() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path().to_owned();
+    let verdict = match reaches(req.method(), &path, req.uri().query()) {
+        Reaches::Models => Err(caller.forbidden("deploy or remove models: operators and administrators do")),
+        Reaches::Instance(id) => match rt.store().instance(id).await {
+            Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Reaches::Record(id) => match rt.store().task(id).await {
+            Ok(Some(record)) => match rt.store().instance(&record.instance_id).await {
+                Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Reaches::UserTask(id) => match rt.store().user_task(id).await {
+            Ok(Some(task)) => may_see_task(&rt, &caller, &task).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Reaches::Other => Ok(()),
+    };
+    match verdict {
+        Ok(()) => next.run(req).await,
+        Err(e) => in_dialect(&path, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_read_for_what_they_reach() {
+        let service = "/flowable-rest/service";
+        assert_eq!(reaches(&Method::POST, "/model", None), Reaches::Models);
+        assert_eq!(reaches(&Method::GET, "/model", None), Reaches::Other);
+        assert_eq!(reaches(&Method::PUT, "/process/p1/cancel", None), Reaches::Instance("p1"));
+        assert_eq!(reaches(&Method::GET, "/task", Some("processInstanceId=p2&x=1")), Reaches::Instance("p2"));
+        assert_eq!(reaches(&Method::PUT, "/task/t1/reRun", None), Reaches::Record("t1"));
+        let deploy = format!("{service}/repository/deployments");
+        assert_eq!(reaches(&Method::POST, &deploy, None), Reaches::Models);
+        let instance = format!("{service}/runtime/process-instances/p3/variables");
+        assert_eq!(reaches(&Method::GET, &instance, None), Reaches::Instance("p3"));
+        let task = format!("{service}/runtime/tasks/t2/comments/c1");
+        assert_eq!(reaches(&Method::DELETE, &task, None), Reaches::UserTask("t2"));
+        assert_eq!(reaches(&Method::GET, &format!("{service}/runtime/tasks"), None), Reaches::Other);
+    }
+
+    #[test]
+    fn roles_come_from_the_admin_user_and_the_well_known_groups() {
+        assert_eq!(Role::of("admin", &[]), Role::Admin);
+        assert_eq!(Role::of("kermit", &["admin".into()]), Role::Admin);
+        assert_eq!(Role::of("kermit", &["operator".into(), "muppets".into()]), Role::Operator);
+        assert_eq!(Role::of("kermit", &["muppets".into()]), Role::User);
+    }
+}
