@@ -32,6 +32,9 @@ const MAX_BATCH: usize = 1024;
 const MAX_PENDING: usize = 4 * MAX_BATCH;
 /// How many live instances the committer keeps in memory before it starts over from the store.
 const CACHE_LIMIT: usize = 50_000;
+/// How many bytes of state the cached instances may hold together: a few instances with big
+/// variables must not hold the memory that thousands of small ones would.
+const CACHE_BYTES: usize = 512 * 1024 * 1024;
 
 pub(super) enum Request {
     Start {
@@ -60,6 +63,8 @@ struct Live {
     /// When a request last used it, on the committer's clock: the least recent go first
     /// when the cache is full.
     touched: u64,
+    /// The size of its state as last written or read, in bytes.
+    bytes: usize,
 }
 
 /// A request applied in memory, waiting for its commit before it is answered.
@@ -295,7 +300,7 @@ impl Committer {
                     }
                 }
             }
-            if committing.is_none() && next.is_none() && self.live.len() > CACHE_LIMIT {
+            if committing.is_none() && next.is_none() && self.cache_full() {
                 self.evict();
             }
         }
@@ -312,13 +317,25 @@ impl Committer {
         (commit, prepared)
     }
 
-    /// Forgets the least recently used quarter of the cached instances (nothing is being
-    /// written meanwhile, so every cached state is the stored one).
+    /// Whether the cached instances are too many or too large.
+    fn cache_full(&self) -> bool {
+        self.live.len() > CACHE_LIMIT || self.live.values().map(|l| l.bytes).sum::<usize>() > CACHE_BYTES
+    }
+
+    /// Forgets the least recently used cached instances until three quarters of the limits
+    /// are left (nothing is being written meanwhile, so every cached state is the stored one).
     fn evict(&mut self) {
-        let mut ages: Vec<u64> = self.live.values().map(|l| l.touched).collect();
-        let cut = ages.len() / 4;
-        let (_, oldest_kept, _) = ages.select_nth_unstable(cut);
-        let oldest_kept = *oldest_kept;
+        let mut by_age: Vec<(u64, usize)> = self.live.values().map(|l| (l.touched, l.bytes)).collect();
+        by_age.sort_unstable_by_key(|(touched, _)| std::cmp::Reverse(*touched));
+        let (mut count, mut bytes, mut oldest_kept) = (0, 0usize, u64::MAX);
+        for (touched, size) in by_age {
+            if count >= CACHE_LIMIT * 3 / 4 || bytes + size > CACHE_BYTES * 3 / 4 {
+                break;
+            }
+            count += 1;
+            bytes += size;
+            oldest_kept = touched;
+        }
         self.live.retain(|_, l| l.touched >= oldest_kept);
     }
 
@@ -470,7 +487,8 @@ impl Committer {
                         start_user: options.initiator.clone(),
                         ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
                     };
-                    let mut live = Live { def: def.clone(), row, instance, committed: 0, touched: self.clock };
+                    let mut live =
+                        Live { def: def.clone(), row, instance, committed: 0, touched: self.clock, bytes: 0 };
                     self.record(into, &mut live, effects, now);
                     into.entries.push(Entry::Started { model, def, id: id.clone(), options, reply });
                     self.live.insert(id, live);
@@ -564,7 +582,8 @@ impl Committer {
             .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
         let def = self.runtime.definition(&model)?;
         let committed = row.version;
-        self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock });
+        let bytes = state.len();
+        self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock, bytes });
         Ok(())
     }
 
@@ -590,6 +609,7 @@ impl Committer {
         } else {
             String::new()
         };
+        live.bytes = state.len();
         match into.rows.get(&row.id) {
             Some(i) => into.batch.instances[*i] = (row.clone(), state),
             None => {
@@ -643,8 +663,14 @@ impl Committer {
                     now,
                 )
             };
-            let mut child =
-                Live { def: live.def.clone(), row, instance: spawned.instance, committed: 0, touched: self.clock };
+            let mut child = Live {
+                def: live.def.clone(),
+                row,
+                instance: spawned.instance,
+                committed: 0,
+                touched: self.clock,
+                bytes: 0,
+            };
             self.record(into, &mut child, spawned.effects, now);
             self.live.insert(spawned.id, child);
         }
