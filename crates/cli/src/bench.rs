@@ -399,20 +399,30 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
     figures
 }
 
-/// Through HTTP: concurrent clients on the platform API of an in-process server on SQLite.
-async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+/// A benchmark server in `dir` (SQLite) or on `database`, signed in as `admin` with
+/// [`BENCH_PASSWORD`], with no example models.
+pub(crate) async fn bench_server(
+    dir: &tempfile::TempDir,
+    database: Option<String>,
+    runtime: RuntimeOptions,
+) -> Result<Server, String> {
     let config = Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         data_dir: dir.path().to_owned(),
-        database: None,
+        database,
         load_examples: false,
-        runtime: RuntimeOptions::default(),
+        runtime,
         admin_password: Some(BENCH_PASSWORD.into()),
         bk_apps: Vec::new(),
         http: flowstone_server::HttpLimits::default(),
     };
-    let server = Server::start(&config).await.map_err(|e| e.to_string())?;
+    Server::start(&config).await.map_err(|e| e.to_string())
+}
+
+/// Through HTTP: concurrent clients on the platform API of an in-process server on SQLite.
+async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = bench_server(&dir, None, RuntimeOptions::default()).await?;
     let base = format!("http://{}", server.addr());
     let client = crate::client::signed_in(
         reqwest::Client::builder().pool_max_idle_per_host(args.concurrency),

@@ -9,7 +9,7 @@
 
 use crate::bench::BENCH_PASSWORD;
 use flowstone_engine::StartOptions;
-use flowstone_server::{Config, RuntimeOptions, Server};
+use flowstone_server::{RuntimeOptions, Server};
 use flowstone_store::{InstanceFilter, Page};
 use flowstone_worker::runner::{Worker, WorkerOptions};
 use flowstone_worker::{Stone, StoneResult, Work};
@@ -42,17 +42,9 @@ impl Stone for BenchStone {
 
 /// A server on a fresh SQLite file that runs no stone in-process.
 async fn server(dir: &tempfile::TempDir) -> Result<Server, String> {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        data_dir: dir.path().to_owned(),
-        database: None,
-        load_examples: false,
-        runtime: RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() },
-        admin_password: Some(BENCH_PASSWORD.into()),
-        bk_apps: Vec::new(),
-        http: flowstone_server::HttpLimits::default(),
-    };
-    let server = Server::start(&config).await.map_err(|e| e.to_string())?;
+    let server =
+        crate::bench::bench_server(dir, None, RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() })
+            .await?;
     server.runtime().deploy(MODEL).await.map_err(|e| e.to_string())?;
     Ok(server)
 }

@@ -8,10 +8,10 @@
 //! component as an in-process stone (each node: a job queued, leased, run, reported and
 //! committed), and reports trees and nodes per second and each tree's time from start to end.
 
-use crate::bench::{BENCH_PASSWORD, Figures};
+use crate::bench::Figures;
 use flowstone_engine::{Action, Command, Ctx, Effect, Instance, InstanceStatus, StartOptions, StoneEvent};
 use flowstone_model::parse_pipeline;
-use flowstone_server::{Config, RuntimeOptions, Server};
+use flowstone_server::RuntimeOptions;
 use flowstone_store::{InstanceFilter, Page};
 use flowstone_worker::{Stone, StoneResult, Work};
 use serde_json::{Map, Value, json};
@@ -105,17 +105,7 @@ pub(crate) fn engine(nodes: usize, seconds: f64) -> Result<Figures, String> {
 pub(crate) async fn durable(nodes: usize, trees: usize) -> Result<Figures, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let stones: Vec<Arc<dyn Stone>> = vec![Arc::new(Component)];
-    let config = Config {
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        data_dir: dir.path().to_owned(),
-        database: None,
-        load_examples: false,
-        runtime: RuntimeOptions { stones, ..RuntimeOptions::default() },
-        admin_password: Some(BENCH_PASSWORD.into()),
-        bk_apps: Vec::new(),
-        http: flowstone_server::HttpLimits::default(),
-    };
-    let server = Server::start(&config).await.map_err(|e| e.to_string())?;
+    let server = crate::bench::bench_server(&dir, None, RuntimeOptions { stones, ..RuntimeOptions::default() }).await?;
     let runtime = server.runtime().clone();
     let model = Arc::new(runtime.deploy_pipeline(&tree(nodes), "bench", "bench").await.map_err(|e| e.to_string())?);
     let started = Instant::now();

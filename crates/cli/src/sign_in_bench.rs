@@ -9,7 +9,7 @@
 
 use crate::bench::{BENCH_PASSWORD, Figures, peak_rss_mib};
 use crate::client::basic;
-use flowstone_server::{Config, HttpLimits, RuntimeOptions, Server};
+use flowstone_server::RuntimeOptions;
 use reqwest::StatusCode;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,17 +21,9 @@ const FRESH_USERS: usize = 100;
 
 pub(crate) async fn flood(seconds: f64, concurrency: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        data_dir: dir.path().to_owned(),
-        database: None,
-        load_examples: false,
-        runtime: RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() },
-        admin_password: Some(BENCH_PASSWORD.into()),
-        bk_apps: Vec::new(),
-        http: HttpLimits::default(),
-    };
-    let server = Server::start(&config).await.map_err(|e| e.to_string())?;
+    let server =
+        crate::bench::bench_server(&dir, None, RuntimeOptions { stones: Vec::new(), ..RuntimeOptions::default() })
+            .await?;
     let base = format!("http://{}", server.addr());
     let admin = reqwest::Client::new();
     for i in 0..FRESH_USERS {

@@ -11,7 +11,7 @@
 
 use crate::bench::{BENCH_PASSWORD, Figures};
 use flowstone_engine::StartOptions;
-use flowstone_server::{Config, RuntimeOptions, Server};
+use flowstone_server::{RuntimeOptions, Server};
 use flowstone_store::{GroupRow, PgStore, UserRow};
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -60,18 +60,8 @@ pub(crate) async fn run(tasks: u64, postgres: Option<&str>) -> Result<(), String
         Some(url) => Some(PgStore::create_database(url, "flowstone_bench_tasks").await.map_err(|e| e.to_string())?),
         None => None,
     };
-    let config = Config {
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        data_dir: dir.path().to_owned(),
-        database,
-        load_examples: false,
-        runtime: RuntimeOptions::default(),
-        admin_password: Some(BENCH_PASSWORD.into()),
-        bk_apps: Vec::new(),
-        http: flowstone_server::HttpLimits::default(),
-    };
-    let server = Server::start(&config).await.map_err(|e| e.to_string())?;
-    let result = fill_and_measure(&server, tasks, config.database.as_deref()).await;
+    let server = crate::bench::bench_server(&dir, database.clone(), RuntimeOptions::default()).await?;
+    let result = fill_and_measure(&server, tasks, database.as_deref()).await;
     server.stop().await;
     result
 }

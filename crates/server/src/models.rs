@@ -80,6 +80,7 @@ mod tests {
             source: String::new(),
             created_at: 0,
             resource: String::new(),
+            tenant_id: None,
         })
     }
 

@@ -229,7 +229,22 @@ async fn platform_models_are_flowable_definitions(s: TestServer) {
     assert_eq!(def["key"], "oneTask");
 }
 
+async fn the_user_tasks_of_a_tenants_deployment_belong_to_the_tenant(s: TestServer) {
+    let (status, _) = deploy(&s, &[("one-task.bpmn20.xml", MODEL)], &[("tenantId", "acme")]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body =
+        json!({"processDefinitionKey": "oneTask", "tenantId": "acme", "variables": [{"name": "what", "value": "it"}]});
+    let (status, started) = s.post(&format!("{SERVICE}/runtime/process-instances"), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let (_, tasks) = s.get(&format!("{SERVICE}/runtime/tasks?tenantId=acme")).await;
+    assert_eq!(tasks["total"], 1, "{tasks}");
+    assert_eq!(tasks["data"][0]["tenantId"], "acme", "{tasks}");
+    let (_, none) = s.get(&format!("{SERVICE}/runtime/tasks?withoutTenantId=true")).await;
+    assert_eq!(none["total"], 0, "{none}");
+}
+
 backend_tests!(server = TestServer::start;
+    the_user_tasks_of_a_tenants_deployment_belong_to_the_tenant,
     deployments_definitions_and_resources,
     process_instances_from_start_to_history,
     platform_models_are_flowable_definitions,

@@ -64,6 +64,8 @@ pub struct ModelRow {
     pub created_at: i64,
     /// The name of the file it came in.
     pub resource: String,
+    /// The tenant of its deployment.
+    pub tenant_id: Option<String>,
 }
 
 /// A stored process instance, without its engine state.

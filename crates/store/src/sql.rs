@@ -11,6 +11,9 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Resu
 }
 
 pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, key, name, version, source, created_at, resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// Models with the tenant of their deployment.
+pub(crate) const MODELS: &str = "SELECT m.*, d.tenant_id FROM models m JOIN deployments d ON d.id = m.deployment_id";
+
 pub(crate) const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE key = $1";
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
     (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version,
@@ -163,7 +166,7 @@ macro_rules! sql_store {
         use flowstone_engine::{Action, Job, TaskRecord};
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
-            INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, NEXT_VERSION,
+            INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, MODELS, NEXT_VERSION,
             ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
@@ -183,6 +186,7 @@ macro_rules! sql_store {
                 source: r.try_get("source")?,
                 created_at: r.try_get("created_at")?,
                 resource: r.try_get::<Option<String>, _>("resource")?.unwrap_or_default(),
+                tenant_id: r.try_get("tenant_id")?,
             })
         }
 
@@ -568,6 +572,7 @@ macro_rules! sql_store {
                         source: m.source,
                         created_at: now,
                         resource: m.resource,
+                        tenant_id: deployment.tenant_id.clone(),
                     });
                 }
                 tx.commit().await?;
@@ -624,12 +629,12 @@ macro_rules! sql_store {
             }
 
             async fn model(&self, id: &str) -> Result<Option<ModelRow>> {
-                let row = sqlx::query("SELECT * FROM models WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{MODELS} WHERE m.id = $1"))).bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(model_row).transpose()
             }
 
             async fn models_of_deployment(&self, deployment_id: &str) -> Result<Vec<ModelRow>> {
-                let rows = sqlx::query("SELECT * FROM models WHERE deployment_id = $1 ORDER BY key")
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{MODELS} WHERE m.deployment_id = $1 ORDER BY m.key")))
                     .bind(deployment_id)
                     .fetch_all(&self.pool)
                     .await?;
@@ -637,7 +642,7 @@ macro_rules! sql_store {
             }
 
             async fn latest_model(&self, key: &str) -> Result<Option<ModelRow>> {
-                let row = sqlx::query("SELECT * FROM models WHERE key = $1 ORDER BY version DESC LIMIT 1")
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{MODELS} WHERE m.key = $1 ORDER BY m.version DESC LIMIT 1")))
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?;
@@ -650,10 +655,10 @@ macro_rules! sql_store {
                         .bind(key)
                         .fetch_one(&self.pool)
                         .await?;
-                let rows = sqlx::query(
-                    "SELECT * FROM models WHERE (CAST($1 AS TEXT) IS NULL OR key = $1)
-                     ORDER BY created_at DESC, key, version DESC LIMIT $2 OFFSET $3",
-                )
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{MODELS} WHERE (CAST($1 AS TEXT) IS NULL OR m.key = $1)
+                     ORDER BY m.created_at DESC, m.key, m.version DESC LIMIT $2 OFFSET $3"
+                )))
                 .bind(key)
                 .bind(page.limit as i64)
                 .bind(page.offset as i64)

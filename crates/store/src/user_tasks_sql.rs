@@ -158,6 +158,17 @@ macro_rules! user_task_store {
                     .push(")");
             }
 
+            /// `user` is the assignee, the owner, or linked to the task (no parentheses around).
+            fn push_involved(q: &mut QueryBuilder<$db>, user: &str) {
+                q.push("t.assignee = ")
+                    .push_bind(user.to_owned())
+                    .push(" OR t.owner = ")
+                    .push_bind(user.to_owned())
+                    .push(" OR EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id AND l.user_id = ")
+                    .push_bind(user.to_owned())
+                    .push(")");
+            }
+
             fn push_filter(q: &mut QueryBuilder<$db>, f: &UserTaskQuery) {
                 let model_join = f.model_key.is_some()
                     || f.model_key_like.is_some()
@@ -256,22 +267,14 @@ macro_rules! user_task_store {
                     q.push("))");
                 }
                 if let Some(user) = &f.involved_user {
-                    q.push(" AND (t.assignee = ")
-                        .push_bind(user.clone())
-                        .push(" OR t.owner = ")
-                        .push_bind(user.clone())
-                        .push(" OR EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id AND l.user_id = ")
-                        .push_bind(user.clone())
-                        .push("))");
+                    q.push(" AND (");
+                    push_involved(q, user);
+                    q.push(")");
                 }
                 if let Some(user) = &f.visible_to {
-                    q.push(" AND (t.assignee = ")
-                        .push_bind(user.clone())
-                        .push(" OR t.owner = ")
-                        .push_bind(user.clone())
-                        .push(" OR EXISTS (SELECT 1 FROM task_links l WHERE l.task_id = t.id AND l.user_id = ")
-                        .push_bind(user.clone())
-                        .push(") OR t.instance_id IN (SELECT id FROM instances WHERE start_user = ")
+                    q.push(" AND (");
+                    push_involved(q, user);
+                    q.push(" OR t.instance_id IN (SELECT id FROM instances WHERE start_user = ")
                         .push_bind(user.clone())
                         .push(") OR");
                     push_candidate_of_user(q, user);

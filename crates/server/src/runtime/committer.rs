@@ -65,6 +65,8 @@ struct Live {
     touched: u64,
     /// The size of its state as last written or read, in bytes.
     bytes: usize,
+    /// The tenant of its model's deployment, which its user tasks belong to.
+    tenant: Option<String>,
 }
 
 /// A request applied in memory, waiting for its commit before it is answered.
@@ -487,8 +489,15 @@ impl Committer {
                         start_user: options.initiator.clone(),
                         ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
                     };
-                    let mut live =
-                        Live { def: def.clone(), row, instance, committed: 0, touched: self.clock, bytes: 0 };
+                    let mut live = Live {
+                        def: def.clone(),
+                        row,
+                        instance,
+                        committed: 0,
+                        touched: self.clock,
+                        bytes: 0,
+                        tenant: model.tenant_id.clone(),
+                    };
                     self.record(into, &mut live, effects, now);
                     into.entries.push(Entry::Started { model, def, id: id.clone(), options, reply });
                     self.live.insert(id, live);
@@ -583,7 +592,8 @@ impl Committer {
         let def = self.runtime.definition(&model)?;
         let committed = row.version;
         let bytes = state.len();
-        self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock, bytes });
+        let tenant = model.tenant_id.clone();
+        self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock, bytes, tenant });
         Ok(())
     }
 
@@ -622,7 +632,7 @@ impl Committer {
         for effect in effects {
             match effect {
                 Effect::Task(record) => {
-                    user_task_writes(row, &record, &mut into.batch);
+                    user_task_writes(row, live.tenant.as_deref(), &record, &mut into.batch);
                     into.batch.tasks.push(TaskRow { instance_id: row.id.clone(), record: *record });
                 }
                 Effect::QueueJob(job) => {
@@ -670,6 +680,7 @@ impl Committer {
                 committed: 0,
                 touched: self.clock,
                 bytes: 0,
+                tenant: live.tenant.clone(),
             };
             self.record(into, &mut child, spawned.effects, now);
             self.live.insert(spawned.id, child);
@@ -703,7 +714,7 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
 }
 
 /// A user task the engine created or closed: its row for people's work, with its candidates.
-fn user_task_writes(instance: &InstanceRow, record: &TaskRecord, batch: &mut WriteBatch) {
+fn user_task_writes(instance: &InstanceRow, tenant: Option<&str>, record: &TaskRecord, batch: &mut WriteBatch) {
     if record.kind != "userTask" {
         return;
     }
@@ -739,6 +750,7 @@ fn user_task_writes(instance: &InstanceRow, record: &TaskRecord, batch: &mut Wri
         category: info.category.clone(),
         form_key: info.form_key.clone(),
         create_time: record.create_time,
+        tenant_id: tenant.map(str::to_owned),
         version: 1,
         ..UserTaskRow::default()
     };
