@@ -63,8 +63,8 @@ enum Cmd {
         /// printed once). Ignored once the database has users.
         #[arg(long, env = "FLOWSTONE_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
-        /// Applications of the bk-sops API, `code:secret` (comma-separated), registered at start
-        /// or given this secret.
+        /// Applications of the bk-sops API, `code:secret` or `code:secret:biz;biz` (limited to
+        /// those businesses), comma-separated; registered at start or given this secret.
         #[arg(long = "bk-app", env = "FLOWSTONE_BK_APPS", value_delimiter = ',', hide_env_values = true)]
         bk_apps: Vec<String>,
         #[command(flatten)]
@@ -177,6 +177,9 @@ enum AppCmd {
     Add {
         /// Its `bk_app_code`.
         code: String,
+        /// A business (`bk_biz_id`) it may reach; give it again for more; none: every business.
+        #[arg(long)]
+        business: Vec<String>,
         /// Directory of the embedded database.
         #[arg(long, env = "FLOWSTONE_DATA_DIR", default_value = "flowstone-data")]
         data_dir: PathBuf,
@@ -227,14 +230,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             bk_apps,
             limits,
         } => {
-            let bk_apps = bk_apps
-                .iter()
-                .map(|pair| {
-                    pair.split_once(':')
-                        .map(|(code, secret)| (code.trim().to_owned(), secret.to_owned()))
-                        .ok_or_else(|| format!("--bk-app `{pair}` must be CODE:SECRET"))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
+            let bk_apps = bk_apps.iter().map(|app| bk_app(app)).collect::<Result<Vec<_>, String>>()?;
             let lease = seconds("--job-lease", job_lease)?;
             let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port()));
             let stones = flowstone_worker::select(&stones, &data_dir.join("machines"))?;
@@ -269,10 +265,11 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 result = server.wait() => result.map_err(|e| e.to_string()),
             }
         }
-        Cmd::App { command: AppCmd::Add { code, data_dir, database } } => {
+        Cmd::App { command: AppCmd::Add { code, business, data_dir, database } } => {
             let store =
                 flowstone_server::open_store(database.as_deref(), &data_dir).await.map_err(|e| e.to_string())?;
-            let secret = flowstone_server::add_app(&*store, &code).await.map_err(|e| e.to_string())?;
+            let businesses = (!business.is_empty()).then_some(business);
+            let secret = flowstone_server::add_app(&*store, &code, businesses).await.map_err(|e| e.to_string())?;
             println!("bk_app_code: {code}\nbk_app_secret: {secret}\n(shown once: only its hash is stored)");
             Ok(())
         }
@@ -380,6 +377,17 @@ async fn amqp_worker(
 }
 
 /// A duration given in seconds, at least 0.1.
+/// `CODE:SECRET`, or `CODE:SECRET:BIZ;BIZ` for an application limited to those businesses.
+fn bk_app(text: &str) -> Result<flowstone_server::BkApp, String> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(code), Some(secret)) = (parts.next(), parts.next()) else {
+        return Err(format!("--bk-app `{text}` must be CODE:SECRET or CODE:SECRET:BIZ;BIZ"));
+    };
+    let businesses =
+        parts.next().map(|list| list.split(';').map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect());
+    Ok(flowstone_server::BkApp { code: code.trim().to_owned(), secret: secret.to_owned(), businesses })
+}
+
 fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, String> {
     if value.is_finite() && value >= 0.1 {
         Ok(std::time::Duration::from_secs_f64(value))

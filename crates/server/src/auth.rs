@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use backoff::{Backoff, Refused, Who};
 use base64::Engine;
-use flowstone_store::{IdentityQuery, Page, Store, UserRow};
+use flowstone_store::{AppRow, IdentityQuery, Page, Store, UserRow};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +44,8 @@ pub(crate) struct Caller {
     pub(crate) role: Role,
     /// The groups the user is a member of.
     pub(crate) groups: Vec<String>,
+    /// For a bk-sops application: the businesses it may reach (none: every business).
+    pub(crate) businesses: Option<Vec<String>>,
 }
 
 /// Checks credentials and remembers those that passed.
@@ -105,7 +107,7 @@ impl Authenticator {
             _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
         };
         let groups = self.groups_of(&user).await?;
-        let caller = Caller { role: Role::of(&user, &groups), user, token, groups };
+        let caller = Caller { role: Role::of(&user, &groups), user, token, groups, businesses: None };
         self.remember(key, caller.clone());
         Ok(caller)
     }
@@ -148,7 +150,7 @@ impl Authenticator {
         }
         // A name PostgreSQL cannot hold names nobody; it is still checked like any other.
         let hash = match who.first() {
-            Some(Who::App(_)) if !name.contains('\0') => self.store.app_secret_hash(name).await?,
+            Some(Who::App(_)) if !name.contains('\0') => self.store.app(name).await?.map(|app| app.secret_hash),
             Some(Who::User(..)) if !name.contains('\0') => {
                 self.store.user(name).await?.and_then(|row| row.password_hash)
             }
@@ -166,16 +168,24 @@ impl Authenticator {
         }
     }
 
-    /// Checks the credentials of a bk-sops API call (`bk_app_code`, `bk_app_secret`).
-    pub(crate) async fn app(&self, code: &str, secret: &str) -> Result<(), ApiError> {
+    /// Checks the credentials of a bk-sops API call (`bk_app_code`, `bk_app_secret`); answers
+    /// the businesses the application may reach (none: every business).
+    pub(crate) async fn app(&self, code: &str, secret: &str) -> Result<Option<Vec<String>>, ApiError> {
         let key: [u8; 32] = Sha256::digest(format!("bk-app\0{code}\0{secret}")).into();
-        if self.remembered(&key).is_some() {
-            return Ok(());
+        if let Some(app) = self.remembered(&key) {
+            return Ok(app.businesses);
         }
         self.signed_in(code, secret, &[Who::App(code.to_owned())]).await?;
-        let app = Caller { user: code.to_owned(), token: None, role: Role::User, groups: Vec::new() };
+        let businesses = self.store.app(code).await?.and_then(|app| app.businesses);
+        let app = Caller {
+            user: code.to_owned(),
+            token: None,
+            role: Role::User,
+            groups: Vec::new(),
+            businesses: businesses.clone(),
+        };
         self.remember(key, app);
-        Ok(())
+        Ok(businesses)
     }
 
     /// The user a bearer token names, and the token's hash.
@@ -247,22 +257,30 @@ pub(crate) fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Registers an application of the bk-sops API with the Argon2 hash of `secret`; with
-/// `replace`, an existing one gets this secret. Answers whether it was written.
+/// An application of the bk-sops API as configured: its `bk_app_code`, its secret, and the
+/// businesses it may reach (none: every business).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BkApp {
+    /// Its `bk_app_code`.
+    pub code: String,
+    /// Its `bk_app_secret`.
+    pub secret: String,
+    /// The `bk_biz_id`s it may reach; none: every business.
+    pub businesses: Option<Vec<String>>,
+}
+
+/// Registers an application of the bk-sops API with the Argon2 hash of its secret; with
+/// `replace`, an existing one gets this secret and businesses. Answers whether it was written.
 ///
 /// # Errors
 /// A store failure, or no random numbers for the salt.
-pub(crate) async fn register_app(
-    store: &dyn Store,
-    code: &str,
-    secret: &str,
-    replace: bool,
-) -> Result<bool, StartError> {
-    if code.trim().is_empty() || secret.is_empty() {
-        return Err(StartError::Admin(format!("a bk-sops app needs a code and a secret, got `{code}`")));
+pub(crate) async fn register_app(store: &dyn Store, app: &BkApp, replace: bool) -> Result<bool, StartError> {
+    if app.code.trim().is_empty() || app.secret.is_empty() {
+        return Err(StartError::Admin(format!("a bk-sops app needs a code and a secret, got `{}`", app.code)));
     }
-    let hash = hash_password(secret.to_owned()).await.map_err(StartError::Admin)?;
-    Ok(store.put_app(code, &hash, now_ms(), replace).await?)
+    let secret_hash = hash_password(app.secret.clone()).await.map_err(StartError::Admin)?;
+    let row = AppRow { secret_hash, businesses: app.businesses.clone() };
+    Ok(store.put_app(&app.code, &row, now_ms(), replace).await?)
 }
 
 /// Registers a new application of the bk-sops API under `code` and answers its generated
@@ -270,9 +288,10 @@ pub(crate) async fn register_app(
 ///
 /// # Errors
 /// When an application of that code exists, or the store fails.
-pub async fn add_app(store: &dyn Store, code: &str) -> Result<String, StartError> {
+pub async fn add_app(store: &dyn Store, code: &str, businesses: Option<Vec<String>>) -> Result<String, StartError> {
     let secret = random_text::<24>().map_err(StartError::Admin)?;
-    if register_app(store, code, &secret, false).await? {
+    let app = BkApp { code: code.to_owned(), secret: secret.clone(), businesses };
+    if register_app(store, &app, false).await? {
         Ok(secret)
     } else {
         Err(StartError::Admin(format!("an app with the code `{code}` exists already")))

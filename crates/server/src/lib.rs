@@ -12,7 +12,7 @@ pub mod runtime;
 mod stones;
 
 pub use api::{MAX_BODY_BYTES, router};
-pub use auth::add_app;
+pub use auth::{BkApp, add_app};
 pub use examples::EXAMPLES;
 pub use listen::HttpLimits;
 pub use runtime::{BrokerOptions, Runtime, RuntimeError, RuntimeOptions};
@@ -38,8 +38,8 @@ pub struct Config {
     /// The password of the user `admin` made at first start; generated and shown once when
     /// none is given.
     pub admin_password: Option<String>,
-    /// Applications of the bk-sops API (code, secret), registered (or given this secret) at start.
-    pub bk_apps: Vec<(String, String)>,
+    /// Applications of the bk-sops API, registered (or given this secret and businesses) at start.
+    pub bk_apps: Vec<BkApp>,
     /// The bounds of the HTTP server.
     pub http: HttpLimits,
 }
@@ -118,8 +118,8 @@ impl Server {
             // Shown once, on the console only (never logged): it is stored hashed.
             println!("Flowstone: created the user `admin` with the password {password}");
         }
-        for (code, secret) in &config.bk_apps {
-            auth::register_app(&*store, code, secret, true).await?;
+        for app in &config.bk_apps {
+            auth::register_app(&*store, app, true).await?;
         }
         let runtime = Runtime::start(store.clone(), config.runtime.clone()).await?;
         if config.load_examples && store.list_models(None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0

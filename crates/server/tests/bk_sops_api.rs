@@ -568,7 +568,30 @@ async fn documented_examples_get_answers_of_their_shape(s: TestServer) {
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
 }
 
+/// An application limited to some businesses reaches only those.
+async fn an_app_reaches_only_the_businesses_it_is_allowed(s: TestServer) {
+    let (code, secret, allowed) = common::LIMITED_APP;
+    let call = |params: Value| {
+        let mut body = params.as_object().cloned().unwrap_or_default();
+        body.insert("bk_app_code".into(), json!(code));
+        body.insert("bk_app_secret".into(), json!(secret));
+        reqwest::Client::new().post(format!("{}{BASE}/get_template_list/", s.base)).json(&body).send()
+    };
+    let refused = must(call(json!({"bk_biz_id": 3})).await);
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = must(refused.json().await);
+    assert_eq!(body["result"], false, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("may not reach business 3"), "{body}");
+    let nameless = must(call(json!({})).await);
+    assert_eq!(nameless.status(), StatusCode::FORBIDDEN, "a call naming no business is refused");
+    let fine = must(call(json!({"bk_biz_id": allowed})).await);
+    assert_eq!(fine.status(), StatusCode::OK);
+    let listed = ok(&s, "get_template_list", json!({"bk_biz_id": 3})).await;
+    assert!(listed.is_array(), "an app without limits reaches every business: {listed}");
+}
+
 backend_tests!(server = TestServer::start;
+    an_app_reaches_only_the_businesses_it_is_allowed,
     app_credentials_are_required_and_checked,
     a_template_becomes_tasks_that_run_and_report,
     documented_examples_get_answers_of_their_shape,

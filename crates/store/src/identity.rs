@@ -30,6 +30,15 @@ pub struct GroupRow {
     pub kind: Option<String>,
 }
 
+/// An application of the bk-sops API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppRow {
+    /// The Argon2 hash of its secret.
+    pub secret_hash: String,
+    /// The businesses (`bk_biz_id`s) it may reach; none: every business.
+    pub businesses: Option<Vec<String>>,
+}
+
 /// A bearer token issued to a user, known by its hash only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRow {
@@ -126,12 +135,12 @@ pub trait IdentityStore: Send + Sync {
     /// Revokes every token of a user (their password changed); answers how many there were.
     async fn delete_user_tokens(&self, user_id: &str) -> Result<u64>;
 
-    /// Registers an application of the bk-sops API with the hash of its secret; with
-    /// `replace`, an application of that code gets the new secret, else it stays and the
-    /// answer is false.
-    async fn put_app(&self, code: &str, secret_hash: &str, now: i64, replace: bool) -> Result<bool>;
-    /// The secret hash of an application of the bk-sops API.
-    async fn app_secret_hash(&self, code: &str) -> Result<Option<String>>;
+    /// Registers an application of the bk-sops API with the hash of its secret and the
+    /// businesses it may reach (none: every business); with `replace`, an application of
+    /// that code gets the new secret and businesses, else it stays and the answer is false.
+    async fn put_app(&self, code: &str, app: &AppRow, now: i64, replace: bool) -> Result<bool>;
+    /// An application of the bk-sops API.
+    async fn app(&self, code: &str) -> Result<Option<AppRow>>;
 }
 
 /// The SQL implementation, written once for both backends (see `sql_store`).
@@ -140,7 +149,7 @@ macro_rules! identity_store {
         mod identity_impl {
             use super::*;
             use sqlx::{QueryBuilder, Row};
-            use $crate::{GroupRow, IdentityQuery, IdentityStore, Page, Result, TokenRow, UserRow};
+            use $crate::{AppRow, GroupRow, IdentityQuery, IdentityStore, Page, Result, TokenRow, UserRow};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -351,23 +360,37 @@ macro_rules! identity_store {
                     .transpose()
                 }
 
-                async fn put_app(&self, code: &str, secret_hash: &str, now: i64, replace: bool) -> Result<bool> {
+                async fn put_app(&self, code: &str, app: &AppRow, now: i64, replace: bool) -> Result<bool> {
                     let _writing = self.writing().await;
                     let on_conflict = if replace {
-                        " ON CONFLICT (code) DO UPDATE SET secret_hash = EXCLUDED.secret_hash"
+                        " ON CONFLICT (code) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, businesses = EXCLUDED.businesses"
                     } else {
                         " ON CONFLICT (code) DO NOTHING"
                     };
-                    let sql = format!("INSERT INTO bk_apps (code, secret_hash, created_at) VALUES ($1, $2, $3){on_conflict}");
-                    let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(code).bind(secret_hash).bind(now).execute(&self.pool).await?;
+                    let sql = format!("INSERT INTO bk_apps (code, secret_hash, created_at, businesses) VALUES ($1, $2, $3, $4){on_conflict}");
+                    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(code)
+                        .bind(&app.secret_hash)
+                        .bind(now)
+                        .bind(app.businesses.as_ref().map(|b| b.join(",")))
+                        .execute(&self.pool)
+                        .await?;
                     Ok(done.rows_affected() > 0)
                 }
 
-                async fn app_secret_hash(&self, code: &str) -> Result<Option<String>> {
-                    Ok(sqlx::query_scalar("SELECT secret_hash FROM bk_apps WHERE code = $1")
+                async fn app(&self, code: &str) -> Result<Option<AppRow>> {
+                    let row = sqlx::query("SELECT secret_hash, businesses FROM bk_apps WHERE code = $1")
                         .bind(code)
                         .fetch_optional(&self.pool)
-                        .await?)
+                        .await?;
+                    row.map(|r| {
+                        let businesses: Option<String> = r.try_get("businesses")?;
+                        Ok(AppRow {
+                            secret_hash: r.try_get("secret_hash")?,
+                            businesses: businesses.map(|b| b.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+                        })
+                    })
+                    .transpose()
                 }
 
                 async fn delete_token(&self, hash: &str) -> Result<bool> {

@@ -17,7 +17,7 @@ mod user_tasks_sql;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
 pub use bk_sops::{BkSopsStore, BkTaskRow, TemplateRow};
-pub use identity::{GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
+pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
     Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment,

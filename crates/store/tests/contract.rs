@@ -3,7 +3,7 @@
 
 use flowstone_engine::{Action, Job, Passage, TaskRecord};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, BkTaskRow, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow,
+    Acquire, ActivityOrder, ActivityQuery, AppRow, BkTaskRow, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow,
     IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel,
     NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow, TaskVariable,
     TemplateRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
@@ -672,12 +672,16 @@ async fn tokens_are_found_by_hash_and_go_with_their_user(store: &dyn Store) {
 }
 
 async fn bk_sops_apps_keep_their_secret_unless_replaced(store: &dyn Store) {
-    assert!(must(store.put_app("esb", "h1", 1, false)).await);
-    assert!(!must(store.put_app("esb", "h2", 2, false)).await, "an existing app is not overwritten");
-    assert_eq!(must(store.app_secret_hash("esb")).await.as_deref(), Some("h1"));
-    assert!(must(store.put_app("esb", "h3", 3, true)).await);
-    assert_eq!(must(store.app_secret_hash("esb")).await.as_deref(), Some("h3"));
-    assert_eq!(must(store.app_secret_hash("other")).await, None);
+    let app = |hash: &str, businesses: Option<&[&str]>| AppRow {
+        secret_hash: hash.into(),
+        businesses: businesses.map(|b| b.iter().map(|s| (*s).to_owned()).collect()),
+    };
+    assert!(must(store.put_app("esb", &app("h1", None), 1, false)).await);
+    assert!(!must(store.put_app("esb", &app("h2", None), 2, false)).await, "an existing app is not overwritten");
+    assert_eq!(must(store.app("esb")).await, Some(app("h1", None)));
+    assert!(must(store.put_app("esb", &app("h3", Some(&["2", "5"])), 3, true)).await);
+    assert_eq!(must(store.app("esb")).await, Some(app("h3", Some(&["2", "5"]))), "a new secret and businesses");
+    assert_eq!(must(store.app("other")).await, None);
 }
 
 async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &dyn Store) {

@@ -120,7 +120,21 @@ async fn dispatch(
     let (Some(code), Some(secret)) = (code, secret) else {
         return Err(ApiError::unauthorized("bk_app_code and bk_app_secret are required"));
     };
-    rt.authenticator().app(&code, secret).await?;
+    let businesses = rt.authenticator().app(&code, secret).await?;
+    if let Some(allowed) = businesses {
+        let business = ["bk_biz_id", "project_id"].iter().find_map(|k| match params.get(*k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+        if !business.as_ref().is_some_and(|b| allowed.contains(b)) {
+            let named = business.map_or_else(|| "no business (bk_biz_id)".to_owned(), |b| format!("business {b}"));
+            return Err(ApiError::forbidden(format!(
+                "app '{code}' may not reach {named}; it may reach {}",
+                allowed.join(", ")
+            )));
+        }
+    }
     let user = params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let c = Call { rt, params, user, origin: format!("http://{host}") };

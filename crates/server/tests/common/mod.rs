@@ -1,7 +1,7 @@
 //! A real server on a free port over a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
-use flowstone_server::{Config, HttpLimits, RuntimeOptions, Server};
+use flowstone_server::{BkApp, Config, HttpLimits, RuntimeOptions, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,8 @@ pub struct TestServer {
 pub const PASSWORD: &str = "test-admin";
 /// The bk-sops application every test server knows (code, secret).
 pub const BK_APP: (&str, &str) = ("esb_test", "test-secret");
+/// A bk-sops application of every test server that may reach one business (code, secret, business).
+pub const LIMITED_APP: (&str, &str, &str) = ("esb_limited", "limited-secret", "2");
 
 /// A client that sends HTTP Basic `user:password` with every request.
 pub fn signed_in(user_password: &str) -> Client {
@@ -107,7 +109,14 @@ impl TestServer {
             load_examples: true,
             runtime,
             admin_password: Some(PASSWORD.into()),
-            bk_apps: vec![(BK_APP.0.into(), BK_APP.1.into())],
+            bk_apps: vec![
+                BkApp { code: BK_APP.0.into(), secret: BK_APP.1.into(), businesses: None },
+                BkApp {
+                    code: LIMITED_APP.0.into(),
+                    secret: LIMITED_APP.1.into(),
+                    businesses: Some(vec![LIMITED_APP.2.into()]),
+                },
+            ],
             http,
         };
         let server = must(Server::start(&config).await);
