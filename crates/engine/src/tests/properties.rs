@@ -10,11 +10,24 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Shape {
     Expression,
-    User { items: Option<(u8, bool)> },
-    Stone { items: Option<(u8, bool)> },
-    Exclusive { threshold: u8 },
+    User {
+        items: Option<(u8, bool)>,
+    },
+    Stone {
+        items: Option<(u8, bool)>,
+    },
+    Exclusive {
+        threshold: u8,
+    },
     Parallel,
     Terminate,
+    /// An embedded subprocess around one user task, one stone task or an error end event,
+    /// perhaps multi-instance, perhaps with an error boundary event leading to the end.
+    Sub {
+        inner: u8,
+        items: Option<(u8, bool)>,
+        caught: bool,
+    },
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -26,6 +39,8 @@ fn shape() -> impl Strategy<Value = Shape> {
         (0u8..4).prop_map(|threshold| Shape::Exclusive { threshold }),
         Just(Shape::Parallel),
         Just(Shape::Terminate),
+        (0u8..3, prop::option::of((0u8..3, any::<bool>())), any::<bool>())
+            .prop_map(|(inner, items, caught)| Shape::Sub { inner, items, caught }),
     ]
 }
 
@@ -66,6 +81,27 @@ fn bpmn(shapes: &[Shape], firsts: &[usize], extra: &[(usize, usize)]) -> String 
             Shape::Exclusive { .. } => format!(r#"<exclusiveGateway id="n{id}"/>"#),
             Shape::Parallel => format!(r#"<parallelGateway id="n{id}"/>"#),
             Shape::Terminate => format!(r#"<endEvent id="n{id}"><terminateEventDefinition/></endEvent>"#),
+            Shape::Sub { inner, items, caught } => {
+                let body = match inner {
+                    0 => format!(r#"<userTask id="n{id}t"/><sequenceFlow sourceRef="n{id}t" targetRef="n{id}e"/><endEvent id="n{id}e"/>"#),
+                    1 => format!(
+                        r#"<serviceTask id="n{id}t" flowstone:stone="S" flowstone:namespace="sub{id}"/><sequenceFlow sourceRef="n{id}t" targetRef="n{id}e"/><endEvent id="n{id}e"/>"#
+                    ),
+                    _ => format!(r#"<endEvent id="n{id}t"><errorEventDefinition errorRef="E"/></endEvent>"#),
+                };
+                let boundary = if *caught {
+                    format!(
+                        r#"<boundaryEvent id="n{id}b" attachedToRef="n{id}"><errorEventDefinition/></boundaryEvent><sequenceFlow sourceRef="n{id}b" targetRef="n{}"/>"#,
+                        n + 1
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    r#"<subProcess id="n{id}">{}<startEvent id="n{id}s"/><sequenceFlow sourceRef="n{id}s" targetRef="n{id}t"/>{body}</subProcess>{boundary}"#,
+                    items.map(multi).unwrap_or_default()
+                )
+            }
         });
     }
     body.push_str(&format!(r#"<endEvent id="n{}"/>"#, n + 1));
@@ -122,7 +158,8 @@ fn command(inst: &Instance, step: &Step) -> Command {
         5 => stone(StoneEvent::Success { action: Action::Start, outputs: Map::new(), monitor: true }),
         6 => stone(StoneEvent::Success { action: Action::Monitor, outputs: Map::new(), monitor: false }),
         7 => stone(StoneEvent::Failed { action: Action::Start, reason: "boom".into() }),
-        8 => stone(StoneEvent::Progress(step.pick)),
+        8 if step.pick.is_multiple_of(2) => stone(StoneEvent::Progress(step.pick)),
+        8 => stone(StoneEvent::BpmnError { code: "E".into(), variables: Map::new() }),
         9 => Command::ReRun { task, action: None, parameters: Map::new(), outputs: Map::new() },
         10 => Command::Skip { task },
         _ => Command::SetVariables { task: Some(task), variables: vars(json!({"k": 1})), removed: Vec::new() },
