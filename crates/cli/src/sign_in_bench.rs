@@ -19,6 +19,22 @@ use std::time::{Duration, Instant};
 /// Users made for first sign-ins.
 const FRESH_USERS: usize = 100;
 
+/// How long (µs) 15 refusals of a wrong password take, one after another from `address`, for
+/// the user names `name(0..15)` (under the address's allowance of free failures).
+async fn refusal_times(base: &str, address: [u8; 4], name: impl Fn(usize) -> String) -> Result<Vec<u32>, String> {
+    let client = reqwest::Client::builder().local_address(IpAddr::from(address)).build().map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for i in 0..15 {
+        let t = Instant::now();
+        let answer =
+            client.get(format!("{base}/process")).header("authorization", basic(&name(i), "wrong")).send().await;
+        if answer.is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
+            times.push(t.elapsed().as_micros() as u32);
+        }
+    }
+    Ok(times)
+}
+
 pub(crate) async fn flood(seconds: f64, concurrency: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server =
@@ -38,6 +54,13 @@ pub(crate) async fn flood(seconds: f64, concurrency: usize) -> Result<(), String
             return Err(format!("cannot make user fresh{i}: {}", created.status()));
         }
     }
+    // Before the flood: refusals of known and unknown user names take the same time.
+    let known = refusal_times(&base, [127, 0, 0, 10], |i| format!("fresh{}", FRESH_USERS - 1 - i)).await?;
+    let unknown = refusal_times(&base, [127, 0, 0, 11], |i| format!("nobody{i}")).await?;
+    let figures =
+        |latencies: Vec<u32>| Figures { completed: latencies.len() as u64, elapsed: Duration::ZERO, latencies };
+    figures(known).print_latency("a wrong password for a known user is refused in");
+    figures(unknown).print_latency("a password for an unknown user is refused in");
     let stop = Arc::new(AtomicBool::new(false));
     let (refused, held, other) =
         (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -101,8 +124,6 @@ pub(crate) async fn flood(seconds: f64, concurrency: usize) -> Result<(), String
         (refused + held + other) as f64 / elapsed,
         peak_rss_mib()
     );
-    let figures =
-        |latencies: Vec<u32>| Figures { completed: latencies.len() as u64, elapsed: Duration::ZERO, latencies };
     figures(signed_in).print_latency("  beside it, a signed-in client's request");
     figures(fresh).print_latency(&format!(
         "  beside it, a first sign-in (a full password check; {fresh_refused} of them refused as the checks were busy)"
