@@ -138,42 +138,54 @@ async fn may_see_task(rt: &Runtime, caller: &Caller, task: &UserTaskRow) -> Resu
     }
 }
 
-/// What a request reaches, as far as who may do it goes.
+/// What a request reaches, as far as who may do it goes (ids as the handlers read them:
+/// percent-decoded).
 #[derive(Debug, PartialEq, Eq)]
-enum Reaches<'a> {
+enum Reaches {
     /// Deploys or removes models.
     Models,
     /// One process instance.
-    Instance(&'a str),
+    Instance(String),
     /// One task record of the platform API.
-    Record(&'a str),
+    Record(String),
     /// One user task.
-    UserTask(&'a str),
+    UserTask(String),
     /// Nothing guarded here (lists filter by the caller themselves).
     Other,
 }
 
-fn reaches<'a>(method: &Method, path: &'a str, query: Option<&'a str>) -> Reaches<'a> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if let Some(rest) = path.strip_prefix(FLOWABLE_PREFIX) {
-        let rest: Vec<&str> = rest.trim_matches('/').split('/').skip(1).collect();
-        return match rest.as_slice() {
+fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
+    let decoded: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let id = |s: &str| s.to_owned();
+    if path.starts_with(FLOWABLE_PREFIX) {
+        // `/flowable-rest/service/…`
+        return match segments.get(2..).unwrap_or_default() {
             ["repository", "deployments", ..] if method != Method::GET => Reaches::Models,
             ["repository", "process-definitions", _] if method == Method::PUT => Reaches::Models,
-            ["runtime", "process-instances", id, ..] | ["history", "historic-process-instances", id, ..] => {
-                Reaches::Instance(id)
+            ["runtime", "process-instances", i, ..] | ["history", "historic-process-instances", i, ..] => {
+                Reaches::Instance(id(i))
             }
-            ["runtime", "tasks", id, ..] | ["history", "historic-task-instances", id, ..] => Reaches::UserTask(id),
+            ["runtime", "tasks", i, ..] | ["history", "historic-task-instances", i, ..] => Reaches::UserTask(id(i)),
             _ => Reaches::Other,
         };
     }
     match segments.as_slice() {
         ["model", ..] if method != Method::GET => Reaches::Models,
-        ["process", id, ..] => Reaches::Instance(id),
-        ["task", id, ..] => Reaches::Record(id),
-        ["task"] => query
-            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("processInstanceId=")))
-            .map_or(Reaches::Other, Reaches::Instance),
+        ["process", i, ..] => Reaches::Instance(id(i)),
+        ["task", i, ..] => Reaches::Record(id(i)),
+        ["task"] => {
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
+            pairs
+                .into_iter()
+                .find(|(k, _)| k == "processInstanceId")
+                .map_or(Reaches::Other, |(_, v)| Reaches::Instance(v))
+        }
         _ => Reaches::Other,
     }
 }
@@ -187,12 +199,12 @@ pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Nex
     let path = req.uri().path().to_owned();
     let verdict = match reaches(req.method(), &path, req.uri().query()) {
         Reaches::Models => Err(caller.forbidden("deploy or remove models: operators and administrators do")),
-        Reaches::Instance(id) => match rt.store().instance(id).await {
+        Reaches::Instance(id) => match rt.store().instance(&id).await {
             Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
             Ok(None) => Ok(()),
             Err(e) => Err(e.into()),
         },
-        Reaches::Record(id) => match rt.store().task(id).await {
+        Reaches::Record(id) => match rt.store().task(&id).await {
             Ok(Some(record)) => match rt.store().instance(&record.instance_id).await {
                 Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
                 Ok(None) => Ok(()),
@@ -201,7 +213,7 @@ pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Nex
             Ok(None) => Ok(()),
             Err(e) => Err(e.into()),
         },
-        Reaches::UserTask(id) => match rt.store().user_task(id).await {
+        Reaches::UserTask(id) => match rt.store().user_task(&id).await {
             Ok(Some(task)) => may_see_task(&rt, &caller, &task).await,
             Ok(None) => Ok(()),
             Err(e) => Err(e.into()),
@@ -223,15 +235,19 @@ mod tests {
         let service = "/flowable-rest/service";
         assert_eq!(reaches(&Method::POST, "/model", None), Reaches::Models);
         assert_eq!(reaches(&Method::GET, "/model", None), Reaches::Other);
-        assert_eq!(reaches(&Method::PUT, "/process/p1/cancel", None), Reaches::Instance("p1"));
-        assert_eq!(reaches(&Method::GET, "/task", Some("processInstanceId=p2&x=1")), Reaches::Instance("p2"));
-        assert_eq!(reaches(&Method::PUT, "/task/t1/reRun", None), Reaches::Record("t1"));
+        assert_eq!(reaches(&Method::PUT, "/process/p1/cancel", None), Reaches::Instance("p1".into()));
+        assert_eq!(reaches(&Method::GET, "/process/%70%31", None), Reaches::Instance("p1".into()), "as decoded");
+        assert_eq!(
+            reaches(&Method::GET, "/task", Some("x=1&processInstanceId=%70%32")),
+            Reaches::Instance("p2".into())
+        );
+        assert_eq!(reaches(&Method::PUT, "/task/t1/reRun", None), Reaches::Record("t1".into()));
         let deploy = format!("{service}/repository/deployments");
         assert_eq!(reaches(&Method::POST, &deploy, None), Reaches::Models);
         let instance = format!("{service}/runtime/process-instances/p3/variables");
-        assert_eq!(reaches(&Method::GET, &instance, None), Reaches::Instance("p3"));
+        assert_eq!(reaches(&Method::GET, &instance, None), Reaches::Instance("p3".into()));
         let task = format!("{service}/runtime/tasks/t2/comments/c1");
-        assert_eq!(reaches(&Method::DELETE, &task, None), Reaches::UserTask("t2"));
+        assert_eq!(reaches(&Method::DELETE, &task, None), Reaches::UserTask("t2".into()));
         assert_eq!(reaches(&Method::GET, &format!("{service}/runtime/tasks"), None), Reaches::Other);
     }
 

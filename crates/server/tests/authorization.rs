@@ -72,8 +72,11 @@ async fn a_process_is_reached_by_its_starter_operators_and_administrators(s: Tes
     let (kermit, piggy, ops) = people(&s).await;
     s.deploy(MODEL).await;
     let id = start_as(&s, &kermit, "guarded").await;
+    let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
     for (method, path) in [
         (Method::GET, format!("/process/{id}")),
+        (Method::GET, format!("/process/{encoded}")),
+        (Method::GET, format!("/task?processInstanceId={encoded}")),
         (Method::GET, format!("/task?processInstanceId={id}")),
         (Method::PUT, format!("/process/{id}/cancel")),
         (Method::GET, format!("{SERVICE}/runtime/process-instances/{id}")),
