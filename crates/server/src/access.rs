@@ -148,6 +148,8 @@ enum Reaches {
     Instance(String),
     /// One task record of the platform API.
     Record(String),
+    /// One of Flowable's executions: an instance, or a task record under way in it.
+    Execution(String),
     /// One user task.
     UserTask(String),
     /// Nothing guarded here (lists filter by the caller themselves).
@@ -171,6 +173,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
                 Reaches::Instance(id(i))
             }
             ["runtime", "tasks", i, ..] | ["history", "historic-task-instances", i, ..] => Reaches::UserTask(id(i)),
+            ["runtime", "executions", i, ..] => Reaches::Execution(id(i)),
             _ => Reaches::Other,
         };
     }
@@ -190,6 +193,15 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
     }
 }
 
+/// Whether `caller` may reach the instance of task record `id` (an unknown id: the handler's 404).
+async fn record_reach(rt: &Runtime, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let Some(record) = rt.store().task(id).await? else { return Ok(()) };
+    match rt.store().instance(&record.instance_id).await? {
+        Some(row) => may_reach(rt, caller, &row).await,
+        None => Ok(()),
+    }
+}
+
 /// The middleware: refuses a request for what its caller may not reach (403, in the
 /// dialect's shape); an unknown id goes on to the handler's own 404.
 pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
@@ -204,13 +216,10 @@ pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Nex
             Ok(None) => Ok(()),
             Err(e) => Err(e.into()),
         },
-        Reaches::Record(id) => match rt.store().task(&id).await {
-            Ok(Some(record)) => match rt.store().instance(&record.instance_id).await {
-                Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
-                Ok(None) => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-            Ok(None) => Ok(()),
+        Reaches::Record(id) => record_reach(&rt, &caller, &id).await,
+        Reaches::Execution(id) => match rt.store().instance(&id).await {
+            Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
+            Ok(None) => record_reach(&rt, &caller, &id).await,
             Err(e) => Err(e.into()),
         },
         Reaches::UserTask(id) => match rt.store().user_task(&id).await {
@@ -249,6 +258,8 @@ mod tests {
         let task = format!("{service}/runtime/tasks/t2/comments/c1");
         assert_eq!(reaches(&Method::DELETE, &task, None), Reaches::UserTask("t2".into()));
         assert_eq!(reaches(&Method::GET, &format!("{service}/runtime/tasks"), None), Reaches::Other);
+        let execution = format!("{service}/runtime/executions/e1/activities");
+        assert_eq!(reaches(&Method::GET, &execution, None), Reaches::Execution("e1".into()));
     }
 
     #[test]

@@ -81,6 +81,7 @@ async fn a_process_is_reached_by_its_starter_operators_and_administrators(s: Tes
         (Method::PUT, format!("/process/{id}/cancel")),
         (Method::GET, format!("{SERVICE}/runtime/process-instances/{id}")),
         (Method::GET, format!("{SERVICE}/runtime/process-instances/{id}/variables")),
+        (Method::GET, format!("{SERVICE}/runtime/executions/{id}/activities")),
         (Method::DELETE, format!("{SERVICE}/runtime/process-instances/{id}")),
     ] {
         let (status, body) = s.call_with(&piggy, method.clone(), &path, None).await;
