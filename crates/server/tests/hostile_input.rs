@@ -94,6 +94,58 @@ async fn a_string_doubled_in_a_loop_fails_its_instance_and_others_run(s: TestSer
     assert_eq!(w1["processStatus"], "success", "{w1}");
 }
 
+/// Calls the bk-sops `api` as the test application.
+async fn bk(s: &TestServer, api: &str, params: Value) -> Value {
+    let mut body = params.as_object().cloned().unwrap_or_default();
+    body.insert("bk_app_code".into(), json!(common::BK_APP.0));
+    body.insert("bk_app_secret".into(), json!(common::BK_APP.1));
+    let resp = must(reqwest::Client::new().post(format!("{}{BK}/{api}/", s.base)).json(&body).send().await);
+    must(resp.json().await)
+}
+
+async fn bk_sops_constants_that_double_each_other_stop_at_the_bounds(s: TestServer) {
+    // c0 = "ab", c1 = "${c0}${c0}", … c60: 2^61 bytes if nothing stopped it.
+    let mut constants = serde_json::Map::new();
+    for i in 0..=60 {
+        let value = if i == 0 { "ab".to_owned() } else { format!("${{c{}}}${{c{}}}", i - 1, i - 1) };
+        constants.insert(
+            format!("${{c{i}}}"),
+            json!({"key": format!("${{c{i}}}"), "source_type": "custom", "value": value}),
+        );
+    }
+    let tree = json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "incoming": "", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f2"], "outgoing": ""},
+        "activities": {"a": {"id": "a", "type": "ServiceActivity", "name": "A", "incoming": ["f1"], "outgoing": "f2",
+            "component": {"code": "sleep_timer", "data": {"bk_timing": {"hook": false, "value": "0"}}}}},
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a", "is_default": false},
+                  "f2": {"id": "f2", "source": "a", "target": "e", "is_default": false}},
+        "constants": constants, "outputs": []
+    });
+    let made = bk(&s, "create_template", json!({"bk_biz_id": 2, "name": "doubling", "pipeline_tree": tree})).await;
+    assert_eq!(made["result"], true, "{made}");
+    let task = bk(
+        &s,
+        "create_and_start_task",
+        json!({"bk_biz_id": 2, "template_id": made["data"]["template_id"], "name": "run"}),
+    )
+    .await;
+    assert_eq!(task["result"], true, "{task}");
+    let id = task["data"]["task_id"].clone();
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = bk(&s, "get_task_status", json!({"bk_biz_id": 2, "task_id": id})).await["data"]["state"].clone();
+        if state != "RUNNING" && state != "CREATED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, "FAILED", "the instance's variables outgrew their bound");
+    let w1 = s.start_process("w1_straight", json!({})).await;
+    assert_eq!(w1["processStatus"], "success", "{w1}");
+}
+
 async fn variables_past_the_limits_are_refused_with_400_naming_them(s: TestServer) {
     let big = "x".repeat(5 * 1024 * 1024);
     let (status, body) = s
@@ -218,4 +270,5 @@ backend_tests!(server = TestServer::start;
     expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element,
     a_string_doubled_in_a_loop_fails_its_instance_and_others_run,
     variables_past_the_limits_are_refused_with_400_naming_them,
+    bk_sops_constants_that_double_each_other_stop_at_the_bounds,
 );
