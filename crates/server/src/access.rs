@@ -48,9 +48,19 @@ impl Role {
 }
 
 impl Caller {
-    /// Whether they see and operate everything (operators and administrators).
+    /// Whether they see and operate everything of their tenant (operators and administrators).
     pub(crate) fn operates(&self) -> bool {
         self.role >= Role::Operator
+    }
+
+    /// The tenant they are held to: their own, unless they are an administrator.
+    pub(crate) fn tenant_limit(&self) -> Option<&str> {
+        self.tenant.as_deref().filter(|_| self.role != Role::Admin)
+    }
+
+    /// Whether something of `tenant` is within their reach.
+    pub(crate) fn within(&self, tenant: Option<&str>) -> bool {
+        self.tenant_limit().is_none_or(|mine| tenant == Some(mine))
     }
 
     /// For lists of instances: the starter they are limited to (none for operators).
@@ -94,9 +104,15 @@ impl Caller {
     }
 }
 
-/// Whether `caller` may reach `row`: they operate, or started it (or, for a rollback, cancel
-/// or delete instance, the process it works for).
+/// Whether `caller` may reach `row`: it is of their tenant, and they operate or started it
+/// (or, for a rollback, cancel or delete instance, the process it works for).
 async fn may_reach(rt: &Runtime, caller: &Caller, row: &InstanceRow) -> Result<(), ApiError> {
+    if caller.tenant_limit().is_some() {
+        let tenant = rt.model(&row.model_id).await?.and_then(|m| m.tenant_id.clone());
+        if !caller.within(tenant.as_deref()) {
+            return Err(caller.forbidden(&format!("reach process instance '{}': it is of another tenant", row.id)));
+        }
+    }
     if caller.operates() {
         return Ok(());
     }
@@ -115,6 +131,9 @@ async fn may_reach(rt: &Runtime, caller: &Caller, row: &InstanceRow) -> Result<(
 /// Whether `caller` may see user task `task` (they have a part in it, or may reach its
 /// instance).
 async fn may_see_task(rt: &Runtime, caller: &Caller, task: &UserTaskRow) -> Result<(), ApiError> {
+    if !caller.within(task.tenant_id.as_deref()) {
+        return Err(caller.forbidden(&format!("see task '{}': it is of another tenant", task.id)));
+    }
     if caller.operates() {
         return Ok(());
     }
@@ -150,6 +169,10 @@ enum Reaches {
     Record(String),
     /// One of Flowable's executions: an instance, or a task record under way in it.
     Execution(String),
+    /// One model version (a Flowable process definition).
+    Model(String),
+    /// One deployment, read or (`change`) removed.
+    Deployment { id: String, change: bool },
     /// One user task.
     UserTask(String),
     /// Nothing guarded here (lists filter by the caller themselves).
@@ -167,8 +190,10 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
     if path.starts_with(FLOWABLE_PREFIX) {
         // `/flowable-rest/service/…`
         return match segments.get(2..).unwrap_or_default() {
+            ["repository", "deployments", i, ..] => Reaches::Deployment { id: id(i), change: method != Method::GET },
             ["repository", "deployments", ..] if method != Method::GET => Reaches::Models,
             ["repository", "process-definitions", _] if method == Method::PUT => Reaches::Models,
+            ["repository", "process-definitions", i, ..] => Reaches::Model(id(i)),
             ["runtime", "process-instances", i, ..] | ["history", "historic-process-instances", i, ..] => {
                 Reaches::Instance(id(i))
             }
@@ -179,6 +204,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
     }
     match segments.as_slice() {
         ["model", ..] if method != Method::GET => Reaches::Models,
+        ["model", i, ..] => Reaches::Model(id(i)),
         ["process", i, ..] => Reaches::Instance(id(i)),
         ["task", i, ..] => Reaches::Record(id(i)),
         ["task"] => {
@@ -205,12 +231,31 @@ async fn record_reach(rt: &Runtime, caller: &Caller, id: &str) -> Result<(), Api
 /// The middleware: refuses a request for what its caller may not reach (403, in the
 /// dialect's shape); an unknown id goes on to the handler's own 404.
 pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
-    let Some(caller) = req.extensions().get::<Caller>().filter(|c| !c.operates()).cloned() else {
+    let held = |c: &&Caller| !c.operates() || c.tenant_limit().is_some();
+    let Some(caller) = req.extensions().get::<Caller>().filter(held).cloned() else {
         return next.run(req).await;
     };
     let path = req.uri().path().to_owned();
     let verdict = match reaches(req.method(), &path, req.uri().query()) {
+        Reaches::Models if caller.operates() => Ok(()),
         Reaches::Models => Err(caller.forbidden("deploy or remove models: operators and administrators do")),
+        Reaches::Model(id) => match rt.model(&id).await {
+            Ok(Some(model)) if !caller.within(model.tenant_id.as_deref()) => {
+                Err(caller.forbidden(&format!("reach model '{id}': it is of another tenant")))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Reaches::Deployment { change: true, .. } if !caller.operates() => {
+            Err(caller.forbidden("deploy or remove models: operators and administrators do"))
+        }
+        Reaches::Deployment { id, .. } => match rt.store().deployment(&id).await {
+            Ok(Some(d)) if !caller.within(d.tenant_id.as_deref()) => {
+                Err(caller.forbidden(&format!("reach deployment '{id}': it is of another tenant")))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
         Reaches::Instance(id) => match rt.store().instance(&id).await {
             Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
             Ok(None) => Ok(()),

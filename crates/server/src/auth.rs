@@ -46,6 +46,8 @@ pub(crate) struct Caller {
     pub(crate) groups: Vec<String>,
     /// For a bk-sops application: the businesses it may reach (none: every business).
     pub(crate) businesses: Option<Vec<String>>,
+    /// The tenant the user belongs to.
+    pub(crate) tenant: Option<String>,
 }
 
 /// Checks credentials and remembers those that passed.
@@ -107,7 +109,8 @@ impl Authenticator {
             _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
         };
         let groups = self.groups_of(&user).await?;
-        let caller = Caller { role: Role::of(&user, &groups), user, token, groups, businesses: None };
+        let tenant = self.store.user(&user).await?.and_then(|row| row.tenant_id);
+        let caller = Caller { role: Role::of(&user, &groups), user, token, groups, businesses: None, tenant };
         self.remember(key, caller.clone());
         Ok(caller)
     }
@@ -183,6 +186,7 @@ impl Authenticator {
             role: Role::User,
             groups: Vec::new(),
             businesses: businesses.clone(),
+            tenant: None,
         };
         self.remember(key, app);
         Ok(businesses)

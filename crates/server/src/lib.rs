@@ -122,7 +122,8 @@ impl Server {
             auth::register_app(&*store, app, true).await?;
         }
         let runtime = Runtime::start(store.clone(), config.runtime.clone()).await?;
-        if config.load_examples && store.list_models(None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0
+        if config.load_examples
+            && store.list_models(None, None, flowstone_store::Page { offset: 0, limit: 1 }).await?.1 == 0
         {
             for (file, source) in EXAMPLES {
                 let models = runtime.deploy(source).await?;

@@ -151,7 +151,86 @@ async fn an_administrator_overrides_and_comments_are_deleted_by_their_author(s: 
     assert_eq!(status, StatusCode::OK, "admin overrides: {body}");
 }
 
+/// Users of two tenants: `acme_op` (an operator) and `acme_user` of `acme`, `zed_op` (an
+/// operator) of `zed`.
+async fn tenants(s: &TestServer) -> (Client, Client, Client) {
+    let (status, body) = s.post(&format!("{SERVICE}/identity/groups"), json!({"id": "operator"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (user, tenant, operator) in [("acme_op", "acme", true), ("acme_user", "acme", false), ("zed_op", "zed", true)] {
+        let body = json!({"id": user, "password": "pw", "tenantId": tenant});
+        let (status, made) = s.post(&format!("{SERVICE}/identity/users"), body).await;
+        assert_eq!((status, made["tenantId"].as_str()), (StatusCode::CREATED, Some(tenant)), "{made}");
+        if operator {
+            let member = json!({"userId": user});
+            assert_eq!(
+                s.post(&format!("{SERVICE}/identity/groups/operator/members"), member).await.0,
+                StatusCode::CREATED
+            );
+        }
+    }
+    (signed_in("acme_op:pw"), signed_in("acme_user:pw"), signed_in("zed_op:pw"))
+}
+
+async fn users_of_a_tenant_see_and_act_within_it_only(s: TestServer) {
+    let (acme_op, acme_user, zed_op) = tenants(&s).await;
+    for who in [&acme_op, &zed_op] {
+        let deployed = must(
+            who.post(format!("{}/model", s.base)).header("content-type", "application/xml").body(MODEL).send().await,
+        );
+        assert_eq!(deployed.status(), StatusCode::CREATED);
+    }
+    let (_, zed_models) = s.call_with(&zed_op, Method::GET, "/model?key=guarded", None).await;
+    assert_eq!(zed_models["total"], 1, "each tenant sees its own version: {zed_models}");
+    let (_, all_models) = s.get("/model?key=guarded").await;
+    assert_eq!(all_models["total"], 2, "the administrator sees both: {all_models}");
+    let id = start_as(&s, &acme_user, "guarded").await;
+    let (_, mine) = s.call_with(&acme_user, Method::GET, &format!("/process/{id}"), None).await;
+    let model = mine["modelId"].as_str().unwrap_or_default().to_owned();
+    let (_, definition) = s.get(&format!("{SERVICE}/repository/process-definitions/{model}")).await;
+    assert_eq!(definition["tenantId"], "acme", "started from its tenant's version: {definition}");
+    for (method, path) in [
+        (Method::GET, format!("/process/{id}")),
+        (Method::PUT, format!("/process/{id}/cancel")),
+        (Method::GET, format!("{SERVICE}/runtime/process-instances/{id}")),
+        (Method::GET, format!("/model/{model}")),
+        (Method::GET, format!("{SERVICE}/repository/process-definitions/{model}")),
+    ] {
+        let (status, body) = s.call_with(&zed_op, method.clone(), &path, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "an operator of another tenant: {method} {path}: {body}");
+    }
+    let task = task_at(&s, &id, "theirs").await;
+    let (status, _) = s.call_with(&zed_op, Method::GET, &format!("{SERVICE}/runtime/tasks/{task}"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (path, who, total) in [
+        ("/process", &zed_op, 0),
+        ("/process", &acme_op, 1),
+        ("/flowable-rest/service/runtime/tasks", &zed_op, 0),
+        ("/flowable-rest/service/runtime/tasks", &acme_op, 2),
+        ("/flowable-rest/service/runtime/process-instances", &zed_op, 0),
+        ("/flowable-rest/service/repository/deployments", &zed_op, 1),
+    ] {
+        let (_, listed) = s.call_with(who, Method::GET, path, None).await;
+        assert_eq!(listed["total"], total, "{path}: {listed}");
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("tenantId", "acme")
+        .part("file", reqwest::multipart::Part::text(MODEL).file_name("guarded.bpmn20.xml"));
+    let refused = must(zed_op.post(format!("{}{SERVICE}/repository/deployments", s.base)).multipart(form).send().await);
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "no deploying for another tenant");
+    let (status, body) = s
+        .call_with(
+            &acme_user,
+            Method::PUT,
+            &format!("{SERVICE}/identity/users/acme_user"),
+            Some(json!({"tenantId": "zed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a user cannot move themselves to another tenant: {body}");
+    assert_eq!(s.call_with(&acme_op, Method::PUT, &format!("/process/{id}/cancel"), None).await.0, StatusCode::OK);
+}
+
 backend_tests!(server = TestServer::start;
+    users_of_a_tenant_see_and_act_within_it_only,
     only_operators_deploy_models,
     a_process_is_reached_by_its_starter_operators_and_administrators,
     user_tasks_are_completed_and_claimed_by_their_people,

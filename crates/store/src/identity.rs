@@ -17,6 +17,8 @@ pub struct UserRow {
     pub email: Option<String>,
     /// The password's hash (PHC string); none for a user who cannot sign in.
     pub password_hash: Option<String>,
+    /// The tenant they belong to; none: no tenant (they see every tenant's work).
+    pub tenant_id: Option<String>,
 }
 
 /// A group.
@@ -161,6 +163,7 @@ macro_rules! identity_store {
                     display_name: r.try_get("display_name")?,
                     email: r.try_get("email")?,
                     password_hash: r.try_get("password_hash")?,
+                    tenant_id: r.try_get("tenant_id")?,
                 })
             }
 
@@ -242,8 +245,8 @@ macro_rules! identity_store {
                 async fn create_user(&self, u: &UserRow) -> Result<bool> {
                     let _writing = self.writing().await;
                     let done = sqlx::query(
-                        "INSERT INTO users (id, first_name, last_name, display_name, email, password_hash)
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO users (id, first_name, last_name, display_name, email, password_hash, tenant_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(&u.id)
                     .bind(&u.first_name)
@@ -251,6 +254,7 @@ macro_rules! identity_store {
                     .bind(&u.display_name)
                     .bind(&u.email)
                     .bind(&u.password_hash)
+                    .bind(&u.tenant_id)
                     .execute(&self.pool)
                     .await?;
                     Ok(done.rows_affected() > 0)
@@ -260,7 +264,7 @@ macro_rules! identity_store {
                     let _writing = self.writing().await;
                     let done = sqlx::query(
                         "UPDATE users SET first_name = $1, last_name = $2, display_name = $3, email = $4,
-                         password_hash = $5 WHERE id = $6",
+                         password_hash = $5, tenant_id = $7 WHERE id = $6",
                     )
                     .bind(&u.first_name)
                     .bind(&u.last_name)
@@ -268,6 +272,7 @@ macro_rules! identity_store {
                     .bind(&u.email)
                     .bind(&u.password_hash)
                     .bind(&u.id)
+                    .bind(&u.tenant_id)
                     .execute(&self.pool)
                     .await?;
                     Ok(done.rows_affected() > 0)

@@ -99,7 +99,7 @@ pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'st
     /// The latest version of a key.
     async fn latest_model(&self, key: &str) -> Result<Option<ModelRow>>;
     /// Models, newest first, with the total count.
-    async fn list_models(&self, key: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)>;
+    async fn list_models(&self, key: Option<&str>, tenant: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)>;
 
     /// Commits a group of instance, task and job writes in one transaction.
     ///

@@ -130,6 +130,8 @@ pub struct InstanceFilter {
     pub ended: Option<bool>,
     /// Only instances this user started.
     pub start_user: Option<String>,
+    /// Only instances of models deployed for this tenant.
+    pub tenant_id: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
     /// Oldest first instead of newest first.

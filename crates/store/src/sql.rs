@@ -649,17 +649,20 @@ macro_rules! sql_store {
                 row.as_ref().map(model_row).transpose()
             }
 
-            async fn list_models(&self, key: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)> {
-                let total: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE (CAST($1 AS TEXT) IS NULL OR key = $1)")
-                        .bind(key)
-                        .fetch_one(&self.pool)
-                        .await?;
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{MODELS} WHERE (CAST($1 AS TEXT) IS NULL OR m.key = $1)
-                     ORDER BY m.created_at DESC, m.key, m.version DESC LIMIT $2 OFFSET $3"
+            async fn list_models(&self, key: Option<&str>, tenant: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)> {
+                const WHERE: &str = " WHERE (CAST($1 AS TEXT) IS NULL OR m.key = $1) AND (CAST($2 AS TEXT) IS NULL OR d.tenant_id = $2)";
+                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM models m JOIN deployments d ON d.id = m.deployment_id{WHERE}"
                 )))
                 .bind(key)
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{MODELS}{WHERE} ORDER BY m.created_at DESC, m.key, m.version DESC LIMIT $3 OFFSET $4"
+                )))
+                .bind(key)
+                .bind(tenant)
                 .bind(page.limit as i64)
                 .bind(page.offset as i64)
                 .fetch_all(&self.pool)
@@ -753,6 +756,11 @@ macro_rules! sql_store {
                     }
                     if let Some(ended) = filter.ended {
                         q.push(if ended { " AND p.end_time IS NOT NULL" } else { " AND p.end_time IS NULL" });
+                    }
+                    if let Some(t) = &filter.tenant_id {
+                        q.push(" AND p.model_id IN (SELECT m.id FROM models m JOIN deployments d ON d.id = m.deployment_id WHERE d.tenant_id = ")
+                            .push_bind(t.clone())
+                            .push(")");
                     }
                     if let Some(u) = &filter.start_user {
                         q.push(" AND p.start_user = ").push_bind(u.clone());

@@ -115,10 +115,10 @@ async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
     assert_eq!(must(store.model("m1")).await.map(|m| m.deployment_id), Some("d1".into()));
     assert_eq!(must(store.models_of_deployment("d1")).await.len(), 2);
     assert!(must(store.model("nope")).await.is_none());
-    let (page, total) = must(store.list_models(None, Page { offset: 0, limit: 2 })).await;
+    let (page, total) = must(store.list_models(None, None, Page { offset: 0, limit: 2 })).await;
     assert_eq!((page.len(), total), (2, 3));
     assert_eq!(page[0].id, "m3", "newest first");
-    let (only_k, total) = must(store.list_models(Some("k"), Page { offset: 0, limit: 10 })).await;
+    let (only_k, total) = must(store.list_models(Some("k"), None, Page { offset: 0, limit: 10 })).await;
     assert_eq!((only_k.len(), total), (2, 2));
 }
 

@@ -152,7 +152,11 @@ fn listing(items: Vec<Value>, total: u64, page: u64, size: u64) -> Json<Value> {
 }
 
 /// `POST /model`: the BPMN XML as the body, or as the multipart field `file`.
-async fn deploy(State(rt): State<Runtime>, req: Request) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn deploy(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -174,7 +178,7 @@ async fn deploy(State(rt): State<Runtime>, req: Request) -> ApiResult<(StatusCod
     if source.trim().is_empty() {
         return Err(ApiError::bad_request("the request body is empty; send the BPMN XML"));
     }
-    let rows = rt.deploy(source).await?;
+    let rows = rt.deploy_for(source, caller.tenant.clone()).await?;
     let mut body = model_json(&rows[0]);
     body["models"] = rows.iter().map(model_json).collect();
     Ok((StatusCode::CREATED, Json(body)))
@@ -187,10 +191,14 @@ struct ModelQuery {
     paging: Paging,
 }
 
-async fn list_models(State(rt): State<Runtime>, Query(q): Query<ModelQuery>) -> ApiResult<Json<Value>> {
+async fn list_models(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ModelQuery>,
+) -> ApiResult<Json<Value>> {
     let (page, size) = q.paging.resolve()?;
-    let (rows, total) =
-        rt.store().list_models(q.key.as_deref(), Page { offset: (page - 1) * size, limit: size }).await?;
+    let page_of = Page { offset: (page - 1) * size, limit: size };
+    let (rows, total) = rt.store().list_models(q.key.as_deref(), caller.tenant_limit(), page_of).await?;
     Ok(listing(rows.iter().map(model_json).collect(), total, page, size))
 }
 
@@ -261,10 +269,16 @@ async fn start_process(
         Some(Value::Bool(b)) => Ok(*b),
         Some(other) => Err(ApiError::bad_request(format!("`{field}` must be true or false, not {}", kind(other)))),
     };
-    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user) };
+    let options = StartOptions { debug: flag("debug")?, mock: flag("mock")?, initiator: Some(caller.user.clone()) };
     let model = match field {
         "modelId" => rt.model(value).await?,
-        "key" => rt.latest_model(value).await?,
+        "key" => match caller.tenant_limit() {
+            Some(tenant) => {
+                let newest = Page { offset: 0, limit: 1 };
+                rt.store().list_models(Some(value), Some(tenant), newest).await?.0.pop().map(std::sync::Arc::new)
+            }
+            None => rt.latest_model(value).await?,
+        },
         _ => {
             let mut models = rt.store().models_of_deployment(value).await?;
             if models.len() > 1 {
@@ -278,7 +292,9 @@ async fn start_process(
             models.pop().map(std::sync::Arc::new)
         }
     };
-    let model = model.ok_or_else(|| ApiError::not_found(format!("no model with {field} {value}")))?;
+    let model = model
+        .filter(|m| caller.within(m.tenant_id.as_deref()))
+        .ok_or_else(|| ApiError::not_found(format!("no model with {field} {value}")))?;
     let row = rt.start_instance(model, name, None, variables, options).await?;
     Ok(Json(process_view(&rt, &row).await?))
 }
@@ -309,6 +325,7 @@ async fn list_processes(
         model_key: q.key,
         outcome,
         start_user: caller.own_instances(),
+        tenant_id: caller.tenant_limit().map(str::to_owned),
         ..InstanceFilter::default()
     };
     let (rows, total) = rt.store().list_instances(&filter, Page { offset: (page - 1) * size, limit: size }).await?;

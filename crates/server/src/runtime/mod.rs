@@ -263,8 +263,17 @@ impl Runtime {
     /// # Errors
     /// [`RuntimeError::Model`] naming the element at fault, or a store failure.
     pub async fn deploy(&self, source: &str) -> Result<Vec<ModelRow>, RuntimeError> {
+        self.deploy_for(source, None).await
+    }
+
+    /// As [`Runtime::deploy`], for `tenant`.
+    ///
+    /// # Errors
+    /// As [`Runtime::deploy`].
+    pub async fn deploy_for(&self, source: &str, tenant: Option<String>) -> Result<Vec<ModelRow>, RuntimeError> {
         let resource = parse_bpmn(source)?.first().map_or_else(|| "model".to_owned(), |d| d.key.clone());
-        self.deploy_files(NewDeployment::default(), &[(format!("{resource}.bpmn20.xml"), source.to_owned())]).await
+        let deployment = NewDeployment { tenant_id: tenant, ..NewDeployment::default() };
+        self.deploy_files(deployment, &[(format!("{resource}.bpmn20.xml"), source.to_owned())]).await
     }
 
     /// Checks a pipeline tree whose subprocesses are inlined

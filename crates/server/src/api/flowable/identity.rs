@@ -57,7 +57,7 @@ fn user_json(origin: &str, u: &UserRow) -> Value {
         "displayName": u.display_name,
         "url": service_url(origin, &format!("identity/users/{}", u.id)),
         "email": u.email,
-        "tenantId": null,
+        "tenantId": u.tenant_id,
         "pictureUrl": null,
     })
 }
@@ -104,6 +104,7 @@ async fn apply_user(user: &mut UserRow, body: &Map<String, Value>) -> Result<(),
             ("lastName", &mut user.last_name),
             ("displayName", &mut user.display_name),
             ("email", &mut user.email),
+            ("tenantId", &mut user.tenant_id),
         ],
     )?;
     if body.contains_key("password") {
@@ -219,6 +220,13 @@ async fn update_user(
 ) -> FlowableResult<Json<Value>> {
     may_change(&caller, Some(&id))?;
     let body = json_object(&body, false)?;
+    if body.contains_key("tenantId") && caller.role != Role::Admin {
+        return Err(ApiError::forbidden(format!(
+            "User '{}' may not change the tenant of a user; only administrators may",
+            caller.user
+        ))
+        .into());
+    }
     let mut user = rt.store().user(&id).await?.ok_or_else(|| user_not_found(&id))?;
     apply_user(&mut user, &body).await?;
     if !rt.store().update_user(&user).await? {

@@ -145,9 +145,13 @@ async fn start(
         ))
         .into());
     }
-    let tenant = p.text("tenantId");
+    let tenant = caller.tenant_limit().map(str::to_owned).or_else(|| p.text("tenantId"));
     let model = match (by_id, by_key) {
-        (Some(id), _) => rt.model(&id).await?.ok_or_else(|| definition_not_found(&id))?,
+        (Some(id), _) => rt
+            .model(&id)
+            .await?
+            .filter(|m| caller.within(m.tenant_id.as_deref()))
+            .ok_or_else(|| definition_not_found(&id))?,
         (None, Some(key)) => latest_in_tenant(&rt, &key, tenant.as_deref()).await?,
         (None, None) => {
             return Err(ApiError::bad_request("processDefinitionId or processDefinitionKey is required").into());
@@ -180,7 +184,8 @@ async fn latest_in_tenant(
     let missing = || ApiError::not_found(format!("No process definition found with key '{key}'"));
     let Some(tenant) = tenant else { return rt.latest_model(key).await?.ok_or_else(missing) };
     let tenants = tenants(rt).await?;
-    let (models, _) = rt.store().list_models(Some(key), flowstone_store::Page { offset: 0, limit: 10_000 }).await?;
+    let (models, _) =
+        rt.store().list_models(Some(key), None, flowstone_store::Page { offset: 0, limit: 10_000 }).await?;
     let newest = models.into_iter().find(|m| tenants.get(&m.deployment_id).and_then(Option::as_deref) == Some(tenant));
     newest.map(std::sync::Arc::new).ok_or_else(|| {
         ApiError::not_found(format!("No process definition found with key '{key}' in tenant '{tenant}'"))
@@ -205,13 +210,13 @@ async fn delete_running(State(rt): State<Runtime>, Path(id): Path<String>) -> Fl
 }
 
 /// Lists instances: `history` shows them as the history does, and reads `finished`.
-/// `own` limits them to the instances one user started (an ordinary user's view).
+/// Only those `caller` may see: their own unless they operate, of their tenant if they have one.
 async fn list_instances(
     rt: &Runtime,
     origin: &str,
     params: &Map<String, Value>,
     history: bool,
-    own: Option<String>,
+    caller: &Caller,
 ) -> Result<Value, ApiError> {
     let p = Params(params);
     let paging = Paging::read(&p, &["id"])?;
@@ -226,7 +231,8 @@ async fn list_instances(
         business_key: p.text("businessKey").or_else(|| p.text("processBusinessKey")),
         kind: Some("process".into()),
         ended: if history { p.flag("finished")? } else { Some(false) },
-        start_user: own.or_else(|| p.text("startedBy")),
+        start_user: caller.own_instances().or_else(|| p.text("startedBy")),
+        tenant_id: caller.tenant_limit().map(str::to_owned),
         oldest_first: !paging.descending,
         ..InstanceFilter::default()
     };
@@ -270,7 +276,7 @@ async fn list_running(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, false, caller.own_instances()).await?))
+    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, false, &caller).await?))
 }
 
 async fn query_running(
@@ -279,7 +285,7 @@ async fn query_running(
     headers: HeaderMap,
     Body(body): Body,
 ) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, false, caller.own_instances()).await?))
+    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, false, &caller).await?))
 }
 
 async fn list_history(
@@ -288,7 +294,7 @@ async fn list_history(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, true, caller.own_instances()).await?))
+    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, true, &caller).await?))
 }
 
 async fn query_history(
@@ -297,7 +303,7 @@ async fn query_history(
     headers: HeaderMap,
     Body(body): Body,
 ) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, true, caller.own_instances()).await?))
+    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, true, &caller).await?))
 }
 
 async fn get_history(

@@ -7,14 +7,15 @@
 
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::error::ApiError;
+use crate::auth::Caller;
 use crate::runtime::Runtime;
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flowstone_store::{DeploymentRow, ModelRow, NewDeployment, Page};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -117,12 +118,22 @@ fn tenant_filters(p: &Params<'_>, tenant: Option<&str>) -> Result<bool, ApiError
     Ok(text_filters(p, "tenantId", tenant) && (p.flag("withoutTenantId")? != Some(true) || tenant.is_none()))
 }
 
+/// The query's parameters, held to the caller's tenant when they have one.
+fn within_tenant(caller: &Caller, q: Option<&str>) -> Result<Map<String, Value>, ApiError> {
+    let mut params = query_map(q)?;
+    if let Some(tenant) = caller.tenant_limit() {
+        params.insert("tenantId".into(), Value::String(tenant.to_owned()));
+    }
+    Ok(params)
+}
+
 async fn list_deployments(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    let params = query_map(q.as_deref())?;
+    let params = within_tenant(&caller, q.as_deref())?;
     let p = Params(&params);
     let paging = Paging::read(&p, &["id", "name", "deployTime", "tenantId"])?;
     let (all, _) = rt.store().list_deployments(ALL).await?;
@@ -160,6 +171,7 @@ async fn get_deployment(
 /// `deploymentName`, `category` and `tenantId` as form fields or query parameters.
 async fn create_deployment(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     request: Request,
 ) -> FlowableResult<(StatusCode, Json<Value>)> {
@@ -203,6 +215,17 @@ async fn create_deployment(
         name: p.text("deploymentName").or_else(|| files.first().map(|(name, _)| name.clone())),
         category: p.text("category"),
         tenant_id: p.text("tenantId").filter(|t| !t.is_empty()),
+    };
+    let deployment = match (caller.tenant_limit(), &deployment.tenant_id) {
+        (Some(mine), Some(asked)) if mine != asked => {
+            return Err(ApiError::forbidden(format!(
+                "user '{}' may not deploy for tenant '{asked}': they belong to '{mine}'",
+                caller.user
+            ))
+            .into());
+        }
+        (Some(mine), _) => NewDeployment { tenant_id: Some(mine.to_owned()), ..deployment },
+        (None, _) => deployment,
     };
     let models = rt.deploy_files(deployment.clone(), &files).await?;
     let Some(first) = models.first() else {
@@ -313,10 +336,11 @@ pub(super) async fn tenants(rt: &Runtime) -> Result<HashMap<String, Option<Strin
 
 async fn list_definitions(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
-    let params = query_map(q.as_deref())?;
+    let params = within_tenant(&caller, q.as_deref())?;
     let p = Params(&params);
     let paging = Paging::read(&p, &["name", "id", "key", "category", "deploymentId", "version", "tenantId"])?;
     if p.flag("suspended")? == Some(true) {
@@ -324,7 +348,7 @@ async fn list_definitions(
         return Ok(Json(paging.envelope(Vec::new(), 0)));
     }
     let tenants = tenants(&rt).await?;
-    let (all, _) = rt.store().list_models(None, ALL).await?;
+    let (all, _) = rt.store().list_models(None, None, ALL).await?;
     let latest_only = p.flag("latest")? == Some(true);
     let mut newest: HashMap<String, i64> = HashMap::new();
     for m in &all {

@@ -121,7 +121,7 @@ async fn list(
     RawQuery(q): RawQuery,
 ) -> FlowableResult<Json<Value>> {
     let params = query_map(q.as_deref())?;
-    Ok(Json(run_query(&rt, &origin(&headers), &params, caller.own_tasks()).await?))
+    Ok(Json(run_query(&rt, &origin(&headers), &params, &caller).await?))
 }
 
 /// `POST query/tasks`: the same filters in a JSON body, plus variable filters.
@@ -132,7 +132,7 @@ async fn query(
     Body(body): Body,
 ) -> FlowableResult<Json<Value>> {
     let params = json_object(&body, true)?;
-    Ok(Json(run_query(&rt, &origin(&headers), &params, caller.own_tasks()).await?))
+    Ok(Json(run_query(&rt, &origin(&headers), &params, &caller).await?))
 }
 
 /// A variable filter of a task query.
@@ -256,12 +256,15 @@ async fn run_query(
     rt: &Runtime,
     origin: &str,
     params: &Map<String, Value>,
-    visible_to: Option<String>,
+    caller: &Caller,
 ) -> Result<Value, ApiError> {
     let p = Params(params);
     let sorts: Vec<&str> = SORTS.iter().map(|(name, _)| *name).collect();
     let paging = Paging::read(&p, &sorts)?;
-    let query = UserTaskQuery { visible_to, ..task_query(&p, &paging)? };
+    let mut query = UserTaskQuery { visible_to: caller.own_tasks(), ..task_query(&p, &paging)? };
+    if let Some(tenant) = caller.tenant_limit() {
+        query.tenant_id = Some(tenant.to_owned());
+    }
     if p.flag("active")? == Some(false) {
         // `active=false` asks for tasks of suspended instances, and none is ever suspended.
         return Ok(paging.envelope(Vec::new(), 0));
