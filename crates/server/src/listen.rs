@@ -8,6 +8,8 @@
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -36,6 +38,14 @@ impl Default for HttpLimits {
             body_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked() -> axum::response::Response {
+    tracing::error!("a request handler panicked");
+    let body = serde_json::json!({"status": 500, "error": "Internal Server Error",
+        "message": "the server failed on this request; it is logged"});
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 /// Serves `app` on `listener` until `stop` resolves, then lets the requests in flight finish.
@@ -75,7 +85,14 @@ pub(crate) async fn serve(
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(addr));
             let mut app = app.clone();
-            tower_service::Service::call(&mut app, req.map(axum::body::Body::new))
+            let answer = tower_service::Service::call(&mut app, req.map(axum::body::Body::new));
+            // A bug that panics answers 500 instead of dropping the connection unanswered.
+            async move {
+                match std::panic::AssertUnwindSafe(answer).catch_unwind().await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(panicked()),
+                }
+            }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -87,4 +104,35 @@ pub(crate) async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_and_the_server_goes_on() {
+        let app = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            serve(listener, app, &HttpLimits::default(), async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        let boom = reqwest::get(format!("{base}/boom")).await.expect("answered");
+        assert_eq!(boom.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+        let fine = reqwest::get(format!("{base}/fine")).await.expect("answered");
+        assert_eq!(fine.text().await.expect("body"), "fine");
+        let _ = stop.send(());
+        server.await.expect("stopped");
+    }
 }

@@ -467,17 +467,22 @@ impl<'a> Converter<'a> {
                 outgoing.push(json!(line));
                 if conditional {
                     let tag = format!("branch_{id}_{target}");
+                    let mapping = |v: Value, what: &str| match v {
+                        Value::Object(m) => Ok(m),
+                        _ => Err(node_err(&kind, id, format!("its {what} for `{target}` must be a mapping"))),
+                    };
                     if let Some(default) = node.get("default_condition").and_then(|d| d.get(target)).cloned() {
-                        let mut default = default;
-                        default["tag"] = json!(tag);
-                        default["flow_id"] = json!(line);
-                        node["default_condition"] = default;
+                        let mut default = mapping(default, "default condition")?;
+                        default.insert("tag".into(), json!(tag));
+                        default.insert("flow_id".into(), json!(line));
+                        node["default_condition"] = Value::Object(default);
                     } else {
-                        let mut condition = node["conditions"].get(target).cloned().ok_or_else(|| {
+                        let condition = node["conditions"].get(target).cloned().ok_or_else(|| {
                             node_err(&kind, id, format!("has no condition for its next node `{target}`"))
                         })?;
-                        condition["tag"] = json!(tag);
-                        conditions.insert(line.clone(), condition);
+                        let mut condition = mapping(condition, "condition")?;
+                        condition.insert("tag".into(), json!(tag));
+                        conditions.insert(line.clone(), Value::Object(condition));
                     }
                 }
                 if target == id {

@@ -145,6 +145,11 @@ fn broken_yaml_templates_are_refused_naming_what_is_wrong() {
     assert!(refused(&dangling).contains("`nowhere` is no node"));
     let stray = node("  - {id: g, type: ExclusiveGateway, conditions: {s: {evaluate: '1 == 1'}}, next: [e]}\n");
     assert!(refused(&stray).contains("condition for `s`"));
+    // Found by the `yaml` fuzz target: a condition that is no mapping panicked.
+    let text = node("  - {id: g, type: ExclusiveGateway, conditions: {e: '1 == 1'}, next: [e]}\n");
+    assert!(refused(&text).contains("its condition for `e` must be a mapping"), "{}", refused(&text));
+    let default = node("  - {id: g, type: ExclusiveGateway, conditions: {}, default_condition: {e: yes}, next: [e]}\n");
+    assert!(refused(&default).contains("its default condition for `e` must be a mapping"), "{}", refused(&default));
     let missing = node("  - {id: g, type: ExclusiveGateway, conditions: {}, next: [e]}\n");
     assert!(refused(&missing).contains("no condition for its next node `e`"));
     let two = node("  - {id: x, type: ServiceActivity, name: n, component: {code: c}, next: [e, s]}\n");
