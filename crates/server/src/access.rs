@@ -173,6 +173,11 @@ enum Reaches {
     Model(String),
     /// One deployment, read or (`change`) removed.
     Deployment { id: String, change: bool },
+    /// Stone jobs: the worker protocol, Flowable's external worker API and job lists.
+    Jobs,
+    /// A list across instances (executions, historic activities, historic tasks), which a
+    /// caller held to some instances reads only for one of them, named by `processInstanceId`.
+    AcrossInstances(Option<String>),
     /// One user task.
     UserTask(String),
     /// Nothing guarded here (lists filter by the caller themselves).
@@ -187,9 +192,23 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
         .collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let id = |s: &str| s.to_owned();
+    let named_instance = || {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
+        pairs.into_iter().find(|(k, _)| k == "processInstanceId").map(|(_, v)| v)
+    };
+    if segments.first() == Some(&"worker") || segments.get(..2) == Some(&["flowable-rest", "external-job-api"]) {
+        return Reaches::Jobs;
+    }
     if path.starts_with(FLOWABLE_PREFIX) {
         // `/flowable-rest/service/…`
         return match segments.get(2..).unwrap_or_default() {
+            ["management", "jobs", ..] => Reaches::Jobs,
+            ["runtime", "executions"]
+            | ["history", "historic-activity-instances"]
+            | ["history", "historic-task-instances"] => Reaches::AcrossInstances(named_instance()),
+            ["query", "executions" | "historic-activity-instances" | "historic-task-instances"] => {
+                Reaches::AcrossInstances(None)
+            }
             ["repository", "deployments", i, ..] => Reaches::Deployment { id: id(i), change: method != Method::GET },
             ["repository", "deployments", ..] if method != Method::GET => Reaches::Models,
             ["repository", "process-definitions", _] if method == Method::PUT => Reaches::Models,
@@ -207,14 +226,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
         ["model", i, ..] => Reaches::Model(id(i)),
         ["process", i, ..] => Reaches::Instance(id(i)),
         ["task", i, ..] => Reaches::Record(id(i)),
-        ["task"] => {
-            let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
-            pairs
-                .into_iter()
-                .find(|(k, _)| k == "processInstanceId")
-                .map_or(Reaches::Other, |(_, v)| Reaches::Instance(v))
-        }
+        ["task"] => named_instance().map_or(Reaches::Other, Reaches::Instance),
         _ => Reaches::Other,
     }
 }
@@ -272,6 +284,16 @@ pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Nex
             Ok(None) => Ok(()),
             Err(e) => Err(e.into()),
         },
+        Reaches::Jobs if caller.operates() && caller.tenant_limit().is_none() => Ok(()),
+        Reaches::Jobs => Err(caller.forbidden("work stone jobs: operators and administrators of every tenant do")),
+        Reaches::AcrossInstances(Some(id)) => match rt.store().instance(&id).await {
+            Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Reaches::AcrossInstances(None) => Err(caller.forbidden(
+            "list across every instance: name one they may reach as `processInstanceId` in the query string",
+        )),
         Reaches::Other => Ok(()),
     };
     match verdict {
@@ -303,6 +325,16 @@ mod tests {
         let task = format!("{service}/runtime/tasks/t2/comments/c1");
         assert_eq!(reaches(&Method::DELETE, &task, None), Reaches::UserTask("t2".into()));
         assert_eq!(reaches(&Method::GET, &format!("{service}/runtime/tasks"), None), Reaches::Other);
+        assert_eq!(reaches(&Method::POST, "/worker/fetch", None), Reaches::Jobs);
+        assert_eq!(reaches(&Method::POST, "/flowable-rest/external-job-api/acquire/jobs", None), Reaches::Jobs);
+        assert_eq!(reaches(&Method::GET, &format!("{service}/management/jobs"), None), Reaches::Jobs);
+        let history = format!("{service}/history/historic-activity-instances");
+        let one = Reaches::AcrossInstances(Some("p4".into()));
+        assert_eq!(reaches(&Method::GET, &history, Some("processInstanceId=p4")), one);
+        assert_eq!(
+            reaches(&Method::POST, &format!("{service}/query/executions"), None),
+            Reaches::AcrossInstances(None)
+        );
         let execution = format!("{service}/runtime/executions/e1/activities");
         assert_eq!(reaches(&Method::GET, &execution, None), Reaches::Execution("e1".into()));
     }

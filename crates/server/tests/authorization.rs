@@ -99,6 +99,19 @@ async fn a_process_is_reached_by_its_starter_operators_and_administrators(s: Tes
     let (_, flowable_none) =
         s.call_with(&piggy, Method::GET, &format!("{SERVICE}/runtime/process-instances"), None).await;
     assert_eq!(flowable_none["total"], 0, "{flowable_none}");
+    for (method, path, body) in [
+        (Method::POST, "/worker/fetch".to_owned(), Some(json!({"workerId": "w", "stones": ["MachineStone"]}))),
+        (Method::GET, format!("{SERVICE}/management/jobs"), None),
+        (Method::GET, format!("{SERVICE}/history/historic-activity-instances"), None),
+        (Method::GET, format!("{SERVICE}/history/historic-task-instances?processInstanceId={id}"), None),
+        (Method::POST, format!("{SERVICE}/query/executions"), Some(json!({}))),
+    ] {
+        let (status, answer) = s.call_with(&piggy, method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+    }
+    let own = format!("{SERVICE}/history/historic-activity-instances?processInstanceId={id}");
+    let (status, body) = s.call_with(&kermit, Method::GET, &own, None).await;
+    assert_eq!(status, StatusCode::OK, "the starter lists their instance's history: {body}");
     let (status, body) = s.call_with(&ops, Method::PUT, &format!("/process/{id}/cancel"), None).await;
     assert_eq!(status, StatusCode::OK, "an operator operates any process: {body}");
 }
