@@ -64,18 +64,40 @@ pub(crate) fn json_size(value: &Value, cap: usize) -> usize {
     counter.bytes
 }
 
+/// Whether named values add up (names and JSON) to at most `max` bytes; each value may be
+/// at most `each` bytes, else its name is answered. Counting stops at the first excess.
+fn add_up<'a>(
+    values: impl Iterator<Item = (&'a String, &'a Value)>,
+    each: usize,
+    max: usize,
+) -> Result<bool, &'a String> {
+    let mut total = 0usize;
+    for (name, value) in values {
+        let size = json_size(value, each);
+        if size > each {
+            return Err(name);
+        }
+        total += name.len() + size;
+        if total > max {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 impl Limits {
     /// Checks one value against [`Limits::max_variable_bytes`]; the message names it.
-    pub(crate) fn check_value(&self, what: &str, value: &Value) -> Result<usize, String> {
-        let size = json_size(value, self.max_variable_bytes);
-        if size > self.max_variable_bytes {
-            Err(format!(
-                "{what} is over {} bytes; at most {} are allowed",
-                self.max_variable_bytes, self.max_variable_bytes
-            ))
+    pub(crate) fn check_value(&self, what: &str, value: &Value) -> Result<(), String> {
+        if json_size(value, self.max_variable_bytes) > self.max_variable_bytes {
+            Err(self.too_large(what))
         } else {
-            Ok(size)
+            Ok(())
         }
+    }
+
+    fn too_large(&self, what: &str) -> String {
+        let max = self.max_variable_bytes;
+        format!("{what} is over {max} bytes; at most {max} are allowed")
     }
 
     /// Checks variables given from outside (a start, a completion, a stone's outputs): each
@@ -84,17 +106,12 @@ impl Limits {
     /// # Errors
     /// A message naming the first variable past its bound, or the total.
     pub fn check_variables(&self, variables: &Map<String, Value>) -> Result<(), String> {
-        let mut total = 0usize;
-        for (name, value) in variables {
-            total += name.len() + self.check_value(&format!("variable `{name}`"), value)?;
-            if total > self.max_instance_bytes {
-                return Err(format!(
-                    "the variables are over {} bytes together; at most {} are allowed",
-                    self.max_instance_bytes, self.max_instance_bytes
-                ));
-            }
+        let max = self.max_instance_bytes;
+        match add_up(variables.iter(), self.max_variable_bytes, max) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("the variables are over {max} bytes together; at most {max} are allowed")),
+            Err(name) => Err(self.too_large(&format!("variable `{name}`"))),
         }
-        Ok(())
     }
 }
 
@@ -103,17 +120,12 @@ impl Instance {
     /// [`Limits::max_instance_bytes`]: what many steps added up to.
     pub(crate) fn check_size(&self, limits: &Limits) -> Result<(), String> {
         let max = limits.max_instance_bytes;
-        let mut total = 0usize;
         let all = self.variables.iter().chain(self.scopes.values().flat_map(|s| s.vars.iter()));
-        for (name, value) in all {
-            total += name.len() + json_size(value, max.saturating_sub(total));
-            if total > max {
-                return Err(format!(
-                    "the variables of the process instance are over {max} bytes; at most {max} are allowed"
-                ));
-            }
+        if add_up(all, max, max) == Ok(true) {
+            Ok(())
+        } else {
+            Err(format!("the variables of the process instance are over {max} bytes; at most {max} are allowed"))
         }
-        Ok(())
     }
 }
 

@@ -248,57 +248,51 @@ pub(crate) async fn authorize(State(rt): State<Runtime>, req: Request, next: Nex
         return next.run(req).await;
     };
     let path = req.uri().path().to_owned();
-    let verdict = match reaches(req.method(), &path, req.uri().query()) {
-        Reaches::Models if caller.operates() => Ok(()),
-        Reaches::Models => Err(caller.forbidden("deploy or remove models: operators and administrators do")),
-        Reaches::Model(id) => match rt.model(&id).await {
-            Ok(Some(model)) if !caller.within(model.tenant_id.as_deref()) => {
+    match verdict(&rt, &caller, reaches(req.method(), &path, req.uri().query())).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => in_dialect(&path, e),
+    }
+}
+
+/// Whether `caller` (held to their own work or tenant) may do what a request reaches; an
+/// unknown id is let through to the handler's own 404.
+async fn verdict(rt: &Runtime, caller: &Caller, reaches: Reaches) -> Result<(), ApiError> {
+    const MODELS: &str = "deploy or remove models: operators and administrators do";
+    match reaches {
+        Reaches::Models | Reaches::Deployment { change: true, .. } if !caller.operates() => {
+            Err(caller.forbidden(MODELS))
+        }
+        Reaches::Models | Reaches::Other => Ok(()),
+        Reaches::Model(id) => match rt.model(&id).await? {
+            Some(model) if !caller.within(model.tenant_id.as_deref()) => {
                 Err(caller.forbidden(&format!("reach model '{id}': it is of another tenant")))
             }
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.into()),
+            _ => Ok(()),
         },
-        Reaches::Deployment { change: true, .. } if !caller.operates() => {
-            Err(caller.forbidden("deploy or remove models: operators and administrators do"))
-        }
-        Reaches::Deployment { id, .. } => match rt.store().deployment(&id).await {
-            Ok(Some(d)) if !caller.within(d.tenant_id.as_deref()) => {
+        Reaches::Deployment { id, .. } => match rt.store().deployment(&id).await? {
+            Some(d) if !caller.within(d.tenant_id.as_deref()) => {
                 Err(caller.forbidden(&format!("reach deployment '{id}': it is of another tenant")))
             }
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.into()),
+            _ => Ok(()),
         },
-        Reaches::Instance(id) => match rt.store().instance(&id).await {
-            Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.into()),
+        Reaches::Instance(id) | Reaches::AcrossInstances(Some(id)) => match rt.store().instance(&id).await? {
+            Some(row) => may_reach(rt, caller, &row).await,
+            None => Ok(()),
         },
-        Reaches::Record(id) => record_reach(&rt, &caller, &id).await,
-        Reaches::Execution(id) => match rt.store().instance(&id).await {
-            Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
-            Ok(None) => record_reach(&rt, &caller, &id).await,
-            Err(e) => Err(e.into()),
+        Reaches::Record(id) => record_reach(rt, caller, &id).await,
+        Reaches::Execution(id) => match rt.store().instance(&id).await? {
+            Some(row) => may_reach(rt, caller, &row).await,
+            None => record_reach(rt, caller, &id).await,
         },
-        Reaches::UserTask(id) => match rt.store().user_task(&id).await {
-            Ok(Some(task)) => may_see_task(&rt, &caller, &task).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.into()),
+        Reaches::UserTask(id) => match rt.store().user_task(&id).await? {
+            Some(task) => may_see_task(rt, caller, &task).await,
+            None => Ok(()),
         },
         Reaches::Jobs if caller.operates() && caller.tenant_limit().is_none() => Ok(()),
         Reaches::Jobs => Err(caller.forbidden("work stone jobs: operators and administrators of every tenant do")),
-        Reaches::AcrossInstances(Some(id)) => match rt.store().instance(&id).await {
-            Ok(Some(row)) => may_reach(&rt, &caller, &row).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
         Reaches::AcrossInstances(None) => Err(caller.forbidden(
             "list across every instance: name one they may reach as `processInstanceId` in the query string",
         )),
-        Reaches::Other => Ok(()),
-    };
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(e) => in_dialect(&path, e),
     }
 }
 
