@@ -24,8 +24,9 @@ pub(crate) struct BenchArgs {
     workloads: Vec<String>,
     /// Modes: engine, sqlite, postgres, http; dispatch and workers measure stone jobs through
     /// the worker protocol; tasks and tasks-postgres query a large task list; pipeline and
-    /// pipeline-engine run a bk-sops tree of --nodes components; sign-in-flood times requests
-    /// beside a flood of wrong passwords (comma separated).
+    /// pipeline-engine run a bk-sops tree of --nodes components; multi-instance and
+    /// multi-instance-engine run one parallel multi-instance task of each of --items; sign-in-flood
+    /// times requests beside a flood of wrong passwords (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -40,6 +41,9 @@ pub(crate) struct BenchArgs {
     /// Components in the tree of the `pipeline` modes.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
+    /// Item counts of the `multi-instance` modes (comma separated).
+    #[arg(long, default_value = "1000,2000,4000,8000", value_delimiter = ',')]
+    items: Vec<u32>,
     /// Open tasks the `tasks` modes build before they query Flowable's task list.
     #[arg(long, default_value_t = 100_000)]
     tasks: u64,
@@ -226,6 +230,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 ));
                 continue;
             }
+            "multi-instance" | "multi-instance-engine" => {
+                crate::multi_bench::run(mode, &args.items).await?;
+                continue;
+            }
             "sign-in-flood" => {
                 crate::sign_in_bench::flood(args.seconds, args.concurrency).await?;
                 continue;
@@ -245,7 +253,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, pipeline, pipeline-engine or sign-in-flood"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
                     ));
                 }
             };

@@ -68,7 +68,7 @@ impl Instance {
         let reason = self.open[&id].reason.clone();
         self.close_record(step, &id, task_status::SKIPPED, reason, None);
         self.settle_debug();
-        self.tokens.remove(&token);
+        self.drop_token(token);
         let t = self.spawn(target, scope);
         step.ready.push_back(t);
         Ok(())

@@ -52,6 +52,7 @@ impl Instance {
     /// Ends a command: an instance that failed during it closes what is open and, when stone
     /// work had started, starts its rollback.
     pub(crate) fn settle(&mut self, step: &mut Step<'_, '_>, before: InstanceStatus) {
+        debug_assert!(self.index_is_current(), "the index drifted from the state");
         if self.active()
             && let Err(reason) = self.check_size(step.ctx.limits)
         {
@@ -115,6 +116,7 @@ impl Instance {
         self.tokens.clear();
         self.scopes.clear();
         self.joins.clear();
+        self.reindex();
         self.ran.extend(begun.iter().cloned());
         begun
     }

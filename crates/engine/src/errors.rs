@@ -92,9 +92,9 @@ impl Instance {
     pub(crate) fn caught(&mut self, step: &mut Step<'_, '_>, catcher: Catcher) {
         match catcher.ending {
             Ending::Token(token) => {
-                self.tokens.remove(&token);
+                self.drop_token(token);
             }
-            Ending::Scope(scope) => self.remove_scope_tree(step, scope),
+            Ending::Scope(scope) => self.remove_scope_trees(step, vec![scope]),
         }
         let token = self.spawn(catcher.boundary, catcher.parent);
         step.ready.push_back(token);

@@ -4,12 +4,13 @@ use crate::Ctx;
 use crate::compensation::{Plan, Ran};
 use crate::effect::{Action, Effect, Job, Passage, TaskRecord, task_status};
 use crate::errors::Thrower;
+use crate::index::Index;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
 use flowstone_model::{Definition, EndKind, FlowId, NodeId, NodeKind, StoneSpec, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,7 +340,7 @@ pub struct Instance {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) joins: Vec<Join>,
     #[serde(default)]
-    next_id: u32,
+    pub(crate) next_id: u32,
     /// What the instance is for.
     #[serde(default, skip_serializing_if = "is_default")]
     pub kind: InstanceKind,
@@ -373,6 +374,8 @@ pub struct Instance {
     /// How many times each pipeline-tree component node has run (its `_loop` output).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) runs: BTreeMap<NodeId, u32>,
+    #[serde(skip)]
+    pub(crate) index: Index,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -411,7 +414,9 @@ impl Instance {
         inst.start_constants(def);
         if let Some(name) = &def.initiator {
             let initiator = options.initiator.clone().map_or(Value::Null, Value::String);
-            inst.variables.entry(name.clone()).or_insert(initiator);
+            if !inst.variables.contains_key(name) {
+                inst.set_process_var(name.clone(), initiator);
+            }
         }
         inst.debug = options.debug;
         inst.mock = options.mock;
@@ -433,7 +438,7 @@ impl Instance {
             let before = pending.len();
             pending.retain(|(name, value)| match value.eval(&ScopeVars { instance: self, scope: None }) {
                 Ok(v) => {
-                    self.variables.insert(name.clone(), v);
+                    self.set_process_var(name.clone(), v);
                     false
                 }
                 Err(_) => true,
@@ -444,12 +449,12 @@ impl Instance {
         }
         for (name, value) in pending {
             let v = self.render(value, None);
-            self.variables.insert(name.clone(), v);
+            self.set_process_var(name.clone(), v);
         }
     }
 
     pub(crate) fn new(kind: InstanceKind, variables: Map<String, Value>) -> Instance {
-        Instance {
+        let mut inst = Instance {
             status: InstanceStatus::Running,
             variables,
             failure: None,
@@ -470,7 +475,10 @@ impl Instance {
             paused: Vec::new(),
             parked: Vec::new(),
             runs: BTreeMap::new(),
-        }
+            index: Index::default(),
+        };
+        inst.reindex();
+        inst
     }
 
     /// An instance that ended before its state was kept (nothing of it can be undone): only
@@ -499,6 +507,7 @@ impl Instance {
     /// An [`EngineError`] when the command does not fit the state (the instance has ended,
     /// the task is not open or is of another kind); the instance is then unchanged.
     pub fn apply(&mut self, def: &Definition, cmd: Command, ctx: &mut Ctx<'_>) -> Result<Vec<Effect>, EngineError> {
+        self.ensure_index();
         let before = self.status;
         let mut step = Step::new(def, ctx);
         match cmd {
@@ -523,7 +532,7 @@ impl Instance {
                 let mut fleeting = Vec::new();
                 for (name, value) in transient {
                     if !self.variables.contains_key(&name) {
-                        self.variables.insert(name.clone(), value);
+                        self.set_process_var(name.clone(), value);
                         fleeting.push(name);
                     }
                 }
@@ -533,7 +542,7 @@ impl Instance {
                 }
                 self.run(&mut step);
                 for name in fleeting {
-                    self.variables.remove(&name);
+                    self.remove_process_var(&name);
                 }
             }
             Command::SetVariables { task, variables, removed } => {
@@ -577,24 +586,6 @@ impl Instance {
             .ok_or_else(|| EngineError::TaskNotOpen(id.to_owned()))
     }
 
-    pub(crate) fn token_waiting_on(&self, record_id: &str) -> Option<u32> {
-        self.tokens.iter().find(|(_, t)| t.wait.as_deref() == Some(record_id)).map(|(id, _)| *id)
-    }
-
-    pub(crate) fn spawn(&mut self, node: NodeId, scope: Option<ScopeId>) -> u32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.tokens.insert(id, Token { node, scope, wait: None });
-        id
-    }
-
-    fn new_scope(&mut self, scope: Scope) -> ScopeId {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.scopes.insert(id, scope);
-        id
-    }
-
     /// The variables that hold `name` as the scope sees it: its nearest scope's that defines
     /// it, else the process's.
     fn holder(&mut self, scope: Option<ScopeId>, name: &str) -> &mut Map<String, Value> {
@@ -605,9 +596,15 @@ impl Instance {
             }
             cur = s.parent;
         }
-        match cur.and_then(|id| self.scopes.get_mut(&id)) {
-            Some(s) => &mut s.vars,
-            None => &mut self.variables,
+        match cur.and_then(|id| self.scopes.get_mut(&id).map(|s| (id, s))) {
+            Some((id, s)) => {
+                self.index.scope_vars_changed(id);
+                &mut s.vars
+            }
+            None => {
+                self.index.variable_changed(name);
+                &mut self.variables
+            }
         }
     }
 
@@ -729,7 +726,7 @@ impl Instance {
             }
             NodeKind::EndEvent(kind) => {
                 self.passed(step, node_id);
-                self.tokens.remove(&token);
+                self.drop_token(token);
                 match kind {
                     EndKind::None => self.check_scope_done(step, scope),
                     EndKind::Terminate => self.terminate(step, scope),
@@ -798,7 +795,7 @@ impl Instance {
             }
             NodeKind::SubProcess { start, locals } => {
                 let vars = locals.iter().map(|(name, value)| (name.clone(), self.render(value, scope))).collect();
-                self.tokens.remove(&token);
+                self.drop_token(token);
                 let sub = self.new_scope(Scope { parent: scope, node: node_id, kind: ScopeKind::SubProcess, vars });
                 let t = self.spawn(*start, Some(sub));
                 step.ready.push_back(t);
@@ -829,9 +826,7 @@ impl Instance {
     }
 
     pub(crate) fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, mut rec: TaskRecord) {
-        if let Some(t) = self.tokens.get_mut(&token) {
-            t.wait = Some(rec.id.clone());
-        }
+        self.set_wait(token, Some(rec.id.clone()));
         let user = rec.user.take();
         self.open.insert(rec.id.clone(), rec.clone());
         rec.user = user;
@@ -840,9 +835,7 @@ impl Instance {
 
     /// A waiting token's task is done: it leaves its node.
     pub(crate) fn resume(&mut self, step: &mut Step<'_, '_>, token: u32) {
-        if let Some(t) = self.tokens.get_mut(&token) {
-            t.wait = None;
-        }
+        self.set_wait(token, None);
         if let Err(fail) = self.leave(step, token) {
             self.fail_at(step, token, fail);
         }
@@ -1009,7 +1002,7 @@ impl Instance {
         if let Some(s) = scope {
             let sc = &self.scopes[&s];
             if sc.node == node_id && matches!(sc.kind, ScopeKind::MiItem { .. }) {
-                self.tokens.remove(&token);
+                self.drop_token(token);
                 return self.check_scope_done(step, scope);
             }
         }
@@ -1022,7 +1015,7 @@ impl Instance {
                 Err(fail) => return self.gateway_failed(step, token, node_id, fail),
             },
             NodeKind::ParallelGateway if node.incoming.len() > 1 => {
-                self.tokens.remove(&token);
+                self.drop_token(token);
                 let needed = node.incoming.len() as u32;
                 let pos = self.joins.iter().position(|j| j.scope == scope && j.node == node_id);
                 let arrived = match pos {
@@ -1081,7 +1074,7 @@ impl Instance {
                 if let Some(i) = pos {
                     self.joins[i].arrived += 1;
                     if self.joins[i].arrived < self.joins[i].expected.unwrap_or(1) {
-                        self.tokens.remove(&token);
+                        self.drop_token(token);
                         return Ok(());
                     }
                     self.joins.remove(i);
@@ -1103,7 +1096,7 @@ impl Instance {
                 targets
             }
         };
-        self.tokens.remove(&token);
+        self.drop_token(token);
         for target in &targets {
             let t = self.spawn(*target, scope);
             step.ready.push_back(t);
@@ -1154,11 +1147,11 @@ impl Instance {
             .ok_or_else(|| Fail(format!("multi-instance of {total} items; at most {max} are allowed")))?;
         if total == 0 {
             // Nothing to run: the activity is passed at once.
-            self.tokens.remove(&token);
+            self.drop_token(token);
             let t = self.spawn(node_id, scope);
             return self.leave_after_multi_instance(step, t);
         }
-        self.tokens.remove(&token);
+        self.drop_token(token);
         let first_batch = if mi.sequential { 1 } else { total };
         let vars = Map::from_iter([
             ("nrOfInstances".to_owned(), Value::from(total)),
@@ -1201,7 +1194,7 @@ impl Instance {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
         let def = step.def;
         let targets: Vec<_> = def.node(node_id).outgoing.iter().map(|f| def.flow(*f)).collect();
-        self.tokens.remove(&token);
+        self.drop_token(token);
         let mut any = false;
         for flow in targets {
             if match &flow.condition {
@@ -1219,13 +1212,11 @@ impl Instance {
     /// Completes `scope` when nothing runs in it any more, and so on upwards.
     fn check_scope_done(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
         let Some(id) = scope else { return Ok(()) };
-        let busy =
-            self.tokens.values().any(|t| t.scope == Some(id)) || self.scopes.values().any(|s| s.parent == Some(id));
-        if busy {
+        if self.scope_busy(id) {
             return Ok(());
         }
         self.joins.retain(|j| j.scope != Some(id));
-        let Some(done) = self.scopes.remove(&id) else { return Ok(()) };
+        let Some(done) = self.drop_scope(id) else { return Ok(()) };
         match done.kind {
             ScopeKind::SubProcess | ScopeKind::MiBody { .. } => {
                 // The subprocess (or the whole multi-instance activity) has finished.
@@ -1249,6 +1240,7 @@ impl Instance {
                 let active = *next - *completed;
                 vars.insert("nrOfCompletedInstances".into(), Value::from(*completed));
                 vars.insert("nrOfActiveInstances".into(), Value::from(active));
+                self.index.scope_vars_changed(body_id);
                 (*total, *next, *completed)
             }
             _ => return Ok(()),
@@ -1259,11 +1251,7 @@ impl Instance {
         };
         if early && completed < total {
             // Cancel the items still running; the body completes once they are gone.
-            let items: Vec<ScopeId> =
-                self.scopes.iter().filter(|(_, s)| s.parent == Some(body_id)).map(|(id, _)| *id).collect();
-            for item in items {
-                self.remove_scope_tree(step, item);
-            }
+            self.remove_scope_trees(step, self.child_scopes(body_id));
             if let Some(Scope { kind: ScopeKind::MiBody { next, .. }, .. }) = self.scopes.get_mut(&body_id) {
                 *next = total;
             }
@@ -1274,21 +1262,34 @@ impl Instance {
         self.check_scope_done(step, Some(body_id))
     }
 
-    /// Removes a scope with everything in it, canceling its open tasks.
-    pub(crate) fn remove_scope_tree(&mut self, step: &mut Step<'_, '_>, root: ScopeId) {
-        let mut doomed = vec![root];
-        let mut i = 0;
-        while i < doomed.len() {
-            let parent = doomed[i];
-            doomed.extend(self.scopes.iter().filter(|(_, s)| s.parent == Some(parent)).map(|(id, _)| *id));
-            i += 1;
+    /// The scopes directly in `parent`.
+    fn child_scopes(&self, parent: ScopeId) -> Vec<ScopeId> {
+        self.scopes.iter().filter(|(_, s)| s.parent == Some(parent)).map(|(id, _)| *id).collect()
+    }
+
+    /// Removes scopes with everything in them, canceling their open tasks: in one pass over
+    /// the state however many there are (the items still running when a multi-instance
+    /// completes early may be thousands).
+    pub(crate) fn remove_scope_trees(&mut self, step: &mut Step<'_, '_>, roots: Vec<ScopeId>) {
+        let mut children: BTreeMap<ScopeId, Vec<ScopeId>> = BTreeMap::new();
+        for (id, scope) in &self.scopes {
+            if let Some(parent) = scope.parent {
+                children.entry(parent).or_default().push(*id);
+            }
         }
-        self.cancel_open(step, |s| s.is_some_and(|s| doomed.contains(&s)));
-        self.tokens.retain(|_, t| !t.scope.is_some_and(|s| doomed.contains(&s)));
-        self.joins.retain(|j| !j.scope.is_some_and(|s| doomed.contains(&s)));
-        for id in doomed {
-            self.scopes.remove(&id);
+        let mut doomed = BTreeSet::new();
+        let mut todo = roots;
+        while let Some(id) = todo.pop() {
+            if doomed.insert(id) {
+                todo.extend(children.get(&id).into_iter().flatten());
+            }
         }
+        let inside = |s: Option<ScopeId>| s.is_some_and(|s| doomed.contains(&s));
+        self.cancel_open(step, inside);
+        self.tokens.retain(|_, t| !inside(t.scope));
+        self.joins.retain(|j| !inside(j.scope));
+        self.scopes.retain(|id, _| !doomed.contains(id));
+        self.reindex();
     }
 
     /// A terminate end event: ends its subprocess at once, or at the top level the instance.
@@ -1299,17 +1300,15 @@ impl Instance {
                 self.tokens.clear();
                 self.scopes.clear();
                 self.joins.clear();
+                self.reindex();
                 step.ready.clear();
                 Ok(())
             }
             Some(id) => {
-                let children: Vec<ScopeId> =
-                    self.scopes.iter().filter(|(_, s)| s.parent == Some(id)).map(|(c, _)| *c).collect();
-                for child in children {
-                    self.remove_scope_tree(step, child);
-                }
+                self.remove_scope_trees(step, self.child_scopes(id));
                 self.cancel_open(step, |s| s == Some(id));
                 self.tokens.retain(|_, t| t.scope != Some(id));
+                self.reindex();
                 self.check_scope_done(step, scope)
             }
         }

@@ -9,6 +9,7 @@ mod choice;
 mod compensation;
 mod effect;
 mod errors;
+mod index;
 mod instance;
 mod limits;
 mod pause;

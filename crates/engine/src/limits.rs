@@ -64,6 +64,18 @@ pub(crate) fn json_size(value: &Value, cap: usize) -> usize {
     counter.bytes
 }
 
+/// The JSON size of named values, names included, counted to just past `cap`.
+pub(crate) fn vars_size(values: &Map<String, Value>, cap: usize) -> usize {
+    let mut total = 0usize;
+    for (name, value) in values {
+        total += name.len() + json_size(value, cap - total.min(cap));
+        if total > cap {
+            break;
+        }
+    }
+    total
+}
+
 /// Whether named values add up (names and JSON) to at most `max` bytes; each value may be
 /// at most `each` bytes, else its name is answered. Counting stops at the first excess.
 fn add_up<'a>(
@@ -118,10 +130,9 @@ impl Limits {
 impl Instance {
     /// Checks all variables of the instance, its scopes' included, against
     /// [`Limits::max_instance_bytes`]: what many steps added up to.
-    pub(crate) fn check_size(&self, limits: &Limits) -> Result<(), String> {
+    pub(crate) fn check_size(&mut self, limits: &Limits) -> Result<(), String> {
         let max = limits.max_instance_bytes;
-        let all = self.variables.iter().chain(self.scopes.values().flat_map(|s| s.vars.iter()));
-        if add_up(all, max, max) == Ok(true) {
+        if self.variables_size(max) <= max {
             Ok(())
         } else {
             Err(format!("the variables of the process instance are over {max} bytes; at most {max} are allowed"))

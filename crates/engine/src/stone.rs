@@ -143,12 +143,12 @@ impl Instance {
         all.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
         if self.kind == InstanceKind::Process {
             let namespace = rec.namespace.clone().unwrap_or_default();
-            let mut merged = match self.variables.remove(&namespace) {
+            let mut merged = match self.remove_process_var(&namespace) {
                 Some(Value::Object(existing)) => existing,
                 _ => Map::new(),
             };
             merged.extend(outputs);
-            self.variables.insert(namespace, Value::Object(merged));
+            self.set_process_var(namespace, Value::Object(merged));
         }
         all
     }

@@ -268,7 +268,8 @@ pub struct Acquire<'a> {
     pub stones: &'a [&'a str],
     /// The server taking them.
     pub owner: &'a str,
-    /// Now, in milliseconds since the epoch: leases that ended before are free.
+    /// Now, in milliseconds since the epoch: leases that end by now are free (a job released
+    /// for a retry at once is free in the same millisecond).
     pub now: i64,
     /// The new lease's end.
     pub until: i64,

@@ -912,7 +912,7 @@ macro_rules! sql_store {
                 for s in a.stones {
                     list.push_bind(*s);
                 }
-                q.push(") AND (locked_until IS NULL OR locked_until < ").push_bind(a.now);
+                q.push(") AND (locked_until IS NULL OR locked_until <= ").push_bind(a.now);
                 if a.include_own {
                     q.push(" OR owner = ").push_bind(a.owner);
                 }
@@ -957,10 +957,10 @@ macro_rules! sql_store {
                     }
                     match filter.locked {
                         Some(true) => {
-                            q.push(" AND owner IS NOT NULL AND locked_until >= ").push_bind(filter.now);
+                            q.push(" AND owner IS NOT NULL AND locked_until > ").push_bind(filter.now);
                         }
                         Some(false) => {
-                            q.push(" AND (owner IS NULL OR locked_until IS NULL OR locked_until < ")
+                            q.push(" AND (owner IS NULL OR locked_until IS NULL OR locked_until <= ")
                                 .push_bind(filter.now)
                                 .push(")");
                         }

@@ -574,6 +574,25 @@ fn state_survives_serialization() {
     assert_eq!(back, h.inst);
 }
 
+#[test]
+fn an_instance_read_back_finds_the_token_of_each_open_task_and_completes() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>
+        <sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    for _ in 0..3 {
+        let text = serde_json::to_string(&h.inst).unwrap_or_default();
+        h.inst = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.inst.status, InstanceStatus::Running, "the last item is still open");
+        h.complete("u", json!({}));
+    }
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+}
+
 /// start → conditional fork → b (level >= 1) | c (level >= 2) → converge → d → end, as a pipeline tree.
 fn conditional_fork() -> Definition {
     let flow = |id: &str, s: &str, t: &str| json!({"id": id, "source": s, "target": t, "is_default": false});

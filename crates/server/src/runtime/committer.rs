@@ -311,12 +311,40 @@ impl Committer {
     /// Starts committing a group on the commits' runtime.
     fn begin_commit(&mut self, mut prepared: Prepared) -> (Commit, Prepared) {
         self.shape = Shape::of(&prepared);
+        let written = self.write_states(&mut prepared.batch);
         let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
         let commit = self.commits.spawn(async move {
-            let result = store.commit(&batch).await;
+            let result = match written {
+                Ok(()) => store.commit(&batch).await,
+                Err(e) => Err(e),
+            };
             (batch, result)
         });
         (commit, prepared)
+    }
+
+    /// Puts each instance's state, as it stands after the group's last request, beside its row.
+    /// An instance with many requests in one group (the items of a multi-instance completing
+    /// one by one) is serialized once, so a group costs the size of its instances, not that
+    /// size times its requests. A finished instance is loaded again only to be deleted: it
+    /// keeps its state only when that has something to tell.
+    fn write_states(&mut self, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        for (row, state) in &mut batch.instances {
+            // Instances a group touched stay live until it commits (only a failed commit
+            // forgets them, and then the group is not written).
+            let live = self
+                .live
+                .get_mut(&row.id)
+                .ok_or_else(|| StoreError::Corrupt(format!("instance {} left memory before its commit", row.id)))?;
+            let inst = &live.instance;
+            *state = if inst.active() || inst.keeps_state() {
+                serde_json::to_string(inst).map_err(|e| StoreError::Corrupt(format!("instance {}: {e}", row.id)))?
+            } else {
+                String::new()
+            };
+            live.bytes = state.len();
+        }
+        Ok(())
     }
 
     /// Whether the cached instances are too many or too large.
@@ -396,8 +424,13 @@ impl Committer {
     async fn commit_alone(&mut self, request: Request) {
         let mut alone = Prepared::default();
         self.prepare(vec![request], &mut alone).await;
+        let written = self.write_states(&mut alone.batch);
         let batch = std::mem::take(&mut alone.batch);
-        match self.store.commit(&batch).await {
+        let result = match written {
+            Ok(()) => self.store.commit(&batch).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => {
                 alone.batch = batch;
                 self.answer(alone);
@@ -612,20 +645,14 @@ impl Committer {
             row.outputs = inst.outputs.as_ref().map(json_text);
             row.final_vars = Some(json_text(&inst.variables));
         }
-        // A finished instance is loaded again only to be deleted: it keeps its state only when
-        // that has something to tell.
-        let state = if inst.active() || inst.keeps_state() {
-            serde_json::to_string(inst).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        live.bytes = state.len();
+        // The state is written as it stands when the group starts to commit (see
+        // [`Committer::write_states`]): serialized once per group, not once per command.
         match into.rows.get(&row.id) {
-            Some(i) => into.batch.instances[*i] = (row.clone(), state),
+            Some(i) => into.batch.instances[*i].0 = row.clone(),
             None => {
                 row.version += 1;
                 into.rows.insert(row.id.clone(), into.batch.instances.len());
-                into.batch.instances.push((row.clone(), state));
+                into.batch.instances.push((row.clone(), String::new()));
             }
         }
         let mut spawns = Vec::new();
