@@ -3,7 +3,7 @@
 //! `exclusiveGateway`, for an operator to choose its flow (bk-sops' `skip_exg`); otherwise
 //! the instance fails.
 
-use crate::effect::{TaskRecord, task_status};
+use crate::effect::{TaskRecord, TaskStatus};
 use crate::instance::{EngineError, Fail, Instance, InstanceStatus, Step};
 use flowstone_model::NodeId;
 
@@ -35,7 +35,7 @@ impl Instance {
             stone: None,
             create_time: step.ctx.now,
             end_time: Some(step.ctx.now),
-            status: format!("{GATEWAY}.failed"),
+            status: TaskStatus::GatewayFailed,
             reason: Some(fail.0.clone()),
             params: None,
             outputs: None,
@@ -66,7 +66,7 @@ impl Instance {
             return Err(EngineError::NoSuchFlow { gateway: step.def.node(node).id.clone(), flow: flow.to_owned() });
         };
         let reason = self.open[&id].reason.clone();
-        self.close_record(step, &id, task_status::SKIPPED, reason, None);
+        self.close_record(step, &id, TaskStatus::Skipped, reason, None);
         self.settle_debug();
         self.drop_token(token);
         let t = self.spawn(target, scope);
@@ -76,7 +76,7 @@ impl Instance {
 
     /// Back to running once no failed record waits for an operator.
     pub(crate) fn settle_debug(&mut self) {
-        if !self.open.values().any(|r| r.status.ends_with(".failed")) {
+        if !self.open.values().any(|r| r.status.step_failed()) {
             self.status = InstanceStatus::Running;
             self.failure = None;
         }

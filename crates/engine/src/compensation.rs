@@ -6,7 +6,7 @@
 //! instance sends `delete` to all of them once it has ended. Each is an instance of its own,
 //! with task records, so operators follow it through the same API.
 
-use crate::effect::{Action, Effect, Spawned, TaskRecord, task_status};
+use crate::effect::{Action, Effect, Phase, Spawned, TaskRecord, TaskStatus};
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -102,15 +102,15 @@ impl Instance {
         let ids: Vec<String> = self.open.keys().cloned().collect();
         for id in ids {
             let rec = &self.open[&id];
-            let started = rec.action.is_some_and(|a| a != Action::Mock) && !rec.status.starts_with("produce.");
+            let started = rec.action.is_some_and(|a| a != Action::Mock) && !rec.status.producing();
             if started && self.kind == InstanceKind::Process {
                 begun.push(Ran::of(rec));
             }
-            if rec.status.ends_with(".failed") {
+            if rec.status.step_failed() {
                 // Written when it failed; its job left the queue then.
                 self.open.remove(&id);
             } else {
-                self.close_record(step, &id, task_status::CANCELED, None, None);
+                self.close_record(step, &id, TaskStatus::Canceled, None, None);
             }
         }
         self.tokens.clear();
@@ -161,7 +161,8 @@ impl Instance {
             stone: Some(ran.stone.clone()),
             create_time: step.ctx.now,
             end_time: None,
-            status: String::new(),
+            // Set as it is queued.
+            status: TaskStatus::Produce(Phase::Begin),
             reason: None,
             params: Some(ran.params.clone()),
             outputs: None,

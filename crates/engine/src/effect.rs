@@ -3,29 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Task statuses of the platform API (seed 000) plus those of tasks that no stone runs.
-///
-/// A stone task's status is `<action>.<phase>` (see [`Action`] and [`Phase`]), e.g.
-/// `start.begin` or `rollback.failed`; the constants name the ones the engine sets itself.
-pub mod task_status {
-    /// The job is durably queued for its stone (for a brokered stone: the broker confirmed it).
-    pub const PRODUCE_SUCCESS: &str = "produce.success";
-    /// The job of a brokered stone is committed and being published.
-    pub const PRODUCE_BEGIN: &str = "produce.begin";
-    /// Publishing the job failed; it is published again.
-    pub const PRODUCE_FAILED: &str = "produce.failed";
-    /// A queued or running task stopped by a cancel or by its instance's failure.
-    pub const CANCELED: &str = "canceled";
-    /// A user task waiting for a person.
-    pub const ACTIVE: &str = "active";
-    /// A task that no stone runs, finished.
-    pub const COMPLETED: &str = "completed";
-    /// A task that no stone runs, failed (an expression error).
-    pub const FAILED: &str = "failed";
-    /// A failed task an operator skipped: the flow went on without it.
-    pub const SKIPPED: &str = "skipped";
-}
-
 /// What a stone is asked to do with a job: the first half of its task's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,7 +45,7 @@ impl Action {
 }
 
 /// Where a stone is in one action: the second half of its task's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// It began.
     Begin,
@@ -81,6 +58,9 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, for parsing.
+    pub const ALL: [Phase; 4] = [Phase::Begin, Phase::Success, Phase::Failed, Phase::Passed];
+
     /// Its name in statuses.
     pub fn name(self) -> &'static str {
         match self {
@@ -92,9 +72,109 @@ impl Phase {
     }
 }
 
-/// The status text of an action in a phase, e.g. `monitor.success`.
-pub fn stone_status(action: Action, phase: Phase) -> String {
-    format!("{}.{}", action.name(), phase.name())
+/// Where a task record stands: the statuses of the platform API (seed 000) and those of
+/// tasks that no stone runs. Rules test the value; its text (`start.success`, `active`) is
+/// written only at the wire and in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum TaskStatus {
+    /// Its job on the way to the queue (`produce.begin`: a brokered stone's job committed and
+    /// being published), queued (`produce.success`), or to be published again
+    /// (`produce.failed`).
+    Produce(Phase),
+    /// A stone's action in a phase, e.g. `start.begin` or `rollback.failed`.
+    Stone(Action, Phase),
+    /// An exclusive gateway that could not choose a flow, waiting in debug mode for an
+    /// operator to choose (`exclusiveGateway.failed`).
+    GatewayFailed,
+    /// A user task waiting for a person.
+    Active,
+    /// A task that no stone runs, finished.
+    Completed,
+    /// A task that no stone runs, failed (an expression error).
+    Failed,
+    /// A queued or running task stopped by a cancel or by its instance's failure.
+    Canceled,
+    /// A failed task an operator skipped: the flow went on without it.
+    Skipped,
+}
+
+impl TaskStatus {
+    /// Whether a step failed and stays open for an operator in debug mode: a stone's action,
+    /// its job's publishing or a gateway's choice (a plain task's failure closes at once).
+    pub fn step_failed(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Produce(Phase::Failed) | TaskStatus::Stone(_, Phase::Failed) | TaskStatus::GatewayFailed
+        )
+    }
+
+    /// Whether its job is still on the way to its stone (nothing of the work began).
+    pub fn producing(self) -> bool {
+        matches!(self, TaskStatus::Produce(_))
+    }
+
+    /// Its text, as the platform API writes it.
+    pub fn text(self) -> String {
+        self.into()
+    }
+
+    /// The status of this text.
+    pub fn parse(text: &str) -> Option<TaskStatus> {
+        let plain = [
+            TaskStatus::Active,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Canceled,
+            TaskStatus::Skipped,
+            TaskStatus::GatewayFailed,
+        ];
+        if let Some(status) = plain.into_iter().find(|s| s.plain_name() == Some(text)) {
+            return Some(status);
+        }
+        let (first, phase) = text.split_once('.')?;
+        let phase = Phase::ALL.into_iter().find(|p| p.name() == phase)?;
+        match first {
+            "produce" => Some(TaskStatus::Produce(phase)),
+            action => Action::parse(action).map(|a| TaskStatus::Stone(a, phase)),
+        }
+    }
+
+    fn plain_name(self) -> Option<&'static str> {
+        Some(match self {
+            TaskStatus::Active => "active",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Canceled => "canceled",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::GatewayFailed => "exclusiveGateway.failed",
+            TaskStatus::Produce(_) | TaskStatus::Stone(..) => return None,
+        })
+    }
+}
+
+impl From<TaskStatus> for String {
+    fn from(status: TaskStatus) -> String {
+        match status {
+            TaskStatus::Produce(phase) => format!("produce.{}", phase.name()),
+            TaskStatus::Stone(action, phase) => format!("{}.{}", action.name(), phase.name()),
+            plain => plain.plain_name().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for TaskStatus {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        TaskStatus::parse(&text).ok_or_else(|| format!("`{text}` is not a task status"))
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
 }
 
 /// One run of a task-like activity: the platform API's task record.
@@ -120,7 +200,7 @@ pub struct TaskRecord {
     /// When it ended.
     pub end_time: Option<i64>,
     /// Its status.
-    pub status: String,
+    pub status: TaskStatus,
     /// Why it failed.
     pub reason: Option<String>,
     /// Its input.
@@ -235,4 +315,43 @@ pub struct Spawned {
     pub instance: crate::Instance,
     /// Its own first effects.
     pub effects: Vec<Effect>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_status_reads_back_from_its_text_and_other_text_is_refused() {
+        let mut all = vec![
+            TaskStatus::Active,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Canceled,
+            TaskStatus::Skipped,
+            TaskStatus::GatewayFailed,
+        ];
+        all.extend(Phase::ALL.map(TaskStatus::Produce));
+        all.extend(Action::ALL.into_iter().flat_map(|a| Phase::ALL.map(|p| TaskStatus::Stone(a, p))));
+        for status in all {
+            assert_eq!(TaskStatus::parse(&status.text()), Some(status), "{status}");
+            let json = serde_json::to_value(status).unwrap_or_default();
+            assert_eq!(json, Value::String(status.text()), "stored and sent as its text");
+        }
+        assert_eq!(TaskStatus::Stone(Action::Monitor, Phase::Success).text(), "monitor.success");
+        assert_eq!(TaskStatus::Produce(Phase::Failed).text(), "produce.failed");
+        for bad in ["", "start", "start.", "jump.begin", "produce.done", "Completed"] {
+            assert_eq!(TaskStatus::parse(bad), None, "{bad:?}");
+            assert!(serde_json::from_str::<TaskStatus>(&format!("{bad:?}")).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn failed_steps_wait_for_an_operator_and_a_plain_failure_does_not() {
+        assert!(TaskStatus::Stone(Action::Rollback, Phase::Failed).step_failed());
+        assert!(TaskStatus::Produce(Phase::Failed).step_failed());
+        assert!(TaskStatus::GatewayFailed.step_failed());
+        assert!(!TaskStatus::Failed.step_failed());
+        assert!(!TaskStatus::Stone(Action::Start, Phase::Success).step_failed());
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::Ctx;
 use crate::compensation::{Plan, Ran};
-use crate::effect::{Action, Effect, Job, Passage, TaskRecord, task_status};
+use crate::effect::{Action, Effect, Job, Passage, Phase, TaskRecord, TaskStatus};
 use crate::errors::Thrower;
 use crate::index::Index;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
@@ -536,7 +536,7 @@ impl Instance {
                         fleeting.push(name);
                     }
                 }
-                self.close_record(&mut step, &record_id, task_status::COMPLETED, None, None);
+                self.close_record(&mut step, &record_id, TaskStatus::Completed, None, None);
                 if let Some(t) = token {
                     self.resume(&mut step, t);
                 }
@@ -741,7 +741,7 @@ impl Instance {
             }
             NodeKind::Task => {
                 let rec = self.new_record(step, node_id, None);
-                self.emit_closed(step, rec, task_status::COMPLETED, None, None);
+                self.emit_closed(step, rec, TaskStatus::Completed, None, None);
                 self.leave(step, token)
             }
             NodeKind::ExpressionTask { expression, result_variable } => {
@@ -756,11 +756,11 @@ impl Instance {
                             self.set_var(scope, name.clone(), value.clone());
                             Value::Object(Map::from_iter([(name.clone(), value)]))
                         });
-                        self.emit_closed(step, rec, task_status::COMPLETED, None, outputs);
+                        self.emit_closed(step, rec, TaskStatus::Completed, None, outputs);
                         self.leave(step, token)
                     }
                     Err(Fail(reason)) => {
-                        self.emit_closed(step, rec, task_status::FAILED, Some(reason.clone()), None);
+                        self.emit_closed(step, rec, TaskStatus::Failed, Some(reason.clone()), None);
                         Err(Fail(reason))
                     }
                 }
@@ -788,7 +788,7 @@ impl Instance {
             NodeKind::UserTask(spec) => {
                 let info = self.user_task_info(spec, step.def.node(node_id), scope, step.ctx.now)?;
                 let mut rec = self.new_record(step, node_id, None);
-                rec.status = task_status::ACTIVE.into();
+                rec.status = TaskStatus::Active;
                 rec.user = Some(Box::new(info));
                 self.wait(step, token, rec);
                 Ok(())
@@ -812,9 +812,8 @@ impl Instance {
     /// Queues a job asking the record's stone for `action`; the record waits for it.
     pub(crate) fn queue(step: &mut Step<'_, '_>, rec: &mut TaskRecord, action: Action, outputs: Map<String, Value>) {
         let stone = rec.stone.as_deref().unwrap_or_default();
-        let produced =
-            if (step.ctx.brokered)(stone) { task_status::PRODUCE_BEGIN } else { task_status::PRODUCE_SUCCESS };
-        rec.status = produced.into();
+        let produced = TaskStatus::Produce(if (step.ctx.brokered)(stone) { Phase::Begin } else { Phase::Success });
+        rec.status = produced;
         rec.action = Some(action);
         step.effects.push(Effect::QueueJob(Job {
             record_id: rec.id.clone(),
@@ -881,7 +880,8 @@ impl Instance {
             stone,
             create_time: step.ctx.now,
             end_time: None,
-            status: String::new(),
+            // Each kind of task sets its own before the record is written.
+            status: TaskStatus::Active,
             reason: None,
             params: None,
             outputs: None,
@@ -895,11 +895,11 @@ impl Instance {
         &self,
         step: &mut Step<'_, '_>,
         mut rec: TaskRecord,
-        status: &str,
+        status: TaskStatus,
         reason: Option<String>,
         outputs: Option<Value>,
     ) {
-        rec.status = status.into();
+        rec.status = status;
         rec.reason = reason;
         rec.outputs = outputs;
         rec.end_time = Some(step.ctx.now);
@@ -911,7 +911,7 @@ impl Instance {
         &mut self,
         step: &mut Step<'_, '_>,
         id: &str,
-        status: &str,
+        status: TaskStatus,
         reason: Option<String>,
         outputs: Option<Value>,
     ) {
@@ -928,7 +928,7 @@ impl Instance {
         let doomed: Vec<String> =
             self.tokens.values().filter(|t| filter(t.scope)).filter_map(|t| t.wait.clone()).collect();
         for id in doomed {
-            self.close_record(step, &id, task_status::CANCELED, None, None);
+            self.close_record(step, &id, TaskStatus::Canceled, None, None);
         }
     }
 

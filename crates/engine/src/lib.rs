@@ -18,7 +18,7 @@ mod stone;
 mod user_task;
 
 pub use effect::{
-    Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, UserTaskInfo, stone_status, task_status,
+    Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, TaskStatus, UserTaskInfo,
 };
 pub use instance::{
     Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,

@@ -1,7 +1,7 @@
 //! The lifecycle of a stone task: events from its stone, and the operator's debug controls.
 
 use crate::compensation::Ran;
-use crate::effect::{Action, Effect, Phase, TaskRecord, stone_status, task_status};
+use crate::effect::{Action, Effect, Phase, TaskRecord, TaskStatus};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step, StoneEvent};
 use crate::limits::Limits;
@@ -24,7 +24,8 @@ impl Instance {
         };
         let event = bounded(event, step.ctx.limits);
         let monitoring = job == Action::Start
-            && (rec.status == stone_status(Action::Start, Phase::Success) || rec.status.starts_with("monitor."));
+            && (rec.status == TaskStatus::Stone(Action::Start, Phase::Success)
+                || matches!(rec.status, TaskStatus::Stone(Action::Monitor, _)));
         // The action an event that does not name one belongs to.
         let under_way = if monitoring { Action::Monitor } else { job };
         let (action, phase) = match &event {
@@ -39,16 +40,16 @@ impl Instance {
             // The broker's word on the publish, not the stone's.
             StoneEvent::Produced | StoneEvent::ProduceFailed(_) => return self.produced(step, &id, event),
         };
-        let status = stone_status(action, phase);
+        let status = TaskStatus::Stone(action, phase);
         let unexpected = || EngineError::UnexpectedEvent {
             task: record.to_owned(),
-            status: rec.status.clone(),
+            status: rec.status.text(),
             event: match &event {
                 StoneEvent::Progress(p) => format!("progress {p}"),
-                _ => status.clone(),
+                _ => status.text(),
             },
         };
-        if rec.status.ends_with(".failed") {
+        if rec.status.step_failed() {
             // A failed task waiting in debug mode: the same failure again changes nothing.
             return if rec.status == status { Ok(()) } else { Err(unexpected()) };
         }
@@ -61,13 +62,13 @@ impl Instance {
         match event {
             StoneEvent::Begin(_) => {
                 // A late or repeated `begin` after the action moved on is harmless.
-                let first = rec.status.starts_with("produce.");
+                let first = rec.status.producing();
                 if first || (action == Action::Monitor && current_action(rec) == Some(Action::Start)) {
                     self.update(step, &id, |r| r.status = status);
                 }
             }
             StoneEvent::AwaitCallback => {
-                let under_way = rec.status.starts_with("produce.") || rec.status == status;
+                let under_way = rec.status.producing() || rec.status == status;
                 if !under_way {
                     return Err(unexpected());
                 }
@@ -76,8 +77,8 @@ impl Instance {
             }
             StoneEvent::Progress(p) => self.update(step, &id, |r| {
                 r.progress = Some(p.min(100));
-                if r.status == stone_status(Action::Start, Phase::Success) {
-                    r.status = stone_status(Action::Monitor, Phase::Begin);
+                if r.status == TaskStatus::Stone(Action::Start, Phase::Success) {
+                    r.status = TaskStatus::Stone(Action::Monitor, Phase::Begin);
                 }
             }),
             StoneEvent::Success { outputs, monitor, .. } => {
@@ -89,16 +90,16 @@ impl Instance {
                         r.outputs = Some(Value::Object(outputs));
                     });
                 } else {
-                    self.finish(step, &id, &status, Some(Value::Object(outputs)), action != Action::Mock);
+                    self.finish(step, &id, status, Some(Value::Object(outputs)), action != Action::Mock);
                 }
             }
-            StoneEvent::Passed => self.finish(step, &id, &status, None, false),
+            StoneEvent::Passed => self.finish(step, &id, status, None, false),
             StoneEvent::Failed { reason, .. } | StoneEvent::Fault(reason) => {
                 self.stone_failed(step, &id, status, reason)
             }
             StoneEvent::Completed { variables } => {
                 self.set_vars_at(&id, &variables);
-                self.finish(step, &id, &status, Some(Value::Object(variables)), action != Action::Mock);
+                self.finish(step, &id, status, Some(Value::Object(variables)), action != Action::Mock);
             }
             StoneEvent::BpmnError { code, variables } => self.bpmn_error(step, &id, status, code, variables),
             StoneEvent::Produced | StoneEvent::ProduceFailed(_) => {}
@@ -109,14 +110,14 @@ impl Instance {
     /// The broker confirmed (or failed) the publish of a job; once the stone reported on it,
     /// that changes nothing.
     fn produced(&mut self, step: &mut Step<'_, '_>, id: &str, event: StoneEvent) -> Result<(), EngineError> {
-        if self.open[id].status.starts_with("produce.") {
+        if self.open[id].status.producing() {
             self.update(step, id, |r| match event {
                 StoneEvent::ProduceFailed(reason) => {
-                    r.status = task_status::PRODUCE_FAILED.into();
+                    r.status = TaskStatus::Produce(Phase::Failed);
                     r.reason = Some(reason);
                 }
                 _ => {
-                    r.status = task_status::PRODUCE_SUCCESS.into();
+                    r.status = TaskStatus::Produce(Phase::Success);
                     r.reason = None;
                 }
             });
@@ -154,7 +155,7 @@ impl Instance {
     }
 
     /// A stone action ended well: the record closes and its token (or the plan) moves on.
-    fn finish(&mut self, step: &mut Step<'_, '_>, id: &str, status: &str, mut outputs: Option<Value>, ran: bool) {
+    fn finish(&mut self, step: &mut Step<'_, '_>, id: &str, status: TaskStatus, mut outputs: Option<Value>, ran: bool) {
         let token = self.token_waiting_on(id);
         // A pipeline-tree component also puts out `_loop`, how many times its node has run
         // (bamboo-engine's system output, which loop conditions read).
@@ -208,7 +209,7 @@ impl Instance {
         &mut self,
         step: &mut Step<'_, '_>,
         id: &str,
-        status: String,
+        status: TaskStatus,
         code: String,
         variables: Map<String, Value>,
     ) {
@@ -222,13 +223,13 @@ impl Instance {
         if self.open[id].action != Some(Action::Mock) {
             self.ran.push(Ran::of(&self.open[id]));
         }
-        self.close_record(step, id, &status, Some(reason), None);
+        self.close_record(step, id, status, Some(reason), None);
         self.caught(step, catcher);
     }
 
     /// A stone action failed: in debug mode the task waits for an operator, else the
     /// instance fails (and its rollback starts).
-    fn stone_failed(&mut self, step: &mut Step<'_, '_>, id: &str, status: String, reason: String) {
+    fn stone_failed(&mut self, step: &mut Step<'_, '_>, id: &str, status: TaskStatus, reason: String) {
         let element = self.open[id].element.clone();
         let message = format!("task {element} failed: {reason}");
         let token = self.token_waiting_on(id);
@@ -239,7 +240,7 @@ impl Instance {
             if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
                 self.ran.push(Ran::of(&self.open[id]));
             }
-            self.close_record(step, id, &status, Some(reason), None);
+            self.close_record(step, id, status, Some(reason), None);
             if let Some(t) = token {
                 self.resume(step, t);
             }
@@ -260,7 +261,7 @@ impl Instance {
         if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
             self.ran.push(Ran::of(&self.open[id]));
         }
-        self.close_record(step, id, &status, Some(reason), None);
+        self.close_record(step, id, status, Some(reason), None);
         self.fail(message);
     }
 
@@ -284,9 +285,9 @@ impl Instance {
             return Err(EngineError::NotDebugging(self.status));
         }
         let id = self.find_open(task)?;
-        let status = &self.open[&id].status;
-        if !status.ends_with(".failed") {
-            return Err(EngineError::NotFailed { task: task.to_owned(), status: status.clone() });
+        let status = self.open[&id].status;
+        if !status.step_failed() {
+            return Err(EngineError::NotFailed { task: task.to_owned(), status: status.text() });
         }
         Ok(id)
     }
@@ -297,7 +298,7 @@ impl Instance {
         self.check_operable(step, &id, "skipped", "skippable", |o| o.skippable)?;
         let token = self.token_waiting_on(&id);
         let reason = self.open[&id].reason.clone();
-        self.close_record(step, &id, task_status::SKIPPED, reason, None);
+        self.close_record(step, &id, TaskStatus::Skipped, reason, None);
         self.settle_debug();
         if let Some(t) = token {
             self.resume(step, t);
@@ -381,7 +382,10 @@ impl Instance {
 
 /// The action a record's status names, if a stone reported on it.
 fn current_action(rec: &TaskRecord) -> Option<Action> {
-    rec.status.split_once('.').and_then(|(a, _)| Action::parse(a))
+    match rec.status {
+        TaskStatus::Stone(action, _) => Some(action),
+        _ => None,
+    }
 }
 
 /// `changes` merged over the object `base`; a null removes a key.

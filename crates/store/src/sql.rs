@@ -163,7 +163,7 @@ macro_rules! sql_store {
         notify = $notify:literal, soft = $soft:literal, firm = $firm:literal, numbered = $numbered:literal,
         text = $text:ty, { $($extra:item)* }
     ) => {
-        use flowstone_engine::{Action, Job, TaskRecord};
+        use flowstone_engine::{Action, Job, TaskRecord, TaskStatus};
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, MODELS, NEXT_VERSION,
@@ -237,7 +237,11 @@ macro_rules! sql_store {
                     stone: r.try_get("stone")?,
                     create_time: r.try_get("create_time")?,
                     end_time: r.try_get("end_time")?,
-                    status: r.try_get("status")?,
+                    status: {
+                        let text: String = r.try_get("status")?;
+                        TaskStatus::parse(&text)
+                            .ok_or_else(|| StoreError::Corrupt(format!("task status `{text}`")))?
+                    },
                     reason: r.try_get("reason")?,
                     params: json(r.try_get("params")?)?,
                     outputs: json(r.try_get("outputs")?)?,
@@ -468,7 +472,7 @@ macro_rules! sql_store {
                             .opt_text(r.stone.as_deref())
                             .add(r.create_time)
                             .add(r.end_time)
-                            .text(&r.status)
+                            .text(&r.status.text())
                             .opt_text(r.reason.as_deref())
                             .opt_text(r.params.as_ref().map(json_text).as_deref())
                             .opt_text(r.outputs.as_ref().map(json_text).as_deref())

@@ -1,7 +1,7 @@
 //! The store contract: every implementation passes the same suite, run here against SQLite
 //! (a fresh file per test) and PostgreSQL (a fresh database per test).
 
-use flowstone_engine::{Action, Job, Passage, TaskRecord};
+use flowstone_engine::{Action, Job, Passage, TaskRecord, TaskStatus};
 use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkTaskRow, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow,
     IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel,
@@ -92,7 +92,7 @@ fn record(id: &str, task_id: &str, status: &str, at: i64) -> TaskRecord {
         stone: Some("noop".into()),
         create_time: at,
         end_time: None,
-        status: status.into(),
+        status: TaskStatus::parse(status).unwrap_or_else(|| panic!("status {status}")),
         reason: None,
         params: Some(json!({"a": 1})),
         outputs: None,
@@ -197,7 +197,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     let row = must(store.instance("i1")).await.unwrap_or_else(|| panic!("instance gone"));
     assert_eq!((row.status.as_str(), row.start_time, row.end_time), ("completed", 5, Some(9)));
     let task = must(store.task("r1")).await.unwrap_or_else(|| panic!("task gone"));
-    assert_eq!((task.record.status.as_str(), task.record.create_time), ("start.success", 7));
+    assert_eq!((task.record.status.text().as_str(), task.record.create_time), ("start.success", 7));
     assert_eq!(task.record.outputs, Some(json!({"b": 2})));
     assert_eq!((task.record.params, task.record.stone.as_deref()), (Some(json!({"a": 2})), Some("noop")));
     assert!(must(store.acquire_jobs(acquire(&["noop"], "other", 99_999))).await.is_empty(), "dropped job is gone");

@@ -9,7 +9,7 @@
 //! unfinished through `…/release`. Durations are milliseconds; times are milliseconds since
 //! the epoch.
 
-use flowstone_engine::{Action, Phase, StoneEvent, stone_status, task_status};
+use flowstone_engine::{Action, Phase, StoneEvent, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -135,40 +135,40 @@ impl EventReport {
             await_callback: false,
         };
         report.status = match event {
-            StoneEvent::Begin(action) => stone_status(action, Phase::Begin),
+            StoneEvent::Begin(action) => TaskStatus::Stone(action, Phase::Begin).text(),
             StoneEvent::AwaitCallback => {
                 report.await_callback = true;
-                stone_status(Action::Start, Phase::Begin)
+                TaskStatus::Stone(Action::Start, Phase::Begin).text()
             }
             StoneEvent::Success { action, outputs, monitor } => {
                 (report.outputs, report.monitor) = (outputs, monitor);
-                stone_status(action, Phase::Success)
+                TaskStatus::Stone(action, Phase::Success).text()
             }
             StoneEvent::Failed { action, reason } => {
                 report.reason = Some(reason);
-                stone_status(action, Phase::Failed)
+                TaskStatus::Stone(action, Phase::Failed).text()
             }
             StoneEvent::Fault(reason) => {
                 report.reason = Some(reason);
-                stone_status(Action::Start, Phase::Failed)
+                TaskStatus::Stone(Action::Start, Phase::Failed).text()
             }
-            StoneEvent::Passed => stone_status(Action::Mock, Phase::Passed),
+            StoneEvent::Passed => TaskStatus::Stone(Action::Mock, Phase::Passed).text(),
             StoneEvent::Progress(percent) => {
                 report.progress = Some(percent);
                 "progress".into()
             }
             StoneEvent::Completed { variables } => {
                 report.variables = variables;
-                stone_status(Action::Start, Phase::Success)
+                TaskStatus::Stone(Action::Start, Phase::Success).text()
             }
-            StoneEvent::Produced => task_status::PRODUCE_SUCCESS.into(),
+            StoneEvent::Produced => TaskStatus::Produce(Phase::Success).text(),
             StoneEvent::ProduceFailed(reason) => {
                 report.reason = Some(reason);
-                task_status::PRODUCE_FAILED.into()
+                TaskStatus::Produce(Phase::Failed).text()
             }
             StoneEvent::BpmnError { code, variables } => {
                 (report.error_code, report.variables) = (Some(code), variables);
-                stone_status(Action::Start, Phase::Failed)
+                TaskStatus::Stone(Action::Start, Phase::Failed).text()
             }
         };
         report

@@ -77,17 +77,17 @@ fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
         "a",
         StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
     ));
-    assert_eq!(h.records()[0].status, "start.success");
+    assert_eq!(h.records()[0].status.text(), "start.success");
     assert_eq!(h.open_at("a").len(), 1, "monitoring keeps the task open");
     let record_id = h.open_at("a")[0].clone();
     let outputs = vars(json!({"machineId": "m1"}));
     assert!(h.effects.contains(&Effect::MonitorJob { record_id, outputs }), "a worker taking over monitors");
     ok(h.event("a", StoneEvent::Progress(40)));
-    assert_eq!((h.records()[0].status.as_str(), h.records()[0].progress), ("monitor.begin", Some(40)));
+    assert_eq!((h.records()[0].status.text().as_str(), h.records()[0].progress), ("monitor.begin", Some(40)));
     ok(h.event("a", StoneEvent::Begin(Action::Monitor)));
     ok(h.event("a", success(Action::Monitor, json!({"state": "running"}))));
     let a = &h.records()[0];
-    assert_eq!(a.status, "monitor.success");
+    assert_eq!(a.status.text(), "monitor.success");
     assert_eq!(a.outputs, Some(json!({"machineId": "m1", "state": "running"})));
     assert_eq!(h.inst.variables["na"], json!({"machineId": "m1", "state": "running"}));
     assert_eq!(h.open_at("b").len(), 1, "the token moved on");
@@ -98,7 +98,7 @@ fn a_start_that_awaits_its_callback_gives_the_job_back_and_stays_under_way() {
     let mut h = Harness::start(chain(), json!({}));
     let record_id = h.open_at("a")[0].clone();
     ok(h.event("a", StoneEvent::AwaitCallback));
-    assert_eq!(h.records()[0].status, "start.begin");
+    assert_eq!(h.records()[0].status.text(), "start.begin");
     assert!(h.effects.contains(&Effect::DropJob { record_id }), "no worker holds the job any more");
     assert_eq!(h.open_at("a").len(), 1, "the task waits for its callback");
     ok(h.event("a", success(Action::Start, json!({"answer": 42}))));
@@ -145,7 +145,7 @@ fn a_failure_rolls_back_every_started_task_newest_first() {
         ok(rb.event(element, success(Action::Rollback, json!({}))));
     }
     assert_eq!(rb.inst.status, InstanceStatus::Completed);
-    let statuses: Vec<_> = rb.records().into_iter().map(|r| (r.element, r.status)).collect();
+    let statuses: Vec<_> = rb.records().into_iter().map(|r| (r.element, r.status.text())).collect();
     assert_eq!(
         statuses,
         [
@@ -189,14 +189,14 @@ fn in_debug_mode_a_failure_waits_and_rerun_runs_a_new_attempt_with_fixed_params(
     ok(h.event("b", failed(Action::Start, "boom")));
     assert_eq!(h.inst.status, InstanceStatus::Debug);
     let task = h.open_at("b")[0].clone();
-    assert_eq!(h.records().iter().find(|r| r.id == task).map(|r| r.status.clone()).as_deref(), Some("start.failed"));
+    assert_eq!(h.records().iter().find(|r| r.id == task).map(|r| r.status.text()).as_deref(), Some("start.failed"));
     assert_eq!(h.effects.iter().filter(|e| matches!(e, Effect::Spawn(_))).count(), 0, "no rollback in debug mode");
 
     let parameters = vars(json!({"fail": null, "size": 2}));
     ok(h.apply(Command::ReRun { task: task.clone(), action: None, parameters, outputs: Map::new() }));
     assert_eq!(h.inst.status, InstanceStatus::Running);
     let attempts: Vec<_> =
-        h.records().into_iter().filter(|r| r.task_id == task).map(|r| (r.id == task, r.status)).collect();
+        h.records().into_iter().filter(|r| r.task_id == task).map(|r| (r.id == task, r.status.text())).collect();
     assert_eq!(attempts, [(true, "produce.success".to_owned()), (false, "start.failed".to_owned())]);
     let job = h.jobs().pop().unwrap_or_else(|| panic!("no job"));
     assert_eq!((job.0.as_str(), job.1), ("b", Action::Start));
@@ -266,7 +266,7 @@ fn cancel_cancels_queued_tasks_and_sends_cancel_to_running_ones() {
     ok(h.event("x", StoneEvent::Begin(Action::Start)));
     ok(h.apply(Command::Cancel));
     assert_eq!(h.inst.status, InstanceStatus::Canceled);
-    assert!(h.records().iter().all(|r| r.status == "canceled"));
+    assert!(h.records().iter().all(|r| r.status == TaskStatus::Canceled));
     let (id, c) = h.spawned();
     assert_eq!(h.inst.cancel.as_deref(), Some(id.as_str()));
     let jobs: Vec<_> = c.jobs().into_iter().map(|j| (j.0, j.1)).collect();
@@ -299,7 +299,7 @@ fn mock_runs_send_mock_and_leave_nothing_to_delete() {
     assert_eq!(h.jobs().pop().map(|j| (j.0, j.1)), Some(("c".to_owned(), Action::Mock)));
     ok(h.event("c", StoneEvent::Passed));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
-    assert_eq!(h.records()[2].status, "mock.passed");
+    assert_eq!(h.records()[2].status.text(), "mock.passed");
 
     let mut all = Harness::start_with(chain(), json!({}), StartOptions { mock: true, ..StartOptions::default() });
     for element in ["a", "b", "c"] {
@@ -337,7 +337,7 @@ fn a_bpmn_error_is_caught_by_the_matching_boundary_event() {
     let mut h = Harness::start(guarded(true), json!({}));
     ok(h.event("t", bpmn_error("E1")));
     assert_eq!(h.open_at("handled").len(), 1, "the matching boundary wins over the catch-all");
-    assert_eq!(h.records()[0].status, "start.failed");
+    assert_eq!(h.records()[0].status.text(), "start.failed");
     assert_eq!(h.inst.variables["why"], json!("E1"), "the error's variables are set");
     let mut h = Harness::start(guarded(true), json!({}));
     ok(h.event("t", bpmn_error("E9")));
@@ -358,7 +358,7 @@ fn a_completion_sets_process_variables() {
     ok(h.event("t", StoneEvent::Completed { variables: vars(json!({"approved": true})) }));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables["approved"], json!(true));
-    assert_eq!(h.records()[0].status, "start.success");
+    assert_eq!(h.records()[0].status.text(), "start.success");
 }
 
 #[test]
@@ -378,7 +378,7 @@ fn an_error_end_event_in_a_subprocess_is_caught_on_the_subprocess() {
     assert_eq!(h.inst.status, InstanceStatus::Running);
     assert_eq!(h.open_at("after").len(), 1);
     assert!(h.open_at("wait").is_empty(), "the subprocess ended with everything in it");
-    assert_eq!(h.records().iter().find(|r| r.element == "wait").map(|r| r.status.clone()).as_deref(), Some("canceled"));
+    assert_eq!(h.records().iter().find(|r| r.element == "wait").map(|r| r.status.text()).as_deref(), Some("canceled"));
 }
 
 #[test]

@@ -115,7 +115,7 @@ fn expression_tasks_run_straight_through_to_completion() {
     assert_eq!(h.inst.variables.get("t3"), Some(&json!(3)));
     let records = h.records();
     assert_eq!(h.elements_run(), ["t1", "t2", "t3"], "one record per task, none for events");
-    assert!(records.iter().all(|r| r.status == task_status::COMPLETED && r.end_time == Some(1000)));
+    assert!(records.iter().all(|r| r.status == TaskStatus::Completed && r.end_time == Some(1000)));
     assert_eq!(records[2].outputs, Some(json!({"t3": 3})));
     assert!(h.inst.open.is_empty());
 }
@@ -175,12 +175,12 @@ fn user_task_waits_then_completes_with_variables() {
         json!({}),
     );
     assert_eq!(h.inst.status, InstanceStatus::Running);
-    assert_eq!(h.records()[0].status, task_status::ACTIVE);
+    assert_eq!(h.records()[0].status, TaskStatus::Active);
     h.complete("u", json!({"approved": true}));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables.get("approved"), Some(&json!(true)));
     let rec = &h.records()[0];
-    assert_eq!((rec.status.as_str(), rec.end_time), (task_status::COMPLETED, Some(2000)));
+    assert_eq!((rec.status.text().as_str(), rec.end_time), ("completed", Some(2000)));
 }
 
 #[test]
@@ -298,7 +298,7 @@ fn expression_errors_fail_the_instance_and_the_task() {
     assert_eq!(h.inst.status, InstanceStatus::Failed);
     assert!(h.inst.failure.as_deref().unwrap_or_default().contains("unknown variable `missing`"));
     let rec = &h.records()[0];
-    assert_eq!(rec.status, task_status::FAILED);
+    assert_eq!(rec.status, TaskStatus::Failed);
     assert!(rec.reason.as_deref().unwrap_or_default().contains("missing"));
 }
 
@@ -335,10 +335,10 @@ fn stone_task_queues_a_job_with_namespaced_params_and_writes_outputs_back() {
     assert_eq!(job.params["regionId"], json!("bcc"));
     assert_eq!(job.params["namespace"], json!("master"));
     assert_eq!(job.params["queue"], json!("MachineStone"));
-    assert_eq!(h.records()[0].status, task_status::PRODUCE_SUCCESS);
+    assert_eq!(h.records()[0].status, TaskStatus::Produce(Phase::Success));
     h.apply(Command::Stone { record: job.record_id.clone(), event: StoneEvent::Begin(Action::Start) })
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(h.records()[0].status, "start.begin");
+    assert_eq!(h.records()[0].status.text(), "start.begin");
     let outputs = vars(json!({"machineId": "m-1"}));
     h.apply(Command::Stone {
         record: job.record_id,
@@ -347,7 +347,7 @@ fn stone_task_queues_a_job_with_namespaced_params_and_writes_outputs_back() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables["master"], json!({"instanceType": "m2.large", "machineId": "m-1"}));
-    assert_eq!(h.records()[0].status, "start.success");
+    assert_eq!(h.records()[0].status.text(), "start.success");
 }
 
 #[test]
@@ -362,7 +362,7 @@ fn failed_stone_fails_the_instance() {
     h.apply(Command::Stone { record: id, event: StoneEvent::Failed { action: Action::Start, reason: "boom".into() } })
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Failed);
-    assert_eq!(h.records()[0].status, "start.failed");
+    assert_eq!(h.records()[0].status.text(), "start.failed");
     assert_eq!(h.records()[0].reason.as_deref(), Some("boom"));
 }
 
@@ -443,7 +443,7 @@ fn completion_condition_ends_the_loop_early_and_cancels_the_rest() {
     h.complete("u", json!({}));
     h.complete("u", json!({}));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
-    let statuses: Vec<_> = h.records().into_iter().map(|r| r.status).collect();
+    let statuses: Vec<_> = h.records().into_iter().map(|r| r.status.text()).collect();
     assert_eq!(statuses, ["completed", "completed", "canceled"]);
 }
 
@@ -510,7 +510,7 @@ fn terminate_end_event_ends_everything_and_cancels_open_tasks() {
         json!({}),
     );
     assert_eq!(h.inst.status, InstanceStatus::Completed);
-    assert_eq!(h.records()[0].status, task_status::CANCELED);
+    assert_eq!(h.records()[0].status, TaskStatus::Canceled);
     assert!(h.inst.open.is_empty());
 }
 
@@ -535,7 +535,7 @@ fn cancel_closes_open_tasks_and_drops_jobs() {
     let job = h.open_at("j")[0].clone();
     h.apply(Command::Cancel).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Canceled);
-    assert!(h.records().iter().all(|r| r.status == task_status::CANCELED));
+    assert!(h.records().iter().all(|r| r.status == TaskStatus::Canceled));
     assert!(h.effects.contains(&Effect::DropJob { record_id: job }));
 }
 
@@ -680,7 +680,7 @@ fn an_error_ignorable_activity_fails_forward() {
     h.fail_stone("a");
     assert_eq!(h.open_at("b").len(), 1, "the flow went on past the failure");
     let a = h.records().into_iter().find(|r| r.element == "a").unwrap_or_else(|| panic!("a ran"));
-    assert_eq!((a.status.as_str(), a.reason.as_deref()), ("start.failed", Some("boom")));
+    assert_eq!((a.status.text().as_str(), a.reason.as_deref()), ("start.failed", Some("boom")));
     h.succeed("b");
     assert_eq!(h.inst.status, InstanceStatus::Completed);
 
@@ -699,7 +699,7 @@ fn a_failed_task_skipped_in_debug_mode_lets_the_flow_go_on() {
     h.apply(Command::Skip { task: failed }).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Running);
     let a = h.records().into_iter().find(|r| r.element == "a").unwrap_or_else(|| panic!("a ran"));
-    assert_eq!(a.status, task_status::SKIPPED);
+    assert_eq!(a.status, TaskStatus::Skipped);
     h.succeed("b");
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert!(h.apply(Command::Skip { task: "x".into() }).is_err(), "nothing to skip once completed");

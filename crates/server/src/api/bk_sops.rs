@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use flowstone_engine::{Action, Command, StartOptions, StoneEvent, task_status};
+use flowstone_engine::{Action, Command, StartOptions, StoneEvent, TaskStatus};
 use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, exclude_nodes, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
 use serde_json::{Map, Value, json};
@@ -750,7 +750,7 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
     let mut detail = json!({
         "id": node,
         "name": current.name,
-        "state": node_state(&current.status, current.end_time.is_some()),
+        "state": node_state(current.status, current.end_time.is_some()),
         "inputs": inputs(current),
         "outputs": outputs,
         "ex_data": current.reason.clone().unwrap_or_default(),
@@ -758,7 +758,7 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
         "finish_time": zoned_time(current.end_time),
         "elapsed_time": (current.end_time.unwrap_or_else(now_ms) - current.create_time) / 1000,
         "retry": runs.iter().filter(|r| r.id != r.task_id).count(),
-        "skip": current.status == task_status::SKIPPED,
+        "skip": current.status == TaskStatus::Skipped,
         "loop": runs.iter().filter(|r| r.id == r.task_id).count(),
         "component_code": current.stone.clone().unwrap_or_default(),
     });
@@ -767,7 +767,7 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
             .iter()
             .filter(|r| r.id != r.task_id)
             .map(|r| {
-                json!({"state": node_state(&r.status, r.end_time.is_some()), "inputs": inputs(r),
+                json!({"state": node_state(r.status, r.end_time.is_some()), "inputs": inputs(r),
                        "ex_data": r.reason.clone().unwrap_or_default(), "start_time": zoned_time(Some(r.create_time)),
                        "finish_time": zoned_time(r.end_time)})
             })
@@ -791,14 +791,14 @@ fn instance_state(row: Option<&InstanceRow>) -> &'static str {
 
 /// bamboo-engine's state of one node run, from its record's status: `READY` while its job
 /// waits in the queue for a stone, `RUNNING` once a stone took it.
-fn node_state(status: &str, ended: bool) -> &'static str {
-    if status.ends_with(".failed") || status == "failed" {
+fn node_state(status: TaskStatus, ended: bool) -> &'static str {
+    if status.step_failed() || status == TaskStatus::Failed {
         "FAILED"
-    } else if status == "canceled" {
+    } else if status == TaskStatus::Canceled {
         "REVOKED"
     } else if ended {
         "FINISHED"
-    } else if status.starts_with("produce.") {
+    } else if status.producing() {
         "READY"
     } else {
         "RUNNING"
@@ -846,8 +846,8 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
             if let Some(r) = record {
                 (a.start_time, a.end_time) = (r.create_time, r.end_time);
             }
-            let status = record.map(|r| r.status.clone());
-            let state = node_state(status.as_deref().unwrap_or("completed"), a.end_time.is_some());
+            let status = record.map(|r| r.status);
+            let state = node_state(status.unwrap_or(TaskStatus::Completed), a.end_time.is_some());
             let retries = retries.get(a.element.as_str()).copied().unwrap_or(0);
             children.insert(
                 a.element.clone(),
@@ -857,7 +857,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
                     "name": a.name.clone().unwrap_or_default(),
                     "retry": retries,
                     "loop": loop_count,
-                    "skip": status.as_deref() == Some(task_status::SKIPPED),
+                    "skip": status == Some(TaskStatus::Skipped),
                     "error_ignorable": false,
                     "version": a.id,
                     "state_refresh_at": zoned_time(Some(a.end_time.unwrap_or(a.start_time))),

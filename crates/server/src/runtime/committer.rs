@@ -11,7 +11,7 @@
 
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
-use flowstone_engine::{Command, Ctx, Effect, Instance, Limits, StartOptions, TaskRecord, task_status};
+use flowstone_engine::{Command, Ctx, Effect, Instance, Limits, StartOptions, TaskRecord, TaskStatus};
 use flowstone_model::Definition;
 use flowstone_store::{
     ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow,
@@ -746,7 +746,7 @@ fn user_task_writes(instance: &InstanceRow, tenant: Option<&str>, record: &TaskR
         return;
     }
     if let Some(end_time) = record.end_time {
-        let reason = (record.status != task_status::COMPLETED).then(|| record.status.clone());
+        let reason = (record.status != TaskStatus::Completed).then(|| record.status.text());
         batch.closed_user_tasks.push(ClosedUserTask { id: record.id.clone(), end_time, reason });
         return;
     }
