@@ -100,6 +100,16 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// The statuses without an action or phase.
+    pub const PLAIN: [TaskStatus; 6] = [
+        TaskStatus::Active,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Canceled,
+        TaskStatus::Skipped,
+        TaskStatus::GatewayFailed,
+    ];
+
     /// Whether a step failed and stays open for an operator in debug mode: a stone's action,
     /// its job's publishing or a gateway's choice (a plain task's failure closes at once).
     pub fn step_failed(self) -> bool {
@@ -121,15 +131,7 @@ impl TaskStatus {
 
     /// The status of this text.
     pub fn parse(text: &str) -> Option<TaskStatus> {
-        let plain = [
-            TaskStatus::Active,
-            TaskStatus::Completed,
-            TaskStatus::Failed,
-            TaskStatus::Canceled,
-            TaskStatus::Skipped,
-            TaskStatus::GatewayFailed,
-        ];
-        if let Some(status) = plain.into_iter().find(|s| s.plain_name() == Some(text)) {
+        if let Some(status) = TaskStatus::PLAIN.into_iter().find(|s| s.plain_name() == Some(text)) {
             return Some(status);
         }
         let (first, phase) = text.split_once('.')?;
@@ -323,14 +325,7 @@ mod tests {
 
     #[test]
     fn every_task_status_reads_back_from_its_text_and_other_text_is_refused() {
-        let mut all = vec![
-            TaskStatus::Active,
-            TaskStatus::Completed,
-            TaskStatus::Failed,
-            TaskStatus::Canceled,
-            TaskStatus::Skipped,
-            TaskStatus::GatewayFailed,
-        ];
+        let mut all = TaskStatus::PLAIN.to_vec();
         all.extend(Phase::ALL.map(TaskStatus::Produce));
         all.extend(Action::ALL.into_iter().flat_map(|a| Phase::ALL.map(|p| TaskStatus::Stone(a, p))));
         for status in all {
