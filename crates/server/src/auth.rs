@@ -204,11 +204,12 @@ impl Authenticator {
 }
 
 /// Lets a request through only with credentials that name a user, whom it records as the
-/// request's [`Caller`]; `GET /health` needs none. Refusals are 401s in the dialect's own
+/// request's [`Caller`]; the health probes need none. Refusals are 401s in the dialect's own
 /// error shape, with the challenge of HTTP Basic.
 pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, next: Next) -> Response {
     // The bk-sops API carries its app credentials in the request; it checks them itself.
-    if req.uri().path() == "/health" || req.uri().path().starts_with(crate::api::BK_SOPS_PREFIX) {
+    let path = req.uri().path();
+    if crate::api::health::PATHS.contains(&path) || path.starts_with(crate::api::BK_SOPS_PREFIX) {
         return next.run(req).await;
     }
     let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

@@ -383,8 +383,48 @@ async fn run_time_failure_shows_failed_with_reason(s: TestServer) {
     assert_eq!(task["status"], "failed");
 }
 
-async fn health_answers(s: TestServer) {
-    assert_eq!(s.get("/health").await, (StatusCode::OK, json!({"status": "ok"})));
+async fn health_probes_answer_without_credentials_with_the_version(s: TestServer) {
+    let nobody = reqwest::Client::new();
+    let version = env!("CARGO_PKG_VERSION");
+    for path in ["/health", "/health/live"] {
+        let (status, body) = s.call_with(&nobody, Method::GET, path, None).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok", "version": version})), "{path}");
+    }
+    let (status, body) = s.call_with(&nobody, Method::GET, "/health/ready", None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready", "version": version})));
+}
+
+async fn a_stopping_runtime_is_not_ready_but_still_live(s: TestServer) {
+    let runtime = s.server.as_ref().map(|server| server.runtime().clone()).unwrap_or_else(|| panic!("no server"));
+    must(runtime.stop_and_hand_back().await);
+    let (status, body) = s.get("/health/ready").await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
+    assert!(body["reason"].as_str().unwrap_or_default().contains("stopping"), "{body}");
+    assert_eq!(s.get("/health/live").await.0, StatusCode::OK);
+}
+
+/// Runs `statement` on the PostgreSQL server beside the test database `url`.
+async fn on_postgres_server(url: &str, statement: String) {
+    let root = url.rsplit_once('/').map_or(url, |(root, _)| root);
+    let pool = must(sqlx::PgPool::connect(&format!("{root}/postgres")).await);
+    must(sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_database_that_does_not_answer_makes_the_server_unready_until_it_answers_again() {
+    let Some(s) = TestServer::start(common::Backend::Postgres).await else { return };
+    let url = s.database.clone().unwrap_or_default();
+    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    on_postgres_server(&url, format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false")).await;
+    let cut = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
+    on_postgres_server(&url, cut).await;
+    let (status, body) = s.get("/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["reason"].as_str().unwrap_or_default().contains("the database does not answer"), "{body}");
+    assert_eq!(s.get("/health/live").await.0, StatusCode::OK, "the process itself still answers");
+    on_postgres_server(&url, format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")).await;
+    assert_eq!(s.get("/health/ready").await.0, StatusCode::OK);
 }
 
 backend_tests!(server = TestServer::start;
@@ -405,5 +445,6 @@ backend_tests!(server = TestServer::start;
     a_restart_keeps_every_instance_and_waiting_task,
     a_huge_body_is_refused_with_413,
     run_time_failure_shows_failed_with_reason,
-    health_answers
+    health_probes_answer_without_credentials_with_the_version,
+    a_stopping_runtime_is_not_ready_but_still_live
 );

@@ -114,6 +114,9 @@ pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'st
     /// checked against it.
     fn shared(&self) -> bool;
 
+    /// Whether the database answers a query now: what a readiness probe asks.
+    async fn ping(&self) -> Result<()>;
+
     /// An instance by its id.
     async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
     /// The engine state of an instance, as stored JSON.

@@ -887,6 +887,11 @@ macro_rules! sql_store {
                 $shared
             }
 
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
             async fn release_jobs(&self, owner: &str) -> Result<u64> {
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;

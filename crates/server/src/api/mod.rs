@@ -4,6 +4,7 @@ mod bk_sops;
 mod error;
 mod flowable;
 mod format;
+pub(crate) mod health;
 mod input;
 mod intake;
 mod platform;
@@ -15,7 +16,6 @@ pub(crate) use error::{ApiError, FlowableError};
 use crate::runtime::Runtime;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 
 /// Where the bk-sops API lives; it takes app credentials instead of a user's.
 pub(crate) const BK_SOPS_PREFIX: &str = "/api/c/compapi/";
@@ -42,7 +42,7 @@ pub(crate) fn in_dialect(path: &str, e: ApiError) -> axum::response::Response {
 /// The whole HTTP API.
 pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
     Router::new()
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .merge(health::routes())
         .merge(platform::routes())
         .merge(worker::routes())
         .merge(flowable::routes())

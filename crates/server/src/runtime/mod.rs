@@ -253,6 +253,20 @@ impl Runtime {
         &self.auth
     }
 
+    /// Why the runtime cannot take work now (its committer stopped, or the database does not
+    /// answer), or nothing when it can: what `GET /health/ready` answers.
+    pub async fn unready(&self) -> Option<String> {
+        if self.tx.is_closed() || *self.stop.borrow() {
+            return Some("the runtime is stopping".into());
+        }
+        // A probe answers in time even when the database hangs instead of refusing.
+        match tokio::time::timeout(Duration::from_secs(2), self.store.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("the database does not answer: {e}")),
+            Err(_) => Some("the database does not answer within 2 s".into()),
+        }
+    }
+
     /// The store behind the runtime, for reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
