@@ -26,6 +26,31 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// How log lines are written to standard error: `text` (coloured only on a terminal) or
+    /// `json` (one object per line). Which lines: `RUST_LOG` (default `info` for `serve` and
+    /// `worker`, `warn` otherwise).
+    #[arg(long, global = true, env = "FLOWSTONE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sets up logging to standard error. A server says what it does at `info` (requests,
+/// lifecycle events); the other commands print their own results and log only trouble.
+fn init_logs(format: LogFormat, command: &Cmd) {
+    use std::io::IsTerminal;
+    let default = if matches!(command, Cmd::Serve { .. } | Cmd::Worker { .. }) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -192,13 +217,7 @@ enum AppCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format, &cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -256,10 +275,9 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             };
             let shutdown = shutdown_signal();
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;
-            eprintln!("flowstone listening on http://{}", server.addr());
             tokio::select! {
                 _ = shutdown => {
-                    eprintln!("shutting down");
+                    tracing::info!("shutting down");
                     server.stop().await;
                     Ok(())
                 }

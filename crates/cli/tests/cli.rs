@@ -170,3 +170,54 @@ fn the_pipeline_benchmark_runs_its_trees_to_their_end() {
         "{text}"
     );
 }
+
+/// `flowstone serve` on `port` with `args`, its log (standard error) written to `log`.
+fn serve_logging_to(dir: &std::path::Path, port: u16, args: &[&str], log: &std::path::Path) -> common::Process {
+    let listen = format!("127.0.0.1:{port}");
+    let data_dir = dir.to_string_lossy();
+    let child = must(
+        Command::new(BIN)
+            .args([&["serve", "--listen", &listen, "--data-dir", &data_dir][..], args].concat())
+            .env("FLOWSTONE_ADMIN_PASSWORD", common::PASSWORD)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(must(std::fs::File::create(log)))
+            .spawn(),
+    );
+    common::wait_listening(port);
+    common::Process(child)
+}
+
+#[test]
+fn serve_logs_each_request_and_lifecycle_event_without_colour_codes_or_as_json() {
+    let dir = must(tempfile::tempdir());
+    let (port, log) = (free_port(), dir.path().join("text.log"));
+    let server = serve_logging_to(dir.path(), port, &[], &log);
+    stdout(&run(port, &["start", "w1_straight"]));
+    server.terminate();
+    let text = must(std::fs::read_to_string(&log));
+    assert!(!text.contains('\u{1b}'), "no colour codes when standard error is not a terminal: {text}");
+    let access = text.lines().find(|l| l.contains("flowstone::access") && l.contains("POST")).unwrap_or_default();
+    for field in ["path=/process", "status=200", "user=admin", "ms="] {
+        assert!(access.contains(field), "the request's line has {field}: {text}");
+    }
+    assert!(text.lines().any(|l| l.contains("model deployed") && l.contains("key=w1_straight")), "{text}");
+    assert!(text.lines().any(|l| l.contains("process started") && l.contains("key=w1_straight")), "{text}");
+    assert!(text.lines().any(|l| l.contains("process completed")), "{text}");
+
+    let dir = must(tempfile::tempdir());
+    let (port, log) = (free_port(), dir.path().join("json.log"));
+    let server = serve_logging_to(dir.path(), port, &["--log-format", "json"], &log);
+    let failed = run(port, &["start", "nope"]);
+    assert!(!failed.status.success());
+    server.terminate();
+    let lines: Vec<serde_json::Value> =
+        must(std::fs::read_to_string(&log)).lines().map(|l| must(serde_json::from_str(l))).collect();
+    let refused = lines.iter().find(|l| l["target"] == "flowstone::access" && l["fields"]["status"] == 404);
+    let refused = refused.unwrap_or_else(|| panic!("no line for the refused start: {lines:?}"));
+    assert_eq!(
+        (refused["fields"]["method"].as_str(), refused["fields"]["user"].as_str()),
+        (Some("POST"), Some("admin"))
+    );
+    assert_eq!(refused["level"], "INFO");
+}

@@ -215,6 +215,9 @@ pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, ne
     let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     match runtime.authenticator().authenticate(req.headers().get(header::AUTHORIZATION), from).await {
         Ok(caller) => {
+            if let Some(who) = req.extensions().get::<crate::access_log::Who>() {
+                who.set(&caller.user);
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }

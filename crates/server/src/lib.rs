@@ -1,6 +1,7 @@
 //! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
 mod access;
+mod access_log;
 mod api;
 mod auth;
 mod broker;

@@ -97,16 +97,18 @@ async fn call(
     State(rt): State<Runtime>,
     Path(api): Path<String>,
     headers: HeaderMap,
+    who: Option<axum::Extension<crate::access_log::Who>>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    envelope(dispatch(&rt, &api, &headers, query.as_deref(), &body).await)
+    envelope(dispatch(&rt, &api, &headers, who.as_deref(), query.as_deref(), &body).await)
 }
 
 async fn dispatch(
     rt: &Runtime,
     api: &str,
     headers: &HeaderMap,
+    who: Option<&crate::access_log::Who>,
     query: Option<&str>,
     body: &Bytes,
 ) -> Result<Value, ApiError> {
@@ -121,6 +123,9 @@ async fn dispatch(
         return Err(ApiError::unauthorized("bk_app_code and bk_app_secret are required"));
     };
     let businesses = rt.authenticator().app(&code, secret).await?;
+    if let Some(who) = who {
+        who.set(&code);
+    }
     if let Some(allowed) = businesses {
         let business = ["bk_biz_id", "project_id"].iter().find_map(|k| match params.get(*k) {
             Some(Value::String(s)) => Some(s.clone()),

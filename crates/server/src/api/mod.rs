@@ -55,5 +55,6 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::access_log::log))
         .with_state(runtime)
 }

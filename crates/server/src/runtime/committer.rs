@@ -146,6 +146,45 @@ struct Prepared {
     /// Where each instance's row stands in `batch.instances`: an instance is written once per
     /// group, at one version above the last one written.
     rows: ById<usize>,
+    /// What the group's instances went through, logged once it commits.
+    events: Vec<Lifecycle>,
+}
+
+/// An instance that started or changed status.
+struct Lifecycle {
+    id: String,
+    key: String,
+    kind: &'static str,
+    /// The instance a rollback, cancel or delete instance works for.
+    parent: Option<String>,
+    /// Its status before, empty for a new instance.
+    from: String,
+    to: &'static str,
+    failure: Option<String>,
+}
+
+impl Lifecycle {
+    /// One line at `info` (target `flowstone::lifecycle`), a failure at `warn`.
+    fn log(&self) {
+        let Lifecycle { id, key, kind, parent, from, to, failure } = self;
+        let parent = parent.as_deref().unwrap_or("-");
+        if from.is_empty() {
+            tracing::info!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, status = %to, "{kind} started");
+        }
+        match *to {
+            "failed" => {
+                let reason = failure.as_deref().unwrap_or("-");
+                tracing::warn!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, %reason, "{kind} failed");
+            }
+            "completed" | "canceled" => {
+                tracing::info!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, "{kind} {to}");
+            }
+            _ if !from.is_empty() => {
+                tracing::debug!(target: "flowstone::lifecycle", %id, %key, %kind, %from, %to, "{kind} is {to}");
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Prepared {
@@ -157,7 +196,7 @@ impl Prepared {
 
     /// The group's requests again, to be applied anew.
     fn into_requests(self) -> Vec<Request> {
-        let Prepared { mut batch, entries, rows } = self;
+        let Prepared { mut batch, entries, rows, .. } = self;
         entries
             .into_iter()
             .filter_map(|entry| {
@@ -462,7 +501,8 @@ impl Committer {
 
     /// Answers a committed group and hands its jobs to the stones.
     fn answer(&mut self, done: Prepared) {
-        let Prepared { mut batch, entries, rows } = done;
+        let Prepared { mut batch, entries, rows, events } = done;
+        events.iter().for_each(Lifecycle::log);
         for (row, _) in &batch.instances {
             let ended = match self.live.get_mut(&row.id) {
                 Some(live) => {
@@ -634,7 +674,18 @@ impl Committer {
     fn record(&mut self, into: &mut Prepared, live: &mut Live, effects: Vec<Effect>, now: i64) {
         let inst = &live.instance;
         let row = &mut live.row;
-        row.status = status_name(inst.status).to_owned();
+        let status = status_name(inst.status);
+        if row.status != status {
+            into.events.push(Lifecycle {
+                id: row.id.clone(),
+                key: row.model_key.clone(),
+                kind: inst.kind.name(),
+                parent: row.parent_id.clone(),
+                from: std::mem::replace(&mut row.status, status.to_owned()),
+                to: status,
+                failure: inst.failure.clone(),
+            });
+        }
         row.failure = inst.failure.clone();
         row.kind = inst.kind.name().to_owned();
         row.rollback_id.clone_from(&inst.rollback);

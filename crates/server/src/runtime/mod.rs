@@ -312,7 +312,7 @@ impl Runtime {
             resource: format!("{key}.json"),
         };
         let row = self.store.deploy(&deployment, vec![model], now_ms()).await?.remove(0);
-        self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
+        self.deployed(&row, def);
         Ok(row)
     }
 
@@ -350,9 +350,16 @@ impl Runtime {
         let deployment = NewDeployment { id: new_id(), ..deployment };
         let rows = self.store.deploy(&deployment, models, now_ms()).await?;
         for (row, def) in rows.iter().zip(defs) {
-            self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
+            self.deployed(row, def);
         }
         Ok(rows)
+    }
+
+    /// Keeps a model just deployed at hand, and says so in the log.
+    fn deployed(&self, row: &ModelRow, def: Definition) {
+        let (model, key, version) = (&row.id, &row.key, row.version);
+        tracing::info!(target: "flowstone::lifecycle", %model, %key, version, deployment = %row.deployment_id, "model deployed");
+        self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
     }
 
     /// Removes a deployment (see [`Store::delete_deployment`]) and forgets its models.

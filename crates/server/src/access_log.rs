@@ -1,0 +1,34 @@
+//! One line per request at `info` (target `flowstone::access`): method, path, status, time and
+//! the signed-in user — the first thing an operator reads when a client says "it failed".
+//! The query is left out: it may carry search terms and names that are not the log's to keep.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Who made the request, once sign-in found out; set by the authentication layer within.
+#[derive(Clone, Default)]
+pub(crate) struct Who(Arc<OnceLock<String>>);
+
+impl Who {
+    pub(crate) fn set(&self, user: &str) {
+        // Set once per request; a second sign-in layer cannot rename the caller.
+        let _ = self.0.set(user.to_owned());
+    }
+}
+
+/// Logs the request once its answer is ready.
+pub(crate) async fn log(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let who = Who::default();
+    req.extensions_mut().insert(who.clone());
+    let response = next.run(req).await;
+    let ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
+    let user = who.0.get().map_or("-", String::as_str);
+    let status = response.status().as_u16();
+    tracing::info!(target: "flowstone::access", %method, %path, status, ms, %user, "request");
+    response
+}
