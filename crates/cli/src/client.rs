@@ -30,19 +30,51 @@ impl ServerArg {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
 
-    /// The `Authorization` header for the credentials given, if any.
-    pub(crate) fn authorization(&self) -> Option<String> {
+    /// The `Authorization` header for the credentials given, if any, and where they came
+    /// from. Without a token or password, `admin` signs in with the password a server on this
+    /// machine was started with (`FLOWSTONE_ADMIN_PASSWORD`, as the README's first command sets).
+    fn credentials(&self) -> Option<(String, &'static str)> {
         match (&self.token, &self.password) {
-            (Some(token), _) => Some(format!("Bearer {token}")),
-            (None, Some(password)) => Some(basic(&self.user, password)),
+            (Some(token), _) => Some((format!("Bearer {token}"), "the token of --token / FLOWSTONE_TOKEN")),
+            (None, Some(password)) => {
+                Some((basic(&self.user, password), "the password of --password / FLOWSTONE_PASSWORD"))
+            }
+            (None, None) if self.user == "admin" => std::env::var(ADMIN_PASSWORD)
+                .ok()
+                .map(|password| (basic(&self.user, &password), "the password of FLOWSTONE_ADMIN_PASSWORD")),
             (None, None) => None,
         }
+    }
+
+    /// The `Authorization` header for the credentials given, if any.
+    pub(crate) fn authorization(&self) -> Option<String> {
+        self.credentials().map(|(header, _)| header)
     }
 
     fn client(&self) -> Result<reqwest::Client, String> {
         signed_in(reqwest::Client::builder(), self.authorization().as_deref())
     }
+
+    /// Sends a request (see [`call`]); a refused sign-in says which credentials were sent.
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        call(req).await.map_err(|e| {
+            if !e.starts_with("401") {
+                return e;
+            }
+            let user = &self.user;
+            match self.credentials() {
+                Some((_, source)) => format!("{e} (signed in as `{user}` with {source})"),
+                None => format!(
+                    "{e} (no credentials: give --password or FLOWSTONE_PASSWORD, --token or FLOWSTONE_TOKEN, \
+                     or for `admin` {ADMIN_PASSWORD})"
+                ),
+            }
+        })
+    }
 }
+
+/// The variable the server reads its first `admin` password from.
+const ADMIN_PASSWORD: &str = "FLOWSTONE_ADMIN_PASSWORD";
 
 /// The HTTP Basic `Authorization` header value of `user` and `password`.
 pub(crate) fn basic(user: &str, password: &str) -> String {
@@ -102,7 +134,8 @@ fn print_table(columns: &[(&str, &str, usize)], rows: &[Value]) {
 pub(crate) async fn deploy(server: &ServerArg, file: &Path) -> Result<(), String> {
     let source = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let client = server.client()?;
-    let body = call(client.post(server.url("/model")).header("content-type", "application/xml").body(source)).await?;
+    let body =
+        server.call(client.post(server.url("/model")).header("content-type", "application/xml").body(source)).await?;
     print(&body);
     Ok(())
 }
@@ -120,7 +153,7 @@ fn parse_var(text: &str) -> Result<(String, Value), String> {
 pub(crate) async fn start(server: &ServerArg, key: &str, vars: &[String], name: Option<String>) -> Result<(), String> {
     let variables: Map<String, Value> = vars.iter().map(|v| parse_var(v)).collect::<Result<_, _>>()?;
     let body = json!({ "key": key, "processName": name.unwrap_or_else(|| key.to_owned()), "variables": variables });
-    let answer = call(server.client()?.post(server.url("/process")).json(&body)).await?;
+    let answer = server.call(server.client()?.post(server.url("/process")).json(&body)).await?;
     print(&answer);
     Ok(())
 }
@@ -134,7 +167,7 @@ pub(crate) async fn ps(
     let mut query = vec![("size", limit.to_string())];
     query.extend(status.map(|s| ("status", s)));
     query.extend(key.map(|k| ("key", k)));
-    let answer = call(server.client()?.get(server.url("/process")).query(&query)).await?;
+    let answer = server.call(server.client()?.get(server.url("/process")).query(&query)).await?;
     let rows = answer["data"].as_array().cloned().unwrap_or_default();
     print_table(
         &[
@@ -151,7 +184,8 @@ pub(crate) async fn ps(
 }
 
 pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), String> {
-    let answer = call(server.client()?.get(server.url("/task")).query(&[("processInstanceId", process)])).await?;
+    let answer =
+        server.call(server.client()?.get(server.url("/task")).query(&[("processInstanceId", process)])).await?;
     let rows = answer.as_array().cloned().unwrap_or_default();
     print_table(
         &[

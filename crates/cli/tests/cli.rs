@@ -221,3 +221,35 @@ fn serve_logs_each_request_and_lifecycle_event_without_colour_codes_or_as_json()
     );
     assert_eq!(refused["level"], "INFO");
 }
+
+/// `flowstone ARGS…` against the server on `port` with only the credentials in `env`.
+fn run_with(port: u16, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env("FLOWSTONE_SERVER", format!("http://127.0.0.1:{port}"));
+    for name in ["FLOWSTONE_PASSWORD", "FLOWSTONE_TOKEN", "FLOWSTONE_ADMIN_PASSWORD", "FLOWSTONE_USER"] {
+        command.env_remove(name);
+    }
+    must(command.envs(env.iter().copied()).output())
+}
+
+#[test]
+fn the_cli_signs_in_as_admin_with_the_servers_admin_password_and_says_what_it_sent_when_refused() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let _server = Serve::start(dir.path(), port);
+    let ps = stdout(&run_with(port, &[("FLOWSTONE_ADMIN_PASSWORD", common::PASSWORD)], &["ps"]));
+    assert!(ps.contains("(0 of 0)"), "{ps}");
+
+    let wrong = run_with(port, &[("FLOWSTONE_ADMIN_PASSWORD", "wrong")], &["ps"]);
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && said.contains("401"), "{said}");
+    assert!(said.contains("signed in as `admin` with the password of FLOWSTONE_ADMIN_PASSWORD"), "{said}");
+
+    let wrong = run_with(port, &[("FLOWSTONE_PASSWORD", "wrong")], &["ps"]);
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(said.contains("with the password of --password / FLOWSTONE_PASSWORD"), "{said}");
+
+    let none = run_with(port, &[("FLOWSTONE_USER", "ann")], &["ps"]);
+    let said = String::from_utf8_lossy(&none.stderr);
+    assert!(!none.status.success() && said.contains("no credentials"), "{said}");
+}
