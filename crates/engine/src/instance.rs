@@ -644,8 +644,8 @@ impl Instance {
     }
 
     /// Fails the instance with a reason naming the element where `token` stood.
-    fn fail_at(&mut self, step: &Step<'_, '_>, token: u32, Fail(reason): Fail) {
-        let element = self.tokens.get(&token).map(|t| step.def.node(t.node).id.clone()).unwrap_or_default();
+    fn fail_at(&mut self, step: &Step<'_, '_>, node: NodeId, Fail(reason): Fail) {
+        let element = &step.def.node(node).id;
         self.fail(format!("at `{element}`: {reason}"));
     }
 
@@ -671,8 +671,10 @@ impl Instance {
                 self.fail(format!("more than {max} steps in one go: the model loops without a wait state"));
                 return;
             }
+            // The node it stood at: a token that ends (at an error end event) is gone by then.
+            let node = self.tokens[&token].node;
             if let Err(fail) = self.execute(step, token) {
-                self.fail_at(step, token, fail);
+                self.fail_at(step, node, fail);
                 return;
             }
         }
@@ -835,8 +837,9 @@ impl Instance {
     /// A waiting token's task is done: it leaves its node.
     pub(crate) fn resume(&mut self, step: &mut Step<'_, '_>, token: u32) {
         self.set_wait(token, None);
+        let Some(node) = self.tokens.get(&token).map(|t| t.node) else { return };
         if let Err(fail) = self.leave(step, token) {
-            self.fail_at(step, token, fail);
+            self.fail_at(step, node, fail);
         }
     }
 

@@ -32,6 +32,33 @@ async fn acquire(s: &TestServer, worker: &str) -> Vec<Value> {
     jobs.as_array().cloned().unwrap_or_default()
 }
 
+/// Whether `time` is `2026-12-03T17:01:27.897Z`: what the Python client parses.
+fn written_as_flowables_job_api_does(time: &str) -> bool {
+    let b = time.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    b.len() == 24
+        && [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')]
+            .iter()
+            .all(|(i, c)| b[*i] == *c)
+        && [0..4, 5..7, 8..10, 11..13, 14..16, 17..19, 20..23].into_iter().all(digits)
+}
+
+async fn null_variables_complete_and_raise_errors_as_none_do(s: TestServer) {
+    let id = started(&s).await;
+    let job = acquire(&s, "w1").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let done = json!({"workerId": "w1", "variables": null});
+    let (status, body) = s.post(&format!("{API}/acquire/jobs/{job}/complete"), done).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(active(&s, &id).await, ["after"]);
+
+    let id = started(&s).await;
+    let job = acquire(&s, "w1").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let error = json!({"workerId": "w1", "errorCode": "E1", "variables": null});
+    let (status, body) = s.post(&format!("{API}/acquire/jobs/{job}/bpmnError"), error).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(active(&s, &id).await, ["onError"]);
+}
+
 async fn active(s: &TestServer, id: &str) -> Vec<String> {
     s.tasks(id)
         .await
@@ -52,7 +79,10 @@ async fn acquired_jobs_carry_flowables_fields_and_complete_sets_variables(s: Tes
     assert!(
         job["url"].as_str().is_some_and(|u| u.starts_with("http://") && u.ends_with(job["id"].as_str().unwrap_or("?")))
     );
-    assert!(job["lockExpirationTime"].as_str().is_some_and(|t| t.ends_with("+0000")));
+    for field in ["lockExpirationTime", "createTime"] {
+        let time = job[field].as_str().unwrap_or_default();
+        assert!(written_as_flowables_job_api_does(time), "{field} `{time}` reads as `%Y-%m-%dT%H:%M:%S.%fZ`");
+    }
     let vars = job["variables"].as_array().cloned().unwrap_or_default();
     assert!(vars.contains(&json!({"name": "amount", "type": "integer", "value": 42})), "{vars:?}");
     assert!(acquire(&s, "w2").await.is_empty(), "a locked job is not acquired twice");
@@ -158,5 +188,6 @@ backend_tests!(server = TestServer::start_for_workers;
     a_bpmn_error_is_caught_by_the_boundary_event,
     failures_count_retries_down_then_fail_the_process,
     jobs_are_listed_and_read_as_flowable_describes_them,
-    bad_requests_get_flowables_error_answers
+    bad_requests_get_flowables_error_answers,
+    null_variables_complete_and_raise_errors_as_none_do
 );

@@ -394,6 +394,24 @@ async fn health_probes_answer_without_credentials_with_the_version(s: TestServer
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready", "version": version})));
 }
 
+async fn a_wrong_method_or_path_is_answered_in_the_dialects_shape(s: TestServer) {
+    let response = must(s.client.delete(format!("{}/process", s.base)).send().await);
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = response.headers().get("allow").and_then(|a| a.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "Allow: {allow}");
+    let body: Value = must(response.json().await);
+    assert_eq!(body["status"], 405, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("DELETE is not allowed on /process")), "{body}");
+
+    let tasks = "/flowable-rest/service/runtime/tasks";
+    let (status, body) = s.call(Method::PATCH, tasks, None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["exception"].as_str().is_some_and(|m| m.contains("PATCH is not allowed")), "Flowable's shape: {body}");
+    let (status, body) = s.get("/flowable-rest/service/no/such/thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["exception"].as_str().is_some_and(|m| m.contains("no endpoint")), "Flowable's shape: {body}");
+}
+
 async fn a_stopping_runtime_is_not_ready_but_still_live(s: TestServer) {
     let runtime = s.server.as_ref().map(|server| server.runtime().clone()).unwrap_or_else(|| panic!("no server"));
     must(runtime.stop_and_hand_back().await);
@@ -446,5 +464,6 @@ backend_tests!(server = TestServer::start;
     a_huge_body_is_refused_with_413,
     run_time_failure_shows_failed_with_reason,
     health_probes_answer_without_credentials_with_the_version,
-    a_stopping_runtime_is_not_ready_but_still_live
+    a_stopping_runtime_is_not_ready_but_still_live,
+    a_wrong_method_or_path_is_answered_in_the_dialects_shape
 );

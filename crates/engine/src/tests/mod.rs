@@ -520,7 +520,9 @@ fn error_end_event_fails_with_its_code() {
       <process id="p"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"><errorEventDefinition errorRef="e1"/></endEvent></process></definitions>"#;
     let h = Harness::start(parse_bpmn(xml).unwrap_or_else(|e| panic!("{e}")).remove(0), json!({}));
     assert_eq!(h.inst.status, InstanceStatus::Failed);
-    assert!(h.inst.failure.unwrap_or_default().contains("`NOPE`"));
+    let failure = h.inst.failure.unwrap_or_default();
+    assert!(failure.contains("`NOPE`"), "{failure}");
+    assert!(failure.starts_with("at `e`: error end event reached"), "names the end event: {failure}");
 }
 
 #[test]

@@ -39,6 +39,24 @@ pub(crate) fn in_dialect(path: &str, e: ApiError) -> axum::response::Response {
     }
 }
 
+/// A 405 says, in the dialect's shape, which methods the path takes (axum's own is empty),
+/// and keeps its `Allow` header.
+async fn method_not_allowed(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let response = next.run(req).await;
+    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let allowed = allow.as_ref().and_then(|a| a.to_str().ok()).unwrap_or("none");
+    let message = format!("{method} is not allowed on {path}; it takes {allowed}");
+    let mut answer = in_dialect(&path, error::ApiError::with_status(response.status(), message));
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(axum::http::header::ALLOW, allow);
+    }
+    answer
+}
+
 /// The whole HTTP API.
 pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
     Router::new()
@@ -48,9 +66,11 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
         .merge(flowable::routes())
         .merge(tokens::routes())
         .merge(bk_sops::routes())
-        .fallback(
-            |uri: axum::http::Uri| async move { error::ApiError::not_found(format!("no endpoint at {}", uri.path())) },
-        )
+        .fallback(|uri: axum::http::Uri| async move {
+            let path = uri.path();
+            in_dialect(path, error::ApiError::not_found(format!("no endpoint at {path}")))
+        })
+        .layer(axum::middleware::from_fn(method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::access::authorize))
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))

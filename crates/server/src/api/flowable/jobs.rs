@@ -4,7 +4,7 @@
 //! and a retry timeout), or end them with a BPMN error.
 
 use super::variables::{RestVariable, type_name, variables};
-use super::{FlowableResult, iso_time, origin};
+use super::{FlowableResult, origin, time_as};
 use crate::api::error::ApiError;
 use crate::api::input::Body;
 use crate::api::worker::{apply, begin, fail_or_retry, held, parse, require};
@@ -49,12 +49,22 @@ struct AcquireRequest {
     _number_of_retries: Option<u32>,
 }
 
+/// A time as Flowable's external-job API writes it (Jackson's default, `…T17:01:27.897Z`,
+/// unlike the `+0000` of its other REST resources): its Python client parses this form only.
+fn job_time(ms: i64) -> Value {
+    time_as(ms, "%Y-%m-%dT%H:%M:%S%.3fZ")
+}
+
+/// Variables sent with a completion or an error: none given, or `null` (as the JavaScript
+/// client sends when a handler returns nothing), is none.
+type SentVariables = Option<Vec<RestVariable>>;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CompleteRequest {
     worker_id: Option<String>,
     #[serde(default)]
-    variables: Vec<RestVariable>,
+    variables: SentVariables,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +83,7 @@ struct ErrorRequest {
     worker_id: Option<String>,
     error_code: Option<String>,
     #[serde(default)]
-    variables: Vec<RestVariable>,
+    variables: SentVariables,
 }
 
 /// An ISO-8601 duration (`PT10M`, `P1D` with days of 24 hours).
@@ -151,10 +161,10 @@ async fn job_json(rt: &Runtime, origin: &str, job: &JobRow) -> Result<Value, Api
         "retries": job.retries.unwrap_or(DEFAULT_RETRIES),
         "exceptionMessage": null,
         "dueDate": null,
-        "createTime": iso_time(job.created_at),
+        "createTime": job_time(job.created_at),
         "tenantId": "",
         "lockOwner": job.owner,
-        "lockExpirationTime": job.locked_until.map_or(Value::Null, iso_time),
+        "lockExpirationTime": job.locked_until.map_or(Value::Null, job_time),
     }))
 }
 
@@ -230,7 +240,7 @@ async fn locked_by(rt: &Runtime, id: &str, worker: &Option<String>) -> Result<fl
 async fn complete(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
     let req: CompleteRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;
-    apply(&rt, &job, StoneEvent::Completed { variables: variables(req.variables)? }).await?;
+    apply(&rt, &job, StoneEvent::Completed { variables: variables(req.variables.unwrap_or_default())? }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,7 +248,7 @@ async fn bpmn_error(State(rt): State<Runtime>, Path(id): Path<String>, Body(body
     let req: ErrorRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;
     let code = required(&req.error_code, "errorCode")?.to_owned();
-    apply(&rt, &job, StoneEvent::BpmnError { code, variables: variables(req.variables)? }).await?;
+    apply(&rt, &job, StoneEvent::BpmnError { code, variables: variables(req.variables.unwrap_or_default())? }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

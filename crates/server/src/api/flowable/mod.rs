@@ -46,8 +46,12 @@ fn service_url(origin: &str, path: &str) -> String {
 
 /// A time as Flowable REST writes it: `2013-04-17T10:17:43.902+0000`, in UTC.
 fn iso_time(ms: i64) -> Value {
-    jiff::Timestamp::from_millisecond(ms)
-        .map_or(Value::Null, |t| json!(t.strftime("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()))
+    time_as(ms, "%Y-%m-%dT%H:%M:%S%.3f+0000")
+}
+
+/// A time in milliseconds since the epoch, in UTC, written with `pattern`.
+fn time_as(ms: i64, pattern: &str) -> Value {
+    jiff::Timestamp::from_millisecond(ms).map_or(Value::Null, |t| json!(t.strftime(pattern).to_string()))
 }
 
 /// A request's parameters, from a query string or a JSON body, read with Flowable's rules
