@@ -791,6 +791,11 @@ impl Instance {
                 let info = self.user_task_info(spec, step.def.node(node_id), scope, step.ctx.now)?;
                 let mut rec = self.new_record(step, node_id, None);
                 rec.status = TaskStatus::Active;
+                // The name as evaluated (`My Task 0`, not `My Task ${loopCounter}`), as
+                // Flowable's task API shows it.
+                if let Some(name) = &info.name {
+                    rec.name.clone_from(name);
+                }
                 rec.user = Some(Box::new(info));
                 self.wait(step, token, rec);
                 Ok(())

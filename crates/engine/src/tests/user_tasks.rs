@@ -37,6 +37,7 @@ fn user_task_people_priority_and_due_date_are_evaluated_at_creation() {
     assert_eq!((info.form_key.as_deref(), info.category.as_deref()), (Some("reviewForm"), Some("docs")));
     let open = &h.inst.open[&h.open_at("review")[0]];
     assert!(open.user.is_none(), "the instance state does not keep what people change in the store");
+    assert_eq!(open.name, "Review spec", "the task record shows the evaluated name too");
 }
 
 #[test]
