@@ -194,8 +194,17 @@ fn serve_logs_each_request_and_lifecycle_event_without_colour_codes_or_as_json()
     let (port, log) = (free_port(), dir.path().join("text.log"));
     let server = serve_logging_to(dir.path(), port, &[], &log);
     stdout(&run(port, &["start", "w1_straight"]));
+    let machines = dir.path().join("machines").to_string_lossy().into_owned();
+    let worker_args = ["--stones", "BillingStone", "--machines-dir", &machines, "--worker-id", "w-logs", "--wait", "1"];
+    let worker = common::Process::worker(&format!("http://127.0.0.1:{port}"), &worker_args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !must(std::fs::read_to_string(&log)).contains("worker joined") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    worker.terminate();
     server.terminate();
     let text = must(std::fs::read_to_string(&log));
+    assert!(text.lines().any(|l| l.contains("worker joined") && l.contains("worker=w-logs")), "{text}");
     assert!(!text.contains('\u{1b}'), "no colour codes when standard error is not a terminal: {text}");
     let access = text.lines().find(|l| l.contains("flowstone::access") && l.contains("POST")).unwrap_or_default();
     for field in ["path=/process", "status=200", "user=admin", "ms="] {

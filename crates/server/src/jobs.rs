@@ -19,6 +19,8 @@ const LEASE_SWEEP: Duration = Duration::from_secs(1);
 pub(crate) struct JobBoard {
     notify: Notify,
     closed: AtomicBool,
+    /// The workers that fetch here.
+    pub(crate) roster: crate::roster::Roster,
 }
 
 /// What one fetch asks for.
@@ -50,6 +52,7 @@ impl JobBoard {
 
     /// Leases up to `max` free jobs to `worker`, waiting up to `wait` for the first.
     pub(crate) async fn fetch(&self, store: &dyn Store, wanted: Wanted<'_>) -> Result<Vec<JobRow>, StoreError> {
+        let _present = self.roster.fetching(wanted.worker, wanted.topics);
         let deadline = Instant::now() + wanted.wait;
         loop {
             // Registered before looking, so that a commit in between is not missed.

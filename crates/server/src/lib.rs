@@ -9,6 +9,7 @@ mod examples;
 mod jobs;
 mod listen;
 mod models;
+mod roster;
 pub mod runtime;
 mod stones;
 

@@ -163,6 +163,9 @@ impl Runtime {
             limits: Arc::new(options.limits.clone()),
         };
         runtime.forward_job_signals(stopped.clone()).await;
+        let board = runtime.board.clone();
+        let watching = stopped.clone();
+        tokio::spawn(async move { board.roster.watch(watching).await });
         let brokered: Vec<String> = options.broker.iter().flat_map(|b| b.stones.clone()).collect();
         // A brokered stone's jobs go to the broker, even when a built-in of that name exists.
         let in_process: Vec<Arc<dyn Stone>> =

@@ -1,0 +1,117 @@
+//! The workers that fetch jobs, as far as this server has seen them: a line in the log when
+//! one joins (its first fetch) and when it leaves (no fetch for [`GONE_AFTER`] and none under
+//! way) — how an operator notices a stone that no one serves any more.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a worker with no fetch under way may stay away before it counts as gone.
+pub(crate) const GONE_AFTER: Duration = Duration::from_secs(60);
+/// How often the roster looks for workers gone.
+const SWEEP: Duration = Duration::from_secs(10);
+/// How many workers are followed at most: worker ids come from callers, and a caller making
+/// up a new one per fetch must not grow the server's memory.
+const MAX_WORKERS: usize = 10_000;
+
+struct Seen {
+    last: Instant,
+    /// Fetches under way (a long poll waits up to a minute).
+    fetching: u32,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub(crate) struct Roster {
+    workers: Mutex<HashMap<String, Seen>>,
+}
+
+/// A fetch under way: the worker is present until it ends.
+pub(crate) struct Fetching<'a> {
+    roster: &'a Roster,
+    worker: String,
+}
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        let mut workers = self.roster.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = workers.get_mut(&self.worker) {
+            seen.fetching = seen.fetching.saturating_sub(1);
+            seen.last = Instant::now();
+        }
+    }
+}
+
+impl Roster {
+    /// `worker` fetches jobs of `topics` (logged when it is new) until the guard drops.
+    pub(crate) fn fetching(&self, worker: &str, topics: &[&str]) -> Fetching<'_> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let room = workers.len() < MAX_WORKERS;
+        match workers.get_mut(worker) {
+            Some(seen) => {
+                seen.fetching += 1;
+                seen.last = Instant::now();
+            }
+            None if room => {
+                tracing::info!(target: "flowstone::lifecycle", %worker, topics = %topics.join(","), "worker joined");
+                workers.insert(worker.to_owned(), Seen { last: Instant::now(), fetching: 1 });
+            }
+            None => {}
+        }
+        Fetching { roster: self, worker: worker.to_owned() }
+    }
+
+    /// Forgets the workers gone at `now`, logging each; answers how many there were.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let before = workers.len();
+        workers.retain(|worker, seen| {
+            let gone = seen.fetching == 0 && now.saturating_duration_since(seen.last) >= GONE_AFTER;
+            if gone {
+                tracing::info!(target: "flowstone::lifecycle", %worker, "worker left");
+            }
+            !gone
+        });
+        before - workers.len()
+    }
+
+    /// Sweeps every few seconds until the server stops.
+    pub(crate) async fn watch(&self, mut stopped: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return,
+                _ = ticks.tick() => {
+                    self.sweep(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_gone_only_after_a_minute_with_no_fetch_under_way() {
+        let roster = Roster::default();
+        let start = Instant::now();
+        let polling = roster.fetching("w1", &["MachineStone"]);
+        drop(roster.fetching("w2", &["MachineStone"]));
+        assert_eq!(roster.sweep(start + GONE_AFTER * 2), 1, "w2 is gone, w1 still waits in a long poll");
+        drop(polling);
+        assert_eq!(roster.sweep(Instant::now() + GONE_AFTER / 2), 0, "w1 fetched just now");
+        assert_eq!(roster.sweep(Instant::now() + GONE_AFTER), 1);
+    }
+
+    #[test]
+    fn made_up_worker_ids_do_not_grow_the_roster_past_its_bound() {
+        let roster = Roster::default();
+        for i in 0..MAX_WORKERS + 100 {
+            drop(roster.fetching(&format!("w{i}"), &[]));
+        }
+        assert_eq!(roster.workers.lock().map(|w| w.len()).unwrap_or_default(), MAX_WORKERS);
+    }
+}
