@@ -2,7 +2,8 @@
 //! the signed-in user — the first thing an operator reads when a client says "it failed".
 //! The query is left out: it may carry search terms and names that are not the log's to keep.
 
-use axum::extract::Request;
+use crate::runtime::Runtime;
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::{Arc, OnceLock};
@@ -19,16 +20,19 @@ impl Who {
     }
 }
 
-/// Logs the request once its answer is ready.
-pub(crate) async fn log(mut req: Request, next: Next) -> Response {
+/// Logs and counts the request once its answer is ready (counted by its route's template, so
+/// that made-up paths add no series).
+pub(crate) async fn log(State(rt): State<Runtime>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let who = Who::default();
     req.extensions_mut().insert(who.clone());
     let response = next.run(req).await;
     let ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     let user = who.0.get().map_or("-", String::as_str);
     let status = response.status().as_u16();
+    rt.metrics().request(method.as_str(), &route, status, started.elapsed());
     tracing::info!(target: "flowstone::access", %method, %path, status, ms, %user, "request");
     response
 }

@@ -8,6 +8,7 @@ mod broker;
 mod examples;
 mod jobs;
 mod listen;
+mod metrics;
 mod models;
 mod roster;
 pub mod runtime;

@@ -62,6 +62,11 @@ impl Roster {
         Fetching { roster: self, worker: worker.to_owned() }
     }
 
+    /// How many workers are present.
+    pub(crate) fn len(&self) -> usize {
+        self.workers.lock().map_or(0, |w| w.len())
+    }
+
     /// Forgets the workers gone at `now`, logging each; answers how many there were.
     pub(crate) fn sweep(&self, now: Instant) -> usize {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());

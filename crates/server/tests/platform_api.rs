@@ -412,6 +412,36 @@ async fn a_wrong_method_or_path_is_answered_in_the_dialects_shape(s: TestServer)
     assert!(body["exception"].as_str().is_some_and(|m| m.contains("no endpoint")), "Flowable's shape: {body}");
 }
 
+/// The value of the sample `line` starts with in a Prometheus text answer.
+fn sample(text: &str, line: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+}
+
+async fn metrics_count_requests_instances_and_commits_for_signed_in_users(s: TestServer) {
+    s.start_process("w1_straight", json!({})).await;
+    s.start_process("w1_straight", json!({})).await;
+    assert_eq!(s.get("/process/nope").await.0, StatusCode::NOT_FOUND);
+    let nobody = reqwest::Client::new();
+    assert_eq!(s.call_with(&nobody, Method::GET, "/metrics", None).await.0, StatusCode::UNAUTHORIZED);
+
+    let response = must(s.client.get(format!("{}/metrics", s.base)).send().await);
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = must(response.text().await);
+    let started = r#"flowstone_instances_started_total{model="w1_straight",kind="process"}"#;
+    assert_eq!(sample(&text, started), Some(2.0), "{text}");
+    let ended = r#"flowstone_instances_ended_total{model="w1_straight",kind="process",status="completed"}"#;
+    assert_eq!(sample(&text, ended), Some(2.0), "{text}");
+    let posts = r#"flowstone_http_requests_total{method="POST",route="/process",status="200"}"#;
+    assert_eq!(sample(&text, posts), Some(2.0), "{text}");
+    let missing = r#"flowstone_http_requests_total{method="GET",route="/process/{id}",status="404"}"#;
+    assert_eq!(sample(&text, missing), Some(1.0), "counted by the route's template: {text}");
+    assert!(sample(&text, "flowstone_commit_group_requests_count").is_some_and(|n| n >= 2.0), "{text}");
+    assert!(text.contains("flowstone_http_request_duration_seconds_bucket{"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+}
+
 async fn a_stopping_runtime_is_not_ready_but_still_live(s: TestServer) {
     let runtime = s.server.as_ref().map(|server| server.runtime().clone()).unwrap_or_else(|| panic!("no server"));
     must(runtime.stop_and_hand_back().await);
@@ -465,5 +495,6 @@ backend_tests!(server = TestServer::start;
     run_time_failure_shows_failed_with_reason,
     health_probes_answer_without_credentials_with_the_version,
     a_stopping_runtime_is_not_ready_but_still_live,
-    a_wrong_method_or_path_is_answered_in_the_dialects_shape
+    a_wrong_method_or_path_is_answered_in_the_dialects_shape,
+    metrics_count_requests_instances_and_commits_for_signed_in_users
 );

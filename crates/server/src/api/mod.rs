@@ -57,10 +57,19 @@ async fn method_not_allowed(req: axum::extract::Request, next: axum::middleware:
     answer
 }
 
+/// `GET /metrics`: the counters in the Prometheus text format, to any signed-in user.
+async fn metrics(axum::extract::State(rt): axum::extract::State<Runtime>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    rt.metrics().set_workers(rt.board().roster.len());
+    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, kind)], rt.metrics().render()).into_response()
+}
+
 /// The whole HTTP API.
 pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
     Router::new()
         .merge(health::routes())
+        .route("/metrics", axum::routing::get(metrics))
         .merge(platform::routes())
         .merge(worker::routes())
         .merge(flowable::routes())
@@ -75,6 +84,6 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(crate::access_log::log))
+        .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::access_log::log))
         .with_state(runtime)
 }

@@ -164,9 +164,15 @@ struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// One line at `info` (target `flowstone::lifecycle`), a failure at `warn`.
-    fn log(&self) {
+    /// One line at `info` (target `flowstone::lifecycle`), a failure at `warn`; and counted.
+    fn log(&self, metrics: &crate::metrics::Metrics) {
         let Lifecycle { id, key, kind, parent, from, to, failure } = self;
+        if from.is_empty() {
+            metrics.instance_started(key, kind);
+        }
+        if matches!(*to, "completed" | "failed" | "canceled") {
+            metrics.instance_ended(key, kind, to);
+        }
         let parent = parent.as_deref().unwrap_or("-");
         if from.is_empty() {
             tracing::info!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, status = %to, "{kind} started");
@@ -352,11 +358,16 @@ impl Committer {
         self.shape = Shape::of(&prepared);
         let written = self.write_states(&mut prepared.batch);
         let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
+        let (runtime, requests) = (self.runtime.clone(), prepared.entries.len());
         let commit = self.commits.spawn(async move {
+            let started = std::time::Instant::now();
             let result = match written {
                 Ok(()) => store.commit(&batch).await,
                 Err(e) => Err(e),
             };
+            if result.is_ok() {
+                runtime.metrics().committed(requests, started.elapsed());
+            }
             (batch, result)
         });
         (commit, prepared)
@@ -421,6 +432,7 @@ impl Committer {
                 next
             }
             Err(Failure::Conflict(ids)) => {
+                self.runtime.metrics().commit_failed("conflict");
                 // Another server wrote these instances: forget everything built on the stale
                 // state (this group and the next, which may build on this one) and apply
                 // their requests again from the store.
@@ -434,6 +446,7 @@ impl Committer {
                 Some(again)
             }
             Err(Failure::Data(message)) => {
+                self.runtime.metrics().commit_failed("data");
                 // One request's value was refused: each request of both groups commits alone,
                 // so only the one that carried it fails.
                 tracing::warn!(error = %message, "a group's commit refused a value; committing its requests one by one");
@@ -447,6 +460,7 @@ impl Committer {
                 None
             }
             Err(Failure::Other(message)) => {
+                self.runtime.metrics().commit_failed("database");
                 tracing::error!(error = %message, "commit failed");
                 self.forget(&done);
                 next.iter().for_each(|n| self.forget(n));
@@ -502,7 +516,11 @@ impl Committer {
     /// Answers a committed group and hands its jobs to the stones.
     fn answer(&mut self, done: Prepared) {
         let Prepared { mut batch, entries, rows, events } = done;
-        events.iter().for_each(Lifecycle::log);
+        let metrics = self.runtime.metrics();
+        events.iter().for_each(|e| e.log(metrics));
+        for job in &batch.jobs {
+            metrics.job_created(&job.job.stone, job.job.action.name());
+        }
         for (row, _) in &batch.instances {
             let ended = match self.live.get_mut(&row.id) {
                 Some(live) => {

@@ -138,6 +138,8 @@ pub struct Runtime {
     auth: Arc<Authenticator>,
     /// The bounds every instance runs within.
     limits: Arc<Limits>,
+    /// What the server counts (`GET /metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Runtime {
@@ -161,6 +163,7 @@ impl Runtime {
             runner_stop: Arc::new(runner_stop),
             board: Arc::default(),
             limits: Arc::new(options.limits.clone()),
+            metrics: Arc::default(),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
@@ -232,6 +235,11 @@ impl Runtime {
                 }
             }
         });
+    }
+
+    /// What the server counts.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Where workers wait for jobs.

@@ -1,0 +1,122 @@
+//! What the server counts, served at `GET /metrics` in the Prometheus text format
+//! (OpenMetrics): requests, instances, commits and workers, named as the ecosystem names them
+//! (`flowstone_…_total`, `…_seconds`). Labels come from bounded sets only — route templates,
+//! not paths; model keys, which only operators deploy — so no caller can grow the series.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+type Labels<const N: usize> = [(&'static str, String); N];
+type Histograms<const N: usize> = Family<Labels<N>, Histogram, fn() -> Histogram>;
+
+fn seconds() -> Histogram {
+    // 0.5 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The server's counters, one set per runtime.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<Labels<3>, Counter>,
+    request_seconds: Histograms<2>,
+    started: Family<Labels<2>, Counter>,
+    ended: Family<Labels<3>, Counter>,
+    jobs: Family<Labels<2>, Counter>,
+    group_requests: Histogram,
+    commit_seconds: Histogram,
+    commit_failures: Family<Labels<1>, Counter>,
+    workers: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("flowstone");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(seconds),
+            started: Family::default(),
+            ended: Family::default(),
+            jobs: Family::default(),
+            group_requests: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            commit_seconds: seconds(),
+            commit_failures: Family::default(),
+            workers: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "HTTP requests answered, by method, route and status", m.requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer a request (until its headers), by method and route",
+            m.request_seconds.clone(),
+        );
+        registry.register("instances_started", "Instances started, by model key and kind", m.started.clone());
+        registry.register(
+            "instances_ended",
+            "Instances ended (completed, failed, canceled), by model key, kind and status",
+            m.ended.clone(),
+        );
+        registry.register("jobs_created", "Stone jobs queued, by stone and action", m.jobs.clone());
+        registry.register(
+            "commit_group_requests",
+            "Requests committed together in one transaction",
+            m.group_requests.clone(),
+        );
+        registry.register("commit_duration_seconds", "Time of one group's commit", m.commit_seconds.clone());
+        registry.register(
+            "commit_failures",
+            "Commit groups that wrote nothing, by reason (conflict, data, database)",
+            m.commit_failures.clone(),
+        );
+        registry.register("workers", "Workers fetching jobs from this server", m.workers.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The text a scrape gets.
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+
+    pub(crate) fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let (method, route) = (method.to_owned(), route.to_owned());
+        self.requests
+            .get_or_create(&[("method", method.clone()), ("route", route.clone()), ("status", status.to_string())])
+            .inc();
+        self.request_seconds.get_or_create(&[("method", method), ("route", route)]).observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn instance_started(&self, key: &str, kind: &str) {
+        self.started.get_or_create(&[("model", key.to_owned()), ("kind", kind.to_owned())]).inc();
+    }
+
+    pub(crate) fn instance_ended(&self, key: &str, kind: &str, status: &str) {
+        let labels = [("model", key.to_owned()), ("kind", kind.to_owned()), ("status", status.to_owned())];
+        self.ended.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn job_created(&self, stone: &str, action: &str) {
+        self.jobs.get_or_create(&[("stone", stone.to_owned()), ("action", action.to_owned())]).inc();
+    }
+
+    pub(crate) fn committed(&self, requests: usize, took: Duration) {
+        self.group_requests.observe(requests as f64);
+        self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn commit_failed(&self, reason: &'static str) {
+        self.commit_failures.get_or_create(&[("reason", reason.to_owned())]).inc();
+    }
+
+    pub(crate) fn set_workers(&self, count: usize) {
+        self.workers.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+}
