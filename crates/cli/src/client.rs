@@ -150,8 +150,23 @@ fn parse_var(text: &str) -> Result<(String, Value), String> {
     Ok((name.to_owned(), value))
 }
 
+/// Variables given as `name=value`, each read by [`parse_var`].
+pub(crate) fn parse_vars(vars: &[String]) -> Result<Map<String, Value>, String> {
+    vars.iter().map(|v| parse_var(v)).collect()
+}
+
+/// `PUT path` with an optional JSON body; prints the answer.
+pub(crate) async fn put(server: &ServerArg, path: &str, body: Option<Value>) -> Result<(), String> {
+    let mut req = server.client()?.put(server.url(path));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    print(&server.call(req).await?);
+    Ok(())
+}
+
 pub(crate) async fn start(server: &ServerArg, key: &str, vars: &[String], name: Option<String>) -> Result<(), String> {
-    let variables: Map<String, Value> = vars.iter().map(|v| parse_var(v)).collect::<Result<_, _>>()?;
+    let variables = parse_vars(vars)?;
     let body = json!({ "key": key, "processName": name.unwrap_or_else(|| key.to_owned()), "variables": variables });
     let answer = server.call(server.client()?.post(server.url("/process")).json(&body)).await?;
     print(&answer);

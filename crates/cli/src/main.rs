@@ -16,6 +16,7 @@ mod tasks_bench;
 use clap::{Parser, Subcommand};
 use flowstone_engine::Limits;
 use flowstone_server::HttpLimits;
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,50 @@ enum Cmd {
     Tasks {
         /// The process instance id.
         process: String,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Cancel a running process instance (stone tasks that began get `cancel`).
+    Cancel {
+        /// The process instance id.
+        process: String,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Delete an ended process instance (stone tasks that ran get `delete`, newest first).
+    Delete {
+        /// The process instance id.
+        process: String,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Complete a user task, setting variables.
+    Complete {
+        /// The task's record id or task id.
+        task: String,
+        /// A variable, `name=value`; the value is read as JSON when it parses, else as text.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Debug mode: run a failed stone task again.
+    Rerun {
+        /// The task's record id or task id.
+        task: String,
+        /// `start`, `monitor` or `mock` (default: the action that failed).
+        #[arg(long)]
+        queue_type: Option<String>,
+        /// A parameter merged over the task's params, `name=value` (JSON when it parses; `null` removes it).
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Debug mode: give up on a failed task (the process fails and its rollback starts).
+    Resume {
+        /// The task's record id or task id.
+        task: String,
         #[command(flatten)]
         server: client::ServerArg,
     },
@@ -296,6 +341,20 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Start { key, vars, name, server } => client::start(&server, &key, &vars, name).await,
         Cmd::Ps { status, key, limit, server } => client::ps(&server, status, key, limit).await,
         Cmd::Tasks { process, server } => client::tasks(&server, &process).await,
+        Cmd::Cancel { process, server } => client::put(&server, &format!("/process/{process}/cancel"), None).await,
+        Cmd::Delete { process, server } => client::put(&server, &format!("/process/{process}/delete"), None).await,
+        Cmd::Complete { task, vars, server } => {
+            let variables = client::parse_vars(&vars)?;
+            client::put(&server, &format!("/task/{task}/complete"), Some(Value::Object(variables))).await
+        }
+        Cmd::Rerun { task, queue_type, params, server } => {
+            let mut body = serde_json::json!({"parameters": client::parse_vars(&params)?});
+            if let Some(queue_type) = queue_type {
+                body["queueType"] = Value::String(queue_type);
+            }
+            client::put(&server, &format!("/task/{task}/reRun"), Some(body)).await
+        }
+        Cmd::Resume { task, server } => client::put(&server, &format!("/task/{task}/resume"), None).await,
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Worker(args) => worker(args).await,
     }

@@ -262,3 +262,49 @@ fn the_cli_signs_in_as_admin_with_the_servers_admin_password_and_says_what_it_se
     let said = String::from_utf8_lossy(&none.stderr);
     assert!(!none.status.success() && said.contains("no credentials"), "{said}");
 }
+
+#[test]
+fn the_cli_completes_cancels_deletes_and_drives_debug_mode() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let _server = Serve::start(dir.path(), port);
+    let model = dir.path().join("approve.bpmn");
+    must(std::fs::write(
+        &model,
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="approve">
+           <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="ask"/><userTask id="ask"/>
+           <sequenceFlow sourceRef="ask" targetRef="e"/><endEvent id="e"/></process></definitions>"#,
+    ));
+    stdout(&run(port, &["deploy", model.to_str().unwrap_or_default()]));
+    let process_id = |answer: &str| {
+        answer
+            .split("\"processInstanceId\": \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let task_of = |process: &str| {
+        let tasks = stdout(&run(port, &["tasks", process]));
+        tasks.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap_or_default().to_owned()
+    };
+
+    let first = process_id(&stdout(&run(port, &["start", "approve"])));
+    stdout(&run(port, &["complete", &task_of(&first), "--var", "approved=true"]));
+    let ps = stdout(&run(port, &["ps", "--status", "success"]));
+    assert!(ps.contains(&first), "completing the task ends the process: {ps}");
+
+    let second = process_id(&stdout(&run(port, &["start", "approve"])));
+    stdout(&run(port, &["cancel", &second]));
+    assert!(stdout(&run(port, &["ps", "--status", "canceled"])).contains(&second));
+    stdout(&run(port, &["delete", &second]));
+
+    let third = process_id(&stdout(&run(port, &["start", "approve"])));
+    for args in [vec!["resume", "TASK"], vec!["rerun", "TASK", "--queue-type", "start", "--param", "size=2"]] {
+        let args: Vec<String> =
+            args.iter().map(|a| if *a == "TASK" { task_of(&third) } else { (*a).to_owned() }).collect();
+        let refused = run(port, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success() && said.contains("409"), "{args:?} outside debug mode: {said}");
+    }
+}
