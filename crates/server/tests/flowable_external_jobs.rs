@@ -59,6 +59,22 @@ async fn null_variables_complete_and_raise_errors_as_none_do(s: TestServer) {
     assert_eq!(active(&s, &id).await, ["onError"]);
 }
 
+async fn metrics_text(s: &TestServer) -> String {
+    common::must(common::must(s.client.get(format!("{}/metrics", s.base)).send().await).text().await)
+}
+
+async fn jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age(s: TestServer) {
+    started(&s).await;
+    started(&s).await;
+    let text = metrics_text(&s).await;
+    assert!(text.lines().any(|l| l == r#"flowstone_jobs_waiting{stone="orders"} 2"#), "{text}");
+    let age = text.lines().find_map(|l| l.strip_prefix(r#"flowstone_jobs_oldest_waiting_seconds{stone="orders"} "#));
+    assert!(age.and_then(|a| a.parse::<f64>().ok()).is_some_and(|a| a >= 0.0), "{text}");
+    assert_eq!(acquire(&s, "w1").await.len(), 2);
+    let text = metrics_text(&s).await;
+    assert!(!text.contains(r#"flowstone_jobs_waiting{stone="orders"}"#), "held jobs are not waiting: {text}");
+}
+
 async fn active(s: &TestServer, id: &str) -> Vec<String> {
     s.tasks(id)
         .await
@@ -189,5 +205,6 @@ backend_tests!(server = TestServer::start_for_workers;
     failures_count_retries_down_then_fail_the_process,
     jobs_are_listed_and_read_as_flowable_describes_them,
     bad_requests_get_flowables_error_answers,
-    null_variables_complete_and_raise_errors_as_none_do
+    null_variables_complete_and_raise_errors_as_none_do,
+    jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age
 );

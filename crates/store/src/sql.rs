@@ -892,6 +892,16 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn waiting_jobs(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT stone, COUNT(*), MIN(created_at) FROM jobs
+                     WHERE owner IS NULL OR locked_until IS NULL OR locked_until <= $1 GROUP BY stone ORDER BY stone",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn release_jobs(&self, owner: &str) -> Result<u64> {
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;

@@ -61,6 +61,11 @@ async fn method_not_allowed(req: axum::extract::Request, next: axum::middleware:
 async fn metrics(axum::extract::State(rt): axum::extract::State<Runtime>) -> axum::response::Response {
     use axum::response::IntoResponse;
     rt.metrics().set_workers(rt.board().roster.len());
+    let now = crate::runtime::now_ms();
+    match rt.store().waiting_jobs(now).await {
+        Ok(waiting) => rt.metrics().set_waiting(&waiting, now),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count the jobs waiting"),
+    }
     let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, kind)], rt.metrics().render()).into_response()
 }
