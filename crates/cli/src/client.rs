@@ -114,20 +114,37 @@ fn print(value: &Value) {
 }
 
 /// Prints `rows` under headers: each column is `(header, field, width)`; the last one is not padded.
-fn print_table(columns: &[(&str, &str, usize)], rows: &[Value]) {
-    let line = |cells: Vec<String>| {
-        let last = cells.len().saturating_sub(1);
-        let padded: Vec<String> = cells
+fn print_table(columns: &[(&str, &str)], rows: &[Value]) {
+    print!("{}", table(columns, rows));
+}
+
+/// `rows` under headers, each column `(header, field)` as wide as its widest cell (the last
+/// one not padded); a missing field shows `-`.
+fn table(columns: &[(&str, &str)], rows: &[Value]) -> String {
+    let mut lines = vec![columns.iter().map(|(h, _)| (*h).to_owned()).collect::<Vec<_>>()];
+    lines.extend(rows.iter().map(|row| columns.iter().map(|(_, f)| cell(&row[*f])).collect()));
+    let widths: Vec<usize> =
+        (0..columns.len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for line in lines {
+        let last = line.len().saturating_sub(1);
+        let cells: Vec<String> = line
             .iter()
-            .zip(columns)
+            .zip(&widths)
             .enumerate()
-            .map(|(i, (c, (_, _, w)))| if i == last { c.clone() } else { format!("{c:<w$}") })
+            .map(|(i, (c, w))| if i == last { c.clone() } else { format!("{c:<w$}") })
             .collect();
-        println!("{}", padded.join(" "));
-    };
-    line(columns.iter().map(|(h, _, _)| (*h).to_owned()).collect());
-    for row in rows {
-        line(columns.iter().map(|(_, f, _)| row[*f].as_str().unwrap_or("-").to_owned()).collect());
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
     }
 }
 
@@ -186,11 +203,11 @@ pub(crate) async fn ps(
     let rows = answer["data"].as_array().cloned().unwrap_or_default();
     print_table(
         &[
-            ("PROCESS INSTANCE", "processInstanceId", 38),
-            ("MODEL", "modelKey", 16),
-            ("STATUS", "processStatus", 10),
-            ("STARTED", "startTime", 20),
-            ("NAME", "processName", 0),
+            ("PROCESS INSTANCE", "processInstanceId"),
+            ("MODEL", "modelKey"),
+            ("STATUS", "processStatus"),
+            ("STARTED", "startTime"),
+            ("NAME", "processName"),
         ],
         &rows,
     );
@@ -204,12 +221,14 @@ pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), Strin
     let rows = answer.as_array().cloned().unwrap_or_default();
     print_table(
         &[
-            ("TASK", "id", 38),
-            ("NAME", "name", 20),
-            ("STONE", "stone", 16),
-            ("STATUS", "status", 16),
-            ("ENDED", "endTime", 20),
-            ("REASON", "reason", 0),
+            ("TASK", "id"),
+            ("NAME", "name"),
+            ("NAMESPACE", "namespace"),
+            ("STONE", "stone"),
+            ("STATUS", "status"),
+            ("PROGRESS", "progress"),
+            ("ENDED", "endTime"),
+            ("REASON", "reason"),
         ],
         &rows,
     );
@@ -220,6 +239,13 @@ pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_are_as_wide_as_their_widest_cells() {
+        let rows = [json!({"a": "x", "b": "long value", "c": 7}), json!({"a": "wider a", "c": null})];
+        let text = table(&[("A", "a"), ("B", "b"), ("C", "c")], &rows);
+        assert_eq!(text, "A        B           C\nx        long value  7\nwider a  -           -\n");
+    }
 
     #[test]
     fn vars_read_json_else_text() {

@@ -47,6 +47,7 @@ fn serve_deploy_start_ps_and_restart() {
     let id = waiting.split("\"processInstanceId\": \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
     let tasks = stdout(&run(port, &["tasks", id]));
     assert!(tasks.contains("wait") && tasks.contains("active") && tasks.contains("(1 tasks)"), "{tasks}");
+    assert!(tasks.lines().next().is_some_and(|h| h.contains("NAMESPACE") && h.contains("PROGRESS")), "{tasks}");
     let unknown = run(port, &["tasks", "nope"]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("404"));
 
