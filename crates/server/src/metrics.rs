@@ -97,6 +97,10 @@ impl Metrics {
     }
 
     pub(crate) fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        // Any token is a method, and requests are counted before sign-in: a made-up one must
+        // not add a series.
+        const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+        let method = if KNOWN.contains(&method) { method } else { "other" };
         let (method, route) = (method.to_owned(), route.to_owned());
         self.requests
             .get_or_create(&[("method", method.clone()), ("route", route.clone()), ("status", status.to_string())])
@@ -140,5 +144,24 @@ impl Metrics {
             self.jobs_waiting.get_or_create(&labels).set(*count);
             self.oldest_waiting.get_or_create(&labels).set((now - oldest).max(0) as f64 / 1000.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_are_counted_as_one_series() {
+        let metrics = Metrics::default();
+        for method in ["FOO", "BAR", "BAZ"] {
+            metrics.request(method, "unmatched", 405, Duration::ZERO);
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"flowstone_http_requests_total{method="other",route="unmatched",status="405"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains("FOO"), "{text}");
     }
 }
