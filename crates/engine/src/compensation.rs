@@ -44,7 +44,7 @@ impl Ran {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Plan {
     pub(crate) action: Action,
-    steps: Vec<Ran>,
+    pub(crate) steps: Vec<Ran>,
     pub(crate) next: usize,
 }
 
@@ -108,16 +108,16 @@ impl Instance {
             }
             if rec.status.step_failed() {
                 // Written when it failed; its job left the queue then.
-                self.open.remove(&id);
+                self.take_record(&id);
             } else {
                 self.close_record(step, &id, TaskStatus::Canceled, None, None);
             }
         }
-        self.tokens.clear();
-        self.scopes.clear();
         self.joins.clear();
-        self.reindex();
-        self.ran.extend(begun.iter().cloned());
+        self.remove_flow(|_| true, |_| true);
+        for ran in &begun {
+            self.push_ran(ran.clone());
+        }
         begun
     }
 
@@ -172,6 +172,6 @@ impl Instance {
         };
         Self::queue(step, &mut rec, plan.action, ran.outputs.clone());
         step.effects.push(Effect::Task(Box::new(rec.clone())));
-        self.open.insert(rec.id.clone(), rec);
+        self.open_record(rec);
     }
 }

@@ -155,12 +155,14 @@ impl Instance {
         self.next_id += 1;
         self.tokens.insert(id, Token { node, scope, wait: None });
         self.index.enter(scope);
+        self.token_changed(id);
         id
     }
 
     /// Removes a token (what it waited on is no longer its).
     pub(crate) fn drop_token(&mut self, id: u32) -> Option<Token> {
         let token = self.tokens.remove(&id)?;
+        self.token_changed(id);
         self.index.leave(token.scope);
         if let Some(record) = &token.wait {
             self.index.waiting.remove(record);
@@ -170,6 +172,10 @@ impl Instance {
 
     /// Marks a token as waiting on an open record, or on nothing any more.
     pub(crate) fn set_wait(&mut self, token: u32, record: Option<String>) {
+        if !self.tokens.contains_key(&token) {
+            return;
+        }
+        self.token_changed(token);
         let Some(t) = self.tokens.get_mut(&token) else { return };
         if let Some(old) = t.wait.take() {
             self.index.waiting.remove(&old);
@@ -189,6 +195,7 @@ impl Instance {
         self.next_id += 1;
         self.index.enter(scope.parent);
         self.index.scopes.changed(id);
+        self.scope_changed(id, &scope);
         self.scopes.insert(id, scope);
         id
     }
@@ -196,10 +203,28 @@ impl Instance {
     /// Removes a scope (what is in it must be gone or removed too).
     pub(crate) fn drop_scope(&mut self, id: ScopeId) -> Option<Scope> {
         let scope = self.scopes.remove(&id)?;
+        self.scope_changed(id, &scope);
         self.index.leave(scope.parent);
         self.index.members.remove(&id);
         self.index.scopes.forget(&id);
         Some(scope)
+    }
+
+    /// Removes the tokens and scopes that match, with no regard for what they hold (the
+    /// caller removes that too); one pass however many go.
+    pub(crate) fn remove_flow(&mut self, token: impl Fn(&Token) -> bool, scope: impl Fn(ScopeId) -> bool) {
+        let tokens: Vec<u32> = self.tokens.iter().filter(|(_, t)| token(t)).map(|(id, _)| *id).collect();
+        for id in tokens {
+            self.tokens.remove(&id);
+            self.token_changed(id);
+        }
+        let scopes: Vec<ScopeId> = self.scopes.keys().copied().filter(|id| scope(*id)).collect();
+        for id in scopes {
+            if let Some(gone) = self.scopes.remove(&id) {
+                self.scope_changed(id, &gone);
+            }
+        }
+        self.reindex();
     }
 
     /// Whether tokens or scopes are still in a scope.
@@ -209,13 +234,13 @@ impl Instance {
 
     /// Sets a process variable.
     pub(crate) fn set_process_var(&mut self, name: String, value: Value) {
-        self.index.variable_changed(&name);
+        self.process_var_changed(&name);
         self.variables.insert(name, value);
     }
 
     /// Removes a process variable.
     pub(crate) fn remove_process_var(&mut self, name: &str) -> Option<Value> {
-        self.index.variable_changed(name);
+        self.process_var_changed(name);
         self.variables.remove(name)
     }
 

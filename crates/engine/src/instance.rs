@@ -5,6 +5,7 @@ use crate::compensation::{Plan, Ran};
 use crate::effect::{Action, Effect, Job, Passage, Phase, TaskRecord, TaskStatus};
 use crate::errors::Thrower;
 use crate::index::Index;
+use crate::parts::Changes;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use flowstone_expr::Expression;
 use flowstone_model::{Definition, EndKind, FlowId, NodeId, NodeKind, StoneSpec, Template};
@@ -376,6 +377,8 @@ pub struct Instance {
     pub(crate) runs: BTreeMap<NodeId, u32>,
     #[serde(skip)]
     pub(crate) index: Index,
+    #[serde(skip)]
+    pub(crate) changes: Changes,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -476,6 +479,7 @@ impl Instance {
             parked: Vec::new(),
             runs: BTreeMap::new(),
             index: Index::default(),
+            changes: Changes::default(),
         };
         inst.reindex();
         inst
@@ -596,13 +600,13 @@ impl Instance {
             }
             cur = s.parent;
         }
-        match cur.and_then(|id| self.scopes.get_mut(&id).map(|s| (id, s))) {
-            Some((id, s)) => {
+        match cur {
+            Some(id) => {
                 self.index.scope_vars_changed(id);
-                &mut s.vars
+                &mut self.scope_mut(id).expect("found in the chain").vars
             }
             None => {
-                self.index.variable_changed(name);
+                self.process_var_changed(name);
                 &mut self.variables
             }
         }
@@ -834,7 +838,7 @@ impl Instance {
     pub(crate) fn wait(&mut self, step: &mut Step<'_, '_>, token: u32, mut rec: TaskRecord) {
         self.set_wait(token, Some(rec.id.clone()));
         let user = rec.user.take();
-        self.open.insert(rec.id.clone(), rec.clone());
+        self.open_record(rec.clone());
         rec.user = user;
         step.effects.push(Effect::Task(Box::new(rec)));
     }
@@ -923,7 +927,7 @@ impl Instance {
         reason: Option<String>,
         outputs: Option<Value>,
     ) {
-        if let Some(rec) = self.open.remove(id) {
+        if let Some(rec) = self.take_record(id) {
             if rec.stone.is_some() {
                 step.effects.push(Effect::DropJob { record_id: rec.id.clone() });
             }
@@ -1179,7 +1183,7 @@ impl Instance {
     }
 
     fn spawn_item(&mut self, step: &mut Step<'_, '_>, body: ScopeId) {
-        let Some(Scope { node, kind: ScopeKind::MiBody { next, items, .. }, .. }) = self.scopes.get_mut(&body) else {
+        let Some(Scope { node, kind: ScopeKind::MiBody { next, items, .. }, .. }) = self.scope_mut(body) else {
             return;
         };
         let index = *next;
@@ -1242,13 +1246,13 @@ impl Instance {
         let Some(body_id) = body else { return Ok(()) };
         let node = self.scopes[&body_id].node;
         let mi = step.def.node(node).multi.clone();
-        let (total, next, completed) = match self.scopes.get_mut(&body_id) {
+        self.index.scope_vars_changed(body_id);
+        let (total, next, completed) = match self.scope_mut(body_id) {
             Some(Scope { kind: ScopeKind::MiBody { total, next, completed, .. }, vars, .. }) => {
                 *completed += 1;
                 let active = *next - *completed;
                 vars.insert("nrOfCompletedInstances".into(), Value::from(*completed));
                 vars.insert("nrOfActiveInstances".into(), Value::from(active));
-                self.index.scope_vars_changed(body_id);
                 (*total, *next, *completed)
             }
             _ => return Ok(()),
@@ -1260,7 +1264,7 @@ impl Instance {
         if early && completed < total {
             // Cancel the items still running; the body completes once they are gone.
             self.remove_scope_trees(step, self.child_scopes(body_id));
-            if let Some(Scope { kind: ScopeKind::MiBody { next, .. }, .. }) = self.scopes.get_mut(&body_id) {
+            if let Some(Scope { kind: ScopeKind::MiBody { next, .. }, .. }) = self.scope_mut(body_id) {
                 *next = total;
             }
         } else if next < total && mi.is_some_and(|m| m.sequential) {
@@ -1294,10 +1298,8 @@ impl Instance {
         }
         let inside = |s: Option<ScopeId>| s.is_some_and(|s| doomed.contains(&s));
         self.cancel_open(step, inside);
-        self.tokens.retain(|_, t| !inside(t.scope));
         self.joins.retain(|j| !inside(j.scope));
-        self.scopes.retain(|id, _| !doomed.contains(id));
-        self.reindex();
+        self.remove_flow(|t| inside(t.scope), |id| doomed.contains(&id));
     }
 
     /// A terminate end event: ends its subprocess at once, or at the top level the instance.
@@ -1305,18 +1307,15 @@ impl Instance {
         match scope {
             None => {
                 self.cancel_open(step, |_| true);
-                self.tokens.clear();
-                self.scopes.clear();
                 self.joins.clear();
-                self.reindex();
+                self.remove_flow(|_| true, |_| true);
                 step.ready.clear();
                 Ok(())
             }
             Some(id) => {
                 self.remove_scope_trees(step, self.child_scopes(id));
                 self.cancel_open(step, |s| s == Some(id));
-                self.tokens.retain(|_, t| t.scope != Some(id));
-                self.reindex();
+                self.remove_flow(|t| t.scope == Some(id), |_| false);
                 self.check_scope_done(step, scope)
             }
         }

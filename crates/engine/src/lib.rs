@@ -12,6 +12,7 @@ mod errors;
 mod index;
 mod instance;
 mod limits;
+mod parts;
 mod pause;
 mod scope;
 mod stone;
@@ -24,6 +25,7 @@ pub use instance::{
     Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,
 };
 pub use limits::Limits;
+pub use parts::{PARTS_FROM, Stored};
 pub use user_task::parse_instant;
 
 /// What the engine needs from the outside world for one command: the time, and fresh ids.

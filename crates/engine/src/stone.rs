@@ -127,7 +127,7 @@ impl Instance {
 
     /// Replaces an open record through `change`, writing it out.
     fn update(&mut self, step: &mut Step<'_, '_>, id: &str, change: impl FnOnce(&mut TaskRecord)) {
-        if let Some(rec) = self.open.get_mut(id) {
+        if let Some(rec) = self.record_mut(id) {
             change(rec);
             step.effects.push(Effect::Task(Box::new(rec.clone())));
         }
@@ -170,7 +170,7 @@ impl Instance {
         if ran && self.kind == InstanceKind::Process {
             let mut rec = self.open[id].clone();
             rec.outputs.clone_from(&outputs);
-            self.ran.push(Ran::of(&rec));
+            self.push_ran(Ran::of(&rec));
         }
         // A pipeline-tree component's outputs that feed constants.
         if let (Some(t), Some(Value::Object(out))) = (token, &outputs) {
@@ -221,7 +221,7 @@ impl Instance {
         };
         self.set_vars_at(id, &variables);
         if self.open[id].action != Some(Action::Mock) {
-            self.ran.push(Ran::of(&self.open[id]));
+            self.push_ran(Ran::of(&self.open[id]));
         }
         self.close_record(step, id, status, Some(reason), None);
         self.caught(step, catcher);
@@ -238,7 +238,7 @@ impl Instance {
         if ignorable {
             // A pipeline-tree activity whose errors are ignorable fails forward.
             if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
-                self.ran.push(Ran::of(&self.open[id]));
+                self.push_ran(Ran::of(&self.open[id]));
             }
             self.close_record(step, id, status, Some(reason), None);
             if let Some(t) = token {
@@ -259,7 +259,7 @@ impl Instance {
             return;
         }
         if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
-            self.ran.push(Ran::of(&self.open[id]));
+            self.push_ran(Ran::of(&self.open[id]));
         }
         self.close_record(step, id, status, Some(reason), None);
         self.fail(message);
@@ -349,7 +349,7 @@ impl Instance {
         attempt.action = None;
         step.effects.push(Effect::Task(Box::new(attempt)));
 
-        let Some(mut rec) = self.open.remove(&id) else { return Err(EngineError::TaskNotOpen(task.to_owned())) };
+        let Some(mut rec) = self.take_record(&id) else { return Err(EngineError::TaskNotOpen(task.to_owned())) };
         rec.params = Some(Value::Object(merge(rec.params.take(), parameters)));
         let job_outputs = match action {
             Action::Monitor => merge(rec.outputs.clone(), outputs),
@@ -364,7 +364,7 @@ impl Instance {
         rec.progress = None;
         Self::queue(step, &mut rec, action, job_outputs);
         step.effects.push(Effect::Task(Box::new(rec.clone())));
-        self.open.insert(id, rec);
+        self.open_record(rec);
         self.settle_debug();
         Ok(())
     }

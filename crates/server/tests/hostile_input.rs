@@ -37,6 +37,52 @@ async fn a_billion_items_fail_their_instance_and_the_server_comes_back_after_a_r
     assert_eq!(fine["processStatus"], "success", "{fine}");
 }
 
+/// A multi-instance of many items is stored in parts (each commit writes what changed); read
+/// back after a restart, it goes on where it was, its items' values included.
+async fn a_multi_instance_of_many_items_goes_on_after_a_restart_where_it_was(s: TestServer) {
+    const TASKS: &str = "/flowable-rest/service/runtime/tasks";
+    s.deploy(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn">
+        <process id="many"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u" name="review ${who}"><multiInstanceLoopCharacteristics flowable:collection="${people}"
+          flowable:elementVariable="who"/></userTask>
+        <sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/></process></definitions>"#,
+    )
+    .await;
+    let people: Vec<String> = (0..150).map(|i| format!("p{i}")).collect();
+    let started = s.start_process("many", json!({"people": people})).await;
+    let id = started["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let open = async |s: &TestServer| {
+        let (status, body) = s.get(&format!("{TASKS}?processInstanceId={id}&size=1000")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().cloned().unwrap_or_default()
+    };
+    let complete = async |s: &TestServer, tasks: &[Value]| {
+        for task in tasks {
+            let path = format!("{TASKS}/{}", task["id"].as_str().unwrap_or_default());
+            let (status, body) = s.post(&path, json!({"action": "complete"})).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        }
+    };
+    let tasks = open(&s).await;
+    assert_eq!(tasks.len(), 150);
+    complete(&s, &tasks[..100]).await;
+    let s = s.restart().await;
+    let rest = open(&s).await;
+    let mut names: Vec<String> = rest.iter().map(|t| t["name"].as_str().unwrap_or_default().to_owned()).collect();
+    let mut expected: Vec<String> =
+        tasks[100..].iter().map(|t| t["name"].as_str().unwrap_or_default().to_owned()).collect();
+    names.sort();
+    expected.sort();
+    assert_eq!(names, expected, "the open items are the ones left");
+    complete(&s, &rest[..49]).await;
+    // The last item ends the activity from a state read back once more.
+    let s = s.restart().await;
+    assert_eq!(s.process(&id).await["processStatus"], "running");
+    complete(&s, &open(&s).await).await;
+    assert_eq!(s.settle(&id).await["processStatus"], "success");
+}
+
 async fn expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element(s: TestServer) {
     let deep = format!("${{{}x{}}}", "(".repeat(5_000), ")".repeat(5_000));
     let long_chain = format!("${{x{}}}", "+x".repeat(20_000));
@@ -267,6 +313,7 @@ backend_tests!(server = TestServer::start;
     a_like_filter_ending_in_a_backslash_is_a_literal_backslash,
     a_value_the_database_refuses_fails_only_the_request_that_carried_it,
     a_billion_items_fail_their_instance_and_the_server_comes_back_after_a_restart,
+    a_multi_instance_of_many_items_goes_on_after_a_restart_where_it_was,
     expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element,
     a_string_doubled_in_a_loop_fails_its_instance_and_others_run,
     variables_past_the_limits_are_refused_with_400_naming_them,

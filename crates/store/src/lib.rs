@@ -119,8 +119,8 @@ pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'st
 
     /// An instance by its id.
     async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
-    /// The engine state of an instance, as stored JSON.
-    async fn instance_state(&self, id: &str) -> Result<Option<String>>;
+    /// The engine state of an instance as stored: its core document and its parts.
+    async fn instance_state(&self, id: &str) -> Result<Option<flowstone_engine::Stored>>;
     /// Instances, newest first, with the total count.
     async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)>;
 

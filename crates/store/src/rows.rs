@@ -282,10 +282,10 @@ pub struct Acquire<'a> {
 /// Everything a group of commands changed, committed together.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
-    /// Instances to insert or update, each with its engine state as JSON. A row's `version`
-    /// must be one more than the stored one (1 for a new instance), else the commit fails with
-    /// [`StoreError::Conflict`](crate::StoreError::Conflict) and writes nothing.
-    pub instances: Vec<(InstanceRow, String)>,
+    /// Instances to insert or update, each with what changed in its engine state. A row's
+    /// `version` must be one more than the stored one (1 for a new instance), else the commit
+    /// fails with [`StoreError::Conflict`](crate::StoreError::Conflict) and writes nothing.
+    pub instances: Vec<(InstanceRow, flowstone_engine::Stored)>,
     /// Task records to insert or replace.
     pub tasks: Vec<TaskRow>,
     /// Passes through events and gateways to insert.

@@ -353,7 +353,13 @@ macro_rules! sql_store {
 
         /// One statement of a commit, before it is encoded.
         enum Work<'a> {
-            Instances(&'a [&'a (InstanceRow, String)]),
+            Instances(&'a [&'a (InstanceRow, flowstone_engine::Stored)]),
+            /// Instances whose parts all go.
+            PartsCleared(&'a [&'a str]),
+            /// Parts that went, by instance and key.
+            PartsRemoved(&'a [(&'a str, &'a str)]),
+            /// Parts written, by instance and key, with their bodies.
+            PartsWritten(&'a [(&'a str, &'a str, &'a str)]),
             Tasks(&'a [&'a TaskRow]),
             Passages(&'a [crate::PassageRow]),
             Jobs(&'a [&'a JobRow]),
@@ -432,6 +438,7 @@ macro_rules! sql_store {
             static TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             match work {
                 Work::Instances(chunk) => {
                     let mut b = Binds::new(chunk.len(), 20);
@@ -447,7 +454,7 @@ macro_rules! sql_store {
                             .opt_text(row.outputs.as_deref())
                             .opt_text(row.final_vars.as_deref())
                             .opt_text(row.failure.as_deref())
-                            .text(state)
+                            .text(&state.core)
                             .add(row.version)
                             .text(&row.kind)
                             .opt_text(row.parent_id.as_deref())
@@ -526,6 +533,35 @@ macro_rules! sql_store {
                         .push(", version = version + 1 WHERE end_time IS NULL AND id = ")
                         .push_bind(closed.id.as_str());
                     Encoded::Built(q)
+                }
+                Work::PartsCleared(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new("DELETE FROM instance_parts WHERE instance_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk.iter() {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    Encoded::Built(q)
+                }
+                Work::PartsRemoved(chunk) => {
+                    let mut q = QueryBuilder::<$db>::new("DELETE FROM instance_parts WHERE (instance_id, part) IN (VALUES ");
+                    let mut list = q.separated(", ");
+                    for (id, key) in chunk.iter() {
+                        list.push("(").push_bind_unseparated(*id).push_unseparated(", ").push_bind_unseparated(*key).push_unseparated(")");
+                    }
+                    q.push(")");
+                    Encoded::Built(q)
+                }
+                Work::PartsWritten(chunk) => {
+                    let mut b = Binds::new(chunk.len(), 3);
+                    for (id, key, body) in chunk.iter() {
+                        b.text(id).text(key).text(body);
+                    }
+                    b.query(
+                        &PARTS,
+                        "INSERT INTO instance_parts (instance_id, part, body)",
+                        " ON CONFLICT (instance_id, part) DO UPDATE SET body = EXCLUDED.body",
+                    )
                 }
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
@@ -621,6 +657,7 @@ macro_rules! sql_store {
                     format!("DELETE FROM passages WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM jobs WHERE instance_id IN ({of_models})"),
                     // Rollback, cancel and delete instances run the same model: they go too.
+                    format!("DELETE FROM instance_parts WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM instances WHERE id IN ({of_models})"),
                     "DELETE FROM models WHERE deployment_id = $1".to_owned(),
                     "DELETE FROM deployments WHERE id = $1".to_owned(),
@@ -682,7 +719,22 @@ macro_rules! sql_store {
                 let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
                 let jobs: Vec<&JobRow> =
                     batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
+                let (mut cleared, mut removed, mut written) = (Vec::new(), Vec::new(), Vec::new());
+                for (row, state) in &instances {
+                    if state.clear {
+                        cleared.push(row.id.as_str());
+                    }
+                    for (key, body) in &state.parts {
+                        match body {
+                            Some(body) => written.push((row.id.as_str(), key.as_str(), body.as_str())),
+                            None => removed.push((row.id.as_str(), key.as_str())),
+                        }
+                    }
+                }
                 let mut work: std::collections::VecDeque<Work<'_>> = chunks(&instances).into_iter().map(Work::Instances).collect();
+                work.extend(chunks(&cleared).into_iter().map(Work::PartsCleared));
+                work.extend(chunks(&removed).into_iter().map(Work::PartsRemoved));
+                work.extend(chunks(&written).into_iter().map(Work::PartsWritten));
                 work.extend(chunks(&tasks).into_iter().map(Work::Tasks));
                 work.extend(chunks(&batch.passages).into_iter().map(Work::Passages));
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
@@ -727,11 +779,26 @@ macro_rules! sql_store {
                 row.as_ref().map(instance_row).transpose()
             }
 
-            async fn instance_state(&self, id: &str) -> Result<Option<String>> {
-                Ok(sqlx::query_scalar("SELECT state FROM instances WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?)
+            async fn instance_state(&self, id: &str) -> Result<Option<flowstone_engine::Stored>> {
+                // One statement, so the core and the parts are those of one commit (the core
+                // comes as the part without a key).
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT '' AS part, state AS body FROM instances WHERE id = $1
+                    UNION ALL SELECT part, body FROM instance_parts WHERE instance_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut core = None;
+                let mut parts = Vec::with_capacity(rows.len().saturating_sub(1));
+                for (key, body) in rows {
+                    if key.is_empty() {
+                        core = Some(body);
+                    } else {
+                        parts.push((key, Some(body)));
+                    }
+                }
+                Ok(core.map(|core| flowstone_engine::Stored { core, clear: false, parts }))
             }
 
             async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)> {

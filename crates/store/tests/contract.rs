@@ -1,7 +1,7 @@
 //! The store contract: every implementation passes the same suite, run here against SQLite
 //! (a fresh file per test) and PostgreSQL (a fresh database per test).
 
-use flowstone_engine::{Action, Job, Passage, TaskRecord, TaskStatus};
+use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkTaskRow, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow,
     IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel,
@@ -30,6 +30,17 @@ fn new_model(id: &str, key: &str) -> NewModel {
         source: "<xml/>".into(),
         resource: format!("{key}.bpmn"),
     }
+}
+
+/// An instance state stored whole.
+fn doc(core: &str) -> Stored {
+    Stored { core: core.into(), ..Stored::default() }
+}
+
+/// An instance state with parts written (`Some`) and removed (`None`).
+fn parted(core: &str, clear: bool, parts: &[(&str, Option<&str>)]) -> Stored {
+    let parts = parts.iter().map(|(k, b)| ((*k).to_owned(), b.map(str::to_owned))).collect();
+    Stored { core: core.into(), clear, parts }
 }
 
 fn deployment(id: &str) -> NewDeployment {
@@ -135,13 +146,13 @@ async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_w
     let running = instance("i1", "m1", "running", 1);
     let ended =
         InstanceRow { id: "i2".into(), status: "completed".into(), end_time: Some(5), ..instance("i2", "m1", "x", 1) };
-    let batch = WriteBatch { instances: vec![(running, "{}".into()), (ended, "{}".into())], ..WriteBatch::default() };
+    let batch = WriteBatch { instances: vec![(running, doc("{}")), (ended, doc("{}"))], ..WriteBatch::default() };
     must(store.commit(&batch)).await;
     assert_eq!(must(store.delete_deployment("d1", false)).await, 2, "any instance stands in the way");
     assert_eq!(must(store.delete_deployment("d1", true)).await, 1, "with cascade, only running ones do");
     let finished =
         InstanceRow { status: "completed".into(), end_time: Some(6), version: 2, ..instance("i1", "m1", "x", 1) };
-    must(store.commit(&WriteBatch { instances: vec![(finished, "{}".into())], ..WriteBatch::default() })).await;
+    must(store.commit(&WriteBatch { instances: vec![(finished, doc("{}"))], ..WriteBatch::default() })).await;
     assert_eq!(must(store.delete_deployment("d1", true)).await, 0);
     assert!(must(store.deployment("d1")).await.is_none() && must(store.model("m1")).await.is_none());
     assert!(must(store.instance("i1")).await.is_none(), "the ended instances went with it");
@@ -151,14 +162,14 @@ async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_w
 async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
-        instances: vec![(instance("i1", "m", "running", 5), "{\"s\":1}".into())],
+        instances: vec![(instance("i1", "m", "running", 5), doc("{\"s\":1}"))],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: record("r1", "t1", "produce.success", 5) }],
         jobs: vec![job("i1", "r1", 5)],
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
     assert_eq!(must(store.instance("i1")).await.map(|i| i.status), Some("running".into()));
-    assert_eq!(must(store.instance_state("i1")).await.as_deref(), Some("{\"s\":1}"));
+    assert_eq!(must(store.instance_state("i1")).await.map(|s| s.core).as_deref(), Some("{\"s\":1}"));
     assert!(must(store.acquire_jobs(acquire(&["x"], "me", 10))).await.is_empty());
     let taken = must(store.acquire_jobs(acquire(&["noop", "x"], "me", 10))).await;
     assert_eq!((taken.len(), taken[0].owner.as_deref(), taken[0].locked_until), (1, Some("me"), Some(1010)));
@@ -169,7 +180,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     row.version = 2;
     let outputs = json!({"machineId": "m1"}).as_object().cloned().unwrap_or_default();
     let batch = WriteBatch {
-        instances: vec![(row, "{}".into())],
+        instances: vec![(row, doc("{}"))],
         monitoring_jobs: vec![("r1".into(), outputs.clone())],
         ..WriteBatch::default()
     };
@@ -188,7 +199,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     finished.outputs = Some(json!({"b": 2}));
     finished.params = Some(json!({"a": 2}));
     let batch = WriteBatch {
-        instances: vec![(done, "{}".into())],
+        instances: vec![(done, doc("{}"))],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: finished }],
         dropped_jobs: vec!["r1".into()],
         ..WriteBatch::default()
@@ -204,13 +215,75 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 3)]);
 }
 
+async fn an_instance_in_parts_reads_back_as_its_commits_left_it(store: &dyn Store) {
+    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    let parts_of = async |id| {
+        let mut s = must(store.instance_state(id)).await.unwrap_or_else(|| panic!("{id} has no state"));
+        s.parts.sort();
+        (s.core, s.parts.into_iter().map(|(k, b)| (k, b.unwrap_or_default())).collect::<Vec<_>>())
+    };
+    let owned =
+        |parts: &[(&str, &str)]| parts.iter().map(|(k, b)| ((*k).to_owned(), (*b).to_owned())).collect::<Vec<_>>();
+    let first = parted("{\"c\":1}", false, &[("o:a", Some("1")), ("o:b", Some("2")), ("t:1", Some("3"))]);
+    let other = parted("{}", false, &[("o:a", Some("other"))]);
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), first), (instance("j", "m", "running", 1), other)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(parts_of("i").await, ("{\"c\":1}".into(), owned(&[("o:a", "1"), ("o:b", "2"), ("t:1", "3")])));
+
+    // Only what changed is written: one part replaced, one removed, one added; the rest stays.
+    let changed = parted("{\"c\":2}", false, &[("o:a", Some("1b")), ("t:1", None), ("s:2", Some("4"))]);
+    let batch = WriteBatch {
+        instances: vec![(InstanceRow { version: 2, ..instance("i", "m", "running", 1) }, changed)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(parts_of("i").await, ("{\"c\":2}".into(), owned(&[("o:a", "1b"), ("o:b", "2"), ("s:2", "4")])));
+
+    // A commit that loses the version race writes no part.
+    let stale = parted("{}", true, &[("o:z", Some("9"))]);
+    let batch = WriteBatch {
+        instances: vec![(InstanceRow { version: 2, ..instance("i", "m", "running", 1) }, stale)],
+        ..WriteBatch::default()
+    };
+    assert!(matches!(store.commit(&batch).await, Err(StoreError::Conflict(_))));
+    assert_eq!(parts_of("i").await.1.len(), 3);
+
+    // An instance that keeps nothing clears its parts; another instance's stay.
+    let batch = WriteBatch {
+        instances: vec![(InstanceRow { version: 3, ..instance("i", "m", "completed", 1) }, parted("", true, &[]))],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(parts_of("i").await, (String::new(), Vec::new()));
+    assert_eq!(parts_of("j").await.1, owned(&[("o:a", "other")]));
+    assert!(must(store.instance_state("nope")).await.is_none());
+
+    // Deleting the deployment with its instances takes their parts.
+    let done = InstanceRow { version: 2, end_time: Some(2), ..instance("j", "m", "completed", 1) };
+    must(store.commit(&WriteBatch { instances: vec![(done, parted("{}", false, &[]))], ..WriteBatch::default() }))
+        .await;
+    must(store.commit(&WriteBatch {
+        instances: vec![(InstanceRow { version: 4, end_time: Some(2), ..instance("i", "m", "completed", 1) }, doc(""))],
+        ..WriteBatch::default()
+    }))
+    .await;
+    assert_eq!(must(store.delete_deployment("d", true)).await, 0);
+    must(store.deploy(&deployment("d2"), vec![new_model("m", "k")], 1)).await;
+    let again = WriteBatch { instances: vec![(instance("j", "m", "running", 1), doc("{}"))], ..WriteBatch::default() };
+    must(store.commit(&again)).await;
+    assert_eq!(parts_of("j").await.1, Vec::new(), "no part outlived its instance");
+}
+
 async fn a_failed_batch_writes_nothing(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         // The second instance names a model that does not exist: the whole batch must fail.
         instances: vec![
-            (instance("ok", "m", "running", 1), "{}".into()),
-            (instance("bad", "missing", "running", 1), "{}".into()),
+            (instance("ok", "m", "running", 1), doc("{}")),
+            (instance("bad", "missing", "running", 1), doc("{}")),
         ],
         ..WriteBatch::default()
     };
@@ -222,9 +295,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
         instances: (0..5)
-            .map(|i| {
-                (instance(&format!("i{i}"), "m", if i % 2 == 0 { "running" } else { "completed" }, i), "{}".to_owned())
-            })
+            .map(|i| (instance(&format!("i{i}"), "m", if i % 2 == 0 { "running" } else { "completed" }, i), doc("{}")))
             .collect(),
         ..WriteBatch::default()
     };
@@ -258,7 +329,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
 async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         tasks: vec![
             TaskRow { instance_id: "i".into(), record: record("b", "tb", "completed", 2) },
             TaskRow { instance_id: "i".into(), record: record("a", "ta", "completed", 3) },
@@ -280,7 +351,7 @@ async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(
     let mut done = record("t1", "t1", "completed", 3);
     done.end_time = Some(5);
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         tasks: vec![
             TaskRow { instance_id: "i".into(), record: done },
             TaskRow { instance_id: "i".into(), record: record("t2", "t2", "start.begin", 6) },
@@ -313,17 +384,16 @@ async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(
 
 async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
-    let first =
-        WriteBatch { instances: vec![(instance("i", "m", "running", 1), "{}".into())], ..WriteBatch::default() };
+    let first = WriteBatch { instances: vec![(instance("i", "m", "running", 1), doc("{}"))], ..WriteBatch::default() };
     must(store.commit(&first)).await;
     // Two writers both read version 1; the first to commit wins.
     let mut mine = instance("i", "m", "completed", 1);
     mine.version = 2;
-    must(store.commit(&WriteBatch { instances: vec![(mine, "{}".into())], ..WriteBatch::default() })).await;
+    must(store.commit(&WriteBatch { instances: vec![(mine, doc("{}"))], ..WriteBatch::default() })).await;
     let mut theirs = instance("i", "m", "canceled", 1);
     theirs.version = 2;
     let losing = WriteBatch {
-        instances: vec![(instance("fresh", "m", "running", 1), "{}".into()), (theirs, "{}".into())],
+        instances: vec![(instance("fresh", "m", "running", 1), doc("{}")), (theirs, doc("{}"))],
         tasks: vec![TaskRow { instance_id: "i".into(), record: record("t", "t", "canceled", 1) }],
         ..WriteBatch::default()
     };
@@ -341,7 +411,7 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
     let mut owned = job("i", "owned", 1);
     (owned.owner, owned.locked_until) = (Some("a".into()), Some(100));
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         jobs: vec![owned, job("i", "free", 2)],
         ..WriteBatch::default()
     };
@@ -368,7 +438,7 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
 async fn racing_claimers_never_share_a_job(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         jobs: (0..300).map(|n| job("i", &format!("j{n:03}"), n)).collect(),
         ..WriteBatch::default()
     };
@@ -396,7 +466,7 @@ async fn racing_claimers_never_share_a_job(store: &dyn Store) {
 async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         jobs: vec![job("i", "j", 1)],
         ..WriteBatch::default()
     };
@@ -414,7 +484,7 @@ async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off
     let mut row = instance("i", "m", "running", 1);
     row.version = 2;
     row.rollback_id = Some("rb".into());
-    must(store.commit(&WriteBatch { instances: vec![(row, "{}".into())], jobs: vec![rerun], ..WriteBatch::default() }))
+    must(store.commit(&WriteBatch { instances: vec![(row, doc("{}"))], jobs: vec![rerun], ..WriteBatch::default() }))
         .await;
     let stored = must(store.job("j")).await.unwrap_or_else(|| panic!("job gone"));
     let leases = must(store.leases(&["j", "nope"])).await;
@@ -479,7 +549,7 @@ async fn ids(store: &dyn Store, query: UserTaskQuery) -> Vec<String> {
 async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) {
     must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), "{}".into())],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         user_tasks: vec![
             NewUserTask { row: user_task("t1", Some("i"), 1), links: vec![candidate("t1", Some("gonzo"), None)] },
             NewUserTask { row: user_task("t2", Some("i"), 2), links: vec![candidate("t2", None, Some("sales"))] },
@@ -500,7 +570,7 @@ async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) 
     assert_eq!(ids(store, UserTaskQuery { candidate_groups: Some(vec!["sales".into()]), ..open() }).await, ["t2"]);
     assert_eq!(ids(store, UserTaskQuery { model_key: Some("k".into()), ..open() }).await, ["t1", "t2"]);
     let close = WriteBatch {
-        instances: vec![(InstanceRow { version: 2, ..instance("i", "m", "running", 1) }, "{}".into())],
+        instances: vec![(InstanceRow { version: 2, ..instance("i", "m", "running", 1) }, doc("{}"))],
         closed_user_tasks: vec![ClosedUserTask { id: "t1".into(), end_time: 9, reason: None }],
         ..WriteBatch::default()
     };
@@ -762,6 +832,7 @@ macro_rules! suite {
             deploying_a_key_again_makes_a_new_version,
             a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way,
             a_batch_commits_instances_tasks_and_jobs_together,
+            an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
             tasks_of_an_instance_come_in_creation_order,

@@ -552,13 +552,6 @@ async fn operate_node(c: &Call<'_>) -> Result<(), ApiError> {
     node_command(c, &action, data).await
 }
 
-/// Whether a running instance is paused (its engine state says).
-/// The engine's state of a running instance (none once it ended).
-async fn engine_state(c: &Call<'_>, instance: &str) -> Result<Option<flowstone_engine::Instance>, ApiError> {
-    let state = c.rt.store().instance_state(instance).await?;
-    Ok(state.and_then(|s| serde_json::from_str(&s).ok()))
-}
-
 /// The process instance of a task, once started.
 async fn instance_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Option<InstanceRow>, ApiError> {
     match &task.instance_id {
@@ -822,7 +815,7 @@ async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
     let mut children = Map::new();
     let mut state = instance_state(instance.as_ref());
     if let Some(p) = &instance {
-        let engine = engine_state(c, &p.id).await?;
+        let engine = c.rt.engine_state(&p.id).await?;
         if state == "RUNNING" && engine.as_ref().is_some_and(flowstone_engine::Instance::is_paused) {
             state = "SUSPENDED";
         }

@@ -11,7 +11,9 @@
 
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
-use flowstone_engine::{Command, Ctx, Effect, Instance, Limits, StartOptions, TaskRecord, TaskStatus};
+use flowstone_engine::{
+    Command, Ctx, Effect, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord, TaskStatus,
+};
 use flowstone_model::Definition;
 use flowstone_store::{
     ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow,
@@ -386,13 +388,11 @@ impl Committer {
                 .live
                 .get_mut(&row.id)
                 .ok_or_else(|| StoreError::Corrupt(format!("instance {} left memory before its commit", row.id)))?;
-            let inst = &live.instance;
-            *state = if inst.active() || inst.keeps_state() {
-                serde_json::to_string(inst).map_err(|e| StoreError::Corrupt(format!("instance {}: {e}", row.id)))?
-            } else {
-                String::new()
-            };
-            live.bytes = state.len();
+            *state = live
+                .instance
+                .store(PARTS_FROM)
+                .map_err(|e| StoreError::Corrupt(format!("instance {}: {e}", row.id)))?;
+            live.bytes = live.instance.stored_bytes();
         }
         Ok(())
     }
@@ -666,14 +666,14 @@ impl Committer {
         let instance = match ENDED.into_iter().find(|s| status_name(*s) == row.status) {
             // An ended instance with nothing to undo keeps no state: its status and final
             // variables are all a command can see.
-            Some(ended) if state.is_empty() => {
+            Some(ended) if state.core.is_empty() => {
                 let variables =
                     row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
                 let mut inst = Instance::ended(ended, variables);
                 inst.delete.clone_from(&row.delete_id);
                 inst
             }
-            _ => serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?,
+            _ => Instance::from_stored(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?,
         };
         let model = self
             .runtime
@@ -682,7 +682,7 @@ impl Committer {
             .ok_or_else(|| RuntimeError::NotFound(format!("model {} not found", row.model_id)))?;
         let def = self.runtime.definition(&model)?;
         let committed = row.version;
-        let bytes = state.len();
+        let bytes = instance.stored_bytes();
         let tenant = model.tenant_id.clone();
         self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock, bytes, tenant });
         Ok(())
@@ -721,7 +721,7 @@ impl Committer {
             None => {
                 row.version += 1;
                 into.rows.insert(row.id.clone(), into.batch.instances.len());
-                into.batch.instances.push((row.clone(), String::new()));
+                into.batch.instances.push((row.clone(), Stored::default()));
             }
         }
         let mut spawns = Vec::new();

@@ -486,9 +486,23 @@ impl Runtime {
         if let Some(vars) = &row.final_vars {
             return serde_json::from_str(vars).map(Some).map_err(corrupt);
         }
-        let state = store.instance_state(instance_id).await?.unwrap_or_default();
-        let inst: flowstone_engine::Instance = serde_json::from_str(&state).map_err(corrupt)?;
-        Ok(Some(inst.variables))
+        Ok(self.engine_state(instance_id).await?.map(|inst| inst.variables))
+    }
+
+    /// The engine's state of an instance as last committed (none once it ended without
+    /// keeping it).
+    ///
+    /// # Errors
+    /// A store failure, or a stored state that cannot be read.
+    pub async fn engine_state(&self, instance_id: &str) -> Result<Option<flowstone_engine::Instance>, RuntimeError> {
+        let corrupt =
+            |e: serde_json::Error| RuntimeError::Store(StoreError::Corrupt(format!("instance {instance_id}: {e}")));
+        match self.store().instance_state(instance_id).await? {
+            Some(stored) if !stored.core.is_empty() => {
+                flowstone_engine::Instance::from_stored(&stored).map(Some).map_err(corrupt)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Applies a command to an instance; answers once its effects are committed.
