@@ -286,6 +286,20 @@ pub enum EngineError {
     /// A delete of a rollback, cancel or delete instance.
     #[error("a {} instance cannot be deleted; delete the process it belongs to", .0.name())]
     NotAProcess(InstanceKind),
+    /// A claim of a user task someone else has.
+    #[error("Task '{0}' is already claimed by someone else.")]
+    AlreadyClaimed(String),
+    /// A completion of a user task its delegate has not resolved.
+    #[error("Task '{0}' is delegated: the delegate resolves it before it can be completed")]
+    Delegated(String),
+    /// A claim or completion by someone the task is not for.
+    #[error("user '{user}' may not complete or claim task '{task}': it is for its assignee, owner or candidates")]
+    NotYours {
+        /// Who tried.
+        user: String,
+        /// The task.
+        task: String,
+    },
 }
 
 /// The stored name of a status.

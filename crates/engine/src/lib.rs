@@ -5,6 +5,7 @@
 //! committed: task records to write, stone jobs to queue or drop. Nothing here touches a
 //! database, a socket or the clock, so every rule is tested with plain unit tests.
 
+mod assignment;
 mod choice;
 mod compensation;
 mod effect;
@@ -18,6 +19,7 @@ mod scope;
 mod stone;
 mod user_task;
 
+pub use assignment::{Actor, Assignment, Candidates, Delegation, TaskChange};
 pub use effect::{
     Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, TaskStatus, UserTaskInfo,
 };

@@ -11,12 +11,12 @@
 
 use crate::api::{ApiError, FLOWABLE_PREFIX, in_dialect};
 use crate::auth::Caller;
-use crate::runtime::Runtime;
+use crate::runtime::{Person, Runtime};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use flowstone_store::{InstanceRow, TaskLink, UserTaskRow};
+use flowstone_store::{InstanceRow, UserTaskRow};
 
 /// What a signed-in user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,34 +73,13 @@ impl Caller {
         (!self.operates()).then(|| self.user.clone())
     }
 
-    fn forbidden(&self, what: &str) -> ApiError {
-        ApiError::forbidden(format!("user '{}' may not {what}", self.user))
+    /// Who they are to the rules of user tasks.
+    pub(crate) fn person(&self) -> Person {
+        Person { user: self.user.clone(), groups: self.groups.clone(), admin: self.role == Role::Admin }
     }
 
-    /// Whether they may complete or claim `task`, whose identity links are `links`.
-    ///
-    /// # Errors
-    /// 403 naming the task.
-    pub(crate) fn may_work_on(&self, task: &UserTaskRow, links: &[TaskLink]) -> Result<(), ApiError> {
-        let me = Some(self.user.as_str());
-        let candidates: Vec<&TaskLink> = links.iter().filter(|l| l.kind == "candidate").collect();
-        let candidate = candidates
-            .iter()
-            .any(|l| l.user_id.as_deref() == me || l.group_id.as_ref().is_some_and(|g| self.groups.contains(g)));
-        let nobodys = task.assignee.is_none() && task.owner.is_none() && candidates.is_empty();
-        let allowed = self.role == Role::Admin
-            || task.assignee.as_deref() == me
-            || task.owner.as_deref() == me
-            || (task.assignee.is_none() && candidate)
-            || nobodys;
-        if allowed {
-            Ok(())
-        } else {
-            Err(self.forbidden(&format!(
-                "complete or claim task '{}': it is for its assignee, owner or candidates",
-                task.id
-            )))
-        }
+    fn forbidden(&self, what: &str) -> ApiError {
+        ApiError::forbidden(format!("user '{}' may not {what}", self.user))
     }
 }
 

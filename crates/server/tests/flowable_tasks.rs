@@ -337,7 +337,66 @@ async fn malformed_bodies_answer_400_in_flowables_shape(s: TestServer) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// Two changes of one task sent at once, over and over: each pair is serialised, the loser is
+/// refused by the rule the winner's change brought into force (never a "was updated
+/// simultaneously"), and the task ends as the winner left it.
+async fn racing_changes_of_one_task_let_one_win_and_refuse_the_other_by_its_rule(s: TestServer) {
+    let act = async |id: &str, body: Value| s.post(&format!("{TASKS}/{id}"), body).await;
+    for round in 0..8 {
+        let instance = started(&s, &format!("race {round}")).await;
+        let (id, _) = one_task(&s, &instance).await;
+
+        // Two claims: one assignee wins, the other is told the task is claimed.
+        let (a, b) = tokio::join!(
+            act(&id, json!({"action": "claim", "assignee": "kermit"})),
+            act(&id, json!({"action": "claim", "assignee": "gonzo"}))
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
+        let (loser, winner) = if a.0 == StatusCode::OK { (&b.1, "kermit") } else { (&a.1, "gonzo") };
+        assert!(loser["exception"].as_str().unwrap_or_default().contains("already claimed"), "{loser}");
+        let (_, task) = s.get(&format!("{TASKS}/{id}")).await;
+        assert_eq!(task["assignee"], winner, "{task}");
+
+        // A delegation and a completion: either the task is delegated and cannot be completed
+        // until it is resolved, or it is completed and there is nothing left to delegate.
+        let (d, c) = tokio::join!(
+            act(&id, json!({"action": "delegate", "assignee": "piggy"})),
+            act(&id, json!({"action": "complete", "variables": [{"name": "approved", "value": true}]}))
+        );
+        match (d.0, c.0) {
+            (StatusCode::OK, StatusCode::CONFLICT) => {
+                assert!(c.1["exception"].as_str().unwrap_or_default().contains("delegated"), "{c:?}");
+                let (_, task) = s.get(&format!("{TASKS}/{id}")).await;
+                assert_eq!(
+                    (task["assignee"].as_str(), task["delegationState"].as_str()),
+                    (Some("piggy"), Some("pending"))
+                );
+                assert_eq!(act(&id, json!({"action": "resolve"})).await.0, StatusCode::OK);
+                let done = json!({"action": "complete", "variables": [{"name": "approved", "value": true}]});
+                assert_eq!(act(&id, done).await.0, StatusCode::OK);
+            }
+            // Found ended by the handler (404) or by the committer (409, as a second completion).
+            (StatusCode::NOT_FOUND | StatusCode::CONFLICT, StatusCode::OK) => {}
+            other => panic!("a delegation and a completion ended {other:?}: {d:?} {c:?}"),
+        }
+
+        // A claim and a completion of the next task: the claim lands before (both pass) or
+        // finds the task ended.
+        let (next, _) = one_task(&s, &instance).await;
+        let (claim, complete) = tokio::join!(
+            act(&next, json!({"action": "claim", "assignee": "fozzie"})),
+            act(&next, json!({"action": "complete"}))
+        );
+        assert_eq!(complete.0, StatusCode::OK, "{complete:?}");
+        assert!(matches!(claim.0, StatusCode::OK | StatusCode::NOT_FOUND | StatusCode::CONFLICT), "{claim:?}");
+        assert_eq!(s.process(&instance).await["processStatus"], "success");
+    }
+}
+
 backend_tests!(server = TestServer::start;
+    racing_changes_of_one_task_let_one_win_and_refuse_the_other_by_its_rule,
     a_process_user_task_shows_its_evaluated_fields_with_absolute_urls,
     the_task_list_filters_by_people_and_pages_in_flowables_envelope,
     claim_delegate_resolve_and_complete_move_the_process_on,

@@ -301,6 +301,10 @@ pub struct WriteBatch {
     pub user_tasks: Vec<crate::NewUserTask>,
     /// User tasks the engine closed.
     pub closed_user_tasks: Vec<crate::ClosedUserTask>,
+    /// User tasks people changed (claimed, delegated, updated, …), each with the audit events
+    /// of the change. A row's `version` must be one more than the stored one, else the commit
+    /// fails with [`StoreError::Conflict`](crate::StoreError::Conflict) naming the task.
+    pub changed_user_tasks: Vec<(crate::UserTaskRow, Vec<crate::CommentRow>)>,
 }
 
 impl WriteBatch {
@@ -314,5 +318,6 @@ impl WriteBatch {
             && self.monitoring_jobs.is_empty()
             && self.user_tasks.is_empty()
             && self.closed_user_tasks.is_empty()
+            && self.changed_user_tasks.is_empty()
     }
 }

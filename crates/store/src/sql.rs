@@ -368,6 +368,8 @@ macro_rules! sql_store {
             UserTasks(&'a [crate::NewUserTask]),
             Links(&'a [&'a crate::TaskLink]),
             ClosedUserTask(&'a crate::ClosedUserTask),
+            ChangedUserTask(&'a crate::UserTaskRow),
+            Comments(&'a [&'a crate::CommentRow]),
         }
 
         type Args = <$db as sqlx::Database>::Arguments;
@@ -534,6 +536,8 @@ macro_rules! sql_store {
                         .push_bind(closed.id.as_str());
                     Encoded::Built(q)
                 }
+                Work::ChangedUserTask(row) => Encoded::Built(user_task_impl::update_user_task(row)),
+                Work::Comments(chunk) => Encoded::Built(user_task_impl::insert_comments(chunk.iter().copied())),
                 Work::PartsCleared(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM instance_parts WHERE instance_id IN (");
                     let mut list = q.separated(", ");
@@ -743,7 +747,12 @@ macro_rules! sql_store {
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
                 work.extend(chunks(&links).into_iter().map(Work::Links));
+                // People's changes first: a task claimed and then completed in one group is
+                // closed after the claim that read its version.
+                work.extend(batch.changed_user_tasks.iter().map(|(row, _)| Work::ChangedUserTask(row)));
                 work.extend(batch.closed_user_tasks.iter().map(Work::ClosedUserTask));
+                let events: Vec<&crate::CommentRow> = batch.changed_user_tasks.iter().flat_map(|(_, e)| e).collect();
+                work.extend(chunks(&events).into_iter().map(Work::Comments));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {
@@ -765,6 +774,12 @@ macro_rules! sql_store {
                         // write may carry the same version number as the winning one, so the
                         // chunk is named whole: its instances are reloaded, nothing is written).
                         return Err(StoreError::Conflict(chunk.iter().map(|(row, _)| row.id.clone()).collect()));
+                    }
+                    if let Work::ChangedUserTask(row) = done
+                        && applied == 0
+                    {
+                        // Changed since it was read (on another server): read again, applied again.
+                        return Err(StoreError::Conflict(vec![row.id.clone()]));
                     }
                     current = next;
                 }

@@ -304,9 +304,6 @@ pub trait UserTaskStore: Send + Sync {
     async fn list_user_tasks(&self, query: &UserTaskQuery, page: Option<Page>) -> Result<(Vec<UserTaskRow>, u64)>;
     /// Creates a standalone task.
     async fn insert_user_task(&self, row: &UserTaskRow) -> Result<()>;
-    /// Replaces a task's fields if its stored version is `row.version - 1`, adding `events`
-    /// with it; false (nothing written) when it moved on or is gone.
-    async fn update_user_task(&self, row: &UserTaskRow, events: &[CommentRow]) -> Result<bool>;
     /// Removes a task and all that hangs on it (`history: false`: it stays as finished with
     /// `reason`); false when there is no such task.
     async fn delete_user_task(&self, id: &str, history: bool, reason: Option<&str>, now: i64) -> Result<bool>;

@@ -97,7 +97,46 @@ macro_rules! user_task_store {
                 })
             }
 
-            fn insert_comments(comments: &[CommentRow]) -> QueryBuilder<$db> {
+            /// Writes a change people made to a task, if the stored version is the one it read.
+            pub(crate) fn update_user_task(row: &UserTaskRow) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET name = ");
+                q.push_bind(row.name.as_deref())
+                    .push(", description = ")
+                    .push_bind(row.description.as_deref())
+                    .push(", assignee = ")
+                    .push_bind(row.assignee.as_deref())
+                    .push(", owner = ")
+                    .push_bind(row.owner.as_deref())
+                    .push(", delegation = ")
+                    .push_bind(row.delegation.as_deref())
+                    .push(", priority = ")
+                    .push_bind(row.priority)
+                    .push(", due_date = ")
+                    .push_bind(row.due_date)
+                    .push(", category = ")
+                    .push_bind(row.category.as_deref())
+                    .push(", form_key = ")
+                    .push_bind(row.form_key.as_deref())
+                    .push(", parent_task_id = ")
+                    .push_bind(row.parent_task_id.as_deref())
+                    .push(", tenant_id = ")
+                    .push_bind(row.tenant_id.as_deref())
+                    .push(", claim_time = ")
+                    .push_bind(row.claim_time)
+                    .push(", end_time = ")
+                    .push_bind(row.end_time)
+                    .push(", delete_reason = ")
+                    .push_bind(row.delete_reason.as_deref())
+                    .push(", version = ")
+                    .push_bind(row.version)
+                    .push(" WHERE id = ")
+                    .push_bind(row.id.as_str())
+                    .push(" AND version = ")
+                    .push_bind(row.version - 1);
+                q
+            }
+
+            pub(crate) fn insert_comments<'a>(comments: impl IntoIterator<Item = &'a CommentRow>) -> QueryBuilder<$db> {
                 let mut q = QueryBuilder::<$db>::new(
                     "INSERT INTO task_comments (id, kind, task_id, instance_id, author, time, action, message) ",
                 );
@@ -324,45 +363,6 @@ macro_rules! user_task_store {
                     q.push_values(std::iter::once(row), |b, t| bind_user_task(b, t));
                     q.build().execute(&self.pool).await?;
                     Ok(())
-                }
-
-                async fn update_user_task(&self, row: &UserTaskRow, events: &[CommentRow]) -> Result<bool> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    let applied = sqlx::query(
-                        "UPDATE user_tasks SET name = $1, description = $2, assignee = $3, owner = $4,
-                         delegation = $5, priority = $6, due_date = $7, category = $8, form_key = $9,
-                         parent_task_id = $10, tenant_id = $11, claim_time = $12, end_time = $13,
-                         delete_reason = $14, version = $15 WHERE id = $16 AND version = $17",
-                    )
-                    .bind(&row.name)
-                    .bind(&row.description)
-                    .bind(&row.assignee)
-                    .bind(&row.owner)
-                    .bind(&row.delegation)
-                    .bind(row.priority)
-                    .bind(row.due_date)
-                    .bind(&row.category)
-                    .bind(&row.form_key)
-                    .bind(&row.parent_task_id)
-                    .bind(&row.tenant_id)
-                    .bind(row.claim_time)
-                    .bind(row.end_time)
-                    .bind(&row.delete_reason)
-                    .bind(row.version)
-                    .bind(&row.id)
-                    .bind(row.version - 1)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if applied == 0 {
-                        return Ok(false);
-                    }
-                    if !events.is_empty() {
-                        insert_comments(events).build().execute(&mut *tx).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(true)
                 }
 
                 async fn delete_user_task(

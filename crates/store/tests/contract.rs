@@ -584,10 +584,16 @@ async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) 
 
 async fn a_task_change_applies_only_on_the_version_it_read(store: &dyn Store) {
     must(store.insert_user_task(&user_task("t", None, 1))).await;
+    let change =
+        |row: UserTaskRow, event| WriteBatch { changed_user_tasks: vec![(row, vec![event])], ..WriteBatch::default() };
     let claimed = UserTaskRow { assignee: Some("kermit".into()), version: 2, ..user_task("t", None, 1) };
-    assert!(must(store.update_user_task(&claimed, &[event("e1", "t", "Claim")])).await);
+    must(store.commit(&change(claimed, event("e1", "t", "Claim")))).await;
     let late = UserTaskRow { assignee: Some("gonzo".into()), version: 2, ..user_task("t", None, 1) };
-    assert!(!must(store.update_user_task(&late, &[event("e2", "t", "Claim")])).await, "based on version 1");
+    let refused = store.commit(&change(late, event("e2", "t", "Claim"))).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(ids)) if ids == &["t".to_owned()]),
+        "based on version 1: {refused:?}"
+    );
     let stored = must(store.user_task("t")).await.unwrap_or_else(|| panic!("gone"));
     assert_eq!(stored.assignee.as_deref(), Some("kermit"));
     let events = must(store.comments_of_task("t", "event")).await;

@@ -87,6 +87,7 @@ impl From<RuntimeError> for ApiError {
         let status = match &e {
             RuntimeError::Model(_) | RuntimeError::NotValid(_) => StatusCode::BAD_REQUEST,
             RuntimeError::Conflict(EngineError::TooLarge(_)) => StatusCode::BAD_REQUEST,
+            RuntimeError::Conflict(EngineError::NotYours { .. }) => StatusCode::FORBIDDEN,
             RuntimeError::InUse(_) => StatusCode::CONFLICT,
             RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
             RuntimeError::Conflict(_) => StatusCode::CONFLICT,

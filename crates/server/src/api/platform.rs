@@ -4,12 +4,12 @@ use super::error::ApiError;
 use super::format::platform_date;
 use super::input::{Body, Paging, json_object, kind};
 use crate::auth::Caller;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, TaskOp};
 use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use flowstone_engine::{Action, Command, EngineError, StartOptions};
+use flowstone_engine::{Action, Command, EngineError, StartOptions, TaskChange};
 use flowstone_store::{InstanceFilter, InstanceRow, ModelRow, Outcome, Page, TaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -347,6 +347,7 @@ fn conflict(e: EngineError) -> ApiError {
             let status = platform_status(crate::runtime::status_name(s));
             ApiError::conflict(format!("the process instance is {status}, not running"))
         }
+        other @ EngineError::NotYours { .. } => crate::runtime::RuntimeError::Conflict(other).into(),
         other => ApiError::conflict(other.to_string()),
     }
 }
@@ -404,11 +405,11 @@ async fn operate_task(
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let task = find_task(&rt, &id).await?;
-    if operate == "complete"
-        && let Some(user_task) = rt.store().user_task(&task.record.id).await?
-    {
-        caller.may_work_on(&user_task, &rt.store().task_links(&user_task.id).await?)?;
-    }
+    // An open user task is completed under the rules of user tasks, as through Flowable's API.
+    let user_task = match operate.as_str() {
+        "complete" => rt.store().user_task(&task.record.id).await?.filter(|u| u.end_time.is_none()),
+        _ => None,
+    };
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -418,6 +419,11 @@ async fn operate_task(
     let command = match operate.as_str() {
         "complete" => {
             let variables = json_object(&body, true)?;
+            if user_task.is_some() {
+                let op = TaskOp::Change { change: TaskChange::Complete, variables, transient: Map::new() };
+                rt.change_task(&task.record.id, op, caller.person()).await.map_err(runtime_error)?;
+                return Ok(Json(task_json(&find_task(&rt, &task.record.task_id).await?)));
+            }
             Command::CompleteUserTask { task: task.record.id.clone(), variables, transient: Map::new() }
         }
         "reRun" => {

@@ -9,6 +9,7 @@
 //! if another server wrote the instance meanwhile, the commit writes nothing, the stale
 //! instances are reloaded, and the group's requests are applied again.
 
+use super::user_tasks::{self, Outcome, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
 use flowstone_engine::{
@@ -53,6 +54,7 @@ pub(super) enum Request {
         command: Command,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
+    Task(Box<TaskRequest>),
 }
 
 /// A live instance as the committer holds it.
@@ -87,6 +89,8 @@ enum Entry {
         answer: Result<(), RuntimeError>,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
+    /// A change to a user task; `instance` is the process it completed a task of, if any.
+    Task { request: Box<TaskRequest>, instance: String, answer: Box<Result<UserTaskRow, RuntimeError>> },
 }
 
 impl Entry {
@@ -94,7 +98,7 @@ impl Entry {
     fn instance(&self) -> &str {
         match self {
             Entry::Started { id, .. } => id,
-            Entry::Applied { instance, .. } => instance,
+            Entry::Applied { instance, .. } | Entry::Task { instance, .. } => instance,
         }
     }
 
@@ -121,6 +125,7 @@ impl Entry {
             (Entry::Applied { instance, command, reply, .. }, _) => {
                 Some(Request::Apply { instance, command: *command, reply })
             }
+            (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
         }
     }
 
@@ -132,6 +137,7 @@ impl Entry {
         match self {
             Entry::Started { reply, .. } => drop(reply.send(Err(err))),
             Entry::Applied { reply, .. } => drop(reply.send(Err(err))),
+            Entry::Task { request, .. } => drop(request.reply.send(Err(err))),
         }
     }
 }
@@ -210,7 +216,7 @@ impl Prepared {
             .filter_map(|entry| {
                 let row = match &entry {
                     Entry::Started { id, .. } => Self::take_row(&mut batch, &rows, id),
-                    Entry::Applied { .. } => None,
+                    Entry::Applied { .. } | Entry::Task { .. } => None,
                 };
                 entry.into_request(row)
             })
@@ -250,6 +256,10 @@ pub(super) struct Committer {
     limits: Arc<Limits>,
     /// The rows per request of the last group committed.
     shape: Shape,
+    /// User tasks as changed by groups not yet committed: a change reads them before the store.
+    pending_tasks: ById<UserTaskRow>,
+    /// User tasks closed by the group committing (their instance completed or ended them).
+    closing: std::collections::HashSet<String, foldhash::fast::RandomState>,
 }
 
 /// How many rows of each kind a group wrote for how many requests. Groups in a steady stream
@@ -303,6 +313,8 @@ impl Committer {
             brokered,
             limits,
             shape: Shape::default(),
+            pending_tasks: ById::default(),
+            closing: Default::default(),
         }
     }
 
@@ -358,6 +370,7 @@ impl Committer {
     /// Starts committing a group on the commits' runtime.
     fn begin_commit(&mut self, mut prepared: Prepared) -> (Commit, Prepared) {
         self.shape = Shape::of(&prepared);
+        self.closing.extend(prepared.batch.closed_user_tasks.iter().map(|c| c.id.clone()));
         let written = self.write_states(&mut prepared.batch);
         let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
         let (runtime, requests) = (self.runtime.clone(), prepared.entries.len());
@@ -505,6 +518,9 @@ impl Committer {
     /// Drops from memory every instance a group touched (the rollback, cancel and delete
     /// instances it started included): its writes did not land.
     fn forget(&mut self, group: &Prepared) {
+        // What the failed groups changed of user tasks is read from the store again.
+        self.pending_tasks.clear();
+        self.closing.clear();
         for id in group.rows.keys() {
             self.live.remove(id);
         }
@@ -540,7 +556,16 @@ impl Committer {
                     drop(reply.send(row.ok_or_else(|| RuntimeError::NotCommitted(LOST_ROW.to_owned()))));
                 }
                 Entry::Applied { answer, reply, .. } => drop(reply.send(answer)),
+                Entry::Task { request, answer, .. } => drop(request.reply.send(*answer)),
             }
+        }
+        for (row, _) in &batch.changed_user_tasks {
+            if self.pending_tasks.get(&row.id).is_some_and(|p| p.version == row.version) {
+                self.pending_tasks.remove(&row.id);
+            }
+        }
+        for closed in &batch.closed_user_tasks {
+            self.closing.remove(&closed.id);
         }
         let mut for_workers = false;
         for job in batch.jobs {
@@ -594,31 +619,74 @@ impl Committer {
                     self.live.insert(id, live);
                 }
                 Request::Apply { instance, command, reply } => {
-                    let answer = match self.load(&instance).await {
-                        Err(e) => Err(e),
-                        Ok(()) => {
-                            let mut live = self.live.remove(&instance).expect("loaded just now");
-                            live.touched = self.clock;
-                            let applied = live.instance.apply(
-                                &live.def,
-                                command.clone(),
-                                &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered, limits: &self.limits },
-                            );
-                            let answer = match applied {
-                                Ok(effects) => {
-                                    self.record(into, &mut live, effects, now);
-                                    Ok(())
-                                }
-                                Err(e) => Err(RuntimeError::from(e)),
-                            };
-                            self.live.insert(instance.clone(), live);
-                            answer
-                        }
-                    };
+                    let answer = self.apply_to(&instance, command.clone(), into, now).await;
                     into.entries.push(Entry::Applied { instance, command: Box::new(command), answer, reply });
                 }
+                Request::Task(request) => self.change_task(request, into, now).await,
             }
         }
+    }
+
+    /// Applies a command to an instance, from memory or else from the store.
+    async fn apply_to(
+        &mut self,
+        instance: &str,
+        command: Command,
+        into: &mut Prepared,
+        now: i64,
+    ) -> Result<(), RuntimeError> {
+        self.load(instance).await?;
+        let mut live = self.live.remove(instance).expect("loaded just now");
+        live.touched = self.clock;
+        let applied = live.instance.apply(
+            &live.def,
+            command,
+            &mut Ctx { now, ids: &mut new_id, brokered: &*self.brokered, limits: &self.limits },
+        );
+        let answer = match applied {
+            Ok(effects) => {
+                self.record(into, &mut live, effects, now);
+                Ok(())
+            }
+            Err(e) => Err(RuntimeError::from(e)),
+        };
+        self.live.insert(instance.to_owned(), live);
+        answer
+    }
+
+    /// Applies a person's change to a user task as it stands now (changed by a group still
+    /// committing, or else as stored); a completion of a process's task is its instance's.
+    async fn change_task(&mut self, request: Box<TaskRequest>, into: &mut Prepared, now: i64) {
+        let mut instance = String::new();
+        let answer = async {
+            let id = request.task.as_str();
+            let mut row = match self.pending_tasks.get(id) {
+                Some(row) => row.clone(),
+                None => self.store.user_task(id).await?.ok_or_else(|| user_tasks::not_found(id))?,
+            };
+            // Closed already, or by a group not yet committed (its process went on or ended).
+            let closed = row.end_time.is_some()
+                || self.closing.contains(id)
+                || into.batch.closed_user_tasks.iter().any(|c| c.id == id);
+            if closed {
+                return Err(user_tasks::not_open(&row));
+            }
+            let links = self.store.task_links(id).await?;
+            match user_tasks::apply(&mut row, &links, request.op.clone(), &request.by, now)? {
+                Outcome::Changed(event) => {
+                    self.pending_tasks.insert(row.id.clone(), row.clone());
+                    into.batch.changed_user_tasks.push((row.clone(), event.into_iter().collect()));
+                }
+                Outcome::Complete { instance: of, variables, transient } => {
+                    let command = Command::CompleteUserTask { task: row.id.clone(), variables, transient };
+                    instance.clone_from(&of);
+                    self.apply_to(&of, command, into, now).await?;
+                }
+            }
+            Ok(row)
+        }
+        .await;
+        into.entries.push(Entry::Task { request, instance, answer: Box::new(answer) });
     }
 
     /// On a shared database, forgets cached instances that another server has written since.
@@ -627,7 +695,8 @@ impl Committer {
             .iter()
             .filter_map(|r| match r {
                 Request::Apply { instance, .. } => Some(instance.as_str()),
-                Request::Start { .. } => None,
+                // A completion's instance is checked by its commit (a stale one conflicts).
+                Request::Start { .. } | Request::Task(_) => None,
             })
             // An instance with writes still on their way is ours to answer for.
             .filter(|id| self.live.get(*id).is_some_and(|l| l.row.version == l.committed))

@@ -5,6 +5,7 @@
 //! in-process stones run the jobs it commits.
 
 mod committer;
+mod user_tasks;
 
 use crate::auth::Authenticator;
 use crate::jobs::JobBoard;
@@ -13,12 +14,13 @@ use crate::stones::StoneRunner;
 use committer::{Committer, Request};
 use flowstone_engine::{Command, EngineError, InstanceStatus, Limits, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn, parse_pipeline};
-use flowstone_store::{InstanceRow, ModelRow, NewDeployment, NewModel, Store, StoreError};
+use flowstone_store::{InstanceRow, ModelRow, NewDeployment, NewModel, Store, StoreError, UserTaskRow};
 use flowstone_worker::Stone;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+pub use user_tasks::{Person, TaskFields, TaskOp};
 
 /// Why a runtime request failed.
 #[derive(Debug, thiserror::Error)]
@@ -516,6 +518,19 @@ impl Runtime {
             .send(Request::Apply { instance: instance.to_owned(), command, reply })
             .await
             .map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    /// Applies a person's change to a user task; answers the task as changed once committed.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotFound`] for a task that is not open, [`RuntimeError::Conflict`] when
+    /// a rule refuses the change (claimed by someone else, delegated, not theirs), or a store
+    /// failure.
+    pub async fn change_task(&self, task: &str, op: TaskOp, by: Person) -> Result<UserTaskRow, RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        let request = user_tasks::TaskRequest { task: task.to_owned(), op, by, reply };
+        self.tx.send(Request::Task(Box::new(request))).await.map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)?
     }
 }

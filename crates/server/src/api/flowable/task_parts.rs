@@ -1,13 +1,13 @@
 //! What hangs on a task: variables, identity links, comments, events and attachments
 //! (seed 003, 15.7.7–15.7.32).
 
-use super::tasks::{event, open_task, save, task_path};
+use super::tasks::{event, open_task, task_path};
 use super::variables::{RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::json_object;
 use crate::auth::Caller;
-use crate::runtime::{Runtime, new_id, now_ms};
+use crate::runtime::{Runtime, TaskFields, TaskOp, new_id, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -402,7 +402,7 @@ async fn create_link(
     crate::api::input::Body(body): crate::api::input::Body,
 ) -> FlowableResult<(StatusCode, Json<Value>)> {
     let req: LinkRequest = crate::api::worker::parse(&body)?;
-    let mut task = open_task(&rt, &id).await?;
+    let task = open_task(&rt, &id).await?;
     let kind = req
         .kind
         .filter(|k| !k.is_empty())
@@ -416,24 +416,27 @@ async fn create_link(
         (None, None) => return Err(ApiError::bad_request("Either userId or groupId is required.").into()),
     };
     let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind: kind.clone() };
-    let record = event(&task, Some(&caller.user), action, &[&who, &kind]);
-    if link.user_id.is_some() && set_person(&mut task, &kind, link.user_id.clone()) {
-        save(&rt, task, &[record]).await?;
-    } else {
-        rt.store().add_task_link(&link, &record).await?;
+    match link.user_id.clone().and_then(|user| person_field(&kind, Some(user))) {
+        Some(fields) => {
+            let op = TaskOp::Fields { fields, event: Some((action, vec![who, kind])) };
+            rt.change_task(&id, op, caller.person()).await?;
+        }
+        None => {
+            let record = event(&task, Some(&caller.user), action, &[&who, &kind]);
+            rt.store().add_task_link(&link, &record).await?;
+        }
     }
     Ok((StatusCode::CREATED, Json(link_json(&origin(&headers), &link))))
 }
 
-/// Flowable keeps the assignee and the owner on the task itself, not as links: sets the one
-/// `kind` names, if it names one.
-fn set_person(task: &mut UserTaskRow, kind: &str, user: Option<String>) -> bool {
+/// Flowable keeps the assignee and the owner on the task itself, not as links: the field
+/// `kind` names set to `user`, if it names one.
+fn person_field(kind: &str, user: Option<String>) -> Option<Box<TaskFields>> {
     match kind {
-        "assignee" => task.assignee = user,
-        "owner" => task.owner = user,
-        _ => return false,
+        "assignee" => Some(Box::new(TaskFields { assignee: Some(user), ..TaskFields::default() })),
+        "owner" => Some(Box::new(TaskFields { owner: Some(user), ..TaskFields::default() })),
+        _ => None,
     }
-    true
 }
 
 async fn delete_link(
@@ -441,13 +444,17 @@ async fn delete_link(
     Extension(caller): Extension<Caller>,
     Path((id, family, identity, kind)): Path<(String, String, String, String)>,
 ) -> FlowableResult<StatusCode> {
-    let (mut task, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
+    let (task, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
     let action = if link.user_id.is_some() { "DeleteUserLink" } else { "DeleteGroupLink" };
-    let record = event(&task, Some(&caller.user), action, &[&identity, &kind]);
-    if link.user_id.is_some() && set_person(&mut task, &kind, None) {
-        save(&rt, task, &[record]).await?;
-    } else {
-        rt.store().remove_task_link(&link, &record).await?;
+    match person_field(&kind, None).filter(|_| link.user_id.is_some()) {
+        Some(fields) => {
+            let op = TaskOp::Fields { fields, event: Some((action, vec![identity, kind])) };
+            rt.change_task(&id, op, caller.person()).await?;
+        }
+        None => {
+            let record = event(&task, Some(&caller.user), action, &[&identity, &kind]);
+            rt.store().remove_task_link(&link, &record).await?;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,12 +6,12 @@ use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map
 use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
 use crate::auth::Caller;
-use crate::runtime::{Runtime, now_ms};
+use crate::runtime::{Runtime, TaskFields, TaskOp, now_ms};
 use axum::extract::{Extension, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowstone_engine::Command;
+use flowstone_engine::{Delegation, TaskChange};
 use flowstone_store::{CommentRow, TaskOrder, UserTaskQuery, UserTaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -183,18 +183,18 @@ const OPERATIONS: [&str; 10] = [
 ];
 
 /// A delegation state as given: `pending`, `resolved` or none; anything else is Flowable's 400.
-fn delegation_state(text: Option<String>) -> Result<Option<String>, ApiError> {
+fn delegation_state(text: Option<String>) -> Result<Option<Delegation>, ApiError> {
     match text.as_deref() {
-        None | Some("pending" | "resolved") => Ok(text),
-        Some(d) => {
-            Err(ApiError::bad_request(format!("Illegal value for delegationState: '{d}' (use pending or resolved)")))
-        }
+        None => Ok(None),
+        Some(d) => Delegation::parse(d).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!("Illegal value for delegationState: '{d}' (use pending or resolved)"))
+        }),
     }
 }
 
 /// The store query the parameters ask for.
 fn task_query(p: &Params<'_>, paging: &Paging<'_>) -> Result<UserTaskQuery, ApiError> {
-    let delegation = delegation_state(p.text("delegationState"))?;
+    let delegation = delegation_state(p.text("delegationState"))?.map(|d| d.text().to_owned());
     let mut candidate_groups = p.text("candidateGroup").map(|g| vec![g]);
     if let Some(list) = p.text("candidateGroups") {
         candidate_groups = Some(list.split(',').map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect());
@@ -396,39 +396,38 @@ const FIELDS: [&str; 11] = [
     "tenantId",
 ];
 
-/// Applies the fields present in `body` to `task`.
-async fn apply_fields(rt: &Runtime, task: &mut UserTaskRow, body: &Map<String, Value>) -> Result<(), ApiError> {
+/// The fields present in `body`, checked (`task`: the id of the task they are for).
+async fn task_fields(rt: &Runtime, task: &str, body: &Map<String, Value>) -> Result<TaskFields, ApiError> {
     let p = Params(body);
+    let mut fields = TaskFields::default();
     for field in FIELDS.iter().filter(|f| body.contains_key(**f)) {
         let text = p.text(field);
         match *field {
-            "name" => task.name = text,
-            "description" => task.description = text,
-            "assignee" => task.assignee = text,
-            "owner" => task.owner = text,
-            "category" => task.category = text,
-            "formKey" => task.form_key = text,
-            "tenantId" => task.tenant_id = text,
-            "delegationState" => task.delegation = delegation_state(text)?,
-            "dueDate" => task.due_date = p.date("dueDate")?,
-            "priority" => {
-                task.priority = p.int("priority")?.unwrap_or(flowstone_engine::DEFAULT_PRIORITY);
-            }
+            "name" => fields.name = Some(text),
+            "description" => fields.description = Some(text),
+            "assignee" => fields.assignee = Some(text),
+            "owner" => fields.owner = Some(text),
+            "category" => fields.category = Some(text),
+            "formKey" => fields.form_key = Some(text),
+            "tenantId" => fields.tenant_id = Some(text),
+            "delegationState" => fields.delegation = Some(delegation_state(text)?),
+            "dueDate" => fields.due_date = Some(p.date("dueDate")?),
+            "priority" => fields.priority = Some(p.int("priority")?.unwrap_or(flowstone_engine::DEFAULT_PRIORITY)),
             "parentTaskId" => {
                 if let Some(parent) = &text {
-                    if *parent == task.id {
+                    if parent == task {
                         return Err(ApiError::bad_request("a task cannot be its own parent"));
                     }
                     if rt.store().user_task(parent).await?.is_none() {
                         return Err(ApiError::bad_request(format!("parent task '{parent}' does not exist")));
                     }
                 }
-                task.parent_task_id = text;
+                fields.parent_task_id = Some(text);
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(fields)
 }
 
 /// `POST runtime/tasks`: a standalone task (a subtask with `parentTaskId`).
@@ -445,31 +444,22 @@ async fn create(
         version: 1,
         ..UserTaskRow::default()
     };
-    apply_fields(&rt, &mut task, &body).await?;
+    task_fields(&rt, &task.id, &body).await?.apply(&mut task);
     rt.store().insert_user_task(&task).await?;
     Ok((StatusCode::CREATED, Json(task_json(&origin(&headers), &task, None))))
 }
 
-/// Writes a change made on the version read; 409 when another change came first.
-pub(super) async fn save(rt: &Runtime, mut task: UserTaskRow, events: &[CommentRow]) -> Result<UserTaskRow, ApiError> {
-    task.version += 1;
-    if rt.store().update_user_task(&task, events).await? {
-        return Ok(task);
-    }
-    open_task(rt, &task.id).await?;
-    Err(ApiError::conflict(format!("Task '{}' was updated simultaneously; read it again and retry.", task.id)))
-}
-
 async fn update(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> FlowableResult<Json<Value>> {
     let body = json_object(&body, false)?;
-    let mut task = open_task(&rt, &id).await?;
-    apply_fields(&rt, &mut task, &body).await?;
-    let task = save(&rt, task, &[]).await?;
+    open_task(&rt, &id).await?;
+    let fields = Box::new(task_fields(&rt, &id, &body).await?);
+    let task = rt.change_task(&id, TaskOp::Fields { fields, event: None }, caller.person()).await?;
     Ok(Json(task_json(&origin(&headers), &task, None)))
 }
 
@@ -506,66 +496,27 @@ async fn act(
     Body(body): Body,
 ) -> FlowableResult<StatusCode> {
     let req: ActionRequest = crate::api::worker::parse(&body)?;
-    let mut task = open_task(&rt, &id).await?;
-    if matches!(req.action.as_deref(), Some("complete" | "claim")) {
-        caller.may_work_on(&task, &rt.store().task_links(&id).await?)?;
-    }
-    let author = Some(caller.user.as_str());
-    match req.action.as_deref() {
+    open_task(&rt, &id).await?;
+    let (mut variables_in, mut transient_in) = (Map::new(), Map::new());
+    let change = match req.action.as_deref() {
         Some("complete") => {
-            if task.delegation.as_deref() == Some("pending") {
-                return Err(ApiError::conflict(format!(
-                    "Task '{id}' is delegated: the delegate resolves it before it can be completed"
-                ))
-                .into());
-            }
-            let transient = variables(req.transient_variables)?;
-            let variables = variables(req.variables)?;
-            match task.instance_id.clone() {
-                Some(instance) => {
-                    rt.apply(&instance, Command::CompleteUserTask { task: id, variables, transient }).await?;
-                }
-                None => {
-                    task.end_time = Some(now_ms());
-                    save(&rt, task, &[]).await?;
-                }
-            }
+            transient_in = variables(req.transient_variables)?;
+            variables_in = variables(req.variables)?;
+            TaskChange::Complete
         }
-        Some("claim") => {
-            match (&task.assignee, &req.assignee) {
-                (Some(current), Some(claimer)) if current != claimer => {
-                    return Err(ApiError::conflict(format!("Task '{id}' is already claimed by someone else.")).into());
-                }
-                _ => {}
-            }
-            task.claim_time = req.assignee.as_ref().map(|_| now_ms());
-            let events = [event(&task, author, "Claim", &[req.assignee.as_deref().unwrap_or_default()])];
-            task.assignee = req.assignee;
-            save(&rt, task, &events).await?;
-        }
-        Some("delegate") => {
-            let Some(delegate) = req.assignee.filter(|a| !a.is_empty()) else {
-                return Err(ApiError::bad_request("An assignee is required when delegating a task.").into());
-            };
-            if task.owner.is_none() {
-                task.owner.clone_from(&task.assignee);
-            }
-            let events = [event(&task, author, "Delegate", &[&delegate])];
-            task.assignee = Some(delegate);
-            task.delegation = Some("pending".into());
-            save(&rt, task, &events).await?;
-        }
-        Some("resolve") => {
-            let events = [event(&task, author, "Resolve", &[])];
-            task.delegation = Some("resolved".into());
-            task.assignee.clone_from(&task.owner);
-            save(&rt, task, &events).await?;
-        }
+        Some("claim") => TaskChange::Claim(req.assignee),
+        Some("delegate") => match req.assignee.filter(|a| !a.is_empty()) {
+            Some(delegate) => TaskChange::Delegate(delegate),
+            None => return Err(ApiError::bad_request("An assignee is required when delegating a task.").into()),
+        },
+        Some("resolve") => TaskChange::Resolve,
         Some(other) => return Err(ApiError::bad_request(format!("Invalid action: '{other}'.")).into()),
         None => {
             return Err(ApiError::bad_request("An action is required (complete, claim, delegate or resolve).").into());
         }
-    }
+    };
+    let op = TaskOp::Change { change, variables: variables_in, transient: transient_in };
+    rt.change_task(&id, op, caller.person()).await?;
     Ok(StatusCode::OK)
 }
 
