@@ -416,27 +416,41 @@ async fn create_link(
         (None, None) => return Err(ApiError::bad_request("Either userId or groupId is required.").into()),
     };
     let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind: kind.clone() };
-    match link.user_id.clone().and_then(|user| person_field(&kind, Some(user))) {
-        Some(fields) => {
-            let op = TaskOp::Fields { fields, event: Some((action, vec![who, kind])) };
-            rt.change_task(&id, op, caller.person()).await?;
-        }
-        None => {
-            let record = event(&task, Some(&caller.user), action, &[&who, &kind]);
-            rt.store().add_task_link(&link, &record).await?;
-        }
-    }
+    change_link(&rt, &caller, &task, &link, true, (action, who)).await?;
     Ok((StatusCode::CREATED, Json(link_json(&origin(&headers), &link))))
 }
 
-/// Flowable keeps the assignee and the owner on the task itself, not as links: the field
-/// `kind` names set to `user`, if it names one.
-fn person_field(kind: &str, user: Option<String>) -> Option<Box<TaskFields>> {
-    match kind {
-        "assignee" => Some(Box::new(TaskFields { assignee: Some(user), ..TaskFields::default() })),
-        "owner" => Some(Box::new(TaskFields { owner: Some(user), ..TaskFields::default() })),
+/// Adds (`add`) or removes a link, recording `action` on `who`. Flowable keeps the assignee
+/// and the owner on the task itself, not as links: a user link of those kinds sets the field.
+async fn change_link(
+    rt: &Runtime,
+    caller: &Caller,
+    task: &UserTaskRow,
+    link: &TaskLink,
+    add: bool,
+    (action, who): (&'static str, String),
+) -> Result<(), ApiError> {
+    let user = link.user_id.clone().filter(|_| add);
+    let fields = match (link.user_id.is_some(), link.kind.as_str()) {
+        (true, "assignee") => Some(TaskFields { assignee: Some(user), ..TaskFields::default() }),
+        (true, "owner") => Some(TaskFields { owner: Some(user), ..TaskFields::default() }),
         _ => None,
+    };
+    match fields {
+        Some(fields) => {
+            let op = TaskOp::Fields { fields: Box::new(fields), event: Some((action, vec![who, link.kind.clone()])) };
+            rt.change_task(&task.id, op, caller.person()).await?;
+        }
+        None => {
+            let record = event(task, Some(&caller.user), action, &[&who, &link.kind]);
+            if add {
+                rt.store().add_task_link(link, &record).await?;
+            } else {
+                rt.store().remove_task_link(link, &record).await?;
+            }
+        }
     }
+    Ok(())
 }
 
 async fn delete_link(
@@ -446,16 +460,7 @@ async fn delete_link(
 ) -> FlowableResult<StatusCode> {
     let (task, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
     let action = if link.user_id.is_some() { "DeleteUserLink" } else { "DeleteGroupLink" };
-    match person_field(&kind, None).filter(|_| link.user_id.is_some()) {
-        Some(fields) => {
-            let op = TaskOp::Fields { fields, event: Some((action, vec![identity, kind])) };
-            rt.change_task(&id, op, caller.person()).await?;
-        }
-        None => {
-            let record = event(&task, Some(&caller.user), action, &[&identity, &kind]);
-            rt.store().remove_task_link(&link, &record).await?;
-        }
-    }
+    change_link(&rt, &caller, &task, &link, false, (action, identity)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
