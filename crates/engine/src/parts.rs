@@ -98,7 +98,7 @@ fn corrupt(message: String) -> serde_json::Error {
     serde_json::Error::custom(message)
 }
 
-fn part<T: DeserializeOwned>(key: &str, body: &str) -> Result<T, serde_json::Error> {
+fn read_part<T: DeserializeOwned>(key: &str, body: &str) -> Result<T, serde_json::Error> {
     serde_json::from_str(body).map_err(|e| corrupt(format!("part {key}: {e}")))
 }
 
@@ -160,35 +160,38 @@ impl Instance {
             let number = || id.parse::<u32>().map_err(|e| corrupt(format!("part {key}: {e}")));
             let part = match kind {
                 "o" => {
-                    inst.open.insert(id.to_owned(), part::<TaskRecord>(key, body)?);
+                    inst.open.insert(id.to_owned(), read_part::<TaskRecord>(key, body)?);
                     Part::Open(id.to_owned())
                 }
-                "t" => {
-                    inst.tokens.insert(number()?, part::<Token>(key, body)?);
-                    Part::Token(number()?)
-                }
-                "s" => {
-                    inst.scopes.insert(number()?, part::<Scope>(key, body)?);
-                    Part::Scope(number()?)
-                }
-                "i" => {
-                    items.insert(number()?, part::<Vec<Value>>(key, body)?);
-                    Part::Items(number()?)
-                }
-                "r" => {
-                    ran.insert(number()?, part::<Ran>(key, body)?);
-                    Part::Ran(number()?)
-                }
-                "p" => {
-                    steps.insert(number()?, part::<Ran>(key, body)?);
-                    Part::Step(number()?)
-                }
                 "v" => {
-                    inst.variables.insert(id.to_owned(), part::<Value>(key, body)?);
+                    inst.variables.insert(id.to_owned(), read_part::<Value>(key, body)?);
                     Part::Var(id.to_owned())
                 }
+                "t" => Part::Token(number()?),
+                "s" => Part::Scope(number()?),
+                "i" => Part::Items(number()?),
+                "r" => Part::Ran(number()?),
+                "p" => Part::Step(number()?),
                 _ => return Err(corrupt(format!("part {key}: unknown kind"))),
             };
+            match &part {
+                Part::Token(n) => {
+                    inst.tokens.insert(*n, read_part::<Token>(key, body)?);
+                }
+                Part::Scope(n) => {
+                    inst.scopes.insert(*n, read_part::<Scope>(key, body)?);
+                }
+                Part::Items(n) => {
+                    items.insert(*n, read_part::<Vec<Value>>(key, body)?);
+                }
+                Part::Ran(n) => {
+                    ran.insert(*n, read_part::<Ran>(key, body)?);
+                }
+                Part::Step(n) => {
+                    steps.insert(*n, read_part::<Ran>(key, body)?);
+                }
+                Part::Open(_) | Part::Var(_) => {}
+            }
             sizes.insert(part, body.len());
         }
         for (id, list) in items {

@@ -64,7 +64,7 @@ impl Roster {
 
     /// How many workers are present.
     pub(crate) fn len(&self) -> usize {
-        self.workers.lock().map_or(0, |w| w.len())
+        self.workers.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Forgets the workers gone at `now`, logging each; answers how many there were.

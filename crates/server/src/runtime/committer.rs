@@ -258,7 +258,7 @@ pub(super) struct Committer {
     shape: Shape,
     /// User tasks as changed by groups not yet committed: a change reads them before the store.
     pending_tasks: ById<UserTaskRow>,
-    /// User tasks closed by the group committing (their instance completed or ended them).
+    /// User tasks closed by groups not yet committed (their instance completed or ended them).
     closing: std::collections::HashSet<String, foldhash::fast::RandomState>,
 }
 
@@ -370,7 +370,6 @@ impl Committer {
     /// Starts committing a group on the commits' runtime.
     fn begin_commit(&mut self, mut prepared: Prepared) -> (Commit, Prepared) {
         self.shape = Shape::of(&prepared);
-        self.closing.extend(prepared.batch.closed_user_tasks.iter().map(|c| c.id.clone()));
         let written = self.write_states(&mut prepared.batch);
         let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
         let (runtime, requests) = (self.runtime.clone(), prepared.entries.len());
@@ -665,13 +664,13 @@ impl Committer {
                 None => self.store.user_task(id).await?.ok_or_else(|| user_tasks::not_found(id))?,
             };
             // Closed already, or by a group not yet committed (its process went on or ended).
-            let closed = row.end_time.is_some()
-                || self.closing.contains(id)
-                || into.batch.closed_user_tasks.iter().any(|c| c.id == id);
-            if closed {
+            if row.end_time.is_some() || self.closing.contains(id) {
                 return Err(user_tasks::not_open(&row));
             }
-            let links = self.store.task_links(id).await?;
+            let links = match user_tasks::needs_candidates(&request.op) {
+                true => self.store.task_links(id).await?,
+                false => Vec::new(),
+            };
             match user_tasks::apply(&mut row, &links, request.op.clone(), &request.by, now)? {
                 Outcome::Changed(event) => {
                     self.pending_tasks.insert(row.id.clone(), row.clone());
@@ -794,6 +793,7 @@ impl Committer {
             }
         }
         let mut spawns = Vec::new();
+        let closed_before = into.batch.closed_user_tasks.len();
         for effect in effects {
             match effect {
                 Effect::Task(record) => {
@@ -825,6 +825,8 @@ impl Committer {
                 }
             }
         }
+        // A person's change of a task closed here must find it ended until the close commits.
+        self.closing.extend(into.batch.closed_user_tasks[closed_before..].iter().map(|c| c.id.clone()));
         let parent = live.row.clone();
         for spawned in spawns {
             let row = InstanceRow {

@@ -118,6 +118,11 @@ pub(super) fn not_open(row: &UserTaskRow) -> RuntimeError {
     }
 }
 
+/// Whether applying `op` asks who the task's candidates are (claims and completions do).
+pub(super) fn needs_candidates(op: &TaskOp) -> bool {
+    matches!(op, TaskOp::Change { change: TaskChange::Claim(_) | TaskChange::Complete, .. })
+}
+
 /// What a change did to a task, for the committer to write.
 pub(super) enum Outcome {
     /// The row changed (its version one up), with the audit event of the change.
