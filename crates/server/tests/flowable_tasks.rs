@@ -395,8 +395,73 @@ async fn racing_changes_of_one_task_let_one_win_and_refuse_the_other_by_its_rule
     }
 }
 
+/// Sorted statuses of two answers.
+fn both(a: &(StatusCode, Value), b: &(StatusCode, Value)) -> [StatusCode; 2] {
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    statuses
+}
+
+/// Two changes of what hangs on one task sent at once, over and over: the rule each must pass
+/// reads the task as the other left it, so exactly one wins and the other gets Flowable's
+/// refusal — never two creations of one variable, two deletions of one comment, or a write to a
+/// task deleted under it.
+async fn racing_changes_of_a_tasks_parts_let_exactly_one_win(s: TestServer) {
+    let instance = started(&s, "parts race").await;
+    let (id, _) = one_task(&s, &instance).await;
+    let task = format!("{TASKS}/{id}");
+    for round in 0..8 {
+        // Two creations of one local variable: one 201, one 409; the stored value is the winner's.
+        let var = |value: i64| json!([{"name": format!("v{round}"), "scope": "local", "value": value}]);
+        let vars = format!("{task}/variables");
+        let (a, b) = tokio::join!(s.post(&vars, var(1)), s.post(&vars, var(2)));
+        assert_eq!(both(&a, &b), [StatusCode::CREATED, StatusCode::CONFLICT], "{a:?} {b:?}");
+        let winner = if a.0 == StatusCode::CREATED { 1 } else { 2 };
+        let (_, stored) = s.get(&format!("{task}/variables/v{round}")).await;
+        assert_eq!(stored["value"], json!(winner), "{stored}");
+
+        // Two creations of one global variable: the same, on the process.
+        let global = |value: i64| json!([{"name": format!("g{round}"), "scope": "global", "value": value}]);
+        let (a, b) = tokio::join!(s.post(&vars, global(1)), s.post(&vars, global(2)));
+        assert_eq!(both(&a, &b), [StatusCode::CREATED, StatusCode::CONFLICT], "{a:?} {b:?}");
+
+        // Two deletions of one comment: one 204, one 404.
+        let (status, comment) = s.post(&format!("{task}/comments"), json!({"message": "hi"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{comment}");
+        let path = format!("{task}/comments/{}", comment["id"].as_str().unwrap_or_default());
+        let (a, b) = tokio::join!(s.call(Method::DELETE, &path, None), s.call(Method::DELETE, &path, None));
+        assert_eq!(both(&a, &b), [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND], "{a:?} {b:?}");
+
+        // A link added twice at once is there once, with one event.
+        let link = json!({"groupId": format!("g{round}"), "type": "candidate"});
+        let links = format!("{task}/identitylinks");
+        let (a, b) = tokio::join!(s.post(&links, link.clone()), s.post(&links, link));
+        assert_eq!(both(&a, &b), [StatusCode::CREATED; 2], "{a:?} {b:?}");
+        let (_, groups) = s.get(&format!("{task}/identitylinks/groups")).await;
+        let mine = groups.as_array().map_or(0, |g| g.iter().filter(|l| l["groupId"] == format!("g{round}")).count());
+        assert_eq!(mine, 1, "{groups}");
+        let (_, events) = s.get(&format!("{task}/events")).await;
+        let added = events.as_array().map_or(0, |e| {
+            e.iter().filter(|e| e["action"] == "AddGroupLink" && e["message"][0] == format!("g{round}")).count()
+        });
+        assert_eq!(added, 1, "{events}");
+
+        // A standalone task deleted while a comment is added: the comment lands before the
+        // deletion (and goes with it) or finds the task gone; nothing of it is left.
+        let (_, alone) = s.post(TASKS, json!({"name": format!("alone {round}")})).await;
+        let alone_id = alone["id"].as_str().unwrap_or_default().to_owned();
+        let (gone, comments) =
+            (format!("{TASKS}/{alone_id}?cascadeHistory=true"), format!("{TASKS}/{alone_id}/comments"));
+        let (d, c) = tokio::join!(s.call(Method::DELETE, &gone, None), s.post(&comments, json!({"message": "late"})));
+        assert_eq!(d.0, StatusCode::NO_CONTENT, "{d:?}");
+        assert!(matches!(c.0, StatusCode::CREATED | StatusCode::NOT_FOUND), "{c:?}");
+        assert_eq!(s.get(&comments).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
 backend_tests!(server = TestServer::start;
     racing_changes_of_one_task_let_one_win_and_refuse_the_other_by_its_rule,
+    racing_changes_of_a_tasks_parts_let_exactly_one_win,
     a_process_user_task_shows_its_evaluated_fields_with_absolute_urls,
     the_task_list_filters_by_people_and_pages_in_flowables_envelope,
     claim_delegate_resolve_and_complete_move_the_process_on,

@@ -25,8 +25,8 @@ pub use rows::{
 };
 pub use sqlite::SqliteStore;
 pub use user_tasks::{
-    AttachmentRow, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskVariable, UserTaskQuery,
-    UserTaskRow, UserTaskStore,
+    AttachmentRow, ChangedUserTask, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskPartWrite,
+    TaskVariable, UserTaskQuery, UserTaskRow, UserTaskStore,
 };
 
 /// Why a store operation failed.

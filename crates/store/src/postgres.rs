@@ -121,6 +121,6 @@ crate::sql::sql_store!(
     }
 );
 
-crate::user_tasks_sql::user_task_store!(PgStore, sqlx::Postgres, begin = "BEGIN");
+crate::user_tasks_sql::user_task_store!(PgStore, sqlx::Postgres);
 crate::identity::identity_store!(PgStore, sqlx::Postgres);
 crate::bk_sops::bk_sops_store!(PgStore, sqlx::Postgres);

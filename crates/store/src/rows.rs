@@ -301,10 +301,9 @@ pub struct WriteBatch {
     pub user_tasks: Vec<crate::NewUserTask>,
     /// User tasks the engine closed.
     pub closed_user_tasks: Vec<crate::ClosedUserTask>,
-    /// User tasks people changed (claimed, delegated, updated, …), each with the audit events
-    /// of the change. A row's `version` must be one more than the stored one, else the commit
-    /// fails with [`StoreError::Conflict`](crate::StoreError::Conflict) naming the task.
-    pub changed_user_tasks: Vec<(crate::UserTaskRow, Vec<crate::CommentRow>)>,
+    /// User tasks people changed (claimed, delegated, updated, commented, deleted, …), in
+    /// order; see [`ChangedUserTask`](crate::ChangedUserTask).
+    pub changed_user_tasks: Vec<crate::ChangedUserTask>,
 }
 
 impl WriteBatch {

@@ -370,6 +370,8 @@ macro_rules! sql_store {
             ClosedUserTask(&'a crate::ClosedUserTask),
             ChangedUserTask(&'a crate::UserTaskRow),
             Comments(&'a [&'a crate::CommentRow]),
+            /// Statement `usize` of a write of what hangs on the task.
+            TaskPart(&'a str, &'a crate::TaskPartWrite, usize),
         }
 
         type Args = <$db as sqlx::Database>::Arguments;
@@ -538,6 +540,7 @@ macro_rules! sql_store {
                 }
                 Work::ChangedUserTask(row) => Encoded::Built(user_task_impl::update_user_task(row)),
                 Work::Comments(chunk) => Encoded::Built(user_task_impl::insert_comments(chunk.iter().copied())),
+                Work::TaskPart(task, write, at) => Encoded::Built(user_task_impl::part_statement(task, write, *at)),
                 Work::PartsCleared(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM instance_parts WHERE instance_id IN (");
                     let mut list = q.separated(", ");
@@ -749,10 +752,17 @@ macro_rules! sql_store {
                 work.extend(chunks(&links).into_iter().map(Work::Links));
                 // People's changes first: a task claimed and then completed in one group is
                 // closed after the claim that read its version.
-                work.extend(batch.changed_user_tasks.iter().map(|(row, _)| Work::ChangedUserTask(row)));
+                work.extend(batch.changed_user_tasks.iter().map(|c| Work::ChangedUserTask(&c.row)));
                 work.extend(batch.closed_user_tasks.iter().map(Work::ClosedUserTask));
-                let events: Vec<&crate::CommentRow> = batch.changed_user_tasks.iter().flat_map(|(_, e)| e).collect();
+                let events: Vec<&crate::CommentRow> = batch.changed_user_tasks.iter().flat_map(|c| &c.comments).collect();
                 work.extend(chunks(&events).into_iter().map(Work::Comments));
+                // Then what hangs on the tasks, in the order of the changes (a deleted task's
+                // comments go with it).
+                for change in &batch.changed_user_tasks {
+                    for write in &change.parts {
+                        work.extend((0..write.statements()).map(|at| Work::TaskPart(&change.row.id, write, at)));
+                    }
+                }
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {

@@ -108,6 +108,6 @@ crate::sql::sql_store!(
     }
 );
 
-crate::user_tasks_sql::user_task_store!(SqliteStore, sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
+crate::user_tasks_sql::user_task_store!(SqliteStore, sqlx::Sqlite);
 crate::identity::identity_store!(SqliteStore, sqlx::Sqlite);
 crate::bk_sops::bk_sops_store!(SqliteStore, sqlx::Sqlite);

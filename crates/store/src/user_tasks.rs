@@ -1,9 +1,9 @@
 //! User tasks as people work on them: the rows, the queries and the trait that keeps them.
 //!
-//! The engine creates and closes a process's user tasks (through [`WriteBatch`](crate::WriteBatch));
-//! everything people change in between (assignee, owner, delegation, priority, links,
-//! local variables, comments, attachments) is written here directly, each change checked
-//! against the row's version so that two concurrent changes never both apply.
+//! Every write goes through a [`WriteBatch`](crate::WriteBatch): the engine creates and closes a
+//! process's user tasks; what people change in between (assignee, owner, delegation, priority,
+//! links, local variables, comments, attachments) is a [`ChangedUserTask`], written only on the
+//! version of the row it read, so that two concurrent changes never both apply.
 
 use crate::{Page, Result};
 
@@ -84,6 +84,57 @@ pub struct ClosedUserTask {
     /// Why, when not by completion.
     pub reason: Option<String>,
 }
+
+/// A change people made to a task and to what hangs on it, as one write of a commit: the row
+/// at its new version (one above the version it read; else the commit fails with
+/// [`StoreError::Conflict`](crate::StoreError::Conflict) naming the task), then its comments
+/// and audit events, then the writes of its parts in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangedUserTask {
+    /// The task as changed.
+    pub row: UserTaskRow,
+    /// Comments and audit events it adds.
+    pub comments: Vec<CommentRow>,
+    /// What it changes of the task's links, variables, comments and attachments.
+    pub parts: Vec<TaskPartWrite>,
+}
+
+/// A write of what hangs on a task (the task of the [`ChangedUserTask`] it belongs to). The
+/// rule it passed (a variable created did not exist, a comment deleted is its author's) was
+/// checked against the version of the task the change read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskPartWrite {
+    /// Local variables set, created or replaced.
+    SetVariables(Vec<TaskVariable>),
+    /// Local variables removed (all of them when none are named).
+    DeleteVariables(Option<Vec<String>>),
+    /// A link added.
+    AddLink(TaskLink),
+    /// A link removed.
+    RemoveLink(TaskLink),
+    /// A comment removed, by id.
+    DeleteComment(String),
+    /// A file or link attached.
+    AddAttachment(AttachmentRow),
+    /// An attachment removed, by id.
+    DeleteAttachment(String),
+    /// The task removed with everything that hangs on it.
+    Delete,
+}
+
+impl TaskPartWrite {
+    /// How many statements write it.
+    pub(crate) fn statements(&self) -> usize {
+        match self {
+            TaskPartWrite::SetVariables(vars) => vars.len(),
+            TaskPartWrite::Delete => TASK_TABLES.len() + 1,
+            _ => 1,
+        }
+    }
+}
+
+/// The tables of what hangs on a task, by `task_id`.
+pub(crate) const TASK_TABLES: [&str; 4] = ["task_links", "task_variables", "task_comments", "task_attachments"];
 
 /// A task-local variable, typed as Flowable's REST API types it.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,44 +353,22 @@ pub trait UserTaskStore: Send + Sync {
     async fn user_task(&self, id: &str) -> Result<Option<UserTaskRow>>;
     /// Tasks matching the query, with the total count; all of them when `page` is none.
     async fn list_user_tasks(&self, query: &UserTaskQuery, page: Option<Page>) -> Result<(Vec<UserTaskRow>, u64)>;
-    /// Creates a standalone task.
-    async fn insert_user_task(&self, row: &UserTaskRow) -> Result<()>;
-    /// Removes a task and all that hangs on it (`history: false`: it stays as finished with
-    /// `reason`); false when there is no such task.
-    async fn delete_user_task(&self, id: &str, history: bool, reason: Option<&str>, now: i64) -> Result<bool>;
 
     /// A task's links.
     async fn task_links(&self, task_id: &str) -> Result<Vec<TaskLink>>;
-    /// Adds a link (nothing when it exists), with its event.
-    async fn add_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<()>;
-    /// Removes a link, with its event; false when there is none.
-    async fn remove_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<bool>;
 
     /// A task's local variables.
     async fn task_variables(&self, task_id: &str) -> Result<Vec<TaskVariable>>;
-    /// Sets local variables: all or none are written. With `create`, a name that exists
-    /// stops the write and is returned.
-    async fn set_task_variables(&self, task_id: &str, vars: &[TaskVariable], create: bool) -> Result<Option<String>>;
-    /// Removes local variables (all when `names` is none); returns how many went.
-    async fn delete_task_variables(&self, task_id: &str, names: Option<&[String]>) -> Result<u64>;
 
-    /// Adds comments and events, together.
-    async fn add_comments(&self, comments: &[CommentRow]) -> Result<()>;
     /// Comments (`kind = "comment"`) or events of a task, oldest first.
     async fn comments_of_task(&self, task_id: &str, kind: &str) -> Result<Vec<CommentRow>>;
     /// Comments of a process instance, oldest first.
     async fn comments_of_instance(&self, instance_id: &str) -> Result<Vec<CommentRow>>;
     /// A comment or event by id.
     async fn comment(&self, id: &str) -> Result<Option<CommentRow>>;
-    /// Removes a comment; false when there is none.
-    async fn delete_comment(&self, id: &str) -> Result<bool>;
 
-    /// Attaches a file or link, with its event.
-    async fn add_attachment(&self, attachment: &AttachmentRow, event: &CommentRow) -> Result<()>;
     /// A task's attachments, oldest first, without their content.
     async fn attachments(&self, task_id: &str) -> Result<Vec<AttachmentRow>>;
     /// An attachment with its content.
     async fn attachment(&self, id: &str) -> Result<Option<AttachmentRow>>;
-    /// Removes an attachment, with its event; false when there is none.
-    async fn delete_attachment(&self, id: &str, event: &CommentRow) -> Result<bool>;
 }

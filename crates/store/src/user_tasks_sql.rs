@@ -6,17 +6,16 @@ pub(crate) const USER_TASK_COLUMNS: &str = "id, instance_id, model_id, element, 
     delegation, priority, due_date, category, form_key, parent_task_id, tenant_id, create_time, claim_time, end_time,
     delete_reason, version";
 
-/// `$store` is the store type, `$db` its sqlx database, `$begin` how it opens a write
-/// transaction; the store has `pool` and `writing()` (see `sql_store`).
+/// `$store` is the store type, `$db` its sqlx database; the store has `pool` (see
+/// `sql_store`, whose commit writes what people change of tasks).
 macro_rules! user_task_store {
-    ($store:ty, $db:ty, begin = $begin:literal) => {
+    ($store:ty, $db:ty) => {
         mod user_task_impl {
             use super::*;
             use sqlx::{QueryBuilder, Row};
-            use $crate::user_tasks_sql::USER_TASK_COLUMNS;
             use $crate::{
-                AttachmentRow, CommentRow, Page, Result, TaskLink, TaskVariable, UserTaskQuery, UserTaskRow,
-                UserTaskStore,
+                AttachmentRow, CommentRow, Page, Result, TaskLink, TaskPartWrite, TaskVariable, UserTaskQuery,
+                UserTaskRow, UserTaskStore,
             };
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -46,7 +45,7 @@ macro_rules! user_task_store {
                 })
             }
 
-            /// Binds a task's columns in [`USER_TASK_COLUMNS`] order.
+            /// Binds a task's columns in [`USER_TASK_COLUMNS`](crate::user_tasks_sql::USER_TASK_COLUMNS) order.
             pub(crate) fn bind_user_task(
                 mut b: sqlx::query_builder::Separated<'_, $db, &'static str>,
                 t: &UserTaskRow,
@@ -170,6 +169,78 @@ macro_rules! user_task_store {
             }
 
             /// `sql` on the rows of exactly this link.
+            /// Statement `at` (of [`TaskPartWrite::statements`]) of a write of task `task`'s parts.
+            pub(crate) fn part_statement(task: &str, write: &TaskPartWrite, at: usize) -> QueryBuilder<$db> {
+                match write {
+                    TaskPartWrite::SetVariables(vars) => {
+                        let v = &vars[at];
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO task_variables (task_id, name, type, value, bytes) VALUES (",
+                        );
+                        let mut values = q.separated(", ");
+                        values.push_bind(task).push_bind(v.name.as_str()).push_bind(v.kind.as_str());
+                        values.push_bind(v.value.as_deref()).push_bind(v.bytes.as_deref());
+                        q.push(
+                            ") ON CONFLICT (task_id, name) DO UPDATE SET type = EXCLUDED.type, value = EXCLUDED.value,
+                             bytes = EXCLUDED.bytes",
+                        );
+                        q
+                    }
+                    TaskPartWrite::DeleteVariables(names) => {
+                        let mut q = QueryBuilder::<$db>::new("DELETE FROM task_variables WHERE task_id = ");
+                        q.push_bind(task);
+                        if let Some(names) = names {
+                            q.push(" AND name IN (");
+                            let mut list = q.separated(", ");
+                            list.push_bind("");
+                            for n in names {
+                                list.push_bind(n.as_str());
+                            }
+                            q.push(")");
+                        }
+                        q
+                    }
+                    TaskPartWrite::AddLink(link) => insert_links(std::iter::once(link)),
+                    TaskPartWrite::RemoveLink(link) => matching_link("DELETE FROM task_links", link),
+                    TaskPartWrite::DeleteComment(id) => {
+                        let mut q = QueryBuilder::<$db>::new("DELETE FROM task_comments WHERE kind = 'comment' AND id = ");
+                        q.push_bind(id.as_str());
+                        q
+                    }
+                    TaskPartWrite::AddAttachment(a) => {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "INSERT INTO task_attachments (id, task_id, instance_id, name, description, type, url, content,
+                             author, time) ",
+                        );
+                        q.push_values(std::iter::once(a), |mut b, a| {
+                            b.push_bind(a.id.as_str())
+                                .push_bind(task)
+                                .push_bind(a.instance_id.as_deref())
+                                .push_bind(a.name.as_str())
+                                .push_bind(a.description.as_deref())
+                                .push_bind(a.kind.as_deref())
+                                .push_bind(a.url.as_deref())
+                                .push_bind(a.content.as_deref())
+                                .push_bind(a.author.as_deref())
+                                .push_bind(a.time);
+                        });
+                        q
+                    }
+                    TaskPartWrite::DeleteAttachment(id) => {
+                        let mut q = QueryBuilder::<$db>::new("DELETE FROM task_attachments WHERE id = ");
+                        q.push_bind(id.as_str());
+                        q
+                    }
+                    TaskPartWrite::Delete => {
+                        let table = $crate::user_tasks::TASK_TABLES.get(at).map_or("user_tasks", |t| *t);
+                        let column = if table == "user_tasks" { "id" } else { "task_id" };
+                        let mut q = QueryBuilder::<$db>::new(format!("DELETE FROM {table} WHERE {column} = "));
+                        q.push_bind(task);
+                        q
+                    }
+                }
+            }
+
             fn matching_link(sql: &str, link: &TaskLink) -> QueryBuilder<$db> {
                 let mut q = QueryBuilder::<$db>::new(sql);
                 q.push(" WHERE task_id = ")
@@ -357,47 +428,6 @@ macro_rules! user_task_store {
                     Ok((rows, total))
                 }
 
-                async fn insert_user_task(&self, row: &UserTaskRow) -> Result<()> {
-                    let _writing = self.writing().await;
-                    let mut q = QueryBuilder::<$db>::new(format!("INSERT INTO user_tasks ({USER_TASK_COLUMNS}) "));
-                    q.push_values(std::iter::once(row), |b, t| bind_user_task(b, t));
-                    q.build().execute(&self.pool).await?;
-                    Ok(())
-                }
-
-                async fn delete_user_task(
-                    &self,
-                    id: &str,
-                    keep_history: bool,
-                    reason: Option<&str>,
-                    now: i64,
-                ) -> Result<bool> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    let applied = if keep_history {
-                        sqlx::query(
-                            "UPDATE user_tasks SET end_time = $1, delete_reason = $2, version = version + 1
-                             WHERE id = $3 AND end_time IS NULL",
-                        )
-                        .bind(now)
-                        .bind(reason.unwrap_or("deleted"))
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                    } else {
-                        for table in ["task_links", "task_variables", "task_comments", "task_attachments"] {
-                            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE task_id = $1")))
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        sqlx::query("DELETE FROM user_tasks WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected()
-                    };
-                    tx.commit().await?;
-                    Ok(applied > 0)
-                }
-
                 async fn task_links(&self, task_id: &str) -> Result<Vec<TaskLink>> {
                     let rows = sqlx::query(
                         "SELECT task_id, user_id, group_id, type FROM task_links WHERE task_id = $1
@@ -418,36 +448,6 @@ macro_rules! user_task_store {
                         .collect()
                 }
 
-                async fn add_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<()> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    let exists: i64 = matching_link("SELECT COUNT(*) FROM task_links", link)
-                        .build_query_scalar()
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if exists == 0 {
-                        insert_links(std::iter::once(link)).build().execute(&mut *tx).await?;
-                        insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(())
-                }
-
-                async fn remove_task_link(&self, link: &TaskLink, event: &CommentRow) -> Result<bool> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    let removed = matching_link("DELETE FROM task_links", link)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if removed > 0 {
-                        insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(removed > 0)
-                }
-
                 async fn task_variables(&self, task_id: &str) -> Result<Vec<TaskVariable>> {
                     let rows = sqlx::query(
                         "SELECT name, type, value, bytes FROM task_variables WHERE task_id = $1 ORDER BY name",
@@ -465,66 +465,6 @@ macro_rules! user_task_store {
                             })
                         })
                         .collect()
-                }
-
-                async fn set_task_variables(
-                    &self,
-                    task_id: &str,
-                    vars: &[TaskVariable],
-                    create: bool,
-                ) -> Result<Option<String>> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    for v in vars {
-                        if create {
-                            let exists: i64 = sqlx::query_scalar(
-                                "SELECT COUNT(*) FROM task_variables WHERE task_id = $1 AND name = $2",
-                            )
-                            .bind(task_id)
-                            .bind(&v.name)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                            if exists > 0 {
-                                return Ok(Some(v.name.clone()));
-                            }
-                        }
-                        sqlx::query(
-                            "INSERT INTO task_variables (task_id, name, type, value, bytes) VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (task_id, name) DO UPDATE SET type = EXCLUDED.type, value = EXCLUDED.value,
-                             bytes = EXCLUDED.bytes",
-                        )
-                        .bind(task_id)
-                        .bind(&v.name)
-                        .bind(&v.kind)
-                        .bind(&v.value)
-                        .bind(&v.bytes)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    Ok(None)
-                }
-
-                async fn delete_task_variables(&self, task_id: &str, names: Option<&[String]>) -> Result<u64> {
-                    let _writing = self.writing().await;
-                    let mut q = QueryBuilder::<$db>::new("DELETE FROM task_variables WHERE task_id = ");
-                    q.push_bind(task_id);
-                    if let Some(names) = names {
-                        q.push(" AND name IN (");
-                        let mut list = q.separated(", ");
-                        list.push_bind("");
-                        for n in names {
-                            list.push_bind(n.as_str());
-                        }
-                        q.push(")");
-                    }
-                    Ok(q.build().execute(&self.pool).await?.rows_affected())
-                }
-
-                async fn add_comments(&self, comments: &[CommentRow]) -> Result<()> {
-                    let _writing = self.writing().await;
-                    insert_comments(comments).build().execute(&self.pool).await?;
-                    Ok(())
                 }
 
                 async fn comments_of_task(&self, task_id: &str, kind: &str) -> Result<Vec<CommentRow>> {
@@ -554,40 +494,6 @@ macro_rules! user_task_store {
                     row.as_ref().map(comment_row).transpose()
                 }
 
-                async fn delete_comment(&self, id: &str) -> Result<bool> {
-                    let _writing = self.writing().await;
-                    let removed = sqlx::query("DELETE FROM task_comments WHERE id = $1 AND kind = 'comment'")
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                    Ok(removed > 0)
-                }
-
-                async fn add_attachment(&self, a: &AttachmentRow, event: &CommentRow) -> Result<()> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    sqlx::query(
-                        "INSERT INTO task_attachments (id, task_id, instance_id, name, description, type, url, content,
-                         author, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(&a.id)
-                    .bind(&a.task_id)
-                    .bind(&a.instance_id)
-                    .bind(&a.name)
-                    .bind(&a.description)
-                    .bind(&a.kind)
-                    .bind(&a.url)
-                    .bind(&a.content)
-                    .bind(&a.author)
-                    .bind(a.time)
-                    .execute(&mut *tx)
-                    .await?;
-                    insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-
                 async fn attachments(&self, task_id: &str) -> Result<Vec<AttachmentRow>> {
                     let rows = sqlx::query(
                         "SELECT id, task_id, instance_id, name, description, type, url, author, time,
@@ -605,21 +511,6 @@ macro_rules! user_task_store {
                         .fetch_optional(&self.pool)
                         .await?;
                     row.as_ref().map(|r| attachment_row(r, true)).transpose()
-                }
-
-                async fn delete_attachment(&self, id: &str, event: &CommentRow) -> Result<bool> {
-                    let _writing = self.writing().await;
-                    let mut tx = self.pool.begin_with($begin).await?;
-                    let removed = sqlx::query("DELETE FROM task_attachments WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if removed > 0 {
-                        insert_comments(std::slice::from_ref(event)).build().execute(&mut *tx).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(removed > 0)
                 }
             }
         }

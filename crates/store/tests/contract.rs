@@ -3,10 +3,11 @@
 
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, AppRow, BkTaskRow, ClosedUserTask, CommentRow, ExecutionQuery, GroupRow,
-    IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, NewDeployment, NewModel,
-    NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskRow, TaskVariable,
-    TemplateRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, AppRow, BkTaskRow, ChangedUserTask, ClosedUserTask, CommentRow,
+    ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow,
+    NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink,
+    TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
+    WriteBatch,
 };
 use serde_json::json;
 
@@ -582,10 +583,26 @@ async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) 
     assert_eq!((t1.end_time, t1.version), (Some(9), 2));
 }
 
+/// Writes a standalone task, as a commit that creates it.
+async fn insert_task(store: &dyn Store, row: UserTaskRow) {
+    let batch = WriteBatch { user_tasks: vec![NewUserTask { row, links: Vec::new() }], ..WriteBatch::default() };
+    must(store.commit(&batch)).await;
+}
+
+/// Commits a change of task `t` at `version` (from one below), with its comments and parts.
+async fn change_task(store: &dyn Store, version: i64, comments: Vec<CommentRow>, parts: Vec<TaskPartWrite>) {
+    let row = UserTaskRow { version, ..user_task("t", None, 1) };
+    let batch =
+        WriteBatch { changed_user_tasks: vec![ChangedUserTask { row, comments, parts }], ..WriteBatch::default() };
+    must(store.commit(&batch)).await;
+}
+
 async fn a_task_change_applies_only_on_the_version_it_read(store: &dyn Store) {
-    must(store.insert_user_task(&user_task("t", None, 1))).await;
-    let change =
-        |row: UserTaskRow, event| WriteBatch { changed_user_tasks: vec![(row, vec![event])], ..WriteBatch::default() };
+    insert_task(store, user_task("t", None, 1)).await;
+    let change = |row: UserTaskRow, event| WriteBatch {
+        changed_user_tasks: vec![ChangedUserTask { row, comments: vec![event], parts: Vec::new() }],
+        ..WriteBatch::default()
+    };
     let claimed = UserTaskRow { assignee: Some("kermit".into()), version: 2, ..user_task("t", None, 1) };
     must(store.commit(&change(claimed, event("e1", "t", "Claim")))).await;
     let late = UserTaskRow { assignee: Some("gonzo".into()), version: 2, ..user_task("t", None, 1) };
@@ -610,7 +627,7 @@ async fn task_list_filters_sort_and_page(store: &dyn Store) {
             due_date: due,
             ..user_task(&format!("t{i}"), None, i as i64)
         };
-        must(store.insert_user_task(&row)).await;
+        insert_task(store, row).await;
     }
     let q = UserTaskQuery::default;
     assert_eq!(ids(store, UserTaskQuery { unassigned: true, ..q() }).await, ["t1"]);
@@ -630,15 +647,14 @@ async fn task_list_filters_sort_and_page(store: &dyn Store) {
 }
 
 async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Store) {
-    must(store.insert_user_task(&user_task("t", None, 1))).await;
+    insert_task(store, user_task("t", None, 1)).await;
     let link = candidate("t", Some("gonzo"), None);
-    must(store.add_task_link(&link, &event("e1", "t", "AddUserLink"))).await;
-    must(store.add_task_link(&link, &event("e2", "t", "AddUserLink"))).await;
-    assert_eq!(must(store.task_links("t")).await, std::slice::from_ref(&link), "a link exists once");
-    assert!(must(store.remove_task_link(&link, &event("e3", "t", "DeleteUserLink"))).await);
-    assert!(!must(store.remove_task_link(&link, &event("e4", "t", "DeleteUserLink"))).await);
+    change_task(store, 2, vec![event("e1", "t", "AddUserLink")], vec![TaskPartWrite::AddLink(link.clone())]).await;
+    assert_eq!(must(store.task_links("t")).await, std::slice::from_ref(&link));
+    change_task(store, 3, vec![event("e2", "t", "DeleteUserLink")], vec![TaskPartWrite::RemoveLink(link)]).await;
+    assert!(must(store.task_links("t")).await.is_empty());
     let events: Vec<String> = must(store.comments_of_task("t", "event")).await.into_iter().map(|e| e.id).collect();
-    assert_eq!(events, ["e1", "e3"]);
+    assert_eq!(events, ["e1", "e2"]);
 
     let var = |name: &str, value: &str| TaskVariable {
         name: name.into(),
@@ -646,23 +662,24 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
         value: Some(value.into()),
         bytes: None,
     };
-    assert_eq!(must(store.set_task_variables("t", &[var("a", "\"1\"")], true)).await, None);
-    let taken = must(store.set_task_variables("t", &[var("b", "\"2\""), var("a", "\"3\"")], true)).await;
-    assert_eq!(taken.as_deref(), Some("a"));
-    assert_eq!(must(store.task_variables("t")).await, [var("a", "\"1\"")], "a refused create writes nothing");
+    change_task(store, 4, vec![], vec![TaskPartWrite::SetVariables(vec![var("a", "\"1\"")])]).await;
     let binary = TaskVariable { name: "blob".into(), kind: "binary".into(), value: None, bytes: Some(vec![0, 1, 255]) };
-    must(store.set_task_variables("t", &[var("a", "\"3\""), binary.clone()], false)).await;
-    assert_eq!(must(store.task_variables("t")).await, [var("a", "\"3\""), binary]);
-    assert_eq!(must(store.delete_task_variables("t", Some(&["a".into()]))).await, 1);
-    assert_eq!(must(store.delete_task_variables("t", None)).await, 1);
+    change_task(store, 5, vec![], vec![TaskPartWrite::SetVariables(vec![var("a", "\"3\""), binary.clone()])]).await;
+    assert_eq!(must(store.task_variables("t")).await, [var("a", "\"3\""), binary], "set replaces by name");
+    change_task(store, 6, vec![], vec![TaskPartWrite::DeleteVariables(Some(vec!["a".into()]))]).await;
+    assert_eq!(must(store.task_variables("t")).await.len(), 1);
+    change_task(store, 7, vec![], vec![TaskPartWrite::DeleteVariables(None)]).await;
+    assert!(must(store.task_variables("t")).await.is_empty());
 
     let comment =
         CommentRow { kind: "comment".into(), action: "AddComment".into(), message: "hi".into(), ..event("c", "t", "") };
-    must(store.add_comments(std::slice::from_ref(&comment))).await;
+    change_task(store, 8, vec![comment.clone()], vec![]).await;
     assert_eq!(must(store.comments_of_task("t", "comment")).await, std::slice::from_ref(&comment));
     assert_eq!(must(store.comment("c")).await, Some(comment));
-    assert!(must(store.delete_comment("c")).await);
-    assert!(!must(store.delete_comment("e1")).await, "events are not comments");
+    let deletes = vec![TaskPartWrite::DeleteComment("c".into()), TaskPartWrite::DeleteComment("e1".into())];
+    change_task(store, 9, vec![], deletes).await;
+    assert!(must(store.comment("c")).await.is_none());
+    assert!(must(store.comment("e1")).await.is_some(), "events are not comments");
 
     let file = flowstone_store::AttachmentRow {
         id: "a".into(),
@@ -677,18 +694,18 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
         author: Some("kermit".into()),
         time: 3,
     };
-    must(store.add_attachment(&file, &event("e5", "t", "AddAttachment"))).await;
+    change_task(store, 10, vec![event("e5", "t", "AddAttachment")], vec![TaskPartWrite::AddAttachment(file)]).await;
     let listed = must(store.attachments("t")).await;
     assert_eq!((listed.len(), listed[0].content.is_none()), (1, true), "lists leave the content out");
     assert_eq!(must(store.attachment("a")).await.and_then(|a| a.content), Some(b"hello".to_vec()));
-    assert!(must(store.delete_attachment("a", &event("e6", "t", "DeleteAttachment"))).await);
+    change_task(store, 11, vec![], vec![TaskPartWrite::DeleteAttachment("a".into())]).await;
+    assert!(must(store.attachment("a")).await.is_none());
 
-    assert!(must(store.delete_user_task("t", true, Some("gone"), 7)).await);
-    let kept = must(store.user_task("t")).await.unwrap_or_else(|| panic!("history kept"));
-    assert_eq!((kept.end_time, kept.delete_reason.as_deref()), (Some(7), Some("gone")));
-    assert!(must(store.delete_user_task("t", false, None, 8)).await);
+    change_task(store, 12, vec![], vec![TaskPartWrite::AddLink(candidate("t", None, Some("sales")))]).await;
+    change_task(store, 13, vec![], vec![TaskPartWrite::Delete]).await;
     assert!(must(store.user_task("t")).await.is_none());
     assert!(must(store.comments_of_task("t", "event")).await.is_empty(), "its events went with it");
+    assert!(must(store.task_links("t")).await.is_empty(), "its links went with it");
 }
 
 async fn users_groups_and_memberships(store: &dyn Store) {

@@ -88,7 +88,8 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Model(_) | RuntimeError::NotValid(_) => StatusCode::BAD_REQUEST,
             RuntimeError::Conflict(EngineError::TooLarge(_)) => StatusCode::BAD_REQUEST,
             RuntimeError::Conflict(EngineError::NotYours { .. }) => StatusCode::FORBIDDEN,
-            RuntimeError::InUse(_) => StatusCode::CONFLICT,
+            RuntimeError::InUse(_) | RuntimeError::Exists(_) => StatusCode::CONFLICT,
+            RuntimeError::Forbidden(_) => StatusCode::FORBIDDEN,
             RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
             RuntimeError::Conflict(_) => StatusCode::CONFLICT,
             RuntimeError::Store(_) | RuntimeError::NotCommitted(_) | RuntimeError::Stopped => {

@@ -9,7 +9,7 @@
 //! if another server wrote the instance meanwhile, the commit writes nothing, the stale
 //! instances are reloaded, and the group's requests are applied again.
 
-use super::user_tasks::{self, Outcome, TaskRequest};
+use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
 use flowstone_engine::{
@@ -17,8 +17,8 @@ use flowstone_engine::{
 };
 use flowstone_model::Definition;
 use flowstone_store::{
-    ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow,
-    UserTaskRow, WriteBatch, json_text,
+    ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError,
+    TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -260,6 +260,8 @@ pub(super) struct Committer {
     pending_tasks: ById<UserTaskRow>,
     /// User tasks closed by groups not yet committed (their instance completed or ended them).
     closing: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    /// Changes of tasks' parts waiting for an earlier change of their task to commit.
+    deferred: Vec<Request>,
 }
 
 /// How many rows of each kind a group wrote for how many requests. Groups in a steady stream
@@ -315,6 +317,7 @@ impl Committer {
             shape: Shape::default(),
             pending_tasks: ById::default(),
             closing: Default::default(),
+            deferred: Vec::new(),
         }
     }
 
@@ -433,6 +436,27 @@ impl Committer {
 
     /// Handles a finished commit; returns what is to be committed next.
     async fn settle(
+        &mut self,
+        done: Prepared,
+        next: Option<Prepared>,
+        result: Result<(), Failure>,
+    ) -> Option<Prepared> {
+        let mut next = self.settle_group(done, next, result).await;
+        // Changes that waited for a task's earlier change go on now that it is written (or
+        // forgotten); those still waiting for a group under way wait on, without a group.
+        if !self.deferred.is_empty() {
+            let deferred = std::mem::take(&mut self.deferred);
+            let group = next.get_or_insert_with(Prepared::default);
+            self.prepare(deferred, group).await;
+            if group.entries.is_empty() {
+                next = None;
+            }
+        }
+        next
+    }
+
+    /// Answers a committed group, or applies or fails again what a failed commit held.
+    async fn settle_group(
         &mut self,
         done: Prepared,
         next: Option<Prepared>,
@@ -558,8 +582,9 @@ impl Committer {
                 Entry::Task { request, answer, .. } => drop(request.reply.send(*answer)),
             }
         }
-        for (row, _) in &batch.changed_user_tasks {
-            if self.pending_tasks.get(&row.id).is_some_and(|p| p.version == row.version) {
+        let written = batch.changed_user_tasks.iter().map(|c| &c.row).chain(batch.user_tasks.iter().map(|t| &t.row));
+        for row in written {
+            if self.pending_tasks.get(&row.id).is_some_and(|p| p.version <= row.version) {
                 self.pending_tasks.remove(&row.id);
             }
         }
@@ -654,11 +679,23 @@ impl Committer {
     }
 
     /// Applies a person's change to a user task as it stands now (changed by a group still
-    /// committing, or else as stored); a completion of a process's task is its instance's.
+    /// committing, or else as stored); a completion of a process's task is its instance's. A
+    /// change of the task's parts waits while another change of the task is on its way to the
+    /// store, so that its rule reads the parts as they will be.
     async fn change_task(&mut self, request: Box<TaskRequest>, into: &mut Prepared, now: i64) {
+        if matches!(request.op, TaskOp::Part(_)) && self.pending_tasks.contains_key(&request.task) {
+            self.deferred.push(Request::Task(request));
+            return;
+        }
         let mut instance = String::new();
         let answer = async {
             let id = request.task.as_str();
+            if let TaskOp::Create(row) = &request.op {
+                let row = UserTaskRow { id: id.to_owned(), version: 1, ..(**row).clone() };
+                self.pending_tasks.insert(row.id.clone(), row.clone());
+                into.batch.user_tasks.push(NewUserTask { row: row.clone(), links: Vec::new() });
+                return Ok(row);
+            }
             let mut row = match self.pending_tasks.get(id) {
                 Some(row) => row.clone(),
                 None => self.store.user_task(id).await?.ok_or_else(|| user_tasks::not_found(id))?,
@@ -667,14 +704,24 @@ impl Committer {
             if row.end_time.is_some() || self.closing.contains(id) {
                 return Err(user_tasks::not_open(&row));
             }
-            let links = match user_tasks::needs_candidates(&request.op) {
-                true => self.store.task_links(id).await?,
-                false => Vec::new(),
+            let seen = Seen::read(&*self.store, id, &request.op).await?;
+            let process = match (&row.instance_id, &request.op) {
+                (Some(of), TaskOp::Part(_)) => {
+                    self.load(of).await?;
+                    self.live.get(of.as_str()).map(|live| live.instance.variables.clone())
+                }
+                _ => None,
             };
-            match user_tasks::apply(&mut row, &links, request.op.clone(), &request.by, now)? {
-                Outcome::Changed(event) => {
+            let process_vars = |name: &str| process.as_ref().is_some_and(|vars| vars.contains_key(name));
+            match user_tasks::apply(&mut row, seen, &process_vars, request.op.clone(), &request.by, now)? {
+                Outcome::Changed { comments, parts, process } => {
+                    // The process's part first: should the engine refuse it, nothing is written.
+                    if let Some((of, command)) = process {
+                        instance.clone_from(&of);
+                        self.apply_to(&of, command, into, now).await?;
+                    }
                     self.pending_tasks.insert(row.id.clone(), row.clone());
-                    into.batch.changed_user_tasks.push((row.clone(), event.into_iter().collect()));
+                    into.batch.changed_user_tasks.push(ChangedUserTask { row: row.clone(), comments, parts });
                 }
                 Outcome::Complete { instance: of, variables, transient } => {
                     let command = Command::CompleteUserTask { task: row.id.clone(), variables, transient };

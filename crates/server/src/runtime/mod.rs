@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-pub use user_tasks::{Person, TaskFields, TaskOp};
+pub use user_tasks::{Part, Person, TaskFields, TaskOp};
 
 /// Why a runtime request failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,12 @@ pub enum RuntimeError {
     /// The thing is still used by others (a deployment whose models have instances).
     #[error("{0}")]
     InUse(String),
+    /// What a request would create exists already (a task's variable).
+    #[error("{0}")]
+    Exists(String),
+    /// The caller may not do this (delete another's comment, delete a process's task).
+    #[error("{0}")]
+    Forbidden(String),
     /// The database failed; nothing of the request was committed.
     #[error("{0}")]
     Store(#[from] StoreError),

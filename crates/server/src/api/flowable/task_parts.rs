@@ -1,20 +1,19 @@
 //! What hangs on a task: variables, identity links, comments, events and attachments
 //! (seed 003, 15.7.7–15.7.32).
 
-use super::tasks::{event, open_task, task_path};
+use super::tasks::{open_task, task_path};
 use super::variables::{RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
 use crate::api::error::ApiError;
 use crate::api::input::json_object;
 use crate::auth::Caller;
-use crate::runtime::{Runtime, TaskFields, TaskOp, new_id, now_ms};
+use crate::runtime::{Part, Runtime, TaskFields, TaskOp, new_id, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use flowstone_engine::Command;
 use flowstone_store::{AttachmentRow, CommentRow, TaskLink, TaskVariable, UserTaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -195,52 +194,27 @@ async fn read_incoming(request: Request, list: bool) -> Result<Vec<Incoming>, Ap
         .collect()
 }
 
-/// Writes variables: locals to the task, globals to the process through the engine.
-async fn write(rt: &Runtime, task: &UserTaskRow, vars: &[Incoming], create: bool) -> Result<(), ApiError> {
-    if task.instance_id.is_none() && vars.iter().any(|v| v.scope == Scope::Global) {
-        return Err(ApiError::bad_request(format!(
-            "Task '{}' is not part of a process: it has no global variables, use scope local",
-            task.id
-        )));
-    }
-    let globals: Map<String, Value> =
+/// Writes variables (locals to the task, globals to its process) as one change.
+async fn write(rt: &Runtime, caller: &Caller, task: &str, vars: &[Incoming], create: bool) -> Result<(), ApiError> {
+    let locals = vars.iter().filter(|v| v.scope == Scope::Local).map(|v| v.var.clone()).collect();
+    let globals =
         vars.iter().filter(|v| v.scope == Scope::Global).map(|v| (v.var.name.clone(), v.value.clone())).collect();
-    if create && !globals.is_empty() {
-        let existing = rt.variables(task.instance_id.as_deref().unwrap_or_default()).await?.unwrap_or_default();
-        if let Some(name) = globals.keys().find(|n| existing.contains_key(*n)) {
-            return Err(exists(task, name));
-        }
-    }
-    let locals: Vec<TaskVariable> = vars.iter().filter(|v| v.scope == Scope::Local).map(|v| v.var.clone()).collect();
-    if !locals.is_empty()
-        && let Some(name) = rt.store().set_task_variables(&task.id, &locals, create).await?
-    {
-        return Err(exists(task, &name));
-    }
-    if let (Some(instance), false) = (&task.instance_id, globals.is_empty()) {
-        let command = Command::SetVariables { task: Some(task.id.clone()), variables: globals, removed: Vec::new() };
-        rt.apply(instance, command).await?;
-    }
+    let part = Part::SetVariables { locals, globals, create };
+    rt.change_task(task, TaskOp::Part(part), caller.person()).await?;
     Ok(())
-}
-
-fn exists(task: &UserTaskRow, name: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "Variable '{name}' is already present on task '{}'; update it with PUT instead.",
-        task.id
-    ))
 }
 
 async fn create_variables(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     request: Request,
 ) -> FlowableResult<(StatusCode, Json<Value>)> {
     let origin = origin(request.headers());
     let binary = is_multipart(request.headers());
-    let task = open_task(&rt, &id).await?;
+    open_task(&rt, &id).await?;
     let vars = read_incoming(request, !binary).await?;
-    write(&rt, &task, &vars, true).await?;
+    write(&rt, &caller, &id, &vars, true).await?;
     let shown: Vec<Value> = vars.into_iter().map(|v| written(v).json(&origin, &id)).collect();
     // One binary variable answers as itself; a JSON list as a list.
     let body = if binary { shown.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(shown) };
@@ -253,11 +227,12 @@ fn written(v: Incoming) -> Shown {
 
 async fn update_variable(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
     request: Request,
 ) -> FlowableResult<Json<Value>> {
     let origin = origin(request.headers());
-    let task = open_task(&rt, &id).await?;
+    open_task(&rt, &id).await?;
     let mut vars = read_incoming(request, false).await?;
     let Some(var) = vars.pop() else { return Err(ApiError::bad_request("no variable in the request body").into()) };
     if var.var.name != name {
@@ -266,34 +241,29 @@ async fn update_variable(
         )
         .into());
     }
-    one_variable(&rt, &task, &name, Some(var.scope)).await?;
-    write(&rt, &task, std::slice::from_ref(&var), false).await?;
+    write(&rt, &caller, &id, std::slice::from_ref(&var), false).await?;
     Ok(Json(written(var).json(&origin, &id)))
 }
 
 async fn delete_variable(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
     q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
 ) -> FlowableResult<StatusCode> {
-    let scope = scope_param(q)?.unwrap_or(Scope::Local);
-    let task = open_task(&rt, &id).await?;
-    one_variable(&rt, &task, &name, Some(scope)).await?;
-    match (scope, &task.instance_id) {
-        (Scope::Global, Some(instance)) => {
-            let command = Command::SetVariables { task: Some(id), variables: Map::new(), removed: vec![name] };
-            rt.apply(instance, command).await?;
-        }
-        _ => {
-            rt.store().delete_task_variables(&id, Some(&[name])).await?;
-        }
-    }
+    let global = scope_param(q)? == Some(Scope::Global);
+    open_task(&rt, &id).await?;
+    rt.change_task(&id, TaskOp::Part(Part::DeleteVariable { name, global }), caller.person()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_locals(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<StatusCode> {
+async fn delete_locals(
+    State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> FlowableResult<StatusCode> {
     open_task(&rt, &id).await?;
-    rt.store().delete_task_variables(&id, None).await?;
+    rt.change_task(&id, TaskOp::Part(Part::DeleteLocals), caller.person()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -407,28 +377,26 @@ async fn create_link(
         .kind
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_request("The identity link type is required."))?;
-    let (action, who) = match (&req.user_id, &req.group_id) {
-        (Some(user), None) => ("AddUserLink", user.clone()),
-        (None, Some(group)) => ("AddGroupLink", group.clone()),
+    match (&req.user_id, &req.group_id) {
+        (Some(_), None) | (None, Some(_)) => {}
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request("Only one of userId or groupId can be provided.").into());
         }
         (None, None) => return Err(ApiError::bad_request("Either userId or groupId is required.").into()),
-    };
-    let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind: kind.clone() };
-    change_link(&rt, &caller, &task, &link, true, (action, who)).await?;
+    }
+    let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind };
+    change_link(&rt, &caller, &task, &link, true).await?;
     Ok((StatusCode::CREATED, Json(link_json(&origin(&headers), &link))))
 }
 
-/// Adds (`add`) or removes a link, recording `action` on `who`. Flowable keeps the assignee
-/// and the owner on the task itself, not as links: a user link of those kinds sets the field.
+/// Adds (`add`) or removes a link. Flowable keeps the assignee and the owner on the task
+/// itself, not as links: a user link of those kinds sets the field.
 async fn change_link(
     rt: &Runtime,
     caller: &Caller,
     task: &UserTaskRow,
     link: &TaskLink,
     add: bool,
-    (action, who): (&'static str, String),
 ) -> Result<(), ApiError> {
     let user = link.user_id.clone().filter(|_| add);
     let fields = match (link.user_id.is_some(), link.kind.as_str()) {
@@ -436,20 +404,16 @@ async fn change_link(
         (true, "owner") => Some(TaskFields { owner: Some(user), ..TaskFields::default() }),
         _ => None,
     };
-    match fields {
+    let op = match fields {
         Some(fields) => {
-            let op = TaskOp::Fields { fields: Box::new(fields), event: Some((action, vec![who, link.kind.clone()])) };
-            rt.change_task(&task.id, op, caller.person()).await?;
+            let action = if add { "AddUserLink" } else { "DeleteUserLink" };
+            let who = link.user_id.clone().unwrap_or_default();
+            TaskOp::Fields { fields: Box::new(fields), event: Some((action, vec![who, link.kind.clone()])) }
         }
-        None => {
-            let record = event(task, Some(&caller.user), action, &[&who, &link.kind]);
-            if add {
-                rt.store().add_task_link(link, &record).await?;
-            } else {
-                rt.store().remove_task_link(link, &record).await?;
-            }
-        }
-    }
+        None if add => TaskOp::Part(Part::AddLink(link.clone())),
+        None => TaskOp::Part(Part::RemoveLink(link.clone())),
+    };
+    rt.change_task(&task.id, op, caller.person()).await?;
     Ok(())
 }
 
@@ -459,8 +423,7 @@ async fn delete_link(
     Path((id, family, identity, kind)): Path<(String, String, String, String)>,
 ) -> FlowableResult<StatusCode> {
     let (task, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
-    let action = if link.user_id.is_some() { "DeleteUserLink" } else { "DeleteGroupLink" };
-    change_link(&rt, &caller, &task, &link, false, (action, identity)).await?;
+    change_link(&rt, &caller, &task, &link, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -527,8 +490,7 @@ async fn create_comment(
         action: "AddComment".into(),
         message: message.clone(),
     };
-    let added = event(&task, Some(&caller.user), "AddComment", &[&message]);
-    rt.store().add_comments(&[comment.clone(), added]).await?;
+    rt.change_task(&task.id, TaskOp::Part(Part::AddComment(comment.clone())), caller.person()).await?;
     Ok((StatusCode::CREATED, Json(comment_json(&origin(&headers), &comment))))
 }
 
@@ -565,15 +527,8 @@ async fn delete_comment(
     Extension(caller): Extension<Caller>,
     Path((id, comment)): Path<(String, String)>,
 ) -> FlowableResult<StatusCode> {
-    let found = task_comment(&rt, &id, &comment, "comment").await?;
-    if found.author.as_deref() != Some(caller.user.as_str()) && caller.role != crate::access::Role::Admin {
-        return Err(ApiError::forbidden(format!(
-            "user '{}' may not delete comment '{comment}': only its author or an administrator may",
-            caller.user
-        ))
-        .into());
-    }
-    rt.store().delete_comment(&comment).await?;
+    open_task(&rt, &id).await?;
+    rt.change_task(&id, TaskOp::Part(Part::DeleteComment(comment)), caller.person()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -640,7 +595,7 @@ async fn create_attachment(
         text("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("Attachment name is required."))?;
     let attachment = AttachmentRow {
         id: new_id(),
-        task_id: Some(id),
+        task_id: Some(id.clone()),
         instance_id: task.instance_id.clone(),
         name: name.clone(),
         description: text("description"),
@@ -651,7 +606,7 @@ async fn create_attachment(
         author: Some(caller.user.clone()),
         time: now_ms(),
     };
-    rt.store().add_attachment(&attachment, &event(&task, Some(&caller.user), "AddAttachment", &[&name])).await?;
+    rt.change_task(&id, TaskOp::Part(Part::AddAttachment(attachment.clone())), caller.person()).await?;
     Ok((StatusCode::CREATED, Json(attachment_json(&origin, &attachment))))
 }
 
@@ -705,9 +660,7 @@ async fn delete_attachment(
     Extension(caller): Extension<Caller>,
     Path((id, attachment)): Path<(String, String)>,
 ) -> FlowableResult<StatusCode> {
-    let (task, a) = task_attachment(&rt, &id, &attachment).await?;
-    rt.store()
-        .delete_attachment(&attachment, &event(&task, Some(&caller.user), "DeleteAttachment", &[&a.name]))
-        .await?;
+    open_task(&rt, &id).await?;
+    rt.change_task(&id, TaskOp::Part(Part::DeleteAttachment(attachment)), caller.person()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowstone_engine::{Delegation, TaskChange};
-use flowstone_store::{CommentRow, TaskOrder, UserTaskQuery, UserTaskRow};
+use flowstone_store::{TaskOrder, UserTaskQuery, UserTaskRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -433,6 +433,7 @@ async fn task_fields(rt: &Runtime, task: &str, body: &Map<String, Value>) -> Res
 /// `POST runtime/tasks`: a standalone task (a subtask with `parentTaskId`).
 async fn create(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> FlowableResult<(StatusCode, Json<Value>)> {
@@ -445,7 +446,7 @@ async fn create(
         ..UserTaskRow::default()
     };
     task_fields(&rt, &task.id, &body).await?.apply(&mut task);
-    rt.store().insert_user_task(&task).await?;
+    let task = rt.change_task(&task.id.clone(), TaskOp::Create(Box::new(task)), caller.person()).await?;
     Ok((StatusCode::CREATED, Json(task_json(&origin(&headers), &task, None))))
 }
 
@@ -461,20 +462,6 @@ async fn update(
     let fields = Box::new(task_fields(&rt, &id, &body).await?);
     let task = rt.change_task(&id, TaskOp::Fields { fields, event: None }, caller.person()).await?;
     Ok(Json(task_json(&origin(&headers), &task, None)))
-}
-
-/// An audit event of a task, by the user who acted.
-pub(super) fn event(task: &UserTaskRow, author: Option<&str>, action: &str, message: &[&str]) -> CommentRow {
-    CommentRow {
-        id: crate::runtime::new_id(),
-        kind: "event".into(),
-        task_id: Some(task.id.clone()),
-        instance_id: task.instance_id.clone(),
-        author: author.map(str::to_owned),
-        time: now_ms(),
-        action: action.into(),
-        message: json!(message).to_string(),
-    }
 }
 
 #[derive(Deserialize)]
@@ -530,18 +517,14 @@ struct DeleteParams {
 /// `DELETE runtime/tasks/{id}`: only standalone tasks; a process's task ends with its process.
 async fn delete(
     State(rt): State<Runtime>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Result<Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
 ) -> FlowableResult<StatusCode> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(format!("malformed query: {}", e.body_text())))?;
-    let task = open_task(&rt, &id).await?;
-    if task.instance_id.is_some() {
-        return Err(
-            ApiError::forbidden(format!("Cannot delete a task that is part of a process instance: '{id}'")).into()
-        );
-    }
-    let keep_history = !params.cascade_history.unwrap_or(false);
-    rt.store().delete_user_task(&id, keep_history, params.delete_reason.as_deref(), now_ms()).await?;
+    open_task(&rt, &id).await?;
+    let op = TaskOp::Delete { keep_history: !params.cascade_history.unwrap_or(false), reason: params.delete_reason };
+    rt.change_task(&id, op, caller.person()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
