@@ -590,7 +590,54 @@ async fn an_app_reaches_only_the_businesses_it_is_allowed(s: TestServer) {
     assert!(listed.is_array(), "an app without limits reaches every business: {listed}");
 }
 
+/// How many process instances (running or ended) carry `business_key`.
+async fn instances_with_key(s: &TestServer, business_key: &str) -> i64 {
+    let path = format!("/flowable-rest/service/history/historic-process-instances?businessKey={business_key}");
+    let (status, found) = s.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    found["total"].as_i64().unwrap_or(-1)
+}
+
+/// Two starts of one task sent at once, over and over: one starts it, the other is told it
+/// started already, and the task has one instance (no second one started and stopped again).
+async fn racing_starts_of_one_task_start_it_once(s: TestServer) {
+    let made = ok(&s, "create_template", json!({"bk_biz_id": 5, "name": "once", "pipeline_tree": tree()})).await;
+    for _ in 0..8 {
+        let task =
+            ok(&s, "create_task", json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "t"})).await;
+        let start = json!({"bk_biz_id": 5, "task_id": task["task_id"]});
+        let (a, b) = tokio::join!(call(&s, "start_task", start.clone()), call(&s, "start_task", start));
+        let won: Vec<bool> = [&a, &b].iter().map(|(_, body)| body["result"] == json!(true)).collect();
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{a:?} {b:?}");
+        let (status, lost) = if won[0] { &b } else { &a };
+        assert_eq!(*status, StatusCode::CONFLICT, "{lost}");
+        assert!(lost["message"].as_str().is_some_and(|m| m.contains("started already")), "{lost}");
+        let id = task["task_id"].as_i64().unwrap_or_default();
+        assert_eq!(instances_with_key(&s, &format!("bk-sops-task-{id}")).await, 1);
+    }
+}
+
+/// `create_and_start_task` makes the task's model, the task and its instance in one commit: the
+/// task answers as started with its instance, found by the task's id.
+async fn create_and_start_makes_a_started_task_in_one_step(s: TestServer) {
+    let deployments = async || s.get("/flowable-rest/service/repository/deployments").await.1["total"].as_i64();
+    let before = deployments().await;
+    let task = ok(&s, "create_and_start_task", json!({"bk_biz_id": 5, "name": "fast", "pipeline_tree": tree()})).await;
+    let id = task["task_id"].as_i64().unwrap_or_default();
+    assert_eq!(deployments().await, before.map(|n| n + 1), "the task's own model");
+    assert_eq!(instances_with_key(&s, &format!("bk-sops-task-{id}")).await, 1);
+    let (status, again) = call(&s, "start_task", json!({"bk_biz_id": 5, "task_id": id})).await;
+    assert_eq!((status, &again["result"]), (StatusCode::CONFLICT, &json!(false)), "{again}");
+    // A tree the engine refuses makes nothing: no model, no task.
+    let broken = json!({"bk_biz_id": 5, "name": "broken", "pipeline_tree": {"start_event": {}}});
+    let (status, refused) = call(&s, "create_and_start_task", broken).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(deployments().await, before.map(|n| n + 1));
+}
+
 backend_tests!(server = TestServer::start;
+    racing_starts_of_one_task_start_it_once,
+    create_and_start_makes_a_started_task_in_one_step,
     an_app_reaches_only_the_businesses_it_is_allowed,
     app_credentials_are_required_and_checked,
     a_template_becomes_tasks_that_run_and_report,

@@ -6,7 +6,7 @@ use crate::Result;
 /// A template: a pipeline tree deployed as a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplateRow {
-    /// bk-sops' numeric id (0 in a new row: the store gives it).
+    /// bk-sops' numeric id (reserved with [`BkSopsStore::reserve_id`]).
     pub id: i64,
     /// The business it belongs to (`bk_biz_id`).
     pub biz_id: i64,
@@ -29,7 +29,7 @@ pub struct TemplateRow {
 /// A task: a run of a template with its constants, a process instance once started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BkTaskRow {
-    /// bk-sops' numeric id (0 in a new row: the store gives it).
+    /// bk-sops' numeric id (reserved with [`BkSopsStore::reserve_id`]).
     pub id: i64,
     /// The business it belongs to.
     pub biz_id: i64,
@@ -57,21 +57,52 @@ pub struct BkTaskRow {
     pub started_at: Option<i64>,
 }
 
-/// Durable bk-sops templates and tasks.
+/// A bk-sops task started as a process instance, written by a commit; a task started
+/// already fails the commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BkTaskStart {
+    /// The task.
+    pub id: i64,
+    /// Its instance.
+    pub instance_id: String,
+    /// Who started it.
+    pub executor: String,
+    /// When.
+    pub at: i64,
+}
+
+/// The kinds of bk-sops rows that take numeric ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BkIds {
+    /// Templates.
+    Templates,
+    /// Tasks.
+    Tasks,
+}
+
+impl BkIds {
+    /// The table of the rows.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            BkIds::Templates => "bk_templates",
+            BkIds::Tasks => "bk_tasks",
+        }
+    }
+}
+
+/// Durable bk-sops templates and tasks; they are written by commits
+/// ([`WriteBatch`](crate::WriteBatch)), with the model of their own they may bring.
 #[async_trait::async_trait]
 pub trait BkSopsStore: Send + Sync {
-    /// Stores a template; answers its new id.
-    async fn create_template(&self, template: &TemplateRow) -> Result<i64>;
+    /// Reserves the next id of a kind of row (ids are never handed out twice, also across
+    /// servers; one reserved and not written leaves a gap).
+    async fn reserve_id(&self, kind: BkIds) -> Result<i64>;
     /// A template by id.
     async fn template(&self, id: i64) -> Result<Option<TemplateRow>>;
     /// The templates of a business, by id.
     async fn templates_of(&self, biz_id: i64) -> Result<Vec<TemplateRow>>;
-    /// Stores a task; answers its new id.
-    async fn create_bk_task(&self, task: &BkTaskRow) -> Result<i64>;
     /// A task by id.
     async fn bk_task(&self, id: i64) -> Result<Option<BkTaskRow>>;
-    /// Records that a task started as `instance_id`; false when it had started already.
-    async fn start_bk_task(&self, id: i64, instance_id: &str, executor: &str, now: i64) -> Result<bool>;
 }
 
 /// `$store` is the store type, `$db` its sqlx database (see `sql_store`).
@@ -80,7 +111,7 @@ macro_rules! bk_sops_store {
         mod bk_sops_impl {
             use super::*;
             use sqlx::Row;
-            use $crate::{BkSopsStore, BkTaskRow, Result, TemplateRow};
+            use $crate::{BkIds, BkSopsStore, BkTaskRow, Result, TemplateRow};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -116,24 +147,73 @@ macro_rules! bk_sops_store {
                 })
             }
 
+            /// Inserts a template.
+            pub(crate) fn insert_template(t: &TemplateRow) -> sqlx::QueryBuilder<$db> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO bk_templates (id, biz_id, name, description, creator, model_id, pipeline_template_id,
+                     created_at, edited_at) ",
+                );
+                q.push_values(std::iter::once(t), |mut b, t| {
+                    b.push_bind(t.id)
+                        .push_bind(t.biz_id)
+                        .push_bind(t.name.as_str())
+                        .push_bind(t.description.as_deref())
+                        .push_bind(t.creator.as_str())
+                        .push_bind(t.model_id.as_str())
+                        .push_bind(t.pipeline_template_id.as_str())
+                        .push_bind(t.created_at)
+                        .push_bind(t.edited_at);
+                });
+                q
+            }
+
+            /// Inserts a task.
+            pub(crate) fn insert_task(t: &BkTaskRow) -> sqlx::QueryBuilder<$db> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO bk_tasks (id, biz_id, template_id, name, creator, executor, model_id, instance_id,
+                     constants, create_method, flow_type, created_at, started_at) ",
+                );
+                q.push_values(std::iter::once(t), |mut b, t| {
+                    b.push_bind(t.id)
+                        .push_bind(t.biz_id)
+                        .push_bind(t.template_id)
+                        .push_bind(t.name.as_str())
+                        .push_bind(t.creator.as_str())
+                        .push_bind(t.executor.as_deref())
+                        .push_bind(t.model_id.as_str())
+                        .push_bind(t.instance_id.as_deref())
+                        .push_bind(t.constants.as_str())
+                        .push_bind(t.create_method.as_str())
+                        .push_bind(t.flow_type.as_str())
+                        .push_bind(t.created_at)
+                        .push_bind(t.started_at);
+                });
+                q
+            }
+
+            /// Starts a task that has not started (no row changes when it has).
+            pub(crate) fn start_task(s: &$crate::BkTaskStart) -> sqlx::QueryBuilder<$db> {
+                let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE bk_tasks SET instance_id = ");
+                q.push_bind(s.instance_id.as_str())
+                    .push(", executor = ")
+                    .push_bind(s.executor.as_str())
+                    .push(", started_at = ")
+                    .push_bind(s.at)
+                    .push(" WHERE instance_id IS NULL AND id = ")
+                    .push_bind(s.id);
+                q
+            }
+
             #[async_trait::async_trait]
             impl BkSopsStore for $store {
-                async fn create_template(&self, t: &TemplateRow) -> Result<i64> {
+                async fn reserve_id(&self, kind: BkIds) -> Result<i64> {
                     let _writing = self.writing().await;
-                    Ok(sqlx::query_scalar(
-                        "INSERT INTO bk_templates (biz_id, name, description, creator, model_id, pipeline_template_id,
-                         created_at, edited_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                    )
-                    .bind(t.biz_id)
-                    .bind(&t.name)
-                    .bind(&t.description)
-                    .bind(&t.creator)
-                    .bind(&t.model_id)
-                    .bind(&t.pipeline_template_id)
-                    .bind(t.created_at)
-                    .bind(t.edited_at)
-                    .fetch_one(&self.pool)
-                    .await?)
+                    let sql = format!(
+                        "INSERT INTO bk_sequences (name, next_id) VALUES ($1, (SELECT COALESCE(MAX(id), 0) + 1 FROM {}))
+                         ON CONFLICT (name) DO UPDATE SET next_id = bk_sequences.next_id + 1 RETURNING next_id",
+                        kind.table()
+                    );
+                    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(kind.table()).fetch_one(&self.pool).await?)
                 }
 
                 async fn template(&self, id: i64) -> Result<Option<TemplateRow>> {
@@ -149,47 +229,11 @@ macro_rules! bk_sops_store {
                     rows.iter().map(template_row).collect()
                 }
 
-                async fn create_bk_task(&self, t: &BkTaskRow) -> Result<i64> {
-                    let _writing = self.writing().await;
-                    Ok(sqlx::query_scalar(
-                        "INSERT INTO bk_tasks (biz_id, template_id, name, creator, executor, model_id, instance_id, constants,
-                         create_method, flow_type, created_at, started_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-                    )
-                    .bind(t.biz_id)
-                    .bind(t.template_id)
-                    .bind(&t.name)
-                    .bind(&t.creator)
-                    .bind(&t.executor)
-                    .bind(&t.model_id)
-                    .bind(&t.instance_id)
-                    .bind(&t.constants)
-                    .bind(&t.create_method)
-                    .bind(&t.flow_type)
-                    .bind(t.created_at)
-                    .bind(t.started_at)
-                    .fetch_one(&self.pool)
-                    .await?)
-                }
-
                 async fn bk_task(&self, id: i64) -> Result<Option<BkTaskRow>> {
                     let row = sqlx::query("SELECT * FROM bk_tasks WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
                     row.as_ref().map(task_row).transpose()
                 }
 
-                async fn start_bk_task(&self, id: i64, instance_id: &str, executor: &str, now: i64) -> Result<bool> {
-                    let _writing = self.writing().await;
-                    let done = sqlx::query(
-                        "UPDATE bk_tasks SET instance_id = $1, executor = $2, started_at = $3 WHERE id = $4 AND instance_id IS NULL",
-                    )
-                    .bind(instance_id)
-                    .bind(executor)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(done.rows_affected() > 0)
-                }
             }
         }
     };

@@ -16,12 +16,12 @@ mod user_tasks;
 mod user_tasks_sql;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
-pub use bk_sops::{BkSopsStore, BkTaskRow, TemplateRow};
+pub use bk_sops::{BkIds, BkSopsStore, BkTaskRow, BkTaskStart, TemplateRow};
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
-    Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment,
-    NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
+    Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow,
+    NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
 pub use user_tasks::{

@@ -30,6 +30,17 @@ pub struct NewDeployment {
     pub tenant_id: Option<String>,
 }
 
+/// A deployment a commit writes, with its models (each the next version of its key).
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentWrite {
+    /// The deployment.
+    pub deployment: NewDeployment,
+    /// Its models.
+    pub models: Vec<NewModel>,
+    /// When it is deployed.
+    pub at: i64,
+}
+
 /// A stored deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentRow {
@@ -304,6 +315,14 @@ pub struct WriteBatch {
     /// User tasks people changed (claimed, delegated, updated, commented, deleted, …), in
     /// order; see [`ChangedUserTask`](crate::ChangedUserTask).
     pub changed_user_tasks: Vec<crate::ChangedUserTask>,
+    /// Deployments to insert, before the instances (a bk-sops template's or task's own model).
+    pub deployments: Vec<DeploymentWrite>,
+    /// bk-sops templates to insert.
+    pub bk_templates: Vec<crate::TemplateRow>,
+    /// bk-sops tasks to insert (one started in the same commit names its instance).
+    pub bk_tasks: Vec<crate::BkTaskRow>,
+    /// bk-sops tasks started.
+    pub started_bk_tasks: Vec<crate::BkTaskStart>,
 }
 
 impl WriteBatch {
@@ -318,5 +337,9 @@ impl WriteBatch {
             && self.user_tasks.is_empty()
             && self.closed_user_tasks.is_empty()
             && self.changed_user_tasks.is_empty()
+            && self.deployments.is_empty()
+            && self.bk_templates.is_empty()
+            && self.bk_tasks.is_empty()
+            && self.started_bk_tasks.is_empty()
     }
 }

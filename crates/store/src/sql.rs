@@ -372,6 +372,12 @@ macro_rules! sql_store {
             Comments(&'a [&'a crate::CommentRow]),
             /// Statement `usize` of a write of what hangs on the task.
             TaskPart(&'a str, &'a crate::TaskPartWrite, usize),
+            Deployment(&'a crate::DeploymentWrite),
+            /// A model of a deployment (its id), deployed at the time given.
+            Model(&'a crate::NewModel, &'a crate::DeploymentWrite),
+            BkTemplate(&'a crate::TemplateRow),
+            BkTask(&'a crate::BkTaskRow),
+            BkStart(&'a crate::BkTaskStart),
         }
 
         type Args = <$db as sqlx::Database>::Arguments;
@@ -541,6 +547,44 @@ macro_rules! sql_store {
                 Work::ChangedUserTask(row) => Encoded::Built(user_task_impl::update_user_task(row)),
                 Work::Comments(chunk) => Encoded::Built(user_task_impl::insert_comments(chunk.iter().copied())),
                 Work::TaskPart(task, write, at) => Encoded::Built(user_task_impl::part_statement(task, write, *at)),
+                Work::Deployment(d) => {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO deployments (id, name, category, tenant_id, deployed_at) ",
+                    );
+                    q.push_values(std::iter::once(d), |mut b, d| {
+                        b.push_bind(d.deployment.id.as_str())
+                            .push_bind(d.deployment.name.as_deref())
+                            .push_bind(d.deployment.category.as_deref())
+                            .push_bind(d.deployment.tenant_id.as_deref())
+                            .push_bind(d.at);
+                    });
+                    Encoded::Built(q)
+                }
+                Work::Model(m, d) => {
+                    // The version is the next of its key, read in the statement that writes it.
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO models (id, deployment_id, key, name, version, source, created_at, resource) SELECT ",
+                    );
+                    q.push_bind(m.id.as_str())
+                        .push(", ")
+                        .push_bind(d.deployment.id.as_str())
+                        .push(", ")
+                        .push_bind(m.key.as_str())
+                        .push(", ")
+                        .push_bind(m.name.as_deref())
+                        .push(", COALESCE(MAX(version), 0) + 1, ")
+                        .push_bind(m.source.as_str())
+                        .push(", ")
+                        .push_bind(d.at)
+                        .push(", ")
+                        .push_bind(m.resource.as_str())
+                        .push(" FROM models WHERE key = ")
+                        .push_bind(m.key.as_str());
+                    Encoded::Built(q)
+                }
+                Work::BkTemplate(t) => Encoded::Built(bk_sops_impl::insert_template(t)),
+                Work::BkTask(t) => Encoded::Built(bk_sops_impl::insert_task(t)),
+                Work::BkStart(start) => Encoded::Built(bk_sops_impl::start_task(start)),
                 Work::PartsCleared(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM instance_parts WHERE instance_id IN (");
                     let mut list = q.separated(", ");
@@ -738,7 +782,13 @@ macro_rules! sql_store {
                         }
                     }
                 }
-                let mut work: std::collections::VecDeque<Work<'_>> = chunks(&instances).into_iter().map(Work::Instances).collect();
+                let mut work: std::collections::VecDeque<Work<'_>> = std::collections::VecDeque::new();
+                // Models first: the instances of the group may run them.
+                for d in &batch.deployments {
+                    work.push_back(Work::Deployment(d));
+                    work.extend(d.models.iter().map(|m| Work::Model(m, d)));
+                }
+                work.extend(chunks(&instances).into_iter().map(Work::Instances));
                 work.extend(chunks(&cleared).into_iter().map(Work::PartsCleared));
                 work.extend(chunks(&removed).into_iter().map(Work::PartsRemoved));
                 work.extend(chunks(&written).into_iter().map(Work::PartsWritten));
@@ -763,6 +813,9 @@ macro_rules! sql_store {
                         work.extend((0..write.statements()).map(|at| Work::TaskPart(&change.row.id, write, at)));
                     }
                 }
+                work.extend(batch.bk_templates.iter().map(Work::BkTemplate));
+                work.extend(batch.bk_tasks.iter().map(Work::BkTask));
+                work.extend(batch.started_bk_tasks.iter().map(Work::BkStart));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {
@@ -790,6 +843,12 @@ macro_rules! sql_store {
                     {
                         // Changed since it was read (on another server): read again, applied again.
                         return Err(StoreError::Conflict(vec![row.id.clone()]));
+                    }
+                    if let Work::BkStart(start) = done
+                        && applied == 0
+                    {
+                        // Started meanwhile (by another server): the start is applied again and refused.
+                        return Err(StoreError::Conflict(vec![format!("bk-sops task {}", start.id)]));
                     }
                     current = next;
                 }

@@ -3,11 +3,11 @@
 
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, AppRow, BkTaskRow, ChangedUserTask, ClosedUserTask, CommentRow,
-    ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow,
-    NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError, TaskLink,
-    TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
-    WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskRow, BkTaskStart, ChangedUserTask, ClosedUserTask,
+    CommentRow, DeploymentWrite, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow,
+    JobFilter, JobLease, JobRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store,
+    StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TokenRow, UserRow,
+    UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -779,7 +779,7 @@ async fn bk_sops_apps_keep_their_secret_unless_replaced(store: &dyn Store) {
 
 async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &dyn Store) {
     let template = TemplateRow {
-        id: 0,
+        id: must(store.reserve_id(BkIds::Templates)).await,
         biz_id: 2,
         name: "deploy".into(),
         description: None,
@@ -789,13 +789,29 @@ async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &
         created_at: 1,
         edited_at: 1,
     };
-    let first = must(store.create_template(&template)).await;
-    let second = must(store.create_template(&TemplateRow { biz_id: 3, ..template.clone() })).await;
-    assert!(second > first);
+    let first = template.id;
+    let second = must(store.reserve_id(BkIds::Templates)).await;
+    assert!(second > first, "{second} after {first}");
+    // A template comes with the model of its tree, in one commit.
+    let deployment = DeploymentWrite {
+        deployment: NewDeployment { id: "d".into(), ..NewDeployment::default() },
+        models: vec![NewModel {
+            id: "m".into(),
+            key: "n1".into(),
+            name: None,
+            source: "{}".into(),
+            resource: "n1.json".into(),
+        }],
+        at: 1,
+    };
+    let templates = vec![template.clone(), TemplateRow { id: second, biz_id: 3, ..template.clone() }];
+    must(store.commit(&WriteBatch { deployments: vec![deployment], bk_templates: templates, ..WriteBatch::default() }))
+        .await;
+    assert_eq!(must(store.model("m")).await.map(|m| (m.key, m.version)), Some(("n1".into(), 1)));
     assert_eq!(must(store.template(first)).await.map(|t| t.name), Some("deploy".into()));
     assert_eq!(must(store.templates_of(2)).await.len(), 1);
     let task = BkTaskRow {
-        id: 0,
+        id: must(store.reserve_id(BkIds::Tasks)).await,
         biz_id: 2,
         template_id: Some(first),
         name: "run".into(),
@@ -809,9 +825,15 @@ async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &
         created_at: 2,
         started_at: None,
     };
-    let id = must(store.create_bk_task(&task)).await;
-    assert!(must(store.start_bk_task(id, "i1", "ops", 3)).await);
-    assert!(!must(store.start_bk_task(id, "i2", "ops", 4)).await, "a task starts once");
+    let id = task.id;
+    must(store.commit(&WriteBatch { bk_tasks: vec![task], ..WriteBatch::default() })).await;
+    let start = |instance: &str, at| WriteBatch {
+        started_bk_tasks: vec![BkTaskStart { id, instance_id: instance.into(), executor: "ops".into(), at }],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&start("i1", 3))).await;
+    let again = store.commit(&start("i2", 4)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "a task starts once: {again:?}");
     let stored = must(store.bk_task(id)).await.unwrap_or_else(|| panic!("task {id}"));
     assert_eq!(
         (stored.instance_id.as_deref(), stored.executor.as_deref(), stored.started_at),

@@ -11,7 +11,7 @@
 
 use super::error::ApiError;
 use super::input::json_object;
-use crate::runtime::{Runtime, RuntimeError, now_ms};
+use crate::runtime::{Runtime, RuntimeError, Tree, now_ms, pipeline_key};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use flowstone_engine::{Action, Command, StartOptions, StoneEvent, TaskStatus};
+use flowstone_engine::{Action, Command, StoneEvent, TaskStatus};
 use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, exclude_nodes, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
 use serde_json::{Map, Value, json};
@@ -147,13 +147,9 @@ async fn dispatch(
         "get_template_list" => template_list(&c).await,
         "create_template" => create_template(&c).await,
         "get_template_info" => template_info(&c).await,
-        "create_task" | "fast_create_task" => create_task(&c).await.map(|(_, data)| data),
+        "create_task" | "fast_create_task" => create_task(&c, false).await,
         "start_task" => start_task(&c, c.number("task_id")?).await.map(|()| json!({})),
-        "create_and_start_task" => {
-            let (id, data) = create_task(&c).await?;
-            start_task(&c, id).await?;
-            Ok(data)
-        }
+        "create_and_start_task" => create_task(&c, true).await,
         "operate_task" => operate_task(&c).await,
         "get_task_status" => task_status(&c).await,
         "get_task_detail" => task_detail(&c).await,
@@ -259,45 +255,34 @@ async fn call_tree(c: &Call<'_>) -> Result<Value, ApiError> {
     Ok(inline_subprocesses(&tree, &|id| templates.get(id).cloned()).map_err(RuntimeError::Model)?)
 }
 
-/// Deploys the call's `pipeline_tree` as a model named `name`; answers the model's id and its
-/// key, the tree's `pipeline_template_id`.
-async fn deploy_tree(c: &Call<'_>, name: &str) -> Result<(String, String), ApiError> {
-    let tree = call_tree(c).await?;
-    let key = new_key();
-    let model = c.rt.deploy_pipeline(&tree, &key, name).await?;
-    Ok((model.id, key))
-}
-
 async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
     let biz = c.number("bk_biz_id")?;
     let name = c.required("name")?;
-    let (model_id, key) = deploy_tree(c, &name).await?;
-    store_template(c, biz, &name, c.text("description"), model_id, &key).await
+    let tree = call_tree(c).await?;
+    let key = pipeline_key();
+    let made = vec![(Tree { tree: &tree, key: &key, name: &name }, new_template(c, biz, &name, c.text("description")))];
+    Ok(template_made(&c.rt.create_templates(made).await?[0]))
 }
 
-/// Records a template of the model `model_id`; answers what bk-sops answers for a new one.
-async fn store_template(
-    c: &Call<'_>,
-    biz: i64,
-    name: &str,
-    description: Option<String>,
-    model_id: String,
-    key: &str,
-) -> Result<Value, ApiError> {
+/// A template of business `biz` the caller makes now (its id, model and key are the runtime's).
+fn new_template(c: &Call<'_>, biz: i64, name: &str, description: Option<String>) -> TemplateRow {
     let now = now_ms();
-    let row = TemplateRow {
+    TemplateRow {
         id: 0,
         biz_id: biz,
         name: name.to_owned(),
         description,
         creator: c.user.clone(),
-        model_id,
-        pipeline_template_id: key.to_owned(),
+        model_id: String::new(),
+        pipeline_template_id: String::new(),
         created_at: now,
         edited_at: now,
-    };
-    let id = c.rt.store().create_template(&row).await?;
-    Ok(json!({"template_id": id, "template_name": name, "pipeline_template_id": key}))
+    }
+}
+
+/// What bk-sops answers for a new template.
+fn template_made(t: &TemplateRow) -> Value {
+    json!({"template_id": t.id, "template_name": t.name, "pipeline_template_id": t.pipeline_template_id})
 }
 
 /// The activities a task leaves out: `exclude_task_nodes_id`, or every optional activity not
@@ -364,7 +349,7 @@ async fn import_export(c: &Call<'_>, biz: i64, export: &Value) -> Result<Vec<Val
         .ok_or_else(|| bad("`template_data` has no `pipeline_template_data.template`"))?;
     let templates = export["template"].as_object().ok_or_else(|| bad("`template_data` has no `template`"))?;
     let lookup = |id: &str| trees.get(id).map(|t| t["tree"].clone());
-    let mut imported = Vec::new();
+    let mut found = Vec::new();
     for (old_id, template) in templates {
         let key = template["pipeline_template_id"].as_str().unwrap_or_default();
         let pipeline =
@@ -372,10 +357,32 @@ async fn import_export(c: &Call<'_>, biz: i64, export: &Value) -> Result<Vec<Val
         let name = pipeline["name"].as_str().filter(|n| !n.is_empty()).unwrap_or(key).to_owned();
         let description = pipeline["description"].as_str().filter(|d| !d.is_empty()).map(str::to_owned);
         let tree = inline_subprocesses(&pipeline["tree"], &lookup).map_err(RuntimeError::Model)?;
-        let made = import_tree(c, biz, tree, key, &name, description).await?;
-        imported.push(with_old_id(made, old_id));
+        found.push(Imported { old_id: old_id.clone(), key: key.to_owned(), name, description, tree });
     }
-    Ok(imported)
+    import_all(c, biz, found).await
+}
+
+/// A template of an export, read.
+struct Imported {
+    old_id: String,
+    key: String,
+    name: String,
+    description: Option<String>,
+    tree: Value,
+}
+
+/// Stores the templates of an export, all in one commit (none when one is refused); answers
+/// each as bk-sops does, with the id it had in the export.
+async fn import_all(c: &Call<'_>, biz: i64, found: Vec<Imported>) -> Result<Vec<Value>, ApiError> {
+    let made = found
+        .iter()
+        .map(|t| {
+            let tree = Tree { tree: &t.tree, key: &t.key, name: &t.name };
+            (tree, new_template(c, biz, &t.name, t.description.clone()))
+        })
+        .collect();
+    let templates = c.rt.create_templates(made).await?;
+    Ok(templates.iter().zip(&found).map(|(t, f)| with_old_id(template_made(t), &f.old_id)).collect())
 }
 
 /// The templates of a YAML export (bk-sops' `schema_version: v1` documents), each under a new
@@ -389,35 +396,23 @@ async fn import_yaml(c: &Call<'_>, biz: i64, text: &str) -> Result<Vec<Value>, A
         .map(|t| inline_subprocesses(&t.tree, &lookup))
         .collect::<Result<Vec<_>, _>>()
         .map_err(RuntimeError::Model)?;
-    let mut imported = Vec::new();
-    for (t, tree) in templates.iter().zip(trees) {
-        let made = import_tree(c, biz, tree, &new_key(), &t.name, t.description.clone()).await?;
-        imported.push(with_old_id(made, &t.id));
-    }
-    Ok(imported)
+    let found = templates
+        .iter()
+        .zip(trees)
+        .map(|(t, tree)| Imported {
+            old_id: t.id.clone(),
+            key: pipeline_key(),
+            name: t.name.clone(),
+            description: t.description.clone(),
+            tree,
+        })
+        .collect();
+    import_all(c, biz, found).await
 }
 
 fn with_old_id(mut made: Value, old_id: &str) -> Value {
     made["old_id"] = json!(old_id);
     made
-}
-
-/// Deploys one imported tree (its subprocesses inlined) and records its template.
-async fn import_tree(
-    c: &Call<'_>,
-    biz: i64,
-    tree: Value,
-    key: &str,
-    name: &str,
-    description: Option<String>,
-) -> Result<Value, ApiError> {
-    let model = c.rt.deploy_pipeline(&tree, key, name).await?;
-    store_template(c, biz, name, description, model.id, key).await
-}
-
-/// A model key for a tree that brings none, shaped like bk-sops' pipeline template ids.
-fn new_key() -> String {
-    format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31])
 }
 
 /// The tree with the task's constant values in place of the template's.
@@ -437,8 +432,8 @@ fn task_url(c: &Call<'_>, t: &BkTaskRow) -> String {
 }
 
 /// `create_task`: a task of a template (or, from `fast_create_task`, of a raw tree) with
-/// constants; answers its id and what it shows.
-async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
+/// constants, started at once by `create_and_start_task` (`start`); answers what it shows.
+async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
     let name = c.required("name")?;
     let biz_id = c.number("bk_biz_id")?;
     let constants = match c.json("constants")? {
@@ -458,20 +453,16 @@ async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
         return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
     };
     let left_out = left_out_nodes(c, &tree)?;
-    let (tree, model_id) = match template_model {
-        Some(model_id) if left_out.is_empty() => (tree, model_id),
+    let (tree, model_id, own) = match template_model {
+        Some(model_id) if left_out.is_empty() => (tree, model_id, false),
         // A raw tree, or one without the nodes left out: the task runs a model of its own.
+        _ if left_out.is_empty() => (tree, String::new(), true),
         _ => {
-            let tree = if left_out.is_empty() {
-                tree
-            } else {
-                exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0
-            };
-            let model_id = c.rt.deploy_pipeline(&tree, &new_key(), &name).await?.id;
-            (tree, model_id)
+            let tree = exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
+            (tree, String::new(), true)
         }
     };
-    let mut task = BkTaskRow {
+    let task = BkTaskRow {
         id: 0,
         biz_id,
         template_id,
@@ -486,9 +477,11 @@ async fn create_task(c: &Call<'_>) -> Result<(i64, Value), ApiError> {
         created_at: now_ms(),
         started_at: None,
     };
-    task.id = c.rt.store().create_bk_task(&task).await?;
+    let key = pipeline_key();
+    let own = own.then(|| Tree { tree: &tree, key: &key, name: &task.name });
+    let task = c.rt.create_bk_task(own, task.clone(), start.then(|| c.user.clone())).await?;
     let tree = with_constants(tree, &constants);
-    Ok((task.id, json!({"task_id": task.id, "task_url": task_url(c, &task), "pipeline_tree": tree})))
+    Ok(json!({"task_id": task.id, "task_url": task_url(c, &task), "pipeline_tree": tree}))
 }
 
 async fn task_of(c: &Call<'_>, id: i64) -> Result<BkTaskRow, ApiError> {
@@ -502,22 +495,7 @@ async fn task_of(c: &Call<'_>, id: i64) -> Result<BkTaskRow, ApiError> {
 
 async fn start_task(c: &Call<'_>, id: i64) -> Result<(), ApiError> {
     let task = task_of(c, id).await?;
-    if task.instance_id.is_some() {
-        return Err(ApiError::conflict(format!("task {id} has been started already")));
-    }
-    let model = c.rt.model(&task.model_id).await?.ok_or_else(|| bad(format!("the model of task {id} is gone")))?;
-    let constants: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
-    let variables = constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect();
-    // As in bk-sops, a failed node waits for an operator (retry, skip) instead of ending the task.
-    let options = StartOptions { initiator: Some(c.user.clone()), debug: true, ..StartOptions::default() };
-    let business_key = Some(format!("bk-sops-task-{id}"));
-    let row = c.rt.start_instance(model, task.name.clone(), business_key, variables, options).await?;
-    if !c.rt.store().start_bk_task(id, &row.id, &c.user, now_ms()).await? {
-        // Another call started it meanwhile: the instance made here stops again.
-        c.rt.apply(&row.id, Command::Cancel).await?;
-        return Err(ApiError::conflict(format!("task {id} has been started already")));
-    }
-    Ok(())
+    Ok(c.rt.start_bk_task(&task, c.user.clone()).await?)
 }
 
 async fn operate_task(c: &Call<'_>) -> Result<Value, ApiError> {

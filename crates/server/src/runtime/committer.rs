@@ -9,6 +9,7 @@
 //! if another server wrote the instance meanwhile, the commit writes nothing, the stale
 //! instances are reloaded, and the group's requests are applied again.
 
+use super::bk_sops::{self, BkRequest, BkWrite};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
@@ -17,8 +18,8 @@ use flowstone_engine::{
 };
 use flowstone_model::Definition;
 use flowstone_store::{
-    ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store, StoreError,
-    TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
+    BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store,
+    StoreError, TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub(super) enum Request {
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
     Task(Box<TaskRequest>),
+    Bk(Box<BkRequest>),
 }
 
 /// A live instance as the committer holds it.
@@ -91,6 +93,8 @@ enum Entry {
     },
     /// A change to a user task; `instance` is the process it completed a task of, if any.
     Task { request: Box<TaskRequest>, instance: String, answer: Box<Result<UserTaskRow, RuntimeError>> },
+    /// A bk-sops request; `instance` is the one its start began, if any.
+    Bk { request: Box<BkRequest>, instance: String, answer: Result<(), RuntimeError> },
 }
 
 impl Entry {
@@ -98,7 +102,7 @@ impl Entry {
     fn instance(&self) -> &str {
         match self {
             Entry::Started { id, .. } => id,
-            Entry::Applied { instance, .. } | Entry::Task { instance, .. } => instance,
+            Entry::Applied { instance, .. } | Entry::Task { instance, .. } | Entry::Bk { instance, .. } => instance,
         }
     }
 
@@ -126,6 +130,7 @@ impl Entry {
                 Some(Request::Apply { instance, command: *command, reply })
             }
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
+            (Entry::Bk { request, .. }, _) => Some(Request::Bk(request)),
         }
     }
 
@@ -138,6 +143,7 @@ impl Entry {
             Entry::Started { reply, .. } => drop(reply.send(Err(err))),
             Entry::Applied { reply, .. } => drop(reply.send(Err(err))),
             Entry::Task { request, .. } => drop(request.reply.send(Err(err))),
+            Entry::Bk { request, .. } => drop(request.reply.send(Err(err))),
         }
     }
 }
@@ -216,7 +222,7 @@ impl Prepared {
             .filter_map(|entry| {
                 let row = match &entry {
                     Entry::Started { id, .. } => Self::take_row(&mut batch, &rows, id),
-                    Entry::Applied { .. } | Entry::Task { .. } => None,
+                    Entry::Applied { .. } | Entry::Task { .. } | Entry::Bk { .. } => None,
                 };
                 entry.into_request(row)
             })
@@ -262,6 +268,8 @@ pub(super) struct Committer {
     closing: std::collections::HashSet<String, foldhash::fast::RandomState>,
     /// Changes of tasks' parts waiting for an earlier change of their task to commit.
     deferred: Vec<Request>,
+    /// bk-sops tasks started by groups not yet committed.
+    starting_bk: std::collections::HashSet<i64, foldhash::fast::RandomState>,
 }
 
 /// How many rows of each kind a group wrote for how many requests. Groups in a steady stream
@@ -318,6 +326,7 @@ impl Committer {
             pending_tasks: ById::default(),
             closing: Default::default(),
             deferred: Vec::new(),
+            starting_bk: Default::default(),
         }
     }
 
@@ -544,6 +553,7 @@ impl Committer {
         // What the failed groups changed of user tasks is read from the store again.
         self.pending_tasks.clear();
         self.closing.clear();
+        self.starting_bk.clear();
         for id in group.rows.keys() {
             self.live.remove(id);
         }
@@ -580,7 +590,14 @@ impl Committer {
                 }
                 Entry::Applied { answer, reply, .. } => drop(reply.send(answer)),
                 Entry::Task { request, answer, .. } => drop(request.reply.send(*answer)),
+                Entry::Bk { request, answer, .. } => drop(request.reply.send(answer)),
             }
+        }
+        for started in &batch.started_bk_tasks {
+            self.starting_bk.remove(&started.id);
+        }
+        for task in &batch.bk_tasks {
+            self.starting_bk.remove(&task.id);
         }
         let written = batch.changed_user_tasks.iter().map(|c| &c.row).chain(batch.user_tasks.iter().map(|t| &t.row));
         for row in written {
@@ -611,44 +628,100 @@ impl Committer {
             self.drop_stale(&requests).await;
         }
         let now = now_ms();
-        let mut ids = new_id;
         for request in requests {
             self.clock += 1;
             match request {
                 Request::Start { model, def, name, business_key, variables, options, reply } => {
-                    let id = new_id();
-                    let start_vars = json_text(&variables);
-                    let (instance, effects) = Instance::start(
-                        &def,
-                        variables,
-                        options.clone(),
-                        &mut Ctx { now, ids: &mut ids, brokered: &*self.brokered, limits: &self.limits },
-                    );
-                    let row = InstanceRow {
-                        business_key,
-                        start_user: options.initiator.clone(),
-                        ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
-                    };
-                    let mut live = Live {
-                        def: def.clone(),
-                        row,
-                        instance,
-                        committed: 0,
-                        touched: self.clock,
-                        bytes: 0,
-                        tenant: model.tenant_id.clone(),
-                    };
-                    self.record(into, &mut live, effects, now);
-                    into.entries.push(Entry::Started { model, def, id: id.clone(), options, reply });
-                    self.live.insert(id, live);
+                    let id = self.begin(&model, def.clone(), name, business_key, variables, &options, into, now);
+                    into.entries.push(Entry::Started { model, def, id, options, reply });
                 }
                 Request::Apply { instance, command, reply } => {
                     let answer = self.apply_to(&instance, command.clone(), into, now).await;
                     into.entries.push(Entry::Applied { instance, command: Box::new(command), answer, reply });
                 }
                 Request::Task(request) => self.change_task(request, into, now).await,
+                Request::Bk(request) => self.bk_request(request, into, now).await,
             }
         }
+    }
+
+    /// Starts an instance of `model`; answers its id.
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        &mut self,
+        model: &ModelRow,
+        def: Arc<Definition>,
+        name: String,
+        business_key: Option<String>,
+        variables: Map<String, Value>,
+        options: &StartOptions,
+        into: &mut Prepared,
+        now: i64,
+    ) -> String {
+        let id = new_id();
+        let start_vars = json_text(&variables);
+        let (instance, effects) = Instance::start(
+            &def,
+            variables,
+            options.clone(),
+            &mut Ctx { now, ids: &mut new_id, brokered: &*self.brokered, limits: &self.limits },
+        );
+        let row = InstanceRow {
+            business_key,
+            start_user: options.initiator.clone(),
+            ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
+        };
+        let mut live =
+            Live { def, row, instance, committed: 0, touched: self.clock, bytes: 0, tenant: model.tenant_id.clone() };
+        self.record(into, &mut live, effects, now);
+        self.live.insert(id.clone(), live);
+        id
+    }
+
+    /// Applies a bk-sops request: its models, templates and task are written as they come; a
+    /// start is refused when its task started already (committed, or in a group on its way).
+    async fn bk_request(&mut self, request: Box<BkRequest>, into: &mut Prepared, now: i64) {
+        let mut instance = String::new();
+        let answer = async {
+            let BkWrite { deployments, templates, mut task, start } = request.write.clone();
+            if let Some(start) = &start {
+                let new = task.as_ref().is_some_and(|t| t.id == start.task);
+                let started = self.starting_bk.contains(&start.task)
+                    || !new
+                        && match self.store.bk_task(start.task).await? {
+                            Some(stored) => stored.instance_id.is_some(),
+                            None => return Err(RuntimeError::NotFound(format!("task {} does not exist", start.task))),
+                        };
+                if started {
+                    return Err(bk_sops::started_already(start.task));
+                }
+            }
+            into.batch.deployments.extend(deployments);
+            into.batch.bk_templates.extend(templates);
+            if let Some(start) = start {
+                let (key, options) = (Some(start.business_key()), start.options());
+                let id = self.begin(&start.model, start.def, start.name, key, start.variables, &options, into, now);
+                match task.as_mut().filter(|t| t.id == start.task) {
+                    Some(new) => {
+                        new.instance_id = Some(id.clone());
+                        new.executor = Some(start.executor);
+                        new.started_at = Some(now);
+                    }
+                    None => into.batch.started_bk_tasks.push(BkTaskStart {
+                        id: start.task,
+                        instance_id: id.clone(),
+                        executor: start.executor,
+                        at: now,
+                    }),
+                }
+                self.starting_bk.insert(start.task);
+                instance = id;
+            }
+            into.batch.bk_tasks.extend(task);
+            Ok(())
+        }
+        .await;
+        into.entries.push(Entry::Bk { request, instance, answer });
     }
 
     /// Applies a command to an instance, from memory or else from the store.
@@ -742,7 +815,7 @@ impl Committer {
             .filter_map(|r| match r {
                 Request::Apply { instance, .. } => Some(instance.as_str()),
                 // A completion's instance is checked by its commit (a stale one conflicts).
-                Request::Start { .. } | Request::Task(_) => None,
+                Request::Start { .. } | Request::Task(_) | Request::Bk(_) => None,
             })
             // An instance with writes still on their way is ours to answer for.
             .filter(|id| self.live.get(*id).is_some_and(|l| l.row.version == l.committed))

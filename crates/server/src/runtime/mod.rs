@@ -4,6 +4,7 @@
 //! applies them in order, commits what they changed in groups and only then answers. The
 //! in-process stones run the jobs it commits.
 
+mod bk_sops;
 mod committer;
 mod user_tasks;
 
@@ -11,6 +12,7 @@ use crate::auth::Authenticator;
 use crate::jobs::JobBoard;
 use crate::models::ModelCache;
 use crate::stones::StoneRunner;
+pub use bk_sops::{Tree, pipeline_key};
 use committer::{Committer, Request};
 use flowstone_engine::{Command, EngineError, InstanceStatus, Limits, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn, parse_pipeline};
@@ -309,32 +311,6 @@ impl Runtime {
         self.deploy_files(deployment, &[(format!("{resource}.bpmn20.xml"), source.to_owned())]).await
     }
 
-    /// Checks a pipeline tree whose subprocesses are inlined
-    /// ([`flowstone_model::inline_subprocesses`]) and stores it as a model of key `key` in a
-    /// deployment of its own.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Model`] naming the node at fault, or a store failure.
-    pub async fn deploy_pipeline(&self, tree: &Value, key: &str, name: &str) -> Result<ModelRow, RuntimeError> {
-        let def = parse_pipeline(tree, key, Some(name), &|_| None)?;
-        let deployment = NewDeployment {
-            id: new_id(),
-            name: Some(name.to_owned()),
-            category: Some("bk-sops".into()),
-            tenant_id: None,
-        };
-        let model = NewModel {
-            id: new_id(),
-            key: key.to_owned(),
-            name: Some(name.to_owned()),
-            source: tree.to_string(),
-            resource: format!("{key}.json"),
-        };
-        let row = self.store.deploy(&deployment, vec![model], now_ms()).await?.remove(0);
-        self.deployed(&row, def);
-        Ok(row)
-    }
-
     /// Parses BPMN files (name, source) and stores their executable processes as one
     /// deployment with the given name, category and tenant (its id is made here).
     ///
@@ -369,16 +345,16 @@ impl Runtime {
         let deployment = NewDeployment { id: new_id(), ..deployment };
         let rows = self.store.deploy(&deployment, models, now_ms()).await?;
         for (row, def) in rows.iter().zip(defs) {
-            self.deployed(row, def);
+            self.deployed(row, Arc::new(def));
         }
         Ok(rows)
     }
 
     /// Keeps a model just deployed at hand, and says so in the log.
-    fn deployed(&self, row: &ModelRow, def: Definition) {
+    fn deployed(&self, row: &ModelRow, def: Arc<Definition>) {
         let (model, key, version) = (&row.id, &row.key, row.version);
         tracing::info!(target: "flowstone::lifecycle", %model, %key, version, deployment = %row.deployment_id, "model deployed");
-        self.models.remember(Arc::new(row.clone()), Some(Arc::new(def)), true);
+        self.models.remember(Arc::new(row.clone()), Some(def), true);
     }
 
     /// Removes a deployment (see [`Store::delete_deployment`]) and forgets its models.

@@ -1,0 +1,244 @@
+//! bk-sops templates and tasks as requests the committer applies: a template with the model of
+//! its tree, a task with the model of its own it may need, a start — each what its caller asked
+//! for in one commit (`create_and_start_task` included), so that no failure leaves a model
+//! without its template or a task half started. "A task starts once" is checked where the start
+//! is applied, against the starts committed and those on their way.
+
+use super::{Runtime, RuntimeError, new_id, now_ms};
+use flowstone_engine::StartOptions;
+use flowstone_model::{Definition, constant_variable, parse_pipeline};
+use flowstone_store::{BkIds, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What one bk-sops request writes, in one commit.
+#[derive(Clone, Default)]
+pub(super) struct BkWrite {
+    /// Models of pipeline trees, each in a deployment of its own.
+    pub(super) deployments: Vec<DeploymentWrite>,
+    /// Templates.
+    pub(super) templates: Vec<TemplateRow>,
+    /// A new task.
+    pub(super) task: Option<BkTaskRow>,
+    /// A start of a task (the new one, or one created before).
+    pub(super) start: Option<BkStart>,
+}
+
+/// A task's start: its instance runs the task's model with the task's constants.
+#[derive(Clone)]
+pub(super) struct BkStart {
+    /// The task.
+    pub(super) task: i64,
+    /// Its model.
+    pub(super) model: Arc<ModelRow>,
+    /// The model's definition.
+    pub(super) def: Arc<Definition>,
+    /// The instance's name (the task's).
+    pub(super) name: String,
+    /// The task's constants as process variables.
+    pub(super) variables: Map<String, Value>,
+    /// Who starts it.
+    pub(super) executor: String,
+}
+
+impl BkStart {
+    /// The instance's business key, by which the task is found from its instance.
+    pub(super) fn business_key(&self) -> String {
+        format!("bk-sops-task-{}", self.task)
+    }
+
+    /// As in bk-sops, a failed node waits for an operator (retry, skip) instead of ending the
+    /// task.
+    pub(super) fn options(&self) -> StartOptions {
+        StartOptions { initiator: Some(self.executor.clone()), debug: true, ..StartOptions::default() }
+    }
+}
+
+/// A request with where its answer goes.
+pub(super) struct BkRequest {
+    pub(super) write: BkWrite,
+    pub(super) reply: oneshot::Sender<Result<(), RuntimeError>>,
+}
+
+/// The refusal of a second start.
+pub(super) fn started_already(task: i64) -> RuntimeError {
+    RuntimeError::Exists(format!("task {task} has been started already"))
+}
+
+/// A pipeline tree (subprocesses inlined, see [`flowstone_model::inline_subprocesses`]) to
+/// store as a model of key `key`.
+pub struct Tree<'a> {
+    /// The tree.
+    pub tree: &'a Value,
+    /// The model's key (the tree's `pipeline_template_id`).
+    pub key: &'a str,
+    /// The model's name.
+    pub name: &'a str,
+}
+
+/// A model key for a tree that brings none, shaped like bk-sops' pipeline template ids.
+pub fn pipeline_key() -> String {
+    format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31])
+}
+
+/// A checked model of a tree: its deployment, its row (version 0 until committed: the commit
+/// numbers it) and its definition.
+fn model_of(t: &Tree<'_>) -> Result<(DeploymentWrite, Arc<ModelRow>, Arc<Definition>), RuntimeError> {
+    let def = parse_pipeline(t.tree, t.key, Some(t.name), &|_| None)?;
+    let now = now_ms();
+    let deployment = NewDeployment {
+        id: new_id(),
+        name: Some(t.name.to_owned()),
+        category: Some("bk-sops".into()),
+        tenant_id: None,
+    };
+    let model = NewModel {
+        id: new_id(),
+        key: t.key.to_owned(),
+        name: Some(t.name.to_owned()),
+        source: t.tree.to_string(),
+        resource: format!("{}.json", t.key),
+    };
+    let row = ModelRow {
+        id: model.id.clone(),
+        deployment_id: deployment.id.clone(),
+        key: model.key.clone(),
+        name: model.name.clone(),
+        version: 0,
+        source: model.source.clone(),
+        created_at: now,
+        resource: model.resource.clone(),
+        tenant_id: None,
+    };
+    Ok((DeploymentWrite { deployment, models: vec![model], at: now }, Arc::new(row), Arc::new(def)))
+}
+
+impl Runtime {
+    /// Checks a tree and stores it as a model in a deployment of its own.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] naming the node at fault, or a store failure.
+    pub async fn deploy_pipeline(&self, tree: &Value, key: &str, name: &str) -> Result<ModelRow, RuntimeError> {
+        let (deployment, row, def) = model_of(&Tree { tree, key, name })?;
+        self.bk(BkWrite { deployments: vec![deployment], ..BkWrite::default() }).await?;
+        self.committed_model(&row.id, def).await
+    }
+
+    /// Stores templates, each with the model of its tree, in one commit; answers them with
+    /// their ids.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] naming the tree and node at fault (nothing is stored then), or a
+    /// store failure.
+    pub async fn create_templates(&self, made: Vec<(Tree<'_>, TemplateRow)>) -> Result<Vec<TemplateRow>, RuntimeError> {
+        let mut write = BkWrite::default();
+        let mut defs = Vec::new();
+        for (tree, mut template) in made {
+            let (deployment, row, def) = model_of(&tree)?;
+            template.id = self.store.reserve_id(BkIds::Templates).await?;
+            template.model_id.clone_from(&row.id);
+            template.pipeline_template_id = tree.key.to_owned();
+            write.deployments.push(deployment);
+            write.templates.push(template);
+            defs.push((row.id.clone(), def));
+        }
+        let templates = write.templates.clone();
+        self.bk(write).await?;
+        for (id, def) in defs {
+            self.committed_model(&id, def).await?;
+        }
+        Ok(templates)
+    }
+
+    /// Stores a task (with a model of its own when `tree` is given, else of `task.model_id`),
+    /// started by `executor` in the same commit when one is given; answers it with its id.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Model`] for a tree at fault, [`RuntimeError::NotValid`] for constants
+    /// past the bounds of [`flowstone_engine::Limits`], or a store failure.
+    pub async fn create_bk_task(
+        &self,
+        tree: Option<Tree<'_>>,
+        mut task: BkTaskRow,
+        executor: Option<String>,
+    ) -> Result<BkTaskRow, RuntimeError> {
+        let mut write = BkWrite::default();
+        let own = tree.as_ref().map(model_of).transpose()?;
+        task.id = self.store.reserve_id(BkIds::Tasks).await?;
+        let model = match &own {
+            Some((deployment, row, def)) => {
+                write.deployments.push(deployment.clone());
+                task.model_id.clone_from(&row.id);
+                Some((row.clone(), def.clone()))
+            }
+            None => None,
+        };
+        if let Some(executor) = executor {
+            write.start = Some(self.bk_start(&task, model, executor).await?);
+        }
+        write.task = Some(task.clone());
+        self.bk(write).await?;
+        if let Some((_, row, def)) = own {
+            self.committed_model(&row.id, def).await?;
+        }
+        Ok(task)
+    }
+
+    /// Starts a task created before, as `executor`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Exists`] when it started already (also meanwhile, or on another server),
+    /// or as [`Runtime::create_bk_task`].
+    pub async fn start_bk_task(&self, task: &BkTaskRow, executor: String) -> Result<(), RuntimeError> {
+        if task.instance_id.is_some() {
+            return Err(started_already(task.id));
+        }
+        let start = self.bk_start(task, None, executor).await?;
+        self.bk(BkWrite { start: Some(start), ..BkWrite::default() }).await
+    }
+
+    /// The start of `task`, of `model` (else the task's stored model).
+    async fn bk_start(
+        &self,
+        task: &BkTaskRow,
+        model: Option<(Arc<ModelRow>, Arc<Definition>)>,
+        executor: String,
+    ) -> Result<BkStart, RuntimeError> {
+        let (model, def) = match model {
+            Some(found) => found,
+            None => {
+                let model = self
+                    .model(&task.model_id)
+                    .await?
+                    .ok_or_else(|| RuntimeError::NotValid(format!("the model of task {} is gone", task.id)))?;
+                let def = self.definition(&model)?;
+                (model, def)
+            }
+        };
+        let constants: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
+        let variables: Map<String, Value> =
+            constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect();
+        self.limits.check_variables(&variables).map_err(RuntimeError::NotValid)?;
+        Ok(BkStart { task: task.id, model, def, name: task.name.clone(), variables, executor })
+    }
+
+    /// Sends a request to the committer; answers once it is committed.
+    async fn bk(&self, write: BkWrite) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        let request = super::committer::Request::Bk(Box::new(BkRequest { write, reply }));
+        self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    /// A model a commit stored, as stored (numbered), kept at hand with its definition.
+    async fn committed_model(&self, id: &str, def: Arc<Definition>) -> Result<ModelRow, RuntimeError> {
+        let row = self
+            .store
+            .model(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotCommitted(format!("model {id} is missing after its commit")))?;
+        self.deployed(&row, def);
+        Ok(row)
+    }
+}
