@@ -164,7 +164,43 @@ async fn malformed_protocol_requests_are_400_naming_the_fault(s: TestServer) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// A worker's report and heartbeat sent as its lock ends, while another worker fetches, over
+/// and over: either the report lands while the lock is the first worker's (and the second
+/// gets nothing), or the second gets the job and the first is refused — never both, whatever
+/// moment the lock passes (the report is checked again where it is applied and committed).
+async fn a_report_racing_the_end_of_its_lock_lands_only_while_the_lock_is_held(s: TestServer) {
+    s.deploy(PROBE).await;
+    let (mut landed, mut taken) = (0, 0);
+    for round in 0..12 {
+        s.start_process("probe", json!({"p": {"size": round}})).await;
+        let job = fetch(&s, "w1", 3_000, 100).await[0]["id"].as_str().unwrap_or_default().to_owned();
+        tokio::time::sleep(Duration::from_millis(85 + round % 4 * 5)).await;
+        let done = json!({"outputs": {"made": round}});
+        let beat = json!({"workerId": "w1", "lockDuration": 100});
+        let beat_path = format!("/worker/jobs/{job}/heartbeat");
+        let (report, heartbeat, other) = tokio::join!(
+            event(&s, &job, "w1", "start.success", done),
+            s.post(&beat_path, beat),
+            fetch(&s, "w2", 400, 30_000)
+        );
+        let got = other.iter().any(|j| j["id"] == json!(job));
+        match (report.0, got) {
+            (StatusCode::NO_CONTENT, false) => landed += 1,
+            (StatusCode::CONFLICT, true) => {
+                taken += 1;
+                let (status, body) = event(&s, &job, "w2", "start.success", json!({})).await;
+                assert_eq!(status, StatusCode::NO_CONTENT, "the new holder reports: {body}");
+            }
+            other => panic!("round {round}: report {report:?}, heartbeat {heartbeat:?}, fetched {got}: {other:?}"),
+        }
+        // A heartbeat kept a lock only while nobody else had taken it.
+        assert!(!(heartbeat.0 == StatusCode::OK && got && report.0 != StatusCode::CONFLICT), "{heartbeat:?}");
+    }
+    assert_eq!(landed + taken, 12);
+}
+
 backend_tests!(server = TestServer::start_for_workers;
+    a_report_racing_the_end_of_its_lock_lands_only_while_the_lock_is_held,
     a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed,
     an_empty_fetch_answers_when_the_wait_ends,
     reports_need_the_lock_and_repeats_are_harmless,

@@ -323,6 +323,11 @@ pub struct WriteBatch {
     pub bk_tasks: Vec<crate::BkTaskRow>,
     /// bk-sops tasks started.
     pub started_bk_tasks: Vec<crate::BkTaskStart>,
+    /// Jobs a worker reported on, by task record id and worker: each must still be locked by
+    /// that worker when the commit writes, else it fails with
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict) (the lock passed to another
+    /// worker after the report was checked).
+    pub held_jobs: Vec<(String, String)>,
 }
 
 impl WriteBatch {
@@ -341,5 +346,6 @@ impl WriteBatch {
             && self.bk_templates.is_empty()
             && self.bk_tasks.is_empty()
             && self.started_bk_tasks.is_empty()
+            && self.held_jobs.is_empty()
     }
 }

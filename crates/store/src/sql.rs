@@ -378,6 +378,8 @@ macro_rules! sql_store {
             BkTemplate(&'a crate::TemplateRow),
             BkTask(&'a crate::BkTaskRow),
             BkStart(&'a crate::BkTaskStart),
+            /// Jobs that must still be locked by these workers (distinct pairs).
+            Held(&'a [(&'a str, &'a str)]),
         }
 
         type Args = <$db as sqlx::Database>::Arguments;
@@ -585,6 +587,17 @@ macro_rules! sql_store {
                 Work::BkTemplate(t) => Encoded::Built(bk_sops_impl::insert_template(t)),
                 Work::BkTask(t) => Encoded::Built(bk_sops_impl::insert_task(t)),
                 Work::BkStart(start) => Encoded::Built(bk_sops_impl::start_task(start)),
+                Work::Held(chunk) => {
+                    // Touching the rows locks them until the commit (PostgreSQL's fetches skip
+                    // them meanwhile); the count tells whether every lock is still held.
+                    let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET owner = owner WHERE (record_id, owner) IN (VALUES ");
+                    let mut list = q.separated(", ");
+                    for (id, owner) in chunk.iter() {
+                        list.push("(").push_bind_unseparated(*id).push_unseparated(", ").push_bind_unseparated(*owner).push_unseparated(")");
+                    }
+                    q.push(")");
+                    Encoded::Built(q)
+                }
                 Work::PartsCleared(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM instance_parts WHERE instance_id IN (");
                     let mut list = q.separated(", ");
@@ -783,6 +796,11 @@ macro_rules! sql_store {
                     }
                 }
                 let mut work: std::collections::VecDeque<Work<'_>> = std::collections::VecDeque::new();
+                let mut held: Vec<(&str, &str)> = batch.held_jobs.iter().map(|(j, w)| (j.as_str(), w.as_str())).collect();
+                held.sort_unstable();
+                held.dedup();
+                // Locks first, before the jobs they guard are dropped.
+                work.extend(chunks(&held).into_iter().map(Work::Held));
                 // Models first: the instances of the group may run them.
                 for d in &batch.deployments {
                     work.push_back(Work::Deployment(d));
@@ -843,6 +861,13 @@ macro_rules! sql_store {
                     {
                         // Changed since it was read (on another server): read again, applied again.
                         return Err(StoreError::Conflict(vec![row.id.clone()]));
+                    }
+                    if let Work::Held(chunk) = done
+                        && applied < chunk.len() as u64
+                    {
+                        // A lock passed to another worker after the report was checked: the
+                        // reports are checked again, against the locks as they are now.
+                        return Err(StoreError::Conflict(chunk.iter().map(|(id, _)| format!("job {id}")).collect()));
                     }
                     if let Work::BkStart(start) = done
                         && applied == 0

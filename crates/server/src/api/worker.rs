@@ -120,21 +120,33 @@ fn holding(id: &str, job: Option<JobLease>, worker: &str) -> ApiResult<JobLease>
     }
 }
 
-/// Applies a stone event; a refusal from the engine is a conflict with the job's state.
-pub(super) async fn apply(rt: &Runtime, job: &JobLease, event: StoneEvent) -> ApiResult<()> {
+/// Applies the stone event `worker` reports on the job it holds (checked again where it is
+/// applied: [`RuntimeError::InUse`] when the lock passed to another worker).
+pub(super) async fn report(rt: &Runtime, job: &JobLease, worker: &str, event: StoneEvent) -> Result<(), RuntimeError> {
     let command = Command::Stone { record: job.record_id.clone(), event };
-    rt.apply(&job.instance_id, command).await.map_err(|e| match e {
+    rt.apply_held(&job.instance_id, command, worker).await
+}
+
+/// The worker protocol's refusal: a closed job or one the engine no longer waits for is a
+/// conflict with the job's state.
+fn refusal(e: RuntimeError) -> ApiError {
+    match e {
         RuntimeError::NotFound(m) => ApiError::conflict(m),
         other => other.into(),
-    })
+    }
+}
+
+async fn apply(rt: &Runtime, job: &JobLease, worker: &str, event: StoneEvent) -> ApiResult<()> {
+    report(rt, job, worker, event).await.map_err(refusal)
 }
 
 async fn event(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: EventReport = parse(&body)?;
     require(&report.worker_id, "workerId")?;
     let job = rt.store().leases(&[id.as_str()]).await?.pop();
+    let worker = report.worker_id.clone();
     if let Some((job, event)) = checked(&rt, &id, job, report).await? {
-        apply(&rt, &job, event).await?;
+        apply(&rt, &job, &worker, event).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -183,8 +195,8 @@ async fn events(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<V
         };
         match checked {
             Ok(Some((job, event))) => {
-                let rt = rt.clone();
-                applying.spawn(async move { (i, apply(&rt, &job, event).await) });
+                let (rt, worker) = (rt.clone(), batch.worker_id.clone());
+                applying.spawn(async move { (i, apply(&rt, &job, &worker, event).await) });
             }
             Ok(None) => {}
             Err(refused) => refuse(&mut outcomes[i], refused),
@@ -210,7 +222,7 @@ async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body):
         return Err(ApiError::bad_request(format!("`progress` must be from 0 to 100, not {}", report.progress)));
     }
     let job = held(&rt, &id, &report.worker_id).await?;
-    apply(&rt, &job, StoneEvent::Progress(report.progress)).await?;
+    apply(&rt, &job, &report.worker_id, StoneEvent::Progress(report.progress)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,7 +240,7 @@ async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Bod
     let report: FailureReport = parse(&body)?;
     let job = held(&rt, &id, &report.worker_id).await?;
     let retries = report.retries.or(job.retries.map(|r| r - 1)).unwrap_or(0);
-    fail_or_retry(&rt, &job, &report.worker_id, retries, report.retry_backoff, report.reason).await?;
+    fail_or_retry(&rt, &job, &report.worker_id, retries, report.retry_backoff, report.reason).await.map_err(refusal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -241,16 +253,16 @@ pub(super) async fn fail_or_retry(
     retries: i64,
     backoff_ms: u64,
     reason: String,
-) -> ApiResult<()> {
+) -> Result<(), RuntimeError> {
     let id = &job.record_id;
     if retries > 0 {
         let at = now_ms() + backoff_ms as i64;
         if !rt.store().retry_job(id, worker, Some(retries), at).await? {
-            return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {worker}")));
+            return Err(RuntimeError::InUse(format!("job {id} is no longer locked by worker {worker}")));
         }
         return Ok(());
     }
-    apply(rt, job, StoneEvent::Fault(reason)).await
+    report(rt, job, worker, StoneEvent::Fault(reason)).await
 }
 
 async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {

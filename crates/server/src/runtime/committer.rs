@@ -53,6 +53,8 @@ pub(super) enum Request {
     Apply {
         instance: String,
         command: Command,
+        /// For a worker's report on a job: the worker, who must hold the job's lock.
+        holder: Option<String>,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
     Task(Box<TaskRequest>),
@@ -88,6 +90,7 @@ enum Entry {
     Applied {
         instance: String,
         command: Box<Command>,
+        holder: Option<String>,
         answer: Result<(), RuntimeError>,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
@@ -126,8 +129,8 @@ impl Entry {
                 entry.fail(LOST_ROW);
                 None
             }
-            (Entry::Applied { instance, command, reply, .. }, _) => {
-                Some(Request::Apply { instance, command: *command, reply })
+            (Entry::Applied { instance, command, holder, reply, .. }, _) => {
+                Some(Request::Apply { instance, command: *command, holder, reply })
             }
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
             (Entry::Bk { request, .. }, _) => Some(Request::Bk(request)),
@@ -627,6 +630,7 @@ impl Committer {
         if self.store.shared() {
             self.drop_stale(&requests).await;
         }
+        let leases = self.leases(&requests).await;
         let now = now_ms();
         for request in requests {
             self.clock += 1;
@@ -635,9 +639,16 @@ impl Committer {
                     let id = self.begin(&model, def.clone(), name, business_key, variables, &options, into, now);
                     into.entries.push(Entry::Started { model, def, id, options, reply });
                 }
-                Request::Apply { instance, command, reply } => {
-                    let answer = self.apply_to(&instance, command.clone(), into, now).await;
-                    into.entries.push(Entry::Applied { instance, command: Box::new(command), answer, reply });
+                Request::Apply { instance, command, holder, reply } => {
+                    let answer = match holds(&leases, &command, holder.as_deref()) {
+                        Ok(()) => self.apply_to(&instance, command.clone(), into, now).await,
+                        Err(refused) => Err(refused),
+                    };
+                    if let (Ok(()), Some(worker), Command::Stone { record, .. }) = (&answer, &holder, &command) {
+                        into.batch.held_jobs.push((record.clone(), worker.clone()));
+                    }
+                    let command = Box::new(command);
+                    into.entries.push(Entry::Applied { instance, command, holder, answer, reply });
                 }
                 Request::Task(request) => self.change_task(request, into, now).await,
                 Request::Bk(request) => self.bk_request(request, into, now).await,
@@ -806,6 +817,23 @@ impl Committer {
         }
         .await;
         into.entries.push(Entry::Task { request, instance, answer: Box::new(answer) });
+    }
+
+    /// Who holds the jobs workers report on in `requests`, read once for the group (the commit
+    /// checks again that they still do).
+    async fn leases(&self, requests: &[Request]) -> Result<ById<Option<String>>, RuntimeError> {
+        let reported: Vec<&str> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Apply { holder: Some(_), command: Command::Stone { record, .. }, .. } => Some(record.as_str()),
+                _ => None,
+            })
+            .collect();
+        if reported.is_empty() {
+            return Ok(ById::default());
+        }
+        let found = self.store.leases(&reported).await?;
+        Ok(found.into_iter().map(|l| (l.record_id, l.owner)).collect())
     }
 
     /// On a shared database, forgets cached instances that another server has written since.
@@ -997,6 +1025,27 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
         delete_id: None,
         business_key: None,
         start_user: None,
+    }
+}
+
+/// Whether `holder` (when the command is a worker's report) holds the lock of the job it
+/// reports on, as `leases` read it.
+fn holds(
+    leases: &Result<ById<Option<String>>, RuntimeError>,
+    command: &Command,
+    holder: Option<&str>,
+) -> Result<(), RuntimeError> {
+    let (Some(worker), Command::Stone { record, .. }) = (holder, command) else { return Ok(()) };
+    let leases = leases.as_ref().map_err(|e| RuntimeError::NotCommitted(e.to_string()))?;
+    match leases.get(record.as_str()) {
+        None => Err(RuntimeError::NotFound(format!("no open job {record}"))),
+        Some(Some(owner)) if owner == worker => Ok(()),
+        Some(Some(owner)) => {
+            Err(RuntimeError::InUse(format!("job {record} is locked by worker {owner}, not {worker}")))
+        }
+        Some(None) => {
+            Err(RuntimeError::InUse(format!("job {record} is not locked by worker {worker}; fetch it first")))
+        }
     }
 }
 

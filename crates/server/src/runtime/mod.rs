@@ -495,9 +495,24 @@ impl Runtime {
     /// [`RuntimeError::NotFound`] for an unknown instance, [`RuntimeError::Conflict`] when the
     /// command does not fit its state, or a store failure.
     pub async fn apply(&self, instance: &str, command: Command) -> Result<(), RuntimeError> {
+        self.send_apply(instance, command, None).await
+    }
+
+    /// Applies a worker's report on a job (a [`Command::Stone`]) if, when it is applied and
+    /// when it commits, the worker holds the job's lock: a lock that passed to another worker
+    /// meanwhile refuses it.
+    ///
+    /// # Errors
+    /// [`RuntimeError::InUse`] when another worker (or none) holds the lock,
+    /// [`RuntimeError::NotFound`] when the job is closed, or as [`Runtime::apply`].
+    pub async fn apply_held(&self, instance: &str, command: Command, worker: &str) -> Result<(), RuntimeError> {
+        self.send_apply(instance, command, Some(worker.to_owned())).await
+    }
+
+    async fn send_apply(&self, instance: &str, command: Command, holder: Option<String>) -> Result<(), RuntimeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Apply { instance: instance.to_owned(), command, reply })
+            .send(Request::Apply { instance: instance.to_owned(), command, holder, reply })
             .await
             .map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)?

@@ -7,9 +7,9 @@ use super::variables::{RestVariable, type_name, variables};
 use super::{FlowableResult, origin, time_as};
 use crate::api::error::ApiError;
 use crate::api::input::Body;
-use crate::api::worker::{apply, begin, fail_or_retry, held, parse, require};
+use crate::api::worker::{begin, fail_or_retry, held, parse, report, require};
 use crate::jobs::Wanted;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -237,10 +237,20 @@ async fn locked_by(rt: &Runtime, id: &str, worker: &Option<String>) -> Result<fl
     })
 }
 
+/// Flowable's refusals of a report: a lock found passed to another worker where the report is
+/// applied is its 403 (as when the handler finds it so); a job closed meanwhile its 404.
+fn not_held(e: RuntimeError) -> ApiError {
+    match e {
+        RuntimeError::InUse(m) => ApiError::forbidden(m),
+        other => other.into(),
+    }
+}
+
 async fn complete(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
     let req: CompleteRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;
-    apply(&rt, &job, StoneEvent::Completed { variables: variables(req.variables.unwrap_or_default())? }).await?;
+    let event = StoneEvent::Completed { variables: variables(req.variables.unwrap_or_default())? };
+    report(&rt, &job, &req.worker_id.unwrap_or_default(), event).await.map_err(not_held)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -248,7 +258,8 @@ async fn bpmn_error(State(rt): State<Runtime>, Path(id): Path<String>, Body(body
     let req: ErrorRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;
     let code = required(&req.error_code, "errorCode")?.to_owned();
-    apply(&rt, &job, StoneEvent::BpmnError { code, variables: variables(req.variables.unwrap_or_default())? }).await?;
+    let event = StoneEvent::BpmnError { code, variables: variables(req.variables.unwrap_or_default())? };
+    report(&rt, &job, &req.worker_id.unwrap_or_default(), event).await.map_err(not_held)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -268,6 +279,6 @@ async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Bod
         (None, Some(details)) => details,
         (None, None) => "the external worker reported a failure".into(),
     };
-    fail_or_retry(&rt, &job, worker, retries, backoff, reason).await?;
+    fail_or_retry(&rt, &job, worker, retries, backoff, reason).await.map_err(not_held)?;
     Ok(StatusCode::NO_CONTENT)
 }
