@@ -20,8 +20,8 @@ pub use bk_sops::{BkIds, BkSopsStore, BkTaskRow, BkTaskStart, TemplateRow};
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use rows::{
-    Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow,
-    NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
+    Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, LeaseChange,
+    LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
 pub use user_tasks::{
@@ -81,8 +81,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// of user tasks and identities.
 #[async_trait::async_trait]
 pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'static {
-    /// Stores a deployment and its models; each gets the next version of its key.
-    async fn deploy(&self, deployment: &NewDeployment, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>>;
     /// A deployment by id.
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;
     /// Deployments, oldest first, with the total count.

@@ -328,6 +328,38 @@ pub struct WriteBatch {
     /// [`StoreError::Conflict`](crate::StoreError::Conflict) (the lock passed to another
     /// worker after the report was checked).
     pub held_jobs: Vec<(String, String)>,
+    /// Changes of the locks workers hold; a lock that is no longer the worker's fails the
+    /// commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
+    pub lease_changes: Vec<LeaseChange>,
+}
+
+/// A change a worker makes to the lock it holds on a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseChange {
+    /// The job's task record.
+    pub record_id: String,
+    /// The worker holding it.
+    pub owner: String,
+    /// What changes.
+    pub update: LeaseUpdate,
+}
+
+/// How a worker's lock changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LeaseUpdate {
+    /// It lasts until then.
+    Extend {
+        /// Milliseconds since the epoch.
+        until: i64,
+    },
+    /// The worker gives the job back: handed out again from `available_at`, with `retries`
+    /// left when given.
+    Free {
+        /// Retries left, when the worker says.
+        retries: Option<i64>,
+        /// When it may be handed out again.
+        available_at: i64,
+    },
 }
 
 impl WriteBatch {
@@ -347,5 +379,6 @@ impl WriteBatch {
             && self.bk_tasks.is_empty()
             && self.started_bk_tasks.is_empty()
             && self.held_jobs.is_empty()
+            && self.lease_changes.is_empty()
     }
 }

@@ -10,11 +10,9 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Resu
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
 }
 
-pub(crate) const INSERT_MODEL: &str = "INSERT INTO models (id, deployment_id, key, name, version, source, created_at, resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// Models with the tenant of their deployment.
 pub(crate) const MODELS: &str = "SELECT m.*, d.tenant_id FROM models m JOIN deployments d ON d.id = m.deployment_id";
 
-pub(crate) const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE key = $1";
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
     (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version,
      kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user) ";
@@ -166,11 +164,11 @@ macro_rules! sql_store {
         use flowstone_engine::{Action, Job, TaskRecord, TaskStatus};
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
-            INSERT_INSTANCES, INSERT_JOBS, INSERT_MODEL, INSERT_TASKS, INSTANCE_COLUMNS, MODELS, NEXT_VERSION,
+            INSERT_INSTANCES, INSERT_JOBS, INSERT_TASKS, INSTANCE_COLUMNS, MODELS,
             ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
-            json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, Outcome, Page, Result, Store, StoreError,
+            json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, Outcome, Page, Result, Store, StoreError,
             TaskRow, WriteBatch, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow,
         };
 
@@ -380,6 +378,7 @@ macro_rules! sql_store {
             BkStart(&'a crate::BkTaskStart),
             /// Jobs that must still be locked by these workers (distinct pairs).
             Held(&'a [(&'a str, &'a str)]),
+            Lease(&'a crate::LeaseChange),
         }
 
         type Args = <$db as sqlx::Database>::Arguments;
@@ -587,6 +586,20 @@ macro_rules! sql_store {
                 Work::BkTemplate(t) => Encoded::Built(bk_sops_impl::insert_template(t)),
                 Work::BkTask(t) => Encoded::Built(bk_sops_impl::insert_task(t)),
                 Work::BkStart(start) => Encoded::Built(bk_sops_impl::start_task(start)),
+                Work::Lease(c) => {
+                    let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET ");
+                    match c.update {
+                        crate::LeaseUpdate::Extend { until } => {
+                            q.push("locked_until = ").push_bind(until);
+                        }
+                        crate::LeaseUpdate::Free { retries, available_at } => {
+                            q.push("owner = NULL, locked_until = ").push_bind(available_at);
+                            q.push(", retries = COALESCE(").push_bind(retries).push(", retries)");
+                        }
+                    }
+                    q.push(" WHERE record_id = ").push_bind(c.record_id.as_str()).push(" AND owner = ").push_bind(c.owner.as_str());
+                    Encoded::Built(q)
+                }
                 Work::Held(chunk) => {
                     // Touching the rows locks them until the commit (PostgreSQL's fetches skip
                     // them meanwhile); the count tells whether every lock is still held.
@@ -641,48 +654,6 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl Store for $store {
-            async fn deploy(&self, deployment: &NewDeployment, models: Vec<NewModel>, now: i64) -> Result<Vec<ModelRow>> {
-                let _writing = self.writing().await;
-                let mut tx = self.pool.begin_with($begin).await?;
-                let deployment_id = deployment.id.as_str();
-                sqlx::query("INSERT INTO deployments (id, name, category, tenant_id, deployed_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(deployment_id)
-                    .bind(&deployment.name)
-                    .bind(&deployment.category)
-                    .bind(&deployment.tenant_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let mut rows = Vec::with_capacity(models.len());
-                for m in models {
-                    let version: i64 = sqlx::query_scalar(NEXT_VERSION).bind(&m.key).fetch_one(&mut *tx).await?;
-                    sqlx::query(INSERT_MODEL)
-                        .bind(&m.id)
-                        .bind(deployment_id)
-                        .bind(&m.key)
-                        .bind(&m.name)
-                        .bind(version)
-                        .bind(&m.source)
-                        .bind(now)
-                        .bind(&m.resource)
-                        .execute(&mut *tx)
-                        .await?;
-                    rows.push(ModelRow {
-                        id: m.id,
-                        deployment_id: deployment_id.to_owned(),
-                        key: m.key,
-                        name: m.name,
-                        version,
-                        source: m.source,
-                        created_at: now,
-                        resource: m.resource,
-                        tenant_id: deployment.tenant_id.clone(),
-                    });
-                }
-                tx.commit().await?;
-                Ok(rows)
-            }
-
             async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>> {
                 let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(deployment_row).transpose()
@@ -801,6 +772,7 @@ macro_rules! sql_store {
                 held.dedup();
                 // Locks first, before the jobs they guard are dropped.
                 work.extend(chunks(&held).into_iter().map(Work::Held));
+                work.extend(batch.lease_changes.iter().map(Work::Lease));
                 // Models first: the instances of the group may run them.
                 for d in &batch.deployments {
                     work.push_back(Work::Deployment(d));
@@ -836,7 +808,8 @@ macro_rules! sql_store {
                 work.extend(batch.started_bk_tasks.iter().map(Work::BkStart));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
-                if !$notify.is_empty() && jobs.iter().any(|j| j.owner.is_none()) {
+                let freed = batch.lease_changes.iter().any(|c| matches!(c.update, crate::LeaseUpdate::Free { .. }));
+                if !$notify.is_empty() && (freed || jobs.iter().any(|j| j.owner.is_none())) {
                     // Jobs for workers: servers with a worker waiting hear of them at the commit.
                     sqlx::query($notify).execute(&mut *tx).await?;
                 }
@@ -868,6 +841,11 @@ macro_rules! sql_store {
                         // A lock passed to another worker after the report was checked: the
                         // reports are checked again, against the locks as they are now.
                         return Err(StoreError::Conflict(chunk.iter().map(|(id, _)| format!("job {id}")).collect()));
+                    }
+                    if let Work::Lease(c) = done
+                        && applied == 0
+                    {
+                        return Err(StoreError::Conflict(vec![format!("job {}", c.record_id)]));
                     }
                     if let Work::BkStart(start) = done
                         && applied == 0

@@ -5,9 +5,9 @@ use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskRow, BkTaskStart, ChangedUserTask, ClosedUserTask,
     CommentRow, DeploymentWrite, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow,
-    JobFilter, JobLease, JobRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store,
-    StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TokenRow, UserRow,
-    UserTaskQuery, UserTaskRow, WriteBatch,
+    JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore,
+    SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TokenRow,
+    UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -118,10 +118,22 @@ async fn must<T>(f: impl std::future::Future<Output = flowstone_store::Result<T>
     f.await.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Commits a deployment of `models` at `at`; answers its models as stored, in the order given.
+async fn deploy(store: &dyn Store, deployment: NewDeployment, models: Vec<NewModel>, at: i64) -> Vec<ModelRow> {
+    let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+    let write = DeploymentWrite { deployment, models, at };
+    must(store.commit(&WriteBatch { deployments: vec![write], ..WriteBatch::default() })).await;
+    let mut rows = Vec::new();
+    for id in ids {
+        rows.push(must(store.model(&id)).await.unwrap_or_else(|| panic!("model {id} not stored")));
+    }
+    rows
+}
+
 async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
-    let first = must(store.deploy(&deployment("d1"), vec![new_model("m1", "k"), new_model("m2", "other")], 10)).await;
+    let first = deploy(store, deployment("d1"), vec![new_model("m1", "k"), new_model("m2", "other")], 10).await;
     assert_eq!(first.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 1]);
-    let second = must(store.deploy(&deployment("d2"), vec![new_model("m3", "k")], 20)).await;
+    let second = deploy(store, deployment("d2"), vec![new_model("m3", "k")], 20).await;
     assert_eq!(second[0].version, 2);
     assert_eq!(must(store.latest_model("k")).await.map(|m| m.id), Some("m3".into()));
     assert_eq!(must(store.model("m1")).await.map(|m| m.deployment_id), Some("d1".into()));
@@ -136,8 +148,8 @@ async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
 
 async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way(store: &dyn Store) {
     let named = NewDeployment { id: "d1".into(), name: Some("first".into()), ..NewDeployment::default() };
-    must(store.deploy(&named, vec![new_model("m1", "k")], 10)).await;
-    must(store.deploy(&deployment("d2"), vec![new_model("m2", "k")], 20)).await;
+    deploy(store, named, vec![new_model("m1", "k")], 10).await;
+    deploy(store, deployment("d2"), vec![new_model("m2", "k")], 20).await;
     let d1 = must(store.deployment("d1")).await;
     assert_eq!(d1.map(|d| (d.name, d.deployed_at)), Some((Some("first".into()), 10)));
     assert_eq!(must(store.model("m1")).await.map(|m| m.resource), Some("k.bpmn".into()));
@@ -161,7 +173,7 @@ async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_w
 }
 
 async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: vec![(instance("i1", "m", "running", 5), doc("{\"s\":1}"))],
         tasks: vec![TaskRow { instance_id: "i1".into(), record: record("r1", "t1", "produce.success", 5) }],
@@ -217,7 +229,7 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
 }
 
 async fn an_instance_in_parts_reads_back_as_its_commits_left_it(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let parts_of = async |id| {
         let mut s = must(store.instance_state(id)).await.unwrap_or_else(|| panic!("{id} has no state"));
         s.parts.sort();
@@ -272,14 +284,14 @@ async fn an_instance_in_parts_reads_back_as_its_commits_left_it(store: &dyn Stor
     }))
     .await;
     assert_eq!(must(store.delete_deployment("d", true)).await, 0);
-    must(store.deploy(&deployment("d2"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d2"), vec![new_model("m", "k")], 1).await;
     let again = WriteBatch { instances: vec![(instance("j", "m", "running", 1), doc("{}"))], ..WriteBatch::default() };
     must(store.commit(&again)).await;
     assert_eq!(parts_of("j").await.1, Vec::new(), "no part outlived its instance");
 }
 
 async fn a_failed_batch_writes_nothing(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         // The second instance names a model that does not exist: the whole batch must fail.
         instances: vec![
@@ -293,7 +305,7 @@ async fn a_failed_batch_writes_nothing(store: &dyn Store) {
 }
 
 async fn instances_list_filters_and_pages(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: (0..5)
             .map(|i| (instance(&format!("i{i}"), "m", if i % 2 == 0 { "running" } else { "completed" }, i), doc("{}")))
@@ -328,7 +340,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
 }
 
 async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         tasks: vec![
@@ -344,7 +356,7 @@ async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
 }
 
 async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let pass = |id: &str, element: &str, kind: &'static str, time: i64| PassageRow {
         instance_id: "i".into(),
         passage: Passage { id: id.into(), element: element.into(), name: None, kind, time },
@@ -384,7 +396,7 @@ async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(
 }
 
 async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let first = WriteBatch { instances: vec![(instance("i", "m", "running", 1), doc("{}"))], ..WriteBatch::default() };
     must(store.commit(&first)).await;
     // Two writers both read version 1; the first to commit wins.
@@ -408,7 +420,7 @@ async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
 }
 
 async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let mut owned = job("i", "owned", 1);
     (owned.owner, owned.locked_until) = (Some("a".into()), Some(100));
     let batch = WriteBatch {
@@ -437,7 +449,7 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
 
 /// Three claimers race for the same jobs: none is handed out twice.
 async fn racing_claimers_never_share_a_job(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         jobs: (0..300).map(|n| job("i", &format!("j{n:03}"), n)).collect(),
@@ -465,7 +477,7 @@ async fn racing_claimers_never_share_a_job(store: &dyn Store) {
 /// A job queued again under its record id (a `reRun`) replaces the old one; a worker's
 /// failure with retries left hands it back after the back-off.
 async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         jobs: vec![job("i", "j", 1)],
@@ -548,7 +560,7 @@ async fn ids(store: &dyn Store, query: UserTaskQuery) -> Vec<String> {
 }
 
 async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) {
-    must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         user_tasks: vec![
@@ -845,7 +857,7 @@ async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &
 async fn data_survives_reopening(path: &std::path::Path) {
     {
         let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
-        must(store.deploy(&deployment("d"), vec![new_model("m", "k")], 1)).await;
+        deploy(&store, deployment("d"), vec![new_model("m", "k")], 1).await;
     }
     let store = SqliteStore::open(path).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(must(store.model("m")).await.is_some());

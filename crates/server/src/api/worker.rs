@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use flowstone_engine::{Command, StoneEvent};
-use flowstone_store::{JobLease, JobRow};
+use flowstone_store::{JobLease, JobRow, LeaseUpdate};
 use flowstone_worker::protocol::{
     EventBatch, EventOutcome, EventReport, FailureReport, FetchRequest, LockReport, LockedJob, ProgressReport,
 };
@@ -72,23 +72,8 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
         lock: Duration::from_millis(req.lock_duration),
         wait: Duration::from_millis(req.wait_time),
     };
-    let jobs = rt.board().fetch(rt.store().as_ref(), wanted).await?;
-    begin(&rt, &jobs);
+    let jobs = rt.fetch_jobs(wanted).await?;
     Ok(Json(jobs.into_iter().map(locked).collect()))
-}
-
-/// Handing a job out is its `<action>.begin`: recorded meanwhile, not waited for (a job
-/// reported on before the record lands is taken from where it stands).
-pub(super) fn begin(rt: &Runtime, jobs: &[JobRow]) {
-    for job in jobs {
-        let (rt, instance) = (rt.clone(), job.instance_id.clone());
-        let command = Command::Stone { record: job.job.record_id.clone(), event: StoneEvent::Begin(job.job.action) };
-        tokio::spawn(async move {
-            if let Err(e) = rt.apply(&instance, command).await {
-                tracing::debug!(error = %e, "begin of a handed-out job not recorded");
-            }
-        });
-    }
 }
 
 fn locked(row: JobRow) -> LockedJob {
@@ -230,9 +215,7 @@ async fn heartbeat(State(rt): State<Runtime>, Path(id): Path<String>, Body(body)
     let report: LockReport = parse(&body)?;
     held(&rt, &id, &report.worker_id).await?;
     let until = now_ms() + report.lock_duration.max(100) as i64;
-    if rt.store().extend_jobs(&report.worker_id, &[id.as_str()], until).await? == 0 {
-        return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {}", report.worker_id)));
-    }
+    rt.change_lease(&id, &report.worker_id, LeaseUpdate::Extend { until }).await.map_err(refusal)?;
     Ok(Json(json!({ "lockedUntil": until })))
 }
 
@@ -256,11 +239,8 @@ pub(super) async fn fail_or_retry(
 ) -> Result<(), RuntimeError> {
     let id = &job.record_id;
     if retries > 0 {
-        let at = now_ms() + backoff_ms as i64;
-        if !rt.store().retry_job(id, worker, Some(retries), at).await? {
-            return Err(RuntimeError::InUse(format!("job {id} is no longer locked by worker {worker}")));
-        }
-        return Ok(());
+        let update = LeaseUpdate::Free { retries: Some(retries), available_at: now_ms() + backoff_ms as i64 };
+        return rt.change_lease(id, worker, update).await;
     }
     report(rt, job, worker, StoneEvent::Fault(reason)).await
 }
@@ -268,9 +248,7 @@ pub(super) async fn fail_or_retry(
 async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: LockReport = parse(&body)?;
     held(&rt, &id, &report.worker_id).await?;
-    if !rt.store().retry_job(&id, &report.worker_id, None, now_ms()).await? {
-        return Err(ApiError::conflict(format!("job {id} is no longer locked by worker {}", report.worker_id)));
-    }
-    rt.jobs_committed();
+    let update = LeaseUpdate::Free { retries: None, available_at: now_ms() };
+    rt.change_lease(&id, &report.worker_id, update).await.map_err(refusal)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,29 +1,16 @@
-//! bk-sops templates and tasks as requests the committer applies: a template with the model of
-//! its tree, a task with the model of its own it may need, a start — each what its caller asked
-//! for in one commit (`create_and_start_task` included), so that no failure leaves a model
-//! without its template or a task half started. "A task starts once" is checked where the start
-//! is applied, against the starts committed and those on their way.
+//! bk-sops templates and tasks as [records](super::records) the committer writes: a template
+//! with the model of its tree, a task with the model of its own it may need, a start — each
+//! what its caller asked for in one commit (`create_and_start_task` included), so that no
+//! failure leaves a model without its template or a task half started. "A task starts once" is
+//! checked where the start is applied, against the starts committed and those on their way.
 
-use super::{Runtime, RuntimeError, new_id, now_ms};
+use super::records::{Records, model_of};
+use super::{Runtime, RuntimeError};
 use flowstone_engine::StartOptions;
-use flowstone_model::{Definition, constant_variable, parse_pipeline};
-use flowstone_store::{BkIds, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow};
+use flowstone_model::{Definition, constant_variable};
+use flowstone_store::{BkIds, BkTaskRow, ModelRow, TemplateRow};
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use tokio::sync::oneshot;
-
-/// What one bk-sops request writes, in one commit.
-#[derive(Clone, Default)]
-pub(super) struct BkWrite {
-    /// Models of pipeline trees, each in a deployment of its own.
-    pub(super) deployments: Vec<DeploymentWrite>,
-    /// Templates.
-    pub(super) templates: Vec<TemplateRow>,
-    /// A new task.
-    pub(super) task: Option<BkTaskRow>,
-    /// A start of a task (the new one, or one created before).
-    pub(super) start: Option<BkStart>,
-}
 
 /// A task's start: its instance runs the task's model with the task's constants.
 #[derive(Clone)]
@@ -55,12 +42,6 @@ impl BkStart {
     }
 }
 
-/// A request with where its answer goes.
-pub(super) struct BkRequest {
-    pub(super) write: BkWrite,
-    pub(super) reply: oneshot::Sender<Result<(), RuntimeError>>,
-}
-
 /// The refusal of a second start.
 pub(super) fn started_already(task: i64) -> RuntimeError {
     RuntimeError::Exists(format!("task {task} has been started already"))
@@ -82,38 +63,6 @@ pub fn pipeline_key() -> String {
     format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..31])
 }
 
-/// A checked model of a tree: its deployment, its row (version 0 until committed: the commit
-/// numbers it) and its definition.
-fn model_of(t: &Tree<'_>) -> Result<(DeploymentWrite, Arc<ModelRow>, Arc<Definition>), RuntimeError> {
-    let def = parse_pipeline(t.tree, t.key, Some(t.name), &|_| None)?;
-    let now = now_ms();
-    let deployment = NewDeployment {
-        id: new_id(),
-        name: Some(t.name.to_owned()),
-        category: Some("bk-sops".into()),
-        tenant_id: None,
-    };
-    let model = NewModel {
-        id: new_id(),
-        key: t.key.to_owned(),
-        name: Some(t.name.to_owned()),
-        source: t.tree.to_string(),
-        resource: format!("{}.json", t.key),
-    };
-    let row = ModelRow {
-        id: model.id.clone(),
-        deployment_id: deployment.id.clone(),
-        key: model.key.clone(),
-        name: model.name.clone(),
-        version: 0,
-        source: model.source.clone(),
-        created_at: now,
-        resource: model.resource.clone(),
-        tenant_id: None,
-    };
-    Ok((DeploymentWrite { deployment, models: vec![model], at: now }, Arc::new(row), Arc::new(def)))
-}
-
 impl Runtime {
     /// Checks a tree and stores it as a model in a deployment of its own.
     ///
@@ -121,7 +70,7 @@ impl Runtime {
     /// [`RuntimeError::Model`] naming the node at fault, or a store failure.
     pub async fn deploy_pipeline(&self, tree: &Value, key: &str, name: &str) -> Result<ModelRow, RuntimeError> {
         let (deployment, row, def) = model_of(&Tree { tree, key, name })?;
-        self.bk(BkWrite { deployments: vec![deployment], ..BkWrite::default() }).await?;
+        self.write_records(Records { deployments: vec![deployment], ..Records::default() }).await?;
         self.committed_model(&row.id, def).await
     }
 
@@ -132,7 +81,7 @@ impl Runtime {
     /// [`RuntimeError::Model`] naming the tree and node at fault (nothing is stored then), or a
     /// store failure.
     pub async fn create_templates(&self, made: Vec<(Tree<'_>, TemplateRow)>) -> Result<Vec<TemplateRow>, RuntimeError> {
-        let mut write = BkWrite::default();
+        let mut write = Records::default();
         let mut defs = Vec::new();
         for (tree, mut template) in made {
             let (deployment, row, def) = model_of(&tree)?;
@@ -144,7 +93,7 @@ impl Runtime {
             defs.push((row.id.clone(), def));
         }
         let templates = write.templates.clone();
-        self.bk(write).await?;
+        self.write_records(write).await?;
         for (id, def) in defs {
             self.committed_model(&id, def).await?;
         }
@@ -163,7 +112,7 @@ impl Runtime {
         mut task: BkTaskRow,
         executor: Option<String>,
     ) -> Result<BkTaskRow, RuntimeError> {
-        let mut write = BkWrite::default();
+        let mut write = Records::default();
         let own = tree.as_ref().map(model_of).transpose()?;
         task.id = self.store.reserve_id(BkIds::Tasks).await?;
         let model = match &own {
@@ -178,7 +127,7 @@ impl Runtime {
             write.start = Some(self.bk_start(&task, model, executor).await?);
         }
         write.task = Some(task.clone());
-        self.bk(write).await?;
+        self.write_records(write).await?;
         if let Some((_, row, def)) = own {
             self.committed_model(&row.id, def).await?;
         }
@@ -195,7 +144,7 @@ impl Runtime {
             return Err(started_already(task.id));
         }
         let start = self.bk_start(task, None, executor).await?;
-        self.bk(BkWrite { start: Some(start), ..BkWrite::default() }).await
+        self.write_records(Records { start: Some(start), ..Records::default() }).await
     }
 
     /// The start of `task`, of `model` (else the task's stored model).
@@ -221,24 +170,5 @@ impl Runtime {
             constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect();
         self.limits.check_variables(&variables).map_err(RuntimeError::NotValid)?;
         Ok(BkStart { task: task.id, model, def, name: task.name.clone(), variables, executor })
-    }
-
-    /// Sends a request to the committer; answers once it is committed.
-    async fn bk(&self, write: BkWrite) -> Result<(), RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        let request = super::committer::Request::Bk(Box::new(BkRequest { write, reply }));
-        self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
-        rx.await.map_err(|_| RuntimeError::Stopped)?
-    }
-
-    /// A model a commit stored, as stored (numbered), kept at hand with its definition.
-    async fn committed_model(&self, id: &str, def: Arc<Definition>) -> Result<ModelRow, RuntimeError> {
-        let row = self
-            .store
-            .model(id)
-            .await?
-            .ok_or_else(|| RuntimeError::NotCommitted(format!("model {id} is missing after its commit")))?;
-        self.deployed(&row, def);
-        Ok(row)
     }
 }

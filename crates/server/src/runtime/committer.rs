@@ -9,7 +9,8 @@
 //! if another server wrote the instance meanwhile, the commit writes nothing, the stale
 //! instances are reloaded, and the group's requests are applied again.
 
-use super::bk_sops::{self, BkRequest, BkWrite};
+use super::bk_sops;
+use super::records::{Records, RecordsRequest};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::stones::StoneRunner;
@@ -18,8 +19,8 @@ use flowstone_engine::{
 };
 use flowstone_model::Definition;
 use flowstone_store::{
-    BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, ModelRow, NewUserTask, PassageRow, Store,
-    StoreError, TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
+    BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow, NewUserTask,
+    PassageRow, Store, StoreError, TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -58,7 +59,12 @@ pub(super) enum Request {
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
     Task(Box<TaskRequest>),
-    Bk(Box<BkRequest>),
+    Records(Box<RecordsRequest>),
+    /// A worker's change of the lock it holds on a job.
+    Lease {
+        change: LeaseChange,
+        reply: oneshot::Sender<Result<(), RuntimeError>>,
+    },
 }
 
 /// A live instance as the committer holds it.
@@ -96,8 +102,10 @@ enum Entry {
     },
     /// A change to a user task; `instance` is the process it completed a task of, if any.
     Task { request: Box<TaskRequest>, instance: String, answer: Box<Result<UserTaskRow, RuntimeError>> },
-    /// A bk-sops request; `instance` is the one its start began, if any.
-    Bk { request: Box<BkRequest>, instance: String, answer: Result<(), RuntimeError> },
+    /// Records written; `instance` is the one a bk-sops task's start began, if any.
+    Records { request: Box<RecordsRequest>, instance: String, answer: Result<(), RuntimeError> },
+    /// A change of a job's lock.
+    Lease { change: LeaseChange, answer: Result<(), RuntimeError>, reply: oneshot::Sender<Result<(), RuntimeError>> },
 }
 
 impl Entry {
@@ -105,7 +113,10 @@ impl Entry {
     fn instance(&self) -> &str {
         match self {
             Entry::Started { id, .. } => id,
-            Entry::Applied { instance, .. } | Entry::Task { instance, .. } | Entry::Bk { instance, .. } => instance,
+            Entry::Applied { instance, .. } | Entry::Task { instance, .. } | Entry::Records { instance, .. } => {
+                instance
+            }
+            Entry::Lease { .. } => "",
         }
     }
 
@@ -133,7 +144,8 @@ impl Entry {
                 Some(Request::Apply { instance, command: *command, holder, reply })
             }
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
-            (Entry::Bk { request, .. }, _) => Some(Request::Bk(request)),
+            (Entry::Records { request, .. }, _) => Some(Request::Records(request)),
+            (Entry::Lease { change, reply, .. }, _) => Some(Request::Lease { change, reply }),
         }
     }
 
@@ -146,7 +158,8 @@ impl Entry {
             Entry::Started { reply, .. } => drop(reply.send(Err(err))),
             Entry::Applied { reply, .. } => drop(reply.send(Err(err))),
             Entry::Task { request, .. } => drop(request.reply.send(Err(err))),
-            Entry::Bk { request, .. } => drop(request.reply.send(Err(err))),
+            Entry::Records { request, .. } => drop(request.reply.send(Err(err))),
+            Entry::Lease { reply, .. } => drop(reply.send(Err(err))),
         }
     }
 }
@@ -225,7 +238,7 @@ impl Prepared {
             .filter_map(|entry| {
                 let row = match &entry {
                     Entry::Started { id, .. } => Self::take_row(&mut batch, &rows, id),
-                    Entry::Applied { .. } | Entry::Task { .. } | Entry::Bk { .. } => None,
+                    Entry::Applied { .. } | Entry::Task { .. } | Entry::Records { .. } | Entry::Lease { .. } => None,
                 };
                 entry.into_request(row)
             })
@@ -593,7 +606,8 @@ impl Committer {
                 }
                 Entry::Applied { answer, reply, .. } => drop(reply.send(answer)),
                 Entry::Task { request, answer, .. } => drop(request.reply.send(*answer)),
-                Entry::Bk { request, answer, .. } => drop(request.reply.send(answer)),
+                Entry::Records { request, answer, .. } => drop(request.reply.send(answer)),
+                Entry::Lease { answer, reply, .. } => drop(reply.send(answer)),
             }
         }
         for started in &batch.started_bk_tasks {
@@ -611,7 +625,7 @@ impl Committer {
         for closed in &batch.closed_user_tasks {
             self.closing.remove(&closed.id);
         }
-        let mut for_workers = false;
+        let mut for_workers = batch.lease_changes.iter().any(|c| matches!(c.update, LeaseUpdate::Free { .. }));
         for job in batch.jobs {
             if job.owner.is_some() {
                 self.stones.dispatch(job);
@@ -630,7 +644,7 @@ impl Committer {
         if self.store.shared() {
             self.drop_stale(&requests).await;
         }
-        let leases = self.leases(&requests).await;
+        let mut leases = self.leases(&requests).await;
         let now = now_ms();
         for request in requests {
             self.clock += 1;
@@ -640,7 +654,11 @@ impl Committer {
                     into.entries.push(Entry::Started { model, def, id, options, reply });
                 }
                 Request::Apply { instance, command, holder, reply } => {
-                    let answer = match holds(&leases, &command, holder.as_deref()) {
+                    let held = match (&holder, &command) {
+                        (Some(worker), Command::Stone { record, .. }) => holds(&leases, record, worker),
+                        _ => Ok(()),
+                    };
+                    let answer = match held {
                         Ok(()) => self.apply_to(&instance, command.clone(), into, now).await,
                         Err(refused) => Err(refused),
                     };
@@ -651,7 +669,18 @@ impl Committer {
                     into.entries.push(Entry::Applied { instance, command, holder, answer, reply });
                 }
                 Request::Task(request) => self.change_task(request, into, now).await,
-                Request::Bk(request) => self.bk_request(request, into, now).await,
+                Request::Records(request) => self.write_records(request, into, now).await,
+                Request::Lease { change, reply } => {
+                    let answer = holds(&leases, &change.record_id, &change.owner);
+                    if answer.is_ok() {
+                        if let (LeaseUpdate::Free { .. }, Ok(leases)) = (change.update, &mut leases) {
+                            // Given back: later requests of the group find it held by nobody.
+                            leases.insert(change.record_id.clone(), None);
+                        }
+                        into.batch.lease_changes.push(change.clone());
+                    }
+                    into.entries.push(Entry::Lease { change, answer, reply });
+                }
             }
         }
     }
@@ -689,12 +718,13 @@ impl Committer {
         id
     }
 
-    /// Applies a bk-sops request: its models, templates and task are written as they come; a
-    /// start is refused when its task started already (committed, or in a group on its way).
-    async fn bk_request(&mut self, request: Box<BkRequest>, into: &mut Prepared, now: i64) {
+    /// Applies a request of records: its models, templates and task are written as they come;
+    /// a bk-sops task's start is refused when it started already (committed, or in a group on
+    /// its way).
+    async fn write_records(&mut self, request: Box<RecordsRequest>, into: &mut Prepared, now: i64) {
         let mut instance = String::new();
         let answer = async {
-            let BkWrite { deployments, templates, mut task, start } = request.write.clone();
+            let Records { deployments, templates, mut task, start } = request.write.clone();
             if let Some(start) = &start {
                 let new = task.as_ref().is_some_and(|t| t.id == start.task);
                 let started = self.starting_bk.contains(&start.task)
@@ -732,7 +762,7 @@ impl Committer {
             Ok(())
         }
         .await;
-        into.entries.push(Entry::Bk { request, instance, answer });
+        into.entries.push(Entry::Records { request, instance, answer });
     }
 
     /// Applies a command to an instance, from memory or else from the store.
@@ -826,6 +856,7 @@ impl Committer {
             .iter()
             .filter_map(|r| match r {
                 Request::Apply { holder: Some(_), command: Command::Stone { record, .. }, .. } => Some(record.as_str()),
+                Request::Lease { change, .. } => Some(change.record_id.as_str()),
                 _ => None,
             })
             .collect();
@@ -843,7 +874,7 @@ impl Committer {
             .filter_map(|r| match r {
                 Request::Apply { instance, .. } => Some(instance.as_str()),
                 // A completion's instance is checked by its commit (a stale one conflicts).
-                Request::Start { .. } | Request::Task(_) | Request::Bk(_) => None,
+                Request::Start { .. } | Request::Task(_) | Request::Records(_) | Request::Lease { .. } => None,
             })
             // An instance with writes still on their way is ours to answer for.
             .filter(|id| self.live.get(*id).is_some_and(|l| l.row.version == l.committed))
@@ -1028,16 +1059,10 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
     }
 }
 
-/// Whether `holder` (when the command is a worker's report) holds the lock of the job it
-/// reports on, as `leases` read it.
-fn holds(
-    leases: &Result<ById<Option<String>>, RuntimeError>,
-    command: &Command,
-    holder: Option<&str>,
-) -> Result<(), RuntimeError> {
-    let (Some(worker), Command::Stone { record, .. }) = (holder, command) else { return Ok(()) };
+/// Whether `worker` holds the lock of job `record`, as `leases` read it.
+fn holds(leases: &Result<ById<Option<String>>, RuntimeError>, record: &str, worker: &str) -> Result<(), RuntimeError> {
     let leases = leases.as_ref().map_err(|e| RuntimeError::NotCommitted(e.to_string()))?;
-    match leases.get(record.as_str()) {
+    match leases.get(record) {
         None => Err(RuntimeError::NotFound(format!("no open job {record}"))),
         Some(Some(owner)) if owner == worker => Ok(()),
         Some(Some(owner)) => {

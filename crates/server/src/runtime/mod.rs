@@ -6,6 +6,7 @@
 
 mod bk_sops;
 mod committer;
+mod records;
 mod user_tasks;
 
 use crate::auth::Authenticator;
@@ -16,7 +17,10 @@ pub use bk_sops::{Tree, pipeline_key};
 use committer::{Committer, Request};
 use flowstone_engine::{Command, EngineError, InstanceStatus, Limits, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn, parse_pipeline};
-use flowstone_store::{InstanceRow, ModelRow, NewDeployment, NewModel, Store, StoreError, UserTaskRow};
+use flowstone_store::{
+    DeploymentWrite, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Store,
+    StoreError, UserTaskRow,
+};
 use flowstone_worker::Stone;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -257,6 +261,27 @@ impl Runtime {
         &self.board
     }
 
+    /// Hands jobs to a worker, each locked for it, waiting for some as long as it asks. Handing
+    /// a job out is its `<action>.begin`: recorded meanwhile, not waited for (a job reported on
+    /// before the record lands is taken from where it stands).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub(crate) async fn fetch_jobs(&self, wanted: crate::jobs::Wanted<'_>) -> Result<Vec<JobRow>, RuntimeError> {
+        let jobs = self.board.fetch(self.store.as_ref(), wanted).await?;
+        for job in &jobs {
+            let (rt, instance) = (self.clone(), job.instance_id.clone());
+            let event = flowstone_engine::StoneEvent::Begin(job.job.action);
+            let command = Command::Stone { record: job.job.record_id.clone(), event };
+            tokio::spawn(async move {
+                if let Err(e) = rt.apply(&instance, command).await {
+                    tracing::debug!(error = %e, "begin of a handed-out job not recorded");
+                }
+            });
+        }
+        Ok(jobs)
+    }
+
     /// Jobs for workers were committed.
     pub(crate) fn jobs_committed(&self) {
         self.board.wake();
@@ -342,10 +367,14 @@ impl Runtime {
                 defs.push(d);
             }
         }
-        let deployment = NewDeployment { id: new_id(), ..deployment };
-        let rows = self.store.deploy(&deployment, models, now_ms()).await?;
-        for (row, def) in rows.iter().zip(defs) {
-            self.deployed(row, Arc::new(def));
+        let id = new_id();
+        let deployment = NewDeployment { id: id.clone(), ..deployment };
+        let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+        let write = DeploymentWrite { deployment, models, at: now_ms() };
+        self.write_records(records::Records { deployments: vec![write], ..Default::default() }).await?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for (model, def) in ids.iter().zip(defs) {
+            rows.push(self.committed_model(model, Arc::new(def)).await?);
         }
         Ok(rows)
     }
@@ -507,6 +536,19 @@ impl Runtime {
     /// [`RuntimeError::NotFound`] when the job is closed, or as [`Runtime::apply`].
     pub async fn apply_held(&self, instance: &str, command: Command, worker: &str) -> Result<(), RuntimeError> {
         self.send_apply(instance, command, Some(worker.to_owned())).await
+    }
+
+    /// Changes the lock `worker` holds on a job (see [`LeaseUpdate`]), if it still holds it
+    /// when the change is applied and committed.
+    ///
+    /// # Errors
+    /// [`RuntimeError::InUse`] when another worker (or none) holds the lock,
+    /// [`RuntimeError::NotFound`] when the job is closed, or a store failure.
+    pub async fn change_lease(&self, record: &str, worker: &str, update: LeaseUpdate) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        let change = LeaseChange { record_id: record.to_owned(), owner: worker.to_owned(), update };
+        self.tx.send(Request::Lease { change, reply }).await.map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
     }
 
     async fn send_apply(&self, instance: &str, command: Command, holder: Option<String>) -> Result<(), RuntimeError> {

@@ -7,7 +7,7 @@ use super::variables::{RestVariable, type_name, variables};
 use super::{FlowableResult, origin, time_as};
 use crate::api::error::ApiError;
 use crate::api::input::Body;
-use crate::api::worker::{begin, fail_or_retry, held, parse, report, require};
+use crate::api::worker::{fail_or_retry, held, parse, report, require};
 use crate::jobs::Wanted;
 use crate::runtime::{Runtime, RuntimeError};
 use axum::extract::{Path, Query, State};
@@ -114,8 +114,7 @@ async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body
     }
     let topics = [topic];
     let wanted = Wanted { topics: &topics, worker, max: u64::from(max), lock, wait: Duration::ZERO };
-    let jobs = rt.board().fetch(rt.store().as_ref(), wanted).await?;
-    begin(&rt, &jobs);
+    let jobs = rt.fetch_jobs(wanted).await?;
     let origin = origin(&headers);
     let mut answer = Vec::with_capacity(jobs.len());
     for job in jobs {

@@ -1,0 +1,81 @@
+//! What the committer writes for a request beside instances: models, bk-sops templates and
+//! tasks, a task's start — all of one request in one commit, with the instances it starts.
+
+use super::bk_sops::{BkStart, Tree};
+use super::{Runtime, RuntimeError, new_id, now_ms};
+use flowstone_model::{Definition, parse_pipeline};
+use flowstone_store::{BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What one request writes, in one commit.
+#[derive(Clone, Default)]
+pub(super) struct Records {
+    /// Models of pipeline trees, each in a deployment of its own.
+    pub(super) deployments: Vec<DeploymentWrite>,
+    /// Templates.
+    pub(super) templates: Vec<TemplateRow>,
+    /// A new task.
+    pub(super) task: Option<BkTaskRow>,
+    /// A start of a task (the new one, or one created before).
+    pub(super) start: Option<BkStart>,
+}
+
+/// A request with where its answer goes.
+pub(super) struct RecordsRequest {
+    pub(super) write: Records,
+    pub(super) reply: oneshot::Sender<Result<(), RuntimeError>>,
+}
+
+/// A checked model of a tree: its deployment, its row (version 0 until committed: the commit
+/// numbers it) and its definition.
+pub(super) fn model_of(t: &Tree<'_>) -> Result<(DeploymentWrite, Arc<ModelRow>, Arc<Definition>), RuntimeError> {
+    let def = parse_pipeline(t.tree, t.key, Some(t.name), &|_| None)?;
+    let now = now_ms();
+    let deployment = NewDeployment {
+        id: new_id(),
+        name: Some(t.name.to_owned()),
+        category: Some("bk-sops".into()),
+        tenant_id: None,
+    };
+    let model = NewModel {
+        id: new_id(),
+        key: t.key.to_owned(),
+        name: Some(t.name.to_owned()),
+        source: t.tree.to_string(),
+        resource: format!("{}.json", t.key),
+    };
+    let row = ModelRow {
+        id: model.id.clone(),
+        deployment_id: deployment.id.clone(),
+        key: model.key.clone(),
+        name: model.name.clone(),
+        version: 0,
+        source: model.source.clone(),
+        created_at: now,
+        resource: model.resource.clone(),
+        tenant_id: None,
+    };
+    Ok((DeploymentWrite { deployment, models: vec![model], at: now }, Arc::new(row), Arc::new(def)))
+}
+
+impl Runtime {
+    /// Sends a request to the committer; answers once it is committed.
+    pub(super) async fn write_records(&self, write: Records) -> Result<(), RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        let request = super::committer::Request::Records(Box::new(RecordsRequest { write, reply }));
+        self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    /// A model a commit stored, as stored (numbered), kept at hand with its definition.
+    pub(super) async fn committed_model(&self, id: &str, def: Arc<Definition>) -> Result<ModelRow, RuntimeError> {
+        let row = self
+            .store
+            .model(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotCommitted(format!("model {id} is missing after its commit")))?;
+        self.deployed(&row, def);
+        Ok(row)
+    }
+}
