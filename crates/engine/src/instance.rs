@@ -81,6 +81,23 @@ pub enum Command {
         /// The record id or activity-instance id of the failed task.
         task: String,
     },
+    /// Someone other than the stone finishes the action a stone task's job is under way with
+    /// (bk-sops' node callback: the outside system a component waits on answers), with
+    /// these outputs.
+    Callback {
+        /// The record id of the task.
+        task: String,
+        /// What the action put out.
+        outputs: Map<String, Value>,
+    },
+    /// An operator fails the action a stone task's job is under way with (bk-sops'
+    /// `forced_fail`), whatever its phase.
+    ForceFail {
+        /// The record id of the task.
+        task: String,
+        /// Why, for the task record.
+        reason: String,
+    },
     /// Go on past a failed task (debug mode): it closes as skipped and the flow moves on.
     Skip {
         /// The record id or activity-instance id of the failed task.
@@ -582,6 +599,8 @@ impl Instance {
             }
             Command::Resume { task } => self.leave_debug(&task)?,
             Command::Skip { task } => self.skip(&mut step, &task)?,
+            Command::Callback { task, outputs } => self.callback(&mut step, &task, outputs)?,
+            Command::ForceFail { task, reason } => self.stone_event(&mut step, &task, StoneEvent::Fault(reason))?,
             Command::ChooseFlow { task, flow } => self.choose_flow(&mut step, &task, &flow)?,
             Command::Pause { subprocess } => self.pause(&step, subprocess.as_deref())?,
             Command::Unpause { subprocess } => self.unpause(&mut step, subprocess.as_deref())?,

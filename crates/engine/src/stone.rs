@@ -23,9 +23,7 @@ impl Instance {
             return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
         };
         let event = bounded(event, step.ctx.limits);
-        let monitoring = job == Action::Start
-            && (rec.status == TaskStatus::Stone(Action::Start, Phase::Success)
-                || matches!(rec.status, TaskStatus::Stone(Action::Monitor, _)));
+        let monitoring = monitoring(rec, job);
         // The action an event that does not name one belongs to.
         let under_way = if monitoring { Action::Monitor } else { job };
         let (action, phase) = match &event {
@@ -105,6 +103,23 @@ impl Instance {
             StoneEvent::Produced | StoneEvent::ProduceFailed(_) => {}
         }
         Ok(())
+    }
+
+    /// Finishes the action under way of stone task `record` with `outputs`, as its stone would.
+    pub(crate) fn callback(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        record: &str,
+        outputs: Map<String, Value>,
+    ) -> Result<(), EngineError> {
+        let id = self.find_open(record)?;
+        let rec = &self.open[&id];
+        let Some(job) = rec.action else {
+            let kind = rec.kind.clone();
+            return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
+        };
+        let action = if monitoring(rec, job) { Action::Monitor } else { job };
+        self.stone_event(step, record, StoneEvent::Success { action, outputs, monitor: false })
     }
 
     /// The broker confirmed (or failed) the publish of a job; once the stone reported on it,
@@ -381,6 +396,13 @@ impl Instance {
 }
 
 /// The action a record's status names, if a stone reported on it.
+/// Whether the job of `rec`, whose action is `job`, is watching what its start began.
+fn monitoring(rec: &TaskRecord, job: Action) -> bool {
+    job == Action::Start
+        && (rec.status == TaskStatus::Stone(Action::Start, Phase::Success)
+            || matches!(rec.status, TaskStatus::Stone(Action::Monitor, _)))
+}
+
 fn current_action(rec: &TaskRecord) -> Option<Action> {
     match rec.status {
         TaskStatus::Stone(action, _) => Some(action),

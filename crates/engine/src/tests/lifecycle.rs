@@ -110,6 +110,27 @@ fn a_start_that_awaits_its_callback_gives_the_job_back_and_stays_under_way() {
 }
 
 #[test]
+fn a_callback_and_a_forced_failure_act_on_the_action_under_way_whatever_its_phase() {
+    let mut h = Harness::start(chain(), json!({}));
+    // A callback while the start runs finishes the start.
+    let a = h.open_at("a")[0].clone();
+    ok(h.apply(Command::Callback { task: a, outputs: vars(json!({"answer": 1})) }));
+    assert_eq!(h.records()[0].status.text(), "start.success");
+    // A callback while the start's work is monitored finishes the monitoring.
+    let b = h.open_at("b")[0].clone();
+    ok(h.event("b", StoneEvent::Success { action: Action::Start, outputs: Map::new(), monitor: true }));
+    ok(h.apply(Command::Callback { task: b, outputs: vars(json!({"state": "done"})) }));
+    assert_eq!(h.records()[1].status.text(), "monitor.success");
+    assert_eq!(h.inst.variables["nb"], json!({"state": "done"}));
+    // A forced failure while monitoring fails the monitoring, with its reason.
+    let c = h.open_at("c")[0].clone();
+    ok(h.event("c", StoneEvent::Success { action: Action::Start, outputs: Map::new(), monitor: true }));
+    ok(h.apply(Command::ForceFail { task: c.clone(), reason: "forced by ops".into() }));
+    let failed = h.records().into_iter().find(|r| r.id == c).unwrap_or_else(|| panic!("no record {c}"));
+    assert_eq!((failed.status.text().as_str(), failed.reason.as_deref()), ("monitor.failed", Some("forced by ops")));
+}
+
+#[test]
 fn events_that_do_not_fit_the_job_are_refused_and_repeats_are_harmless() {
     let mut h = Harness::start(chain(), json!({}));
     let refused = h.event("a", StoneEvent::Begin(Action::Rollback));

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use flowstone_engine::{Action, Command, StoneEvent, TaskStatus};
+use flowstone_engine::{Command, TaskStatus};
 use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, exclude_nodes, inline_subprocesses};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
 use serde_json::{Map, Value, json};
@@ -572,10 +572,7 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
         .ok_or_else(|| ApiError::not_found(format!("node `{node}` has not run in task {}", task.id)))?;
     let object = |v: &Value| v.as_object().cloned().unwrap_or_default();
     let command = match action {
-        "callback" | "resume" => Command::Stone {
-            record,
-            event: StoneEvent::Success { action: Action::Start, outputs: object(&data), monitor: false },
-        },
+        "callback" | "resume" => Command::Callback { task: record, outputs: object(&data) },
         "retry" => Command::ReRun {
             task: record,
             action: None,
@@ -583,10 +580,7 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
             outputs: Map::new(),
         },
         "skip" => Command::Skip { task: record },
-        "forced_fail" => Command::Stone {
-            record,
-            event: StoneEvent::Failed { action: Action::Start, reason: format!("forced to fail by {}", c.user) },
-        },
+        "forced_fail" => Command::ForceFail { task: record, reason: format!("forced to fail by {}", c.user) },
         "skip_exg" => {
             let flow = data
                 .get("flow_id")
