@@ -10,21 +10,17 @@
 mod backoff;
 
 use crate::StartError;
-use crate::access::Role;
-use crate::api::ApiError;
-use crate::runtime::{Runtime, now_ms};
+use crate::error::ApiError;
+use crate::runtime::{Person, now_ms};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::HeaderValue;
 use backoff::{Backoff, Refused, Who};
 use base64::Engine;
 use flowstone_store::{AppRow, IdentityQuery, Page, Store, UserRow};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,7 +88,11 @@ impl Authenticator {
     }
 
     /// The user an `Authorization` header names, or why it names none.
-    async fn authenticate(&self, header: Option<&HeaderValue>, from: Option<IpAddr>) -> Result<Caller, ApiError> {
+    pub(crate) async fn authenticate(
+        &self,
+        header: Option<&HeaderValue>,
+        from: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
         let header = header.ok_or_else(|| {
             ApiError::unauthorized("this API needs credentials: HTTP Basic or a bearer token (Authorization header)")
         })?;
@@ -203,34 +203,6 @@ impl Authenticator {
     }
 }
 
-/// Lets a request through only with credentials that name a user, whom it records as the
-/// request's [`Caller`]; the health probes need none. Refusals are 401s in the dialect's own
-/// error shape, with the challenge of HTTP Basic.
-pub(crate) async fn require(State(runtime): State<Runtime>, mut req: Request, next: Next) -> Response {
-    // The bk-sops API carries its app credentials in the request; it checks them itself.
-    let path = req.uri().path();
-    if crate::api::health::PATHS.contains(&path) || path.starts_with(crate::api::BK_SOPS_PREFIX) {
-        return next.run(req).await;
-    }
-    let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    match runtime.authenticator().authenticate(req.headers().get(header::AUTHORIZATION), from).await {
-        Ok(caller) => {
-            if let Some(who) = req.extensions().get::<crate::access_log::Who>() {
-                who.set(&caller.user);
-            }
-            req.extensions_mut().insert(caller);
-            next.run(req).await
-        }
-        Err(e) => {
-            let mut response = crate::api::in_dialect(req.uri().path(), e);
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Flowstone\""));
-            response
-        }
-    }
-}
-
 /// The PHC string of an Argon2 hash of `password` with a fresh salt, computed off the async
 /// workers (it takes tens of milliseconds by design).
 pub(crate) async fn hash_password(password: String) -> Result<String, String> {
@@ -332,9 +304,82 @@ pub(crate) async fn ensure_admin(store: &dyn Store, password: Option<&str>) -> R
     Ok((created && generated).then_some(password))
 }
 
+/// What a signed-in user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Role {
+    /// Their own processes and tasks.
+    User,
+    /// Deploys models; sees and operates every instance and task.
+    Operator,
+    /// Everything, users and groups included.
+    Admin,
+}
+
+/// The group whose members are administrators.
+pub(crate) const ADMIN_GROUP: &str = "admin";
+/// The group whose members are operators.
+pub(crate) const OPERATOR_GROUP: &str = "operator";
+
+impl Role {
+    /// The role of `user`, a member of `groups`.
+    pub(crate) fn of(user: &str, groups: &[String]) -> Role {
+        if user == ADMIN || groups.iter().any(|g| g == ADMIN_GROUP) {
+            Role::Admin
+        } else if groups.iter().any(|g| g == OPERATOR_GROUP) {
+            Role::Operator
+        } else {
+            Role::User
+        }
+    }
+}
+
+impl Caller {
+    /// Whether they see and operate everything of their tenant (operators and administrators).
+    pub(crate) fn operates(&self) -> bool {
+        self.role >= Role::Operator
+    }
+
+    /// The tenant they are held to: their own, unless they are an administrator.
+    pub(crate) fn tenant_limit(&self) -> Option<&str> {
+        self.tenant.as_deref().filter(|_| self.role != Role::Admin)
+    }
+
+    /// Whether something of `tenant` is within their reach.
+    pub(crate) fn within(&self, tenant: Option<&str>) -> bool {
+        self.tenant_limit().is_none_or(|mine| tenant == Some(mine))
+    }
+
+    /// For lists of instances: the starter they are limited to (none for operators).
+    pub(crate) fn own_instances(&self) -> Option<String> {
+        (!self.operates()).then(|| self.user.clone())
+    }
+
+    /// For lists of user tasks: the user whose part they are limited to (none for operators).
+    pub(crate) fn own_tasks(&self) -> Option<String> {
+        (!self.operates()).then(|| self.user.clone())
+    }
+
+    /// Who they are to the rules of user tasks.
+    pub(crate) fn person(&self) -> Person {
+        Person { user: self.user.clone(), groups: self.groups.clone(), admin: self.role == Role::Admin }
+    }
+
+    pub(crate) fn forbidden(&self, what: &str) -> ApiError {
+        ApiError::forbidden(format!("user '{}' may not {what}", self.user))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_come_from_the_admin_user_and_the_well_known_groups() {
+        assert_eq!(Role::of("admin", &[]), Role::Admin);
+        assert_eq!(Role::of("kermit", &["admin".into()]), Role::Admin);
+        assert_eq!(Role::of("kermit", &["operator".into(), "muppets".into()]), Role::Operator);
+        assert_eq!(Role::of("kermit", &["muppets".into()]), Role::User);
+    }
 
     #[test]
     fn a_password_verifies_against_its_hash_only() {

@@ -1,18 +1,15 @@
 //! The Flowstone server: the runtime that drives the engine with a store, and the HTTP API.
 
-mod access;
 mod access_log;
 mod api;
 mod auth;
-mod broker;
+mod error;
 mod examples;
-mod jobs;
 mod listen;
 mod metrics;
 mod models;
 mod roster;
 pub mod runtime;
-mod stones;
 
 pub use api::{MAX_BODY_BYTES, router};
 pub use auth::{BkApp, add_app};

@@ -9,8 +9,8 @@
 //! that says what kind of failure it is (bk-sops itself answers 200 with `result: false`;
 //! clients that read `result` see the same).
 
-use super::error::ApiError;
 use super::input::json_object;
+use crate::error::ApiError;
 use crate::runtime::{Runtime, RuntimeError, Tree, now_ms, pipeline_key};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -28,7 +28,7 @@ use std::collections::HashMap;
 /// Where the gateway serves bk-sops' APIs.
 const BASE: &str = "/api/c/compapi/v2/sops";
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .route(&format!("{BASE}/{{api}}/"), get(call).post(call))
         .route(&format!("{BASE}/{{api}}"), get(call).post(call))
@@ -95,17 +95,19 @@ impl Call<'_> {
 
 async fn call(
     State(rt): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
     Path(api): Path<String>,
     headers: HeaderMap,
     who: Option<axum::Extension<crate::access_log::Who>>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    envelope(dispatch(&rt, &api, &headers, who.as_deref(), query.as_deref(), &body).await)
+    envelope(dispatch(&rt, &auth, &api, &headers, who.as_deref(), query.as_deref(), &body).await)
 }
 
 async fn dispatch(
     rt: &Runtime,
+    auth: &crate::auth::Authenticator,
     api: &str,
     headers: &HeaderMap,
     who: Option<&crate::access_log::Who>,
@@ -122,7 +124,7 @@ async fn dispatch(
     let (Some(code), Some(secret)) = (code, secret) else {
         return Err(ApiError::unauthorized("bk_app_code and bk_app_secret are required"));
     };
-    let businesses = rt.authenticator().app(&code, secret).await?;
+    let businesses = auth.app(&code, secret).await?;
     if let Some(who) = who {
         who.set(&code);
     }

@@ -17,7 +17,7 @@ pub(crate) const PATHS: [&str; 3] = ["/health", "/health/live", "/health/ready"]
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new().route("/health", get(live)).route("/health/live", get(live)).route("/health/ready", get(ready))
 }
 

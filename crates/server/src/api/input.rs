@@ -1,6 +1,6 @@
 //! Reading request bodies and queries with messages that name what was wrong.
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};

@@ -1,7 +1,7 @@
 //! HTTP: one router module per dialect over the same runtime.
 
+pub(crate) mod access;
 mod bk_sops;
-mod error;
 mod flowable;
 mod format;
 pub(crate) mod health;
@@ -11,11 +11,14 @@ mod platform;
 mod tokens;
 mod worker;
 
-pub(crate) use error::{ApiError, FlowableError};
+pub(crate) use crate::error::{ApiError, FlowableError};
 
+use crate::auth::Authenticator;
 use crate::runtime::Runtime;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRef;
+use std::sync::Arc;
 
 /// Where the bk-sops API lives; it takes app credentials instead of a user's.
 pub(crate) const BK_SOPS_PREFIX: &str = "/api/c/compapi/";
@@ -50,7 +53,7 @@ async fn method_not_allowed(req: axum::extract::Request, next: axum::middleware:
     let allow = response.headers().get(axum::http::header::ALLOW).cloned();
     let allowed = allow.as_ref().and_then(|a| a.to_str().ok()).unwrap_or("none");
     let message = format!("{method} is not allowed on {path}; it takes {allowed}");
-    let mut answer = in_dialect(&path, error::ApiError::with_status(response.status(), message));
+    let mut answer = in_dialect(&path, ApiError::with_status(response.status(), message));
     if let Some(allow) = allow {
         answer.headers_mut().insert(axum::http::header::ALLOW, allow);
     }
@@ -70,8 +73,28 @@ async fn metrics(axum::extract::State(rt): axum::extract::State<Runtime>) -> axu
     ([(axum::http::header::CONTENT_TYPE, kind)], rt.metrics().render()).into_response()
 }
 
+/// What handlers reach: the runtime, and who may call.
+#[derive(Clone)]
+pub(crate) struct App {
+    runtime: Runtime,
+    auth: Arc<Authenticator>,
+}
+
+impl FromRef<App> for Runtime {
+    fn from_ref(app: &App) -> Runtime {
+        app.runtime.clone()
+    }
+}
+
+impl FromRef<App> for Arc<Authenticator> {
+    fn from_ref(app: &App) -> Arc<Authenticator> {
+        app.auth.clone()
+    }
+}
+
 /// The whole HTTP API.
 pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
+    let auth = Arc::new(Authenticator::new(runtime.store().clone()));
     Router::new()
         .merge(health::routes())
         .route("/metrics", axum::routing::get(metrics))
@@ -82,13 +105,13 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
         .merge(bk_sops::routes())
         .fallback(|uri: axum::http::Uri| async move {
             let path = uri.path();
-            in_dialect(path, error::ApiError::not_found(format!("no endpoint at {path}")))
+            in_dialect(path, ApiError::not_found(format!("no endpoint at {path}")))
         })
         .layer(axum::middleware::from_fn(method_not_allowed))
-        .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::access::authorize))
-        .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::auth::require))
+        .layer(axum::middleware::from_fn_with_state(runtime.clone(), access::authorize))
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), access::require))
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::access_log::log))
-        .with_state(runtime)
+        .with_state(App { runtime, auth })
 }

@@ -1,9 +1,9 @@
 //! The platform dialect (seeds 000–002): `/model`, `/process`, `/task`.
 
-use super::error::ApiError;
 use super::format::platform_date;
 use super::input::{Body, Paging, json_object, kind};
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::runtime::{Runtime, TaskOp};
 use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .route("/model", get(list_models).post(deploy))
         .route("/model/{id}", get(get_model))

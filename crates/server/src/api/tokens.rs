@@ -1,8 +1,8 @@
 //! Bearer tokens: a signed-in user asks for one, and revokes the one they call with.
 
-use super::error::ApiError;
 use super::input::{Body, json_object};
 use crate::auth::{Caller, new_token};
+use crate::error::ApiError;
 use crate::runtime::{Runtime, now_ms};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ const DEFAULT_LIFETIME_S: i64 = 24 * 3600;
 /// The longest a token may work: a year.
 const MAX_LIFETIME_S: i64 = 365 * 24 * 3600;
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new().route("/auth/tokens", post(issue)).route("/auth/tokens/current", delete(revoke))
 }
 
@@ -49,11 +49,15 @@ async fn issue(
 }
 
 /// `DELETE /auth/tokens/current`: revokes the token this request came with.
-async fn revoke(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Result<StatusCode, ApiError> {
+async fn revoke(
+    State(runtime): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<StatusCode, ApiError> {
     let hash = caller.token.ok_or_else(|| {
         ApiError::bad_request("this request signed in with a password, not a token; call with the token to revoke")
     })?;
     runtime.store().delete_token(&hash).await?;
-    runtime.authenticator().forget();
+    auth.forget();
     Ok(StatusCode::NO_CONTENT)
 }

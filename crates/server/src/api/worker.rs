@@ -1,9 +1,9 @@
 //! The worker protocol (see `flowstone_worker::protocol`): long-poll fetch-and-lock of stone
 //! jobs, and the reports of the workers that hold them.
 
-use super::error::ApiError;
 use super::input::Body;
-use crate::jobs::Wanted;
+use crate::error::ApiError;
+use crate::runtime::jobs::Wanted;
 use crate::runtime::{Runtime, RuntimeError, now_ms};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,7 +23,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The longest a fetch may wait.
 const MAX_WAIT_MS: u64 = 60_000;
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .route("/worker/fetch", post(fetch))
         .route("/worker/events", post(events))

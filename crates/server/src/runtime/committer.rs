@@ -13,7 +13,7 @@ use super::bk_sops;
 use super::records::{Records, RecordsRequest};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
-use crate::stones::StoneRunner;
+use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
     Command, Ctx, Effect, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord, TaskStatus,
 };

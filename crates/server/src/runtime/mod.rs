@@ -5,14 +5,16 @@
 //! in-process stones run the jobs it commits.
 
 mod bk_sops;
+pub(crate) mod broker;
 mod committer;
+pub(crate) mod jobs;
 mod records;
+pub(crate) mod stones;
 mod user_tasks;
 
-use crate::auth::Authenticator;
-use crate::jobs::JobBoard;
 use crate::models::ModelCache;
-use crate::stones::StoneRunner;
+use crate::runtime::jobs::JobBoard;
+use crate::runtime::stones::StoneRunner;
 pub use bk_sops::{Tree, pipeline_key};
 use committer::{Committer, Request};
 use flowstone_engine::{Command, EngineError, InstanceStatus, Limits, StartOptions};
@@ -148,8 +150,6 @@ pub struct Runtime {
     runner_stop: Arc<watch::Sender<bool>>,
     /// Where workers wait for jobs.
     board: Arc<JobBoard>,
-    /// Checks who calls the API.
-    auth: Arc<Authenticator>,
     /// The bounds every instance runs within.
     limits: Arc<Limits>,
     /// What the server counts (`GET /metrics`).
@@ -167,7 +167,6 @@ impl Runtime {
         let (stop, stopped) = watch::channel(false);
         let (runner_stop, runner_stopped) = watch::channel(false);
         let runtime = Runtime {
-            auth: Arc::new(Authenticator::new(store.clone())),
             store: store.clone(),
             models: Arc::default(),
             tx,
@@ -206,7 +205,7 @@ impl Runtime {
         dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped.clone()));
         *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
         if let Some(broker) = options.broker {
-            crate::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;
+            crate::runtime::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;
         }
         Ok(runtime)
     }
@@ -267,7 +266,10 @@ impl Runtime {
     ///
     /// # Errors
     /// A store failure.
-    pub(crate) async fn fetch_jobs(&self, wanted: crate::jobs::Wanted<'_>) -> Result<Vec<JobRow>, RuntimeError> {
+    pub(crate) async fn fetch_jobs(
+        &self,
+        wanted: crate::runtime::jobs::Wanted<'_>,
+    ) -> Result<Vec<JobRow>, RuntimeError> {
         let jobs = self.board.fetch(self.store.as_ref(), wanted).await?;
         for job in &jobs {
             let (rt, instance) = (self.clone(), job.instance_id.clone());
@@ -292,11 +294,6 @@ impl Runtime {
         self.board.close();
         self.runner_stop.send_replace(true);
         self.stop.send_replace(true);
-    }
-
-    /// Who may call, and who did recently.
-    pub(crate) fn authenticator(&self) -> &Arc<Authenticator> {
-        &self.auth
     }
 
     /// Why the runtime cannot take work now (its committer stopped, or the database does not

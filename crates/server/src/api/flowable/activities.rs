@@ -4,8 +4,8 @@
 
 use super::repository::Tenants;
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
-use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
+use crate::error::ApiError;
 use crate::runtime::Runtime;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use flowstone_store::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow, Page};
 use serde_json::{Map, Value, json};
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/{path}");
     Router::new()
         .route(&at("runtime/executions"), get(list_executions))

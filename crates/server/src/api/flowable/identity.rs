@@ -5,10 +5,10 @@
 //! may change their own record (their password, say).
 
 use super::{FlowableResult, Paging, Params, SERVICE, origin, query_map, service_url};
-use crate::access::{ADMIN_GROUP, Role};
-use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
 use crate::auth::{ADMIN, Caller, hash_password};
+use crate::auth::{ADMIN_GROUP, Role};
+use crate::error::ApiError;
 use crate::runtime::Runtime;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use flowstone_store::{GroupRow, IdentityColumn, IdentityQuery, UserRow};
 use serde_json::{Map, Value, json};
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/identity/{path}");
     Router::new()
         .route(&at("users"), get(list_users).post(create_user))
@@ -213,6 +213,7 @@ async fn create_user(
 
 async fn update_user(
     State(rt): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -236,12 +237,13 @@ async fn update_user(
         // A new password ends every session the old one opened.
         rt.store().delete_user_tokens(&id).await?;
     }
-    rt.authenticator().forget();
+    auth.forget();
     Ok(Json(user_json(&origin(&headers), &user)))
 }
 
 async fn delete_user(
     State(rt): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> FlowableResult<StatusCode> {
@@ -249,7 +251,7 @@ async fn delete_user(
     if !rt.store().delete_user(&id).await? {
         return Err(user_not_found(&id).into());
     }
-    rt.authenticator().forget();
+    auth.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -326,6 +328,7 @@ async fn update_group(
 
 async fn delete_group(
     State(rt): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> FlowableResult<StatusCode> {
@@ -334,7 +337,7 @@ async fn delete_group(
         return Err(group_not_found(&id).into());
     }
     // Roles and candidate groups come from memberships.
-    rt.authenticator().forget();
+    auth.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -348,6 +351,7 @@ fn member_json(origin: &str, group: &str, user: &str) -> Value {
 
 async fn add_member(
     State(rt): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -362,12 +366,13 @@ async fn add_member(
     if !rt.store().add_member(&id, &user).await? {
         return Err(ApiError::conflict(format!("User '{user}' is already part of group '{id}'.")).into());
     }
-    rt.authenticator().forget();
+    auth.forget();
     Ok((StatusCode::CREATED, Json(member_json(&origin(&headers), &id, &user))))
 }
 
 async fn remove_member(
     State(rt): State<Runtime>,
+    State(auth): State<std::sync::Arc<crate::auth::Authenticator>>,
     Extension(caller): Extension<Caller>,
     Path((id, user)): Path<(String, String)>,
 ) -> FlowableResult<StatusCode> {
@@ -376,6 +381,6 @@ async fn remove_member(
     if !rt.store().remove_member(&id, &user).await? {
         return Err(ApiError::not_found(format!("User '{user}' is not part of group '{id}'.")).into());
     }
-    rt.authenticator().forget();
+    auth.forget();
     Ok(StatusCode::NO_CONTENT)
 }

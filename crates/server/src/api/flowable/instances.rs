@@ -8,9 +8,9 @@ use super::repository::{Tenants, definition_not_found, tenants};
 use super::tasks::{instance_values, local_values};
 use super::variables::{RestVariable, left_out_if_big, type_name, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
-use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::runtime::Runtime;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +21,7 @@ use flowstone_store::{InstanceFilter, InstanceRow, TaskOrder, UserTaskQuery, Use
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/{path}");
     Router::new()
         .route(&at("runtime/process-instances"), get(list_running).post(start))

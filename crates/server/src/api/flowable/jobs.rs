@@ -5,10 +5,10 @@
 
 use super::variables::{RestVariable, type_name, variables};
 use super::{FlowableResult, origin, time_as};
-use crate::api::error::ApiError;
 use crate::api::input::Body;
 use crate::api::worker::{fail_or_retry, held, parse, report, require};
-use crate::jobs::Wanted;
+use crate::error::ApiError;
+use crate::runtime::jobs::Wanted;
 use crate::runtime::{Runtime, RuntimeError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,7 +26,7 @@ const BASE: &str = "/flowable-rest/external-job-api";
 /// Retries of a job no worker has failed yet, as Flowable's job executor counts them.
 const DEFAULT_RETRIES: i64 = 3;
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .route(&format!("{BASE}/acquire/jobs"), post(acquire))
         .route(&format!("{BASE}/acquire/jobs/{{id}}/complete"), post(complete))

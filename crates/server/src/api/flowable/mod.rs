@@ -11,8 +11,7 @@ mod task_parts;
 mod tasks;
 mod variables;
 
-use super::error::{ApiError, FlowableError};
-use crate::runtime::Runtime;
+use crate::error::{ApiError, FlowableError};
 use axum::Router;
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value, json};
@@ -22,7 +21,7 @@ type FlowableResult<T> = Result<T, FlowableError>;
 /// Where Flowable REST serves its service API.
 const SERVICE: &str = "/flowable-rest/service";
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .merge(jobs::routes())
         .merge(identity::routes())

@@ -6,8 +6,8 @@
 //! over everything stored.
 
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
-use crate::api::error::ApiError;
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::runtime::Runtime;
 use axum::extract::{Extension, FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 /// Everything, for the lists filtered here.
 const ALL: Page = Page { offset: 0, limit: u64::MAX / 2 };
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/repository/{path}");
     Router::new()
         .route(&at("deployments"), get(list_deployments).post(create_deployment))

@@ -4,9 +4,9 @@
 use super::tasks::{open_task, task_path};
 use super::variables::{RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
-use crate::api::error::ApiError;
 use crate::api::input::json_object;
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::runtime::{Part, Runtime, TaskFields, TaskOp, new_id, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
@@ -18,7 +18,7 @@ use flowstone_store::{AttachmentRow, CommentRow, TaskLink, TaskVariable, UserTas
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     let task = format!("{SERVICE}/runtime/tasks/{{id}}");
     Router::new()
         .route(&format!("{task}/variables"), get(list_variables).post(create_variables).delete(delete_locals))

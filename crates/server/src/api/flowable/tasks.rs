@@ -3,9 +3,9 @@
 
 use super::variables::{RestVariable, Scope, Shown, shown, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
-use crate::api::error::ApiError;
 use crate::api::input::{Body, json_object};
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::runtime::{Runtime, TaskFields, TaskOp, now_ms};
 use axum::extract::{Extension, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<Runtime> {
+pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .route(&format!("{SERVICE}/runtime/tasks"), get(list).post(create))
         .route(&format!("{SERVICE}/query/tasks"), post(query))

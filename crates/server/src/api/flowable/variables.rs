@@ -3,7 +3,7 @@
 
 use super::service_url;
 use super::tasks::task_path;
-use crate::api::error::ApiError;
+use crate::error::ApiError;
 use crate::runtime::Runtime;
 use flowstone_store::{TaskVariable, UserTaskRow};
 use serde::Deserialize;

@@ -9,79 +9,16 @@
 //! task with none of them is for whoever may reach it); an administrator may override.
 //! Refusals are 403s naming the user and what they may not do.
 
-use crate::api::{ApiError, FLOWABLE_PREFIX, in_dialect};
-use crate::auth::Caller;
-use crate::runtime::{Person, Runtime};
-use axum::extract::{Request, State};
-use axum::http::Method;
+use super::{ApiError, FLOWABLE_PREFIX, in_dialect};
+use crate::auth::{Authenticator, Caller};
+use crate::runtime::Runtime;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use flowstone_store::{InstanceRow, UserTaskRow};
-
-/// What a signed-in user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Role {
-    /// Their own processes and tasks.
-    User,
-    /// Deploys models; sees and operates every instance and task.
-    Operator,
-    /// Everything, users and groups included.
-    Admin,
-}
-
-/// The group whose members are administrators.
-pub(crate) const ADMIN_GROUP: &str = "admin";
-/// The group whose members are operators.
-pub(crate) const OPERATOR_GROUP: &str = "operator";
-
-impl Role {
-    /// The role of `user`, a member of `groups`.
-    pub(crate) fn of(user: &str, groups: &[String]) -> Role {
-        if user == crate::auth::ADMIN || groups.iter().any(|g| g == ADMIN_GROUP) {
-            Role::Admin
-        } else if groups.iter().any(|g| g == OPERATOR_GROUP) {
-            Role::Operator
-        } else {
-            Role::User
-        }
-    }
-}
-
-impl Caller {
-    /// Whether they see and operate everything of their tenant (operators and administrators).
-    pub(crate) fn operates(&self) -> bool {
-        self.role >= Role::Operator
-    }
-
-    /// The tenant they are held to: their own, unless they are an administrator.
-    pub(crate) fn tenant_limit(&self) -> Option<&str> {
-        self.tenant.as_deref().filter(|_| self.role != Role::Admin)
-    }
-
-    /// Whether something of `tenant` is within their reach.
-    pub(crate) fn within(&self, tenant: Option<&str>) -> bool {
-        self.tenant_limit().is_none_or(|mine| tenant == Some(mine))
-    }
-
-    /// For lists of instances: the starter they are limited to (none for operators).
-    pub(crate) fn own_instances(&self) -> Option<String> {
-        (!self.operates()).then(|| self.user.clone())
-    }
-
-    /// For lists of user tasks: the user whose part they are limited to (none for operators).
-    pub(crate) fn own_tasks(&self) -> Option<String> {
-        (!self.operates()).then(|| self.user.clone())
-    }
-
-    /// Who they are to the rules of user tasks.
-    pub(crate) fn person(&self) -> Person {
-        Person { user: self.user.clone(), groups: self.groups.clone(), admin: self.role == Role::Admin }
-    }
-
-    fn forbidden(&self, what: &str) -> ApiError {
-        ApiError::forbidden(format!("user '{}' may not {what}", self.user))
-    }
-}
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Whether `caller` may reach `row`: it is of their tenant, and they operate or started it
 /// (or, for a rollback, cancel or delete instance, the process it works for).
@@ -275,6 +212,34 @@ async fn verdict(rt: &Runtime, caller: &Caller, reaches: Reaches) -> Result<(), 
     }
 }
 
+/// Lets a request through only with credentials that name a user, whom it records as the
+/// request's [`Caller`]; the health probes need none. Refusals are 401s in the dialect's own
+/// error shape, with the challenge of HTTP Basic.
+pub(crate) async fn require(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+    // The bk-sops API carries its app credentials in the request; it checks them itself.
+    let path = req.uri().path();
+    if super::health::PATHS.contains(&path) || path.starts_with(super::BK_SOPS_PREFIX) {
+        return next.run(req).await;
+    }
+    let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    match auth.authenticate(req.headers().get(header::AUTHORIZATION), from).await {
+        Ok(caller) => {
+            if let Some(who) = req.extensions().get::<crate::access_log::Who>() {
+                who.set(&caller.user);
+            }
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => {
+            let mut response = in_dialect(req.uri().path(), e);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Flowstone\""));
+            response
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,13 +275,5 @@ mod tests {
         );
         let execution = format!("{service}/runtime/executions/e1/activities");
         assert_eq!(reaches(&Method::GET, &execution, None), Reaches::Execution("e1".into()));
-    }
-
-    #[test]
-    fn roles_come_from_the_admin_user_and_the_well_known_groups() {
-        assert_eq!(Role::of("admin", &[]), Role::Admin);
-        assert_eq!(Role::of("kermit", &["admin".into()]), Role::Admin);
-        assert_eq!(Role::of("kermit", &["operator".into(), "muppets".into()]), Role::Operator);
-        assert_eq!(Role::of("kermit", &["muppets".into()]), Role::User);
     }
 }
