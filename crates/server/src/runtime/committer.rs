@@ -819,14 +819,16 @@ impl Committer {
                 return Err(user_tasks::not_open(&row));
             }
             let seen = Seen::read(&*self.store, id, &request.op).await?;
-            let process = match (&row.instance_id, &request.op) {
-                (Some(of), TaskOp::Part(_)) => {
-                    self.load(of).await?;
-                    self.live.get(of.as_str()).map(|live| live.instance.variables.clone())
+            // Of the process's variables, those the change names that exist.
+            let asked = user_tasks::process_vars_named(&request.op);
+            let mut present = Vec::new();
+            if let (Some(of), false) = (&row.instance_id, asked.is_empty()) {
+                self.load(of).await?;
+                if let Some(live) = self.live.get(of.as_str()) {
+                    present.extend(asked.into_iter().filter(|n| live.instance.variables.contains_key(*n)).map(str::to_owned));
                 }
-                _ => None,
-            };
-            let process_vars = |name: &str| process.as_ref().is_some_and(|vars| vars.contains_key(name));
+            }
+            let process_vars = |name: &str| present.iter().any(|p| p == name);
             match user_tasks::apply(&mut row, seen, &process_vars, request.op.clone(), &request.by, now)? {
                 Outcome::Changed { comments, parts, process } => {
                     // The process's part first: should the engine refuse it, nothing is written.

@@ -198,6 +198,15 @@ impl Seen {
     }
 }
 
+/// The process variables `op` asks about (creates, updates or deletes).
+pub(super) fn process_vars_named(op: &TaskOp) -> Vec<&str> {
+    match op {
+        TaskOp::Part(Part::SetVariables { globals, .. }) => globals.keys().map(String::as_str).collect(),
+        TaskOp::Part(Part::DeleteVariable { name, global: true }) => vec![name.as_str()],
+        _ => Vec::new(),
+    }
+}
+
 /// What a change did to a task, for the committer to write.
 pub(super) enum Outcome {
     /// The row changed (its version one up), with its comments and audit events, the writes of
