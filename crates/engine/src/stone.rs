@@ -16,14 +16,9 @@ impl Instance {
         record: &str,
         event: StoneEvent,
     ) -> Result<(), EngineError> {
-        let id = self.find_open(record)?;
+        let (id, job, monitoring) = self.stone_job(record)?;
         let rec = &self.open[&id];
-        let Some(job) = rec.action else {
-            let kind = rec.kind.clone();
-            return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
-        };
         let event = bounded(event, step.ctx.limits);
-        let monitoring = monitoring(rec, job);
         // The action an event that does not name one belongs to.
         let under_way = if monitoring { Action::Monitor } else { job };
         let (action, phase) = match &event {
@@ -112,14 +107,24 @@ impl Instance {
         record: &str,
         outputs: Map<String, Value>,
     ) -> Result<(), EngineError> {
+        let (_, job, monitoring) = self.stone_job(record)?;
+        let action = if monitoring { Action::Monitor } else { job };
+        self.stone_event(step, record, StoneEvent::Success { action, outputs, monitor: false })
+    }
+
+    /// The open stone task `record`: its record id, its job's action, and whether the job is
+    /// watching what its start began.
+    fn stone_job(&self, record: &str) -> Result<(String, Action, bool), EngineError> {
         let id = self.find_open(record)?;
         let rec = &self.open[&id];
         let Some(job) = rec.action else {
             let kind = rec.kind.clone();
             return Err(EngineError::WrongTaskKind { task: record.to_owned(), kind, expected: "stone task" });
         };
-        let action = if monitoring(rec, job) { Action::Monitor } else { job };
-        self.stone_event(step, record, StoneEvent::Success { action, outputs, monitor: false })
+        let monitoring = job == Action::Start
+            && (rec.status == TaskStatus::Stone(Action::Start, Phase::Success)
+                || matches!(rec.status, TaskStatus::Stone(Action::Monitor, _)));
+        Ok((id, job, monitoring))
     }
 
     /// The broker confirmed (or failed) the publish of a job; once the stone reported on it,
@@ -396,13 +401,6 @@ impl Instance {
 }
 
 /// The action a record's status names, if a stone reported on it.
-/// Whether the job of `rec`, whose action is `job`, is watching what its start began.
-fn monitoring(rec: &TaskRecord, job: Action) -> bool {
-    job == Action::Start
-        && (rec.status == TaskStatus::Stone(Action::Start, Phase::Success)
-            || matches!(rec.status, TaskStatus::Stone(Action::Monitor, _)))
-}
-
 fn current_action(rec: &TaskRecord) -> Option<Action> {
     match rec.status {
         TaskStatus::Stone(action, _) => Some(action),

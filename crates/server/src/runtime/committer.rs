@@ -825,7 +825,9 @@ impl Committer {
             if let (Some(of), false) = (&row.instance_id, asked.is_empty()) {
                 self.load(of).await?;
                 if let Some(live) = self.live.get(of.as_str()) {
-                    present.extend(asked.into_iter().filter(|n| live.instance.variables.contains_key(*n)).map(str::to_owned));
+                    present.extend(
+                        asked.into_iter().filter(|n| live.instance.variables.contains_key(*n)).map(str::to_owned),
+                    );
                 }
             }
             let process_vars = |name: &str| present.iter().any(|p| p == name);
