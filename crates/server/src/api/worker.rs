@@ -97,12 +97,8 @@ pub(super) async fn held(rt: &Runtime, id: &str, worker: &str) -> ApiResult<JobL
 }
 
 fn holding(id: &str, job: Option<JobLease>, worker: &str) -> ApiResult<JobLease> {
-    let job = job.ok_or_else(|| ApiError::not_found(format!("no open job {id}")))?;
-    match job.owner.as_deref() {
-        Some(owner) if owner == worker => Ok(job),
-        Some(owner) => Err(ApiError::conflict(format!("job {id} is locked by worker {owner}, not {worker}"))),
-        None => Err(ApiError::conflict(format!("job {id} is not locked by worker {worker}; fetch it first"))),
-    }
+    crate::runtime::lock_held(id, job.as_ref().map(|j| j.owner.as_deref()), worker)?;
+    job.ok_or_else(|| ApiError::not_found(format!("no open job {id}")))
 }
 
 /// Applies the stone event `worker` reports on the job it holds (checked again where it is

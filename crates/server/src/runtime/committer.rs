@@ -725,15 +725,13 @@ impl Committer {
         let mut instance = String::new();
         let answer = async {
             let Records { deployments, templates, mut task, start } = request.write.clone();
-            if let Some(start) = &start {
-                let new = task.as_ref().is_some_and(|t| t.id == start.task);
-                let started = self.starting_bk.contains(&start.task)
-                    || !new
-                        && match self.store.bk_task(start.task).await? {
-                            Some(stored) => stored.instance_id.is_some(),
-                            None => return Err(RuntimeError::NotFound(format!("task {} does not exist", start.task))),
-                        };
-                if started {
+            // A task created by this very request has not started; any other is read.
+            let created_here = |id: i64| task.as_ref().is_some_and(|t| t.id == id);
+            if let Some(start) = start.as_ref().filter(|s| !created_here(s.task)) {
+                let stored = self.store.bk_task(start.task).await?;
+                let stored =
+                    stored.ok_or_else(|| RuntimeError::NotFound(format!("task {} does not exist", start.task)))?;
+                if stored.instance_id.is_some() || self.starting_bk.contains(&start.task) {
                     return Err(bk_sops::started_already(start.task));
                 }
             }
@@ -1066,16 +1064,7 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
 /// Whether `worker` holds the lock of job `record`, as `leases` read it.
 fn holds(leases: &Result<ById<Option<String>>, RuntimeError>, record: &str, worker: &str) -> Result<(), RuntimeError> {
     let leases = leases.as_ref().map_err(|e| RuntimeError::NotCommitted(e.to_string()))?;
-    match leases.get(record) {
-        None => Err(RuntimeError::NotFound(format!("no open job {record}"))),
-        Some(Some(owner)) if owner == worker => Ok(()),
-        Some(Some(owner)) => {
-            Err(RuntimeError::InUse(format!("job {record} is locked by worker {owner}, not {worker}")))
-        }
-        Some(None) => {
-            Err(RuntimeError::InUse(format!("job {record} is not locked by worker {worker}; fetch it first")))
-        }
-    }
+    super::lock_held(record, leases.get(record).map(Option::as_deref), worker)
 }
 
 /// A user task the engine created or closed: its row for people's work, with its candidates.

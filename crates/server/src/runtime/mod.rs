@@ -369,9 +369,17 @@ impl Runtime {
         let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
         let write = DeploymentWrite { deployment, models, at: now_ms() };
         self.write_records(records::Records { deployments: vec![write], ..Default::default() }).await?;
+        // As stored (numbered), read at once, in the order of the files.
+        let mut stored = self.store.models_of_deployment(&id).await?;
         let mut rows = Vec::with_capacity(ids.len());
         for (model, def) in ids.iter().zip(defs) {
-            rows.push(self.committed_model(model, Arc::new(def)).await?);
+            let at = stored
+                .iter()
+                .position(|m| &m.id == model)
+                .ok_or_else(|| RuntimeError::NotCommitted(format!("model {model} is missing after its commit")))?;
+            let row = stored.swap_remove(at);
+            self.deployed(&row, Arc::new(def));
+            rows.push(row);
         }
         Ok(rows)
     }
@@ -478,9 +486,17 @@ impl Runtime {
     ) -> Result<InstanceRow, RuntimeError> {
         self.limits.check_variables(&variables).map_err(RuntimeError::NotValid)?;
         let def = self.definition(&model)?;
+        self.ask(|reply| Request::Start { model, def, name, business_key, variables, options, reply }).await
+    }
+
+    /// Sends the committer a request made with where its answer goes; answers what it
+    /// answers, once committed.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, RuntimeError>>) -> Request,
+    ) -> Result<T, RuntimeError> {
         let (reply, rx) = oneshot::channel();
-        let request = Request::Start { model, def, name, business_key, variables, options, reply };
-        self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
+        self.tx.send(request(reply)).await.map_err(|_| RuntimeError::Stopped)?;
         rx.await.map_err(|_| RuntimeError::Stopped)?
     }
 
@@ -542,19 +558,12 @@ impl Runtime {
     /// [`RuntimeError::InUse`] when another worker (or none) holds the lock,
     /// [`RuntimeError::NotFound`] when the job is closed, or a store failure.
     pub async fn change_lease(&self, record: &str, worker: &str, update: LeaseUpdate) -> Result<(), RuntimeError> {
-        let (reply, rx) = oneshot::channel();
         let change = LeaseChange { record_id: record.to_owned(), owner: worker.to_owned(), update };
-        self.tx.send(Request::Lease { change, reply }).await.map_err(|_| RuntimeError::Stopped)?;
-        rx.await.map_err(|_| RuntimeError::Stopped)?
+        self.ask(|reply| Request::Lease { change, reply }).await
     }
 
     async fn send_apply(&self, instance: &str, command: Command, holder: Option<String>) -> Result<(), RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Apply { instance: instance.to_owned(), command, holder, reply })
-            .await
-            .map_err(|_| RuntimeError::Stopped)?;
-        rx.await.map_err(|_| RuntimeError::Stopped)?
+        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, reply }).await
     }
 
     /// Applies a person's change to a user task; answers the task as changed once committed.
@@ -564,10 +573,27 @@ impl Runtime {
     /// a rule refuses the change (claimed by someone else, delegated, not theirs), or a store
     /// failure.
     pub async fn change_task(&self, task: &str, op: TaskOp, by: Person) -> Result<UserTaskRow, RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        let request = user_tasks::TaskRequest { task: task.to_owned(), op, by, reply };
-        self.tx.send(Request::Task(Box::new(request))).await.map_err(|_| RuntimeError::Stopped)?;
-        rx.await.map_err(|_| RuntimeError::Stopped)?
+        let task = task.to_owned();
+        self.ask(|reply| Request::Task(Box::new(user_tasks::TaskRequest { task, op, by, reply }))).await
+    }
+}
+
+/// Whether `worker` holds the lock of job `record`, whose holder is `owner` (`None`: no open
+/// job; `Some(None)`: held by nobody).
+///
+/// # Errors
+/// [`RuntimeError::NotFound`] for no open job, [`RuntimeError::InUse`] for a lock that is not
+/// the worker's.
+pub(crate) fn lock_held(record: &str, owner: Option<Option<&str>>, worker: &str) -> Result<(), RuntimeError> {
+    match owner {
+        None => Err(RuntimeError::NotFound(format!("no open job {record}"))),
+        Some(Some(owner)) if owner == worker => Ok(()),
+        Some(Some(owner)) => {
+            Err(RuntimeError::InUse(format!("job {record} is locked by worker {owner}, not {worker}")))
+        }
+        Some(None) => {
+            Err(RuntimeError::InUse(format!("job {record} is not locked by worker {worker}; fetch it first")))
+        }
     }
 }
 

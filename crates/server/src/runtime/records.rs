@@ -62,10 +62,7 @@ pub(super) fn model_of(t: &Tree<'_>) -> Result<(DeploymentWrite, Arc<ModelRow>, 
 impl Runtime {
     /// Sends a request to the committer; answers once it is committed.
     pub(super) async fn write_records(&self, write: Records) -> Result<(), RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        let request = super::committer::Request::Records(Box::new(RecordsRequest { write, reply }));
-        self.tx.send(request).await.map_err(|_| RuntimeError::Stopped)?;
-        rx.await.map_err(|_| RuntimeError::Stopped)?
+        self.ask(|reply| super::committer::Request::Records(Box::new(RecordsRequest { write, reply }))).await
     }
 
     /// A model a commit stored, as stored (numbered), kept at hand with its definition.

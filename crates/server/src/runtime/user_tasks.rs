@@ -187,6 +187,7 @@ impl Seen {
         match op {
             TaskOp::Change { change: TaskChange::Claim(_) | TaskChange::Complete, .. }
             | TaskOp::Part(Part::AddLink(_) | Part::RemoveLink(_)) => seen.links = store.task_links(task).await?,
+            TaskOp::Part(Part::SetVariables { locals, .. }) if locals.is_empty() => {}
             TaskOp::Part(Part::SetVariables { .. } | Part::DeleteVariable { global: false, .. }) => {
                 seen.variables = store.task_variables(task).await?.into_iter().map(|v| v.name).collect();
             }
