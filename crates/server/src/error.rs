@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowstone_engine::EngineError;
 use flowstone_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answer of the platform API: `{"status": 404, "error": "Not Found", "message": …}`.
 #[derive(Debug)]
@@ -107,17 +108,36 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of a platform or worker-protocol error.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// The HTTP status again.
+    #[schema(example = 404)]
+    status: u16,
+    /// Its reason phrase.
+    #[schema(example = "Not Found")]
+    error: &'static str,
+    /// What was wrong, naming the field, id or state.
+    #[schema(example = "process instance 0190… not found")]
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.respond(|status, message| {
-            let body = json!({
-                "status": status.as_u16(),
-                "error": status.canonical_reason().unwrap_or_default(),
-                "message": message,
-            });
-            (status, Json(body)).into_response()
+            let error = status.canonical_reason().unwrap_or_default();
+            (status, Json(ErrorBody { status: status.as_u16(), error, message })).into_response()
         })
     }
+}
+
+/// The body of a Flowable REST error: the status phrase first and what was wrong second.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FlowableErrorBody {
+    #[schema(example = "Not found")]
+    message: &'static str,
+    #[schema(example = "Could not find a task with id '42'.")]
+    exception: String,
 }
 
 /// An error answer in Flowable REST's shape: `{"message": "Not found", "exception": "…"}`,
@@ -141,7 +161,7 @@ impl IntoResponse for FlowableError {
                 StatusCode::CONFLICT => "Conflict",
                 other => other.canonical_reason().unwrap_or("Error"),
             };
-            (status, Json(json!({ "message": message, "exception": exception }))).into_response()
+            (status, Json(FlowableErrorBody { message, exception })).into_response()
         })
     }
 }

@@ -42,27 +42,48 @@ fn default_lock() -> u64 {
     30_000
 }
 
+/// The longest a lock may last, in milliseconds: a day.
+pub const MAX_LOCK_MS: u64 = 86_400_000;
+
+/// The longest a retry may wait, in milliseconds: a week.
+pub const MAX_BACKOFF_MS: u64 = 7 * 86_400_000;
+
+/// The schema of `topics`: at least one stone, none unnamed.
+#[cfg(feature = "openapi")]
+fn topics_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    let name = ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S"));
+    ArrayBuilder::new().items(name).min_items(Some(1)).build()
+}
+
 /// Asks for jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchRequest {
     /// Who asks; the jobs are locked to it.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub worker_id: String,
     /// The stones it runs.
+    #[cfg_attr(feature = "openapi", schema(schema_with = topics_schema))]
     pub topics: Vec<String>,
     /// At most this many jobs (default 1).
     #[serde(default = "default_max_jobs")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub max_jobs: u32,
     /// How long the jobs stay locked to it without a heartbeat (default 30,000).
     #[serde(default = "default_lock")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 86_400_000))]
     pub lock_duration: u64,
     /// How long to wait for a job when none is free (default 0: answer at once).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 60_000))]
     pub wait_time: u64,
 }
 
 /// A job locked to a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockedJob {
     /// The job id (its task record's id).
@@ -71,7 +92,8 @@ pub struct LockedJob {
     pub process_instance_id: String,
     /// The stone that runs it.
     pub stone: String,
-    /// What the stone is to do.
+    /// What the stone is to do: `start`, `monitor`, `rollback`, `cancel`, `delete` or `mock`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "start"))]
     pub action: Action,
     /// The task's params.
     pub params: Value,
@@ -87,9 +109,11 @@ pub struct LockedJob {
 
 /// A lifecycle event: `status` is `<action>.<begin|success|failed>` or `mock.passed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventReport {
     /// The worker holding the job.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub worker_id: String,
     /// The status reached.
     pub status: String,
@@ -113,6 +137,7 @@ pub struct EventReport {
     pub error_code: Option<String>,
     /// With the status `progress`: how far the work is, 0–100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub progress: Option<u8>,
     /// With `start.begin`: the start is done and the job is given back; the task stays under
     /// way until a callback (or a later `start.success` / `start.failed`) ends it.
@@ -219,9 +244,11 @@ impl EventReport {
 /// Many events, of jobs one worker holds, in one request: each is applied as if sent alone,
 /// and answered in [`EventOutcome`]s in the same order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventBatch {
     /// The worker holding the jobs.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub worker_id: String,
     /// The events.
     pub events: Vec<JobEvent>,
@@ -231,6 +258,7 @@ pub struct EventBatch {
 /// are spelled out rather than flattened because serde cannot refuse unknown fields of a
 /// flattened struct, and a misspelled field must be refused, not ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobEvent {
     /// The job.
@@ -243,6 +271,7 @@ pub struct JobEvent {
     pub error_code: Option<String>,
     /// As in [`EventReport`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub progress: Option<u8>,
     /// As in [`EventReport`].
     pub status: String,
@@ -295,6 +324,7 @@ impl JobEvent {
 /// How one event of a batch went: the HTTP status it would have had alone, and the
 /// message of a refusal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EventOutcome {
     /// The job.
@@ -308,30 +338,47 @@ pub struct EventOutcome {
 
 /// How far the work is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProgressReport {
     /// The worker holding the job.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub worker_id: String,
     /// 0–100.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub progress: u8,
 }
 
 /// Extends a lock, or hands a job back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LockReport {
     /// The worker holding the job.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub worker_id: String,
-    /// The new lock, from now (default 30,000); ignored by `release`.
+    /// The new lock, from now (default 30,000; at least 100, at most a day); ignored by `release`.
     #[serde(default = "default_lock")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 86_400_000))]
     pub lock_duration: u64,
+}
+
+/// The answer to a heartbeat: the lock's new end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LockExtended {
+    /// When the lock ends unless extended again, in milliseconds since the epoch.
+    pub locked_until: i64,
 }
 
 /// A failure, possibly to be retried.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FailureReport {
     /// The worker holding the job.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub worker_id: String,
     /// Why it failed.
     pub reason: String,
@@ -339,8 +386,9 @@ pub struct FailureReport {
     /// (with none left from an earlier failure) fails the task's current action.
     #[serde(default)]
     pub retries: Option<i64>,
-    /// How long to wait before the retry (default 0).
+    /// How long to wait before the retry (default 0, at most a week).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 604_800_000))]
     pub retry_backoff: u64,
 }
 

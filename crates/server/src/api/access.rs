@@ -218,7 +218,10 @@ async fn verdict(rt: &Runtime, caller: &Caller, reaches: Reaches) -> Result<(), 
 pub(crate) async fn require(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
     // The bk-sops API carries its app credentials in the request; it checks them itself.
     let path = req.uri().path();
-    if super::health::PATHS.contains(&path) || path.starts_with(super::BK_SOPS_PREFIX) {
+    if super::health::PATHS.contains(&path)
+        || super::openapi::is_public(path)
+        || path.starts_with(super::BK_SOPS_PREFIX)
+    {
         return next.run(req).await;
     }
     let from = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

@@ -16,9 +16,25 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// Parses a JSON body; an empty body reads as `{}` when `empty_ok`.
+/// A query string read into `T`; a malformed one is a 400 naming what was wrong (axum's own
+/// rejection is plain text, outside every dialect's error shape). A handler of a dialect with
+/// another shape takes `Result<Query<T>, ApiError>` and converts.
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(q)) => Ok(Query(q)),
+            Err(e) => Err(ApiError::bad_request(format!("malformed query: {}", e.body_text()))),
+        }
+    }
+}
+
+/// Parses a JSON body; an empty body (or `null`) reads as `{}` when `empty_ok`.
 pub(crate) fn json_object(body: &Bytes, empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(u8::is_ascii_whitespace) || (empty_ok && body.trim_ascii() == b"null") {
         return if empty_ok {
             Ok(Map::new())
         } else {
@@ -47,11 +63,19 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 }
 
 /// Paging of list endpoints: `page` from 1, `size` from 1 to 1000 (default 20).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Paging {
+    /// The page, from 1 (default 1).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_u64)]
     page: Option<String>,
+    /// Items per page, from 1 to 1000 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1000)]
     size: Option<String>,
 }
+
+/// The last page anyone may ask for: its end, at 1000 a page, still fits an i64.
+const MAX_PAGE: u64 = 9_223_372_036_854_775;
 
 impl Paging {
     pub(crate) fn resolve(&self) -> Result<(u64, u64), ApiError> {
@@ -63,6 +87,7 @@ impl Paging {
                 }),
             }
         };
-        Ok((num("page", &self.page, 1, u64::MAX / 2000)?, num("size", &self.size, 20, 1000)?))
+        // The offset of the last page's end must fit an i64 (the stores' offsets).
+        Ok((num("page", &self.page, 1, MAX_PAGE)?, num("size", &self.size, 20, 1000)?))
     }
 }

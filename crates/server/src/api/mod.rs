@@ -7,6 +7,7 @@ mod format;
 pub(crate) mod health;
 mod input;
 mod intake;
+mod openapi;
 mod platform;
 mod tokens;
 mod worker;
@@ -60,7 +61,18 @@ async fn method_not_allowed(req: axum::extract::Request, next: axum::middleware:
     answer
 }
 
+/// The metrics' part of the OpenAPI document.
+fn metrics_api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(metrics))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
 /// `GET /metrics`: the counters in the Prometheus text format, to any signed-in user.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "The counters", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(axum::extract::State(rt): axum::extract::State<Runtime>) -> axum::response::Response {
     use axum::response::IntoResponse;
     rt.metrics().set_workers(rt.board().roster.len());
@@ -103,6 +115,7 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
         .merge(flowable::routes())
         .merge(tokens::routes())
         .merge(bk_sops::routes())
+        .merge(openapi::routes())
         .fallback(|uri: axum::http::Uri| async move {
             let path = uri.path();
             in_dialect(path, ApiError::not_found(format!("no endpoint at {path}")))

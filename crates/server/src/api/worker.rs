@@ -2,7 +2,7 @@
 //! jobs, and the reports of the workers that hold them.
 
 use super::input::Body;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::runtime::jobs::Wanted;
 use crate::runtime::{Runtime, RuntimeError, now_ms};
 use axum::extract::{Path, State};
@@ -12,9 +12,9 @@ use axum::{Json, Router};
 use flowstone_engine::{Command, StoneEvent};
 use flowstone_store::{JobLease, JobRow, LeaseUpdate};
 use flowstone_worker::protocol::{
-    EventBatch, EventOutcome, EventReport, FailureReport, FetchRequest, LockReport, LockedJob, ProgressReport,
+    EventBatch, EventOutcome, EventReport, FailureReport, FetchRequest, LockExtended, LockReport, LockedJob,
+    MAX_BACKOFF_MS, MAX_LOCK_MS, ProgressReport,
 };
-use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -34,15 +34,51 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route("/worker/jobs/{id}/release", post(release))
 }
 
-/// Parses a JSON body into `T`, naming what was wrong.
+/// The worker protocol's part of the OpenAPI document.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(fetch, events, event, progress, heartbeat, fail, release))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// Parses a JSON body into `T`, naming what was wrong. A whole number written with a
+/// fraction (`5000.0`, as some JSON encoders write every number) reads as the number it is.
 pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
+    let malformed = |e: serde_json::Error| ApiError::bad_request(format!("malformed request body: {e}"));
+    serde_json::from_slice(body).or_else(|first| {
+        let mut value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+        if whole_numbers(&mut value) { serde_json::from_value(value).map_err(malformed) } else { Err(malformed(first)) }
+    })
+}
+
+/// Rewrites every number with a zero fraction as an integer; whether any was.
+fn whole_numbers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let whole = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15);
+            if let Some(f) = whole {
+                *value = Value::from(f as i64);
+            }
+            whole.is_some()
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| whole_numbers(v) | any),
+        Value::Object(map) => map.values_mut().fold(false, |any, v| whole_numbers(v) | any),
+        _ => false,
+    }
 }
 
 pub(super) fn require(value: &str, field: &str) -> ApiResult<()> {
     if value.trim().is_empty() { Err(ApiError::bad_request(format!("`{field}` is required"))) } else { Ok(()) }
 }
 
+/// `POST /worker/fetch`: jobs of the worker's stones, locked to it.
+#[utoipa::path(post, path = "/worker/fetch", tag = "worker", request_body = FetchRequest,
+    responses(
+        (status = 200, description = "The jobs locked to the worker (none when none came within `waitTime`)", body = Vec<LockedJob>),
+        (status = 400, description = "A malformed request: no topics, `maxJobs` outside 1–1000, a lock under 100 ms, a wait over a minute", body = ErrorBody),
+    ))]
 async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Vec<LockedJob>>> {
     let req: FetchRequest = parse(&body)?;
     require(&req.worker_id, "workerId")?;
@@ -52,12 +88,7 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
     if !(1..=1000).contains(&req.max_jobs) {
         return Err(ApiError::bad_request(format!("`maxJobs` must be from 1 to 1000, not {}", req.max_jobs)));
     }
-    if req.lock_duration < 100 {
-        return Err(ApiError::bad_request(format!(
-            "`lockDuration` must be at least 100 ms, not {}",
-            req.lock_duration
-        )));
-    }
+    lock_bound(req.lock_duration)?;
     if req.wait_time > MAX_WAIT_MS {
         return Err(ApiError::bad_request(format!(
             "`waitTime` must be at most {MAX_WAIT_MS} ms, not {}",
@@ -86,6 +117,15 @@ fn locked(row: JobRow) -> LockedJob {
         outputs: row.job.outputs,
         locked_until: row.locked_until.unwrap_or_default(),
         retries: row.retries,
+    }
+}
+
+/// A lock lasts from 100 ms to a day.
+fn lock_bound(ms: u64) -> ApiResult<()> {
+    if (100..=MAX_LOCK_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("`lockDuration` must be from 100 to {MAX_LOCK_MS} ms, not {ms}")))
     }
 }
 
@@ -121,6 +161,15 @@ async fn apply(rt: &Runtime, job: &JobLease, worker: &str, event: StoneEvent) ->
     report(rt, job, worker, event).await.map_err(refusal)
 }
 
+/// `POST /worker/jobs/{id}/event`: a lifecycle event of a job the worker holds.
+#[utoipa::path(post, path = "/worker/jobs/{id}/event", tag = "worker", params(("id" = String, Path, description = "The job id")),
+    request_body = EventReport,
+    responses(
+        (status = 204, description = "Applied, or a repeat of the event that closed the job"),
+        (status = 400, description = "A malformed report", body = ErrorBody),
+        (status = 404, description = "No open job with this id", body = ErrorBody),
+        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
+    ))]
 async fn event(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: EventReport = parse(&body)?;
     require(&report.worker_id, "workerId")?;
@@ -154,11 +203,25 @@ async fn checked(
 
 /// `POST /worker/events`: many events in one request, applied together (they share a
 /// commit), one per job; answers each event's outcome in order.
+#[utoipa::path(post, path = "/worker/events", tag = "worker", request_body = EventBatch,
+    responses(
+        (status = 200, description = "Each event's outcome, in order", body = Vec<EventOutcome>),
+        (status = 400, description = "A malformed batch, or more than 10,000 events", body = ErrorBody),
+    ))]
 async fn events(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Vec<EventOutcome>>> {
     let batch: EventBatch = parse(&body)?;
     require(&batch.worker_id, "workerId")?;
     if batch.events.len() > 10_000 {
         return Err(ApiError::bad_request(format!("at most 10000 events at once, not {}", batch.events.len())));
+    }
+    // A malformed event refuses the batch, before any is applied; a refusal of one event for
+    // the state of its job is that event's outcome.
+    if let Some(e) = batch.events.iter().find(|e| e.progress.is_some_and(|p| p > 100)) {
+        return Err(ApiError::bad_request(format!(
+            "`progress` must be from 0 to 100, not {:?} (job {})",
+            e.progress.unwrap_or_default(),
+            e.job_id
+        )));
     }
     let ids: Vec<&str> = batch.events.iter().map(|e| e.job_id.as_str()).collect();
     let mut queued: HashMap<String, JobLease> =
@@ -197,6 +260,15 @@ fn refuse(outcome: &mut EventOutcome, refused: ApiError) {
     outcome.status = status.as_u16();
     outcome.message = Some(message);
 }
+/// `POST /worker/jobs/{id}/progress`: how far a monitored job is.
+#[utoipa::path(post, path = "/worker/jobs/{id}/progress", tag = "worker", params(("id" = String, Path, description = "The job id")),
+    request_body = ProgressReport,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, description = "A malformed report", body = ErrorBody),
+        (status = 404, description = "No open job with this id", body = ErrorBody),
+        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
+    ))]
 async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: ProgressReport = parse(&body)?;
     if report.progress > 100 {
@@ -207,16 +279,45 @@ async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body):
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn heartbeat(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<Json<Value>> {
+/// `POST /worker/jobs/{id}/heartbeat`: the worker keeps the job for `lockDuration` more.
+#[utoipa::path(post, path = "/worker/jobs/{id}/heartbeat", tag = "worker", params(("id" = String, Path, description = "The job id")),
+    request_body = LockReport,
+    responses(
+        (status = 200, description = "The lock's new end", body = LockExtended),
+        (status = 400, description = "A malformed report", body = ErrorBody),
+        (status = 404, description = "No open job with this id", body = ErrorBody),
+        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
+    ))]
+async fn heartbeat(
+    State(rt): State<Runtime>,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> ApiResult<Json<LockExtended>> {
     let report: LockReport = parse(&body)?;
+    lock_bound(report.lock_duration.max(100))?;
     held(&rt, &id, &report.worker_id).await?;
     let until = now_ms() + report.lock_duration.max(100) as i64;
     rt.change_lease(&id, &report.worker_id, LeaseUpdate::Extend { until }).await.map_err(refusal)?;
-    Ok(Json(json!({ "lockedUntil": until })))
+    Ok(Json(LockExtended { locked_until: until }))
 }
 
+/// `POST /worker/jobs/{id}/fail`: the work failed; retried after a back-off while retries last.
+#[utoipa::path(post, path = "/worker/jobs/{id}/fail", tag = "worker", params(("id" = String, Path, description = "The job id")),
+    request_body = FailureReport,
+    responses(
+        (status = 204, description = "Retried later, or the task's action failed"),
+        (status = 400, description = "A malformed report", body = ErrorBody),
+        (status = 404, description = "No open job with this id", body = ErrorBody),
+        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
+    ))]
 async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: FailureReport = parse(&body)?;
+    if report.retry_backoff > MAX_BACKOFF_MS {
+        return Err(ApiError::bad_request(format!(
+            "`retryBackoff` must be at most {MAX_BACKOFF_MS} ms (a week), not {}",
+            report.retry_backoff
+        )));
+    }
     let job = held(&rt, &id, &report.worker_id).await?;
     let retries = report.retries.or(job.retries.map(|r| r - 1)).unwrap_or(0);
     fail_or_retry(&rt, &job, &report.worker_id, retries, report.retry_backoff, report.reason).await.map_err(refusal)?;
@@ -241,10 +342,35 @@ pub(super) async fn fail_or_retry(
     report(rt, job, worker, StoneEvent::Fault(reason)).await
 }
 
+/// `POST /worker/jobs/{id}/release`: the worker hands the job back unfinished.
+#[utoipa::path(post, path = "/worker/jobs/{id}/release", tag = "worker", params(("id" = String, Path, description = "The job id")),
+    request_body = LockReport,
+    responses(
+        (status = 204, description = "Free for any worker at once"),
+        (status = 400, description = "A malformed report", body = ErrorBody),
+        (status = 404, description = "No open job with this id", body = ErrorBody),
+        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
+    ))]
 async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: LockReport = parse(&body)?;
     held(&rt, &id, &report.worker_id).await?;
     let update = LeaseUpdate::Free { retries: None, available_at: now_ms() };
     rt.change_lease(&id, &report.worker_id, update).await.map_err(refusal)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_read_as_integers_and_fractions_stay_refused() {
+        let lock: LockReport = parse(br#"{"workerId": "w", "lockDuration": 5000.0}"#).unwrap();
+        assert_eq!(lock.lock_duration, 5000);
+        let (status, message) =
+            parse::<LockReport>(br#"{"workerId": "w", "lockDuration": 5000.5}"#).unwrap_err().parts();
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(message.contains("5000.5"), "{message}");
+        assert!(parse::<LockReport>(br#"{"workerId": "w", "lockDuration": -1.0}"#).is_err());
+    }
 }

@@ -6,11 +6,12 @@
 use super::variables::{RestVariable, type_name, variables};
 use super::{FlowableResult, origin, time_as};
 use crate::api::input::Body;
+use crate::api::input::Query;
 use crate::api::worker::{fail_or_retry, held, parse, report, require};
 use crate::error::ApiError;
 use crate::runtime::jobs::Wanted;
 use crate::runtime::{Runtime, RuntimeError};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -184,9 +185,9 @@ struct JobQuery {
 async fn list_jobs(
     State(rt): State<Runtime>,
     headers: HeaderMap,
-    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<JobQuery>, ApiError>,
 ) -> FlowableResult<Json<Value>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("malformed query: {}", e.body_text())))?;
+    let Query(q) = query?;
     let locked = match (q.locked, q.unlocked) {
         (Some(true), Some(true)) => {
             return Err(ApiError::bad_request("Only one of locked or unlocked can be provided").into());

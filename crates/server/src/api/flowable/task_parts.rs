@@ -4,12 +4,13 @@
 use super::tasks::{open_task, task_path};
 use super::variables::{RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
+use crate::api::input::Query;
 use crate::api::input::json_object;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::runtime::{Part, Runtime, TaskFields, TaskOp, new_id, now_ms};
 use axum::body::Bytes;
-use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -45,10 +46,8 @@ struct ScopeParam {
     scope: Option<String>,
 }
 
-fn scope_param(
-    q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Option<Scope>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("malformed query: {}", e.body_text())))?;
+fn scope_param(q: Result<Query<ScopeParam>, ApiError>) -> Result<Option<Scope>, ApiError> {
+    let Query(q) = q?;
     scope(q.scope.as_deref())
 }
 
@@ -64,7 +63,7 @@ async fn list_variables(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ScopeParam>, ApiError>,
 ) -> FlowableResult<Json<Vec<Value>>> {
     let scope = scope_param(q)?;
     let task = open_task(&rt, &id).await?;
@@ -76,7 +75,7 @@ async fn get_variable(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
-    q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ScopeParam>, ApiError>,
 ) -> FlowableResult<Json<Value>> {
     let scope = scope_param(q)?;
     let task = open_task(&rt, &id).await?;
@@ -86,7 +85,7 @@ async fn get_variable(
 async fn variable_data(
     State(rt): State<Runtime>,
     Path((id, name)): Path<(String, String)>,
-    q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ScopeParam>, ApiError>,
 ) -> FlowableResult<Response> {
     let scope = scope_param(q)?;
     let task = open_task(&rt, &id).await?;
@@ -249,7 +248,7 @@ async fn delete_variable(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
-    q: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ScopeParam>, ApiError>,
 ) -> FlowableResult<StatusCode> {
     let global = scope_param(q)? == Some(Scope::Global);
     open_task(&rt, &id).await?;

@@ -3,11 +3,12 @@
 
 use super::variables::{RestVariable, Scope, Shown, shown, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
+use crate::api::input::Query;
 use crate::api::input::{Body, json_object};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::runtime::{Runtime, TaskFields, TaskOp, now_ms};
-use axum::extract::{Extension, Path, Query, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -519,9 +520,9 @@ async fn delete(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    params: Result<Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<DeleteParams>, ApiError>,
 ) -> FlowableResult<StatusCode> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(format!("malformed query: {}", e.body_text())))?;
+    let Query(params) = params?;
     open_task(&rt, &id).await?;
     let op = TaskOp::Delete { keep_history: !params.cascade_history.unwrap_or(false), reason: params.delete_reason };
     rt.change_task(&id, op, caller.person()).await?;
