@@ -9,6 +9,7 @@ mod activities;
 mod bk_sops;
 mod identity;
 mod postgres;
+mod repository;
 mod rows;
 mod sql;
 mod sqlite;
@@ -19,6 +20,7 @@ pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, 
 pub use bk_sops::{BkIds, BkSopsStore, BkTaskRow, BkTaskStart, TemplateRow};
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
+pub use repository::{DeploymentOrder, DeploymentQuery, ModelOrder, ModelQuery, TenantFilter, TextFilter};
 pub use rows::{
     Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, LeaseChange,
     LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
@@ -83,8 +85,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'static {
     /// A deployment by id.
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;
-    /// Deployments, oldest first, with the total count.
-    async fn list_deployments(&self, page: Page) -> Result<(Vec<DeploymentRow>, u64)>;
+    /// A page of the deployments `query` asks for, with the count of all it asks for.
+    async fn query_deployments(&self, query: &DeploymentQuery, page: Page) -> Result<(Vec<DeploymentRow>, u64)>;
     /// Removes a deployment and its models, with the ended instances of those models and
     /// everything recorded about them when `cascade`. Answers how many instances of its
     /// models exist (running ones, or any without `cascade`); when there are some, nothing
@@ -96,6 +98,8 @@ pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'st
     async fn models_of_deployment(&self, deployment_id: &str) -> Result<Vec<ModelRow>>;
     /// The latest version of a key.
     async fn latest_model(&self, key: &str) -> Result<Option<ModelRow>>;
+    /// A page of the models `query` asks for, with the count of all it asks for.
+    async fn query_models(&self, query: &ModelQuery, page: Page) -> Result<(Vec<ModelRow>, u64)>;
     /// Models, newest first, with the total count.
     async fn list_models(&self, key: Option<&str>, tenant: Option<&str>, page: Page) -> Result<(Vec<ModelRow>, u64)>;
 

@@ -169,7 +169,8 @@ macro_rules! sql_store {
         };
         use $crate::{
             json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, Outcome, Page, Result, Store, StoreError,
-            TaskRow, WriteBatch, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow,
+            TaskRow, WriteBatch, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow, DeploymentQuery, ModelQuery,
+            TextFilter, TenantFilter,
         };
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -281,6 +282,24 @@ macro_rules! sql_store {
             if let Some(page) = page {
                 q.push(" LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
                 q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
+            }
+        }
+
+        /// `column` equal to, and `LIKE`, what `filter` asks.
+        fn push_text_filter(q: &mut QueryBuilder<$db>, column: &str, filter: &TextFilter) {
+            if let Some(value) = &filter.equals {
+                q.push(format!(" AND {column} = ")).push_bind(value.clone());
+            }
+            if let Some(pattern) = &filter.like {
+                q.push(format!(" AND {column} LIKE ")).push_bind(crate::like_pattern(pattern)).push(crate::LIKE_ESCAPE);
+            }
+        }
+
+        /// The deployment `d`'s tenant as `filter` asks.
+        fn push_tenant_filter(q: &mut QueryBuilder<$db>, filter: &TenantFilter) {
+            push_text_filter(q, "d.tenant_id", &filter.tenant);
+            if filter.without {
+                q.push(" AND (d.tenant_id IS NULL OR d.tenant_id = '')");
             }
         }
 
@@ -659,14 +678,51 @@ macro_rules! sql_store {
                 row.as_ref().map(deployment_row).transpose()
             }
 
-            async fn list_deployments(&self, page: Page) -> Result<(Vec<DeploymentRow>, u64)> {
-                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments").fetch_one(&self.pool).await?;
-                let rows = sqlx::query("SELECT * FROM deployments ORDER BY deployed_at, id LIMIT $1 OFFSET $2")
-                    .bind(page.limit.min(i64::MAX as u64) as i64)
-                    .bind(page.offset.min(i64::MAX as u64) as i64)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok((rows.iter().map(deployment_row).collect::<Result<_>>()?, total as u64))
+            async fn query_deployments(&self, query: &DeploymentQuery, page: Page) -> Result<(Vec<DeploymentRow>, u64)> {
+                let filter = |q: &mut QueryBuilder<$db>| {
+                    q.push(" WHERE 1 = 1");
+                    push_text_filter(q, "d.name", &query.name);
+                    if let Some(category) = &query.category {
+                        q.push(" AND d.category = ").push_bind(category.clone());
+                    }
+                    if let Some(category) = &query.category_not {
+                        q.push(" AND (d.category IS NULL OR d.category <> ").push_bind(category.clone()).push(")");
+                    }
+                    push_tenant_filter(q, &query.tenant);
+                };
+                let mut rows = QueryBuilder::<$db>::new("SELECT d.* FROM deployments d");
+                filter(&mut rows);
+                push_order_and_page(&mut rows, query.order.column(), "d.id", query.descending, Some(page));
+                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM deployments d");
+                filter(&mut count);
+                let (rows, total) = rows_and_total(&self.pool, rows, count).await?;
+                Ok((rows.iter().map(deployment_row).collect::<Result<_>>()?, total))
+            }
+
+            async fn query_models(&self, query: &ModelQuery, page: Page) -> Result<(Vec<ModelRow>, u64)> {
+                let filter = |q: &mut QueryBuilder<$db>| {
+                    q.push(" WHERE 1 = 1");
+                    if let Some(version) = query.version {
+                        q.push(" AND m.version = ").push_bind(version);
+                    }
+                    push_text_filter(q, "m.name", &query.name);
+                    push_text_filter(q, "m.key", &query.key);
+                    push_text_filter(q, "m.resource", &query.resource_name);
+                    if let Some(deployment) = &query.deployment_id {
+                        q.push(" AND m.deployment_id = ").push_bind(deployment.clone());
+                    }
+                    push_tenant_filter(q, &query.tenant);
+                    if query.latest {
+                        q.push(" AND m.version = (SELECT MAX(n.version) FROM models n WHERE n.key = m.key)");
+                    }
+                };
+                let mut rows = QueryBuilder::<$db>::new(MODELS);
+                filter(&mut rows);
+                push_order_and_page(&mut rows, query.order.column(), "m.id", query.descending, Some(page));
+                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM models m JOIN deployments d ON d.id = m.deployment_id");
+                filter(&mut count);
+                let (rows, total) = rows_and_total(&self.pool, rows, count).await?;
+                Ok((rows.iter().map(model_row).collect::<Result<_>>()?, total))
             }
 
             async fn delete_deployment(&self, id: &str, cascade: bool) -> Result<u64> {

@@ -4,9 +4,10 @@
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskRow, BkTaskStart, ChangedUserTask, ClosedUserTask,
-    CommentRow, DeploymentWrite, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow,
-    JobFilter, JobLease, JobRow, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore,
-    SqliteStore, Store, StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TokenRow,
+    CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, ExecutionQuery, GroupRow,
+    IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelOrder, ModelQuery,
+    ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError,
+    TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TokenRow,
     UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
@@ -146,6 +147,58 @@ async fn deploying_a_key_again_makes_a_new_version(store: &dyn Store) {
     assert_eq!((only_k.len(), total), (2, 2));
 }
 
+async fn repository_lists_are_filtered_sorted_and_paged_by_the_database(store: &dyn Store) {
+    let tenant = |id: &str, name: &str, tenant: Option<&str>, category: Option<&str>| NewDeployment {
+        id: id.into(),
+        name: Some(name.into()),
+        category: category.map(str::to_owned),
+        tenant_id: tenant.map(str::to_owned),
+    };
+    deploy(store, tenant("d1", "alpha", Some("acme"), Some("c1")), vec![new_model("m1", "k1")], 10).await;
+    deploy(store, tenant("d2", "beta", None, None), vec![new_model("m2", "k1"), new_model("m3", "k2")], 20).await;
+    deploy(store, tenant("d3", "alpine", Some("acme"), Some("c2")), vec![new_model("m4", "k1")], 30).await;
+    let ids = |rows: &[DeploymentRow]| rows.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+
+    let like = DeploymentQuery {
+        name: TextFilter { like: Some("al%".into()), ..TextFilter::default() },
+        ..DeploymentQuery::default()
+    };
+    let (rows, total) = must(store.query_deployments(&like, ALL)).await;
+    assert_eq!((ids(&rows), total), (vec!["d1".to_owned(), "d3".to_owned()], 2));
+    let newest = DeploymentQuery { order: DeploymentOrder::DeployTime, descending: true, ..DeploymentQuery::default() };
+    let (rows, total) = must(store.query_deployments(&newest, Page { offset: 1, limit: 1 })).await;
+    assert_eq!((ids(&rows), total), (vec!["d2".to_owned()], 3), "one page, the count of all");
+    let untenanted = DeploymentQuery {
+        tenant: TenantFilter { without: true, ..TenantFilter::default() },
+        ..DeploymentQuery::default()
+    };
+    assert_eq!(ids(&must(store.query_deployments(&untenanted, ALL)).await.0), ["d2"]);
+    let not_c1 = DeploymentQuery { category_not: Some("c1".into()), ..DeploymentQuery::default() };
+    assert_eq!(ids(&must(store.query_deployments(&not_c1, ALL)).await.0), ["d2", "d3"], "no category is not c1");
+
+    let models = |rows: &[ModelRow]| rows.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    let latest = ModelQuery { latest: true, order: ModelOrder::Key, ..ModelQuery::default() };
+    assert_eq!(models(&must(store.query_models(&latest, ALL)).await.0), ["m4", "m3"]);
+    let of_acme = ModelQuery {
+        tenant: TenantFilter {
+            tenant: TextFilter { equals: Some("acme".into()), ..TextFilter::default() },
+            without: false,
+        },
+        order: ModelOrder::Version,
+        descending: true,
+        ..ModelQuery::default()
+    };
+    let (rows, total) = must(store.query_models(&of_acme, Page { offset: 0, limit: 1 })).await;
+    assert_eq!((models(&rows), total), (vec!["m4".to_owned()], 2));
+    assert_eq!(rows[0].tenant_id.as_deref(), Some("acme"));
+    let version_one = ModelQuery {
+        version: Some(1),
+        key: TextFilter { equals: Some("k1".into()), ..TextFilter::default() },
+        ..ModelQuery::default()
+    };
+    assert_eq!(models(&must(store.query_models(&version_one, ALL)).await.0), ["m1"]);
+}
+
 async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way(store: &dyn Store) {
     let named = NewDeployment { id: "d1".into(), name: Some("first".into()), ..NewDeployment::default() };
     deploy(store, named, vec![new_model("m1", "k")], 10).await;
@@ -153,7 +206,7 @@ async fn a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_w
     let d1 = must(store.deployment("d1")).await;
     assert_eq!(d1.map(|d| (d.name, d.deployed_at)), Some((Some("first".into()), 10)));
     assert_eq!(must(store.model("m1")).await.map(|m| m.resource), Some("k.bpmn".into()));
-    let (all, total) = must(store.list_deployments(ALL)).await;
+    let (all, total) = must(store.query_deployments(&DeploymentQuery::default(), ALL)).await;
     assert_eq!((all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), total), (vec!["d1", "d2"], 2));
 
     let running = instance("i1", "m1", "running", 1);
@@ -888,6 +941,7 @@ macro_rules! suite {
         $each!(
             deploying_a_key_again_makes_a_new_version,
             a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way,
+            repository_lists_are_filtered_sorted_and_paged_by_the_database,
             a_batch_commits_instances_tasks_and_jobs_together,
             an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,

@@ -2,7 +2,7 @@
 //! execution and one per open activity) and `history/historic-activity-instances` (every task
 //! run and every pass through an event or a gateway).
 
-use super::repository::Tenants;
+use super::repository::model_tenant;
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::input::{Body, json_object};
 use crate::error::ApiError;
@@ -67,10 +67,9 @@ async fn executions(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> 
         descending: paging.descending,
     };
     let (rows, total) = rt.store().list_executions(&query, paging.page()).await?;
-    let tenants = Tenants::read(rt).await?;
     let mut data = Vec::with_capacity(rows.len());
     for e in &rows {
-        data.push(execution_json(origin, e, tenants.of_model(rt, &e.model_id).await?));
+        data.push(execution_json(origin, e, model_tenant(rt, &e.model_id).await?));
     }
     Ok(paging.envelope(data, total))
 }
@@ -109,7 +108,7 @@ async fn get_execution(
     Path(id): Path<String>,
 ) -> FlowableResult<Json<Value>> {
     let (execution, _) = execution_family(&rt, &id).await?;
-    let tenant = Tenants::read(&rt).await?.of_model(&rt, &execution.model_id).await?;
+    let tenant = model_tenant(&rt, &execution.model_id).await?;
     Ok(Json(execution_json(&origin(&headers), &execution, tenant)))
 }
 
@@ -201,10 +200,9 @@ async fn activities(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> 
         descending: paging.descending,
     };
     let (rows, total) = rt.store().list_activities(&query, paging.page()).await?;
-    let tenants = Tenants::read(rt).await?;
     let mut data = Vec::with_capacity(rows.len());
     for a in &rows {
-        data.push(activity_json(origin, a, tenants.of_model(rt, &a.model_id).await?));
+        data.push(activity_json(origin, a, model_tenant(rt, &a.model_id).await?));
     }
     Ok(paging.envelope(data, total))
 }

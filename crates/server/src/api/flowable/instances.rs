@@ -4,7 +4,7 @@
 //! A running instance is a runtime process instance; once it ended only the history shows
 //! it, as in Flowable.
 
-use super::repository::{Tenants, definition_not_found, tenants};
+use super::repository::{definition_not_found, model_tenant};
 use super::tasks::{instance_values, local_values};
 use super::variables::{RestVariable, left_out_if_big, type_name, variables};
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
@@ -109,8 +109,7 @@ fn variable_json(name: &str, value: &Value) -> Value {
 }
 
 async fn tenant_of(rt: &Runtime, p: &InstanceRow) -> Result<Option<String>, ApiError> {
-    let Some(model) = rt.model(&p.model_id).await? else { return Ok(None) };
-    Ok(rt.store().deployment(&model.deployment_id).await?.and_then(|d| d.tenant_id))
+    model_tenant(rt, &p.model_id).await
 }
 
 /// A running process instance (kind `process`), or 404.
@@ -183,11 +182,9 @@ async fn latest_in_tenant(
 ) -> Result<std::sync::Arc<flowstone_store::ModelRow>, ApiError> {
     let missing = || ApiError::not_found(format!("No process definition found with key '{key}'"));
     let Some(tenant) = tenant else { return rt.latest_model(key).await?.ok_or_else(missing) };
-    let tenants = tenants(rt).await?;
-    let (models, _) =
-        rt.store().list_models(Some(key), None, flowstone_store::Page { offset: 0, limit: 10_000 }).await?;
-    let newest = models.into_iter().find(|m| tenants.get(&m.deployment_id).and_then(Option::as_deref) == Some(tenant));
-    newest.map(std::sync::Arc::new).ok_or_else(|| {
+    let newest = flowstone_store::Page { offset: 0, limit: 1 };
+    let (mut models, _) = rt.store().list_models(Some(key), Some(tenant), newest).await?;
+    models.pop().map(std::sync::Arc::new).ok_or_else(|| {
         ApiError::not_found(format!("No process definition found with key '{key}' in tenant '{tenant}'"))
     })
 }
@@ -238,10 +235,9 @@ async fn list_instances(
     };
     let with_vars = p.flag("includeProcessVariables")? == Some(true);
     let (rows, total) = rt.store().list_instances(&filter, paging.page()).await?;
-    let tenants = Tenants::read(rt).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
-        let tenant = tenants.of_model(rt, &row.model_id).await?;
+        let tenant = model_tenant(rt, &row.model_id).await?;
         let vars = if with_vars {
             let vars = rt.variables(&row.id).await?.unwrap_or_default();
             let listed = if history { history_variables(&vars, "local") } else { variable_list(&vars) };

@@ -2,8 +2,8 @@
 //! models. A process definition is a stored model version; models deployed here and through
 //! the platform API are the same models.
 //!
-//! Deployments and definitions are few, so their lists are filtered, sorted and paged here
-//! over everything stored.
+//! Their lists are filtered, sorted and paged by the database (`DeploymentQuery`,
+//! `ModelQuery`): a page reads one page of rows.
 
 use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::auth::Caller;
@@ -14,13 +14,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use flowstone_store::{DeploymentRow, ModelRow, NewDeployment, Page};
+use flowstone_store::{
+    DeploymentOrder, DeploymentQuery, DeploymentRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, TenantFilter,
+    TextFilter,
+};
 use serde_json::{Map, Value, json};
-use std::cmp::Ordering;
-use std::collections::HashMap;
-
-/// Everything, for the lists filtered here.
-const ALL: Page = Page { offset: 0, limit: u64::MAX / 2 };
 
 pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/repository/{path}");
@@ -87,35 +85,14 @@ pub(super) fn definition_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Could not find a process definition with id '{id}'."))
 }
 
-use super::tasks::like;
-
-/// Compares two optional texts, absent ones first.
-fn by_text(a: Option<&str>, b: Option<&str>) -> Ordering {
-    a.unwrap_or_default().cmp(b.unwrap_or_default())
+/// A text parameter `param` (equal) and `{param}Like` (a `LIKE` pattern).
+fn text_filter(p: &Params<'_>, param: &str) -> TextFilter {
+    TextFilter { equals: p.text(param), like: p.text(&format!("{param}Like")) }
 }
 
-/// One page of `rows` after sorting with `cmp`, in Flowable's envelope.
-fn paged<T>(
-    paging: &Paging<'_>,
-    mut rows: Vec<T>,
-    cmp: impl Fn(&T, &T) -> Ordering,
-    show: impl Fn(&T) -> Value,
-) -> Value {
-    rows.sort_by(|a, b| if paging.descending { cmp(b, a) } else { cmp(a, b) });
-    let total = rows.len() as u64;
-    let data = rows.iter().skip(paging.start as usize).take(paging.size as usize).map(show).collect();
-    paging.envelope(data, total)
-}
-
-/// Whether `value` passes the parameter `param` (equal) and `{param}Like` (a `LIKE` pattern).
-fn text_filters(p: &Params<'_>, param: &str, value: Option<&str>) -> bool {
-    p.text(param).is_none_or(|wanted| value == Some(wanted.as_str()))
-        && p.text(&format!("{param}Like")).is_none_or(|pattern| like(value.unwrap_or_default(), &pattern))
-}
-
-/// Whether a tenant passes `tenantId`, `tenantIdLike` and `withoutTenantId`.
-fn tenant_filters(p: &Params<'_>, tenant: Option<&str>) -> Result<bool, ApiError> {
-    Ok(text_filters(p, "tenantId", tenant) && (p.flag("withoutTenantId")? != Some(true) || tenant.is_none()))
+/// `tenantId`, `tenantIdLike` and `withoutTenantId`.
+fn tenant_filter(p: &Params<'_>) -> Result<TenantFilter, ApiError> {
+    Ok(TenantFilter { tenant: text_filter(p, "tenantId"), without: p.flag("withoutTenantId")? == Some(true) })
 }
 
 /// The query's parameters, held to the caller's tenant when they have one.
@@ -136,26 +113,22 @@ async fn list_deployments(
     let params = within_tenant(&caller, q.as_deref())?;
     let p = Params(&params);
     let paging = Paging::read(&p, &["id", "name", "deployTime", "tenantId"])?;
-    let (all, _) = rt.store().list_deployments(ALL).await?;
-    let mut rows = Vec::new();
-    for d in all {
-        let keep = text_filters(&p, "name", d.name.as_deref())
-            && p.text("category").is_none_or(|c| d.category.as_deref() == Some(c.as_str()))
-            && p.text("categoryNotEquals").is_none_or(|c| d.category.as_deref() != Some(c.as_str()))
-            && tenant_filters(&p, d.tenant_id.as_deref())?;
-        if keep {
-            rows.push(d);
-        }
-    }
-    let origin = origin(&headers);
-    let sort = paging.sort;
-    let cmp = |a: &DeploymentRow, b: &DeploymentRow| match sort {
-        "name" => by_text(a.name.as_deref(), b.name.as_deref()),
-        "deployTime" => a.deployed_at.cmp(&b.deployed_at),
-        "tenantId" => by_text(a.tenant_id.as_deref(), b.tenant_id.as_deref()),
-        _ => a.id.cmp(&b.id),
+    let query = DeploymentQuery {
+        name: text_filter(&p, "name"),
+        category: p.text("category"),
+        category_not: p.text("categoryNotEquals"),
+        tenant: tenant_filter(&p)?,
+        order: match paging.sort {
+            "name" => DeploymentOrder::Name,
+            "deployTime" => DeploymentOrder::DeployTime,
+            "tenantId" => DeploymentOrder::TenantId,
+            _ => DeploymentOrder::Id,
+        },
+        descending: paging.descending,
     };
-    Ok(Json(paged(&paging, rows, cmp, |d| deployment_json(&origin, d))))
+    let (rows, total) = rt.store().query_deployments(&query, paging.page()).await?;
+    let origin = origin(&headers);
+    Ok(Json(paging.envelope(rows.iter().map(|d| deployment_json(&origin, d)).collect(), total)))
 }
 
 async fn get_deployment(
@@ -313,25 +286,9 @@ async fn resource_data(
     Ok(xml(one_resource(&rt, &id, &resource).await?))
 }
 
-/// The tenant of each model met, read once per request.
-pub(super) struct Tenants {
-    by_deployment: HashMap<String, Option<String>>,
-}
-
-impl Tenants {
-    pub(super) async fn read(rt: &Runtime) -> Result<Tenants, ApiError> {
-        Ok(Tenants { by_deployment: tenants(rt).await? })
-    }
-
-    pub(super) async fn of_model(&self, rt: &Runtime, model_id: &str) -> Result<Option<String>, ApiError> {
-        let model = rt.model(model_id).await?;
-        Ok(model.and_then(|m| self.by_deployment.get(&m.deployment_id).cloned().flatten()))
-    }
-}
-
-/// The tenants of deployments, by deployment id.
-pub(super) async fn tenants(rt: &Runtime) -> Result<HashMap<String, Option<String>>, ApiError> {
-    Ok(rt.store().list_deployments(ALL).await?.0.into_iter().map(|d| (d.id, d.tenant_id)).collect())
+/// The tenant of the deployment model `model_id` came in.
+pub(super) async fn model_tenant(rt: &Runtime, model_id: &str) -> Result<Option<String>, ApiError> {
+    Ok(rt.model(model_id).await?.and_then(|m| m.tenant_id.clone()))
 }
 
 async fn list_definitions(
@@ -347,43 +304,31 @@ async fn list_definitions(
         // No definition is ever suspended.
         return Ok(Json(paging.envelope(Vec::new(), 0)));
     }
-    let tenants = tenants(&rt).await?;
-    let (all, _) = rt.store().list_models(None, None, ALL).await?;
-    let latest_only = p.flag("latest")? == Some(true);
-    let mut newest: HashMap<String, i64> = HashMap::new();
-    for m in &all {
-        let v = newest.entry(m.key.clone()).or_insert(m.version);
-        *v = (*v).max(m.version);
+    if p.text("category").is_some() || p.text("categoryLike").is_some() {
+        // No definition has a category.
+        return Ok(Json(paging.envelope(Vec::new(), 0)));
     }
-    let version = p.int("version")?;
-    let tenant_of = |m: &ModelRow| tenants.get(&m.deployment_id).cloned().flatten();
-    let mut rows = Vec::new();
-    for m in all {
-        let tenant = tenant_of(&m);
-        let keep = version.is_none_or(|v| m.version == v)
-            && text_filters(&p, "name", m.name.as_deref())
-            && text_filters(&p, "key", Some(&m.key))
-            && text_filters(&p, "resourceName", Some(&m.resource))
-            && p.text("category").is_none()
-            && p.text("categoryLike").is_none()
-            && p.text("deploymentId").is_none_or(|d| m.deployment_id == d)
-            && tenant_filters(&p, tenant.as_deref())?
-            && (!latest_only || newest.get(&m.key) == Some(&m.version));
-        if keep {
-            rows.push(m);
-        }
-    }
-    let origin = origin(&headers);
-    let sort = paging.sort;
-    let cmp = |a: &ModelRow, b: &ModelRow| match sort {
-        "id" => a.id.cmp(&b.id),
-        "key" => a.key.cmp(&b.key),
-        "deploymentId" => a.deployment_id.cmp(&b.deployment_id),
-        "version" => a.version.cmp(&b.version),
-        "tenantId" => by_text(tenant_of(a).as_deref(), tenant_of(b).as_deref()),
-        _ => by_text(a.name.as_deref(), b.name.as_deref()).then_with(|| a.id.cmp(&b.id)),
+    let query = ModelQuery {
+        version: p.int("version")?,
+        name: text_filter(&p, "name"),
+        key: text_filter(&p, "key"),
+        resource_name: text_filter(&p, "resourceName"),
+        deployment_id: p.text("deploymentId"),
+        tenant: tenant_filter(&p)?,
+        latest: p.flag("latest")? == Some(true),
+        order: match paging.sort {
+            "id" => ModelOrder::Id,
+            "key" => ModelOrder::Key,
+            "deploymentId" => ModelOrder::DeploymentId,
+            "version" => ModelOrder::Version,
+            "tenantId" => ModelOrder::TenantId,
+            _ => ModelOrder::Name,
+        },
+        descending: paging.descending,
     };
-    Ok(Json(paged(&paging, rows, cmp, |m| definition_json(&origin, m, tenant_of(m).as_deref()))))
+    let (rows, total) = rt.store().query_models(&query, paging.page()).await?;
+    let origin = origin(&headers);
+    Ok(Json(paging.envelope(rows.iter().map(|m| definition_json(&origin, m, m.tenant_id.as_deref())).collect(), total)))
 }
 
 /// A model and its deployment's tenant.
