@@ -8,6 +8,7 @@
 
 use crate::effect::{Action, Effect, Phase, Spawned, TaskRecord, TaskStatus};
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step};
+use flowstone_model::{Definition, NodeKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -25,6 +26,12 @@ pub(crate) struct Ran {
 }
 
 impl Ran {
+    /// Whether its model's task is one a rollback, cancel or delete sends its action to.
+    pub(crate) fn compensated(&self, def: &Definition) -> bool {
+        let node = def.node_by_element(&self.element).map(|n| &def.node(n).kind);
+        !matches!(node, Some(NodeKind::StoneTask(spec)) if !spec.compensated)
+    }
+
     pub(crate) fn of(rec: &TaskRecord) -> Ran {
         Ran {
             element: rec.element.clone(),
@@ -104,7 +111,10 @@ impl Instance {
             let rec = &self.open[&id];
             let started = rec.action.is_some_and(|a| a != Action::Mock) && !rec.status.producing();
             if started && self.kind == InstanceKind::Process {
-                begun.push(Ran::of(rec));
+                let ran = Ran::of(rec);
+                if ran.compensated(step.def) {
+                    begun.push(ran);
+                }
             }
             if rec.status.step_failed() {
                 // Written when it failed; its job left the queue then.
@@ -116,7 +126,7 @@ impl Instance {
         self.joins.clear();
         self.remove_flow(|_| true, |_| true);
         for ran in &begun {
-            self.push_ran(ran.clone());
+            self.push_ran(step.def, ran.clone());
         }
         begun
     }

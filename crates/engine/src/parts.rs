@@ -14,6 +14,7 @@ use crate::compensation::Ran;
 use crate::effect::TaskRecord;
 use crate::instance::{Instance, Token};
 use crate::scope::{Scope, ScopeId, ScopeKind};
+use flowstone_model::Definition;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, Error as _};
 use serde_json::Value;
@@ -309,8 +310,11 @@ impl Instance {
         self.scopes.get_mut(&id)
     }
 
-    /// Remembers a stone task that ran.
-    pub(crate) fn push_ran(&mut self, ran: Ran) {
+    /// Remembers a stone task that ran, if a rollback, cancel or delete would undo it.
+    pub(crate) fn push_ran(&mut self, def: &Definition, ran: Ran) {
+        if !ran.compensated(def) {
+            return;
+        }
         self.changes.note(|| Part::Ran(self.ran.len() as u32));
         self.ran.push(ran);
     }

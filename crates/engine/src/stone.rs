@@ -190,7 +190,7 @@ impl Instance {
         if ran && self.kind == InstanceKind::Process {
             let mut rec = self.open[id].clone();
             rec.outputs.clone_from(&outputs);
-            self.push_ran(Ran::of(&rec));
+            self.push_ran(step.def, Ran::of(&rec));
         }
         // A pipeline-tree component's outputs that feed constants.
         if let (Some(t), Some(Value::Object(out))) = (token, &outputs) {
@@ -241,7 +241,7 @@ impl Instance {
         };
         self.set_vars_at(id, &variables);
         if self.open[id].action != Some(Action::Mock) {
-            self.push_ran(Ran::of(&self.open[id]));
+            self.push_ran(step.def, Ran::of(&self.open[id]));
         }
         self.close_record(step, id, status, Some(reason), None);
         self.caught(step, catcher);
@@ -258,7 +258,7 @@ impl Instance {
         if ignorable {
             // A pipeline-tree activity whose errors are ignorable fails forward.
             if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
-                self.push_ran(Ran::of(&self.open[id]));
+                self.push_ran(step.def, Ran::of(&self.open[id]));
             }
             self.close_record(step, id, status, Some(reason), None);
             if let Some(t) = token {
@@ -279,7 +279,7 @@ impl Instance {
             return;
         }
         if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
-            self.push_ran(Ran::of(&self.open[id]));
+            self.push_ran(step.def, Ran::of(&self.open[id]));
         }
         self.close_record(step, id, status, Some(reason), None);
         self.fail(message);

@@ -404,7 +404,14 @@ fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
             let topic = ext(el, "topic")
                 .ok_or_else(|| ModelError::at(el, "an external task needs a topic: it names the stone that runs it"))?;
             let namespace = ext(el, "namespace").unwrap_or(id);
-            return Ok(NodeKind::StoneTask(StoneSpec::named(topic, namespace)));
+            let compensated = match ext(el, "compensate") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ModelError::at(el, format!("`compensate` is true or false, not `{other}`")));
+                }
+            };
+            return Ok(NodeKind::StoneTask(StoneSpec { compensated, ..StoneSpec::named(topic, namespace) }));
         }
         Some(other) => {
             return Err(ModelError::at(

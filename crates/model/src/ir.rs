@@ -211,12 +211,23 @@ pub struct StoneSpec {
     pub inputs: Option<Vec<(String, Template)>>,
     /// Outputs copied to variables when it succeeds: (output key, variable).
     pub outputs: Vec<(String, String)>,
+    /// Whether a rollback, cancel or delete of its process sends it that action. A stone
+    /// (`flowstone:stone`, a pipeline-tree component) always undoes its work; a Flowable
+    /// external-worker task only when its model says an executor of the compensating actions
+    /// exists (`flowstone:compensate="true"`), since Flowable's workers know only "do this".
+    pub compensated: bool,
 }
 
 impl StoneSpec {
     /// A stone task with no inputs or outputs of its own (a BPMN service task).
     pub fn named(stone: &str, namespace: &str) -> StoneSpec {
-        StoneSpec { stone: stone.to_owned(), namespace: namespace.to_owned(), inputs: None, outputs: Vec::new() }
+        StoneSpec {
+            stone: stone.to_owned(),
+            namespace: namespace.to_owned(),
+            inputs: None,
+            outputs: Vec::new(),
+            compensated: true,
+        }
     }
 }
 

@@ -31,8 +31,8 @@ pub(crate) struct Metrics {
     commit_seconds: Histogram,
     commit_failures: Family<Labels<1>, Counter>,
     workers: Gauge,
-    jobs_waiting: Family<Labels<1>, Gauge>,
-    oldest_waiting: Family<Labels<1>, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    jobs_waiting: Family<Labels<2>, Gauge>,
+    oldest_waiting: Family<Labels<2>, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -77,7 +77,7 @@ impl Default for Metrics {
             m.commit_failures.clone(),
         );
         registry.register("workers", "Workers fetching jobs from this server", m.workers.clone());
-        registry.register("jobs_waiting", "Stone jobs no one holds, by stone", m.jobs_waiting.clone());
+        registry.register("jobs_waiting", "Stone jobs no one holds, by stone and action", m.jobs_waiting.clone());
         registry.register(
             "jobs_oldest_waiting_seconds",
             "Age of the oldest stone job no one holds, by stone",
@@ -136,11 +136,11 @@ impl Metrics {
 
     /// The jobs waiting now, per stone (count, when the oldest was queued), as of `now`; stones
     /// with none left drop out.
-    pub(crate) fn set_waiting(&self, waiting: &[(String, i64, i64)], now: i64) {
+    pub(crate) fn set_waiting(&self, waiting: &[(String, String, i64, i64)], now: i64) {
         self.jobs_waiting.clear();
         self.oldest_waiting.clear();
-        for (stone, count, oldest) in waiting {
-            let labels = [("stone", stone.clone())];
+        for (stone, action, count, oldest) in waiting {
+            let labels = [("stone", stone.clone()), ("action", action.clone())];
             self.jobs_waiting.get_or_create(&labels).set(*count);
             self.oldest_waiting.get_or_create(&labels).set((now - oldest).max(0) as f64 / 1000.0);
         }

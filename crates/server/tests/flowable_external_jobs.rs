@@ -67,12 +67,14 @@ async fn jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age(s: 
     started(&s).await;
     started(&s).await;
     let text = metrics_text(&s).await;
-    assert!(text.lines().any(|l| l == r#"flowstone_jobs_waiting{stone="orders"} 2"#), "{text}");
-    let age = text.lines().find_map(|l| l.strip_prefix(r#"flowstone_jobs_oldest_waiting_seconds{stone="orders"} "#));
+    assert!(text.lines().any(|l| l == r#"flowstone_jobs_waiting{stone="orders",action="start"} 2"#), "{text}");
+    let age = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"flowstone_jobs_oldest_waiting_seconds{stone="orders",action="start"} "#));
     assert!(age.and_then(|a| a.parse::<f64>().ok()).is_some_and(|a| a >= 0.0), "{text}");
     assert_eq!(acquire(&s, "w1").await.len(), 2);
     let text = metrics_text(&s).await;
-    assert!(!text.contains(r#"flowstone_jobs_waiting{stone="orders"}"#), "held jobs are not waiting: {text}");
+    assert!(!text.contains(r#"flowstone_jobs_waiting{stone="orders""#), "held jobs are not waiting: {text}");
 }
 
 async fn active(s: &TestServer, id: &str) -> Vec<String> {
@@ -144,8 +146,58 @@ async fn failures_count_retries_down_then_fail_the_process(s: TestServer) {
     let last = json!({"workerId": "w2", "errorMessage": "db down", "errorDetails": "for good", "retries": 0});
     assert_eq!(s.post(&format!("{API}/acquire/jobs/{job}/fail"), last).await.0, StatusCode::NO_CONTENT);
     let p = s.process(&id).await;
-    assert_eq!(p["processStatus"], "rollingBack", "the failed task had begun, so it is rolled back");
+    assert_eq!(p["processStatus"], "failed", "a Flowable task is not compensated unless its model asks");
+    assert_eq!(p["rollbackProcessInstanceId"], Value::Null);
     assert!(p["reason"].as_str().unwrap_or_default().contains("db down: for good"), "{p}");
+    assert!(acquire(&s, "w3").await.is_empty(), "no worker of the topic is handed anything more");
+}
+
+/// `ship` undoes its work when asked (`flowstone:compensate`), `charge` does not.
+const COMPENSATED: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" xmlns:flowstone="http://flowstone.dev/bpmn">
+  <process id="shipping"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="ship"/>
+  <serviceTask id="ship" name="Ship" flowable:type="external-worker" flowable:topic="ship" flowstone:compensate="true"/>
+  <sequenceFlow sourceRef="ship" targetRef="charge"/>
+  <serviceTask id="charge" name="Charge" flowable:type="external-worker" flowable:topic="charge"/>
+  <sequenceFlow sourceRef="charge" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
+
+async fn take(s: &TestServer, topic: &str) -> Vec<Value> {
+    let body = json!({"topic": topic, "lockDuration": "PT10M", "numberOfTasks": 5, "workerId": "w"});
+    let (status, jobs) = s.post(&format!("{API}/acquire/jobs"), body).await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    jobs.as_array().cloned().unwrap_or_default()
+}
+
+async fn a_compensating_job_reaches_only_a_worker_subscribed_to_it(s: TestServer) {
+    s.deploy(COMPENSATED).await;
+    let id = s.start_process("shipping", json!({"parcel": "p1"})).await["id"].as_str().unwrap_or_default().to_owned();
+    let ship = take(&s, "ship").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let shipped = json!({"workerId": "w", "variables": [{"name": "tracking", "type": "string", "value": "T-9"}]});
+    assert_eq!(s.post(&format!("{API}/acquire/jobs/{ship}/complete"), shipped).await.0, StatusCode::NO_CONTENT);
+    let charge = take(&s, "charge").await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let failed = json!({"workerId": "w", "errorMessage": "card declined", "retries": 0});
+    assert_eq!(s.post(&format!("{API}/acquire/jobs/{charge}/fail"), failed).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(s.process(&id).await["processStatus"], "rollingBack");
+
+    for topic in ["ship", "charge", "charge:rollback", "ship:cancel"] {
+        assert!(take(&s, topic).await.is_empty(), "{topic} hands out no compensating job");
+    }
+    let undo = take(&s, "ship:rollback").await;
+    assert_eq!(undo.len(), 1, "{undo:?}");
+    assert_eq!(undo[0]["elementId"], "ship");
+    let vars: Vec<(String, Value)> = undo[0]["variables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| (v["name"].as_str().unwrap_or_default().to_owned(), v["value"].clone()))
+        .collect();
+    assert!(vars.contains(&("tracking".into(), json!("T-9"))), "what the start put out: {vars:?}");
+    assert!(vars.contains(&("parcel".into(), json!("p1"))), "what it saw: {vars:?}");
+    let job = undo[0]["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        s.post(&format!("{API}/acquire/jobs/{job}/complete"), json!({"workerId": "w"})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(s.process(&id).await["processStatus"], "rolledBack");
 }
 
 async fn jobs_are_listed_and_read_as_flowable_describes_them(s: TestServer) {
@@ -206,5 +258,6 @@ backend_tests!(server = TestServer::start_for_workers;
     jobs_are_listed_and_read_as_flowable_describes_them,
     bad_requests_get_flowables_error_answers,
     null_variables_complete_and_raise_errors_as_none_do,
-    jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age
+    jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age,
+    a_compensating_job_reaches_only_a_worker_subscribed_to_it
 );

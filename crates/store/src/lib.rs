@@ -164,8 +164,9 @@ pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'st
     /// Hands back every job `owner` holds (a clean stop), telling servers that listen.
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
 
-    /// The jobs no one holds at `now`, per stone: how many, and when the oldest was queued.
-    async fn waiting_jobs(&self, now: i64) -> Result<Vec<(String, i64, i64)>>;
+    /// The jobs no one holds at `now`, per stone and action: how many, and when the oldest
+    /// was queued.
+    async fn waiting_jobs(&self, now: i64) -> Result<Vec<(String, String, i64, i64)>>;
 
     /// Wakes up when another server hands jobs back; `None` where no other server can.
     async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>>;

@@ -288,6 +288,8 @@ pub struct Acquire<'a> {
     pub include_own: bool,
     /// At most this many.
     pub limit: u64,
+    /// Only jobs asking for this action (`start`, `rollback`, …); any when none.
+    pub action: Option<&'a str>,
 }
 
 /// Everything a group of commands changed, committed together.

@@ -1102,10 +1102,11 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn waiting_jobs(&self, now: i64) -> Result<Vec<(String, i64, i64)>> {
+            async fn waiting_jobs(&self, now: i64) -> Result<Vec<(String, String, i64, i64)>> {
                 Ok(sqlx::query_as(
-                    "SELECT stone, COUNT(*), MIN(created_at) FROM jobs
-                     WHERE owner IS NULL OR locked_until IS NULL OR locked_until <= $1 GROUP BY stone ORDER BY stone",
+                    "SELECT stone, action, COUNT(*), MIN(created_at) FROM jobs
+                     WHERE owner IS NULL OR locked_until IS NULL OR locked_until <= $1
+                     GROUP BY stone, action ORDER BY stone, action",
                 )
                 .bind(now)
                 .fetch_all(&self.pool)
@@ -1141,7 +1142,11 @@ macro_rules! sql_store {
                 for s in a.stones {
                     list.push_bind(*s);
                 }
-                q.push(") AND (locked_until IS NULL OR locked_until <= ").push_bind(a.now);
+                q.push(")");
+                if let Some(action) = a.action {
+                    q.push(" AND action = ").push_bind(action);
+                }
+                q.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(a.now);
                 if a.include_own {
                     q.push(" OR owner = ").push_bind(a.owner);
                 }

@@ -91,7 +91,7 @@ fn job(instance: &str, record: &str, at: i64) -> JobRow {
 }
 
 fn acquire<'a>(stones: &'a [&'a str], owner: &'a str, now: i64) -> Acquire<'a> {
-    Acquire { stones, owner, now, until: now + 1000, include_own: false, limit: 100 }
+    Acquire { stones, owner, now, until: now + 1000, include_own: false, limit: 100, action: None }
 }
 
 fn record(id: &str, task_id: &str, status: &str, at: i64) -> TaskRecord {

@@ -64,6 +64,26 @@ fn stone_tasks_from_every_dialect() {
 }
 
 #[test]
+fn external_worker_tasks_are_compensated_only_when_their_model_asks() {
+    let d = parse_one(
+        r#"<startEvent id="s"/>
+        <serviceTask id="a" flowable:type="external-worker" flowable:topic="T"/>
+        <serviceTask id="b" flowable:type="external-worker" flowable:topic="T" flowstone:compensate="true"/>
+        <serviceTask id="c" flowstone:stone="MachineStone"/>
+        <endEvent id="e"/>"#,
+    );
+    let compensated = |id: &str| match &d.node(d.node_by_element(id).unwrap_or_default()).kind {
+        NodeKind::StoneTask(spec) => spec.compensated,
+        _ => panic!("{id} is not a stone task"),
+    };
+    assert_eq!([compensated("a"), compensated("b"), compensated("c")], [false, true, true]);
+    let bad = parse_err(
+        r#"<startEvent id="s"/><serviceTask id="x" flowable:type="external-worker" flowable:topic="T" flowstone:compensate="maybe"/>"#,
+    );
+    assert!(bad.to_string().contains("maybe"), "{bad}");
+}
+
+#[test]
 fn gateways_conditions_and_default() {
     let d = parse_one(
         r#"<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="g"/>

@@ -102,6 +102,7 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
         max: u64::from(req.max_jobs),
         lock: Duration::from_millis(req.lock_duration),
         wait: Duration::from_millis(req.wait_time),
+        action: None,
     };
     let jobs = rt.fetch_jobs(wanted).await?;
     Ok(Json(jobs.into_iter().map(locked).collect()))

@@ -128,6 +128,7 @@ mod amqp {
                     until: now + self.lease.as_millis() as i64,
                     include_own: false,
                     limit: BATCH,
+                    action: None,
                 };
                 let jobs = match self.runtime.store().acquire_jobs(acquire).await {
                     Ok(jobs) => jobs,

@@ -5,6 +5,7 @@
 //! is heard through `LISTEN`), and tries again. Leases that end while it waits are noticed
 //! within a second.
 
+use flowstone_engine::Action;
 use flowstone_store::{Acquire, JobRow, Store, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub(crate) struct Wanted<'a> {
     pub(crate) max: u64,
     pub(crate) lock: Duration,
     pub(crate) wait: Duration,
+    /// Only jobs asking for this action; any when none.
+    pub(crate) action: Option<Action>,
 }
 
 impl JobBoard {
@@ -67,6 +70,7 @@ impl JobBoard {
                 until: now + wanted.lock.as_millis() as i64,
                 include_own: false,
                 limit: wanted.max,
+                action: wanted.action.map(Action::name),
             };
             let jobs = store.acquire_jobs(acquire).await?;
             if !jobs.is_empty() || Instant::now() >= deadline || self.closed.load(Ordering::SeqCst) {

@@ -96,6 +96,7 @@ impl StoneRunner {
             until: now + self.lease.as_millis() as i64,
             include_own,
             limit: CONCURRENCY as u64,
+            action: None,
         };
         match self.runtime.store().acquire_jobs(acquire).await {
             Ok(jobs) => {

@@ -15,10 +15,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowstone_engine::StoneEvent;
+use flowstone_engine::{Action, StoneEvent};
 use flowstone_store::{JobFilter, JobRow, Page};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::time::Duration;
 
 /// Where Flowable REST serves the external worker API.
@@ -101,6 +101,19 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, ApiEr
     Ok(value)
 }
 
+/// The stone and action a Flowable topic hands out. A Flowable worker knows one thing, "do
+/// this task": topic `T` hands out the `start` jobs of stone `T` only. The compensating actions
+/// of a task whose model asks for them (`flowstone:compensate="true"`) are handed out on topics
+/// of their own, `T:rollback`, `T:cancel` and `T:delete` (and a mock run's on `T:mock`), to a
+/// worker that subscribes to them on purpose.
+fn topic_jobs(topic: &str) -> (&str, Action) {
+    let compensating = topic
+        .rsplit_once(':')
+        .and_then(|(stone, suffix)| Some((stone, Action::parse(suffix)?)))
+        .filter(|(stone, action)| !stone.is_empty() && !matches!(action, Action::Start | Action::Monitor));
+    compensating.unwrap_or((topic, Action::Start))
+}
+
 async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Vec<Value>>> {
     let req: AcquireRequest = parse(&body)?;
     let topic = required(&req.topic, "topic")?;
@@ -113,8 +126,10 @@ async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body
     if !(1..=1000).contains(&max) {
         return Err(ApiError::bad_request(format!("numberOfTasks must be from 1 to 1000, not {max}")).into());
     }
-    let topics = [topic];
-    let wanted = Wanted { topics: &topics, worker, max: u64::from(max), lock, wait: Duration::ZERO };
+    let (stone, action) = topic_jobs(topic);
+    let topics = [stone];
+    let wanted =
+        Wanted { topics: &topics, worker, max: u64::from(max), lock, wait: Duration::ZERO, action: Some(action) };
     let jobs = rt.fetch_jobs(wanted).await?;
     let origin = origin(&headers);
     let mut answer = Vec::with_capacity(jobs.len());
@@ -124,17 +139,14 @@ async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body
     Ok(Json(answer))
 }
 
-/// A job as Flowable answers an acquisition: its fields and its variables.
+/// A job as Flowable answers an acquisition: its fields and its variables (for a compensating
+/// job, also what the task put out, over its params).
 async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiError> {
-    let variables: Vec<Value> = job
-        .job
-        .params
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| *name != "namespace" && *name != "queue")
-        .map(|(name, value)| json!({"name": name, "type": type_name(value), "value": value}))
-        .collect();
+    let mut shown: Map<String, Value> = job.job.params.as_object().cloned().unwrap_or_default();
+    shown.retain(|name, _| name != "namespace" && name != "queue");
+    shown.extend(job.job.outputs.clone());
+    let variables: Vec<Value> =
+        shown.iter().map(|(name, value)| json!({"name": name, "type": type_name(value), "value": value})).collect();
     let mut answer = job_json(rt, origin, &job).await?;
     answer["variables"] = Value::Array(variables);
     Ok(answer)
@@ -281,4 +293,19 @@ async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Bod
     };
     fail_or_retry(&rt, &job, worker, retries, backoff, reason).await.map_err(not_held)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_topic_hands_out_starts_and_a_suffixed_one_its_compensating_action() {
+        assert_eq!(topic_jobs("ship"), ("ship", Action::Start));
+        assert_eq!(topic_jobs("ship:rollback"), ("ship", Action::Rollback));
+        assert_eq!(topic_jobs("a:b:delete"), ("a:b", Action::Delete));
+        assert_eq!(topic_jobs("ship:start"), ("ship:start", Action::Start), "start is the plain topic's");
+        assert_eq!(topic_jobs("ship:later"), ("ship:later", Action::Start));
+        assert_eq!(topic_jobs(":cancel"), (":cancel", Action::Start));
+    }
 }
