@@ -15,13 +15,15 @@ python_env() {
 }
 
 # Starts `$binary` on a free port over a fresh SQLite directory, `admin` signing in with the
-# password `$1`, waits until it is ready, and stops it (removing the directory) when the
-# script exits. Sets `base` and `data`.
+# password `$1` (further arguments go to `serve`), waits until it is ready, and stops it
+# (removing the directory) when the script exits. Sets `base` and `data`.
 start_server() {
+  local password="$1"
+  shift
   data="$(mktemp -d)"
   local port=$((20000 + RANDOM % 20000))
   base="http://127.0.0.1:$port"
-  FLOWSTONE_ADMIN_PASSWORD="$1" "$binary" serve --listen "127.0.0.1:$port" --data-dir "$data" \
+  FLOWSTONE_ADMIN_PASSWORD="$password" "$binary" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" \
     >"$data/server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT

@@ -422,6 +422,7 @@ pub(crate) async fn bench_server(
         runtime,
         admin_password: Some(BENCH_PASSWORD.into()),
         bk_apps: Vec::new(),
+        anonymous: None,
         http: flowstone_server::HttpLimits::default(),
     };
     Server::start(&config).await.map_err(|e| e.to_string())

@@ -94,6 +94,14 @@ enum Cmd {
         /// those businesses), comma-separated; registered at start or given this secret.
         #[arg(long = "bk-app", env = "FLOWSTONE_BK_APPS", value_delimiter = ',', hide_env_values = true)]
         bk_apps: Vec<String>,
+        /// Requests without credentials act as this existing user instead of being refused
+        /// (for clients that send none, such as the seed platform's own); from the loopback
+        /// interface only, unless --anonymous-anywhere. Logged loudly at start.
+        #[arg(long, env = "FLOWSTONE_ANONYMOUS_USER")]
+        anonymous_user: Option<String>,
+        /// With --anonymous-user: from any address (a trusted network), not only loopback.
+        #[arg(long, env = "FLOWSTONE_ANONYMOUS_ANYWHERE", requires = "anonymous_user")]
+        anonymous_anywhere: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -293,6 +301,8 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             amqp_stones,
             admin_password,
             bk_apps,
+            anonymous_user,
+            anonymous_anywhere,
             limits,
         } => {
             let bk_apps = bk_apps.iter().map(|app| bk_app(app)).collect::<Result<Vec<_>, String>>()?;
@@ -317,6 +327,8 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 admin_password,
                 bk_apps,
                 http: limits.http()?,
+                anonymous: anonymous_user
+                    .map(|user| flowstone_server::Anonymous { user, anywhere: anonymous_anywhere }),
             };
             let shutdown = shutdown_signal();
             let mut server = flowstone_server::Server::start(&config).await.map_err(|e| e.to_string())?;

@@ -54,12 +54,20 @@ pub(crate) struct Authenticator {
     /// A hash no password matches: an unknown user name costs the check a known one costs,
     /// so the time of a refusal does not tell whether a name exists.
     decoy: String,
+    /// Who a request without credentials acts as, if anyone.
+    anonymous: Option<crate::Anonymous>,
 }
 
 impl Authenticator {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, anonymous: Option<crate::Anonymous>) -> Self {
         let decoy = random_text::<16>().and_then(|secret| hash(&secret)).unwrap_or_default();
-        Self { store, passed: Mutex::default(), backoff: Backoff::new(), decoy }
+        Self { store, passed: Mutex::default(), backoff: Backoff::new(), decoy, anonymous }
+    }
+
+    /// The user a request without credentials from `from` acts as, if the operator chose one.
+    fn anonymous_user(&self, from: Option<IpAddr>) -> Option<&str> {
+        let anonymous = self.anonymous.as_ref()?;
+        (anonymous.anywhere || from.is_some_and(|ip| ip.is_loopback())).then_some(anonymous.user.as_str())
     }
 
     /// Checks `secret` against `hash` (the decoy when there is none) in the bounded pool,
@@ -93,9 +101,15 @@ impl Authenticator {
         header: Option<&HeaderValue>,
         from: Option<IpAddr>,
     ) -> Result<Caller, ApiError> {
-        let header = header.ok_or_else(|| {
-            ApiError::unauthorized("this API needs credentials: HTTP Basic or a bearer token (Authorization header)")
-        })?;
+        let Some(header) = header else {
+            let user = self.anonymous_user(from).ok_or_else(|| {
+                ApiError::unauthorized(
+                    "this API needs credentials: HTTP Basic or a bearer token (Authorization header)",
+                )
+            })?;
+            // No header hashes to zeros: the anonymous caller is remembered under a key of its own.
+            return self.caller([0; 32], user.to_owned(), None).await;
+        };
         let key: [u8; 32] = Sha256::digest(header.as_bytes()).into();
         if let Some(caller) = self.remembered(&key) {
             return Ok(caller);
@@ -108,6 +122,14 @@ impl Authenticator {
             Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => self.bearer(value.trim()).await?,
             _ => return Err(ApiError::unauthorized("the Authorization header must be `Basic …` or `Bearer …`")),
         };
+        self.caller(key, user, token).await
+    }
+
+    /// The caller `user` signed in as (with `token`), remembered under `key`.
+    async fn caller(&self, key: [u8; 32], user: String, token: Option<String>) -> Result<Caller, ApiError> {
+        if let Some(caller) = self.remembered(&key) {
+            return Ok(caller);
+        }
         let groups = self.groups_of(&user).await?;
         let tenant = self.store.user(&user).await?.and_then(|row| row.tenant_id);
         let caller = Caller { role: Role::of(&user, &groups), user, token, groups, businesses: None, tenant };
@@ -372,6 +394,21 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_without_credentials_acts_as_the_anonymous_user_only_from_where_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(flowstone_store::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let loopback = Some(IpAddr::from([127, 0, 0, 1]));
+        let remote = Some(IpAddr::from([10, 0, 0, 7]));
+        let none = Authenticator::new(store.clone(), None);
+        assert_eq!((none.anonymous_user(loopback), none.anonymous_user(remote)), (None, None));
+        let local = Authenticator::new(store.clone(), Some(crate::Anonymous { user: "u".into(), anywhere: false }));
+        assert_eq!((local.anonymous_user(loopback), local.anonymous_user(remote)), (Some("u"), None));
+        let anywhere = Authenticator::new(store, Some(crate::Anonymous { user: "u".into(), anywhere: true }));
+        assert_eq!((anywhere.anonymous_user(loopback), anywhere.anonymous_user(remote)), (Some("u"), Some("u")));
+    }
 
     #[test]
     fn roles_come_from_the_admin_user_and_the_well_known_groups() {

@@ -42,6 +42,18 @@ pub struct Config {
     pub bk_apps: Vec<BkApp>,
     /// The bounds of the HTTP server.
     pub http: HttpLimits,
+    /// Who a request without credentials acts as; none (the default) refuses it with 401.
+    pub anonymous: Option<Anonymous>,
+}
+
+/// Requests without credentials act as an existing user: for clients that cannot send any
+/// (the seed platform's own, on a trusted network), by an operator's explicit choice.
+#[derive(Debug, Clone)]
+pub struct Anonymous {
+    /// The user they act as, with that user's roles and tenant.
+    pub user: String,
+    /// From any address; else only from the loopback interface.
+    pub anywhere: bool,
 }
 
 /// Why the server could not start.
@@ -72,6 +84,9 @@ pub enum StartError {
     /// The runtime failed to start.
     #[error("{0}")]
     Runtime(#[from] RuntimeError),
+    /// The user requests without credentials are to act as does not exist.
+    #[error("requests without credentials cannot act as `{0}`: no such user")]
+    NoAnonymousUser(String),
     /// The first user could not be made.
     #[error("cannot make the admin user: {0}")]
     Admin(String),
@@ -135,7 +150,18 @@ impl Server {
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(runtime.clone(), &config.http);
+        if let Some(anonymous) = &config.anonymous {
+            if store.user(&anonymous.user).await?.is_none() {
+                return Err(StartError::NoAnonymousUser(anonymous.user.clone()));
+            }
+            let from = if anonymous.anywhere { "any address" } else { "the loopback interface only" };
+            tracing::warn!(
+                user = %anonymous.user,
+                from,
+                "AUTHENTICATION IS OFF for requests without credentials: they act as this user"
+            );
+        }
+        let app = router(runtime.clone(), &config.http, config.anonymous.clone());
         let limits = config.http.clone();
         let task = tokio::spawn(async move {
             listen::serve(listener, app, &limits, async {

@@ -185,3 +185,36 @@ backend_tests!(server = TestServer::start;
     groups_and_members_with_their_codes,
     the_signed_in_user_authors_comments_and_events_and_starts_processes,
 );
+
+#[tokio::test]
+async fn requests_without_credentials_act_as_the_chosen_user_only_when_the_operator_says_so() {
+    let anonymous = flowstone_server::Anonymous { user: "admin".into(), anywhere: false };
+    let s = TestServer::start_anonymous(anonymous).await;
+    let nobody = Client::new();
+    let start = json!({"key": "w2_usertask", "processName": "x", "variables": {}});
+    let (status, started) = s.call_with(&nobody, Method::POST, "/process", Some(start)).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let (status, listed) = s.call_with(&nobody, Method::GET, "/flowable-rest/service/runtime/tasks", None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    // Wrong credentials are still refused: only a request without any acts as the user.
+    let wrong = signed_in("admin:wrong");
+    assert_eq!(s.call_with(&wrong, Method::GET, "/process", None).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_server_does_not_start_when_requests_without_credentials_would_act_as_no_one() {
+    let dir = common::must(tempfile::tempdir());
+    let config = flowstone_server::Config {
+        listen: common::must("127.0.0.1:0".parse()),
+        data_dir: dir.path().to_owned(),
+        database: None,
+        load_examples: false,
+        runtime: flowstone_server::RuntimeOptions::default(),
+        admin_password: Some(PASSWORD.into()),
+        bk_apps: Vec::new(),
+        http: flowstone_server::HttpLimits::default(),
+        anonymous: Some(flowstone_server::Anonymous { user: "nobody".into(), anywhere: true }),
+    };
+    let refused = flowstone_server::Server::start(&config).await.err().map(|e| e.to_string());
+    assert!(refused.as_deref().is_some_and(|e| e.contains("nobody")), "{refused:?}");
+}

@@ -105,8 +105,8 @@ impl FromRef<App> for Arc<Authenticator> {
 }
 
 /// The whole HTTP API.
-pub fn router(runtime: Runtime, limits: &crate::HttpLimits) -> Router {
-    let auth = Arc::new(Authenticator::new(runtime.store().clone()));
+pub fn router(runtime: Runtime, limits: &crate::HttpLimits, anonymous: Option<crate::Anonymous>) -> Router {
+    let auth = Arc::new(Authenticator::new(runtime.store().clone(), anonymous));
     Router::new()
         .merge(health::routes())
         .route("/metrics", axum::routing::get(metrics))

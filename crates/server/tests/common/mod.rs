@@ -1,7 +1,7 @@
 //! A real server on a free port over a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
-use flowstone_server::{BkApp, Config, HttpLimits, RuntimeOptions, Server};
+use flowstone_server::{Anonymous, BkApp, Config, HttpLimits, RuntimeOptions, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -96,11 +96,27 @@ impl TestServer {
         Self::start_full(dir, database, runtime, HttpLimits::default()).await
     }
 
+    /// A server on SQLite where requests without credentials act as `anonymous`.
+    pub async fn start_anonymous(anonymous: Anonymous) -> Self {
+        let dir = must(tempfile::tempdir());
+        Self::start_config(dir, None, RuntimeOptions::default(), HttpLimits::default(), Some(anonymous)).await
+    }
+
     async fn start_full(
         dir: tempfile::TempDir,
         database: Option<String>,
         runtime: RuntimeOptions,
         http: HttpLimits,
+    ) -> Self {
+        Self::start_config(dir, database, runtime, http, None).await
+    }
+
+    async fn start_config(
+        dir: tempfile::TempDir,
+        database: Option<String>,
+        runtime: RuntimeOptions,
+        http: HttpLimits,
+        anonymous: Option<Anonymous>,
     ) -> Self {
         let config = Config {
             listen: must("127.0.0.1:0".parse()),
@@ -118,6 +134,7 @@ impl TestServer {
                 },
             ],
             http,
+            anonymous,
         };
         let server = must(Server::start(&config).await);
         let base = format!("http://{}", server.addr());
