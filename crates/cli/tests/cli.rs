@@ -153,10 +153,17 @@ fn app_add_prints_a_secret_once_that_signs_in_to_the_bk_sops_api() {
         let url = format!("http://127.0.0.1:{port}/api/c/compapi/v2/sops/get_template_list/");
         let body = serde_json::json!({"bk_app_code": "esb", "bk_app_secret": secret, "bk_biz_id": 1});
         let runtime = must(tokio::runtime::Builder::new_current_thread().enable_all().build());
-        runtime.block_on(async { must(reqwest::Client::new().post(&url).json(&body).send().await).status() })
+        let answer = runtime.block_on(async {
+            must(must(reqwest::Client::new().post(&url).json(&body).send().await).json::<serde_json::Value>().await)
+        });
+        (answer["result"].clone(), answer["code"].clone())
     };
-    assert_eq!(call(&secret), reqwest::StatusCode::OK);
-    assert_eq!(call("wrong"), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&secret), (serde_json::json!(true), serde_json::json!(0)));
+    assert_eq!(
+        call("wrong"),
+        (serde_json::json!(false), serde_json::json!(3_540_100)),
+        "bk-sops' code for a refusal of credentials"
+    );
     server.terminate();
 }
 

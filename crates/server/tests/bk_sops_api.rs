@@ -35,9 +35,8 @@ async fn call(s: &TestServer, api: &str, params: Value) -> (StatusCode, Value) {
     body.insert("bk_app_code".into(), json!(BK_APP.0));
     body.insert("bk_app_secret".into(), json!(BK_APP.1));
     body.entry("bk_username").or_insert(json!("ops"));
-    let resp = must(reqwest::Client::new().post(format!("{}{BASE}/{api}/", s.base)).json(&body).send().await);
-    let status = resp.status();
-    (status, must(resp.json().await))
+    common::bk_answer(must(reqwest::Client::new().post(format!("{}{BASE}/{api}/", s.base)).json(&body).send().await))
+        .await
 }
 
 async fn ok(s: &TestServer, api: &str, params: Value) -> Value {
@@ -49,13 +48,13 @@ async fn ok(s: &TestServer, api: &str, params: Value) -> Value {
 async fn app_credentials_are_required_and_checked(s: TestServer) {
     let client = reqwest::Client::new();
     let url = format!("{}{BASE}/get_template_list/", s.base);
-    let none = must(client.get(format!("{url}?bk_biz_id=2")).send().await);
-    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = must(none.json().await);
+    let (status, body) = common::bk_answer(must(client.get(format!("{url}?bk_biz_id=2")).send().await)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!((body["result"].as_bool(), body["data"].is_null()), (Some(false), true), "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("bk_app_code")), "{body}");
     let wrong = json!({"bk_app_code": BK_APP.0, "bk_app_secret": "nope", "bk_biz_id": 2});
-    assert_eq!(must(client.post(&url).json(&wrong).send().await).status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = common::bk_answer(must(client.post(&url).json(&wrong).send().await)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let query = format!("{url}?bk_app_code={}&bk_app_secret={}&bk_biz_id=2", BK_APP.0, BK_APP.1);
     let listed: Value = must(must(client.get(query).send().await).json().await);
     assert_eq!(
@@ -65,7 +64,7 @@ async fn app_credentials_are_required_and_checked(s: TestServer) {
     );
     // The user API's credentials are not the app's.
     let basic = must(client.get(format!("{url}?bk_biz_id=2")).basic_auth("admin", Some(common::PASSWORD)).send().await);
-    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(common::bk_answer(basic).await.0, StatusCode::UNAUTHORIZED);
     let (status, body) = call(&s, "no_such_api", json!({})).await;
     assert_eq!((status, &body["result"]), (StatusCode::NOT_FOUND, &json!(false)));
     let (status, body) = call(&s, "preview_task_tree", json!({"bk_biz_id": 2})).await;
@@ -577,13 +576,12 @@ async fn an_app_reaches_only_the_businesses_it_is_allowed(s: TestServer) {
         body.insert("bk_app_secret".into(), json!(secret));
         reqwest::Client::new().post(format!("{}{BASE}/get_template_list/", s.base)).json(&body).send()
     };
-    let refused = must(call(json!({"bk_biz_id": 3})).await);
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let body: Value = must(refused.json().await);
+    let (status, body) = common::bk_answer(must(call(json!({"bk_biz_id": 3})).await)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["result"], false, "{body}");
     assert!(body["message"].as_str().unwrap_or_default().contains("may not reach business 3"), "{body}");
-    let nameless = must(call(json!({})).await);
-    assert_eq!(nameless.status(), StatusCode::FORBIDDEN, "a call naming no business is refused");
+    let nameless = common::bk_answer(must(call(json!({})).await)).await;
+    assert_eq!(nameless.0, StatusCode::FORBIDDEN, "a call naming no business is refused");
     let fine = must(call(json!({"bk_biz_id": allowed})).await);
     assert_eq!(fine.status(), StatusCode::OK);
     let listed = ok(&s, "get_template_list", json!({"bk_biz_id": 3})).await;
@@ -635,7 +633,28 @@ async fn create_and_start_makes_a_started_task_in_one_step(s: TestServer) {
     assert_eq!(deployments().await, before.map(|n| n + 1));
 }
 
+/// BlueKing's SDK signs in with `X-Bkapi-Authorization`, a JSON object; refusals of it come
+/// back in the envelope with HTTP 200, as bk-sops answers.
+async fn the_sdks_sign_in_header_works_and_its_refusals_are_enveloped(s: TestServer) {
+    let url = format!("{}{BASE}/get_template_list/?bk_biz_id=2", s.base);
+    let send = |header: String| reqwest::Client::new().get(&url).header("X-Bkapi-Authorization", header).send();
+    let signed = json!({"bk_app_code": BK_APP.0, "bk_app_secret": BK_APP.1, "bk_username": "ops"}).to_string();
+    let (status, body) = common::bk_answer(must(send(signed).await)).await;
+    assert_eq!((status, &body["result"]), (StatusCode::OK, &json!(true)), "{body}");
+    let wrong = json!({"bk_app_code": BK_APP.0, "bk_app_secret": "nope"}).to_string();
+    let resp = must(send(wrong).await);
+    assert_eq!(resp.status(), StatusCode::OK, "a refusal is HTTP 200, as bk-sops answers");
+    let (status, body) = common::bk_answer(resp).await;
+    assert_eq!((status, body["code"].as_u64()), (StatusCode::UNAUTHORIZED, Some(3_540_100)), "{body}");
+    for malformed in ["not json", r#"["a"]"#, r#"{"access_token": "t"}"#] {
+        let (status, body) = common::bk_answer(must(send(malformed.into()).await)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{malformed}: {body}");
+        assert!(body["message"].as_str().unwrap_or_default().contains("X-Bkapi-Authorization"), "{body}");
+    }
+}
+
 backend_tests!(server = TestServer::start;
+    the_sdks_sign_in_header_works_and_its_refusals_are_enveloped,
     racing_starts_of_one_task_start_it_once,
     create_and_start_makes_a_started_task_in_one_step,
     an_app_reaches_only_the_businesses_it_is_allowed,

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::runtime::{Runtime, RuntimeError, Tree, now_ms, pipeline_key};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,14 +43,38 @@ pub(super) fn refusal(e: ApiError) -> Response {
     envelope(Err(e))
 }
 
+/// bk-sops' code for a refusal of this HTTP status (`gcloud.err_code`: `35` and five digits),
+/// or `None` for a failure of the transport (a body over the limit, too many wrong secrets, a
+/// store that does not answer), which keeps its HTTP status so that a client retries.
+fn refusal_code(status: StatusCode) -> Option<u32> {
+    Some(match status {
+        StatusCode::BAD_REQUEST => 3_540_000,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => 3_540_100,
+        StatusCode::NOT_FOUND => 3_540_400,
+        StatusCode::CONFLICT => 3_545_000,
+        StatusCode::NOT_IMPLEMENTED => 3_545_100,
+        _ => return None,
+    })
+}
+
+/// bk-sops' answer. As bk-sops' API views (Django `JsonResponse`) answer, a refusal is HTTP 200
+/// with `result: false` and a code of `gcloud.err_code`: BlueKing's SDK (`bkapi-component-open`)
+/// raises on any other status instead of returning the envelope.
 fn envelope(result: Result<Value, ApiError>) -> Response {
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     match result {
         Ok(data) => Json(json!({"result": true, "data": data, "code": 0, "message": "success", "trace_id": trace_id}))
             .into_response(),
         Err(e) => e.respond(|status, message| {
-            let body = json!({"result": false, "data": null, "code": status.as_u16(), "message": message, "trace_id": trace_id});
-            (status, Json(body)).into_response()
+            let code = refusal_code(status);
+            let body = json!({
+                "result": false,
+                "data": null,
+                "code": code.map_or(u32::from(status.as_u16()), |c| c),
+                "message": message,
+                "trace_id": trace_id,
+            });
+            (if code.is_some() { StatusCode::OK } else { status }, Json(body)).into_response()
         }),
     }
 }
@@ -118,11 +142,17 @@ async fn dispatch(
         .map_err(|e| bad(format!("malformed query string: {e}")))?;
     let mut params: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     params.extend(json_object(body, true)?);
+    // BlueKing's SDK signs in with a header; credentials in the call's data serve as well.
+    if let Some(signed) = headers.get(BKAPI_AUTHORIZATION) {
+        params.extend(signed_in(signed)?);
+    }
     let code =
         ["bk_app_code", "app_code"].iter().find_map(|k| params.get(*k).and_then(Value::as_str).map(str::to_owned));
     let secret = params.get("bk_app_secret").and_then(Value::as_str);
     let (Some(code), Some(secret)) = (code, secret) else {
-        return Err(ApiError::unauthorized("bk_app_code and bk_app_secret are required"));
+        return Err(ApiError::unauthorized(
+            "bk_app_code and bk_app_secret are required (in the X-Bkapi-Authorization header or the call's data)",
+        ));
     };
     let businesses = auth.app(&code, secret).await?;
     if let Some(who) = who {
@@ -167,6 +197,27 @@ async fn dispatch(
         "preview_task_tree" => preview_task_tree(&c).await,
         other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
     }
+}
+
+/// The header BlueKing's API SDK signs in with: a JSON object of `bk_app_code`,
+/// `bk_app_secret` and `bk_username` (or an `access_token`).
+const BKAPI_AUTHORIZATION: &str = "x-bkapi-authorization";
+
+/// The credentials of an `X-Bkapi-Authorization` header.
+fn signed_in(header: &axum::http::HeaderValue) -> Result<Map<String, Value>, ApiError> {
+    let unauthorized = |why: &str| ApiError::unauthorized(format!("X-Bkapi-Authorization {why}"));
+    let text = header.to_str().map_err(|_| unauthorized("is not text"))?;
+    let fields: Map<String, Value> = match serde_json::from_str(text) {
+        Ok(Value::Object(fields)) => fields,
+        _ => return Err(unauthorized("must be a JSON object of bk_app_code, bk_app_secret and bk_username")),
+    };
+    if fields.contains_key("access_token") && !fields.contains_key("bk_app_secret") {
+        return Err(unauthorized(
+            "holds an access_token, which Flowstone does not issue: send bk_app_code and bk_app_secret",
+        ));
+    }
+    let kept = ["bk_app_code", "bk_app_secret", "bk_username"];
+    Ok(fields.into_iter().filter(|(k, v)| kept.contains(&k.as_str()) && v.is_string()).collect())
 }
 
 /// A time as bk-sops' lists and details write it.

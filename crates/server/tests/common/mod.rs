@@ -39,6 +39,27 @@ pub fn signed_in(user_password: &str) -> Client {
     must(Client::builder().default_headers(headers).build())
 }
 
+/// A bk-sops answer read as the refusal it is: bk-sops answers a refusal with HTTP 200, its
+/// envelope's `result: false` and a code of its `gcloud.err_code`; this names that code by the
+/// HTTP status it stands for (and checks the HTTP status was 200), so that tests say "404".
+pub async fn bk_answer(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let body: Value = must(resp.json().await);
+    if body["result"] != Value::Bool(false) || status != StatusCode::OK {
+        return (status, body);
+    }
+    let stands_for = match body["code"].as_u64() {
+        Some(3_540_000) => StatusCode::BAD_REQUEST,
+        Some(3_540_100) if body["message"].as_str().is_some_and(|m| m.contains("may not")) => StatusCode::FORBIDDEN,
+        Some(3_540_100) => StatusCode::UNAUTHORIZED,
+        Some(3_540_400) => StatusCode::NOT_FOUND,
+        Some(3_545_000) => StatusCode::CONFLICT,
+        Some(3_545_100) => StatusCode::NOT_IMPLEMENTED,
+        other => panic!("a refusal with HTTP 200 and an unknown code {other:?}: {body}"),
+    };
+    (stands_for, body)
+}
+
 pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,0 +1,114 @@
+"""BlueKing's API SDK (PyPI bkapi-component-open), unchanged, against a real Flowstone server:
+its own sign-in (the X-Bkapi-Authorization header), every sops call it offers that Flowstone
+serves, and refusals returned as bk-sops' `result: false` envelope rather than raised.
+FLOWSTONE_BASE, BK_APP_CODE and BK_APP_SECRET name the server and the application.
+"""
+
+import os
+import unittest
+
+import requests
+from bkapi_component.open.client import Client
+
+BASE = os.environ["FLOWSTONE_BASE"]
+APP, SECRET = os.environ["BK_APP_CODE"], os.environ["BK_APP_SECRET"]
+
+TREE = {
+    "start_event": {"id": "s", "type": "EmptyStartEvent", "incoming": "", "outgoing": "f1"},
+    "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f2"], "outgoing": ""},
+    "activities": {
+        "wait": {
+            "id": "wait", "type": "ServiceActivity", "name": "Wait", "incoming": ["f1"], "outgoing": "f2",
+            "component": {"code": "sdk_component", "data": {"who": {"hook": True, "value": "${who}"}}},
+        }
+    },
+    "gateways": {},
+    "flows": {
+        "f1": {"id": "f1", "source": "s", "target": "wait", "is_default": False},
+        "f2": {"id": "f2", "source": "wait", "target": "e", "is_default": False},
+    },
+    "constants": {"${who}": {"key": "${who}", "name": "who", "source_type": "custom", "value": "nobody"}},
+    "outputs": ["${who}"],
+}
+
+
+def sdk(username="ops"):
+    client = Client(endpoint=BASE, bk_api_ver="v2")
+    client.update_bkapi_authorization(bk_app_code=APP, bk_app_secret=SECRET, bk_username=username)
+    return client
+
+
+def template(biz):
+    """A template, made through the one call the SDK does not offer (`create_template`)."""
+    body = {"bk_app_code": APP, "bk_app_secret": SECRET, "bk_username": "ops", "bk_biz_id": biz,
+            "name": "sdk", "pipeline_tree": TREE}
+    answer = requests.post(BASE + "/api/c/compapi/v2/sops/create_template/", json=body).json()
+    assert answer["result"], answer
+    return answer["data"]["template_id"]
+
+
+class BlueKingSdk(unittest.TestCase):
+    def ok(self, answer):
+        self.assertTrue(answer["result"], answer)
+        self.assertEqual(answer["code"], 0)
+        return answer["data"]
+
+    def test_the_sdk_signs_in_with_its_header_and_runs_a_task_through_its_calls(self):
+        client, biz = sdk(), 21
+        template_id = template(biz)
+        listed = self.ok(client.sops.get_template_list({"bk_biz_id": biz}))
+        self.assertEqual([t["id"] for t in listed], [template_id])
+        info = self.ok(client.sops.get_template_info({"bk_biz_id": biz, "template_id": template_id}))
+        self.assertIn("wait", info["pipeline_tree"]["activities"])
+        preview = self.ok(client.sops.preview_task_tree({"bk_biz_id": biz, "template_id": template_id}))
+        self.assertIn("pipeline_tree", preview)
+
+        task = self.ok(client.sops.create_task(
+            {"bk_biz_id": biz, "template_id": template_id, "name": "sdk task", "constants": {"${who}": "kermit"}}
+        ))
+        task_id = task["task_id"]
+        self.assertEqual(self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": task_id}))["state"], "CREATED")
+        self.ok(client.sops.start_task({"bk_biz_id": biz, "task_id": task_id}))
+        status = self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": task_id}))
+        self.assertEqual(status["state"], "RUNNING")
+        detail = self.ok(client.sops.get_task_detail({"bk_biz_id": biz, "task_id": task_id}))
+        self.assertEqual(detail["executor"], "ops")
+        many = self.ok(client.sops.get_tasks_status({"bk_biz_id": biz, "task_id_list": [task_id]}))
+        self.assertEqual([t["id"] for t in many], [task_id])
+        node = self.ok(client.sops.get_task_node_detail({"bk_biz_id": biz, "task_id": task_id, "node_id": "wait"}))
+        self.assertEqual(node["state"], "READY")
+        self.ok(client.sops.get_task_node_data({"bk_biz_id": biz, "task_id": task_id, "node_id": "wait"}))
+        # The component runs nowhere here; a callback finishes it, and the task with it.
+        self.ok(client.sops.node_callback(
+            {"bk_biz_id": biz, "task_id": task_id, "node_id": "wait", "callback_data": {"done": True}}
+        ))
+        self.assertEqual(self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": task_id}))["state"], "FINISHED")
+
+        started = self.ok(client.sops.create_and_start_task({"bk_biz_id": biz, "template_id": template_id, "name": "two"}))
+        self.ok(client.sops.operate_task({"bk_biz_id": biz, "task_id": started["task_id"], "action": "revoke"}))
+        revoked = self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": started["task_id"]}))
+        self.assertEqual(revoked["state"], "REVOKED")
+
+    def test_refusals_come_back_as_the_envelope_not_as_exceptions(self):
+        client, biz = sdk(), 22
+        missing = client.sops.get_task_status({"bk_biz_id": biz, "task_id": 999999})
+        self.assertEqual((missing["result"], missing["code"]), (False, 3540400), missing)
+        bad = client.sops.operate_task({"bk_biz_id": biz, "task_id": 1, "action": "dance"})
+        self.assertEqual((bad["result"], bad["code"]), (False, 3540000), bad)
+        task_id = self.ok(client.sops.create_and_start_task(
+            {"bk_biz_id": biz, "template_id": template(biz), "name": "once"}
+        ))["task_id"]
+        twice = client.sops.start_task({"bk_biz_id": biz, "task_id": task_id})
+        self.assertEqual((twice["result"], twice["code"]), (False, 3545000), twice)
+        unserved = client.sops.get_periodic_task_list({"bk_biz_id": biz})
+        self.assertFalse(unserved["result"], unserved)
+
+    def test_wrong_credentials_are_refused_in_the_envelope(self):
+        client = Client(endpoint=BASE, bk_api_ver="v2")
+        client.update_bkapi_authorization(bk_app_code=APP, bk_app_secret="wrong", bk_username="ops")
+        refused = client.sops.get_template_list({"bk_biz_id": 2})
+        self.assertEqual((refused["result"], refused["code"]), (False, 3540100), refused)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
