@@ -84,6 +84,9 @@ class BlueKingSdk(unittest.TestCase):
         ))
         self.assertEqual(self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": task_id}))["state"], "FINISHED")
 
+        listed = client.sops.get_task_list({"bk_biz_id": biz, "keyword": "sdk", "is_started": "true"})
+        self.assertEqual(([t["id"] for t in self.ok(listed)], listed["count"]), ([task_id], 1))
+
         started = self.ok(client.sops.create_and_start_task({"bk_biz_id": biz, "template_id": template_id, "name": "two"}))
         self.ok(client.sops.operate_task({"bk_biz_id": biz, "task_id": started["task_id"], "action": "revoke"}))
         revoked = self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": started["task_id"]}))
@@ -101,7 +104,7 @@ class BlueKingSdk(unittest.TestCase):
         twice = client.sops.start_task({"bk_biz_id": biz, "task_id": task_id})
         self.assertEqual((twice["result"], twice["code"]), (False, 3545000), twice)
         unserved = client.sops.get_periodic_task_list({"bk_biz_id": biz})
-        self.assertFalse(unserved["result"], unserved)
+        self.assertEqual((unserved["result"], unserved["code"]), (False, 3545100), unserved)
 
     def test_wrong_credentials_are_refused_in_the_envelope(self):
         client = Client(endpoint=BASE, bk_api_ver="v2")

@@ -653,7 +653,51 @@ async fn the_sdks_sign_in_header_works_and_its_refusals_are_enveloped(s: TestSer
     }
 }
 
+/// `get_task_list`: newest first, filtered by name, start and end, paged, with the count of all.
+async fn tasks_are_listed_newest_first_filtered_and_paged(s: TestServer) {
+    let made = ok(&s, "create_template", json!({"bk_biz_id": 8, "name": "t", "pipeline_tree": tree()})).await;
+    let template = made["template_id"].as_i64().unwrap_or_default();
+    let mut ids = Vec::new();
+    for name in ["alpha one", "beta", "alpha two"] {
+        let task = ok(&s, "create_task", json!({"bk_biz_id": 8, "template_id": template, "name": name})).await;
+        ids.push(task["task_id"].as_i64().unwrap_or_default());
+    }
+    ok(&s, "start_task", json!({"bk_biz_id": 8, "task_id": ids[1]})).await;
+    let list = |params: Value| {
+        let s = &s;
+        async move {
+            let (status, body) = call(s, "get_task_list", params).await;
+            assert_eq!((status, &body["result"]), (StatusCode::OK, &json!(true)), "{body}");
+            let names: Vec<String> = body["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect();
+            (names, body["count"].as_u64())
+        }
+    };
+    assert_eq!(
+        list(json!({"bk_biz_id": 8})).await,
+        (vec!["alpha two".into(), "beta".into(), "alpha one".into()], Some(3))
+    );
+    assert_eq!(
+        list(json!({"bk_biz_id": 8, "keyword": "alpha", "limit": 1})).await,
+        (vec!["alpha two".into()], Some(2))
+    );
+    assert_eq!(list(json!({"bk_biz_id": 8, "keyword": "alpha", "limit": 1, "offset": 1})).await.0, ["alpha one"]);
+    assert_eq!(list(json!({"bk_biz_id": 8, "is_started": "true"})).await, (vec!["beta".into()], Some(1)));
+    assert_eq!(list(json!({"bk_biz_id": 8, "is_finished": "false", "is_started": "false"})).await.1, Some(2));
+    assert_eq!(list(json!({"bk_biz_id": 9})).await, (vec![], Some(0)));
+    let (status, _) = call(&s, "get_task_list", json!({"bk_biz_id": 8, "limit": 500})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = call(&s, "get_periodic_task_list", json!({"bk_biz_id": 8})).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "documented but not served: {body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("timers"), "{body}");
+}
+
 backend_tests!(server = TestServer::start;
+    tasks_are_listed_newest_first_filtered_and_paged,
     the_sdks_sign_in_header_works_and_its_refusals_are_enveloped,
     racing_starts_of_one_task_start_it_once,
     create_and_start_makes_a_started_task_in_one_step,

@@ -90,6 +90,19 @@ impl BkIds {
     }
 }
 
+/// Filters of a business's task list (bk-sops' `get_task_list`); every one given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct BkTaskQuery {
+    /// The business.
+    pub biz_id: i64,
+    /// Whose name contains this.
+    pub keyword: Option<String>,
+    /// Started (true) or not yet (false).
+    pub started: Option<bool>,
+    /// Whose instance ended (true) or not (false).
+    pub finished: Option<bool>,
+}
+
 /// Durable bk-sops templates and tasks; they are written by commits
 /// ([`WriteBatch`](crate::WriteBatch)), with the model of their own they may bring.
 #[async_trait::async_trait]
@@ -103,6 +116,8 @@ pub trait BkSopsStore: Send + Sync {
     async fn templates_of(&self, biz_id: i64) -> Result<Vec<TemplateRow>>;
     /// A task by id.
     async fn bk_task(&self, id: i64) -> Result<Option<BkTaskRow>>;
+    /// A page of the tasks `query` asks for, newest first, with the count of all it asks for.
+    async fn bk_tasks(&self, query: &BkTaskQuery, page: crate::Page) -> Result<(Vec<BkTaskRow>, u64)>;
 }
 
 /// `$store` is the store type, `$db` its sqlx database (see `sql_store`).
@@ -111,7 +126,7 @@ macro_rules! bk_sops_store {
         mod bk_sops_impl {
             use super::*;
             use sqlx::Row;
-            use $crate::{BkIds, BkSopsStore, BkTaskRow, Result, TemplateRow};
+            use $crate::{BkIds, BkSopsStore, BkTaskQuery, BkTaskRow, Page, Result, TemplateRow};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -232,6 +247,36 @@ macro_rules! bk_sops_store {
                 async fn bk_task(&self, id: i64) -> Result<Option<BkTaskRow>> {
                     let row = sqlx::query("SELECT * FROM bk_tasks WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
                     row.as_ref().map(task_row).transpose()
+                }
+
+                async fn bk_tasks(&self, query: &BkTaskQuery, page: Page) -> Result<(Vec<BkTaskRow>, u64)> {
+                    let filter = |q: &mut sqlx::QueryBuilder<$db>| {
+                        q.push(" FROM bk_tasks t LEFT JOIN instances i ON i.id = t.instance_id WHERE t.biz_id = ");
+                        q.push_bind(query.biz_id);
+                        if let Some(keyword) = &query.keyword {
+                            let pattern = format!("%{}%", keyword.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                            q.push(" AND t.name LIKE ").push_bind(pattern).push(crate::LIKE_ESCAPE);
+                        }
+                        match query.started {
+                            Some(true) => q.push(" AND t.instance_id IS NOT NULL"),
+                            Some(false) => q.push(" AND t.instance_id IS NULL"),
+                            None => q,
+                        };
+                        match query.finished {
+                            Some(true) => q.push(" AND i.end_time IS NOT NULL"),
+                            Some(false) => q.push(" AND i.end_time IS NULL"),
+                            None => q,
+                        };
+                    };
+                    let mut rows = sqlx::QueryBuilder::<$db>::new("SELECT t.*");
+                    filter(&mut rows);
+                    rows.push(" ORDER BY t.id DESC LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
+                    rows.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
+                    let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
+                    filter(&mut count);
+                    let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+                    let rows = rows.build().fetch_all(&self.pool).await?;
+                    Ok((rows.iter().map(task_row).collect::<Result<_>>()?, total as u64))
                 }
 
             }

@@ -39,6 +39,13 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 /// A refusal in bk-sops' envelope, for checks made before a call reaches its API.
+/// A call's answer: its data, and for a page of a list the count of all (beside `data`, as
+/// bk-sops' lists answer).
+struct Reply {
+    data: Value,
+    count: Option<u64>,
+}
+
 pub(super) fn refusal(e: ApiError) -> Response {
     envelope(Err(e))
 }
@@ -60,11 +67,16 @@ fn refusal_code(status: StatusCode) -> Option<u32> {
 /// bk-sops' answer. As bk-sops' API views (Django `JsonResponse`) answer, a refusal is HTTP 200
 /// with `result: false` and a code of `gcloud.err_code`: BlueKing's SDK (`bkapi-component-open`)
 /// raises on any other status instead of returning the envelope.
-fn envelope(result: Result<Value, ApiError>) -> Response {
+fn envelope(result: Result<Reply, ApiError>) -> Response {
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     match result {
-        Ok(data) => Json(json!({"result": true, "data": data, "code": 0, "message": "success", "trace_id": trace_id}))
-            .into_response(),
+        Ok(Reply { data, count }) => {
+            let mut body = json!({"result": true, "data": data, "code": 0, "message": "success", "trace_id": trace_id});
+            if let Some(count) = count {
+                body["count"] = json!(count);
+            }
+            Json(body).into_response()
+        }
         Err(e) => e.respond(|status, message| {
             let code = refusal_code(status);
             let body = json!({
@@ -137,7 +149,7 @@ async fn dispatch(
     who: Option<&crate::access_log::Who>,
     query: Option<&str>,
     body: &Bytes,
-) -> Result<Value, ApiError> {
+) -> Result<Reply, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|e| bad(format!("malformed query string: {e}")))?;
     let mut params: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
@@ -175,7 +187,10 @@ async fn dispatch(
     let user = params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let c = Call { rt, params, user, origin: format!("http://{host}") };
-    match api {
+    if api == "get_task_list" {
+        return task_list(&c).await;
+    }
+    let data = match api {
         "get_template_list" => template_list(&c).await,
         "create_template" => create_template(&c).await,
         "get_template_info" => template_info(&c).await,
@@ -193,10 +208,85 @@ async fn dispatch(
         "get_tasks_status" => tasks_status(&c).await,
         "get_task_node_detail" => node_detail(&c, true).await,
         "get_task_node_data" => node_detail(&c, false).await,
-        "import" => import(&c).await,
+        "import" | "import_project_template" => import(&c).await,
         "preview_task_tree" => preview_task_tree(&c).await,
-        other => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
+        other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
+            Some((_, why)) => Err(ApiError::not_implemented(format!("bk-sops' `{other}` is not served: {why}"))),
+            None => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
+        },
+    }?;
+    Ok(Reply { data, count: None })
+}
+
+/// bk-sops' documented APIs (those BlueKing's SDK offers) that are not served, and why.
+const NOT_SERVED: [(&str, &str); 19] = [
+    ("create_periodic_task", "periodic tasks need timers, which come with the timers issue"),
+    ("get_periodic_task_list", "periodic tasks need timers, which come with the timers issue"),
+    ("get_periodic_task_info", "periodic tasks need timers, which come with the timers issue"),
+    ("modify_cron_for_periodic_task", "periodic tasks need timers, which come with the timers issue"),
+    ("modify_constants_for_periodic_task", "periodic tasks need timers, which come with the timers issue"),
+    ("set_periodic_task_enabled", "periodic tasks need timers, which come with the timers issue"),
+    ("claim_functionalization_task", "functionalization (a task claimed by another team) is not built"),
+    ("get_functionalization_task_list", "functionalization (a task claimed by another team) is not built"),
+    ("get_common_template_list", "common (cross-business) templates are not built"),
+    ("get_common_template_info", "common (cross-business) templates are not built"),
+    ("import_common_template", "common (cross-business) templates are not built"),
+    ("preview_common_task_tree", "common (cross-business) templates are not built"),
+    ("get_template_schemes", "execution schemes are not kept (create_task chooses nodes with execute_task_nodes_id)"),
+    ("get_plugin_list", "components are stones, which no registry lists yet"),
+    ("get_plugin_detail", "components are stones, which no registry lists yet"),
+    ("get_user_project_list", "businesses are ids here; there are no projects to list"),
+    ("get_user_project_detail", "businesses are ids here; there are no projects to list"),
+    ("query_task_count", "task counts grouped by category, creator or method are not built"),
+    ("modify_constants_for_task", "a created task's constants are fixed; create the task with them"),
+];
+
+/// `get_task_list`: a business's tasks, newest first, `limit` (default 100, at most 200) from
+/// `offset`, filtered by `keyword` (in the name), `is_started` and `is_finished`.
+async fn task_list(c: &Call<'_>) -> Result<Reply, ApiError> {
+    let flag = |name: &str| match c.text(name).as_deref() {
+        None => Ok(None),
+        Some("true" | "True" | "1") => Ok(Some(true)),
+        Some("false" | "False" | "0") => Ok(Some(false)),
+        Some(other) => Err(bad(format!("parameter `{name}` must be true or false, not `{other}`"))),
+    };
+    let query = flowstone_store::BkTaskQuery {
+        biz_id: c.number("bk_biz_id").or_else(|_| c.number("project_id"))?,
+        keyword: c.text("keyword"),
+        started: flag("is_started")?,
+        finished: flag("is_finished")?,
+    };
+    let limit = c.text("limit").map_or(Ok(100), |_| c.number("limit"))?;
+    let offset = c.text("offset").map_or(Ok(0), |_| c.number("offset"))?;
+    if !(1..=200).contains(&limit) || offset < 0 {
+        return Err(bad(format!("`limit` must be from 1 to 200 and `offset` not negative, not {limit} and {offset}")));
     }
+    let page = flowstone_store::Page { offset: offset as u64, limit: limit as u64 };
+    let (tasks, count) = c.rt.store().bk_tasks(&query, page).await?;
+    let mut data = Vec::with_capacity(tasks.len());
+    for task in &tasks {
+        let instance = instance_of(c, task).await?;
+        let (start, end, _) = times(instance.as_ref());
+        data.push(json!({
+            "id": task.id,
+            "name": task.name,
+            "category": "Default",
+            "create_time": time(task.created_at),
+            "creator": task.creator,
+            "executor": task.executor.clone().unwrap_or_default(),
+            "start_time": start.map(time),
+            "finish_time": end.map(time),
+            "is_started": task.instance_id.is_some(),
+            "is_finished": end.is_some(),
+            "template_source": "project",
+            "template_id": task.template_id.map(|t| t.to_string()).unwrap_or_default(),
+            "bk_biz_id": task.biz_id,
+            "bk_biz_name": task.biz_id.to_string(),
+            "project_id": task.biz_id,
+            "project_name": task.biz_id.to_string(),
+        }));
+    }
+    Ok(Reply { data: Value::Array(data), count: Some(count) })
 }
 
 /// The header BlueKing's API SDK signs in with: a JSON object of `bk_app_code`,
