@@ -85,16 +85,16 @@ impl Modify for Common {
             SecurityRequirement::new("basic", Vec::<String>::new()),
             SecurityRequirement::new("bearer", Vec::<String>::new()),
         ]);
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in &mut doc.paths.paths {
             for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
-                add_common(op);
+                add_common(path, op);
             }
         }
     }
 }
 
-/// Adds to `op` the answers it does not describe itself.
-fn add_common(op: &mut Operation) {
+/// Adds to `op` (at `path`) the answers it does not describe itself.
+fn add_common(path: &str, op: &mut Operation) {
     let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
     let mut common = vec![
         ("405", "The path does not take this method; `Allow` names those it takes"),
@@ -110,6 +110,13 @@ fn add_common(op: &mut Operation) {
     }
     if op.request_body.is_some() {
         common.push(("413", "The body is larger than 16 MiB"));
+    }
+    if path.starts_with("/worker/jobs/") {
+        // Every report on a job the worker holds.
+        common.extend([
+            ("404", "No open job with this id"),
+            ("409", "Another worker holds the job, or it no longer waits for this report"),
+        ]);
     }
     for (status, description) in common {
         op.responses.responses.entry(status.to_owned()).or_insert_with(|| refusal(description));

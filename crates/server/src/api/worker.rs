@@ -167,9 +167,6 @@ async fn apply(rt: &Runtime, job: &JobLease, worker: &str, event: StoneEvent) ->
     request_body = EventReport,
     responses(
         (status = 204, description = "Applied, or a repeat of the event that closed the job"),
-        (status = 400, description = "A malformed report", body = ErrorBody),
-        (status = 404, description = "No open job with this id", body = ErrorBody),
-        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
     ))]
 async fn event(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: EventReport = parse(&body)?;
@@ -266,9 +263,6 @@ fn refuse(outcome: &mut EventOutcome, refused: ApiError) {
     request_body = ProgressReport,
     responses(
         (status = 204, description = "Recorded"),
-        (status = 400, description = "A malformed report", body = ErrorBody),
-        (status = 404, description = "No open job with this id", body = ErrorBody),
-        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
     ))]
 async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: ProgressReport = parse(&body)?;
@@ -285,9 +279,6 @@ async fn progress(State(rt): State<Runtime>, Path(id): Path<String>, Body(body):
     request_body = LockReport,
     responses(
         (status = 200, description = "The lock's new end", body = LockExtended),
-        (status = 400, description = "A malformed report", body = ErrorBody),
-        (status = 404, description = "No open job with this id", body = ErrorBody),
-        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
     ))]
 async fn heartbeat(
     State(rt): State<Runtime>,
@@ -307,9 +298,6 @@ async fn heartbeat(
     request_body = FailureReport,
     responses(
         (status = 204, description = "Retried later, or the task's action failed"),
-        (status = 400, description = "A malformed report", body = ErrorBody),
-        (status = 404, description = "No open job with this id", body = ErrorBody),
-        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
     ))]
 async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: FailureReport = parse(&body)?;
@@ -348,9 +336,6 @@ pub(super) async fn fail_or_retry(
     request_body = LockReport,
     responses(
         (status = 204, description = "Free for any worker at once"),
-        (status = 400, description = "A malformed report", body = ErrorBody),
-        (status = 404, description = "No open job with this id", body = ErrorBody),
-        (status = 409, description = "Another worker holds the job, or it no longer waits for this report", body = ErrorBody),
     ))]
 async fn release(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> ApiResult<StatusCode> {
     let report: LockReport = parse(&body)?;
