@@ -198,6 +198,15 @@ async fn a_compensating_job_reaches_only_a_worker_subscribed_to_it(s: TestServer
         StatusCode::NO_CONTENT
     );
     assert_eq!(s.process(&id).await["processStatus"], "rolledBack");
+
+    let (status, history) = s.get(&format!("/flowable-rest/service/history/historic-process-instances/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history["deleteReason"], "task charge failed: card declined", "the failure that stopped it");
+    let (_, all) =
+        s.get("/flowable-rest/service/history/historic-process-instances?processDefinitionKey=shipping").await;
+    assert_eq!(all["total"], 2, "the rollback is in the history too: {all}");
+    let rollback = all["data"].as_array().into_iter().flatten().find(|h| h["id"] != id.as_str());
+    assert_eq!(rollback.map(|h| h["superProcessInstanceId"].clone()), Some(json!(id)), "{all}");
 }
 
 async fn jobs_are_listed_and_read_as_flowable_describes_them(s: TestServer) {

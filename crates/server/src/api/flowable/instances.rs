@@ -85,8 +85,14 @@ fn history_json(origin: &str, p: &InstanceRow, tenant: Option<&str>, variables: 
         "startUserId": p.start_user,
         "startActivityId": null,
         "endActivityId": null,
-        "deleteReason": if p.status == "canceled" { json!("canceled") } else { Value::Null },
-        "superProcessInstanceId": null,
+        // How it ended other than at an end event: canceled, or the failure that stopped it.
+        "deleteReason": match p.status.as_str() {
+            "canceled" => json!("canceled"),
+            "failed" => json!(p.failure.clone().unwrap_or_else(|| "failed".into())),
+            _ => Value::Null,
+        },
+        // A rollback, cancel or delete process is found under the process it works for.
+        "superProcessInstanceId": p.parent_id,
         "variables": variables,
         "tenantId": tenant,
     })
@@ -226,7 +232,8 @@ async fn list_instances(
         model_key: p.text("processDefinitionKey"),
         model_id: p.text("processDefinitionId"),
         business_key: p.text("businessKey").or_else(|| p.text("processBusinessKey")),
-        kind: Some("process".into()),
+        // The history holds every process, the rollback, cancel and delete ones too.
+        kind: if history { None } else { Some("process".into()) },
         ended: if history { p.flag("finished")? } else { Some(false) },
         start_user: caller.own_instances().or_else(|| p.text("startedBy")),
         tenant_id: caller.tenant_limit().map(str::to_owned),
@@ -307,7 +314,7 @@ async fn get_history(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FlowableResult<Json<Value>> {
-    let p = rt.store().instance(&id).await?.filter(|p| p.kind == "process").ok_or_else(|| not_found(&id))?;
+    let p = rt.store().instance(&id).await?.ok_or_else(|| not_found(&id))?;
     let tenant = tenant_of(&rt, &p).await?;
     let vars = history_variables(&rt.variables(&id).await?.unwrap_or_default(), "local");
     Ok(Json(history_json(&origin(&headers), &p, tenant.as_deref(), Some(vars))))
