@@ -359,6 +359,10 @@ pub struct Instance {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The element it ended at: the end event that completed it, or the element that failed
+    /// it (what Flowable's history calls its end activity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_element: Option<String>,
     /// The output template's values, once completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Map<String, Value>>,
@@ -492,6 +496,7 @@ impl Instance {
             status: InstanceStatus::Running,
             variables,
             failure: None,
+            end_element: None,
             outputs: None,
             open: BTreeMap::new(),
             tokens: BTreeMap::new(),
@@ -680,10 +685,18 @@ impl Instance {
         }
     }
 
+    /// Fails the instance at `element`, which it then ended at.
+    pub(crate) fn fail_in(&mut self, element: &str, reason: String) {
+        if self.active() {
+            self.end_element = Some(element.to_owned());
+        }
+        self.fail(reason);
+    }
+
     /// Fails the instance with a reason naming the element where `token` stood.
     fn fail_at(&mut self, step: &Step<'_, '_>, node: NodeId, Fail(reason): Fail) {
         let element = &step.def.node(node).id;
-        self.fail(format!("at `{element}`: {reason}"));
+        self.fail_in(element, format!("at `{element}`: {reason}"));
     }
 
     /// Moves ready tokens until every token waits, the instance ends, or it fails.
@@ -765,6 +778,9 @@ impl Instance {
             }
             NodeKind::EndEvent(kind) => {
                 self.passed(step, node_id);
+                if scope.is_none() {
+                    self.end_element = Some(node.id.clone());
+                }
                 self.drop_token(token);
                 match kind {
                     EndKind::None => self.check_scope_done(step, scope),

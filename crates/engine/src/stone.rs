@@ -282,7 +282,7 @@ impl Instance {
             self.push_ran(step.def, Ran::of(&self.open[id]));
         }
         self.close_record(step, id, status, Some(reason), None);
-        self.fail(message);
+        self.fail_in(&element, message);
     }
 
     /// The failed task `task` of an instance in debug mode (not a gateway that waits for a
@@ -393,9 +393,10 @@ impl Instance {
     pub(crate) fn leave_debug(&mut self, task: &str) -> Result<(), EngineError> {
         let id = self.failed_record(task)?;
         let rec = &self.open[&id];
-        let message = format!("task {} failed: {}", rec.element, rec.reason.clone().unwrap_or_default());
+        let (element, message) =
+            (rec.element.clone(), format!("task {} failed: {}", rec.element, rec.reason.clone().unwrap_or_default()));
         self.status = InstanceStatus::Running;
-        self.fail(message);
+        self.fail_in(&element, message);
         Ok(())
     }
 }

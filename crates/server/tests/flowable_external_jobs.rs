@@ -202,6 +202,7 @@ async fn a_compensating_job_reaches_only_a_worker_subscribed_to_it(s: TestServer
     let (status, history) = s.get(&format!("/flowable-rest/service/history/historic-process-instances/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{history}");
     assert_eq!(history["deleteReason"], "task charge failed: card declined", "the failure that stopped it");
+    assert_eq!(history["endActivityId"], "charge", "the element that failed it");
     let (_, all) =
         s.get("/flowable-rest/service/history/historic-process-instances?processDefinitionKey=shipping").await;
     assert_eq!(all["total"], 2, "the rollback is in the history too: {all}");

@@ -180,6 +180,7 @@ async fn process_instances_from_start_to_history(s: TestServer) {
     assert_eq!(status, StatusCode::OK, "{h}");
     assert!(h["endTime"].as_str().is_some() && h["durationInMillis"].as_i64().is_some(), "{h}");
     assert_eq!((h["businessKey"].as_str(), h["startUserId"].as_str()), (Some("order-7"), Some("admin")));
+    assert_eq!(h["endActivityId"], "e", "the end event that completed it");
     let (_, finished) = s
         .get(&format!("{SERVICE}/history/historic-process-instances?finished=true&processDefinitionKey=oneTask"))
         .await;

@@ -104,6 +104,8 @@ pub struct InstanceRow {
     pub final_vars: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
+    /// The element it ended at: the end event that completed it, or the element that failed it.
+    pub end_element: Option<String>,
     /// The business key it was started with.
     pub business_key: Option<String>,
     /// Who started it.

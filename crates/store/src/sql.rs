@@ -14,13 +14,13 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Resu
 pub(crate) const MODELS: &str = "SELECT m.*, d.tenant_id FROM models m JOIN deployments d ON d.id = m.deployment_id";
 
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
-    (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, state, version,
+    (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, end_element, state, version,
      kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user) ";
 /// Applies only when the stored version is the one the write was based on; the affected-row
 /// count tells whether every row applied.
 pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
     end_time = EXCLUDED.end_time, outputs = EXCLUDED.outputs, final_vars = EXCLUDED.final_vars,
-    failure = EXCLUDED.failure, state = EXCLUDED.state, version = EXCLUDED.version,
+    failure = EXCLUDED.failure, end_element = EXCLUDED.end_element, state = EXCLUDED.state, version = EXCLUDED.version,
     rollback_id = EXCLUDED.rollback_id, cancel_id = EXCLUDED.cancel_id, delete_id = EXCLUDED.delete_id
     WHERE instances.version = EXCLUDED.version - 1";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
@@ -142,7 +142,7 @@ macro_rules! outcome_expression {
 pub(crate) use outcome_expression as OUTCOME;
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status, variables, start_time, end_time,
-    outputs, final_vars, failure, version, kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user";
+    outputs, final_vars, failure, end_element, version, kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user";
 
 /// `$begin` opens a write transaction (SQLite's `BEGIN IMMEDIATE` takes the write lock at
 /// once, waiting for it, instead of failing when a read turns into a write); `$lock` is how
@@ -212,6 +212,7 @@ macro_rules! sql_store {
                 outputs: r.try_get("outputs")?,
                 final_vars: r.try_get("final_vars")?,
                 failure: r.try_get("failure")?,
+                end_element: r.try_get("end_element")?,
                 version: r.try_get("version")?,
                 kind: r.try_get("kind")?,
                 parent_id: r.try_get("parent_id")?,
@@ -471,7 +472,7 @@ macro_rules! sql_store {
             static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             match work {
                 Work::Instances(chunk) => {
-                    let mut b = Binds::new(chunk.len(), 20);
+                    let mut b = Binds::new(chunk.len(), 21);
                     for (row, state) in chunk.iter() {
                         b.text(&row.id)
                             .text(&row.model_id)
@@ -484,6 +485,7 @@ macro_rules! sql_store {
                             .opt_text(row.outputs.as_deref())
                             .opt_text(row.final_vars.as_deref())
                             .opt_text(row.failure.as_deref())
+                            .opt_text(row.end_element.as_deref())
                             .text(&state.core)
                             .add(row.version)
                             .text(&row.kind)

@@ -62,6 +62,7 @@ fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
         outputs: None,
         final_vars: None,
         failure: None,
+        end_element: None,
         version: 1,
         kind: "process".into(),
         parent_id: None,

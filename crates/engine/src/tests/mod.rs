@@ -512,6 +512,7 @@ fn terminate_end_event_ends_everything_and_cancels_open_tasks() {
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.records()[0].status, TaskStatus::Canceled);
     assert!(h.inst.open.is_empty());
+    assert_eq!(h.inst.end_element.as_deref(), Some("t"), "it ended at the terminate end event");
 }
 
 #[test]
@@ -523,6 +524,7 @@ fn error_end_event_fails_with_its_code() {
     let failure = h.inst.failure.unwrap_or_default();
     assert!(failure.contains("`NOPE`"), "{failure}");
     assert!(failure.starts_with("at `e`: error end event reached"), "names the end event: {failure}");
+    assert_eq!(h.inst.end_element.as_deref(), Some("e"), "it ended at the error end event");
 }
 
 #[test]

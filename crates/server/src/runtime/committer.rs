@@ -954,6 +954,7 @@ impl Committer {
             });
         }
         row.failure = inst.failure.clone();
+        row.end_element.clone_from(&inst.end_element);
         row.kind = inst.kind.name().to_owned();
         row.rollback_id.clone_from(&inst.rollback);
         row.cancel_id.clone_from(&inst.cancel);
@@ -1050,6 +1051,7 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
         outputs: None,
         final_vars: None,
         failure: None,
+        end_element: None,
         version: 0,
         kind: String::new(),
         parent_id: None,

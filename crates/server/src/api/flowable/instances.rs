@@ -84,7 +84,7 @@ fn history_json(origin: &str, p: &InstanceRow, tenant: Option<&str>, variables: 
         "durationInMillis": p.end_time.map(|e| e - p.start_time),
         "startUserId": p.start_user,
         "startActivityId": null,
-        "endActivityId": null,
+        "endActivityId": p.end_element,
         // How it ended other than at an end event: canceled, or the failure that stopped it.
         "deleteReason": match p.status.as_str() {
             "canceled" => json!("canceled"),
