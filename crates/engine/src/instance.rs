@@ -682,15 +682,17 @@ impl Instance {
         if self.active() {
             self.status = InstanceStatus::Failed;
             self.failure = Some(reason);
+            // An end event a finished branch passed is not where a failure ended it.
+            self.end_element = None;
         }
     }
 
     /// Fails the instance at `element`, which it then ended at.
     pub(crate) fn fail_in(&mut self, element: &str, reason: String) {
         if self.active() {
+            self.fail(reason);
             self.end_element = Some(element.to_owned());
         }
-        self.fail(reason);
     }
 
     /// Fails the instance with a reason naming the element where `token` stood.

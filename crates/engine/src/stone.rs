@@ -393,8 +393,8 @@ impl Instance {
     pub(crate) fn leave_debug(&mut self, task: &str) -> Result<(), EngineError> {
         let id = self.failed_record(task)?;
         let rec = &self.open[&id];
-        let (element, message) =
-            (rec.element.clone(), format!("task {} failed: {}", rec.element, rec.reason.clone().unwrap_or_default()));
+        let element = rec.element.clone();
+        let message = format!("task {element} failed: {}", rec.reason.as_deref().unwrap_or_default());
         self.status = InstanceStatus::Running;
         self.fail_in(&element, message);
         Ok(())
