@@ -696,7 +696,47 @@ async fn tasks_are_listed_newest_first_filtered_and_paged(s: TestServer) {
     assert!(body["message"].as_str().unwrap_or_default().contains("timers"), "{body}");
 }
 
+/// `modify_constants_for_task`: a task not started takes new values of the constants its tree
+/// defines (others are ignored, as in bk-sops) and a new name, and runs with them; a started
+/// task refuses as bk-sops does ("task is started", code 3540000).
+async fn a_task_not_started_takes_new_constants_and_runs_with_them(s: TestServer) {
+    let made = ok(&s, "create_template", json!({"bk_biz_id": 6, "name": "c", "pipeline_tree": tree()})).await;
+    let new_task = async || {
+        let params = json!({"bk_biz_id": 6, "template_id": made["template_id"], "name": "before",
+                            "constants": {"${who}": "kermit"}});
+        ok(&s, "create_task", params).await["task_id"].as_i64().unwrap_or_default()
+    };
+    let id = new_task().await;
+    let edit = |id: i64| json!({"bk_biz_id": 6, "task_id": id, "name": "after", "constants": {"${who}": "piggy", "${nope}": 1}});
+    assert_eq!(ok(&s, "modify_constants_for_task", edit(id)).await, json!("success"));
+    let detail = ok(&s, "get_task_detail", json!({"bk_biz_id": 6, "task_id": id})).await;
+    assert_eq!((&detail["name"], &detail["constants"]["${who}"]["value"]), (&json!("after"), &json!("piggy")));
+    assert!(detail["constants"].get("${nope}").is_none(), "{detail}");
+    ok(&s, "start_task", json!({"bk_biz_id": 6, "task_id": id})).await;
+    let detail = ok(&s, "get_task_detail", json!({"bk_biz_id": 6, "task_id": id})).await;
+    assert_eq!(detail["outputs"][0]["value"], "piggy", "the instance runs with the new constants: {detail}");
+    let (status, body) = call(&s, "modify_constants_for_task", edit(id)).await;
+    assert_eq!((status, body["code"].as_u64()), (StatusCode::BAD_REQUEST, Some(3_540_000)), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.starts_with("task is started")), "{body}");
+    let (status, body) =
+        call(&s, "modify_constants_for_task", json!({"bk_biz_id": 6, "task_id": new_task().await, "constants": [1]}))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // An edit racing a start either lands before it (the instance runs with it) or is refused.
+    for _ in 0..6 {
+        let id = new_task().await;
+        let start = json!({"bk_biz_id": 6, "task_id": id});
+        let ((_, edited), (_, started)) =
+            tokio::join!(call(&s, "modify_constants_for_task", edit(id)), call(&s, "start_task", start));
+        assert_eq!(started["result"], json!(true), "{started}");
+        let detail = ok(&s, "get_task_detail", json!({"bk_biz_id": 6, "task_id": id})).await;
+        let expected = if edited["result"] == json!(true) { "piggy" } else { "kermit" };
+        assert_eq!(detail["outputs"][0]["value"], expected, "{edited} {detail}");
+    }
+}
+
 backend_tests!(server = TestServer::start;
+    a_task_not_started_takes_new_constants_and_runs_with_them,
     tasks_are_listed_newest_first_filtered_and_paged,
     the_sdks_sign_in_header_works_and_its_refusals_are_enveloped,
     racing_starts_of_one_task_start_it_once,

@@ -71,6 +71,18 @@ pub struct BkTaskStart {
     pub at: i64,
 }
 
+/// A new name and constants of a bk-sops task that has not started, written by a commit; a
+/// task started already fails the commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BkTaskEdit {
+    /// The task.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its constants, as JSON (`{"${KEY}": value}`).
+    pub constants: String,
+}
+
 /// The kinds of bk-sops rows that take numeric ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BkIds {
@@ -216,6 +228,18 @@ macro_rules! bk_sops_store {
                     .push_bind(s.at)
                     .push(" WHERE instance_id IS NULL AND id = ")
                     .push_bind(s.id);
+                q
+            }
+
+            /// Renames a task that has not started and sets its constants (no row changes when
+            /// it has started).
+            pub(crate) fn edit_task(e: &$crate::BkTaskEdit) -> sqlx::QueryBuilder<$db> {
+                let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE bk_tasks SET name = ");
+                q.push_bind(e.name.as_str())
+                    .push(", constants = ")
+                    .push_bind(e.constants.as_str())
+                    .push(" WHERE instance_id IS NULL AND id = ")
+                    .push_bind(e.id);
                 q
             }
 

@@ -17,7 +17,7 @@ mod user_tasks;
 mod user_tasks_sql;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
-pub use bk_sops::{BkIds, BkSopsStore, BkTaskQuery, BkTaskRow, BkTaskStart, TemplateRow};
+pub use bk_sops::{BkIds, BkSopsStore, BkTaskEdit, BkTaskQuery, BkTaskRow, BkTaskStart, TemplateRow};
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use repository::{DeploymentOrder, DeploymentQuery, ModelOrder, ModelQuery, TenantFilter, TextFilter};

@@ -327,6 +327,8 @@ pub struct WriteBatch {
     pub bk_tasks: Vec<crate::BkTaskRow>,
     /// bk-sops tasks started.
     pub started_bk_tasks: Vec<crate::BkTaskStart>,
+    /// bk-sops tasks renamed or given other constants before they start.
+    pub edited_bk_tasks: Vec<crate::BkTaskEdit>,
     /// Jobs a worker reported on, by task record id and worker: each must still be locked by
     /// that worker when the commit writes, else it fails with
     /// [`StoreError::Conflict`](crate::StoreError::Conflict) (the lock passed to another
@@ -382,6 +384,7 @@ impl WriteBatch {
             && self.bk_templates.is_empty()
             && self.bk_tasks.is_empty()
             && self.started_bk_tasks.is_empty()
+            && self.edited_bk_tasks.is_empty()
             && self.held_jobs.is_empty()
             && self.lease_changes.is_empty()
     }

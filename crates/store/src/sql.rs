@@ -396,6 +396,7 @@ macro_rules! sql_store {
             BkTemplate(&'a crate::TemplateRow),
             BkTask(&'a crate::BkTaskRow),
             BkStart(&'a crate::BkTaskStart),
+            BkEdit(&'a crate::BkTaskEdit),
             /// Jobs that must still be locked by these workers (distinct pairs).
             Held(&'a [(&'a str, &'a str)]),
             Lease(&'a crate::LeaseChange),
@@ -607,6 +608,7 @@ macro_rules! sql_store {
                 Work::BkTemplate(t) => Encoded::Built(bk_sops_impl::insert_template(t)),
                 Work::BkTask(t) => Encoded::Built(bk_sops_impl::insert_task(t)),
                 Work::BkStart(start) => Encoded::Built(bk_sops_impl::start_task(start)),
+                Work::BkEdit(edit) => Encoded::Built(bk_sops_impl::edit_task(edit)),
                 Work::Lease(c) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET ");
                     match c.update {
@@ -863,6 +865,7 @@ macro_rules! sql_store {
                 }
                 work.extend(batch.bk_templates.iter().map(Work::BkTemplate));
                 work.extend(batch.bk_tasks.iter().map(Work::BkTask));
+                work.extend(batch.edited_bk_tasks.iter().map(Work::BkEdit));
                 work.extend(batch.started_bk_tasks.iter().map(Work::BkStart));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
@@ -905,11 +908,12 @@ macro_rules! sql_store {
                     {
                         return Err(StoreError::Conflict(vec![format!("job {}", c.record_id)]));
                     }
-                    if let Work::BkStart(start) = done
+                    if let Work::BkStart(crate::BkTaskStart { id, .. }) | Work::BkEdit(crate::BkTaskEdit { id, .. }) = done
                         && applied == 0
                     {
-                        // Started meanwhile (by another server): the start is applied again and refused.
-                        return Err(StoreError::Conflict(vec![format!("bk-sops task {}", start.id)]));
+                        // Started meanwhile (by another server): the start or edit is applied
+                        // again and refused.
+                        return Err(StoreError::Conflict(vec![format!("bk-sops task {id}")]));
                     }
                     current = next;
                 }

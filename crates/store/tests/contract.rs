@@ -3,12 +3,12 @@
 
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskRow, BkTaskStart, ChangedUserTask, ClosedUserTask,
-    CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, ExecutionQuery, GroupRow,
-    IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelOrder, ModelQuery,
-    ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store, StoreError,
-    TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TokenRow,
-    UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, ChangedUserTask,
+    ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, ExecutionQuery,
+    GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelOrder,
+    ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store,
+    StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter,
+    TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
 };
 use serde_json::json;
 
@@ -843,7 +843,7 @@ async fn bk_sops_apps_keep_their_secret_unless_replaced(store: &dyn Store) {
     assert_eq!(must(store.app("other")).await, None);
 }
 
-async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &dyn Store) {
+async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once(store: &dyn Store) {
     let template = TemplateRow {
         id: must(store.reserve_id(BkIds::Templates)).await,
         biz_id: 2,
@@ -893,6 +893,13 @@ async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &
     };
     let id = task.id;
     must(store.commit(&WriteBatch { bk_tasks: vec![task], ..WriteBatch::default() })).await;
+    let edit = WriteBatch {
+        edited_bk_tasks: vec![BkTaskEdit { id, name: "run again".into(), constants: r#"{"${a}":1}"#.into() }],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&edit)).await;
+    let edited = must(store.bk_task(id)).await.map(|t| (t.name, t.constants));
+    assert_eq!(edited, Some(("run again".into(), r#"{"${a}":1}"#.into())), "a task not started takes an edit");
     let start = |instance: &str, at| WriteBatch {
         started_bk_tasks: vec![BkTaskStart { id, instance_id: instance.into(), executor: "ops".into(), at }],
         ..WriteBatch::default()
@@ -900,6 +907,8 @@ async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once(store: &
     must(store.commit(&start("i1", 3))).await;
     let again = store.commit(&start("i2", 4)).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "a task starts once: {again:?}");
+    let late = store.commit(&edit).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "a started task takes no edit: {late:?}");
     let stored = must(store.bk_task(id)).await.unwrap_or_else(|| panic!("task {id}"));
     assert_eq!(
         (stored.instance_id.as_deref(), stored.executor.as_deref(), stored.started_at),
@@ -960,7 +969,7 @@ macro_rules! suite {
             users_groups_and_memberships,
             tokens_are_found_by_hash_and_go_with_their_user,
             bk_sops_apps_keep_their_secret_unless_replaced,
-            bk_sops_templates_and_tasks_get_numbers_and_a_task_starts_once
+            bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once
         );
     };
 }

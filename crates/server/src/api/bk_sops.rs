@@ -5,9 +5,10 @@
 //! trace_id}` envelope. A template is a pipeline tree deployed as a model; a task is made from
 //! a template with constants, and once started it is a process instance like any other.
 //!
-//! A failed call answers `result: false` with a message that says why, under a 4xx status
-//! that says what kind of failure it is (bk-sops itself answers 200 with `result: false`;
-//! clients that read `result` see the same).
+//! A refused call answers, as bk-sops does, HTTP 200 with `result: false`, a message that
+//! says why and a code of bk-sops' `err_code` that says what kind of refusal it is.
+
+mod task_edit;
 
 use super::input::json_object;
 use crate::error::ApiError;
@@ -210,6 +211,7 @@ async fn dispatch(
         "get_task_node_data" => node_detail(&c, false).await,
         "import" | "import_project_template" => import(&c).await,
         "preview_task_tree" => preview_task_tree(&c).await,
+        "modify_constants_for_task" => task_edit::modify_constants(&c).await,
         other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
             Some((_, why)) => Err(ApiError::not_implemented(format!("bk-sops' `{other}` is not served: {why}"))),
             None => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -219,7 +221,7 @@ async fn dispatch(
 }
 
 /// bk-sops' documented APIs (those BlueKing's SDK offers) that are not served, and why.
-const NOT_SERVED: [(&str, &str); 19] = [
+const NOT_SERVED: [(&str, &str); 18] = [
     ("create_periodic_task", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_list", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_info", "periodic tasks need timers, which come with the timers issue"),
@@ -238,7 +240,6 @@ const NOT_SERVED: [(&str, &str); 19] = [
     ("get_user_project_list", "businesses are ids here; there are no projects to list"),
     ("get_user_project_detail", "businesses are ids here; there are no projects to list"),
     ("query_task_count", "task counts grouped by category, creator or method are not built"),
-    ("modify_constants_for_task", "a created task's constants are fixed; create the task with them"),
 ];
 
 /// `get_task_list`: a business's tasks, newest first, `limit` (default 100, at most 200) from

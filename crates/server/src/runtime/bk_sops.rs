@@ -1,18 +1,21 @@
 //! bk-sops templates and tasks as [records](super::records) the committer writes: a template
-//! with the model of its tree, a task with the model of its own it may need, a start — each
-//! what its caller asked for in one commit (`create_and_start_task` included), so that no
-//! failure leaves a model without its template or a task half started. "A task starts once" is
-//! checked where the start is applied, against the starts committed and those on their way.
+//! with the model of its tree, a task with the model of its own it may need, a start, an edit
+//! of a task not started — each what its caller asked for in one commit
+//! (`create_and_start_task` included), so that no failure leaves a model without its template
+//! or a task half started. "A task starts once" and "a started task takes no edit" are checked
+//! where the start or edit is applied, against those committed and those on their way; a start
+//! runs the task as last edited.
 
 use super::records::{Records, model_of};
 use super::{Runtime, RuntimeError};
 use flowstone_engine::StartOptions;
 use flowstone_model::{Definition, constant_variable};
-use flowstone_store::{BkIds, BkTaskRow, ModelRow, TemplateRow};
+use flowstone_store::{BkIds, BkTaskEdit, BkTaskRow, ModelRow, TemplateRow};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// A task's start: its instance runs the task's model with the task's constants.
+/// A task's start: its instance runs the task's model with the task's constants and name
+/// as they are when the start is applied.
 #[derive(Clone)]
 pub(super) struct BkStart {
     /// The task.
@@ -21,10 +24,6 @@ pub(super) struct BkStart {
     pub(super) model: Arc<ModelRow>,
     /// The model's definition.
     pub(super) def: Arc<Definition>,
-    /// The instance's name (the task's).
-    pub(super) name: String,
-    /// The task's constants as process variables.
-    pub(super) variables: Map<String, Value>,
     /// Who starts it.
     pub(super) executor: String,
 }
@@ -40,6 +39,12 @@ impl BkStart {
     pub(super) fn options(&self) -> StartOptions {
         StartOptions { initiator: Some(self.executor.clone()), debug: true, ..StartOptions::default() }
     }
+}
+
+/// A task's constants (JSON of `{"${KEY}": value}`) as process variables.
+pub(super) fn task_variables(constants: &str) -> Map<String, Value> {
+    let constants: Map<String, Value> = serde_json::from_str(constants).unwrap_or_default();
+    constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect()
 }
 
 /// The refusal of a second start.
@@ -165,10 +170,18 @@ impl Runtime {
                 (model, def)
             }
         };
-        let constants: Map<String, Value> = serde_json::from_str(&task.constants).unwrap_or_default();
-        let variables: Map<String, Value> =
-            constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect();
-        self.limits.check_variables(&variables).map_err(RuntimeError::NotValid)?;
-        Ok(BkStart { task: task.id, model, def, name: task.name.clone(), variables, executor })
+        self.limits.check_variables(&task_variables(&task.constants)).map_err(RuntimeError::NotValid)?;
+        Ok(BkStart { task: task.id, model, def, executor })
+    }
+
+    /// Renames a task that has not started and sets its constants.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Exists`] when it started already (also meanwhile, or on another server),
+    /// [`RuntimeError::NotValid`] for constants past the bounds of
+    /// [`flowstone_engine::Limits`], or a store failure.
+    pub async fn edit_bk_task(&self, edit: BkTaskEdit) -> Result<(), RuntimeError> {
+        self.limits.check_variables(&task_variables(&edit.constants)).map_err(RuntimeError::NotValid)?;
+        self.write_records(Records { edit: Some(edit), ..Records::default() }).await
     }
 }

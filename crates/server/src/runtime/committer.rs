@@ -19,8 +19,8 @@ use flowstone_engine::{
 };
 use flowstone_model::Definition;
 use flowstone_store::{
-    BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow, NewUserTask,
-    PassageRow, Store, StoreError, TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
+    BkTaskEdit, BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow,
+    NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -286,6 +286,9 @@ pub(super) struct Committer {
     deferred: Vec<Request>,
     /// bk-sops tasks started by groups not yet committed.
     starting_bk: std::collections::HashSet<i64, foldhash::fast::RandomState>,
+    /// bk-sops tasks edited by groups not yet committed, as edited: a start reads them before
+    /// the store.
+    editing_bk: std::collections::HashMap<i64, BkTaskEdit, foldhash::fast::RandomState>,
 }
 
 /// How many rows of each kind a group wrote for how many requests. Groups in a steady stream
@@ -343,6 +346,7 @@ impl Committer {
             closing: Default::default(),
             deferred: Vec::new(),
             starting_bk: Default::default(),
+            editing_bk: Default::default(),
         }
     }
 
@@ -570,6 +574,7 @@ impl Committer {
         self.pending_tasks.clear();
         self.closing.clear();
         self.starting_bk.clear();
+        self.editing_bk.clear();
         for id in group.rows.keys() {
             self.live.remove(id);
         }
@@ -615,6 +620,9 @@ impl Committer {
         }
         for task in &batch.bk_tasks {
             self.starting_bk.remove(&task.id);
+        }
+        for edit in &batch.edited_bk_tasks {
+            self.editing_bk.remove(&edit.id);
         }
         let written = batch.changed_user_tasks.iter().map(|c| &c.row).chain(batch.user_tasks.iter().map(|t| &t.row));
         for row in written {
@@ -719,27 +727,29 @@ impl Committer {
     }
 
     /// Applies a request of records: its models, templates and task are written as they come;
-    /// a bk-sops task's start is refused when it started already (committed, or in a group on
-    /// its way).
+    /// a bk-sops task's start or edit is refused when it started already (committed, or in a
+    /// group on its way), and a start runs the task as last edited.
     async fn write_records(&mut self, request: Box<RecordsRequest>, into: &mut Prepared, now: i64) {
         let mut instance = String::new();
         let answer = async {
-            let Records { deployments, templates, mut task, start } = request.write.clone();
+            let Records { deployments, templates, mut task, start, edit } = request.write.clone();
             // A task created by this very request has not started; any other is read.
-            let created_here = |id: i64| task.as_ref().is_some_and(|t| t.id == id);
-            if let Some(start) = start.as_ref().filter(|s| !created_here(s.task)) {
-                let stored = self.store.bk_task(start.task).await?;
-                let stored =
-                    stored.ok_or_else(|| RuntimeError::NotFound(format!("task {} does not exist", start.task)))?;
-                if stored.instance_id.is_some() || self.starting_bk.contains(&start.task) {
-                    return Err(bk_sops::started_already(start.task));
-                }
+            let begun = match (&start, &task) {
+                (Some(start), Some(new)) if new.id == start.task => Some((new.name.clone(), new.constants.clone())),
+                (Some(start), _) => Some(self.unstarted_bk(start.task).await?),
+                (None, _) => None,
+            };
+            if let Some(edit) = edit {
+                self.unstarted_bk(edit.id).await?;
+                self.editing_bk.insert(edit.id, edit.clone());
+                into.batch.edited_bk_tasks.push(edit);
             }
             into.batch.deployments.extend(deployments);
             into.batch.bk_templates.extend(templates);
-            if let Some(start) = start {
+            if let (Some(start), Some((name, constants))) = (start, begun) {
                 let (key, options) = (Some(start.business_key()), start.options());
-                let id = self.begin(&start.model, start.def, start.name, key, start.variables, &options, into, now);
+                let variables = bk_sops::task_variables(&constants);
+                let id = self.begin(&start.model, start.def, name, key, variables, &options, into, now);
                 match task.as_mut().filter(|t| t.id == start.task) {
                     Some(new) => {
                         new.instance_id = Some(id.clone());
@@ -761,6 +771,20 @@ impl Committer {
         }
         .await;
         into.entries.push(Entry::Records { request, instance, answer });
+    }
+
+    /// The name and constants of a bk-sops task that has not started (nor is starting in a
+    /// group on its way), as last edited.
+    async fn unstarted_bk(&self, id: i64) -> Result<(String, String), RuntimeError> {
+        let stored = self.store.bk_task(id).await?;
+        let stored = stored.ok_or_else(|| RuntimeError::NotFound(format!("task {id} does not exist")))?;
+        if stored.instance_id.is_some() || self.starting_bk.contains(&id) {
+            return Err(bk_sops::started_already(id));
+        }
+        Ok(match self.editing_bk.get(&id) {
+            Some(edit) => (edit.name.clone(), edit.constants.clone()),
+            None => (stored.name, stored.constants),
+        })
     }
 
     /// Applies a command to an instance, from memory or else from the store.

@@ -4,7 +4,7 @@
 use super::bk_sops::{BkStart, Tree};
 use super::{Runtime, RuntimeError, new_id, now_ms};
 use flowstone_model::{Definition, parse_pipeline};
-use flowstone_store::{BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow};
+use flowstone_store::{BkTaskEdit, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -19,6 +19,8 @@ pub(super) struct Records {
     pub(super) task: Option<BkTaskRow>,
     /// A start of a task (the new one, or one created before).
     pub(super) start: Option<BkStart>,
+    /// A new name and constants of a task not started.
+    pub(super) edit: Option<BkTaskEdit>,
 }
 
 /// A request with where its answer goes.
