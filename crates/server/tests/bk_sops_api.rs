@@ -735,7 +735,51 @@ async fn a_task_not_started_takes_new_constants_and_runs_with_them(s: TestServer
     }
 }
 
+/// `query_task_count`: a business's tasks counted by the database by status (each status
+/// listed), flow type, creation method or category, filtered by conditions; a `group_by` or
+/// condition it does not know is refused with code 3540000.
+async fn task_counts_group_and_filter_a_businesss_tasks(s: TestServer) {
+    let made = ok(&s, "create_template", json!({"bk_biz_id": 11, "name": "t", "pipeline_tree": tree()})).await;
+    let mut ids = Vec::new();
+    for (name, flow_type) in [("a", "common"), ("b", "common_func"), ("c", "common")] {
+        let params = json!({"bk_biz_id": 11, "template_id": made["template_id"], "name": name, "flow_type": flow_type});
+        ids.push(ok(&s, "create_task", params).await["task_id"].clone());
+    }
+    ok(&s, "start_task", json!({"bk_biz_id": 11, "task_id": ids[1]})).await;
+    let count = |group_by: &str, conditions: Value| {
+        let params = json!({"bk_biz_id": 11, "group_by": group_by, "conditions": conditions});
+        let s = &s;
+        async move {
+            let data = ok(s, "query_task_count", params).await;
+            let groups: Vec<(String, u64)> = data["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| (g["code"].as_str().unwrap_or_default().to_owned(), g["value"].as_u64().unwrap_or(99)))
+                .collect();
+            (data["total"].as_u64(), groups)
+        }
+    };
+    let pairs = |p: &[(&str, u64)]| p.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect::<Vec<_>>();
+    assert_eq!(
+        count("status", json!({})).await,
+        (Some(3), pairs(&[("CREATED", 2), ("EXECUTING", 1), ("FINISHED", 0)]))
+    );
+    assert_eq!(count("flow_type", json!({})).await, (Some(3), pairs(&[("common", 2), ("common_func", 1)])));
+    assert_eq!(count("flow_type", json!({"is_started": true})).await, (Some(1), pairs(&[("common_func", 1)])));
+    assert_eq!(count("create_method", json!({"name": "a", "creator": "ops"})).await, (Some(1), pairs(&[("api", 1)])));
+    assert_eq!(count("category", json!({"name": ""})).await, (Some(3), pairs(&[("Default", 3)])));
+    assert_eq!(count("flow_type", json!({"create_time__gte": "2999-01-01 00:00:00"})).await, (Some(0), vec![]));
+    for (group_by, conditions) in [("colour", json!({})), ("status", json!({"colour": "red"})), ("status", json!([1]))]
+    {
+        let params = json!({"bk_biz_id": 11, "group_by": group_by, "conditions": conditions});
+        let (status, body) = call(&s, "query_task_count", params).await;
+        assert_eq!((status, body["code"].as_u64()), (StatusCode::BAD_REQUEST, Some(3_540_000)), "{body}");
+    }
+}
+
 backend_tests!(server = TestServer::start;
+    task_counts_group_and_filter_a_businesss_tasks,
     a_task_not_started_takes_new_constants_and_runs_with_them,
     tasks_are_listed_newest_first_filtered_and_paged,
     the_sdks_sign_in_header_works_and_its_refusals_are_enveloped,

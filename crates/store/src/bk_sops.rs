@@ -113,6 +113,42 @@ pub struct BkTaskQuery {
     pub started: Option<bool>,
     /// Whose instance ended (true) or not (false).
     pub finished: Option<bool>,
+    /// Of this name exactly.
+    pub name: Option<String>,
+    /// Made from this template.
+    pub template_id: Option<i64>,
+    /// Made by this user.
+    pub creator: Option<String>,
+    /// Started by this user.
+    pub executor: Option<String>,
+    /// Made this way (`api`, `app`, …).
+    pub create_method: Option<String>,
+    /// Of this flow type (`common`, `common_func`).
+    pub flow_type: Option<String>,
+    /// Made in this span (milliseconds since the epoch, both ends included).
+    pub created: TimeSpan,
+    /// Started in this span.
+    pub started_span: TimeSpan,
+}
+
+/// A span of time (milliseconds since the epoch, both ends included; an end not given is open).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeSpan {
+    /// Its first moment.
+    pub from: Option<i64>,
+    /// Its last moment.
+    pub to: Option<i64>,
+}
+
+/// What bk-sops' task counts (`query_task_count`) are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BkTaskGroup {
+    /// `CREATED` (not started), `EXECUTING` (its instance runs) or `FINISHED` (it ended).
+    Status,
+    /// How the task was made.
+    CreateMethod,
+    /// Its flow type.
+    FlowType,
 }
 
 /// Durable bk-sops templates and tasks; they are written by commits
@@ -130,6 +166,8 @@ pub trait BkSopsStore: Send + Sync {
     async fn bk_task(&self, id: i64) -> Result<Option<BkTaskRow>>;
     /// A page of the tasks `query` asks for, newest first, with the count of all it asks for.
     async fn bk_tasks(&self, query: &BkTaskQuery, page: crate::Page) -> Result<(Vec<BkTaskRow>, u64)>;
+    /// How many of the tasks `query` asks for fall in each group that has any, by group.
+    async fn bk_task_counts(&self, query: &BkTaskQuery, group: BkTaskGroup) -> Result<Vec<(String, u64)>>;
 }
 
 /// `$store` is the store type, `$db` its sqlx database (see `sql_store`).
@@ -138,7 +176,7 @@ macro_rules! bk_sops_store {
         mod bk_sops_impl {
             use super::*;
             use sqlx::Row;
-            use $crate::{BkIds, BkSopsStore, BkTaskQuery, BkTaskRow, Page, Result, TemplateRow};
+            use $crate::{BkIds, BkSopsStore, BkTaskGroup, BkTaskQuery, BkTaskRow, Page, Result, TemplateRow};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -172,6 +210,50 @@ macro_rules! bk_sops_store {
                     created_at: r.try_get("created_at")?,
                     started_at: r.try_get("started_at")?,
                 })
+            }
+
+            /// The `FROM … WHERE …` of the tasks `query` asks for (`t` the tasks, `i` their
+            /// instances).
+            fn task_filter(q: &mut sqlx::QueryBuilder<$db>, query: &BkTaskQuery) {
+                q.push(" FROM bk_tasks t LEFT JOIN instances i ON i.id = t.instance_id WHERE t.biz_id = ");
+                q.push_bind(query.biz_id);
+                if let Some(keyword) = &query.keyword {
+                    let pattern = format!("%{}%", keyword.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                    q.push(" AND t.name LIKE ").push_bind(pattern).push(crate::LIKE_ESCAPE);
+                }
+                let texts = [
+                    ("t.name", &query.name),
+                    ("t.creator", &query.creator),
+                    ("t.executor", &query.executor),
+                    ("t.create_method", &query.create_method),
+                    ("t.flow_type", &query.flow_type),
+                ];
+                for (column, value) in texts {
+                    if let Some(value) = value {
+                        q.push(format!(" AND {column} = ")).push_bind(value.clone());
+                    }
+                }
+                if let Some(template) = query.template_id {
+                    q.push(" AND t.template_id = ").push_bind(template);
+                }
+                for (column, span) in [("t.created_at", query.created), ("t.started_at", query.started_span)] {
+                    if let Some(from) = span.from {
+                        q.push(format!(" AND {column} >= ")).push_bind(from);
+                    }
+                    if let Some(to) = span.to {
+                        q.push(format!(" AND {column} <= ")).push_bind(to);
+                    }
+                }
+                match query.started {
+                    Some(true) => q.push(" AND t.instance_id IS NOT NULL"),
+                    Some(false) => q.push(" AND t.instance_id IS NULL"),
+                    None => q,
+                };
+                match query.finished {
+                    Some(true) => q.push(" AND i.end_time IS NOT NULL"),
+                    Some(false) => q.push(" AND i.end_time IS NULL"),
+                    None => q,
+                };
             }
 
             /// Inserts a template.
@@ -274,33 +356,33 @@ macro_rules! bk_sops_store {
                 }
 
                 async fn bk_tasks(&self, query: &BkTaskQuery, page: Page) -> Result<(Vec<BkTaskRow>, u64)> {
-                    let filter = |q: &mut sqlx::QueryBuilder<$db>| {
-                        q.push(" FROM bk_tasks t LEFT JOIN instances i ON i.id = t.instance_id WHERE t.biz_id = ");
-                        q.push_bind(query.biz_id);
-                        if let Some(keyword) = &query.keyword {
-                            let pattern = format!("%{}%", keyword.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-                            q.push(" AND t.name LIKE ").push_bind(pattern).push(crate::LIKE_ESCAPE);
-                        }
-                        match query.started {
-                            Some(true) => q.push(" AND t.instance_id IS NOT NULL"),
-                            Some(false) => q.push(" AND t.instance_id IS NULL"),
-                            None => q,
-                        };
-                        match query.finished {
-                            Some(true) => q.push(" AND i.end_time IS NOT NULL"),
-                            Some(false) => q.push(" AND i.end_time IS NULL"),
-                            None => q,
-                        };
-                    };
                     let mut rows = sqlx::QueryBuilder::<$db>::new("SELECT t.*");
-                    filter(&mut rows);
+                    task_filter(&mut rows, query);
                     rows.push(" ORDER BY t.id DESC LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
                     rows.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
                     let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
-                    filter(&mut count);
+                    task_filter(&mut count, query);
                     let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
                     let rows = rows.build().fetch_all(&self.pool).await?;
                     Ok((rows.iter().map(task_row).collect::<Result<_>>()?, total as u64))
+                }
+
+                async fn bk_task_counts(&self, query: &BkTaskQuery, group: BkTaskGroup) -> Result<Vec<(String, u64)>> {
+                    let column = match group {
+                        BkTaskGroup::Status => {
+                            "CASE WHEN t.instance_id IS NULL THEN 'CREATED' WHEN i.end_time IS NULL THEN 'EXECUTING' \
+                             ELSE 'FINISHED' END"
+                        }
+                        BkTaskGroup::CreateMethod => "t.create_method",
+                        BkTaskGroup::FlowType => "t.flow_type",
+                    };
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!("SELECT {column} AS grp, COUNT(*) AS n"));
+                    task_filter(&mut q, query);
+                    q.push(" GROUP BY grp ORDER BY grp");
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    rows.iter()
+                        .map(|r| Ok((r.try_get::<String, _>("grp")?, r.try_get::<i64, _>("n")? as u64)))
+                        .collect()
                 }
 
             }

@@ -17,7 +17,9 @@ mod user_tasks;
 mod user_tasks_sql;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
-pub use bk_sops::{BkIds, BkSopsStore, BkTaskEdit, BkTaskQuery, BkTaskRow, BkTaskStart, TemplateRow};
+pub use bk_sops::{
+    BkIds, BkSopsStore, BkTaskEdit, BkTaskGroup, BkTaskQuery, BkTaskRow, BkTaskStart, TemplateRow, TimeSpan,
+};
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use repository::{DeploymentOrder, DeploymentQuery, ModelOrder, ModelQuery, TenantFilter, TextFilter};
