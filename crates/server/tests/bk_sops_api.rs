@@ -778,7 +778,50 @@ async fn task_counts_group_and_filter_a_businesss_tasks(s: TestServer) {
     }
 }
 
+/// `get_tasks_manual_intervention_state`: a task wants an operator while a failed node waits,
+/// while a `pause_node` runs or while it is paused; not before its start, not while a stone
+/// works, not once it finished. Tasks of another business are left out; ten ids are refused.
+async fn tasks_that_wait_for_an_operator_say_so(s: TestServer) {
+    let wants = |ids: Value| {
+        let s = &s;
+        async move {
+            let data = ok(s, "get_tasks_manual_intervention_state", json!({"bk_biz_id": 5, "task_id_list": ids})).await;
+            data.as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| (t["id"].as_i64().unwrap_or_default(), t["manual_intervention_required"] == json!(true)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let task = started(&s, operable(false)).await;
+    when(&s, task, "a", "FAILED", "FAILED").await;
+    assert_eq!(wants(json!([task])).await, [(task, true)], "a failed node waits");
+    node(&s, task, "a", "retry", json!({"inputs": {"fail": null}})).await;
+    when(&s, task, "b", "RUNNING", "RUNNING").await;
+    assert_eq!(wants(json!([task])).await, [(task, true)], "a pause_node runs");
+    ok(&s, "node_callback", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b", "callback_data": {}})).await;
+    when(&s, task, "b", "FINISHED", "FINISHED").await;
+    let made = ok(&s, "create_template", json!({"bk_biz_id": 5, "name": "w", "pipeline_tree": tree()})).await;
+    let created = ok(&s, "create_task", json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "c"})).await;
+    let created = created["task_id"].as_i64().unwrap_or_default();
+    let working =
+        ok(&s, "create_and_start_task", json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "w"})).await
+            ["task_id"]
+            .as_i64()
+            .unwrap_or_default();
+    let elsewhere =
+        ok(&s, "create_and_start_task", json!({"bk_biz_id": 6, "name": "x", "pipeline_tree": tree()})).await;
+    let ids = json!([task, created, working, elsewhere["task_id"], "99999"]);
+    assert_eq!(wants(ids).await, [(task, false), (created, false), (working, false)]);
+    ok(&s, "operate_task", json!({"bk_biz_id": 5, "task_id": working, "action": "pause"})).await;
+    assert_eq!(wants(json!([working])).await, [(working, true)], "a paused task");
+    let (status, body) =
+        call(&s, "get_tasks_manual_intervention_state", json!({"bk_biz_id": 5, "task_id_list": vec![1; 10]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
 backend_tests!(server = TestServer::start;
+    tasks_that_wait_for_an_operator_say_so,
     task_counts_group_and_filter_a_businesss_tasks,
     a_task_not_started_takes_new_constants_and_runs_with_them,
     tasks_are_listed_newest_first_filtered_and_paged,

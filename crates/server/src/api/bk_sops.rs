@@ -9,6 +9,7 @@
 //! says why and a code of bk-sops' `err_code` that says what kind of refusal it is.
 
 mod counts;
+mod intervention;
 mod task_edit;
 
 use super::input::json_object;
@@ -214,6 +215,7 @@ async fn dispatch(
         "preview_task_tree" => preview_task_tree(&c).await,
         "modify_constants_for_task" => task_edit::modify_constants(&c).await,
         "query_task_count" => counts::task_count(&c).await,
+        "get_tasks_manual_intervention_state" => intervention::manual_intervention_state(&c).await,
         other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
             Some((_, why)) => Err(ApiError::not_implemented(format!("bk-sops' `{other}` is not served: {why}"))),
             None => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),

@@ -1,0 +1,94 @@
+//! `get_tasks_manual_intervention_state`: which tasks wait for an operator.
+
+use super::{Call, bad, status_of, tree_of};
+use crate::error::ApiError;
+use flowstone_store::BkTaskRow;
+use serde_json::{Value, json};
+
+/// How many tasks one call may ask about, as bk-sops bounds it (it refuses ten or more).
+const MOST_TASKS: usize = 9;
+
+/// The components that wait for an operator while they run.
+const WAITING_COMPONENTS: [&str; 1] = ["pause_node"];
+
+/// `task_id_list` (at most nine) → `[{id, manual_intervention_required}]` for those of the
+/// business (others are left out, as bk-sops leaves them out). A task needs an operator when it
+/// failed (a failed node waits for retry or skip), it or a subprocess of it is paused, or a
+/// `pause_node` runs in it; a task not started, finished or revoked never does.
+pub(super) async fn manual_intervention_state(c: &Call<'_>) -> Result<Value, ApiError> {
+    let ids = match c.json("task_id_list")? {
+        Some(Value::Array(ids)) => ids,
+        _ => return Err(bad("parameter `task_id_list` must be a list of task ids")),
+    };
+    if ids.len() > MOST_TASKS {
+        return Err(bad(format!("`task_id_list` may hold at most {MOST_TASKS} task ids, not {}", ids.len())));
+    }
+    let biz = c.number("bk_biz_id")?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let id = id
+            .as_i64()
+            .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| bad(format!("task id {id} is not a number")))?;
+        let Some(task) = c.rt.store().bk_task(id).await?.filter(|t| t.biz_id == biz) else { continue };
+        out.push(json!({"id": task.id, "manual_intervention_required": needs_operator(c, &task).await?}));
+    }
+    Ok(Value::Array(out))
+}
+
+async fn needs_operator(c: &Call<'_>, task: &BkTaskRow) -> Result<bool, ApiError> {
+    let status = status_of(c, task).await?;
+    Ok(match status["state"].as_str() {
+        Some("FAILED" | "SUSPENDED") => true,
+        Some("RUNNING") => {
+            let mut waiting = Vec::new();
+            waiting_nodes(&tree_of(c, &task.model_id).await?, &mut waiting);
+            any_waits(&status["children"], &waiting)
+        }
+        _ => false,
+    })
+}
+
+/// The ids of the tree's nodes (in subprocesses too) whose component waits for an operator.
+fn waiting_nodes(tree: &Value, into: &mut Vec<String>) {
+    for (id, activity) in tree["activities"].as_object().into_iter().flatten() {
+        if activity["pipeline"].is_object() {
+            waiting_nodes(&activity["pipeline"], into);
+        } else if activity["component"]["code"].as_str().is_some_and(|code| WAITING_COMPONENTS.contains(&code)) {
+            into.push(id.clone());
+        }
+    }
+}
+
+/// Whether a node of the state tree's children (at any depth) is a paused subprocess or a
+/// running node of `waiting`.
+fn any_waits(children: &Value, waiting: &[String]) -> bool {
+    children.as_object().into_iter().flatten().any(|(id, child)| match child["state"].as_str() {
+        Some("SUSPENDED") => true,
+        Some("RUNNING") => waiting.contains(id) || any_waits(&child["children"], waiting),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paused_subprocess_or_a_running_waiting_node_wants_an_operator() {
+        let tree = json!({"activities": {
+            "p": {"component": {"code": "pause_node"}},
+            "sub": {"pipeline": {"activities": {"q": {"component": {"code": "pause_node"}}, "r": {"component": {"code": "noop"}}}}}
+        }});
+        let mut waiting = Vec::new();
+        waiting_nodes(&tree, &mut waiting);
+        waiting.sort();
+        assert_eq!(waiting, ["p", "q"]);
+        let running = |id: &str| json!({id: {"state": "RUNNING", "children": {}}});
+        assert!(any_waits(&running("p"), &waiting));
+        assert!(!any_waits(&running("r"), &waiting));
+        assert!(any_waits(&json!({"sub": {"state": "RUNNING", "children": running("q")}}), &waiting));
+        assert!(any_waits(&json!({"sub": {"state": "SUSPENDED", "children": {}}}), &waiting));
+        assert!(!any_waits(&json!({"p": {"state": "FINISHED", "children": {}}}), &waiting));
+    }
+}
