@@ -1,6 +1,7 @@
 //! The workers that fetch jobs, as far as this server has seen them: a line in the log when
 //! one joins (its first fetch) and when it leaves (no fetch for [`GONE_AFTER`] and none under
-//! way) — how an operator notices a stone that no one serves any more.
+//! way) — how an operator notices a stone that no one serves any more — and the topics they
+//! fetch, which bk-sops lists as plugins.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,11 +15,15 @@ const SWEEP: Duration = Duration::from_secs(10);
 /// How many workers are followed at most: worker ids come from callers, and a caller making
 /// up a new one per fetch must not grow the server's memory.
 const MAX_WORKERS: usize = 10_000;
+/// How many topics of a worker are kept, for the same reason.
+const MAX_TOPICS: usize = 64;
 
 struct Seen {
     last: Instant,
     /// Fetches under way (a long poll waits up to a minute).
     fetching: u32,
+    /// The topics of its latest fetch.
+    topics: Vec<String>,
 }
 
 /// See the module documentation.
@@ -48,14 +53,18 @@ impl Roster {
     pub(crate) fn fetching(&self, worker: &str, topics: &[&str]) -> Fetching<'_> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let room = workers.len() < MAX_WORKERS;
+        let kept = || topics.iter().take(MAX_TOPICS).map(|t| (*t).to_owned()).collect();
         match workers.get_mut(worker) {
             Some(seen) => {
                 seen.fetching += 1;
                 seen.last = Instant::now();
+                if seen.topics.iter().map(String::as_str).ne(topics.iter().take(MAX_TOPICS).copied()) {
+                    seen.topics = kept();
+                }
             }
             None if room => {
                 tracing::info!(target: "flowstone::lifecycle", %worker, topics = %topics.join(","), "worker joined");
-                workers.insert(worker.to_owned(), Seen { last: Instant::now(), fetching: 1 });
+                workers.insert(worker.to_owned(), Seen { last: Instant::now(), fetching: 1, topics: kept() });
             }
             None => {}
         }
@@ -65,6 +74,12 @@ impl Roster {
     /// How many workers are present.
     pub(crate) fn len(&self) -> usize {
         self.workers.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The topics the workers present fetch, each once, in order.
+    pub(crate) fn topics(&self) -> std::collections::BTreeSet<String> {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers.values().flat_map(|seen| seen.topics.iter().cloned()).collect()
     }
 
     /// Forgets the workers gone at `now`, logging each; answers how many there were.
@@ -105,6 +120,7 @@ mod tests {
         let start = Instant::now();
         let polling = roster.fetching("w1", &["MachineStone"]);
         drop(roster.fetching("w2", &["MachineStone"]));
+        assert_eq!(roster.topics().into_iter().collect::<Vec<_>>(), ["MachineStone"]);
         assert_eq!(roster.sweep(start + GONE_AFTER * 2), 1, "w2 is gone, w1 still waits in a long poll");
         drop(polling);
         assert_eq!(roster.sweep(Instant::now() + GONE_AFTER / 2), 0, "w1 fetched just now");

@@ -820,7 +820,29 @@ async fn tasks_that_wait_for_an_operator_say_so(s: TestServer) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
+/// `get_plugin_list` / `get_plugin_detail`: the plugins are the stones the server runs and the
+/// topics its workers fetch, each with bk-sops' plugin fields; an unknown code answers 3540400.
+async fn plugins_are_the_stones_the_server_runs_and_its_workers_fetch(s: TestServer) {
+    let acquire = json!({"topic": "deploy_app", "lockDuration": "PT1M", "numberOfTasks": 1, "workerId": "w1"});
+    let (status, body) = s.post("/flowable-rest/external-job-api/acquire/jobs", acquire).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = ok(&s, "get_plugin_list", json!({"bk_biz_id": 2})).await;
+    let find = |code: &str| list.as_array().into_iter().flatten().find(|p| p["code"] == code).cloned();
+    let pause = find("pause_node").unwrap_or_else(|| panic!("a built-in stone: {list}"));
+    assert_eq!((&pause["group_name"], &pause["version"]), (&json!("Flowstone (in-process)"), &json!("legacy")));
+    assert!(pause["desc"].as_str().is_some_and(|d| d.contains("callback")), "{pause}");
+    assert_eq!(pause["outputs"][0]["key"], "_loop");
+    let fetched = find("deploy_app").unwrap_or_else(|| panic!("a topic a worker fetches: {list}"));
+    assert_eq!(fetched["group_name"], "Flowstone (workers)");
+    let detail = ok(&s, "get_plugin_detail", json!({"bk_biz_id": 2, "code": "noop", "version": "legacy"})).await;
+    assert_eq!((&detail["code"], &detail["inputs"]), (&json!("noop"), &json!([])), "{detail}");
+    let (status, body) = call(&s, "get_plugin_detail", json!({"bk_biz_id": 2, "code": "job_push_local_files"})).await;
+    assert_eq!((status, body["code"].as_u64()), (StatusCode::NOT_FOUND, Some(3_540_400)), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("pause_node")), "names the known ones: {body}");
+}
+
 backend_tests!(server = TestServer::start;
+    plugins_are_the_stones_the_server_runs_and_its_workers_fetch,
     tasks_that_wait_for_an_operator_say_so,
     task_counts_group_and_filter_a_businesss_tasks,
     a_task_not_started_takes_new_constants_and_runs_with_them,

@@ -49,6 +49,10 @@ impl Stone for PauseNodeStone {
         "pause_node"
     }
 
+    fn summary(&self) -> &str {
+        "Waits for an operator's callback; its data become the node's outputs."
+    }
+
     fn awaits_callback(&self) -> bool {
         true
     }
@@ -66,6 +70,10 @@ pub struct NoopStone;
 impl Stone for NoopStone {
     fn name(&self) -> &str {
         "noop"
+    }
+
+    fn summary(&self) -> &str {
+        "Does nothing and answers its inputs as outputs."
     }
 
     async fn start(&self, work: &Work) -> StoneResult {
@@ -101,6 +109,10 @@ impl SleepStone {
 impl Stone for SleepStone {
     fn name(&self) -> &str {
         "sleep"
+    }
+
+    fn summary(&self) -> &str {
+        "Waits `duration` (seconds, or a duration such as PT2S) and outputs `slept` in milliseconds."
     }
 
     async fn start(&self, work: &Work) -> StoneResult {
@@ -145,6 +157,10 @@ impl Stone for SleepTimerStone {
         "sleep_timer"
     }
 
+    fn summary(&self) -> &str {
+        "Waits `bk_timing` seconds or until a date-time `YYYY-MM-DD HH:MM:SS` (UTC); outputs `_result`."
+    }
+
     async fn start(&self, work: &Work) -> StoneResult {
         tokio::time::sleep(Self::wait(&work.params, jiff::Timestamp::now())?).await;
         Ok(Map::from_iter([("_result".to_owned(), json!(true))]))
@@ -158,6 +174,10 @@ pub struct BillingStone;
 impl Stone for BillingStone {
     fn name(&self) -> &str {
         "BillingStone"
+    }
+
+    fn summary(&self) -> &str {
+        "Places a simulated billing order for the cluster example."
     }
 
     async fn start(&self, work: &Work) -> StoneResult {

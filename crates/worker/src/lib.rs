@@ -55,6 +55,11 @@ pub trait Stone: Send + Sync {
     /// The stone's name: the topic its jobs are queued under.
     fn name(&self) -> &str;
 
+    /// What the stone does, in a sentence, for catalogues of stones (bk-sops' plugin list).
+    fn summary(&self) -> &str {
+        ""
+    }
+
     /// Whether a successful start is followed by [`Stone::monitor`]: the task stays open
     /// (`start.success`, then `monitor.*`) until the work is really done.
     fn monitors(&self) -> bool {

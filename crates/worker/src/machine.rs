@@ -56,6 +56,10 @@ impl Stone for MachineStone {
         "MachineStone"
     }
 
+    fn summary(&self) -> &str {
+        "Makes a simulated machine, watches it boot until it runs, and removes it on rollback, cancel or delete."
+    }
+
     fn monitors(&self) -> bool {
         true
     }

@@ -10,6 +10,7 @@
 
 mod counts;
 mod intervention;
+mod plugins;
 mod task_edit;
 
 use super::input::json_object;
@@ -216,6 +217,8 @@ async fn dispatch(
         "modify_constants_for_task" => task_edit::modify_constants(&c).await,
         "query_task_count" => counts::task_count(&c).await,
         "get_tasks_manual_intervention_state" => intervention::manual_intervention_state(&c).await,
+        "get_plugin_list" => Ok(plugins::plugin_list(&c)),
+        "get_plugin_detail" => plugins::plugin_detail(&c),
         other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
             Some((_, why)) => Err(ApiError::not_implemented(format!("bk-sops' `{other}` is not served: {why}"))),
             None => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -225,7 +228,7 @@ async fn dispatch(
 }
 
 /// bk-sops' documented APIs (those BlueKing's SDK offers) that are not served, and why.
-const NOT_SERVED: [(&str, &str); 17] = [
+const NOT_SERVED: [(&str, &str); 15] = [
     ("create_periodic_task", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_list", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_info", "periodic tasks need timers, which come with the timers issue"),
@@ -239,8 +242,6 @@ const NOT_SERVED: [(&str, &str); 17] = [
     ("import_common_template", "common (cross-business) templates are not built"),
     ("preview_common_task_tree", "common (cross-business) templates are not built"),
     ("get_template_schemes", "execution schemes are not kept (create_task chooses nodes with execute_task_nodes_id)"),
-    ("get_plugin_list", "components are stones, which no registry lists yet"),
-    ("get_plugin_detail", "components are stones, which no registry lists yet"),
     ("get_user_project_list", "businesses are ids here; there are no projects to list"),
     ("get_user_project_detail", "businesses are ids here; there are no projects to list"),
 ];

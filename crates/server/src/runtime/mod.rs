@@ -154,9 +154,47 @@ pub struct Runtime {
     limits: Arc<Limits>,
     /// What the server counts (`GET /metrics`).
     metrics: Arc<crate::metrics::Metrics>,
+    /// The stones this server runs or publishes, by name.
+    stones: Arc<[KnownStone]>,
+}
+
+/// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
+/// topic workers fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownStone {
+    /// Its name (the topic of its jobs).
+    pub name: String,
+    /// What it does, when it says.
+    pub summary: String,
+    /// Where its jobs go.
+    pub home: StoneHome,
+}
+
+/// Where a stone's jobs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoneHome {
+    /// Run in this server.
+    InProcess,
+    /// Published to RabbitMQ.
+    Broker,
+    /// Fetched by workers (seen in the last minute).
+    Workers,
 }
 
 impl Runtime {
+    /// The stones this server runs or publishes and the topics its workers fetch, by name
+    /// (a name served two ways is listed as the first of these).
+    pub fn known_stones(&self) -> Vec<KnownStone> {
+        let mut known = self.stones.to_vec();
+        for topic in self.board.roster.topics() {
+            if !known.iter().any(|k| k.name == topic) {
+                known.push(KnownStone { name: topic, summary: String::new(), home: StoneHome::Workers });
+            }
+        }
+        known.sort_by(|a, b| a.name.cmp(&b.name));
+        known
+    }
+
     /// Starts the committer and the in-process stones; they take back the jobs this node
     /// held before a restart, and any whose lease has ended.
     ///
@@ -166,6 +204,22 @@ impl Runtime {
         let (tx, rx) = mpsc::channel(8192);
         let (stop, stopped) = watch::channel(false);
         let (runner_stop, runner_stopped) = watch::channel(false);
+        let brokered: Vec<String> = options.broker.iter().flat_map(|b| b.stones.clone()).collect();
+        // A brokered stone's jobs go to the broker, even when a built-in of that name exists.
+        let in_process: Vec<Arc<dyn Stone>> =
+            options.stones.iter().filter(|s| !brokered.iter().any(|b| b == s.name())).cloned().collect();
+        let known = in_process
+            .iter()
+            .map(|s| KnownStone {
+                name: s.name().to_owned(),
+                summary: s.summary().to_owned(),
+                home: StoneHome::InProcess,
+            })
+            .chain(brokered.iter().map(|name| {
+                let summary = options.stones.iter().find(|s| s.name() == name).map_or("", |s| s.summary());
+                KnownStone { name: name.clone(), summary: summary.to_owned(), home: StoneHome::Broker }
+            }))
+            .collect();
         let runtime = Runtime {
             store: store.clone(),
             models: Arc::default(),
@@ -177,15 +231,12 @@ impl Runtime {
             board: Arc::default(),
             limits: Arc::new(options.limits.clone()),
             metrics: Arc::default(),
+            stones: known,
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
         let watching = stopped.clone();
         tokio::spawn(async move { board.roster.watch(watching).await });
-        let brokered: Vec<String> = options.broker.iter().flat_map(|b| b.stones.clone()).collect();
-        // A brokered stone's jobs go to the broker, even when a built-in of that name exists.
-        let in_process: Vec<Arc<dyn Stone>> =
-            options.stones.iter().filter(|s| !brokered.iter().any(|b| b == s.name())).cloned().collect();
         let stones =
             StoneRunner::new(runtime.clone(), &in_process, options.node.clone(), options.lease, runner_stopped);
         // The committer has a thread and a runtime of its own: its commits are dozens of
