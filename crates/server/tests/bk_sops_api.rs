@@ -570,12 +570,13 @@ async fn documented_examples_get_answers_of_their_shape(s: TestServer) {
 /// An application limited to some businesses reaches only those.
 async fn an_app_reaches_only_the_businesses_it_is_allowed(s: TestServer) {
     let (code, secret, allowed) = common::LIMITED_APP;
-    let call = |params: Value| {
+    let call_api = |api: &str, params: Value| {
         let mut body = params.as_object().cloned().unwrap_or_default();
         body.insert("bk_app_code".into(), json!(code));
         body.insert("bk_app_secret".into(), json!(secret));
-        reqwest::Client::new().post(format!("{}{BASE}/get_template_list/", s.base)).json(&body).send()
+        reqwest::Client::new().post(format!("{}{BASE}/{api}/", s.base)).json(&body).send()
     };
+    let call = |params: Value| call_api("get_template_list", params);
     let (status, body) = common::bk_answer(must(call(json!({"bk_biz_id": 3})).await)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["result"], false, "{body}");
@@ -586,6 +587,20 @@ async fn an_app_reaches_only_the_businesses_it_is_allowed(s: TestServer) {
     assert_eq!(fine.status(), StatusCode::OK);
     let listed = ok(&s, "get_template_list", json!({"bk_biz_id": 3})).await;
     assert!(listed.is_array(), "an app without limits reaches every business: {listed}");
+    // Its projects are the businesses it may reach; another's detail is refused.
+    let (status, projects) = common::bk_answer(must(call_api("get_user_project_list", json!({})).await)).await;
+    assert_eq!(status, StatusCode::OK, "{projects}");
+    let only: i64 = allowed.parse().unwrap_or_default();
+    assert_eq!(projects["data"], json!([{"project_id": only, "bk_biz_id": only, "name": allowed}]));
+    let detail =
+        common::bk_answer(must(call_api("get_user_project_detail", json!({"bk_biz_id": allowed})).await)).await;
+    assert_eq!((detail.1["data"]["project_id"].as_i64(), &detail.1["data"]["from_cmdb"]), (Some(only), &json!(false)));
+    let other = common::bk_answer(must(call_api("get_user_project_detail", json!({"bk_biz_id": 3})).await)).await;
+    assert_eq!(other.0, StatusCode::FORBIDDEN);
+    // An app without limits lists the businesses with a template or a task.
+    ok(&s, "create_template", json!({"bk_biz_id": 31, "name": "p", "pipeline_tree": tree()})).await;
+    let every = ok(&s, "get_user_project_list", json!({})).await;
+    assert!(every.as_array().into_iter().flatten().any(|p| p["bk_biz_id"] == 31), "{every}");
 }
 
 /// How many process instances (running or ended) carry `business_key`.

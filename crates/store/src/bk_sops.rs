@@ -166,6 +166,8 @@ pub trait BkSopsStore: Send + Sync {
     async fn bk_task(&self, id: i64) -> Result<Option<BkTaskRow>>;
     /// A page of the tasks `query` asks for, newest first, with the count of all it asks for.
     async fn bk_tasks(&self, query: &BkTaskQuery, page: crate::Page) -> Result<(Vec<BkTaskRow>, u64)>;
+    /// The businesses that have a template or a task, by id.
+    async fn bk_businesses(&self) -> Result<Vec<i64>>;
     /// How many of the tasks `query` asks for fall in each group that has any, by group.
     async fn bk_task_counts(&self, query: &BkTaskQuery, group: BkTaskGroup) -> Result<Vec<(String, u64)>>;
 }
@@ -365,6 +367,11 @@ macro_rules! bk_sops_store {
                     let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
                     let rows = rows.build().fetch_all(&self.pool).await?;
                     Ok((rows.iter().map(task_row).collect::<Result<_>>()?, total as u64))
+                }
+
+                async fn bk_businesses(&self) -> Result<Vec<i64>> {
+                    let sql = "SELECT biz_id FROM bk_templates UNION SELECT biz_id FROM bk_tasks ORDER BY biz_id";
+                    Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
                 }
 
                 async fn bk_task_counts(&self, query: &BkTaskQuery, group: BkTaskGroup) -> Result<Vec<(String, u64)>> {

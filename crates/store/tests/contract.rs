@@ -876,6 +876,7 @@ async fn bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_s
     assert_eq!(must(store.model("m")).await.map(|m| (m.key, m.version)), Some(("n1".into(), 1)));
     assert_eq!(must(store.template(first)).await.map(|t| t.name), Some("deploy".into()));
     assert_eq!(must(store.templates_of(2)).await.len(), 1);
+    assert_eq!(must(store.bk_businesses()).await, [2, 3], "the businesses with a template");
     let task = BkTaskRow {
         id: must(store.reserve_id(BkIds::Tasks)).await,
         biz_id: 2,

@@ -11,6 +11,7 @@
 mod counts;
 mod intervention;
 mod plugins;
+mod projects;
 mod task_edit;
 
 use super::input::json_object;
@@ -100,6 +101,8 @@ struct Call<'a> {
     rt: &'a Runtime,
     params: Map<String, Value>,
     user: String,
+    /// The businesses the app may reach (none: every business).
+    businesses: Option<Vec<String>>,
     origin: String,
 }
 
@@ -174,7 +177,8 @@ async fn dispatch(
     if let Some(who) = who {
         who.set(&code);
     }
-    if let Some(allowed) = businesses {
+    // A call of no business (the list of those the app may reach) passes.
+    if let Some(allowed) = businesses.as_ref().filter(|_| api != "get_user_project_list") {
         let business = ["bk_biz_id", "project_id"].iter().find_map(|k| match params.get(*k) {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -190,7 +194,7 @@ async fn dispatch(
     }
     let user = params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let c = Call { rt, params, user, origin: format!("http://{host}") };
+    let c = Call { rt, params, user, businesses, origin: format!("http://{host}") };
     if api == "get_task_list" {
         return task_list(&c).await;
     }
@@ -219,6 +223,8 @@ async fn dispatch(
         "get_tasks_manual_intervention_state" => intervention::manual_intervention_state(&c).await,
         "get_plugin_list" => Ok(plugins::plugin_list(&c)),
         "get_plugin_detail" => plugins::plugin_detail(&c),
+        "get_user_project_list" => projects::project_list(&c).await,
+        "get_user_project_detail" => projects::project_detail(&c),
         other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
             Some((_, why)) => Err(ApiError::not_implemented(format!("bk-sops' `{other}` is not served: {why}"))),
             None => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -228,7 +234,7 @@ async fn dispatch(
 }
 
 /// bk-sops' documented APIs (those BlueKing's SDK offers) that are not served, and why.
-const NOT_SERVED: [(&str, &str); 15] = [
+const NOT_SERVED: [(&str, &str); 13] = [
     ("create_periodic_task", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_list", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_info", "periodic tasks need timers, which come with the timers issue"),
@@ -242,8 +248,6 @@ const NOT_SERVED: [(&str, &str); 15] = [
     ("import_common_template", "common (cross-business) templates are not built"),
     ("preview_common_task_tree", "common (cross-business) templates are not built"),
     ("get_template_schemes", "execution schemes are not kept (create_task chooses nodes with execute_task_nodes_id)"),
-    ("get_user_project_list", "businesses are ids here; there are no projects to list"),
-    ("get_user_project_detail", "businesses are ids here; there are no projects to list"),
 ];
 
 /// `get_task_list`: a business's tasks, newest first, `limit` (default 100, at most 200) from
