@@ -214,6 +214,11 @@ impl Authenticator {
         Ok(businesses)
     }
 
+    /// The user a bearer token names (bk-sops' `access_token`).
+    pub(crate) async fn token_user(&self, token: &str) -> Result<String, ApiError> {
+        Ok(self.bearer(token).await?.0)
+    }
+
     /// The user a bearer token names, and the token's hash.
     async fn bearer(&self, token: &str) -> Result<(String, Option<String>), ApiError> {
         let hash = token_hash(token);

@@ -666,6 +666,24 @@ async fn the_sdks_sign_in_header_works_and_its_refusals_are_enveloped(s: TestSer
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{malformed}: {body}");
         assert!(body["message"].as_str().unwrap_or_default().contains("X-Bkapi-Authorization"), "{body}");
     }
+    // Beside the app's credentials, an access token (a Flowstone bearer token) names the user.
+    let (status, issued) = s.post("/auth/tokens", json!({"expiresInSeconds": 600})).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let with_token = |token: &str| {
+        let header = json!({"bk_app_code": BK_APP.0, "bk_app_secret": BK_APP.1, "access_token": token}).to_string();
+        let body = json!({"bk_biz_id": 2, "name": "tokened", "pipeline_tree": tree()});
+        reqwest::Client::new()
+            .post(format!("{}{BASE}/create_template/", s.base))
+            .header("X-Bkapi-Authorization", header)
+            .json(&body)
+            .send()
+    };
+    let (status, made) = common::bk_answer(must(with_token(issued["token"].as_str().unwrap_or_default()).await)).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    let info = ok(&s, "get_template_info", json!({"bk_biz_id": 2, "template_id": made["data"]["template_id"]})).await;
+    assert_eq!(info["creator"], issued["userId"], "{info}");
+    let (status, body) = common::bk_answer(must(with_token("not-a-token").await)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
 /// `get_task_list`: newest first, filtered by name, start and end, paged, with the count of all.

@@ -170,7 +170,8 @@ async fn dispatch(
     let secret = params.get("bk_app_secret").and_then(Value::as_str);
     let (Some(code), Some(secret)) = (code, secret) else {
         return Err(ApiError::unauthorized(
-            "bk_app_code and bk_app_secret are required (in the X-Bkapi-Authorization header or the call's data)",
+            "bk_app_code and bk_app_secret are required (in the X-Bkapi-Authorization header or the call's data), \
+             also beside an access_token, which names the user only",
         ));
     };
     let businesses = auth.app(&code, secret).await?;
@@ -192,7 +193,12 @@ async fn dispatch(
             )));
         }
     }
-    let user = params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned();
+    // An access token (a Flowstone bearer token) names the user, as BlueKing's gateway takes
+    // one beside the app's credentials.
+    let user = match params.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        Some(token) => auth.token_user(token).await?,
+        None => params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned(),
+    };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let c = Call { rt, params, user, businesses, origin: format!("http://{host}") };
     if api == "get_task_list" {
@@ -300,7 +306,8 @@ async fn task_list(c: &Call<'_>) -> Result<Reply, ApiError> {
 }
 
 /// The header BlueKing's API SDK signs in with: a JSON object of `bk_app_code`,
-/// `bk_app_secret` and `bk_username` (or an `access_token`).
+/// `bk_app_secret` and `bk_username` or an `access_token` (a Flowstone bearer token, which
+/// names the user).
 const BKAPI_AUTHORIZATION: &str = "x-bkapi-authorization";
 
 /// The credentials of an `X-Bkapi-Authorization` header.
@@ -311,12 +318,7 @@ fn signed_in(header: &axum::http::HeaderValue) -> Result<Map<String, Value>, Api
         Ok(Value::Object(fields)) => fields,
         _ => return Err(unauthorized("must be a JSON object of bk_app_code, bk_app_secret and bk_username")),
     };
-    if fields.contains_key("access_token") && !fields.contains_key("bk_app_secret") {
-        return Err(unauthorized(
-            "holds an access_token, which Flowstone does not issue: send bk_app_code and bk_app_secret",
-        ));
-    }
-    let kept = ["bk_app_code", "bk_app_secret", "bk_username"];
+    let kept = ["bk_app_code", "bk_app_secret", "bk_username", "access_token"];
     Ok(fields.into_iter().filter(|(k, v)| kept.contains(&k.as_str()) && v.is_string()).collect())
 }
 
