@@ -874,7 +874,32 @@ async fn plugins_are_the_stones_the_server_runs_and_its_workers_fetch(s: TestSer
     assert!(body["message"].as_str().is_some_and(|m| m.contains("pause_node")), "names the known ones: {body}");
 }
 
+/// `get_task_effective_time`: a finished task's time without the time a `pause_node` waited;
+/// a task not finished or revoked is refused. `get_plugin_base_info` names every stone.
+async fn a_finished_tasks_effective_time_leaves_out_waiting(s: TestServer) {
+    let mut tree = operable(false);
+    tree["activities"]["a"]["component"]["data"] = json!({});
+    let task = started(&s, tree).await;
+    when(&s, task, "b", "RUNNING", "RUNNING").await;
+    let (status, body) = call(&s, "get_task_effective_time", json!({"bk_biz_id": 5, "task_id": task})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "not finished: {body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ok(&s, "node_callback", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b", "callback_data": {}})).await;
+    when(&s, task, "b", "FINISHED", "FINISHED").await;
+    let time = ok(&s, "get_task_effective_time", json!({"bk_biz_id": 5, "task_id": task})).await;
+    let (total, effective) = (time["total_elapsed_time"].as_i64(), time["effective_time"].as_i64());
+    assert!(total >= Some(1) && effective < total, "the pause is left out: {time}");
+    assert_eq!((time["excluded_node_count"].as_i64(), time["total_node_count"].as_i64()), (Some(1), Some(2)), "{time}");
+    let revoked = started(&s, operable(false)).await;
+    ok(&s, "operate_task", json!({"bk_biz_id": 5, "task_id": revoked, "action": "revoke"})).await;
+    let (status, body) = call(&s, "get_task_effective_time", json!({"bk_biz_id": 5, "task_id": revoked})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "revoked: {body}");
+    let base = ok(&s, "get_plugin_base_info", json!({"bk_biz_id": 5})).await;
+    assert!(base.as_array().into_iter().flatten().any(|p| p == &json!({"code": "noop", "name": "noop"})), "{base}");
+}
+
 backend_tests!(server = TestServer::start;
+    a_finished_tasks_effective_time_leaves_out_waiting,
     plugins_are_the_stones_the_server_runs_and_its_workers_fetch,
     tasks_that_wait_for_an_operator_say_so,
     task_counts_group_and_filter_a_businesss_tasks,

@@ -9,6 +9,7 @@
 //! says why and a code of bk-sops' `err_code` that says what kind of refusal it is.
 
 mod counts;
+mod effective_time;
 mod intervention;
 mod plugins;
 mod projects;
@@ -229,6 +230,8 @@ async fn dispatch(
         "get_tasks_manual_intervention_state" => intervention::manual_intervention_state(&c).await,
         "get_plugin_list" => Ok(plugins::plugin_list(&c)),
         "get_plugin_detail" => plugins::plugin_detail(&c),
+        "get_plugin_base_info" => Ok(plugins::plugin_base_info(&c)),
+        "get_task_effective_time" => effective_time::effective_time(&c).await,
         "get_user_project_list" => projects::project_list(&c).await,
         "get_user_project_detail" => projects::project_detail(&c),
         other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
@@ -239,8 +242,9 @@ async fn dispatch(
     Ok(Reply { data, count: None })
 }
 
-/// bk-sops' documented APIs (those BlueKing's SDK offers) that are not served, and why.
-const NOT_SERVED: [(&str, &str); 13] = [
+/// bk-sops' documented APIs (`docs/apidoc`, and those BlueKing's SDK offers) that are not
+/// served, and why.
+const NOT_SERVED: [(&str, &str); 21] = [
     ("create_periodic_task", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_list", "periodic tasks need timers, which come with the timers issue"),
     ("get_periodic_task_info", "periodic tasks need timers, which come with the timers issue"),
@@ -254,6 +258,14 @@ const NOT_SERVED: [(&str, &str); 13] = [
     ("import_common_template", "common (cross-business) templates are not built"),
     ("preview_common_task_tree", "common (cross-business) templates are not built"),
     ("get_template_schemes", "execution schemes are not kept (create_task chooses nodes with execute_task_nodes_id)"),
+    ("create_clocked_task", "clocked tasks need timers, which come with the timers issue"),
+    ("register_project", "a project is a business id here, there whenever it is named"),
+    ("get_mini_app_list", "mini apps (app maker) are not built"),
+    ("get_task_node_log", "stones keep no log; a node's failure is the ex_data of get_task_node_detail"),
+    ("get_task_plugin_log", "stones keep no log; a node's failure is the ex_data of get_task_node_detail"),
+    ("dispatch_plugin_query", "plugins have no remote queries: stones run on workers of their own"),
+    ("apply_job_file_upload_ticket", "BlueKing JOB's file upload is not built"),
+    ("job_file_upload", "BlueKing JOB's file upload is not built"),
 ];
 
 /// `get_task_list`: a business's tasks, newest first, `limit` (default 100, at most 200) from

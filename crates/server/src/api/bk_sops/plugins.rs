@@ -11,6 +11,11 @@ pub(super) fn plugin_list(c: &Call<'_>) -> Value {
     Value::Array(c.rt.known_stones().iter().map(plugin).collect())
 }
 
+/// `get_plugin_base_info`: the code and name of every stone known.
+pub(super) fn plugin_base_info(c: &Call<'_>) -> Value {
+    Value::Array(c.rt.known_stones().iter().map(|s| json!({"code": s.name, "name": s.name})).collect())
+}
+
 /// The stone named `code` (every stone has the one version `legacy`).
 pub(super) fn plugin_detail(c: &Call<'_>) -> Result<Value, ApiError> {
     let code = c.required("code")?;
