@@ -1,7 +1,8 @@
 """BlueKing's API SDK (PyPI bkapi-component-open), unchanged, against a real Flowstone server:
 its own sign-in (the X-Bkapi-Authorization header), every sops call it offers that Flowstone
 serves, and refusals returned as bk-sops' `result: false` envelope rather than raised.
-FLOWSTONE_BASE, BK_APP_CODE and BK_APP_SECRET name the server and the application.
+FLOWSTONE_BASE, BK_APP_CODE and BK_APP_SECRET name the server and the application,
+FLOWSTONE_PASSWORD the admin's password (for a bearer token, the SDK's `access_token`).
 """
 
 import os
@@ -92,6 +93,52 @@ class BlueKingSdk(unittest.TestCase):
         revoked = self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": started["task_id"]}))
         self.assertEqual(revoked["state"], "REVOKED")
 
+    def test_the_sdks_other_served_calls_answer_in_bk_sops_shape(self):
+        client, biz = sdk(), 23
+        template_id = template(biz)
+        task_id = self.ok(client.sops.create_task(
+            {"bk_biz_id": biz, "template_id": template_id, "name": "before", "constants": {"${who}": "kermit"}}
+        ))["task_id"]
+        edited = client.sops.modify_constants_for_task(
+            {"bk_biz_id": biz, "task_id": task_id, "name": "after", "constants": {"${who}": "piggy"}}
+        )
+        self.assertEqual(self.ok(edited), "success")
+        detail = self.ok(client.sops.get_task_detail({"bk_biz_id": biz, "task_id": task_id}))
+        self.assertEqual((detail["name"], detail["constants"]["${who}"]["value"]), ("after", "piggy"))
+        counted = self.ok(client.sops.query_task_count({"bk_biz_id": biz, "group_by": "status", "conditions": {}}))
+        self.assertEqual(counted["total"], 1)
+        self.assertEqual([(g["code"], g["value"]) for g in counted["groups"]],
+                         [("CREATED", 1), ("EXECUTING", 0), ("FINISHED", 0)])
+        self.ok(client.sops.start_task({"bk_biz_id": biz, "task_id": task_id}))
+        late = client.sops.modify_constants_for_task({"bk_biz_id": biz, "task_id": task_id, "constants": {}})
+        self.assertEqual((late["result"], late["code"]), (False, 3540000), late)
+        states = self.ok(client.sops.get_tasks_manual_intervention_state({"bk_biz_id": biz, "task_id_list": [task_id]}))
+        self.assertEqual(states, [{"id": task_id, "manual_intervention_required": False}])
+
+        fast = self.ok(client.sops.fast_create_task({"bk_biz_id": biz, "name": "fast", "pipeline_tree": TREE}))
+        self.assertIn("task_id", fast)
+        yaml = ("schema_version: v1\nmeta: {id: t1, name: sdk yaml}\nspec:\n  nodes:\n"
+                "  - {id: n1, type: EmptyStartEvent}\n"
+                "  - {id: n2, type: ServiceActivity, name: pause, component: {code: pause_node, data: {}}}\n"
+                "  - {id: n3, type: EmptyEndEvent}\n")
+        imported = self.ok(client.sops.import_project_template({"bk_biz_id": biz, "template_data": yaml}))
+        self.assertEqual(imported["count"], 1, imported)
+        paused = self.ok(client.sops.create_and_start_task(
+            {"bk_biz_id": biz, "template_id": imported["templates"][0]["template_id"], "name": "paused"}
+        ))["task_id"]
+        self.ok(client.sops.operate_task({"bk_biz_id": biz, "task_id": paused, "action": "pause"}))
+        states = self.ok(client.sops.get_tasks_manual_intervention_state({"bk_biz_id": biz, "task_id_list": [paused]}))
+        self.assertEqual(states, [{"id": paused, "manual_intervention_required": True}])
+
+        plugins = self.ok(client.sops.get_plugin_list({"bk_biz_id": biz}))
+        self.assertIn("pause_node", [p["code"] for p in plugins])
+        plugin = self.ok(client.sops.get_plugin_detail({"bk_biz_id": biz, "code": "pause_node"}))
+        self.assertEqual((plugin["code"], plugin["version"]), ("pause_node", "legacy"))
+        projects = self.ok(client.sops.get_user_project_list({}))
+        self.assertIn(biz, [p["bk_biz_id"] for p in projects])
+        project = self.ok(client.sops.get_user_project_detail({"bk_biz_id": biz}))
+        self.assertEqual(project["project_id"], biz)
+
     def test_refusals_come_back_as_the_envelope_not_as_exceptions(self):
         client, biz = sdk(), 22
         missing = client.sops.get_task_status({"bk_biz_id": biz, "task_id": 999999})
@@ -105,6 +152,19 @@ class BlueKingSdk(unittest.TestCase):
         self.assertEqual((twice["result"], twice["code"]), (False, 3545000), twice)
         unserved = client.sops.get_periodic_task_list({"bk_biz_id": biz})
         self.assertEqual((unserved["result"], unserved["code"]), (False, 3545100), unserved)
+
+    def test_an_access_token_signs_in_its_user(self):
+        issued = requests.post(BASE + "/auth/tokens", json={"expiresInSeconds": 600},
+                               auth=("admin", os.environ["FLOWSTONE_PASSWORD"])).json()
+        client = Client(endpoint=BASE, bk_api_ver="v2")
+        # With an access token the SDK sends it alone (it stands for app and user).
+        client.update_bkapi_authorization(bk_app_code=APP, bk_app_secret=SECRET, access_token=issued["token"])
+        task_id = self.ok(client.sops.create_task({"bk_biz_id": 24, "template_id": template(24), "name": "tok"}))["task_id"]
+        detail = self.ok(client.sops.get_task_detail({"bk_biz_id": 24, "task_id": task_id}))
+        self.assertEqual(detail["creator"], "admin")
+        client.update_bkapi_authorization(bk_app_code=APP, bk_app_secret=SECRET, access_token="not-a-token")
+        refused = client.sops.get_template_list({"bk_biz_id": 24})
+        self.assertEqual((refused["result"], refused["code"]), (False, 3540100), refused)
 
     def test_wrong_credentials_are_refused_in_the_envelope(self):
         client = Client(endpoint=BASE, bk_api_ver="v2")

@@ -214,9 +214,14 @@ impl Authenticator {
         Ok(businesses)
     }
 
-    /// The user a bearer token names (bk-sops' `access_token`).
-    pub(crate) async fn token_user(&self, token: &str) -> Result<String, ApiError> {
-        Ok(self.bearer(token).await?.0)
+    /// The caller a bearer token signs in (bk-sops' `access_token`).
+    pub(crate) async fn token_caller(&self, token: &str) -> Result<Caller, ApiError> {
+        let key: [u8; 32] = Sha256::digest(format!("bk-token\0{token}")).into();
+        if let Some(caller) = self.remembered(&key) {
+            return Ok(caller);
+        }
+        let (user, hash) = self.bearer(token).await?;
+        self.caller(key, user, hash).await
     }
 
     /// The user a bearer token names, and the token's hash.

@@ -661,7 +661,7 @@ async fn the_sdks_sign_in_header_works_and_its_refusals_are_enveloped(s: TestSer
     assert_eq!(resp.status(), StatusCode::OK, "a refusal is HTTP 200, as bk-sops answers");
     let (status, body) = common::bk_answer(resp).await;
     assert_eq!((status, body["code"].as_u64()), (StatusCode::UNAUTHORIZED, Some(3_540_100)), "{body}");
-    for malformed in ["not json", r#"["a"]"#, r#"{"access_token": "t"}"#] {
+    for malformed in ["not json", r#"["a"]"#] {
         let (status, body) = common::bk_answer(must(send(malformed.into()).await)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{malformed}: {body}");
         assert!(body["message"].as_str().unwrap_or_default().contains("X-Bkapi-Authorization"), "{body}");
@@ -684,6 +684,25 @@ async fn the_sdks_sign_in_header_works_and_its_refusals_are_enveloped(s: TestSer
     assert_eq!(info["creator"], issued["userId"], "{info}");
     let (status, body) = common::bk_answer(must(with_token("not-a-token").await)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // BlueKing's SDK sends an access token alone: it signs in a user who operates, not others.
+    let alone = |token: &str| send(json!({"access_token": token}).to_string());
+    let (status, body) = common::bk_answer(must(alone(issued["token"].as_str().unwrap_or_default()).await)).await;
+    assert_eq!(status, StatusCode::OK, "the administrator's token: {body}");
+    let (status, _) = common::bk_answer(must(alone("t").await)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let user = json!({"id": "clerk", "password": "clerk-secret", "firstName": "C"});
+    assert_eq!(s.post("/flowable-rest/service/identity/users", user).await.0, StatusCode::CREATED);
+    let clerk = must(
+        reqwest::Client::new()
+            .post(format!("{}/auth/tokens", s.base))
+            .basic_auth("clerk", Some("clerk-secret"))
+            .json(&json!({}))
+            .send()
+            .await,
+    );
+    let clerk: Value = must(clerk.json().await);
+    let (status, body) = common::bk_answer(must(alone(clerk["token"].as_str().unwrap_or_default()).await)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a user who does not operate needs an app: {body}");
 }
 
 /// `get_task_list`: newest first, filtered by name, start and end, paged, with the count of all.

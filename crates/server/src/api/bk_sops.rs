@@ -166,16 +166,7 @@ async fn dispatch(
     if let Some(signed) = headers.get(BKAPI_AUTHORIZATION) {
         params.extend(signed_in(signed)?);
     }
-    let code =
-        ["bk_app_code", "app_code"].iter().find_map(|k| params.get(*k).and_then(Value::as_str).map(str::to_owned));
-    let secret = params.get("bk_app_secret").and_then(Value::as_str);
-    let (Some(code), Some(secret)) = (code, secret) else {
-        return Err(ApiError::unauthorized(
-            "bk_app_code and bk_app_secret are required (in the X-Bkapi-Authorization header or the call's data), \
-             also beside an access_token, which names the user only",
-        ));
-    };
-    let businesses = auth.app(&code, secret).await?;
+    let Signed { app: code, user, businesses } = sign_in(auth, &params).await?;
     if let Some(who) = who {
         who.set(&code);
     }
@@ -194,12 +185,6 @@ async fn dispatch(
             )));
         }
     }
-    // An access token (a Flowstone bearer token) names the user, as BlueKing's gateway takes
-    // one beside the app's credentials.
-    let user = match params.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-        Some(token) => auth.token_user(token).await?,
-        None => params.get("bk_username").and_then(Value::as_str).filter(|u| !u.is_empty()).unwrap_or(&code).to_owned(),
-    };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let c = Call { rt, params, user, businesses, origin: format!("http://{host}") };
     if api == "get_task_list" {
@@ -240,6 +225,46 @@ async fn dispatch(
         },
     }?;
     Ok(Reply { data, count: None })
+}
+
+/// Who makes a call: the app (or, signed in by an access token alone, the user), the acting
+/// user, and the businesses the call may reach (none: every business).
+struct Signed {
+    app: String,
+    user: String,
+    businesses: Option<Vec<String>>,
+}
+
+/// Checks a call's credentials: an app's `bk_app_code` and `bk_app_secret`, the acting user
+/// named by `bk_username` or by an `access_token` (a Flowstone bearer token). As BlueKing's
+/// SDK sends an access token alone (it stands for app and user there), a token alone signs in
+/// its user when they operate (operators, administrators): they reach every business.
+async fn sign_in(auth: &crate::auth::Authenticator, params: &Map<String, Value>) -> Result<Signed, ApiError> {
+    let text = |key: &str| params.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let code = text("bk_app_code").or_else(|| text("app_code"));
+    let token = match text("access_token") {
+        Some(token) => Some(auth.token_caller(token).await?),
+        None => None,
+    };
+    match (code, text("bk_app_secret"), token) {
+        (Some(code), Some(secret), token) => {
+            let businesses = auth.app(code, secret).await?;
+            let user = token.map(|t| t.user).or_else(|| text("bk_username").map(str::to_owned));
+            Ok(Signed { app: code.to_owned(), user: user.unwrap_or_else(|| code.to_owned()), businesses })
+        }
+        (_, _, Some(caller)) if caller.operates() => {
+            Ok(Signed { app: caller.user.clone(), user: caller.user, businesses: None })
+        }
+        (_, _, Some(caller)) => Err(ApiError::forbidden(format!(
+            "'{}' does not operate and so may not sign in with an access_token alone: send bk_app_code and \
+             bk_app_secret beside it",
+            caller.user
+        ))),
+        _ => Err(ApiError::unauthorized(
+            "bk_app_code and bk_app_secret are required (in the X-Bkapi-Authorization header or the call's data), \
+             or an access_token",
+        )),
+    }
 }
 
 /// bk-sops' documented APIs (`docs/apidoc`, and those BlueKing's SDK offers) that are not
