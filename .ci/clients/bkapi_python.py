@@ -129,6 +129,11 @@ class BlueKingSdk(unittest.TestCase):
         self.ok(client.sops.operate_task({"bk_biz_id": biz, "task_id": paused, "action": "pause"}))
         states = self.ok(client.sops.get_tasks_manual_intervention_state({"bk_biz_id": biz, "task_id_list": [paused]}))
         self.assertEqual(states, [{"id": paused, "manual_intervention_required": True}])
+        self.ok(client.sops.operate_task({"bk_biz_id": biz, "task_id": paused, "action": "resume"}))
+        self.ok(client.sops.operate_node(
+            {"bk_biz_id": biz, "task_id": paused, "node_id": "n2", "action": "callback", "data": {"ok": 1}}
+        ))
+        self.assertEqual(self.ok(client.sops.get_task_status({"bk_biz_id": biz, "task_id": paused}))["state"], "FINISHED")
 
         plugins = self.ok(client.sops.get_plugin_list({"bk_biz_id": biz}))
         self.assertIn("pause_node", [p["code"] for p in plugins])
