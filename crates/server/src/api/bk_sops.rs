@@ -13,6 +13,7 @@ mod effective_time;
 mod intervention;
 mod plugins;
 mod projects;
+mod status;
 mod task_edit;
 
 use super::input::json_object;
@@ -26,8 +27,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use flowstone_engine::{Command, TaskStatus};
-use flowstone_model::{Definition, NodeId, NodeKind, constant_variable, exclude_nodes, inline_subprocesses};
-use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page, TemplateRow};
+use flowstone_model::{constant_variable, exclude_nodes, inline_subprocesses};
+use flowstone_store::{BkTaskRow, InstanceRow, TemplateRow};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -198,7 +199,7 @@ async fn dispatch(
         "start_task" => start_task(&c, c.number("task_id")?).await.map(|()| json!({})),
         "create_and_start_task" => create_task(&c, true).await,
         "operate_task" => operate_task(&c).await,
-        "get_task_status" => task_status(&c).await,
+        "get_task_status" => status::task_status(&c).await,
         "get_task_detail" => task_detail(&c).await,
         "operate_node" => operate_node(&c).await.map(|()| json!("success")),
         "node_callback" => {
@@ -792,70 +793,6 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
     Ok(())
 }
 
-/// Moves the runs of nodes inside subprocesses under an entry of their subprocess (deepest
-/// first, so that nested subprocesses nest), each entry's state following its children's
-/// (`SUSPENDED` while one of `paused` runs).
-fn nest_subprocesses(def: &Definition, children: &mut Map<String, Value>, paused: &[NodeId]) {
-    let depth = |mut n: NodeId| {
-        let mut d = 0;
-        while let Some(s) = def.node(n).scope {
-            d += 1;
-            n = s;
-        }
-        d
-    };
-    let deepest = children.keys().filter_map(|e| def.node_by_element(e)).map(depth).max().unwrap_or(0);
-    for level in (1..=deepest).rev() {
-        let moving: Vec<(String, NodeId)> = children
-            .keys()
-            .filter_map(|e| def.node_by_element(e).map(|n| (e.clone(), n)))
-            .filter(|(_, n)| depth(*n) == level)
-            .filter_map(|(e, n)| def.node(n).scope.map(|s| (e, s)))
-            .collect();
-        for (element, scope) in moving {
-            let Some(child) = children.remove(&element) else { continue };
-            let sub = def.node(scope);
-            let entry = children.entry(sub.id.clone()).or_insert_with(|| {
-                json!({"id": sub.id, "state": "RUNNING", "name": sub.name.clone().unwrap_or_default(), "retry": 0,
-                       "loop": 1, "skip": false, "error_ignorable": false, "version": "", "state_refresh_at": "",
-                       "elapsed_time": 0, "children": {}, "start_time": child["start_time"], "finish_time": ""})
-            });
-            entry["children"][element.as_str()] = child;
-        }
-    }
-    settle_subprocess_states(def, children, paused);
-}
-
-/// A subprocess's state from its children's: failed when one failed, running (suspended
-/// when paused) while one runs, finished once its end event was passed.
-fn settle_subprocess_states(def: &Definition, children: &mut Map<String, Value>, paused: &[NodeId]) {
-    for (element, entry) in children.iter_mut() {
-        let Some(node) = def.node_by_element(element) else { continue };
-        if !matches!(def.node(node).kind, NodeKind::SubProcess { .. }) {
-            continue;
-        }
-        let Some(inner) = entry["children"].as_object_mut() else { continue };
-        settle_subprocess_states(def, inner, paused);
-        let states: Vec<(Option<NodeId>, String)> = inner
-            .iter()
-            .map(|(e, c)| (def.node_by_element(e), c["state"].as_str().unwrap_or_default().to_owned()))
-            .collect();
-        let ended = states
-            .iter()
-            .any(|(n, s)| s == "FINISHED" && n.is_some_and(|n| matches!(def.node(n).kind, NodeKind::EndEvent(_))));
-        let state = if states.iter().any(|(_, s)| s == "FAILED") {
-            "FAILED"
-        } else if ended && !states.iter().any(|(_, s)| s == "RUNNING") {
-            "FINISHED"
-        } else if paused.contains(&node) {
-            "SUSPENDED"
-        } else {
-            "RUNNING"
-        };
-        entry["state"] = json!(state);
-    }
-}
-
 /// `get_tasks_status`: the status of each task of `task_id_list`.
 async fn tasks_status(c: &Call<'_>) -> Result<Value, ApiError> {
     let ids = match c.json("task_id_list")? {
@@ -876,7 +813,7 @@ async fn tasks_status(c: &Call<'_>) -> Result<Value, ApiError> {
             "create_time": time(task.created_at),
             "start_time": task.started_at.map(time).unwrap_or_default(),
             "url": task_url(c, &task),
-            "status": status_of(c, &task).await?,
+            "status": status::status_of(c, &task).await?,
         }));
     }
     Ok(Value::Array(out))
@@ -912,7 +849,7 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
     let mut detail = json!({
         "id": node,
         "name": current.name,
-        "state": node_state(current.status, current.end_time.is_some()),
+        "state": status::node_state(current.status, current.end_time.is_some()),
         "inputs": inputs(current),
         "outputs": outputs,
         "ex_data": current.reason.clone().unwrap_or_default(),
@@ -929,128 +866,13 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
             .iter()
             .filter(|r| r.id != r.task_id)
             .map(|r| {
-                json!({"state": node_state(r.status, r.end_time.is_some()), "inputs": inputs(r),
+                json!({"state": status::node_state(r.status, r.end_time.is_some()), "inputs": inputs(r),
                        "ex_data": r.reason.clone().unwrap_or_default(), "start_time": zoned_time(Some(r.create_time)),
                        "finish_time": zoned_time(r.end_time)})
             })
             .collect();
     }
     Ok(detail)
-}
-
-/// bamboo-engine's state of an instance.
-fn instance_state(row: Option<&InstanceRow>) -> &'static str {
-    match row.map(|r| r.status.as_str()) {
-        None => "CREATED",
-        Some("running") => "RUNNING",
-        // A failed node waits for an operator: bk-sops shows the task failed meanwhile.
-        Some("debug") => "FAILED",
-        Some("completed" | "success") => "FINISHED",
-        Some("canceled" | "cancelled") => "REVOKED",
-        Some(_) => "FAILED",
-    }
-}
-
-/// bamboo-engine's state of one node run, from its record's status: `READY` while its job
-/// waits in the queue for a stone, `RUNNING` once a stone took it.
-fn node_state(status: TaskStatus, ended: bool) -> &'static str {
-    if status.step_failed() || status == TaskStatus::Failed {
-        "FAILED"
-    } else if status == TaskStatus::Canceled {
-        "REVOKED"
-    } else if ended {
-        "FINISHED"
-    } else if status.producing() {
-        "READY"
-    } else {
-        "RUNNING"
-    }
-}
-
-async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
-    let task = task_of(c, c.number("task_id")?).await?;
-    status_of(c, &task).await
-}
-
-/// A task's state tree: its own state and a child per node (nested for subprocesses).
-async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Value, ApiError> {
-    let store = c.rt.store();
-    let instance = instance_of(c, task).await?;
-    let mut children = Map::new();
-    let mut state = instance_state(instance.as_ref());
-    if let Some(p) = &instance {
-        let engine = c.rt.engine_state(&p.id).await?;
-        if state == "RUNNING" && engine.as_ref().is_some_and(flowstone_engine::Instance::is_paused) {
-            state = "SUSPENDED";
-        }
-        let paused = engine.map(|e| e.paused_subprocesses()).unwrap_or_default();
-        let query = ActivityQuery { instance_id: Some(p.id.clone()), ..ActivityQuery::default() };
-        let (runs, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
-        // Read after the runs, the records are as new as they or newer: a run's state and
-        // times come from its record when it has one (passes through events have none).
-        let records = store.tasks_of_instance(&p.id).await?;
-        // Failed attempts that were run again keep ids of their own: they count as retries.
-        let mut retries: HashMap<&str, i64> = HashMap::new();
-        for r in records.iter().filter(|r| r.record.id != r.record.task_id) {
-            *retries.entry(r.record.element.as_str()).or_default() += 1;
-        }
-        // The latest run of each node shows; `loop` counts the node's runs (a gateway may lead
-        // back to it).
-        let mut loops: HashMap<String, i64> = HashMap::new();
-        for mut a in runs {
-            let record = records.iter().find(|r| r.record.id == a.id).map(|r| &r.record);
-            if record.is_some_and(|r| r.id != r.task_id) {
-                continue;
-            }
-            let loop_count = loops.entry(a.element.clone()).or_default();
-            *loop_count += 1;
-            let loop_count = *loop_count;
-            if let Some(r) = record {
-                (a.start_time, a.end_time) = (r.create_time, r.end_time);
-            }
-            let status = record.map(|r| r.status);
-            let state = node_state(status.unwrap_or(TaskStatus::Completed), a.end_time.is_some());
-            let retries = retries.get(a.element.as_str()).copied().unwrap_or(0);
-            children.insert(
-                a.element.clone(),
-                json!({
-                    "id": a.element,
-                    "state": state,
-                    "name": a.name.clone().unwrap_or_default(),
-                    "retry": retries,
-                    "loop": loop_count,
-                    "skip": status == Some(TaskStatus::Skipped),
-                    "error_ignorable": false,
-                    "version": a.id,
-                    "state_refresh_at": zoned_time(Some(a.end_time.unwrap_or(a.start_time))),
-                    "elapsed_time": (a.end_time.unwrap_or_else(now_ms) - a.start_time) / 1000,
-                    "children": {},
-                    "start_time": zoned_time(Some(a.start_time)),
-                    "finish_time": zoned_time(a.end_time),
-                }),
-            );
-        }
-        if let Some(model) = c.rt.model(&p.model_id).await? {
-            nest_subprocesses(&*c.rt.definition(&model)?, &mut children, &paused);
-        }
-    }
-    let (start, end, elapsed) = times(instance.as_ref());
-    Ok(json!({
-        "id": instance.as_ref().map_or_else(String::new, |p| p.id.clone()),
-        "state": state,
-        "name": task.name,
-        "retry": 0,
-        "loop": 1,
-        "skip": false,
-        "error_ignorable": false,
-        "version": "",
-        "state_refresh_at": zoned_time(end.or(start)),
-        "elapsed_time": elapsed,
-        "children": children,
-        "start_time": zoned_time(start),
-        "finish_time": zoned_time(end),
-        "ex_data": instance.as_ref().and_then(|p| p.failure.clone()).map_or(json!({}), |f| json!({"message": f})),
-    }))
 }
 
 async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {

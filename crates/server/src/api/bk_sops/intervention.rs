@@ -1,6 +1,7 @@
 //! `get_tasks_manual_intervention_state`: which tasks wait for an operator.
 
-use super::{Call, bad, status_of, tree_of};
+use super::status::{State, StateTree, status_of};
+use super::{Call, bad, tree_of};
 use crate::error::ApiError;
 use flowstone_store::BkTaskRow;
 use serde_json::{Value, json};
@@ -38,12 +39,12 @@ pub(super) async fn manual_intervention_state(c: &Call<'_>) -> Result<Value, Api
 
 async fn needs_operator(c: &Call<'_>, task: &BkTaskRow) -> Result<bool, ApiError> {
     let status = status_of(c, task).await?;
-    Ok(match status["state"].as_str() {
-        Some("FAILED" | "SUSPENDED") => true,
-        Some("RUNNING") => {
+    Ok(match status.state {
+        State::Failed | State::Suspended => true,
+        State::Running => {
             let mut waiting = Vec::new();
             waiting_nodes(&tree_of(c, &task.model_id).await?, &mut waiting);
-            any_waits(&status["children"], &waiting)
+            any_waits(&status, &waiting)
         }
         _ => false,
     })
@@ -60,12 +61,11 @@ fn waiting_nodes(tree: &Value, into: &mut Vec<String>) {
     }
 }
 
-/// Whether a node of the state tree's children (at any depth) is a paused subprocess or a
-/// running node of `waiting`.
-fn any_waits(children: &Value, waiting: &[String]) -> bool {
-    children.as_object().into_iter().flatten().any(|(id, child)| match child["state"].as_str() {
-        Some("SUSPENDED") => true,
-        Some("RUNNING") => waiting.contains(id) || any_waits(&child["children"], waiting),
+/// Whether a node under the tree is a paused subprocess or a running node of `waiting`.
+fn any_waits(tree: &StateTree, waiting: &[String]) -> bool {
+    tree.any(&|id, node| match node.state {
+        State::Suspended => true,
+        State::Running => waiting.iter().any(|w| w == id),
         _ => false,
     })
 }
@@ -84,11 +84,16 @@ mod tests {
         waiting_nodes(&tree, &mut waiting);
         waiting.sort();
         assert_eq!(waiting, ["p", "q"]);
-        let running = |id: &str| json!({id: {"state": "RUNNING", "children": {}}});
-        assert!(any_waits(&running("p"), &waiting));
-        assert!(!any_waits(&running("r"), &waiting));
-        assert!(any_waits(&json!({"sub": {"state": "RUNNING", "children": running("q")}}), &waiting));
-        assert!(any_waits(&json!({"sub": {"state": "SUSPENDED", "children": {}}}), &waiting));
-        assert!(!any_waits(&json!({"p": {"state": "FINISHED", "children": {}}}), &waiting));
+        let node = |state: State, children: &[(&str, StateTree)]| StateTree {
+            state,
+            children: children.iter().cloned().map(|(id, c)| (id.to_owned(), c)).collect(),
+            ..StateTree::default()
+        };
+        let root = |children: &[(&str, StateTree)]| node(State::Running, children);
+        assert!(any_waits(&root(&[("p", node(State::Running, &[]))]), &waiting));
+        assert!(!any_waits(&root(&[("r", node(State::Running, &[]))]), &waiting));
+        assert!(any_waits(&root(&[("sub", node(State::Running, &[("q", node(State::Running, &[]))]))]), &waiting));
+        assert!(any_waits(&root(&[("sub", node(State::Suspended, &[]))]), &waiting));
+        assert!(!any_waits(&root(&[("p", node(State::Finished, &[]))]), &waiting));
     }
 }

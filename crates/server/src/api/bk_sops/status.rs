@@ -1,0 +1,244 @@
+//! A task's state tree (`get_task_status`, `get_tasks_status`): bamboo-engine's states of the
+//! task and of each node it ran, nested under their subprocesses, as typed values written as
+//! bk-sops writes them only when the answer is serialised.
+
+use super::{Call, instance_of, task_of, times, zoned_time};
+use crate::error::ApiError;
+use flowstone_engine::TaskStatus;
+use flowstone_model::{Definition, NodeId, NodeKind};
+use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
+
+/// bamboo-engine's state of a task or a node. `BLOCKED` is never shown: bamboo-engine names it
+/// but no step of it sets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(super) enum State {
+    /// A task not started.
+    #[default]
+    Created,
+    /// A node whose job waits in the queue for a stone.
+    Ready,
+    /// Running (a node: a stone took its job).
+    Running,
+    /// A task or subprocess paused.
+    Suspended,
+    /// Done.
+    Finished,
+    /// Failed (a task whose failed node waits for an operator shows this too).
+    Failed,
+    /// Revoked.
+    Revoked,
+}
+
+/// The state of a task, or of a node and the nodes under it.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub(super) struct StateTree {
+    /// The instance's id (the task's), or the node's.
+    pub(super) id: String,
+    pub(super) state: State,
+    pub(super) name: String,
+    /// Failed runs of the node run again.
+    pub(super) retry: i64,
+    /// How many times the node ran (a gateway may lead back to it).
+    #[serde(rename = "loop")]
+    pub(super) loops: i64,
+    pub(super) skip: bool,
+    pub(super) error_ignorable: bool,
+    pub(super) version: String,
+    pub(super) state_refresh_at: String,
+    /// Seconds, until now while it runs.
+    pub(super) elapsed_time: i64,
+    /// The nodes under it, by id.
+    #[schema(no_recursion)]
+    pub(super) children: BTreeMap<String, StateTree>,
+    pub(super) start_time: String,
+    pub(super) finish_time: String,
+    /// The task's failure (`{message}`), on the task's own tree only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(super) ex_data: Option<Value>,
+}
+
+impl StateTree {
+    /// Whether this node or one under it (at any depth) holds.
+    pub(super) fn any(&self, holds: &dyn Fn(&str, &StateTree) -> bool) -> bool {
+        self.children.iter().any(|(id, child)| holds(id, child) || child.any(holds))
+    }
+}
+
+/// bamboo-engine's state of an instance.
+fn instance_state(row: Option<&InstanceRow>) -> State {
+    match row.map(|r| r.status.as_str()) {
+        None => State::Created,
+        Some("running") => State::Running,
+        // A failed node waits for an operator: bk-sops shows the task failed meanwhile.
+        Some("debug") => State::Failed,
+        Some("completed" | "success") => State::Finished,
+        Some("canceled" | "cancelled") => State::Revoked,
+        Some(_) => State::Failed,
+    }
+}
+
+/// bamboo-engine's state of one node run, from its record's status: `READY` while its job
+/// waits in the queue for a stone, `RUNNING` once a stone took it.
+pub(super) fn node_state(status: TaskStatus, ended: bool) -> State {
+    if status.step_failed() || status == TaskStatus::Failed {
+        State::Failed
+    } else if status == TaskStatus::Canceled {
+        State::Revoked
+    } else if ended {
+        State::Finished
+    } else if status.producing() {
+        State::Ready
+    } else {
+        State::Running
+    }
+}
+
+/// `get_task_status`.
+pub(super) async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
+    let task = task_of(c, c.number("task_id")?).await?;
+    Ok(json!(status_of(c, &task).await?))
+}
+
+/// A task's state tree: its own state and a child per node (nested for subprocesses).
+pub(super) async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<StateTree, ApiError> {
+    let store = c.rt.store();
+    let instance = instance_of(c, task).await?;
+    let mut children = BTreeMap::new();
+    let mut state = instance_state(instance.as_ref());
+    if let Some(p) = &instance {
+        let engine = c.rt.engine_state(&p.id).await?;
+        if state == State::Running && engine.as_ref().is_some_and(flowstone_engine::Instance::is_paused) {
+            state = State::Suspended;
+        }
+        let paused = engine.map(|e| e.paused_subprocesses()).unwrap_or_default();
+        let query = ActivityQuery { instance_id: Some(p.id.clone()), ..ActivityQuery::default() };
+        let (runs, _) = store.list_activities(&query, Page { offset: 0, limit: 10_000 }).await?;
+        // Read after the runs, the records are as new as they or newer: a run's state and
+        // times come from its record when it has one (passes through events have none).
+        let records = store.tasks_of_instance(&p.id).await?;
+        // Failed attempts that were run again keep ids of their own: they count as retries.
+        let mut retries: HashMap<&str, i64> = HashMap::new();
+        for r in records.iter().filter(|r| r.record.id != r.record.task_id) {
+            *retries.entry(r.record.element.as_str()).or_default() += 1;
+        }
+        // The latest run of each node shows; `loop` counts the node's runs.
+        let mut loops: HashMap<String, i64> = HashMap::new();
+        for mut a in runs {
+            let record = records.iter().find(|r| r.record.id == a.id).map(|r| &r.record);
+            if record.is_some_and(|r| r.id != r.task_id) {
+                continue;
+            }
+            let loop_count = loops.entry(a.element.clone()).or_default();
+            *loop_count += 1;
+            let loops = *loop_count;
+            if let Some(r) = record {
+                (a.start_time, a.end_time) = (r.create_time, r.end_time);
+            }
+            let status = record.map(|r| r.status);
+            children.insert(
+                a.element.clone(),
+                StateTree {
+                    id: a.element.clone(),
+                    state: node_state(status.unwrap_or(TaskStatus::Completed), a.end_time.is_some()),
+                    name: a.name.clone().unwrap_or_default(),
+                    retry: retries.get(a.element.as_str()).copied().unwrap_or(0),
+                    loops,
+                    skip: status == Some(TaskStatus::Skipped),
+                    version: a.id.clone(),
+                    state_refresh_at: zoned_time(Some(a.end_time.unwrap_or(a.start_time))),
+                    elapsed_time: (a.end_time.unwrap_or_else(crate::runtime::now_ms) - a.start_time) / 1000,
+                    start_time: zoned_time(Some(a.start_time)),
+                    finish_time: zoned_time(a.end_time),
+                    ..StateTree::default()
+                },
+            );
+        }
+        if let Some(model) = c.rt.model(&p.model_id).await? {
+            nest_subprocesses(&*c.rt.definition(&model)?, &mut children, &paused);
+        }
+    }
+    let (start, end, elapsed) = times(instance.as_ref());
+    let failure = instance.as_ref().and_then(|p| p.failure.clone());
+    Ok(StateTree {
+        id: instance.as_ref().map_or_else(String::new, |p| p.id.clone()),
+        state,
+        name: task.name.clone(),
+        loops: 1,
+        state_refresh_at: zoned_time(end.or(start)),
+        elapsed_time: elapsed,
+        children,
+        start_time: zoned_time(start),
+        finish_time: zoned_time(end),
+        ex_data: Some(failure.map_or(json!({}), |f| json!({"message": f}))),
+        ..StateTree::default()
+    })
+}
+
+/// Moves the runs of nodes inside subprocesses under an entry of their subprocess (deepest
+/// first, so that nested subprocesses nest), each entry's state following its children's
+/// (`SUSPENDED` while one of `paused` runs).
+fn nest_subprocesses(def: &Definition, children: &mut BTreeMap<String, StateTree>, paused: &[NodeId]) {
+    let depth = |mut n: NodeId| {
+        let mut d = 0;
+        while let Some(s) = def.node(n).scope {
+            d += 1;
+            n = s;
+        }
+        d
+    };
+    let deepest = children.keys().filter_map(|e| def.node_by_element(e)).map(depth).max().unwrap_or(0);
+    for level in (1..=deepest).rev() {
+        let moving: Vec<(String, NodeId)> = children
+            .keys()
+            .filter_map(|e| def.node_by_element(e).map(|n| (e.clone(), n)))
+            .filter(|(_, n)| depth(*n) == level)
+            .filter_map(|(e, n)| def.node(n).scope.map(|s| (e, s)))
+            .collect();
+        for (element, scope) in moving {
+            let Some(child) = children.remove(&element) else { continue };
+            let sub = def.node(scope);
+            let entry = children.entry(sub.id.clone()).or_insert_with(|| StateTree {
+                id: sub.id.clone(),
+                state: State::Running,
+                name: sub.name.clone().unwrap_or_default(),
+                loops: 1,
+                start_time: child.start_time.clone(),
+                ..StateTree::default()
+            });
+            entry.children.insert(element, child);
+        }
+    }
+    settle_subprocess_states(def, children, paused);
+}
+
+/// A subprocess's state from its children's: failed when one failed, running (suspended
+/// when paused) while one runs, finished once its end event was passed.
+fn settle_subprocess_states(def: &Definition, children: &mut BTreeMap<String, StateTree>, paused: &[NodeId]) {
+    for (element, entry) in children.iter_mut() {
+        let Some(node) = def.node_by_element(element) else { continue };
+        if !matches!(def.node(node).kind, NodeKind::SubProcess { .. }) {
+            continue;
+        }
+        settle_subprocess_states(def, &mut entry.children, paused);
+        let states: Vec<(Option<NodeId>, State)> =
+            entry.children.iter().map(|(e, c)| (def.node_by_element(e), c.state)).collect();
+        let ended = states.iter().any(|(n, s)| {
+            *s == State::Finished && n.is_some_and(|n| matches!(def.node(n).kind, NodeKind::EndEvent(_)))
+        });
+        entry.state = if states.iter().any(|(_, s)| *s == State::Failed) {
+            State::Failed
+        } else if ended && !states.iter().any(|(_, s)| *s == State::Running) {
+            State::Finished
+        } else if paused.contains(&node) {
+            State::Suspended
+        } else {
+            State::Running
+        };
+    }
+}
