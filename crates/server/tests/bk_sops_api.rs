@@ -917,7 +917,128 @@ async fn a_finished_tasks_effective_time_leaves_out_waiting(s: TestServer) {
     assert!(base.as_array().into_iter().flatten().any(|p| p == &json!({"code": "noop", "name": "noop"})), "{base}");
 }
 
+/// Whether `value` conforms to `schema` of the OpenAPI document `doc` (the JSON Schema the
+/// document uses: `$ref`, `type`, `enum`, `required`, `properties`, `additionalProperties`,
+/// `items`, `allOf`, `oneOf`); answers where it does not.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, part, value, at)?;
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let errors: Vec<String> = options.iter().filter_map(|o| conforms(doc, o, value, at).err()).collect();
+        if errors.len() == options.len() {
+            return Err(format!("{at}: fits no option: {errors:?}"));
+        }
+    }
+    let kind = |t: &str| match t {
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    let fits = match &schema["type"] {
+        Value::String(t) => kind(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(kind),
+        _ => true,
+    };
+    if !fits {
+        return Err(format!("{at}: {value} is not of type {}", schema["type"]));
+    }
+    if let Some(allowed) = schema["enum"].as_array().filter(|a| !a.contains(value)) {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Value::Object(fields) = value {
+        for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !fields.contains_key(name) {
+                return Err(format!("{at}: `{name}` is missing"));
+            }
+        }
+        for (name, field) in fields {
+            let declared = &schema["properties"][name.as_str()];
+            let rule = if declared.is_null() { &schema["additionalProperties"] } else { declared };
+            if rule.is_object() {
+                conforms(doc, rule, field, &format!("{at}.{name}"))?;
+            }
+        }
+    }
+    if let (Value::Array(items), Some(rule)) = (value, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            conforms(doc, rule, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every bk-sops answer of a task's life (and a refusal) fits the schema its operation has in
+/// `/openapi.json`.
+async fn answers_fit_the_openapi_document(s: TestServer) {
+    let doc = must(must(reqwest::get(format!("{}/openapi.json", s.base)).await).json::<Value>().await);
+    let fits = |api: &str, body: &Value| {
+        let op = &doc["paths"][format!("{BASE}/{api}/")]["post"];
+        let schema = &op["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{api} is not in the document");
+        if let Err(e) = conforms(&doc, schema, body, api) {
+            panic!("{api}: the answer does not fit the document: {e}\n{body}");
+        }
+    };
+    // Each call answers (`result: true`) but those named here, which refuse.
+    let refused = ["get_task_effective_time", "get_periodic_task_list"];
+    let answer = async |api: &str, params: Value| {
+        let (_, body) = call(&s, api, params).await;
+        assert_eq!(body["result"], json!(!refused.contains(&api)), "{api}: {body}");
+        fits(api, &body);
+        body["data"].clone()
+    };
+    let made =
+        answer("create_template", json!({"bk_biz_id": 5, "name": "doc", "pipeline_tree": operable(false)})).await;
+    let template = json!({"bk_biz_id": 5, "template_id": made["template_id"]});
+    answer("get_template_list", json!({"bk_biz_id": 5})).await;
+    answer("get_template_info", template.clone()).await;
+    answer("preview_task_tree", template.clone()).await;
+    let mut params = template.clone();
+    params["name"] = json!("doc task");
+    let task = answer("create_and_start_task", params).await["task_id"].clone();
+    let task = json!({"bk_biz_id": 5, "task_id": task});
+    when(&s, task["task_id"].as_i64().unwrap_or_default(), "a", "FAILED", "FAILED").await;
+    for api in ["get_task_status", "get_task_detail", "get_task_effective_time"] {
+        answer(api, task.clone()).await;
+    }
+    let mut pause = task.clone();
+    pause["action"] = json!("pause");
+    answer("operate_task", pause).await;
+    let mut node = task.clone();
+    node["node_id"] = json!("a");
+    answer("get_task_node_detail", node.clone()).await;
+    answer("get_task_node_data", node).await;
+    let ids = json!({"bk_biz_id": 5, "task_id_list": [task["task_id"]]});
+    answer("get_tasks_status", ids.clone()).await;
+    answer("get_tasks_manual_intervention_state", ids).await;
+    answer("get_task_list", json!({"bk_biz_id": 5, "limit": 5})).await;
+    answer("query_task_count", json!({"bk_biz_id": 5, "group_by": "status"})).await;
+    answer("get_plugin_list", json!({"bk_biz_id": 5})).await;
+    answer("get_plugin_base_info", json!({"bk_biz_id": 5})).await;
+    answer("get_plugin_detail", json!({"bk_biz_id": 5, "code": "noop"})).await;
+    answer("get_user_project_list", json!({})).await;
+    answer("get_user_project_detail", json!({"bk_biz_id": 5})).await;
+    answer("get_periodic_task_list", json!({"bk_biz_id": 5})).await;
+    let mut params = template.clone();
+    params["name"] = json!("later");
+    let later = json!({"bk_biz_id": 5, "task_id": answer("create_task", params).await["task_id"]});
+    let mut edit = later.clone();
+    edit["constants"] = json!({});
+    answer("modify_constants_for_task", edit).await;
+    answer("start_task", later).await;
+}
+
 backend_tests!(server = TestServer::start;
+    answers_fit_the_openapi_document,
     a_finished_tasks_effective_time_leaves_out_waiting,
     plugins_are_the_stones_the_server_runs_and_its_workers_fetch,
     tasks_that_wait_for_an_operator_say_so,

@@ -8,13 +8,17 @@
 //! A refused call answers, as bk-sops does, HTTP 200 with `result: false`, a message that
 //! says why and a code of bk-sops' `err_code` that says what kind of refusal it is.
 
+mod answers;
 mod counts;
+mod document;
 mod effective_time;
 mod intervention;
 mod plugins;
 mod projects;
 mod status;
 mod task_edit;
+
+pub(super) use document::api;
 
 use super::input::json_object;
 use crate::error::ApiError;
@@ -71,6 +75,26 @@ fn refusal_code(status: StatusCode) -> Option<u32> {
     })
 }
 
+/// bk-sops' envelope of an answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Envelope {
+    /// True for an answer, false for a refusal.
+    result: bool,
+    /// The answer (null for a refusal).
+    data: Value,
+    /// 0 for an answer; for a refusal a code of bk-sops' `gcloud.err_code` (3540000 bad
+    /// parameters or tree, 3540100 credentials or a business the app may not reach, 3540400
+    /// no such template, task or API, 3545000 wrong state, 3545100 not built), or the HTTP
+    /// status of a refusal of the transport (413, 429, 503).
+    code: u32,
+    /// `success`, or what was wrong.
+    message: String,
+    trace_id: String,
+    /// For a page of a list: how many there are in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+}
+
 /// bk-sops' answer. As bk-sops' API views (Django `JsonResponse`) answer, a refusal is HTTP 200
 /// with `result: false` and a code of `gcloud.err_code`: BlueKing's SDK (`bkapi-component-open`)
 /// raises on any other status instead of returning the envelope.
@@ -78,21 +102,18 @@ fn envelope(result: Result<Reply, ApiError>) -> Response {
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     match result {
         Ok(Reply { data, count }) => {
-            let mut body = json!({"result": true, "data": data, "code": 0, "message": "success", "trace_id": trace_id});
-            if let Some(count) = count {
-                body["count"] = json!(count);
-            }
-            Json(body).into_response()
+            Json(Envelope { result: true, data, code: 0, message: "success".into(), trace_id, count }).into_response()
         }
         Err(e) => e.respond(|status, message| {
             let code = refusal_code(status);
-            let body = json!({
-                "result": false,
-                "data": null,
-                "code": code.map_or(u32::from(status.as_u16()), |c| c),
-                "message": message,
-                "trace_id": trace_id,
-            });
+            let body = Envelope {
+                result: false,
+                data: Value::Null,
+                code: code.unwrap_or_else(|| u32::from(status.as_u16())),
+                message,
+                trace_id,
+                count: None,
+            };
             (if code.is_some() { StatusCode::OK } else { status }, Json(body)).into_response()
         }),
     }
@@ -321,26 +342,26 @@ async fn task_list(c: &Call<'_>) -> Result<Reply, ApiError> {
     for task in &tasks {
         let instance = instance_of(c, task).await?;
         let (start, end, _) = times(instance.as_ref());
-        data.push(json!({
-            "id": task.id,
-            "name": task.name,
-            "category": "Default",
-            "create_time": time(task.created_at),
-            "creator": task.creator,
-            "executor": task.executor.clone().unwrap_or_default(),
-            "start_time": start.map(time),
-            "finish_time": end.map(time),
-            "is_started": task.instance_id.is_some(),
-            "is_finished": end.is_some(),
-            "template_source": "project",
-            "template_id": task.template_id.map(|t| t.to_string()).unwrap_or_default(),
-            "bk_biz_id": task.biz_id,
-            "bk_biz_name": task.biz_id.to_string(),
-            "project_id": task.biz_id,
-            "project_name": task.biz_id.to_string(),
-        }));
+        data.push(answers::TaskListed {
+            id: task.id,
+            name: task.name.clone(),
+            category: "Default".into(),
+            create_time: time(task.created_at),
+            creator: task.creator.clone(),
+            executor: task.executor.clone().unwrap_or_default(),
+            start_time: start.map(time),
+            finish_time: end.map(time),
+            is_started: task.instance_id.is_some(),
+            is_finished: end.is_some(),
+            template_source: "project".into(),
+            template_id: task.template_id.map(|t| t.to_string()).unwrap_or_default(),
+            bk_biz_id: task.biz_id,
+            bk_biz_name: task.biz_id.to_string(),
+            project_id: task.biz_id,
+            project_name: task.biz_id.to_string(),
+        });
     }
-    Ok(Reply { data: Value::Array(data), count: Some(count) })
+    Ok(Reply { data: json!(data), count: Some(count) })
 }
 
 /// The header BlueKing's API SDK signs in with: a JSON object of `bk_app_code`,
@@ -387,32 +408,30 @@ async fn tree_of(c: &Call<'_>, model_id: &str) -> Result<Value, ApiError> {
     serde_json::from_str(&model.source).map_err(|_| bad(format!("model {model_id} is not a pipeline tree")))
 }
 
-fn template_json(t: &TemplateRow) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "creator": t.creator,
-        "create_time": time(t.created_at),
-        "editor": t.creator,
-        "edit_time": time(t.edited_at),
-        "category": "Default",
-        "bk_biz_id": t.biz_id.to_string(),
-        "bk_biz_name": t.biz_id.to_string(),
-        "project_id": t.biz_id,
-        "project_name": t.biz_id.to_string(),
-    })
+fn template_json(t: &TemplateRow) -> answers::Template {
+    answers::Template {
+        id: t.id,
+        name: t.name.clone(),
+        creator: t.creator.clone(),
+        create_time: time(t.created_at),
+        editor: t.creator.clone(),
+        edit_time: time(t.edited_at),
+        category: "Default".into(),
+        bk_biz_id: t.biz_id.to_string(),
+        bk_biz_name: t.biz_id.to_string(),
+        project_id: t.biz_id,
+        project_name: t.biz_id.to_string(),
+    }
 }
 
 async fn template_list(c: &Call<'_>) -> Result<Value, ApiError> {
     let templates = c.rt.store().templates_of(c.number("bk_biz_id")?).await?;
-    Ok(Value::Array(templates.iter().map(template_json).collect()))
+    Ok(json!(templates.iter().map(template_json).collect::<Vec<_>>()))
 }
 
 async fn template_info(c: &Call<'_>) -> Result<Value, ApiError> {
     let t = template_of(c).await?;
-    let mut info = template_json(&t);
-    info["pipeline_tree"] = tree_of(c, &t.model_id).await?;
-    Ok(info)
+    Ok(json!(answers::TemplateInfo { pipeline_tree: tree_of(c, &t.model_id).await?, template: template_json(&t) }))
 }
 
 /// The trees of the templates a tree's subprocesses name, at any depth, for the parser's lookup.
@@ -454,7 +473,7 @@ async fn create_template(c: &Call<'_>) -> Result<Value, ApiError> {
     let tree = call_tree(c).await?;
     let key = pipeline_key();
     let made = vec![(Tree { tree: &tree, key: &key, name: &name }, new_template(c, biz, &name, c.text("description")))];
-    Ok(template_made(&c.rt.create_templates(made).await?[0]))
+    Ok(json!(template_made(&c.rt.create_templates(made).await?[0], None)))
 }
 
 /// A template of business `biz` the caller makes now (its id, model and key are the runtime's).
@@ -474,8 +493,13 @@ fn new_template(c: &Call<'_>, biz: i64, name: &str, description: Option<String>)
 }
 
 /// What bk-sops answers for a new template.
-fn template_made(t: &TemplateRow) -> Value {
-    json!({"template_id": t.id, "template_name": t.name, "pipeline_template_id": t.pipeline_template_id})
+fn template_made(t: &TemplateRow, old_id: Option<String>) -> answers::TemplateMade {
+    answers::TemplateMade {
+        template_id: t.id,
+        template_name: t.name.clone(),
+        pipeline_template_id: t.pipeline_template_id.clone(),
+        old_id,
+    }
 }
 
 /// The activities a task leaves out: `exclude_task_nodes_id`, or every optional activity not
@@ -510,7 +534,7 @@ async fn preview_task_tree(c: &Call<'_>) -> Result<Value, ApiError> {
     let left_out = left_out_nodes(c, &tree)?;
     let (tree, unreferred) =
         exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?;
-    Ok(json!({"pipeline_tree": tree, "constants_not_referred": unreferred}))
+    Ok(json!(answers::Preview { pipeline_tree: tree, constants_not_referred: unreferred }))
 }
 
 /// `import`: the templates of a bk-sops export (`template_data`: the exported JSON or YAML,
@@ -532,11 +556,11 @@ async fn import(c: &Call<'_>) -> Result<Value, ApiError> {
         }
         export => import_export(c, biz, export).await?,
     };
-    Ok(json!({"count": imported.len(), "templates": imported}))
+    Ok(json!(answers::Imported { count: imported.len(), templates: imported }))
 }
 
 /// The templates of a JSON export, under the model keys the export gives them.
-async fn import_export(c: &Call<'_>, biz: i64, export: &Value) -> Result<Vec<Value>, ApiError> {
+async fn import_export(c: &Call<'_>, biz: i64, export: &Value) -> Result<Vec<answers::TemplateMade>, ApiError> {
     let trees = export["pipeline_template_data"]["template"]
         .as_object()
         .ok_or_else(|| bad("`template_data` has no `pipeline_template_data.template`"))?;
@@ -566,7 +590,7 @@ struct Imported {
 
 /// Stores the templates of an export, all in one commit (none when one is refused); answers
 /// each as bk-sops does, with the id it had in the export.
-async fn import_all(c: &Call<'_>, biz: i64, found: Vec<Imported>) -> Result<Vec<Value>, ApiError> {
+async fn import_all(c: &Call<'_>, biz: i64, found: Vec<Imported>) -> Result<Vec<answers::TemplateMade>, ApiError> {
     let made = found
         .iter()
         .map(|t| {
@@ -575,12 +599,12 @@ async fn import_all(c: &Call<'_>, biz: i64, found: Vec<Imported>) -> Result<Vec<
         })
         .collect();
     let templates = c.rt.create_templates(made).await?;
-    Ok(templates.iter().zip(&found).map(|(t, f)| with_old_id(template_made(t), &f.old_id)).collect())
+    Ok(templates.iter().zip(found).map(|(t, f)| template_made(t, Some(f.old_id))).collect())
 }
 
 /// The templates of a YAML export (bk-sops' `schema_version: v1` documents), each under a new
 /// model key; subprocesses name templates of the same file by their `meta.id`.
-async fn import_yaml(c: &Call<'_>, biz: i64, text: &str) -> Result<Vec<Value>, ApiError> {
+async fn import_yaml(c: &Call<'_>, biz: i64, text: &str) -> Result<Vec<answers::TemplateMade>, ApiError> {
     let templates = flowstone_model::parse_yaml_templates(text)
         .map_err(|e| bad(format!("`template_data` is neither a JSON export nor bk-sops YAML: {e}")))?;
     let lookup = |id: &str| templates.iter().find(|t| t.id == id).map(|t| t.tree.clone());
@@ -601,11 +625,6 @@ async fn import_yaml(c: &Call<'_>, biz: i64, text: &str) -> Result<Vec<Value>, A
         })
         .collect();
     import_all(c, biz, found).await
-}
-
-fn with_old_id(mut made: Value, old_id: &str) -> Value {
-    made["old_id"] = json!(old_id);
-    made
 }
 
 /// The tree with the task's constant values in place of the template's.
@@ -674,7 +693,7 @@ async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
     let own = own.then(|| Tree { tree: &tree, key: &key, name: &task.name });
     let task = c.rt.create_bk_task(own, task.clone(), start.then(|| c.user.clone())).await?;
     let tree = with_constants(tree, &constants);
-    Ok(json!({"task_id": task.id, "task_url": task_url(c, &task), "pipeline_tree": tree}))
+    Ok(json!(answers::TaskMade { task_id: task.id, task_url: task_url(c, &task), pipeline_tree: tree }))
 }
 
 async fn task_of(c: &Call<'_>, id: i64) -> Result<BkTaskRow, ApiError> {
@@ -806,17 +825,17 @@ async fn tasks_status(c: &Call<'_>) -> Result<Value, ApiError> {
             .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
             .ok_or_else(|| bad(format!("task id {id} is not a number")))?;
         let task = task_of(c, id).await?;
-        out.push(json!({
-            "id": task.id,
-            "name": task.name,
-            "flow_type": task.flow_type,
-            "create_time": time(task.created_at),
-            "start_time": task.started_at.map(time).unwrap_or_default(),
-            "url": task_url(c, &task),
-            "status": status::status_of(c, &task).await?,
-        }));
+        out.push(answers::TaskStatusOf {
+            id: task.id,
+            start_time: task.started_at.map(time).unwrap_or_default(),
+            url: task_url(c, &task),
+            status: status::status_of(c, &task).await?,
+            create_time: time(task.created_at),
+            name: task.name,
+            flow_type: task.flow_type,
+        });
     }
-    Ok(Value::Array(out))
+    Ok(json!(out))
 }
 
 /// `get_task_node_detail` (with the node's earlier runs) and `get_task_node_data`: a node's
@@ -838,41 +857,42 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
         p.remove("queue");
         Value::Object(p)
     };
-    let outputs: Vec<Value> = current
+    let outputs = current
         .outputs
         .as_ref()
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .map(|(k, v)| json!({"key": k, "name": k, "value": v, "preset": false}))
+        .map(|(k, v)| answers::NodeOutput { key: k.clone(), name: k.clone(), value: v.clone(), preset: false })
         .collect();
-    let mut detail = json!({
-        "id": node,
-        "name": current.name,
-        "state": status::node_state(current.status, current.end_time.is_some()),
-        "inputs": inputs(current),
-        "outputs": outputs,
-        "ex_data": current.reason.clone().unwrap_or_default(),
-        "start_time": zoned_time(Some(current.create_time)),
-        "finish_time": zoned_time(current.end_time),
-        "elapsed_time": (current.end_time.unwrap_or_else(now_ms) - current.create_time) / 1000,
-        "retry": runs.iter().filter(|r| r.id != r.task_id).count(),
-        "skip": current.status == TaskStatus::Skipped,
-        "loop": runs.iter().filter(|r| r.id == r.task_id).count(),
-        "component_code": current.stone.clone().unwrap_or_default(),
-    });
-    if with_history {
-        detail["histories"] = runs
-            .iter()
+    let histories = with_history.then(|| {
+        runs.iter()
             .filter(|r| r.id != r.task_id)
-            .map(|r| {
-                json!({"state": status::node_state(r.status, r.end_time.is_some()), "inputs": inputs(r),
-                       "ex_data": r.reason.clone().unwrap_or_default(), "start_time": zoned_time(Some(r.create_time)),
-                       "finish_time": zoned_time(r.end_time)})
+            .map(|r| answers::NodeRun {
+                state: status::node_state(r.status, r.end_time.is_some()),
+                inputs: inputs(r),
+                ex_data: r.reason.clone().unwrap_or_default(),
+                start_time: zoned_time(Some(r.create_time)),
+                finish_time: zoned_time(r.end_time),
             })
-            .collect();
-    }
-    Ok(detail)
+            .collect()
+    });
+    Ok(json!(answers::NodeDetail {
+        name: current.name.clone(),
+        state: status::node_state(current.status, current.end_time.is_some()),
+        inputs: inputs(current),
+        outputs,
+        ex_data: current.reason.clone().unwrap_or_default(),
+        start_time: zoned_time(Some(current.create_time)),
+        finish_time: zoned_time(current.end_time),
+        elapsed_time: (current.end_time.unwrap_or_else(now_ms) - current.create_time) / 1000,
+        retry: runs.iter().filter(|r| r.id != r.task_id).count(),
+        skip: current.status == TaskStatus::Skipped,
+        loops: runs.iter().filter(|r| r.id == r.task_id).count(),
+        component_code: current.stone.clone().unwrap_or_default(),
+        histories,
+        id: node,
+    }))
 }
 
 async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {
@@ -885,40 +905,40 @@ async fn task_detail(c: &Call<'_>) -> Result<Value, ApiError> {
         None => Map::new(),
     };
     let constants = tree.get("constants").and_then(Value::as_object).cloned().unwrap_or_default();
-    let outputs: Vec<Value> = tree
+    let outputs = tree
         .get("outputs")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(|key| {
-            let value = variables.get(constant_variable(key)).cloned().unwrap_or(Value::Null);
-            let name = constants.get(key).and_then(|c| c.get("name")).cloned().unwrap_or_else(|| json!(key));
-            json!({"key": key, "name": name, "value": value})
+        .map(|key| answers::TaskOutput {
+            key: key.to_owned(),
+            name: constants.get(key).and_then(|c| c.get("name")).cloned().unwrap_or_else(|| json!(key)),
+            value: variables.get(constant_variable(key)).cloned().unwrap_or(Value::Null),
         })
         .collect();
     let (start, end, elapsed) = times(instance.as_ref());
-    Ok(json!({
-        "id": task.id,
-        "name": task.name,
-        "instance_name": task.name,
-        "creator": task.creator,
-        "executor": task.executor.clone().unwrap_or_default(),
-        "create_method": task.create_method,
-        "create_time": time(task.created_at),
-        "start_time": start.map(time).unwrap_or_default(),
-        "end_time": end.map(time).unwrap_or_default(),
-        "finish_time": end.map(time).unwrap_or_default(),
-        "elapsed_time": elapsed,
-        "project_id": task.biz_id,
-        "project_name": task.biz_id.to_string(),
-        "business_id": task.biz_id,
-        "business_name": task.biz_id.to_string(),
-        "template_id": task.template_id.map(|t| t.to_string()).unwrap_or_default(),
-        "task_url": task_url(c, &task),
-        "constants": constants,
-        "outputs": outputs,
-        "ex_data": instance.as_ref().and_then(|p| p.failure.clone()).unwrap_or_default(),
-        "pipeline_tree": tree,
+    Ok(json!(answers::TaskDetail {
+        id: task.id,
+        instance_name: task.name.clone(),
+        executor: task.executor.clone().unwrap_or_default(),
+        create_time: time(task.created_at),
+        start_time: start.map(time).unwrap_or_default(),
+        end_time: end.map(time).unwrap_or_default(),
+        finish_time: end.map(time).unwrap_or_default(),
+        elapsed_time: elapsed,
+        project_id: task.biz_id,
+        project_name: task.biz_id.to_string(),
+        business_id: task.biz_id,
+        business_name: task.biz_id.to_string(),
+        template_id: task.template_id.map(|t| t.to_string()).unwrap_or_default(),
+        task_url: task_url(c, &task),
+        constants,
+        outputs,
+        ex_data: instance.as_ref().and_then(|p| p.failure.clone()).unwrap_or_default(),
+        pipeline_tree: tree,
+        name: task.name,
+        creator: task.creator,
+        create_method: task.create_method,
     }))
 }

@@ -45,6 +45,9 @@ pub(crate) fn is_public(path: &str) -> bool {
         (name = "auth", description = "Bearer tokens"),
         (name = "health", description = "Probes for whoever runs the server"),
         (name = "metrics", description = "Counters in the OpenMetrics text format"),
+        (name = "bk-sops", description = "bk-sops' open API at the paths of its ESB gateway: POST with a JSON body (or GET \
+            with the same parameters in the query string), the app's credentials among the parameters or in an \
+            `X-Bkapi-Authorization` header, every answer in bk-sops' envelope (a refusal too, with HTTP 200)"),
     )
 )]
 struct Root;
@@ -60,6 +63,7 @@ pub(crate) fn document() -> &'static Document {
             super::tokens::api(),
             super::health::api(),
             super::metrics_api(),
+            super::bk_sops::api(),
         ] {
             doc.merge(part);
         }
@@ -93,8 +97,12 @@ impl Modify for Common {
     }
 }
 
-/// Adds to `op` (at `path`) the answers it does not describe itself.
+/// Adds to `op` (at `path`) the answers it does not describe itself (the bk-sops API answers
+/// in its own envelope, and says so itself).
 fn add_common(path: &str, op: &mut Operation) {
+    if op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "bk-sops")) {
+        return;
+    }
     let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
     let mut common = vec![
         ("405", "The path does not take this method; `Allow` names those it takes"),

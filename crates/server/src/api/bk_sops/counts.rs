@@ -4,11 +4,34 @@
 use super::{Call, bad};
 use crate::error::ApiError;
 use flowstone_store::{BkTaskGroup, BkTaskQuery, Page};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 /// The conditions bk-sops documents for task counts, and the task fields it also filters on.
 const CONDITIONS: &str = "template_id, name, creator, executor, create_method, flow_type, is_started, is_finished, \
                           create_time__gte, create_time__lte, start_time__gte, start_time__lte";
+
+/// How many tasks, in all and in each group (`query_task_count`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TaskCounts {
+    pub(super) total: u64,
+    pub(super) groups: Vec<TaskGroup>,
+}
+
+/// The tasks of one group.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TaskGroup {
+    pub(super) code: String,
+    pub(super) name: String,
+    pub(super) value: u64,
+}
+
+impl TaskGroup {
+    fn of(code: &str, value: u64) -> Self {
+        TaskGroup { code: code.to_owned(), name: code.to_owned(), value }
+    }
+}
 
 /// `group_by` is `status` (`CREATED`, `EXECUTING`, `FINISHED`, each listed), `create_method`,
 /// `flow_type` or `category` (every task is in `Default`); `conditions` filter the tasks
@@ -39,15 +62,13 @@ pub(super) async fn task_count(c: &Call<'_>) -> Result<Value, ApiError> {
         None => vec![("Default".to_owned(), store.bk_tasks(&query, Page { offset: 0, limit: 0 }).await?.1)],
     };
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    let groups: Vec<Value> = if group == Some(BkTaskGroup::Status) {
+    let groups: Vec<TaskGroup> = if group == Some(BkTaskGroup::Status) {
         let count = |code: &str| counts.iter().find(|(c, _)| c == code).map_or(0, |(_, n)| *n);
-        ["CREATED", "EXECUTING", "FINISHED"]
-            .map(|code| json!({"code": code, "name": code, "value": count(code)}))
-            .into()
+        ["CREATED", "EXECUTING", "FINISHED"].map(|code| TaskGroup::of(code, count(code))).into()
     } else {
-        counts.iter().map(|(code, n)| json!({"code": code, "name": code, "value": n})).collect()
+        counts.iter().map(|(code, n)| TaskGroup::of(code, *n)).collect()
     };
-    Ok(json!({"total": total, "groups": groups}))
+    Ok(json!(TaskCounts { total, groups }))
 }
 
 /// The tasks of business `biz_id` that meet the conditions; as bk-sops, a condition whose

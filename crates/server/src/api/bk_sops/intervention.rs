@@ -4,13 +4,22 @@ use super::status::{State, StateTree, status_of};
 use super::{Call, bad, tree_of};
 use crate::error::ApiError;
 use flowstone_store::BkTaskRow;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// How many tasks one call may ask about, as bk-sops bounds it (it refuses ten or more).
 const MOST_TASKS: usize = 9;
 
 /// The components that wait for an operator while they run.
 const WAITING_COMPONENTS: [&str; 1] = ["pause_node"];
+
+/// Whether a task waits for an operator.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Intervention {
+    pub(super) id: i64,
+    pub(super) manual_intervention_required: bool,
+}
 
 /// `task_id_list` (at most nine) → `[{id, manual_intervention_required}]` for those of the
 /// business (others are left out, as bk-sops leaves them out). A task needs an operator when it
@@ -32,9 +41,9 @@ pub(super) async fn manual_intervention_state(c: &Call<'_>) -> Result<Value, Api
             .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
             .ok_or_else(|| bad(format!("task id {id} is not a number")))?;
         let Some(task) = c.rt.store().bk_task(id).await?.filter(|t| t.biz_id == biz) else { continue };
-        out.push(json!({"id": task.id, "manual_intervention_required": needs_operator(c, &task).await?}));
+        out.push(Intervention { id: task.id, manual_intervention_required: needs_operator(c, &task).await? });
     }
-    Ok(Value::Array(out))
+    Ok(json!(out))
 }
 
 async fn needs_operator(c: &Call<'_>, task: &BkTaskRow) -> Result<bool, ApiError> {
