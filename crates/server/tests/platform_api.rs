@@ -402,6 +402,7 @@ async fn a_wrong_method_or_path_is_answered_in_the_dialects_shape(s: TestServer)
     let body: Value = must(response.json().await);
     assert_eq!(body["status"], 405, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("DELETE is not allowed on /process")), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.ends_with(&format!("it takes {allow}"))), "names them: {body}");
 
     let tasks = "/flowable-rest/service/runtime/tasks";
     let (status, body) = s.call(Method::PATCH, tasks, None).await;

@@ -107,7 +107,7 @@ impl FromRef<App> for Arc<Authenticator> {
 /// The whole HTTP API.
 pub fn router(runtime: Runtime, limits: &crate::HttpLimits, anonymous: Option<crate::Anonymous>) -> Router {
     let auth = Arc::new(Authenticator::new(runtime.store().clone(), anonymous));
-    Router::new()
+    let routes = Router::new()
         .merge(health::routes())
         .route("/metrics", axum::routing::get(metrics))
         .merge(platform::routes())
@@ -120,11 +120,12 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits, anonymous: Option<cr
             let path = uri.path();
             in_dialect(path, ApiError::not_found(format!("no endpoint at {path}")))
         })
-        .layer(axum::middleware::from_fn(method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), access::authorize))
         .layer(axum::middleware::from_fn_with_state(auth.clone(), access::require))
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, intake::intake))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), crate::access_log::log))
-        .with_state(App { runtime, auth })
+        .with_state(App { runtime, auth });
+    // Around the whole router, where a 405 carries the `Allow` header the router adds.
+    Router::new().fallback_service(routes).layer(axum::middleware::from_fn(method_not_allowed))
 }

@@ -13,7 +13,7 @@ use super::projects::{Project, ProjectDetail};
 use super::status::StateTree;
 use super::{BASE, Envelope, NOT_SERVED};
 use utoipa::ToSchema;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
@@ -169,54 +169,66 @@ pub(in crate::api) fn api() -> OpenApi {
     let envelope = one::<Envelope>(&mut components);
     for (name, summary, params, data) in SERVED {
         let data = data(&mut components);
-        paths.add_path_operation(
-            format!("{BASE}/{name}/"),
-            vec![HttpMethod::Post],
-            operation(name, summary, params, &envelope, data),
-        );
+        for method in [HttpMethod::Get, HttpMethod::Post] {
+            let op = operation(method.clone(), name, summary, params, &envelope, data.clone());
+            paths.add_path_operation(format!("{BASE}/{name}/"), vec![method], op);
+        }
     }
     for (name, why) in NOT_SERVED {
         let summary = format!("Not served (answers 3545100): {why}");
-        paths.add_path_operation(
-            format!("{BASE}/{name}/"),
-            vec![HttpMethod::Post],
-            operation(name, &summary, &[BIZ], &envelope, null()),
-        );
+        for method in [HttpMethod::Get, HttpMethod::Post] {
+            let op = operation(method.clone(), name, &summary, &[BIZ], &envelope, null());
+            paths.add_path_operation(format!("{BASE}/{name}/"), vec![method], op);
+        }
     }
     OpenApiBuilder::new().paths(paths).components(Some(components)).build()
 }
 
+/// The operation of API `name` by `method`: POST takes the parameters as a JSON body, GET in
+/// the query string.
 fn operation(
+    method: HttpMethod,
     name: &str,
     summary: &str,
     params: &[Param],
     envelope: &RefOr<Schema>,
     data: RefOr<Schema>,
 ) -> utoipa::openapi::path::Operation {
-    let mut body = ObjectBuilder::new();
-    for (param, kind, required, description) in params.iter().chain(&CREDENTIALS) {
-        body = body.property(*param, schema_of(*kind, description));
-        if *required {
-            body = body.required(*param);
+    let all = params.iter().chain(&CREDENTIALS);
+    let mut op = OperationBuilder::new().tag("bk-sops").summary(Some(summary)).security(SecurityRequirement::default());
+    if method == HttpMethod::Get {
+        op = op.operation_id(Some(format!("bk_sops_{name}_get")));
+        for (param, _, required, description) in all {
+            let text = ObjectBuilder::new().schema_type(Type::String).build();
+            let query = ParameterBuilder::new()
+                .name(*param)
+                .parameter_in(ParameterIn::Query)
+                .required(if *required { Required::True } else { Required::False })
+                .description(Some(*description))
+                .schema(Some(text));
+            op = op.parameter(query);
         }
+    } else {
+        let mut body = ObjectBuilder::new();
+        for (param, kind, required, description) in all {
+            body = body.property(*param, schema_of(*kind, description));
+            if *required {
+                body = body.required(*param);
+            }
+        }
+        let request = RequestBodyBuilder::new()
+            .description(Some("The call's parameters"))
+            .content("application/json", ContentBuilder::new().schema(Some(body.build())).build())
+            .required(Some(Required::True))
+            .build();
+        op = op.operation_id(Some(format!("bk_sops_{name}"))).request_body(Some(request));
     }
-    let request = RequestBodyBuilder::new()
-        .description(Some("The call's parameters (GET takes them in the query string)"))
-        .content("application/json", ContentBuilder::new().schema(Some(body.build())).build())
-        .required(Some(Required::True))
-        .build();
     let answered = OneOfBuilder::new().item(enveloped(envelope, true, data)).item(enveloped(envelope, false, null()));
     let ok = ResponseBuilder::new()
         .description("The answer (`result: true`, `data` as below), or a refusal: `result: false`, `data: null`, `code` and `message` say why")
         .content("application/json", ContentBuilder::new().schema(Some(answered)).build())
         .build();
-    let mut op = OperationBuilder::new()
-        .tag("bk-sops")
-        .operation_id(Some(format!("bk_sops_{name}")))
-        .summary(Some(summary))
-        .request_body(Some(request))
-        .security(SecurityRequirement::default())
-        .response("200", ok);
+    op = op.response("200", ok);
     for (status, why) in [
         ("413", "The body is larger than 16 MiB"),
         ("429", "Too many wrong secrets from this address; `Retry-After` says when to try again"),
@@ -289,6 +301,8 @@ mod tests {
         assert_eq!(names.len(), all, "a name is documented twice");
         let doc = api();
         assert_eq!(doc.paths.paths.len(), all);
+        let item = &doc.paths.paths[&format!("{BASE}/get_task_status/")];
+        assert!(item.get.is_some() && item.post.is_some(), "every API takes GET and POST");
         assert!(doc.paths.paths.contains_key(&format!("{BASE}/get_task_status/")));
     }
 }

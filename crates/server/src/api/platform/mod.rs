@@ -54,7 +54,14 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         components(schemas(ReRun))
     )]
     struct Api;
-    <Api as utoipa::OpenApi>::openapi()
+    let mut doc = <Api as utoipa::OpenApi>::openapi();
+    // A task's operation may come without a body (`resume` takes none, `complete` may set no
+    // variable); utoipa marks a body of two content types required.
+    let operate = doc.paths.paths.get_mut("/task/{id}/{operate}").and_then(|p| p.put.as_mut());
+    if let Some(body) = operate.and_then(|op| op.request_body.as_mut()) {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+    doc
 }
 
 /// The process records of `rows`, each with the status it shows: its own, or while (or
