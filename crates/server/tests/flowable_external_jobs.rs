@@ -232,6 +232,10 @@ async fn jobs_are_listed_and_read_as_flowable_describes_them(s: TestServer) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, answer) = s.get(&format!("{API}/jobs?locked=maybe")).await;
     assert_eq!((status, answer["message"].as_str()), (StatusCode::BAD_REQUEST, Some("Bad request")), "{answer}");
+    for page in ["start=-1", "size=0", "start=9223372036854775808"] {
+        let (status, answer) = s.get(&format!("{API}/jobs?{page}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}: {answer}");
+    }
 }
 
 async fn bad_requests_get_flowables_error_answers(s: TestServer) {

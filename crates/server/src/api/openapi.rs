@@ -33,7 +33,8 @@ pub(crate) fn is_public(path: &str) -> bool {
     info(
         title = "Flowstone",
         description = "A process-orchestration engine: the platform API (models, processes, task records), \
-            the worker protocol that stones' workers speak, bearer tokens and health probes. Sign in with \
+            the worker protocol that stones' workers speak, Flowable's external worker API, the bk-sops API, \
+            bearer tokens and health probes. Sign in with \
             HTTP Basic (any identity user) or a bearer token from `POST /auth/tokens`; the health probes \
             and this document need neither."
     ),
@@ -45,6 +46,9 @@ pub(crate) fn is_public(path: &str) -> bool {
         (name = "auth", description = "Bearer tokens"),
         (name = "health", description = "Probes for whoever runs the server"),
         (name = "metrics", description = "Counters in the OpenMetrics text format"),
+        (name = "flowable-external-jobs", description = "Flowable's external worker API over the stone jobs: \
+            acquire the jobs of a topic, then complete, fail or end them with a BPMN error; errors in Flowable's \
+            `{message, exception}` shape"),
         (name = "bk-sops", description = "bk-sops' open API at the paths of its ESB gateway: POST with a JSON body (or GET \
             with the same parameters in the query string), the app's credentials among the parameters or in an \
             `X-Bkapi-Authorization` header, every answer in bk-sops' envelope (a refusal too, with HTTP 200)"),
@@ -64,6 +68,7 @@ pub(crate) fn document() -> &'static Document {
             super::health::api(),
             super::metrics_api(),
             super::bk_sops::api(),
+            super::flowable::api(),
         ] {
             doc.merge(part);
         }
@@ -126,13 +131,15 @@ fn add_common(path: &str, op: &mut Operation) {
             ("409", "Another worker holds the job, or it no longer waits for this report"),
         ]);
     }
+    // Flowable REST refuses in its own shape.
+    let shape = if path.starts_with(super::FLOWABLE_PREFIX) { "FlowableErrorBody" } else { "ErrorBody" };
     for (status, description) in common {
-        op.responses.responses.entry(status.to_owned()).or_insert_with(|| refusal(description));
+        op.responses.responses.entry(status.to_owned()).or_insert_with(|| refusal(shape, description));
     }
 }
 
-fn refusal(description: &str) -> RefOr<Response> {
-    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+fn refusal(shape: &str, description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(shape))).build();
     RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
 }
 

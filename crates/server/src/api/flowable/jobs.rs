@@ -9,6 +9,7 @@ use crate::api::input::Body;
 use crate::api::input::Query;
 use crate::api::worker::{fail_or_retry, held, parse, report, require};
 use crate::error::ApiError;
+use crate::error::FlowableErrorBody;
 use crate::runtime::jobs::Wanted;
 use crate::runtime::{Runtime, RuntimeError};
 use axum::extract::{Path, State};
@@ -17,15 +18,24 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowstone_engine::{Action, StoneEvent};
 use flowstone_store::{JobFilter, JobRow, Page};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
 
 /// Where Flowable REST serves the external worker API.
 const BASE: &str = "/flowable-rest/external-job-api";
 
 /// Retries of a job no worker has failed yet, as Flowable's job executor counts them.
 const DEFAULT_RETRIES: i64 = 3;
+
+/// The external-job API's part of the OpenAPI document.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(acquire, complete, fail, bpmn_error, list_jobs, get_job), components(schemas(FlowableErrorBody)))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
 
 pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
@@ -37,13 +47,21 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&format!("{BASE}/jobs/{{id}}"), get(get_job))
 }
 
-#[derive(Deserialize)]
+/// `POST …/acquire/jobs`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AcquireRequest {
+    /// The topic: a stone's name (its start jobs), or `stone:rollback`, `:cancel`, `:delete`,
+    /// `:mock` (its compensating jobs). Required.
     topic: Option<String>,
+    /// How long the jobs stay locked, ISO-8601 (`PT10M`). Required.
     lock_duration: Option<String>,
+    /// How many jobs at most, 1 to 1000 (1).
+    #[schema(minimum = 1, maximum = 1000)]
     number_of_tasks: Option<u32>,
+    /// The worker. Required.
     worker_id: Option<String>,
+    /// `bpmn` (another scope acquires nothing).
     scope_type: Option<String>,
     /// Flowable retries optimistic-lock failures this often; acquisitions here do not fail so.
     #[serde(rename = "numberOfRetries")]
@@ -52,36 +70,45 @@ struct AcquireRequest {
 
 /// A time as Flowable's external-job API writes it (Jackson's default, `…T17:01:27.897Z`,
 /// unlike the `+0000` of its other REST resources): its Python client parses this form only.
-fn job_time(ms: i64) -> Value {
-    time_as(ms, "%Y-%m-%dT%H:%M:%S%.3fZ")
+fn job_time(ms: i64) -> String {
+    time_as(ms, "%Y-%m-%dT%H:%M:%S%.3fZ").as_str().unwrap_or_default().to_owned()
 }
 
 /// Variables sent with a completion or an error: none given, or `null` (as the JavaScript
 /// client sends when a handler returns nothing), is none.
 type SentVariables = Option<Vec<RestVariable>>;
 
-#[derive(Deserialize)]
+/// `POST …/acquire/jobs/{id}/complete`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CompleteRequest {
+    /// The worker holding the job. Required.
     worker_id: Option<String>,
     #[serde(default)]
     variables: SentVariables,
 }
 
-#[derive(Deserialize)]
+/// `POST …/acquire/jobs/{id}/fail`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FailRequest {
+    /// The worker holding the job. Required.
     worker_id: Option<String>,
     error_message: Option<String>,
     error_details: Option<String>,
+    /// Retries left (one fewer than the job had when not given); none left fails the task.
     retries: Option<i64>,
+    /// How long to wait before the job is handed out again, ISO-8601.
     retry_timeout: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `POST …/acquire/jobs/{id}/bpmnError`'s body.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ErrorRequest {
+    /// The worker holding the job. Required.
     worker_id: Option<String>,
+    /// The BPMN error's code (a boundary event of that code catches it). Required.
     error_code: Option<String>,
     #[serde(default)]
     variables: SentVariables,
@@ -114,7 +141,73 @@ fn topic_jobs(topic: &str) -> (&str, Action) {
     compensating.unwrap_or((topic, Action::Start))
 }
 
-async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body) -> FlowableResult<Json<Vec<Value>>> {
+/// An external worker job as Flowable describes it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ExternalJob {
+    id: String,
+    url: String,
+    correlation_id: String,
+    process_instance_id: String,
+    process_definition_id: Option<String>,
+    execution_id: Option<String>,
+    scope_id: Option<String>,
+    sub_scope_id: Option<String>,
+    scope_definition_id: Option<String>,
+    /// Always `bpmn`.
+    scope_type: String,
+    element_id: Option<String>,
+    element_name: Option<String>,
+    retries: i64,
+    exception_message: Option<String>,
+    due_date: Option<String>,
+    /// `…T17:01:27.897Z`.
+    create_time: String,
+    tenant_id: String,
+    lock_owner: Option<String>,
+    lock_expiration_time: Option<String>,
+    /// The job's variables (an acquisition's answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variables: Option<Vec<JobVariable>>,
+}
+
+/// A variable of an acquired job.
+#[derive(Debug, Serialize, ToSchema)]
+struct JobVariable {
+    name: String,
+    /// `string`, `integer`, `double`, `boolean`, `json`, or null for a null value.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>)]
+    kind: Value,
+    value: Value,
+}
+
+/// A page of jobs, as Flowable pages its lists.
+#[derive(Debug, Serialize, ToSchema)]
+struct JobPage {
+    data: Vec<ExternalJob>,
+    total: u64,
+    start: u64,
+    /// Always `createTime`.
+    sort: String,
+    /// Always `asc`.
+    order: String,
+    size: usize,
+}
+
+/// `POST …/acquire/jobs`: locks up to `numberOfTasks` jobs of the topic for the worker and
+/// answers them with their variables (none waiting: an empty list at once).
+#[utoipa::path(post, path = "/flowable-rest/external-job-api/acquire/jobs", tag = "flowable-external-jobs",
+    request_body = AcquireRequest,
+    responses(
+        (status = 200, description = "The jobs locked for the worker", body = Vec<ExternalJob>),
+        (status = 400, description = "A field missing or malformed", body = FlowableErrorBody),
+    ))]
+async fn acquire(
+    State(rt): State<Runtime>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> FlowableResult<Json<Vec<ExternalJob>>> {
     let req: AcquireRequest = parse(&body)?;
     let topic = required(&req.topic, "topic")?;
     let lock = iso_duration("lockDuration", required(&req.lock_duration, "lockDuration")?)?;
@@ -141,47 +234,47 @@ async fn acquire(State(rt): State<Runtime>, headers: HeaderMap, Body(body): Body
 
 /// A job as Flowable answers an acquisition: its fields and its variables (for a compensating
 /// job, also what the task put out, over its params).
-async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<Value, ApiError> {
+async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<ExternalJob, ApiError> {
     let mut shown: Map<String, Value> = job.job.params.as_object().cloned().unwrap_or_default();
     shown.retain(|name, _| name != "namespace" && name != "queue");
     shown.extend(job.job.outputs.clone());
-    let variables: Vec<Value> =
-        shown.iter().map(|(name, value)| json!({"name": name, "type": type_name(value), "value": value})).collect();
-    let mut answer = job_json(rt, origin, &job).await?;
-    answer["variables"] = Value::Array(variables);
-    Ok(answer)
+    let variables = shown.into_iter().map(|(name, value)| JobVariable { kind: type_name(&value), name, value });
+    Ok(ExternalJob { variables: Some(variables.collect()), ..job_json(rt, origin, &job).await? })
 }
 
 /// An external worker job as Flowable describes it.
-async fn job_json(rt: &Runtime, origin: &str, job: &JobRow) -> Result<Value, ApiError> {
+async fn job_json(rt: &Runtime, origin: &str, job: &JobRow) -> Result<ExternalJob, ApiError> {
     let task = rt.store().task(&job.job.record_id).await?;
     let instance = rt.store().instance(&job.instance_id).await?;
     let id = &job.job.record_id;
-    Ok(json!({
-        "id": id,
-        "url": format!("{origin}{BASE}/jobs/{id}"),
-        "correlationId": id,
-        "processInstanceId": job.instance_id,
-        "processDefinitionId": instance.as_ref().map(|i| i.model_id.clone()),
-        "executionId": task.as_ref().map(|t| t.record.task_id.clone()),
-        "scopeId": null,
-        "subScopeId": null,
-        "scopeDefinitionId": null,
-        "scopeType": "bpmn",
-        "elementId": task.as_ref().map(|t| t.record.element.clone()),
-        "elementName": task.as_ref().map(|t| t.record.name.clone()),
-        "retries": job.retries.unwrap_or(DEFAULT_RETRIES),
-        "exceptionMessage": null,
-        "dueDate": null,
-        "createTime": job_time(job.created_at),
-        "tenantId": "",
-        "lockOwner": job.owner,
-        "lockExpirationTime": job.locked_until.map_or(Value::Null, job_time),
-    }))
+    Ok(ExternalJob {
+        id: id.clone(),
+        url: format!("{origin}{BASE}/jobs/{id}"),
+        correlation_id: id.clone(),
+        process_instance_id: job.instance_id.clone(),
+        process_definition_id: instance.as_ref().map(|i| i.model_id.clone()),
+        execution_id: task.as_ref().map(|t| t.record.task_id.clone()),
+        scope_id: None,
+        sub_scope_id: None,
+        scope_definition_id: None,
+        scope_type: "bpmn".into(),
+        element_id: task.as_ref().map(|t| t.record.element.clone()),
+        element_name: task.as_ref().map(|t| t.record.name.clone()),
+        retries: job.retries.unwrap_or(DEFAULT_RETRIES),
+        exception_message: None,
+        due_date: None,
+        create_time: job_time(job.created_at),
+        tenant_id: String::new(),
+        lock_owner: job.owner.clone(),
+        lock_expiration_time: job.locked_until.map(job_time),
+        variables: None,
+    })
 }
 
-#[derive(Deserialize)]
+/// `GET …/jobs`'s filters and page.
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct JobQuery {
     id: Option<String>,
     process_instance_id: Option<String>,
@@ -189,16 +282,25 @@ struct JobQuery {
     lock_owner: Option<String>,
     locked: Option<bool>,
     unlocked: Option<bool>,
-    start: Option<u64>,
-    size: Option<u64>,
+    /// The first job of the page (0).
+    #[param(minimum = 0)]
+    start: Option<i64>,
+    /// How many jobs a page holds (10; at most 1000).
+    #[param(minimum = 1)]
+    size: Option<i64>,
 }
 
 /// `GET …/jobs`: Flowable's paged list `{data, total, start, sort, order, size}`, oldest first.
+#[utoipa::path(get, path = "/flowable-rest/external-job-api/jobs", tag = "flowable-external-jobs", params(JobQuery),
+    responses(
+        (status = 200, description = "A page of jobs, oldest first", body = JobPage),
+        (status = 400, description = "A malformed filter, or both locked and unlocked", body = FlowableErrorBody),
+    ))]
 async fn list_jobs(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     query: Result<Query<JobQuery>, ApiError>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<JobPage>> {
     let Query(q) = query?;
     let locked = match (q.locked, q.unlocked) {
         (Some(true), Some(true)) => {
@@ -216,7 +318,14 @@ async fn list_jobs(
         locked,
         now: crate::runtime::now_ms(),
     };
-    let (start, size) = (q.start.unwrap_or(0), q.size.unwrap_or(10).clamp(1, super::MAX_PAGE_SIZE));
+    let (start, size) = (q.start.unwrap_or(0), q.size.unwrap_or(10));
+    if start < 0 || size < 1 {
+        return Err(ApiError::bad_request(format!(
+            "start must not be negative and size positive, not {start} and {size}"
+        ))
+        .into());
+    }
+    let (start, size) = (start as u64, (size as u64).min(super::MAX_PAGE_SIZE));
     let (jobs, total) = rt.store().list_jobs(&filter, Page { offset: start, limit: size }).await?;
     let origin = origin(&headers);
     let mut data = Vec::with_capacity(jobs.len());
@@ -224,11 +333,21 @@ async fn list_jobs(
         data.push(job_json(&rt, &origin, job).await?);
     }
     let size = data.len();
-    Ok(Json(json!({"data": data, "total": total, "start": start, "sort": "createTime", "order": "asc", "size": size})))
+    Ok(Json(JobPage { data, total, start, sort: "createTime".into(), order: "asc".into(), size }))
 }
 
 /// `GET …/jobs/{id}`.
-async fn get_job(State(rt): State<Runtime>, headers: HeaderMap, Path(id): Path<String>) -> FlowableResult<Json<Value>> {
+#[utoipa::path(get, path = "/flowable-rest/external-job-api/jobs/{id}", tag = "flowable-external-jobs",
+    params(("id" = String, Path, description = "The job")),
+    responses(
+        (status = 200, description = "The job", body = ExternalJob),
+        (status = 404, description = "No such job", body = FlowableErrorBody),
+    ))]
+async fn get_job(
+    State(rt): State<Runtime>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> FlowableResult<Json<ExternalJob>> {
     let filter = JobFilter { record_id: Some(id.clone()), ..JobFilter::default() };
     let (mut jobs, _) = rt.store().list_jobs(&filter, Page { offset: 0, limit: 1 }).await?;
     let job =
@@ -258,6 +377,16 @@ fn not_held(e: RuntimeError) -> ApiError {
     }
 }
 
+/// `POST …/acquire/jobs/{id}/complete`: Completes the job: its variables become the process's.
+#[utoipa::path(post, path = "/flowable-rest/external-job-api/acquire/jobs/{id}/complete", tag = "flowable-external-jobs",
+    params(("id" = String, Path, description = "The job")),
+    request_body = CompleteRequest,
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "A field missing or malformed", body = FlowableErrorBody),
+        (status = 403, description = "Another worker (or none) holds the job's lock", body = FlowableErrorBody),
+        (status = 404, description = "No such job", body = FlowableErrorBody),
+    ))]
 async fn complete(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
     let req: CompleteRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;
@@ -266,6 +395,16 @@ async fn complete(State(rt): State<Runtime>, Path(id): Path<String>, Body(body):
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST …/acquire/jobs/{id}/bpmnError`: Ends the job with a BPMN error a boundary event catches.
+#[utoipa::path(post, path = "/flowable-rest/external-job-api/acquire/jobs/{id}/bpmnError", tag = "flowable-external-jobs",
+    params(("id" = String, Path, description = "The job")),
+    request_body = ErrorRequest,
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "A field missing or malformed", body = FlowableErrorBody),
+        (status = 403, description = "Another worker (or none) holds the job's lock", body = FlowableErrorBody),
+        (status = 404, description = "No such job", body = FlowableErrorBody),
+    ))]
 async fn bpmn_error(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
     let req: ErrorRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;
@@ -275,6 +414,16 @@ async fn bpmn_error(State(rt): State<Runtime>, Path(id): Path<String>, Body(body
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST …/acquire/jobs/{id}/fail`: Fails the job: retried while retries are left, else the task fails.
+#[utoipa::path(post, path = "/flowable-rest/external-job-api/acquire/jobs/{id}/fail", tag = "flowable-external-jobs",
+    params(("id" = String, Path, description = "The job")),
+    request_body = FailRequest,
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "A field missing or malformed", body = FlowableErrorBody),
+        (status = 403, description = "Another worker (or none) holds the job's lock", body = FlowableErrorBody),
+        (status = 404, description = "No such job", body = FlowableErrorBody),
+    ))]
 async fn fail(State(rt): State<Runtime>, Path(id): Path<String>, Body(body): Body) -> FlowableResult<StatusCode> {
     let req: FailRequest = parse(&body)?;
     let job = locked_by(&rt, &id, &req.worker_id).await?;

@@ -21,6 +21,11 @@ type FlowableResult<T> = Result<T, FlowableError>;
 /// Where Flowable REST serves its service API.
 const SERVICE: &str = "/flowable-rest/service";
 
+/// Flowable REST's part of the OpenAPI document: so far its external worker API.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    jobs::api()
+}
+
 pub(super) fn routes() -> Router<crate::api::App> {
     Router::new()
         .merge(jobs::routes())

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// A Flowable REST variable: `{name, type, value, scope}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct RestVariable {
     pub(super) name: Option<String>,
     #[serde(rename = "type")]
