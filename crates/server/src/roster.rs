@@ -15,8 +15,10 @@ const SWEEP: Duration = Duration::from_secs(10);
 /// How many workers are followed at most: worker ids come from callers, and a caller making
 /// up a new one per fetch must not grow the server's memory.
 const MAX_WORKERS: usize = 10_000;
-/// How many topics of a worker are kept, for the same reason.
+/// How many topics of a worker are kept, and how long one may be to be kept, for the same
+/// reason (a topic past that is no stone's name anyone lists).
 const MAX_TOPICS: usize = 64;
+const MAX_TOPIC_BYTES: usize = 200;
 
 struct Seen {
     last: Instant,
@@ -53,12 +55,13 @@ impl Roster {
     pub(crate) fn fetching(&self, worker: &str, topics: &[&str]) -> Fetching<'_> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let room = workers.len() < MAX_WORKERS;
-        let kept = || topics.iter().take(MAX_TOPICS).map(|t| (*t).to_owned()).collect();
+        let listed = || topics.iter().filter(|t| t.len() <= MAX_TOPIC_BYTES).take(MAX_TOPICS);
+        let kept = || listed().map(|t| (*t).to_owned()).collect();
         match workers.get_mut(worker) {
             Some(seen) => {
                 seen.fetching += 1;
                 seen.last = Instant::now();
-                if seen.topics.iter().map(String::as_str).ne(topics.iter().take(MAX_TOPICS).copied()) {
+                if seen.topics.iter().map(String::as_str).ne(listed().copied()) {
                     seen.topics = kept();
                 }
             }
@@ -125,6 +128,19 @@ mod tests {
         drop(polling);
         assert_eq!(roster.sweep(Instant::now() + GONE_AFTER / 2), 0, "w1 fetched just now");
         assert_eq!(roster.sweep(Instant::now() + GONE_AFTER), 1);
+    }
+
+    #[test]
+    fn a_workers_topics_are_kept_within_their_bounds() {
+        let roster = Roster::default();
+        let long = "x".repeat(MAX_TOPIC_BYTES + 1);
+        let many: Vec<String> = (0..MAX_TOPICS + 10).map(|i| format!("t{i}")).collect();
+        let mut topics: Vec<&str> = vec![long.as_str()];
+        topics.extend(many.iter().map(String::as_str));
+        drop(roster.fetching("w", &topics));
+        let kept = roster.topics();
+        assert_eq!(kept.len(), MAX_TOPICS);
+        assert!(!kept.contains(&long), "a topic too long to be a stone's name is not kept");
     }
 
     #[test]
