@@ -147,6 +147,23 @@ impl Call<'_> {
         text.trim().parse().map_err(|_| bad(format!("parameter `{name}` must be a whole number, not `{text}`")))
     }
 
+    /// `task_id_list`: at most `most` task ids, numbers or text holding one.
+    fn task_ids(&self, most: usize) -> Result<Vec<i64>, ApiError> {
+        let Some(Value::Array(ids)) = self.json("task_id_list")? else {
+            return Err(bad("parameter `task_id_list` must be a list of task ids"));
+        };
+        if ids.len() > most {
+            return Err(bad(format!("`task_id_list` may hold at most {most} task ids, not {}", ids.len())));
+        }
+        ids.iter()
+            .map(|id| {
+                id.as_i64()
+                    .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| bad(format!("task id {id} is not a number")))
+            })
+            .collect()
+    }
+
     /// A JSON parameter that may also come as a string holding JSON (GET, or older clients).
     fn json(&self, name: &str) -> Result<Option<Value>, ApiError> {
         match self.params.get(name) {
@@ -698,11 +715,13 @@ async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
 
 async fn task_of(c: &Call<'_>, id: i64) -> Result<BkTaskRow, ApiError> {
     let biz = c.number("bk_biz_id")?;
-    c.rt.store()
-        .bk_task(id)
-        .await?
-        .filter(|t| t.biz_id == biz)
-        .ok_or_else(|| ApiError::not_found(format!("task {id} of business {biz} does not exist")))
+    task_in(c, id).await?.ok_or_else(|| ApiError::not_found(format!("task {id} of business {biz} does not exist")))
+}
+
+/// Task `id`, when it is of the call's business.
+async fn task_in(c: &Call<'_>, id: i64) -> Result<Option<BkTaskRow>, ApiError> {
+    let biz = c.number("bk_biz_id")?;
+    Ok(c.rt.store().bk_task(id).await?.filter(|t| t.biz_id == biz))
 }
 
 async fn start_task(c: &Call<'_>, id: i64) -> Result<(), ApiError> {
@@ -812,18 +831,14 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
     Ok(())
 }
 
+/// How many tasks' state trees one `get_tasks_status` reads at most (each is a few store reads).
+const MOST_STATUSES: usize = 200;
+
 /// `get_tasks_status`: the status of each task of `task_id_list`.
 async fn tasks_status(c: &Call<'_>) -> Result<Value, ApiError> {
-    let ids = match c.json("task_id_list")? {
-        Some(Value::Array(ids)) => ids,
-        _ => return Err(bad("parameter `task_id_list` must be a list of task ids")),
-    };
+    let ids = c.task_ids(MOST_STATUSES)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let id = id
-            .as_i64()
-            .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
-            .ok_or_else(|| bad(format!("task id {id} is not a number")))?;
         let task = task_of(c, id).await?;
         out.push(answers::TaskStatusOf {
             id: task.id,

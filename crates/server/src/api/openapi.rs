@@ -105,7 +105,7 @@ impl Modify for Common {
 /// Adds to `op` (at `path`) the answers it does not describe itself (the bk-sops API answers
 /// in its own envelope, and says so itself).
 fn add_common(path: &str, op: &mut Operation) {
-    if op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "bk-sops")) {
+    if path.starts_with(super::BK_SOPS_PREFIX) {
         return;
     }
     let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));

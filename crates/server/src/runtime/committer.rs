@@ -622,7 +622,10 @@ impl Committer {
             self.starting_bk.remove(&task.id);
         }
         for edit in &batch.edited_bk_tasks {
-            self.editing_bk.remove(&edit.id);
+            // A later edit of a group still on its way stays until its own commit.
+            if self.editing_bk.get(&edit.id) == Some(edit) {
+                self.editing_bk.remove(&edit.id);
+            }
         }
         let written = batch.changed_user_tasks.iter().map(|c| &c.row).chain(batch.user_tasks.iter().map(|t| &t.row));
         for row in written {

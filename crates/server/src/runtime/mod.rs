@@ -671,3 +671,21 @@ const ENDED: [InstanceStatus; 3] = [InstanceStatus::Completed, InstanceStatus::F
 pub fn status_name(status: InstanceStatus) -> &'static str {
     flowstone_engine::status_text(status)
 }
+
+/// The engine status a stored name stands for.
+pub fn status_named(text: &str) -> Option<InstanceStatus> {
+    [InstanceStatus::Running, InstanceStatus::Debug].into_iter().chain(ENDED).find(|s| status_name(*s) == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_read_back_from_its_stored_name() {
+        for status in [InstanceStatus::Running, InstanceStatus::Debug].into_iter().chain(ENDED) {
+            assert_eq!(status_named(status_name(status)), Some(status));
+        }
+        assert_eq!(status_named("success"), None);
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::{Call, instance_of, task_of, time, times};
 use crate::error::ApiError;
-use crate::runtime::status_name;
+use crate::runtime::status_named;
 use flowstone_engine::InstanceStatus;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ pub(super) async fn effective_time(c: &Call<'_>) -> Result<Value, ApiError> {
     let Some(instance) = instance.filter(|p| p.end_time.is_some()) else {
         return Err(ApiError::conflict(format!("task {} is not finished", task.id)));
     };
-    if instance.status != status_name(InstanceStatus::Completed) {
+    if status_named(&instance.status) != Some(InstanceStatus::Completed) {
         return Err(ApiError::conflict(format!(
             "task {} ended {} instead of finishing: its effective time cannot be told",
             task.id, instance.status

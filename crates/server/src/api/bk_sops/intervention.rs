@@ -1,7 +1,7 @@
 //! `get_tasks_manual_intervention_state`: which tasks wait for an operator.
 
 use super::status::{State, StateTree, status_of};
-use super::{Call, bad, tree_of};
+use super::{Call, task_in, tree_of};
 use crate::error::ApiError;
 use flowstone_store::BkTaskRow;
 use serde::Serialize;
@@ -26,21 +26,10 @@ pub(super) struct Intervention {
 /// failed (a failed node waits for retry or skip), it or a subprocess of it is paused, or a
 /// `pause_node` runs in it; a task not started, finished or revoked never does.
 pub(super) async fn manual_intervention_state(c: &Call<'_>) -> Result<Value, ApiError> {
-    let ids = match c.json("task_id_list")? {
-        Some(Value::Array(ids)) => ids,
-        _ => return Err(bad("parameter `task_id_list` must be a list of task ids")),
-    };
-    if ids.len() > MOST_TASKS {
-        return Err(bad(format!("`task_id_list` may hold at most {MOST_TASKS} task ids, not {}", ids.len())));
-    }
-    let biz = c.number("bk_biz_id")?;
+    let ids = c.task_ids(MOST_TASKS)?;
     let mut out = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let id = id
-            .as_i64()
-            .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
-            .ok_or_else(|| bad(format!("task id {id} is not a number")))?;
-        let Some(task) = c.rt.store().bk_task(id).await?.filter(|t| t.biz_id == biz) else { continue };
+    for id in ids {
+        let Some(task) = task_in(c, id).await? else { continue };
         out.push(Intervention { id: task.id, manual_intervention_required: needs_operator(c, &task).await? });
     }
     Ok(json!(out))

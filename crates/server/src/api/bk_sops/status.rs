@@ -4,7 +4,8 @@
 
 use super::{Call, instance_of, task_of, times, zoned_time};
 use crate::error::ApiError;
-use flowstone_engine::TaskStatus;
+use crate::runtime::status_named;
+use flowstone_engine::{InstanceStatus, TaskStatus};
 use flowstone_model::{Definition, NodeId, NodeKind};
 use flowstone_store::{ActivityQuery, BkTaskRow, InstanceRow, Page};
 use serde::Serialize;
@@ -72,14 +73,13 @@ impl StateTree {
 
 /// bamboo-engine's state of an instance.
 fn instance_state(row: Option<&InstanceRow>) -> State {
-    match row.map(|r| r.status.as_str()) {
-        None => State::Created,
-        Some("running") => State::Running,
+    let Some(row) = row else { return State::Created };
+    match status_named(&row.status) {
+        Some(InstanceStatus::Running) => State::Running,
         // A failed node waits for an operator: bk-sops shows the task failed meanwhile.
-        Some("debug") => State::Failed,
-        Some("completed" | "success") => State::Finished,
-        Some("canceled" | "cancelled") => State::Revoked,
-        Some(_) => State::Failed,
+        Some(InstanceStatus::Debug | InstanceStatus::Failed) | None => State::Failed,
+        Some(InstanceStatus::Completed) => State::Finished,
+        Some(InstanceStatus::Canceled) => State::Revoked,
     }
 }
 
@@ -127,10 +127,12 @@ pub(super) async fn status_of(c: &Call<'_>, task: &BkTaskRow) -> Result<StateTre
         for r in records.iter().filter(|r| r.record.id != r.record.task_id) {
             *retries.entry(r.record.element.as_str()).or_default() += 1;
         }
+        let by_id: HashMap<&str, &flowstone_engine::TaskRecord> =
+            records.iter().map(|r| (r.record.id.as_str(), &r.record)).collect();
         // The latest run of each node shows; `loop` counts the node's runs.
         let mut loops: HashMap<String, i64> = HashMap::new();
         for mut a in runs {
-            let record = records.iter().find(|r| r.record.id == a.id).map(|r| &r.record);
+            let record = by_id.get(a.id.as_str()).copied();
             if record.is_some_and(|r| r.id != r.task_id) {
                 continue;
             }
