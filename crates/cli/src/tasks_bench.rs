@@ -154,6 +154,15 @@ async fn fill_and_measure(server: &Server, tasks: u64, postgres: Option<&str>) -
                 ("query/tasks".into(), Some(body), expected)
             }),
         ),
+        (
+            "POST query/tasks processInstanceVariables amount = V alone, size=10",
+            Box::new(|k| {
+                let v = k * 7 % 1000;
+                let body = json!({"size": 10,
+                    "processInstanceVariables": [{"name": "amount", "value": v, "operation": "equals"}]});
+                ("query/tasks".into(), Some(body), count(tasks, |n| n % 1000 == v))
+            }),
+        ),
     ];
     for (label, shape) in &shapes {
         let mut latencies = Vec::with_capacity(ROUNDS as usize);

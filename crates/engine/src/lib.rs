@@ -23,12 +23,12 @@ pub use assignment::{Actor, Assignment, Candidates, Delegation, TaskChange};
 pub use effect::{
     Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, TaskStatus, UserTaskInfo,
 };
+pub use flowstone_model::parse_instant;
 pub use instance::{
     Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,
 };
 pub use limits::Limits;
 pub use parts::{PARTS_FROM, Stored};
-pub use user_task::parse_instant;
 
 /// What the engine needs from the outside world for one command: the time, and fresh ids.
 pub struct Ctx<'a> {

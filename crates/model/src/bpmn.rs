@@ -7,6 +7,7 @@ use crate::ir::{
     Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId, NodeKind, OutputParam,
     StoneSpec, UserTaskSpec,
 };
+use crate::timer::{Schedule, TimerKind, parse_instant};
 use flowstone_expr::Expression;
 use roxmltree::{Document, Node as XmlNode};
 use std::collections::HashMap;
@@ -313,6 +314,14 @@ impl Builder<'_> {
         let definitions: Vec<_> =
             el.children().filter(|c| c.is_element() && c.tag_name().name().ends_with("EventDefinition")).collect();
         Ok(match tag {
+            _ if definitions.first().is_some_and(|d| d.tag_name().name() == "timerEventDefinition") => {
+                let definition = definitions[0];
+                check_timer(el, definition)?;
+                return Err(ModelError::at(
+                    el,
+                    format!("timer events (<{tag}> with <timerEventDefinition>) are read but not run yet"),
+                ));
+            }
             "startEvent" => match definitions.first() {
                 None => NodeKind::StartEvent,
                 Some(d) => {
@@ -369,6 +378,37 @@ impl Builder<'_> {
                 ));
             }
         })
+    }
+}
+
+/// Checks a timer event definition: one of `timeDate`, `timeDuration` and `timeCycle`, whose
+/// text is an expression (`${…}`) or a time of its kind (see [`Schedule::parse`]).
+fn check_timer(event: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<(), ModelError> {
+    let times: Vec<_> = [TimerKind::Date, TimerKind::Duration, TimerKind::Cycle]
+        .into_iter()
+        .filter_map(|kind| definition.children().find(|c| is_bpmn(*c, kind.element())).map(|c| (kind, c)))
+        .collect();
+    let [(kind, time)] = times[..] else {
+        return Err(ModelError::at(
+            event,
+            "a <timerEventDefinition> needs exactly one of <timeDate>, <timeDuration> and <timeCycle>",
+        ));
+    };
+    let text = time.text().unwrap_or_default().trim();
+    let what = format!("{} of <{}>", kind.element(), event.tag_name().name());
+    if text.is_empty() {
+        return Err(ModelError::at(time, format!("{what} is empty: write a time of its kind, or ${{…}}")));
+    }
+    if text.contains("${") || text.contains("#{") {
+        expr(time, &what, text)?;
+    } else {
+        Schedule::parse(kind, text).map_err(|e| ModelError::at(time, format!("{what}: {e}")))?;
+    }
+    match ext(time, "endDate") {
+        Some(end) if parse_instant(end).is_none() => {
+            Err(ModelError::at(time, format!("endDate `{end}` of {what} is not an ISO-8601 date-time")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod ir;
 mod pipeline;
 mod template;
+mod timer;
 
 pub use bpmn::{FLOWSTONE_NS, parse_bpmn};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
@@ -24,3 +25,4 @@ pub use pipeline::{
     parse_yaml_templates,
 };
 pub use template::Template;
+pub use timer::{Schedule, TimerKind, parse_instant};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{BK_APP, TestServer, differences, must, shared_dir};
+use common::{BK_APP, TestServer, conforms, differences, must, shared_dir};
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -915,65 +915,6 @@ async fn a_finished_tasks_effective_time_leaves_out_waiting(s: TestServer) {
     assert_eq!(status, StatusCode::CONFLICT, "revoked: {body}");
     let base = ok(&s, "get_plugin_base_info", json!({"bk_biz_id": 5})).await;
     assert!(base.as_array().into_iter().flatten().any(|p| p == &json!({"code": "noop", "name": "noop"})), "{base}");
-}
-
-/// Whether `value` conforms to `schema` of the OpenAPI document `doc` (the JSON Schema the
-/// document uses: `$ref`, `type`, `enum`, `required`, `properties`, `additionalProperties`,
-/// `items`, `allOf`, `oneOf`); answers where it does not.
-fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
-        return conforms(doc, &doc["components"]["schemas"][name], value, at);
-    }
-    for part in schema["allOf"].as_array().into_iter().flatten() {
-        conforms(doc, part, value, at)?;
-    }
-    if let Some(options) = schema["oneOf"].as_array() {
-        let errors: Vec<String> = options.iter().filter_map(|o| conforms(doc, o, value, at).err()).collect();
-        if errors.len() == options.len() {
-            return Err(format!("{at}: fits no option: {errors:?}"));
-        }
-    }
-    let kind = |t: &str| match t {
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        "string" => value.is_string(),
-        "boolean" => value.is_boolean(),
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "null" => value.is_null(),
-        _ => false,
-    };
-    let fits = match &schema["type"] {
-        Value::String(t) => kind(t),
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(kind),
-        _ => true,
-    };
-    if !fits {
-        return Err(format!("{at}: {value} is not of type {}", schema["type"]));
-    }
-    if let Some(allowed) = schema["enum"].as_array().filter(|a| !a.contains(value)) {
-        return Err(format!("{at}: {value} is not one of {allowed:?}"));
-    }
-    if let Value::Object(fields) = value {
-        for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            if !fields.contains_key(name) {
-                return Err(format!("{at}: `{name}` is missing"));
-            }
-        }
-        for (name, field) in fields {
-            let declared = &schema["properties"][name.as_str()];
-            let rule = if declared.is_null() { &schema["additionalProperties"] } else { declared };
-            if rule.is_object() {
-                conforms(doc, rule, field, &format!("{at}.{name}"))?;
-            }
-        }
-    }
-    if let (Value::Array(items), Some(rule)) = (value, schema.get("items")) {
-        for (i, item) in items.iter().enumerate() {
-            conforms(doc, rule, item, &format!("{at}[{i}]"))?;
-        }
-    }
-    Ok(())
 }
 
 /// Every bk-sops answer of a task's life (and a refusal) fits the schema its operation has in

@@ -335,6 +335,21 @@ async fn malformed_bodies_answer_400_in_flowables_shape(s: TestServer) {
     assert!(body["exception"].as_str().is_some_and(|e| e.contains("malformed")), "{body}");
     let (status, _) = s.post_raw(TASKS, "[1]", "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A value of the wrong JSON type is refused by name, as Flowable's JSON reader refuses it.
+    let query = "/flowable-rest/service/query/tasks";
+    for (path, body) in [
+        (TASKS.to_owned(), json!({"name": {"first": "x"}})),
+        (query.to_owned(), json!({"assignee": ["kermit"]})),
+        (query.to_owned(), json!({"candidateGroupIn": [1]})),
+        (format!("{TASKS}/{id}/variables"), json!([{"name": "v", "value": 1, "scope": "nowhere"}])),
+    ] {
+        let (status, answer) = s.post(&path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        let named = ["name", "assignee", "candidateGroupIn", "nowhere"]
+            .iter()
+            .any(|n| answer["exception"].as_str().unwrap_or_default().contains(n));
+        assert!(named, "{body}: {answer}");
+    }
 }
 
 /// Two changes of one task sent at once, over and over: each pair is serialised, the loser is

@@ -307,7 +307,30 @@ async fn lists_leave_big_variables_out_and_say_where_to_read_them(s: TestServer)
     }
 }
 
+/// Every variable filter is a subquery and every candidate group a bound value: a query of
+/// thousands is refused with 400 naming the bound, not failed by the database with a 503.
+async fn a_task_query_of_thousands_of_filters_or_groups_is_400_naming_the_bound(s: TestServer) {
+    let query = "/flowable-rest/service/query/tasks";
+    let filters = |n: usize| (0..n).map(|i| json!({"name": format!("v{i}"), "value": i})).collect::<Vec<_>>();
+    let groups = (0..40_000).map(|i| format!("g{i}")).collect::<Vec<_>>();
+    for (body, bound) in [
+        (json!({"taskVariables": filters(3000)}), "at most 20 variable filters"),
+        (json!({"taskVariables": filters(11), "processInstanceVariables": filters(10)}), "at most 20 variable filters"),
+        (json!({"candidateGroupIn": groups.clone()}), "at most 1000 candidate groups"),
+    ] {
+        let (status, answer) = s.post(query, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["exception"].as_str().unwrap_or_default().contains(bound), "{answer}");
+    }
+    let listed = format!("/flowable-rest/service/runtime/tasks?candidateGroups={}", groups[..2000].join(","));
+    assert_eq!(s.get(&listed).await.0, StatusCode::BAD_REQUEST);
+    let (status, answer) =
+        s.post(query, json!({"taskVariables": filters(20), "candidateGroupIn": groups[..1000]})).await;
+    assert_eq!((status, answer["total"].as_u64()), (StatusCode::OK, Some(0)), "at the bounds: {answer}");
+}
+
 backend_tests!(server = TestServer::start;
+    a_task_query_of_thousands_of_filters_or_groups_is_400_naming_the_bound,
     lists_leave_big_variables_out_and_say_where_to_read_them,
     nul_in_any_text_is_400_in_the_dialects_shape_while_other_clients_commit,
     a_like_filter_ending_in_a_backslash_is_a_literal_backslash,

@@ -15,6 +15,7 @@ mod sql;
 mod sqlite;
 mod user_tasks;
 mod user_tasks_sql;
+mod variable_filter;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
 pub use bk_sops::{
@@ -24,14 +25,15 @@ pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStor
 pub use postgres::PgStore;
 pub use repository::{DeploymentOrder, DeploymentQuery, ModelOrder, ModelQuery, TenantFilter, TextFilter};
 pub use rows::{
-    Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, LeaseChange,
-    LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
+    Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
+    LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
 pub use user_tasks::{
     AttachmentRow, ChangedUserTask, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskPartWrite,
     TaskVariable, UserTaskQuery, UserTaskRow, UserTaskStore,
 };
+pub use variable_filter::{VariableFilter, VariableOp, VariableScope};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

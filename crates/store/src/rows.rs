@@ -147,8 +147,50 @@ pub struct InstanceFilter {
     pub tenant_id: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
-    /// Oldest first instead of newest first.
-    pub oldest_first: bool,
+    /// What the list is sorted by (ties by id).
+    pub order: InstanceOrder,
+    /// Ascending (oldest first, by id) instead of descending.
+    pub ascending: bool,
+}
+
+/// What an instance list is sorted by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InstanceOrder {
+    /// By id: by start, as ids are time-ordered.
+    #[default]
+    Id,
+    /// By model version.
+    ModelId,
+    /// By model key.
+    ModelKey,
+    /// By business key.
+    BusinessKey,
+    /// By start time.
+    StartTime,
+    /// By end time (running ones last).
+    EndTime,
+    /// By how long it ran (running ones last).
+    Duration,
+    /// By the tenant its model was deployed for.
+    TenantId,
+}
+
+impl InstanceOrder {
+    /// The SQL it sorts on, of the instance `p`.
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            InstanceOrder::Id => "p.id",
+            InstanceOrder::ModelId => "p.model_id",
+            InstanceOrder::ModelKey => "p.model_key",
+            InstanceOrder::BusinessKey => "p.business_key",
+            InstanceOrder::StartTime => "p.start_time",
+            InstanceOrder::EndTime => "p.end_time",
+            InstanceOrder::Duration => "(p.end_time - p.start_time)",
+            InstanceOrder::TenantId => {
+                "(SELECT d.tenant_id FROM models m JOIN deployments d ON d.id = m.deployment_id WHERE m.id = p.model_id)"
+            }
+        }
+    }
 }
 
 /// Where an instance stands once its rollback, cancel and delete instances are counted: the

@@ -995,9 +995,14 @@ macro_rules! sql_store {
                 let columns: Vec<String> = INSTANCE_COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect();
                 let mut q = QueryBuilder::<$db>::new(format!("SELECT {} FROM instances p", columns.join(", ")));
                 push_filter(&mut q);
-                q.push(if filter.oldest_first { " ORDER BY p.id ASC LIMIT " } else { " ORDER BY p.id DESC LIMIT " })
-                    .push_bind(page.limit as i64);
-                q.push(" OFFSET ").push_bind(page.offset as i64);
+                if filter.order == $crate::InstanceOrder::Id {
+                    // The key itself, so that a page of the newest walks the index.
+                    q.push(if filter.ascending { " ORDER BY p.id ASC LIMIT " } else { " ORDER BY p.id DESC LIMIT " })
+                        .push_bind(page.limit as i64);
+                    q.push(" OFFSET ").push_bind(page.offset as i64);
+                } else {
+                    push_order_and_page(&mut q, filter.order.column(), "p.id", !filter.ascending, Some(page));
+                }
                 let rows = q.build().fetch_all(&self.pool).await?;
                 Ok((rows.iter().map(instance_row).collect::<Result<_>>()?, total as u64))
             }

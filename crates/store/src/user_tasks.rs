@@ -340,6 +340,8 @@ pub struct UserTaskQuery {
     pub ended_before: Option<i64>,
     /// Ended after.
     pub ended_after: Option<i64>,
+    /// Conditions on the values of the task's or its process's variables.
+    pub variables: Vec<crate::VariableFilter>,
     /// Order.
     pub order: TaskOrder,
     /// Descending instead of ascending.

@@ -6,10 +6,11 @@ pub(crate) const USER_TASK_COLUMNS: &str = "id, instance_id, model_id, element, 
     delegation, priority, due_date, category, form_key, parent_task_id, tenant_id, create_time, claim_time, end_time,
     delete_reason, version";
 
-/// `$store` is the store type, `$db` its sqlx database; the store has `pool` (see
-/// `sql_store`, whose commit writes what people change of tasks).
+/// `$store` is the store type, `$db` its sqlx database, `$variables` writes a variable filter
+/// in its SQL; the store has `pool` (see `sql_store`, whose commit writes what people change
+/// of tasks).
 macro_rules! user_task_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, variables = $variables:path) => {
         mod user_task_impl {
             use super::*;
             use sqlx::{QueryBuilder, Row};
@@ -394,6 +395,9 @@ macro_rules! user_task_store {
                     q.push(" AND (t.assignee = ").push_bind(user.clone()).push(" OR (t.assignee IS NULL AND");
                     push_candidate_of_user(q, user);
                     q.push("))");
+                }
+                for v in &f.variables {
+                    $variables(q, v);
                 }
             }
 

@@ -5,10 +5,10 @@ use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, ChangedUserTask,
     ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, ExecutionQuery,
-    GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelOrder,
-    ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore, Store,
-    StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter,
-    TokenRow, UserRow, UserTaskQuery, UserTaskRow, WriteBatch,
+    GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
+    ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore,
+    Store, StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter,
+    TextFilter, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope, WriteBatch,
 };
 use serde_json::json;
 
@@ -362,7 +362,10 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: (0..5)
-            .map(|i| (instance(&format!("i{i}"), "m", if i % 2 == 0 { "running" } else { "completed" }, i), doc("{}")))
+            .map(|i| {
+                let row = instance(&format!("i{i}"), "m", if i % 2 == 0 { "running" } else { "completed" }, i);
+                (InstanceRow { business_key: Some(format!("key{}", 4 - i)), ..row }, doc("{}"))
+            })
             .collect(),
         ..WriteBatch::default()
     };
@@ -382,7 +385,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);
     let open = InstanceFilter { ended: Some(false), model_id: Some("m".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&open, Page { offset: 0, limit: 10 })).await.1, 5, "none has an end time");
-    let oldest = InstanceFilter { oldest_first: true, ..InstanceFilter::default() };
+    let oldest = InstanceFilter { ascending: true, ..InstanceFilter::default() };
     let (rows, _) = must(store.list_instances(&oldest, Page { offset: 1, limit: 2 })).await;
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i1", "i2"]);
     let one = InstanceFilter { id: Some("i3".into()), ..InstanceFilter::default() };
@@ -391,6 +394,14 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(must(store.list_instances(&ended, Page { offset: 0, limit: 10 })).await.1, 0);
     let keyed = InstanceFilter { business_key: Some("none".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&keyed, Page { offset: 0, limit: 10 })).await.1, 0);
+    let sorted = async |order, ascending| {
+        let filter = InstanceFilter { order, ascending, ..InstanceFilter::default() };
+        let (rows, _) = must(store.list_instances(&filter, Page { offset: 0, limit: 3 })).await;
+        rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(sorted(InstanceOrder::BusinessKey, true).await, ["i4", "i3", "i2"]);
+    assert_eq!(sorted(InstanceOrder::StartTime, false).await, ["i4", "i3", "i2"]);
+    assert_eq!(sorted(InstanceOrder::Duration, true).await, ["i0", "i1", "i2"], "none ended: by id");
 }
 
 async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
@@ -774,6 +785,83 @@ async fn links_variables_comments_and_attachments_hang_on_a_task(store: &dyn Sto
     assert!(must(store.task_links("t")).await.is_empty(), "its links went with it");
 }
 
+async fn tasks_are_filtered_by_their_own_and_their_process_variables_in_the_database(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    // `small` keeps its variables in its state document, `large` one part each (a name with a
+    // dot and a quote must still be found as itself).
+    let small = doc(r#"{"variables": {"n": 5, "s": "Kermit", "b": true, "o": {"a": [1, 2]}, "z": null}}"#);
+    let large = parted(
+        r#"{"variables": {}}"#,
+        false,
+        &[("v:n", Some("12.5")), ("v:s", Some("\"gonzo\"")), ("v:a.\"b", Some("1"))],
+    );
+    let batch = WriteBatch {
+        instances: vec![(instance("small", "m", "running", 1), small), (instance("large", "m", "running", 1), large)],
+        user_tasks: vec![
+            NewUserTask { row: user_task("t_small", Some("small"), 1), links: Vec::new() },
+            NewUserTask { row: user_task("t_large", Some("large"), 2), links: Vec::new() },
+            NewUserTask { row: user_task("t_alone", None, 3), links: Vec::new() },
+        ],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let local = |name: &str, value: &str| TaskVariable {
+        name: name.into(),
+        kind: "json".into(),
+        value: Some(value.into()),
+        bytes: None,
+    };
+    let alone = UserTaskRow { version: 2, ..user_task("t_alone", None, 3) };
+    let vars = vec![local("n", "7"), local("s", "\"Fozzie\""), local("l", "[1,2]")];
+    let change = ChangedUserTask { row: alone, comments: Vec::new(), parts: vec![TaskPartWrite::SetVariables(vars)] };
+    must(store.commit(&WriteBatch { changed_user_tasks: vec![change], ..WriteBatch::default() })).await;
+
+    let find = async |scope, name: Option<&str>, op: &str, value: serde_json::Value| {
+        let op = VariableOp::parse(op).unwrap_or_else(|| panic!("{op}"));
+        let filter = VariableFilter { scope, name: name.map(Into::into), op, value };
+        ids(store, UserTaskQuery { finished: Some(false), variables: vec![filter], ..UserTaskQuery::default() }).await
+    };
+    let process = VariableScope::Process;
+    assert_eq!(find(process, Some("n"), "equals", json!(5)).await, ["t_small"]);
+    assert_eq!(find(process, Some("n"), "equals", json!(5.0)).await, ["t_small"], "a number of another spelling");
+    assert_eq!(find(process, Some("n"), "greaterThan", json!(6)).await, ["t_large"]);
+    assert_eq!(find(process, Some("n"), "lessThanOrEquals", json!(12.5)).await, ["t_large", "t_small"]);
+    assert_eq!(
+        find(process, Some("n"), "notEquals", json!(5)).await,
+        ["t_large"],
+        "a missing variable matches nothing"
+    );
+    assert_eq!(find(process, Some("s"), "equals", json!("Kermit")).await, ["t_small"]);
+    assert_eq!(find(process, Some("s"), "equalsIgnoreCase", json!("GONZO")).await, ["t_large"]);
+    assert_eq!(find(process, Some("s"), "notEqualsIgnoreCase", json!("kermit")).await, ["t_large"]);
+    assert_eq!(find(process, Some("s"), "likeIgnoreCase", json!("k%")).await, ["t_small"]);
+    assert_eq!(find(process, Some("s"), "like", json!("%o_zo")).await, ["t_large"]);
+    assert_eq!(find(process, Some("s"), "greaterThan", json!("L")).await, ["t_large"], "text by bytes");
+    assert_eq!(find(process, Some("s"), "lessThan", json!(3)).await, Vec::<String>::new(), "text is not a number");
+    assert_eq!(find(process, Some("b"), "equals", json!(true)).await, ["t_small"]);
+    assert_eq!(find(process, Some("b"), "lessThan", json!(true)).await, Vec::<String>::new());
+    assert_eq!(find(process, Some("o"), "equals", json!({"a": [1, 2]})).await, ["t_small"]);
+    assert_eq!(find(process, Some("z"), "equals", json!(null)).await, ["t_small"]);
+    assert_eq!(find(process, Some("a.\"b"), "equals", json!(1)).await, ["t_large"]);
+    assert_eq!(find(process, None, "equals", json!("gonzo")).await, ["t_large"], "any variable");
+    let task = VariableScope::Task;
+    assert_eq!(find(task, Some("n"), "greaterThanOrEquals", json!(7)).await, ["t_alone"]);
+    assert_eq!(find(task, Some("s"), "equals", json!("Fozzie")).await, ["t_alone"]);
+    assert_eq!(find(task, Some("l"), "equals", json!([1, 2])).await, ["t_alone"]);
+    assert_eq!(find(task, None, "equals", json!(7)).await, ["t_alone"]);
+    assert_eq!(
+        find(task, Some("n"), "equals", json!(5)).await,
+        Vec::<String>::new(),
+        "process variables are not the task's"
+    );
+    let both = vec![
+        VariableFilter { scope: process, name: Some("n".into()), op: VariableOp::GreaterThan, value: json!(0) },
+        VariableFilter { scope: process, name: Some("s".into()), op: VariableOp::Like, value: json!("K%") },
+    ];
+    let query = UserTaskQuery { finished: Some(false), variables: both, ..UserTaskQuery::default() };
+    assert_eq!(ids(store, query).await, ["t_small"], "every filter holds");
+}
+
 async fn users_groups_and_memberships(store: &dyn Store) {
     let user = |id: &str| UserRow { id: id.into(), first_name: Some(id.to_uppercase()), ..UserRow::default() };
     assert!(must(store.create_user(&user("kermit"))).await);
@@ -966,6 +1054,7 @@ macro_rules! suite {
             user_tasks_come_from_batches_and_close_into_history,
             a_task_change_applies_only_on_the_version_it_read,
             task_list_filters_sort_and_page,
+            tasks_are_filtered_by_their_own_and_their_process_variables_in_the_database,
             links_variables_comments_and_attachments_hang_on_a_task,
             users_groups_and_memberships,
             tokens_are_found_by_hash_and_go_with_their_user,

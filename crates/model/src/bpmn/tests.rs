@@ -245,6 +245,38 @@ fn error_boundary_events_attach_to_their_activity_with_the_error_code() {
 }
 
 #[test]
+fn timer_definitions_are_checked_where_they_are_written() {
+    let flow = r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="w"/>
+        <sequenceFlow sourceRef="w" targetRef="e"/><endEvent id="e"/>"#;
+    let waiting = |time: &str| {
+        parse_err(&format!(
+            r#"{flow}<intermediateCatchEvent id="w"><timerEventDefinition>{time}</timerEventDefinition></intermediateCatchEvent>"#
+        ))
+    };
+    let bad = waiting("<timeDuration>ten minutes</timeDuration>");
+    assert_eq!((bad.element.as_deref(), bad.line.is_some()), (Some("timeDuration"), true), "{bad}");
+    assert!(
+        bad.message.contains("timeDuration of <intermediateCatchEvent>: `ten minutes` is not an ISO-8601 duration")
+    );
+    assert!(waiting("<timeCycle>0 0 25 * * ?</timeCycle>").message.contains("cron"));
+    assert!(waiting("<timeDate></timeDate>").message.contains("is empty"));
+    assert!(waiting("<timeDuration>${delay +}</timeDuration>").message.contains("malformed"));
+    assert!(waiting("<timeDate>2026-12-02</timeDate><timeCycle>R/PT1H</timeCycle>").message.contains("exactly one"));
+    let end = r#"<timeCycle xmlns:flowable="http://flowable.org/bpmn" flowable:endDate="never">R/PT1H</timeCycle>"#;
+    assert!(waiting(end).message.contains("endDate `never`"));
+    // Well written, in each form, they are read and refused for now as not run.
+    for good in [
+        "<timeDuration>PT5M</timeDuration>",
+        "<timeDuration>${delay}</timeDuration>",
+        "<timeDate>2026-12-02T10:00:00Z</timeDate>",
+        "<timeCycle>R3/PT10S</timeCycle>",
+        "<timeCycle>0 0/5 * * * ?</timeCycle>",
+    ] {
+        assert!(waiting(good).message.contains("read but not run yet"), "{good}: {}", waiting(good));
+    }
+}
+
+#[test]
 fn other_boundary_events_and_dangling_attachments_are_refused() {
     let timer = parse_err(
         r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><userTask id="t"/>

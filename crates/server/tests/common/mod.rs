@@ -386,3 +386,89 @@ pub fn differences(path: &str, example: &Value, ours: &Value, out: &mut Vec<Stri
         _ => {}
     }
 }
+
+/// Whether `value` conforms to `schema` of the OpenAPI document `doc` (the JSON Schema the
+/// document uses: `$ref`, `type`, `enum`, `required`, `properties`, `additionalProperties`,
+/// `items`, `allOf`, `oneOf`); answers where it does not. A field an object's schema does not
+/// name is a misfit too: an answer says nothing its document does not.
+pub fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    walk(doc, schema, value, at, true)
+}
+
+/// The schema `$ref` names, or `schema` itself.
+fn resolved<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => schema,
+    }
+}
+
+/// The properties `schema` names, its `allOf` parts' among them; none when it names none.
+fn named(doc: &Value, schema: &Value) -> Option<Vec<String>> {
+    let schema = resolved(doc, schema);
+    let own = schema["properties"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>());
+    let parts = schema["allOf"].as_array().into_iter().flatten().filter_map(|p| named(doc, p));
+    parts.fold(own, |all, more| Some(all.unwrap_or_default().into_iter().chain(more).collect()))
+}
+
+/// As [`conforms`]; `strict`: a field the schema (with its `allOf` parts) does not name is a
+/// misfit.
+fn walk(doc: &Value, schema: &Value, value: &Value, at: &str, strict: bool) -> Result<(), String> {
+    let schema = resolved(doc, schema);
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        walk(doc, part, value, at, false)?;
+    }
+    if let (true, Value::Object(fields), Some(names)) = (strict, value, named(doc, schema))
+        && schema["additionalProperties"].is_null()
+        && let Some(name) = fields.keys().find(|f| !names.contains(f))
+    {
+        return Err(format!("{at}: `{name}` is not in the schema"));
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let errors: Vec<String> = options.iter().filter_map(|o| walk(doc, o, value, at, strict).err()).collect();
+        if errors.len() == options.len() {
+            return Err(format!("{at}: fits no option: {errors:?}"));
+        }
+    }
+    let kind = |t: &str| match t {
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    let fits = match &schema["type"] {
+        Value::String(t) => kind(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(kind),
+        _ => true,
+    };
+    if !fits {
+        return Err(format!("{at}: {value} is not of type {}", schema["type"]));
+    }
+    if let Some(allowed) = schema["enum"].as_array().filter(|a| !a.contains(value)) {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Value::Object(fields) = value {
+        for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !fields.contains_key(name) {
+                return Err(format!("{at}: `{name}` is missing"));
+            }
+        }
+        for (name, field) in fields {
+            let declared = &schema["properties"][name.as_str()];
+            let rule = if declared.is_null() { &schema["additionalProperties"] } else { declared };
+            if rule.is_object() {
+                walk(doc, rule, field, &format!("{at}.{name}"), true)?;
+            }
+        }
+    }
+    if let (Value::Array(items), Some(rule)) = (value, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            walk(doc, rule, item, &format!("{at}[{i}]"), true)?;
+        }
+    }
+    Ok(())
+}

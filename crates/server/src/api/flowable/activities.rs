@@ -2,17 +2,20 @@
 //! execution and one per open activity) and `history/historic-activity-instances` (every task
 //! run and every pass through an event or a gateway).
 
+use super::filters::{Filter, Kind, PAGING, described, filter, sort};
 use super::repository::model_tenant;
-use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
+use super::{FlowableResult, Listed, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::input::{Body, json_object};
-use crate::error::ApiError;
+use crate::error::{ApiError, FlowableErrorBody};
 use crate::runtime::Runtime;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowstone_store::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow, Page};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/{path}");
@@ -25,26 +28,79 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&at("query/historic-activity-instances"), post(query_activities))
 }
 
+/// The executions' and activities' part of the OpenAPI document.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        list_executions,
+        query_executions,
+        get_execution,
+        act_on_execution,
+        execution_activities,
+        list_activities,
+        query_activities
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
 // ---- executions ----------------------------------------------------------------------------
 
-fn execution_json(origin: &str, e: &ExecutionRow, tenant: Option<String>) -> Value {
-    let url = |id: &str| service_url(origin, &format!("runtime/executions/{id}"));
-    json!({
-        "id": e.id,
-        "url": url(&e.id),
-        "parentId": e.parent_id,
-        "parentUrl": e.parent_id.as_deref().map(url),
-        "processInstanceId": e.instance_id,
-        "processInstanceUrl": service_url(origin, &format!("runtime/process-instances/{}", e.instance_id)),
-        "suspended": false,
-        "activityId": e.activity,
-        "tenantId": tenant,
-    })
+/// A running instance's own execution, or one of an activity it waits in.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Execution {
+    id: String,
+    url: String,
+    /// The instance's own execution, for an activity's.
+    parent_id: Option<String>,
+    parent_url: Option<String>,
+    process_instance_id: String,
+    process_instance_url: String,
+    /// Always false: nothing is suspended here.
+    suspended: bool,
+    /// The element it waits in (none for the instance's own execution).
+    activity_id: Option<String>,
+    tenant_id: Option<String>,
+}
+
+impl Execution {
+    fn of(origin: &str, e: &ExecutionRow, tenant: Option<String>) -> Execution {
+        let url = |id: &str| service_url(origin, &format!("runtime/executions/{id}"));
+        Execution {
+            id: e.id.clone(),
+            url: url(&e.id),
+            parent_id: e.parent_id.clone(),
+            parent_url: e.parent_id.as_deref().map(url),
+            process_instance_id: e.instance_id.clone(),
+            process_instance_url: service_url(origin, &format!("runtime/process-instances/{}", e.instance_id)),
+            suspended: false,
+            activity_id: e.activity.clone(),
+            tenant_id: tenant,
+        }
+    }
 }
 
 const EXECUTION_SORTS: [&str; 2] = ["processInstanceId", "processDefinitionId"];
 
-async fn executions(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> Result<Value, ApiError> {
+/// The filters of the execution list and query.
+const EXECUTION_FILTERS: [Filter; 6] = [
+    filter("id", Kind::Text, "Only the execution of this id"),
+    filter("activityId", Kind::Text, "Only executions waiting in this element"),
+    filter("processInstanceId", Kind::Text, "Only executions of this process instance"),
+    filter("parentId", Kind::Text, "Only executions under this one"),
+    filter("processDefinitionId", Kind::Text, "Only executions of this process definition"),
+    filter("processDefinitionKey", Kind::Text, "Only executions of process definitions of this key"),
+];
+
+described!(
+    /// The filters of the execution list (query parameters) and query (a JSON body); variable
+    /// and event-subscription filters are refused (filter instances or tasks instead).
+    checked ExecutionFilters: EXECUTION_FILTERS, PAGING, [sort(&EXECUTION_SORTS)]
+);
+
+async fn executions(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> Result<Listed<Execution>, ApiError> {
+    ExecutionFilters::check(params)?;
     let p = Params(params);
     let paging = Paging::read(&p, &EXECUTION_SORTS)?;
     for unsupported in
@@ -69,24 +125,35 @@ async fn executions(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> 
     let (rows, total) = rt.store().list_executions(&query, paging.page()).await?;
     let mut data = Vec::with_capacity(rows.len());
     for e in &rows {
-        data.push(execution_json(origin, e, model_tenant(rt, &e.model_id).await?));
+        data.push(Execution::of(origin, e, model_tenant(rt, &e.model_id).await?));
     }
     Ok(paging.envelope(data, total))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/executions", tag = "flowable-instances", params(ExecutionFilters),
+    responses(
+        (status = 200, description = "A page of the executions the filters leave", body = Listed<Execution>),
+        (status = 400, description = "A malformed or refused filter", body = FlowableErrorBody),
+    ))]
 async fn list_executions(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Listed<Execution>>> {
     Ok(Json(executions(&rt, &origin(&headers), &query_map(q.as_deref())?).await?))
 }
 
+#[utoipa::path(post, path = "/flowable-rest/service/query/executions", tag = "flowable-instances",
+    request_body = Option<ExecutionFilters>,
+    responses(
+        (status = 200, description = "A page of the executions the filters leave", body = Listed<Execution>),
+        (status = 400, description = "A malformed or refused filter", body = FlowableErrorBody),
+    ))]
 async fn query_executions(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Body(body): Body,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Listed<Execution>>> {
     Ok(Json(executions(&rt, &origin(&headers), &json_object(&body, true)?).await?))
 }
 
@@ -102,35 +169,67 @@ async fn execution_family(rt: &Runtime, id: &str) -> Result<(ExecutionRow, Vec<E
     Ok((execution, children))
 }
 
+/// The path parameter naming an execution.
+const EXECUTION: &str = "The execution";
+
+/// The answer when no execution has the id.
+const NO_EXECUTION: &str = "No execution of this id";
+
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/executions/{id}", tag = "flowable-instances",
+    params(("id" = String, Path, description = EXECUTION)),
+    responses(
+        (status = 200, description = "The execution", body = Execution),
+        (status = 404, description = NO_EXECUTION, body = FlowableErrorBody),
+    ))]
 async fn get_execution(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Execution>> {
     let (execution, _) = execution_family(&rt, &id).await?;
     let tenant = model_tenant(&rt, &execution.model_id).await?;
-    Ok(Json(execution_json(&origin(&headers), &execution, tenant)))
+    Ok(Json(Execution::of(&origin(&headers), &execution, tenant)))
 }
 
 /// `GET runtime/executions/{id}/activities`: the elements the execution and those under it wait in.
-async fn execution_activities(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Json<Value>> {
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/executions/{id}/activities", tag = "flowable-instances",
+    params(("id" = String, Path, description = EXECUTION)),
+    responses(
+        (status = 200, description = "The ids of the elements it waits in", body = Vec<String>),
+        (status = 404, description = NO_EXECUTION, body = FlowableErrorBody),
+    ))]
+async fn execution_activities(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Json<Vec<String>>> {
     let (execution, children) = execution_family(&rt, &id).await?;
     let mut active: Vec<String> =
         execution.activity.into_iter().chain(children.into_iter().filter_map(|c| c.activity)).collect();
     active.dedup();
-    Ok(Json(json!(active)))
+    Ok(Json(active))
 }
 
 /// `PUT runtime/executions/{id}`: signals and messages need receive tasks and catching events,
 /// which the engine does not have; user tasks move on through `runtime/tasks`.
+#[derive(Deserialize, ToSchema)]
+struct ExecutionAction {
+    /// `signal`, `trigger`, `signalEventReceived` or `messageEventReceived`. Required.
+    action: Option<String>,
+}
+
+#[utoipa::path(put, path = "/flowable-rest/service/runtime/executions/{id}", tag = "flowable-instances",
+    params(("id" = String, Path, description = EXECUTION)), request_body = ExecutionAction,
+    responses(
+        (status = 400, description = "No action, or an unknown one", body = FlowableErrorBody),
+        (status = 404, description = NO_EXECUTION, body = FlowableErrorBody),
+        (status = 501, description = "Signals and messages: not run yet (user tasks move on through runtime/tasks)",
+            body = FlowableErrorBody),
+    ))]
 async fn act_on_execution(
     State(rt): State<Runtime>,
     Path(id): Path<String>,
     Body(body): Body,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<StatusCode> {
     execution_family(&rt, &id).await?;
-    let body = json_object(&body, false)?;
-    match body.get("action").and_then(Value::as_str) {
+    let req: ExecutionAction = crate::api::worker::parse(&body)?;
+    match req.action.as_deref() {
         Some(action @ ("signal" | "trigger" | "signalEventReceived" | "messageEventReceived")) => {
             Err(ApiError::not_implemented(format!(
                 "Action '{action}' needs receive tasks or catching events, which Flowstone does not run yet; \
@@ -145,42 +244,108 @@ async fn act_on_execution(
 
 // ---- historic activity instances -----------------------------------------------------------
 
-fn activity_json(origin: &str, a: &ActivityRow, tenant: Option<String>) -> Value {
-    json!({
-        "id": a.id,
-        "activityId": a.element,
-        "activityName": a.name,
-        "activityType": a.kind,
-        "processDefinitionId": a.model_id,
-        "processDefinitionUrl": service_url(origin, &format!("repository/process-definitions/{}", a.model_id)),
-        "processInstanceId": a.instance_id,
-        "processInstanceUrl": service_url(origin, &format!("history/historic-process-instances/{}", a.instance_id)),
-        "executionId": a.instance_id,
-        "taskId": a.user_task_id,
-        "calledProcessInstanceId": null,
-        "assignee": a.assignee,
-        "startTime": iso_time(a.start_time),
-        "endTime": a.end_time.map_or(Value::Null, iso_time),
-        "durationInMillis": a.end_time.map(|e| e - a.start_time),
-        "tenantId": tenant,
-    })
+/// A task run, or a pass through an event or a gateway.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Activity {
+    id: String,
+    /// The model element.
+    activity_id: String,
+    activity_name: Option<String>,
+    /// `userTask`, `serviceTask`, `startEvent`, `exclusiveGateway`, …
+    activity_type: String,
+    process_definition_id: String,
+    process_definition_url: String,
+    process_instance_id: String,
+    process_instance_url: String,
+    execution_id: String,
+    /// The user task it ran, for a user task.
+    task_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    called_process_instance_id: (),
+    assignee: Option<String>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+    duration_in_millis: Option<i64>,
+    tenant_id: Option<String>,
 }
 
-const ACTIVITY_SORTS: [(&str, ActivityOrder); 9] = [
-    ("startTime", ActivityOrder::StartTime),
-    ("activityId", ActivityOrder::Element),
-    ("activityName", ActivityOrder::Name),
-    ("activityType", ActivityOrder::Kind),
-    ("duration", ActivityOrder::Duration),
-    ("endTime", ActivityOrder::EndTime),
-    ("activityInstanceId", ActivityOrder::Id),
-    ("processDefinitionId", ActivityOrder::Model),
-    ("processInstanceId", ActivityOrder::Instance),
+impl Activity {
+    fn of(origin: &str, a: &ActivityRow, tenant: Option<String>) -> Activity {
+        Activity {
+            id: a.id.clone(),
+            activity_id: a.element.clone(),
+            activity_name: a.name.clone(),
+            activity_type: a.kind.clone(),
+            process_definition_id: a.model_id.clone(),
+            process_definition_url: service_url(origin, &format!("repository/process-definitions/{}", a.model_id)),
+            process_instance_id: a.instance_id.clone(),
+            process_instance_url: service_url(origin, &format!("history/historic-process-instances/{}", a.instance_id)),
+            execution_id: a.instance_id.clone(),
+            task_id: a.user_task_id.clone(),
+            called_process_instance_id: (),
+            assignee: a.assignee.clone(),
+            start_time: iso_time(a.start_time),
+            end_time: a.end_time.and_then(iso_time),
+            duration_in_millis: a.end_time.map(|e| e - a.start_time),
+            tenant_id: tenant,
+        }
+    }
+}
+
+/// Sort properties of the activity history, the default first.
+const ACTIVITY_SORTS: [&str; 9] = [
+    "startTime",
+    "activityId",
+    "activityName",
+    "activityType",
+    "duration",
+    "endTime",
+    "activityInstanceId",
+    "processDefinitionId",
+    "processInstanceId",
 ];
 
-async fn activities(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> Result<Value, ApiError> {
+/// The store's order for a sort property of [`ACTIVITY_SORTS`].
+fn activity_order(sort: &str) -> ActivityOrder {
+    match sort {
+        "activityId" => ActivityOrder::Element,
+        "activityName" => ActivityOrder::Name,
+        "activityType" => ActivityOrder::Kind,
+        "duration" => ActivityOrder::Duration,
+        "endTime" => ActivityOrder::EndTime,
+        "activityInstanceId" => ActivityOrder::Id,
+        "processDefinitionId" => ActivityOrder::Model,
+        "processInstanceId" => ActivityOrder::Instance,
+        _ => ActivityOrder::StartTime,
+    }
+}
+
+/// The filters of the activity history's list and query.
+const ACTIVITY_FILTERS: [Filter; 12] = [
+    filter("activityInstanceId", Kind::Text, "Only the activity of this id"),
+    filter("activityId", Kind::Text, "Only activities of this element"),
+    filter("activityName", Kind::Text, "Only activities of this name"),
+    filter("activityType", Kind::Text, "Only activities of this type"),
+    filter("processInstanceId", Kind::Text, "Only activities of this process instance"),
+    filter("executionId", Kind::Text, "Only activities of this execution (its process instance)"),
+    filter("processDefinitionId", Kind::Text, "Only activities of this process definition"),
+    filter("finished", Kind::Flag, "Only ended activities (true) or open ones (false)"),
+    filter("taskAssignee", Kind::Text, "Only user tasks of this assignee"),
+    filter("tenantId", Kind::Text, "Only activities of this tenant"),
+    filter("tenantIdLike", Kind::Text, "Only activities of a tenant like this"),
+    filter("withoutTenantId", Kind::Flag, "Only activities of no tenant"),
+];
+
+described!(
+    /// The filters of the activity history's list (query parameters) and query (a JSON body).
+    checked ActivityFilters: ACTIVITY_FILTERS, PAGING, [sort(&ACTIVITY_SORTS)]
+);
+
+async fn activities(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> Result<Listed<Activity>, ApiError> {
+    ActivityFilters::check(params)?;
     let p = Params(params);
-    let paging = Paging::read(&p, &ACTIVITY_SORTS.map(|(name, _)| name))?;
+    let paging = Paging::read(&p, &ACTIVITY_SORTS)?;
     let query = ActivityQuery {
         id: p.text("activityInstanceId"),
         element: p.text("activityId"),
@@ -193,32 +358,40 @@ async fn activities(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> 
         tenant_id: p.text("tenantId"),
         tenant_id_like: p.text("tenantIdLike"),
         without_tenant: p.flag("withoutTenantId")? == Some(true),
-        order: ACTIVITY_SORTS
-            .iter()
-            .find(|(name, _)| *name == paging.sort)
-            .map_or_else(ActivityOrder::default, |(_, o)| *o),
+        order: activity_order(paging.sort),
         descending: paging.descending,
     };
     let (rows, total) = rt.store().list_activities(&query, paging.page()).await?;
     let mut data = Vec::with_capacity(rows.len());
     for a in &rows {
-        data.push(activity_json(origin, a, model_tenant(rt, &a.model_id).await?));
+        data.push(Activity::of(origin, a, model_tenant(rt, &a.model_id).await?));
     }
     Ok(paging.envelope(data, total))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/history/historic-activity-instances", tag = "flowable-instances", params(ActivityFilters),
+    responses(
+        (status = 200, description = "A page of the activities the filters leave", body = Listed<Activity>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn list_activities(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Listed<Activity>>> {
     Ok(Json(activities(&rt, &origin(&headers), &query_map(q.as_deref())?).await?))
 }
 
+#[utoipa::path(post, path = "/flowable-rest/service/query/historic-activity-instances", tag = "flowable-instances",
+    request_body = Option<ActivityFilters>,
+    responses(
+        (status = 200, description = "A page of the activities the filters leave", body = Listed<Activity>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn query_activities(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Body(body): Body,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Listed<Activity>>> {
     Ok(Json(activities(&rt, &origin(&headers), &json_object(&body, true)?).await?))
 }

@@ -1,25 +1,26 @@
-//! `runtime/process-instances` (start, get, list, delete, variables) and the history queries
-//! `history/historic-process-instances` and `history/historic-task-instances`.
+//! `runtime/process-instances` (start, get, list, delete, variables) and the history of
+//! process instances, `history/historic-process-instances`.
 //!
 //! A running instance is a runtime process instance; once it ended only the history shows
 //! it, as in Flowable.
 
+use super::filters::{Filter, Kind, PAGING, described, filter, sort};
 use super::repository::{definition_not_found, model_tenant};
-use super::tasks::{instance_values, local_values};
-use super::variables::{RestVariable, left_out_if_big, type_name, variables};
-use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
+use super::variables::{RestVariable, Variable, variables};
+use super::{FlowableResult, Listed, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::input::{Body, json_object};
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::runtime::Runtime;
+use crate::error::{ApiError, FlowableErrorBody};
+use crate::runtime::{Runtime, status_named};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowstone_engine::{Command, StartOptions};
-use flowstone_store::{InstanceFilter, InstanceRow, TaskOrder, UserTaskQuery, UserTaskRow};
-use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use flowstone_engine::{Command, InstanceStatus, StartOptions};
+use flowstone_store::{InstanceFilter, InstanceOrder, InstanceRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/{path}");
@@ -38,80 +39,212 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&at("history/historic-process-instances"), get(list_history))
         .route(&at("query/historic-process-instances"), post(query_history))
         .route(&at("history/historic-process-instances/{id}"), get(get_history))
-        .route(&at("history/historic-task-instances"), get(list_task_history))
-        .route(&at("query/historic-task-instances"), post(query_task_history))
-        .route(&at("history/historic-task-instances/{id}"), get(get_task_history))
 }
+
+/// The process instances' part of the OpenAPI document.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        start,
+        list_running,
+        query_running,
+        get_running,
+        delete_running,
+        list_variables,
+        put_variables,
+        create_variables,
+        get_variable,
+        put_variable,
+        delete_variable,
+        list_history,
+        query_history,
+        get_history
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// The path parameter naming an instance.
+const INSTANCE: &str = "The process instance";
+
+/// The filters of the instance lists and queries.
+const FILTERS: [Filter; 9] = [
+    filter("processInstanceId", Kind::Text, "Only the instance of this id"),
+    filter("id", Kind::Text, "Only the instance of this id"),
+    filter("processDefinitionKey", Kind::Text, "Only instances of process definitions of this key"),
+    filter("processDefinitionId", Kind::Text, "Only instances of this process definition"),
+    filter("businessKey", Kind::Text, "Only instances of this business key"),
+    filter("processBusinessKey", Kind::Text, "Only instances of this business key"),
+    filter("startedBy", Kind::Text, "Only instances this user started"),
+    filter("suspended", Kind::Flag, "true: only suspended instances (none: nothing is suspended here)"),
+    filter("includeProcessVariables", Kind::Flag, "Answer each instance with its variables"),
+];
+
+/// The filter only the history takes.
+const FINISHED: [Filter; 1] = [filter("finished", Kind::Flag, "Only ended instances (true) or running ones (false)")];
+
+/// Sort properties of the running instances, the default first.
+const SORTS: [&str; 5] = ["id", "processDefinitionId", "processDefinitionKey", "tenantId", "startTime"];
+
+/// Sort properties of the instances' history, the default first.
+const HISTORY_SORTS: [&str; 9] = [
+    "id",
+    "processInstanceId",
+    "processDefinitionId",
+    "processDefinitionKey",
+    "businessKey",
+    "startTime",
+    "endTime",
+    "duration",
+    "tenantId",
+];
+
+/// The store's order for a sort property of [`SORTS`] or [`HISTORY_SORTS`].
+fn order(sort: &str) -> InstanceOrder {
+    match sort {
+        "processDefinitionId" => InstanceOrder::ModelId,
+        "processDefinitionKey" => InstanceOrder::ModelKey,
+        "businessKey" => InstanceOrder::BusinessKey,
+        "startTime" => InstanceOrder::StartTime,
+        "endTime" => InstanceOrder::EndTime,
+        "duration" => InstanceOrder::Duration,
+        "tenantId" => InstanceOrder::TenantId,
+        _ => InstanceOrder::Id,
+    }
+}
+
+described!(
+    /// The filters of the running instances' list (query parameters) and query (a JSON body).
+    checked InstanceFilters: FILTERS, PAGING, [sort(&SORTS)]
+);
+
+described!(
+    /// The filters of the instances' history list (query parameters) and query (a JSON body).
+    checked HistoricInstanceFilters: FILTERS, FINISHED, PAGING, [sort(&HISTORY_SORTS)]
+);
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Could not find a process instance with id '{id}'."))
 }
 
 /// A running process instance as `runtime/process-instances` shows it.
-fn instance_json(origin: &str, p: &InstanceRow, tenant: Option<&str>, variables: Option<Vec<Value>>) -> Value {
-    json!({
-        "id": p.id,
-        "url": service_url(origin, &format!("runtime/process-instances/{}", p.id)),
-        "name": p.name,
-        "businessKey": p.business_key,
-        "suspended": false,
-        "ended": p.end_time.is_some(),
-        "completed": p.status == "completed",
-        "processDefinitionId": p.model_id,
-        "processDefinitionUrl": service_url(origin, &format!("repository/process-definitions/{}", p.model_id)),
-        "processDefinitionKey": p.model_key,
-        "activityId": null,
-        "startUserId": p.start_user,
-        "startTime": iso_time(p.start_time),
-        "superProcessInstanceId": null,
-        "tenantId": tenant,
-        "variables": variables.unwrap_or_default(),
-    })
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Instance {
+    id: String,
+    url: String,
+    name: String,
+    business_key: Option<String>,
+    /// Always false: nothing is suspended here.
+    suspended: bool,
+    ended: bool,
+    completed: bool,
+    process_definition_id: String,
+    process_definition_url: String,
+    process_definition_key: String,
+    #[schema(value_type = Option<String>)]
+    activity_id: (),
+    start_user_id: Option<String>,
+    start_time: Option<String>,
+    #[schema(value_type = Option<String>)]
+    super_process_instance_id: (),
+    tenant_id: Option<String>,
+    /// Its variables, when asked for.
+    variables: Vec<Variable>,
+}
+
+/// The URL of a process definition.
+fn definition_url(origin: &str, model: &str) -> String {
+    service_url(origin, &format!("repository/process-definitions/{model}"))
+}
+
+impl Instance {
+    fn of(origin: &str, p: &InstanceRow, tenant: Option<String>, variables: Vec<Variable>) -> Instance {
+        Instance {
+            id: p.id.clone(),
+            url: service_url(origin, &format!("runtime/process-instances/{}", p.id)),
+            name: p.name.clone(),
+            business_key: p.business_key.clone(),
+            suspended: false,
+            ended: p.end_time.is_some(),
+            completed: status_named(&p.status) == Some(InstanceStatus::Completed),
+            process_definition_id: p.model_id.clone(),
+            process_definition_url: definition_url(origin, &p.model_id),
+            process_definition_key: p.model_key.clone(),
+            activity_id: (),
+            start_user_id: p.start_user.clone(),
+            start_time: iso_time(p.start_time),
+            super_process_instance_id: (),
+            tenant_id: tenant,
+            variables,
+        }
+    }
 }
 
 /// An instance as `history/historic-process-instances` shows it.
-fn history_json(origin: &str, p: &InstanceRow, tenant: Option<&str>, variables: Option<Vec<Value>>) -> Value {
-    json!({
-        "id": p.id,
-        "url": service_url(origin, &format!("history/historic-process-instances/{}", p.id)),
-        "name": p.name,
-        "businessKey": p.business_key,
-        "processDefinitionId": p.model_id,
-        "processDefinitionUrl": service_url(origin, &format!("repository/process-definitions/{}", p.model_id)),
-        "processDefinitionKey": p.model_key,
-        "startTime": iso_time(p.start_time),
-        "endTime": p.end_time.map_or(Value::Null, iso_time),
-        "durationInMillis": p.end_time.map(|e| e - p.start_time),
-        "startUserId": p.start_user,
-        "startActivityId": null,
-        "endActivityId": p.end_element,
-        // How it ended other than at an end event: canceled, or the failure that stopped it.
-        "deleteReason": match p.status.as_str() {
-            "canceled" => json!("canceled"),
-            "failed" => json!(p.failure.clone().unwrap_or_else(|| "failed".into())),
-            _ => Value::Null,
-        },
-        // A rollback, cancel or delete process is found under the process it works for.
-        "superProcessInstanceId": p.parent_id,
-        "variables": variables,
-        "tenantId": tenant,
-    })
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct HistoricInstance {
+    id: String,
+    url: String,
+    name: String,
+    business_key: Option<String>,
+    process_definition_id: String,
+    process_definition_url: String,
+    process_definition_key: String,
+    start_time: Option<String>,
+    end_time: Option<String>,
+    duration_in_millis: Option<i64>,
+    start_user_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    start_activity_id: (),
+    end_activity_id: Option<String>,
+    /// How it ended other than at an end event: `canceled`, or the failure that stopped it.
+    delete_reason: Option<String>,
+    /// The process a rollback, cancel or delete process works for.
+    super_process_instance_id: Option<String>,
+    variables: Vec<Variable>,
+    tenant_id: Option<String>,
 }
 
-/// Process variables as Flowable lists them on an instance.
-fn variable_list(vars: &Map<String, Value>) -> Vec<Value> {
-    vars.iter().map(|(name, value)| variable_json(name, value)).collect()
+impl HistoricInstance {
+    fn of(origin: &str, p: &InstanceRow, tenant: Option<String>, variables: Vec<Variable>) -> HistoricInstance {
+        HistoricInstance {
+            id: p.id.clone(),
+            url: service_url(origin, &format!("history/historic-process-instances/{}", p.id)),
+            name: p.name.clone(),
+            business_key: p.business_key.clone(),
+            process_definition_id: p.model_id.clone(),
+            process_definition_url: definition_url(origin, &p.model_id),
+            process_definition_key: p.model_key.clone(),
+            start_time: iso_time(p.start_time),
+            end_time: p.end_time.and_then(iso_time),
+            duration_in_millis: p.end_time.map(|e| e - p.start_time),
+            start_user_id: p.start_user.clone(),
+            start_activity_id: (),
+            end_activity_id: p.end_element.clone(),
+            delete_reason: match status_named(&p.status) {
+                Some(InstanceStatus::Canceled) => Some("canceled".into()),
+                Some(InstanceStatus::Failed) => Some(p.failure.clone().unwrap_or_else(|| "failed".into())),
+                _ => None,
+            },
+            super_process_instance_id: p.parent_id.clone(),
+            variables,
+            tenant_id: tenant,
+        }
+    }
+}
+
+/// Process variables as Flowable lists them on a running instance.
+fn variable_list(vars: Map<String, Value>) -> Vec<Variable> {
+    vars.into_iter().map(|(name, value)| Variable { scope: Some("local"), ..Variable::of(name, value) }).collect()
 }
 
 /// Variables as the history lists them: `variableScope` instead of `scope`.
-fn history_variables(vars: &Map<String, Value>, scope: &str) -> Vec<Value> {
-    vars.iter()
-        .map(|(name, value)| json!({"name": name, "type": type_name(value), "value": value, "variableScope": scope}))
+pub(super) fn history_variables(vars: Map<String, Value>, scope: &'static str) -> Vec<Variable> {
+    vars.into_iter()
+        .map(|(name, value)| Variable { variable_scope: Some(scope), ..Variable::of(name, value) })
         .collect()
-}
-
-fn variable_json(name: &str, value: &Value) -> Value {
-    json!({"name": name, "type": type_name(value), "value": value, "scope": "local"})
 }
 
 async fn tenant_of(rt: &Runtime, p: &InstanceRow) -> Result<Option<String>, ApiError> {
@@ -124,19 +257,45 @@ async fn running(rt: &Runtime, id: &str) -> Result<InstanceRow, ApiError> {
     p.ok_or_else(|| not_found(id))
 }
 
+/// `POST runtime/process-instances`'s body.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct StartRequest {
+    /// The process definition to start (exactly one of this, `processDefinitionKey` and
+    /// `message`).
+    process_definition_id: Option<String>,
+    /// The newest process definition of this key (within `tenantId`, when given).
+    process_definition_key: Option<String>,
+    /// A start message (refused: no model starts on a message here).
+    message: Option<String>,
+    tenant_id: Option<String>,
+    /// Its name (the definition's name, else its key).
+    name: Option<String>,
+    business_key: Option<String>,
+    #[serde(default)]
+    variables: Option<Vec<RestVariable>>,
+    /// Answer with its variables.
+    return_variables: Option<bool>,
+}
+
 /// `POST runtime/process-instances`: by `processDefinitionId`, `processDefinitionKey`
 /// (optionally within `tenantId`) or `message`.
+#[utoipa::path(post, path = "/flowable-rest/service/runtime/process-instances", tag = "flowable-instances",
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "The instance started", body = Instance),
+        (status = 400, description = "Not exactly one of processDefinitionId, processDefinitionKey and message; \
+            a start message; a malformed variable; or a model that does not start", body = FlowableErrorBody),
+        (status = 404, description = "No such process definition", body = FlowableErrorBody),
+    ))]
 async fn start(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(body): Body,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
-    let body = json_object(&body, false)?;
-    let p = Params(&body);
-    let by_id = p.text("processDefinitionId");
-    let by_key = p.text("processDefinitionKey");
-    let message = p.text("message");
+) -> FlowableResult<(StatusCode, Json<Instance>)> {
+    let req: StartRequest = crate::api::worker::parse(&body)?;
+    let (by_id, by_key, message) = (req.process_definition_id, req.process_definition_key, req.message);
     let given = [&by_id, &by_key, &message].iter().filter(|v| v.is_some()).count();
     if given != 1 {
         return Err(ApiError::bad_request(
@@ -150,7 +309,7 @@ async fn start(
         ))
         .into());
     }
-    let tenant = caller.tenant_limit().map(str::to_owned).or_else(|| p.text("tenantId"));
+    let tenant = caller.tenant_limit().map(str::to_owned).or(req.tenant_id);
     let model = match (by_id, by_key) {
         (Some(id), _) => rt
             .model(&id)
@@ -162,22 +321,17 @@ async fn start(
             return Err(ApiError::bad_request("processDefinitionId or processDefinitionKey is required").into());
         }
     };
-    let list: Vec<RestVariable> = match body.get("variables") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| ApiError::bad_request(format!("'variables' must be a list of {{name, type, value}}: {e}")))?,
-    };
-    let vars = variables(list)?;
+    let vars = variables(req.variables.unwrap_or_default())?;
     let options = StartOptions { initiator: Some(caller.user), ..StartOptions::default() };
-    let name = p.text("name").unwrap_or_else(|| model.name.clone().unwrap_or_else(|| model.key.clone()));
-    let row = rt.start_instance(model, name, p.text("businessKey"), vars, options).await?;
-    let shown = if p.flag("returnVariables")? == Some(true) {
-        Some(variable_list(&rt.variables(&row.id).await?.unwrap_or_default()))
+    let name = req.name.unwrap_or_else(|| model.name.clone().unwrap_or_else(|| model.key.clone()));
+    let row = rt.start_instance(model, name, req.business_key, vars, options).await?;
+    let shown = if req.return_variables == Some(true) {
+        variable_list(rt.variables(&row.id).await?.unwrap_or_default())
     } else {
-        None
+        Vec::new()
     };
     let tenant = tenant_of(&rt, &row).await?;
-    Ok((StatusCode::CREATED, Json(instance_json(&origin(&headers), &row, tenant.as_deref(), shown))))
+    Ok((StatusCode::CREATED, Json(Instance::of(&origin(&headers), &row, tenant, shown))))
 }
 
 /// The newest version of `key`; within `tenant` when one is given.
@@ -195,34 +349,56 @@ async fn latest_in_tenant(
     })
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/process-instances/{id}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)),
+    responses(
+        (status = 200, description = "The running instance", body = Instance),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+    ))]
 async fn get_running(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Instance>> {
     let p = running(&rt, &id).await?;
     let tenant = tenant_of(&rt, &p).await?;
-    Ok(Json(instance_json(&origin(&headers), &p, tenant.as_deref(), None)))
+    Ok(Json(Instance::of(&origin(&headers), &p, tenant, Vec::new())))
 }
 
 /// `DELETE runtime/process-instances/{id}`: stops it; its open tasks are canceled.
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/process-instances/{id}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)),
+    responses(
+        (status = 204, description = "Canceled"),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+    ))]
 async fn delete_running(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<StatusCode> {
     running(&rt, &id).await?;
     rt.apply(&id, Command::Cancel).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Lists instances: `history` shows them as the history does, and reads `finished`.
-/// Only those `caller` may see: their own unless they operate, of their tenant if they have one.
-async fn list_instances(
+/// How a list shows an instance: as it runs, or as the history does.
+type Shape<T> = fn(&str, &InstanceRow, Option<String>, Vec<Variable>) -> T;
+
+/// Lists instances: `history` shows every kind (the rollback, cancel and delete processes too)
+/// and reads `finished`. Only those `caller` may see: their own unless they operate, of their
+/// tenant if they have one.
+async fn list_instances<T>(
     rt: &Runtime,
     origin: &str,
     params: &Map<String, Value>,
     history: bool,
     caller: &Caller,
-) -> Result<Value, ApiError> {
+    shape: Shape<T>,
+) -> Result<Listed<T>, ApiError> {
+    if history {
+        HistoricInstanceFilters::check(params)?
+    } else {
+        InstanceFilters::check(params)?
+    };
     let p = Params(params);
-    let paging = Paging::read(&p, &["id"])?;
+    let paging = Paging::read(&p, if history { &HISTORY_SORTS } else { &SORTS })?;
     if p.flag("suspended")? == Some(true) {
         // No instance is ever suspended.
         return Ok(paging.envelope(Vec::new(), 0));
@@ -232,12 +408,12 @@ async fn list_instances(
         model_key: p.text("processDefinitionKey"),
         model_id: p.text("processDefinitionId"),
         business_key: p.text("businessKey").or_else(|| p.text("processBusinessKey")),
-        // The history holds every process, the rollback, cancel and delete ones too.
         kind: if history { None } else { Some("process".into()) },
         ended: if history { p.flag("finished")? } else { Some(false) },
         start_user: caller.own_instances().or_else(|| p.text("startedBy")),
         tenant_id: caller.tenant_limit().map(str::to_owned),
-        oldest_first: !paging.descending,
+        order: order(paging.sort),
+        ascending: !paging.descending,
         ..InstanceFilter::default()
     };
     let with_vars = p.flag("includeProcessVariables")? == Some(true);
@@ -245,79 +421,104 @@ async fn list_instances(
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
         let tenant = model_tenant(rt, &row.model_id).await?;
-        let vars = if with_vars {
-            let vars = rt.variables(&row.id).await?.unwrap_or_default();
-            let listed = if history { history_variables(&vars, "local") } else { variable_list(&vars) };
-            let url = |name: &Value| {
-                let name = name.as_str().unwrap_or_default();
-                service_url(origin, &format!("runtime/process-instances/{}/variables/{name}", row.id))
-            };
-            Some(
-                listed
-                    .into_iter()
-                    .map(|v| {
-                        let name = v["name"].clone();
-                        left_out_if_big(v, || url(&name))
-                    })
-                    .collect(),
-            )
-        } else {
-            None
-        };
-        data.push(if history {
-            history_json(origin, row, tenant.as_deref(), vars)
-        } else {
-            instance_json(origin, row, tenant.as_deref(), vars)
-        });
+        let mut vars = Vec::new();
+        if with_vars {
+            let values = rt.variables(&row.id).await?.unwrap_or_default();
+            let listed = if history { history_variables(values, "local") } else { variable_list(values) };
+            let url =
+                |name: &str| service_url(origin, &format!("runtime/process-instances/{}/variables/{name}", row.id));
+            vars = listed
+                .into_iter()
+                .map(|v| {
+                    let url = url(&v.name);
+                    v.left_out_if_big(|| url)
+                })
+                .collect();
+        }
+        data.push(shape(origin, row, tenant, vars));
     }
     Ok(paging.envelope(data, total))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/process-instances", tag = "flowable-instances", params(InstanceFilters),
+    responses(
+        (status = 200, description = "A page of the running instances the filters leave", body = Listed<Instance>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn list_running(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, false, &caller).await?))
+) -> FlowableResult<Json<Listed<Instance>>> {
+    let params = query_map(q.as_deref())?;
+    Ok(Json(list_instances(&rt, &origin(&headers), &params, false, &caller, Instance::of).await?))
 }
 
+#[utoipa::path(post, path = "/flowable-rest/service/query/process-instances", tag = "flowable-instances",
+    request_body = Option<InstanceFilters>,
+    responses(
+        (status = 200, description = "A page of the running instances the filters leave", body = Listed<Instance>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn query_running(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(body): Body,
-) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, false, &caller).await?))
+) -> FlowableResult<Json<Listed<Instance>>> {
+    let params = json_object(&body, true)?;
+    Ok(Json(list_instances(&rt, &origin(&headers), &params, false, &caller, Instance::of).await?))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/history/historic-process-instances", tag = "flowable-instances", params(HistoricInstanceFilters),
+    responses(
+        (status = 200, description = "A page of the instances, running and ended, the filters leave",
+            body = Listed<HistoricInstance>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn list_history(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &query_map(q.as_deref())?, true, &caller).await?))
+) -> FlowableResult<Json<Listed<HistoricInstance>>> {
+    let params = query_map(q.as_deref())?;
+    Ok(Json(list_instances(&rt, &origin(&headers), &params, true, &caller, HistoricInstance::of).await?))
 }
 
+#[utoipa::path(post, path = "/flowable-rest/service/query/historic-process-instances", tag = "flowable-instances",
+    request_body = Option<HistoricInstanceFilters>,
+    responses(
+        (status = 200, description = "A page of the instances, running and ended, the filters leave",
+            body = Listed<HistoricInstance>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn query_history(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(body): Body,
-) -> FlowableResult<Json<Value>> {
-    Ok(Json(list_instances(&rt, &origin(&headers), &json_object(&body, true)?, true, &caller).await?))
+) -> FlowableResult<Json<Listed<HistoricInstance>>> {
+    let params = json_object(&body, true)?;
+    Ok(Json(list_instances(&rt, &origin(&headers), &params, true, &caller, HistoricInstance::of).await?))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/history/historic-process-instances/{id}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)),
+    responses(
+        (status = 200, description = "The instance, running or ended, with its variables", body = HistoricInstance),
+        (status = 404, description = "No process instance of this id", body = FlowableErrorBody),
+    ))]
 async fn get_history(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<HistoricInstance>> {
     let p = rt.store().instance(&id).await?.ok_or_else(|| not_found(&id))?;
     let tenant = tenant_of(&rt, &p).await?;
-    let vars = history_variables(&rt.variables(&id).await?.unwrap_or_default(), "local");
-    Ok(Json(history_json(&origin(&headers), &p, tenant.as_deref(), Some(vars))))
+    let vars = history_variables(rt.variables(&id).await?.unwrap_or_default(), "local");
+    Ok(Json(HistoricInstance::of(&origin(&headers), &p, tenant, vars)))
 }
 
 // ---- variables -----------------------------------------------------------------------------
@@ -327,21 +528,37 @@ async fn current_variables(rt: &Runtime, id: &str) -> Result<Map<String, Value>,
     Ok(rt.variables(id).await?.unwrap_or_default())
 }
 
-async fn list_variables(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Json<Value>> {
-    Ok(Json(Value::Array(variable_list(&current_variables(&rt, &id).await?))))
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/process-instances/{id}/variables", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)),
+    responses(
+        (status = 200, description = "The instance's variables", body = Vec<Variable>),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+    ))]
+async fn list_variables(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Json<Vec<Variable>>> {
+    Ok(Json(variable_list(current_variables(&rt, &id).await?)))
 }
 
 fn variable_not_found(id: &str, name: &str) -> ApiError {
     ApiError::not_found(format!("Process instance '{id}' does not have a variable with name: '{name}'."))
 }
 
+/// The path parameter naming a variable.
+const NAME: &str = "The variable";
+
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/process-instances/{id}/variables/{name}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE), ("name" = String, Path, description = NAME)),
+    responses(
+        (status = 200, description = "The variable", body = Variable),
+        (status = 404, description = "No running process instance of this id, or no variable of this name",
+            body = FlowableErrorBody),
+    ))]
 async fn get_variable(
     State(rt): State<Runtime>,
     Path((id, name)): Path<(String, String)>,
-) -> FlowableResult<Json<Value>> {
-    let vars = current_variables(&rt, &id).await?;
-    let value = vars.get(&name).ok_or_else(|| variable_not_found(&id, &name))?;
-    Ok(Json(variable_json(&name, value)))
+) -> FlowableResult<Json<Variable>> {
+    let mut vars = current_variables(&rt, &id).await?;
+    let value = vars.remove(&name).ok_or_else(|| variable_not_found(&id, &name))?;
+    Ok(Json(Variable { scope: Some("local"), ..Variable::of(name, value) }))
 }
 
 /// The variables of a body: a JSON list of `{name, type, value}`.
@@ -354,29 +571,43 @@ fn body_variables(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     variables(list)
 }
 
-async fn set(rt: &Runtime, id: &str, vars: Map<String, Value>) -> Result<Vec<Value>, ApiError> {
-    let shown = variable_list(&vars);
-    rt.apply(id, Command::SetVariables { task: None, variables: vars, removed: Vec::new() }).await?;
-    Ok(shown)
+async fn set(rt: &Runtime, id: &str, vars: Map<String, Value>) -> Result<Vec<Variable>, ApiError> {
+    rt.apply(id, Command::SetVariables { task: None, variables: vars.clone(), removed: Vec::new() }).await?;
+    Ok(variable_list(vars))
 }
 
 /// `PUT …/variables`: creates or updates each.
+#[utoipa::path(put, path = "/flowable-rest/service/runtime/process-instances/{id}/variables", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)), request_body = Vec<RestVariable>,
+    responses(
+        (status = 201, description = "The variables as written", body = Vec<Variable>),
+        (status = 400, description = "No variables, or a malformed one", body = FlowableErrorBody),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+    ))]
 async fn put_variables(
     State(rt): State<Runtime>,
     Path(id): Path<String>,
     Body(body): Body,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
-    current_variables(&rt, &id).await?;
+) -> FlowableResult<(StatusCode, Json<Vec<Variable>>)> {
+    running(&rt, &id).await?;
     let vars = body_variables(&body)?;
-    Ok((StatusCode::CREATED, Json(Value::Array(set(&rt, &id, vars).await?))))
+    Ok((StatusCode::CREATED, Json(set(&rt, &id, vars).await?)))
 }
 
 /// `POST …/variables`: creates them; 409 when one exists.
+#[utoipa::path(post, path = "/flowable-rest/service/runtime/process-instances/{id}/variables", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)), request_body = Vec<RestVariable>,
+    responses(
+        (status = 201, description = "The variables made", body = Vec<Variable>),
+        (status = 400, description = "No variables, or a malformed one", body = FlowableErrorBody),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+        (status = 409, description = "A variable of one of these names exists already", body = FlowableErrorBody),
+    ))]
 async fn create_variables(
     State(rt): State<Runtime>,
     Path(id): Path<String>,
     Body(body): Body,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
+) -> FlowableResult<(StatusCode, Json<Vec<Variable>>)> {
     let existing = current_variables(&rt, &id).await?;
     let vars = body_variables(&body)?;
     if let Some(name) = vars.keys().find(|n| existing.contains_key(*n)) {
@@ -385,15 +616,23 @@ async fn create_variables(
         ))
         .into());
     }
-    Ok((StatusCode::CREATED, Json(Value::Array(set(&rt, &id, vars).await?))))
+    Ok((StatusCode::CREATED, Json(set(&rt, &id, vars).await?)))
 }
 
+#[utoipa::path(put, path = "/flowable-rest/service/runtime/process-instances/{id}/variables/{name}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE), ("name" = String, Path, description = NAME)),
+    request_body = RestVariable,
+    responses(
+        (status = 200, description = "The variable as written", body = Variable),
+        (status = 400, description = "A malformed variable, or one of another name", body = FlowableErrorBody),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+    ))]
 async fn put_variable(
     State(rt): State<Runtime>,
     Path((id, name)): Path<(String, String)>,
     Body(body): Body,
-) -> FlowableResult<Json<Value>> {
-    current_variables(&rt, &id).await?;
+) -> FlowableResult<Json<Variable>> {
+    running(&rt, &id).await?;
     let v: RestVariable = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body must be one {{name, type, value}}: {e}")))?;
     if v.name()? != name {
@@ -403,10 +642,17 @@ async fn put_variable(
         .into());
     }
     let vars = variables(vec![v])?;
-    let mut shown = set(&rt, &id, vars).await?;
-    Ok(Json(shown.pop().unwrap_or(Value::Null)))
+    let written = set(&rt, &id, vars).await?.pop();
+    written.map(Json).ok_or_else(|| ApiError::bad_request("no variable in the request body").into())
 }
 
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/process-instances/{id}/variables/{name}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE), ("name" = String, Path, description = NAME)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No running process instance of this id, or no variable of this name",
+            body = FlowableErrorBody),
+    ))]
 async fn delete_variable(
     State(rt): State<Runtime>,
     Path((id, name)): Path<(String, String)>,
@@ -416,120 +662,4 @@ async fn delete_variable(
     }
     rt.apply(&id, Command::SetVariables { task: None, variables: Map::new(), removed: vec![name] }).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-// ---- historic task instances --------------------------------------------------------------
-
-fn task_history_json(origin: &str, t: &UserTaskRow) -> Value {
-    let url = |path: Option<String>| path.map_or(Value::Null, |p| json!(service_url(origin, &p)));
-    json!({
-        "id": t.id,
-        "url": service_url(origin, &format!("history/historic-task-instances/{}", t.id)),
-        "processDefinitionId": t.model_id,
-        "processDefinitionUrl": url(t.model_id.as_ref().map(|m| format!("repository/process-definitions/{m}"))),
-        "processInstanceId": t.instance_id,
-        "processInstanceUrl": url(t.instance_id.as_ref().map(|i| format!("history/historic-process-instances/{i}"))),
-        "executionId": t.instance_id,
-        "name": t.name,
-        "description": t.description,
-        "deleteReason": t.delete_reason,
-        "owner": t.owner,
-        "assignee": t.assignee,
-        "startTime": iso_time(t.create_time),
-        "endTime": t.end_time.map_or(Value::Null, iso_time),
-        "durationInMillis": t.end_time.map(|e| e - t.create_time),
-        "workTimeInMillis": t.end_time.zip(t.claim_time).map(|(e, c)| e - c),
-        "claimTime": t.claim_time.map_or(Value::Null, iso_time),
-        "taskDefinitionKey": t.element,
-        "formKey": t.form_key,
-        "priority": t.priority,
-        "dueDate": t.due_date.map_or(Value::Null, iso_time),
-        "parentTaskId": t.parent_task_id,
-        "category": t.category,
-        "variables": null,
-        "tenantId": t.tenant_id,
-    })
-}
-
-const TASK_SORTS: [(&str, TaskOrder); 7] = [
-    ("taskInstanceId", TaskOrder::Id),
-    ("name", TaskOrder::Name),
-    ("description", TaskOrder::Description),
-    ("priority", TaskOrder::Priority),
-    ("assignee", TaskOrder::Assignee),
-    ("owner", TaskOrder::Owner),
-    ("startTime", TaskOrder::CreateTime),
-];
-
-async fn task_history(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> Result<Value, ApiError> {
-    let p = Params(params);
-    let paging = Paging::read(&p, &TASK_SORTS.map(|(name, _)| name))?;
-    let query = UserTaskQuery {
-        finished: p.flag("finished")?,
-        id: p.text("taskId"),
-        name: p.text("taskName"),
-        name_like: p.text("taskNameLike"),
-        description: p.text("taskDescription"),
-        assignee: p.text("taskAssignee"),
-        assignee_like: p.text("taskAssigneeLike"),
-        owner: p.text("taskOwner"),
-        owner_like: p.text("taskOwnerLike"),
-        priority: p.int("taskPriority")?,
-        element: p.text("taskDefinitionKey"),
-        instance_id: p.text("processInstanceId"),
-        model_id: p.text("processDefinitionId"),
-        model_key: p.text("processDefinitionKey"),
-        parent_task_id: p.text("parentTaskId"),
-        involved_user: p.text("taskInvolvedUser"),
-        tenant_id: p.text("tenantId"),
-        order: TASK_SORTS.iter().find(|(name, _)| *name == paging.sort).map_or(TaskOrder::Id, |(_, o)| *o),
-        descending: paging.descending,
-        ..UserTaskQuery::default()
-    };
-    let (tasks, total) = rt.store().list_user_tasks(&query, Some(paging.page())).await?;
-    let with_local = p.flag("includeTaskLocalVariables")? == Some(true);
-    let with_global = p.flag("includeProcessVariables")? == Some(true);
-    let mut process_vars = HashMap::new();
-    let mut data = Vec::with_capacity(tasks.len());
-    for t in &tasks {
-        let mut shown = task_history_json(origin, t);
-        if with_local {
-            shown["taskVariables"] = json!(history_variables(&local_values(rt, &t.id).await?, "local"));
-        }
-        if with_global && t.instance_id.is_some() {
-            let globals = instance_values(rt, t, &mut process_vars).await?;
-            shown["processVariables"] = json!(history_variables(&globals, "global"));
-        }
-        data.push(shown);
-    }
-    Ok(paging.envelope(data, total))
-}
-
-async fn list_task_history(
-    State(rt): State<Runtime>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
-    Ok(Json(task_history(&rt, &origin(&headers), &query_map(q.as_deref())?).await?))
-}
-
-async fn query_task_history(
-    State(rt): State<Runtime>,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> FlowableResult<Json<Value>> {
-    Ok(Json(task_history(&rt, &origin(&headers), &json_object(&body, true)?).await?))
-}
-
-async fn get_task_history(
-    State(rt): State<Runtime>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
-    let task = rt
-        .store()
-        .user_task(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Could not find a task instance with id '{id}'.")))?;
-    Ok(Json(task_history_json(&origin(&headers), &task)))
 }

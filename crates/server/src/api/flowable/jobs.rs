@@ -3,8 +3,8 @@
 //! jobs of a topic, then complete them (setting process variables), fail them (with retries
 //! and a retry timeout), or end them with a BPMN error.
 
-use super::variables::{RestVariable, type_name, variables};
-use super::{FlowableResult, origin, time_as};
+use super::variables::{RestVariable, Variable, variables};
+use super::{FlowableResult, Listed, origin, time_as};
 use crate::api::input::Body;
 use crate::api::input::Query;
 use crate::api::worker::{fail_or_retry, held, parse, report, require};
@@ -71,7 +71,7 @@ struct AcquireRequest {
 /// A time as Flowable's external-job API writes it (Jackson's default, `…T17:01:27.897Z`,
 /// unlike the `+0000` of its other REST resources): its Python client parses this form only.
 fn job_time(ms: i64) -> String {
-    time_as(ms, "%Y-%m-%dT%H:%M:%S%.3fZ").as_str().unwrap_or_default().to_owned()
+    time_as(ms, "%Y-%m-%dT%H:%M:%S%.3fZ").unwrap_or_default()
 }
 
 /// Variables sent with a completion or an error: none given, or `null` (as the JavaScript
@@ -168,31 +168,7 @@ struct ExternalJob {
     lock_expiration_time: Option<String>,
     /// The job's variables (an acquisition's answer only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    variables: Option<Vec<JobVariable>>,
-}
-
-/// A variable of an acquired job.
-#[derive(Debug, Serialize, ToSchema)]
-struct JobVariable {
-    name: String,
-    /// `string`, `integer`, `double`, `boolean`, `json`, or null for a null value.
-    #[serde(rename = "type")]
-    #[schema(value_type = Option<String>)]
-    kind: Value,
-    value: Value,
-}
-
-/// A page of jobs, as Flowable pages its lists.
-#[derive(Debug, Serialize, ToSchema)]
-struct JobPage {
-    data: Vec<ExternalJob>,
-    total: u64,
-    start: u64,
-    /// Always `createTime`.
-    sort: String,
-    /// Always `asc`.
-    order: String,
-    size: usize,
+    variables: Option<Vec<Variable>>,
 }
 
 /// `POST …/acquire/jobs`: locks up to `numberOfTasks` jobs of the topic for the worker and
@@ -238,7 +214,7 @@ async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<ExternalJob
     let mut shown: Map<String, Value> = job.job.params.as_object().cloned().unwrap_or_default();
     shown.retain(|name, _| name != "namespace" && name != "queue");
     shown.extend(job.job.outputs.clone());
-    let variables = shown.into_iter().map(|(name, value)| JobVariable { kind: type_name(&value), name, value });
+    let variables = shown.into_iter().map(|(name, value)| Variable::of(name, value));
     Ok(ExternalJob { variables: Some(variables.collect()), ..job_json(rt, origin, &job).await? })
 }
 
@@ -293,14 +269,14 @@ struct JobQuery {
 /// `GET …/jobs`: Flowable's paged list `{data, total, start, sort, order, size}`, oldest first.
 #[utoipa::path(get, path = "/flowable-rest/external-job-api/jobs", tag = "flowable-external-jobs", params(JobQuery),
     responses(
-        (status = 200, description = "A page of jobs, oldest first", body = JobPage),
+        (status = 200, description = "A page of jobs, oldest first", body = Listed<ExternalJob>),
         (status = 400, description = "A malformed filter, or both locked and unlocked", body = FlowableErrorBody),
     ))]
 async fn list_jobs(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     query: Result<Query<JobQuery>, ApiError>,
-) -> FlowableResult<Json<JobPage>> {
+) -> FlowableResult<Json<Listed<ExternalJob>>> {
     let Query(q) = query?;
     let locked = match (q.locked, q.unlocked) {
         (Some(true), Some(true)) => {
@@ -332,8 +308,8 @@ async fn list_jobs(
     for job in &jobs {
         data.push(job_json(&rt, &origin, job).await?);
     }
-    let size = data.len();
-    Ok(Json(JobPage { data, total, start, sort: "createTime".into(), order: "asc".into(), size }))
+    let paging = super::Paging { start, size, sort: "createTime", descending: false };
+    Ok(Json(paging.envelope(data, total)))
 }
 
 /// `GET …/jobs/{id}`.

@@ -3,10 +3,12 @@
 //! and error bodies, so that Flowable clients run against Flowstone unchanged.
 
 mod activities;
+mod filters;
 mod identity;
 mod instances;
 mod jobs;
 mod repository;
+mod task_history;
 mod task_parts;
 mod tasks;
 mod variables;
@@ -14,16 +16,30 @@ mod variables;
 use crate::error::{ApiError, FlowableError};
 use axum::Router;
 use axum::http::{HeaderMap, header};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 type FlowableResult<T> = Result<T, FlowableError>;
 
 /// Where Flowable REST serves its service API.
 const SERVICE: &str = "/flowable-rest/service";
 
-/// Flowable REST's part of the OpenAPI document: so far its external worker API.
+/// Flowable REST's part of the OpenAPI document.
 pub(super) fn api() -> utoipa::openapi::OpenApi {
-    jobs::api()
+    let mut doc = jobs::api();
+    for part in [
+        tasks::api(),
+        task_parts::api(),
+        task_history::api(),
+        instances::api(),
+        activities::api(),
+        repository::api(),
+        identity::api(),
+    ] {
+        doc.merge(part);
+    }
+    doc
 }
 
 pub(super) fn routes() -> Router<crate::api::App> {
@@ -35,6 +51,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .merge(activities::routes())
         .merge(tasks::routes())
         .merge(task_parts::routes())
+        .merge(task_history::routes())
 }
 
 /// `http://host` of the request, for the `url` fields.
@@ -48,14 +65,15 @@ fn service_url(origin: &str, path: &str) -> String {
     format!("{origin}{SERVICE}/{path}")
 }
 
-/// A time as Flowable REST writes it: `2013-04-17T10:17:43.902+0000`, in UTC.
-fn iso_time(ms: i64) -> Value {
+/// A time as Flowable REST writes it: `2013-04-17T10:17:43.902+0000`, in UTC (none for a
+/// time no calendar holds).
+fn iso_time(ms: i64) -> Option<String> {
     time_as(ms, "%Y-%m-%dT%H:%M:%S%.3f+0000")
 }
 
 /// A time in milliseconds since the epoch, in UTC, written with `pattern`.
-fn time_as(ms: i64, pattern: &str) -> Value {
-    jiff::Timestamp::from_millisecond(ms).map_or(Value::Null, |t| json!(t.strftime(pattern).to_string()))
+fn time_as(ms: i64, pattern: &str) -> Option<String> {
+    jiff::Timestamp::from_millisecond(ms).ok().map(|t| t.strftime(pattern).to_string())
 }
 
 /// A request's parameters, from a query string or a JSON body, read with Flowable's rules
@@ -144,11 +162,26 @@ impl<'a> Paging<'a> {
     }
 
     /// Flowable's list envelope around one page of `data`.
-    fn envelope(&self, data: Vec<Value>, total: u64) -> Value {
-        let size = data.len();
+    fn envelope<T>(&self, data: Vec<T>, total: u64) -> Listed<T> {
         let order = if self.descending { "desc" } else { "asc" };
-        json!({"data": data, "total": total, "start": self.start, "sort": self.sort, "order": order, "size": size})
+        Listed { size: data.len(), data, total, start: self.start, sort: self.sort.to_owned(), order: order.to_owned() }
     }
+}
+
+/// One page of a list, as Flowable pages its lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Listed<T> {
+    data: Vec<T>,
+    /// How many items the filters leave, on every page.
+    total: u64,
+    /// The first item of the page.
+    start: u64,
+    /// The property the list is sorted by.
+    sort: String,
+    /// `asc` or `desc`.
+    order: String,
+    /// How many items this page holds.
+    size: usize,
 }
 
 /// A query string as a parameter map (every value a string).
@@ -161,10 +194,11 @@ fn query_map(query: Option<&str>) -> Result<Map<String, Value>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn times_have_the_seed_shape() {
-        assert_eq!(iso_time(1_366_193_863_902), json!("2013-04-17T10:17:43.902+0000"));
+        assert_eq!(iso_time(1_366_193_863_902).as_deref(), Some("2013-04-17T10:17:43.902+0000"));
     }
 
     #[test]

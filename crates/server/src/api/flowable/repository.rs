@@ -5,9 +5,10 @@
 //! Their lists are filtered, sorted and paged by the database (`DeploymentQuery`,
 //! `ModelQuery`): a page reads one page of rows.
 
-use super::{FlowableResult, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
+use super::filters::{Filter, Kind, PAGING, described, filter, sort};
+use super::{FlowableResult, Listed, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, FlowableErrorBody};
 use crate::runtime::Runtime;
 use axum::extract::{Extension, FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,7 +19,9 @@ use flowstone_store::{
     DeploymentOrder, DeploymentQuery, DeploymentRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, TenantFilter,
     TextFilter,
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub(super) fn routes() -> Router<crate::api::App> {
     let at = |path: &str| format!("{SERVICE}/repository/{path}");
@@ -33,6 +36,26 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&at("process-definitions/{id}/resourcedata"), get(definition_data))
 }
 
+/// The repository's part of the OpenAPI document.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        list_deployments,
+        create_deployment,
+        get_deployment,
+        delete_deployment,
+        list_resources,
+        get_resource,
+        resource_data,
+        list_definitions,
+        get_definition,
+        change_definition,
+        definition_data
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
 /// A path segment as it appears in a URL.
 fn encoded(segment: &str) -> String {
     segment
@@ -44,37 +67,81 @@ fn encoded(segment: &str) -> String {
         .collect()
 }
 
-fn deployment_json(origin: &str, d: &DeploymentRow) -> Value {
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "deploymentTime": iso_time(d.deployed_at),
-        "category": d.category,
-        "parentDeploymentId": d.id,
-        "url": service_url(origin, &format!("repository/deployments/{}", d.id)),
-        "tenantId": d.tenant_id,
-    })
+/// A deployment: the model files deployed together.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Deployment {
+    id: String,
+    name: Option<String>,
+    deployment_time: Option<String>,
+    category: Option<String>,
+    parent_deployment_id: String,
+    url: String,
+    tenant_id: Option<String>,
 }
 
-/// A process definition as Flowable shows it; `tenant` is its deployment's.
-pub(super) fn definition_json(origin: &str, m: &ModelRow, tenant: Option<&str>) -> Value {
-    json!({
-        "id": m.id,
-        "url": service_url(origin, &format!("repository/process-definitions/{}", m.id)),
-        "key": m.key,
-        "version": m.version,
-        "name": m.name,
-        "description": null,
-        "tenantId": tenant,
-        "deploymentId": m.deployment_id,
-        "deploymentUrl": service_url(origin, &format!("repository/deployments/{}", m.deployment_id)),
-        "resource": service_url(origin, &format!("repository/deployments/{}/resources/{}", m.deployment_id, encoded(&m.resource))),
-        "diagramResource": null,
-        "category": null,
-        "graphicalNotationDefined": false,
-        "suspended": false,
-        "startFormDefined": false,
-    })
+impl Deployment {
+    fn of(origin: &str, d: &DeploymentRow) -> Deployment {
+        Deployment {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            deployment_time: iso_time(d.deployed_at),
+            category: d.category.clone(),
+            parent_deployment_id: d.id.clone(),
+            url: service_url(origin, &format!("repository/deployments/{}", d.id)),
+            tenant_id: d.tenant_id.clone(),
+        }
+    }
+}
+
+/// A process definition: one version of a model.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Definition {
+    id: String,
+    url: String,
+    key: String,
+    version: i64,
+    name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    description: (),
+    /// Its deployment's tenant.
+    tenant_id: Option<String>,
+    deployment_id: String,
+    deployment_url: String,
+    /// Where its source is described.
+    resource: String,
+    #[schema(value_type = Option<String>)]
+    diagram_resource: (),
+    #[schema(value_type = Option<String>)]
+    category: (),
+    graphical_notation_defined: bool,
+    /// Always false: nothing is suspended here.
+    suspended: bool,
+    start_form_defined: bool,
+}
+
+impl Definition {
+    fn of(origin: &str, m: &ModelRow, tenant: Option<String>) -> Definition {
+        let resource = format!("repository/deployments/{}/resources/{}", m.deployment_id, encoded(&m.resource));
+        Definition {
+            id: m.id.clone(),
+            url: service_url(origin, &format!("repository/process-definitions/{}", m.id)),
+            key: m.key.clone(),
+            version: m.version,
+            name: m.name.clone(),
+            description: (),
+            tenant_id: tenant,
+            deployment_id: m.deployment_id.clone(),
+            deployment_url: service_url(origin, &format!("repository/deployments/{}", m.deployment_id)),
+            resource: service_url(origin, &resource),
+            diagram_resource: (),
+            category: (),
+            graphical_notation_defined: false,
+            suspended: false,
+            start_form_defined: false,
+        }
+    }
 }
 
 fn deployment_not_found(id: &str) -> ApiError {
@@ -95,6 +162,51 @@ fn tenant_filter(p: &Params<'_>) -> Result<TenantFilter, ApiError> {
     Ok(TenantFilter { tenant: text_filter(p, "tenantId"), without: p.flag("withoutTenantId")? == Some(true) })
 }
 
+/// The tenant filters of the repository's lists.
+const TENANT_FILTERS: [Filter; 3] = [
+    filter("tenantId", Kind::Text, "Only those of this tenant"),
+    filter("tenantIdLike", Kind::Text, "Only those of a tenant like this (`%` any run, `_` any character)"),
+    filter("withoutTenantId", Kind::Flag, "Only those of no tenant"),
+];
+
+const DEPLOYMENT_SORTS: [&str; 4] = ["id", "name", "deployTime", "tenantId"];
+
+/// The filters of the deployment list.
+const DEPLOYMENT_FILTERS: [Filter; 4] = [
+    filter("name", Kind::Text, "Only deployments of this name"),
+    filter("nameLike", Kind::Text, "Only deployments of a name like this"),
+    filter("category", Kind::Text, "Only deployments of this category"),
+    filter("categoryNotEquals", Kind::Text, "Only deployments of another category"),
+];
+
+described!(
+    /// The filters of the deployment list.
+    DeploymentFilters: DEPLOYMENT_FILTERS, TENANT_FILTERS, PAGING, [sort(&DEPLOYMENT_SORTS)]
+);
+
+const DEFINITION_SORTS: [&str; 7] = ["name", "id", "key", "category", "deploymentId", "version", "tenantId"];
+
+/// The filters of the process definition list.
+const DEFINITION_FILTERS: [Filter; 12] = [
+    filter("version", Kind::Whole, "Only definitions of this version"),
+    filter("name", Kind::Text, "Only definitions of this name"),
+    filter("nameLike", Kind::Text, "Only definitions of a name like this"),
+    filter("key", Kind::Text, "Only definitions of this key"),
+    filter("keyLike", Kind::Text, "Only definitions of a key like this"),
+    filter("resourceName", Kind::Text, "Only definitions from this file"),
+    filter("resourceNameLike", Kind::Text, "Only definitions from a file like this"),
+    filter("deploymentId", Kind::Text, "Only definitions of this deployment"),
+    filter("latest", Kind::Flag, "Only the newest version of each key"),
+    filter("suspended", Kind::Flag, "true: only suspended ones (none: nothing is suspended here)"),
+    filter("category", Kind::Text, "Only definitions of this category (none has one)"),
+    filter("categoryLike", Kind::Text, "Only definitions of a category like this (none has one)"),
+];
+
+described!(
+    /// The filters of the process definition list.
+    DefinitionFilters: DEFINITION_FILTERS, TENANT_FILTERS, PAGING, [sort(&DEFINITION_SORTS)]
+);
+
 /// The query's parameters, held to the caller's tenant when they have one.
 fn within_tenant(caller: &Caller, q: Option<&str>) -> Result<Map<String, Value>, ApiError> {
     let mut params = query_map(q)?;
@@ -104,15 +216,20 @@ fn within_tenant(caller: &Caller, q: Option<&str>) -> Result<Map<String, Value>,
     Ok(params)
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/repository/deployments", tag = "flowable-repository", params(DeploymentFilters),
+    responses(
+        (status = 200, description = "A page of the deployments the filters leave", body = Listed<Deployment>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn list_deployments(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Listed<Deployment>>> {
     let params = within_tenant(&caller, q.as_deref())?;
     let p = Params(&params);
-    let paging = Paging::read(&p, &["id", "name", "deployTime", "tenantId"])?;
+    let paging = Paging::read(&p, &DEPLOYMENT_SORTS)?;
     let query = DeploymentQuery {
         name: text_filter(&p, "name"),
         category: p.text("category"),
@@ -128,26 +245,51 @@ async fn list_deployments(
     };
     let (rows, total) = rt.store().query_deployments(&query, paging.page()).await?;
     let origin = origin(&headers);
-    Ok(Json(paging.envelope(rows.iter().map(|d| deployment_json(&origin, d)).collect(), total)))
+    Ok(Json(paging.envelope(rows.iter().map(|d| Deployment::of(&origin, d)).collect(), total)))
 }
 
+/// The path parameter naming a deployment.
+const DEPLOYMENT: &str = "The deployment";
+
+/// The answer when no deployment has the id.
+const NO_DEPLOYMENT: &str = "No deployment of this id";
+
+#[utoipa::path(get, path = "/flowable-rest/service/repository/deployments/{id}", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEPLOYMENT)),
+    responses(
+        (status = 200, description = "The deployment", body = Deployment),
+        (status = 404, description = NO_DEPLOYMENT, body = FlowableErrorBody),
+    ))]
 async fn get_deployment(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Deployment>> {
     let d = rt.store().deployment(&id).await?.ok_or_else(|| deployment_not_found(&id))?;
-    Ok(Json(deployment_json(&origin(&headers), &d)))
+    Ok(Json(Deployment::of(&origin(&headers), &d)))
 }
 
 /// `POST repository/deployments`: a multipart body of `.bpmn20.xml` / `.bpmn` files, with
 /// `deploymentName`, `category` and `tenantId` as form fields or query parameters.
+#[utoipa::path(post, path = "/flowable-rest/service/repository/deployments", tag = "flowable-repository",
+    params(
+        ("deploymentName" = Option<String>, Query, description = "Its name (the first file's name)"),
+        ("category" = Option<String>, Query, description = "Its category"),
+        ("tenantId" = Option<String>, Query, description = "Its tenant"),
+    ),
+    request_body(content_type = "multipart/form-data",
+        description = "The `.bpmn20.xml` or `.bpmn` files, and `deploymentName`, `category` and `tenantId` fields"),
+    responses(
+        (status = 201, description = "The deployment made", body = Deployment),
+        (status = 400, description = "Not a multipart body, no file, a file that is not BPMN, or a model that does \
+            not hold", body = FlowableErrorBody),
+    ))]
 async fn create_deployment(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     request: Request,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
+) -> FlowableResult<(StatusCode, Json<Deployment>)> {
     let origin = origin(request.headers());
     let mut fields = query_map(q.as_deref())?;
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -211,9 +353,18 @@ async fn create_deployment(
         tenant_id: deployment.tenant_id,
         deployed_at: first.created_at,
     };
-    Ok((StatusCode::CREATED, Json(deployment_json(&origin, &d))))
+    Ok((StatusCode::CREATED, Json(Deployment::of(&origin, &d))))
 }
 
+/// Deletes a deployment and its models; with `cascade`, their instances too.
+#[utoipa::path(delete, path = "/flowable-rest/service/repository/deployments/{id}", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEPLOYMENT),
+        ("cascade" = Option<bool>, Query, description = "Delete its models' instances too")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = NO_DEPLOYMENT, body = FlowableErrorBody),
+        (status = 409, description = "Its models have instances, and cascade was not asked", body = FlowableErrorBody),
+    ))]
 async fn delete_deployment(
     State(rt): State<Runtime>,
     Path(id): Path<String>,
@@ -238,26 +389,51 @@ async fn resources(rt: &Runtime, id: &str) -> Result<Vec<(String, String)>, ApiE
     Ok(seen)
 }
 
-fn resource_json(origin: &str, deployment: &str, name: &str) -> Value {
-    let path = format!("repository/deployments/{deployment}");
-    json!({
-        "id": name,
-        "url": service_url(origin, &format!("{path}/resources/{}", encoded(name))),
-        "contentUrl": service_url(origin, &format!("{path}/resourcedata/{}", encoded(name))),
-        "dataUrl": service_url(origin, &format!("{path}/resourcedata/{}", encoded(name))),
-        "mediaType": "text/xml",
-        "type": "processDefinition",
-    })
+/// A file of a deployment.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Resource {
+    /// Its file name.
+    id: String,
+    url: String,
+    content_url: String,
+    data_url: String,
+    /// Always `text/xml`.
+    media_type: &'static str,
+    /// Always `processDefinition`.
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
+impl Resource {
+    fn of(origin: &str, deployment: &str, name: &str) -> Resource {
+        let path = format!("repository/deployments/{deployment}");
+        let data = service_url(origin, &format!("{path}/resourcedata/{}", encoded(name)));
+        Resource {
+            id: name.to_owned(),
+            url: service_url(origin, &format!("{path}/resources/{}", encoded(name))),
+            content_url: data.clone(),
+            data_url: data,
+            media_type: "text/xml",
+            kind: "processDefinition",
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/flowable-rest/service/repository/deployments/{id}/resources", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEPLOYMENT)),
+    responses(
+        (status = 200, description = "Its files", body = Vec<Resource>),
+        (status = 404, description = NO_DEPLOYMENT, body = FlowableErrorBody),
+    ))]
 async fn list_resources(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Vec<Resource>>> {
     let origin = origin(&headers);
     let list = resources(&rt, &id).await?;
-    Ok(Json(Value::Array(list.iter().map(|(name, _)| resource_json(&origin, &id, name)).collect())))
+    Ok(Json(list.iter().map(|(name, _)| Resource::of(&origin, &id, name)).collect()))
 }
 
 async fn one_resource(rt: &Runtime, id: &str, resource: &str) -> Result<String, ApiError> {
@@ -266,19 +442,34 @@ async fn one_resource(rt: &Runtime, id: &str, resource: &str) -> Result<String, 
     })
 }
 
+/// The answer when a deployment has no such file.
+const NO_RESOURCE: &str = "No deployment of this id, or no such file in it";
+
+#[utoipa::path(get, path = "/flowable-rest/service/repository/deployments/{id}/resources/{resource}", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEPLOYMENT), ("resource" = String, Path, description = "The file name")),
+    responses(
+        (status = 200, description = "The file", body = Resource),
+        (status = 404, description = NO_RESOURCE, body = FlowableErrorBody),
+    ))]
 async fn get_resource(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, resource)): Path<(String, String)>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Resource>> {
     one_resource(&rt, &id, &resource).await?;
-    Ok(Json(resource_json(&origin(&headers), &id, &resource)))
+    Ok(Json(Resource::of(&origin(&headers), &id, &resource)))
 }
 
 fn xml(source: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], source).into_response()
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/repository/deployments/{id}/resourcedata/{resource}", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEPLOYMENT), ("resource" = String, Path, description = "The file name")),
+    responses(
+        (status = 200, description = "The file's text", body = String, content_type = "text/xml"),
+        (status = 404, description = NO_RESOURCE, body = FlowableErrorBody),
+    ))]
 async fn resource_data(
     State(rt): State<Runtime>,
     Path((id, resource)): Path<(String, String)>,
@@ -291,15 +482,20 @@ pub(super) async fn model_tenant(rt: &Runtime, model_id: &str) -> Result<Option<
     Ok(rt.model(model_id).await?.and_then(|m| m.tenant_id.clone()))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/repository/process-definitions", tag = "flowable-repository", params(DefinitionFilters),
+    responses(
+        (status = 200, description = "A page of the process definitions the filters leave", body = Listed<Definition>),
+        (status = 400, description = "A malformed filter", body = FlowableErrorBody),
+    ))]
 async fn list_definitions(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Listed<Definition>>> {
     let params = within_tenant(&caller, q.as_deref())?;
     let p = Params(&params);
-    let paging = Paging::read(&p, &["name", "id", "key", "category", "deploymentId", "version", "tenantId"])?;
+    let paging = Paging::read(&p, &DEFINITION_SORTS)?;
     if p.flag("suspended")? == Some(true) {
         // No definition is ever suspended.
         return Ok(Json(paging.envelope(Vec::new(), 0)));
@@ -328,7 +524,7 @@ async fn list_definitions(
     };
     let (rows, total) = rt.store().query_models(&query, paging.page()).await?;
     let origin = origin(&headers);
-    Ok(Json(paging.envelope(rows.iter().map(|m| definition_json(&origin, m, m.tenant_id.as_deref())).collect(), total)))
+    Ok(Json(paging.envelope(rows.iter().map(|m| Definition::of(&origin, m, m.tenant_id.clone())).collect(), total)))
 }
 
 /// A model and its deployment's tenant.
@@ -338,21 +534,45 @@ async fn definition(rt: &Runtime, id: &str) -> Result<(ModelRow, Option<String>)
     Ok(((*model).clone(), tenant))
 }
 
+/// The path parameter naming a process definition.
+const DEFINITION: &str = "The process definition";
+
+/// The answer when no process definition has the id.
+const NO_DEFINITION: &str = "No process definition of this id";
+
+#[utoipa::path(get, path = "/flowable-rest/service/repository/process-definitions/{id}", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEFINITION)),
+    responses(
+        (status = 200, description = "The process definition", body = Definition),
+        (status = 404, description = NO_DEFINITION, body = FlowableErrorBody),
+    ))]
 async fn get_definition(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Definition>> {
     let (model, tenant) = definition(&rt, &id).await?;
-    Ok(Json(definition_json(&origin(&headers), &model, tenant.as_deref())))
+    Ok(Json(Definition::of(&origin(&headers), &model, tenant)))
 }
 
 /// Categories and suspension of definitions are not kept.
+#[utoipa::path(put, path = "/flowable-rest/service/repository/process-definitions/{id}", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEFINITION)),
+    responses(
+        (status = 404, description = NO_DEFINITION, body = FlowableErrorBody),
+        (status = 501, description = "Definitions are not suspended, nor their categories changed", body = FlowableErrorBody),
+    ))]
 async fn change_definition(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<()> {
     definition(&rt, &id).await?;
     Err(ApiError::not_implemented("Flowstone does not suspend process definitions or change their category").into())
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/repository/process-definitions/{id}/resourcedata", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEFINITION)),
+    responses(
+        (status = 200, description = "Its BPMN source", body = String, content_type = "text/xml"),
+        (status = 404, description = NO_DEFINITION, body = FlowableErrorBody),
+    ))]
 async fn definition_data(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Response> {
     Ok(xml(definition(&rt, &id).await?.0.source))
 }

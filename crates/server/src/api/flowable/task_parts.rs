@@ -2,12 +2,13 @@
 //! (seed 003, 15.7.7–15.7.32).
 
 use super::tasks::{open_task, task_path};
-use super::variables::{RestVariable, Scope, Shown, scope, shown};
+use super::variables::Variable;
+use super::variables::{ProcessVariables, RestVariable, Scope, Shown, scope, shown};
 use super::{FlowableResult, SERVICE, iso_time, origin, service_url};
 use crate::api::input::Query;
 use crate::api::input::json_object;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, FlowableErrorBody};
 use crate::runtime::{Part, Runtime, TaskFields, TaskOp, new_id, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Extension, FromRequest, Multipart, Path, Request, State};
@@ -16,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flowstone_store::{AttachmentRow, CommentRow, TaskLink, TaskVariable, UserTaskRow};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 pub(super) fn routes() -> Router<crate::api::App> {
     let task = format!("{SERVICE}/runtime/tasks/{{id}}");
@@ -39,10 +41,47 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&format!("{task}/attachment/{{attachment}}/content"), get(attachment_content))
 }
 
+/// The task parts' part of the OpenAPI document.
+pub(super) fn api() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        list_variables,
+        create_variables,
+        delete_locals,
+        get_variable,
+        update_variable,
+        delete_variable,
+        variable_data,
+        all_links,
+        create_link,
+        family_links,
+        get_link,
+        delete_link,
+        list_comments,
+        create_comment,
+        get_comment,
+        delete_comment,
+        list_events,
+        get_event,
+        list_attachments,
+        create_attachment,
+        get_attachment,
+        delete_attachment,
+        attachment_content
+    ))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// The path parameter naming a task.
+const TASK: &str = "The task";
+
 // ---- variables ----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ScopeParam {
+    /// `local` (the task's own) or `global` (its process's); both when none, locals first.
     scope: Option<String>,
 }
 
@@ -52,36 +91,60 @@ fn scope_param(q: Result<Query<ScopeParam>, ApiError>) -> Result<Option<Scope>, 
 }
 
 async fn one_variable(rt: &Runtime, task: &UserTaskRow, name: &str, scope: Option<Scope>) -> Result<Shown, ApiError> {
-    shown(rt, task, scope)
+    shown(rt, task, scope, &mut ProcessVariables::default())
         .await?
         .into_iter()
         .find(|v| v.name == name)
         .ok_or_else(|| ApiError::not_found(format!("Task '{}' does not have a variable with name: '{name}'", task.id)))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/variables", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ScopeParam),
+    responses(
+        (status = 200, description = "The task's variables", body = Vec<Variable>),
+        (status = 400, description = "An unknown scope", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn list_variables(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
     q: Result<Query<ScopeParam>, ApiError>,
-) -> FlowableResult<Json<Vec<Value>>> {
+) -> FlowableResult<Json<Vec<Variable>>> {
     let scope = scope_param(q)?;
     let task = open_task(&rt, &id).await?;
     let origin = origin(&headers);
-    Ok(Json(shown(&rt, &task, scope).await?.iter().map(|v| v.json(&origin, &id)).collect()))
+    let vars = shown(&rt, &task, scope, &mut ProcessVariables::default()).await?;
+    Ok(Json(vars.into_iter().map(|v| v.answer(&origin, &id)).collect()))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/variables/{name}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("name" = String, Path, description = "The variable"), ScopeParam),
+    responses(
+        (status = 200, description = "The variable", body = Variable),
+        (status = 400, description = "An unknown scope", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id, or no variable of this name", body = FlowableErrorBody),
+    ))]
 async fn get_variable(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
     q: Result<Query<ScopeParam>, ApiError>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Variable>> {
     let scope = scope_param(q)?;
     let task = open_task(&rt, &id).await?;
-    Ok(Json(one_variable(&rt, &task, &name, scope).await?.json(&origin(&headers), &id)))
+    Ok(Json(one_variable(&rt, &task, &name, scope).await?.answer(&origin(&headers), &id)))
 }
 
+/// The bytes of a binary variable.
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/variables/{name}/data", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("name" = String, Path, description = "The variable"), ScopeParam),
+    responses(
+        (status = 200, description = "Its bytes (`application/x-java-serialized-object` for a serializable one)",
+            content_type = "application/octet-stream"),
+        (status = 400, description = "An unknown scope", body = FlowableErrorBody),
+        (status = 404, description = "No open task, no variable of this name, or not a binary one", body = FlowableErrorBody),
+    ))]
 async fn variable_data(
     State(rt): State<Runtime>,
     Path((id, name)): Path<(String, String)>,
@@ -203,33 +266,62 @@ async fn write(rt: &Runtime, caller: &Caller, task: &str, vars: &[Incoming], cre
     Ok(())
 }
 
+/// What a create answers: one binary variable as itself, a JSON list as a list.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum Created {
+    One(Variable),
+    Many(Vec<Variable>),
+}
+
+/// A JSON list of variables (or a multipart form of one binary variable: a file part, and
+/// `name`, `type` (`binary` or `serializable`) and `scope` fields).
+#[utoipa::path(post, path = "/flowable-rest/service/runtime/tasks/{id}/variables", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)), request_body = Vec<RestVariable>,
+    responses(
+        (status = 201, description = "The variables made", body = Created),
+        (status = 400, description = "No variables, a malformed one, or an unknown type or scope", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+        (status = 409, description = "A variable of one of these names exists already", body = FlowableErrorBody),
+    ))]
 async fn create_variables(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     request: Request,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
+) -> FlowableResult<(StatusCode, Json<Created>)> {
     let origin = origin(request.headers());
     let binary = is_multipart(request.headers());
     open_task(&rt, &id).await?;
     let vars = read_incoming(request, !binary).await?;
     write(&rt, &caller, &id, &vars, true).await?;
-    let shown: Vec<Value> = vars.into_iter().map(|v| written(v).json(&origin, &id)).collect();
-    // One binary variable answers as itself; a JSON list as a list.
-    let body = if binary { shown.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(shown) };
+    let mut made: Vec<Variable> = vars.into_iter().map(|v| written(v).answer(&origin, &id)).collect();
+    let body = match made.pop() {
+        Some(one) if binary => Created::One(one),
+        last => Created::Many(made.into_iter().chain(last).collect()),
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 fn written(v: Incoming) -> Shown {
-    Shown { binary: v.var.bytes.is_some(), name: v.var.name, scope: v.scope, kind: json!(v.var.kind), value: v.value }
+    Shown { binary: v.var.bytes.is_some(), name: v.var.name, scope: v.scope, kind: Some(v.var.kind), value: v.value }
 }
 
+/// One variable in JSON, or a multipart form of one binary variable.
+#[utoipa::path(put, path = "/flowable-rest/service/runtime/tasks/{id}/variables/{name}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("name" = String, Path, description = "The variable")),
+    request_body = RestVariable,
+    responses(
+        (status = 200, description = "The variable as written", body = Variable),
+        (status = 400, description = "A malformed variable, or one of another name", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id, or no variable of this name", body = FlowableErrorBody),
+    ))]
 async fn update_variable(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
     request: Request,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Variable>> {
     let origin = origin(request.headers());
     open_task(&rt, &id).await?;
     let mut vars = read_incoming(request, false).await?;
@@ -241,9 +333,16 @@ async fn update_variable(
         .into());
     }
     write(&rt, &caller, &id, std::slice::from_ref(&var), false).await?;
-    Ok(Json(written(var).json(&origin, &id)))
+    Ok(Json(written(var).answer(&origin, &id)))
 }
 
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/tasks/{id}/variables/{name}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("name" = String, Path, description = "The variable"), ScopeParam),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "An unknown scope", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id, or no variable of this name", body = FlowableErrorBody),
+    ))]
 async fn delete_variable(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
@@ -256,6 +355,13 @@ async fn delete_variable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes the task's own variables (its process's stay).
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/tasks/{id}/variables", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn delete_locals(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
@@ -268,14 +374,29 @@ async fn delete_locals(
 
 // ---- identity links -----------------------------------------------------------------------
 
-fn link_json(origin: &str, link: &TaskLink) -> Value {
-    let (family, identity) = match (&link.user_id, &link.group_id) {
-        (Some(user), _) => ("users", user.as_str()),
-        (None, Some(group)) => ("groups", group.as_str()),
-        (None, None) => ("users", ""),
-    };
-    let path = format!("{}/identitylinks/{family}/{identity}/{}", task_path(&link.task_id), link.kind);
-    json!({"userId": link.user_id, "groupId": link.group_id, "type": link.kind, "url": service_url(origin, &path)})
+/// An identity link of a task: a user or a group, and how it is involved.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Link {
+    user_id: Option<String>,
+    group_id: Option<String>,
+    /// `assignee`, `owner`, `candidate`, `participant`, or another word.
+    #[serde(rename = "type")]
+    kind: String,
+    url: String,
+}
+
+impl Link {
+    fn of(origin: &str, link: &TaskLink) -> Link {
+        let (family, identity) = match (&link.user_id, &link.group_id) {
+            (Some(user), _) => ("users", user.as_str()),
+            (None, Some(group)) => ("groups", group.as_str()),
+            (None, None) => ("users", ""),
+        };
+        let path = format!("{}/identitylinks/{family}/{identity}/{}", task_path(&link.task_id), link.kind);
+        let url = service_url(origin, &path);
+        Link { user_id: link.user_id.clone(), group_id: link.group_id.clone(), kind: link.kind.clone(), url }
+    }
 }
 
 /// The stored links, with the assignee and owner as links of those types, as Flowable lists them.
@@ -294,14 +415,21 @@ async fn links(rt: &Runtime, task: &UserTaskRow) -> Result<Vec<TaskLink>, ApiErr
     Ok(out)
 }
 
+/// The task's links, its assignee and owner among them.
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/identitylinks", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)),
+    responses(
+        (status = 200, description = "The task's identity links", body = Vec<Link>),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn all_links(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Vec<Value>>> {
+) -> FlowableResult<Json<Vec<Link>>> {
     let task = open_task(&rt, &id).await?;
     let origin = origin(&headers);
-    Ok(Json(links(&rt, &task).await?.iter().map(|l| link_json(&origin, l)).collect()))
+    Ok(Json(links(&rt, &task).await?.iter().map(|l| Link::of(&origin, l)).collect()))
 }
 
 fn family_is_users(family: &str) -> Result<bool, ApiError> {
@@ -312,16 +440,25 @@ fn family_is_users(family: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// The path parameter naming a family of links.
+const FAMILY: &str = "`users` or `groups`";
+
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/identitylinks/{family}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("family" = String, Path, description = FAMILY)),
+    responses(
+        (status = 200, description = "The task's links of users, or of groups", body = Vec<Link>),
+        (status = 404, description = "No open task of this id, or another family", body = FlowableErrorBody),
+    ))]
 async fn family_links(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, family)): Path<(String, String)>,
-) -> FlowableResult<Json<Vec<Value>>> {
+) -> FlowableResult<Json<Vec<Link>>> {
     let users = family_is_users(&family)?;
     let task = open_task(&rt, &id).await?;
     let origin = origin(&headers);
     let found = links(&rt, &task).await?;
-    Ok(Json(found.iter().filter(|l| l.user_id.is_some() == users).map(|l| link_json(&origin, l)).collect()))
+    Ok(Json(found.iter().filter(|l| l.user_id.is_some() == users).map(|l| Link::of(&origin, l)).collect()))
 }
 
 async fn find_link(
@@ -345,31 +482,48 @@ async fn find_link(
     Ok((task, link))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/identitylinks/{family}/{identity}/{kind}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("family" = String, Path, description = FAMILY),
+        ("identity" = String, Path, description = "The user or group"), ("kind" = String, Path, description = "The link's type")),
+    responses(
+        (status = 200, description = "The link", body = Link),
+        (status = 404, description = "No open task of this id, or no such link", body = FlowableErrorBody),
+    ))]
 async fn get_link(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, family, identity, kind)): Path<(String, String, String, String)>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Link>> {
     let (_, link) = find_link(&rt, &id, &family, &identity, &kind).await?;
-    Ok(Json(link_json(&origin(&headers), &link)))
+    Ok(Json(Link::of(&origin(&headers), &link)))
 }
 
-#[derive(Deserialize)]
+/// A link to make: a user or a group (one of them), and its type.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LinkRequest {
     user_id: Option<String>,
     group_id: Option<String>,
+    /// Required.
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
+/// A user link of type `assignee` or `owner` sets that field of the task.
+#[utoipa::path(post, path = "/flowable-rest/service/runtime/tasks/{id}/identitylinks", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)), request_body = LinkRequest,
+    responses(
+        (status = 201, description = "The link made", body = Link),
+        (status = 400, description = "No type, or not exactly one of userId and groupId", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn create_link(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     crate::api::input::Body(body): crate::api::input::Body,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
+) -> FlowableResult<(StatusCode, Json<Link>)> {
     let req: LinkRequest = crate::api::worker::parse(&body)?;
     let task = open_task(&rt, &id).await?;
     let kind = req
@@ -385,7 +539,7 @@ async fn create_link(
     }
     let link = TaskLink { task_id: id.clone(), user_id: req.user_id, group_id: req.group_id, kind };
     change_link(&rt, &caller, &task, &link, true).await?;
-    Ok((StatusCode::CREATED, Json(link_json(&origin(&headers), &link))))
+    Ok((StatusCode::CREATED, Json(Link::of(&origin(&headers), &link))))
 }
 
 /// Adds (`add`) or removes a link. Flowable keeps the assignee and the owner on the task
@@ -416,6 +570,13 @@ async fn change_link(
     Ok(())
 }
 
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/tasks/{id}/identitylinks/{family}/{identity}/{kind}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("family" = String, Path, description = FAMILY),
+        ("identity" = String, Path, description = "The user or group"), ("kind" = String, Path, description = "The link's type")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No open task of this id, or no such link", body = FlowableErrorBody),
+    ))]
 async fn delete_link(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
@@ -428,53 +589,99 @@ async fn delete_link(
 
 // ---- comments and events ------------------------------------------------------------------
 
-fn comment_json(origin: &str, c: &CommentRow) -> Value {
-    let task = c.task_id.clone().unwrap_or_default();
-    let instance_url = c
-        .instance_id
-        .as_ref()
-        .map(|i| service_url(origin, &format!("history/historic-process-instances/{i}/comments/{}", c.id)));
-    json!({
-        "id": c.id,
-        "url": service_url(origin, &format!("{}/comments/{}", task_path(&task), c.id)),
-        "taskUrl": service_url(origin, &format!("{}/comments/{}", task_path(&task), c.id)),
-        "processInstanceUrl": instance_url,
-        "message": c.message,
-        "author": c.author,
-        "time": iso_time(c.time),
-        "taskId": c.task_id,
-        "processInstanceId": c.instance_id,
-    })
+/// A comment on a task.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Comment {
+    id: String,
+    url: String,
+    task_url: String,
+    /// Where the comment is read under its process instance, when it was saved there too.
+    process_instance_url: Option<String>,
+    message: String,
+    author: Option<String>,
+    time: Option<String>,
+    task_id: Option<String>,
+    process_instance_id: Option<String>,
 }
 
-fn event_json(origin: &str, c: &CommentRow) -> Value {
-    let task = c.task_id.clone().unwrap_or_default();
-    let message: Value = serde_json::from_str(&c.message).unwrap_or_else(|_| json!([c.message]));
-    json!({
-        "action": c.action,
-        "id": c.id,
-        "message": message,
-        "taskUrl": service_url(origin, &task_path(&task)),
-        "time": iso_time(c.time),
-        "url": service_url(origin, &format!("{}/events/{}", task_path(&task), c.id)),
-        "userId": c.author,
-    })
+impl Comment {
+    fn of(origin: &str, c: &CommentRow) -> Comment {
+        let task = c.task_id.clone().unwrap_or_default();
+        let instance_url = c
+            .instance_id
+            .as_ref()
+            .map(|i| service_url(origin, &format!("history/historic-process-instances/{i}/comments/{}", c.id)));
+        let url = service_url(origin, &format!("{}/comments/{}", task_path(&task), c.id));
+        Comment {
+            id: c.id.clone(),
+            task_url: url.clone(),
+            url,
+            process_instance_url: instance_url,
+            message: c.message.clone(),
+            author: c.author.clone(),
+            time: iso_time(c.time),
+            task_id: c.task_id.clone(),
+            process_instance_id: c.instance_id.clone(),
+        }
+    }
 }
 
-#[derive(Deserialize)]
+/// Something that happened to a task: a link added, a comment, an attachment.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    /// `AddUserLink`, `DeleteUserLink`, `AddGroupLink`, `AddComment`, `AddAttachment`, …
+    action: String,
+    id: String,
+    /// Its words: the user and the link type, the comment, the attachment's name.
+    message: Vec<String>,
+    task_url: String,
+    time: Option<String>,
+    url: String,
+    user_id: Option<String>,
+}
+
+impl Event {
+    fn of(origin: &str, c: &CommentRow) -> Event {
+        let task = c.task_id.clone().unwrap_or_default();
+        let message = serde_json::from_str(&c.message).unwrap_or_else(|_| vec![c.message.clone()]);
+        Event {
+            action: c.action.clone(),
+            id: c.id.clone(),
+            message,
+            task_url: service_url(origin, &task_path(&task)),
+            time: iso_time(c.time),
+            url: service_url(origin, &format!("{}/events/{}", task_path(&task), c.id)),
+            user_id: c.author.clone(),
+        }
+    }
+}
+
+/// A comment to make.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CommentRequest {
+    /// Required.
     message: Option<String>,
+    /// Keep it on the task's process instance too.
     save_process_instance_id: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/flowable-rest/service/runtime/tasks/{id}/comments", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)), request_body = CommentRequest,
+    responses(
+        (status = 201, description = "The comment made, by the caller", body = Comment),
+        (status = 400, description = "No message", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn create_comment(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     crate::api::input::Body(body): crate::api::input::Body,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
+) -> FlowableResult<(StatusCode, Json<Comment>)> {
     let req: CommentRequest = crate::api::worker::parse(&body)?;
     let task = open_task(&rt, &id).await?;
     let message =
@@ -490,17 +697,23 @@ async fn create_comment(
         message: message.clone(),
     };
     rt.change_task(&task.id, TaskOp::Part(Part::AddComment(comment.clone())), caller.person()).await?;
-    Ok((StatusCode::CREATED, Json(comment_json(&origin(&headers), &comment))))
+    Ok((StatusCode::CREATED, Json(Comment::of(&origin(&headers), &comment))))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/comments", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)),
+    responses(
+        (status = 200, description = "The task's comments", body = Vec<Comment>),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn list_comments(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Vec<Value>>> {
+) -> FlowableResult<Json<Vec<Comment>>> {
     open_task(&rt, &id).await?;
     let origin = origin(&headers);
-    Ok(Json(rt.store().comments_of_task(&id, "comment").await?.iter().map(|c| comment_json(&origin, c)).collect()))
+    Ok(Json(rt.store().comments_of_task(&id, "comment").await?.iter().map(|c| Comment::of(&origin, c)).collect()))
 }
 
 /// A comment or event of this task, or Flowable's 404.
@@ -512,15 +725,27 @@ async fn task_comment(rt: &Runtime, id: &str, comment: &str, kind: &str) -> Resu
     }
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/comments/{comment}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("comment" = String, Path, description = "The comment")),
+    responses(
+        (status = 200, description = "The comment", body = Comment),
+        (status = 404, description = "No open task of this id, or no such comment on it", body = FlowableErrorBody),
+    ))]
 async fn get_comment(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, comment)): Path<(String, String)>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Comment>> {
     let c = task_comment(&rt, &id, &comment, "comment").await?;
-    Ok(Json(comment_json(&origin(&headers), &c)))
+    Ok(Json(Comment::of(&origin(&headers), &c)))
 }
 
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/tasks/{id}/comments/{comment}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("comment" = String, Path, description = "The comment")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No open task of this id, or no such comment on it", body = FlowableErrorBody),
+    ))]
 async fn delete_comment(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
@@ -531,51 +756,109 @@ async fn delete_comment(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/events", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)),
+    responses(
+        (status = 200, description = "What happened to the task", body = Vec<Event>),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn list_events(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Vec<Value>>> {
+) -> FlowableResult<Json<Vec<Event>>> {
     open_task(&rt, &id).await?;
     let origin = origin(&headers);
-    Ok(Json(rt.store().comments_of_task(&id, "event").await?.iter().map(|c| event_json(&origin, c)).collect()))
+    Ok(Json(rt.store().comments_of_task(&id, "event").await?.iter().map(|c| Event::of(&origin, c)).collect()))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/events/{event}", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK), ("event" = String, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The event", body = Event),
+        (status = 404, description = "No open task of this id, or no such event of it", body = FlowableErrorBody),
+    ))]
 async fn get_event(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, event_id)): Path<(String, String)>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Event>> {
     let c = task_comment(&rt, &id, &event_id, "event").await?;
-    Ok(Json(event_json(&origin(&headers), &c)))
+    Ok(Json(Event::of(&origin(&headers), &c)))
 }
 
 // ---- attachments --------------------------------------------------------------------------
 
-fn attachment_json(origin: &str, a: &AttachmentRow) -> Value {
-    let task = a.task_id.clone().unwrap_or_default();
-    let url = service_url(origin, &format!("{}/attachments/{}", task_path(&task), a.id));
-    json!({
-        "id": a.id,
-        "url": url,
-        "name": a.name,
-        "userId": a.author,
-        "description": a.description,
-        "type": a.kind,
-        "taskUrl": service_url(origin, &task_path(&task)),
-        "processInstanceUrl": a.instance_id.as_ref().map(|i| service_url(origin, &format!("history/historic-process-instances/{i}"))),
-        "externalUrl": a.url,
-        "contentUrl": a.has_content.then(|| format!("{url}/content")),
-        "time": iso_time(a.time),
-    })
+/// An attachment of a task: content kept here, or a link elsewhere.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Attachment {
+    id: String,
+    url: String,
+    name: String,
+    user_id: Option<String>,
+    description: Option<String>,
+    /// Its type, as given (a media type serves its content as such).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    task_url: String,
+    process_instance_url: Option<String>,
+    /// Where it links to, for one without content.
+    external_url: Option<String>,
+    /// Where its content is read, for one with content.
+    content_url: Option<String>,
+    time: Option<String>,
 }
 
+impl Attachment {
+    fn of(origin: &str, a: &AttachmentRow) -> Attachment {
+        let task = a.task_id.clone().unwrap_or_default();
+        let url = service_url(origin, &format!("{}/attachments/{}", task_path(&task), a.id));
+        Attachment {
+            id: a.id.clone(),
+            content_url: a.has_content.then(|| format!("{url}/content")),
+            url,
+            name: a.name.clone(),
+            user_id: a.author.clone(),
+            description: a.description.clone(),
+            kind: a.kind.clone(),
+            task_url: service_url(origin, &task_path(&task)),
+            process_instance_url: a
+                .instance_id
+                .as_ref()
+                .map(|i| service_url(origin, &format!("history/historic-process-instances/{i}"))),
+            external_url: a.url.clone(),
+            time: iso_time(a.time),
+        }
+    }
+}
+
+/// A link to make an attachment of (a multipart form with a file part, and `name`,
+/// `description` and `type` fields, makes one with content).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AttachmentRequest {
+    /// Required.
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    external_url: Option<String>,
+}
+
+#[utoipa::path(post, path = "/flowable-rest/service/runtime/tasks/{id}/attachments", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)), request_body = AttachmentRequest,
+    responses(
+        (status = 201, description = "The attachment made, by the caller", body = Attachment),
+        (status = 400, description = "No name, or a form without a file part", body = FlowableErrorBody),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn create_attachment(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     request: Request,
-) -> FlowableResult<(StatusCode, Json<Value>)> {
+) -> FlowableResult<(StatusCode, Json<Attachment>)> {
     let origin = origin(request.headers());
     let task = open_task(&rt, &id).await?;
     let (fields, content) = if is_multipart(request.headers()) {
@@ -589,34 +872,41 @@ async fn create_attachment(
         let body = Bytes::from_request(request, &()).await.map_err(ApiError::rejected)?;
         (json_object(&body, false)?, None)
     };
-    let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+    let req: AttachmentRequest = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::bad_request(format!("malformed attachment: {e}")))?;
     let name =
-        text("name").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("Attachment name is required."))?;
+        req.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("Attachment name is required."))?;
     let attachment = AttachmentRow {
         id: new_id(),
         task_id: Some(id.clone()),
         instance_id: task.instance_id.clone(),
-        name: name.clone(),
-        description: text("description"),
-        kind: text("type"),
-        url: if content.is_some() { None } else { text("externalUrl") },
+        name,
+        description: req.description,
+        kind: req.kind,
+        url: if content.is_some() { None } else { req.external_url },
         has_content: content.is_some(),
         content,
         author: Some(caller.user.clone()),
         time: now_ms(),
     };
     rt.change_task(&id, TaskOp::Part(Part::AddAttachment(attachment.clone())), caller.person()).await?;
-    Ok((StatusCode::CREATED, Json(attachment_json(&origin, &attachment))))
+    Ok((StatusCode::CREATED, Json(Attachment::of(&origin, &attachment))))
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/attachments", tag = "flowable-tasks",
+    params(("id" = String, Path, description = TASK)),
+    responses(
+        (status = 200, description = "The task's attachments", body = Vec<Attachment>),
+        (status = 404, description = "No open task of this id", body = FlowableErrorBody),
+    ))]
 async fn list_attachments(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> FlowableResult<Json<Vec<Value>>> {
+) -> FlowableResult<Json<Vec<Attachment>>> {
     open_task(&rt, &id).await?;
     let origin = origin(&headers);
-    Ok(Json(rt.store().attachments(&id).await?.iter().map(|a| attachment_json(&origin, a)).collect()))
+    Ok(Json(rt.store().attachments(&id).await?.iter().map(|a| Attachment::of(&origin, a)).collect()))
 }
 
 async fn task_attachment(rt: &Runtime, id: &str, attachment: &str) -> Result<(UserTaskRow, AttachmentRow), ApiError> {
@@ -627,15 +917,26 @@ async fn task_attachment(rt: &Runtime, id: &str, attachment: &str) -> Result<(Us
     }
 }
 
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/attachments/{attachment}", tag = "flowable-tasks", params(("id" = String, Path, description = TASK), ("attachment" = String, Path, description = "The attachment")),
+    responses(
+        (status = 200, description = "The attachment", body = Attachment),
+        (status = 404, description = "No open task of this id, or no such attachment of it", body = FlowableErrorBody),
+    ))]
 async fn get_attachment(
     State(rt): State<Runtime>,
     headers: HeaderMap,
     Path((id, attachment)): Path<(String, String)>,
-) -> FlowableResult<Json<Value>> {
+) -> FlowableResult<Json<Attachment>> {
     let (_, a) = task_attachment(&rt, &id, &attachment).await?;
-    Ok(Json(attachment_json(&origin(&headers), &a)))
+    Ok(Json(Attachment::of(&origin(&headers), &a)))
 }
 
+/// Its content (also at `…/attachment/{attachment}/content`, as seed 003 spells it).
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/tasks/{id}/attachments/{attachment}/content", tag = "flowable-tasks", params(("id" = String, Path, description = TASK), ("attachment" = String, Path, description = "The attachment")),
+    responses(
+        (status = 200, description = "Its bytes, as its type when that is a media type", content_type = "application/octet-stream"),
+        (status = 404, description = "No open task, no such attachment, or one without content", body = FlowableErrorBody),
+    ))]
 async fn attachment_content(
     State(rt): State<Runtime>,
     Path((id, attachment)): Path<(String, String)>,
@@ -654,6 +955,11 @@ async fn attachment_content(
     Ok(([(header::CONTENT_TYPE, content_type)], content).into_response())
 }
 
+#[utoipa::path(delete, path = "/flowable-rest/service/runtime/tasks/{id}/attachments/{attachment}", tag = "flowable-tasks", params(("id" = String, Path, description = TASK), ("attachment" = String, Path, description = "The attachment")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No open task of this id, or no such attachment of it", body = FlowableErrorBody),
+    ))]
 async fn delete_attachment(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
