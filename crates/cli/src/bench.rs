@@ -26,7 +26,8 @@ pub(crate) struct BenchArgs {
     /// the worker protocol; tasks and tasks-postgres query a large task list; pipeline and
     /// pipeline-engine run a bk-sops tree of --nodes components; multi-instance and
     /// multi-instance-engine run one parallel multi-instance task of each of --items; sign-in-flood
-    /// times requests beside a flood of wrong passwords (comma separated).
+    /// times requests beside a flood of wrong passwords; timers, timers-postgres and
+    /// timers-postgres-kill fire --timers timers beside W1 (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -37,7 +38,7 @@ pub(crate) struct BenchArgs {
     concurrency: usize,
     /// PostgreSQL server on which a fresh database is created for the postgres mode.
     #[arg(long, env = "FLOWSTONE_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres: String,
+    pub(crate) postgres: String,
     /// Components in the tree of the `pipeline` modes.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
@@ -47,6 +48,9 @@ pub(crate) struct BenchArgs {
     /// Open tasks the `tasks` modes build before they query Flowable's task list.
     #[arg(long, default_value_t = 100_000)]
     tasks: u64,
+    /// Pending timers the `timers` modes set, due over a minute.
+    #[arg(long, default_value_t = 100_000)]
+    timers: u64,
     /// Directory holding w1_straight.bpmn, w2_usertask.bpmn, w3_gateways.bpmn (default: the bundled examples).
     #[arg(long)]
     models: Option<PathBuf>,
@@ -169,6 +173,11 @@ pub(crate) fn peak_rss_mib() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
+/// W1's model, for the modes that run it beside their own work.
+pub(crate) fn w1_source(args: &BenchArgs) -> Result<String, String> {
+    source(args, Workload::W1)
+}
+
 fn source(args: &BenchArgs, w: Workload) -> Result<String, String> {
     match &args.models {
         Some(dir) => {
@@ -238,6 +247,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 crate::sign_in_bench::flood(args.seconds, args.concurrency).await?;
                 continue;
             }
+            "timers" | "timers-postgres" | "timers-postgres-kill" => {
+                crate::timers_bench::run(mode, args.timers, &args).await?;
+                continue;
+            }
             "tasks" | "tasks-postgres" => {
                 let postgres = (mode == "tasks-postgres").then_some(args.postgres.as_str());
                 crate::tasks_bench::run(args.tasks, postgres).await?;
@@ -253,7 +266,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, timers, timers-postgres, timers-postgres-kill, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
                     ));
                 }
             };

@@ -12,6 +12,7 @@ mod multi_bench;
 mod pipeline_bench;
 mod sign_in_bench;
 mod tasks_bench;
+mod timers_bench;
 
 use clap::{Parser, Subcommand};
 use flowstone_engine::Limits;

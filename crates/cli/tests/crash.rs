@@ -181,3 +181,54 @@ async fn kill_9_loses_nothing_acknowledged_and_completes_nothing_twice() {
     );
     server.terminate();
 }
+
+/// Each instance waits on a timer due 2 s after it started, then a user task.
+const TIMED: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="timed"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="wait"/>
+    <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT2S</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow sourceRef="wait" targetRef="after"/><userTask id="after"/></process></definitions>"#;
+
+/// Timers set before a SIGKILL, that came due while the server was down, fire once at the
+/// next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_due_while_the_server_was_killed_fire_once_at_the_next_start() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = common::client();
+    let server = Serve::start(dir.path(), port);
+    let resp = must(client.post(format!("{base}/model")).body(TIMED).send().await);
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let body = json!({"key": "timed", "processName": format!("t{n}"), "variables": {}});
+        let (status, p) = post(&client, format!("{base}/process"), body).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        ids.push(p["processInstanceId"].as_str().unwrap_or_default().to_owned());
+    }
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let server = Serve::start(dir.path(), port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let (_, tasks) = get(&client, format!("{base}/task?processInstanceId={id}")).await;
+            let tasks = tasks.as_array().cloned().unwrap_or_default();
+            if tasks.iter().any(|t| t["name"] == "after") {
+                let mut names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+                names.sort_unstable();
+                assert_eq!(names, ["after", "wait"], "instance {id}: the timer fired once: {tasks:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "instance {id}: its timer did not fire after the restart");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    server.terminate();
+}
+
+async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
+    let resp = must(client.post(url).json(&body).send().await);
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}

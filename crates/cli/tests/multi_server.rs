@@ -4,6 +4,7 @@
 //! server running stone jobs is killed with SIGKILL, the others take the jobs over once
 //! their lease ends, and every instance finishes with no task completed twice. A server
 //! stopped cleanly hands its jobs back, and the others take them at once (LISTEN/NOTIFY).
+//! Timers set through any server fire once each, also when a server is killed holding them.
 
 mod common;
 
@@ -144,4 +145,50 @@ async fn servers_share_instances_and_take_over_a_killed_servers_jobs() {
     for server in servers.into_iter().flatten() {
         server.terminate();
     }
+}
+
+/// A user task with a non-interrupting boundary cycle firing three times, a second apart;
+/// each firing makes a `tick` user task.
+const TICKING: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="ticking"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="work"/><userTask id="work"/>
+    <boundaryEvent id="clock" attachedToRef="work" cancelActivity="false">
+      <timerEventDefinition><timeCycle>R3/PT1S</timeCycle></timerEventDefinition></boundaryEvent>
+    <sequenceFlow sourceRef="clock" targetRef="tick"/><userTask id="tick"/></process></definitions>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_fire_each_timer_once_and_take_over_a_killed_servers_timers() {
+    let Some(url) = flowstone_store::PgStore::test_database("flowstone_multi").await else { return };
+    let ports = [free_port(), free_port()];
+    let survivor = node(&url, ports[0], 0, "1");
+    let doomed = node(&url, ports[1], 1, "1");
+    let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let client = common::client();
+    let (status, _) = call(client.post(format!("{}/model", bases[0])).body(TICKING)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        let body = json!({"key": "ticking", "processName": format!("t{n}"), "variables": {}});
+        let (status, p) = call(client.post(format!("{}/process", bases[n % 2])).json(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        ids.push(p["processInstanceId"].as_str().unwrap_or_default().to_owned());
+    }
+    // Both servers fire the first ticks; one is killed before the last.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    doomed.kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in &ids {
+        loop {
+            let (_, tasks) = call(client.get(format!("{}/task", bases[0])).query(&[("processInstanceId", id)])).await;
+            let tasks = tasks.as_array().cloned().unwrap_or_default();
+            let ticks = tasks.iter().filter(|t| t["name"] == "tick").count();
+            let clock = tasks.iter().find(|t| t["name"] == "clock").cloned().unwrap_or_default();
+            assert!(ticks <= 3, "instance {id}: a firing came twice: {tasks:?}");
+            if ticks == 3 && clock["status"] == "completed" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "instance {id}: {ticks} ticks of 3: {tasks:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    survivor.terminate();
 }

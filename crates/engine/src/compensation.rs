@@ -60,6 +60,7 @@ impl Instance {
     /// work had started, starts its rollback.
     pub(crate) fn settle(&mut self, step: &mut Step<'_, '_>, before: InstanceStatus) {
         debug_assert!(self.index_is_current(), "the index drifted from the state");
+        self.sweep_timers(step);
         if self.active()
             && let Err(reason) = self.check_size(step.ctx.limits)
         {

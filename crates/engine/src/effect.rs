@@ -288,6 +288,24 @@ pub enum Effect {
     Spawn(Box<Spawned>),
     /// A token passed an event or a gateway.
     Passed(Passage),
+    /// Set a timer, or move it to its next due time.
+    SetTimer(TimerSet),
+    /// Remove a timer: it fired for the last time, or its activity or instance ended.
+    DropTimer {
+        /// The timer's task record.
+        record_id: String,
+    },
+}
+
+/// A timer to be fired at its due time, kept durably until then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerSet {
+    /// The timer's task record (it names the timer in [`crate::Command::FireTimer`]).
+    pub record_id: String,
+    /// The timer event's element.
+    pub element: String,
+    /// When it fires, in milliseconds since the epoch.
+    pub due: i64,
 }
 
 /// A token's pass through an event or a gateway, which takes no time: with the task records,

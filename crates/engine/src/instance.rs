@@ -7,6 +7,7 @@ use crate::errors::Thrower;
 use crate::index::Index;
 use crate::parts::Changes;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
+use crate::timer::Timer;
 use flowstone_expr::Expression;
 use flowstone_model::{Definition, EndKind, FlowId, NodeId, NodeKind, StoneSpec, Template};
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,19 @@ pub enum Command {
     /// After the instance ended, send `delete` to every stone task that ran, newest first,
     /// from a delete instance.
     Delete,
+    /// A timer came due.
+    FireTimer {
+        /// The timer's task record.
+        timer: String,
+        /// The due time it fired for (a cycle's timer is due again later).
+        due: i64,
+    },
+    /// Remove a timer without firing it (an operator deleted it): a boundary timer's record
+    /// closes as canceled; a catch event's token goes on waiting, for a cancel of its instance.
+    DropTimer {
+        /// The timer's task record.
+        timer: String,
+    },
 }
 
 /// How an instance is started.
@@ -317,6 +331,10 @@ pub enum EngineError {
         /// The task.
         task: String,
     },
+    /// A firing of a timer that no longer waits for that time: it fired already (on another
+    /// server), or its activity or instance ended.
+    #[error("timer {0} is not set for that time in this process instance")]
+    TimerNotSet(String),
 }
 
 /// The stored name of a status.
@@ -410,6 +428,9 @@ pub struct Instance {
     /// How many times each pipeline-tree component node has run (its `_loop` output).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) runs: BTreeMap<NodeId, u32>,
+    /// Timers set and not yet fired for the last time, by their task record's id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) timers: BTreeMap<String, Timer>,
     #[serde(skip)]
     pub(crate) index: Index,
     #[serde(skip)]
@@ -514,6 +535,7 @@ impl Instance {
             paused: Vec::new(),
             parked: Vec::new(),
             runs: BTreeMap::new(),
+            timers: BTreeMap::new(),
             index: Index::default(),
             changes: Changes::default(),
         };
@@ -610,6 +632,8 @@ impl Instance {
             Command::Pause { subprocess } => self.pause(&step, subprocess.as_deref())?,
             Command::Unpause { subprocess } => self.unpause(&mut step, subprocess.as_deref())?,
             Command::Cancel => self.cancel(&mut step),
+            Command::FireTimer { timer, due } => self.fire_timer(&mut step, &timer, due)?,
+            Command::DropTimer { timer } => self.drop_timer(&mut step, &timer)?,
         }
         self.run(&mut step);
         self.settle(&mut step, before);
@@ -755,18 +779,32 @@ impl Instance {
         self.failure = None;
     }
 
-    /// A token arrives at its node.
+    /// A token arrives at its node; an activity with timer boundary events sets their timers
+    /// once it runs (once for all items of a multi-instance activity).
     fn execute(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
-        let def = step.def;
-        let node = def.node(node_id);
+        let node = step.def.node(node_id);
         let inside_mi = scope.is_some_and(|s| {
             let sc = &self.scopes[&s];
             sc.node == node_id && matches!(sc.kind, ScopeKind::MiItem { .. })
         });
         if let Some(mi) = node.multi.as_ref().filter(|_| !inside_mi) {
-            return self.start_multi_instance(step, token, mi);
+            self.start_multi_instance(step, token, mi)?;
+        } else {
+            self.execute_node(step, token, node_id, scope)?;
         }
+        if node.timers.is_empty() || inside_mi { Ok(()) } else { self.arm_boundaries(step, token, node_id, scope) }
+    }
+
+    /// Runs the node a token arrived at.
+    fn execute_node(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        token: u32,
+        node_id: NodeId,
+        scope: Option<ScopeId>,
+    ) -> Result<(), Fail> {
+        let node = step.def.node(node_id);
         match &node.kind {
             // An exclusive gateway is passed once it chose (see `leave`).
             NodeKind::ExclusiveGateway { .. } => self.leave(step, token),
@@ -778,6 +816,9 @@ impl Instance {
                 self.passed(step, node_id);
                 self.leave(step, token)
             }
+            // Its timer's record is its history.
+            NodeKind::TimerBoundary { .. } => self.leave(step, token),
+            NodeKind::TimerCatch(timer) => self.catch_timer(step, token, timer),
             NodeKind::EndEvent(kind) => {
                 self.passed(step, node_id);
                 if scope.is_none() {
@@ -924,11 +965,18 @@ impl Instance {
         }));
     }
 
-    fn new_record(&self, step: &mut Step<'_, '_>, node_id: NodeId, stone: Option<(String, String)>) -> TaskRecord {
+    pub(crate) fn new_record(
+        &self,
+        step: &mut Step<'_, '_>,
+        node_id: NodeId,
+        stone: Option<(String, String)>,
+    ) -> TaskRecord {
         let node = step.def.node(node_id);
         let kind = match &node.kind {
             NodeKind::UserTask(_) => "userTask",
             NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
+            NodeKind::TimerCatch(_) => "intermediateCatchEvent",
+            NodeKind::TimerBoundary { .. } => "boundaryEvent",
             _ => "task",
         };
         let (namespace, stone) = stone.unzip();
@@ -969,7 +1017,7 @@ impl Instance {
         step.effects.push(Effect::Task(Box::new(rec)));
     }
 
-    /// Closes an open record; a stone task's job leaves the queue with it.
+    /// Closes an open record; a stone task's job or a timer leaves the queue with it.
     pub(crate) fn close_record(
         &mut self,
         step: &mut Step<'_, '_>,
@@ -981,6 +1029,9 @@ impl Instance {
         if let Some(rec) = self.take_record(id) {
             if rec.stone.is_some() {
                 step.effects.push(Effect::DropJob { record_id: rec.id.clone() });
+            }
+            if self.timers.remove(id).is_some() {
+                step.effects.push(Effect::DropTimer { record_id: rec.id.clone() });
             }
             self.emit_closed(step, rec, status, reason, outputs);
         }

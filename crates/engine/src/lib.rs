@@ -17,11 +17,12 @@ mod parts;
 mod pause;
 mod scope;
 mod stone;
+mod timer;
 mod user_task;
 
 pub use assignment::{Actor, Assignment, Candidates, Delegation, TaskChange};
 pub use effect::{
-    Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, TaskStatus, UserTaskInfo,
+    Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, TaskStatus, TimerSet, UserTaskInfo,
 };
 pub use flowstone_model::parse_instant;
 pub use instance::{

@@ -7,7 +7,7 @@ use crate::ir::{
     Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId, NodeKind, OutputParam,
     StoneSpec, UserTaskSpec,
 };
-use crate::timer::{Schedule, TimerKind, parse_instant};
+use crate::timer::{Schedule, TimerDef, TimerKind, TimerTime, parse_instant};
 use flowstone_expr::Expression;
 use roxmltree::{Document, Node as XmlNode};
 use std::collections::HashMap;
@@ -21,8 +21,11 @@ pub const FLOWSTONE_NS: &str = "http://flowstone.dev/bpmn";
 const ENGINE_NS: [&str; 4] =
     ["http://flowable.org/bpmn", "http://activiti.org/bpmn", "http://camunda.org/schema/1.0/bpmn", FLOWSTONE_NS];
 
-/// Elements inside a process that carry no execution semantics and are kept out of the graph.
-const DECORATION: [&str; 14] = [
+/// Elements inside a process that carry no execution semantics and are kept out of the graph
+/// (a subprocess's `incoming` and `outgoing` repeat what its sequence flows say).
+const DECORATION: [&str; 16] = [
+    "incoming",
+    "outgoing",
     "documentation",
     "extensionElements",
     "textAnnotation",
@@ -200,6 +203,7 @@ impl Builder<'_> {
                 multi: multi_instance(el)?,
                 line: pos.row,
                 options: None,
+                timers: Vec::new(),
             });
         }
         for (node_id, el) in subprocesses {
@@ -215,14 +219,25 @@ impl Builder<'_> {
                 .filter(|n| self.nodes[*n as usize].scope == scope)
                 .filter(|n| {
                     let kind = &self.nodes[*n as usize].kind;
-                    !matches!(kind, NodeKind::StartEvent | NodeKind::EndEvent(_) | NodeKind::ErrorBoundary { .. })
-                        && !matches!(kind, NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway)
+                    !matches!(
+                        kind,
+                        NodeKind::StartEvent
+                            | NodeKind::EndEvent(_)
+                            | NodeKind::ErrorBoundary { .. }
+                            | NodeKind::TimerBoundary { .. }
+                            | NodeKind::TimerCatch(_)
+                    ) && !matches!(kind, NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway)
                 })
                 .ok_or_else(|| {
                     ModelError::at(el, format!("attachedToRef `{target}` names no activity in the same scope"))
                 })?;
-            if let NodeKind::ErrorBoundary { attached_to, .. } = &mut self.nodes[node_id as usize].kind {
-                *attached_to = activity;
+            match &mut self.nodes[node_id as usize].kind {
+                NodeKind::ErrorBoundary { attached_to, .. } => *attached_to = activity,
+                NodeKind::TimerBoundary { attached_to, .. } => {
+                    *attached_to = activity;
+                    self.nodes[activity as usize].timers.push(node_id);
+                }
+                _ => {}
             }
         }
         for el in pending_flows {
@@ -315,12 +330,21 @@ impl Builder<'_> {
             el.children().filter(|c| c.is_element() && c.tag_name().name().ends_with("EventDefinition")).collect();
         Ok(match tag {
             _ if definitions.first().is_some_and(|d| d.tag_name().name() == "timerEventDefinition") => {
-                let definition = definitions[0];
-                check_timer(el, definition)?;
-                return Err(ModelError::at(
-                    el,
-                    format!("timer events (<{tag}> with <timerEventDefinition>) are read but not run yet"),
-                ));
+                let timer = Box::new(timer(el, definitions[0])?);
+                match tag {
+                    "intermediateCatchEvent" => NodeKind::TimerCatch(timer),
+                    "boundaryEvent" => NodeKind::TimerBoundary {
+                        attached_to: NodeId::MAX,
+                        timer,
+                        interrupting: el.attribute("cancelActivity") != Some("false"),
+                    },
+                    _ => {
+                        return Err(ModelError::at(
+                            el,
+                            format!("timer events (<{tag}> with <timerEventDefinition>) are read but not run yet"),
+                        ));
+                    }
+                }
             }
             "startEvent" => match definitions.first() {
                 None => NodeKind::StartEvent,
@@ -381,9 +405,9 @@ impl Builder<'_> {
     }
 }
 
-/// Checks a timer event definition: one of `timeDate`, `timeDuration` and `timeCycle`, whose
+/// Reads a timer event definition: one of `timeDate`, `timeDuration` and `timeCycle`, whose
 /// text is an expression (`${…}`) or a time of its kind (see [`Schedule::parse`]).
-fn check_timer(event: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<(), ModelError> {
+fn timer(event: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<TimerDef, ModelError> {
     let times: Vec<_> = [TimerKind::Date, TimerKind::Duration, TimerKind::Cycle]
         .into_iter()
         .filter_map(|kind| definition.children().find(|c| is_bpmn(*c, kind.element())).map(|c| (kind, c)))
@@ -399,17 +423,20 @@ fn check_timer(event: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<()
     if text.is_empty() {
         return Err(ModelError::at(time, format!("{what} is empty: write a time of its kind, or ${{…}}")));
     }
-    if text.contains("${") || text.contains("#{") {
-        expr(time, &what, text)?;
+    let time_text = if text.contains("${") || text.contains("#{") {
+        TimerTime::Expr(expr(time, &what, text)?)
     } else {
         Schedule::parse(kind, text).map_err(|e| ModelError::at(time, format!("{what}: {e}")))?;
-    }
-    match ext(time, "endDate") {
-        Some(end) if parse_instant(end).is_none() => {
-            Err(ModelError::at(time, format!("endDate `{end}` of {what} is not an ISO-8601 date-time")))
-        }
-        _ => Ok(()),
-    }
+        TimerTime::Fixed(text.to_owned())
+    };
+    let end =
+        match ext(time, "endDate") {
+            Some(end) => Some(parse_instant(end).ok_or_else(|| {
+                ModelError::at(time, format!("endDate `{end}` of {what} is not an ISO-8601 date-time"))
+            })?),
+            None => None,
+        };
+    Ok(TimerDef { kind, time: time_text, end })
 }
 
 fn is_juel(lang: &str) -> bool {

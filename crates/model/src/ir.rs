@@ -2,6 +2,7 @@
 
 use crate::diagram::Diagram;
 use crate::template::Template;
+use crate::timer::TimerDef;
 use flowstone_expr::Expression;
 
 /// How deep subprocesses may nest, in BPMN and pipeline trees alike: the engine walks a
@@ -96,6 +97,9 @@ pub struct Node {
     pub line: u32,
     /// What a pipeline-tree activity allows when it fails or is operated on.
     pub options: Option<Box<ActivityOptions>>,
+    /// The timer boundary events attached to it: kept here because every run of an
+    /// activity looks for them.
+    pub timers: Vec<NodeId>,
 }
 
 /// The flags of a pipeline-tree activity (bk-sops' ServiceActivity and SubProcess).
@@ -182,6 +186,18 @@ pub enum NodeKind {
         /// The error code it catches; `None` catches every error.
         code: Option<String>,
     },
+    /// A timer boundary event: when its timer fires while the activity it is attached to
+    /// runs, the flow goes on from here; an interrupting one cancels the activity first.
+    TimerBoundary {
+        /// The activity it is attached to.
+        attached_to: NodeId,
+        /// When it fires.
+        timer: Box<TimerDef>,
+        /// Whether it cancels the activity (`cancelActivity`, true unless the model says).
+        interrupting: bool,
+    },
+    /// An intermediate timer catch event: the token waits here until the timer fires.
+    TimerCatch(Box<TimerDef>),
 }
 
 /// How an end event ends its scope.

@@ -25,4 +25,4 @@ pub use pipeline::{
     parse_yaml_templates,
 };
 pub use template::Template;
-pub use timer::{Schedule, TimerKind, parse_instant};
+pub use timer::{Schedule, TimerDef, TimerKind, TimerTime, parse_instant};

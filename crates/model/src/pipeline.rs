@@ -303,6 +303,7 @@ impl Builder {
             multi: None,
             line: 0,
             options,
+            timers: Vec::new(),
         });
         Ok(node_id)
     }

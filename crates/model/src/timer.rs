@@ -6,6 +6,7 @@
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
+use flowstone_expr::Expression;
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, Zoned};
 
@@ -28,6 +29,42 @@ impl TimerKind {
             TimerKind::Duration => "timeDuration",
             TimerKind::Cycle => "timeCycle",
         }
+    }
+}
+
+/// A timer event definition as the model writes it: its kind, its text (a time of that kind,
+/// or an expression giving one when the timer is set) and the end of a cycle.
+#[derive(Debug, Clone)]
+pub struct TimerDef {
+    /// Which element gives the time.
+    pub kind: TimerKind,
+    /// The element's text.
+    pub time: TimerTime,
+    /// Flowable's `endDate` of a cycle: no firing after it.
+    pub end: Option<i64>,
+}
+
+/// The text of a timer element.
+#[derive(Debug, Clone)]
+pub enum TimerTime {
+    /// A time of the timer's kind, checked at deploy.
+    Fixed(String),
+    /// An expression (`${delay}`) whose value is such a time, read when the timer is set.
+    Expr(Expression),
+}
+
+impl TimerDef {
+    /// The schedule a timer follows once its text is known (`text`: the fixed text, or the
+    /// expression's value).
+    ///
+    /// # Errors
+    /// What is wrong with the text.
+    pub fn schedule(&self, text: &str) -> Result<Schedule, String> {
+        let schedule = Schedule::parse(self.kind, text)?;
+        Ok(match self.end {
+            Some(end) => schedule.ending(end),
+            None => schedule,
+        })
     }
 }
 

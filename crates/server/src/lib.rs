@@ -15,7 +15,7 @@ pub use api::{MAX_BODY_BYTES, router};
 pub use auth::{BkApp, add_app};
 pub use examples::EXAMPLES;
 pub use listen::HttpLimits;
-pub use runtime::{BrokerOptions, Runtime, RuntimeError, RuntimeOptions};
+pub use runtime::{BrokerOptions, Runtime, RuntimeError, RuntimeOptions, now_ms};
 
 use flowstone_store::{PgStore, SqliteStore, Store, StoreError};
 use std::net::SocketAddr;
@@ -120,6 +120,19 @@ pub struct Server {
     runtime: Runtime,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    /// Stops the runtime when the server goes, stopped or not.
+    _stopper: Stopper,
+}
+
+/// Stops a runtime when dropped: a server dropped without [`Server::stop`] (a test's, or one
+/// whose start failed further on) must not leave its committer's threads, its timer service
+/// and its database connections behind.
+struct Stopper(Runtime);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }
 
 impl Server {
@@ -170,7 +183,7 @@ impl Server {
             .await;
         });
         tracing::info!(%addr, "listening");
-        Ok(Self { addr, runtime, shutdown, task })
+        Ok(Self { addr, runtime: runtime.clone(), shutdown, task, _stopper: Stopper(runtime) })
     }
 
     /// The runtime behind it (benchmarks start instances through it directly).

@@ -28,7 +28,8 @@ fn bpmn_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Deploys, starts with `vars`, completes user tasks with `vars` until the end; the outcome.
+/// Deploys, starts with `vars`, completes user tasks with `vars` until the end (when only
+/// timers are left, fires the earliest, as the upstream tests move their clock); the outcome.
 async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
     let (status, body) = s.post_raw("/model", xml.to_owned(), "application/xml").await;
     if status != StatusCode::CREATED {
@@ -46,11 +47,16 @@ async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
             if open.is_empty() || p["processStatus"] != "running" {
                 break;
             }
+            let mut completed = 0;
             for t in open {
                 let (status, body) = s
                     .put(&format!("/task/{}/complete", t["id"].as_str().unwrap_or_default()), Some(vars.clone()))
                     .await;
                 assert!(status == StatusCode::OK || status == StatusCode::CONFLICT, "{body}");
+                completed += usize::from(status == StatusCode::OK);
+            }
+            if completed == 0 && !fire_earliest_timer(s, &id).await {
+                break;
             }
             p = s.settle_or_wait(&id).await;
         }
@@ -61,6 +67,19 @@ async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
         });
     }
     outcomes.join(" | ")
+}
+
+/// Fires the earliest timer of the instance now, through Flowable's job management; whether
+/// it had one.
+async fn fire_earliest_timer(s: &TestServer, id: &str) -> bool {
+    let jobs = format!("/flowable-rest/service/management/timer-jobs?processInstanceId={id}&sort=dueDate");
+    let (status, listed) = s.get(&jobs).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let Some(job) = listed["data"][0]["id"].as_str() else { return false };
+    let at = format!("/flowable-rest/service/management/timer-jobs/{job}");
+    let (status, body) = s.post(&at, json!({"action": "move"})).await;
+    assert!(status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND, "{body}");
+    true
 }
 
 #[tokio::test]
@@ -143,6 +162,7 @@ fn start_variables(name: &str) -> Value {
             json!({"assigneeList": ["kermit", "gonzo", "mispiggy", "fozzie", "bubba"]})
         }
         "sequential_multiinstance_loop_input.bpmn" => json!({"input_data": [1, 2, 3]}),
+        "timer-non-interrupt-boundary.bpmn" => json!({"work_done": "Yes"}),
         "reviewSalesLead.bpmn20.xml" => {
             json!({"initiator": "kermit", "customerName": "Alfresco", "details": "big", "notEnoughInformation": "false"})
         }
@@ -156,8 +176,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("bpmn-miwg/Reference/A.2.0.bpmn", "success"),
     ("bpmn-miwg/Reference/A.2.1.bpmn", "success"),
     ("bpmn-miwg/Reference/A.3.0.bpmn", "refused <boundaryEvent>"),
-    ("bpmn-miwg/Reference/A.4.0.bpmn", "refused <incoming>"),
-    ("bpmn-miwg/Reference/A.4.1.bpmn", "refused <incoming>"),
+    ("bpmn-miwg/Reference/A.4.0.bpmn", "success | success"),
+    ("bpmn-miwg/Reference/A.4.1.bpmn", "success | success"),
     ("bpmn-miwg/Reference/B.1.0.bpmn", "refused <timeDate>"),
     ("bpmn-miwg/Reference/B.2.0.bpmn", "refused <startEvent>"),
     ("bpmn-miwg/Reference/C.1.0.bpmn", "refused <startEvent>"),
@@ -174,7 +194,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("flowable/activiti5/ExecutionListenersStartEndEvent.bpmn20.xml", "refused <executionListener>"),
     ("flowable/activiti5/Expense_process.bpmn20.xml", "success"),
     ("flowable/activiti5/FinancialReportProcess.bpmn20.xml", "success"),
-    ("flowable/activiti5/SubProcessTest.fixSystemFailureProcess.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/activiti5/SubProcessTest.fixSystemFailureProcess.bpmn20.xml", "success"),
     ("flowable/activiti5/TaskListenerTest.bpmn20.xml", "refused <taskListener>"),
     ("flowable/activiti5/checkCreditProcess.bpmn20.xml", "success"),
     ("flowable/activiti5/orderProcess.bpmn20.xml", "refused <callActivity>"),
@@ -187,7 +207,7 @@ const EXPECTED: &[(&str, &str)] = &[
         "flowable/engine/BoundaryEscalationEventTest.testCatchEscalationOnEmbeddedSubprocess.bpmn20.xml",
         "refused <boundaryEvent>",
     ),
-    ("flowable/engine/BoundaryTimerEventTest.testMultipleTimersOnUserTask.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/engine/BoundaryTimerEventTest.testMultipleTimersOnUserTask.bpmn20.xml", "success"),
     ("flowable/engine/ErrorEventSubProcessTest.testCatchErrorInEmbeddedSubProcess.bpmn20.xml", "refused <subProcess>"),
     (
         "flowable/engine/EscalationEventSubProcessTest.testCatchEscalationInEmbeddedSubProcess.bpmn20.xml",
@@ -199,10 +219,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("flowable/engine/ExternalWorkerServiceTaskTest.testSimple.bpmn20.xml", "running"),
     ("flowable/engine/InclusiveGatewayTest.testDivergingInclusiveGateway.bpmn20.xml", "refused <inclusiveGateway>"),
     ("flowable/engine/InclusiveGatewayTest.testJoinAfterParallelGateway.bpmn20.xml", "refused <receiveTask>"),
-    (
-        "flowable/engine/IntermediateTimerEventTest.testCatchingTimerEvent.bpmn20.xml",
-        "refused <intermediateCatchEvent>",
-    ),
+    ("flowable/engine/IntermediateTimerEventTest.testCatchingTimerEvent.bpmn20.xml", "success"),
     ("flowable/engine/MessageStartEventTest.testSingleMessageStartEvent.bpmn20.xml", "refused <startEvent>"),
     ("flowable/engine/MultiInstanceTest.externalSubProcess.bpmn20.xml", "success"),
     ("flowable/engine/MultiInstanceTest.simpleMultiInstanceWithCollectionVariable.bpmn20.xml", "success"),
@@ -238,7 +255,7 @@ const EXPECTED: &[(&str, &str)] = &[
         "flowable/rest/HistoricTaskInstanceCollectionResourceTest.testQueryTaskInstancesWithCandidateGroup.bpmn20.xml",
         "success",
     ),
-    ("flowable/rest/JobResourceTest.testTimerProcess.bpmn20.xml", "refused <boundaryEvent>"),
+    ("flowable/rest/JobResourceTest.testTimerProcess.bpmn20.xml", "success"),
     ("flowable/rest/ProcessInstanceIdentityLinkResourceTest.process.bpmn20.xml", "success"),
     ("flowable/rest/ProcessInstanceResourceTest.process-one.bpmn20.xml", "refused <startEvent>"),
     ("flowable/rest/ProcessInstanceResourceTest.process-with-form.bpmn20.xml", "success"),
@@ -268,7 +285,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("spiffworkflow/bpmn/ParallelOrder.bpmn", "success"),
     ("spiffworkflow/bpmn/Scripts.bpmn20.xml", "refused <scriptTask>"),
     ("spiffworkflow/bpmn/Test-Workflows.bpmn20.xml", "refused <callActivity>"),
-    ("spiffworkflow/bpmn/boundary_timer_on_task.bpmn", "refused <boundaryEvent>"),
+    ("spiffworkflow/bpmn/boundary_timer_on_task.bpmn", "refused <scriptTask>"),
     ("spiffworkflow/bpmn/call_activity_end_event.bpmn", "refused <callActivity>"),
     ("spiffworkflow/bpmn/call_activity_level_2.bpmn", "refused <callActivity>"),
     ("spiffworkflow/bpmn/call_activity_level_2b.bpmn", "success"),
@@ -286,7 +303,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("spiffworkflow/bpmn/standard_loop.bpmn", "refused <standardLoopCharacteristics>"),
     ("spiffworkflow/bpmn/timer-cycle-start.bpmn", "refused <startEvent>"),
     ("spiffworkflow/bpmn/timer-date-start.bpmn", "refused <timeDate>"),
-    ("spiffworkflow/bpmn/timer-non-interrupt-boundary.bpmn", "refused <boundaryEvent>"),
+    ("spiffworkflow/bpmn/timer-non-interrupt-boundary.bpmn", "success"),
     ("spiffworkflow/camunda/MessageBoundary.bpmn", "refused <intermediateThrowEvent>"),
     ("spiffworkflow/camunda/no_form.bpmn", "success"),
 ];

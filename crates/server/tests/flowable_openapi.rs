@@ -189,4 +189,63 @@ fn id_of(answer: &Value) -> String {
     answer["id"].as_str().unwrap_or_default().to_owned()
 }
 
-backend_tests!(server = TestServer::start; flowable_answers_fit_the_openapi_document);
+/// A user task with an hour's interrupting boundary timer, as Flowable's `JobResourceTest`
+/// deploys it.
+const TIMED: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="timerProcess"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="task"/><userTask id="task"/>
+  <boundaryEvent id="escalationTimer" name="Escalation" attachedToRef="task">
+    <timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></boundaryEvent>
+  <sequenceFlow sourceRef="escalationTimer" targetRef="afterTimer"/><userTask id="afterTimer"/>
+  <sequenceFlow sourceRef="task" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
+
+/// Starts the timed process through Flowable REST; its instance id.
+async fn start_timed(d: &Documented) -> String {
+    let start = json!({"processDefinitionKey": "timerProcess"});
+    id_of(&d.send(Method::POST, "runtime/process-instances", "runtime/process-instances", start, 201).await)
+}
+
+/// Timer jobs: listed with where they wait and when they are due, moved (fired now) or
+/// deleted (never fired), every answer as the document says.
+async fn timer_jobs_are_listed_moved_and_deleted_as_documented(s: TestServer) {
+    let doc = must(must(reqwest::get(format!("{}/openapi.json", s.base)).await).json::<Value>().await);
+    let d = Documented { s, doc };
+    d.s.deploy(TIMED).await;
+    let id = start_timed(&d).await;
+    let listed = d.get("management/timer-jobs", &format!("management/timer-jobs?processInstanceId={id}"), 200).await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    let job = &listed["data"][0];
+    assert_eq!((job["elementId"].as_str(), job["elementName"].as_str()), (Some("escalationTimer"), Some("Escalation")));
+    let due = job["dueDate"].as_str().and_then(flowstone_engine::parse_instant).unwrap_or_default();
+    let ahead = due - jiff::Timestamp::now().as_millisecond();
+    assert!((3_500_000..=3_600_000).contains(&ahead), "due in an hour: {job}");
+    let at = format!("management/timer-jobs/{}", id_of(job));
+    d.get("management/timer-jobs/{id}", &at, 200).await;
+    d.get("management/jobs", "management/jobs", 200).await;
+    d.get("management/jobs/{id}", &format!("management/jobs/{}", id_of(job)), 404).await;
+    d.get("management/deadletter-jobs", "management/deadletter-jobs", 200).await;
+    d.get("management/deadletter-jobs/{id}", &format!("management/deadletter-jobs/{}", id_of(job)), 404).await;
+    d.get("management/timer-jobs", "management/timer-jobs?tenantId=x", 400).await;
+    let refused = d.send(Method::POST, "management/timer-jobs/{id}", &at, json!({"action": "execute"}), 400).await;
+    assert_eq!(refused["exception"], "Invalid action, only 'move' is supported.");
+    d.send(Method::POST, "management/timer-jobs/{id}", &at, json!({"action": "move"}), 204).await;
+    d.get("management/timer-jobs/{id}", &at, 404).await;
+    let tasks = d.get("runtime/tasks", &format!("runtime/tasks?processInstanceId={id}"), 200).await;
+    assert_eq!(tasks["data"][0]["taskDefinitionKey"], "afterTimer", "the timer fired: {tasks}");
+    let activities = "history/historic-activity-instances";
+    let fired =
+        d.get(activities, &format!("{activities}?processInstanceId={id}&activityId=escalationTimer"), 200).await;
+    assert_eq!(fired["data"][0]["activityType"], "boundaryEvent", "{fired}");
+
+    let other = start_timed(&d).await;
+    let listed = d.get("management/timer-jobs", &format!("management/timer-jobs?processInstanceId={other}"), 200).await;
+    let at = format!("management/timer-jobs/{}", id_of(&listed["data"][0]));
+    d.delete("management/timer-jobs/{id}", &at, 204).await;
+    d.delete("management/timer-jobs/{id}", &at, 404).await;
+    let tasks = d.get("runtime/tasks", &format!("runtime/tasks?processInstanceId={other}"), 200).await;
+    assert_eq!(tasks["data"][0]["taskDefinitionKey"], "task", "the task goes on: {tasks}");
+}
+
+backend_tests!(server = TestServer::start;
+    flowable_answers_fit_the_openapi_document,
+    timer_jobs_are_listed_moved_and_deleted_as_documented,
+);

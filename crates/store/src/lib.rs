@@ -13,6 +13,7 @@ mod repository;
 mod rows;
 mod sql;
 mod sqlite;
+mod timers;
 mod user_tasks;
 mod user_tasks_sql;
 mod variable_filter;
@@ -29,6 +30,7 @@ pub use rows::{
     LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
+pub use timers::{TimerJobRow, TimerLease, TimerOrder, TimerQuery, TimerRow, TimerStore};
 pub use user_tasks::{
     AttachmentRow, ChangedUserTask, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskPartWrite,
     TaskVariable, UserTaskQuery, UserTaskRow, UserTaskStore,
@@ -86,7 +88,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Durable state of models, instances, task records and jobs, and (through its supertraits)
 /// of user tasks and identities.
 #[async_trait::async_trait]
-pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + Send + Sync + 'static {
+pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + TimerStore + Send + Sync + 'static {
     /// A deployment by id.
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;
     /// A page of the deployments `query` asks for, with the count of all it asks for.

@@ -351,6 +351,11 @@ pub struct WriteBatch {
     pub jobs: Vec<JobRow>,
     /// Jobs to remove, by task record id.
     pub dropped_jobs: Vec<String>,
+    /// Timers set or moved to their next due time (the runtime leaves out those dropped
+    /// later in the same batch).
+    pub timers: Vec<crate::TimerRow>,
+    /// Timers to remove, by task record id.
+    pub dropped_timers: Vec<String>,
     /// Jobs whose start is done, by task record id: they keep their lock, and whoever takes
     /// them next monitors with these outputs.
     pub monitoring_jobs: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
@@ -418,6 +423,8 @@ impl WriteBatch {
             && self.passages.is_empty()
             && self.jobs.is_empty()
             && self.dropped_jobs.is_empty()
+            && self.timers.is_empty()
+            && self.dropped_timers.is_empty()
             && self.monitoring_jobs.is_empty()
             && self.user_tasks.is_empty()
             && self.closed_user_tasks.is_empty()

@@ -382,6 +382,8 @@ macro_rules! sql_store {
             Passages(&'a [crate::PassageRow]),
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
+            Timers(&'a [&'a crate::TimerRow]),
+            TimerDrops(&'a [String]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
             Links(&'a [&'a crate::TaskLink]),
@@ -663,6 +665,8 @@ macro_rules! sql_store {
                         " ON CONFLICT (instance_id, part) DO UPDATE SET body = EXCLUDED.body",
                     )
                 }
+                Work::Timers(chunk) => Encoded::Built(timer_impl::set_timers(chunk)),
+                Work::TimerDrops(chunk) => Encoded::Built(timer_impl::drop_timers(chunk)),
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
                     let mut list = q.separated(", ");
@@ -814,6 +818,9 @@ macro_rules! sql_store {
                 let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
                 let jobs: Vec<&JobRow> =
                     batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
+                // A timer set and dropped in one batch is dropped; one set twice (a cycle
+                // that fired twice) keeps its last due time.
+                let timers = last_per_id(&batch.timers, |t| t.record_id.as_str());
                 let (mut cleared, mut removed, mut written) = (Vec::new(), Vec::new(), Vec::new());
                 for (row, state) in &instances {
                     if state.clear {
@@ -847,6 +854,8 @@ macro_rules! sql_store {
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
+                work.extend(chunks(&timers).into_iter().map(Work::Timers));
+                work.extend(chunks(&batch.dropped_timers).into_iter().map(Work::TimerDrops));
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
                 work.extend(chunks(&links).into_iter().map(Work::Links));

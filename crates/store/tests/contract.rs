@@ -8,7 +8,8 @@ use flowstone_store::{
     GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
     ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore,
     Store, StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter,
-    TextFilter, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope, WriteBatch,
+    TextFilter, TimerLease, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
+    VariableFilter, VariableOp, VariableScope, WriteBatch,
 };
 use serde_json::json;
 
@@ -539,6 +540,103 @@ async fn racing_claimers_never_share_a_job(store: &dyn Store) {
     assert_eq!((before, all.len()), (300, 300), "every job handed out exactly once");
 }
 
+fn timer(record: &str, due: i64) -> TimerRow {
+    TimerRow {
+        record_id: record.into(),
+        instance_id: "i".into(),
+        element: "wait".into(),
+        due,
+        owner: None,
+        locked_until: None,
+    }
+}
+
+fn lease(owner: &str, now: i64) -> TimerLease<'_> {
+    TimerLease { owner, now, until: now + 1_000, limit: 100 }
+}
+
+async fn leased(store: &dyn Store, owner: &str, now: i64) -> Vec<String> {
+    must(store.lease_timers(lease(owner, now))).await.into_iter().map(|t| t.record_id).collect()
+}
+
+/// Timers are leased once due, earliest first; a lease holds until it ends, then another
+/// server takes the timer; a server stopping hands its leases back.
+async fn timers_are_leased_when_due_and_taken_over_when_the_lease_ends(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
+        timers: vec![timer("late", 300), timer("early", 100), timer("later", 5_000)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(must(store.next_timer()).await, Some(100));
+    assert!(leased(store, "a", 99).await.is_empty(), "nothing is due yet");
+    assert_eq!(leased(store, "a", 300).await, ["early", "late"], "due ones, earliest first");
+    assert_eq!(must(store.next_timer()).await, Some(5_000), "leased timers are not waited for");
+    assert!(leased(store, "b", 400).await.is_empty(), "a held lease is respected");
+    assert_eq!(leased(store, "b", 1_300).await, ["early", "late"], "ended leases are taken over");
+    assert_eq!(must(store.release_timers("b")).await, 2);
+    assert_eq!(leased(store, "c", 1_301).await, ["early", "late"], "handed back: taken at once");
+    let by_due = TimerQuery { instance_id: Some("i".into()), order: TimerOrder::Due, ..TimerQuery::default() };
+    let (all, total) = must(store.list_timers(&by_due, Page { offset: 1, limit: 1 })).await;
+    assert_eq!((total, all.iter().map(|t| t.timer.record_id.as_str()).collect::<Vec<_>>()), (3, vec!["late"]));
+    assert_eq!((all[0].timer.owner.as_deref(), all[0].model_id.as_str()), (Some("c"), "m"));
+    let held = TimerQuery { locked: Some(true), now: 1_302, due_after: Some(100), ..TimerQuery::default() };
+    let (all, _) = must(store.list_timers(&held, Page { offset: 0, limit: 10 })).await;
+    assert_eq!(all.iter().map(|t| t.timer.record_id.as_str()).collect::<Vec<_>>(), ["late"]);
+    let free = TimerQuery { locked: Some(false), now: 1_302, due_before: Some(5_000), ..TimerQuery::default() };
+    assert_eq!(must(store.list_timers(&free, Page { offset: 0, limit: 10 })).await.1, 0);
+}
+
+/// A timer set again (a cycle's next due time) moves and loses its lease; a timer is
+/// forgotten only while set for the time named; a dropped one is gone.
+async fn a_timer_set_again_moves_and_is_forgotten_only_for_its_time(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
+        timers: vec![timer("cycle", 100), timer("once", 100)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(leased(store, "a", 100).await.len(), 2);
+    let next =
+        WriteBatch { timers: vec![timer("cycle", 200)], dropped_timers: vec!["once".into()], ..WriteBatch::default() };
+    must(store.commit(&next)).await;
+    assert_eq!(must(store.next_timer()).await, Some(200));
+    assert!(!must(store.forget_timer("cycle", 100)).await, "set for another time now");
+    assert_eq!(leased(store, "b", 200).await, ["cycle"], "moved, and no longer leased to a");
+    assert!(must(store.forget_timer("cycle", 200)).await);
+    let (all, total) = must(store.list_timers(&TimerQuery::default(), Page { offset: 0, limit: 10 })).await;
+    assert_eq!((all.len(), total), (0, 0));
+}
+
+/// Three servers race for the same due timers: none is leased twice.
+async fn racing_servers_never_lease_a_timer_twice(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
+        timers: (0..300).map(|n| timer(&format!("t{n:03}"), n)).collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let claim = |owner: &'static str| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = must(store.lease_timers(TimerLease { limit: 7, ..lease(owner, 500) })).await;
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|t| t.record_id));
+        }
+    };
+    let (a, b, c) = tokio::join!(claim("a"), claim("b"), claim("c"));
+    let mut all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (300, 300), "every timer leased exactly once");
+}
+
 /// A job queued again under its record id (a `reRun`) replaces the old one; a worker's
 /// failure with retries left hands it back after the back-off.
 async fn a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off(store: &dyn Store) {
@@ -1050,6 +1148,9 @@ macro_rules! suite {
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
             racing_claimers_never_share_a_job,
+            timers_are_leased_when_due_and_taken_over_when_the_lease_ends,
+            a_timer_set_again_moves_and_is_forgotten_only_for_its_time,
+            racing_servers_never_lease_a_timer_twice,
             a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off,
             user_tasks_come_from_batches_and_close_into_history,
             a_task_change_applies_only_on_the_version_it_read,

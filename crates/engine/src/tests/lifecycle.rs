@@ -57,6 +57,7 @@ impl Harness {
             effects: s.effects,
             counter: self.counter + 1000,
             limits: self.limits.clone(),
+            now: self.now,
         };
         (s.id, harness)
     }

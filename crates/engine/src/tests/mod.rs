@@ -3,6 +3,7 @@
 mod lifecycle;
 mod limits;
 mod properties;
+mod timers;
 mod user_tasks;
 
 use super::*;
@@ -27,6 +28,8 @@ struct Harness {
     effects: Vec<Effect>,
     counter: u32,
     limits: Limits,
+    /// The time commands are applied at (the start is at 1000).
+    now: i64,
 }
 
 impl Harness {
@@ -50,7 +53,7 @@ impl Harness {
             options,
             &mut Ctx { now: 1000, ids: &mut ids, brokered: &no_broker, limits: &limits },
         );
-        Harness { def, inst, effects, counter, limits }
+        Harness { def, inst, effects, counter, limits, now: 2000 }
     }
 
     fn apply(&mut self, cmd: Command) -> Result<(), EngineError> {
@@ -62,7 +65,7 @@ impl Harness {
         let effects = self.inst.apply(
             &self.def,
             cmd,
-            &mut Ctx { now: 2000, ids: &mut ids, brokered: &no_broker, limits: &self.limits },
+            &mut Ctx { now: self.now, ids: &mut ids, brokered: &no_broker, limits: &self.limits },
         )?;
         self.counter = counter;
         self.effects.extend(effects);

@@ -264,7 +264,7 @@ fn timer_definitions_are_checked_where_they_are_written() {
     assert!(waiting("<timeDate>2026-12-02</timeDate><timeCycle>R/PT1H</timeCycle>").message.contains("exactly one"));
     let end = r#"<timeCycle xmlns:flowable="http://flowable.org/bpmn" flowable:endDate="never">R/PT1H</timeCycle>"#;
     assert!(waiting(end).message.contains("endDate `never`"));
-    // Well written, in each form, they are read and refused for now as not run.
+    // Well written, in each form, they are read into a timer node.
     for good in [
         "<timeDuration>PT5M</timeDuration>",
         "<timeDuration>${delay}</timeDuration>",
@@ -272,8 +272,39 @@ fn timer_definitions_are_checked_where_they_are_written() {
         "<timeCycle>R3/PT10S</timeCycle>",
         "<timeCycle>0 0/5 * * * ?</timeCycle>",
     ] {
-        assert!(waiting(good).message.contains("read but not run yet"), "{good}: {}", waiting(good));
+        let d = parse_one(&format!(
+            r#"{flow}<intermediateCatchEvent id="w"><timerEventDefinition>{good}</timerEventDefinition></intermediateCatchEvent>"#
+        ));
+        let w = d.node_by_element("w").unwrap_or_default();
+        assert!(matches!(d.node(w).kind, NodeKind::TimerCatch(_)), "{good}");
     }
+}
+
+#[test]
+fn boundary_timers_are_attached_to_their_activity_and_interrupt_unless_told() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><userTask id="t"/>
+        <boundaryEvent id="late" attachedToRef="t"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></boundaryEvent>
+        <boundaryEvent id="remind" attachedToRef="t" cancelActivity="false"><timerEventDefinition><timeCycle>R/PT1H</timeCycle></timerEventDefinition></boundaryEvent>"#,
+    );
+    let t = d.node_by_element("t").unwrap_or_default();
+    let timers: Vec<_> = d.node(t).timers.iter().map(|n| &d.node(*n).kind).collect();
+    assert!(matches!(
+        timers[..],
+        [
+            NodeKind::TimerBoundary { interrupting: true, attached_to: a, .. },
+            NodeKind::TimerBoundary { interrupting: false, attached_to: b, .. }
+        ] if *a == t && *b == t
+    ));
+}
+
+#[test]
+fn timer_start_events_are_refused_until_they_are_run() {
+    let err = parse_err(
+        r#"<startEvent id="s"><timerEventDefinition><timeCycle>0 0 * * * ?</timeCycle></timerEventDefinition></startEvent>
+        <sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    assert!(err.message.contains("not run yet"), "{err}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use flowstone_engine::{
 use flowstone_model::Definition;
 use flowstone_store::{
     BkTaskEdit, BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow,
-    NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow, UserTaskRow, WriteBatch, json_text,
+    NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow, TimerRow, UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -647,6 +647,9 @@ impl Committer {
         if for_workers {
             self.runtime.jobs_committed();
         }
+        if !batch.timers.is_empty() {
+            self.runtime.timer_bell.ring();
+        }
     }
 
     /// Applies requests to their live instances, adding the writes to `into`.
@@ -1032,6 +1035,15 @@ impl Committer {
                 Effect::Passed(passage) => {
                     into.batch.passages.push(PassageRow { instance_id: row.id.clone(), passage });
                 }
+                Effect::SetTimer(timer) => into.batch.timers.push(TimerRow {
+                    record_id: timer.record_id,
+                    instance_id: row.id.clone(),
+                    element: timer.element,
+                    due: timer.due,
+                    owner: None,
+                    locked_until: None,
+                }),
+                Effect::DropTimer { record_id } => into.batch.dropped_timers.push(record_id),
             }
         }
         // A person's change of a task closed here must find it ended until the close commits.

@@ -10,6 +10,7 @@ mod committer;
 pub(crate) mod jobs;
 mod records;
 pub(crate) mod stones;
+mod timers;
 mod user_tasks;
 
 use crate::models::ModelCache;
@@ -156,6 +157,8 @@ pub struct Runtime {
     metrics: Arc<crate::metrics::Metrics>,
     /// The stones this server runs or publishes, by name.
     stones: Arc<[KnownStone]>,
+    /// Wakes the timer service when a commit set timers.
+    timer_bell: Arc<timers::TimerBell>,
 }
 
 /// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
@@ -232,6 +235,7 @@ impl Runtime {
             limits: Arc::new(options.limits.clone()),
             metrics: Arc::default(),
             stones: known,
+            timer_bell: Arc::default(),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
@@ -255,6 +259,7 @@ impl Runtime {
         );
         dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped.clone()));
         *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
+        timers::start(runtime.clone(), options.node.clone(), options.lease, stopped.clone());
         if let Some(broker) = options.broker {
             crate::runtime::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;
         }
@@ -275,7 +280,9 @@ impl Runtime {
             let _ = runner.await;
         }
         let released = self.store.release_jobs(&self.node).await;
+        let timers = self.store.release_timers(&self.node).await;
         self.shutdown();
+        timers?;
         Ok(released?)
     }
 

@@ -7,6 +7,7 @@ mod filters;
 mod identity;
 mod instances;
 mod jobs;
+mod management;
 mod repository;
 mod task_history;
 mod task_parts;
@@ -36,6 +37,7 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         activities::api(),
         repository::api(),
         identity::api(),
+        management::api(),
     ] {
         doc.merge(part);
     }
@@ -52,6 +54,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .merge(tasks::routes())
         .merge(task_parts::routes())
         .merge(task_history::routes())
+        .merge(management::routes())
 }
 
 /// `http://host` of the request, for the `url` fields.

@@ -1,0 +1,104 @@
+//! Timer events through the platform API on both databases: timers that are due fire through
+//! the server's timer service, waiting ones show as task records with their due date, and a
+//! timer outlives a restart of the server.
+
+mod common;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn model(key: &str, body: &str) -> String {
+    format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+        <process id="{key}" isExecutable="true">{body}</process></definitions>"#
+    )
+}
+
+/// start → a timer catch event with `time` → end.
+fn waiting(key: &str, time: &str) -> String {
+    model(
+        key,
+        &format!(
+            r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+            <intermediateCatchEvent id="wait" name="Wait"><timerEventDefinition>{time}</timerEventDefinition></intermediateCatchEvent>
+            <sequenceFlow id="f2" sourceRef="wait" targetRef="e"/><endEvent id="e"/>"#
+        ),
+    )
+}
+
+async fn start(s: &TestServer, key: &str, variables: Value) -> String {
+    s.start_process(key, variables).await["id"].as_str().unwrap_or_default().to_owned()
+}
+
+fn record<'a>(tasks: &'a [Value], element: &str) -> &'a Value {
+    tasks.iter().find(|t| t["name"] == element).unwrap_or_else(|| panic!("no task record of {element} in {tasks:?}"))
+}
+
+async fn a_due_timer_fires_and_its_process_goes_on_to_the_end(s: TestServer) {
+    s.deploy(&waiting("due", "<timeDuration>PT0S</timeDuration>")).await;
+    let id = start(&s, "due", serde_json::json!({})).await;
+    s.wait_for(&id, "success").await;
+    let tasks = s.tasks(&id).await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!((&tasks[0]["name"], &tasks[0]["status"]), (&Value::from("Wait"), &Value::from("completed")));
+}
+
+async fn a_waiting_timer_shows_its_due_date_and_goes_with_a_cancel(s: TestServer) {
+    s.deploy(&waiting("later", "<timeDuration>${delay}</timeDuration>")).await;
+    let id = start(&s, "later", serde_json::json!({"delay": "PT1H"})).await;
+    let p = s.settle_or_wait(&id).await;
+    assert_eq!(p["processStatus"], "running", "{p}");
+    let tasks = s.tasks(&id).await;
+    let wait = &tasks[0];
+    assert_eq!(wait["status"], "active", "{wait}");
+    let params: Value = serde_json::from_str(wait["params"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(params["timeDuration"], "PT1H", "{wait}");
+    let due = params["dueDate"].as_str().unwrap_or_default();
+    let due: jiff::Timestamp = due.parse().unwrap_or_else(|e| panic!("{due}: {e}"));
+    let ahead = due.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+    assert!((3_500_000..=3_600_000).contains(&ahead), "due in an hour, not {ahead} ms");
+    let (status, body) = s.put(&format!("/process/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.wait_for(&id, "canceled").await;
+    let tasks = s.tasks(&id).await;
+    assert_eq!(tasks[0]["status"], "canceled", "{tasks:?}");
+}
+
+async fn an_interrupting_boundary_timer_takes_the_flow_past_its_task(s: TestServer) {
+    s.deploy(&model(
+        "escalate",
+        r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
+        <userTask id="approve"/>
+        <boundaryEvent id="late" attachedToRef="approve"><timerEventDefinition><timeDate>2020-01-01T00:00:00Z</timeDate></timerEventDefinition></boundaryEvent>
+        <sequenceFlow id="f2" sourceRef="late" targetRef="escalated"/><userTask id="escalated"/>
+        <sequenceFlow id="f3" sourceRef="approve" targetRef="e"/><endEvent id="e"/>"#,
+    ))
+    .await;
+    let id = start(&s, "escalate", serde_json::json!({})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        tasks = s.tasks(&id).await;
+        if tasks.iter().any(|t| t["name"] == "escalated") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(record(&tasks, "approve")["status"], "canceled", "{tasks:?}");
+    assert_eq!(record(&tasks, "late")["status"], "completed", "{tasks:?}");
+    assert_eq!(record(&tasks, "escalated")["status"], "active", "{tasks:?}");
+}
+
+async fn a_timer_outlives_a_restart_of_the_server(s: TestServer) {
+    s.deploy(&waiting("restart", "<timeDuration>PT1S</timeDuration>")).await;
+    let id = start(&s, "restart", serde_json::json!({})).await;
+    let s = s.restart().await;
+    s.wait_for(&id, "success").await;
+}
+
+backend_tests!(server = TestServer::start;
+    a_due_timer_fires_and_its_process_goes_on_to_the_end,
+    a_waiting_timer_shows_its_due_date_and_goes_with_a_cancel,
+    an_interrupting_boundary_timer_takes_the_flow_past_its_task,
+    a_timer_outlives_a_restart_of_the_server,
+);
