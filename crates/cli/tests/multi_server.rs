@@ -155,6 +155,11 @@ const TICKING: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/201005
       <timerEventDefinition><timeCycle>R3/PT1S</timeCycle></timerEventDefinition></boundaryEvent>
     <sequenceFlow sourceRef="clock" targetRef="tick"/><userTask id="tick"/></process></definitions>"#;
 
+/// A timer start event firing four times, half a second apart.
+const SCHEDULED: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="scheduled"><startEvent id="tick"><timerEventDefinition><timeCycle>R4/PT0.5S</timeCycle></timerEventDefinition></startEvent>
+    <sequenceFlow sourceRef="tick" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_fire_each_timer_once_and_take_over_a_killed_servers_timers() {
     let Some(url) = flowstone_store::PgStore::test_database("flowstone_multi").await else { return };
@@ -164,6 +169,8 @@ async fn servers_fire_each_timer_once_and_take_over_a_killed_servers_timers() {
     let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     let client = common::client();
     let (status, _) = call(client.post(format!("{}/model", bases[0])).body(TICKING)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(client.post(format!("{}/model", bases[1])).body(SCHEDULED)).await;
     assert_eq!(status, StatusCode::CREATED);
     let mut ids = Vec::new();
     for n in 0..40 {
@@ -190,5 +197,9 @@ async fn servers_fire_each_timer_once_and_take_over_a_killed_servers_timers() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // Both servers raced for each firing of the timer start event: each started one instance.
+    let (_, listed) =
+        call(client.get(format!("{}/process", bases[0])).query(&[("key", "scheduled"), ("size", "50")])).await;
+    assert_eq!(listed["total"], 4, "one instance per firing: {listed}");
     survivor.terminate();
 }

@@ -149,6 +149,9 @@ pub struct StartOptions {
     pub mock: bool,
     /// Who started it: the value of the start event's initiator variable.
     pub initiator: Option<String>,
+    /// The start event it begins at (a timer start event's firing); the definition's start
+    /// when none.
+    pub from: Option<NodeId>,
 }
 
 /// What an instance is for.
@@ -480,7 +483,7 @@ impl Instance {
         inst.debug = options.debug;
         inst.mock = options.mock;
         let mut step = Step::new(def, ctx);
-        let token = inst.spawn(def.start, None);
+        let token = inst.spawn(options.from.unwrap_or(def.start), None);
         step.ready.push_back(token);
         inst.run(&mut step);
         inst.settle(&mut step, InstanceStatus::Running);
@@ -809,6 +812,7 @@ impl Instance {
             // An exclusive gateway is passed once it chose (see `leave`).
             NodeKind::ExclusiveGateway { .. } => self.leave(step, token),
             NodeKind::StartEvent
+            | NodeKind::TimerStart(_)
             | NodeKind::ParallelGateway
             | NodeKind::Fork { .. }
             | NodeKind::Converge
@@ -948,7 +952,7 @@ impl Instance {
     fn passed(&self, step: &mut Step<'_, '_>, node_id: NodeId) {
         let node = step.def.node(node_id);
         let kind = match &node.kind {
-            NodeKind::StartEvent => "startEvent",
+            NodeKind::StartEvent | NodeKind::TimerStart(_) => "startEvent",
             NodeKind::EndEvent(_) => "endEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::ParallelGateway | NodeKind::Fork { conditional: false, .. } => "parallelGateway",

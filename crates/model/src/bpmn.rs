@@ -97,6 +97,11 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 initiator,
                 name: process.attribute("name").map(str::to_owned),
                 start,
+                timer_start: builder
+                    .nodes
+                    .iter()
+                    .position(|n| matches!(n.kind, NodeKind::TimerStart(_)) && n.scope.is_none())
+                    .map(|i| i as NodeId),
                 outputs: output_template(*process)?,
                 constants: Vec::new(),
                 diagram: Diagram {
@@ -162,6 +167,7 @@ impl Builder<'_> {
         let mut pending_flows = Vec::new();
         let mut attachments = Vec::new();
         let mut starts = Vec::new();
+        let mut timer_starts = Vec::new();
         let mut subprocesses = Vec::new();
         for el in container.children().filter(XmlNode::is_element) {
             let ns = el.tag_name().namespace();
@@ -183,8 +189,16 @@ impl Builder<'_> {
             if self.index.insert(id.to_owned(), node_id).is_some() {
                 return Err(ModelError::at(el, format!("duplicate id `{id}`")));
             }
-            if matches!(kind, NodeKind::StartEvent) {
-                starts.push(node_id);
+            match kind {
+                NodeKind::StartEvent => starts.push(node_id),
+                NodeKind::TimerStart(_) if scope.is_some() => {
+                    return Err(ModelError::at(
+                        el,
+                        "a timer start event belongs to a process, not to an embedded subprocess",
+                    ));
+                }
+                NodeKind::TimerStart(_) => timer_starts.push(node_id),
+                _ => {}
             }
             if tag == "subProcess" {
                 subprocesses.push((node_id, el));
@@ -222,6 +236,7 @@ impl Builder<'_> {
                     !matches!(
                         kind,
                         NodeKind::StartEvent
+                            | NodeKind::TimerStart(_)
                             | NodeKind::EndEvent(_)
                             | NodeKind::ErrorBoundary { .. }
                             | NodeKind::TimerBoundary { .. }
@@ -244,8 +259,16 @@ impl Builder<'_> {
             self.flow(el, scope)?;
         }
         self.check_defaults(container)?;
+        if let [_, second, ..] = timer_starts[..] {
+            let line = self.nodes[second as usize].line;
+            return Err(ModelError {
+                line: Some(line),
+                ..ModelError::at(container, "more than one timer start event")
+            });
+        }
         match starts.as_slice() {
             [one] => Ok(*one),
+            [] if !timer_starts.is_empty() => Ok(timer_starts[0]),
             [] => Err(ModelError::at(
                 container,
                 "no none start event: a process or subprocess needs exactly one <startEvent>",
@@ -333,6 +356,13 @@ impl Builder<'_> {
                 let timer = Box::new(timer(el, definitions[0])?);
                 match tag {
                     "intermediateCatchEvent" => NodeKind::TimerCatch(timer),
+                    "startEvent" if matches!(timer.time, TimerTime::Expr(_)) => {
+                        return Err(ModelError::at(
+                            el,
+                            "a timer start event's time cannot be an expression: there is no instance to read it in yet",
+                        ));
+                    }
+                    "startEvent" => NodeKind::TimerStart(timer),
                     "boundaryEvent" => NodeKind::TimerBoundary {
                         attached_to: NodeId::MAX,
                         timer,

@@ -25,8 +25,12 @@ pub struct Definition {
     pub nodes: Vec<Node>,
     /// All sequence flows.
     pub flows: Vec<Flow>,
-    /// The none start event of the top-level process.
+    /// The none start event of the top-level process (its timer start event when it has no
+    /// none start event).
     pub start: NodeId,
+    /// The timer start event of the top-level process: each firing of its timer starts an
+    /// instance there.
+    pub timer_start: Option<NodeId>,
     /// The variable the start event's `initiator` attribute names: it holds who started the
     /// instance (null when nobody signed in).
     pub initiator: Option<String>,
@@ -198,6 +202,9 @@ pub enum NodeKind {
     },
     /// An intermediate timer catch event: the token waits here until the timer fires.
     TimerCatch(Box<TimerDef>),
+    /// A timer start event: an instance started by its timer begins here (one started by a
+    /// request begins at the none start event, if there is one).
+    TimerStart(Box<TimerDef>),
 }
 
 /// How an end event ends its scope.

@@ -47,6 +47,7 @@ pub fn parse_pipeline(
         nodes: b.nodes,
         flows: b.flows,
         start,
+        timer_start: None,
         initiator: None,
         outputs,
         constants,

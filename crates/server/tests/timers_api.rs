@@ -49,6 +49,13 @@ async fn a_waiting_timer_shows_its_due_date_and_goes_with_a_cancel(s: TestServer
     let id = start(&s, "later", serde_json::json!({"delay": "PT1H"})).await;
     let p = s.settle_or_wait(&id).await;
     assert_eq!(p["processStatus"], "running", "{p}");
+    let waiting = &p["waitingFor"][0];
+    assert_eq!(
+        (&waiting["type"], &waiting["name"]),
+        (&Value::from("intermediateCatchEvent"), &Value::from("Wait")),
+        "{p}"
+    );
+    assert!(waiting["dueDate"].as_str().is_some_and(|d| d.len() == 19), "a platform date: {p}");
     let tasks = s.tasks(&id).await;
     let wait = &tasks[0];
     assert_eq!(wait["status"], "active", "{wait}");
@@ -96,7 +103,58 @@ async fn a_timer_outlives_a_restart_of_the_server(s: TestServer) {
     s.wait_for(&id, "success").await;
 }
 
+/// start → end, the start a timer start event with `time`.
+fn scheduled(key: &str, time: &str) -> String {
+    model(
+        key,
+        &format!(
+            r#"<startEvent id="tick"><timerEventDefinition>{time}</timerEventDefinition></startEvent>
+            <sequenceFlow id="f1" sourceRef="tick" targetRef="e"/><endEvent id="e"/>"#
+        ),
+    )
+}
+
+/// The instances of a model key.
+async fn instances_of(s: &TestServer, key: &str) -> Vec<Value> {
+    let (status, body) = s.get(&format!("/process?key={key}&size=100")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
+async fn a_timer_start_event_starts_an_instance_at_each_firing_of_its_cycle(s: TestServer) {
+    s.deploy(&scheduled("ticking", "<timeCycle>R2/PT0.2S</timeCycle>")).await;
+    let mut started = Vec::new();
+    for _ in 0..100 {
+        started = instances_of(&s, "ticking").await;
+        if started.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(started.len(), 2, "{started:?}");
+    for p in &started {
+        let p = s.wait_for(p["id"].as_str().unwrap_or_default(), "success").await;
+        assert_eq!(p["processStatus"], "success", "{p}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(instances_of(&s, "ticking").await.len(), 2, "the cycle ended after two firings");
+}
+
+async fn a_new_version_without_a_timer_start_ends_the_old_schedule(s: TestServer) {
+    let soon = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond() + 800).unwrap_or_default();
+    s.deploy(&scheduled("replaced", &format!("<timeDate>{soon}</timeDate>"))).await;
+    s.deploy(&model(
+        "replaced",
+        r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="e"/><endEvent id="e"/>"#,
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(instances_of(&s, "replaced").await.is_empty(), "the first version's timer was removed with it");
+}
+
 backend_tests!(server = TestServer::start;
+    a_timer_start_event_starts_an_instance_at_each_firing_of_its_cycle,
+    a_new_version_without_a_timer_start_ends_the_old_schedule,
     a_due_timer_fires_and_its_process_goes_on_to_the_end,
     a_waiting_timer_shows_its_due_date_and_goes_with_a_cancel,
     an_interrupting_boundary_timer_takes_the_flow_past_its_task,

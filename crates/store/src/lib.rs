@@ -30,7 +30,7 @@ pub use rows::{
     LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
-pub use timers::{TimerJobRow, TimerLease, TimerOrder, TimerQuery, TimerRow, TimerStore};
+pub use timers::{TimerJobRow, TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TimerStore};
 pub use user_tasks::{
     AttachmentRow, ChangedUserTask, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskPartWrite,
     TaskVariable, UserTaskQuery, UserTaskRow, UserTaskStore,

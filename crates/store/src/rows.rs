@@ -356,6 +356,9 @@ pub struct WriteBatch {
     pub timers: Vec<crate::TimerRow>,
     /// Timers to remove, by task record id.
     pub dropped_timers: Vec<String>,
+    /// Timer start events' timers that fired; one another server moved first fails the
+    /// commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
+    pub moved_timers: Vec<crate::TimerMove>,
     /// Jobs whose start is done, by task record id: they keep their lock, and whoever takes
     /// them next monitors with these outputs.
     pub monitoring_jobs: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
@@ -425,6 +428,7 @@ impl WriteBatch {
             && self.dropped_jobs.is_empty()
             && self.timers.is_empty()
             && self.dropped_timers.is_empty()
+            && self.moved_timers.is_empty()
             && self.monitoring_jobs.is_empty()
             && self.user_tasks.is_empty()
             && self.closed_user_tasks.is_empty()

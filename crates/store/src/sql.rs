@@ -384,6 +384,7 @@ macro_rules! sql_store {
             Drops(&'a [String]),
             Timers(&'a [&'a crate::TimerRow]),
             TimerDrops(&'a [String]),
+            TimerMoved(&'a crate::TimerMove),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
             Links(&'a [&'a crate::TaskLink]),
@@ -667,6 +668,7 @@ macro_rules! sql_store {
                 }
                 Work::Timers(chunk) => Encoded::Built(timer_impl::set_timers(chunk)),
                 Work::TimerDrops(chunk) => Encoded::Built(timer_impl::drop_timers(chunk)),
+                Work::TimerMoved(moved) => Encoded::Built(timer_impl::move_timer(moved)),
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
                     let mut list = q.separated(", ");
@@ -856,6 +858,7 @@ macro_rules! sql_store {
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
                 work.extend(chunks(&timers).into_iter().map(Work::Timers));
                 work.extend(chunks(&batch.dropped_timers).into_iter().map(Work::TimerDrops));
+                work.extend(batch.moved_timers.iter().map(Work::TimerMoved));
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
                 work.extend(chunks(&links).into_iter().map(Work::Links));
@@ -911,6 +914,12 @@ macro_rules! sql_store {
                         // A lock passed to another worker after the report was checked: the
                         // reports are checked again, against the locks as they are now.
                         return Err(StoreError::Conflict(chunk.iter().map(|(id, _)| format!("job {id}")).collect()));
+                    }
+                    if let Work::TimerMoved(moved) = done
+                        && applied == 0
+                    {
+                        // Another server fired it first: the start is applied again and refused.
+                        return Err(StoreError::Conflict(vec![format!("timer {}", moved.record_id)]));
                     }
                     if let Work::Lease(c) = done
                         && applied == 0

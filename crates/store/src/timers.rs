@@ -8,9 +8,9 @@ use crate::Result;
 /// A timer as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimerRow {
-    /// The timer's task record.
+    /// The timer's task record; for a timer start event's, `start:` and the model key.
     pub record_id: String,
-    /// The instance it belongs to.
+    /// The instance it belongs to (empty for a timer start event's).
     pub instance_id: String,
     /// The timer event's element.
     pub element: String,
@@ -20,6 +20,23 @@ pub struct TimerRow {
     pub owner: Option<String>,
     /// When that lease ends.
     pub locked_until: Option<i64>,
+    /// For a timer start event's timer: the model it starts instances of.
+    pub model_id: Option<String>,
+    /// For a timer start event's timer: how many times it fired.
+    pub fired: i64,
+}
+
+/// A timer start event's timer fired: it moves from the due time it fired for to its next
+/// (or goes), in the commit that starts the instance, and only if no other server moved it
+/// first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerMove {
+    /// The timer.
+    pub record_id: String,
+    /// The due time it fired for.
+    pub from: i64,
+    /// Its next due time and firing count; none when that was its last firing.
+    pub to: Option<(i64, i64)>,
 }
 
 /// A timer as the management lists show it: with its instance's model and its record.
@@ -95,6 +112,8 @@ pub trait TimerStore {
     async fn forget_timer(&self, record_id: &str, due: i64) -> Result<bool>;
     /// Gives a server's leases back (it stops cleanly): other servers fire them at once.
     async fn release_timers(&self, owner: &str) -> Result<u64>;
+    /// The timer of a record.
+    async fn timer(&self, record_id: &str) -> Result<Option<TimerRow>>;
     /// The timers `query` leaves, one page, and how many there are.
     async fn list_timers(&self, query: &TimerQuery, page: crate::Page) -> Result<(Vec<TimerJobRow>, u64)>;
 }
@@ -106,7 +125,7 @@ macro_rules! timer_store {
         mod timer_impl {
             use super::*;
             use sqlx::{QueryBuilder, Row};
-            use $crate::{Page, Result, TimerJobRow, TimerLease, TimerOrder, TimerQuery, TimerRow, TimerStore};
+            use $crate::{Page, Result, TimerJobRow, TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TimerStore};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -118,21 +137,44 @@ macro_rules! timer_store {
                     due: r.try_get("due")?,
                     owner: r.try_get("owner")?,
                     locked_until: r.try_get("locked_until")?,
+                    model_id: r.try_get("model_id")?,
+                    fired: r.try_get("fired")?,
                 })
             }
 
             /// Writes timers set or moved on: a timer set again loses its lease.
             pub(crate) fn set_timers(timers: &[&TimerRow]) -> QueryBuilder<$db> {
-                let mut q = QueryBuilder::<$db>::new("INSERT INTO timers (record_id, instance_id, element, due) ");
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO timers (record_id, instance_id, element, due, model_id, fired) ",
+                );
                 q.push_values(timers, |mut b, t| {
                     b.push_bind(t.record_id.as_str())
                         .push_bind(t.instance_id.as_str())
                         .push_bind(t.element.as_str())
-                        .push_bind(t.due);
+                        .push_bind(t.due)
+                        .push_bind(t.model_id.as_deref())
+                        .push_bind(t.fired);
                 });
                 q.push(
-                    " ON CONFLICT (record_id) DO UPDATE SET due = EXCLUDED.due, owner = NULL, locked_until = NULL",
+                    " ON CONFLICT (record_id) DO UPDATE SET due = EXCLUDED.due, owner = NULL, locked_until = NULL, \
+                     model_id = EXCLUDED.model_id, fired = EXCLUDED.fired",
                 );
+                q
+            }
+
+            /// Moves a timer start event's timer on from the due time it fired for (see
+            /// [`TimerMove`]); no row changes when another server moved it first.
+            pub(crate) fn move_timer(moved: &TimerMove) -> QueryBuilder<$db> {
+                let mut q = match moved.to {
+                    Some((due, fired)) => {
+                        let mut q = QueryBuilder::<$db>::new("UPDATE timers SET owner = NULL, locked_until = NULL, due = ");
+                        q.push_bind(due).push(", fired = ").push_bind(fired);
+                        q
+                    }
+                    None => QueryBuilder::<$db>::new("DELETE FROM timers"),
+                };
+                q.push(" WHERE record_id = ").push_bind(moved.record_id.clone());
+                q.push(" AND due = ").push_bind(moved.from);
                 q
             }
 
@@ -171,6 +213,14 @@ macro_rules! timer_store {
                         .fetch_one(&self.pool)
                         .await?;
                     Ok(due)
+                }
+
+                async fn timer(&self, record_id: &str) -> Result<Option<TimerRow>> {
+                    let row = sqlx::query("SELECT * FROM timers WHERE record_id = $1")
+                        .bind(record_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(timer_row).transpose()
                 }
 
                 async fn forget_timer(&self, record_id: &str, due: i64) -> Result<bool> {

@@ -8,7 +8,7 @@ use flowstone_store::{
     GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
     ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore,
     Store, StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter,
-    TextFilter, TimerLease, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
+    TextFilter, TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
     VariableFilter, VariableOp, VariableScope, WriteBatch,
 };
 use serde_json::json;
@@ -548,6 +548,8 @@ fn timer(record: &str, due: i64) -> TimerRow {
         due,
         owner: None,
         locked_until: None,
+        model_id: None,
+        fired: 0,
     }
 }
 
@@ -608,6 +610,36 @@ async fn a_timer_set_again_moves_and_is_forgotten_only_for_its_time(store: &dyn 
     assert!(must(store.forget_timer("cycle", 200)).await);
     let (all, total) = must(store.list_timers(&TimerQuery::default(), Page { offset: 0, limit: 10 })).await;
     assert_eq!((all.len(), total), (0, 0));
+}
+
+/// A timer start event's timer moves on from the due time it fired for once: a second move
+/// from that time (another server fired it too) fails its whole commit.
+async fn a_start_timer_moves_on_once_from_the_time_it_fired_for(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let start = TimerRow { instance_id: String::new(), model_id: Some("m".into()), ..timer("start:k", 100) };
+    must(store.commit(&WriteBatch { timers: vec![start], ..WriteBatch::default() })).await;
+    let moved = |to| TimerMove { record_id: "start:k".into(), from: 100, to };
+    let first = WriteBatch {
+        instances: vec![(instance("i1", "m", "running", 100), doc("{}"))],
+        moved_timers: vec![moved(Some((200, 1)))],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&first)).await;
+    let again = WriteBatch {
+        instances: vec![(instance("i2", "m", "running", 100), doc("{}"))],
+        moved_timers: vec![moved(Some((200, 1)))],
+        ..WriteBatch::default()
+    };
+    assert!(matches!(store.commit(&again).await, Err(StoreError::Conflict(_))));
+    assert!(must(store.instance("i2")).await.is_none(), "the second start wrote nothing");
+    let row = must(store.timer("start:k")).await.unwrap_or_else(|| panic!("the timer went"));
+    assert_eq!((row.due, row.fired, row.model_id.as_deref()), (200, 1, Some("m")));
+    let last = WriteBatch {
+        moved_timers: vec![TimerMove { record_id: "start:k".into(), from: 200, to: None }],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&last)).await;
+    assert!(must(store.timer("start:k")).await.is_none(), "its last firing removed it");
 }
 
 /// Three servers race for the same due timers: none is leased twice.
@@ -1151,6 +1183,7 @@ macro_rules! suite {
             timers_are_leased_when_due_and_taken_over_when_the_lease_ends,
             a_timer_set_again_moves_and_is_forgotten_only_for_its_time,
             racing_servers_never_lease_a_timer_twice,
+            a_start_timer_moves_on_once_from_the_time_it_fired_for,
             a_job_queued_again_replaces_the_old_one_and_retries_wait_their_back_off,
             user_tasks_come_from_batches_and_close_into_history,
             a_task_change_applies_only_on_the_version_it_read,

@@ -299,12 +299,31 @@ fn boundary_timers_are_attached_to_their_activity_and_interrupt_unless_told() {
 }
 
 #[test]
-fn timer_start_events_are_refused_until_they_are_run() {
-    let err = parse_err(
-        r#"<startEvent id="s"><timerEventDefinition><timeCycle>0 0 * * * ?</timeCycle></timerEventDefinition></startEvent>
-        <sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"/>"#,
+fn a_timer_start_event_is_the_start_of_a_process_without_a_none_start_event() {
+    let cron = "<timerEventDefinition><timeCycle>0 0 * * * ?</timeCycle></timerEventDefinition>";
+    let alone = parse_one(&format!(
+        r#"<startEvent id="t">{cron}</startEvent><sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>"#
+    ));
+    assert_eq!((alone.start, alone.timer_start), (0, Some(0)));
+    let both = parse_one(&format!(
+        r#"<startEvent id="t">{cron}</startEvent><startEvent id="s"/>
+        <sequenceFlow sourceRef="t" targetRef="e"/><sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"/>"#
+    ));
+    assert_eq!(
+        (both.node(both.start).id.as_str(), both.timer_start),
+        ("s", Some(0)),
+        "requests start at the none start"
     );
-    assert!(err.message.contains("not run yet"), "{err}");
+    let twice = parse_err(&format!(r#"<startEvent id="t">{cron}</startEvent><startEvent id="u">{cron}</startEvent>"#));
+    assert!(twice.message.contains("more than one timer start event"), "{twice}");
+    let expr = "<timerEventDefinition><timeDate>${when}</timeDate></timerEventDefinition>";
+    let read = parse_err(&format!(r#"<startEvent id="t">{expr}</startEvent>"#));
+    assert!(read.message.contains("cannot be an expression"), "{read}");
+    let inner = parse_err(&format!(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/>
+        <subProcess id="sub"><startEvent id="t">{cron}</startEvent></subProcess>"#
+    ));
+    assert!(inner.message.contains("not to an embedded subprocess"), "{inner}");
 }
 
 #[test]

@@ -10,12 +10,12 @@
 //! instances are reloaded, and the group's requests are applied again.
 
 use super::bk_sops;
-use super::records::{Records, RecordsRequest};
+use super::records::{Records, RecordsRequest, StartFired};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
-    Command, Ctx, Effect, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord, TaskStatus,
+    Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord, TaskStatus,
 };
 use flowstone_model::Definition;
 use flowstone_store::{
@@ -286,6 +286,8 @@ pub(super) struct Committer {
     deferred: Vec<Request>,
     /// bk-sops tasks started by groups not yet committed.
     starting_bk: std::collections::HashSet<i64, foldhash::fast::RandomState>,
+    /// Timer start events' timers fired by groups not yet committed.
+    firing: std::collections::HashSet<String, foldhash::fast::RandomState>,
     /// bk-sops tasks edited by groups not yet committed, as edited: a start reads them before
     /// the store.
     editing_bk: std::collections::HashMap<i64, BkTaskEdit, foldhash::fast::RandomState>,
@@ -346,6 +348,7 @@ impl Committer {
             closing: Default::default(),
             deferred: Vec::new(),
             starting_bk: Default::default(),
+            firing: Default::default(),
             editing_bk: Default::default(),
         }
     }
@@ -574,6 +577,7 @@ impl Committer {
         self.pending_tasks.clear();
         self.closing.clear();
         self.starting_bk.clear();
+        self.firing.clear();
         self.editing_bk.clear();
         for id in group.rows.keys() {
             self.live.remove(id);
@@ -614,6 +618,9 @@ impl Committer {
                 Entry::Records { request, answer, .. } => drop(request.reply.send(answer)),
                 Entry::Lease { answer, reply, .. } => drop(reply.send(answer)),
             }
+        }
+        for moved in &batch.moved_timers {
+            self.firing.remove(&moved.record_id);
         }
         for started in &batch.started_bk_tasks {
             self.starting_bk.remove(&started.id);
@@ -738,7 +745,20 @@ impl Committer {
     async fn write_records(&mut self, request: Box<RecordsRequest>, into: &mut Prepared, now: i64) {
         let mut instance = String::new();
         let answer = async {
-            let Records { deployments, templates, mut task, start, edit } = request.write.clone();
+            let Records { deployments, templates, mut task, start, edit, timers, dropped_timers, fired } =
+                request.write.clone();
+            // A group's later deployment of a key wins over an earlier one's.
+            for timer in timers {
+                into.batch.dropped_timers.retain(|d| *d != timer.record_id);
+                into.batch.timers.push(timer);
+            }
+            for dropped in dropped_timers {
+                into.batch.timers.retain(|t| t.record_id != dropped);
+                into.batch.dropped_timers.push(dropped);
+            }
+            if let Some(fired) = fired {
+                instance = self.start_fired(fired, into, now).await?;
+            }
             // A task created by this very request has not started; any other is read.
             let begun = match (&start, &task) {
                 (Some(start), Some(new)) if new.id == start.task => Some((new.name.clone(), new.constants.clone())),
@@ -777,6 +797,23 @@ impl Committer {
         }
         .await;
         into.entries.push(Entry::Records { request, instance, answer });
+    }
+
+    /// Starts the instance a timer start event's timer fired for, if no commit (here or on
+    /// another server) moved the timer on from that due time yet; answers its id.
+    async fn start_fired(&mut self, fired: StartFired, into: &mut Prepared, now: i64) -> Result<String, RuntimeError> {
+        let moved = &fired.moved;
+        let not_set = || RuntimeError::Conflict(EngineError::TimerNotSet(moved.record_id.clone()));
+        let stored = self.store.timer(&moved.record_id).await?.ok_or_else(not_set)?;
+        if stored.due != moved.from || self.firing.contains(&moved.record_id) {
+            return Err(not_set());
+        }
+        let name = fired.model.name.clone().unwrap_or_else(|| fired.model.key.clone());
+        let options = StartOptions { from: Some(fired.node), ..StartOptions::default() };
+        let id = self.begin(&fired.model, fired.def, name, None, Map::new(), &options, into, now);
+        self.firing.insert(moved.record_id.clone());
+        into.batch.moved_timers.push(fired.moved);
+        Ok(id)
     }
 
     /// The name and constants of a bk-sops task that has not started (nor is starting in a
@@ -1042,6 +1079,8 @@ impl Committer {
                     due: timer.due,
                     owner: None,
                     locked_until: None,
+                    model_id: None,
+                    fired: 0,
                 }),
                 Effect::DropTimer { record_id } => into.batch.dropped_timers.push(record_id),
             }

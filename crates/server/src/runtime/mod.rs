@@ -425,8 +425,10 @@ impl Runtime {
         let id = new_id();
         let deployment = NewDeployment { id: id.clone(), ..deployment };
         let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+        let (timers, dropped_timers) = timers::start_timers(&models, &defs, deployment.tenant_id.as_deref(), now_ms());
         let write = DeploymentWrite { deployment, models, at: now_ms() };
-        self.write_records(records::Records { deployments: vec![write], ..Default::default() }).await?;
+        let records = records::Records { deployments: vec![write], timers, dropped_timers, ..Default::default() };
+        self.write_records(records).await?;
         // As stored (numbered), read at once, in the order of the files.
         let mut stored = self.store.models_of_deployment(&id).await?;
         let mut rows = Vec::with_capacity(ids.len());

@@ -3,8 +3,10 @@
 
 use super::bk_sops::{BkStart, Tree};
 use super::{Runtime, RuntimeError, new_id, now_ms};
-use flowstone_model::{Definition, parse_pipeline};
-use flowstone_store::{BkTaskEdit, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow};
+use flowstone_model::{Definition, NodeId, parse_pipeline};
+use flowstone_store::{
+    BkTaskEdit, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow, TimerMove, TimerRow,
+};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -21,6 +23,26 @@ pub(super) struct Records {
     pub(super) start: Option<BkStart>,
     /// A new name and constants of a task not started.
     pub(super) edit: Option<BkTaskEdit>,
+    /// Timer start events' timers of models deployed (a new version's replaces the old one's).
+    pub(super) timers: Vec<TimerRow>,
+    /// Timer start events' timers of keys whose new version has none.
+    pub(super) dropped_timers: Vec<String>,
+    /// A firing of a timer start event's timer: the instance it starts.
+    pub(super) fired: Option<StartFired>,
+}
+
+/// A timer start event's timer fired: an instance starts at the event, and the timer moves on
+/// from the due time it fired for, in one commit.
+#[derive(Clone)]
+pub(super) struct StartFired {
+    /// How the timer moves on.
+    pub(super) moved: TimerMove,
+    /// The model to start.
+    pub(super) model: Arc<ModelRow>,
+    /// Its definition.
+    pub(super) def: Arc<Definition>,
+    /// Its timer start event.
+    pub(super) node: NodeId,
 }
 
 /// A request with where its answer goes.

@@ -1,8 +1,10 @@
-//! Fires timers when they come due.
+//! Fires timers when they come due: those of instances, and those of timer start events,
+//! each of whose firings starts an instance.
 //!
-//! The service sleeps until the earliest timer no server holds is due (or a commit sets an
-//! earlier one, or a second passes: another server sharing the database may have set one),
-//! leases the due timers to this server, and fires each through the committer as a
+//! The service sleeps until the earliest timer no server holds is nearly due (or a commit
+//! sets an earlier one, or a second passes: another server sharing the database may have set
+//! one), leases the timers due within [`AHEAD_MS`] to this server, and fires each at its due
+//! time through the committer as a
 //! [`Command::FireTimer`] naming the due time it fires for. The commit that applies the firing
 //! removes the timer or moves it to its next due time, so a timer fires once however many
 //! servers lease it: a firing that comes second finds the timer moved on and changes nothing
@@ -10,9 +12,11 @@
 //! holding timers loses them to another when their lease ends; timers that came due while
 //! every server was down fire at the next start.
 
+use crate::runtime::records::{Records, StartFired};
 use crate::runtime::{Runtime, RuntimeError, now_ms};
 use flowstone_engine::{Command, EngineError};
-use flowstone_store::{TimerLease, TimerRow};
+use flowstone_model::{Definition, NodeKind, Schedule, TimerDef, TimerTime};
+use flowstone_store::{NewModel, TimerLease, TimerMove, TimerRow};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -23,6 +27,9 @@ const BATCH: u64 = 512;
 const IN_FLIGHT: usize = 2048;
 /// How long the service sleeps at most: timers set by other servers are seen this late.
 const POLL: Duration = Duration::from_secs(1);
+/// How far ahead timers are leased: each waits here for its due time, so that a lease taken
+/// behind the database's writer (SQLite has one) or a slow query does not make it late.
+const AHEAD_MS: i64 = 250;
 
 /// Wakes the timer service when a commit set timers.
 #[derive(Default)]
@@ -41,8 +48,14 @@ pub(crate) fn start(runtime: Runtime, node: String, lease: Duration, mut stopped
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     tokio::spawn(async move {
         loop {
+            // A stopped server takes no more timers (a busy one may not pass the select below
+            // for a while).
+            if *stopped.borrow() {
+                return;
+            }
             let now = now_ms();
-            let due = TimerLease { owner: &node, now, until: now + lease.as_millis() as i64, limit: BATCH };
+            let until = now + AHEAD_MS + lease.as_millis() as i64;
+            let due = TimerLease { owner: &node, now: now + AHEAD_MS, until, limit: BATCH };
             let leased = match runtime.store().lease_timers(due).await {
                 Ok(leased) => leased,
                 Err(e) => {
@@ -55,6 +68,10 @@ pub(crate) fn start(runtime: Runtime, node: String, lease: Duration, mut stopped
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let runtime = runtime.clone();
                 tokio::spawn(async move {
+                    let wait = timer.due.saturating_sub(now_ms());
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
                     fire(&runtime, timer).await;
                     drop(permit);
                 });
@@ -63,7 +80,9 @@ pub(crate) fn start(runtime: Runtime, node: String, lease: Duration, mut stopped
                 continue; // more are due
             }
             let wait = match runtime.store().next_timer().await {
-                Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now_ms()).max(0) as u64).min(POLL),
+                Ok(Some(next)) => {
+                    Duration::from_millis(next.saturating_sub(now_ms() + AHEAD_MS).max(0) as u64).min(POLL)
+                }
                 Ok(None) => POLL,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read when the next timer is due");
@@ -84,10 +103,75 @@ pub(crate) fn start(runtime: Runtime, node: String, lease: Duration, mut stopped
     });
 }
 
+/// The timers of the timer start events of models being deployed, due first at `now` or
+/// later, under the key (and tenant) they start instances of: a new version's replaces the
+/// old one's, and a new version without one ends the old one's (as Flowable does).
+pub(super) fn start_timers(
+    models: &[NewModel],
+    defs: &[Definition],
+    tenant: Option<&str>,
+    now: i64,
+) -> (Vec<TimerRow>, Vec<String>) {
+    let (mut set, mut dropped) = (Vec::new(), Vec::new());
+    for (model, def) in models.iter().zip(defs) {
+        let record_id = match tenant {
+            Some(tenant) => format!("start:{tenant}:{}", model.key),
+            None => format!("start:{}", model.key),
+        };
+        let first = def.timer_start.and_then(|node| {
+            let NodeKind::TimerStart(timer) = &def.node(node).kind else { return None };
+            let due = start_schedule(timer)?.first(now)?;
+            Some(TimerRow {
+                record_id: record_id.clone(),
+                instance_id: String::new(),
+                element: def.node(node).id.clone(),
+                due,
+                owner: None,
+                locked_until: None,
+                model_id: Some(model.id.clone()),
+                fired: 0,
+            })
+        });
+        match first {
+            Some(timer) => set.push(timer),
+            None => dropped.push(record_id),
+        }
+    }
+    (set, dropped)
+}
+
+/// A timer start event's schedule (its time was checked at deploy, and is no expression).
+fn start_schedule(timer: &TimerDef) -> Option<Schedule> {
+    match &timer.time {
+        TimerTime::Fixed(text) => timer.schedule(text).ok(),
+        TimerTime::Expr(_) => None,
+    }
+}
+
+/// Starts the instance a timer start event's timer fired for, moving the timer on.
+async fn fire_start(runtime: &Runtime, timer: &TimerRow) -> Result<(), RuntimeError> {
+    let gone = || RuntimeError::NotFound(format!("timer {} starts no model any more", timer.record_id));
+    let model = runtime.model(timer.model_id.as_deref().unwrap_or_default()).await?.ok_or_else(gone)?;
+    let def = runtime.definition(&model)?;
+    let node = def.timer_start.ok_or_else(gone)?;
+    let NodeKind::TimerStart(time) = &def.node(node).kind else { return Err(gone()) };
+    let fired = timer.fired + 1;
+    let next = start_schedule(time)
+        .and_then(|s| s.next(timer.due, u32::try_from(fired).unwrap_or(u32::MAX)))
+        .map(|due| (due, fired));
+    let moved = TimerMove { record_id: timer.record_id.clone(), from: timer.due, to: next };
+    let fired = Some(StartFired { moved, model, def, node });
+    runtime.write_records(Records { fired, ..Records::default() }).await
+}
+
 /// Fires one timer; one its instance no longer waits for is forgotten.
 async fn fire(runtime: &Runtime, timer: TimerRow) {
-    let command = Command::FireTimer { timer: timer.record_id.clone(), due: timer.due };
-    match runtime.apply(&timer.instance_id, command).await {
+    let fired = if timer.model_id.is_some() {
+        fire_start(runtime, &timer).await
+    } else {
+        runtime.apply(&timer.instance_id, Command::FireTimer { timer: timer.record_id.clone(), due: timer.due }).await
+    };
+    match fired {
         Ok(()) => {}
         Err(
             RuntimeError::Conflict(EngineError::TimerNotSet(_) | EngineError::NotRunning(_))

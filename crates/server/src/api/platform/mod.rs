@@ -178,7 +178,8 @@ async fn start_process(
     Body(body): Body,
 ) -> ApiResult<Json<ProcessView>> {
     let start = StartProcess::read(&body)?;
-    let options = StartOptions { debug: start.debug, mock: start.mock, initiator: Some(caller.user.clone()) };
+    let options =
+        StartOptions { debug: start.debug, mock: start.mock, initiator: Some(caller.user.clone()), from: None };
     let choice = start.model()?;
     let model = match choice {
         ModelChoice::Id(value) => rt.model(value).await?,
@@ -263,7 +264,9 @@ async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
         (status = 404, description = "No such process", body = ErrorBody),
     ))]
 async fn get_process(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<ProcessView>> {
-    Ok(Json(process_view(&rt, &find_process(&rt, &id).await?).await?))
+    let row = find_process(&rt, &id).await?;
+    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    Ok(Json(process_view(&rt, &row).await?.waiting(&tasks)))
 }
 
 /// Words for a conflict, in the platform's status names.

@@ -171,9 +171,52 @@ pub(crate) struct ProcessView {
     parent_process_instance_id: Option<String>,
     /// Why it failed.
     reason: Option<String>,
+    /// What it waits for now, when one process is asked for (not in lists): its open task
+    /// records — a person, a stone, an operator, or a timer and when it is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_for: Option<Vec<Waiting>>,
+}
+
+/// One thing a running process waits for: an open task record.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Waiting {
+    /// The record (`GET /task/{taskId}`).
+    task_id: String,
+    name: String,
+    /// `userTask`, `serviceTask` (a stone), `intermediateCatchEvent` or `boundaryEvent` (a
+    /// timer), `exclusiveGateway` (an operator's choice), …
+    #[serde(rename = "type")]
+    kind: String,
+    #[schema(value_type = String, example = "active")]
+    status: TaskStatus,
+    /// For a timer: when it fires, in the platform's date format.
+    due_date: Option<String>,
 }
 
 impl ProcessView {
+    /// The process, with what it waits for: the open records among `tasks`.
+    pub(crate) fn waiting(mut self, tasks: &[TaskRow]) -> Self {
+        let open = tasks.iter().map(|t| &t.record).filter(|r| r.end_time.is_none());
+        self.waiting_for = Some(
+            open.map(|r| Waiting {
+                task_id: r.id.clone(),
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+                status: r.status,
+                due_date: r
+                    .params
+                    .as_ref()
+                    .filter(|_| r.kind == "intermediateCatchEvent" || r.kind == "boundaryEvent")
+                    .and_then(|p| p["dueDate"].as_str())
+                    .and_then(flowstone_engine::parse_instant)
+                    .map(platform_date),
+            })
+            .collect(),
+        );
+        self
+    }
+
     pub(crate) fn of(row: &InstanceRow, outcome: Outcome) -> Self {
         ProcessView {
             id: row.id.clone(),
@@ -194,6 +237,7 @@ impl ProcessView {
             delete_process_instance_id: row.delete_id.clone(),
             parent_process_instance_id: row.parent_id.clone(),
             reason: row.failure.clone(),
+            waiting_for: None,
         }
     }
 }
