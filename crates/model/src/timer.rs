@@ -154,6 +154,9 @@ impl Schedule {
     }
 }
 
+/// The shortest interval of a repeating cycle.
+const MIN_INTERVAL_MS: i64 = 100;
+
 /// A literal written as a string of an expression language (`"PT5M"`) is the text inside.
 fn unquoted(text: &str) -> &str {
     text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text)
@@ -193,8 +196,9 @@ fn repeat(text: &str) -> Result<Schedule, String> {
         }
         _ => return Err(bad("it has one or two parts after R")),
     };
-    if every.is_zero() || every.is_negative() {
-        return Err(bad("its interval must be longer than zero"));
+    // A cycle firing every millisecond would keep the timer service busy for one instance.
+    if add(0, every).is_none_or(|ms| ms < MIN_INTERVAL_MS) {
+        return Err(bad(&format!("its interval must be at least {MIN_INTERVAL_MS} ms")));
     }
     Ok(Schedule::Repeat { times, start, every, end })
 }
@@ -318,7 +322,9 @@ mod tests {
         assert!(refused(TimerKind::Date, "tomorrow").contains("ISO-8601 date-time"));
         assert!(refused(TimerKind::Duration, "10 minutes").contains("ISO-8601 duration"));
         assert!(refused(TimerKind::Cycle, "Rx/PT10S").contains("count of repetitions"));
-        assert!(refused(TimerKind::Cycle, "R5/PT0S").contains("longer than zero"));
+        assert!(refused(TimerKind::Cycle, "R5/PT0S").contains("at least 100 ms"));
+        assert!(refused(TimerKind::Cycle, "R/PT0.05S").contains("at least 100 ms"), "a hostile cycle is bounded");
+        assert!(refused(TimerKind::Cycle, "R/-PT1H").contains("at least 100 ms"));
         assert!(refused(TimerKind::Cycle, "R5/later").contains("`later` is not"));
         assert!(refused(TimerKind::Cycle, "R5/PT1S/PT2S/PT3S").contains("one or two parts"));
         assert!(refused(TimerKind::Cycle, "every day").contains("cron"));

@@ -152,7 +152,21 @@ async fn a_new_version_without_a_timer_start_ends_the_old_schedule(s: TestServer
     assert!(instances_of(&s, "replaced").await.is_empty(), "the first version's timer was removed with it");
 }
 
+async fn a_cycle_faster_than_the_bound_is_refused_at_deploy_and_fails_its_instance_at_run_time(s: TestServer) {
+    let fast = waiting("fast", "<timeCycle>R/PT0.001S</timeCycle>");
+    let (status, body) = s.post_raw("/model", fast, "application/xml").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("timeCycle") && message.contains("at least 100 ms"), "{body}");
+    s.deploy(&waiting("given", "<timeCycle>${cycle}</timeCycle>")).await;
+    let id = start(&s, "given", serde_json::json!({"cycle": "R/PT0.001S"})).await;
+    let p = s.wait_for(&id, "failed").await;
+    let reason = p["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("`wait`") && reason.contains("R/PT0.001S"), "{p}");
+}
+
 backend_tests!(server = TestServer::start;
+    a_cycle_faster_than_the_bound_is_refused_at_deploy_and_fails_its_instance_at_run_time,
     a_timer_start_event_starts_an_instance_at_each_firing_of_its_cycle,
     a_new_version_without_a_timer_start_ends_the_old_schedule,
     a_due_timer_fires_and_its_process_goes_on_to_the_end,

@@ -522,22 +522,40 @@ async fn racing_claimers_never_share_a_job(store: &dyn Store) {
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
-    let claim = |owner: &'static str| async move {
-        let mut mine = Vec::new();
-        loop {
-            let got = must(store.acquire_jobs(Acquire { limit: 7, ..acquire(&["noop"], owner, 10) })).await;
-            if got.is_empty() {
-                return mine;
+    let handed = race(|owner| async move {
+        let got = must(store.acquire_jobs(Acquire { limit: 7, ..acquire(&["noop"], owner, 10) })).await;
+        got.into_iter().map(|j| j.job.record_id).collect()
+    })
+    .await;
+    assert_eq!(handed, (300, 300), "every job handed out exactly once");
+}
+
+/// Three claimers `a`, `b` and `c` each take batches with `take` until none is left: how many
+/// they took together, and how many distinct ones.
+async fn race<F, Fut>(take: F) -> (usize, usize)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let claim = |owner: &'static str| {
+        let take = &take;
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = take(owner).await;
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got);
             }
-            mine.extend(got.into_iter().map(|j| j.job.record_id));
         }
     };
     let (a, b, c) = tokio::join!(claim("a"), claim("b"), claim("c"));
     let mut all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
     all.sort();
-    let before = all.len();
+    let taken = all.len();
     all.dedup();
-    assert_eq!((before, all.len()), (300, 300), "every job handed out exactly once");
+    (taken, all.len())
 }
 
 fn timer(record: &str, due: i64) -> TimerRow {
@@ -651,22 +669,12 @@ async fn racing_servers_never_lease_a_timer_twice(store: &dyn Store) {
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
-    let claim = |owner: &'static str| async move {
-        let mut mine = Vec::new();
-        loop {
-            let got = must(store.lease_timers(TimerLease { limit: 7, ..lease(owner, 500) })).await;
-            if got.is_empty() {
-                return mine;
-            }
-            mine.extend(got.into_iter().map(|t| t.record_id));
-        }
-    };
-    let (a, b, c) = tokio::join!(claim("a"), claim("b"), claim("c"));
-    let mut all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
-    all.sort();
-    let before = all.len();
-    all.dedup();
-    assert_eq!((before, all.len()), (300, 300), "every timer leased exactly once");
+    let leased = race(|owner| async move {
+        let got = must(store.lease_timers(TimerLease { limit: 7, ..lease(owner, 500) })).await;
+        got.into_iter().map(|t| t.record_id).collect()
+    })
+    .await;
+    assert_eq!(leased, (300, 300), "every timer leased exactly once");
 }
 
 /// A job queued again under its record id (a `reRun`) replaces the old one; a worker's
