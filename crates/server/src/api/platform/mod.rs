@@ -265,7 +265,8 @@ async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
     ))]
 async fn get_process(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<ProcessView>> {
     let row = find_process(&rt, &id).await?;
-    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    // An ended process waits for nothing: its records are not read.
+    let tasks = if row.end_time.is_none() { rt.store().tasks_of_instance(&row.id).await? } else { Vec::new() };
     Ok(Json(process_view(&rt, &row).await?.waiting(&tasks)))
 }
 
@@ -350,7 +351,8 @@ async fn list_tasks(State(rt): State<Runtime>, Query(q): Query<TaskQuery>) -> Ap
         .process_instance_id
         .ok_or_else(|| ApiError::bad_request("the query parameter `processInstanceId` is required"))?;
     let row = find_process(&rt, &id).await?;
-    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    // An ended process waits for nothing: its records are not read.
+    let tasks = if row.end_time.is_none() { rt.store().tasks_of_instance(&row.id).await? } else { Vec::new() };
     Ok(Json(tasks.iter().map(TaskView::from).collect()))
 }
 
