@@ -102,6 +102,10 @@ async fn a_process_is_reached_by_its_starter_operators_and_administrators(s: Tes
     for (method, path, body) in [
         (Method::POST, "/worker/fetch".to_owned(), Some(json!({"workerId": "w", "stones": ["MachineStone"]}))),
         (Method::GET, format!("{SERVICE}/management/jobs"), None),
+        (Method::GET, format!("{SERVICE}/management/timer-jobs"), None),
+        (Method::POST, format!("{SERVICE}/management/timer-jobs/t1"), Some(json!({"action": "move"}))),
+        (Method::DELETE, format!("{SERVICE}/management/timer-jobs/t1"), None),
+        (Method::GET, format!("{SERVICE}/management/deadletter-jobs"), None),
         (Method::GET, format!("{SERVICE}/history/historic-activity-instances"), None),
         (Method::GET, format!("{SERVICE}/history/historic-task-instances?processInstanceId={id}"), None),
         (Method::POST, format!("{SERVICE}/query/executions"), Some(json!({}))),

@@ -89,8 +89,10 @@ enum Reaches {
     Model(String),
     /// One deployment, read or (`change`) removed.
     Deployment { id: String, change: bool },
-    /// Stone jobs: the worker protocol, Flowable's external worker API and job lists.
+    /// Stone jobs: the worker protocol, Flowable's external worker API and its job list.
     Jobs,
+    /// Flowable's job management: the timers of every instance, fired or deleted at will.
+    Management,
     /// A list across instances (executions, historic activities, historic tasks), which a
     /// caller held to some instances reads only for one of them, named by `processInstanceId`.
     AcrossInstances(Option<String>),
@@ -118,7 +120,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
     if path.starts_with(FLOWABLE_PREFIX) {
         // `/flowable-rest/service/…`
         return match segments.get(2..).unwrap_or_default() {
-            ["management", "jobs", ..] => Reaches::Jobs,
+            ["management", "jobs" | "timer-jobs" | "deadletter-jobs", ..] => Reaches::Management,
             ["runtime", "executions"]
             | ["history", "historic-activity-instances"]
             | ["history", "historic-task-instances"] => Reaches::AcrossInstances(named_instance()),
@@ -206,6 +208,10 @@ async fn verdict(rt: &Runtime, caller: &Caller, reaches: Reaches) -> Result<(), 
         },
         Reaches::Jobs if caller.operates() && caller.tenant_limit().is_none() => Ok(()),
         Reaches::Jobs => Err(caller.forbidden("work stone jobs: operators and administrators of every tenant do")),
+        Reaches::Management if caller.operates() && caller.tenant_limit().is_none() => Ok(()),
+        Reaches::Management => {
+            Err(caller.forbidden("manage jobs and timers: operators and administrators of every tenant do"))
+        }
         Reaches::AcrossInstances(None) => Err(caller.forbidden(
             "list across every instance: name one they may reach as `processInstanceId` in the query string",
         )),
@@ -268,7 +274,8 @@ mod tests {
         assert_eq!(reaches(&Method::GET, &format!("{service}/runtime/tasks"), None), Reaches::Other);
         assert_eq!(reaches(&Method::POST, "/worker/fetch", None), Reaches::Jobs);
         assert_eq!(reaches(&Method::POST, "/flowable-rest/external-job-api/acquire/jobs", None), Reaches::Jobs);
-        assert_eq!(reaches(&Method::GET, &format!("{service}/management/jobs"), None), Reaches::Jobs);
+        assert_eq!(reaches(&Method::GET, &format!("{service}/management/jobs"), None), Reaches::Management);
+        assert_eq!(reaches(&Method::POST, &format!("{service}/management/timer-jobs/t1"), None), Reaches::Management);
         let history = format!("{service}/history/historic-activity-instances");
         let one = Reaches::AcrossInstances(Some("p4".into()));
         assert_eq!(reaches(&Method::GET, &history, Some("processInstanceId=p4")), one);
