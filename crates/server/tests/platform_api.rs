@@ -125,6 +125,19 @@ async fn start_by_key_takes_the_latest_version(s: TestServer) {
     assert_eq!(p["modelId"], v2["modelId"]);
 }
 
+async fn an_ended_process_lists_its_task_records_and_waits_for_nothing(s: TestServer) {
+    s.deploy(USER_TASK).await;
+    let p = s.start_process("approval", json!({})).await;
+    let id = p["id"].as_str().unwrap_or_default();
+    let task = s.tasks(id).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = s.put(&format!("/task/{task}/complete"), Some(json!({"approved": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let records = s.tasks(id).await;
+    assert_eq!((records.len(), &records[0]["status"]), (1, &json!("completed")), "{records:?}");
+    let ended = s.process(id).await;
+    assert_eq!((&ended["processStatus"], &ended["waitingFor"]), (&json!("success"), &json!([])), "{ended}");
+}
+
 async fn process_record_has_every_seed_field(s: TestServer) {
     s.deploy(USER_TASK).await;
     let vars =
@@ -479,6 +492,7 @@ async fn a_database_that_does_not_answer_makes_the_server_unready_until_it_answe
 }
 
 backend_tests!(server = TestServer::start;
+    an_ended_process_lists_its_task_records_and_waits_for_nothing,
     deploy_answers_ids_and_versions_a_key_again,
     deploy_accepts_a_multipart_file_field,
     malformed_or_unsupported_bpmn_is_a_400_naming_the_element,
