@@ -434,6 +434,9 @@ pub struct Instance {
     /// Timers set and not yet fired for the last time, by their task record's id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) timers: BTreeMap<String, Timer>,
+    /// How many times the engine retried each open failed run on its own (`auto_retry`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) auto_retries: BTreeMap<String, u32>,
     #[serde(skip)]
     pub(crate) index: Index,
     #[serde(skip)]
@@ -539,6 +542,7 @@ impl Instance {
             parked: Vec::new(),
             runs: BTreeMap::new(),
             timers: BTreeMap::new(),
+            auto_retries: BTreeMap::new(),
             index: Index::default(),
             changes: Changes::default(),
         };
@@ -884,7 +888,9 @@ impl Instance {
                 let action = if self.mocks(&spec.stone) { Action::Mock } else { Action::Start };
                 rec.params = Some(params);
                 Self::queue(step, &mut rec, action, Map::new());
+                let id = rec.id.clone();
                 self.wait(step, token, rec);
+                self.arm_timeout(step, token, &id);
                 Ok(())
             }
             NodeKind::UserTask(spec) => {

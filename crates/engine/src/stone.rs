@@ -276,6 +276,7 @@ impl Instance {
             });
             self.status = InstanceStatus::Debug;
             self.failure = Some(message);
+            self.arm_retry(step, id);
             return;
         }
         if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
@@ -353,6 +354,7 @@ impl Instance {
     ) -> Result<(), EngineError> {
         let id = self.failed_task(task)?;
         self.check_operable(step, &id, "run again", "retryable", |o| o.retryable)?;
+        self.disarm(step, &id);
         let rec = &self.open[&id];
         let failed = current_action(rec).unwrap_or(Action::Start);
         let allowed: &[Action] = match &self.plan {
@@ -384,7 +386,11 @@ impl Instance {
         rec.progress = None;
         Self::queue(step, &mut rec, action, job_outputs);
         step.effects.push(Effect::Task(Box::new(rec.clone())));
+        let id = rec.id.clone();
         self.open_record(rec);
+        if let Some(token) = self.token_waiting_on(&id) {
+            self.arm_timeout(step, token, &id);
+        }
         self.settle_debug();
         Ok(())
     }

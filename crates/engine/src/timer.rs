@@ -10,6 +10,7 @@
 //! whose instance ended, is dropped in the same step ([`Instance::sweep_timers`]).
 
 use crate::effect::{Effect, TaskRecord, TaskStatus, TimerSet};
+use crate::guard::Guard;
 use crate::instance::{EngineError, Fail, Instance, Step};
 use crate::scope::{ScopeId, ScopeKind};
 use flowstone_model::{NodeId, NodeKind, TimerDef, TimerKind, TimerTime};
@@ -31,12 +32,27 @@ pub(crate) struct Timer {
     #[serde(default)]
     fired: u32,
     /// Its time as read when it was set (an expression's value).
-    text: String,
+    pub(crate) text: String,
+    /// For a guard of a component node's run: what it does to the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) guard: Option<Guard>,
+}
+
+impl Timer {
+    /// A guard's timer, due once after `seconds`.
+    pub(crate) fn guarding(node: NodeId, owner: Owner, due: i64, seconds: u64, guard: Guard) -> Self {
+        Self { node, owner: Some(owner), due, fired: 0, text: format!("PT{seconds}S"), guard: Some(guard) }
+    }
+
+    /// The task record whose life bounds its own: its own, or the run it guards.
+    fn record<'a>(&'a self, id: &'a str) -> &'a str {
+        self.guard.as_ref().map_or(id, |g| g.record.as_str())
+    }
 }
 
 /// A run of an activity that a boundary timer is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Owner {
+pub(crate) enum Owner {
     /// The token at a task.
     Token(u32),
     /// The scope of a subprocess or of a multi-instance body.
@@ -119,7 +135,7 @@ impl Instance {
         let mut rec = self.new_record(step, node, None);
         rec.status = TaskStatus::Active;
         rec.params = Some(timer_params(element, &text, due));
-        self.timers.insert(rec.id.clone(), Timer { node, owner, due, fired: 0, text });
+        self.timers.insert(rec.id.clone(), Timer { node, owner, due, fired: 0, text, guard: None });
         step.effects.push(Effect::SetTimer(TimerSet { record_id: rec.id.clone(), element: rec.element.clone(), due }));
         Ok(rec)
     }
@@ -133,6 +149,9 @@ impl Instance {
             Some(t) if t.due == due => t.clone(),
             _ => return Err(EngineError::TimerNotSet(id.to_owned())),
         };
+        if timer.guard.is_some() {
+            return self.fire_guard(step, id, &timer);
+        }
         let def = step.def;
         match (&def.node(timer.node).kind, timer.owner) {
             (NodeKind::TimerBoundary { timer: time, interrupting, .. }, Some(owner)) => {
@@ -169,7 +188,7 @@ impl Instance {
     pub(crate) fn drop_timer(&mut self, step: &mut Step<'_, '_>, id: &str) -> Result<(), EngineError> {
         let timer = self.timers.remove(id).ok_or_else(|| EngineError::TimerNotSet(id.to_owned()))?;
         step.effects.push(Effect::DropTimer { record_id: id.to_owned() });
-        if timer.owner.is_some() {
+        if timer.owner.is_some() && timer.guard.is_none() {
             self.close_record(step, id, TaskStatus::Canceled, Some("the timer was deleted".into()), None);
         }
         Ok(())
@@ -216,6 +235,10 @@ impl Instance {
     /// Drops the timers that can no longer fire: every one once the instance ended, else
     /// those whose activity ended or whose record closed.
     pub(crate) fn sweep_timers(&mut self, step: &mut Step<'_, '_>) {
+        if !self.auto_retries.is_empty() {
+            let open = &self.open;
+            self.auto_retries.retain(|record, _| open.contains_key(record));
+        }
         if self.timers.is_empty() {
             return;
         }
@@ -225,7 +248,7 @@ impl Instance {
             .iter()
             .filter(|(id, timer)| {
                 !active
-                    || !self.open.contains_key(*id)
+                    || !self.open.contains_key(timer.record(id))
                     || match timer.owner {
                         None => self.token_waiting_on(id).is_none(),
                         Some(Owner::Token(t)) => !self.tokens.contains_key(&t),

@@ -115,6 +115,30 @@ pub struct ActivityOptions {
     pub skippable: bool,
     /// An operator may retry it once failed.
     pub retryable: bool,
+    /// A run that takes longer is failed by the engine (bk-sops' `timeout_config`).
+    pub timeout: Option<NodeTimeout>,
+    /// A failed run is retried by the engine (bk-sops' `auto_retry`).
+    pub auto_retry: Option<AutoRetry>,
+}
+
+/// How long a component node may run before the engine fails it, and whether it then goes
+/// on past it (bk-sops' `forced_fail_and_skip`) or waits for an operator (`forced_fail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeTimeout {
+    /// Seconds from the start of a run.
+    pub seconds: u64,
+    /// Skip the node once failed, so that the process goes on.
+    pub then_skip: bool,
+}
+
+/// How often and how soon the engine runs a failed component node again before it waits
+/// for an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoRetry {
+    /// Seconds between the failure and the next run.
+    pub interval: u64,
+    /// How many runs at most the engine starts again.
+    pub times: u32,
 }
 
 impl Node {

@@ -17,8 +17,8 @@ pub use bpmn::{FLOWSTONE_NS, parse_bpmn};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use error::ModelError;
 pub use ir::{
-    ActivityOptions, Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId, NodeKind,
-    OutputParam, StoneSpec, UserTaskSpec,
+    ActivityOptions, AutoRetry, Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId,
+    NodeKind, NodeTimeout, OutputParam, StoneSpec, UserTaskSpec,
 };
 pub use pipeline::{
     TemplateLookup, YamlTemplate, constant_variable, exclude_nodes, inline_subprocesses, parse_pipeline,

@@ -10,14 +10,15 @@
 use crate::diagram::{Bounds, Diagram, Shape};
 use crate::error::ModelError;
 use crate::ir::{
-    ActivityOptions, Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH as MAX_DEPTH, Node, NodeId, NodeKind,
-    OutputParam, StoneSpec,
+    Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH as MAX_DEPTH, Node, NodeId, NodeKind, OutputParam,
+    StoneSpec,
 };
 use crate::template::Template;
 use flowstone_expr::Expression;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+mod guards;
 mod preview;
 mod yaml;
 
@@ -265,11 +266,11 @@ impl Builder {
             "EmptyEndEvent" => NodeKind::EndEvent(EndKind::None),
             "ExecutableEndEvent" => NodeKind::EndEvent(EndKind::None),
             "ServiceActivity" => {
-                options = Some(Box::new(activity_options(v)));
+                options = Some(Box::new(guards::activity_options(id, v, true)?));
                 NodeKind::StoneTask(self.component(id, v, outputs_of)?)
             }
             "SubProcess" => {
-                options = Some(Box::new(activity_options(v)));
+                options = Some(Box::new(guards::activity_options(id, v, false)?));
                 NodeKind::SubProcess { start: 0, locals: Vec::new() }
             }
             "ExclusiveGateway" => NodeKind::ExclusiveGateway { default: None },
@@ -561,18 +562,6 @@ fn inline(tree: &Value, lookup: TemplateLookup<'_>, depth: usize) -> Result<Valu
         }
     }
     Ok(tree)
-}
-
-fn activity_options(v: &Value) -> ActivityOptions {
-    // Left out, a flag has bamboo-engine's default: skippable and retryable, errors not ignored.
-    let flag = |names: &[&str], default: bool| {
-        names.iter().find_map(|n| v.get(*n).and_then(Value::as_bool)).unwrap_or(default)
-    };
-    ActivityOptions {
-        error_ignorable: flag(&["error_ignorable"], false),
-        skippable: flag(&["skippable", "isSkipped"], true),
-        retryable: flag(&["retryable", "can_retry"], true),
-    }
 }
 
 #[cfg(test)]

@@ -272,6 +272,43 @@ async fn skip_error_ignorable_and_forced_fail_steer_the_run(s: TestServer) {
     }
 }
 
+/// bk-sops' node guards run on the server's timers: a failing node with `auto_retry` is run
+/// again on its own as many times as allowed, then waits; a node past its `timeout_config`
+/// is failed and skipped; a timeout with automatic retries is refused at creation.
+async fn node_timeouts_and_automatic_retries_act_on_their_own(s: TestServer) {
+    let mut tree = operable(false);
+    tree["activities"]["a"]["auto_retry"] = json!({"enable": true, "interval": 0, "times": 2});
+    let task = started(&s, tree).await;
+    let mut retried = Value::Null;
+    for _ in 0..200 {
+        let status = when(&s, task, "a", "FAILED", "FAILED").await;
+        retried = status["children"]["a"]["retry"].clone();
+        if retried == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(retried, 2, "two automatic retries, then the node waits for an operator");
+    node(&s, task, "a", "retry", json!({"inputs": {"fail": null}})).await;
+    when(&s, task, "b", "RUNNING", "RUNNING").await;
+
+    let mut tree = operable(false);
+    tree["activities"]["a"]["component"]["data"] = json!({});
+    tree["activities"]["b"]["timeout_config"] = json!({"enable": true, "seconds": 1, "action": "forced_fail_and_skip"});
+    let task = started(&s, tree).await;
+    let status = when(&s, task, "b", "FINISHED", "FINISHED").await;
+    assert_eq!(status["children"]["b"]["skip"], true, "the node past its timeout was skipped: {status}");
+    let detail = ok(&s, "get_task_node_detail", json!({"bk_biz_id": 5, "task_id": task, "node_id": "b"})).await;
+    assert!(detail["ex_data"].as_str().is_some_and(|e| e.contains("timeout")), "{detail}");
+
+    let mut tree = operable(false);
+    tree["activities"]["a"]["timeout_config"] = json!({"enable": true, "seconds": 5, "action": "forced_fail"});
+    tree["activities"]["a"]["auto_retry"] = json!({"enable": true, "interval": 1, "times": 1});
+    let (code, body) = call(&s, "create_template", json!({"bk_biz_id": 5, "name": "x", "pipeline_tree": tree})).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("auto_retry") && m.contains("\"a\"")), "{body}");
+}
+
 async fn a_paused_task_starts_no_new_node_until_resumed(s: TestServer) {
     let mut tree = operable(false);
     tree["activities"]["a"]["component"] = json!({"code": "pause_node", "data": {}});
@@ -995,6 +1032,7 @@ backend_tests!(server = TestServer::start;
     documented_examples_get_answers_of_their_shape,
     a_failed_node_retried_with_new_inputs_completes_the_task,
     skip_error_ignorable_and_forced_fail_steer_the_run,
+    node_timeouts_and_automatic_retries_act_on_their_own,
     subprocess_nodes_nest_under_their_subprocess_in_the_status,
     a_paused_task_starts_no_new_node_until_resumed,
     a_node_a_gateway_leads_back_to_counts_its_loops,

@@ -1,5 +1,6 @@
 //! Engine semantics, fed commands with no IO.
 
+mod guards;
 mod lifecycle;
 mod limits;
 mod properties;

@@ -8,7 +8,7 @@ const MINUTE: i64 = 60_000;
 
 impl Harness {
     /// The timers set now, by record id: (element, due).
-    fn timers(&self) -> BTreeMap<String, (String, i64)> {
+    pub(super) fn timers(&self) -> BTreeMap<String, (String, i64)> {
         let mut set = BTreeMap::new();
         for e in &self.effects {
             match e {
@@ -26,7 +26,7 @@ impl Harness {
 
     /// Moves the clock to `now` and fires every timer due by then, earliest first, as the
     /// runtime's timer service does (a cycle's next firing too, when it is due by then).
-    fn advance(&mut self, now: i64) {
+    pub(super) fn advance(&mut self, now: i64) {
         self.now = now;
         loop {
             let due = self.timers().into_iter().filter(|(_, (_, due))| *due <= now).min_by_key(|(_, (_, due))| *due);
