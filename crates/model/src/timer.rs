@@ -111,6 +111,20 @@ impl Schedule {
         }
     }
 
+    /// A crontab as bk-sops' periodic tasks (Celery's beat) write it, one field each: minute,
+    /// hour, day of week (0 or 7 is Sunday; names too), day of month, month of year; a day
+    /// must match both day fields, as Celery reads them. It runs in UTC.
+    pub fn crontab(fields: [&str; 5]) -> Result<Schedule, String> {
+        let [minute, hour, day_of_week, day_of_month, month_of_year] = fields.map(str::trim);
+        if fields.iter().any(|f| f.trim().is_empty() || f.contains(char::is_whitespace)) {
+            return Err(format!("each field of a crontab is one word, got {fields:?}"));
+        }
+        let text = format!("{minute} {hour} {day_of_month} {month_of_year} {day_of_week}");
+        let parser = CronParser::builder().seconds(Seconds::Disallowed).dom_and_dow(true).build();
+        let cron = parser.parse(&text).map_err(|e| format!("`{text}` is not a crontab ({e})"))?;
+        Ok(Schedule::Cron { cron: Box::new(cron), end: None })
+    }
+
     /// The same schedule, ending at `end` (Flowable's `endDate` of a cycle).
     pub fn ending(self, end: i64) -> Schedule {
         match self {
@@ -302,6 +316,27 @@ mod tests {
         assert_eq!((ended.first(NOW), ended.next(NOW + 3600 * SECOND, 1)), (Some(NOW + 3600 * SECOND), None));
         let between = parse(TimerKind::Cycle, "R2/2026-12-02T10:00:00Z/2026-12-02T10:15:00Z");
         assert_eq!(between.next(NOW, 1), Some(NOW + 15 * 60 * SECOND));
+    }
+
+    #[test]
+    fn a_celery_crontab_reads_its_fields_in_bk_sops_order_and_needs_both_days() {
+        let at = |text: &str| parse_instant(text).unwrap_or_else(|| panic!("{text}"));
+        let every_15_past_3 = Schedule::crontab(["*/15", "3", "*", "*", "*"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(every_15_past_3.first(at("2026-12-02T03:07:00Z")), Some(at("2026-12-02T03:15:00Z")));
+        assert_eq!(every_15_past_3.next(at("2026-12-02T03:45:00Z"), 3), Some(at("2026-12-03T03:00:00Z")));
+        // Midnight of a Monday that is also the 1st to 7th: the first Monday of the month.
+        let first_monday = Schedule::crontab(["0", "0", "1", "1-7", "*"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first_monday.first(at("2026-12-02T00:00:00Z")), Some(at("2026-12-07T00:00:00Z")));
+        let sunday = Schedule::crontab(["30", "12", "sun", "*", "*"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sunday.first(at("2026-12-02T00:00:00Z")), Some(at("2026-12-06T12:30:00Z")));
+        for bad in [
+            ["61", "*", "*", "*", "*"],
+            ["*", "*", "*", "*", ""],
+            ["1 2", "*", "*", "*", "*"],
+            ["*", "x", "*", "*", "*"],
+        ] {
+            assert!(Schedule::crontab(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -31,18 +31,11 @@ fn tree() -> Value {
 
 /// Calls `api` with the test app's credentials added to `params`.
 async fn call(s: &TestServer, api: &str, params: Value) -> (StatusCode, Value) {
-    let mut body = params.as_object().cloned().unwrap_or_default();
-    body.insert("bk_app_code".into(), json!(BK_APP.0));
-    body.insert("bk_app_secret".into(), json!(BK_APP.1));
-    body.entry("bk_username").or_insert(json!("ops"));
-    common::bk_answer(must(reqwest::Client::new().post(format!("{}{BASE}/{api}/", s.base)).json(&body).send().await))
-        .await
+    s.bk_call(api, params).await
 }
 
 async fn ok(s: &TestServer, api: &str, params: Value) -> Value {
-    let (status, body) = call(s, api, params).await;
-    assert_eq!((status, &body["result"]), (StatusCode::OK, &json!(true)), "{api}: {body}");
-    body["data"].clone()
+    s.bk_ok(api, params).await
 }
 
 async fn app_credentials_are_required_and_checked(s: TestServer) {
@@ -780,9 +773,9 @@ async fn tasks_are_listed_newest_first_filtered_and_paged(s: TestServer) {
     assert_eq!(list(json!({"bk_biz_id": 9})).await, (vec![], Some(0)));
     let (status, _) = call(&s, "get_task_list", json!({"bk_biz_id": 8, "limit": 500})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, body) = call(&s, "get_periodic_task_list", json!({"bk_biz_id": 8})).await;
+    let (status, body) = call(&s, "get_common_template_list", json!({"bk_biz_id": 8})).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "documented but not served: {body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("timers"), "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("common"), "{body}");
 }
 
 /// `modify_constants_for_task`: a task not started takes new values of the constants its tree
@@ -967,7 +960,7 @@ async fn answers_fit_the_openapi_document(s: TestServer) {
         }
     };
     // Each call answers (`result: true`) but those named here, which refuse.
-    let refused = ["get_task_effective_time", "get_periodic_task_list"];
+    let refused = ["get_task_effective_time", "get_common_template_list"];
     let answer = async |api: &str, params: Value| {
         let (_, body) = call(&s, api, params).await;
         assert_eq!(body["result"], json!(!refused.contains(&api)), "{api}: {body}");
@@ -1005,7 +998,22 @@ async fn answers_fit_the_openapi_document(s: TestServer) {
     answer("get_plugin_detail", json!({"bk_biz_id": 5, "code": "noop"})).await;
     answer("get_user_project_list", json!({})).await;
     answer("get_user_project_detail", json!({"bk_biz_id": 5})).await;
-    answer("get_periodic_task_list", json!({"bk_biz_id": 5})).await;
+    answer("get_common_template_list", json!({"bk_biz_id": 5})).await;
+    let mut params = template.clone();
+    params["name"] = json!("every five minutes");
+    params["cron"] = json!({"minute": "*/5"});
+    let periodic = json!({"bk_biz_id": 5, "task_id": answer("create_periodic_task", params).await["id"]});
+    answer("get_periodic_task_list", json!({"bk_biz_id": 5, "include_edit_info": true})).await;
+    answer("get_periodic_task_info", periodic.clone()).await;
+    let mut enable = periodic.clone();
+    enable["enabled"] = json!(true);
+    answer("set_periodic_task_enabled", enable).await;
+    let mut cron = periodic.clone();
+    cron["cron"] = json!({"hour": "3"});
+    answer("modify_cron_for_periodic_task", cron).await;
+    let mut constants = periodic.clone();
+    constants["constants"] = json!({});
+    answer("modify_constants_for_periodic_task", constants).await;
     let mut params = template.clone();
     params["name"] = json!("later");
     let later = json!({"bk_biz_id": 5, "task_id": answer("create_task", params).await["task_id"]});

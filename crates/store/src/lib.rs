@@ -20,7 +20,8 @@ mod variable_filter;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
 pub use bk_sops::{
-    BkIds, BkSopsStore, BkTaskEdit, BkTaskGroup, BkTaskQuery, BkTaskRow, BkTaskStart, TemplateRow, TimeSpan,
+    BkIds, BkSopsStore, BkTaskEdit, BkTaskGroup, BkTaskQuery, BkTaskRow, BkTaskStart, PeriodicChange, PeriodicRow,
+    PeriodicRun, TemplateRow, TimeSpan,
 };
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;

@@ -379,6 +379,12 @@ pub struct WriteBatch {
     pub started_bk_tasks: Vec<crate::BkTaskStart>,
     /// bk-sops tasks renamed or given other constants before they start.
     pub edited_bk_tasks: Vec<crate::BkTaskEdit>,
+    /// bk-sops periodic tasks to insert.
+    pub periodic_tasks: Vec<crate::PeriodicRow>,
+    /// Changes of periodic tasks, in order.
+    pub periodic_changes: Vec<crate::PeriodicChange>,
+    /// Tasks periodic tasks made.
+    pub periodic_runs: Vec<crate::PeriodicRun>,
     /// Jobs a worker reported on, by task record id and worker: each must still be locked by
     /// that worker when the commit writes, else it fails with
     /// [`StoreError::Conflict`](crate::StoreError::Conflict) (the lock passed to another
@@ -438,6 +444,9 @@ impl WriteBatch {
             && self.bk_tasks.is_empty()
             && self.started_bk_tasks.is_empty()
             && self.edited_bk_tasks.is_empty()
+            && self.periodic_tasks.is_empty()
+            && self.periodic_changes.is_empty()
+            && self.periodic_runs.is_empty()
             && self.held_jobs.is_empty()
             && self.lease_changes.is_empty()
     }

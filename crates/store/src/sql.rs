@@ -400,6 +400,9 @@ macro_rules! sql_store {
             BkTask(&'a crate::BkTaskRow),
             BkStart(&'a crate::BkTaskStart),
             BkEdit(&'a crate::BkTaskEdit),
+            Periodic(&'a crate::PeriodicRow),
+            PeriodicChange(&'a crate::PeriodicChange),
+            PeriodicRun(&'a crate::PeriodicRun),
             /// Jobs that must still be locked by these workers (distinct pairs).
             Held(&'a [(&'a str, &'a str)]),
             Lease(&'a crate::LeaseChange),
@@ -612,6 +615,9 @@ macro_rules! sql_store {
                 Work::BkTask(t) => Encoded::Built(bk_sops_impl::insert_task(t)),
                 Work::BkStart(start) => Encoded::Built(bk_sops_impl::start_task(start)),
                 Work::BkEdit(edit) => Encoded::Built(bk_sops_impl::edit_task(edit)),
+                Work::Periodic(p) => Encoded::Built(bk_sops_impl::insert_periodic(p)),
+                Work::PeriodicChange(c) => Encoded::Built(bk_sops_impl::change_periodic(c)),
+                Work::PeriodicRun(r) => Encoded::Built(bk_sops_impl::count_periodic_run(r)),
                 Work::Lease(c) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET ");
                     match c.update {
@@ -879,6 +885,9 @@ macro_rules! sql_store {
                 work.extend(batch.bk_tasks.iter().map(Work::BkTask));
                 work.extend(batch.edited_bk_tasks.iter().map(Work::BkEdit));
                 work.extend(batch.started_bk_tasks.iter().map(Work::BkStart));
+                work.extend(batch.periodic_tasks.iter().map(Work::Periodic));
+                work.extend(batch.periodic_changes.iter().map(Work::PeriodicChange));
+                work.extend(batch.periodic_runs.iter().map(Work::PeriodicRun));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let freed = batch.lease_changes.iter().any(|c| matches!(c.update, crate::LeaseUpdate::Free { .. }));

@@ -13,6 +13,7 @@ mod counts;
 mod document;
 mod effective_time;
 mod intervention;
+mod periodic;
 mod plugins;
 mod projects;
 mod status;
@@ -147,6 +148,19 @@ impl Call<'_> {
         text.trim().parse().map_err(|_| bad(format!("parameter `{name}` must be a whole number, not `{text}`")))
     }
 
+    /// A flag: `true` or `false`, as JSON or as text (`True`, `1`, … from a query string).
+    fn flag(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        if let Some(Value::Bool(b)) = self.params.get(name) {
+            return Ok(Some(*b));
+        }
+        match self.text(name).as_deref() {
+            None => Ok(None),
+            Some("true" | "True" | "1") => Ok(Some(true)),
+            Some("false" | "False" | "0") => Ok(Some(false)),
+            Some(other) => Err(bad(format!("parameter `{name}` must be true or false, not `{other}`"))),
+        }
+    }
+
     /// `task_id_list`: at most `most` task ids, numbers or text holding one.
     fn task_ids(&self, most: usize) -> Result<Vec<i64>, ApiError> {
         let Some(Value::Array(ids)) = self.json("task_id_list")? else {
@@ -258,6 +272,12 @@ async fn dispatch(
         "get_task_effective_time" => effective_time::effective_time(&c).await,
         "get_user_project_list" => projects::project_list(&c).await,
         "get_user_project_detail" => projects::project_detail(&c),
+        "create_periodic_task" => periodic::create(&c).await,
+        "get_periodic_task_list" => periodic::list(&c).await,
+        "get_periodic_task_info" => periodic::info(&c).await,
+        "set_periodic_task_enabled" => periodic::set_enabled(&c).await,
+        "modify_cron_for_periodic_task" => periodic::modify_cron(&c).await,
+        "modify_constants_for_periodic_task" => periodic::modify_constants(&c).await,
         other => match NOT_SERVED.iter().find(|(name, _)| *name == other) {
             Some((_, why)) => Err(ApiError::not_implemented(format!("bk-sops' `{other}` is not served: {why}"))),
             None => Err(ApiError::not_found(format!("there is no bk-sops API `{other}`"))),
@@ -308,13 +328,7 @@ async fn sign_in(auth: &crate::auth::Authenticator, params: &Map<String, Value>)
 
 /// bk-sops' documented APIs (`docs/apidoc`, and those BlueKing's SDK offers) that are not
 /// served, and why.
-const NOT_SERVED: [(&str, &str); 21] = [
-    ("create_periodic_task", "periodic tasks need timers, which come with the timers issue"),
-    ("get_periodic_task_list", "periodic tasks need timers, which come with the timers issue"),
-    ("get_periodic_task_info", "periodic tasks need timers, which come with the timers issue"),
-    ("modify_cron_for_periodic_task", "periodic tasks need timers, which come with the timers issue"),
-    ("modify_constants_for_periodic_task", "periodic tasks need timers, which come with the timers issue"),
-    ("set_periodic_task_enabled", "periodic tasks need timers, which come with the timers issue"),
+const NOT_SERVED: [(&str, &str); 15] = [
     ("claim_functionalization_task", "functionalization (a task claimed by another team) is not built"),
     ("get_functionalization_task_list", "functionalization (a task claimed by another team) is not built"),
     ("get_common_template_list", "common (cross-business) templates are not built"),
@@ -335,12 +349,7 @@ const NOT_SERVED: [(&str, &str); 21] = [
 /// `get_task_list`: a business's tasks, newest first, `limit` (default 100, at most 200) from
 /// `offset`, filtered by `keyword` (in the name), `is_started` and `is_finished`.
 async fn task_list(c: &Call<'_>) -> Result<Reply, ApiError> {
-    let flag = |name: &str| match c.text(name).as_deref() {
-        None => Ok(None),
-        Some("true" | "True" | "1") => Ok(Some(true)),
-        Some("false" | "False" | "0") => Ok(Some(false)),
-        Some(other) => Err(bad(format!("parameter `{name}` must be true or false, not `{other}`"))),
-    };
+    let flag = |name: &str| c.flag(name);
     let query = flowstone_store::BkTaskQuery {
         biz_id: c.number("bk_biz_id").or_else(|_| c.number("project_id"))?,
         keyword: c.text("keyword"),
@@ -681,16 +690,7 @@ async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
     } else {
         return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
     };
-    let left_out = left_out_nodes(c, &tree)?;
-    let (tree, model_id, own) = match template_model {
-        Some(model_id) if left_out.is_empty() => (tree, model_id, false),
-        // A raw tree, or one without the nodes left out: the task runs a model of its own.
-        _ if left_out.is_empty() => (tree, String::new(), true),
-        _ => {
-            let tree = exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
-            (tree, String::new(), true)
-        }
-    };
+    let (tree, model_id, own) = trimmed(c, tree, template_model)?;
     let task = BkTaskRow {
         id: 0,
         biz_id,
@@ -711,6 +711,22 @@ async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
     let task = c.rt.create_bk_task(own, task.clone(), start.then(|| c.user.clone())).await?;
     let tree = with_constants(tree, &constants);
     Ok(json!(answers::TaskMade { task_id: task.id, task_url: task_url(c, &task), pipeline_tree: tree }))
+}
+
+/// The tree a task runs without the nodes the call leaves out, with the model it runs: that
+/// of its template (`template_model`) when none is left out, else one of its own (`true`, to
+/// deploy: its id is empty).
+fn trimmed(c: &Call<'_>, tree: Value, template_model: Option<String>) -> Result<(Value, String, bool), ApiError> {
+    let left_out = left_out_nodes(c, &tree)?;
+    Ok(match template_model {
+        Some(model_id) if left_out.is_empty() => (tree, model_id, false),
+        // A raw tree, or one without the nodes left out: the task runs a model of its own.
+        _ if left_out.is_empty() => (tree, String::new(), true),
+        _ => {
+            let tree = exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
+            (tree, String::new(), true)
+        }
+    })
 }
 
 async fn task_of(c: &Call<'_>, id: i64) -> Result<BkTaskRow, ApiError> {

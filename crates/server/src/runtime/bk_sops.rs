@@ -153,7 +153,7 @@ impl Runtime {
     }
 
     /// The start of `task`, of `model` (else the task's stored model).
-    async fn bk_start(
+    pub(super) async fn bk_start(
         &self,
         task: &BkTaskRow,
         model: Option<(Arc<ModelRow>, Arc<Definition>)>,

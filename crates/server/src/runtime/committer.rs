@@ -10,7 +10,7 @@
 //! instances are reloaded, and the group's requests are applied again.
 
 use super::bk_sops;
-use super::records::{Records, RecordsRequest, StartFired};
+use super::records::{PeriodicWrite, Records, RecordsRequest, StartFired};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
@@ -20,7 +20,8 @@ use flowstone_engine::{
 use flowstone_model::Definition;
 use flowstone_store::{
     BkTaskEdit, BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow,
-    NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow, TimerRow, UserTaskRow, WriteBatch, json_text,
+    NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow, TimerMove, TimerRow, UserTaskRow, WriteBatch,
+    json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -745,8 +746,17 @@ impl Committer {
     async fn write_records(&mut self, request: Box<RecordsRequest>, into: &mut Prepared, now: i64) {
         let mut instance = String::new();
         let answer = async {
-            let Records { deployments, templates, mut task, start, edit, timers, dropped_timers, fired } =
+            let Records { deployments, templates, mut task, start, edit, timers, dropped_timers, fired, periodic } =
                 request.write.clone();
+            match periodic {
+                Some(PeriodicWrite::New(row)) => into.batch.periodic_tasks.push(row),
+                Some(PeriodicWrite::Change(change)) => into.batch.periodic_changes.push(change),
+                Some(PeriodicWrite::Fired { moved, run }) => {
+                    self.move_fired(moved, into).await?;
+                    into.batch.periodic_runs.push(run);
+                }
+                None => {}
+            }
             // A group's later deployment of a key wins over an earlier one's.
             for timer in timers {
                 into.batch.dropped_timers.retain(|d| *d != timer.record_id);
@@ -802,18 +812,23 @@ impl Committer {
     /// Starts the instance a timer start event's timer fired for, if no commit (here or on
     /// another server) moved the timer on from that due time yet; answers its id.
     async fn start_fired(&mut self, fired: StartFired, into: &mut Prepared, now: i64) -> Result<String, RuntimeError> {
-        let moved = &fired.moved;
+        self.move_fired(fired.moved, into).await?;
+        let name = fired.model.name.clone().unwrap_or_else(|| fired.model.key.clone());
+        let options = StartOptions { from: Some(fired.node), ..StartOptions::default() };
+        Ok(self.begin(&fired.model, fired.def, name, None, Map::new(), &options, into, now))
+    }
+
+    /// Moves on a timer of no instance that fired, if no commit (here or on another server)
+    /// moved it on from the due time it fired for yet.
+    async fn move_fired(&mut self, moved: TimerMove, into: &mut Prepared) -> Result<(), RuntimeError> {
         let not_set = || RuntimeError::Conflict(EngineError::TimerNotSet(moved.record_id.clone()));
         let stored = self.store.timer(&moved.record_id).await?.ok_or_else(not_set)?;
         if stored.due != moved.from || self.firing.contains(&moved.record_id) {
             return Err(not_set());
         }
-        let name = fired.model.name.clone().unwrap_or_else(|| fired.model.key.clone());
-        let options = StartOptions { from: Some(fired.node), ..StartOptions::default() };
-        let id = self.begin(&fired.model, fired.def, name, None, Map::new(), &options, into, now);
         self.firing.insert(moved.record_id.clone());
-        into.batch.moved_timers.push(fired.moved);
-        Ok(id)
+        into.batch.moved_timers.push(moved);
+        Ok(())
     }
 
     /// The name and constants of a bk-sops task that has not started (nor is starting in a

@@ -8,6 +8,7 @@ mod bk_sops;
 pub(crate) mod broker;
 mod committer;
 pub(crate) mod jobs;
+mod periodic;
 mod records;
 pub(crate) mod stones;
 mod timers;
@@ -25,6 +26,7 @@ use flowstone_store::{
     StoreError, UserTaskRow,
 };
 use flowstone_worker::Stone;
+pub use periodic::Crontab;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;

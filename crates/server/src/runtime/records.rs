@@ -5,7 +5,8 @@ use super::bk_sops::{BkStart, Tree};
 use super::{Runtime, RuntimeError, new_id, now_ms};
 use flowstone_model::{Definition, NodeId, parse_pipeline};
 use flowstone_store::{
-    BkTaskEdit, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, TemplateRow, TimerMove, TimerRow,
+    BkTaskEdit, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, PeriodicChange, PeriodicRow,
+    PeriodicRun, TemplateRow, TimerMove, TimerRow,
 };
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -29,6 +30,25 @@ pub(super) struct Records {
     pub(super) dropped_timers: Vec<String>,
     /// A firing of a timer start event's timer: the instance it starts.
     pub(super) fired: Option<StartFired>,
+    /// A periodic task made, changed, or come due (its task is `task`, started by `start`).
+    pub(super) periodic: Option<PeriodicWrite>,
+}
+
+/// What a request writes of a bk-sops periodic task.
+#[derive(Clone)]
+pub(super) enum PeriodicWrite {
+    /// A new one.
+    New(PeriodicRow),
+    /// A change of one (its timer set or dropped beside it).
+    Change(PeriodicChange),
+    /// One came due: the timer moves on from the due time it fired for (refused when a commit
+    /// here or on another server moved it first), and the run is counted.
+    Fired {
+        /// How the timer moves on.
+        moved: TimerMove,
+        /// The run.
+        run: PeriodicRun,
+    },
 }
 
 /// A timer start event's timer fired: an instance starts at the event, and the timer moves on

@@ -168,6 +168,8 @@ async fn fire_start(runtime: &Runtime, timer: &TimerRow) -> Result<(), RuntimeEr
 async fn fire(runtime: &Runtime, timer: TimerRow) {
     let fired = if timer.model_id.is_some() {
         fire_start(runtime, &timer).await
+    } else if let Some(periodic) = super::periodic::periodic_of(&timer.record_id) {
+        super::periodic::fire(runtime, periodic, &timer).await
     } else {
         runtime.apply(&timer.instance_id, Command::FireTimer { timer: timer.record_id.clone(), due: timer.due }).await
     };

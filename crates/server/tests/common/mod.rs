@@ -60,6 +60,26 @@ pub async fn bk_answer(resp: reqwest::Response) -> (StatusCode, Value) {
     (stands_for, body)
 }
 
+impl TestServer {
+    /// Calls bk-sops' `api` with the test app's credentials added to `params` (acting as `ops`
+    /// unless `bk_username` is given).
+    pub async fn bk_call(&self, api: &str, params: Value) -> (StatusCode, Value) {
+        let mut body = params.as_object().cloned().unwrap_or_default();
+        body.insert("bk_app_code".into(), json!(BK_APP.0));
+        body.insert("bk_app_secret".into(), json!(BK_APP.1));
+        body.entry("bk_username").or_insert(json!("ops"));
+        let url = format!("{}/api/c/compapi/v2/sops/{api}/", self.base);
+        bk_answer(must(reqwest::Client::new().post(url).json(&body).send().await)).await
+    }
+
+    /// The data of bk-sops' answer to `api`, which must be an answer.
+    pub async fn bk_ok(&self, api: &str, params: Value) -> Value {
+        let (status, body) = self.bk_call(api, params).await;
+        assert_eq!((status, &body["result"]), (StatusCode::OK, &json!(true)), "{api}: {body}");
+        body["data"].clone()
+    }
+}
+
 pub fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }

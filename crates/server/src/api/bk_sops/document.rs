@@ -8,6 +8,7 @@ use super::answers::{
 use super::counts::TaskCounts;
 use super::effective_time::EffectiveTime;
 use super::intervention::Intervention;
+use super::periodic::Periodic;
 use super::plugins::{Plugin, PluginBase};
 use super::projects::{Project, ProjectDetail};
 use super::status::StateTree;
@@ -53,6 +54,13 @@ const EXCLUDE: Param = ("exclude_task_nodes_id", Kind::List, false, "Optional no
 const EXECUTE: Param =
     ("execute_task_nodes_id", Kind::List, false, "The nodes to run (other optional ones are left out)");
 const FLOW_TYPE: Param = ("flow_type", Kind::Text, false, "`common` (default) or `common_func`");
+const CRON: Param = (
+    "cron",
+    Kind::Json,
+    true,
+    "`{minute, hour, day_of_week, day_of_month, month_of_year}`, each Celery crontab text (default `*`)",
+);
+const EDIT_INFO: Param = ("include_edit_info", Kind::Flag, false, "With editor, edit_time and is_latest");
 const TEMPLATE_DATA: Param =
     ("template_data", Kind::Text, true, "A bk-sops export: JSON or YAML, as text, base64 or an object");
 
@@ -150,6 +158,32 @@ const SERVED: &[(&str, &str, &[Param], Data)] = &[
     ("get_plugin_list", "The stones known", &[BIZ], list::<Plugin>),
     ("get_plugin_detail", "A stone", &[BIZ, ("code", Kind::Text, true, "The stone's name")], one::<Plugin>),
     ("get_plugin_base_info", "The stones known, code and name", &[BIZ], list::<PluginBase>),
+    (
+        "create_periodic_task",
+        "Makes a periodic task of a template (disabled until enabled); its crontab runs in UTC",
+        &[BIZ, TEMPLATE, NAME, CRON, CONSTANTS, EXCLUDE, ("template_source", Kind::Text, false, "`project` (default)")],
+        one::<Periodic>,
+    ),
+    ("get_periodic_task_list", "A business's periodic tasks", &[BIZ, EDIT_INFO], list::<Periodic>),
+    ("get_periodic_task_info", "A periodic task with its form and tree", &[BIZ, TASK, EDIT_INFO], one::<Periodic>),
+    (
+        "set_periodic_task_enabled",
+        "Enables or disables a periodic task: `{\"enabled\": …}`",
+        &[BIZ, TASK, ("enabled", Kind::Flag, false, "false when left out")],
+        object,
+    ),
+    (
+        "modify_cron_for_periodic_task",
+        "Gives a periodic task a new crontab: `{\"cron\": …}`",
+        &[BIZ, TASK, CRON],
+        object,
+    ),
+    (
+        "modify_constants_for_periodic_task",
+        "Sets a periodic task's constants; answers every constant of its tree",
+        &[BIZ, TASK, CONSTANTS],
+        object,
+    ),
     ("get_user_project_list", "The businesses the app may reach", &[], list::<Project>),
     ("get_user_project_detail", "A business", &[BIZ], one::<ProjectDetail>),
 ];

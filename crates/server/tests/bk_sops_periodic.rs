@@ -1,0 +1,173 @@
+//! bk-sops' periodic tasks through the real server on SQLite and PostgreSQL: made disabled,
+//! listed and shown with bk-sops' fields, enabled and disabled (setting and dropping their
+//! timer), given a new crontab and constants; when their timer comes due (the test moves it to
+//! now instead of waiting for the crontab) a task of the template is made and started with the
+//! periodic task's constants, and the run is counted.
+
+mod common;
+
+use common::TestServer;
+use flowstone_store::{Store, TimerRow, WriteBatch};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// start → `a` (built-in `noop` echoing `${who}`) → end, `${who}` a constant shown to users.
+fn tree() -> Value {
+    json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f2"]},
+        "activities": {"a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2",
+            "component": {"code": "noop", "data": {"who": {"hook": true, "value": "${who}"}}}}},
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "e"}},
+        "constants": {
+            "${who}": {"key": "${who}", "name": "who", "source_type": "custom", "show_type": "show", "value": "nobody"},
+            "${hidden}": {"key": "${hidden}", "name": "hidden", "source_type": "custom", "show_type": "hide", "value": "x"}
+        }
+    })
+}
+
+fn store(s: &TestServer) -> Arc<dyn Store> {
+    s.server.as_ref().map(|server| server.runtime().store().clone()).unwrap_or_else(|| panic!("no server"))
+}
+
+/// Moves the periodic task's timer to now, as if its crontab came due.
+async fn come_due(s: &TestServer, periodic: i64) {
+    let store = store(s);
+    let id = format!("periodic:{periodic}");
+    let timer = store.timer(&id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is not set"));
+    let now = jiff::Timestamp::now().as_millisecond();
+    let batch = WriteBatch { timers: vec![TimerRow { due: now, ..timer }], ..WriteBatch::default() };
+    store.commit(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The periodic task once it counted `runs` runs.
+async fn after_runs(s: &TestServer, periodic: i64, runs: i64) -> Value {
+    for _ in 0..400 {
+        let info = s.bk_ok("get_periodic_task_info", json!({"bk_biz_id": 5, "task_id": periodic})).await;
+        if info["total_run_count"] == runs {
+            return info;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("periodic task {periodic} never ran {runs} times");
+}
+
+async fn a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due(s: TestServer) {
+    let template =
+        s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "nightly", "pipeline_tree": tree()})).await;
+    // Midnight of January 1st: the test moves its timer instead of waiting for it.
+    let cron = json!({"minute": "0", "hour": "0", "day_of_month": "1", "month_of_year": "1"});
+    let made = s
+        .bk_ok(
+            "create_periodic_task",
+            json!({"bk_biz_id": 5, "template_id": template["template_id"], "name": "nightly", "cron": cron,
+                   "constants": {"${who}": "night", "${unknown}": 1}}),
+        )
+        .await;
+    let id = made["id"].as_i64().unwrap_or_default();
+    assert_eq!(
+        (&made["enabled"], &made["cron"], &made["total_run_count"], &made["last_run_at"]),
+        (&json!(false), &json!("0 0 * 1 1 (m/h/d/dM/MY)"), &json!(0), &json!("")),
+        "made disabled, as bk-sops makes it: {made}"
+    );
+    assert_eq!(made["template_id"], template["template_id"].to_string(), "{made}");
+    assert_eq!(made["form"]["${who}"]["value"], "night", "the form shows the constants shown: {made}");
+    assert!(made["form"].get("${hidden}").is_none(), "{made}");
+    assert_eq!(made["pipeline_tree"]["constants"]["${who}"]["value"], "night");
+    assert!(store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+
+    let listed = s.bk_ok("get_periodic_task_list", json!({"bk_biz_id": 5, "include_edit_info": true})).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["auth_actions"].as_array().map(Vec::len), Some(3), "{listed}");
+    assert!(listed[0].get("pipeline_tree").is_none() && listed[0]["is_latest"] == true, "{listed}");
+
+    let enabled = s.bk_ok("set_periodic_task_enabled", json!({"bk_biz_id": 5, "task_id": id, "enabled": true})).await;
+    assert_eq!(enabled, json!({"enabled": true}));
+    come_due(&s, id).await;
+    let ran = after_runs(&s, id, 1).await;
+    assert!(ran["last_run_at"].as_str().is_some_and(|t| t.ends_with("+0000")), "{ran}");
+    let timer = store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}"));
+    let next = timer.map(|t| t.due).unwrap_or_default() - jiff::Timestamp::now().as_millisecond();
+    assert!(next > 86_400_000, "the timer moved on to the next January 1st, {next} ms ahead");
+
+    let tasks = s.bk_ok("get_task_list", json!({"bk_biz_id": 5})).await;
+    let task = &tasks[0];
+    assert!(task["name"].as_str().is_some_and(|n| n.starts_with("nightly_") && n.len() == 22), "{task}");
+    let task = task["id"].as_i64().unwrap_or_default();
+    let mut data = Value::Null;
+    for _ in 0..400 {
+        data = s.bk_ok("get_task_node_data", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a"})).await;
+        if data["state"] == "FINISHED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!((&data["state"], &data["inputs"]["who"]), (&json!("FINISHED"), &json!("night")), "{data}");
+    let counts = s.bk_ok("query_task_count", json!({"bk_biz_id": 5, "group_by": "create_method"})).await;
+    assert!(counts.to_string().contains("periodic"), "{counts}");
+
+    // New constants apply to the next task; a new crontab moves the timer; disabling drops it.
+    let constants = s
+        .bk_ok(
+            "modify_constants_for_periodic_task",
+            json!({"bk_biz_id": 5, "task_id": id, "constants": {"${who}": "day"}}),
+        )
+        .await;
+    assert_eq!((&constants["${who}"]["value"], &constants["${hidden}"]["value"]), (&json!("day"), &json!("x")));
+    let cron = json!({"minute": "*/5"});
+    let modified = s.bk_ok("modify_cron_for_periodic_task", json!({"bk_biz_id": 5, "task_id": id, "cron": cron})).await;
+    assert_eq!(modified, json!({"cron": "*/5 * * * * (m/h/d/dM/MY)"}));
+    let timer = store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}"));
+    let next = timer.map(|t| t.due).unwrap_or_default() - jiff::Timestamp::now().as_millisecond();
+    assert!((0..=300_000).contains(&next), "due within five minutes, {next} ms ahead");
+    come_due(&s, id).await;
+    after_runs(&s, id, 2).await;
+    let tasks = s.bk_ok("get_task_list", json!({"bk_biz_id": 5})).await;
+    let newest = tasks[0]["id"].as_i64().unwrap_or_default();
+    let detail = s.bk_ok("get_task_detail", json!({"bk_biz_id": 5, "task_id": newest})).await;
+    assert!(detail.to_string().contains("\"day\""), "the second task has the new constants: {detail}");
+    s.bk_ok("set_periodic_task_enabled", json!({"bk_biz_id": 5, "task_id": id, "enabled": false})).await;
+    assert!(store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+}
+
+async fn periodic_task_calls_name_what_is_wrong(s: TestServer) {
+    let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "t", "pipeline_tree": tree()})).await;
+    let create =
+        |cron: Value| json!({"bk_biz_id": 5, "template_id": template["template_id"], "name": "p", "cron": cron});
+    for (cron, says) in [
+        (json!({"minute": "61"}), "61"),
+        (json!({"hour": [1]}), "cron.hour"),
+        (json!({"seconds": "1"}), "`seconds`"),
+        (json!("every day"), "not JSON"),
+        (json!(5), "must be an object"),
+    ] {
+        let (status, body) = s.bk_call("create_periodic_task", create(cron.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cron}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains(says)), "{cron}: {body}");
+    }
+    let (status, body) =
+        s.bk_call("create_periodic_task", json!({"bk_biz_id": 5, "template_id": 999, "name": "p", "cron": {}})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    for api in ["get_periodic_task_info", "set_periodic_task_enabled", "modify_constants_for_periodic_task"] {
+        let (status, body) = s.bk_call(api, json!({"bk_biz_id": 5, "task_id": 999})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{api}: {body}");
+        assert_eq!(body["message"], "task(999) does not exist", "{api}");
+    }
+    let made = s.bk_ok("create_periodic_task", create(json!({}))).await;
+    let (status, _) = s.bk_call("get_periodic_task_info", json!({"bk_biz_id": 6, "task_id": made["id"]})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another business's periodic task is not found");
+    // A business has at most 50 periodic tasks, as bk-sops' default allows.
+    for _ in 1..50 {
+        s.bk_ok("create_periodic_task", create(json!({}))).await;
+    }
+    let (status, body) = s.bk_call("create_periodic_task", create(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("50")), "{body}");
+}
+
+backend_tests!(server = TestServer::start;
+    a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due,
+    periodic_task_calls_name_what_is_wrong,
+);
