@@ -1015,6 +1015,11 @@ async fn answers_fit_the_openapi_document(s: TestServer) {
     constants["constants"] = json!({});
     answer("modify_constants_for_periodic_task", constants).await;
     let mut params = template.clone();
+    params["task_name"] = json!("planned");
+    params["plan_start_time"] = json!("2999-01-01 00:00:00+0000");
+    answer("create_clocked_task", params).await;
+    answer("get_clocked_task_list", json!({"bk_biz_id": 5})).await;
+    let mut params = template.clone();
     params["name"] = json!("later");
     let later = json!({"bk_biz_id": 5, "task_id": answer("create_task", params).await["task_id"]});
     let mut edit = later.clone();

@@ -83,66 +83,6 @@ pub struct BkTaskEdit {
     pub constants: String,
 }
 
-/// A periodic task: a task of its template made and started each time its crontab comes due
-/// while it is enabled.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeriodicRow {
-    /// bk-sops' numeric id (reserved with [`BkSopsStore::reserve_id`]).
-    pub id: i64,
-    /// The business it belongs to.
-    pub biz_id: i64,
-    /// The template its tasks are made from.
-    pub template_id: i64,
-    /// Its name (its tasks are named after it and the time they were made).
-    pub name: String,
-    /// Who made it; its tasks are made and started in their name.
-    pub creator: String,
-    /// The model its tasks run (the template's, or one without the nodes left out).
-    pub model_id: String,
-    /// The constants its tasks are made with, as JSON (`{"${KEY}": value}`).
-    pub constants: String,
-    /// Its crontab, as JSON of bk-sops' fields (`minute`, `hour`, `day_of_week`, …).
-    pub cron: String,
-    /// Whether its crontab makes tasks.
-    pub enabled: bool,
-    /// How many tasks it made.
-    pub total_run_count: i64,
-    /// When it last made one.
-    pub last_run_at: Option<i64>,
-    /// Who changed it last.
-    pub editor: Option<String>,
-    /// When.
-    pub edited_at: Option<i64>,
-    /// When it was made.
-    pub created_at: i64,
-}
-
-/// A change of a periodic task, written by a commit: the fields given replace the stored ones.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PeriodicChange {
-    /// The periodic task.
-    pub id: i64,
-    /// Enabled or not.
-    pub enabled: Option<bool>,
-    /// A new crontab (JSON).
-    pub cron: Option<String>,
-    /// New constants (JSON).
-    pub constants: Option<String>,
-    /// Who changes it.
-    pub editor: String,
-    /// When.
-    pub at: i64,
-}
-
-/// A task a periodic task made, counted by a commit.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PeriodicRun {
-    /// The periodic task.
-    pub id: i64,
-    /// When it made the task.
-    pub at: i64,
-}
-
 /// The kinds of bk-sops rows that take numeric ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BkIds {
@@ -152,6 +92,8 @@ pub enum BkIds {
     Tasks,
     /// Periodic tasks.
     Periodic,
+    /// Clocked tasks.
+    Clocked,
 }
 
 impl BkIds {
@@ -161,6 +103,7 @@ impl BkIds {
             BkIds::Templates => "bk_templates",
             BkIds::Tasks => "bk_tasks",
             BkIds::Periodic => "bk_periodic_tasks",
+            BkIds::Clocked => "bk_clocked_tasks",
         }
     }
 }
@@ -233,10 +176,6 @@ pub trait BkSopsStore: Send + Sync {
     async fn bk_businesses(&self) -> Result<Vec<i64>>;
     /// How many of the tasks `query` asks for fall in each group that has any, by group.
     async fn bk_task_counts(&self, query: &BkTaskQuery, group: BkTaskGroup) -> Result<Vec<(String, u64)>>;
-    /// A periodic task by id.
-    async fn periodic_task(&self, id: i64) -> Result<Option<PeriodicRow>>;
-    /// The periodic tasks of a business, by id.
-    async fn periodic_tasks_of(&self, biz_id: i64) -> Result<Vec<PeriodicRow>>;
 }
 
 /// `$store` is the store type, `$db` its sqlx database (see `sql_store`).
@@ -245,10 +184,7 @@ macro_rules! bk_sops_store {
         mod bk_sops_impl {
             use super::*;
             use sqlx::Row;
-            use $crate::{
-                BkIds, BkSopsStore, BkTaskGroup, BkTaskQuery, BkTaskRow, Page, PeriodicChange, PeriodicRow, PeriodicRun,
-                Result, TemplateRow,
-            };
+            use $crate::{BkIds, BkSopsStore, BkTaskGroup, BkTaskQuery, BkTaskRow, Page, Result, TemplateRow};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -284,83 +220,13 @@ macro_rules! bk_sops_store {
                 })
             }
 
-            fn periodic_row(r: &DbRow) -> Result<PeriodicRow> {
-                Ok(PeriodicRow {
-                    id: r.try_get("id")?,
-                    biz_id: r.try_get("biz_id")?,
-                    template_id: r.try_get("template_id")?,
-                    name: r.try_get("name")?,
-                    creator: r.try_get("creator")?,
-                    model_id: r.try_get("model_id")?,
-                    constants: r.try_get("constants")?,
-                    cron: r.try_get("cron")?,
-                    enabled: r.try_get("enabled")?,
-                    total_run_count: r.try_get("total_run_count")?,
-                    last_run_at: r.try_get("last_run_at")?,
-                    editor: r.try_get("editor")?,
-                    edited_at: r.try_get("edited_at")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            }
-
-            /// Inserts a periodic task.
-            pub(crate) fn insert_periodic(t: &PeriodicRow) -> sqlx::QueryBuilder<$db> {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO bk_periodic_tasks (id, biz_id, template_id, name, creator, model_id, constants, cron,
-                     enabled, total_run_count, last_run_at, editor, edited_at, created_at) ",
-                );
-                q.push_values(std::iter::once(t), |mut b, t| {
-                    b.push_bind(t.id)
-                        .push_bind(t.biz_id)
-                        .push_bind(t.template_id)
-                        .push_bind(t.name.as_str())
-                        .push_bind(t.creator.as_str())
-                        .push_bind(t.model_id.as_str())
-                        .push_bind(t.constants.as_str())
-                        .push_bind(t.cron.as_str())
-                        .push_bind(t.enabled)
-                        .push_bind(t.total_run_count)
-                        .push_bind(t.last_run_at)
-                        .push_bind(t.editor.as_deref())
-                        .push_bind(t.edited_at)
-                        .push_bind(t.created_at);
-                });
-                q
-            }
-
-            /// Changes the fields of a periodic task a change gives.
-            pub(crate) fn change_periodic(c: &PeriodicChange) -> sqlx::QueryBuilder<$db> {
-                let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE bk_periodic_tasks SET editor = ");
-                q.push_bind(c.editor.as_str()).push(", edited_at = ").push_bind(c.at);
-                if let Some(enabled) = c.enabled {
-                    q.push(", enabled = ").push_bind(enabled);
-                }
-                if let Some(cron) = &c.cron {
-                    q.push(", cron = ").push_bind(cron.as_str());
-                }
-                if let Some(constants) = &c.constants {
-                    q.push(", constants = ").push_bind(constants.as_str());
-                }
-                q.push(" WHERE id = ").push_bind(c.id);
-                q
-            }
-
-            /// Counts a task a periodic task made.
-            pub(crate) fn count_periodic_run(r: &PeriodicRun) -> sqlx::QueryBuilder<$db> {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE bk_periodic_tasks SET total_run_count = total_run_count + 1, last_run_at = ",
-                );
-                q.push_bind(r.at).push(" WHERE id = ").push_bind(r.id);
-                q
-            }
-
             /// The `FROM … WHERE …` of the tasks `query` asks for (`t` the tasks, `i` their
             /// instances).
             fn task_filter(q: &mut sqlx::QueryBuilder<$db>, query: &BkTaskQuery) {
                 q.push(" FROM bk_tasks t LEFT JOIN instances i ON i.id = t.instance_id WHERE t.biz_id = ");
                 q.push_bind(query.biz_id);
                 if let Some(keyword) = &query.keyword {
-                    let pattern = format!("%{}%", keyword.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                    let pattern = crate::contains_pattern(keyword);
                     q.push(" AND t.name LIKE ").push_bind(pattern).push(crate::LIKE_ESCAPE);
                 }
                 let texts = [
@@ -531,23 +397,6 @@ macro_rules! bk_sops_store {
                         .map(|r| Ok((r.try_get::<String, _>("grp")?, r.try_get::<i64, _>("n")? as u64)))
                         .collect()
                 }
-
-                async fn periodic_task(&self, id: i64) -> Result<Option<PeriodicRow>> {
-                    let row = sqlx::query("SELECT * FROM bk_periodic_tasks WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(periodic_row).transpose()
-                }
-
-                async fn periodic_tasks_of(&self, biz_id: i64) -> Result<Vec<PeriodicRow>> {
-                    let rows = sqlx::query("SELECT * FROM bk_periodic_tasks WHERE biz_id = $1 ORDER BY id")
-                        .bind(biz_id)
-                        .fetch_all(&self.pool)
-                        .await?;
-                    rows.iter().map(periodic_row).collect()
-                }
-
             }
         }
     };

@@ -6,6 +6,7 @@
 //! rules; `tests/contract.rs` is the suite every implementation must pass.
 
 mod activities;
+mod bk_plans;
 mod bk_sops;
 mod identity;
 mod postgres;
@@ -19,9 +20,9 @@ mod user_tasks_sql;
 mod variable_filter;
 
 pub use activities::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow};
+pub use bk_plans::{BkPlanStore, ClockedQuery, ClockedRow, ClockedRun, PeriodicChange, PeriodicRow, PeriodicRun};
 pub use bk_sops::{
-    BkIds, BkSopsStore, BkTaskEdit, BkTaskGroup, BkTaskQuery, BkTaskRow, BkTaskStart, PeriodicChange, PeriodicRow,
-    PeriodicRun, TemplateRow, TimeSpan,
+    BkIds, BkSopsStore, BkTaskEdit, BkTaskGroup, BkTaskQuery, BkTaskRow, BkTaskStart, TemplateRow, TimeSpan,
 };
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
@@ -64,6 +65,11 @@ pub(crate) fn like_pattern(pattern: &str) -> String {
     if trailing % 2 == 1 { format!("{pattern}\\") } else { pattern.to_owned() }
 }
 
+/// A `LIKE` pattern that matches text containing `text` literally (bk-sops' keyword filters).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
 /// Follows every bound [`like_pattern`], so that SQLite escapes as PostgreSQL does.
 pub(crate) const LIKE_ESCAPE: &str = " ESCAPE '\\'";
 
@@ -89,7 +95,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Durable state of models, instances, task records and jobs, and (through its supertraits)
 /// of user tasks and identities.
 #[async_trait::async_trait]
-pub trait Store: UserTaskStore + IdentityStore + BkSopsStore + TimerStore + Send + Sync + 'static {
+pub trait Store:
+    UserTaskStore + IdentityStore + BkSopsStore + BkPlanStore + TimerStore + Send + Sync + 'static
+{
     /// A deployment by id.
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;
     /// A page of the deployments `query` asks for, with the count of all it asks for.

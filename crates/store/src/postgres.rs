@@ -124,4 +124,5 @@ crate::sql::sql_store!(
 crate::user_tasks_sql::user_task_store!(PgStore, sqlx::Postgres, variables = crate::variable_filter::postgres::push);
 crate::identity::identity_store!(PgStore, sqlx::Postgres);
 crate::bk_sops::bk_sops_store!(PgStore, sqlx::Postgres);
+crate::bk_plans::bk_plans_store!(PgStore, sqlx::Postgres);
 crate::timers::timer_store!(PgStore, sqlx::Postgres, lock = "FOR UPDATE SKIP LOCKED");

@@ -385,6 +385,10 @@ pub struct WriteBatch {
     pub periodic_changes: Vec<crate::PeriodicChange>,
     /// Tasks periodic tasks made.
     pub periodic_runs: Vec<crate::PeriodicRun>,
+    /// bk-sops clocked tasks to insert.
+    pub clocked_tasks: Vec<crate::ClockedRow>,
+    /// Clocked tasks that came due.
+    pub clocked_runs: Vec<crate::ClockedRun>,
     /// Jobs a worker reported on, by task record id and worker: each must still be locked by
     /// that worker when the commit writes, else it fails with
     /// [`StoreError::Conflict`](crate::StoreError::Conflict) (the lock passed to another
@@ -447,6 +451,8 @@ impl WriteBatch {
             && self.periodic_tasks.is_empty()
             && self.periodic_changes.is_empty()
             && self.periodic_runs.is_empty()
+            && self.clocked_tasks.is_empty()
+            && self.clocked_runs.is_empty()
             && self.held_jobs.is_empty()
             && self.lease_changes.is_empty()
     }

@@ -403,6 +403,8 @@ macro_rules! sql_store {
             Periodic(&'a crate::PeriodicRow),
             PeriodicChange(&'a crate::PeriodicChange),
             PeriodicRun(&'a crate::PeriodicRun),
+            Clocked(&'a crate::ClockedRow),
+            ClockedRun(&'a crate::ClockedRun),
             /// Jobs that must still be locked by these workers (distinct pairs).
             Held(&'a [(&'a str, &'a str)]),
             Lease(&'a crate::LeaseChange),
@@ -615,9 +617,11 @@ macro_rules! sql_store {
                 Work::BkTask(t) => Encoded::Built(bk_sops_impl::insert_task(t)),
                 Work::BkStart(start) => Encoded::Built(bk_sops_impl::start_task(start)),
                 Work::BkEdit(edit) => Encoded::Built(bk_sops_impl::edit_task(edit)),
-                Work::Periodic(p) => Encoded::Built(bk_sops_impl::insert_periodic(p)),
-                Work::PeriodicChange(c) => Encoded::Built(bk_sops_impl::change_periodic(c)),
-                Work::PeriodicRun(r) => Encoded::Built(bk_sops_impl::count_periodic_run(r)),
+                Work::Periodic(p) => Encoded::Built(bk_plans_impl::insert_periodic(p)),
+                Work::PeriodicChange(c) => Encoded::Built(bk_plans_impl::change_periodic(c)),
+                Work::PeriodicRun(r) => Encoded::Built(bk_plans_impl::count_periodic_run(r)),
+                Work::Clocked(c) => Encoded::Built(bk_plans_impl::insert_clocked(c)),
+                Work::ClockedRun(r) => Encoded::Built(bk_plans_impl::clocked_ran(r)),
                 Work::Lease(c) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET ");
                     match c.update {
@@ -888,6 +892,8 @@ macro_rules! sql_store {
                 work.extend(batch.periodic_tasks.iter().map(Work::Periodic));
                 work.extend(batch.periodic_changes.iter().map(Work::PeriodicChange));
                 work.extend(batch.periodic_runs.iter().map(Work::PeriodicRun));
+                work.extend(batch.clocked_tasks.iter().map(Work::Clocked));
+                work.extend(batch.clocked_runs.iter().map(Work::ClockedRun));
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let freed = batch.lease_changes.iter().any(|c| matches!(c.update, crate::LeaseUpdate::Free { .. }));

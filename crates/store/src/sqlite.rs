@@ -111,4 +111,5 @@ crate::sql::sql_store!(
 crate::user_tasks_sql::user_task_store!(SqliteStore, sqlx::Sqlite, variables = crate::variable_filter::sqlite::push);
 crate::identity::identity_store!(SqliteStore, sqlx::Sqlite);
 crate::bk_sops::bk_sops_store!(SqliteStore, sqlx::Sqlite);
+crate::bk_plans::bk_plans_store!(SqliteStore, sqlx::Sqlite);
 crate::timers::timer_store!(SqliteStore, sqlx::Sqlite, lock = "");

@@ -9,6 +9,7 @@
 //! says why and a code of bk-sops' `err_code` that says what kind of refusal it is.
 
 mod answers;
+mod clocked;
 mod counts;
 mod document;
 mod effective_time;
@@ -240,8 +241,10 @@ async fn dispatch(
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let c = Call { rt, params, user, businesses, origin: format!("http://{host}") };
-    if api == "get_task_list" {
-        return task_list(&c).await;
+    match api {
+        "get_task_list" => return task_list(&c).await,
+        "get_clocked_task_list" => return clocked::list(&c).await,
+        _ => {}
     }
     let data = match api {
         "get_template_list" => template_list(&c).await,
@@ -272,6 +275,7 @@ async fn dispatch(
         "get_task_effective_time" => effective_time::effective_time(&c).await,
         "get_user_project_list" => projects::project_list(&c).await,
         "get_user_project_detail" => projects::project_detail(&c),
+        "create_clocked_task" => clocked::create(&c).await,
         "create_periodic_task" => periodic::create(&c).await,
         "get_periodic_task_list" => periodic::list(&c).await,
         "get_periodic_task_info" => periodic::info(&c).await,
@@ -328,7 +332,7 @@ async fn sign_in(auth: &crate::auth::Authenticator, params: &Map<String, Value>)
 
 /// bk-sops' documented APIs (`docs/apidoc`, and those BlueKing's SDK offers) that are not
 /// served, and why.
-const NOT_SERVED: [(&str, &str); 15] = [
+const NOT_SERVED: [(&str, &str); 14] = [
     ("claim_functionalization_task", "functionalization (a task claimed by another team) is not built"),
     ("get_functionalization_task_list", "functionalization (a task claimed by another team) is not built"),
     ("get_common_template_list", "common (cross-business) templates are not built"),
@@ -336,7 +340,6 @@ const NOT_SERVED: [(&str, &str); 15] = [
     ("import_common_template", "common (cross-business) templates are not built"),
     ("preview_common_task_tree", "common (cross-business) templates are not built"),
     ("get_template_schemes", "execution schemes are not kept (create_task chooses nodes with execute_task_nodes_id)"),
-    ("create_clocked_task", "clocked tasks need timers, which come with the timers issue"),
     ("register_project", "a project is a business id here, there whenever it is named"),
     ("get_mini_app_list", "mini apps (app maker) are not built"),
     ("get_task_node_log", "stones keep no log; a node's failure is the ex_data of get_task_node_detail"),
@@ -690,7 +693,8 @@ async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
     } else {
         return Err(bad("a task needs a `template_id` (or, with fast_create_task, a `pipeline_tree`)"));
     };
-    let (tree, model_id, own) = trimmed(c, tree, template_model)?;
+    let left_out = left_out_nodes(c, &tree)?;
+    let (tree, model_id, own) = trimmed(tree, template_model, &left_out)?;
     let task = BkTaskRow {
         id: 0,
         biz_id,
@@ -713,17 +717,20 @@ async fn create_task(c: &Call<'_>, start: bool) -> Result<Value, ApiError> {
     Ok(json!(answers::TaskMade { task_id: task.id, task_url: task_url(c, &task), pipeline_tree: tree }))
 }
 
-/// The tree a task runs without the nodes the call leaves out, with the model it runs: that
+/// The tree a task runs without the nodes `left_out`, with the model it runs: that
 /// of its template (`template_model`) when none is left out, else one of its own (`true`, to
 /// deploy: its id is empty).
-fn trimmed(c: &Call<'_>, tree: Value, template_model: Option<String>) -> Result<(Value, String, bool), ApiError> {
-    let left_out = left_out_nodes(c, &tree)?;
+fn trimmed(
+    tree: Value,
+    template_model: Option<String>,
+    left_out: &[String],
+) -> Result<(Value, String, bool), ApiError> {
     Ok(match template_model {
         Some(model_id) if left_out.is_empty() => (tree, model_id, false),
         // A raw tree, or one without the nodes left out: the task runs a model of its own.
         _ if left_out.is_empty() => (tree, String::new(), true),
         _ => {
-            let tree = exclude_nodes(&tree, &left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
+            let tree = exclude_nodes(&tree, left_out).map_err(|e| bad(format!("cannot leave nodes out: {e}")))?.0;
             (tree, String::new(), true)
         }
     })

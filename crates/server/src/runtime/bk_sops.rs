@@ -47,6 +47,25 @@ pub(super) fn task_variables(constants: &str) -> Map<String, Value> {
     constants.into_iter().map(|(k, v)| (constant_variable(&k).to_owned(), v)).collect()
 }
 
+/// A task a periodic or clocked task makes: of its template, named after it and the time
+/// (`<name>_<YYYYmmddHHMMSS>`, as bk-sops names them), made and started by its creator.
+pub(super) struct PlannedTask<'a> {
+    /// The business.
+    pub(super) biz_id: i64,
+    /// The template.
+    pub(super) template_id: i64,
+    /// The name the task is named after.
+    pub(super) name: &'a str,
+    /// Who makes and starts it.
+    pub(super) creator: &'a str,
+    /// The model it runs.
+    pub(super) model_id: &'a str,
+    /// Its constants, as JSON (`{"${KEY}": value}`).
+    pub(super) constants: String,
+    /// `periodic` or `clocked`.
+    pub(super) create_method: &'static str,
+}
+
 /// The refusal of a second start.
 pub(super) fn started_already(task: i64) -> RuntimeError {
     RuntimeError::Exists(format!("task {task} has been started already"))
@@ -153,7 +172,7 @@ impl Runtime {
     }
 
     /// The start of `task`, of `model` (else the task's stored model).
-    pub(super) async fn bk_start(
+    async fn bk_start(
         &self,
         task: &BkTaskRow,
         model: Option<(Arc<ModelRow>, Arc<Definition>)>,
@@ -172,6 +191,33 @@ impl Runtime {
         };
         self.limits.check_variables(&task_variables(&task.constants)).map_err(RuntimeError::NotValid)?;
         Ok(BkStart { task: task.id, model, def, executor })
+    }
+
+    /// The task a periodic or clocked task makes now, and its start; its id is reserved.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotValid`] when the model is gone or the constants are past the bounds
+    /// of [`flowstone_engine::Limits`], or a store failure.
+    pub(super) async fn planned_task(&self, p: PlannedTask<'_>) -> Result<(BkTaskRow, BkStart), RuntimeError> {
+        let now = super::now_ms();
+        let stamp = jiff::Timestamp::from_millisecond(now).map(|t| t.strftime("%Y%m%d%H%M%S").to_string());
+        let task = BkTaskRow {
+            id: self.store.reserve_id(BkIds::Tasks).await?,
+            biz_id: p.biz_id,
+            template_id: Some(p.template_id),
+            name: format!("{}_{}", p.name.chars().take(113).collect::<String>(), stamp.unwrap_or_default()),
+            creator: p.creator.to_owned(),
+            executor: None,
+            model_id: p.model_id.to_owned(),
+            instance_id: None,
+            constants: p.constants,
+            create_method: p.create_method.into(),
+            flow_type: "common".into(),
+            created_at: now,
+            started_at: None,
+        };
+        let start = self.bk_start(&task, None, p.creator.to_owned()).await?;
+        Ok((task, start))
     }
 
     /// Renames a task that has not started and sets its constants.

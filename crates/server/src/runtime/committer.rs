@@ -10,7 +10,7 @@
 //! instances are reloaded, and the group's requests are applied again.
 
 use super::bk_sops;
-use super::records::{PeriodicWrite, Records, RecordsRequest, StartFired};
+use super::records::{PlanRan, Planned, Records, RecordsRequest, StartFired};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
@@ -746,14 +746,18 @@ impl Committer {
     async fn write_records(&mut self, request: Box<RecordsRequest>, into: &mut Prepared, now: i64) {
         let mut instance = String::new();
         let answer = async {
-            let Records { deployments, templates, mut task, start, edit, timers, dropped_timers, fired, periodic } =
+            let Records { deployments, templates, mut task, start, edit, timers, dropped_timers, fired, planned } =
                 request.write.clone();
-            match periodic {
-                Some(PeriodicWrite::New(row)) => into.batch.periodic_tasks.push(row),
-                Some(PeriodicWrite::Change(change)) => into.batch.periodic_changes.push(change),
-                Some(PeriodicWrite::Fired { moved, run }) => {
+            match planned {
+                Some(Planned::Periodic(row)) => into.batch.periodic_tasks.push(row),
+                Some(Planned::PeriodicChange(change)) => into.batch.periodic_changes.push(change),
+                Some(Planned::Clocked(row)) => into.batch.clocked_tasks.push(row),
+                Some(Planned::Fired { moved, ran }) => {
                     self.move_fired(moved, into).await?;
-                    into.batch.periodic_runs.push(run);
+                    match ran {
+                        PlanRan::Periodic(run) => into.batch.periodic_runs.push(run),
+                        PlanRan::Clocked(run) => into.batch.clocked_runs.push(run),
+                    }
                 }
                 None => {}
             }

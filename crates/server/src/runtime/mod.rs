@@ -6,6 +6,7 @@
 
 mod bk_sops;
 pub(crate) mod broker;
+mod clocked;
 mod committer;
 pub(crate) mod jobs;
 mod periodic;

@@ -9,11 +9,11 @@
 //! from now. A firing reads the periodic task as it is then: a change of constants applies to
 //! the next task made.
 
-use super::bk_sops::Tree;
-use super::records::{PeriodicWrite, Records, model_of};
-use super::{Runtime, RuntimeError, now_ms};
+use super::bk_sops::{PlannedTask, Tree};
+use super::records::{PlanRan, Planned, Records, model_of};
+use super::{Runtime, RuntimeError};
 use flowstone_model::Schedule;
-use flowstone_store::{BkIds, BkTaskRow, PeriodicChange, PeriodicRow, PeriodicRun, TimerMove, TimerRow};
+use flowstone_store::{BkIds, PeriodicChange, PeriodicRow, PeriodicRun, TimerMove, TimerRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -126,7 +126,7 @@ impl Runtime {
         }
         row.id = self.store.reserve_id(BkIds::Periodic).await?;
         row.enabled = false;
-        write.periodic = Some(PeriodicWrite::New(row.clone()));
+        write.planned = Some(Planned::Periodic(row.clone()));
         self.write_records(write).await?;
         if let Some((_, model, def)) = own {
             self.committed_model(&model.id, def).await?;
@@ -158,7 +158,7 @@ impl Runtime {
         } else if !enabled && row.enabled {
             write.dropped_timers.push(timer_id(row.id));
         }
-        write.periodic = Some(PeriodicWrite::Change(change));
+        write.planned = Some(Planned::PeriodicChange(change));
         self.write_records(write).await
     }
 }
@@ -174,27 +174,19 @@ pub(super) async fn fire(runtime: &Runtime, id: i64, timer: &TimerRow) -> Result
         .and_then(|s| s.next(timer.due, u32::try_from(fired).unwrap_or(u32::MAX)))
         .map(|due| (due, fired));
     let moved = TimerMove { record_id: timer.record_id.clone(), from: timer.due, to: next };
-    let now = now_ms();
-    let stamp = jiff::Timestamp::from_millisecond(now).map(|t| t.strftime("%Y%m%d%H%M%S").to_string());
-    let task = BkTaskRow {
-        id: runtime.store.reserve_id(BkIds::Tasks).await?,
+    let planned = PlannedTask {
         biz_id: row.biz_id,
-        template_id: Some(row.template_id),
-        name: format!("{}_{}", row.name.chars().take(113).collect::<String>(), stamp.unwrap_or_default()),
-        creator: row.creator.clone(),
-        executor: None,
-        model_id: row.model_id.clone(),
-        instance_id: None,
+        template_id: row.template_id,
+        name: &row.name,
+        creator: &row.creator,
+        model_id: &row.model_id,
         constants: row.constants.clone(),
-        create_method: "periodic".into(),
-        flow_type: "common".into(),
-        created_at: now,
-        started_at: None,
+        create_method: "periodic",
     };
-    let start = runtime.bk_start(&task, None, row.creator.clone()).await?;
-    let run = PeriodicRun { id, at: now };
-    let periodic = Some(PeriodicWrite::Fired { moved, run });
-    runtime.write_records(Records { task: Some(task), start: Some(start), periodic, ..Records::default() }).await
+    let (task, start) = runtime.planned_task(planned).await?;
+    let ran = PlanRan::Periodic(PeriodicRun { id, at: task.created_at });
+    let planned = Some(Planned::Fired { moved, ran });
+    runtime.write_records(Records { task: Some(task), start: Some(start), planned, ..Records::default() }).await
 }
 
 #[cfg(test)]

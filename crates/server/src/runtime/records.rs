@@ -5,8 +5,8 @@ use super::bk_sops::{BkStart, Tree};
 use super::{Runtime, RuntimeError, new_id, now_ms};
 use flowstone_model::{Definition, NodeId, parse_pipeline};
 use flowstone_store::{
-    BkTaskEdit, BkTaskRow, DeploymentWrite, ModelRow, NewDeployment, NewModel, PeriodicChange, PeriodicRow,
-    PeriodicRun, TemplateRow, TimerMove, TimerRow,
+    BkTaskEdit, BkTaskRow, ClockedRow, ClockedRun, DeploymentWrite, ModelRow, NewDeployment, NewModel, PeriodicChange,
+    PeriodicRow, PeriodicRun, TemplateRow, TimerMove, TimerRow,
 };
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -30,25 +30,38 @@ pub(super) struct Records {
     pub(super) dropped_timers: Vec<String>,
     /// A firing of a timer start event's timer: the instance it starts.
     pub(super) fired: Option<StartFired>,
-    /// A periodic task made, changed, or come due (its task is `task`, started by `start`).
-    pub(super) periodic: Option<PeriodicWrite>,
+    /// A periodic or clocked task made, changed, or come due (the task it makes is `task`,
+    /// started by `start`).
+    pub(super) planned: Option<Planned>,
 }
 
-/// What a request writes of a bk-sops periodic task.
+/// What a request writes of a bk-sops periodic or clocked task.
 #[derive(Clone)]
-pub(super) enum PeriodicWrite {
-    /// A new one.
-    New(PeriodicRow),
-    /// A change of one (its timer set or dropped beside it).
-    Change(PeriodicChange),
-    /// One came due: the timer moves on from the due time it fired for (refused when a commit
-    /// here or on another server moved it first), and the run is counted.
+pub(super) enum Planned {
+    /// A new periodic task.
+    Periodic(PeriodicRow),
+    /// A change of a periodic task (its timer set or dropped beside it).
+    PeriodicChange(PeriodicChange),
+    /// A new clocked task (its timer set beside it).
+    Clocked(ClockedRow),
+    /// A periodic or clocked task came due: its timer moves on from the due time it fired for
+    /// (refused when a commit here or on another server moved it first), and what it made is
+    /// written.
     Fired {
         /// How the timer moves on.
         moved: TimerMove,
-        /// The run.
-        run: PeriodicRun,
+        /// What it made.
+        ran: PlanRan,
     },
+}
+
+/// What a periodic or clocked task's firing made.
+#[derive(Clone)]
+pub(super) enum PlanRan {
+    /// A periodic task made a task.
+    Periodic(PeriodicRun),
+    /// A clocked task made its task, or failed to.
+    Clocked(ClockedRun),
 }
 
 /// A timer start event's timer fired: an instance starts at the event, and the timer moves on

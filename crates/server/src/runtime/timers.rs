@@ -170,6 +170,8 @@ async fn fire(runtime: &Runtime, timer: TimerRow) {
         fire_start(runtime, &timer).await
     } else if let Some(periodic) = super::periodic::periodic_of(&timer.record_id) {
         super::periodic::fire(runtime, periodic, &timer).await
+    } else if let Some(clocked) = super::clocked::clocked_of(&timer.record_id) {
+        super::clocked::fire(runtime, clocked, &timer).await
     } else {
         runtime.apply(&timer.instance_id, Command::FireTimer { timer: timer.record_id.clone(), due: timer.due }).await
     };

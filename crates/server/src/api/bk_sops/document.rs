@@ -5,6 +5,7 @@
 use super::answers::{
     Imported, NodeDetail, Preview, TaskDetail, TaskListed, TaskMade, TaskStatusOf, Template, TemplateInfo, TemplateMade,
 };
+use super::clocked::Clocked;
 use super::counts::TaskCounts;
 use super::effective_time::EffectiveTime;
 use super::intervention::Intervention;
@@ -183,6 +184,33 @@ const SERVED: &[(&str, &str, &[Param], Data)] = &[
         "Sets a periodic task's constants; answers every constant of its tree",
         &[BIZ, TASK, CONSTANTS],
         object,
+    ),
+    (
+        "create_clocked_task",
+        "Plans a task of a template for a time (without an offset: UTC)",
+        &[
+            BIZ,
+            TEMPLATE,
+            ("task_name", Kind::Text, true, "The name its task is named after"),
+            ("plan_start_time", Kind::Text, true, "`2022-05-16 20:26:40+0800`, later than now"),
+            ("task_parameters", Kind::Json, false, "`{constants, exclude_task_nodes_id}`"),
+        ],
+        one::<Clocked>,
+    ),
+    (
+        "get_clocked_task_list",
+        "A business's clocked tasks, newest first, with `count` beside `data`",
+        &[
+            BIZ,
+            ("id", Kind::Id, false, "This one only"),
+            ("task_name", Kind::Text, false, "Contained in the name"),
+            ("creator", Kind::Text, false, "Contained in the creator"),
+            ("editor", Kind::Text, false, "Contained in the editor"),
+            ("state", Kind::Text, false, "`not_started`, `started` or `start_failed`"),
+            ("limit", Kind::Id, false, "1 to 1000 (100)"),
+            ("offset", Kind::Id, false, ""),
+        ],
+        list::<Clocked>,
     ),
     ("get_user_project_list", "The businesses the app may reach", &[], list::<Project>),
     ("get_user_project_detail", "A business", &[BIZ], one::<ProjectDetail>),

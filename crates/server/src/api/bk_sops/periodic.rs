@@ -4,7 +4,7 @@
 //! makes them, a new periodic task is disabled until `set_periodic_task_enabled` enables it;
 //! its crontab runs in UTC.
 
-use super::{Call, bad, template_of, tree_of, trimmed, with_constants, zoned_time};
+use super::{Call, bad, left_out_nodes, template_of, tree_of, trimmed, with_constants, zoned_time};
 use crate::error::ApiError;
 use crate::runtime::{Crontab, Tree, now_ms, pipeline_key};
 use flowstone_store::{PeriodicChange, PeriodicRow};
@@ -74,7 +74,8 @@ pub(super) async fn create(c: &Call<'_>) -> Result<Value, ApiError> {
         return Err(ApiError::conflict(format!("Periodic task number reaches limit: {MOST_PER_BUSINESS}")));
     }
     let tree = tree_of(c, &template.model_id).await?;
-    let (tree, model_id, own) = trimmed(c, tree, Some(template.model_id.clone()))?;
+    let left_out = left_out_nodes(c, &tree)?;
+    let (tree, model_id, own) = trimmed(tree, Some(template.model_id.clone()), &left_out)?;
     let defined = tree.get("constants").and_then(Value::as_object);
     let constants: Map<String, Value> =
         constants.into_iter().filter(|(key, _)| defined.is_some_and(|d| d.contains_key(key))).collect();

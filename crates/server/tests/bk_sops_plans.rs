@@ -1,8 +1,8 @@
-//! bk-sops' periodic tasks through the real server on SQLite and PostgreSQL: made disabled,
-//! listed and shown with bk-sops' fields, enabled and disabled (setting and dropping their
-//! timer), given a new crontab and constants; when their timer comes due (the test moves it to
-//! now instead of waiting for the crontab) a task of the template is made and started with the
-//! periodic task's constants, and the run is counted.
+//! bk-sops' periodic and clocked tasks through the real server on SQLite and PostgreSQL.
+//! Periodic tasks are made disabled, listed and shown with bk-sops' fields, enabled and
+//! disabled (setting and dropping their timer), given a new crontab and constants; clocked tasks
+//! are planned and listed. When their timer comes due (the test moves it to now instead of
+//! waiting) a task of the template is made and started with their constants.
 
 mod common;
 
@@ -32,11 +32,10 @@ fn store(s: &TestServer) -> Arc<dyn Store> {
     s.server.as_ref().map(|server| server.runtime().store().clone()).unwrap_or_else(|| panic!("no server"))
 }
 
-/// Moves the periodic task's timer to now, as if its crontab came due.
-async fn come_due(s: &TestServer, periodic: i64) {
+/// Moves the timer `id` to now, as if its time came.
+async fn come_due(s: &TestServer, id: &str) {
     let store = store(s);
-    let id = format!("periodic:{periodic}");
-    let timer = store.timer(&id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is not set"));
+    let timer = store.timer(id).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{id} is not set"));
     let now = jiff::Timestamp::now().as_millisecond();
     let batch = WriteBatch { timers: vec![TimerRow { due: now, ..timer }], ..WriteBatch::default() };
     store.commit(&batch).await.unwrap_or_else(|e| panic!("{e}"));
@@ -85,7 +84,7 @@ async fn a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due
 
     let enabled = s.bk_ok("set_periodic_task_enabled", json!({"bk_biz_id": 5, "task_id": id, "enabled": true})).await;
     assert_eq!(enabled, json!({"enabled": true}));
-    come_due(&s, id).await;
+    come_due(&s, &format!("periodic:{id}")).await;
     let ran = after_runs(&s, id, 1).await;
     assert!(ran["last_run_at"].as_str().is_some_and(|t| t.ends_with("+0000")), "{ran}");
     let timer = store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}"));
@@ -96,15 +95,7 @@ async fn a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due
     let task = &tasks[0];
     assert!(task["name"].as_str().is_some_and(|n| n.starts_with("nightly_") && n.len() == 22), "{task}");
     let task = task["id"].as_i64().unwrap_or_default();
-    let mut data = Value::Null;
-    for _ in 0..400 {
-        data = s.bk_ok("get_task_node_data", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a"})).await;
-        if data["state"] == "FINISHED" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!((&data["state"], &data["inputs"]["who"]), (&json!("FINISHED"), &json!("night")), "{data}");
+    assert_eq!(finished_node(&s, task, "a").await["inputs"]["who"], "night");
     let counts = s.bk_ok("query_task_count", json!({"bk_biz_id": 5, "group_by": "create_method"})).await;
     assert!(counts.to_string().contains("periodic"), "{counts}");
 
@@ -122,7 +113,7 @@ async fn a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due
     let timer = store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}"));
     let next = timer.map(|t| t.due).unwrap_or_default() - jiff::Timestamp::now().as_millisecond();
     assert!((0..=300_000).contains(&next), "due within five minutes, {next} ms ahead");
-    come_due(&s, id).await;
+    come_due(&s, &format!("periodic:{id}")).await;
     after_runs(&s, id, 2).await;
     let tasks = s.bk_ok("get_task_list", json!({"bk_biz_id": 5})).await;
     let newest = tasks[0]["id"].as_i64().unwrap_or_default();
@@ -130,6 +121,97 @@ async fn a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due
     assert!(detail.to_string().contains("\"day\""), "the second task has the new constants: {detail}");
     s.bk_ok("set_periodic_task_enabled", json!({"bk_biz_id": 5, "task_id": id, "enabled": false})).await;
     assert!(store(&s).timer(&format!("periodic:{id}")).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+}
+
+/// The state of the data of `node` of `task` once it finished.
+async fn finished_node(s: &TestServer, task: i64, node: &str) -> Value {
+    let mut data = Value::Null;
+    for _ in 0..400 {
+        data = s.bk_ok("get_task_node_data", json!({"bk_biz_id": 5, "task_id": task, "node_id": node})).await;
+        if data["state"] == "FINISHED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(data["state"], "FINISHED", "{data}");
+    data
+}
+
+async fn a_clocked_task_makes_and_starts_its_task_once_at_its_time(s: TestServer) {
+    let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "noon", "pipeline_tree": tree()})).await;
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let plan = at.strftime("%Y-%m-%d %H:%M:%S+0000").to_string();
+    let params = json!({"constants": {"${who}": "noon"}, "template_schemes_id": []});
+    let made = s
+        .bk_ok(
+            "create_clocked_task",
+            json!({"bk_biz_id": 5, "template_id": template["template_id"], "task_name": "at noon",
+                   "plan_start_time": plan, "task_parameters": params}),
+        )
+        .await;
+    assert_eq!(
+        (&made["state"], &made["task_id"], &made["plan_start_time"], &made["task_parameters"]),
+        (&json!("not_started"), &Value::Null, &json!(plan), &params),
+        "{made}"
+    );
+    assert_eq!((&made["template_name"], &made["template_source"]), (&json!("noon"), &json!("project")), "{made}");
+    assert!(made.get("clocked_task_id").is_none(), "create leaves it out, as bk-sops does: {made}");
+    let id = made["id"].as_i64().unwrap_or_default();
+
+    let (status, listed) = s.bk_call("get_clocked_task_list", json!({"bk_biz_id": 5, "task_name": "NOON"})).await;
+    assert_eq!((status, &listed["count"]), (StatusCode::OK, &json!(1)), "{listed}");
+    let item = &listed["data"][0];
+    assert_eq!((&item["clocked_task_id"], item["auth_actions"].as_array().map(Vec::len)), (&json!(id), Some(4)));
+    assert!(item["plan_start_time"].as_str().is_some_and(|t| t.ends_with(" +0000")), "{item}");
+
+    come_due(&s, &format!("clocked:{id}")).await;
+    let mut started = Value::Null;
+    for _ in 0..400 {
+        let (_, listed) = s.bk_call("get_clocked_task_list", json!({"bk_biz_id": 5, "state": "started"})).await;
+        started = listed["data"][0].clone();
+        if started["task_id"].is_i64() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let task = started["task_id"].as_i64().unwrap_or_else(|| panic!("no task was made: {started}"));
+    assert_eq!(finished_node(&s, task, "a").await["inputs"]["who"], "noon");
+    assert!(store(&s).timer(&format!("clocked:{id}")).await.unwrap_or_else(|e| panic!("{e}")).is_none(), "once");
+    let counts = s.bk_ok("query_task_count", json!({"bk_biz_id": 5, "group_by": "create_method"})).await;
+    assert!(counts.to_string().contains("clocked"), "{counts}");
+    let (_, listed) = s.bk_call("get_clocked_task_list", json!({"bk_biz_id": 5, "state": "not_started"})).await;
+    assert_eq!(listed["count"], 0, "{listed}");
+}
+
+async fn clocked_task_calls_name_what_is_wrong(s: TestServer) {
+    let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "t", "pipeline_tree": tree()})).await;
+    let plan = |time: &str, params: Value| {
+        json!({"bk_biz_id": 5, "template_id": template["template_id"], "task_name": "p", "plan_start_time": time,
+               "task_parameters": params})
+    };
+    let later = "2999-01-01 00:00:00+0800";
+    for (call, status, says) in [
+        (plan("2020-01-01 00:00:00+0000", json!({})), StatusCode::BAD_REQUEST, "later than"),
+        (plan("tomorrow", json!({})), StatusCode::BAD_REQUEST, "tomorrow"),
+        (plan(later, json!({"constants": [1]})), StatusCode::BAD_REQUEST, "constants"),
+        (plan(later, json!({"template_schemes_id": [1]})), StatusCode::NOT_IMPLEMENTED, "template_schemes_id"),
+        (
+            plan(later, json!({"template_schemes_id": [1], "exclude_task_nodes_id": ["a"]})),
+            StatusCode::BAD_REQUEST,
+            "multiple",
+        ),
+    ] {
+        let (got, body) = s.bk_call("create_clocked_task", call.clone()).await;
+        assert_eq!(got, status, "{call}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains(says)), "{call}: {body}");
+    }
+    let mut unknown = plan(later, json!({}));
+    unknown["template_id"] = json!(999);
+    assert_eq!(s.bk_call("create_clocked_task", unknown).await.0, StatusCode::NOT_FOUND);
+    let made = s.bk_ok("create_clocked_task", plan("2999-01-01T00:00:00+08:00", json!({}))).await;
+    assert_eq!(made["plan_start_time"], "2998-12-31 16:00:00+0000", "an ISO time with an offset: {made}");
+    let (status, body) = s.bk_call("get_clocked_task_list", json!({"bk_biz_id": 5, "state": "done"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 async fn periodic_task_calls_name_what_is_wrong(s: TestServer) {
@@ -170,4 +252,6 @@ async fn periodic_task_calls_name_what_is_wrong(s: TestServer) {
 backend_tests!(server = TestServer::start;
     a_periodic_task_makes_and_starts_a_task_each_time_its_crontab_comes_due,
     periodic_task_calls_name_what_is_wrong,
+    a_clocked_task_makes_and_starts_its_task_once_at_its_time,
+    clocked_task_calls_name_what_is_wrong,
 );
