@@ -36,6 +36,11 @@ pub(crate) enum GuardKind {
 }
 
 impl Instance {
+    /// How many times the engine retried the failed run now open at `element` on its own.
+    pub fn automatic_retries(&self, element: &str) -> u32 {
+        self.open.values().filter(|r| r.element == element).filter_map(|r| self.auto_retries.get(&r.id)).sum()
+    }
+
     /// Sets the timeout of the run whose record `record` its token `token` just started
     /// waiting on, if its node has one.
     pub(crate) fn arm_timeout(&mut self, step: &mut Step<'_, '_>, token: u32, record: &str) {

@@ -282,6 +282,18 @@ async fn node_timeouts_and_automatic_retries_act_on_their_own(s: TestServer) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(retried, 2, "two automatic retries, then the node waits for an operator");
+    let status = ok(
+        &s,
+        "get_task_status",
+        json!({"bk_biz_id": 5, "task_id": task, "with_failed_node_info": true, "with_auto_retry_status": "true"}),
+    )
+    .await;
+    assert_eq!(
+        status["failed_node_info"]["a"],
+        json!({"node_id": "a", "auto_retry_times": 2, "max_auto_retry_times": 2}),
+        "{status}"
+    );
+    assert_eq!(status["auto_retry_status"], json!({"exist_auto_retry_nodes": false, "auto_retry_nodes": []}));
     node(&s, task, "a", "retry", json!({"inputs": {"fail": null}})).await;
     when(&s, task, "b", "RUNNING", "RUNNING").await;
 
@@ -981,6 +993,11 @@ async fn answers_fit_the_openapi_document(s: TestServer) {
     for api in ["get_task_status", "get_task_detail", "get_task_effective_time"] {
         answer(api, task.clone()).await;
     }
+    let mut flags = task.clone();
+    flags["with_failed_node_info"] = json!(true);
+    flags["with_auto_retry_status"] = json!(true);
+    let status = answer("get_task_status", flags).await;
+    assert_eq!(status["failed_node_info"], json!({"a": {}}), "a failed node without auto_retry: {status}");
     let mut pause = task.clone();
     pause["action"] = json!("pause");
     answer("operate_task", pause).await;

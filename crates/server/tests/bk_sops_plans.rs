@@ -214,6 +214,25 @@ async fn clocked_task_calls_name_what_is_wrong(s: TestServer) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
+/// A `sleep_timer` node's wait counts from when its job was queued: run again after a restart
+/// of the server, it waits what is left instead of starting over.
+async fn a_sleep_timer_waits_what_is_left_after_a_restart(s: TestServer) {
+    let mut sleeping = tree();
+    sleeping["activities"]["a"]["component"] =
+        json!({"code": "sleep_timer", "data": {"bk_timing": {"hook": false, "value": "6"}}});
+    let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "nap", "pipeline_tree": sleeping})).await;
+    let made = s
+        .bk_ok("create_and_start_task", json!({"bk_biz_id": 5, "template_id": template["template_id"], "name": "n"}))
+        .await;
+    let task = made["task_id"].as_i64().unwrap_or_default();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let s = s.restart().await;
+    let data = finished_node(&s, task, "a").await;
+    let detail = s.bk_ok("get_task_node_detail", json!({"bk_biz_id": 5, "task_id": task, "node_id": "a"})).await;
+    let elapsed = detail["elapsed_time"].as_i64().unwrap_or_default();
+    assert!((6..9).contains(&elapsed), "waited 6 s in all, not 3 s and then 6 s more: {elapsed} s, {data}");
+}
+
 async fn periodic_task_calls_name_what_is_wrong(s: TestServer) {
     let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "t", "pipeline_tree": tree()})).await;
     let create =
@@ -254,4 +273,5 @@ backend_tests!(server = TestServer::start;
     periodic_task_calls_name_what_is_wrong,
     a_clocked_task_makes_and_starts_its_task_once_at_its_time,
     clocked_task_calls_name_what_is_wrong,
+    a_sleep_timer_waits_what_is_left_after_a_restart,
 );

@@ -65,6 +65,9 @@ async fn a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed(s: TestServer) {
     assert_eq!((job["stone"].as_str(), job["action"].as_str()), (Some("Probe"), Some("start")));
     assert_eq!(job["params"]["size"], 3);
     assert!(job["lockedUntil"].as_i64().is_some_and(|t| t > 0));
+    let queued = job["queuedAt"].as_i64().unwrap_or_default();
+    let age = jiff::Timestamp::now().as_millisecond() - queued;
+    assert!((0..60_000).contains(&age), "the job says when it was queued (a wait counts from then): {job}");
 }
 
 async fn an_empty_fetch_answers_when_the_wait_ends(s: TestServer) {

@@ -97,7 +97,7 @@ async fn session(
                 Ok(job) => match stones.get(&job.stone) {
                     Some(stone) => {
                         let reporter = AmqpReporter { channel: events, queue: events_queue, job: job.id.clone() };
-                        let work = Work { params: job.params, outputs: job.outputs };
+                        let work = Work { params: job.params, outputs: job.outputs, queued_at: job.queued_at };
                         if let Err(Refused(message)) = drive(stone.as_ref(), job.action, work, false, &reporter).await {
                             tracing::info!(job = %job.id, %message, "job given up");
                         }

@@ -125,12 +125,13 @@ impl Stone for SleepStone {
 
 /// `sleep_timer`: bk-sops' timer component. `bk_timing` is seconds (a number or numeric
 /// text) or a date-time `YYYY-MM-DD HH:MM:SS` (UTC) to wait until; outputs `_result`.
-/// After a crash the job runs again: a wait until a date-time ends on time, a wait of
-/// seconds starts over.
+/// Seconds count from when the job was queued (when the server says): after a crash the job
+/// runs again and waits what is left, as it does until a date-time.
 pub struct SleepTimerStone;
 
 impl SleepTimerStone {
-    fn wait(params: &Value, now: jiff::Timestamp) -> Result<Duration, String> {
+    /// How long a job queued at `queued` (milliseconds since the epoch) still waits at `now`.
+    fn wait(params: &Value, queued: Option<i64>, now: jiff::Timestamp) -> Result<Duration, String> {
         let timing = params.get("bk_timing").ok_or("`bk_timing` is required: seconds or a date-time")?;
         let text = match timing {
             Value::Number(n) => n.to_string(),
@@ -138,11 +139,12 @@ impl SleepTimerStone {
             other => return Err(format!("`bk_timing` must be seconds or a date-time, not {other}")),
         };
         if let Ok(secs) = text.parse::<f64>() {
-            return if secs.is_finite() && secs >= 0.0 {
-                Ok(Duration::from_secs_f64(secs))
-            } else {
-                Err(format!("`bk_timing` must not be negative, got {text}"))
-            };
+            if !(secs.is_finite() && secs >= 0.0) {
+                return Err(format!("`bk_timing` must not be negative, got {text}"));
+            }
+            let wait = Duration::try_from_secs_f64(secs).map_err(|_| format!("`bk_timing` {text} is too long"))?;
+            let passed = queued.map_or(0, |at| (now.as_millisecond() - at).max(0)).unsigned_abs();
+            return Ok(wait.saturating_sub(Duration::from_millis(passed)));
         }
         let at: jiff::civil::DateTime =
             text.parse().map_err(|_| format!("`bk_timing` must be seconds or `YYYY-MM-DD HH:MM:SS`, not `{text}`"))?;
@@ -162,7 +164,7 @@ impl Stone for SleepTimerStone {
     }
 
     async fn start(&self, work: &Work) -> StoneResult {
-        tokio::time::sleep(Self::wait(&work.params, jiff::Timestamp::now())?).await;
+        tokio::time::sleep(Self::wait(&work.params, work.queued_at, jiff::Timestamp::now())?).await;
         Ok(Map::from_iter([("_result".to_owned(), json!(true))]))
     }
 }
@@ -210,7 +212,7 @@ mod tests {
     use super::*;
 
     fn work(params: Value) -> Work {
-        Work { params, outputs: Map::new() }
+        Work { params, outputs: Map::new(), queued_at: None }
     }
 
     #[tokio::test]
@@ -239,14 +241,26 @@ mod tests {
     #[test]
     fn sleep_timer_waits_seconds_or_until_a_date_time() {
         let now: jiff::Timestamp = "2026-01-01T10:00:00Z".parse().unwrap_or_else(|e| panic!("{e}"));
-        let wait = |timing: Value| SleepTimerStone::wait(&json!({"bk_timing": timing}), now);
+        let wait = |timing: Value| SleepTimerStone::wait(&json!({"bk_timing": timing}), None, now);
         assert_eq!(wait(json!("2")), Ok(Duration::from_secs(2)));
         assert_eq!(wait(json!(0.5)), Ok(Duration::from_millis(500)));
         assert_eq!(wait(json!("2026-01-01 10:01:00")), Ok(Duration::from_secs(60)));
         assert_eq!(wait(json!("2025-12-31 10:00:00")), Ok(Duration::ZERO), "a time passed waits no more");
         assert!(wait(json!("soon")).is_err_and(|e| e.contains("YYYY-MM-DD")));
         assert!(wait(json!(-3)).is_err());
-        assert!(SleepTimerStone::wait(&json!({}), now).is_err());
+        assert!(SleepTimerStone::wait(&json!({}), None, now).is_err());
+        assert!(wait(json!(1e300)).is_err_and(|e| e.contains("too long")));
+    }
+
+    #[test]
+    fn sleep_timer_run_again_after_a_crash_waits_what_is_left() {
+        let now: jiff::Timestamp = "2026-01-01T10:00:00Z".parse().unwrap_or_else(|e| panic!("{e}"));
+        let queued = |ago: i64| Some(now.as_millisecond() - ago);
+        let wait = |ago| SleepTimerStone::wait(&json!({"bk_timing": "60"}), queued(ago), now);
+        assert_eq!(wait(0), Ok(Duration::from_secs(60)));
+        assert_eq!(wait(45_000), Ok(Duration::from_secs(15)), "queued 45 s before, 15 s are left");
+        assert_eq!(wait(90_000), Ok(Duration::ZERO), "past its end, it ends at once");
+        assert_eq!(wait(-5_000), Ok(Duration::from_secs(60)), "a clock behind the queue's waits it all");
     }
 
     #[tokio::test]

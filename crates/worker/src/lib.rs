@@ -39,6 +39,9 @@ pub struct Work {
     /// What the task put out before: the start's outputs for `monitor`, everything it put
     /// out for `rollback`, `cancel` and `delete`; empty for `start` and `mock`.
     pub outputs: Map<String, Value>,
+    /// When the job was queued (milliseconds since the epoch), where the server says: a wait
+    /// measured from then survives a crash of whoever ran the job first.
+    pub queued_at: Option<i64>,
 }
 
 /// Where a monitoring stone reports how far the work is.
@@ -153,7 +156,8 @@ pub async fn drive(
             if monitor {
                 let mut all = work.outputs;
                 all.extend(outputs);
-                return watch(stone, Work { params: work.params, outputs: all }, reporter).await;
+                return watch(stone, Work { params: work.params, outputs: all, queued_at: work.queued_at }, reporter)
+                    .await;
             }
             Ok(())
         }

@@ -140,10 +140,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let stone = MachineStone::new(dir.path());
         let params = json!({"instanceType": "m2.large", "bootMillis": 10});
-        let outputs = stone.start(&Work { params: params.clone(), outputs: Map::new() }).await.unwrap_or_default();
+        let outputs = stone
+            .start(&Work { params: params.clone(), outputs: Map::new(), queued_at: None })
+            .await
+            .unwrap_or_default();
         assert_eq!(outputs["instanceType"], json!("m2.large"));
         assert_eq!(machines(dir.path()), 1);
-        let work = Work { params, outputs };
+        let work = Work { params, outputs, queued_at: None };
         assert_eq!(stone.monitor(&work, &Silent).await.map(|o| o["state"].clone()), Ok(json!("running")));
         assert!(stone.rollback(&work).await.is_ok());
         assert_eq!(machines(dir.path()), 0);
@@ -155,8 +158,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let stone = MachineStone::new(dir.path());
         let params = json!({"bootMillis": 200});
-        let outputs = stone.start(&Work { params: params.clone(), outputs: Map::new() }).await.unwrap_or_default();
-        let work = Work { params, outputs };
+        let outputs = stone
+            .start(&Work { params: params.clone(), outputs: Map::new(), queued_at: None })
+            .await
+            .unwrap_or_default();
+        let work = Work { params, outputs, queued_at: None };
         let (watched, canceled) = tokio::join!(stone.monitor(&work, &Silent), stone.cancel(&work));
         assert!(canceled.is_ok());
         assert!(watched.is_err_and(|e| e.contains("gone")));

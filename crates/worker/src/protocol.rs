@@ -105,6 +105,11 @@ pub struct LockedJob {
     /// Retries left, once a worker has failed it with retries.
     #[serde(default)]
     pub retries: Option<i64>,
+    /// When the job was queued (milliseconds since the epoch): a stone that waits a while
+    /// (`sleep_timer`) waits from then, so that a job run again after a crash waits what is
+    /// left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<i64>,
 }
 
 /// A lifecycle event: `status` is `<action>.<begin|success|failed>` or `mock.passed`.

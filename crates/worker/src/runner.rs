@@ -244,7 +244,7 @@ struct JobContext {
 
 impl JobContext {
     async fn run(&self, stone: Arc<dyn Stone>, job: LockedJob) {
-        let work = Work { params: job.params, outputs: job.outputs };
+        let work = Work { params: job.params, outputs: job.outputs, queued_at: job.queued_at };
         let result = tokio::select! {
             result = drive(stone.as_ref(), job.action, work, true, self) => result,
             lost = self.heartbeats() => Err(lost),

@@ -75,7 +75,7 @@ impl Stone for Watched {
 }
 
 fn work(params: Value) -> Work {
-    Work { params, outputs: Map::new() }
+    Work { params, outputs: Map::new(), queued_at: None }
 }
 
 #[tokio::test]

@@ -109,16 +109,7 @@ async fn fetch(State(rt): State<Runtime>, Body(body): Body) -> ApiResult<Json<Ve
 }
 
 fn locked(row: JobRow) -> LockedJob {
-    LockedJob {
-        id: row.job.record_id,
-        process_instance_id: row.instance_id,
-        stone: row.job.stone,
-        action: row.job.action,
-        params: row.job.params,
-        outputs: row.job.outputs,
-        locked_until: row.locked_until.unwrap_or_default(),
-        retries: row.retries,
-    }
+    crate::runtime::jobs::locked_job(row)
 }
 
 /// A lock lasts from 100 ms to a day.

@@ -152,16 +152,7 @@ mod amqp {
             let id = job.job.record_id.clone();
             let instance = job.instance_id.clone();
             let queue = stone_queue(&self.options.prefix, &job.job.stone);
-            let message = LockedJob {
-                id: id.clone(),
-                process_instance_id: instance.clone(),
-                stone: job.job.stone,
-                action: job.job.action,
-                params: job.job.params,
-                outputs: job.job.outputs,
-                locked_until: HANDED_TO_BROKER,
-                retries: job.retries,
-            };
+            let message = LockedJob { locked_until: HANDED_TO_BROKER, ..crate::runtime::jobs::locked_job(job) };
             let payload = serde_json::to_vec(&message).unwrap_or_default();
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)

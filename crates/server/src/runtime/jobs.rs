@@ -12,6 +12,21 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// A job as a worker gets it, locked until its lease ends.
+pub(crate) fn locked_job(row: JobRow) -> flowstone_worker::protocol::LockedJob {
+    flowstone_worker::protocol::LockedJob {
+        id: row.job.record_id,
+        process_instance_id: row.instance_id,
+        stone: row.job.stone,
+        action: row.job.action,
+        params: row.job.params,
+        outputs: row.job.outputs,
+        locked_until: row.locked_until.unwrap_or_default(),
+        retries: row.retries,
+        queued_at: Some(row.created_at),
+    }
+}
+
 /// How often a waiting fetch looks again for jobs whose lease ended meanwhile.
 const LEASE_SWEEP: Duration = Duration::from_secs(1);
 

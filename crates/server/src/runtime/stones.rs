@@ -141,7 +141,8 @@ impl StoneRunner {
     async fn run(&self, stone: Arc<dyn Stone>, row: &JobRow) {
         let reporter =
             InProcess { runtime: self.runtime.clone(), instance: &row.instance_id, record: &row.job.record_id };
-        let work = Work { params: row.job.params.clone(), outputs: row.job.outputs.clone() };
+        let work =
+            Work { params: row.job.params.clone(), outputs: row.job.outputs.clone(), queued_at: Some(row.created_at) };
         if let Err(Refused(message)) = drive(stone.as_ref(), row.job.action, work, false, &reporter).await {
             tracing::debug!(job = %row.job.record_id, %message, "job no longer wanted");
         }

@@ -109,7 +109,27 @@ const SERVED: &[(&str, &str, &[Param], Data)] = &[
         &[BIZ, TASK, ("action", Kind::Text, true, "`start`, `pause`, `resume` or `revoke`")],
         object,
     ),
-    ("get_task_status", "A task's state tree", &[BIZ, TASK], one::<StateTree>),
+    (
+        "get_task_status",
+        "A task's state tree",
+        &[
+            BIZ,
+            TASK,
+            (
+                "with_failed_node_info",
+                Kind::Flag,
+                false,
+                "Adds `failed_node_info`: failed nodes and their automatic retries",
+            ),
+            (
+                "with_auto_retry_status",
+                Kind::Flag,
+                false,
+                "Adds `auto_retry_status`: the failed nodes still to be retried",
+            ),
+        ],
+        one::<StateTree>,
+    ),
     ("get_tasks_status", "The state trees of tasks", &[BIZ, TASK_IDS], list::<TaskStatusOf>),
     ("get_task_detail", "A task with its tree, constants and outputs", &[BIZ, TASK], one::<TaskDetail>),
     (

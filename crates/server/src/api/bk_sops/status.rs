@@ -62,6 +62,33 @@ pub(super) struct StateTree {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub(super) ex_data: Option<Value>,
+    /// With `with_failed_node_info`: each failed node, with its automatic retries when it
+    /// has `auto_retry` (else empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) failed_node_info: Option<BTreeMap<String, FailedNode>>,
+    /// With `with_auto_retry_status`: the failed nodes the engine will still retry on their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) auto_retry_status: Option<AutoRetryStatus>,
+}
+
+/// A failed node's automatic retries (all absent for a node without `auto_retry`).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub(super) struct FailedNode {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<String>,
+    /// How many times the engine retried it on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auto_retry_times: Option<u32>,
+    /// How many times it may (its `auto_retry.times`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_auto_retry_times: Option<u32>,
+}
+
+/// Whether failed nodes wait for an automatic retry, and which.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub(super) struct AutoRetryStatus {
+    exist_auto_retry_nodes: bool,
+    auto_retry_nodes: Vec<String>,
 }
 
 impl StateTree {
@@ -99,10 +126,67 @@ pub(super) fn node_state(status: TaskStatus, ended: bool) -> State {
     }
 }
 
-/// `get_task_status`.
+/// `get_task_status`; `with_failed_node_info` and `with_auto_retry_status` add what bk-sops
+/// adds about failed nodes and their automatic retries.
 pub(super) async fn task_status(c: &Call<'_>) -> Result<Value, ApiError> {
     let task = task_of(c, c.number("task_id")?).await?;
-    Ok(json!(status_of(c, &task).await?))
+    let mut tree = status_of(c, &task).await?;
+    let with_info = c.flag("with_failed_node_info")?.unwrap_or(false);
+    let with_retries = c.flag("with_auto_retry_status")?.unwrap_or(false);
+    if with_info || with_retries {
+        let failed = failed_nodes(c, &task, &tree).await?;
+        if with_retries {
+            let waiting: Vec<String> = failed
+                .iter()
+                .filter(|(_, f)| f.max_auto_retry_times.is_some_and(|max| f.auto_retry_times.unwrap_or(0) < max))
+                .map(|(id, _)| id.clone())
+                .collect();
+            tree.auto_retry_status =
+                Some(AutoRetryStatus { exist_auto_retry_nodes: !waiting.is_empty(), auto_retry_nodes: waiting });
+        }
+        tree.failed_node_info = with_info.then_some(failed);
+    }
+    Ok(json!(tree))
+}
+
+/// The failed nodes of a task's tree (at any depth), each with its automatic retries.
+async fn failed_nodes(
+    c: &Call<'_>,
+    task: &BkTaskRow,
+    tree: &StateTree,
+) -> Result<BTreeMap<String, FailedNode>, ApiError> {
+    let mut ids = Vec::new();
+    let mut todo: Vec<&StateTree> = vec![tree];
+    while let Some(t) = todo.pop() {
+        for (id, child) in &t.children {
+            if child.state == State::Failed {
+                ids.push(id.clone());
+            }
+            todo.push(child);
+        }
+    }
+    let Some(instance) = instance_of(c, task).await? else { return Ok(BTreeMap::new()) };
+    let engine = c.rt.engine_state(&instance.id).await?;
+    let def = match c.rt.model(&instance.model_id).await? {
+        Some(model) => Some(c.rt.definition(&model)?),
+        None => None,
+    };
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let retry =
+                def.as_ref().and_then(|d| d.node_by_element(&id).and_then(|n| d.node(n).options.as_ref()?.auto_retry));
+            let info = match retry {
+                Some(r) => FailedNode {
+                    node_id: Some(id.clone()),
+                    auto_retry_times: Some(engine.as_ref().map_or(0, |e| e.automatic_retries(&id))),
+                    max_auto_retry_times: Some(r.times),
+                },
+                None => FailedNode::default(),
+            };
+            (id, info)
+        })
+        .collect())
 }
 
 /// A task's state tree: its own state and a child per node (nested for subprocesses).
