@@ -795,12 +795,18 @@ impl Instance {
             let sc = &self.scopes[&s];
             sc.node == node_id && matches!(sc.kind, ScopeKind::MiItem { .. })
         });
+        // Scopes opened from here on are this activity's (its subprocess or multi-instance body).
+        let opened = self.next_id;
         if let Some(mi) = node.multi.as_ref().filter(|_| !inside_mi) {
             self.start_multi_instance(step, token, mi)?;
         } else {
             self.execute_node(step, token, node_id, scope)?;
         }
-        if node.timers.is_empty() || inside_mi { Ok(()) } else { self.arm_boundaries(step, token, node_id, scope) }
+        if node.timers.is_empty() || inside_mi {
+            Ok(())
+        } else {
+            self.arm_boundaries(step, token, node_id, scope, opened)
+        }
     }
 
     /// Runs the node a token arrived at.

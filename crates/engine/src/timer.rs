@@ -70,13 +70,15 @@ impl Instance {
 
     /// Sets the timers of the boundary events of the activity `token` just started at `node`
     /// (in `scope`): bound to its token while it waits on a task, or to the scope of its
-    /// subprocess or multi-instance body. An activity that is already over sets none.
+    /// subprocess or multi-instance body (one of those numbered from `opened` on: the start
+    /// opened them). An activity that is already over sets none.
     pub(crate) fn arm_boundaries(
         &mut self,
         step: &mut Step<'_, '_>,
         token: u32,
         node: NodeId,
         scope: Option<ScopeId>,
+        opened: ScopeId,
     ) -> Result<(), Fail> {
         let def = step.def;
         let waits = self.tokens.get(&token).is_some_and(|t| t.node == node && t.wait.is_some());
@@ -85,7 +87,7 @@ impl Instance {
         } else {
             let started = self
                 .scopes
-                .iter()
+                .range(opened..)
                 .filter(|(_, s)| s.node == node && s.parent == scope)
                 .filter(|(_, s)| matches!(s.kind, ScopeKind::SubProcess | ScopeKind::MiBody { .. }))
                 .map(|(id, _)| *id)

@@ -105,8 +105,10 @@ pub struct TimerLease<'a> {
 pub trait TimerStore {
     /// Leases the timers due by `lease.now` that no server holds, earliest first.
     async fn lease_timers(&self, lease: TimerLease<'_>) -> Result<Vec<TimerRow>>;
-    /// When the earliest timer no server holds is due.
-    async fn next_timer(&self) -> Result<Option<i64>>;
+    /// When the earliest timer no server holds at `now` is due (one whose lease ended by
+    /// then is held by none): read without taking the writer's lock, so that an idle server
+    /// leases only when something is due.
+    async fn next_timer(&self, now: i64) -> Result<Option<i64>>;
     /// Removes a timer still set for `due` that its instance no longer waits for (it ended,
     /// or the timer fired elsewhere); returns whether one went.
     async fn forget_timer(&self, record_id: &str, due: i64) -> Result<bool>;
@@ -208,11 +210,9 @@ macro_rules! timer_store {
                     Ok(timers)
                 }
 
-                async fn next_timer(&self) -> Result<Option<i64>> {
-                    let due: Option<i64> = sqlx::query_scalar("SELECT MIN(due) FROM timers WHERE locked_until IS NULL")
-                        .fetch_one(&self.pool)
-                        .await?;
-                    Ok(due)
+                async fn next_timer(&self, now: i64) -> Result<Option<i64>> {
+                    let sql = "SELECT MIN(due) FROM timers WHERE locked_until IS NULL OR locked_until <= $1";
+                    Ok(sqlx::query_scalar(sql).bind(now).fetch_one(&self.pool).await?)
                 }
 
                 async fn timer(&self, record_id: &str) -> Result<Option<TimerRow>> {

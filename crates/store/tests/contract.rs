@@ -589,10 +589,11 @@ async fn timers_are_leased_when_due_and_taken_over_when_the_lease_ends(store: &d
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
-    assert_eq!(must(store.next_timer()).await, Some(100));
+    assert_eq!(must(store.next_timer(0)).await, Some(100));
     assert!(leased(store, "a", 99).await.is_empty(), "nothing is due yet");
     assert_eq!(leased(store, "a", 300).await, ["early", "late"], "due ones, earliest first");
-    assert_eq!(must(store.next_timer()).await, Some(5_000), "leased timers are not waited for");
+    assert_eq!(must(store.next_timer(300)).await, Some(5_000), "leased timers are not waited for");
+    assert_eq!(must(store.next_timer(1_300)).await, Some(100), "one whose lease ended is free again");
     assert!(leased(store, "b", 400).await.is_empty(), "a held lease is respected");
     assert_eq!(leased(store, "b", 1_300).await, ["early", "late"], "ended leases are taken over");
     assert_eq!(must(store.release_timers("b")).await, 2);
@@ -622,7 +623,7 @@ async fn a_timer_set_again_moves_and_is_forgotten_only_for_its_time(store: &dyn 
     let next =
         WriteBatch { timers: vec![timer("cycle", 200)], dropped_timers: vec!["once".into()], ..WriteBatch::default() };
     must(store.commit(&next)).await;
-    assert_eq!(must(store.next_timer()).await, Some(200));
+    assert_eq!(must(store.next_timer(100)).await, Some(200));
     assert!(!must(store.forget_timer("cycle", 100)).await, "set for another time now");
     assert_eq!(leased(store, "b", 200).await, ["cycle"], "moved, and no longer leased to a");
     assert!(must(store.forget_timer("cycle", 200)).await);

@@ -53,47 +53,48 @@ pub(crate) fn start(runtime: Runtime, node: String, lease: Duration, mut stopped
             if *stopped.borrow() {
                 return;
             }
+            // Only when something is due (or a lease ended) does the service take the writer's
+            // lock to lease: an idle server reads once a second.
             let now = now_ms();
-            let until = now + AHEAD_MS + lease.as_millis() as i64;
-            let due = TimerLease { owner: &node, now: now + AHEAD_MS, until, limit: BATCH };
-            let leased = match runtime.store().lease_timers(due).await {
-                Ok(leased) => leased,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not lease due timers");
-                    Vec::new()
-                }
-            };
-            let full = leased.len() as u64 == BATCH;
-            for timer in leased {
-                let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                let runtime = runtime.clone();
-                tokio::spawn(async move {
-                    let wait = timer.due.saturating_sub(now_ms());
-                    if wait > 0 {
-                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-                    }
-                    fire(&runtime, timer).await;
-                    drop(permit);
-                });
-            }
-            if full {
-                continue; // more are due
-            }
-            let wait = match runtime.store().next_timer().await {
-                Ok(Some(next)) => {
-                    Duration::from_millis(next.saturating_sub(now_ms() + AHEAD_MS).max(0) as u64).min(POLL)
-                }
-                Ok(None) => POLL,
+            let next = match runtime.store().next_timer(now + AHEAD_MS).await {
+                Ok(next) => next,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read when the next timer is due");
-                    POLL
+                    None
                 }
             };
-            if wait.is_zero() {
-                // Due, but leased elsewhere or just set: look again after a breath.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            if next.is_some_and(|due| due <= now + AHEAD_MS) {
+                let until = now + AHEAD_MS + lease.as_millis() as i64;
+                let due = TimerLease { owner: &node, now: now + AHEAD_MS, until, limit: BATCH };
+                let leased = match runtime.store().lease_timers(due).await {
+                    Ok(leased) => leased,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not lease due timers");
+                        tokio::time::sleep(POLL).await;
+                        continue;
+                    }
+                };
+                if leased.is_empty() {
+                    // Leased elsewhere meanwhile: look again after a breath.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                for timer in leased {
+                    let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                    let runtime = runtime.clone();
+                    tokio::spawn(async move {
+                        let wait = timer.due.saturating_sub(now_ms());
+                        if wait > 0 {
+                            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                        }
+                        fire(&runtime, timer).await;
+                        drop(permit);
+                    });
+                }
                 continue;
             }
+            let wait = next.map_or(POLL, |next| {
+                Duration::from_millis(next.saturating_sub(now + AHEAD_MS).max(0) as u64).min(POLL)
+            });
             tokio::select! {
                 _ = stopped.changed() => return,
                 () = bell.0.notified() => {}
