@@ -488,6 +488,9 @@ impl Instance {
         let mut step = Step::new(def, ctx);
         let token = inst.spawn(options.from.unwrap_or(def.start), None);
         step.ready.push_back(token);
+        if let Err(Fail(reason)) = inst.arm_event_subprocesses(&mut step, None, None) {
+            inst.fail(reason);
+        }
         inst.run(&mut step);
         inst.settle(&mut step, InstanceStatus::Running);
         (inst, step.effects)
@@ -823,6 +826,7 @@ impl Instance {
             NodeKind::ExclusiveGateway { .. } => self.leave(step, token),
             NodeKind::StartEvent
             | NodeKind::TimerStart(_)
+            | NodeKind::ErrorStart { .. }
             | NodeKind::ParallelGateway
             | NodeKind::Fork { .. }
             | NodeKind::Converge
@@ -830,8 +834,8 @@ impl Instance {
                 self.passed(step, node_id);
                 self.leave(step, token)
             }
-            // Its timer's record is its history.
-            NodeKind::TimerBoundary { .. } => self.leave(step, token),
+            // Its timer's record is its history; an event subprocess is left once it ends.
+            NodeKind::TimerBoundary { .. } | NodeKind::EventSubProcess { .. } => self.leave(step, token),
             NodeKind::TimerCatch(timer) => self.catch_timer(step, token, timer),
             NodeKind::EndEvent(kind) => {
                 self.passed(step, node_id);
@@ -918,7 +922,7 @@ impl Instance {
                 let sub = self.new_scope(Scope { parent: scope, node: node_id, kind: ScopeKind::SubProcess, vars });
                 let t = self.spawn(*start, Some(sub));
                 step.ready.push_back(t);
-                Ok(())
+                self.arm_event_subprocesses(step, Some(node_id), Some(sub))
             }
         }
     }
@@ -964,7 +968,7 @@ impl Instance {
     fn passed(&self, step: &mut Step<'_, '_>, node_id: NodeId) {
         let node = step.def.node(node_id);
         let kind = match &node.kind {
-            NodeKind::StartEvent | NodeKind::TimerStart(_) => "startEvent",
+            NodeKind::StartEvent | NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } => "startEvent",
             NodeKind::EndEvent(_) => "endEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::ParallelGateway | NodeKind::Fork { conditional: false, .. } => "parallelGateway",
@@ -993,6 +997,7 @@ impl Instance {
             NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
             NodeKind::TimerCatch(_) => "intermediateCatchEvent",
             NodeKind::TimerBoundary { .. } => "boundaryEvent",
+            NodeKind::TimerStart(_) => "startEvent",
             _ => "task",
         };
         let (namespace, stone) = stone.unzip();
@@ -1422,19 +1427,25 @@ impl Instance {
 
     /// A terminate end event: ends its subprocess at once, or at the top level the instance.
     fn terminate(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
+        self.clear_scope(step, scope);
+        self.check_scope_done(step, scope)
+    }
+
+    /// Ends everything that runs in `scope` (the whole instance for none), canceling its open
+    /// tasks and timers; the scope itself stays.
+    pub(crate) fn clear_scope(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) {
         match scope {
             None => {
                 self.cancel_open(step, |_| true);
                 self.joins.clear();
                 self.remove_flow(|_| true, |_| true);
                 step.ready.clear();
-                Ok(())
             }
             Some(id) => {
                 self.remove_scope_trees(step, self.child_scopes(id));
                 self.cancel_open(step, |s| s == Some(id));
+                self.joins.retain(|j| j.scope != Some(id));
                 self.remove_flow(|t| t.scope == Some(id), |_| false);
-                self.check_scope_done(step, scope)
             }
         }
     }

@@ -10,6 +10,7 @@ mod choice;
 mod compensation;
 mod effect;
 mod errors;
+mod event_subprocess;
 mod guard;
 mod index;
 mod instance;

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Timer {
     /// The timer event's node.
-    node: NodeId,
+    pub(crate) node: NodeId,
     /// For a boundary timer, the run of the activity it is attached to: it lives as long as
     /// that runs. A catch event's timer has a token waiting on its record instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +57,8 @@ pub(crate) enum Owner {
     Token(u32),
     /// The scope of a subprocess or of a multi-instance body.
     Scope(ScopeId),
+    /// The process: the timer of an event subprocess at its top level.
+    Process,
 }
 
 impl Instance {
@@ -108,7 +110,7 @@ impl Instance {
     }
 
     /// A timer's record, its first due time worked out from its time as `scope` sees it.
-    fn new_timer(
+    pub(crate) fn new_timer(
         &mut self,
         step: &mut Step<'_, '_>,
         node: NodeId,
@@ -156,10 +158,12 @@ impl Instance {
         }
         let def = step.def;
         match (&def.node(timer.node).kind, timer.owner) {
+            (NodeKind::TimerStart(time), Some(owner)) => self.fire_event_start(step, id, &timer, time, owner),
             (NodeKind::TimerBoundary { timer: time, interrupting, .. }, Some(owner)) => {
                 let parent = match owner {
                     Owner::Token(t) => self.tokens.get(&t).map(|t| t.scope),
                     Owner::Scope(s) => self.scopes.get(&s).map(|s| s.parent),
+                    Owner::Process => Some(None),
                 };
                 // Its activity is over: the sweep at the end of the step drops it.
                 let Some(parent) = parent else { return Ok(()) };
@@ -206,11 +210,12 @@ impl Instance {
                 self.drop_token(token);
             }
             Owner::Scope(scope) => self.remove_scope_trees(step, vec![scope]),
+            Owner::Process => self.clear_scope(step, None),
         }
     }
 
     /// A non-interrupting timer fired: it is set for its cycle's next time, or closes.
-    fn fired_again(&mut self, step: &mut Step<'_, '_>, id: &str, timer: &Timer, def: &TimerDef) {
+    pub(crate) fn fired_again(&mut self, step: &mut Step<'_, '_>, id: &str, timer: &Timer, def: &TimerDef) {
         let fired = timer.fired + 1;
         let next = def.schedule(&timer.text).ok().and_then(|s| s.next(timer.due, fired));
         let Some(due) = next else {
@@ -255,6 +260,7 @@ impl Instance {
                         None => self.token_waiting_on(id).is_none(),
                         Some(Owner::Token(t)) => !self.tokens.contains_key(&t),
                         Some(Owner::Scope(s)) => !self.scopes.contains_key(&s),
+                        Some(Owner::Process) => false,
                     }
             })
             .map(|(id, _)| id.clone())

@@ -108,6 +108,9 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                     shapes: diagram.shapes.iter().filter(|s| ids.contains(s.element.as_str())).cloned().collect(),
                     edges: diagram.edges.iter().filter(|e| ids.contains(e.element.as_str())).cloned().collect(),
                 },
+                event_subprocesses: (0..builder.nodes.len() as NodeId)
+                    .filter(|n| matches!(builder.nodes[*n as usize].kind, NodeKind::EventSubProcess { .. }))
+                    .collect(),
                 nodes: builder.nodes,
                 flows: builder.flows,
             })
@@ -149,8 +152,10 @@ struct Builder<'e> {
 }
 
 impl Builder<'_> {
-    /// Builds the nodes and flows of a process or subprocess; returns its none start event.
+    /// Builds the nodes and flows of a process or subprocess; returns its none start event
+    /// (an event subprocess's: its timer or error start event).
     fn scope(&mut self, container: XmlNode<'_, '_>, scope: Option<NodeId>) -> Result<NodeId, ModelError> {
+        let event_sub = scope.is_some_and(|n| matches!(self.nodes[n as usize].kind, NodeKind::EventSubProcess { .. }));
         let depth = std::iter::successors(scope, |n| self.nodes[*n as usize].scope).count();
         if depth > MAX_SUBPROCESS_DEPTH {
             return Err(ModelError::at(
@@ -190,12 +195,19 @@ impl Builder<'_> {
                 return Err(ModelError::at(el, format!("duplicate id `{id}`")));
             }
             match kind {
+                NodeKind::StartEvent if event_sub => {
+                    return Err(ModelError::at(el, "an event subprocess starts at a timer or error start event"));
+                }
                 NodeKind::StartEvent => starts.push(node_id),
+                NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } if event_sub => starts.push(node_id),
                 NodeKind::TimerStart(_) if scope.is_some() => {
                     return Err(ModelError::at(
                         el,
-                        "a timer start event belongs to a process, not to an embedded subprocess",
+                        "a timer start event belongs to a process or an event subprocess, not to an embedded subprocess",
                     ));
+                }
+                NodeKind::ErrorStart { .. } => {
+                    return Err(ModelError::at(el, "an error start event belongs to an event subprocess"));
                 }
                 NodeKind::TimerStart(_) => timer_starts.push(node_id),
                 _ => {}
@@ -222,7 +234,20 @@ impl Builder<'_> {
         }
         for (node_id, el) in subprocesses {
             let start = self.scope(el, Some(node_id))?;
-            self.nodes[node_id as usize].kind = NodeKind::SubProcess { start, locals: Vec::new() };
+            self.nodes[node_id as usize].kind = match self.nodes[node_id as usize].kind {
+                NodeKind::EventSubProcess { .. } => {
+                    let start_el = el.children().find(|c| is_bpmn(*c, "startEvent"));
+                    let interrupting = start_el.and_then(|s| s.attribute("isInterrupting")) != Some("false");
+                    if !interrupting && matches!(self.nodes[start as usize].kind, NodeKind::ErrorStart { .. }) {
+                        return Err(ModelError::at(
+                            el,
+                            "an error start event always interrupts (isInterrupting=\"false\")",
+                        ));
+                    }
+                    NodeKind::EventSubProcess { start, interrupting }
+                }
+                _ => NodeKind::SubProcess { start, locals: Vec::new() },
+            };
         }
         for (node_id, el) in attachments {
             let target = el.attribute("attachedToRef").unwrap_or_default();
@@ -241,6 +266,8 @@ impl Builder<'_> {
                             | NodeKind::ErrorBoundary { .. }
                             | NodeKind::TimerBoundary { .. }
                             | NodeKind::TimerCatch(_)
+                            | NodeKind::ErrorStart { .. }
+                            | NodeKind::EventSubProcess { .. }
                     ) && !matches!(kind, NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway)
                 })
                 .ok_or_else(|| {
@@ -290,6 +317,9 @@ impl Builder<'_> {
                 })
             };
         let (source, target) = (endpoint("sourceRef")?, endpoint("targetRef")?);
+        if [source, target].iter().any(|n| matches!(self.nodes[*n as usize].kind, NodeKind::EventSubProcess { .. })) {
+            return Err(ModelError::at(el, "no sequence flow leads into or out of an event subprocess"));
+        }
         let condition = match child(el, "conditionExpression") {
             Some(c) => {
                 if let Some(lang) = c.attribute("language").filter(|l| !is_juel(l)) {
@@ -378,11 +408,14 @@ impl Builder<'_> {
             }
             "startEvent" => match definitions.first() {
                 None => NodeKind::StartEvent,
+                Some(d) if d.tag_name().name() == "errorEventDefinition" => {
+                    NodeKind::ErrorStart { code: self.error_code(*d) }
+                }
                 Some(d) => {
                     return Err(ModelError::at(
                         el,
                         format!(
-                            "start events with <{}> are not supported yet; only none start events",
+                            "start events with <{}> are not supported yet; only none, timer and error start events",
                             d.tag_name().name()
                         ),
                     ));
@@ -422,7 +455,7 @@ impl Builder<'_> {
             "serviceTask" => service_task(el)?,
             "userTask" => NodeKind::UserTask(Box::new(user_task(el)?)),
             "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
-                return Err(ModelError::at(el, "event subprocesses are not supported yet"));
+                NodeKind::EventSubProcess { start: NodeId::MAX, interrupting: true }
             }
             "subProcess" => NodeKind::SubProcess { start: 0, locals: Vec::new() },
             other => {

@@ -42,9 +42,17 @@ pub struct Definition {
     pub constants: Vec<(String, Template)>,
     /// Diagram geometry.
     pub diagram: Diagram,
+    /// The event subprocesses, of the process and of every embedded subprocess: each scope
+    /// that starts looks for its own.
+    pub event_subprocesses: Vec<NodeId>,
 }
 
 impl Definition {
+    /// The event subprocesses directly in `container` (a subprocess node; none: the process).
+    pub fn event_subprocesses_in(&self, container: Option<NodeId>) -> impl Iterator<Item = NodeId> + '_ {
+        self.event_subprocesses.iter().copied().filter(move |n| self.node(*n).scope == container)
+    }
+
     /// The node at `id`.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id as usize]
@@ -227,8 +235,24 @@ pub enum NodeKind {
     /// An intermediate timer catch event: the token waits here until the timer fires.
     TimerCatch(Box<TimerDef>),
     /// A timer start event: an instance started by its timer begins here (one started by a
-    /// request begins at the none start event, if there is one).
+    /// request begins at the none start event, if there is one); in an event subprocess, its
+    /// timer starts the event subprocess while the scope around it runs.
     TimerStart(Box<TimerDef>),
+    /// The error start event of an event subprocess: a BPMN error thrown in the scope around
+    /// the event subprocess (and caught nowhere closer) starts it there.
+    ErrorStart {
+        /// The error code it catches; `None` catches every error.
+        code: Option<String>,
+    },
+    /// An event subprocess (`triggeredByEvent`): no flow leads in or out; the event of its
+    /// start event starts it in the scope around it, which it ends first when interrupting.
+    EventSubProcess {
+        /// Its start event (a timer or error start event).
+        start: NodeId,
+        /// Whether it ends everything else in its scope when it starts (`isInterrupting` of
+        /// its start event, true unless the model says; an error start always interrupts).
+        interrupting: bool,
+    },
 }
 
 /// How an end event ends its scope.

@@ -53,6 +53,7 @@ pub fn parse_pipeline(
         outputs,
         constants,
         diagram: Diagram { shapes: b.shapes, edges: Vec::new() },
+        event_subprocesses: Vec::new(),
     })
 }
 

@@ -165,7 +165,50 @@ async fn a_cycle_faster_than_the_bound_is_refused_at_deploy_and_fails_its_instan
     assert!(reason.contains("`wait`") && reason.contains("R/PT0.001S"), "{p}");
 }
 
+/// An interrupting timer event subprocess through the platform API: its timer is an open
+/// record the process waits for and a Flowable timer job; fired, it ends the work and runs.
+async fn a_timer_event_subprocess_interrupts_the_work_when_it_fires(s: TestServer) {
+    s.deploy(&model(
+        "guarded",
+        r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/><userTask id="work" name="Work"/>
+        <sequenceFlow id="f2" sourceRef="work" targetRef="e"/><endEvent id="e"/>
+        <subProcess id="late" triggeredByEvent="true">
+          <startEvent id="deadline" name="Deadline"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></startEvent>
+          <sequenceFlow id="f3" sourceRef="deadline" targetRef="escalate"/><userTask id="escalate" name="Escalate"/>
+          <sequenceFlow id="f4" sourceRef="escalate" targetRef="le"/><endEvent id="le"/>
+        </subProcess>"#,
+    ))
+    .await;
+    let id = start(&s, "guarded", serde_json::json!({})).await;
+    let p = s.settle_or_wait(&id).await;
+    let waiting: Vec<&Value> = p["waitingFor"].as_array().into_iter().flatten().collect();
+    let timer = waiting.iter().find(|w| w["type"] == "startEvent").unwrap_or_else(|| panic!("no timer: {p}"));
+    assert!(timer["dueDate"].is_string(), "{p}");
+    let jobs = format!("/flowable-rest/service/management/timer-jobs?processInstanceId={id}");
+    let (status, listed) = s.get(&jobs).await;
+    assert_eq!((status, &listed["data"][0]["elementId"]), (StatusCode::OK, &Value::from("deadline")), "{listed}");
+    let job = listed["data"][0]["id"].as_str().unwrap_or_default();
+    let (status, body) = s
+        .post(&format!("/flowable-rest/service/management/timer-jobs/{job}"), serde_json::json!({"action": "move"}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for _ in 0..200 {
+        let tasks = s.tasks(&id).await;
+        if tasks.iter().any(|t| t["name"] == "Escalate" && t["status"] == "active") {
+            assert_eq!(record(&tasks, "Work")["status"], "canceled", "{tasks:?}");
+            let escalate = record(&tasks, "Escalate")["id"].as_str().unwrap_or_default().to_owned();
+            let (status, body) = s.put(&format!("/task/{escalate}/complete"), None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            s.wait_for(&id, "success").await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the event subprocess never started");
+}
+
 backend_tests!(server = TestServer::start;
+    a_timer_event_subprocess_interrupts_the_work_when_it_fires,
     a_cycle_faster_than_the_bound_is_refused_at_deploy_and_fails_its_instance_at_run_time,
     a_timer_start_event_starts_an_instance_at_each_firing_of_its_cycle,
     a_new_version_without_a_timer_start_ends_the_old_schedule,

@@ -1,5 +1,6 @@
 //! Engine semantics, fed commands with no IO.
 
+mod event_subprocesses;
 mod guards;
 mod lifecycle;
 mod limits;

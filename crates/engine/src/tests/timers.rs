@@ -35,7 +35,7 @@ impl Harness {
         }
     }
 
-    fn open_elements(&self) -> Vec<String> {
+    pub(super) fn open_elements(&self) -> Vec<String> {
         let mut open: Vec<String> = self.inst.open.values().map(|r| r.element.clone()).collect();
         open.sort();
         open

@@ -184,8 +184,9 @@ pub(crate) struct Waiting {
     /// The record (`GET /task/{taskId}`).
     task_id: String,
     name: String,
-    /// `userTask`, `serviceTask` (a stone), `intermediateCatchEvent` or `boundaryEvent` (a
-    /// timer), `exclusiveGateway` (an operator's choice), …
+    /// `userTask`, `serviceTask` (a stone), `intermediateCatchEvent`, `boundaryEvent` or
+    /// `startEvent` (a timer; the last of an event subprocess), `exclusiveGateway` (an
+    /// operator's choice), …
     #[serde(rename = "type")]
     kind: String,
     #[schema(value_type = String, example = "active")]
@@ -207,7 +208,7 @@ impl ProcessView {
                 due_date: r
                     .params
                     .as_ref()
-                    .filter(|_| r.kind == "intermediateCatchEvent" || r.kind == "boundaryEvent")
+                    .filter(|_| matches!(r.kind.as_str(), "intermediateCatchEvent" | "boundaryEvent" | "startEvent"))
                     .and_then(|p| p["dueDate"].as_str())
                     .and_then(flowstone_engine::parse_instant)
                     .map(platform_date),
