@@ -243,7 +243,31 @@ async fn timer_jobs_are_listed_moved_and_deleted_as_documented(s: TestServer) {
     d.delete("management/timer-jobs/{id}", &at, 404).await;
     let tasks = d.get("runtime/tasks", &format!("runtime/tasks?processInstanceId={other}"), 200).await;
     assert_eq!(tasks["data"][0]["taskDefinitionKey"], "task", "the task goes on: {tasks}");
+
+    // A timer start event's timer is a job of its process definition and of no instance:
+    // moved, it starts an instance and waits for its next time; deleted, the schedule ends.
+    d.s.deploy(SCHEDULED).await;
+    let definitions = d.get("repository/process-definitions", "repository/process-definitions?key=nightly", 200).await;
+    let definition = id_of(&definitions["data"][0]);
+    let jobs = format!("management/timer-jobs?processDefinitionId={definition}");
+    let listed = d.get("management/timer-jobs", &jobs, 200).await;
+    let job = &listed["data"][0];
+    assert_eq!((job["processInstanceId"].is_null(), job["elementId"].as_str()), (true, Some("midnight")), "{listed}");
+    let at = format!("management/timer-jobs/{}", id_of(job));
+    d.send(Method::POST, "management/timer-jobs/{id}", &at, json!({"action": "move"}), 204).await;
+    let started =
+        d.get("runtime/process-instances", "runtime/process-instances?processDefinitionKey=nightly", 200).await;
+    assert_eq!(started["total"], 1, "the move started an instance: {started}");
+    let next = d.get("management/timer-jobs/{id}", &at, 200).await;
+    assert_ne!(next["dueDate"], job["dueDate"], "it waits for its next time: {next}");
+    d.delete("management/timer-jobs/{id}", &at, 204).await;
+    assert_eq!(d.get("management/timer-jobs", &jobs, 200).await["total"], 0, "the schedule ended");
 }
+
+const SCHEDULED: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="nightly"><startEvent id="midnight"><timerEventDefinition><timeCycle>0 0 0 * * ?</timeCycle></timerEventDefinition></startEvent>
+  <sequenceFlow sourceRef="midnight" targetRef="task"/><userTask id="task"/>
+  <sequenceFlow sourceRef="task" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
 
 backend_tests!(server = TestServer::start;
     flowable_answers_fit_the_openapi_document,

@@ -44,7 +44,7 @@ pub struct TimerMove {
 pub struct TimerJobRow {
     /// The timer.
     pub timer: TimerRow,
-    /// The model its instance runs.
+    /// The model its instance runs (a timer start event's: the model it starts).
     pub model_id: String,
     /// Its element's name (its id when it has none).
     pub name: String,
@@ -116,7 +116,8 @@ pub trait TimerStore {
     async fn release_timers(&self, owner: &str) -> Result<u64>;
     /// The timer of a record.
     async fn timer(&self, record_id: &str) -> Result<Option<TimerRow>>;
-    /// The timers `query` leaves, one page, and how many there are.
+    /// The timers of instances and of timer start events (not those of bk-sops' plans) that
+    /// `query` leaves, one page, and how many there are.
     async fn list_timers(&self, query: &TimerQuery, page: crate::Page) -> Result<(Vec<TimerJobRow>, u64)>;
 }
 
@@ -245,10 +246,14 @@ macro_rules! timer_store {
                 async fn list_timers(&self, query: &TimerQuery, page: Page) -> Result<(Vec<TimerJobRow>, u64)> {
                     let select = |what: &str| {
                         let mut q = QueryBuilder::<$db>::new(format!(
-                            "SELECT {what} FROM timers t JOIN instances i ON i.id = t.instance_id \
-                             LEFT JOIN tasks k ON k.id = t.record_id WHERE 1 = 1"
+                            "SELECT {what} FROM timers t LEFT JOIN instances i ON i.id = t.instance_id \
+                             LEFT JOIN tasks k ON k.id = t.record_id WHERE (i.id IS NOT NULL OR t.model_id IS NOT NULL)"
                         ));
-                        let exact = [("t.record_id", &query.id), ("t.instance_id", &query.instance_id), ("i.model_id", &query.model_id)];
+                        let exact = [
+                            ("t.record_id", &query.id),
+                            ("t.instance_id", &query.instance_id),
+                            ("COALESCE(i.model_id, t.model_id)", &query.model_id),
+                        ];
                         for (column, value) in exact {
                             if let Some(v) = value {
                                 q.push(format!(" AND {column} = ")).push_bind(v.clone());
@@ -272,7 +277,10 @@ macro_rules! timer_store {
                         q
                     };
                     let total: i64 = select("COUNT(*)").build_query_scalar().fetch_one(&self.pool).await?;
-                    let mut q = select("t.*, i.model_id, COALESCE(k.name, t.element) AS name, COALESCE(k.create_time, t.due) AS created_at");
+                    let mut q = select(
+                        "t.*, COALESCE(i.model_id, t.model_id) AS job_model, COALESCE(k.name, t.element) AS name, \
+                         COALESCE(k.create_time, t.due) AS created_at",
+                    );
                     let column = match query.order {
                         TimerOrder::Id => "t.record_id",
                         TimerOrder::Due => "t.due",
@@ -288,7 +296,7 @@ macro_rules! timer_store {
                         .map(|r| {
                             Ok(TimerJobRow {
                                 timer: timer_row(r)?,
-                                model_id: r.try_get("model_id")?,
+                                model_id: r.try_get("job_model")?,
                                 name: r.try_get("name")?,
                                 created_at: r.try_get("created_at")?,
                             })

@@ -8,7 +8,7 @@
 //! model is gone, its constants are past the bounds) marks it `start_failed`, as bk-sops does.
 
 use super::bk_sops::{PlannedTask, Tree};
-use super::records::{PlanRan, Planned, Records, model_of};
+use super::records::{PlanRan, Planned, Records, add_model, plan_timer};
 use super::{Runtime, RuntimeError};
 use flowstone_store::{BkIds, ClockedRow, ClockedRun, TimerMove, TimerRow};
 use serde_json::Value;
@@ -35,27 +35,15 @@ impl Runtime {
         mut row: ClockedRow,
     ) -> Result<ClockedRow, RuntimeError> {
         let mut write = Records::default();
-        let own = tree.as_ref().map(model_of).transpose()?;
-        if let Some((deployment, model, _)) = &own {
-            write.deployments.push(deployment.clone());
-            row.model_id.clone_from(&model.id);
+        let own = add_model(tree.as_ref(), &mut write)?;
+        if let Some((model, _)) = &own {
+            row.model_id.clone_from(model);
         }
         row.id = self.store.reserve_id(BkIds::Clocked).await?;
-        write.timers.push(TimerRow {
-            record_id: timer_id(row.id),
-            instance_id: String::new(),
-            element: String::new(),
-            due: row.plan_start_time,
-            owner: None,
-            locked_until: None,
-            model_id: None,
-            fired: 0,
-        });
+        write.timers.push(plan_timer(timer_id(row.id), row.plan_start_time));
         write.planned = Some(Planned::Clocked(row.clone()));
         self.write_records(write).await?;
-        if let Some((_, model, def)) = own {
-            self.committed_model(&model.id, def).await?;
-        }
+        self.keep_model(own).await?;
         Ok(row)
     }
 }

@@ -10,7 +10,7 @@
 //! the next task made.
 
 use super::bk_sops::{PlannedTask, Tree};
-use super::records::{PlanRan, Planned, Records, model_of};
+use super::records::{PlanRan, Planned, Records, add_model, plan_timer};
 use super::{Runtime, RuntimeError};
 use flowstone_model::Schedule;
 use flowstone_store::{BkIds, PeriodicChange, PeriodicRow, PeriodicRun, TimerMove, TimerRow};
@@ -94,16 +94,7 @@ impl Crontab {
     /// The timer of periodic task `id` from `now`: none when the crontab never comes due.
     fn timer(&self, id: i64, now: i64) -> Option<TimerRow> {
         let due = self.schedule().ok()?.first(now)?;
-        Some(TimerRow {
-            record_id: timer_id(id),
-            instance_id: String::new(),
-            element: String::new(),
-            due,
-            owner: None,
-            locked_until: None,
-            model_id: None,
-            fired: 0,
-        })
+        Some(plan_timer(timer_id(id), due))
     }
 }
 
@@ -119,18 +110,15 @@ impl Runtime {
         mut row: PeriodicRow,
     ) -> Result<PeriodicRow, RuntimeError> {
         let mut write = Records::default();
-        let own = tree.as_ref().map(model_of).transpose()?;
-        if let Some((deployment, model, _)) = &own {
-            write.deployments.push(deployment.clone());
-            row.model_id.clone_from(&model.id);
+        let own = add_model(tree.as_ref(), &mut write)?;
+        if let Some((model, _)) = &own {
+            row.model_id.clone_from(model);
         }
         row.id = self.store.reserve_id(BkIds::Periodic).await?;
         row.enabled = false;
         write.planned = Some(Planned::Periodic(row.clone()));
         self.write_records(write).await?;
-        if let Some((_, model, def)) = own {
-            self.committed_model(&model.id, def).await?;
-        }
+        self.keep_model(own).await?;
         Ok(row)
     }
 

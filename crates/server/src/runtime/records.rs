@@ -116,7 +116,41 @@ pub(super) fn model_of(t: &Tree<'_>) -> Result<(DeploymentWrite, Arc<ModelRow>, 
     Ok((DeploymentWrite { deployment, models: vec![model], at: now }, Arc::new(row), Arc::new(def)))
 }
 
+/// The model of `tree`, when one is given, added to `write` in a deployment of its own: its id
+/// and definition, to keep at hand once committed ([`Runtime::keep_model`]).
+pub(super) fn add_model(
+    tree: Option<&Tree<'_>>,
+    write: &mut Records,
+) -> Result<Option<(String, Arc<Definition>)>, RuntimeError> {
+    let Some(tree) = tree else { return Ok(None) };
+    let (deployment, row, def) = model_of(tree)?;
+    write.deployments.push(deployment);
+    Ok(Some((row.id.clone(), def)))
+}
+
+/// The timer of a bk-sops plan (`periodic:<id>`, `clocked:<id>`): of no instance and no model.
+pub(super) fn plan_timer(record_id: String, due: i64) -> TimerRow {
+    TimerRow {
+        record_id,
+        instance_id: String::new(),
+        element: String::new(),
+        due,
+        owner: None,
+        locked_until: None,
+        model_id: None,
+        fired: 0,
+    }
+}
+
 impl Runtime {
+    /// Keeps a model [`add_model`] added at hand, once its commit is done.
+    pub(super) async fn keep_model(&self, added: Option<(String, Arc<Definition>)>) -> Result<(), RuntimeError> {
+        if let Some((id, def)) = added {
+            self.committed_model(&id, def).await?;
+        }
+        Ok(())
+    }
+
     /// Sends a request to the committer; answers once it is committed.
     pub(super) async fn write_records(&self, write: Records) -> Result<(), RuntimeError> {
         self.ask(|reply| super::committer::Request::Records(Box::new(RecordsRequest { write, reply }))).await

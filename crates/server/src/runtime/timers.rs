@@ -165,17 +165,39 @@ async fn fire_start(runtime: &Runtime, timer: &TimerRow) -> Result<(), RuntimeEr
     runtime.write_records(Records { fired, ..Records::default() }).await
 }
 
+impl Runtime {
+    /// Fires a timer for its due time, whatever it belongs to: an instance, a timer start
+    /// event (an instance starts), a bk-sops periodic or clocked task (a task starts).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Conflict`] with [`EngineError::TimerNotSet`] when it fired or moved
+    /// meanwhile, [`RuntimeError::NotFound`] when what it belongs to is gone, or as a commit
+    /// fails.
+    pub async fn fire_timer_now(&self, timer: &TimerRow) -> Result<(), RuntimeError> {
+        if timer.model_id.is_some() {
+            fire_start(self, timer).await
+        } else if let Some(periodic) = super::periodic::periodic_of(&timer.record_id) {
+            super::periodic::fire(self, periodic, timer).await
+        } else if let Some(clocked) = super::clocked::clocked_of(&timer.record_id) {
+            super::clocked::fire(self, clocked, timer).await
+        } else {
+            self.apply(&timer.instance_id, Command::FireTimer { timer: timer.record_id.clone(), due: timer.due }).await
+        }
+    }
+
+    /// Drops a timer start event's schedule: no more instances start from it until its model
+    /// is deployed again.
+    ///
+    /// # Errors
+    /// As a commit fails.
+    pub async fn drop_start_timer(&self, record_id: &str) -> Result<(), RuntimeError> {
+        self.write_records(Records { dropped_timers: vec![record_id.to_owned()], ..Records::default() }).await
+    }
+}
+
 /// Fires one timer; one its instance no longer waits for is forgotten.
 async fn fire(runtime: &Runtime, timer: TimerRow) {
-    let fired = if timer.model_id.is_some() {
-        fire_start(runtime, &timer).await
-    } else if let Some(periodic) = super::periodic::periodic_of(&timer.record_id) {
-        super::periodic::fire(runtime, periodic, &timer).await
-    } else if let Some(clocked) = super::clocked::clocked_of(&timer.record_id) {
-        super::clocked::fire(runtime, clocked, &timer).await
-    } else {
-        runtime.apply(&timer.instance_id, Command::FireTimer { timer: timer.record_id.clone(), due: timer.due }).await
-    };
+    let fired = runtime.fire_timer_now(&timer).await;
     match fired {
         Ok(()) => {}
         Err(

@@ -87,13 +87,15 @@ impl Table {
 struct Job {
     id: String,
     url: String,
-    process_instance_id: String,
-    process_instance_url: String,
+    /// Null for a timer start event's timer (it starts instances).
+    process_instance_id: Option<String>,
+    process_instance_url: Option<String>,
     process_definition_id: String,
     process_definition_url: String,
-    /// The execution of the timer event (its activity's execution in `runtime/executions`).
-    execution_id: String,
-    execution_url: String,
+    /// The execution of the timer event (its activity's execution in `runtime/executions`);
+    /// null for a timer start event's timer.
+    execution_id: Option<String>,
+    execution_url: Option<String>,
     /// The timer event's element.
     element_id: String,
     element_name: String,
@@ -113,15 +115,16 @@ impl Job {
     async fn of(rt: &Runtime, origin: &str, table: Table, row: &TimerJobRow) -> Result<Job, ApiError> {
         let t = &row.timer;
         let url = |path: &str| service_url(origin, path);
+        let of_instance = (!t.instance_id.is_empty()).then_some(t);
         Ok(Job {
             id: t.record_id.clone(),
             url: url(&format!("management/{}/{}", table.path(), t.record_id)),
-            process_instance_id: t.instance_id.clone(),
-            process_instance_url: url(&format!("runtime/process-instances/{}", t.instance_id)),
+            process_instance_id: of_instance.map(|t| t.instance_id.clone()),
+            process_instance_url: of_instance.map(|t| url(&format!("runtime/process-instances/{}", t.instance_id))),
             process_definition_id: row.model_id.clone(),
             process_definition_url: url(&format!("repository/process-definitions/{}", row.model_id)),
-            execution_id: t.record_id.clone(),
-            execution_url: url(&format!("runtime/executions/{}", t.record_id)),
+            execution_id: of_instance.map(|t| t.record_id.clone()),
+            execution_url: of_instance.map(|t| url(&format!("runtime/executions/{}", t.record_id))),
             element_id: t.element.clone(),
             element_name: row.name.clone(),
             retries: 0,
@@ -231,9 +234,15 @@ async fn job(rt: &Runtime, table: Table, id: &str) -> Result<TimerJobRow, ApiErr
     })
 }
 
-/// Applies `command` to the timer's instance; a timer that fired or went meanwhile is a 404.
+/// Applies `command` to the timer's instance (a timer start event's timer: fires it now or
+/// drops its schedule); a timer that fired or went meanwhile is a 404.
 async fn act(rt: &Runtime, row: &TimerJobRow, command: Command) -> Result<StatusCode, ApiError> {
-    match rt.apply(&row.timer.instance_id, command).await {
+    let done = match &command {
+        _ if !row.timer.instance_id.is_empty() => rt.apply(&row.timer.instance_id, command).await,
+        Command::FireTimer { .. } => rt.fire_timer_now(&row.timer).await,
+        _ => rt.drop_start_timer(&row.timer.record_id).await,
+    };
+    match done {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(RuntimeError::Conflict(EngineError::TimerNotSet(_) | EngineError::NotRunning(_))) => {
             Err(ApiError::not_found(format!("Could not find a job with id '{}'.", row.timer.record_id)))
