@@ -1,6 +1,6 @@
 """BlueKing's API SDK (PyPI bkapi-component-open), unchanged, against a real Flowstone server:
 its own sign-in (the X-Bkapi-Authorization header), every sops call it offers that Flowstone
-serves, and refusals returned as bk-sops' `result: false` envelope rather than raised.
+serves (periodic tasks too), and refusals returned as bk-sops' `result: false` envelope rather than raised.
 FLOWSTONE_BASE, BK_APP_CODE and BK_APP_SECRET name the server and the application,
 FLOWSTONE_PASSWORD the admin's password (for a bearer token, the SDK's `access_token`).
 """
@@ -155,8 +155,32 @@ class BlueKingSdk(unittest.TestCase):
         ))["task_id"]
         twice = client.sops.start_task({"bk_biz_id": biz, "task_id": task_id})
         self.assertEqual((twice["result"], twice["code"]), (False, 3545000), twice)
-        unserved = client.sops.get_periodic_task_list({"bk_biz_id": biz})
+        unserved = client.sops.get_common_template_list({"bk_biz_id": biz})
         self.assertEqual((unserved["result"], unserved["code"]), (False, 3545100), unserved)
+
+    def test_periodic_tasks_through_the_sdks_calls(self):
+        client, biz = sdk(), 25
+        cron = {"minute": "0", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
+        made = self.ok(client.sops.create_periodic_task({
+            "bk_biz_id": biz, "template_id": template(biz), "name": "nightly", "cron": cron,
+            "constants": {"${who}": "night"},
+        }))
+        self.assertEqual((made["enabled"], made["cron"]), (False, "0 3 * * * (m/h/d/dM/MY)"))
+        self.assertEqual(made["form"]["${who}"]["value"], "night")
+        listed = self.ok(client.sops.get_periodic_task_list({"bk_biz_id": biz}))
+        self.assertEqual([p["id"] for p in listed], [made["id"]])
+        info = self.ok(client.sops.get_periodic_task_info({"bk_biz_id": biz, "task_id": made["id"]}))
+        self.assertEqual(info["pipeline_tree"]["constants"]["${who}"]["value"], "night")
+        enabled = self.ok(client.sops.set_periodic_task_enabled({"bk_biz_id": biz, "task_id": made["id"], "enabled": True}))
+        self.assertEqual(enabled, {"enabled": True})
+        moved = self.ok(client.sops.modify_cron_for_periodic_task(
+            {"bk_biz_id": biz, "task_id": made["id"], "cron": {"minute": "*/5"}}))
+        self.assertEqual(moved, {"cron": "*/5 * * * * (m/h/d/dM/MY)"})
+        constants = self.ok(client.sops.modify_constants_for_periodic_task(
+            {"bk_biz_id": biz, "task_id": made["id"], "constants": {"${who}": "day"}}))
+        self.assertEqual(constants["${who}"]["value"], "day")
+        missing = client.sops.get_periodic_task_info({"bk_biz_id": biz, "task_id": 999999})
+        self.assertEqual((missing["result"], missing["code"]), (False, 3540400), missing)
 
     def test_an_access_token_signs_in_its_user(self):
         issued = requests.post(BASE + "/auth/tokens", json={"expiresInSeconds": 600},

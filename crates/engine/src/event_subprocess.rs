@@ -83,5 +83,9 @@ impl Instance {
         let sub = self.new_scope(run);
         let token = self.spawn(start, Some(sub));
         step.ready.push_back(token);
+        // Event subprocesses inside it wait from now on.
+        if let Err(Fail(reason)) = self.arm_event_subprocesses(step, Some(esp), Some(sub)) {
+            self.fail(reason);
+        }
     }
 }

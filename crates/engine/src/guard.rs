@@ -7,7 +7,7 @@
 //! run's record closes or its token leaves; a run's timeout goes when the run fails.
 
 use crate::effect::TimerSet;
-use crate::instance::{EngineError, Instance, InstanceStatus, Step, StoneEvent};
+use crate::instance::{Instance, InstanceStatus, Step, StoneEvent};
 use crate::timer::{Owner, Timer};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
@@ -89,19 +89,22 @@ impl Instance {
     /// A guard timer fired. A timeout fails a run still under way; a retry runs again a run
     /// still failed. What an operator did first (a retry, a skip) wins: the guard then does
     /// nothing, and it never fails the command that fired it.
-    pub(crate) fn fire_guard(&mut self, step: &mut Step<'_, '_>, id: &str, timer: &Timer) -> Result<(), EngineError> {
-        let Some(guard) = &timer.guard else { return Ok(()) };
+    pub(crate) fn fire_guard(&mut self, step: &mut Step<'_, '_>, id: &str, timer: &Timer) {
+        let Some(guard) = &timer.guard else { return };
         self.timers.remove(id);
         step.effects.push(crate::effect::Effect::DropTimer { record_id: id.to_owned() });
-        let Some(rec) = self.open.get(&guard.record) else { return Ok(()) };
+        let Some(rec) = self.open.get(&guard.record) else { return };
         let failed = rec.status.step_failed();
         match guard.kind {
             GuardKind::Timeout { skip } => {
                 if failed {
-                    return Ok(());
+                    return;
                 }
                 let reason = format!("it ran longer than its timeout ({}) and the engine failed it", timer.text);
-                self.stone_event(step, &guard.record, StoneEvent::Fault(reason))?;
+                // A run with no job under way (its stone answered meanwhile) has nothing to fail.
+                if self.stone_event(step, &guard.record, StoneEvent::Fault(reason)).is_err() {
+                    return;
+                }
                 if skip && self.status == InstanceStatus::Debug {
                     // A node that may not be skipped stays failed for an operator.
                     let _ = self.skip(step, &guard.record);
@@ -109,13 +112,12 @@ impl Instance {
             }
             GuardKind::Retry => {
                 if !failed || self.status != InstanceStatus::Debug {
-                    return Ok(());
+                    return;
                 }
                 *self.auto_retries.entry(guard.record.clone()).or_default() += 1;
                 // A node that may not be retried stays failed for an operator.
                 let _ = self.rerun(step, &guard.record, None, Map::new(), Map::new());
             }
         }
-        Ok(())
     }
 }

@@ -154,7 +154,8 @@ impl Instance {
             _ => return Err(EngineError::TimerNotSet(id.to_owned())),
         };
         if timer.guard.is_some() {
-            return self.fire_guard(step, id, &timer);
+            self.fire_guard(step, id, &timer);
+            return Ok(());
         }
         let def = step.def;
         match (&def.node(timer.node).kind, timer.owner) {
