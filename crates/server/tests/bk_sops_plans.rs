@@ -183,6 +183,69 @@ async fn a_clocked_task_makes_and_starts_its_task_once_at_its_time(s: TestServer
     assert_eq!(listed["count"], 0, "{listed}");
 }
 
+/// A clocked task whose template's model is gone when it comes due is marked `start_failed`
+/// and makes no task, as bk-sops marks one it cannot start; a periodic task then misses its run
+/// and waits for its next time.
+async fn a_plan_that_cannot_make_its_task_is_marked_start_failed_or_missed(s: TestServer) {
+    let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "gone", "pipeline_tree": tree()})).await;
+    let plan = json!({"bk_biz_id": 5, "template_id": template["template_id"], "task_name": "doomed",
+                      "plan_start_time": "2999-01-01 00:00:00+0000"});
+    let id = s.bk_ok("create_clocked_task", plan).await["id"].as_i64().unwrap_or_default();
+    let periodic =
+        json!({"bk_biz_id": 5, "template_id": template["template_id"], "name": "p", "cron": {"minute": "0"}});
+    let periodic = s.bk_ok("create_periodic_task", periodic).await["id"].as_i64().unwrap_or_default();
+    s.bk_ok("set_periodic_task_enabled", json!({"bk_biz_id": 5, "task_id": periodic, "enabled": true})).await;
+    let key = template["pipeline_template_id"].as_str().unwrap_or_default();
+    let (_, found) = s.get(&format!("/flowable-rest/service/repository/process-definitions?key={key}")).await;
+    let deployment = found["data"][0]["deploymentId"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = s
+        .call(reqwest::Method::DELETE, &format!("/flowable-rest/service/repository/deployments/{deployment}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    come_due(&s, &format!("clocked:{id}")).await;
+    let mut state = Value::Null;
+    for _ in 0..400 {
+        let (_, listed) = s.bk_call("get_clocked_task_list", json!({"bk_biz_id": 5, "id": id})).await;
+        state = listed["data"][0].clone();
+        if state["state"] != "not_started" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!((&state["state"], &state["task_id"]), (&json!("start_failed"), &Value::Null), "{state}");
+    come_due(&s, &format!("periodic:{periodic}")).await;
+    let timer = format!("periodic:{periodic}");
+    let mut ahead = 0;
+    for _ in 0..400 {
+        let due = store(&s).timer(&timer).await.unwrap_or_else(|e| panic!("{e}")).map_or(0, |t| t.due);
+        ahead = due - jiff::Timestamp::now().as_millisecond();
+        if ahead > 1_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(ahead > 1_000, "the periodic task's timer moved on to its next hour ({ahead} ms ahead)");
+    let listed = s.bk_ok("get_periodic_task_list", json!({"bk_biz_id": 5})).await;
+    assert_eq!(listed[0]["total_run_count"], 0, "a missed run is not counted");
+    let tasks = s.bk_ok("get_task_list", json!({"bk_biz_id": 5})).await;
+    assert_eq!(tasks, json!([]), "no task was made");
+}
+
+/// Constants past the bound of a variable are refused when a plan is made, not when it runs.
+async fn plans_with_constants_past_the_bound_are_refused_when_made(s: TestServer) {
+    let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "big", "pipeline_tree": tree()})).await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    let clocked = json!({"bk_biz_id": 5, "template_id": template["template_id"], "task_name": "big",
+                         "plan_start_time": "2999-01-01 00:00:00+0000", "task_parameters": {"constants": {"${who}": big}}});
+    let (status, body) = s.bk_call("create_clocked_task", clocked).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", body["message"]);
+    let periodic = json!({"bk_biz_id": 5, "template_id": template["template_id"], "name": "big", "cron": {},
+                          "constants": {"${who}": big}});
+    let (status, body) = s.bk_call("create_periodic_task", periodic).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", body["message"]);
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("bytes")), "{}", body["message"]);
+}
+
 async fn clocked_task_calls_name_what_is_wrong(s: TestServer) {
     let template = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "t", "pipeline_tree": tree()})).await;
     let plan = |time: &str, params: Value| {
@@ -274,4 +337,6 @@ backend_tests!(server = TestServer::start;
     a_clocked_task_makes_and_starts_its_task_once_at_its_time,
     clocked_task_calls_name_what_is_wrong,
     a_sleep_timer_waits_what_is_left_after_a_restart,
+    a_plan_that_cannot_make_its_task_is_marked_start_failed_or_missed,
+    plans_with_constants_past_the_bound_are_refused_when_made,
 );

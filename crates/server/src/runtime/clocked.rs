@@ -28,12 +28,16 @@ impl Runtime {
     /// template's tree without the nodes left out); answers it with its id.
     ///
     /// # Errors
-    /// [`RuntimeError::Model`] for a tree at fault, or a store failure.
+    /// [`RuntimeError::Model`] for a tree at fault, [`RuntimeError::NotValid`] for constants
+    /// past the bounds of [`flowstone_engine::Limits`], or a store failure.
     pub async fn create_clocked(
         &self,
         tree: Option<Tree<'_>>,
         mut row: ClockedRow,
     ) -> Result<ClockedRow, RuntimeError> {
+        let constants = serde_json::from_str::<Value>(&row.task_params).ok().and_then(|p| p.get("constants").cloned());
+        let constants = constants.map(|c| c.to_string()).unwrap_or_default();
+        self.limits.check_variables(&super::bk_sops::task_variables(&constants)).map_err(RuntimeError::NotValid)?;
         let mut write = Records::default();
         let own = add_model(tree.as_ref(), &mut write)?;
         if let Some((model, _)) = &own {

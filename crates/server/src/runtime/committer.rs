@@ -757,6 +757,7 @@ impl Committer {
                     match ran {
                         PlanRan::Periodic(run) => into.batch.periodic_runs.push(run),
                         PlanRan::Clocked(run) => into.batch.clocked_runs.push(run),
+                        PlanRan::Missed => {}
                     }
                 }
                 None => {}

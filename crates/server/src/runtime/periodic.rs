@@ -103,12 +103,14 @@ impl Runtime {
     /// `tree` is given (its template's tree without the nodes left out); answers it with its id.
     ///
     /// # Errors
-    /// [`RuntimeError::Model`] for a tree at fault, or a store failure.
+    /// [`RuntimeError::Model`] for a tree at fault, [`RuntimeError::NotValid`] for constants
+    /// past the bounds of [`flowstone_engine::Limits`], or a store failure.
     pub async fn create_periodic(
         &self,
         tree: Option<Tree<'_>>,
         mut row: PeriodicRow,
     ) -> Result<PeriodicRow, RuntimeError> {
+        self.limits.check_variables(&super::bk_sops::task_variables(&row.constants)).map_err(RuntimeError::NotValid)?;
         let mut write = Records::default();
         let own = add_model(tree.as_ref(), &mut write)?;
         if let Some((model, _)) = &own {
@@ -171,10 +173,19 @@ pub(super) async fn fire(runtime: &Runtime, id: i64, timer: &TimerRow) -> Result
         constants: row.constants.clone(),
         create_method: "periodic",
     };
-    let (task, start) = runtime.planned_task(planned).await?;
-    let ran = PlanRan::Periodic(PeriodicRun { id, at: task.created_at });
-    let planned = Some(Planned::Fired { moved, ran });
-    runtime.write_records(Records { task: Some(task), start: Some(start), planned, ..Records::default() }).await
+    let write = match runtime.planned_task(planned).await {
+        Ok((task, start)) => {
+            let ran = PlanRan::Periodic(PeriodicRun { id, at: task.created_at });
+            let planned = Some(Planned::Fired { moved, ran });
+            Records { task: Some(task), start: Some(start), planned, ..Records::default() }
+        }
+        Err(RuntimeError::NotValid(why)) => {
+            tracing::warn!(periodic = id, %why, "a periodic task could not make its task");
+            Records { planned: Some(Planned::Fired { moved, ran: PlanRan::Missed }), ..Records::default() }
+        }
+        Err(e) => return Err(e),
+    };
+    runtime.write_records(write).await
 }
 
 #[cfg(test)]

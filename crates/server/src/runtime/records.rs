@@ -62,6 +62,9 @@ pub(super) enum PlanRan {
     Periodic(PeriodicRun),
     /// A clocked task made its task, or failed to.
     Clocked(ClockedRun),
+    /// A periodic task could not make its task (its model is gone, its constants are past the
+    /// bounds): the timer moves on all the same, as bk-sops' beat goes on.
+    Missed,
 }
 
 /// A timer start event's timer fired: an instance starts at the event, and the timer moves on
