@@ -9,7 +9,7 @@
 //! a cycle. The scope ends once its event subprocesses that started have ended too, and its
 //! timers that did not fire go with it.
 
-use crate::effect::{Effect, TaskStatus};
+use crate::effect::TaskStatus;
 use crate::instance::{Fail, Instance, Step};
 use crate::scope::{Scope, ScopeId, ScopeKind};
 use crate::timer::{Owner, Timer};
@@ -33,11 +33,8 @@ impl Instance {
         for esp in def.event_subprocesses_in(container) {
             let NodeKind::EventSubProcess { start, .. } = def.node(esp).kind else { continue };
             if let NodeKind::TimerStart(timer) = &def.node(start).kind {
-                let rec = self
-                    .new_timer(step, start, timer, Some(owner), scope)
+                self.open_timer(step, start, timer, owner, scope)
                     .map_err(|Fail(reason)| Fail(format!("at `{}`: {reason}", def.node(start).id)))?;
-                self.open_record(rec.clone());
-                step.effects.push(Effect::Task(Box::new(rec)));
             }
         }
         Ok(())

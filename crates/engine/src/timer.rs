@@ -101,16 +101,29 @@ impl Instance {
         };
         for &boundary in &def.node(node).timers {
             if let NodeKind::TimerBoundary { timer, .. } = &def.node(boundary).kind {
-                let rec = self.new_timer(step, boundary, timer, Some(owner), scope)?;
-                self.open_record(rec.clone());
-                step.effects.push(Effect::Task(Box::new(rec)));
+                self.open_timer(step, boundary, timer, owner, scope)?;
             }
         }
         Ok(())
     }
 
+    /// Sets the timer of the event `node` that lives as long as `owner`, as an open record.
+    pub(crate) fn open_timer(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        node: NodeId,
+        def: &TimerDef,
+        owner: Owner,
+        scope: Option<ScopeId>,
+    ) -> Result<(), Fail> {
+        let rec = self.new_timer(step, node, def, Some(owner), scope)?;
+        self.open_record(rec.clone());
+        step.effects.push(Effect::Task(Box::new(rec)));
+        Ok(())
+    }
+
     /// A timer's record, its first due time worked out from its time as `scope` sees it.
-    pub(crate) fn new_timer(
+    fn new_timer(
         &mut self,
         step: &mut Step<'_, '_>,
         node: NodeId,
