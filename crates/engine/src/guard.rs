@@ -62,8 +62,15 @@ impl Instance {
         }
     }
 
-    /// Drops the guard timers of `record`: an operator acts on it, or its run failed.
+    /// Drops the guard timers of `record`: an operator acts on it, or its run failed. Only a
+    /// run of a node with guards looks for them (every failure and retry passes here).
     pub(crate) fn disarm(&mut self, step: &mut Step<'_, '_>, record: &str) {
+        let node = self.token_waiting_on(record).map(|t| self.tokens[&t].node);
+        let options = node.and_then(|n| step.def.node(n).options.as_deref());
+        let guarded = node.is_none() || options.is_some_and(|o| o.timeout.is_some() || o.auto_retry.is_some());
+        if self.timers.is_empty() || !guarded {
+            return;
+        }
         let ids: Vec<String> = self
             .timers
             .iter()
