@@ -61,6 +61,7 @@ impl Instance {
     pub(crate) fn settle(&mut self, step: &mut Step<'_, '_>, before: InstanceStatus) {
         debug_assert!(self.index_is_current(), "the index drifted from the state");
         self.sweep_timers(step);
+        self.sweep_waits(step);
         if self.active()
             && let Err(reason) = self.check_size(step.ctx.limits)
         {

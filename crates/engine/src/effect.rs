@@ -1,5 +1,6 @@
 //! Effects: what the runtime must write or send once a command's new state is committed.
 
+use flowstone_model::EventKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -295,6 +296,42 @@ pub enum Effect {
         /// The timer's task record.
         record_id: String,
     },
+    /// Wait for a message, a signal or a trigger, kept durably so that one sent to the
+    /// server finds the records that wait for it.
+    Subscribe(Subscription),
+    /// Stop waiting: the event came for the last time, or what waited ended.
+    Unsubscribe {
+        /// The waiting task record.
+        record_id: String,
+    },
+    /// Send a message or signal to the instances that wait for it, once committed.
+    Throw(Thrown),
+}
+
+/// An open task record waiting for a message, a signal or a trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    /// The waiting record (it names the wait in [`crate::Command::Deliver`]).
+    pub record_id: String,
+    /// The waiting event's element.
+    pub element: String,
+    /// What it waits for.
+    pub kind: EventKind,
+    /// The message's or signal's name (empty for a trigger).
+    pub name: String,
+    /// The value of the message's correlation key when the wait began.
+    pub key: Option<String>,
+}
+
+/// A message or signal a process sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thrown {
+    /// A message (one waiting record gets it) or a signal (every one does).
+    pub kind: EventKind,
+    /// Its name.
+    pub name: String,
+    /// The value of its correlation key in the sender.
+    pub key: Option<String>,
 }
 
 /// A timer to be fired at its due time, kept durably until then.

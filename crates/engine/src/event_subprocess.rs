@@ -17,8 +17,9 @@ use flowstone_model::{NodeId, NodeKind, TimerDef};
 use serde_json::Map;
 
 impl Instance {
-    /// Sets the timers of the timer-started event subprocesses directly in `container` (a
-    /// subprocess node; none: the process), whose run `scope` just started.
+    /// Sets the timers and opens the message and signal waits of the event subprocesses
+    /// directly in `container` (a subprocess node; none: the process), whose run `scope`
+    /// just started.
     pub(crate) fn arm_event_subprocesses(
         &mut self,
         step: &mut Step<'_, '_>,
@@ -32,10 +33,12 @@ impl Instance {
         let owner = scope.map_or(Owner::Process, Owner::Scope);
         for esp in def.event_subprocesses_in(container) {
             let NodeKind::EventSubProcess { start, .. } = def.node(esp).kind else { continue };
-            if let NodeKind::TimerStart(timer) = &def.node(start).kind {
-                self.open_timer(step, start, timer, owner, scope)
-                    .map_err(|Fail(reason)| Fail(format!("at `{}`: {reason}", def.node(start).id)))?;
-            }
+            let armed = match &def.node(start).kind {
+                NodeKind::TimerStart(timer) => self.open_timer(step, start, timer, owner, scope),
+                NodeKind::EventStart(trigger) => self.open_wait(step, start, trigger, owner, scope),
+                _ => Ok(()),
+            };
+            armed.map_err(|Fail(reason)| Fail(format!("at `{}`: {reason}", def.node(start).id)))?;
         }
         Ok(())
     }

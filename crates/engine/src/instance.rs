@@ -4,6 +4,7 @@ use crate::Ctx;
 use crate::compensation::{Plan, Ran};
 use crate::effect::{Action, Effect, Job, Passage, Phase, TaskRecord, TaskStatus};
 use crate::errors::Thrower;
+use crate::event::Wait;
 use crate::index::Index;
 use crate::parts::Changes;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
@@ -131,6 +132,13 @@ pub enum Command {
         timer: String,
         /// The due time it fired for (a cycle's timer is due again later).
         due: i64,
+    },
+    /// The message, signal or trigger an open record waits for came, with these variables.
+    Deliver {
+        /// The waiting record.
+        record: String,
+        /// Variables to set where the event is caught.
+        variables: Map<String, Value>,
     },
     /// Remove a timer without firing it (an operator deleted it): a boundary timer's record
     /// closes as canceled; a catch event's token goes on waiting, for a cancel of its instance.
@@ -334,6 +342,9 @@ pub enum EngineError {
         /// The task.
         task: String,
     },
+    /// A message, signal or trigger for a record that does not wait for one (any more).
+    #[error("nothing in this process instance waits on {0} for a message, signal or trigger")]
+    NotWaiting(String),
     /// A firing of a timer that no longer waits for that time: it fired already (on another
     /// server), or its activity or instance ended.
     #[error("timer {0} is not set for that time in this process instance")]
@@ -437,6 +448,9 @@ pub struct Instance {
     /// How many times the engine retried each open failed run on its own (`auto_retry`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) auto_retries: BTreeMap<String, u32>,
+    /// Records waiting for a message, a signal or a trigger, by their id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) waits: BTreeMap<String, Wait>,
     #[serde(skip)]
     pub(crate) index: Index,
     #[serde(skip)]
@@ -546,6 +560,7 @@ impl Instance {
             runs: BTreeMap::new(),
             timers: BTreeMap::new(),
             auto_retries: BTreeMap::new(),
+            waits: BTreeMap::new(),
             index: Index::default(),
             changes: Changes::default(),
         };
@@ -644,6 +659,10 @@ impl Instance {
             Command::Cancel => self.cancel(&mut step),
             Command::FireTimer { timer, due } => self.fire_timer(&mut step, &timer, due)?,
             Command::DropTimer { timer } => self.drop_timer(&mut step, &timer)?,
+            Command::Deliver { record, variables } => {
+                step.ctx.limits.check_variables(&variables).map_err(EngineError::TooLarge)?;
+                self.deliver(&mut step, &record, variables)?;
+            }
         }
         self.run(&mut step);
         self.settle(&mut step, before);
@@ -805,7 +824,7 @@ impl Instance {
         } else {
             self.execute_node(step, token, node_id, scope)?;
         }
-        if node.timers.is_empty() || inside_mi {
+        if node.boundaries.is_empty() || inside_mi {
             Ok(())
         } else {
             self.arm_boundaries(step, token, node_id, scope, opened)
@@ -827,6 +846,7 @@ impl Instance {
             NodeKind::StartEvent
             | NodeKind::TimerStart(_)
             | NodeKind::ErrorStart { .. }
+            | NodeKind::EventStart(_)
             | NodeKind::ParallelGateway
             | NodeKind::Fork { .. }
             | NodeKind::Converge
@@ -835,8 +855,23 @@ impl Instance {
                 self.leave(step, token)
             }
             // Its timer's record is its history; an event subprocess is left once it ends.
-            NodeKind::TimerBoundary { .. } | NodeKind::EventSubProcess { .. } => self.leave(step, token),
+            NodeKind::TimerBoundary { .. } | NodeKind::EventBoundary { .. } | NodeKind::EventSubProcess { .. } => {
+                self.leave(step, token)
+            }
             NodeKind::TimerCatch(timer) => self.catch_timer(step, token, timer),
+            NodeKind::EventCatch { trigger, .. } => self.catch_event(step, token, trigger.as_deref()),
+            NodeKind::Throw { trigger, send_task } => {
+                if let Some(trigger) = trigger {
+                    self.throw_event(step, trigger, scope)?;
+                }
+                if *send_task {
+                    let rec = self.new_record(step, node_id, None);
+                    self.emit_closed(step, rec, TaskStatus::Completed, None, None);
+                } else {
+                    self.passed(step, node_id);
+                }
+                self.leave(step, token)
+            }
             NodeKind::EndEvent(kind) => {
                 self.passed(step, node_id);
                 if scope.is_none() {
@@ -845,6 +880,10 @@ impl Instance {
                 self.drop_token(token);
                 match kind {
                     EndKind::None => self.check_scope_done(step, scope),
+                    EndKind::Throw(trigger) => {
+                        self.throw_event(step, trigger, scope)?;
+                        self.check_scope_done(step, scope)
+                    }
                     EndKind::Terminate => self.terminate(step, scope),
                     EndKind::Error { code } => {
                         if self.catch_error(step, Thrower::Scope(scope), code.as_deref()) {
@@ -968,8 +1007,11 @@ impl Instance {
     fn passed(&self, step: &mut Step<'_, '_>, node_id: NodeId) {
         let node = step.def.node(node_id);
         let kind = match &node.kind {
-            NodeKind::StartEvent | NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } => "startEvent",
+            NodeKind::StartEvent | NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } | NodeKind::EventStart(_) => {
+                "startEvent"
+            }
             NodeKind::EndEvent(_) => "endEvent",
+            NodeKind::Throw { .. } => "intermediateThrowEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::ParallelGateway | NodeKind::Fork { conditional: false, .. } => "parallelGateway",
             NodeKind::Fork { .. } => "conditionalParallelGateway",
@@ -995,9 +1037,11 @@ impl Instance {
         let kind = match &node.kind {
             NodeKind::UserTask(_) => "userTask",
             NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
-            NodeKind::TimerCatch(_) => "intermediateCatchEvent",
-            NodeKind::TimerBoundary { .. } => "boundaryEvent",
-            NodeKind::TimerStart(_) => "startEvent",
+            NodeKind::TimerCatch(_) | NodeKind::EventCatch { receive_task: false, .. } => "intermediateCatchEvent",
+            NodeKind::EventCatch { .. } => "receiveTask",
+            NodeKind::Throw { send_task: true, .. } => "sendTask",
+            NodeKind::TimerBoundary { .. } | NodeKind::EventBoundary { .. } => "boundaryEvent",
+            NodeKind::TimerStart(_) | NodeKind::EventStart(_) => "startEvent",
             _ => "task",
         };
         let (namespace, stone) = stone.unzip();
@@ -1053,6 +1097,9 @@ impl Instance {
             }
             if self.timers.remove(id).is_some() {
                 step.effects.push(Effect::DropTimer { record_id: rec.id.clone() });
+            }
+            if self.waits.remove(id).is_some() {
+                step.effects.push(Effect::Unsubscribe { record_id: rec.id.clone() });
             }
             self.emit_closed(step, rec, status, reason, outputs);
         }

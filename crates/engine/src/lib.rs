@@ -10,6 +10,7 @@ mod choice;
 mod compensation;
 mod effect;
 mod errors;
+mod event;
 mod event_subprocess;
 mod guard;
 mod index;
@@ -24,7 +25,8 @@ mod user_task;
 
 pub use assignment::{Actor, Assignment, Candidates, Delegation, TaskChange};
 pub use effect::{
-    Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, TaskRecord, TaskStatus, TimerSet, UserTaskInfo,
+    Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, Subscription, TaskRecord, TaskStatus, Thrown,
+    TimerSet, UserTaskInfo,
 };
 pub use flowstone_model::parse_instant;
 pub use instance::{

@@ -50,7 +50,8 @@ impl Timer {
     }
 }
 
-/// A run of an activity that a boundary timer is attached to.
+/// A run of an activity that a boundary event is attached to, or of a scope whose event
+/// subprocesses wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Owner {
     /// The token at a task.
@@ -59,6 +60,16 @@ pub(crate) enum Owner {
     Scope(ScopeId),
     /// The process: the timer of an event subprocess at its top level.
     Process,
+}
+
+impl Owner {
+    /// The scope an event subprocess waiting on this run starts in.
+    pub(crate) fn scope(self) -> Option<ScopeId> {
+        match self {
+            Owner::Scope(s) => Some(s),
+            Owner::Token(_) | Owner::Process => None,
+        }
+    }
 }
 
 impl Instance {
@@ -99,9 +110,11 @@ impl Instance {
                 None => return Ok(()),
             }
         };
-        for &boundary in &def.node(node).timers {
-            if let NodeKind::TimerBoundary { timer, .. } = &def.node(boundary).kind {
-                self.open_timer(step, boundary, timer, owner, scope)?;
+        for &boundary in &def.node(node).boundaries {
+            match &def.node(boundary).kind {
+                NodeKind::TimerBoundary { timer, .. } => self.open_timer(step, boundary, timer, owner, scope)?,
+                NodeKind::EventBoundary { trigger, .. } => self.open_wait(step, boundary, trigger, owner, scope)?,
+                _ => {}
             }
         }
         Ok(())
@@ -174,13 +187,8 @@ impl Instance {
         match (&def.node(timer.node).kind, timer.owner) {
             (NodeKind::TimerStart(time), Some(owner)) => self.fire_event_start(step, id, &timer, time, owner),
             (NodeKind::TimerBoundary { timer: time, interrupting, .. }, Some(owner)) => {
-                let parent = match owner {
-                    Owner::Token(t) => self.tokens.get(&t).map(|t| t.scope),
-                    Owner::Scope(s) => self.scopes.get(&s).map(|s| s.parent),
-                    Owner::Process => Some(None),
-                };
                 // Its activity is over: the sweep at the end of the step drops it.
-                let Some(parent) = parent else { return Ok(()) };
+                let Some(parent) = self.owner_parent(owner) else { return Ok(()) };
                 if *interrupting {
                     self.close_record(step, id, TaskStatus::Completed, None, None);
                     self.interrupt(step, owner);
@@ -214,8 +222,26 @@ impl Instance {
         Ok(())
     }
 
-    /// Ends the activity an interrupting boundary timer fired on, with all that runs in it.
-    fn interrupt(&mut self, step: &mut Step<'_, '_>, owner: Owner) {
+    /// The scope around the run `owner` while it runs: where its boundary events go on.
+    pub(crate) fn owner_parent(&self, owner: Owner) -> Option<Option<ScopeId>> {
+        match owner {
+            Owner::Token(t) => self.tokens.get(&t).map(|t| t.scope),
+            Owner::Scope(s) => self.scopes.get(&s).map(|s| s.parent),
+            Owner::Process => Some(None),
+        }
+    }
+
+    /// Whether what record `id` lives as long as still runs: its run `owner`, else the token
+    /// waiting on it.
+    pub(crate) fn lives(&self, id: &str, owner: Option<Owner>) -> bool {
+        match owner {
+            None => self.token_waiting_on(id).is_some(),
+            Some(owner) => self.owner_parent(owner).is_some(),
+        }
+    }
+
+    /// Ends the activity an interrupting boundary event fired on, with all that runs in it.
+    pub(crate) fn interrupt(&mut self, step: &mut Step<'_, '_>, owner: Owner) {
         match owner {
             Owner::Token(token) => {
                 if let Some(task) = self.tokens.get(&token).and_then(|t| t.wait.clone()) {
@@ -267,16 +293,7 @@ impl Instance {
         let doomed: Vec<String> = self
             .timers
             .iter()
-            .filter(|(id, timer)| {
-                !active
-                    || !self.open.contains_key(timer.record(id))
-                    || match timer.owner {
-                        None => self.token_waiting_on(id).is_none(),
-                        Some(Owner::Token(t)) => !self.tokens.contains_key(&t),
-                        Some(Owner::Scope(s)) => !self.scopes.contains_key(&s),
-                        Some(Owner::Process) => false,
-                    }
-            })
+            .filter(|(id, timer)| !active || !self.open.contains_key(timer.record(id)) || !self.lives(id, timer.owner))
             .map(|(id, _)| id.clone())
             .collect();
         for id in doomed {

@@ -3,6 +3,7 @@
 
 use crate::diagram::{Bounds, Diagram, Edge, Point, Shape};
 use crate::error::ModelError;
+use crate::event::Trigger;
 use crate::ir::{
     Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId, NodeKind, OutputParam,
     StoneSpec, UserTaskSpec,
@@ -62,6 +63,7 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
         .filter(|n| is_bpmn(*n, "error"))
         .filter_map(|n| Some((n.attribute("id")?, n.attribute("errorCode").unwrap_or_default())))
         .collect();
+    let events = Events::of(root)?;
     let processes: Vec<_> = root.children().filter(|n| is_bpmn(*n, "process")).collect();
     if processes.is_empty() {
         return Err(ModelError::at(root, "the document has no <process>"));
@@ -75,7 +77,13 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
     executable
         .into_iter()
         .map(|process| {
-            let mut builder = Builder { errors: &errors, nodes: Vec::new(), flows: Vec::new(), index: HashMap::new() };
+            let mut builder = Builder {
+                errors: &errors,
+                events: &events,
+                nodes: Vec::new(),
+                flows: Vec::new(),
+                index: HashMap::new(),
+            };
             let start = builder.scope(*process, None)?;
             let key = process
                 .attribute("id")
@@ -111,11 +119,65 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 event_subprocesses: (0..builder.nodes.len() as NodeId)
                     .filter(|n| matches!(builder.nodes[*n as usize].kind, NodeKind::EventSubProcess { .. }))
                     .collect(),
+                event_starts: (0..builder.nodes.len() as NodeId)
+                    .filter(|n| {
+                        let node = &builder.nodes[*n as usize];
+                        matches!(node.kind, NodeKind::EventStart(_)) && node.scope.is_none()
+                    })
+                    .collect(),
                 nodes: builder.nodes,
                 flows: builder.flows,
             })
         })
         .collect()
+}
+
+/// The `<message>` and `<signal>` elements of a document, by id: (name, the message's
+/// correlation key or whether the signal stays in its instance).
+struct Events {
+    messages: HashMap<String, (String, Option<Expression>)>,
+    signals: HashMap<String, (String, bool)>,
+}
+
+/// Zeebe's namespace: a message's `<zeebe:subscription correlationKey="=…">`.
+const ZEEBE_NS: &str = "http://camunda.org/schema/zeebe/1.0";
+
+impl Events {
+    fn of(root: XmlNode<'_, '_>) -> Result<Events, ModelError> {
+        let mut events = Events { messages: HashMap::new(), signals: HashMap::new() };
+        for el in root.children().filter(|n| is_bpmn(*n, "message") || is_bpmn(*n, "signal")) {
+            let Some(id) = el.attribute("id") else { continue };
+            let name = el.attribute("name").unwrap_or(id).to_owned();
+            if el.tag_name().name() == "signal" {
+                events.signals.insert(id.to_owned(), (name, ext(el, "scope") == Some("processInstance")));
+            } else {
+                events.messages.insert(id.to_owned(), (name, correlation_key(el)?));
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// A correlation key an element gives: `flowstone:correlationKey="${…}"` (or another engine's
+/// namespace), or a Zeebe subscription's `correlationKey="=…"`, whose FEEL is read as an
+/// expression of ours (a variable or a path, as most models write it).
+fn correlation_key(el: XmlNode<'_, '_>) -> Result<Option<Expression>, ModelError> {
+    if let Some(text) = ext(el, "correlationKey") {
+        return expr(el, "correlation key", text).map(Some);
+    }
+    let zeebe =
+        el.descendants().find(|n| n.tag_name().namespace() == Some(ZEEBE_NS) && n.tag_name().name() == "subscription");
+    match zeebe.and_then(|z| z.attribute("correlationKey")) {
+        Some(text) => Expression::parse_bare(text.strip_prefix('=').unwrap_or(text))
+            .map(Some)
+            .map_err(|e| ModelError::at(el, format!("malformed correlation key expression: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// The id a reference names: as written, else without its namespace prefix (`tns:newInvoice`).
+fn resolve<'m, T>(map: &'m HashMap<String, T>, reference: &str) -> Option<&'m T> {
+    map.get(reference).or_else(|| map.get(reference.rsplit_once(':')?.1))
 }
 
 fn is_bpmn(node: XmlNode<'_, '_>, name: &str) -> bool {
@@ -145,6 +207,7 @@ fn text_of(node: XmlNode<'_, '_>) -> String {
 
 struct Builder<'e> {
     errors: &'e HashMap<&'e str, &'e str>,
+    events: &'e Events,
     nodes: Vec<Node>,
     flows: Vec<Flow>,
     /// Element id → node, per scope (ids are unique per document, but flows must stay in scope).
@@ -173,6 +236,7 @@ impl Builder<'_> {
         let mut attachments = Vec::new();
         let mut starts = Vec::new();
         let mut timer_starts = Vec::new();
+        let mut event_starts = Vec::new();
         let mut subprocesses = Vec::new();
         for el in container.children().filter(XmlNode::is_element) {
             let ns = el.tag_name().namespace();
@@ -196,10 +260,22 @@ impl Builder<'_> {
             }
             match kind {
                 NodeKind::StartEvent if event_sub => {
-                    return Err(ModelError::at(el, "an event subprocess starts at a timer or error start event"));
+                    return Err(ModelError::at(
+                        el,
+                        "an event subprocess starts at a timer, error, message or signal start event",
+                    ));
                 }
                 NodeKind::StartEvent => starts.push(node_id),
-                NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } if event_sub => starts.push(node_id),
+                NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } | NodeKind::EventStart(_) if event_sub => {
+                    starts.push(node_id);
+                }
+                NodeKind::EventStart(_) if scope.is_some() => {
+                    return Err(ModelError::at(
+                        el,
+                        "a message or signal start event belongs to a process or an event subprocess, not to an embedded subprocess",
+                    ));
+                }
+                NodeKind::EventStart(_) => event_starts.push(node_id),
                 NodeKind::TimerStart(_) if scope.is_some() => {
                     return Err(ModelError::at(
                         el,
@@ -229,7 +305,7 @@ impl Builder<'_> {
                 multi: multi_instance(el)?,
                 line: pos.row,
                 options: None,
-                timers: Vec::new(),
+                boundaries: Vec::new(),
             });
         }
         for (node_id, el) in subprocesses {
@@ -256,28 +332,15 @@ impl Builder<'_> {
                 .get(target)
                 .copied()
                 .filter(|n| self.nodes[*n as usize].scope == scope)
-                .filter(|n| {
-                    let kind = &self.nodes[*n as usize].kind;
-                    !matches!(
-                        kind,
-                        NodeKind::StartEvent
-                            | NodeKind::TimerStart(_)
-                            | NodeKind::EndEvent(_)
-                            | NodeKind::ErrorBoundary { .. }
-                            | NodeKind::TimerBoundary { .. }
-                            | NodeKind::TimerCatch(_)
-                            | NodeKind::ErrorStart { .. }
-                            | NodeKind::EventSubProcess { .. }
-                    ) && !matches!(kind, NodeKind::ExclusiveGateway { .. } | NodeKind::ParallelGateway)
-                })
+                .filter(|n| is_activity(&self.nodes[*n as usize].kind))
                 .ok_or_else(|| {
                     ModelError::at(el, format!("attachedToRef `{target}` names no activity in the same scope"))
                 })?;
             match &mut self.nodes[node_id as usize].kind {
                 NodeKind::ErrorBoundary { attached_to, .. } => *attached_to = activity,
-                NodeKind::TimerBoundary { attached_to, .. } => {
+                NodeKind::TimerBoundary { attached_to, .. } | NodeKind::EventBoundary { attached_to, .. } => {
                     *attached_to = activity;
-                    self.nodes[activity as usize].timers.push(node_id);
+                    self.nodes[activity as usize].boundaries.push(node_id);
                 }
                 _ => {}
             }
@@ -296,6 +359,7 @@ impl Builder<'_> {
         match starts.as_slice() {
             [one] => Ok(*one),
             [] if !timer_starts.is_empty() => Ok(timer_starts[0]),
+            [] if !event_starts.is_empty() => Ok(event_starts[0]),
             [] => Err(ModelError::at(
                 container,
                 "no none start event: a process or subprocess needs exactly one <startEvent>",
@@ -376,11 +440,51 @@ impl Builder<'_> {
         })
     }
 
+    /// What a message or signal event definition names; none for other definitions.
+    fn trigger(&self, el: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<Option<Trigger>, ModelError> {
+        Ok(match definition.tag_name().name() {
+            "messageEventDefinition" => Some(self.message(el, definition.attribute("messageRef"), definition)?),
+            "signalEventDefinition" => {
+                let reference = definition.attribute("signalRef");
+                let (name, instance_only) = match reference.and_then(|r| resolve(&self.events.signals, r)) {
+                    Some((name, scope)) => (name.clone(), *scope),
+                    None => (reference.map_or_else(|| event_name(el), str::to_owned), false),
+                };
+                Some(Trigger::Signal { name, instance_only })
+            }
+            _ => None,
+        })
+    }
+
+    /// The message `reference` names (as Flowable does, a reference to no `<message>` is the
+    /// message's name; no reference: the event's name), with the correlation key the event or
+    /// else the message gives.
+    fn message(
+        &self,
+        el: XmlNode<'_, '_>,
+        reference: Option<&str>,
+        definition: XmlNode<'_, '_>,
+    ) -> Result<Trigger, ModelError> {
+        let own = match correlation_key(definition)? {
+            Some(key) => Some(key),
+            None if definition != el => correlation_key(el)?,
+            None => None,
+        };
+        let (name, correlation) = match reference.and_then(|r| resolve(&self.events.messages, r)) {
+            Some((name, key)) => (name.clone(), own.or_else(|| key.clone())),
+            None => (reference.map_or_else(|| event_name(el), str::to_owned), own),
+        };
+        Ok(Trigger::Message { name, correlation })
+    }
+
     fn node_kind(&self, el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
         check_listeners(el)?;
         let tag = el.tag_name().name();
         let definitions: Vec<_> =
             el.children().filter(|c| c.is_element() && c.tag_name().name().ends_with("EventDefinition")).collect();
+        if let Some(trigger) = definitions.first().map(|d| self.trigger(el, *d)).transpose()?.flatten() {
+            return event_kind(el, tag, Box::new(trigger));
+        }
         Ok(match tag {
             _ if definitions.first().is_some_and(|d| d.tag_name().name() == "timerEventDefinition") => {
                 let timer = Box::new(timer(el, definitions[0])?);
@@ -406,6 +510,12 @@ impl Builder<'_> {
                     }
                 }
             }
+            "intermediateThrowEvent" if definitions.is_empty() => NodeKind::Throw { trigger: None, send_task: false },
+            "receiveTask" => NodeKind::EventCatch {
+                trigger: el.attribute("messageRef").map(|r| self.message(el, Some(r), el)).transpose()?.map(Box::new),
+                receive_task: true,
+            },
+            "sendTask" => send_task(el, self)?,
             "startEvent" => match definitions.first() {
                 None => NodeKind::StartEvent,
                 Some(d) if d.tag_name().name() == "errorEventDefinition" => {
@@ -415,7 +525,7 @@ impl Builder<'_> {
                     return Err(ModelError::at(
                         el,
                         format!(
-                            "start events with <{}> are not supported yet; only none, timer and error start events",
+                            "start events with <{}> are not supported yet; only none, timer, error, message and signal start events",
                             d.tag_name().name()
                         ),
                     ));
@@ -442,7 +552,7 @@ impl Builder<'_> {
                     return Err(ModelError::at(
                         el,
                         format!(
-                            "boundary events with <{}> are not supported yet; only error boundary events",
+                            "boundary events with <{}> are not supported yet; only timer, error, message and signal boundary events",
                             d.tag_name().name()
                         ),
                     ));
@@ -466,6 +576,61 @@ impl Builder<'_> {
             }
         })
     }
+}
+
+/// The name of a message or signal an event refers to none of: the event's name, else its id.
+fn event_name(el: XmlNode<'_, '_>) -> String {
+    el.attribute("name").filter(|n| !n.trim().is_empty()).or(el.attribute("id")).unwrap_or_default().to_owned()
+}
+
+/// The node of an event that waits for or sends a message or signal.
+fn event_kind(el: XmlNode<'_, '_>, tag: &str, trigger: Box<Trigger>) -> Result<NodeKind, ModelError> {
+    Ok(match tag {
+        "intermediateCatchEvent" => NodeKind::EventCatch { trigger: Some(trigger), receive_task: false },
+        "boundaryEvent" => NodeKind::EventBoundary {
+            attached_to: NodeId::MAX,
+            trigger,
+            interrupting: el.attribute("cancelActivity") != Some("false"),
+        },
+        "startEvent" => NodeKind::EventStart(trigger),
+        "intermediateThrowEvent" => NodeKind::Throw { trigger: Some(trigger), send_task: false },
+        "endEvent" => NodeKind::EndEvent(EndKind::Throw(trigger)),
+        _ => return Err(ModelError::at(el, format!("<{tag}> cannot hold a message or signal event definition"))),
+    })
+}
+
+/// Whether a boundary event may be attached to a node of this kind.
+fn is_activity(kind: &NodeKind) -> bool {
+    match kind {
+        NodeKind::Task
+        | NodeKind::ExpressionTask { .. }
+        | NodeKind::StoneTask(_)
+        | NodeKind::UserTask(_)
+        | NodeKind::SubProcess { .. } => true,
+        NodeKind::EventCatch { receive_task, .. } => *receive_task,
+        NodeKind::Throw { send_task, .. } => *send_task,
+        _ => false,
+    }
+}
+
+/// A `<sendTask>`: sends the message its `messageRef` names (none: sends nothing, as a
+/// documentation model's send task does); one that needs an implementation of an engine
+/// (a mail or HTTP type, a Java class) is refused, naming it.
+fn send_task(el: XmlNode<'_, '_>, builder: &Builder<'_>) -> Result<NodeKind, ModelError> {
+    for attr in ["type", "class", "delegateExpression", "expression"] {
+        if let Some(value) = ext(el, attr) {
+            return Err(ModelError::at(
+                el,
+                format!(
+                    "a send task with {attr} `{value}` needs its engine's implementation; send a message with messageRef"
+                ),
+            ));
+        }
+    }
+    Ok(NodeKind::Throw {
+        trigger: el.attribute("messageRef").map(|r| builder.message(el, Some(r), el)).transpose()?.map(Box::new),
+        send_task: true,
+    })
 }
 
 /// Reads a timer event definition: one of `timeDate`, `timeDuration` and `timeCycle`, whose

@@ -1,6 +1,7 @@
 //! The graph IR: nodes and flows in arenas, addressed by index.
 
 use crate::diagram::Diagram;
+use crate::event::Trigger;
 use crate::template::Template;
 use crate::timer::TimerDef;
 use flowstone_expr::Expression;
@@ -45,6 +46,9 @@ pub struct Definition {
     /// The event subprocesses, of the process and of every embedded subprocess: each scope
     /// that starts looks for its own.
     pub event_subprocesses: Vec<NodeId>,
+    /// The message and signal start events of the top-level process: their events start
+    /// instances.
+    pub event_starts: Vec<NodeId>,
 }
 
 impl Definition {
@@ -109,9 +113,9 @@ pub struct Node {
     pub line: u32,
     /// What a pipeline-tree activity allows when it fails or is operated on.
     pub options: Option<Box<ActivityOptions>>,
-    /// The timer boundary events attached to it: kept here because every run of an
-    /// activity looks for them.
-    pub timers: Vec<NodeId>,
+    /// The boundary events attached to it that wait for an event (timers, messages,
+    /// signals): kept here because every run of an activity sets them.
+    pub boundaries: Vec<NodeId>,
 }
 
 /// The flags of a pipeline-tree activity (bk-sops' ServiceActivity and SubProcess).
@@ -244,6 +248,38 @@ pub enum NodeKind {
         /// The error code it catches; `None` catches every error.
         code: Option<String>,
     },
+    /// An intermediate message or signal catch event, or a receive task: the token waits
+    /// until its message or signal comes (a receive task without a message: until someone
+    /// triggers it).
+    EventCatch {
+        /// What it waits for; none for a receive task that waits for a trigger.
+        trigger: Option<Box<Trigger>>,
+        /// A `<receiveTask>` (its record's kind), not an intermediate catch event.
+        receive_task: bool,
+    },
+    /// A message or signal boundary event: when its event comes while the activity it is
+    /// attached to runs, the flow goes on from here; an interrupting one cancels the
+    /// activity first, a non-interrupting one goes on waiting.
+    EventBoundary {
+        /// The activity it is attached to.
+        attached_to: NodeId,
+        /// What it waits for.
+        trigger: Box<Trigger>,
+        /// Whether it cancels the activity (`cancelActivity`, true unless the model says).
+        interrupting: bool,
+    },
+    /// A message or signal start event: at the top level, its event starts an instance
+    /// there; in an event subprocess, starts the event subprocess while the scope around it
+    /// runs.
+    EventStart(Box<Trigger>),
+    /// An intermediate throw event or a send task: sends its message or signal and goes on
+    /// (a none intermediate event sends nothing).
+    Throw {
+        /// What it sends.
+        trigger: Option<Box<Trigger>>,
+        /// A `<sendTask>` (its record's kind), not an intermediate throw event.
+        send_task: bool,
+    },
     /// An event subprocess (`triggeredByEvent`): no flow leads in or out; the event of its
     /// start event starts it in the scope around it, which it ends first when interrupting.
     EventSubProcess {
@@ -256,7 +292,7 @@ pub enum NodeKind {
 }
 
 /// How an end event ends its scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EndKind {
     /// Consumes the token.
     None,
@@ -268,6 +304,8 @@ pub enum EndKind {
         /// The `errorCode` of the referenced `<error>`, if any.
         code: Option<String>,
     },
+    /// Sends a message or signal, then consumes the token.
+    Throw(Box<Trigger>),
 }
 
 /// Which stone runs a service task, and under which namespace its outputs are kept.

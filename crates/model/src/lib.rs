@@ -8,6 +8,7 @@
 mod bpmn;
 mod diagram;
 mod error;
+mod event;
 mod ir;
 mod pipeline;
 mod template;
@@ -16,6 +17,7 @@ mod timer;
 pub use bpmn::{FLOWSTONE_NS, parse_bpmn};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use error::ModelError;
+pub use event::{EventKind, Trigger};
 pub use ir::{
     ActivityOptions, AutoRetry, Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId,
     NodeKind, NodeTimeout, OutputParam, StoneSpec, UserTaskSpec,

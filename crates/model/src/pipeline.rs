@@ -54,6 +54,7 @@ pub fn parse_pipeline(
         constants,
         diagram: Diagram { shapes: b.shapes, edges: Vec::new() },
         event_subprocesses: Vec::new(),
+        event_starts: Vec::new(),
     })
 }
 
@@ -306,7 +307,7 @@ impl Builder {
             multi: None,
             line: 0,
             options,
-            timers: Vec::new(),
+            boundaries: Vec::new(),
         });
         Ok(node_id)
     }

@@ -72,7 +72,11 @@ async fn executions_show_the_instance_and_its_open_activities(s: TestServer) {
     assert_eq!(s.get(&missing).await.0, StatusCode::NOT_FOUND);
     assert_eq!(s.get(&format!("{missing}/activities")).await.0, StatusCode::NOT_FOUND);
     let act = format!("{SERVICE}/runtime/executions/{id}");
-    assert_eq!(s.put(&act, Some(json!({"action": "signal"}))).await.0, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        s.put(&act, Some(json!({"action": "signal"}))).await.0,
+        StatusCode::BAD_REQUEST,
+        "the instance waits for no trigger"
+    );
     assert_eq!(s.put(&act, Some(json!({"action": "dance"}))).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(s.put(&act, Some(json!({}))).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(s.get(&format!("{SERVICE}/runtime/executions?sort=nope")).await.0, StatusCode::BAD_REQUEST);

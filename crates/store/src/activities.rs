@@ -129,6 +129,8 @@ pub struct ExecutionQuery {
     pub model_id: Option<String>,
     /// Of instances of models with this key.
     pub model_key: Option<String>,
+    /// Waiting for the event of this kind (`message`, `signal`) and name.
+    pub event: Option<(String, String)>,
     /// Sort by model (`true`) instead of by instance.
     pub by_model: bool,
     /// Largest first.

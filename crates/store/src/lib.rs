@@ -14,6 +14,7 @@ mod repository;
 mod rows;
 mod sql;
 mod sqlite;
+mod subscriptions;
 mod timers;
 mod user_tasks;
 mod user_tasks_sql;
@@ -32,6 +33,7 @@ pub use rows::{
     LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
+pub use subscriptions::{EventQuery, SubscriptionQuery, SubscriptionRow, SubscriptionStore};
 pub use timers::{TimerJobRow, TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TimerStore};
 pub use user_tasks::{
     AttachmentRow, ChangedUserTask, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskPartWrite,
@@ -96,7 +98,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// of user tasks and identities.
 #[async_trait::async_trait]
 pub trait Store:
-    UserTaskStore + IdentityStore + BkSopsStore + BkPlanStore + TimerStore + Send + Sync + 'static
+    UserTaskStore + IdentityStore + BkSopsStore + BkPlanStore + TimerStore + SubscriptionStore + Send + Sync + 'static
 {
     /// A deployment by id.
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;

@@ -126,3 +126,4 @@ crate::identity::identity_store!(PgStore, sqlx::Postgres);
 crate::bk_sops::bk_sops_store!(PgStore, sqlx::Postgres);
 crate::bk_plans::bk_plans_store!(PgStore, sqlx::Postgres);
 crate::timers::timer_store!(PgStore, sqlx::Postgres, lock = "FOR UPDATE SKIP LOCKED");
+crate::subscriptions::subscription_store!(PgStore, sqlx::Postgres);

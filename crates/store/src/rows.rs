@@ -359,6 +359,14 @@ pub struct WriteBatch {
     /// Timer start events' timers that fired; one another server moved first fails the
     /// commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
     pub moved_timers: Vec<crate::TimerMove>,
+    /// Waits begun (the runtime leaves out those ended later in the same batch), and start
+    /// events' written by a deployment.
+    pub subscriptions: Vec<crate::SubscriptionRow>,
+    /// Waits ended, by record id.
+    pub dropped_subscriptions: Vec<String>,
+    /// Model keys (after their tenant and `:`) whose start events' waits go, before this
+    /// batch's are written: a new version of the key was deployed.
+    pub replaced_starts: Vec<String>,
     /// Jobs whose start is done, by task record id: they keep their lock, and whoever takes
     /// them next monitors with these outputs.
     pub monitoring_jobs: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
@@ -439,6 +447,9 @@ impl WriteBatch {
             && self.timers.is_empty()
             && self.dropped_timers.is_empty()
             && self.moved_timers.is_empty()
+            && self.subscriptions.is_empty()
+            && self.dropped_subscriptions.is_empty()
+            && self.replaced_starts.is_empty()
             && self.monitoring_jobs.is_empty()
             && self.user_tasks.is_empty()
             && self.closed_user_tasks.is_empty()

@@ -385,6 +385,9 @@ macro_rules! sql_store {
             Timers(&'a [&'a crate::TimerRow]),
             TimerDrops(&'a [String]),
             TimerMoved(&'a crate::TimerMove),
+            Subscriptions(&'a [&'a crate::SubscriptionRow]),
+            /// Waits that went, by the column named and its values.
+            SubscriptionDrops(&'static str, &'a [String]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
             Links(&'a [&'a crate::TaskLink]),
@@ -679,6 +682,10 @@ macro_rules! sql_store {
                 Work::Timers(chunk) => Encoded::Built(timer_impl::set_timers(chunk)),
                 Work::TimerDrops(chunk) => Encoded::Built(timer_impl::drop_timers(chunk)),
                 Work::TimerMoved(moved) => Encoded::Built(timer_impl::move_timer(moved)),
+                Work::Subscriptions(chunk) => Encoded::Built(subscription_impl::set_subscriptions(chunk)),
+                Work::SubscriptionDrops(column, chunk) => {
+                    Encoded::Built(subscription_impl::drop_subscriptions(column, chunk))
+                }
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
                     let mut list = q.separated(", ");
@@ -767,6 +774,8 @@ macro_rules! sql_store {
                     format!("DELETE FROM tasks WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM passages WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM jobs WHERE instance_id IN ({of_models})"),
+                    format!("DELETE FROM event_subscriptions WHERE instance_id IN ({of_models})"),
+                    "DELETE FROM event_subscriptions WHERE model_id IN (SELECT id FROM models WHERE deployment_id = $1)".to_owned(),
                     // Rollback, cancel and delete instances run the same model: they go too.
                     format!("DELETE FROM instance_parts WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM instances WHERE id IN ({of_models})"),
@@ -869,6 +878,10 @@ macro_rules! sql_store {
                 work.extend(chunks(&timers).into_iter().map(Work::Timers));
                 work.extend(chunks(&batch.dropped_timers).into_iter().map(Work::TimerDrops));
                 work.extend(batch.moved_timers.iter().map(Work::TimerMoved));
+                let subscriptions = last_per_id(&batch.subscriptions, |s| s.record_id.as_str());
+                work.extend(chunks(&batch.replaced_starts).into_iter().map(|c| Work::SubscriptionDrops("starts", c)));
+                work.extend(chunks(&subscriptions).into_iter().map(Work::Subscriptions));
+                work.extend(chunks(&batch.dropped_subscriptions).into_iter().map(|c| Work::SubscriptionDrops("record_id", c)));
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
                 work.extend(chunks(&links).into_iter().map(Work::Links));
@@ -1098,6 +1111,10 @@ macro_rules! sql_store {
                     text("e.parent_id", &query.parent_id);
                     text("e.model_id", &query.model_id);
                     text("e.model_key", &query.model_key);
+                    if let Some((kind, name)) = &query.event {
+                        q.push(" AND e.id IN (SELECT record_id FROM event_subscriptions WHERE kind = ").push_bind(kind.clone());
+                        q.push(" AND name = ").push_bind(name.clone()).push(")");
+                    }
                     q
                 };
                 let mut rows = select("e.*");

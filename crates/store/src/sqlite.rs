@@ -113,3 +113,4 @@ crate::identity::identity_store!(SqliteStore, sqlx::Sqlite);
 crate::bk_sops::bk_sops_store!(SqliteStore, sqlx::Sqlite);
 crate::bk_plans::bk_plans_store!(SqliteStore, sqlx::Sqlite);
 crate::timers::timer_store!(SqliteStore, sqlx::Sqlite, lock = "");
+crate::subscriptions::subscription_store!(SqliteStore, sqlx::Sqlite);

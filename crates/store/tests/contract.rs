@@ -4,12 +4,12 @@
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, ChangedUserTask,
-    ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, ExecutionQuery,
-    GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
-    ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow, PgStore, SqliteStore,
-    Store, StoreError, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter,
-    TextFilter, TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
-    VariableFilter, VariableOp, VariableScope, WriteBatch,
+    ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, EventQuery,
+    ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow, JobFilter,
+    JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow,
+    PgStore, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow, TaskLink, TaskOrder, TaskPartWrite,
+    TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease, TimerMove, TimerOrder, TimerQuery,
+    TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope, WriteBatch,
 };
 use serde_json::json;
 
@@ -1154,6 +1154,71 @@ async fn data_survives_reopening(path: &std::path::Path) {
     assert!(must(store.model("m")).await.is_some());
 }
 
+fn wait(record: &str, instance: &str, name: &str, key: Option<&str>, at: i64) -> SubscriptionRow {
+    SubscriptionRow {
+        record_id: record.into(),
+        instance_id: instance.into(),
+        model_id: "m".into(),
+        starts: None,
+        tenant_id: None,
+        element: "catch".into(),
+        kind: "message".into(),
+        name: name.into(),
+        correlation_key: key.map(str::to_owned),
+        created_at: at,
+    }
+}
+
+fn message<'a>(name: &'a str, key: Option<&'a str>, starts: bool) -> EventQuery<'a> {
+    EventQuery { kind: "message", name, key, starts, tenant: None, after: None, limit: 10 }
+}
+
+async fn reached(store: &dyn Store, event: EventQuery<'_>) -> Vec<String> {
+    must(store.waiting(&event)).await.into_iter().map(|w| w.record_id).collect()
+}
+
+/// A message finds the waits of its name (and key) oldest first, and start events apart; a
+/// page goes on after the last one read; ended waits go; a new version's start events
+/// replace the old one's; a wait is forgotten only once its instance ended.
+async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let start = SubscriptionRow { starts: Some("k".into()), ..wait("start:k:ms", "", "pay", None, 1) };
+    let batch = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), doc("{}")), (instance("j", "m", "running", 1), doc("{}"))],
+        subscriptions: vec![
+            wait("b", "i", "pay", Some("7"), 20),
+            wait("a", "j", "pay", Some("7"), 10),
+            wait("c", "i", "pay", Some("8"), 5),
+            wait("other", "i", "ship", None, 1),
+            start,
+        ],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    assert_eq!(reached(store, message("pay", Some("7"), false)).await, ["a", "b"], "oldest first, by key");
+    assert_eq!(reached(store, message("pay", None, false)).await, ["c", "a", "b"], "no key: every key");
+    assert_eq!(reached(store, message("pay", None, true)).await, ["start:k:ms"], "start events apart");
+    let next = EventQuery { after: Some((10, "a")), ..message("pay", None, false) };
+    assert_eq!(reached(store, next).await, ["b"]);
+    let ended = WriteBatch { dropped_subscriptions: vec!["a".into()], ..WriteBatch::default() };
+    must(store.commit(&ended)).await;
+    assert_eq!(reached(store, message("pay", Some("7"), false)).await, ["b"]);
+    let replaced = WriteBatch { replaced_starts: vec!["k".into()], ..WriteBatch::default() };
+    must(store.commit(&replaced)).await;
+    assert!(reached(store, message("pay", None, true)).await.is_empty(), "the new version starts with none");
+    assert!(!must(store.forget_subscription("b")).await, "its instance still runs");
+    let query =
+        SubscriptionQuery { instance_id: Some("i".into()), order: "created_at", ..SubscriptionQuery::default() };
+    let (listed, total) = must(store.list_subscriptions(&query, Page { offset: 0, limit: 2 })).await;
+    let ids: Vec<&str> = listed.iter().map(|w| w.record_id.as_str()).collect();
+    assert_eq!((total, ids), (3, vec!["other", "c"]));
+    let one = must(store.subscription("c")).await;
+    assert_eq!(one.and_then(|w| w.correlation_key).as_deref(), Some("8"));
+    let by_event = ExecutionQuery { event: Some(("message".into(), "ship".into())), ..ExecutionQuery::default() };
+    let (executions, _) = must(store.list_executions(&by_event, Page { offset: 0, limit: 10 })).await;
+    assert!(executions.is_empty(), "no open task record is the wait's execution here");
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[tokio::test]
@@ -1202,7 +1267,8 @@ macro_rules! suite {
             users_groups_and_memberships,
             tokens_are_found_by_hash_and_go_with_their_user,
             bk_sops_apps_keep_their_secret_unless_replaced,
-            bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once
+            bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once,
+            event_subscriptions_are_found_by_name_and_key_oldest_first
         );
     };
 }

@@ -158,7 +158,7 @@ fn event_subprocesses_that_cannot_run_are_refused_at_deploy() {
         );
         parse_bpmn(&xml).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("accepted: {body}"))
     };
-    assert!(refused(&event_sub("", true)).contains("timer or error start event"));
+    assert!(refused(&event_sub("", true)).contains("timer, error, message or signal start event"));
     assert!(refused(&event_sub("<errorEventDefinition/>", false)).contains("always interrupts"));
     let flowing =
         format!(r#"{}<sequenceFlow sourceRef="e" targetRef="esp"/>"#, event_sub(&timer("timeDuration", "PT1M"), true));

@@ -1,6 +1,7 @@
 //! Engine semantics, fed commands with no IO.
 
 mod event_subprocesses;
+mod events;
 mod guards;
 mod lifecycle;
 mod limits;

@@ -288,7 +288,7 @@ fn boundary_timers_are_attached_to_their_activity_and_interrupt_unless_told() {
         <boundaryEvent id="remind" attachedToRef="t" cancelActivity="false"><timerEventDefinition><timeCycle>R/PT1H</timeCycle></timerEventDefinition></boundaryEvent>"#,
     );
     let t = d.node_by_element("t").unwrap_or_default();
-    let timers: Vec<_> = d.node(t).timers.iter().map(|n| &d.node(*n).kind).collect();
+    let timers: Vec<_> = d.node(t).boundaries.iter().map(|n| &d.node(*n).kind).collect();
     assert!(matches!(
         timers[..],
         [
@@ -372,4 +372,103 @@ fn an_expression_nested_too_deep_is_refused_naming_its_element() {
     ));
     assert_eq!(err.id.as_deref(), Some("f"));
     assert!(err.message.contains("nests more than 64 levels"), "{err}");
+}
+
+/// A document with messages and signals declared beside the process.
+fn with_events(body: &str) -> Definition {
+    let xml = wrap(body).replace(
+        "<error id=\"err1\" errorCode=\"E42\"/>",
+        r#"<message id="pay" name="paymentMessage" flowstone:correlationKey="${orderId}"/>
+  <message id="z" name="zeebeMessage"><extensionElements><zeebe:subscription xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" correlationKey="=order.id"/></extensionElements></message>
+  <signal id="alert" name="alertSignal" flowable:scope="processInstance"/>"#,
+    );
+    let mut defs = parse_bpmn(&xml).unwrap_or_else(|e| panic!("{e}"));
+    defs.remove(0)
+}
+
+fn trigger_of(d: &Definition, element: &str) -> Trigger {
+    let node = d.node(d.node_by_element(element).unwrap_or_else(|| panic!("no {element}")));
+    match &node.kind {
+        NodeKind::EventCatch { trigger: Some(t), .. }
+        | NodeKind::EventBoundary { trigger: t, .. }
+        | NodeKind::EventStart(t)
+        | NodeKind::Throw { trigger: Some(t), .. }
+        | NodeKind::EndEvent(EndKind::Throw(t)) => (**t).clone(),
+        other => panic!("{element} is {other:?}"),
+    }
+}
+
+#[test]
+fn message_references_resolve_to_message_names_and_their_correlation_keys() {
+    let d = with_events(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="a"/>
+        <intermediateCatchEvent id="a"><messageEventDefinition messageRef="tns:pay"/></intermediateCatchEvent>
+        <sequenceFlow sourceRef="a" targetRef="b"/>
+        <intermediateCatchEvent id="b" name="Named"><messageEventDefinition/></intermediateCatchEvent>
+        <sequenceFlow sourceRef="b" targetRef="c"/>
+        <intermediateCatchEvent id="c"><messageEventDefinition messageRef="undeclared" flowable:correlationKey="${k}"/></intermediateCatchEvent>
+        <sequenceFlow sourceRef="c" targetRef="z1"/>
+        <receiveTask id="z1" messageRef="z"/><sequenceFlow sourceRef="z1" targetRef="r"/>
+        <receiveTask id="r"/><sequenceFlow sourceRef="r" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    let Trigger::Message { name, correlation } = trigger_of(&d, "a") else { panic!("a message") };
+    assert_eq!(name, "paymentMessage", "the prefixed reference finds the declared message");
+    assert_eq!(correlation.map(|c| c.source().to_owned()).as_deref(), Some("${orderId}"));
+    assert!(matches!(trigger_of(&d, "b"), Trigger::Message { name, correlation: None } if name == "Named"));
+    let Trigger::Message { name, correlation } = trigger_of(&d, "c") else { panic!("a message") };
+    assert_eq!(name, "undeclared", "an undeclared reference is the message's name, as in Flowable");
+    assert!(correlation.is_some(), "the event definition gives its own key");
+    let Trigger::Message { name, correlation } = trigger_of(&d, "z1") else { panic!("a message") };
+    assert_eq!(name, "zeebeMessage");
+    assert!(correlation.is_some(), "a Zeebe subscription's key is read");
+    let r = d.node(d.node_by_element("r").unwrap_or_default());
+    assert!(matches!(r.kind, NodeKind::EventCatch { trigger: None, receive_task: true }));
+}
+
+#[test]
+fn signal_and_message_boundaries_starts_and_throws_are_read() {
+    let d = with_events(
+        r#"<startEvent id="s"><messageEventDefinition messageRef="pay"/></startEvent>
+        <startEvent id="s2"><signalEventDefinition signalRef="alert"/></startEvent>
+        <sequenceFlow sourceRef="s" targetRef="t"/><sequenceFlow sourceRef="s2" targetRef="t"/>
+        <userTask id="t"/>
+        <boundaryEvent id="b" attachedToRef="t" cancelActivity="false"><signalEventDefinition signalRef="alert"/></boundaryEvent>
+        <boundaryEvent id="m" attachedToRef="t"><messageEventDefinition messageRef="pay"/></boundaryEvent>
+        <sequenceFlow sourceRef="t" targetRef="th"/><sequenceFlow sourceRef="b" targetRef="th"/><sequenceFlow sourceRef="m" targetRef="th"/>
+        <intermediateThrowEvent id="th"><signalEventDefinition signalRef="other"/></intermediateThrowEvent>
+        <sequenceFlow sourceRef="th" targetRef="none"/><intermediateThrowEvent id="none"/>
+        <sequenceFlow sourceRef="none" targetRef="e"/>
+        <endEvent id="e"><messageEventDefinition messageRef="pay"/></endEvent>"#,
+    );
+    assert_eq!(d.event_starts.len(), 2);
+    assert_eq!(d.node(d.start).id, "s", "with no none start event, an instance started by request begins at the first");
+    let t = d.node_by_element("t").unwrap_or_default();
+    assert_eq!(d.node(t).boundaries.len(), 2, "both boundary events are set when the task runs");
+    let b = d.node(d.node_by_element("b").unwrap_or_default());
+    assert!(matches!(&b.kind, NodeKind::EventBoundary { interrupting: false, attached_to, .. } if *attached_to == t));
+    assert!(matches!(trigger_of(&d, "b"), Trigger::Signal { name, instance_only: true } if name == "alertSignal"));
+    assert!(matches!(trigger_of(&d, "th"), Trigger::Signal { name, instance_only: false } if name == "other"));
+    let none = d.node(d.node_by_element("none").unwrap_or_default());
+    assert!(matches!(none.kind, NodeKind::Throw { trigger: None, send_task: false }));
+    assert!(matches!(trigger_of(&d, "e"), Trigger::Message { name, .. } if name == "paymentMessage"));
+}
+
+#[test]
+fn send_tasks_that_need_an_engine_implementation_are_refused_naming_it() {
+    let err = parse_err(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="m"/>
+        <sendTask id="m" flowable:type="mail"/><sequenceFlow sourceRef="m" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    assert!(err.to_string().contains("type `mail`"), "{err}");
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="m"/>
+        <sendTask id="m"/><sequenceFlow sourceRef="m" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    assert!(matches!(d.node(1).kind, NodeKind::Throw { trigger: None, send_task: true }));
+    let err = parse_err(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><subProcess id="t">
+        <startEvent id="in"><messageEventDefinition messageRef="x"/></startEvent></subProcess>
+        <sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    assert!(err.to_string().contains("not to an embedded subprocess"), "{err}");
 }

@@ -16,12 +16,13 @@ use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
     Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord, TaskStatus,
+    Thrown,
 };
 use flowstone_model::Definition;
 use flowstone_store::{
     BkTaskEdit, BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow,
-    NewUserTask, PassageRow, Store, StoreError, TaskLink, TaskRow, TimerMove, TimerRow, UserTaskRow, WriteBatch,
-    json_text,
+    NewUserTask, PassageRow, Store, StoreError, SubscriptionRow, TaskLink, TaskRow, TimerMove, TimerRow, UserTaskRow,
+    WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -179,6 +180,8 @@ struct Prepared {
     rows: ById<usize>,
     /// What the group's instances went through, logged once it commits.
     events: Vec<Lifecycle>,
+    /// Messages and signals the group's instances threw, sent once it commits.
+    thrown: Vec<(Thrown, Option<String>)>,
 }
 
 /// An instance that started or changed status.
@@ -590,7 +593,10 @@ impl Committer {
 
     /// Answers a committed group and hands its jobs to the stones.
     fn answer(&mut self, done: Prepared) {
-        let Prepared { mut batch, entries, rows, events } = done;
+        let Prepared { mut batch, entries, rows, events, thrown } = done;
+        if !thrown.is_empty() {
+            self.runtime.send_thrown(thrown);
+        }
         let metrics = self.runtime.metrics();
         events.iter().for_each(|e| e.log(metrics));
         for job in &batch.jobs {
@@ -746,8 +752,21 @@ impl Committer {
     async fn write_records(&mut self, request: Box<RecordsRequest>, into: &mut Prepared, now: i64) {
         let mut instance = String::new();
         let answer = async {
-            let Records { deployments, templates, mut task, start, edit, timers, dropped_timers, fired, planned } =
-                request.write.clone();
+            let Records {
+                deployments,
+                templates,
+                mut task,
+                start,
+                edit,
+                timers,
+                dropped_timers,
+                starts,
+                replaced_starts,
+                fired,
+                planned,
+            } = request.write.clone();
+            into.batch.replaced_starts.extend(replaced_starts);
+            into.batch.subscriptions.extend(starts);
             match planned {
                 Some(Planned::Periodic(row)) => into.batch.periodic_tasks.push(row),
                 Some(Planned::PeriodicChange(change)) => into.batch.periodic_changes.push(change),
@@ -1103,6 +1122,20 @@ impl Committer {
                     fired: 0,
                 }),
                 Effect::DropTimer { record_id } => into.batch.dropped_timers.push(record_id),
+                Effect::Subscribe(wait) => into.batch.subscriptions.push(SubscriptionRow {
+                    record_id: wait.record_id,
+                    instance_id: row.id.clone(),
+                    model_id: row.model_id.clone(),
+                    starts: None,
+                    tenant_id: live.tenant.clone(),
+                    element: wait.element,
+                    kind: wait.kind.name().to_owned(),
+                    name: wait.name,
+                    correlation_key: wait.key,
+                    created_at: now,
+                }),
+                Effect::Unsubscribe { record_id } => into.batch.dropped_subscriptions.push(record_id),
+                Effect::Throw(thrown) => into.thrown.push((thrown, live.tenant.clone())),
             }
         }
         // A person's change of a task closed here must find it ended until the close commits.

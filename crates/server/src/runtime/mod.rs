@@ -8,6 +8,7 @@ mod bk_sops;
 pub(crate) mod broker;
 mod clocked;
 mod committer;
+mod events;
 pub(crate) mod jobs;
 mod periodic;
 mod records;
@@ -20,6 +21,7 @@ use crate::runtime::jobs::JobBoard;
 use crate::runtime::stones::StoneRunner;
 pub use bk_sops::{Tree, pipeline_key};
 use committer::{Committer, Request};
+pub use events::{Broadcast, EventIn, Reached};
 use flowstone_engine::{Command, EngineError, InstanceStatus, Limits, StartOptions};
 use flowstone_model::{Definition, ModelError, parse_bpmn, parse_pipeline};
 use flowstone_store::{
@@ -428,9 +430,18 @@ impl Runtime {
         let id = new_id();
         let deployment = NewDeployment { id: id.clone(), ..deployment };
         let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
-        let (timers, dropped_timers) = timers::start_timers(&models, &defs, deployment.tenant_id.as_deref(), now_ms());
+        let tenant = deployment.tenant_id.as_deref();
+        let (timers, dropped_timers) = timers::start_timers(&models, &defs, tenant, now_ms());
+        let (starts, replaced_starts) = events::start_subscriptions(&models, &defs, tenant, now_ms());
         let write = DeploymentWrite { deployment, models, at: now_ms() };
-        let records = records::Records { deployments: vec![write], timers, dropped_timers, ..Default::default() };
+        let records = records::Records {
+            deployments: vec![write],
+            timers,
+            dropped_timers,
+            starts,
+            replaced_starts,
+            ..Default::default()
+        };
         self.write_records(records).await?;
         // As stored (numbered), read at once, in the order of the files.
         let mut stored = self.store.models_of_deployment(&id).await?;

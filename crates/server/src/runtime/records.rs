@@ -6,7 +6,7 @@ use super::{Runtime, RuntimeError, new_id, now_ms};
 use flowstone_model::{Definition, NodeId, parse_pipeline};
 use flowstone_store::{
     BkTaskEdit, BkTaskRow, ClockedRow, ClockedRun, DeploymentWrite, ModelRow, NewDeployment, NewModel, PeriodicChange,
-    PeriodicRow, PeriodicRun, TemplateRow, TimerMove, TimerRow,
+    PeriodicRow, PeriodicRun, SubscriptionRow, TemplateRow, TimerMove, TimerRow,
 };
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -28,6 +28,10 @@ pub(super) struct Records {
     pub(super) timers: Vec<TimerRow>,
     /// Timer start events' timers of keys whose new version has none.
     pub(super) dropped_timers: Vec<String>,
+    /// Message and signal start events' waits of models deployed.
+    pub(super) starts: Vec<SubscriptionRow>,
+    /// Model keys (after their tenant) whose start events' waits the new versions replace.
+    pub(super) replaced_starts: Vec<String>,
     /// A firing of a timer start event's timer: the instance it starts.
     pub(super) fired: Option<StartFired>,
     /// A periodic or clocked task made, changed, or come due (the task it makes is `task`,

@@ -4,6 +4,7 @@
 
 use super::filters::{Filter, Kind, PAGING, described, filter, sort};
 use super::repository::model_tenant;
+use super::variables::{RestVariable, variables};
 use super::{FlowableResult, Listed, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::input::{Body, json_object};
 use crate::error::{ApiError, FlowableErrorBody};
@@ -12,7 +13,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowstone_store::{ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow, Page};
+use flowstone_model::EventKind;
+use flowstone_store::{
+    ActivityOrder, ActivityQuery, ActivityRow, ExecutionQuery, ExecutionRow, Page, SubscriptionQuery,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -84,18 +88,20 @@ impl Execution {
 const EXECUTION_SORTS: [&str; 2] = ["processInstanceId", "processDefinitionId"];
 
 /// The filters of the execution list and query.
-const EXECUTION_FILTERS: [Filter; 6] = [
+const EXECUTION_FILTERS: [Filter; 8] = [
     filter("id", Kind::Text, "Only the execution of this id"),
     filter("activityId", Kind::Text, "Only executions waiting in this element"),
     filter("processInstanceId", Kind::Text, "Only executions of this process instance"),
     filter("parentId", Kind::Text, "Only executions under this one"),
     filter("processDefinitionId", Kind::Text, "Only executions of this process definition"),
     filter("processDefinitionKey", Kind::Text, "Only executions of process definitions of this key"),
+    filter("messageEventSubscriptionName", Kind::Text, "Only executions waiting for a message of this name"),
+    filter("signalEventSubscriptionName", Kind::Text, "Only executions waiting for a signal of this name"),
 ];
 
 described!(
     /// The filters of the execution list (query parameters) and query (a JSON body); variable
-    /// and event-subscription filters are refused (filter instances or tasks instead).
+    /// filters are refused (filter instances or tasks instead).
     checked ExecutionFilters: EXECUTION_FILTERS, PAGING, [sort(&EXECUTION_SORTS)]
 );
 
@@ -103,9 +109,7 @@ async fn executions(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> 
     ExecutionFilters::check(params)?;
     let p = Params(params);
     let paging = Paging::read(&p, &EXECUTION_SORTS)?;
-    for unsupported in
-        ["variables", "processInstanceVariables", "messageEventSubscriptionName", "signalEventSubscriptionName"]
-    {
+    for unsupported in ["variables", "processInstanceVariables"] {
         if params.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::bad_request(format!(
                 "Filter '{unsupported}' is not supported on executions; filter the process instances or tasks instead"
@@ -119,6 +123,16 @@ async fn executions(rt: &Runtime, origin: &str, params: &Map<String, Value>) -> 
         parent_id: p.text("parentId"),
         model_id: p.text("processDefinitionId"),
         model_key: p.text("processDefinitionKey"),
+        event: match (p.text("messageEventSubscriptionName"), p.text("signalEventSubscriptionName")) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "Give messageEventSubscriptionName or signalEventSubscriptionName, not both",
+                ));
+            }
+            (Some(name), None) => Some(("message".to_owned(), name)),
+            (None, Some(name)) => Some(("signal".to_owned(), name)),
+            (None, None) => None,
+        },
         by_model: paging.sort == "processDefinitionId",
         descending: paging.descending,
     };
@@ -206,39 +220,102 @@ async fn execution_activities(State(rt): State<Runtime>, Path(id): Path<String>)
     Ok(Json(active))
 }
 
-/// `PUT runtime/executions/{id}`: signals and messages need receive tasks and catching events,
-/// which the engine does not have; user tasks move on through `runtime/tasks`.
+/// `PUT runtime/executions/{id}`'s body.
 #[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 struct ExecutionAction {
-    /// `signal`, `trigger`, `signalEventReceived` or `messageEventReceived`. Required.
+    /// `signal` or `trigger` (a receive task without a message goes on), `signalEventReceived`
+    /// or `messageEventReceived` (the execution's wait for that signal or message gets it).
+    /// Required.
     action: Option<String>,
+    /// The signal, for `signalEventReceived`.
+    signal_name: Option<String>,
+    /// The message, for `messageEventReceived`.
+    message_name: Option<String>,
+    /// Variables set where the event is caught.
+    #[serde(default)]
+    variables: Option<Vec<RestVariable>>,
+    /// Refused: every variable set here is kept.
+    #[serde(default)]
+    transient_variables: Option<Vec<RestVariable>>,
 }
 
 #[utoipa::path(put, path = "/flowable-rest/service/runtime/executions/{id}", tag = "flowable-instances",
     params(("id" = String, Path, description = EXECUTION)), request_body = ExecutionAction,
     responses(
-        (status = 400, description = "No action, or an unknown one", body = FlowableErrorBody),
+        (status = 200, description = "Done; the execution goes on", body = Execution),
+        (status = 204, description = "Done; the execution ended"),
+        (status = 400, description = "No action, an unknown one, a missing name, or an execution that does not \
+            wait for that event", body = FlowableErrorBody),
         (status = 404, description = NO_EXECUTION, body = FlowableErrorBody),
-        (status = 501, description = "Signals and messages: not run yet (user tasks move on through runtime/tasks)",
-            body = FlowableErrorBody),
     ))]
 async fn act_on_execution(
     State(rt): State<Runtime>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Body(body): Body,
-) -> FlowableResult<StatusCode> {
-    execution_family(&rt, &id).await?;
+) -> FlowableResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (execution, _) = execution_family(&rt, &id).await?;
     let req: ExecutionAction = crate::api::worker::parse(&body)?;
-    match req.action.as_deref() {
-        Some(action @ ("signal" | "trigger" | "signalEventReceived" | "messageEventReceived")) => {
-            Err(ApiError::not_implemented(format!(
-                "Action '{action}' needs receive tasks or catching events, which Flowstone does not run yet; \
-                 complete user tasks through runtime/tasks"
-            ))
-            .into())
+    let required = |name: Option<String>, what: &str| {
+        name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request(format!("{what} name is required")))
+    };
+    let expected = match req.action.as_deref() {
+        Some("signal" | "trigger") => (EventKind::Trigger, String::new()),
+        Some("signalEventReceived") => (EventKind::Signal, required(req.signal_name, "Signal")?),
+        Some("messageEventReceived") => (EventKind::Message, required(req.message_name, "Message")?),
+        Some(other) => return Err(ApiError::bad_request(format!("Invalid action: '{other}'.")).into()),
+        None => return Err(ApiError::bad_request("Action is required").into()),
+    };
+    if req.transient_variables.is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::bad_request("transientVariables are not supported: send them as variables").into());
+    }
+    let vars = variables(req.variables.unwrap_or_default())?;
+    let wait = waiting_execution(&rt, &execution, expected.0, &expected.1).await?;
+    rt.trigger(&wait, Some((expected.0, &expected.1)), vars).await?;
+    let by_id = ExecutionQuery { id: Some(id.clone()), ..ExecutionQuery::default() };
+    let (mut found, _) = rt.store().list_executions(&by_id, Page { offset: 0, limit: 1 }).await?;
+    Ok(match found.pop() {
+        Some(now) => {
+            let tenant = model_tenant(&rt, &now.model_id).await?;
+            Json(Execution::of(&origin(&headers), &now, tenant)).into_response()
         }
-        Some(other) => Err(ApiError::bad_request(format!("Invalid action: '{other}'.")).into()),
-        None => Err(ApiError::bad_request("Action is required").into()),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// The wait an action on `execution` is for: the activity's own, or (on an instance's own
+/// execution) its one wait for that event.
+async fn waiting_execution(
+    rt: &Runtime,
+    execution: &ExecutionRow,
+    kind: EventKind,
+    name: &str,
+) -> Result<String, ApiError> {
+    let what = match kind {
+        EventKind::Trigger => "is not waiting for a trigger (a receive task without a message)".to_owned(),
+        other => format!("has not subscribed to a {} event with name '{name}'", other.name()),
+    };
+    let refused = || ApiError::bad_request(format!("Execution '{}' {what}", execution.id));
+    if execution.activity.is_some() {
+        let wait = rt.store().subscription(&execution.id).await?.ok_or_else(refused)?;
+        return if wait.kind == kind.name() && wait.name == name { Ok(wait.record_id) } else { Err(refused()) };
+    }
+    let query = SubscriptionQuery {
+        instance_id: Some(execution.instance_id.clone()),
+        kind: Some(kind.name().to_owned()),
+        name: Some(name.to_owned()),
+        ..SubscriptionQuery::default()
+    };
+    let (mut waits, _) = rt.store().list_subscriptions(&query, Page { offset: 0, limit: 2 }).await?;
+    match waits.len() {
+        1 => Ok(waits.remove(0).record_id),
+        0 => Err(refused()),
+        _ => Err(ApiError::bad_request(format!(
+            "Execution '{}' waits for that event in more than one activity: name the activity's execution",
+            execution.id
+        ))),
     }
 }
 

@@ -11,7 +11,7 @@ use super::{FlowableResult, Listed, Paging, Params, SERVICE, iso_time, origin, q
 use crate::api::input::{Body, json_object};
 use crate::auth::Caller;
 use crate::error::{ApiError, FlowableErrorBody};
-use crate::runtime::{Runtime, status_named};
+use crate::runtime::{EventIn, Runtime, status_named};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -266,7 +266,8 @@ struct StartRequest {
     process_definition_id: Option<String>,
     /// The newest process definition of this key (within `tenantId`, when given).
     process_definition_key: Option<String>,
-    /// A start message (refused: no model starts on a message here).
+    /// A start message: the newest process definition with a message start event of this
+    /// name (within `tenantId`, when given) starts there.
     message: Option<String>,
     tenant_id: Option<String>,
     /// Its name (the definition's name, else its key).
@@ -285,8 +286,9 @@ struct StartRequest {
     responses(
         (status = 201, description = "The instance started", body = Instance),
         (status = 400, description = "Not exactly one of processDefinitionId, processDefinitionKey and message; \
-            a start message; a malformed variable; or a model that does not start", body = FlowableErrorBody),
-        (status = 404, description = "No such process definition", body = FlowableErrorBody),
+            a malformed variable; or a model that does not start", body = FlowableErrorBody),
+        (status = 404, description = "No such process definition, or none starts with the message",
+            body = FlowableErrorBody),
     ))]
 async fn start(
     State(rt): State<Runtime>,
@@ -303,13 +305,20 @@ async fn start(
         )
         .into());
     }
-    if let Some(message) = message {
-        return Err(ApiError::bad_request(format!(
-            "No process definition starts with message '{message}': message start events are not supported"
-        ))
-        .into());
-    }
     let tenant = caller.tenant_limit().map(str::to_owned).or(req.tenant_id);
+    let vars = variables(req.variables.unwrap_or_default())?;
+    if let Some(name) = message {
+        let message = EventIn {
+            name,
+            variables: vars,
+            tenant,
+            business_key: req.business_key,
+            sender: Some(caller.user),
+            ..EventIn::default()
+        };
+        let row = rt.start_by_message(&message).await?;
+        return started(&rt, &headers, row, req.return_variables).await;
+    }
     let model = match (by_id, by_key) {
         (Some(id), _) => rt
             .model(&id)
@@ -321,17 +330,26 @@ async fn start(
             return Err(ApiError::bad_request("processDefinitionId or processDefinitionKey is required").into());
         }
     };
-    let vars = variables(req.variables.unwrap_or_default())?;
     let options = StartOptions { initiator: Some(caller.user), ..StartOptions::default() };
     let name = req.name.unwrap_or_else(|| model.name.clone().unwrap_or_else(|| model.key.clone()));
     let row = rt.start_instance(model, name, req.business_key, vars, options).await?;
-    let shown = if req.return_variables == Some(true) {
+    started(&rt, &headers, row, req.return_variables).await
+}
+
+/// The answer to a start: the instance, with its variables when asked.
+async fn started(
+    rt: &Runtime,
+    headers: &HeaderMap,
+    row: InstanceRow,
+    return_variables: Option<bool>,
+) -> FlowableResult<(StatusCode, Json<Instance>)> {
+    let shown = if return_variables == Some(true) {
         variable_list(rt.variables(&row.id).await?.unwrap_or_default())
     } else {
         Vec::new()
     };
-    let tenant = tenant_of(&rt, &row).await?;
-    Ok((StatusCode::CREATED, Json(Instance::of(&origin(&headers), &row, tenant, shown))))
+    let tenant = tenant_of(rt, &row).await?;
+    Ok((StatusCode::CREATED, Json(Instance::of(&origin(headers), &row, tenant, shown))))
 }
 
 /// The newest version of `key`; within `tenant` when one is given.

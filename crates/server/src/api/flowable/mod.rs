@@ -3,6 +3,7 @@
 //! and error bodies, so that Flowable clients run against Flowstone unchanged.
 
 mod activities;
+mod events;
 mod filters;
 mod identity;
 mod instances;
@@ -35,6 +36,7 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         task_history::api(),
         instances::api(),
         activities::api(),
+        events::api(),
         repository::api(),
         identity::api(),
         management::api(),
@@ -51,6 +53,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .merge(repository::routes())
         .merge(instances::routes())
         .merge(activities::routes())
+        .merge(events::routes())
         .merge(tasks::routes())
         .merge(task_parts::routes())
         .merge(task_history::routes())

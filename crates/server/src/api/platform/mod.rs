@@ -1,5 +1,6 @@
 //! The platform dialect (seeds 000–002): `/model`, `/process`, `/task`.
 
+mod events;
 mod requests;
 mod views;
 
@@ -32,6 +33,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route("/task", get(list_tasks))
         .route("/task/{id}", get(get_task))
         .route("/task/{id}/{operate}", put(operate_task))
+        .merge(events::routes())
 }
 
 /// The platform operations' part of the OpenAPI document.
@@ -49,7 +51,9 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
             operate_process,
             list_tasks,
             get_task,
-            operate_task
+            operate_task,
+            events::send_message,
+            events::send_signal
         ),
         components(schemas(ReRun))
     )]

@@ -1,0 +1,146 @@
+//! Messages and signals through the platform API on both databases: `POST /message`
+//! correlates by name and key to one waiting instance or starts one, `POST /signal` reaches
+//! every wait, a process's throw reaches another process, and waits outlive a restart.
+
+mod common;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn model(key: &str, body: &str) -> String {
+    format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn" targetNamespace="t">
+        <message id="pay" name="payment" flowstone:correlationKey="${{orderId}}"/><signal id="alert" name="alert"/>
+        <process id="{key}" isExecutable="true">{body}</process></definitions>"#
+    )
+}
+
+/// start → a catch event of `definition` → end.
+fn waiting(key: &str, definition: &str) -> String {
+    model(
+        key,
+        &format!(
+            r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+            <intermediateCatchEvent id="wait" name="Wait">{definition}</intermediateCatchEvent>
+            <sequenceFlow id="f2" sourceRef="wait" targetRef="e"/><endEvent id="e"/>"#
+        ),
+    )
+}
+
+const PAYMENT: &str = r#"<messageEventDefinition messageRef="pay"/>"#;
+const ALERT: &str = r#"<signalEventDefinition signalRef="alert"/>"#;
+
+async fn start(s: &TestServer, key: &str, variables: Value) -> String {
+    s.start_process(key, variables).await["id"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn a_message_reaches_the_instance_whose_key_it_carries_and_only_once(s: TestServer) {
+    s.deploy(&waiting("orders", PAYMENT)).await;
+    let first = start(&s, "orders", json!({"orderId": 1})).await;
+    let second = start(&s, "orders", json!({"orderId": 2})).await;
+    let p = s.settle_or_wait(&second).await;
+    assert_eq!(p["waitingFor"][0]["type"], "intermediateCatchEvent", "{p}");
+    let (status, reached) =
+        s.post("/message", json!({"name": "payment", "correlationKey": 2, "variables": {"paid": true}})).await;
+    assert_eq!(status, StatusCode::OK, "{reached}");
+    assert_eq!((&reached["instanceId"], &reached["started"]), (&Value::from(second.clone()), &Value::from(false)));
+    let done = s.wait_for(&second, "success").await;
+    assert_eq!(s.settle_or_wait(&first).await["processStatus"], "running", "the other key still waits: {done}");
+    let (status, body) = s.post("/message", json!({"name": "payment", "correlationKey": "2"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing waits with that key any more: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("`payment` with correlation key `2`")), "{body}");
+    let (status, _) = s.post("/message", json!({"name": "payment", "correlationKey": "1"})).await;
+    assert_eq!(status, StatusCode::OK);
+    s.wait_for(&first, "success").await;
+}
+
+async fn a_message_start_event_starts_an_instance_with_the_message_variables(s: TestServer) {
+    s.deploy(&model(
+        "invoices",
+        r#"<startEvent id="ms"><messageEventDefinition messageRef="newInvoice"/></startEvent>
+        <sequenceFlow id="f1" sourceRef="ms" targetRef="t"/><userTask id="t" name="Check"/>
+        <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>"#,
+    ))
+    .await;
+    let (status, reached) = s.post("/message", json!({"name": "newInvoice", "variables": {"amount": 12}})).await;
+    assert_eq!((status, &reached["started"]), (StatusCode::OK, &Value::from(true)), "{reached}");
+    let id = reached["instanceId"].as_str().unwrap_or_default().to_owned();
+    let p = s.settle_or_wait(&id).await;
+    assert_eq!(p["processContent"], r#"{"amount":12}"#, "{p}");
+}
+
+async fn a_signal_reaches_every_wait_and_starts_the_models_that_start_with_it(s: TestServer) {
+    s.deploy(&waiting("alerted", ALERT)).await;
+    s.deploy(&model(
+        "on-alert",
+        r#"<startEvent id="ss"><signalEventDefinition signalRef="alert"/></startEvent>
+        <sequenceFlow id="f1" sourceRef="ss" targetRef="e"/><endEvent id="e"/>"#,
+    ))
+    .await;
+    let ids = [start(&s, "alerted", json!({})).await, start(&s, "alerted", json!({})).await];
+    for id in &ids {
+        s.settle_or_wait(id).await;
+    }
+    let (status, body) = s.post("/signal", json!({"name": "alert"})).await;
+    assert_eq!((status, &body["reached"]), (StatusCode::OK, &Value::from(2)), "{body}");
+    assert_eq!(body["started"].as_array().map(Vec::len), Some(1), "{body}");
+    for id in &ids {
+        s.wait_for(id, "success").await;
+    }
+    let (_, again) = s.post("/signal", json!({"name": "alert"})).await;
+    assert_eq!(again["reached"], 0, "nothing waits any more: {again}");
+}
+
+async fn a_message_thrown_by_one_process_reaches_another_that_waits(s: TestServer) {
+    s.deploy(&waiting("receiver", PAYMENT)).await;
+    s.deploy(&model(
+        "sender",
+        r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="send"/>
+        <intermediateThrowEvent id="send"><messageEventDefinition messageRef="pay"/></intermediateThrowEvent>
+        <sequenceFlow id="f2" sourceRef="send" targetRef="e"/><endEvent id="e"/>"#,
+    ))
+    .await;
+    let receiver = start(&s, "receiver", json!({"orderId": "A-7"})).await;
+    s.settle_or_wait(&receiver).await;
+    let sender = start(&s, "sender", json!({"orderId": "A-7"})).await;
+    s.wait_for(&sender, "success").await;
+    s.wait_for(&receiver, "success").await;
+}
+
+async fn a_wait_outlives_a_restart_of_the_server(s: TestServer) {
+    s.deploy(&waiting("durable", PAYMENT)).await;
+    let id = start(&s, "durable", json!({"orderId": "x"})).await;
+    s.settle_or_wait(&id).await;
+    let s = s.restart().await;
+    let (status, body) = s.post("/message", json!({"name": "payment", "correlationKey": "x"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.wait_for(&id, "success").await;
+}
+
+async fn malformed_messages_and_signals_are_refused_naming_what_is_wrong(s: TestServer) {
+    let cases = [
+        ("/message", json!({"correlationKey": "1"}), "name"),
+        ("/message", json!({"name": " "}), "`name` is required"),
+        ("/message", json!({"name": "m", "correlationKey": {"a": 1}}), "`correlationKey` must be text or a number"),
+        ("/message", json!({"name": "m", "variables": [1]}), "variables"),
+        ("/message", json!({"name": "m", "ttl": 5}), "ttl"),
+        ("/signal", json!({"name": "s", "correlationKey": "1"}), "a signal has no `correlationKey`"),
+    ];
+    for (path, body, named) in cases {
+        let (status, answer) = s.post(path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| m.contains(named)), "{path} {body}: {answer}");
+    }
+    let (status, answer) = s.post("/message", json!({"name": "nobody-waits"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+}
+
+backend_tests!(server = TestServer::start;
+    a_message_reaches_the_instance_whose_key_it_carries_and_only_once,
+    a_message_start_event_starts_an_instance_with_the_message_variables,
+    a_signal_reaches_every_wait_and_starts_the_models_that_start_with_it,
+    a_message_thrown_by_one_process_reaches_another_that_waits,
+    a_wait_outlives_a_restart_of_the_server,
+    malformed_messages_and_signals_are_refused_naming_what_is_wrong,
+);

@@ -1,0 +1,252 @@
+//! Waits for messages, signals and triggers. A commit writes and removes an instance's with
+//! the step that opened or ended them ([`crate::WriteBatch::subscriptions`]); a deployment
+//! writes the start events' of its models, replacing those of the key's earlier version.
+
+use crate::Result;
+
+/// A wait as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRow {
+    /// The waiting record; for a start event's, `start:`, the key it starts (see `starts`)
+    /// and the element.
+    pub record_id: String,
+    /// The instance that waits (empty for a start event's).
+    pub instance_id: String,
+    /// The model the instance runs, or the one a start event starts.
+    pub model_id: String,
+    /// For a start event's: the model key (after its tenant and `:`, when it has one) whose
+    /// latest version it starts.
+    pub starts: Option<String>,
+    /// The tenant of its model's deployment.
+    pub tenant_id: Option<String>,
+    /// The waiting element.
+    pub element: String,
+    /// `message`, `signal` or `trigger`.
+    pub kind: String,
+    /// The message's or signal's name (empty for a trigger).
+    pub name: String,
+    /// The value of the message's correlation key when the wait began.
+    pub correlation_key: Option<String>,
+    /// When the wait began (milliseconds since the epoch).
+    pub created_at: i64,
+}
+
+/// The waits one message or signal reaches.
+#[derive(Debug, Clone, Copy)]
+pub struct EventQuery<'a> {
+    /// `message` or `signal`.
+    pub kind: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Only waits with this correlation key; none: whatever their key.
+    pub key: Option<&'a str>,
+    /// Start events (true) or instances' waits (false).
+    pub starts: bool,
+    /// Only those of this tenant's models; none: of every tenant.
+    pub tenant: Option<&'a str>,
+    /// Only those after this one (created, record id), for the next page of a signal's.
+    pub after: Option<(i64, &'a str)>,
+    /// At most this many, oldest first.
+    pub limit: u64,
+}
+
+/// Filters of the subscription list; every one given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionQuery {
+    /// Only this wait.
+    pub id: Option<String>,
+    /// Only of this kind.
+    pub kind: Option<String>,
+    /// Only for this name.
+    pub name: Option<String>,
+    /// Only of this element.
+    pub element: Option<String>,
+    /// Only of this instance.
+    pub instance_id: Option<String>,
+    /// Only of this model.
+    pub model_id: Option<String>,
+    /// Only of this tenant's models.
+    pub tenant_id: Option<String>,
+    /// Only those begun before this time.
+    pub created_before: Option<i64>,
+    /// Only those begun after this time.
+    pub created_after: Option<i64>,
+    /// Sorted by this column: `record_id`, `created_at`, `instance_id`, `model_id` or
+    /// `tenant_id`.
+    pub order: &'static str,
+    /// Latest first.
+    pub descending: bool,
+}
+
+/// The waits of the store.
+#[async_trait::async_trait]
+pub trait SubscriptionStore {
+    /// The waits a message or signal reaches (see [`EventQuery`]), oldest first.
+    async fn waiting(&self, event: &EventQuery<'_>) -> Result<Vec<SubscriptionRow>>;
+    /// The wait of a record.
+    async fn subscription(&self, record_id: &str) -> Result<Option<SubscriptionRow>>;
+    /// Removes a wait its instance no longer has (the instance is gone); returns whether one
+    /// went.
+    async fn forget_subscription(&self, record_id: &str) -> Result<bool>;
+    /// The waits `query` leaves, one page, and how many there are.
+    async fn list_subscriptions(
+        &self,
+        query: &SubscriptionQuery,
+        page: crate::Page,
+    ) -> Result<(Vec<SubscriptionRow>, u64)>;
+}
+
+/// `$store` is the store type, `$db` its sqlx database.
+macro_rules! subscription_store {
+    ($store:ty, $db:ty) => {
+        mod subscription_impl {
+            use super::*;
+            use sqlx::{QueryBuilder, Row};
+            use $crate::{EventQuery, Page, Result, SubscriptionQuery, SubscriptionRow, SubscriptionStore};
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn subscription_row(r: &DbRow) -> Result<SubscriptionRow> {
+                Ok(SubscriptionRow {
+                    record_id: r.try_get("record_id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    model_id: r.try_get("model_id")?,
+                    starts: r.try_get("starts")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    element: r.try_get("element")?,
+                    kind: r.try_get("kind")?,
+                    name: r.try_get("name")?,
+                    correlation_key: r.try_get("correlation_key")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            /// Writes waits begun (a start event's replaces the one of the same id).
+            pub(crate) fn set_subscriptions(rows: &[&SubscriptionRow]) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO event_subscriptions (record_id, instance_id, model_id, starts, tenant_id, element, \
+                     kind, name, correlation_key, created_at) ",
+                );
+                q.push_values(rows, |mut b, s| {
+                    b.push_bind(s.record_id.as_str())
+                        .push_bind(s.instance_id.as_str())
+                        .push_bind(s.model_id.as_str())
+                        .push_bind(s.starts.as_deref())
+                        .push_bind(s.tenant_id.as_deref())
+                        .push_bind(s.element.as_str())
+                        .push_bind(s.kind.as_str())
+                        .push_bind(s.name.as_str())
+                        .push_bind(s.correlation_key.as_deref())
+                        .push_bind(s.created_at);
+                });
+                q.push(
+                    " ON CONFLICT (record_id) DO UPDATE SET model_id = EXCLUDED.model_id, element = EXCLUDED.element, \
+                     kind = EXCLUDED.kind, name = EXCLUDED.name, created_at = EXCLUDED.created_at",
+                );
+                q
+            }
+
+            /// Removes waits by their record id (`column` `record_id`), or the start events'
+            /// of model keys (`column` `starts`).
+            pub(crate) fn drop_subscriptions(column: &str, ids: &[String]) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new(format!("DELETE FROM event_subscriptions WHERE {column} IN ("));
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q
+            }
+
+            #[async_trait::async_trait]
+            impl SubscriptionStore for $store {
+                async fn waiting(&self, event: &EventQuery<'_>) -> Result<Vec<SubscriptionRow>> {
+                    let mut q = QueryBuilder::<$db>::new("SELECT * FROM event_subscriptions WHERE kind = ");
+                    q.push_bind(event.kind.to_owned()).push(" AND name = ").push_bind(event.name.to_owned());
+                    if let Some(key) = event.key {
+                        q.push(" AND correlation_key = ").push_bind(key.to_owned());
+                    }
+                    q.push(if event.starts { " AND instance_id = ''" } else { " AND instance_id <> ''" });
+                    if let Some(tenant) = event.tenant {
+                        q.push(" AND tenant_id = ").push_bind(tenant.to_owned());
+                    }
+                    if let Some((created, id)) = event.after {
+                        q.push(" AND (created_at > ").push_bind(created);
+                        q.push(" OR (created_at = ").push_bind(created);
+                        q.push(" AND record_id > ").push_bind(id.to_owned()).push("))");
+                    }
+                    q.push(" ORDER BY created_at, record_id LIMIT ");
+                    q.push_bind(event.limit.min(i64::MAX as u64) as i64);
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    rows.iter().map(subscription_row).collect()
+                }
+
+                async fn subscription(&self, record_id: &str) -> Result<Option<SubscriptionRow>> {
+                    let row = sqlx::query("SELECT * FROM event_subscriptions WHERE record_id = $1")
+                        .bind(record_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(subscription_row).transpose()
+                }
+
+                async fn forget_subscription(&self, record_id: &str) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let done = sqlx::query(
+                        "DELETE FROM event_subscriptions WHERE record_id = $1 AND instance_id <> '' \
+                         AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = event_subscriptions.instance_id \
+                         AND i.end_time IS NULL)",
+                    )
+                    .bind(record_id)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn list_subscriptions(
+                    &self,
+                    query: &SubscriptionQuery,
+                    page: Page,
+                ) -> Result<(Vec<SubscriptionRow>, u64)> {
+                    let select = |what: &str| {
+                        let mut q = QueryBuilder::<$db>::new(format!("SELECT {what} FROM event_subscriptions WHERE 1 = 1"));
+                        let exact = [
+                            ("record_id", &query.id),
+                            ("kind", &query.kind),
+                            ("name", &query.name),
+                            ("element", &query.element),
+                            ("instance_id", &query.instance_id),
+                            ("model_id", &query.model_id),
+                            ("tenant_id", &query.tenant_id),
+                        ];
+                        for (column, value) in exact {
+                            if let Some(v) = value {
+                                q.push(format!(" AND {column} = ")).push_bind(v.clone());
+                            }
+                        }
+                        if let Some(t) = query.created_before {
+                            q.push(" AND created_at < ").push_bind(t);
+                        }
+                        if let Some(t) = query.created_after {
+                            q.push(" AND created_at > ").push_bind(t);
+                        }
+                        q
+                    };
+                    let total: i64 = select("COUNT(*)").build_query_scalar().fetch_one(&self.pool).await?;
+                    let mut q = select("*");
+                    let column = match query.order {
+                        c @ ("created_at" | "instance_id" | "model_id" | "tenant_id") => c,
+                        _ => "record_id",
+                    };
+                    let direction = if query.descending { "DESC" } else { "ASC" };
+                    q.push(format!(" ORDER BY {column} {direction}, record_id {direction} LIMIT "));
+                    q.push_bind(page.limit.min(i64::MAX as u64) as i64);
+                    q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    Ok((rows.iter().map(subscription_row).collect::<Result<_>>()?, total as u64))
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use subscription_store;
