@@ -27,7 +27,8 @@ pub(crate) struct BenchArgs {
     /// pipeline-engine run a bk-sops tree of --nodes components; multi-instance and
     /// multi-instance-engine run one parallel multi-instance task of each of --items; sign-in-flood
     /// times requests beside a flood of wrong passwords; timers, timers-postgres and
-    /// timers-postgres-kill fire --timers timers beside W1 (comma separated).
+    /// timers-postgres-kill fire --timers timers beside W1; messages correlates a message by
+    /// key to each of --waiting instances (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -51,6 +52,9 @@ pub(crate) struct BenchArgs {
     /// Pending timers the `timers` modes set, due over a minute.
     #[arg(long, default_value_t = 100_000)]
     timers: u64,
+    /// Instances the `messages` mode sets waiting for a message of their own.
+    #[arg(long, default_value_t = 100_000)]
+    waiting: u64,
     /// Directory holding w1_straight.bpmn, w2_usertask.bpmn, w3_gateways.bpmn (default: the bundled examples).
     #[arg(long)]
     models: Option<PathBuf>,
@@ -251,6 +255,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 crate::timers_bench::run(mode, args.timers, &args).await?;
                 continue;
             }
+            "messages" => {
+                crate::messages_bench::run(args.waiting).await?;
+                continue;
+            }
             "tasks" | "tasks-postgres" => {
                 let postgres = (mode == "tasks-postgres").then_some(args.postgres.as_str());
                 crate::tasks_bench::run(args.tasks, postgres).await?;
@@ -266,7 +274,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, timers, timers-postgres, timers-postgres-kill, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, timers, timers-postgres, timers-postgres-kill, messages, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
                     ));
                 }
             };

@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod client;
 mod jobs_bench;
+mod messages_bench;
 mod multi_bench;
 mod pipeline_bench;
 mod sign_in_bench;
