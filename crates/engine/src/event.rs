@@ -53,7 +53,7 @@ impl Instance {
     ) -> Result<(), Fail> {
         let rec = self.subscribe(step, node, Some(trigger), Some(owner), scope)?;
         self.open_record(rec.clone());
-        step.effects.push(crate::Effect::Task(Box::new(rec)));
+        step.effects.push(Effect::Task(Box::new(rec)));
         Ok(())
     }
 
@@ -67,13 +67,11 @@ impl Instance {
         scope: Option<ScopeId>,
     ) -> Result<crate::TaskRecord, Fail> {
         let key = match trigger {
-            Some(Trigger::Message { correlation: Some(expr), name }) => Some(match self.eval(expr, scope)? {
-                Value::String(text) => text,
-                Value::Null => {
-                    return Err(Fail(format!("the correlation key `{}` of message `{name}` is null", expr.source())));
-                }
-                other => other.to_string(),
-            }),
+            Some(Trigger::Message { correlation: Some(expr), name }) => {
+                Some(key_text(self.eval(expr, scope)?).ok_or_else(|| {
+                    Fail(format!("the correlation key `{}` of message `{name}` is null", expr.source()))
+                })?)
+            }
             _ => None,
         };
         let kind = trigger.map_or(EventKind::Trigger, Trigger::kind);
@@ -167,11 +165,7 @@ impl Instance {
         scope: Option<ScopeId>,
     ) -> Result<(), Fail> {
         let key = match trigger {
-            Trigger::Message { correlation: Some(expr), .. } => match self.eval(expr, scope)? {
-                Value::String(text) => Some(text),
-                Value::Null => None,
-                other => Some(other.to_string()),
-            },
+            Trigger::Message { correlation: Some(expr), .. } => key_text(self.eval(expr, scope)?),
             Trigger::Signal { name, instance_only: true } => {
                 self.signal_within(step, name);
                 return Ok(());
@@ -218,6 +212,16 @@ impl Instance {
                 step.effects.push(Effect::Unsubscribe { record_id: id });
             }
         }
+    }
+}
+
+/// A correlation key's value as the text waits and messages are matched by (text as it
+/// is, other values as JSON); none for null.
+fn key_text(value: Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text),
+        Value::Null => None,
+        other => Some(other.to_string()),
     }
 }
 

@@ -113,30 +113,11 @@ impl Runtime {
             after: None,
             limit: MESSAGE_PAGE,
         };
-        let mut after: Option<(i64, String)> = None;
-        loop {
-            let page = EventQuery { after: after.as_ref().map(|(t, id)| (*t, id.as_str())), ..query };
-            let waits = self.store().waiting(&page).await?;
-            for wait in &waits {
-                if self.deliver(wait, message.variables.clone()).await? {
-                    return Ok(Reached::Waiting {
-                        instance_id: wait.instance_id.clone(),
-                        record_id: wait.record_id.clone(),
-                    });
-                }
-            }
-            match waits.last() {
-                Some(last) if waits.len() as u64 == MESSAGE_PAGE => {
-                    after = Some((last.created_at, last.record_id.clone()));
-                }
-                _ => break,
-            }
+        if let Some(wait) = self.reach(query, &message.variables, i64::MAX, true).await?.pop() {
+            return Ok(Reached::Waiting { instance_id: wait.instance_id, record_id: wait.record_id });
         }
-        if start_events {
-            let starts = self.store().waiting(&EventQuery { starts: true, limit: 1, ..query }).await?;
-            if let Some(start) = starts.first() {
-                return self.start_from(start, message).await.map(|row| Reached::Started(Box::new(row)));
-            }
+        if start_events && let Some(start) = self.message_start(message).await? {
+            return self.start_from(&start, message).await.map(|row| Reached::Started(Box::new(row)));
         }
         let key = message.key.as_deref().map(|k| format!(" with correlation key `{k}`")).unwrap_or_default();
         Err(RuntimeError::NotFound(format!(
@@ -152,6 +133,18 @@ impl Runtime {
     /// # Errors
     /// [`RuntimeError::NotFound`] when no model starts with it, or as a start fails.
     pub async fn start_by_message(&self, message: &EventIn) -> Result<InstanceRow, RuntimeError> {
+        let start = self.message_start(message).await?.ok_or_else(|| {
+            RuntimeError::NotFound(format!(
+                "Cannot start process instance by message: no subscription to message with name '{}' found.",
+                message.name
+            ))
+        })?;
+        self.start_from(&start, message).await
+    }
+
+    /// The message start event of the latest version of a key (of the message's tenant) that
+    /// the message starts; any key's, whatever the message's correlation key.
+    async fn message_start(&self, message: &EventIn) -> Result<Option<SubscriptionRow>, RuntimeError> {
         let query = EventQuery {
             kind: EventKind::Message.name(),
             name: &message.name,
@@ -161,14 +154,38 @@ impl Runtime {
             after: None,
             limit: 1,
         };
-        let starts = self.store().waiting(&query).await?;
-        let start = starts.first().ok_or_else(|| {
-            RuntimeError::NotFound(format!(
-                "Cannot start process instance by message: no subscription to message with name '{}' found.",
-                message.name
-            ))
-        })?;
-        self.start_from(start, message).await
+        Ok(self.store().waiting(&query).await?.pop())
+    }
+
+    /// Hands `variables` to the waits `query` finds, page after page, those begun by `until`
+    /// only; with `one`, stops at the first that took it. The waits that took it.
+    async fn reach(
+        &self,
+        query: EventQuery<'_>,
+        variables: &Map<String, Value>,
+        until: i64,
+        one: bool,
+    ) -> Result<Vec<SubscriptionRow>, RuntimeError> {
+        let mut reached = Vec::new();
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let page = EventQuery { after: after.as_ref().map(|(t, id)| (*t, id.as_str())), ..query };
+            let waits = self.store().waiting(&page).await?;
+            for wait in waits.iter().filter(|w| w.created_at <= until) {
+                if self.deliver(wait, variables.clone()).await? {
+                    reached.push(wait.clone());
+                    if one {
+                        return Ok(reached);
+                    }
+                }
+            }
+            match waits.last() {
+                Some(last) if waits.len() as u64 == query.limit && last.created_at <= until => {
+                    after = Some((last.created_at, last.record_id.clone()));
+                }
+                _ => return Ok(reached),
+            }
+        }
     }
 
     /// Sends a signal to every wait for it, and starts an instance of every model whose
@@ -190,23 +207,7 @@ impl Runtime {
             limit: SIGNAL_PAGE,
         };
         // The waits open when it was sent: those opened by what it set off wait for the next.
-        let mut after: Option<(i64, String)> = None;
-        let until = super::now_ms();
-        loop {
-            let page = EventQuery { after: after.as_ref().map(|(t, id)| (*t, id.as_str())), ..query };
-            let waits = self.store().waiting(&page).await?;
-            for wait in waits.iter().filter(|w| w.created_at <= until) {
-                if self.deliver(wait, signal.variables.clone()).await? {
-                    done.waits += 1;
-                }
-            }
-            match waits.last() {
-                Some(last) if waits.len() as u64 == SIGNAL_PAGE && last.created_at <= until => {
-                    after = Some((last.created_at, last.record_id.clone()));
-                }
-                _ => break,
-            }
-        }
+        done.waits = self.reach(query, &signal.variables, super::now_ms(), false).await?.len() as u64;
         let starts = self.store().waiting(&EventQuery { starts: true, limit: u64::MAX, ..query }).await?;
         for start in &starts {
             done.started.push(self.start_from(start, signal).await?);

@@ -13,7 +13,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowstone_store::{Page, SubscriptionQuery, SubscriptionRow};
+use flowstone_store::{SubscriptionQuery, SubscriptionRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -204,10 +204,10 @@ async fn get_subscription(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FlowableResult<Json<EventSubscription>> {
-    let by_id = SubscriptionQuery { id: Some(id.clone()), ..SubscriptionQuery::default() };
-    let (mut rows, _) = rt.store().list_subscriptions(&by_id, Page { offset: 0, limit: 1 }).await?;
-    let row = rows
-        .pop()
+    let row = rt
+        .store()
+        .subscription(&id)
+        .await?
         .filter(|s| caller.within(s.tenant_id.as_deref()))
         .ok_or_else(|| ApiError::not_found(format!("Could not find an event subscription with id '{id}'.")))?;
     Ok(Json(EventSubscription::of(&origin(&headers), row)))
