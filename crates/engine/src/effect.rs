@@ -306,6 +306,13 @@ pub enum Effect {
     },
     /// Send a message or signal to the instances that wait for it, once committed.
     Throw(Thrown),
+    /// Start a child instance for a call activity, in the same commit.
+    Call(Box<crate::call::Call>),
+    /// Cancel the child instance of a call activity that closed before the child ended.
+    EndCall {
+        /// The child instance.
+        child: String,
+    },
 }
 
 /// An open task record waiting for a message, a signal or a trigger.

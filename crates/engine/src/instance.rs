@@ -140,6 +140,13 @@ pub enum Command {
         /// Variables to set where the event is caught.
         variables: Map<String, Value>,
     },
+    /// The child instance a call activity's record waits for ended.
+    Return {
+        /// The call activity's record.
+        record: String,
+        /// How the child ended.
+        end: crate::call::CallEnd,
+    },
     /// Remove a timer without firing it (an operator deleted it): a boundary timer's record
     /// closes as canceled; a catch event's token goes on waiting, for a cancel of its instance.
     DropTimer {
@@ -160,6 +167,8 @@ pub struct StartOptions {
     /// The start event it begins at (a timer start event's firing); the definition's start
     /// when none.
     pub from: Option<NodeId>,
+    /// The call activity it was started by, when it was.
+    pub caller: Option<crate::call::Caller>,
 }
 
 /// What an instance is for.
@@ -451,6 +460,16 @@ pub struct Instance {
     /// Records waiting for a message, a signal or a trigger, by their id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) waits: BTreeMap<String, Wait>,
+    /// Open call activities' records, with the child instance each waits for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) calls: BTreeMap<String, String>,
+    /// The call activity that started it, when one did: told how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<crate::call::Caller>,
+    /// For a called instance, the code of the BPMN error that ended it uncaught (empty for
+    /// an error without a code): thrown at its call activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncaught_error: Option<String>,
     #[serde(skip)]
     pub(crate) index: Index,
     #[serde(skip)]
@@ -499,6 +518,7 @@ impl Instance {
         }
         inst.debug = options.debug;
         inst.mock = options.mock;
+        inst.caller = options.caller;
         let mut step = Step::new(def, ctx);
         let token = inst.spawn(options.from.unwrap_or(def.start), None);
         step.ready.push_back(token);
@@ -561,6 +581,9 @@ impl Instance {
             timers: BTreeMap::new(),
             auto_retries: BTreeMap::new(),
             waits: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            caller: None,
+            uncaught_error: None,
             index: Index::default(),
             changes: Changes::default(),
         };
@@ -663,6 +686,7 @@ impl Instance {
                 step.ctx.limits.check_variables(&variables).map_err(EngineError::TooLarge)?;
                 self.deliver(&mut step, &record, variables)?;
             }
+            Command::Return { record, end } => self.returned(&mut step, &record, end)?,
         }
         self.run(&mut step);
         self.settle(&mut step, before);
@@ -749,7 +773,7 @@ impl Instance {
     }
 
     /// Fails the instance with a reason naming the element where `token` stood.
-    fn fail_at(&mut self, step: &Step<'_, '_>, node: NodeId, Fail(reason): Fail) {
+    pub(crate) fn fail_at(&mut self, step: &Step<'_, '_>, node: NodeId, Fail(reason): Fail) {
         let element = &step.def.node(node).id;
         self.fail_in(element, format!("at `{element}`: {reason}"));
     }
@@ -889,6 +913,9 @@ impl Instance {
                         if self.catch_error(step, Thrower::Scope(scope), code.as_deref()) {
                             return Ok(());
                         }
+                        if self.caller.is_some() {
+                            self.uncaught_error = Some(code.clone().unwrap_or_default());
+                        }
                         let code = code.as_deref().map(|c| format!(" with code `{c}`")).unwrap_or_default();
                         Err(Fail(format!("error end event reached{code}, and no error boundary event catches it")))
                     }
@@ -955,6 +982,7 @@ impl Instance {
                 self.wait(step, token, rec);
                 Ok(())
             }
+            NodeKind::Call(spec) => self.call(step, token, node_id, spec, scope),
             NodeKind::SubProcess { start, locals } => {
                 let vars = locals.iter().map(|(name, value)| (name.clone(), self.render(value, scope))).collect();
                 self.drop_token(token);
@@ -1036,6 +1064,7 @@ impl Instance {
         let node = step.def.node(node_id);
         let kind = match &node.kind {
             NodeKind::UserTask(_) => "userTask",
+            NodeKind::Call(_) => "callActivity",
             NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
             NodeKind::TimerCatch(_) | NodeKind::EventCatch { receive_task: false, .. } => "intermediateCatchEvent",
             NodeKind::EventCatch { .. } => "receiveTask",
@@ -1100,6 +1129,9 @@ impl Instance {
             }
             if self.waits.remove(id).is_some() {
                 step.effects.push(Effect::Unsubscribe { record_id: rec.id.clone() });
+            }
+            if let Some(child) = self.calls.remove(id) {
+                step.effects.push(Effect::EndCall { child });
             }
             self.emit_closed(step, rec, status, reason, outputs);
         }

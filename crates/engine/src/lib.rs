@@ -6,6 +6,7 @@
 //! database, a socket or the clock, so every rule is tested with plain unit tests.
 
 mod assignment;
+mod call;
 mod choice;
 mod compensation;
 mod effect;
@@ -24,6 +25,7 @@ mod timer;
 mod user_task;
 
 pub use assignment::{Actor, Assignment, Candidates, Delegation, TaskChange};
+pub use call::{Call, CallEnd, Caller, MAX_CALL_DEPTH};
 pub use effect::{
     Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, Subscription, TaskRecord, TaskStatus, Thrown,
     TimerSet, UserTaskInfo,

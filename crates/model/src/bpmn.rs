@@ -13,6 +13,8 @@ use flowstone_expr::Expression;
 use roxmltree::{Document, Node as XmlNode};
 use std::collections::HashMap;
 
+mod call;
+
 const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
 /// The namespace of Flowstone's own extension attributes (`flowstone:stone`, `flowstone:namespace`)
@@ -187,6 +189,15 @@ fn is_bpmn(node: XmlNode<'_, '_>, name: &str) -> bool {
 /// An extension attribute in any engine namespace (`flowable:topic`, `camunda:topic`, …).
 fn ext<'a>(node: XmlNode<'a, '_>, name: &str) -> Option<&'a str> {
     ENGINE_NS.iter().find_map(|ns| node.attribute((*ns, name)))
+}
+
+/// A boolean extension attribute, false when absent.
+fn flag(el: XmlNode<'_, '_>, name: &str) -> Result<bool, ModelError> {
+    match ext(el, name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ModelError::at(el, format!("`{name}` is true or false, not `{other}`"))),
+    }
 }
 
 fn expr(node: XmlNode<'_, '_>, what: &str, text: &str) -> Result<Expression, ModelError> {
@@ -563,6 +574,7 @@ impl Builder<'_> {
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,
             "serviceTask" => service_task(el)?,
+            "callActivity" => call::call_activity(el)?,
             "userTask" => NodeKind::UserTask(Box::new(user_task(el)?)),
             "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
                 NodeKind::EventSubProcess { start: NodeId::MAX, interrupting: true }
@@ -606,6 +618,7 @@ fn is_activity(kind: &NodeKind) -> bool {
         | NodeKind::ExpressionTask { .. }
         | NodeKind::StoneTask(_)
         | NodeKind::UserTask(_)
+        | NodeKind::Call(_)
         | NodeKind::SubProcess { .. } => true,
         NodeKind::EventCatch { receive_task, .. } => *receive_task,
         NodeKind::Throw { send_task, .. } => *send_task,
@@ -699,13 +712,7 @@ fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
             let topic = ext(el, "topic")
                 .ok_or_else(|| ModelError::at(el, "an external task needs a topic: it names the stone that runs it"))?;
             let namespace = ext(el, "namespace").unwrap_or(id);
-            let compensated = match ext(el, "compensate") {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return Err(ModelError::at(el, format!("`compensate` is true or false, not `{other}`")));
-                }
-            };
+            let compensated = flag(el, "compensate")?;
             return Ok(NodeKind::StoneTask(StoneSpec { compensated, ..StoneSpec::named(topic, namespace) }));
         }
         Some(other) => {

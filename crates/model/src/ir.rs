@@ -280,6 +280,9 @@ pub enum NodeKind {
         /// A `<sendTask>` (its record's kind), not an intermediate throw event.
         send_task: bool,
     },
+    /// A call activity: starts the process it names as an instance of its own and waits for
+    /// it to end.
+    Call(Box<crate::call::CallSpec>),
     /// An event subprocess (`triggeredByEvent`): no flow leads in or out; the event of its
     /// start event starts it in the scope around it, which it ends first when interrupting.
     EventSubProcess {

@@ -6,6 +6,7 @@
 //! element, its id and its line.
 
 mod bpmn;
+mod call;
 mod diagram;
 mod error;
 mod event;
@@ -15,6 +16,7 @@ mod template;
 mod timer;
 
 pub use bpmn::{FLOWSTONE_NS, parse_bpmn};
+pub use call::{Binding, CallSpec, Mapping, Source};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use error::ModelError;
 pub use event::{EventKind, Trigger};

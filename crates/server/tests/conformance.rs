@@ -44,7 +44,7 @@ async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
         let id = p["processInstanceId"].as_str().unwrap_or_default().to_owned();
         let mut p = s.settle_or_wait(&id).await;
         for _ in 0..50 {
-            let open: Vec<_> = s.tasks(&id).await.into_iter().filter(|t| t["status"] == "active").collect();
+            let open = open_tasks(s, &id).await;
             if open.is_empty() || p["processStatus"] != "running" {
                 break;
             }
@@ -56,7 +56,7 @@ async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
                 assert!(status == StatusCode::OK || status == StatusCode::CONFLICT, "{body}");
                 completed += usize::from(status == StatusCode::OK);
             }
-            if completed == 0 && !send_awaited_event(s, &id, vars).await && !fire_earliest_timer(s, &id).await {
+            if completed == 0 && !moved_a_wait(s, &id, vars).await {
                 break;
             }
             p = s.settle_or_wait(&id).await;
@@ -68,6 +68,46 @@ async fn run(s: &TestServer, xml: &str, vars: &Value) -> String {
         });
     }
     outcomes.join(" | ")
+}
+
+/// The open tasks of the instance and of the instances its open call activities called, as
+/// the upstream tests complete them.
+async fn open_tasks(s: &TestServer, id: &str) -> Vec<Value> {
+    let mut open = Vec::new();
+    for instance in family(s, id).await {
+        open.extend(s.tasks(&instance).await.into_iter().filter(|t| t["status"] == "active" && !is_call(t)));
+    }
+    open
+}
+
+/// The instance and those its open call activities called, outermost first.
+async fn family(s: &TestServer, id: &str) -> Vec<String> {
+    let mut all = vec![id.to_owned()];
+    let mut at = 0;
+    while at < all.len() && all.len() < 100 {
+        for task in s.tasks(&all[at].clone()).await.into_iter().filter(|t| t["status"] == "active" && is_call(t)) {
+            let params: Value = serde_json::from_str(task["params"].as_str().unwrap_or("{}")).unwrap_or_default();
+            all.extend(params["calledInstance"].as_str().map(str::to_owned));
+        }
+        at += 1;
+    }
+    all
+}
+
+/// Whether a platform task is a call activity's wait for its child.
+fn is_call(task: &Value) -> bool {
+    task["params"].as_str().is_some_and(|p| p.contains("\"calledInstance\""))
+}
+
+/// In the instance or one it called, innermost first: sends a wait its event, else fires a
+/// timer; whether one moved.
+async fn moved_a_wait(s: &TestServer, id: &str, vars: &Value) -> bool {
+    for instance in family(s, id).await.into_iter().rev() {
+        if send_awaited_event(s, &instance, vars).await || fire_earliest_timer(s, &instance).await {
+            return true;
+        }
+    }
+    false
 }
 
 /// Sends the oldest wait of the instance the message, signal or trigger it waits for, with
@@ -179,7 +219,7 @@ fn start_variables(name: &str) -> Value {
     match name.rsplit('/').next().unwrap_or_default() {
         "ExclusiveGatewayTest.testDefaultSequenceFlow.bpmn20.xml" => json!({"input": 2}),
         "ExclusiveGatewayTest.testNoSequenceFlowSelected.bpmn20.xml" => json!({"input": 4}),
-        "checkCreditProcess.bpmn20.xml" => json!({"creditApproved": true}),
+        "checkCreditProcess.bpmn20.xml" | "orderProcess.bpmn20.xml" => json!({"creditApproved": true}),
         "MultiInstanceTest.simpleMultiInstanceWithCollectionVariable.bpmn20.xml" => {
             json!({"elements": ["a", "b", "c"]})
         }
@@ -222,7 +262,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("flowable/activiti5/SubProcessTest.fixSystemFailureProcess.bpmn20.xml", "success"),
     ("flowable/activiti5/TaskListenerTest.bpmn20.xml", "refused <taskListener>"),
     ("flowable/activiti5/checkCreditProcess.bpmn20.xml", "success"),
-    ("flowable/activiti5/orderProcess.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/activiti5/orderProcess.bpmn20.xml", "success"),
     ("flowable/activiti5/reviewSalesLead.bpmn20.xml", "success"),
     (
         "flowable/engine/BoundaryConditionalEventTest.testCatchConditionalOnEmbeddedSubprocess.bpmn20.xml",
@@ -248,7 +288,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("flowable/engine/MessageStartEventTest.testSingleMessageStartEvent.bpmn20.xml", "success"),
     ("flowable/engine/MultiInstanceTest.externalSubProcess.bpmn20.xml", "success"),
     ("flowable/engine/MultiInstanceTest.simpleMultiInstanceWithCollectionVariable.bpmn20.xml", "success"),
-    ("flowable/engine/MultiInstanceTest.testParallelCallActivity.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/engine/MultiInstanceTest.testParallelCallActivity.bpmn20.xml", "success"),
     ("flowable/engine/MultiInstanceTest.testParallelUserTasksBasedOnCollection.bpmn20.xml", "success"),
     ("flowable/engine/MultiInstanceTest.testSequentialSubProcess.bpmn20.xml", "success"),
     ("flowable/engine/ParallelGatewayTest.testForkFollowedByOnlyEndEvents.bpmn20.xml", "success"),
@@ -279,7 +319,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     ("flowable/rest/JobResourceTest.testTimerProcess.bpmn20.xml", "success"),
     ("flowable/rest/ProcessInstanceIdentityLinkResourceTest.process.bpmn20.xml", "success"),
-    ("flowable/rest/ProcessInstanceResourceTest.process-one.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/rest/ProcessInstanceResourceTest.process-one.bpmn20.xml", "success | success"),
     ("flowable/rest/ProcessInstanceResourceTest.process-with-form.bpmn20.xml", "success"),
     ("flowable/rest/SignalsResourceTest.process-signal-start.bpmn20.xml", "success"),
     ("flowable/rest/TaskQueryResourceTest.testQueryTasks.bpmn20.xml", "success"),
@@ -293,10 +333,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("flowable/rest/parallelTaskWithMI.bpmn20.xml", "success"),
     ("flowable/rest/simpleExternalWorkerJob.bpmn20.xml", "running"),
     ("flowable/rest/simpleExternalWorkerJobWithBpmnError.bpmn20.xml", "running"),
-    ("flowable/rest/simpleInnerCallActivity.bpmn20.xml", "refused <callActivity>"),
-    ("flowable/rest/simpleParallelCallActivity.bpmn20.xml", "refused <callActivity>"),
-    ("flowable/rest/simpleProcessWithUserTasks.bpmn20.xml", "refused <callActivity>"),
-    ("flowable/rest/testCallSimpleSubProcess.bpmn20.xml", "refused <callActivity>"),
+    ("flowable/rest/simpleInnerCallActivity.bpmn20.xml", "failed"),
+    ("flowable/rest/simpleParallelCallActivity.bpmn20.xml", "failed"),
+    ("flowable/rest/simpleProcessWithUserTasks.bpmn20.xml", "success"),
+    ("flowable/rest/testCallSimpleSubProcess.bpmn20.xml", "success"),
     ("flowable/rest/two-tasks.bpmn20.xml", "success"),
     ("flowable/rest/twoTaskProcess.bpmn20.xml", "success"),
     ("spiffworkflow/bpmn/Message-Interrupts.bpmn20.xml", "success"),
@@ -306,14 +346,14 @@ const EXPECTED: &[(&str, &str)] = &[
     ("spiffworkflow/bpmn/Parallel-One-Path-Ends.bpmn20.xml", "refused <inclusiveGateway>"),
     ("spiffworkflow/bpmn/ParallelOrder.bpmn", "success"),
     ("spiffworkflow/bpmn/Scripts.bpmn20.xml", "refused <scriptTask>"),
-    ("spiffworkflow/bpmn/Test-Workflows.bpmn20.xml", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/Test-Workflows.bpmn20.xml", "success"),
     ("spiffworkflow/bpmn/boundary_timer_on_task.bpmn", "refused <scriptTask>"),
-    ("spiffworkflow/bpmn/call_activity_end_event.bpmn", "refused <callActivity>"),
-    ("spiffworkflow/bpmn/call_activity_level_2.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/call_activity_end_event.bpmn", "refused <scriptTask>"),
+    ("spiffworkflow/bpmn/call_activity_level_2.bpmn", "failed"),
     ("spiffworkflow/bpmn/call_activity_level_2b.bpmn", "success"),
-    ("spiffworkflow/bpmn/call_activity_level_3.bpmn", "refused <callActivity>"),
-    ("spiffworkflow/bpmn/call_activity_nested.bpmn", "refused <callActivity>"),
-    ("spiffworkflow/bpmn/call_activity_with_error.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/call_activity_level_3.bpmn", "failed"),
+    ("spiffworkflow/bpmn/call_activity_nested.bpmn", "refused <businessRuleTask>"),
+    ("spiffworkflow/bpmn/call_activity_with_error.bpmn", "refused <scriptTask>"),
     ("spiffworkflow/bpmn/conditional_event.bpmn", "refused <intermediateCatchEvent>"),
     ("spiffworkflow/bpmn/event-gateway.bpmn", "refused <eventBasedGateway>"),
     ("spiffworkflow/bpmn/event-subprocess.bpmn", "success"),
@@ -321,7 +361,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("spiffworkflow/bpmn/no-tasks.bpmn", "success"),
     ("spiffworkflow/bpmn/sequential_multiinstance_cardinality.bpmn", "success"),
     ("spiffworkflow/bpmn/sequential_multiinstance_loop_input.bpmn", "success"),
-    ("spiffworkflow/bpmn/single_call_activity.bpmn", "refused <callActivity>"),
+    ("spiffworkflow/bpmn/single_call_activity.bpmn", "failed"),
     ("spiffworkflow/bpmn/standard_loop.bpmn", "refused <standardLoopCharacteristics>"),
     ("spiffworkflow/bpmn/timer-cycle-start.bpmn", "refused <scriptTask>"),
     ("spiffworkflow/bpmn/timer-date-start.bpmn", "refused <timeDate>"),

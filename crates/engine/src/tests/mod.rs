@@ -1,5 +1,6 @@
 //! Engine semantics, fed commands with no IO.
 
+mod calls;
 mod event_subprocesses;
 mod events;
 mod guards;

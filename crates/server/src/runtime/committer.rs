@@ -9,14 +9,16 @@
 //! if another server wrote the instance meanwhile, the commit writes nothing, the stale
 //! instances are reloaded, and the group's requests are applied again.
 
+mod calls;
+
 use super::bk_sops;
 use super::records::{PlanRan, Planned, Records, RecordsRequest, StartFired};
 use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
-    Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord, TaskStatus,
-    Thrown,
+    Caller, Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord,
+    TaskStatus, Thrown,
 };
 use flowstone_model::Definition;
 use flowstone_store::{
@@ -182,6 +184,8 @@ struct Prepared {
     events: Vec<Lifecycle>,
     /// Messages and signals the group's instances threw, sent once it commits.
     thrown: Vec<(Thrown, Option<String>)>,
+    /// Call activities' children to start in this group, and what they tell their callers.
+    calls: calls::Calls,
 }
 
 /// An instance that started or changed status.
@@ -593,7 +597,7 @@ impl Committer {
 
     /// Answers a committed group and hands its jobs to the stones.
     fn answer(&mut self, done: Prepared) {
-        let Prepared { mut batch, entries, rows, events, thrown } = done;
+        let Prepared { mut batch, entries, rows, events, thrown, .. } = done;
         if !thrown.is_empty() {
             self.runtime.send_thrown(thrown);
         }
@@ -668,6 +672,12 @@ impl Committer {
 
     /// Applies requests to their live instances, adding the writes to `into`.
     async fn prepare(&mut self, requests: Vec<Request>, into: &mut Prepared) {
+        self.apply_requests(requests, into).await;
+        self.settle_calls(into).await;
+    }
+
+    /// Applies each request of a group.
+    async fn apply_requests(&mut self, requests: Vec<Request>, into: &mut Prepared) {
         self.shape.reserve(into, requests.len());
         if self.store.shared() {
             self.drop_stale(&requests).await;
@@ -678,7 +688,8 @@ impl Committer {
             self.clock += 1;
             match request {
                 Request::Start { model, def, name, business_key, variables, options, reply } => {
-                    let id = self.begin(&model, def.clone(), name, business_key, variables, &options, into, now);
+                    let id =
+                        self.begin(new_id(), &model, def.clone(), name, business_key, variables, &options, into, now);
                     into.entries.push(Entry::Started { model, def, id, options, reply });
                 }
                 Request::Apply { instance, command, holder, reply } => {
@@ -713,10 +724,12 @@ impl Committer {
         }
     }
 
-    /// Starts an instance of `model`; answers its id.
+    /// Starts instance `id` of `model` (called by the call activity `options` names, if any);
+    /// answers its id.
     #[allow(clippy::too_many_arguments)]
     fn begin(
         &mut self,
+        id: String,
         model: &ModelRow,
         def: Arc<Definition>,
         name: String,
@@ -726,7 +739,6 @@ impl Committer {
         into: &mut Prepared,
         now: i64,
     ) -> String {
-        let id = new_id();
         let start_vars = json_text(&variables);
         let (instance, effects) = Instance::start(
             &def,
@@ -737,6 +749,7 @@ impl Committer {
         let row = InstanceRow {
             business_key,
             start_user: options.initiator.clone(),
+            parent_id: options.caller.as_ref().map(|c| c.instance.clone()),
             ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
         };
         let mut live =
@@ -809,7 +822,7 @@ impl Committer {
             if let (Some(start), Some((name, constants))) = (start, begun) {
                 let (key, options) = (Some(start.business_key()), start.options());
                 let variables = bk_sops::task_variables(&constants);
-                let id = self.begin(&start.model, start.def, name, key, variables, &options, into, now);
+                let id = self.begin(new_id(), &start.model, start.def, name, key, variables, &options, into, now);
                 match task.as_mut().filter(|t| t.id == start.task) {
                     Some(new) => {
                         new.instance_id = Some(id.clone());
@@ -839,7 +852,7 @@ impl Committer {
         self.move_fired(fired.moved, into).await?;
         let name = fired.model.name.clone().unwrap_or_else(|| fired.model.key.clone());
         let options = StartOptions { from: Some(fired.node), ..StartOptions::default() };
-        Ok(self.begin(&fired.model, fired.def, name, None, Map::new(), &options, into, now))
+        Ok(self.begin(new_id(), &fired.model, fired.def, name, None, Map::new(), &options, into, now))
     }
 
     /// Moves on a timer of no instance that fired, if no commit (here or on another server)
@@ -1058,6 +1071,9 @@ impl Committer {
                 to: status,
                 failure: inst.failure.clone(),
             });
+            if let (false, Some(caller)) = (inst.active(), &inst.caller) {
+                into.calls.returns.push((caller.clone(), calls::ending(inst)));
+            }
         }
         row.failure = inst.failure.clone();
         row.end_element.clone_from(&inst.end_element);
@@ -1136,6 +1152,19 @@ impl Committer {
                 }),
                 Effect::Unsubscribe { record_id } => into.batch.dropped_subscriptions.push(record_id),
                 Effect::Throw(thrown) => into.thrown.push((thrown, live.tenant.clone())),
+                Effect::Call(call) => into.calls.asked.push(calls::Asked {
+                    model_id: row.model_id.clone(),
+                    tenant: live.tenant.clone(),
+                    business_key: row.business_key.clone(),
+                    start_user: row.start_user.clone(),
+                    caller: Caller {
+                        instance: row.id.clone(),
+                        record: call.record_id.clone(),
+                        depth: live.instance.caller.as_ref().map_or(0, |c| c.depth) + 1,
+                    },
+                    call: *call,
+                }),
+                Effect::EndCall { child } => into.calls.ended.push(child),
             }
         }
         // A person's change of a task closed here must find it ended until the close commits.

@@ -146,8 +146,8 @@ struct Instance {
     activity_id: (),
     start_user_id: Option<String>,
     start_time: Option<String>,
-    #[schema(value_type = Option<String>)]
-    super_process_instance_id: (),
+    /// The instance whose call activity started it.
+    super_process_instance_id: Option<String>,
     tenant_id: Option<String>,
     /// Its variables, when asked for.
     variables: Vec<Variable>,
@@ -174,7 +174,7 @@ impl Instance {
             activity_id: (),
             start_user_id: p.start_user.clone(),
             start_time: iso_time(p.start_time),
-            super_process_instance_id: (),
+            super_process_instance_id: p.parent_id.clone().filter(|_| p.kind == "process"),
             tenant_id: tenant,
             variables,
         }

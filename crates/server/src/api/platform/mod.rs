@@ -182,8 +182,12 @@ async fn start_process(
     Body(body): Body,
 ) -> ApiResult<Json<ProcessView>> {
     let start = StartProcess::read(&body)?;
-    let options =
-        StartOptions { debug: start.debug, mock: start.mock, initiator: Some(caller.user.clone()), from: None };
+    let options = StartOptions {
+        debug: start.debug,
+        mock: start.mock,
+        initiator: Some(caller.user.clone()),
+        ..StartOptions::default()
+    };
     let choice = start.model()?;
     let model = match choice {
         ModelChoice::Id(value) => rt.model(value).await?,

@@ -167,7 +167,8 @@ pub(crate) struct ProcessView {
     rollback_process_instance_id: Option<String>,
     cancel_process_instance_id: Option<String>,
     delete_process_instance_id: Option<String>,
-    /// For a rollback, cancel or delete process: the process it works for.
+    /// For a rollback, cancel or delete process: the process it works for; for a process a
+    /// call activity started: the calling process.
     parent_process_instance_id: Option<String>,
     /// Why it failed.
     reason: Option<String>,
