@@ -153,7 +153,7 @@ impl Instance {
     pub(crate) fn spawn(&mut self, node: NodeId, scope: Option<ScopeId>) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
-        self.tokens.insert(id, Token { node, scope, wait: None });
+        self.tokens.insert(id, Token { node, scope, wait: None, race: None });
         self.index.enter(scope);
         self.token_changed(id);
         id

@@ -378,6 +378,9 @@ pub(crate) struct Token {
     /// The open task record this token waits on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) wait: Option<String>,
+    /// The event-based gateway race it runs in (named by the token that reached the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) race: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -983,6 +986,10 @@ impl Instance {
                 Ok(())
             }
             NodeKind::Call(spec) => self.call(step, token, node_id, spec, scope),
+            NodeKind::EventGateway => {
+                self.race(step, token, node_id);
+                Ok(())
+            }
             NodeKind::SubProcess { start, locals } => {
                 let vars = locals.iter().map(|(name, value)| (name.clone(), self.render(value, scope))).collect();
                 self.drop_token(token);
@@ -1024,6 +1031,7 @@ impl Instance {
 
     /// A waiting token's task is done: it leaves its node.
     pub(crate) fn resume(&mut self, step: &mut Step<'_, '_>, token: u32) {
+        self.win_race(step, token);
         self.set_wait(token, None);
         let Some(node) = self.tokens.get(&token).map(|t| t.node) else { return };
         if let Err(fail) = self.leave(step, token) {
@@ -1032,7 +1040,7 @@ impl Instance {
     }
 
     /// A token passed an event or a gateway.
-    fn passed(&self, step: &mut Step<'_, '_>, node_id: NodeId) {
+    pub(crate) fn passed(&self, step: &mut Step<'_, '_>, node_id: NodeId) {
         let node = step.def.node(node_id);
         let kind = match &node.kind {
             NodeKind::StartEvent | NodeKind::TimerStart(_) | NodeKind::ErrorStart { .. } | NodeKind::EventStart(_) => {
@@ -1041,6 +1049,7 @@ impl Instance {
             NodeKind::EndEvent(_) => "endEvent",
             NodeKind::Throw { .. } => "intermediateThrowEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
+            NodeKind::EventGateway => "eventBasedGateway",
             NodeKind::ParallelGateway | NodeKind::Fork { conditional: false, .. } => "parallelGateway",
             NodeKind::Fork { .. } => "conditionalParallelGateway",
             NodeKind::Converge => "convergeGateway",

@@ -12,6 +12,7 @@ mod compensation;
 mod effect;
 mod errors;
 mod event;
+mod event_gateway;
 mod event_subprocess;
 mod guard;
 mod index;

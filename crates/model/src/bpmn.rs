@@ -14,6 +14,7 @@ use roxmltree::{Document, Node as XmlNode};
 use std::collections::HashMap;
 
 mod call;
+mod event_gateway;
 
 const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
@@ -360,6 +361,7 @@ impl Builder<'_> {
             self.flow(el, scope)?;
         }
         self.check_defaults(container)?;
+        self.check_event_gateways(container)?;
         if let [_, second, ..] = timer_starts[..] {
             let line = self.nodes[second as usize].line;
             return Err(ModelError {
@@ -571,6 +573,7 @@ impl Builder<'_> {
                 None => return Err(ModelError::at(el, "a boundary event needs an event definition")),
             },
             "exclusiveGateway" => NodeKind::ExclusiveGateway { default: None },
+            "eventBasedGateway" => event_gateway::event_gateway(el)?,
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,
             "serviceTask" => service_task(el)?,

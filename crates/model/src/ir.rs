@@ -181,6 +181,9 @@ pub enum NodeKind {
         /// The flow taken when no condition holds.
         default: Option<FlowId>,
     },
+    /// An event-based gateway: every catch event after it waits at once, and the first whose
+    /// event comes takes the flow on.
+    EventGateway,
     /// Forks to every outgoing flow; joins by waiting for every incoming flow.
     ParallelGateway,
     /// `task` / `manualTask`: passes through.

@@ -118,6 +118,32 @@ async fn a_wait_outlives_a_restart_of_the_server(s: TestServer) {
     s.wait_for(&id, "success").await;
 }
 
+async fn an_event_based_gateway_takes_the_first_event_that_comes_and_drops_the_others(s: TestServer) {
+    s.deploy(&model(
+        "race",
+        r#"<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="gw"/><eventBasedGateway id="gw"/>
+        <sequenceFlow id="f2" sourceRef="gw" targetRef="paid"/><sequenceFlow id="f3" sourceRef="gw" targetRef="alerted"/>
+        <intermediateCatchEvent id="paid">{PAYMENT}</intermediateCatchEvent>
+        <intermediateCatchEvent id="alerted">{ALERT}</intermediateCatchEvent>
+        <sequenceFlow id="f4" sourceRef="paid" targetRef="e1"/><endEvent id="e1"/>
+        <sequenceFlow id="f5" sourceRef="alerted" targetRef="e2"/><endEvent id="e2"/>"#
+            .replace("{PAYMENT}", PAYMENT)
+            .replace("{ALERT}", ALERT)
+            .as_str(),
+    ))
+    .await;
+    let id = start(&s, "race", json!({"orderId": 5})).await;
+    let p = s.settle_or_wait(&id).await;
+    assert_eq!(p["waitingFor"].as_array().map(Vec::len), Some(2), "both events wait: {p}");
+    let (status, body) = s.post("/signal", json!({"name": "alert"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done = s.wait_for(&id, "success").await;
+    let (status, body) = s.post("/message", json!({"name": "payment", "correlationKey": 5})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the message's wait went with the race: {body} {done}");
+    let (_, history) = s.get(&format!("/flowable-rest/service/history/historic-process-instances/{id}")).await;
+    assert_eq!(history["endActivityId"], "e2", "the signal's path ended it: {history}");
+}
+
 async fn malformed_messages_and_signals_are_refused_naming_what_is_wrong(s: TestServer) {
     let cases = [
         ("/message", json!({"correlationKey": "1"}), "name"),
@@ -143,4 +169,5 @@ backend_tests!(server = TestServer::start;
     a_message_thrown_by_one_process_reaches_another_that_waits,
     a_wait_outlives_a_restart_of_the_server,
     malformed_messages_and_signals_are_refused_naming_what_is_wrong,
+    an_event_based_gateway_takes_the_first_event_that_comes_and_drops_the_others,
 );

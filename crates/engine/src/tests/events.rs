@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 impl Harness {
     /// The subscriptions open after every effect so far: record → (kind, name, key).
-    fn subscriptions(&self) -> BTreeMap<String, (String, String, Option<String>)> {
+    pub(super) fn subscriptions(&self) -> BTreeMap<String, (String, String, Option<String>)> {
         let mut open = BTreeMap::new();
         for e in &self.effects {
             match e {
@@ -23,7 +23,7 @@ impl Harness {
     }
 
     /// Delivers to the one open subscription for `name`.
-    fn deliver(&mut self, name: &str, variables: Value) -> Result<(), EngineError> {
+    pub(super) fn deliver(&mut self, name: &str, variables: Value) -> Result<(), EngineError> {
         let record = self
             .subscriptions()
             .into_iter()
