@@ -385,12 +385,12 @@ pub(crate) struct Token {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Join {
-    scope: Option<ScopeId>,
-    node: NodeId,
-    arrived: u32,
+    pub(crate) scope: Option<ScopeId>,
+    pub(crate) node: NodeId,
+    pub(crate) arrived: u32,
     /// How many tokens a pipeline-tree fork sent to this converge gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    expected: Option<u32>,
+    pub(crate) expected: Option<u32>,
 }
 
 /// The whole state of one process instance; serialized as one value by the store.
@@ -786,28 +786,34 @@ impl Instance {
         if self.plan.is_some() {
             return self.advance_plan(step);
         }
-        while let Some(token) = step.ready.pop_front() {
-            if !self.active() {
-                return;
+        loop {
+            while let Some(token) = step.ready.pop_front() {
+                if !self.active() {
+                    return;
+                }
+                if !self.tokens.contains_key(&token) {
+                    continue; // removed meanwhile by a terminate or an early multi-instance completion
+                }
+                if self.held(token) {
+                    self.parked.push(token);
+                    continue;
+                }
+                step.steps += 1;
+                let max = step.ctx.limits.max_steps;
+                if step.steps > max {
+                    self.fail(format!("more than {max} steps in one go: the model loops without a wait state"));
+                    return;
+                }
+                // The node it stood at: a token that ends (at an error end event) is gone by then.
+                let node = self.tokens[&token].node;
+                if let Err(fail) = self.execute(step, token) {
+                    self.fail_at(step, node, fail);
+                    return;
+                }
             }
-            if !self.tokens.contains_key(&token) {
-                continue; // removed meanwhile by a terminate or an early multi-instance completion
-            }
-            if self.held(token) {
-                self.parked.push(token);
-                continue;
-            }
-            step.steps += 1;
-            let max = step.ctx.limits.max_steps;
-            if step.steps > max {
-                self.fail(format!("more than {max} steps in one go: the model loops without a wait state"));
-                return;
-            }
-            // The node it stood at: a token that ends (at an error end event) is gone by then.
-            let node = self.tokens[&token].node;
-            if let Err(fail) = self.execute(step, token) {
-                self.fail_at(step, node, fail);
-                return;
+            // Every token moved as far as it can: inclusive joins nothing can reach go on.
+            if !(self.active() && !self.joins.is_empty() && self.fire_inclusive_joins(step)) {
+                break;
             }
         }
         if self.active() && self.tokens.is_empty() && self.scopes.is_empty() {
@@ -990,6 +996,11 @@ impl Instance {
                 self.race(step, token, node_id);
                 Ok(())
             }
+            NodeKind::InclusiveGateway { .. } if node.incoming.len() > 1 => {
+                self.arrive_inclusive(token, node_id);
+                Ok(())
+            }
+            NodeKind::InclusiveGateway { .. } => self.leave(step, token),
             NodeKind::SubProcess { start, locals } => {
                 let vars = locals.iter().map(|(name, value)| (name.clone(), self.render(value, scope))).collect();
                 self.drop_token(token);
@@ -1050,6 +1061,7 @@ impl Instance {
             NodeKind::Throw { .. } => "intermediateThrowEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::EventGateway => "eventBasedGateway",
+            NodeKind::InclusiveGateway { .. } => "inclusiveGateway",
             NodeKind::ParallelGateway | NodeKind::Fork { conditional: false, .. } => "parallelGateway",
             NodeKind::Fork { .. } => "conditionalParallelGateway",
             NodeKind::Converge => "convergeGateway",
@@ -1217,7 +1229,7 @@ impl Instance {
     }
 
     /// A token leaves its node: through the gateway's rule, or every outgoing flow that holds.
-    fn leave(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
+    pub(crate) fn leave(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
         let def = step.def;
         let node = def.node(node_id);
@@ -1263,30 +1275,14 @@ impl Instance {
                 return self.check_scope_done(step, scope);
             }
             NodeKind::ParallelGateway => node.outgoing.iter().map(|f| def.flow(*f).target).collect(),
+            NodeKind::InclusiveGateway { default } => {
+                let taken = self.conditional_targets(def, node_id, *default, true, scope, "inclusive gateway")?;
+                self.passed(step, node_id);
+                taken
+            }
             NodeKind::Fork { conditional, default, converge } => {
-                let mut taken = Vec::new();
-                for f in node.outgoing.iter().filter(|f| Some(**f) != *default) {
-                    let flow = def.flow(*f);
-                    let holds = match (&flow.condition, conditional) {
-                        (Some(c), true) => self
-                            .eval_bool(c, scope)
-                            .map_err(|Fail(r)| Fail(format!("condition of flow `{}`: {r}", flow.id)))?,
-                        _ => true,
-                    };
-                    if holds {
-                        taken.push(flow.target);
-                    }
-                }
-                if taken.is_empty() {
-                    match default {
-                        Some(f) => taken.push(def.flow(*f).target),
-                        None => {
-                            return Err(Fail(
-                                "no condition of the conditional parallel gateway held and it has no default".into(),
-                            ));
-                        }
-                    }
-                }
+                let what = "conditional parallel gateway";
+                let taken = self.conditional_targets(def, node_id, *default, *conditional, scope, what)?;
                 // Its converge gateway waits for as many tokens as leave here.
                 self.joins.retain(|j| !(j.scope == scope && j.node == *converge));
                 self.joins.push(Join { scope, node: *converge, arrived: 0, expected: Some(taken.len() as u32) });
@@ -1325,6 +1321,40 @@ impl Instance {
             step.ready.push_back(t);
         }
         if targets.is_empty() { self.check_scope_done(step, scope) } else { Ok(()) }
+    }
+
+    /// The targets of the flows out of `node` whose condition holds (with `conditional`;
+    /// otherwise every flow), a flow without a condition always; the default only when none
+    /// other is taken.
+    fn conditional_targets(
+        &self,
+        def: &Definition,
+        node: NodeId,
+        default: Option<FlowId>,
+        conditional: bool,
+        scope: Option<ScopeId>,
+        what: &str,
+    ) -> Result<Vec<NodeId>, Fail> {
+        let mut taken = Vec::new();
+        for f in def.node(node).outgoing.iter().filter(|f| Some(**f) != default) {
+            let flow = def.flow(*f);
+            let holds = match (&flow.condition, conditional) {
+                (Some(c), true) => {
+                    self.eval_bool(c, scope).map_err(|Fail(r)| Fail(format!("condition of flow `{}`: {r}", flow.id)))?
+                }
+                _ => true,
+            };
+            if holds {
+                taken.push(flow.target);
+            }
+        }
+        if taken.is_empty() {
+            match default {
+                Some(f) => taken.push(def.flow(f).target),
+                None => return Err(Fail(format!("no condition of the {what} held and it has no default"))),
+            }
+        }
+        Ok(taken)
     }
 
     fn start_multi_instance(
@@ -1435,7 +1465,7 @@ impl Instance {
     /// Completes `scope` when nothing runs in it any more, and so on upwards.
     fn check_scope_done(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
         let Some(id) = scope else { return Ok(()) };
-        if self.scope_busy(id) {
+        if self.scope_busy(id) || self.inclusive_waiting(step.def, scope) {
             return Ok(());
         }
         self.joins.retain(|j| j.scope != Some(id));

@@ -15,6 +15,7 @@ mod event;
 mod event_gateway;
 mod event_subprocess;
 mod guard;
+mod inclusive;
 mod index;
 mod instance;
 mod limits;

@@ -425,9 +425,9 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Resolves `default="flowId"` on exclusive gateways once the flows exist.
+    /// Resolves `default="flowId"` on exclusive and inclusive gateways once the flows exist.
     fn check_defaults(&mut self, container: XmlNode<'_, '_>) -> Result<(), ModelError> {
-        for el in container.children().filter(|c| is_bpmn(*c, "exclusiveGateway")) {
+        for el in container.children().filter(|c| is_bpmn(*c, "exclusiveGateway") || is_bpmn(*c, "inclusiveGateway")) {
             let Some(default) = el.attribute("default") else { continue };
             let node = self.index[el.attribute("id").unwrap_or_default()];
             let flow = self.nodes[node as usize]
@@ -438,7 +438,10 @@ impl Builder<'_> {
                 .ok_or_else(|| {
                     ModelError::at(el, format!("default flow `{default}` is not an outgoing flow of this gateway"))
                 })?;
-            self.nodes[node as usize].kind = NodeKind::ExclusiveGateway { default: Some(flow) };
+            self.nodes[node as usize].kind = match self.nodes[node as usize].kind {
+                NodeKind::InclusiveGateway { .. } => NodeKind::InclusiveGateway { default: Some(flow) },
+                _ => NodeKind::ExclusiveGateway { default: Some(flow) },
+            };
         }
         Ok(())
     }
@@ -573,6 +576,7 @@ impl Builder<'_> {
                 None => return Err(ModelError::at(el, "a boundary event needs an event definition")),
             },
             "exclusiveGateway" => NodeKind::ExclusiveGateway { default: None },
+            "inclusiveGateway" => NodeKind::InclusiveGateway { default: None },
             "eventBasedGateway" => event_gateway::event_gateway(el)?,
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,

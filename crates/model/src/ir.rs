@@ -181,6 +181,12 @@ pub enum NodeKind {
         /// The flow taken when no condition holds.
         default: Option<FlowId>,
     },
+    /// An inclusive gateway: splits to every flow whose condition holds (the default when
+    /// none does); joins once no token can reach it any more.
+    InclusiveGateway {
+        /// The flow taken when no condition holds.
+        default: Option<FlowId>,
+    },
     /// An event-based gateway: every catch event after it waits at once, and the first whose
     /// event comes takes the flow on.
     EventGateway,

@@ -5,6 +5,7 @@ mod event_gateways;
 mod event_subprocesses;
 mod events;
 mod guards;
+mod inclusive;
 mod lifecycle;
 mod limits;
 mod properties;
