@@ -935,7 +935,7 @@ impl Instance {
                 self.emit_closed(step, rec, TaskStatus::Completed, None, None);
                 self.leave(step, token)
             }
-            NodeKind::ExpressionTask { expression, result_variable } => {
+            NodeKind::ExpressionTask { expression, result_variable, .. } => {
                 let rec = self.new_record(step, node_id, None);
                 let value = self.eval(expression, scope).and_then(|value| {
                     step.ctx.limits.check_value("the value of the expression", &value).map_err(Fail)?;
@@ -1086,6 +1086,7 @@ impl Instance {
         let kind = match &node.kind {
             NodeKind::UserTask(_) => "userTask",
             NodeKind::Call(_) => "callActivity",
+            NodeKind::ExpressionTask { script: true, .. } => "scriptTask",
             NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
             NodeKind::TimerCatch(_) | NodeKind::EventCatch { receive_task: false, .. } => "intermediateCatchEvent",
             NodeKind::EventCatch { .. } => "receiveTask",

@@ -581,6 +581,7 @@ impl Builder<'_> {
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,
             "serviceTask" => service_task(el)?,
+            "scriptTask" => script_task(el)?,
             "callActivity" => call::call_activity(el)?,
             "userTask" => NodeKind::UserTask(Box::new(user_task(el)?)),
             "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
@@ -708,6 +709,37 @@ fn check_listeners(el: XmlNode<'_, '_>) -> Result<(), ModelError> {
     }
 }
 
+/// A `<scriptTask>` in an expression language (`juel`, Flowstone's own): its script is an
+/// expression, its value the result variable's. Scripts in other languages (JavaScript, Groovy,
+/// Python — SpiffWorkflow's, when no format is given) are refused naming the language.
+fn script_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
+    let format = el.attribute("scriptFormat").map(str::trim).unwrap_or_default();
+    if !matches!(format.to_ascii_lowercase().as_str(), "juel" | "flowstone" | "expression" | "el") {
+        let language =
+            if format.is_empty() { "none given (SpiffWorkflow runs such scripts as Python)" } else { format };
+        return Err(ModelError::at(
+            el,
+            format!(
+                "script language `{language}` is not supported: write the script as a ${{…}} expression with scriptFormat=\"juel\", or make the work a stone"
+            ),
+        ));
+    }
+    let text = child(el, "script").map(text_of).unwrap_or_default();
+    if text.is_empty() {
+        return Err(ModelError::at(el, "a script task needs a <script>"));
+    }
+    Ok(NodeKind::ExpressionTask {
+        expression: expr(el, "script", &text)?,
+        result_variable: result_variable(el),
+        script: true,
+    })
+}
+
+/// The variable an expression's or script's value is set as.
+fn result_variable(el: XmlNode<'_, '_>) -> Option<String> {
+    ext(el, "resultVariable").or_else(|| ext(el, "resultVariableName")).map(str::to_owned)
+}
+
 fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
     let id = el.attribute("id").unwrap_or_default();
     if let Some(stone) = ext(el, "stone") {
@@ -731,10 +763,10 @@ fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
         None => {}
     }
     if let Some(text) = ext(el, "expression") {
-        let result_variable = ext(el, "resultVariable").or_else(|| ext(el, "resultVariableName"));
         return Ok(NodeKind::ExpressionTask {
             expression: expr(el, "service task", text)?,
-            result_variable: result_variable.map(str::to_owned),
+            result_variable: result_variable(el),
+            script: false,
         });
     }
     if ext(el, "class").is_some() || ext(el, "delegateExpression").is_some() {

@@ -200,6 +200,8 @@ pub enum NodeKind {
         expression: Expression,
         /// The variable that receives its value.
         result_variable: Option<String>,
+        /// A `<scriptTask>` in an expression language (its record's kind), not a service task.
+        script: bool,
     },
     /// A service task run by a stone.
     StoneTask(StoneSpec),

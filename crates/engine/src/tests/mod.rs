@@ -130,6 +130,28 @@ fn expression_tasks_run_straight_through_to_completion() {
 }
 
 #[test]
+fn expression_script_tasks_set_their_result_variable_and_other_languages_are_refused() {
+    let def = model(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sum"/>
+        <scriptTask id="sum" scriptFormat="juel" flowable:resultVariable="total"><script>${a + b}</script></scriptTask>
+        <sequenceFlow sourceRef="sum" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    let h = Harness::start(def, json!({"a": 2, "b": 3}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables.get("total"), Some(&json!(5)));
+    assert_eq!(h.records()[0].kind, "scriptTask");
+    for (format, named) in [("groovy", "`groovy`"), ("javascript", "`javascript`"), ("", "Python")] {
+        let xml = format!(
+            r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p"><startEvent id="s"/>
+            <sequenceFlow sourceRef="s" targetRef="t"/><scriptTask id="t" scriptFormat="{format}"><script>x = 1</script></scriptTask>
+            </process></definitions>"#
+        );
+        let err = parse_bpmn(&xml).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("scriptTask") && err.contains(named), "{format}: {err}");
+    }
+}
+
+#[test]
 fn events_and_gateways_passed_are_reported_in_order_with_their_time() {
     let mut h = Harness::start(
         model(
