@@ -118,6 +118,27 @@ async fn a_wait_outlives_a_restart_of_the_server(s: TestServer) {
     s.wait_for(&id, "success").await;
 }
 
+async fn a_message_with_a_ttl_is_kept_for_the_first_instance_that_comes_to_wait_for_it(s: TestServer) {
+    s.deploy(&waiting("late", PAYMENT)).await;
+    let kept = json!({"name": "payment", "correlationKey": "k1", "ttl": "PT1H", "variables": {"paid": "early"}});
+    let (status, body) = s.post("/message", kept).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "nothing waits yet: {body}");
+    assert!(body["messageId"].is_string() && body["expiresAt"].is_string(), "{body}");
+    let (status, _) = s.post("/message", json!({"name": "payment", "correlationKey": "k2", "ttl": 60})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let s = s.restart().await;
+    let first = start(&s, "late", json!({"orderId": "k1"})).await;
+    let done = s.wait_for(&first, "success").await;
+    assert_eq!(done["nativeOutputs"].as_str().map(|o| o.contains("early")), Some(true), "{done}");
+    let second = start(&s, "late", json!({"orderId": "k1"})).await;
+    assert_eq!(s.settle_or_wait(&second).await["processStatus"], "running", "a kept message is taken once");
+    let other = start(&s, "late", json!({"orderId": "k2"})).await;
+    s.wait_for(&other, "success").await;
+    let (status, body) = s.post("/message", json!({"name": "payment", "correlationKey": "k1", "ttl": 60})).await;
+    assert_eq!(status, StatusCode::OK, "something waits: it is delivered at once, not kept: {body}");
+    s.wait_for(&second, "success").await;
+}
+
 async fn an_event_based_gateway_takes_the_first_event_that_comes_and_drops_the_others(s: TestServer) {
     s.deploy(&model(
         "race",
@@ -150,7 +171,10 @@ async fn malformed_messages_and_signals_are_refused_naming_what_is_wrong(s: Test
         ("/message", json!({"name": " "}), "`name` is required"),
         ("/message", json!({"name": "m", "correlationKey": {"a": 1}}), "`correlationKey` must be text or a number"),
         ("/message", json!({"name": "m", "variables": [1]}), "variables"),
-        ("/message", json!({"name": "m", "ttl": 5}), "ttl"),
+        ("/message", json!({"name": "m", "ttl": "soon"}), "`ttl` must be an ISO-8601 duration"),
+        ("/message", json!({"name": "m", "ttl": 0}), "above zero"),
+        ("/message", json!({"name": "m", "ttl": "P40D"}), "at most 30 days"),
+        ("/signal", json!({"name": "s", "ttl": 5}), "a signal has no `ttl`"),
         ("/signal", json!({"name": "s", "correlationKey": "1"}), "a signal has no `correlationKey`"),
     ];
     for (path, body, named) in cases {
@@ -170,4 +194,5 @@ backend_tests!(server = TestServer::start;
     a_wait_outlives_a_restart_of_the_server,
     malformed_messages_and_signals_are_refused_naming_what_is_wrong,
     an_event_based_gateway_takes_the_first_event_that_comes_and_drops_the_others,
+    a_message_with_a_ttl_is_kept_for_the_first_instance_that_comes_to_wait_for_it,
 );

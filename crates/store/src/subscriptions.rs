@@ -78,6 +78,25 @@ pub struct SubscriptionQuery {
     pub descending: bool,
 }
 
+/// A message nothing waited for when it came, kept for its time to live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BufferedMessage {
+    /// Its id.
+    pub id: String,
+    /// The message's name.
+    pub name: String,
+    /// Its correlation key: only a wait with this key takes it (none: any wait for the name).
+    pub correlation_key: Option<String>,
+    /// Only a wait of this tenant's models takes it (none: of any tenant).
+    pub tenant_id: Option<String>,
+    /// The variables it sets where it is caught, as JSON.
+    pub variables: String,
+    /// When it came (milliseconds since the epoch).
+    pub created_at: i64,
+    /// When it is dropped, taken or not.
+    pub expires_at: i64,
+}
+
 /// The waits of the store.
 #[async_trait::async_trait]
 pub trait SubscriptionStore {
@@ -94,6 +113,16 @@ pub trait SubscriptionStore {
         query: &SubscriptionQuery,
         page: crate::Page,
     ) -> Result<(Vec<SubscriptionRow>, u64)>;
+    /// Keeps a message nothing waits for, unless `max` are kept already (and drops those
+    /// whose time ran out); whether it is kept.
+    async fn buffer_message(&self, message: &BufferedMessage, max: u64) -> Result<bool>;
+    /// Takes (removes and returns) the oldest live message `wait` may take: of its name, with
+    /// its key or none, of its tenant or none. Each message is taken once.
+    async fn take_buffered(&self, wait: &SubscriptionRow, now: i64) -> Result<Option<BufferedMessage>>;
+    /// Takes back message `id`; whether it was still there.
+    async fn unbuffer(&self, id: &str) -> Result<bool>;
+    /// When the last of the messages kept runs out; none when none is kept.
+    async fn buffered_until(&self) -> Result<Option<i64>>;
 }
 
 /// `$store` is the store type, `$db` its sqlx database.
@@ -102,9 +131,23 @@ macro_rules! subscription_store {
         mod subscription_impl {
             use super::*;
             use sqlx::{QueryBuilder, Row};
-            use $crate::{EventQuery, Page, Result, SubscriptionQuery, SubscriptionRow, SubscriptionStore};
+            use $crate::{
+                BufferedMessage, EventQuery, Page, Result, SubscriptionQuery, SubscriptionRow, SubscriptionStore,
+            };
 
             type DbRow = <$db as sqlx::Database>::Row;
+
+            fn buffered_row(r: &DbRow) -> Result<BufferedMessage> {
+                Ok(BufferedMessage {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    correlation_key: r.try_get("correlation_key")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    variables: r.try_get("variables")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            }
 
             fn subscription_row(r: &DbRow) -> Result<SubscriptionRow> {
                 Ok(SubscriptionRow {
@@ -243,6 +286,64 @@ macro_rules! subscription_store {
                     q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
                     let rows = q.build().fetch_all(&self.pool).await?;
                     Ok((rows.iter().map(subscription_row).collect::<Result<_>>()?, total as u64))
+                }
+
+                async fn buffer_message(&self, m: &BufferedMessage, max: u64) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    sqlx::query("DELETE FROM buffered_messages WHERE expires_at <= $1")
+                        .bind(m.created_at)
+                        .execute(&self.pool)
+                        .await?;
+                    let done = sqlx::query(
+                        "INSERT INTO buffered_messages (id, name, correlation_key, tenant_id, variables, created_at, \
+                         expires_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+                         WHERE (SELECT COUNT(*) FROM buffered_messages) < $8",
+                    )
+                    .bind(&m.id)
+                    .bind(&m.name)
+                    .bind(&m.correlation_key)
+                    .bind(&m.tenant_id)
+                    .bind(&m.variables)
+                    .bind(m.created_at)
+                    .bind(m.expires_at)
+                    .bind(max.min(i64::MAX as u64) as i64)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn take_buffered(&self, wait: &SubscriptionRow, now: i64) -> Result<Option<BufferedMessage>> {
+                    // Another taker may win the oldest between the read and the delete: then
+                    // the next oldest is tried, a few times.
+                    for _ in 0..4 {
+                        let mut q = QueryBuilder::<$db>::new("SELECT * FROM buffered_messages WHERE name = ");
+                        q.push_bind(wait.name.clone()).push(" AND expires_at > ").push_bind(now);
+                        match &wait.correlation_key {
+                            Some(key) => q.push(" AND (correlation_key IS NULL OR correlation_key = ").push_bind(key.clone()).push(")"),
+                            None => q.push(" AND correlation_key IS NULL"),
+                        };
+                        match &wait.tenant_id {
+                            Some(tenant) => q.push(" AND (tenant_id IS NULL OR tenant_id = ").push_bind(tenant.clone()).push(")"),
+                            None => q.push(" AND tenant_id IS NULL"),
+                        };
+                        q.push(" ORDER BY created_at, id LIMIT 1");
+                        let Some(row) = q.build().fetch_optional(&self.pool).await? else { return Ok(None) };
+                        let message = buffered_row(&row)?;
+                        if self.unbuffer(&message.id).await? {
+                            return Ok(Some(message));
+                        }
+                    }
+                    Ok(None)
+                }
+
+                async fn unbuffer(&self, id: &str) -> Result<bool> {
+                    let _writing = self.writing().await;
+                    let done = sqlx::query("DELETE FROM buffered_messages WHERE id = $1").bind(id).execute(&self.pool).await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn buffered_until(&self) -> Result<Option<i64>> {
+                    Ok(sqlx::query_scalar("SELECT MAX(expires_at) FROM buffered_messages").fetch_one(&self.pool).await?)
                 }
             }
         }

@@ -3,13 +3,14 @@
 
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, ChangedUserTask,
-    ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite, EventQuery,
-    ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow, JobFilter,
-    JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page, PassageRow,
-    PgStore, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow, TaskLink, TaskOrder, TaskPartWrite,
-    TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease, TimerMove, TimerOrder, TimerQuery,
-    TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope, WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, BufferedMessage,
+    ChangedUserTask, ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite,
+    EventQuery, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow,
+    JobFilter, JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page,
+    PassageRow, PgStore, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow, TaskLink, TaskOrder,
+    TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease, TimerMove, TimerOrder,
+    TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope,
+    WriteBatch,
 };
 use serde_json::json;
 
@@ -1219,6 +1220,57 @@ async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn 
     assert!(executions.is_empty(), "no open task record is the wait's execution here");
 }
 
+fn buffered(id: &str, key: Option<&str>, tenant: Option<&str>, at: i64, expires: i64) -> BufferedMessage {
+    BufferedMessage {
+        id: id.into(),
+        name: "pay".into(),
+        correlation_key: key.map(str::to_owned),
+        tenant_id: tenant.map(str::to_owned),
+        variables: r#"{"paid":true}"#.into(),
+        created_at: at,
+        expires_at: expires,
+    }
+}
+
+/// A kept message is taken once, oldest first, by a wait of its name whose key it carries (a
+/// message without a key by any) and of its tenant (one without a tenant by any); one whose
+/// time ran out is not taken, and goes when the next is kept.
+async fn buffered_messages_are_taken_once_by_a_wait_they_fit(store: &dyn Store) {
+    assert_eq!(must(store.buffered_until()).await, None);
+    for m in [
+        buffered("keyed", Some("7"), None, 10, 1_000),
+        buffered("other-key", Some("8"), None, 11, 1_000),
+        buffered("tenant", None, Some("t1"), 12, 1_000),
+        buffered("any", None, None, 13, 2_000),
+        buffered("old", Some("7"), None, 1, 50),
+    ] {
+        assert!(must(store.buffer_message(&m, 5)).await);
+    }
+    assert!(!must(store.buffer_message(&buffered("sixth", None, None, 14, 1_000), 5)).await, "at most 5 are kept");
+    assert_eq!(must(store.buffered_until()).await, Some(2_000));
+    let taken = |wait: SubscriptionRow| async move { must(store.take_buffered(&wait, 100)).await.map(|m| m.id) };
+    assert_eq!(
+        taken(wait("w", "i", "pay", Some("7"), 0)).await.as_deref(),
+        Some("keyed"),
+        "the expired one is passed over"
+    );
+    assert_eq!(
+        taken(wait("w", "i", "pay", Some("7"), 0)).await.as_deref(),
+        Some("any"),
+        "a keyless message fits any key"
+    );
+    assert_eq!(taken(wait("w", "i", "pay", Some("7"), 0)).await, None, "each is taken once");
+    let of_t2 = SubscriptionRow { tenant_id: Some("t2".into()), ..wait("w", "i", "pay", None, 0) };
+    assert_eq!(taken(of_t2).await, None, "another tenant's wait takes neither `tenant` nor a keyed one");
+    let of_t1 = SubscriptionRow { tenant_id: Some("t1".into()), ..wait("w", "i", "pay", None, 0) };
+    assert_eq!(taken(of_t1).await.as_deref(), Some("tenant"));
+    assert_eq!(taken(wait("w", "i", "ship", Some("8"), 0)).await, None, "another name");
+    assert!(must(store.unbuffer("other-key")).await);
+    assert!(!must(store.unbuffer("other-key")).await, "taken back once");
+    assert!(must(store.buffer_message(&buffered("later", None, None, 60, 1_500), 5)).await);
+    assert!(!must(store.unbuffer("old")).await, "an expired one went when the next was kept");
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[tokio::test]
@@ -1268,7 +1320,8 @@ macro_rules! suite {
             tokens_are_found_by_hash_and_go_with_their_user,
             bk_sops_apps_keep_their_secret_unless_replaced,
             bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once,
-            event_subscriptions_are_found_by_name_and_key_oldest_first
+            event_subscriptions_are_found_by_name_and_key_oldest_first,
+            buffered_messages_are_taken_once_by_a_wait_they_fit
         );
     };
 }

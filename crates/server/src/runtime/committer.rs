@@ -601,6 +601,10 @@ impl Committer {
         if !thrown.is_empty() {
             self.runtime.send_thrown(thrown);
         }
+        if self.runtime.keeps_messages() {
+            let waits = batch.subscriptions.iter().filter(|s| s.kind == "message" && !s.instance_id.is_empty());
+            self.runtime.hand_kept_messages(waits.cloned().collect());
+        }
         let metrics = self.runtime.metrics();
         events.iter().for_each(|e| e.log(metrics));
         for job in &batch.jobs {

@@ -127,6 +127,23 @@ impl Runtime {
         )))
     }
 
+    /// Whether a running instance waits for `message` now.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub(super) async fn waits_for(&self, message: &EventIn) -> Result<bool, RuntimeError> {
+        let query = EventQuery {
+            kind: EventKind::Message.name(),
+            name: &message.name,
+            key: message.key.as_deref(),
+            starts: false,
+            tenant: message.tenant.as_deref(),
+            after: None,
+            limit: 1,
+        };
+        Ok(!self.store().waiting(&query).await?.is_empty())
+    }
+
     /// Starts an instance of the latest version of a model whose message start event is
     /// named `message` (Flowable's start by message).
     ///
@@ -276,7 +293,11 @@ impl Runtime {
 
     /// Hands one wait its event; false when its instance no longer waits there (it moved
     /// on, or ended: then the wait is forgotten).
-    async fn deliver(&self, wait: &SubscriptionRow, variables: Map<String, Value>) -> Result<bool, RuntimeError> {
+    pub(super) async fn deliver(
+        &self,
+        wait: &SubscriptionRow,
+        variables: Map<String, Value>,
+    ) -> Result<bool, RuntimeError> {
         let command = Command::Deliver { record: wait.record_id.clone(), variables };
         match self.apply(&wait.instance_id, command).await {
             Ok(()) => Ok(true),

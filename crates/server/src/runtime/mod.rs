@@ -10,6 +10,7 @@ mod clocked;
 mod committer;
 mod events;
 pub(crate) mod jobs;
+mod kept;
 mod periodic;
 mod records;
 pub(crate) mod stones;
@@ -29,6 +30,7 @@ use flowstone_store::{
     StoreError, UserTaskRow,
 };
 use flowstone_worker::Stone;
+pub use kept::{MAX_TTL_MS, Sent};
 pub use periodic::Crontab;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -164,6 +166,9 @@ pub struct Runtime {
     stones: Arc<[KnownStone]>,
     /// Wakes the timer service when a commit set timers.
     timer_bell: Arc<timers::TimerBell>,
+    /// When the last message kept for a time to live runs out (a new wait looks for kept
+    /// messages only before then, or always on a shared database).
+    kept_until: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
@@ -241,6 +246,7 @@ impl Runtime {
             metrics: Arc::default(),
             stones: known,
             timer_bell: Arc::default(),
+            kept_until: Arc::new(store.buffered_until().await?.unwrap_or(0).into()),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
