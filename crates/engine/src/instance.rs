@@ -710,7 +710,7 @@ impl Instance {
 
     /// The variables that hold `name` as the scope sees it: its nearest scope's that defines
     /// it, else the process's.
-    fn holder(&mut self, scope: Option<ScopeId>, name: &str) -> &mut Map<String, Value> {
+    pub(crate) fn holder(&mut self, scope: Option<ScopeId>, name: &str) -> &mut Map<String, Value> {
         let mut cur = scope;
         while let Some(s) = cur.and_then(|id| self.scopes.get(&id)) {
             if s.vars.contains_key(name) {
@@ -1406,6 +1406,7 @@ impl Instance {
             return self.leave_after_multi_instance(step, t);
         }
         self.drop_token(token);
+        self.open_output(mi, scope, total);
         let first_batch = if mi.sequential { 1 } else { total };
         let vars = Map::from_iter([
             ("nrOfInstances".to_owned(), Value::from(total)),
@@ -1433,10 +1434,12 @@ impl Instance {
         let node = *node;
         let item = items.as_ref().and_then(|i| i.get(index as usize).cloned());
         let mut vars = Map::from_iter([("loopCounter".to_owned(), Value::from(index))]);
-        if let (Some(var), Some(mi)) =
-            (&step.def.node(node).multi.as_ref().and_then(|m| m.element_variable.clone()), item)
-        {
-            vars.insert(var.clone(), mi);
+        let multi = step.def.node(node).multi.as_ref();
+        if let (Some(var), Some(item)) = (multi.and_then(|m| m.element_variable.as_ref()), item) {
+            vars.insert(var.clone(), item);
+        }
+        if let Some(mi) = multi {
+            crate::mi_output::item_output(mi, &mut vars);
         }
         let scope = self.new_scope(Scope { parent: Some(body), node, kind: ScopeKind::MiItem { index }, vars });
         let t = self.spawn(node, Some(scope));
@@ -1480,7 +1483,14 @@ impl Instance {
                     _ => self.leave(step, t),
                 }
             }
-            ScopeKind::MiItem { .. } => self.item_done(step, done.parent),
+            ScopeKind::MiItem { index } => {
+                let body = done.parent.and_then(|b| self.scopes.get(&b)).map(|b| (b.node, b.parent));
+                if let Some(mi) = body.and_then(|(node, _)| step.def.node(node).multi.as_ref()) {
+                    let outer = body.and_then(|(_, outer)| outer);
+                    self.collect_output(mi, outer, index, &done.vars);
+                }
+                self.item_done(step, done.parent)
+            }
         }
     }
 

@@ -19,6 +19,7 @@ mod inclusive;
 mod index;
 mod instance;
 mod limits;
+mod mi_output;
 mod parts;
 mod pause;
 mod scope;

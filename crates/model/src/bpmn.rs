@@ -5,8 +5,8 @@ use crate::diagram::{Bounds, Diagram, Edge, Point, Shape};
 use crate::error::ModelError;
 use crate::event::Trigger;
 use crate::ir::{
-    Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MultiInstance, Node, NodeId, NodeKind, OutputParam,
-    StoneSpec, UserTaskSpec,
+    Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MiOutput, MultiInstance, Node, NodeId, NodeKind,
+    OutputParam, StoneSpec, UserTaskSpec,
 };
 use crate::timer::{Schedule, TimerDef, TimerKind, TimerTime, parse_instant};
 use flowstone_expr::Expression;
@@ -822,9 +822,21 @@ fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelErr
         .map(str::to_owned)
         .or_else(|| child(mi, "loopDataInputRef").map(text_of))
         .filter(|t| !t.is_empty());
-    let element_variable = ext(mi, "elementVariable").map(str::to_owned).or_else(|| {
-        child(mi, "inputDataItem").and_then(|i| i.attribute("name").or(i.attribute("id"))).map(str::to_owned)
-    });
+    let data_item =
+        |tag: &str| child(mi, tag).and_then(|i| i.attribute("name").or(i.attribute("id"))).map(str::to_owned);
+    let element_variable = ext(mi, "elementVariable").map(str::to_owned).or_else(|| data_item("inputDataItem"));
+    let output = match child(mi, "loopDataOutputRef").map(text_of).filter(|t| !t.is_empty()) {
+        Some(collection) => {
+            let item = data_item("outputDataItem").or_else(|| element_variable.clone()).ok_or_else(|| {
+                ModelError::at(
+                    mi,
+                    "loopDataOutputRef needs an outputDataItem: the variable each instance sets its result in",
+                )
+            })?;
+            Some(MiOutput { collection, item })
+        }
+        None => None,
+    };
     if cardinality.is_none() && collection.is_none() {
         return Err(ModelError::at(mi, "multi-instance needs a loopCardinality or a collection"));
     }
@@ -841,6 +853,7 @@ fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelErr
             .filter(|t| !t.is_empty())
             .map(|t| as_expr("completionCondition", &t))
             .transpose()?,
+        output,
     }))
 }
 

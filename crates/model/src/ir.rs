@@ -392,6 +392,18 @@ pub struct MultiInstance {
     pub element_variable: Option<String>,
     /// Ends the loop early when it holds after an instance completes.
     pub completion_condition: Option<Expression>,
+    /// Where each instance's result goes (`loopDataOutputRef` with `outputDataItem`).
+    pub output: Option<MiOutput>,
+}
+
+/// A multi-instance activity's output collection: the list variable that gathers, in item
+/// order, each instance's value of its output item variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiOutput {
+    /// The list variable, set in the scope around the activity.
+    pub collection: String,
+    /// The variable each instance sets its result in (its own, unset when it starts).
+    pub item: String,
 }
 
 /// A sequence flow.

@@ -797,3 +797,41 @@ fn a_component_puts_out_how_many_times_its_node_ran() {
     let a = h.records().into_iter().find(|r| r.element == "a").unwrap_or_else(|| panic!("a ran"));
     assert_eq!(a.outputs, Some(json!({"_loop": 1})));
 }
+
+#[test]
+fn a_multi_instance_output_collection_gathers_each_items_result_in_item_order() {
+    let def = model(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="review"/>
+        <userTask id="review"><multiInstanceLoopCharacteristics isSequential="false">
+          <loopDataInputRef>docs</loopDataInputRef><loopDataOutputRef>verdicts</loopDataOutputRef>
+          <inputDataItem name="doc"/><outputDataItem name="verdict"/></multiInstanceLoopCharacteristics></userTask>
+        <sequenceFlow sourceRef="review" targetRef="after"/><userTask id="after"/>"#,
+    );
+    let mut h = Harness::start(def, json!({"docs": ["a", "b", "c"]}));
+    assert_eq!(h.inst.variables.get("verdicts"), Some(&json!([null, null, null])), "one place per item");
+    let items = h.open_at("review");
+    for (record, verdict) in [(&items[2], "no"), (&items[0], "yes")] {
+        h.apply(Command::CompleteUserTask {
+            task: record.clone(),
+            variables: vars(json!({"verdict": verdict})),
+            transient: Map::new(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(h.inst.variables.get("verdicts"), Some(&json!(["yes", null, "no"])), "filled as items complete");
+    h.apply(Command::CompleteUserTask { task: items[1].clone(), variables: Map::new(), transient: Map::new() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        h.inst.variables.get("verdicts"),
+        Some(&json!(["yes", null, "no"])),
+        "an item that set none leaves null"
+    );
+    assert!(!h.inst.variables.contains_key("verdict"), "each item's result stays the item's");
+    assert_eq!(h.open_elements(), ["after"]);
+    let xml = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p"><startEvent id="s"/>
+        <sequenceFlow sourceRef="s" targetRef="t"/><task id="t"><multiInstanceLoopCharacteristics>
+        <loopCardinality>2</loopCardinality><loopDataOutputRef>out</loopDataOutputRef></multiInstanceLoopCharacteristics></task>
+        </process></definitions>"#;
+    let err = parse_bpmn(xml).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("outputDataItem"), "{err}");
+}
