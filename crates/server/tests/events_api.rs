@@ -139,6 +139,28 @@ async fn a_message_with_a_ttl_is_kept_for_the_first_instance_that_comes_to_wait_
     s.wait_for(&second, "success").await;
 }
 
+async fn a_thrown_message_left_unsent_by_a_stop_is_sent_when_the_server_starts_again(s: TestServer) {
+    s.deploy(&waiting("outboxed", PAYMENT)).await;
+    let id = start(&s, "outboxed", json!({"orderId": "o-1"})).await;
+    s.settle_or_wait(&id).await;
+    // What a commit leaves when the server stops between the commit and the send.
+    let unsent = flowstone_store::OutboxRow {
+        id: "thrown-1".into(),
+        node: flowstone_server::RuntimeOptions::default().node,
+        kind: "message".into(),
+        name: "payment".into(),
+        correlation_key: Some("o-1".into()),
+        tenant_id: None,
+        created_at: 1,
+    };
+    let batch = flowstone_store::WriteBatch { outbox: vec![unsent], ..flowstone_store::WriteBatch::default() };
+    s.runtime().store().commit(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+    let s = s.restart().await;
+    s.wait_for(&id, "success").await;
+    let left = s.runtime().store().unsent(&flowstone_server::RuntimeOptions::default().node).await;
+    assert!(left.is_ok_and(|l| l.is_empty()), "sent, it left the outbox");
+}
+
 async fn an_event_based_gateway_takes_the_first_event_that_comes_and_drops_the_others(s: TestServer) {
     s.deploy(&model(
         "race",
@@ -195,4 +217,5 @@ backend_tests!(server = TestServer::start;
     malformed_messages_and_signals_are_refused_naming_what_is_wrong,
     an_event_based_gateway_takes_the_first_event_that_comes_and_drops_the_others,
     a_message_with_a_ttl_is_kept_for_the_first_instance_that_comes_to_wait_for_it,
+    a_thrown_message_left_unsent_by_a_stop_is_sent_when_the_server_starts_again,
 );

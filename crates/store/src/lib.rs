@@ -33,7 +33,9 @@ pub use rows::{
     LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
-pub use subscriptions::{BufferedMessage, EventQuery, SubscriptionQuery, SubscriptionRow, SubscriptionStore};
+pub use subscriptions::{
+    BufferedMessage, EventQuery, OutboxRow, SubscriptionQuery, SubscriptionRow, SubscriptionStore,
+};
 pub use timers::{TimerJobRow, TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TimerStore};
 pub use user_tasks::{
     AttachmentRow, ChangedUserTask, ClosedUserTask, CommentRow, NewUserTask, TaskLink, TaskOrder, TaskPartWrite,

@@ -364,6 +364,8 @@ pub struct WriteBatch {
     pub subscriptions: Vec<crate::SubscriptionRow>,
     /// Waits ended, by record id.
     pub dropped_subscriptions: Vec<String>,
+    /// Messages and signals thrown, to send once committed.
+    pub outbox: Vec<crate::OutboxRow>,
     /// Model keys (after their tenant and `:`) whose start events' waits go, before this
     /// batch's are written: a new version of the key was deployed.
     pub replaced_starts: Vec<String>,
@@ -449,6 +451,7 @@ impl WriteBatch {
             && self.moved_timers.is_empty()
             && self.subscriptions.is_empty()
             && self.dropped_subscriptions.is_empty()
+            && self.outbox.is_empty()
             && self.replaced_starts.is_empty()
             && self.monitoring_jobs.is_empty()
             && self.user_tasks.is_empty()

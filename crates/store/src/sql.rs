@@ -388,6 +388,7 @@ macro_rules! sql_store {
             Subscriptions(&'a [&'a crate::SubscriptionRow]),
             /// Waits that went, by the column named and its values.
             SubscriptionDrops(&'static str, &'a [String]),
+            Outbox(&'a [crate::OutboxRow]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
             Links(&'a [&'a crate::TaskLink]),
@@ -686,6 +687,7 @@ macro_rules! sql_store {
                 Work::SubscriptionDrops(column, chunk) => {
                     Encoded::Built(subscription_impl::drop_subscriptions(column, chunk))
                 }
+                Work::Outbox(chunk) => Encoded::Built(subscription_impl::add_outbox(chunk)),
                 Work::Drops(chunk) => {
                     let mut q = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE record_id IN (");
                     let mut list = q.separated(", ");
@@ -882,6 +884,7 @@ macro_rules! sql_store {
                 work.extend(chunks(&batch.replaced_starts).into_iter().map(|c| Work::SubscriptionDrops("starts", c)));
                 work.extend(chunks(&subscriptions).into_iter().map(Work::Subscriptions));
                 work.extend(chunks(&batch.dropped_subscriptions).into_iter().map(|c| Work::SubscriptionDrops("record_id", c)));
+                work.extend(chunks(&batch.outbox).into_iter().map(Work::Outbox));
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
                 work.extend(chunks(&links).into_iter().map(Work::Links));

@@ -97,6 +97,25 @@ pub struct BufferedMessage {
     pub expires_at: i64,
 }
 
+/// A message or signal a process threw, kept from the commit of its step until it is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Its id.
+    pub id: String,
+    /// The server that sends it.
+    pub node: String,
+    /// `message` or `signal`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// A message's correlation key, as the thrower read it.
+    pub correlation_key: Option<String>,
+    /// The tenant of the thrower's model: it reaches that tenant's waits only.
+    pub tenant_id: Option<String>,
+    /// When it was thrown (milliseconds since the epoch).
+    pub created_at: i64,
+}
+
 /// The waits of the store.
 #[async_trait::async_trait]
 pub trait SubscriptionStore {
@@ -123,6 +142,10 @@ pub trait SubscriptionStore {
     async fn unbuffer(&self, id: &str) -> Result<bool>;
     /// When the last of the messages kept runs out; none when none is kept.
     async fn buffered_until(&self) -> Result<Option<i64>>;
+    /// What `node`'s processes threw and it did not send yet, oldest first.
+    async fn unsent(&self, node: &str) -> Result<Vec<OutboxRow>>;
+    /// Removes what was sent.
+    async fn sent(&self, ids: &[String]) -> Result<()>;
 }
 
 /// `$store` is the store type, `$db` its sqlx database.
@@ -132,10 +155,28 @@ macro_rules! subscription_store {
             use super::*;
             use sqlx::{QueryBuilder, Row};
             use $crate::{
-                BufferedMessage, EventQuery, Page, Result, SubscriptionQuery, SubscriptionRow, SubscriptionStore,
+                BufferedMessage, EventQuery, OutboxRow, Page, Result, SubscriptionQuery, SubscriptionRow,
+                SubscriptionStore,
             };
 
             type DbRow = <$db as sqlx::Database>::Row;
+
+            /// Writes what processes threw, with the commit of their step.
+            pub(crate) fn add_outbox(rows: &[OutboxRow]) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO event_outbox (id, node, kind, name, correlation_key, tenant_id, created_at) ",
+                );
+                q.push_values(rows, |mut b, o| {
+                    b.push_bind(o.id.as_str())
+                        .push_bind(o.node.as_str())
+                        .push_bind(o.kind.as_str())
+                        .push_bind(o.name.as_str())
+                        .push_bind(o.correlation_key.as_deref())
+                        .push_bind(o.tenant_id.as_deref())
+                        .push_bind(o.created_at);
+                });
+                q
+            }
 
             fn buffered_row(r: &DbRow) -> Result<BufferedMessage> {
                 Ok(BufferedMessage {
@@ -340,6 +381,40 @@ macro_rules! subscription_store {
                     let _writing = self.writing().await;
                     let done = sqlx::query("DELETE FROM buffered_messages WHERE id = $1").bind(id).execute(&self.pool).await?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn unsent(&self, node: &str) -> Result<Vec<OutboxRow>> {
+                    let rows = sqlx::query("SELECT * FROM event_outbox WHERE node = $1 ORDER BY created_at, id")
+                        .bind(node)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(OutboxRow {
+                                id: r.try_get("id")?,
+                                node: r.try_get("node")?,
+                                kind: r.try_get("kind")?,
+                                name: r.try_get("name")?,
+                                correlation_key: r.try_get("correlation_key")?,
+                                tenant_id: r.try_get("tenant_id")?,
+                                created_at: r.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn sent(&self, ids: &[String]) -> Result<()> {
+                    let _writing = self.writing().await;
+                    for chunk in $crate::sql::chunks(ids) {
+                        let mut q = QueryBuilder::<$db>::new("DELETE FROM event_outbox WHERE id IN (");
+                        let mut list = q.separated(", ");
+                        for id in chunk {
+                            list.push_bind(id.as_str());
+                        }
+                        q.push(")");
+                        q.build().execute(&self.pool).await?;
+                    }
+                    Ok(())
                 }
 
                 async fn buffered_until(&self) -> Result<Option<i64>> {

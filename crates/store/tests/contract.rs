@@ -6,8 +6,8 @@ use flowstone_store::{
     Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, BufferedMessage,
     ChangedUserTask, ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite,
     EventQuery, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow,
-    JobFilter, JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, Page,
-    PassageRow, PgStore, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow, TaskLink, TaskOrder,
+    JobFilter, JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, OutboxRow,
+    Page, PassageRow, PgStore, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow, TaskLink, TaskOrder,
     TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease, TimerMove, TimerOrder,
     TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope,
     WriteBatch,
@@ -1271,6 +1271,33 @@ async fn buffered_messages_are_taken_once_by_a_wait_they_fit(store: &dyn Store) 
     assert!(!must(store.unbuffer("old")).await, "an expired one went when the next was kept");
 }
 
+fn thrown(id: &str, node: &str, at: i64) -> OutboxRow {
+    OutboxRow {
+        id: id.into(),
+        node: node.into(),
+        kind: "message".into(),
+        name: "pay".into(),
+        correlation_key: Some("7".into()),
+        tenant_id: None,
+        created_at: at,
+    }
+}
+
+/// What a commit throws stays, per server, oldest first, until it is sent.
+async fn thrown_events_stay_in_the_outbox_of_their_server_until_sent(store: &dyn Store) {
+    let batch = WriteBatch {
+        outbox: vec![thrown("b", "n1", 20), thrown("a", "n1", 10), thrown("c", "n2", 5)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let ids = |rows: Vec<OutboxRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(must(store.unsent("n1")).await), ["a", "b"]);
+    assert_eq!(must(store.unsent("n2")).await, [thrown("c", "n2", 5)]);
+    must(store.sent(&["a".into(), "c".into()])).await;
+    assert_eq!(ids(must(store.unsent("n1")).await), ["b"]);
+    assert!(must(store.unsent("n2")).await.is_empty());
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[tokio::test]
@@ -1321,7 +1348,8 @@ macro_rules! suite {
             bk_sops_apps_keep_their_secret_unless_replaced,
             bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once,
             event_subscriptions_are_found_by_name_and_key_oldest_first,
-            buffered_messages_are_taken_once_by_a_wait_they_fit
+            buffered_messages_are_taken_once_by_a_wait_they_fit,
+            thrown_events_stay_in_the_outbox_of_their_server_until_sent
         );
     };
 }

@@ -18,13 +18,13 @@ use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
     Caller, Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord,
-    TaskStatus, Thrown,
+    TaskStatus,
 };
 use flowstone_model::Definition;
 use flowstone_store::{
     BkTaskEdit, BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow,
-    NewUserTask, PassageRow, Store, StoreError, SubscriptionRow, TaskLink, TaskRow, TimerMove, TimerRow, UserTaskRow,
-    WriteBatch, json_text,
+    NewUserTask, OutboxRow, PassageRow, Store, StoreError, SubscriptionRow, TaskLink, TaskRow, TimerMove, TimerRow,
+    UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -182,8 +182,6 @@ struct Prepared {
     rows: ById<usize>,
     /// What the group's instances went through, logged once it commits.
     events: Vec<Lifecycle>,
-    /// Messages and signals the group's instances threw, sent once it commits.
-    thrown: Vec<(Thrown, Option<String>)>,
     /// Call activities' children to start in this group, and what they tell their callers.
     calls: calls::Calls,
 }
@@ -597,7 +595,8 @@ impl Committer {
 
     /// Answers a committed group and hands its jobs to the stones.
     fn answer(&mut self, done: Prepared) {
-        let Prepared { mut batch, entries, rows, events, thrown, .. } = done;
+        let Prepared { mut batch, entries, rows, events, .. } = done;
+        let thrown = std::mem::take(&mut batch.outbox);
         if !thrown.is_empty() {
             self.runtime.send_thrown(thrown);
         }
@@ -1155,7 +1154,16 @@ impl Committer {
                     created_at: now,
                 }),
                 Effect::Unsubscribe { record_id } => into.batch.dropped_subscriptions.push(record_id),
-                Effect::Throw(thrown) => into.thrown.push((thrown, live.tenant.clone())),
+                // Written with the step, sent once it commits (see `answer`).
+                Effect::Throw(thrown) => into.batch.outbox.push(OutboxRow {
+                    id: new_id(),
+                    node: self.node.clone(),
+                    kind: thrown.kind.name().to_owned(),
+                    name: thrown.name,
+                    correlation_key: thrown.key,
+                    tenant_id: live.tenant.clone(),
+                    created_at: now,
+                }),
                 Effect::Call(call) => into.calls.asked.push(calls::Asked {
                     model_id: row.model_id.clone(),
                     tenant: live.tenant.clone(),

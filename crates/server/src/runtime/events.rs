@@ -9,9 +9,9 @@
 //! instance has ended).
 
 use super::{Runtime, RuntimeError};
-use flowstone_engine::{Command, EngineError, StartOptions, Thrown};
+use flowstone_engine::{Command, EngineError, StartOptions};
 use flowstone_model::{Definition, EventKind, NodeKind};
-use flowstone_store::{EventQuery, InstanceRow, NewModel, SubscriptionRow};
+use flowstone_store::{EventQuery, InstanceRow, NewModel, OutboxRow, SubscriptionRow};
 use serde_json::{Map, Value};
 
 /// How many waits a message looks at per read of the store (more than one raced away is
@@ -268,25 +268,37 @@ impl Runtime {
     }
 
     /// Sends what processes threw, once committed: each message to its wait, each signal
-    /// to all of its (a message nothing waits for is dropped, as a throw does not wait).
-    pub(super) fn send_thrown(&self, thrown: Vec<(Thrown, Option<String>)>) {
+    /// to all of its (a message nothing waits for is dropped, as a throw does not wait); each
+    /// leaves the outbox once sent. One the store failed to take stays there, and is sent
+    /// again when the server starts.
+    pub(super) fn send_thrown(&self, thrown: Vec<OutboxRow>) {
         let runtime = self.clone();
         tokio::spawn(async move {
-            for (event, tenant) in thrown {
-                let sent = EventIn { name: event.name.clone(), key: event.key, tenant, ..EventIn::default() };
-                let result = match event.kind {
-                    EventKind::Signal => runtime.broadcast(&sent).await.map(drop),
-                    _ => runtime.correlate(&sent, true).await.map(drop),
+            let mut sent = Vec::with_capacity(thrown.len());
+            for event in thrown {
+                let out = EventIn {
+                    name: event.name.clone(),
+                    key: event.correlation_key.clone(),
+                    tenant: event.tenant_id.clone(),
+                    ..EventIn::default()
+                };
+                let result = match event.kind.as_str() {
+                    "signal" => runtime.broadcast(&out).await.map(drop),
+                    _ => runtime.correlate(&out, true).await.map(drop),
                 };
                 match result {
-                    Ok(()) => {}
+                    Ok(()) => sent.push(event.id),
                     Err(RuntimeError::NotFound(why)) => {
                         tracing::info!(target: "flowstone::events", name = %event.name, "thrown message dropped: {why}");
+                        sent.push(event.id);
                     }
                     Err(e) => {
-                        tracing::warn!(target: "flowstone::events", name = %event.name, "thrown {} not sent: {e}", event.kind.name());
+                        tracing::warn!(target: "flowstone::events", name = %event.name, "thrown {} not sent: {e}", event.kind);
                     }
                 }
+            }
+            if let Err(e) = runtime.store().sent(&sent).await {
+                tracing::warn!(target: "flowstone::events", "sent events stay in the outbox, to be sent again: {e}");
             }
         });
     }

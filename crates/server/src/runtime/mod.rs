@@ -274,6 +274,11 @@ impl Runtime {
         if let Some(broker) = options.broker {
             crate::runtime::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;
         }
+        // What this server's processes threw before it stopped, and it had not sent.
+        let unsent = runtime.store.unsent(&options.node).await?;
+        if !unsent.is_empty() {
+            runtime.send_thrown(unsent);
+        }
         Ok(runtime)
     }
 

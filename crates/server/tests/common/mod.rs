@@ -186,6 +186,11 @@ impl TestServer {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// The server's runtime, for what a test must reach below the API.
+    pub fn runtime(&self) -> &flowstone_server::Runtime {
+        self.server.as_ref().map(|s| s.runtime()).unwrap_or_else(|| panic!("the server is stopped"))
+    }
+
     /// Stops the server and starts a new one on the same database.
     pub async fn restart(mut self) -> Self {
         if let Some(server) = self.server.take() {
