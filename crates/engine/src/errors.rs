@@ -1,6 +1,8 @@
 //! BPMN errors: thrown by error end events and by stones (`bpmnError`), caught by error
 //! boundary events on the activity that threw or on a subprocess around it, or by error event
-//! subprocesses in a scope around it.
+//! subprocesses in a scope around it. Escalations travel the same way to escalation boundary
+//! events and event subprocesses, which may leave the work running (non-interrupting); one
+//! that nothing catches changes nothing.
 
 use crate::instance::{Instance, Step};
 use crate::scope::{ScopeId, ScopeKind};
@@ -17,7 +19,7 @@ pub(crate) enum Thrower {
 /// What catches an error: an error boundary event (with what it ends, and the scope the flow
 /// goes on in), or an event subprocess with an error start event in the scope it runs in.
 pub(crate) enum Catcher {
-    Boundary { boundary: NodeId, ending: Ending, parent: Option<ScopeId> },
+    Boundary { boundary: NodeId, ending: Ending, parent: Option<ScopeId>, interrupting: bool },
     EventSub { esp: NodeId, start: NodeId, scope: Option<ScopeId> },
 }
 
@@ -54,6 +56,19 @@ impl Instance {
     /// so on outwards. An error thrown in an event subprocess is not caught by the event
     /// subprocesses beside it.
     pub(crate) fn catcher(&self, def: &Definition, thrower: Thrower, code: Option<&str>) -> Option<Catcher> {
+        self.catcher_of(def, thrower, code, false)
+    }
+
+    /// An escalation with `code` thrown in `scope` reaches what catches it, if anything does
+    /// (see [`Instance::catcher`]).
+    pub(crate) fn escalate(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>, code: Option<&str>) {
+        if let Some(catcher) = self.catcher_of(step.def, Thrower::Scope(scope), code, true) {
+            self.caught(step, catcher);
+        }
+    }
+
+    /// What catches an error (an escalation, with `escalation`) of `code`.
+    fn catcher_of(&self, def: &Definition, thrower: Thrower, code: Option<&str>, escalation: bool) -> Option<Catcher> {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut scope = match thrower {
             Thrower::Scope(scope) => scope,
@@ -111,12 +126,15 @@ impl Instance {
         let catches = |c: &Option<String>| c.is_none() || c.as_deref() == code;
         candidates.into_iter().find_map(|candidate| match candidate {
             Candidate::Boundary(activity, ending, parent) => {
-                let (boundary, _) = def.error_boundaries(activity).find(|(_, c)| c.is_none() || *c == code)?;
-                Some(Catcher::Boundary { boundary, ending, parent })
+                let (boundary, _) =
+                    def.error_boundaries(activity, escalation).find(|(_, c)| c.is_none() || *c == code)?;
+                let interrupting =
+                    !matches!(def.node(boundary).kind, NodeKind::ErrorBoundary { interrupting: false, .. });
+                Some(Catcher::Boundary { boundary, ending, parent, interrupting })
             }
             Candidate::EventSub(container, scope) => def.event_subprocesses_in(container).find_map(|esp| {
                 let NodeKind::EventSubProcess { start, .. } = def.node(esp).kind else { return None };
-                matches!(&def.node(start).kind, NodeKind::ErrorStart { code } if catches(code))
+                matches!(&def.node(start).kind, NodeKind::ErrorStart { code, escalation: e } if *e == escalation && catches(code))
                     .then_some(Catcher::EventSub { esp, start, scope })
             }),
         })
@@ -126,8 +144,9 @@ impl Instance {
     /// an event subprocess everything else in its scope — and goes on from the catching event.
     pub(crate) fn caught(&mut self, step: &mut Step<'_, '_>, catcher: Catcher) {
         match catcher {
-            Catcher::Boundary { boundary, ending, parent } => {
+            Catcher::Boundary { boundary, ending, parent, interrupting } => {
                 match ending {
+                    _ if !interrupting => {}
                     Ending::Token(token) => {
                         self.drop_token(token);
                     }
@@ -137,7 +156,9 @@ impl Instance {
                 step.ready.push_back(token);
             }
             Catcher::EventSub { esp, start, scope } => {
-                self.clear_scope(step, scope);
+                if !matches!(step.def.node(esp).kind, NodeKind::EventSubProcess { interrupting: false, .. }) {
+                    self.clear_scope(step, scope);
+                }
                 self.start_event_subprocess(step, esp, start, scope);
             }
         }

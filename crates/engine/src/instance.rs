@@ -918,6 +918,10 @@ impl Instance {
                         self.check_scope_done(step, scope)
                     }
                     EndKind::Terminate => self.terminate(step, scope),
+                    EndKind::Escalation { code } => {
+                        self.escalate(step, scope, code.as_deref());
+                        self.check_scope_done(step, scope)
+                    }
                     EndKind::Error { code } => {
                         if self.catch_error(step, Thrower::Scope(scope), code.as_deref()) {
                             return Ok(());
@@ -992,6 +996,12 @@ impl Instance {
                 Ok(())
             }
             NodeKind::Call(spec) => self.call(step, token, node_id, spec, scope),
+            NodeKind::EscalationThrow { code } => {
+                self.passed(step, node_id);
+                self.escalate(step, scope, code.as_deref());
+                // What caught it may have ended the work the token stood in.
+                if self.tokens.contains_key(&token) { self.leave(step, token) } else { Ok(()) }
+            }
             NodeKind::EventGateway => {
                 self.race(step, token, node_id);
                 Ok(())
@@ -1058,7 +1068,7 @@ impl Instance {
                 "startEvent"
             }
             NodeKind::EndEvent(_) => "endEvent",
-            NodeKind::Throw { .. } => "intermediateThrowEvent",
+            NodeKind::Throw { .. } | NodeKind::EscalationThrow { .. } => "intermediateThrowEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::EventGateway => "eventBasedGateway",
             NodeKind::InclusiveGateway { .. } => "inclusiveGateway",

@@ -61,11 +61,14 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
             format!("not a BPMN 2.0 document: the root element must be <definitions> in namespace {BPMN_NS}"),
         ));
     }
-    let errors: HashMap<&str, &str> = root
-        .children()
-        .filter(|n| is_bpmn(*n, "error"))
-        .filter_map(|n| Some((n.attribute("id")?, n.attribute("errorCode").unwrap_or_default())))
-        .collect();
+    let codes = |tag: &str, attr: &str| -> HashMap<&str, &str> {
+        root.children()
+            .filter(|n| is_bpmn(*n, tag))
+            .filter_map(|n| Some((n.attribute("id")?, n.attribute(attr).unwrap_or_default())))
+            .collect()
+    };
+    let errors = codes("error", "errorCode");
+    let escalations = codes("escalation", "escalationCode");
     let events = Events::of(root)?;
     let processes: Vec<_> = root.children().filter(|n| is_bpmn(*n, "process")).collect();
     if processes.is_empty() {
@@ -82,6 +85,7 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
         .map(|process| {
             let mut builder = Builder {
                 errors: &errors,
+                escalations: &escalations,
                 events: &events,
                 nodes: Vec::new(),
                 flows: Vec::new(),
@@ -219,6 +223,8 @@ fn text_of(node: XmlNode<'_, '_>) -> String {
 
 struct Builder<'e> {
     errors: &'e HashMap<&'e str, &'e str>,
+    /// Escalation id → escalation code.
+    escalations: &'e HashMap<&'e str, &'e str>,
     events: &'e Events,
     nodes: Vec<Node>,
     flows: Vec<Flow>,
@@ -326,7 +332,9 @@ impl Builder<'_> {
                 NodeKind::EventSubProcess { .. } => {
                     let start_el = el.children().find(|c| is_bpmn(*c, "startEvent"));
                     let interrupting = start_el.and_then(|s| s.attribute("isInterrupting")) != Some("false");
-                    if !interrupting && matches!(self.nodes[start as usize].kind, NodeKind::ErrorStart { .. }) {
+                    if !interrupting
+                        && matches!(self.nodes[start as usize].kind, NodeKind::ErrorStart { escalation: false, .. })
+                    {
                         return Err(ModelError::at(
                             el,
                             "an error start event always interrupts (isInterrupting=\"false\")",
@@ -449,11 +457,12 @@ impl Builder<'_> {
     /// The code an `errorEventDefinition` names: the `errorCode` of the `<error>` its
     /// `errorRef` refers to (its id when it has no code), else the reference itself.
     fn error_code(&self, definition: XmlNode<'_, '_>) -> Option<String> {
-        let reference = definition.attribute("errorRef")?;
-        Some(match self.errors.get(reference) {
-            Some(code) if !code.is_empty() => (*code).to_owned(),
-            _ => reference.to_owned(),
-        })
+        code(definition.attribute("errorRef")?, self.errors)
+    }
+
+    /// The code an `escalationEventDefinition` names, as [`Builder::error_code`] does.
+    fn escalation_code(&self, definition: XmlNode<'_, '_>) -> Option<String> {
+        code(definition.attribute("escalationRef")?, self.escalations)
     }
 
     /// What a message or signal event definition names; none for other definitions.
@@ -527,6 +536,9 @@ impl Builder<'_> {
                 }
             }
             "intermediateThrowEvent" if definitions.is_empty() => NodeKind::Throw { trigger: None, send_task: false },
+            "intermediateThrowEvent" if definitions[0].tag_name().name() == "escalationEventDefinition" => {
+                NodeKind::EscalationThrow { code: self.escalation_code(definitions[0]) }
+            }
             "receiveTask" => NodeKind::EventCatch {
                 trigger: el.attribute("messageRef").map(|r| self.message(el, Some(r), el)).transpose()?.map(Box::new),
                 receive_task: true,
@@ -535,13 +547,16 @@ impl Builder<'_> {
             "startEvent" => match definitions.first() {
                 None => NodeKind::StartEvent,
                 Some(d) if d.tag_name().name() == "errorEventDefinition" => {
-                    NodeKind::ErrorStart { code: self.error_code(*d) }
+                    NodeKind::ErrorStart { code: self.error_code(*d), escalation: false }
+                }
+                Some(d) if d.tag_name().name() == "escalationEventDefinition" => {
+                    NodeKind::ErrorStart { code: self.escalation_code(*d), escalation: true }
                 }
                 Some(d) => {
                     return Err(ModelError::at(
                         el,
                         format!(
-                            "start events with <{}> are not supported yet; only none, timer, error, message and signal start events",
+                            "start events with <{}> are not supported yet; only none, timer, error, escalation, message and signal start events",
                             d.tag_name().name()
                         ),
                     ));
@@ -553,6 +568,9 @@ impl Builder<'_> {
                 Some(d) if d.tag_name().name() == "errorEventDefinition" => {
                     NodeKind::EndEvent(EndKind::Error { code: self.error_code(*d) })
                 }
+                Some(d) if d.tag_name().name() == "escalationEventDefinition" => {
+                    NodeKind::EndEvent(EndKind::Escalation { code: self.escalation_code(*d) })
+                }
                 Some(d) => {
                     return Err(ModelError::at(
                         el,
@@ -561,14 +579,23 @@ impl Builder<'_> {
                 }
             },
             "boundaryEvent" => match definitions.first() {
-                Some(d) if d.tag_name().name() == "errorEventDefinition" => {
-                    NodeKind::ErrorBoundary { attached_to: NodeId::MAX, code: self.error_code(*d) }
-                }
+                Some(d) if d.tag_name().name() == "errorEventDefinition" => NodeKind::ErrorBoundary {
+                    attached_to: NodeId::MAX,
+                    code: self.error_code(*d),
+                    escalation: false,
+                    interrupting: true,
+                },
+                Some(d) if d.tag_name().name() == "escalationEventDefinition" => NodeKind::ErrorBoundary {
+                    attached_to: NodeId::MAX,
+                    code: self.escalation_code(*d),
+                    escalation: true,
+                    interrupting: el.attribute("cancelActivity") != Some("false"),
+                },
                 Some(d) => {
                     return Err(ModelError::at(
                         el,
                         format!(
-                            "boundary events with <{}> are not supported yet; only timer, error, message and signal boundary events",
+                            "boundary events with <{}> are not supported yet; only timer, error, escalation, message and signal boundary events",
                             d.tag_name().name()
                         ),
                     ));
@@ -596,6 +623,15 @@ impl Builder<'_> {
             }
         })
     }
+}
+
+/// The code of the declaration `reference` names (its id when it has no code), else the
+/// reference itself.
+fn code(reference: &str, declared: &HashMap<&str, &str>) -> Option<String> {
+    Some(match declared.get(reference) {
+        Some(code) if !code.is_empty() => (*code).to_owned(),
+        _ => reference.to_owned(),
+    })
 }
 
 /// The name of a message or signal an event refers to none of: the event's name, else its id.

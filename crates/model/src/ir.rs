@@ -67,10 +67,12 @@ impl Definition {
         &self.flows[id as usize]
     }
 
-    /// The error boundary events attached to an activity.
-    pub fn error_boundaries(&self, activity: NodeId) -> impl Iterator<Item = (NodeId, Option<&str>)> {
+    /// The error (with `escalation`: escalation) boundary events attached to an activity.
+    pub fn error_boundaries(&self, activity: NodeId, escalation: bool) -> impl Iterator<Item = (NodeId, Option<&str>)> {
         self.nodes.iter().enumerate().filter_map(move |(i, n)| match &n.kind {
-            NodeKind::ErrorBoundary { attached_to, code } if *attached_to == activity => {
+            NodeKind::ErrorBoundary { attached_to, code, escalation: e, .. }
+                if *attached_to == activity && *e == escalation =>
+            {
                 Some((i as NodeId, code.as_deref()))
             }
             _ => None,
@@ -229,13 +231,18 @@ pub enum NodeKind {
     /// A pipeline-tree converge gateway: after a fork, waits for every token it sent; reached
     /// from exclusive branches only, lets each token through.
     Converge,
-    /// An error boundary event: when the activity it is attached to (or anything inside it)
-    /// throws a matching BPMN error, the activity is canceled and the flow goes on from here.
+    /// An error (or escalation) boundary event: when the activity it is attached to (or
+    /// anything inside it) throws a matching BPMN error, the activity is canceled and the flow
+    /// goes on from here; a non-interrupting escalation one leaves the activity running.
     ErrorBoundary {
         /// The activity it is attached to.
         attached_to: NodeId,
-        /// The error code it catches; `None` catches every error.
+        /// The error (escalation) code it catches; `None` catches every one.
         code: Option<String>,
+        /// It catches escalations, not errors.
+        escalation: bool,
+        /// Whether it cancels the activity (always for an error).
+        interrupting: bool,
     },
     /// A timer boundary event: when its timer fires while the activity it is attached to
     /// runs, the flow goes on from here; an interrupting one cancels the activity first.
@@ -253,10 +260,19 @@ pub enum NodeKind {
     /// request begins at the none start event, if there is one); in an event subprocess, its
     /// timer starts the event subprocess while the scope around it runs.
     TimerStart(Box<TimerDef>),
-    /// The error start event of an event subprocess: a BPMN error thrown in the scope around
-    /// the event subprocess (and caught nowhere closer) starts it there.
+    /// The error (or escalation) start event of an event subprocess: a BPMN error thrown in
+    /// the scope around the event subprocess (and caught nowhere closer) starts it there.
     ErrorStart {
-        /// The error code it catches; `None` catches every error.
+        /// The error (escalation) code it catches; `None` catches every one.
+        code: Option<String>,
+        /// It catches escalations, not errors.
+        escalation: bool,
+    },
+    /// An intermediate escalation throw event: the escalation reaches the closest boundary
+    /// event or event subprocess around that catches it (uncaught, nothing happens), and the
+    /// token goes on unless what caught it interrupts.
+    EscalationThrow {
+        /// Its escalation code.
         code: Option<String>,
     },
     /// An intermediate message or signal catch event, or a receive task: the token waits
@@ -320,6 +336,12 @@ pub enum EndKind {
     },
     /// Sends a message or signal, then consumes the token.
     Throw(Box<Trigger>),
+    /// Throws an escalation with this code (as [`NodeKind::EscalationThrow`]), then
+    /// consumes the token.
+    Escalation {
+        /// Its escalation code.
+        code: Option<String>,
+    },
 }
 
 /// Which stone runs a service task, and under which namespace its outputs are kept.

@@ -236,7 +236,8 @@ fn error_boundary_events_attach_to_their_activity_with_the_error_code() {
         <boundaryEvent id="raw" attachedToRef="t"><errorEventDefinition errorRef="NOT_DECLARED"/></boundaryEvent>"#,
     );
     let t = d.node_by_element("t").unwrap_or_else(|| panic!("no t"));
-    let codes: Vec<_> = d.error_boundaries(t).map(|(n, c)| (d.node(n).id.clone(), c.map(str::to_owned))).collect();
+    let codes: Vec<_> =
+        d.error_boundaries(t, false).map(|(n, c)| (d.node(n).id.clone(), c.map(str::to_owned))).collect();
     assert_eq!(
         codes,
         [("b".into(), Some("E42".into())), ("any".into(), None), ("raw".into(), Some("NOT_DECLARED".into()))],
