@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 mod call;
 mod event_gateway;
+mod implicit_start;
 
 const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
@@ -244,11 +245,8 @@ impl Builder<'_> {
                 format!("subprocesses nest deeper than {MAX_SUBPROCESS_DEPTH} levels"),
             ));
         }
-        if !container.children().any(|c| is_bpmn(c, "startEvent")) {
-            return Err(ModelError::at(
-                container,
-                "no start event: a process or subprocess needs exactly one none <startEvent>",
-            ));
+        if event_sub && !container.children().any(|c| is_bpmn(c, "startEvent")) {
+            return Err(ModelError::at(container, "no start event: an event subprocess needs its start event"));
         }
         let mut pending_flows = Vec::new();
         let mut attachments = Vec::new();
@@ -381,10 +379,7 @@ impl Builder<'_> {
             [one] => Ok(*one),
             [] if !timer_starts.is_empty() => Ok(timer_starts[0]),
             [] if !event_starts.is_empty() => Ok(event_starts[0]),
-            [] => Err(ModelError::at(
-                container,
-                "no none start event: a process or subprocess needs exactly one <startEvent>",
-            )),
+            [] => self.implicit_start(container, scope),
             [_, second, ..] => {
                 let line = self.nodes[*second as usize].line;
                 Err(ModelError { line: Some(line), ..ModelError::at(container, "more than one none start event") })

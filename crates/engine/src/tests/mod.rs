@@ -836,3 +836,19 @@ fn a_multi_instance_output_collection_gathers_each_items_result_in_item_order() 
     let err = parse_bpmn(xml).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("outputDataItem"), "{err}");
 }
+
+#[test]
+fn a_subprocess_without_a_start_event_begins_at_each_element_nothing_leads_to() {
+    let def = model(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/>
+        <subProcess id="sub"><userTask id="a"/><userTask id="b"/><sequenceFlow sourceRef="b" targetRef="c"/><userTask id="c"/></subProcess>
+        <sequenceFlow sourceRef="sub" targetRef="after"/><userTask id="after"/>"#,
+    );
+    let mut h = Harness::start(def, json!({}));
+    assert_eq!(h.open_elements(), ["a", "b"]);
+    h.complete("a", json!({}));
+    h.complete("b", json!({}));
+    assert_eq!(h.open_elements(), ["c"], "the subprocess ends when all its paths have");
+    h.complete("c", json!({}));
+    assert_eq!(h.open_elements(), ["after"]);
+}

@@ -27,6 +27,18 @@ fn parse_err(body: &str) -> ModelError {
 }
 
 #[test]
+fn a_process_without_a_start_event_begins_at_every_node_nothing_leads_to() {
+    let d = parse_one(
+        r#"<task id="a"/><sequenceFlow sourceRef="a" targetRef="e"/><task id="b"/><sequenceFlow sourceRef="b" targetRef="e"/>
+        <endEvent id="e"/>"#,
+    );
+    let start = d.node(d.start);
+    assert!(matches!(start.kind, NodeKind::StartEvent) && start.id == "p-start", "{}", start.id);
+    let begun: Vec<&str> = start.outgoing.iter().map(|f| d.node(d.flow(*f).target).id.as_str()).collect();
+    assert_eq!(begun, ["a", "b"]);
+}
+
+#[test]
 fn straight_line_builds_nodes_and_flows() {
     let d = parse_one(
         r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
@@ -160,10 +172,9 @@ fn unsupported_elements_are_named_with_id_and_line() {
 
 #[test]
 fn invalid_models_are_rejected() {
-    assert!(parse_err(r#"<endEvent id="e"/>"#).message.contains("no start event"));
     assert!(
-        parse_err(r#"<endEvent id="e"/><scriptTask id="x"/>"#).message.contains("no start event"),
-        "missing start is reported first"
+        parse_err(r#"<task id="a"/><sequenceFlow sourceRef="a" targetRef="a"/>"#).message.contains("no start event"),
+        "without a start event, something must begin the work"
     );
     assert!(
         parse_err(r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="nowhere"/>"#)
@@ -472,4 +483,15 @@ fn send_tasks_that_need_an_engine_implementation_are_refused_naming_it() {
         <sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>"#,
     );
     assert!(err.to_string().contains("not to an embedded subprocess"), "{err}");
+}
+
+#[test]
+fn an_empty_subprocess_begins_and_ends_at_an_implicit_start() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="sub"/><subProcess id="sub"/>
+        <sequenceFlow sourceRef="sub" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    let sub = d.node_by_element("sub").unwrap_or_else(|| panic!("no sub"));
+    let NodeKind::SubProcess { start, .. } = d.node(sub).kind else { panic!("not a subprocess") };
+    assert!(d.node(start).outgoing.is_empty());
 }
