@@ -269,9 +269,15 @@ impl Builder<'_> {
                 continue;
             }
             let kind = self.node_kind(el)?;
-            let id = el.attribute("id").ok_or_else(|| ModelError::at(el, "a flow node needs an id"))?;
             let node_id = self.nodes.len() as NodeId;
-            if self.index.insert(id.to_owned(), node_id).is_some() {
+            // No flow can name a node without an id; one no flow names (an event subprocess)
+            // gets one, as Flowable gives it.
+            let id = match el.attribute("id") {
+                Some(id) => id.to_owned(),
+                None if matches!(kind, NodeKind::EventSubProcess { .. }) => format!("{tag}-{}", node_id + 1),
+                None => return Err(ModelError::at(el, "a flow node needs an id")),
+            };
+            if self.index.insert(id.clone(), node_id).is_some() {
                 return Err(ModelError::at(el, format!("duplicate id `{id}`")));
             }
             match kind {
@@ -312,7 +318,7 @@ impl Builder<'_> {
             }
             let pos = el.document().text_pos_at(el.range().start);
             self.nodes.push(Node {
-                id: id.to_owned(),
+                id: id.clone(),
                 name: el.attribute("name").map(str::to_owned),
                 kind,
                 scope,

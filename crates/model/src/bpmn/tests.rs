@@ -495,3 +495,15 @@ fn an_empty_subprocess_begins_and_ends_at_an_implicit_start() {
     let NodeKind::SubProcess { start, .. } = d.node(sub).kind else { panic!("not a subprocess") };
     assert!(d.node(start).outgoing.is_empty());
 }
+
+#[test]
+fn an_event_subprocess_without_an_id_gets_one_and_other_nodes_need_theirs() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"/>
+        <subProcess triggeredByEvent="true"><startEvent id="es"><errorEventDefinition/></startEvent>
+          <sequenceFlow sourceRef="es" targetRef="ee"/><endEvent id="ee"/></subProcess>"#,
+    );
+    assert_eq!(d.event_subprocesses.len(), 1);
+    assert!(d.node(d.event_subprocesses[0]).id.starts_with("subProcess-"));
+    assert!(parse_err(r#"<startEvent id="s"/><task/>"#).message.contains("needs an id"));
+}
