@@ -94,12 +94,12 @@ async fn malformed_or_unsupported_bpmn_is_a_400_naming_the_element(s: TestServer
     assert!(body["message"].as_str().unwrap_or_default().contains("malformed XML"), "{body}");
     let script = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p">
 <startEvent id="s"/>
-<scriptTask id="calc"/></process></definitions>"#;
+<businessRuleTask id="calc"/></process></definitions>"#;
     let (status, body) = s.post_raw("/model", script, "application/xml").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["message"],
-        "line 3: <scriptTask id=\"calc\">: <scriptTask> is not supported yet (see the README for the supported BPMN subset)"
+        "line 3: <businessRuleTask id=\"calc\">: <businessRuleTask> is not supported yet (see the README for the supported BPMN subset)"
     );
     let (status, _) = s.post_raw("/model", "", "application/xml").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

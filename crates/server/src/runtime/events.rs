@@ -95,6 +95,19 @@ pub(super) fn start_subscriptions(
     (rows, replaced)
 }
 
+/// The query of the instances' waits `message` may reach, `limit` at a time.
+fn waits_of(message: &EventIn, limit: u64) -> EventQuery<'_> {
+    EventQuery {
+        kind: EventKind::Message.name(),
+        name: &message.name,
+        key: message.key.as_deref(),
+        starts: false,
+        tenant: message.tenant.as_deref(),
+        after: None,
+        limit,
+    }
+}
+
 impl Runtime {
     /// Sends a message to the oldest wait for it, else to a message start event (when
     /// `start_events` allows).
@@ -104,15 +117,7 @@ impl Runtime {
     /// [`RuntimeError::NotValid`] for variables past the bounds, or a store failure.
     pub async fn correlate(&self, message: &EventIn, start_events: bool) -> Result<Reached, RuntimeError> {
         self.limits.check_variables(&message.variables).map_err(RuntimeError::NotValid)?;
-        let query = EventQuery {
-            kind: EventKind::Message.name(),
-            name: &message.name,
-            key: message.key.as_deref(),
-            starts: false,
-            tenant: message.tenant.as_deref(),
-            after: None,
-            limit: MESSAGE_PAGE,
-        };
+        let query = waits_of(message, MESSAGE_PAGE);
         if let Some(wait) = self.reach(query, &message.variables, i64::MAX, true).await?.pop() {
             return Ok(Reached::Waiting { instance_id: wait.instance_id, record_id: wait.record_id });
         }
@@ -132,16 +137,7 @@ impl Runtime {
     /// # Errors
     /// A store failure.
     pub(super) async fn waits_for(&self, message: &EventIn) -> Result<bool, RuntimeError> {
-        let query = EventQuery {
-            kind: EventKind::Message.name(),
-            name: &message.name,
-            key: message.key.as_deref(),
-            starts: false,
-            tenant: message.tenant.as_deref(),
-            after: None,
-            limit: 1,
-        };
-        Ok(!self.store().waiting(&query).await?.is_empty())
+        Ok(!self.store().waiting(&waits_of(message, 1)).await?.is_empty())
     }
 
     /// Starts an instance of the latest version of a model whose message start event is
