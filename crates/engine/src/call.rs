@@ -8,7 +8,7 @@
 
 use crate::effect::{Effect, TaskStatus};
 use crate::errors::Thrower;
-use crate::instance::{EngineError, Fail, Instance, Step};
+use crate::instance::{EngineError, Fail, Instance, InstanceStatus, Step};
 use crate::scope::{ScopeId, ScopeVars};
 use flowstone_model::{Binding, CallSpec, NodeId, NodeKind, Source};
 use serde::{Deserialize, Serialize};
@@ -192,6 +192,20 @@ fn shortened(reason: &str) -> String {
     match reason.char_indices().nth(MAX_CHARS) {
         Some((at, _)) => format!("{}…", &reason[..at]),
         None => reason.to_owned(),
+    }
+}
+
+impl Instance {
+    /// How this called instance ended, as its caller is told (once it has ended).
+    pub fn call_end(&self) -> CallEnd {
+        match (self.status, &self.uncaught_error) {
+            (InstanceStatus::Completed, _) => CallEnd::Completed(self.variables.clone()),
+            (InstanceStatus::Failed, Some(code)) => CallEnd::Error(Some(code.clone()).filter(|c| !c.is_empty())),
+            (InstanceStatus::Failed, None) => {
+                CallEnd::Failed(format!("failed: {}", self.failure.as_deref().unwrap_or("no reason given")))
+            }
+            _ => CallEnd::Failed("was canceled".into()),
+        }
     }
 }
 

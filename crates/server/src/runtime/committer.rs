@@ -1075,7 +1075,7 @@ impl Committer {
                 failure: inst.failure.clone(),
             });
             if let (false, Some(caller)) = (inst.active(), &inst.caller) {
-                into.calls.returns.push((caller.clone(), calls::ending(inst)));
+                into.calls.returns.push((caller.clone(), inst.call_end()));
             }
         }
         row.failure = inst.failure.clone();

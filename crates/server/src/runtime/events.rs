@@ -158,15 +158,7 @@ impl Runtime {
     /// The message start event of the latest version of a key (of the message's tenant) that
     /// the message starts; any key's, whatever the message's correlation key.
     async fn message_start(&self, message: &EventIn) -> Result<Option<SubscriptionRow>, RuntimeError> {
-        let query = EventQuery {
-            kind: EventKind::Message.name(),
-            name: &message.name,
-            key: None,
-            starts: true,
-            tenant: message.tenant.as_deref(),
-            after: None,
-            limit: 1,
-        };
+        let query = EventQuery { key: None, starts: true, ..waits_of(message, 1) };
         Ok(self.store().waiting(&query).await?.pop())
     }
 

@@ -5,7 +5,7 @@
 
 use super::{Committer, Prepared};
 use crate::runtime::now_ms;
-use flowstone_engine::{Call, CallEnd, Caller, Command, Instance, InstanceStatus, StartOptions};
+use flowstone_engine::{Call, CallEnd, Caller, Command, StartOptions};
 use flowstone_model::Binding;
 use flowstone_store::{ModelQuery, ModelRow, Page, TenantFilter, TextFilter};
 
@@ -36,18 +36,6 @@ pub(super) struct Asked {
     pub(super) start_user: Option<String>,
     pub(super) caller: Caller,
     pub(super) call: Call,
-}
-
-/// How an ended called instance ended, as its caller is told.
-pub(super) fn ending(inst: &Instance) -> CallEnd {
-    match (inst.status, &inst.uncaught_error) {
-        (InstanceStatus::Completed, _) => CallEnd::Completed(inst.variables.clone()),
-        (InstanceStatus::Failed, Some(code)) => CallEnd::Error(Some(code.clone()).filter(|c| !c.is_empty())),
-        (InstanceStatus::Failed, None) => {
-            CallEnd::Failed(format!("failed: {}", inst.failure.as_deref().unwrap_or("no reason given")))
-        }
-        _ => CallEnd::Failed("was canceled".into()),
-    }
 }
 
 impl Committer {
@@ -126,9 +114,10 @@ impl Committer {
         if !matches!(call.binding, Binding::Version(_)) {
             bound.push(base);
         }
-        let tenants = [tenant, None];
+        // The caller's tenant first, then none (the same when the caller has none).
+        let tenants: &[Option<&str>] = if tenant.is_some() { &[tenant, None] } else { &[None] };
         for query in &bound {
-            for of in tenants.iter().take(if tenant.is_some() { 2 } else { 1 }) {
+            for of in tenants {
                 let tenant = TenantFilter {
                     tenant: TextFilter { equals: of.map(str::to_owned), like: None },
                     without: of.is_none(),
