@@ -26,6 +26,10 @@ pub(crate) struct Wait {
     /// catch event's wait has a token waiting on its record instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<Owner>,
+    /// For a condition that does not interrupt: it held when last read, so it comes again
+    /// only once it has stopped holding and holds anew.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) held: bool,
 }
 
 impl Instance {
@@ -86,8 +90,16 @@ impl Instance {
         if let Some(key) = &key {
             params.insert("correlationKey".into(), key.clone().into());
         }
+        if let Some(Trigger::Condition { condition }) = trigger {
+            params.insert("condition".into(), condition.source().into());
+        }
         rec.params = Some(Value::Object(params));
-        self.waits.insert(rec.id.clone(), Wait { node, owner });
+        self.waits.insert(rec.id.clone(), Wait { node, owner, held: false });
+        // A condition is read in the instance itself (see `fire_conditions`): nothing outside
+        // looks for it.
+        if kind == EventKind::Conditional {
+            return Ok(rec);
+        }
         step.effects.push(Effect::Subscribe(Subscription {
             record_id: rec.id.clone(),
             element: rec.element.clone(),
@@ -208,7 +220,9 @@ impl Instance {
         for id in doomed {
             if self.open.contains_key(&id) {
                 self.close_record(step, &id, TaskStatus::Canceled, None, None);
-            } else if self.waits.remove(&id).is_some() {
+            } else if let Some(wait) = self.waits.remove(&id)
+                && !crate::conditional::is_condition(step.def, &wait)
+            {
                 step.effects.push(Effect::Unsubscribe { record_id: id });
             }
         }
@@ -226,7 +240,7 @@ fn key_text(value: Value) -> Option<String> {
 }
 
 /// What a waiting event's node waits for.
-fn node_trigger(kind: &NodeKind) -> Option<&Trigger> {
+pub(crate) fn node_trigger(kind: &NodeKind) -> Option<&Trigger> {
     match kind {
         NodeKind::EventCatch { trigger, .. } => trigger.as_deref(),
         NodeKind::EventBoundary { trigger, .. } | NodeKind::EventStart(trigger) => Some(trigger),

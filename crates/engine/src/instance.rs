@@ -754,7 +754,7 @@ impl Instance {
         template.render(&ScopeVars { instance: self, scope })
     }
 
-    fn eval_bool(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<bool, Fail> {
+    pub(crate) fn eval_bool(&self, expr: &Expression, scope: Option<ScopeId>) -> Result<bool, Fail> {
         expr.eval_bool(&ScopeVars { instance: self, scope }).map_err(|e| Fail(e.to_string()))
     }
 
@@ -811,8 +811,15 @@ impl Instance {
                     return;
                 }
             }
-            // Every token moved as far as it can: inclusive joins nothing can reach go on.
-            if !(self.active() && !self.joins.is_empty() && self.fire_inclusive_joins(step)) {
+            // Every token moved as far as it can: inclusive joins nothing can reach go on, and
+            // conditions that hold now come.
+            if !self.active() {
+                break;
+            }
+            if !self.joins.is_empty() && self.fire_inclusive_joins(step) {
+                continue;
+            }
+            if !self.fire_conditions(step) {
                 break;
             }
         }
@@ -1159,7 +1166,9 @@ impl Instance {
             if self.timers.remove(id).is_some() {
                 step.effects.push(Effect::DropTimer { record_id: rec.id.clone() });
             }
-            if self.waits.remove(id).is_some() {
+            if let Some(wait) = self.waits.remove(id)
+                && !crate::conditional::is_condition(step.def, &wait)
+            {
                 step.effects.push(Effect::Unsubscribe { record_id: rec.id.clone() });
             }
             if let Some(child) = self.calls.remove(id) {

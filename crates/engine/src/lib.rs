@@ -9,6 +9,7 @@ mod assignment;
 mod call;
 mod choice;
 mod compensation;
+mod conditional;
 mod effect;
 mod errors;
 mod event;

@@ -297,6 +297,12 @@ impl Builder<'_> {
                         "a message or signal start event belongs to a process or an event subprocess, not to an embedded subprocess",
                     ));
                 }
+                NodeKind::EventStart(ref trigger) if matches!(**trigger, Trigger::Condition { .. }) => {
+                    return Err(ModelError::at(
+                        el,
+                        "a conditional start event belongs to an event subprocess: a condition is read in a running instance, and a process has none before it starts",
+                    ));
+                }
                 NodeKind::EventStart(_) => event_starts.push(node_id),
                 NodeKind::TimerStart(_) if scope.is_some() => {
                     return Err(ModelError::at(
@@ -478,6 +484,7 @@ impl Builder<'_> {
                 };
                 Some(Trigger::Signal { name, instance_only })
             }
+            "conditionalEventDefinition" => Some(condition(definition)?),
             _ => None,
         })
     }
@@ -640,9 +647,35 @@ fn event_name(el: XmlNode<'_, '_>) -> String {
     el.attribute("name").filter(|n| !n.trim().is_empty()).or(el.attribute("id")).unwrap_or_default().to_owned()
 }
 
-/// The node of an event that waits for or sends a message or signal.
+/// The condition of a `<conditionalEventDefinition>`, in the language flow conditions are in.
+fn condition(definition: XmlNode<'_, '_>) -> Result<Trigger, ModelError> {
+    let el = child(definition, "condition")
+        .ok_or_else(|| ModelError::at(definition, "a conditional event needs a <condition>"))?;
+    if let Some(lang) = el.attribute("language").filter(|l| !is_juel(l)) {
+        return Err(ModelError::at(
+            el,
+            format!("condition language `{lang}` is not supported; write a ${{...}} expression"),
+        ));
+    }
+    let text = text_of(el);
+    if text.is_empty() {
+        return Err(ModelError::at(el, "the condition of a conditional event is empty"));
+    }
+    let condition =
+        Expression::parse_bare(&text).map_err(|e| ModelError::at(el, format!("malformed condition: {e}")))?;
+    Ok(Trigger::Condition { condition })
+}
+
+/// The node of an event that waits for or sends a message or signal, or waits for a condition.
 fn event_kind(el: XmlNode<'_, '_>, tag: &str, trigger: Box<Trigger>) -> Result<NodeKind, ModelError> {
+    let condition = matches!(*trigger, Trigger::Condition { .. });
     Ok(match tag {
+        "intermediateThrowEvent" | "endEvent" if condition => {
+            return Err(ModelError::at(
+                el,
+                format!("a <{tag}> cannot throw a condition: conditional events only catch"),
+            ));
+        }
         "intermediateCatchEvent" => NodeKind::EventCatch { trigger: Some(trigger), receive_task: false },
         "boundaryEvent" => NodeKind::EventBoundary {
             attached_to: NodeId::MAX,
@@ -652,7 +685,12 @@ fn event_kind(el: XmlNode<'_, '_>, tag: &str, trigger: Box<Trigger>) -> Result<N
         "startEvent" => NodeKind::EventStart(trigger),
         "intermediateThrowEvent" => NodeKind::Throw { trigger: Some(trigger), send_task: false },
         "endEvent" => NodeKind::EndEvent(EndKind::Throw(trigger)),
-        _ => return Err(ModelError::at(el, format!("<{tag}> cannot hold a message or signal event definition"))),
+        _ => {
+            return Err(ModelError::at(
+                el,
+                format!("<{tag}> cannot hold a message, signal or conditional event definition"),
+            ));
+        }
     })
 }
 

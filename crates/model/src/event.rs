@@ -1,4 +1,5 @@
-//! Messages and signals: what a catching event waits for and what a throwing event sends.
+//! Messages, signals and conditions: what a catching event waits for and what a throwing
+//! event sends.
 
 use flowstone_expr::Expression;
 
@@ -20,6 +21,12 @@ pub enum Trigger {
         /// Thrown, it reaches only the instance that throws it (`flowable:scope="processInstance"`).
         instance_only: bool,
     },
+    /// A condition over the instance's variables: the event comes when it holds, checked
+    /// whenever the instance has moved (and so whenever its variables may have changed).
+    Condition {
+        /// Comes when this holds.
+        condition: Expression,
+    },
 }
 
 impl Trigger {
@@ -28,19 +35,21 @@ impl Trigger {
         match self {
             Trigger::Message { .. } => EventKind::Message,
             Trigger::Signal { .. } => EventKind::Signal,
+            Trigger::Condition { .. } => EventKind::Conditional,
         }
     }
 
-    /// The message's or signal's name.
+    /// The message's or signal's name (a condition has none).
     pub fn name(&self) -> &str {
         match self {
             Trigger::Message { name, .. } | Trigger::Signal { name, .. } => name,
+            Trigger::Condition { .. } => "",
         }
     }
 }
 
-/// Whether an event waits for a message or a signal (or, a receive task without a message,
-/// a trigger).
+/// Whether an event waits for a message, a signal or a condition (or, a receive task without
+/// a message, a trigger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// One waiting event gets it.
@@ -49,11 +58,13 @@ pub enum EventKind {
     Signal,
     /// A receive task without a message: someone names its execution.
     Trigger,
+    /// A condition over the instance's own variables: nothing from outside delivers it.
+    Conditional,
 }
 
 impl EventKind {
     /// Every kind, for parsing.
-    pub const ALL: [EventKind; 3] = [EventKind::Message, EventKind::Signal, EventKind::Trigger];
+    pub const ALL: [EventKind; 4] = [EventKind::Message, EventKind::Signal, EventKind::Trigger, EventKind::Conditional];
 
     /// Its stored name (Flowable's `eventType`).
     pub fn name(self) -> &'static str {
@@ -61,6 +72,7 @@ impl EventKind {
             EventKind::Message => "message",
             EventKind::Signal => "signal",
             EventKind::Trigger => "trigger",
+            EventKind::Conditional => "conditional",
         }
     }
 

@@ -208,7 +208,39 @@ async fn malformed_messages_and_signals_are_refused_naming_what_is_wrong(s: Test
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 }
 
+/// A review whose interrupting conditional boundary event escalates it once `escalate` holds.
+const ESCALATING: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="escalating" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+  <userTask id="review" name="Review"/><sequenceFlow id="f2" sourceRef="review" targetRef="e"/><endEvent id="e"/>
+  <boundaryEvent id="b" attachedToRef="review"><conditionalEventDefinition><condition>${escalate == true}</condition></conditionalEventDefinition></boundaryEvent>
+  <sequenceFlow id="f3" sourceRef="b" targetRef="boss"/><userTask id="boss" name="Boss"/>
+  <sequenceFlow id="f4" sourceRef="boss" targetRef="e2"/><endEvent id="e2"/></process></definitions>"#;
+
+async fn variables_set_through_the_api_make_a_conditional_boundary_event_interrupt_its_task(s: TestServer) {
+    s.deploy(ESCALATING).await;
+    let id =
+        s.start_process("escalating", json!({"escalate": false})).await["id"].as_str().unwrap_or_default().to_owned();
+    let status_of = |tasks: &[Value], name: &str| {
+        tasks.iter().find(|t| t["name"] == name).map(|t| t["status"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(status_of(&s.tasks(&id).await, "Review").as_deref(), Some("active"));
+    let waits = format!("/flowable-rest/service/runtime/event-subscriptions?processInstanceId={id}");
+    let (status, listed) = s.get(&waits).await;
+    assert_eq!((status, &listed["total"]), (StatusCode::OK, &json!(0)), "a condition has no subscription: {listed}");
+    let vars = format!("/flowable-rest/service/runtime/process-instances/{id}/variables");
+    let (status, body) = s.put(&vars, Some(json!([{"name": "escalate", "value": true}]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let tasks = s.tasks(&id).await;
+    assert_eq!(status_of(&tasks, "Review").as_deref(), Some("canceled"), "{tasks:?}");
+    assert_eq!(status_of(&tasks, "Boss").as_deref(), Some("active"), "{tasks:?}");
+    let condition =
+        tasks.iter().find(|t| t["name"] == "b").unwrap_or_else(|| panic!("no record of the event: {tasks:?}"));
+    assert_eq!(condition["status"], "completed", "{condition}");
+    assert!(condition["params"].as_str().is_some_and(|p| p.contains("conditional")), "{condition}");
+}
+
 backend_tests!(server = TestServer::start;
+    variables_set_through_the_api_make_a_conditional_boundary_event_interrupt_its_task,
     a_message_reaches_the_instance_whose_key_it_carries_and_only_once,
     a_message_start_event_starts_an_instance_with_the_message_variables,
     a_signal_reaches_every_wait_and_starts_the_models_that_start_with_it,

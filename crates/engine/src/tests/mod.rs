@@ -1,6 +1,7 @@
 //! Engine semantics, fed commands with no IO.
 
 mod calls;
+mod conditions;
 mod escalations;
 mod event_gateways;
 mod event_subprocesses;

@@ -507,3 +507,33 @@ fn an_event_subprocess_without_an_id_gets_one_and_other_nodes_need_theirs() {
     assert!(d.node(d.event_subprocesses[0]).id.starts_with("subProcess-"));
     assert!(parse_err(r#"<startEvent id="s"/><task/>"#).message.contains("needs an id"));
 }
+
+#[test]
+fn conditional_events_catch_with_their_condition_and_are_refused_where_nothing_could_read_it() {
+    let cond = r#"<conditionalEventDefinition><condition>${x > 1}</condition></conditionalEventDefinition>"#;
+    let d = parse_one(&format!(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="c"/>
+        <intermediateCatchEvent id="c">{cond}</intermediateCatchEvent><sequenceFlow sourceRef="c" targetRef="e"/><endEvent id="e"/>"#
+    ));
+    let Trigger::Condition { condition } = trigger_of(&d, "c") else { panic!("a condition") };
+    assert_eq!(condition.source(), "${x > 1}");
+    let bare = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="c"/><intermediateCatchEvent id="c"><conditionalEventDefinition><condition>done</condition></conditionalEventDefinition></intermediateCatchEvent>"#,
+    );
+    assert!(
+        matches!(trigger_of(&bare, "c"), Trigger::Condition { .. }),
+        "a bare condition, as SpiffWorkflow writes it"
+    );
+    for (body, says) in [
+        (format!(r#"<startEvent id="s">{cond}</startEvent>"#), "belongs to an event subprocess"),
+        (format!(r#"<startEvent id="s"/><intermediateThrowEvent id="t">{cond}</intermediateThrowEvent>"#), "cannot throw a condition"),
+        (format!(r#"<startEvent id="s"/><endEvent id="t">{cond}</endEvent>"#), "cannot throw a condition"),
+        (r#"<startEvent id="s"/><intermediateCatchEvent id="c"><conditionalEventDefinition/></intermediateCatchEvent>"#.to_owned(), "needs a <condition>"),
+        (r#"<startEvent id="s"/><intermediateCatchEvent id="c"><conditionalEventDefinition><condition> </condition></conditionalEventDefinition></intermediateCatchEvent>"#.to_owned(), "is empty"),
+        (r#"<startEvent id="s"/><intermediateCatchEvent id="c"><conditionalEventDefinition><condition language="groovy">x</condition></conditionalEventDefinition></intermediateCatchEvent>"#.to_owned(), "`groovy` is not supported"),
+        (r#"<startEvent id="s"/><intermediateCatchEvent id="c"><conditionalEventDefinition><condition>${x +}</condition></conditionalEventDefinition></intermediateCatchEvent>"#.to_owned(), "malformed condition"),
+    ] {
+        let err = parse_err(&body);
+        assert!(err.message.contains(says), "{body}: {err}");
+    }
+}
