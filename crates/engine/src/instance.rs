@@ -890,6 +890,7 @@ impl Instance {
             | NodeKind::ParallelGateway
             | NodeKind::Fork { .. }
             | NodeKind::Converge
+            | NodeKind::LinkCatch
             | NodeKind::ErrorBoundary { .. } => {
                 self.passed(step, node_id);
                 self.leave(step, token)
@@ -1076,6 +1077,7 @@ impl Instance {
             }
             NodeKind::EndEvent(_) => "endEvent",
             NodeKind::Throw { .. } | NodeKind::EscalationThrow { .. } => "intermediateThrowEvent",
+            NodeKind::LinkCatch => "intermediateCatchEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::EventGateway => "eventBasedGateway",
             NodeKind::InclusiveGateway { .. } => "inclusiveGateway",

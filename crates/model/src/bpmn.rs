@@ -16,6 +16,7 @@ use std::collections::HashMap;
 mod call;
 mod event_gateway;
 mod implicit_start;
+mod link;
 
 const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
@@ -378,6 +379,7 @@ impl Builder<'_> {
         for el in pending_flows {
             self.flow(el, scope)?;
         }
+        self.link_flows(container)?;
         self.check_defaults(container)?;
         self.check_event_gateways(container)?;
         if let [_, second, ..] = timer_starts[..] {
@@ -544,6 +546,11 @@ impl Builder<'_> {
                 }
             }
             "intermediateThrowEvent" if definitions.is_empty() => NodeKind::Throw { trigger: None, send_task: false },
+            "intermediateThrowEvent" | "intermediateCatchEvent"
+                if definitions[0].tag_name().name() == "linkEventDefinition" =>
+            {
+                link::link_event(el, definitions[0])?
+            }
             "intermediateThrowEvent" if definitions[0].tag_name().name() == "escalationEventDefinition" => {
                 NodeKind::EscalationThrow { code: self.escalation_code(definitions[0]) }
             }

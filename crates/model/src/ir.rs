@@ -307,6 +307,9 @@ pub enum NodeKind {
         /// A `<sendTask>` (its record's kind), not an intermediate throw event.
         send_task: bool,
     },
+    /// A link catch event: where the flow of the link throw events naming it goes on (the
+    /// model gives each throw a flow to it).
+    LinkCatch,
     /// A call activity: starts the process it names as an instance of its own and waits for
     /// it to end.
     Call(Box<crate::call::CallSpec>),

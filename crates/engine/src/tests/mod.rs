@@ -853,3 +853,28 @@ fn a_subprocess_without_a_start_event_begins_at_each_element_nothing_leads_to() 
     h.complete("c", json!({}));
     assert_eq!(h.open_elements(), ["after"]);
 }
+
+#[test]
+fn a_token_thrown_at_a_link_goes_on_at_its_catch_event() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="out"/>
+            <intermediateThrowEvent id="out"><linkEventDefinition name="next"/></intermediateThrowEvent>
+            <intermediateCatchEvent id="in"><linkEventDefinition name="next"/></intermediateCatchEvent>
+            <sequenceFlow sourceRef="in" targetRef="t"/><task id="t"/><sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    let passed: Vec<(String, &str)> = h
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Passed(p) => Some((p.element.clone(), p.kind)),
+            _ => None,
+        })
+        .collect();
+    assert!(passed.contains(&("out".to_owned(), "intermediateThrowEvent")), "{passed:?}");
+    assert!(passed.contains(&("in".to_owned(), "intermediateCatchEvent")), "{passed:?}");
+    assert_eq!(h.elements_run(), ["t"]);
+}

@@ -537,3 +537,63 @@ fn conditional_events_catch_with_their_condition_and_are_refused_where_nothing_c
         assert!(err.message.contains(says), "{body}: {err}");
     }
 }
+
+#[test]
+fn a_link_throw_event_goes_on_at_the_catch_event_of_its_name_and_broken_links_are_refused() {
+    let link =
+        |tag: &str, id: &str, name: &str| format!(r#"<{tag} id="{id}"><linkEventDefinition name="{name}"/></{tag}>"#);
+    let d = parse_one(&format!(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="out"/>{}{}
+        <sequenceFlow sourceRef="in" targetRef="e"/><endEvent id="e"/>"#,
+        link("intermediateThrowEvent", "out", "page2"),
+        link("intermediateCatchEvent", "in", "page2"),
+    ));
+    let out = d.node(d.node_by_element("out").unwrap_or_else(|| panic!("no throw")));
+    let flow = d.flow(out.outgoing[0]);
+    assert_eq!(d.node(flow.target).id, "in");
+    assert!(matches!(d.node(flow.target).kind, NodeKind::LinkCatch));
+    let named_on_event = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="out"/>
+        <intermediateThrowEvent id="out" name="A"><linkEventDefinition/></intermediateThrowEvent>
+        <intermediateCatchEvent id="in" name="A"><linkEventDefinition/></intermediateCatchEvent>"#,
+    );
+    assert_eq!(named_on_event.flows.len(), 2, "the event's name names the link when its definition has none");
+    for (body, says) in [
+        (link("intermediateThrowEvent", "out", "nowhere"), "no link catch event in the same scope is named `nowhere`"),
+        (
+            format!("{}{}", link("intermediateCatchEvent", "a", "x"), link("intermediateCatchEvent", "b", "x")),
+            "two link catch events",
+        ),
+        (
+            r#"<intermediateThrowEvent id="t"><linkEventDefinition/></intermediateThrowEvent>"#.to_owned(),
+            "needs a name",
+        ),
+        (
+            format!(
+                r#"{}{}<sequenceFlow sourceRef="t" targetRef="c"/>"#,
+                link("intermediateThrowEvent", "t", "x"),
+                link("intermediateCatchEvent", "c", "x")
+            ),
+            "no sequence flow leads into a link catch event",
+        ),
+        (
+            format!(
+                r#"{}{}<endEvent id="e"/><sequenceFlow sourceRef="t" targetRef="e"/>"#,
+                link("intermediateThrowEvent", "t", "x"),
+                link("intermediateCatchEvent", "c", "x")
+            ),
+            "no sequence flow leaves a link throw event",
+        ),
+        (
+            format!(
+                r#"{}<subProcess id="sp"><startEvent id="ss"/>{}</subProcess>"#,
+                link("intermediateThrowEvent", "t", "x"),
+                link("intermediateCatchEvent", "c", "x")
+            ),
+            "no link catch event in the same scope",
+        ),
+    ] {
+        let err = parse_err(&format!(r#"<startEvent id="s0"/>{body}"#));
+        assert!(err.message.contains(says), "{body}: {err}");
+    }
+}
