@@ -466,6 +466,12 @@ pub struct Instance {
     /// Open call activities' records, with the child instance each waits for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) calls: BTreeMap<String, String>,
+    /// Activities with compensation handlers that completed, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) compensable: Vec<crate::compensate::Compensable>,
+    /// Compensations under way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) compensating: Vec<crate::compensate::Compensating>,
     /// The call activity that started it, when one did: told how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<crate::call::Caller>,
@@ -585,6 +591,8 @@ impl Instance {
             auto_retries: BTreeMap::new(),
             waits: BTreeMap::new(),
             calls: BTreeMap::new(),
+            compensable: Vec::new(),
+            compensating: Vec::new(),
             caller: None,
             uncaught_error: None,
             index: Index::default(),
@@ -896,9 +904,12 @@ impl Instance {
                 self.leave(step, token)
             }
             // Its timer's record is its history; an event subprocess is left once it ends.
-            NodeKind::TimerBoundary { .. } | NodeKind::EventBoundary { .. } | NodeKind::EventSubProcess { .. } => {
-                self.leave(step, token)
-            }
+            NodeKind::TimerBoundary { .. }
+            | NodeKind::EventBoundary { .. }
+            | NodeKind::CompensationBoundary { .. }
+            | NodeKind::EventSubProcess { .. } => self.leave(step, token),
+            NodeKind::CompensationThrow { activity, wait } => self.compensate(step, token, *activity, *wait),
+            NodeKind::EndEvent(EndKind::Compensation { activity }) => self.compensate(step, token, *activity, true),
             NodeKind::TimerCatch(timer) => self.catch_timer(step, token, timer),
             NodeKind::EventCatch { trigger, .. } => self.catch_event(step, token, trigger.as_deref()),
             NodeKind::Throw { trigger, send_task } => {
@@ -920,7 +931,8 @@ impl Instance {
                 }
                 self.drop_token(token);
                 match kind {
-                    EndKind::None => self.check_scope_done(step, scope),
+                    // Reached through `compensate` instead.
+                    EndKind::None | EndKind::Compensation { .. } => self.check_scope_done(step, scope),
                     EndKind::Throw(trigger) => {
                         self.throw_event(step, trigger, scope)?;
                         self.check_scope_done(step, scope)
@@ -1076,7 +1088,9 @@ impl Instance {
                 "startEvent"
             }
             NodeKind::EndEvent(_) => "endEvent",
-            NodeKind::Throw { .. } | NodeKind::EscalationThrow { .. } => "intermediateThrowEvent",
+            NodeKind::Throw { .. } | NodeKind::EscalationThrow { .. } | NodeKind::CompensationThrow { .. } => {
+                "intermediateThrowEvent"
+            }
             NodeKind::LinkCatch => "intermediateCatchEvent",
             NodeKind::ExclusiveGateway { .. } => "exclusiveGateway",
             NodeKind::EventGateway => "eventBasedGateway",
@@ -1112,6 +1126,8 @@ impl Instance {
             NodeKind::Throw { send_task: true, .. } => "sendTask",
             NodeKind::TimerBoundary { .. } | NodeKind::EventBoundary { .. } => "boundaryEvent",
             NodeKind::TimerStart(_) | NodeKind::EventStart(_) => "startEvent",
+            NodeKind::CompensationThrow { .. } => "intermediateThrowEvent",
+            NodeKind::EndEvent(_) => "endEvent",
             _ => "task",
         };
         let (namespace, stone) = stone.unzip();
@@ -1262,6 +1278,10 @@ impl Instance {
                 self.drop_token(token);
                 return self.check_scope_done(step, scope);
             }
+        }
+        if self.activity_completed(step, node_id, scope) {
+            self.drop_token(token);
+            return self.check_scope_done(step, scope);
         }
         let targets: Vec<_> = match &node.kind {
             NodeKind::ExclusiveGateway { default } => match self.choose(def, node_id, *default, scope) {
@@ -1470,6 +1490,10 @@ impl Instance {
     /// The multi-instance activity is done: a token at it leaves through its outgoing flows.
     fn leave_after_multi_instance(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
+        if self.activity_completed(step, node_id, scope) {
+            self.drop_token(token);
+            return self.check_scope_done(step, scope);
+        }
         let def = step.def;
         let targets: Vec<_> = def.node(node_id).outgoing.iter().map(|f| def.flow(*f)).collect();
         self.drop_token(token);
@@ -1488,13 +1512,14 @@ impl Instance {
     }
 
     /// Completes `scope` when nothing runs in it any more, and so on upwards.
-    fn check_scope_done(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
+    pub(crate) fn check_scope_done(&mut self, step: &mut Step<'_, '_>, scope: Option<ScopeId>) -> Result<(), Fail> {
         let Some(id) = scope else { return Ok(()) };
         if self.scope_busy(id) || self.inclusive_waiting(step.def, scope) {
             return Ok(());
         }
         self.joins.retain(|j| j.scope != Some(id));
         let Some(done) = self.drop_scope(id) else { return Ok(()) };
+        self.scope_completed(step, id, done.node, done.parent);
         match done.kind {
             ScopeKind::SubProcess | ScopeKind::MiBody { .. } => {
                 // The subprocess (or the whole multi-instance activity) has finished.

@@ -8,6 +8,7 @@
 mod assignment;
 mod call;
 mod choice;
+mod compensate;
 mod compensation;
 mod conditional;
 mod effect;

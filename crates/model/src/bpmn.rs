@@ -14,6 +14,7 @@ use roxmltree::{Document, Node as XmlNode};
 use std::collections::HashMap;
 
 mod call;
+mod compensation;
 mod event_gateway;
 mod implicit_start;
 mod link;
@@ -369,7 +370,9 @@ impl Builder<'_> {
                 })?;
             match &mut self.nodes[node_id as usize].kind {
                 NodeKind::ErrorBoundary { attached_to, .. } => *attached_to = activity,
-                NodeKind::TimerBoundary { attached_to, .. } | NodeKind::EventBoundary { attached_to, .. } => {
+                NodeKind::TimerBoundary { attached_to, .. }
+                | NodeKind::EventBoundary { attached_to, .. }
+                | NodeKind::CompensationBoundary { attached_to, .. } => {
                     *attached_to = activity;
                     self.nodes[activity as usize].boundaries.push(node_id);
                 }
@@ -380,6 +383,7 @@ impl Builder<'_> {
             self.flow(el, scope)?;
         }
         self.link_flows(container)?;
+        self.compensation_links(container)?;
         self.check_defaults(container)?;
         self.check_event_gateways(container)?;
         if let [_, second, ..] = timer_starts[..] {
@@ -546,6 +550,9 @@ impl Builder<'_> {
                 }
             }
             "intermediateThrowEvent" if definitions.is_empty() => NodeKind::Throw { trigger: None, send_task: false },
+            _ if definitions.first().is_some_and(|d| d.tag_name().name() == "compensateEventDefinition") => {
+                compensation::compensation_event(el, tag, definitions[0])?
+            }
             "intermediateThrowEvent" | "intermediateCatchEvent"
                 if definitions[0].tag_name().name() == "linkEventDefinition" =>
             {

@@ -79,6 +79,14 @@ impl Definition {
         })
     }
 
+    /// The handler of `activity`'s compensation boundary event, if it has one.
+    pub fn compensation_handler(&self, activity: NodeId) -> Option<NodeId> {
+        self.node(activity).boundaries.iter().find_map(|b| match self.node(*b).kind {
+            NodeKind::CompensationBoundary { handler, .. } => Some(handler),
+            _ => None,
+        })
+    }
+
     /// Finds a node by its element id.
     pub fn node_by_element(&self, element: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.id == element).map(|i| i as NodeId)
@@ -116,7 +124,8 @@ pub struct Node {
     /// What a pipeline-tree activity allows when it fails or is operated on.
     pub options: Option<Box<ActivityOptions>>,
     /// The boundary events attached to it that wait for an event (timers, messages,
-    /// signals): kept here because every run of an activity sets them.
+    /// signals, conditions) or compensate it: kept here because every run of an activity
+    /// sets or records them.
     pub boundaries: Vec<NodeId>,
 }
 
@@ -307,6 +316,24 @@ pub enum NodeKind {
         /// A `<sendTask>` (its record's kind), not an intermediate throw event.
         send_task: bool,
     },
+    /// A compensation boundary event: once the activity it is attached to has completed, a
+    /// compensation thrown in the activity's scope runs `handler` (the activity marked
+    /// `isForCompensation` that an association links it to).
+    CompensationBoundary {
+        /// The activity it is attached to.
+        attached_to: NodeId,
+        /// The activity that undoes it.
+        handler: NodeId,
+    },
+    /// An intermediate compensation throw event: runs the handlers of the activities of its
+    /// scope that completed (or of `activity` only), newest first, one after another.
+    CompensationThrow {
+        /// The one activity to compensate (`activityRef`); none: every one.
+        activity: Option<NodeId>,
+        /// The token goes on once the handlers are done (`waitForCompletion`, true unless
+        /// the model says), else at once.
+        wait: bool,
+    },
     /// A link catch event: where the flow of the link throw events naming it goes on (the
     /// model gives each throw a flow to it).
     LinkCatch,
@@ -339,6 +366,12 @@ pub enum EndKind {
     },
     /// Sends a message or signal, then consumes the token.
     Throw(Box<Trigger>),
+    /// Compensates as [`NodeKind::CompensationThrow`] does (waiting for its handlers), then
+    /// consumes the token.
+    Compensation {
+        /// The one activity to compensate (`activityRef`); none: every one.
+        activity: Option<NodeId>,
+    },
     /// Throws an escalation with this code (as [`NodeKind::EscalationThrow`]), then
     /// consumes the token.
     Escalation {

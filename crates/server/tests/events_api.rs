@@ -239,7 +239,39 @@ async fn variables_set_through_the_api_make_a_conditional_boundary_event_interru
     assert!(condition["params"].as_str().is_some_and(|p| p.contains("conditional")), "{condition}");
 }
 
+/// Booking then paying, each with a user task that undoes it, then a compensation end event.
+const REFUND: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="refund" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="book"/>
+  <task id="book" name="Book"/><sequenceFlow id="f2" sourceRef="book" targetRef="pay"/><task id="pay" name="Pay"/>
+  <sequenceFlow id="f3" sourceRef="pay" targetRef="undo"/><endEvent id="undo"><compensateEventDefinition/></endEvent>
+  <boundaryEvent id="cb1" attachedToRef="book"><compensateEventDefinition/></boundaryEvent>
+  <userTask id="unbook" name="Cancel booking" isForCompensation="true"/><association id="a1" sourceRef="cb1" targetRef="unbook"/>
+  <boundaryEvent id="cb2" attachedToRef="pay"><compensateEventDefinition/></boundaryEvent>
+  <userTask id="refund_it" name="Refund" isForCompensation="true"/><association id="a2" sourceRef="cb2" targetRef="refund_it"/>
+  </process></definitions>"#;
+
+async fn a_compensation_end_event_runs_the_handlers_newest_first_through_the_api(s: TestServer) {
+    s.deploy(REFUND).await;
+    let id = s.start_process("refund", json!({})).await["id"].as_str().unwrap_or_default().to_owned();
+    for expected in ["Refund", "Cancel booking"] {
+        let tasks = s.tasks(&id).await;
+        let active: Vec<&Value> = tasks.iter().filter(|t| t["status"] == "active" && t["name"] != "undo").collect();
+        assert_eq!(active.len(), 1, "one handler at a time: {tasks:?}");
+        assert_eq!(active[0]["name"], expected, "{tasks:?}");
+        let task = active[0]["id"].as_str().unwrap_or_default();
+        let (status, body) = s.put(&format!("/task/{task}/complete"), Some(json!({}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(s.settle_or_wait(&id).await["processStatus"], "success");
+    let tasks = s.tasks(&id).await;
+    let throw =
+        tasks.iter().find(|t| t["name"] == "undo").unwrap_or_else(|| panic!("no record of the end event: {tasks:?}"));
+    assert_eq!(throw["status"], "completed", "{throw}");
+    assert_eq!(throw["params"], json!(r#"{"compensating":["pay","book"]}"#), "{throw}");
+}
+
 backend_tests!(server = TestServer::start;
+    a_compensation_end_event_runs_the_handlers_newest_first_through_the_api,
     variables_set_through_the_api_make_a_conditional_boundary_event_interrupt_its_task,
     a_message_reaches_the_instance_whose_key_it_carries_and_only_once,
     a_message_start_event_starts_an_instance_with_the_message_variables,

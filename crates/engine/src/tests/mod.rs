@@ -1,6 +1,7 @@
 //! Engine semantics, fed commands with no IO.
 
 mod calls;
+mod compensation_events;
 mod conditions;
 mod escalations;
 mod event_gateways;

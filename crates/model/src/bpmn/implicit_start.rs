@@ -16,10 +16,19 @@ impl Builder<'_> {
         container: XmlNode<'_, '_>,
         scope: Option<NodeId>,
     ) -> Result<NodeId, ModelError> {
+        // A compensation handler begins only when a compensation is thrown.
+        let handlers: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match n.kind {
+                NodeKind::CompensationBoundary { handler, .. } => Some(handler),
+                _ => None,
+            })
+            .collect();
         let entries: Vec<NodeId> = (0..self.nodes.len() as NodeId)
             .filter(|n| {
                 let node = &self.nodes[*n as usize];
-                node.scope == scope && node.incoming.is_empty() && begins(&node.kind)
+                node.scope == scope && node.incoming.is_empty() && begins(&node.kind) && !handlers.contains(n)
             })
             .collect();
         let empty = !self.nodes.iter().any(|n| n.scope == scope);
@@ -71,6 +80,7 @@ fn begins(kind: &NodeKind) -> bool {
         NodeKind::ErrorBoundary { .. }
             | NodeKind::TimerBoundary { .. }
             | NodeKind::EventBoundary { .. }
+            | NodeKind::CompensationBoundary { .. }
             | NodeKind::EventSubProcess { .. }
             | NodeKind::StartEvent
             | NodeKind::TimerStart(_)

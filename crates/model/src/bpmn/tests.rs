@@ -597,3 +597,51 @@ fn a_link_throw_event_goes_on_at_the_catch_event_of_its_name_and_broken_links_ar
         assert!(err.message.contains(says), "{body}: {err}");
     }
 }
+
+#[test]
+fn compensation_boundary_events_link_their_handlers_and_misdrawn_compensation_is_refused() {
+    let handler = r#"<boundaryEvent id="cb" attachedToRef="t"><compensateEventDefinition/></boundaryEvent>
+        <serviceTask id="undo" isForCompensation="true" flowable:expression="${1}"/><association sourceRef="cb" targetRef="undo"/>"#;
+    let d = parse_one(&format!(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/><task id="t"/>
+        <sequenceFlow sourceRef="t" targetRef="th"/>{handler}
+        <intermediateThrowEvent id="th"><compensateEventDefinition activityRef="t" waitForCompletion="false"/></intermediateThrowEvent>
+        <sequenceFlow sourceRef="th" targetRef="e"/><endEvent id="e"><compensateEventDefinition/></endEvent>"#
+    ));
+    let id = |e: &str| d.node_by_element(e).unwrap_or_else(|| panic!("no {e}"));
+    assert_eq!(d.compensation_handler(id("t")), Some(id("undo")));
+    assert!(
+        matches!(d.node(id("th")).kind, NodeKind::CompensationThrow { activity: Some(a), wait: false } if a == id("t"))
+    );
+    assert!(matches!(d.node(id("e")).kind, NodeKind::EndEvent(EndKind::Compensation { activity: None })));
+    let alone = parse_one(&format!(r#"<task id="t"/>{handler}"#));
+    let start = alone.node(alone.start);
+    let begins: Vec<&str> = start.outgoing.iter().map(|f| alone.node(alone.flow(*f).target).id.as_str()).collect();
+    assert_eq!(begins, ["t"], "a handler is no place to begin");
+    for (body, says) in [
+        (
+            r#"<task id="t"/><boundaryEvent id="cb" attachedToRef="t"><compensateEventDefinition/></boundaryEvent>"#.to_owned(),
+            "needs an association to its handler",
+        ),
+        (
+            r#"<task id="t"/><task id="u"/><boundaryEvent id="cb" attachedToRef="t"><compensateEventDefinition/></boundaryEvent><association sourceRef="cb" targetRef="u"/>"#.to_owned(),
+            "isForCompensation",
+        ),
+        (format!(r#"<task id="t"/>{handler}<sequenceFlow sourceRef="t" targetRef="undo"/>"#), "has no sequence flows"),
+        (
+            r#"<intermediateThrowEvent id="th"><compensateEventDefinition activityRef="nope"/></intermediateThrowEvent>"#.to_owned(),
+            "activityRef `nope` names no activity",
+        ),
+        (
+            r#"<intermediateThrowEvent id="th"><compensateEventDefinition waitForCompletion="maybe"/></intermediateThrowEvent>"#.to_owned(),
+            "`waitForCompletion` is true or false",
+        ),
+        (
+            r#"<subProcess id="esp" triggeredByEvent="true"><startEvent id="cs"><compensateEventDefinition/></startEvent></subProcess>"#.to_owned(),
+            "compensation event subprocesses are not supported",
+        ),
+    ] {
+        let err = parse_err(&format!(r#"<startEvent id="s0"/>{body}"#));
+        assert!(err.message.contains(says), "{body}: {err}");
+    }
+}
