@@ -1433,7 +1433,13 @@ impl Instance {
                 })?;
                 (n, None)
             }
+            // A standard loop without a maximum runs while its condition holds, up to the limit.
+            (None, None) if mi.loop_while.is_some() => (u64::from(step.ctx.limits.max_items), None),
             (None, None) => return Err(Fail("multi-instance has neither collection nor cardinality".into())),
+        };
+        let total = match &mi.loop_while {
+            Some(condition) if mi.test_before && !self.eval_bool(condition, scope)? => 0,
+            _ => total,
         };
         let max = step.ctx.limits.max_items;
         let total = u32::try_from(total)
@@ -1557,6 +1563,9 @@ impl Instance {
         };
         let early = match mi.as_ref().and_then(|m| m.completion_condition.as_ref()) {
             Some(cond) => self.eval_bool(cond, Some(body_id))?,
+            None => false,
+        } || match mi.as_ref().and_then(|m| m.loop_while.as_ref()) {
+            Some(condition) => !self.eval_bool(condition, Some(body_id))?,
             None => false,
         };
         if early && completed < total {

@@ -900,10 +900,7 @@ fn user_task(el: XmlNode<'_, '_>) -> Result<UserTaskSpec, ModelError> {
 
 fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelError> {
     if let Some(std_loop) = el.children().find(|c| is_bpmn(*c, "standardLoopCharacteristics")) {
-        return Err(ModelError::at(
-            std_loop,
-            "standard loops are not supported yet; use multiInstanceLoopCharacteristics",
-        ));
+        return standard_loop(std_loop).map(Some);
     }
     let Some(mi) = el.children().find(|c| is_bpmn(*c, "multiInstanceLoopCharacteristics")) else { return Ok(None) };
     let cardinality = child(mi, "loopCardinality").map(text_of).filter(|t| !t.is_empty());
@@ -943,7 +940,49 @@ fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelErr
             .map(|t| as_expr("completionCondition", &t))
             .transpose()?,
         output,
+        loop_while: None,
+        test_before: false,
     }))
+}
+
+/// A `<standardLoopCharacteristics>`: the activity runs again while its `loopCondition` holds
+/// after a run (before each run too with `testBefore="true"`), at most `loopMaximum` times.
+fn standard_loop(el: XmlNode<'_, '_>) -> Result<MultiInstance, ModelError> {
+    let condition = match child(el, "loopCondition") {
+        Some(c) => {
+            if let Some(lang) = c.attribute("language").filter(|l| !is_juel(l)) {
+                return Err(ModelError::at(
+                    c,
+                    format!("loop condition language `{lang}` is not supported; write a ${{...}} expression"),
+                ));
+            }
+            Some(text_of(c)).filter(|t| !t.is_empty())
+        }
+        None => None,
+    };
+    let maximum = el.attribute("loopMaximum").map(str::trim).filter(|m| !m.is_empty());
+    if let Some(m) = maximum.filter(|m| m.parse::<u32>().is_err()) {
+        return Err(ModelError::at(el, format!("loopMaximum `{m}` is not a whole number ≥ 0")));
+    }
+    if condition.is_none() && maximum.is_none() {
+        return Err(ModelError::at(
+            el,
+            "a standard loop needs a loopCondition or a loopMaximum: without either it would never end",
+        ));
+    }
+    let as_expr = |what: &str, text: &str| {
+        Expression::parse_bare(text).map_err(|e| ModelError::at(el, format!("malformed {what}: {e}")))
+    };
+    Ok(MultiInstance {
+        sequential: true,
+        cardinality: maximum.map(|m| as_expr("loopMaximum", m)).transpose()?,
+        collection: None,
+        element_variable: None,
+        completion_condition: None,
+        output: None,
+        loop_while: condition.map(|c| as_expr("loopCondition", &c)).transpose()?,
+        test_before: el.attribute("testBefore") == Some("true"),
+    })
 }
 
 /// `<extensionElements><flowstone:output name="ip" value="${machine.ip}"/></extensionElements>`.

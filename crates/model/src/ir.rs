@@ -437,7 +437,8 @@ pub struct UserTaskSpec {
     pub category: Option<String>,
 }
 
-/// Multi-instance loop characteristics.
+/// Multi-instance loop characteristics, or a standard loop's (one run after another while a
+/// condition holds).
 #[derive(Debug, Clone)]
 pub struct MultiInstance {
     /// One instance after another, or all at once.
@@ -452,6 +453,12 @@ pub struct MultiInstance {
     pub completion_condition: Option<Expression>,
     /// Where each instance's result goes (`loopDataOutputRef` with `outputDataItem`).
     pub output: Option<MiOutput>,
+    /// A standard loop's `loopCondition`: the activity runs again, one run after another,
+    /// while this holds after a run (at most `cardinality` times, its `loopMaximum`).
+    pub loop_while: Option<Expression>,
+    /// A standard loop that tests before (`testBefore`): the condition is read before the
+    /// first run too, and the activity does not run when it does not hold.
+    pub test_before: bool,
 }
 
 /// A multi-instance activity's output collection: the list variable that gathers, in item

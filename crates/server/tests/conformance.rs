@@ -240,6 +240,7 @@ fn start_variables(name: &str) -> Value {
             json!({"myVar": "test"})
         }
         "conditional_event.bpmn" => json!({"task_a_done": true, "task_c_done": true}),
+        "standard_loop.bpmn" => json!({"done": false}),
         "reviewSalesLead.bpmn20.xml" => {
             json!({"initiator": "kermit", "customerName": "Alfresco", "details": "big", "notEnoughInformation": "false"})
         }
@@ -362,7 +363,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("spiffworkflow/bpmn/sequential_multiinstance_cardinality.bpmn", "success"),
     ("spiffworkflow/bpmn/sequential_multiinstance_loop_input.bpmn", "success"),
     ("spiffworkflow/bpmn/single_call_activity.bpmn", "failed"),
-    ("spiffworkflow/bpmn/standard_loop.bpmn", "refused <standardLoopCharacteristics>"),
+    ("spiffworkflow/bpmn/standard_loop.bpmn", "success"),
     ("spiffworkflow/bpmn/timer-cycle-start.bpmn", "refused <scriptTask>"),
     ("spiffworkflow/bpmn/timer-date-start.bpmn", "refused <timeDate>"),
     ("spiffworkflow/bpmn/timer-non-interrupt-boundary.bpmn", "success"),

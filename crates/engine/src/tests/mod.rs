@@ -879,3 +879,41 @@ fn a_token_thrown_at_a_link_goes_on_at_its_catch_event() {
     assert!(passed.contains(&("in".to_owned(), "intermediateCatchEvent")), "{passed:?}");
     assert_eq!(h.elements_run(), ["t"]);
 }
+
+fn standard_loop(attributes: &str, condition: &str) -> Definition {
+    model(&format!(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="try"/>
+        <userTask id="try"><standardLoopCharacteristics {attributes}>{condition}</standardLoopCharacteristics></userTask>
+        <sequenceFlow sourceRef="try" targetRef="e"/><endEvent id="e"/>"#
+    ))
+}
+
+#[test]
+fn a_standard_loop_runs_its_activity_again_while_its_condition_holds_after_a_run() {
+    let mut h = Harness::start(standard_loop("", "<loopCondition>${!done}</loopCondition>"), json!({"done": true}));
+    assert_eq!(h.open_at("try").len(), 1, "without testBefore it runs once before the condition is read");
+    h.complete("try", json!({"done": false}));
+    assert_eq!(h.open_at("try").len(), 1, "the condition holds: once more");
+    h.complete("try", json!({"done": true}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.elements_run(), ["try", "try"]);
+}
+
+#[test]
+fn a_standard_loop_that_tests_before_may_not_run_at_all_and_stops_at_its_maximum() {
+    let h = Harness::start(
+        standard_loop(r#"testBefore="true""#, "<loopCondition>not done</loopCondition>"),
+        json!({"done": true}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert!(h.elements_run().is_empty());
+    let mut h = Harness::start(
+        standard_loop(r#"testBefore="true" loopMaximum="3""#, "<loopCondition>not done</loopCondition>"),
+        json!({"done": false}),
+    );
+    for _ in 0..3 {
+        h.complete("try", json!({}));
+    }
+    assert_eq!(h.inst.status, InstanceStatus::Completed, "three runs at most");
+    assert_eq!(h.elements_run().len(), 3);
+}

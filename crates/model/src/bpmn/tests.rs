@@ -645,3 +645,29 @@ fn compensation_boundary_events_link_their_handlers_and_misdrawn_compensation_is
         assert!(err.message.contains(says), "{body}: {err}");
     }
 }
+
+#[test]
+fn standard_loops_need_a_condition_or_a_maximum() {
+    let looped = |inner: &str| {
+        format!(
+            r#"<startEvent id="s"/><task id="t"><standardLoopCharacteristics {inner}</standardLoopCharacteristics></task>"#
+        )
+    };
+    let d = parse_one(&looped(r#"testBefore="true" loopMaximum="3"><loopCondition>${x}</loopCondition>"#));
+    let mi = d
+        .node(d.node_by_element("t").unwrap_or_else(|| panic!("no t")))
+        .multi
+        .clone()
+        .unwrap_or_else(|| panic!("no loop"));
+    assert!(mi.sequential && mi.test_before && mi.loop_while.is_some());
+    assert_eq!(mi.cardinality.map(|c| c.source().to_owned()).as_deref(), Some("3"));
+    for (inner, says) in [
+        (">", "needs a loopCondition or a loopMaximum"),
+        (r#"loopMaximum="many">"#, "loopMaximum `many`"),
+        (r#"><loopCondition language="python">x</loopCondition>"#, "`python` is not supported"),
+        (r#"><loopCondition>${x +}</loopCondition>"#, "malformed loopCondition"),
+    ] {
+        let err = parse_err(&looped(inner));
+        assert!(err.message.contains(says), "{inner}: {err}");
+    }
+}
