@@ -93,6 +93,7 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 nodes: Vec::new(),
                 flows: Vec::new(),
                 index: HashMap::new(),
+                drawn: process.attribute("isExecutable") != Some("true"),
             };
             let start = builder.scope(*process, None)?;
             let key = process
@@ -233,6 +234,9 @@ struct Builder<'e> {
     flows: Vec<Flow>,
     /// Element id → node, per scope (ids are unique per document, but flows must stay in scope).
     index: HashMap<String, NodeId>,
+    /// The process is not marked executable (`isExecutable="true"`): drawn for documentation,
+    /// its service tasks need not say how they run, and pass.
+    drawn: bool,
 }
 
 impl Builder<'_> {
@@ -332,7 +336,7 @@ impl Builder<'_> {
                 scope,
                 incoming: Vec::new(),
                 outgoing: Vec::new(),
-                multi: multi_instance(el)?,
+                multi: multi_instance(el, self.drawn)?,
                 line: pos.row,
                 options: None,
                 boundaries: Vec::new(),
@@ -629,7 +633,7 @@ impl Builder<'_> {
             "eventBasedGateway" => event_gateway::event_gateway(el)?,
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,
-            "serviceTask" => service_task(el)?,
+            "serviceTask" => service_task(el, self.drawn)?,
             "scriptTask" => script_task(el)?,
             "callActivity" => call::call_activity(el)?,
             "userTask" => NodeKind::UserTask(Box::new(user_task(el)?)),
@@ -829,7 +833,7 @@ fn result_variable(el: XmlNode<'_, '_>) -> Option<String> {
     ext(el, "resultVariable").or_else(|| ext(el, "resultVariableName")).map(str::to_owned)
 }
 
-fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
+fn service_task(el: XmlNode<'_, '_>, drawn: bool) -> Result<NodeKind, ModelError> {
     let id = el.attribute("id").unwrap_or_default();
     if let Some(stone) = ext(el, "stone") {
         let namespace = ext(el, "namespace").unwrap_or(id);
@@ -864,9 +868,13 @@ fn service_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
             "service tasks backed by a Java class or delegate cannot run here; make it a stone (flowable:type=\"external-worker\" flowable:topic=…)",
         ));
     }
+    if drawn {
+        // Drawn for documentation (the MIWG's models, bpmn.io's default): the task is passed.
+        return Ok(NodeKind::Task);
+    }
     Err(ModelError::at(
         el,
-        "the service task has no implementation: give it an expression, an external-worker topic or a flowstone:stone",
+        "the service task has no implementation: give it an expression, an external-worker topic or a flowstone:stone (in a process not marked isExecutable=\"true\", it passes as a plain task)",
     ))
 }
 
@@ -898,9 +906,9 @@ fn user_task(el: XmlNode<'_, '_>) -> Result<UserTaskSpec, ModelError> {
     Ok(spec)
 }
 
-fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelError> {
+fn multi_instance(el: XmlNode<'_, '_>, drawn: bool) -> Result<Option<MultiInstance>, ModelError> {
     if let Some(std_loop) = el.children().find(|c| is_bpmn(*c, "standardLoopCharacteristics")) {
-        return standard_loop(std_loop).map(Some);
+        return standard_loop(std_loop, drawn).map(Some);
     }
     let Some(mi) = el.children().find(|c| is_bpmn(*c, "multiInstanceLoopCharacteristics")) else { return Ok(None) };
     let cardinality = child(mi, "loopCardinality").map(text_of).filter(|t| !t.is_empty());
@@ -947,7 +955,8 @@ fn multi_instance(el: XmlNode<'_, '_>) -> Result<Option<MultiInstance>, ModelErr
 
 /// A `<standardLoopCharacteristics>`: the activity runs again while its `loopCondition` holds
 /// after a run (before each run too with `testBefore="true"`), at most `loopMaximum` times.
-fn standard_loop(el: XmlNode<'_, '_>) -> Result<MultiInstance, ModelError> {
+/// Drawn for documentation with neither, it runs once.
+fn standard_loop(el: XmlNode<'_, '_>, drawn: bool) -> Result<MultiInstance, ModelError> {
     let condition = match child(el, "loopCondition") {
         Some(c) => {
             if let Some(lang) = c.attribute("language").filter(|l| !is_juel(l)) {
@@ -961,13 +970,14 @@ fn standard_loop(el: XmlNode<'_, '_>) -> Result<MultiInstance, ModelError> {
         None => None,
     };
     let maximum = el.attribute("loopMaximum").map(str::trim).filter(|m| !m.is_empty());
+    let maximum = maximum.or((drawn && condition.is_none()).then_some("1"));
     if let Some(m) = maximum.filter(|m| m.parse::<u32>().is_err()) {
         return Err(ModelError::at(el, format!("loopMaximum `{m}` is not a whole number ≥ 0")));
     }
     if condition.is_none() && maximum.is_none() {
         return Err(ModelError::at(
             el,
-            "a standard loop needs a loopCondition or a loopMaximum: without either it would never end",
+            "a standard loop needs a loopCondition or a loopMaximum: without either it would never end (in a process not marked isExecutable=\"true\", it runs once)",
         ));
     }
     let as_expr = |what: &str, text: &str| {

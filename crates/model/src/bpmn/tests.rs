@@ -185,7 +185,15 @@ fn invalid_models_are_rejected() {
     assert!(
         parse_err(r#"<startEvent id="s"/><serviceTask id="j" flowable:class="com.acme.X"/>"#).message.contains("Java")
     );
-    assert!(parse_err(r#"<startEvent id="s"/><serviceTask id="j"/>"#).message.contains("no implementation"));
+    let executable =
+        wrap(r#"<startEvent id="s"/><serviceTask id="j"/>"#).replace(r#"name="P">"#, r#"isExecutable="true">"#);
+    let err = parse_bpmn(&executable).expect_err("an executable service task must say how it runs");
+    assert!(err.message.contains("no implementation"), "{err}");
+    let drawn = parse_one(r#"<startEvent id="s"/><serviceTask id="j"/>"#);
+    assert!(
+        matches!(drawn.node(drawn.node_by_element("j").unwrap_or_default()).kind, NodeKind::Task),
+        "in a process not marked executable (drawn for documentation) it passes"
+    );
     assert!(
         parse_err(r#"<startEvent id="s"/><serviceTask id="j" flowable:expression="${a +}"/>"#)
             .message
@@ -649,16 +657,16 @@ fn compensation_boundary_events_link_their_handlers_and_misdrawn_compensation_is
 #[test]
 fn standard_loops_need_a_condition_or_a_maximum() {
     let looped = |inner: &str| {
-        format!(
+        wrap(&format!(
             r#"<startEvent id="s"/><task id="t"><standardLoopCharacteristics {inner}</standardLoopCharacteristics></task>"#
-        )
+        ))
+        .replace(r#"name="P">"#, r#"isExecutable="true">"#)
     };
-    let d = parse_one(&looped(r#"testBefore="true" loopMaximum="3"><loopCondition>${x}</loopCondition>"#));
-    let mi = d
-        .node(d.node_by_element("t").unwrap_or_else(|| panic!("no t")))
-        .multi
-        .clone()
-        .unwrap_or_else(|| panic!("no loop"));
+    let loop_of = |d: &Definition| d.node(d.node_by_element("t").unwrap_or_default()).multi.clone();
+    let d = parse_bpmn(&looped(r#"testBefore="true" loopMaximum="3"><loopCondition>${x}</loopCondition>"#))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let mi = loop_of(&d).unwrap_or_else(|| panic!("no loop"));
     assert!(mi.sequential && mi.test_before && mi.loop_while.is_some());
     assert_eq!(mi.cardinality.map(|c| c.source().to_owned()).as_deref(), Some("3"));
     for (inner, says) in [
@@ -667,7 +675,10 @@ fn standard_loops_need_a_condition_or_a_maximum() {
         (r#"><loopCondition language="python">x</loopCondition>"#, "`python` is not supported"),
         (r#"><loopCondition>${x +}</loopCondition>"#, "malformed loopCondition"),
     ] {
-        let err = parse_err(&looped(inner));
+        let err = parse_bpmn(&looped(inner)).expect_err("refused");
         assert!(err.message.contains(says), "{inner}: {err}");
     }
+    let drawn = parse_one(r#"<startEvent id="s"/><task id="t"><standardLoopCharacteristics/></task>"#);
+    let mi = loop_of(&drawn).unwrap_or_else(|| panic!("no loop"));
+    assert_eq!(mi.cardinality.map(|c| c.source().to_owned()).as_deref(), Some("1"), "drawn for documentation: once");
 }
