@@ -6,6 +6,7 @@
 //! call. A call record closed any other way (a boundary event, a cancel, the caller's end)
 //! ends the child with [`Effect::EndCall`].
 
+use crate::compensation::Ran;
 use crate::effect::{Effect, TaskStatus};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Fail, Instance, InstanceStatus, Step};
@@ -53,8 +54,13 @@ pub struct Caller {
 /// How a called instance ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEnd {
-    /// It completed with these variables.
-    Completed(Map<String, Value>),
+    /// It completed.
+    Completed {
+        /// Its variables.
+        variables: Map<String, Value>,
+        /// The stone tasks it ran (and its own children ran), for the caller's rollback.
+        ran: Vec<Ran>,
+    },
     /// A BPMN error with this code ended it (caught nowhere inside).
     Error(Option<String>),
     /// It failed or was canceled, for this reason.
@@ -104,6 +110,7 @@ impl Instance {
         rec.status = TaskStatus::Active;
         rec.params = Some(serde_json::json!({"calledElement": key, "calledInstance": child}));
         self.calls.insert(rec.id.clone(), child.clone());
+        self.children.push(child.clone());
         step.effects.push(Effect::Call(Box::new(Call {
             record_id: rec.id.clone(),
             element: rec.element.clone(),
@@ -144,7 +151,7 @@ impl Instance {
             }
         };
         match end {
-            CallEnd::Completed(child_vars) => {
+            CallEnd::Completed { variables: child_vars, ran } => {
                 let spec = match node.map(|n| &step.def.node(n).kind) {
                     Some(NodeKind::Call(spec)) => spec.clone(),
                     _ => return Ok(()),
@@ -159,6 +166,10 @@ impl Instance {
                             self.set_var(scope, name, value);
                         }
                         self.close_record(step, id, TaskStatus::Completed, None, shown);
+                        for mut r in ran {
+                            r.called.get_or_insert_with(|| child.clone());
+                            self.adopt_ran(r);
+                        }
                         if let Some(token) = token {
                             self.resume(step, token);
                         }
@@ -199,7 +210,9 @@ impl Instance {
     /// How this called instance ended, as its caller is told (once it has ended).
     pub fn call_end(&self) -> CallEnd {
         match (self.status, &self.uncaught_error) {
-            (InstanceStatus::Completed, _) => CallEnd::Completed(self.variables.clone()),
+            (InstanceStatus::Completed, _) => {
+                CallEnd::Completed { variables: self.variables.clone(), ran: self.ran.clone() }
+            }
             (InstanceStatus::Failed, Some(code)) => CallEnd::Error(Some(code.clone()).filter(|c| !c.is_empty())),
             (InstanceStatus::Failed, None) => {
                 CallEnd::Failed(format!("failed: {}", self.failure.as_deref().unwrap_or("no reason given")))

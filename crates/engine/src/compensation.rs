@@ -12,9 +12,10 @@ use flowstone_model::{Definition, NodeKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A stone task that started: what undoing it needs.
+/// A stone task that started: what undoing it needs. A called instance that completed hands
+/// its own to its caller, so that the caller's rollback undoes them too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Ran {
+pub struct Ran {
     element: String,
     name: String,
     stone: String,
@@ -23,6 +24,10 @@ pub(crate) struct Ran {
     params: Value,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     outputs: Map<String, Value>,
+    /// The called instance it ran in, for one handed over by a child: the child's own delete
+    /// undoes it, not the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) called: Option<String>,
 }
 
 impl Ran {
@@ -43,6 +48,7 @@ impl Ran {
                 Some(Value::Object(map)) => map.clone(),
                 _ => Map::new(),
             },
+            called: None,
         }
     }
 }
@@ -98,8 +104,12 @@ impl Instance {
         if let Some(id) = &self.delete {
             return Err(EngineError::AlreadyDeleted(id.clone()));
         }
-        let steps = self.ran.iter().rev().cloned().collect();
+        // What its called instances ran, their own deletes undo: they are deleted with it.
+        let steps = self.ran.iter().rev().filter(|r| r.called.is_none()).cloned().collect();
         self.delete = Some(self.spawn_compensation(step, InstanceKind::Delete, Action::Delete, steps));
+        for child in &self.children {
+            step.effects.push(Effect::DeleteCall { child: child.clone() });
+        }
         Ok(())
     }
 

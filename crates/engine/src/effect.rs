@@ -313,6 +313,11 @@ pub enum Effect {
         /// The child instance.
         child: String,
     },
+    /// Delete a child instance of a call activity with its caller, in the same commit.
+    DeleteCall {
+        /// The child instance.
+        child: String,
+    },
 }
 
 /// An open task record waiting for a message, a signal or a trigger.

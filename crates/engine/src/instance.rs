@@ -466,6 +466,9 @@ pub struct Instance {
     /// Open call activities' records, with the child instance each waits for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) calls: BTreeMap<String, String>,
+    /// Every instance its call activities started: deleted with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) children: Vec<String>,
     /// Activities with compensation handlers that completed, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) compensable: Vec<crate::compensate::Compensable>,
@@ -592,6 +595,7 @@ impl Instance {
             waits: BTreeMap::new(),
             calls: BTreeMap::new(),
             compensable: Vec::new(),
+            children: Vec::new(),
             compensating: Vec::new(),
             caller: None,
             uncaught_error: None,
@@ -616,10 +620,10 @@ impl Instance {
     }
 
     /// Whether the state must be kept after the instance ended: it has stone work that a
-    /// delete would undo, or it is itself a rollback, cancel or delete instance (which a
+    /// delete would undo or called instances a delete deletes too, or it is itself a rollback, cancel or delete instance (which a
     /// delete must refuse).
     pub fn keeps_state(&self) -> bool {
-        !self.ran.is_empty() || self.kind != InstanceKind::Process
+        !self.ran.is_empty() || !self.children.is_empty() || self.kind != InstanceKind::Process
     }
 
     /// Applies a command and runs the instance to its next wait states.

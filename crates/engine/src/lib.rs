@@ -31,6 +31,7 @@ mod user_task;
 
 pub use assignment::{Actor, Assignment, Candidates, Delegation, TaskChange};
 pub use call::{Call, CallEnd, Caller, MAX_CALL_DEPTH};
+pub use compensation::Ran;
 pub use effect::{
     Action, DEFAULT_PRIORITY, Effect, Job, Passage, Phase, Spawned, Subscription, TaskRecord, TaskStatus, Thrown,
     TimerSet, UserTaskInfo,

@@ -312,9 +312,14 @@ impl Instance {
 
     /// Remembers a stone task that ran, if a rollback, cancel or delete would undo it.
     pub(crate) fn push_ran(&mut self, def: &Definition, ran: Ran) {
-        if !ran.compensated(def) {
-            return;
+        if ran.compensated(def) {
+            self.adopt_ran(ran);
         }
+    }
+
+    /// Remembers a stone task that ran, already known to be one its rollback undoes (a
+    /// called instance's, checked against the child's model).
+    pub(crate) fn adopt_ran(&mut self, ran: Ran) {
         self.changes.note(|| Part::Ran(self.ran.len() as u32));
         self.ran.push(ran);
     }

@@ -1,7 +1,8 @@
 //! Call activities through the HTTP API on both databases: the child is an instance of its
 //! own, visible with its caller in the platform and Flowable dialects; its end moves the
 //! caller on with the out mappings; a BPMN error it ends with reaches a boundary event on the
-//! call; a cancel of the caller cancels the child; a called key nobody deployed fails the call.
+//! call; a cancel of the caller cancels the child, a delete deletes it; a called key nobody
+//! deployed fails the call.
 
 mod common;
 
@@ -117,7 +118,23 @@ async fn a_call_of_a_process_nobody_deployed_fails_the_caller_naming_it(s: TestS
     assert!(reason.contains("`call`") && reason.contains("`nowhere`"), "{reason}");
 }
 
+async fn a_delete_of_the_caller_deletes_its_children_in_the_same_commit(s: TestServer) {
+    s.deploy(&definitions(&format!("{CHILD}{}", caller("review")))).await;
+    let (parent, child) = start_with_child(&s, json!({"order": "o-10", "reject": false})).await;
+    complete_open(&s, &child, json!({})).await;
+    complete_open(&s, &parent, json!({})).await;
+    assert_eq!(s.settle_or_wait(&parent).await["processStatus"], "success");
+    let (status, body) = s.put(&format!("/process/{parent}/delete"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.wait_for(&parent, "deleted").await;
+    let c = s.wait_for(&child, "deleted").await;
+    assert!(c["deleteProcessInstanceId"].as_str().is_some_and(|d| !d.is_empty()), "{c}");
+    let (status, again) = s.put(&format!("/process/{child}/delete"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "deleted once, with its caller: {again}");
+}
+
 backend_tests!(server = TestServer::start;
+    a_delete_of_the_caller_deletes_its_children_in_the_same_commit,
     a_called_process_runs_as_its_own_instance_and_its_end_moves_the_caller_on,
     a_bpmn_error_the_child_ends_with_reaches_the_boundary_event_of_the_call,
     a_cancel_of_the_caller_cancels_its_child,

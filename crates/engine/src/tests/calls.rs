@@ -67,8 +67,11 @@ fn a_call_activity_asks_for_its_child_with_the_in_mappings_and_takes_the_out_map
     let rec = &h.records()[0];
     assert_eq!((rec.kind.as_str(), rec.status), ("callActivity", TaskStatus::Active));
     assert_eq!(rec.params, Some(json!({"calledElement": "checkCredit", "calledInstance": call.child})));
-    h.child_ended(CallEnd::Completed(vars(json!({"verdict": "ok", "score": 9, "noise": 1}))))
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.child_ended(CallEnd::Completed {
+        variables: vars(json!({"verdict": "ok", "score": 9, "noise": 1})),
+        ran: Vec::new(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables.get("checked"), Some(&json!("ok")));
     assert_eq!(h.inst.variables.get("score"), Some(&json!(10)));
@@ -92,7 +95,8 @@ fn variables_all_passes_every_variable_both_ways_and_the_binding_is_read() {
     assert_eq!(call.variables, vars(json!({"a": 1, "b": [2]})));
     assert_eq!(call.binding, flowstone_model::Binding::Version(3));
     assert!(call.inherit_business_key && call.business_key.is_none());
-    h.child_ended(CallEnd::Completed(vars(json!({"a": 5, "c": 3})))).unwrap_or_else(|e| panic!("{e}"));
+    h.child_ended(CallEnd::Completed { variables: vars(json!({"a": 5, "c": 3})), ran: Vec::new() })
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.inst.variables, vars(json!({"a": 5, "b": [2], "c": 3})));
 }
 
@@ -123,7 +127,7 @@ fn a_failed_child_fails_its_call_and_the_caller_naming_both() {
     assert_eq!(h.inst.status, InstanceStatus::Failed);
     let reason = h.inst.failure.clone().unwrap_or_default();
     assert!(reason.contains("`call`") && reason.contains(&child) && reason.contains("boom"), "{reason}");
-    let again = h.child_ended(CallEnd::Completed(Map::new()));
+    let again = h.child_ended(CallEnd::Completed { variables: Map::new(), ran: Vec::new() });
     assert!(matches!(again, Err(EngineError::NotRunning(_))), "{again:?}");
 }
 
@@ -147,7 +151,8 @@ fn a_call_closed_early_ends_its_child_and_a_late_return_is_refused() {
     let record = moved_on.calls()[0].record_id.clone();
     let fired = moved_on.inst.open.values().find(|r| r.element == "late").map(|r| r.id.clone()).unwrap_or_default();
     moved_on.apply(Command::FireTimer { timer: fired, due: 1000 + 3_600_000 }).unwrap_or_else(|e| panic!("{e}"));
-    let late = moved_on.apply(Command::Return { record, end: CallEnd::Completed(Map::new()) });
+    let late =
+        moved_on.apply(Command::Return { record, end: CallEnd::Completed { variables: Map::new(), ran: Vec::new() } });
     assert!(late.is_err(), "a child that ends after its call closed is not taken: {late:?}");
 }
 

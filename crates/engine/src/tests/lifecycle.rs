@@ -421,3 +421,68 @@ fn a_bpmn_error_in_one_item_ends_the_whole_multi_instance_activity() {
     assert!(h.open_at("t").is_empty(), "the other items were canceled");
     assert_eq!(h.open_at("handled").len(), 1);
 }
+
+/// Stone `a`, a call of `child`, then stone `c`.
+fn calling() -> Definition {
+    model(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="a"/>
+        <serviceTask id="a" flowstone:stone="MachineStone"/><sequenceFlow sourceRef="a" targetRef="call"/>
+        <callActivity id="call" calledElement="child"/><sequenceFlow sourceRef="call" targetRef="c"/>
+        <serviceTask id="c" flowstone:stone="BillingStone"/><sequenceFlow sourceRef="c" targetRef="e"/><endEvent id="e"/>"#,
+    )
+}
+
+/// The child the call asked for, run to completion through its stone `b`: how it ended.
+fn completed_child() -> CallEnd {
+    let mut child = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="b"/>
+            <serviceTask id="b" flowstone:stone="MachineStone"/><sequenceFlow sourceRef="b" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    child.run_chain_to(&["b"]);
+    assert_eq!(child.inst.status, InstanceStatus::Completed);
+    child.inst.call_end()
+}
+
+/// The elements a rollback, cancel or delete instance's plan sends its action to, in order.
+fn plan_elements(inst: &Instance) -> Vec<String> {
+    let state = serde_json::to_value(inst).unwrap_or_else(|e| panic!("{e}"));
+    state["plan"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["element"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_caller_that_fails_rolls_back_what_its_completed_children_ran_in_order() {
+    let mut h = Harness::start(calling(), json!({}));
+    h.run_chain_to(&["a"]);
+    let record = h.open_at("call").into_iter().next().unwrap_or_else(|| panic!("no call"));
+    ok(h.apply(Command::Return { record, end: completed_child() }));
+    ok(h.event("c", StoneEvent::Begin(Action::Start)));
+    ok(h.event("c", failed(Action::Start, "card declined")));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    let (_, rollback) = h.spawned();
+    assert_eq!(plan_elements(&rollback.inst), ["c", "b", "a"], "newest first, the child's stone in its place");
+}
+
+#[test]
+fn deleting_a_caller_deletes_its_children_which_undo_their_own_stones() {
+    let mut h = Harness::start(calling(), json!({}));
+    h.run_chain_to(&["a"]);
+    let record = h.open_at("call").into_iter().next().unwrap_or_else(|| panic!("no call"));
+    let child = h.inst.children.first().cloned().unwrap_or_else(|| panic!("no child remembered"));
+    ok(h.apply(Command::Return { record, end: completed_child() }));
+    h.run_chain_to(&["c"]);
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert!(h.inst.keeps_state());
+    ok(h.apply(Command::Delete));
+    let (_, delete) = h.spawned();
+    assert_eq!(plan_elements(&delete.inst), ["c", "a"], "the child's own delete undoes `b`");
+    let deleted: Vec<&Effect> = h.effects.iter().filter(|e| matches!(e, Effect::DeleteCall { .. })).collect();
+    assert!(matches!(deleted.as_slice(), [Effect::DeleteCall { child: c }] if *c == child), "{deleted:?}");
+}

@@ -1177,6 +1177,7 @@ impl Committer {
                     call: *call,
                 }),
                 Effect::EndCall { child } => into.calls.ended.push(child),
+                Effect::DeleteCall { child } => into.calls.deleted.push(child),
             }
         }
         // A person's change of a task closed here must find it ended until the close commits.

@@ -2,6 +2,7 @@
 //! call, and a child that ends tells its caller in the same commit as its end; a call that
 //! closed early (a boundary event, a cancel of the caller) cancels its child. All of it loops
 //! until nothing more is asked, within one group, so a chain of calls lands whole or not at all.
+//! A deleted caller deletes its children in the same commit.
 
 use super::{Committer, Prepared};
 use crate::runtime::now_ms;
@@ -22,6 +23,8 @@ pub(super) struct Calls {
     pub(super) returns: Vec<(Caller, CallEnd)>,
     /// Children whose call closed before they ended: canceled.
     pub(super) ended: Vec<String>,
+    /// Children of a deleted caller: deleted with it.
+    pub(super) deleted: Vec<String>,
 }
 
 /// A call activity's child to start, with what it takes from its caller.
@@ -43,8 +46,8 @@ impl Committer {
     pub(super) async fn settle_calls(&mut self, into: &mut Prepared) {
         let mut started = 0;
         loop {
-            let Calls { asked, returns, ended } = std::mem::take(&mut into.calls);
-            if asked.is_empty() && returns.is_empty() && ended.is_empty() {
+            let Calls { asked, returns, ended, deleted } = std::mem::take(&mut into.calls);
+            if asked.is_empty() && returns.is_empty() && ended.is_empty() && deleted.is_empty() {
                 return;
             }
             let now = now_ms();
@@ -73,6 +76,12 @@ impl Committer {
             for child in ended {
                 if let Err(e) = self.apply_to(&child, Command::Cancel, into, now).await {
                     tracing::debug!(%child, "a called instance was not canceled with its call: {e}");
+                }
+            }
+            // One deleted already (on its own) is left as it is.
+            for child in deleted {
+                if let Err(e) = self.apply_to(&child, Command::Delete, into, now).await {
+                    tracing::debug!(%child, "a called instance was not deleted with its caller: {e}");
                 }
             }
         }
