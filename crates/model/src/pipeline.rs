@@ -5,7 +5,8 @@
 //! ConvergeGateway), `flows` and `constants`. Component codes name stones; `${KEY}`
 //! constants become variables named `KEY`; a gateway condition such as
 //! `${a} == "1"` is one expression over them. A subprocess's tree comes inline
-//! (`pipeline`) or from its `template_id` through the caller's lookup.
+//! (`pipeline`) or from its `template_id` through the caller's lookup. Trees in bamboo-engine's
+//! built form (`data.inputs`, `data.outputs`, `global_outputs`, `params`) are read alike.
 
 use crate::diagram::{Bounds, Diagram, Shape};
 use crate::error::ModelError;
@@ -18,6 +19,7 @@ use flowstone_expr::Expression;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+mod built;
 mod guards;
 mod preview;
 mod yaml;
@@ -182,8 +184,12 @@ impl Builder {
                 raws.push((id.as_str(), kind, v));
             }
         }
-        let constants = optional_object(tree, "constants")?;
-        let outputs_of = component_outputs(constants);
+        let built = built::constants(tree)?;
+        let constants = match &built {
+            Some(inputs) => inputs,
+            None => optional_object(tree, "constants")?,
+        };
+        let outputs_of = built::outputs_of(tree, constants)?;
         let mut nodes = Vec::new();
         for (id, kind, value) in raws {
             if id.is_empty() {
@@ -223,7 +229,10 @@ impl Builder {
             if raw.kind == "SubProcess" {
                 let sub = subprocess_tree(raw.id, raw.value, lookup)?;
                 let (sub_start, sub_constants, _) = self.tree(&sub, Some(raw.node), lookup, depth + 1)?;
-                let given = optional_object(raw.value, "constants")?;
+                let given = match built::given(raw.value) {
+                    Some(values) => object(values, "constants")?,
+                    None => optional_object(raw.value, "constants")?,
+                };
                 let mut locals = Vec::new();
                 for (name, default) in sub_constants {
                     let key = format!("${{{name}}}");
@@ -246,7 +255,7 @@ impl Builder {
             values.push((constant_variable(key).to_owned(), value));
         }
         let mut outputs = Vec::new();
-        for key in tree.get("outputs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for key in built::output_keys(tree) {
             let value = Expression::parse(&format!("${{{}}}", constant_variable(key)))
                 .map_err(|e| err("output", key, format!("is no constant key: {e}")))?;
             outputs.push(OutputParam { name: key.to_owned(), value });

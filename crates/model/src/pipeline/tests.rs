@@ -150,3 +150,51 @@ fn subprocesses_come_inline_or_from_their_template_with_their_own_constants() {
     let missing = parse(&parent).map(|_| ()).expect_err("no template").to_string();
     assert!(missing.contains("template `child` does not exist"), "{missing}");
 }
+
+/// The tree of [`tree`] in bamboo-engine's built form: `data.inputs` for constants,
+/// `data.outputs`, components' `inputs` and `global_outputs`.
+fn built() -> Value {
+    let mut t = tree();
+    let o = t.as_object_mut().unwrap_or_else(|| panic!("an object"));
+    o.remove("constants");
+    o.remove("outputs");
+    o.insert(
+        "data".into(),
+        json!({
+            "inputs": {
+                "${script}": {"type": "splice", "value": "echo ${level}", "is_param": false},
+                "${level}": {"type": "plain", "value": "2", "is_param": false},
+                "${_result}": {"type": "splice", "source_act": "b", "source_key": "_result", "value": ""},
+                "${copied}": {"type": "plain", "value": ""}
+            },
+            "outputs": ["${_result}", "${copied}"],
+            "pre_render_keys": []
+        }),
+    );
+    let a = &mut t["activities"]["a"]["component"];
+    let data = a.as_object_mut().and_then(|c| c.remove("data")).unwrap_or_default();
+    a["inputs"] =
+        json!({"script": {"type": "splice", "value": data["script"]["value"]}, "n": {"type": "plain", "value": 3}});
+    a["global_outputs"] = json!({"host": "${copied}"});
+    t["activities"]["b"]["component"]["global_outputs"] = json!({"_result": "${_result}"});
+    t
+}
+
+#[test]
+fn a_built_tree_reads_its_data_inputs_outputs_and_global_outputs_as_the_web_form_does() {
+    let web = parse(&tree()).unwrap_or_else(|e| panic!("{e}"));
+    let def = parse(&built()).unwrap_or_else(|e| panic!("{e}"));
+    let names = |d: &Definition| d.constants.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert!(names(&web).iter().all(|n| names(&def).contains(n)), "{:?} ⊂ {:?}", names(&web), names(&def));
+    let NodeKind::StoneTask(a) = &node(&def, "a").kind else { panic!("a is a stone task") };
+    assert_eq!(a.outputs, [("host".to_owned(), "copied".to_owned())]);
+    assert_eq!(a.inputs.as_ref().map(Vec::len), Some(2));
+    let NodeKind::StoneTask(b) = &node(&def, "b").kind else { panic!("b is a stone task") };
+    assert_eq!(b.outputs, [("_result".to_owned(), "_result".to_owned())], "named twice, copied once");
+    let outputs: Vec<&str> = def.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, ["${_result}", "${copied}"]);
+    let mut wrong = built();
+    wrong["data"]["inputs"]["${level}"]["type"] = json!("mystery");
+    let e = parse(&wrong).expect_err("an input type bamboo does not have");
+    assert!(e.message.contains("`mystery`"), "{e}");
+}
