@@ -10,7 +10,7 @@ use crate::parts::Changes;
 use crate::scope::{Scope, ScopeId, ScopeKind, ScopeVars};
 use crate::timer::Timer;
 use flowstone_expr::Expression;
-use flowstone_model::{Definition, EndKind, FlowId, NodeId, NodeKind, StoneSpec, Template};
+use flowstone_model::{Definition, EndKind, FlowId, ListenerEvent, NodeId, NodeKind, StoneSpec, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -534,6 +534,9 @@ impl Instance {
         let mut step = Step::new(def, ctx);
         let token = inst.spawn(options.from.unwrap_or(def.start), None);
         step.ready.push_back(token);
+        if let Err(Fail(reason)) = inst.notify(&step, &def.listeners, ListenerEvent::Start, None) {
+            inst.fail(reason);
+        }
         if let Err(Fail(reason)) = inst.arm_event_subprocesses(&mut step, None, None) {
             inst.fail(reason);
         }
@@ -661,9 +664,16 @@ impl Instance {
                         fleeting.push(name);
                     }
                 }
-                self.close_record(&mut step, &record_id, TaskStatus::Completed, None, None);
-                if let Some(t) = token {
-                    self.resume(&mut step, t);
+                let listeners = token.map(|t| &def.node(self.tokens[&t].node).listeners);
+                if let Some(Err(fail)) = listeners.map(|l| self.notify(&step, l, ListenerEvent::Complete, scope)) {
+                    let node = token.map(|t| self.tokens[&t].node).unwrap_or(def.start);
+                    self.close_record(&mut step, &record_id, TaskStatus::Failed, Some(fail.0.clone()), None);
+                    self.fail_at(&step, node, fail);
+                } else {
+                    self.close_record(&mut step, &record_id, TaskStatus::Completed, None, None);
+                    if let Some(t) = token {
+                        self.resume(&mut step, t);
+                    }
                 }
                 self.run(&mut step);
                 for name in fleeting {
@@ -841,6 +851,10 @@ impl Instance {
     }
 
     fn complete(&mut self, step: &mut Step<'_, '_>) {
+        if let Err(Fail(reason)) = self.notify(step, &step.def.listeners, ListenerEvent::End, None) {
+            self.fail(reason);
+            return;
+        }
         let mut outputs = Map::new();
         for param in &step.def.outputs {
             match self.eval(&param.value, None) {
@@ -869,6 +883,9 @@ impl Instance {
             let sc = &self.scopes[&s];
             sc.node == node_id && matches!(sc.kind, ScopeKind::MiItem { .. })
         });
+        if !inside_mi && !node.listeners.is_empty() {
+            self.notify(step, &node.listeners, ListenerEvent::Start, scope)?;
+        }
         // Scopes opened from here on are this activity's (its subprocess or multi-instance body).
         let opened = self.next_id;
         if let Some(mi) = node.multi.as_ref().filter(|_| !inside_mi) {
@@ -930,6 +947,7 @@ impl Instance {
             }
             NodeKind::EndEvent(kind) => {
                 self.passed(step, node_id);
+                self.notify(step, &node.listeners, ListenerEvent::End, scope)?;
                 if scope.is_none() {
                     self.end_element = Some(node.id.clone());
                 }
@@ -965,7 +983,7 @@ impl Instance {
             }
             NodeKind::ExpressionTask { expression, result_variable, .. } => {
                 let rec = self.new_record(step, node_id, None);
-                let value = self.eval(expression, scope).and_then(|value| {
+                let value = self.eval_setting(step, expression, scope).and_then(|value| {
                     step.ctx.limits.check_value("the value of the expression", &value).map_err(Fail)?;
                     Ok(value)
                 });
@@ -1017,7 +1035,7 @@ impl Instance {
                 }
                 rec.user = Some(Box::new(info));
                 self.wait(step, token, rec);
-                Ok(())
+                self.notify(step, &node.listeners, ListenerEvent::Create, scope)
             }
             NodeKind::Call(spec) => self.call(step, token, node_id, spec, scope),
             NodeKind::EscalationThrow { code } => {
@@ -1283,6 +1301,9 @@ impl Instance {
                 return self.check_scope_done(step, scope);
             }
         }
+        if !node.listeners.is_empty() {
+            self.notify(step, &node.listeners, ListenerEvent::End, scope)?;
+        }
         if self.activity_completed(step, node_id, scope) {
             self.drop_token(token);
             return self.check_scope_done(step, scope);
@@ -1500,11 +1521,12 @@ impl Instance {
     /// The multi-instance activity is done: a token at it leaves through its outgoing flows.
     fn leave_after_multi_instance(&mut self, step: &mut Step<'_, '_>, token: u32) -> Result<(), Fail> {
         let Token { node: node_id, scope, .. } = self.tokens[&token].clone();
+        let def = step.def;
+        self.notify(step, &def.node(node_id).listeners, ListenerEvent::End, scope)?;
         if self.activity_completed(step, node_id, scope) {
             self.drop_token(token);
             return self.check_scope_done(step, scope);
         }
-        let def = step.def;
         let targets: Vec<_> = def.node(node_id).outgoing.iter().map(|f| def.flow(*f)).collect();
         self.drop_token(token);
         let mut any = false;

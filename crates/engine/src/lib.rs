@@ -21,6 +21,7 @@ mod inclusive;
 mod index;
 mod instance;
 mod limits;
+mod listeners;
 mod mi_output;
 mod parts;
 mod pause;

@@ -52,6 +52,11 @@ const CALLABLES: &[Callable] = &[
     method("trim", 0..=0),
     method("substring", 1..=2),
     method("indexOf", 1..=1),
+    // On `execution` / `task` only (see `eval::context_call`).
+    method("getVariable", 1..=1),
+    method("getVariableLocal", 1..=1),
+    method("setVariable", 2..=2),
+    method("setVariableLocal", 2..=2),
 ];
 
 /// Whether `name` may be called this way with `args` arguments; the message says why not.

@@ -12,6 +12,50 @@ pub trait Variables {
     /// Every visible variable, for `${variables['master-1a']}`: the way to reach variables
     /// whose names are not identifiers.
     fn all(&self) -> serde_json::Map<String, Value>;
+
+    /// Sets a variable, for `${execution.setVariable('name', value)}` as Flowable's scripts and
+    /// listeners write it. Where an expression only reads (a condition, an input), it cannot.
+    ///
+    /// # Errors
+    /// A message saying why the variable cannot be set here.
+    fn set(&self, name: &str, value: Value) -> Result<(), String> {
+        let _ = value;
+        Err(format!(
+            "`{name}` cannot be set here: execution.setVariable works in script tasks, expression service tasks and listeners"
+        ))
+    }
+}
+
+/// The objects Flowable hands expressions, whose `getVariable` / `setVariable` (and `…Local`)
+/// read and set the instance's variables.
+const CONTEXTS: [&str; 2] = ["execution", "task"];
+
+/// `execution.setVariable(name, value)`, `execution.getVariable(name)` and their `Local`
+/// forms on an object no variable of that name hides: the value, or none when `ast` is not one.
+fn context_call(ast: &Ast, steps: &[Step], vars: &dyn Variables) -> Option<Result<Value, String>> {
+    let Ast::Var(object) = ast else { return None };
+    let Some(Step::Method(method, args)) = steps.first() else { return None };
+    if !CONTEXTS.contains(&object.as_str()) || vars.get(object).is_some() {
+        return None;
+    }
+    let run = || -> Result<Value, String> {
+        let args = args.iter().map(|a| eval(a, vars)).collect::<Result<Vec<_>, _>>()?;
+        let name = match args.first() {
+            Some(Value::String(name)) if !name.is_empty() => name.clone(),
+            other => {
+                return Err(format!(
+                    "{object}.{method} needs a variable name, not {}",
+                    other.map_or("nothing".into(), show)
+                ));
+            }
+        };
+        match (method.as_str(), &args[1..]) {
+            ("getVariable" | "getVariableLocal", []) => Ok(vars.get(&name).cloned().unwrap_or(Value::Null)),
+            ("setVariable" | "setVariableLocal", [value]) => vars.set(&name, value.clone()).map(|()| Value::Null),
+            _ => Err(format!("`{object}.{method}` takes other arguments")),
+        }
+    };
+    Some(run())
 }
 
 impl Variables for serde_json::Map<String, Value> {
@@ -107,7 +151,10 @@ pub(crate) fn eval(ast: &Ast, vars: &dyn Variables) -> Result<Value, String> {
             None => Err(format!("unknown variable `{name}`")),
         },
         Ast::Path(base, steps) => {
-            let mut value = eval(base, vars)?;
+            let (mut value, steps) = match context_call(base, steps, vars) {
+                Some(value) => (value?, &steps[1..]),
+                None => (eval(base, vars)?, &steps[..]),
+            };
             for step in steps {
                 value = match step {
                     Step::Member(name) => member(&value, name),

@@ -246,3 +246,54 @@ fn growth_past_the_text_limit_fails_the_evaluation_before_it_allocates() {
     let blowup = format!("${{name{}}}", ".replace('o', 'oooooooooo')".repeat(20));
     assert!(Expression::parse(&blowup).expect("parses").eval(&vars).is_err());
 }
+
+/// Variables that take what expressions set.
+struct Settable {
+    vars: serde_json::Map<String, Value>,
+    set: std::cell::RefCell<Vec<(String, Value)>>,
+}
+
+impl Variables for Settable {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+
+    fn all(&self) -> serde_json::Map<String, Value> {
+        self.vars.clone()
+    }
+
+    fn set(&self, name: &str, value: Value) -> Result<(), String> {
+        self.set.borrow_mut().push((name.to_owned(), value));
+        Ok(())
+    }
+}
+
+#[test]
+fn execution_get_and_set_variable_read_and_set_where_setting_is_allowed() {
+    let vars = Settable {
+        vars: json!({"a": 2, "name": "x"}).as_object().cloned().unwrap_or_default(),
+        set: Default::default(),
+    };
+    let set = Expression::parse("${execution.setVariable('b', a * 21)}").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(set.eval(&vars), Ok(Value::Null));
+    let local = Expression::parse("${task.setVariableLocal(name, execution.getVariable('a') + 1)}")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(local.eval(&vars), Ok(Value::Null));
+    assert_eq!(*vars.set.borrow(), [("b".to_owned(), json!(42)), ("x".to_owned(), json!(3))]);
+    let missing = Expression::parse("${execution.getVariable('nope')}").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(missing.eval(&vars), Ok(Value::Null), "an unset variable reads as null, as Flowable's does");
+
+    let read_only = json!({"a": 1}).as_object().cloned().unwrap_or_default();
+    let e = set.eval(&read_only).expect_err("a condition cannot set");
+    assert!(e.message.contains("cannot be set here"), "{e}");
+    let e = Expression::parse("${a.setVariable('b', 1)}")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .eval(&read_only)
+        .expect_err("not on a value");
+    assert!(e.message.contains("cannot be called"), "{e}");
+    let e = Expression::parse("${execution.setVariable('', 1)}")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .eval(&vars)
+        .expect_err("no name");
+    assert!(e.message.contains("needs a variable name"), "{e}");
+}

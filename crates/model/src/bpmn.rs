@@ -18,6 +18,7 @@ mod compensation;
 mod event_gateway;
 mod implicit_start;
 mod link;
+mod listeners;
 
 const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
@@ -130,6 +131,7 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 event_subprocesses: (0..builder.nodes.len() as NodeId)
                     .filter(|n| matches!(builder.nodes[*n as usize].kind, NodeKind::EventSubProcess { .. }))
                     .collect(),
+                listeners: listeners::listeners(*process)?,
                 event_starts: (0..builder.nodes.len() as NodeId)
                     .filter(|n| {
                         let node = &builder.nodes[*n as usize];
@@ -267,7 +269,6 @@ impl Builder<'_> {
             }
             let tag = el.tag_name().name();
             if DECORATION.contains(&tag) || tag == "multiInstanceLoopCharacteristics" {
-                check_listeners(el)?;
                 continue;
             }
             if tag == "sequenceFlow" {
@@ -340,6 +341,7 @@ impl Builder<'_> {
                 line: pos.row,
                 options: None,
                 boundaries: Vec::new(),
+                listeners: listeners::listeners(el)?,
             });
         }
         for (node_id, el) in subprocesses {
@@ -410,6 +412,7 @@ impl Builder<'_> {
     }
 
     fn flow(&mut self, el: XmlNode<'_, '_>, scope: Option<NodeId>) -> Result<(), ModelError> {
+        listeners::none_on_flow(el)?;
         let endpoint =
             |attr: &str| -> Result<NodeId, ModelError> {
                 let target =
@@ -521,7 +524,6 @@ impl Builder<'_> {
     }
 
     fn node_kind(&self, el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
-        check_listeners(el)?;
         let tag = el.tag_name().name();
         let definitions: Vec<_> =
             el.children().filter(|c| c.is_element() && c.tag_name().name().ends_with("EventDefinition")).collect();
@@ -784,22 +786,6 @@ fn timer(event: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<TimerDef
 fn is_juel(lang: &str) -> bool {
     let l = lang.to_ascii_lowercase();
     l.contains("juel") || l.contains("xpath") || l.contains("tformalexpression") || l.is_empty()
-}
-
-/// Execution and task listeners run Java classes or scripts, which a Rust engine cannot do:
-/// refusing them beats silently skipping behaviour the modeler relies on.
-fn check_listeners(el: XmlNode<'_, '_>) -> Result<(), ModelError> {
-    let Some(ext_el) = el.children().find(|c| is_bpmn(*c, "extensionElements")) else { return Ok(()) };
-    match ext_el
-        .children()
-        .find(|c| c.is_element() && matches!(c.tag_name().name(), "executionListener" | "taskListener"))
-    {
-        Some(l) => Err(ModelError::at(
-            l,
-            "listeners run Java classes or scripts, which Flowstone cannot run; model the work as a stone task",
-        )),
-        None => Ok(()),
-    }
 }
 
 /// A `<scriptTask>` in an expression language (`juel`, Flowstone's own): its script is an

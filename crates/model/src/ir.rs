@@ -43,6 +43,9 @@ pub struct Definition {
     pub constants: Vec<(String, Template)>,
     /// Diagram geometry.
     pub diagram: Diagram,
+    /// The expressions run when an instance starts and ends (the process's execution
+    /// listeners).
+    pub listeners: Vec<Listener>,
     /// The event subprocesses, of the process and of every embedded subprocess: each scope
     /// that starts looks for its own.
     pub event_subprocesses: Vec<NodeId>,
@@ -127,6 +130,32 @@ pub struct Node {
     /// signals, conditions) or compensate it: kept here because every run of an activity
     /// sets or records them.
     pub boundaries: Vec<NodeId>,
+    /// The expressions run as a token reaches and leaves it (execution listeners), and as its
+    /// user task is created and completed (task listeners).
+    pub listeners: Vec<Listener>,
+}
+
+/// An execution or task listener whose work is an expression (`expression="${…}"`): it may
+/// read variables and set them with `execution.setVariable(…)`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// When it runs.
+    pub event: ListenerEvent,
+    /// What it runs.
+    pub expression: Expression,
+}
+
+/// When a listener runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerEvent {
+    /// A token reached the element, or the instance started.
+    Start,
+    /// A token left the element, or the instance completed.
+    End,
+    /// The user task was created.
+    Create,
+    /// The user task was completed.
+    Complete,
 }
 
 /// The flags of a pipeline-tree activity (bk-sops' ServiceActivity and SubProcess).

@@ -21,8 +21,8 @@ pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use error::ModelError;
 pub use event::{EventKind, Trigger};
 pub use ir::{
-    ActivityOptions, AutoRetry, Definition, EndKind, Flow, FlowId, MAX_SUBPROCESS_DEPTH, MiOutput, MultiInstance, Node,
-    NodeId, NodeKind, NodeTimeout, OutputParam, StoneSpec, UserTaskSpec,
+    ActivityOptions, AutoRetry, Definition, EndKind, Flow, FlowId, Listener, ListenerEvent, MAX_SUBPROCESS_DEPTH,
+    MiOutput, MultiInstance, Node, NodeId, NodeKind, NodeTimeout, OutputParam, StoneSpec, UserTaskSpec,
 };
 pub use pipeline::{
     TemplateLookup, YamlTemplate, constant_variable, exclude_nodes, inline_subprocesses, parse_pipeline,

@@ -57,6 +57,7 @@ pub fn parse_pipeline(
         diagram: Diagram { shapes: b.shapes, edges: Vec::new() },
         event_subprocesses: Vec::new(),
         event_starts: Vec::new(),
+        listeners: Vec::new(),
     })
 }
 
@@ -317,6 +318,7 @@ impl Builder {
             line: 0,
             options,
             boundaries: Vec::new(),
+            listeners: Vec::new(),
         });
         Ok(node_id)
     }

@@ -308,7 +308,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("flowable/engine/TaskListenerTest.testTaskServiceTaskListeners.bpmn20.xml", "refused <taskListener>"),
     ("flowable/engine/TransactionSubProcessTest.testSimpleCase.bpmn20.xml", "refused <transaction>"),
     ("flowable/engine/TriggerableServiceTaskTest.testExpression.bpmn20.xml", "refused <serviceTask>"),
-    ("flowable/engine/oneTaskProcessWithListener.bpmn20.xml", "success"),
+    // Its end listener reads a variable nobody sets: completing it fails, as Flowable's
+    // completion throws (the upstream test deletes the instance while it runs).
+    ("flowable/engine/oneTaskProcessWithListener.bpmn20.xml", "failed"),
     ("flowable/rest/ExecutionActiveActivitiesCollectionResourceTest.testGetActivities.bpmn20.xml", "success"),
     ("flowable/rest/ExecutionResourceTest.process-with-message-event.bpmn20.xml", "success"),
     ("flowable/rest/ExecutionResourceTest.process-with-signal-event.bpmn20.xml", "success"),

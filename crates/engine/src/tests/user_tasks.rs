@@ -124,3 +124,61 @@ fn the_initiator_variable_names_who_started_the_instance_unless_a_start_variable
     let h = Harness::start_with(def(), json!({"starter": "gonzo"}), by("kermit"));
     assert_eq!(created(&h, "t").assignee.as_deref(), Some("gonzo"));
 }
+
+#[test]
+fn expression_listeners_run_on_start_end_create_and_complete_and_may_set_variables() {
+    let mut h = Harness::start(
+        model(
+            r#"<extensionElements>
+              <flowable:executionListener event="start" expression="${execution.setVariable('trail', 'p')}"/>
+              <flowable:executionListener event="end" expression="${execution.setVariable('trail', trail + '/P')}"/>
+            </extensionElements>
+            <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+            <userTask id="u" name="Review"><extensionElements>
+              <flowable:executionListener event="start" expression="${execution.setVariable('trail', trail + '/u')}"/>
+              <flowable:taskListener event="create" expression="${task.setVariable('trail', trail + '/create')}"/>
+              <flowable:taskListener event="complete" expression="${task.setVariable('trail', trail + '/complete:' + verdict)}"/>
+              <flowable:executionListener event="end" expression="${execution.setVariable('trail', trail + '/U')}"/>
+            </extensionElements></userTask>
+            <sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    assert_eq!(h.inst.variables["trail"], json!("p/u/create"));
+    h.complete("u", json!({"verdict": "ok"}));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables["trail"], json!("p/u/create/complete:ok/U/P"));
+}
+
+#[test]
+fn a_listener_that_fails_fails_the_instance_naming_it() {
+    let mut h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+            <userTask id="u"><extensionElements>
+              <flowable:taskListener event="complete" expression="${missing + 1}"/>
+            </extensionElements></userTask><sequenceFlow sourceRef="u" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({}),
+    );
+    h.complete("u", json!({}));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    let failure = h.inst.failure.clone().unwrap_or_default();
+    assert!(failure.contains("`u`") && failure.contains("listener `${missing + 1}`"), "{failure}");
+    let task = h.records().into_iter().find(|r| r.element == "u").unwrap_or_else(|| panic!("no record"));
+    assert_eq!(task.status, TaskStatus::Failed);
+}
+
+#[test]
+fn an_expression_service_task_may_set_variables_as_flowable_expressions_do() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+            <serviceTask id="t" flowable:expression="${execution.setVariable('doubled', n * 2)}"/>
+            <sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/>"#,
+        ),
+        json!({"n": 21}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert_eq!(h.inst.variables["doubled"], json!(42));
+}

@@ -56,6 +56,7 @@ impl Builder<'_> {
             line: container.document().text_pos_at(container.range().start).row,
             options: None,
             boundaries: Vec::new(),
+            listeners: Vec::new(),
         });
         for target in entries {
             let flow = self.flows.len() as FlowId;

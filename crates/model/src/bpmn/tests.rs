@@ -209,7 +209,7 @@ fn invalid_models_are_rejected() {
     let err = parse_err(
         r#"<startEvent id="s"/><userTask id="u"><extensionElements><flowable:taskListener event="create" class="X"/></extensionElements></userTask>"#,
     );
-    assert!(err.message.contains("listeners"));
+    assert!(err.message.contains("class `X` runs Java code"), "{err}");
     assert!(parse_bpmn("<not-xml").expect_err("malformed").message.contains("malformed XML"));
     assert!(parse_bpmn("<definitions/>").expect_err("no ns").message.contains("not a BPMN"));
 }
@@ -681,4 +681,39 @@ fn standard_loops_need_a_condition_or_a_maximum() {
     let drawn = parse_one(r#"<startEvent id="s"/><task id="t"><standardLoopCharacteristics/></task>"#);
     let mi = loop_of(&drawn).unwrap_or_else(|| panic!("no loop"));
     assert_eq!(mi.cardinality.map(|c| c.source().to_owned()).as_deref(), Some("1"), "drawn for documentation: once");
+}
+
+#[test]
+fn expression_listeners_are_read_and_the_others_refused_naming_what_they_run() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="u"/>
+        <userTask id="u"><extensionElements><flowable:executionListener event="start" expression="${a}"/>
+          <flowable:taskListener event="complete" expression="${b}"/></extensionElements></userTask>"#,
+    );
+    let u = d.node(d.node_by_element("u").unwrap_or_default());
+    let events: Vec<crate::ir::ListenerEvent> = u.listeners.iter().map(|l| l.event).collect();
+    assert_eq!(events, [crate::ir::ListenerEvent::Start, crate::ir::ListenerEvent::Complete]);
+    let listener = |tag: &str, attrs: &str| {
+        format!(
+            r#"<startEvent id="s"/><userTask id="u"><extensionElements><flowable:{tag} {attrs}/></extensionElements></userTask>"#
+        )
+    };
+    for (body, says) in [
+        (listener("executionListener", r#"event="end" delegateExpression="${bean}""#), "delegateExpression `${bean}` runs Java code"),
+        (listener("executionListener", r#"event="end" type="script""#), "a script listener is not run"),
+        (listener("executionListener", r#"event="take" expression="${a}""#), "listener event `take` is not run"),
+        (listener("taskListener", r#"event="assignment" expression="${a}""#), "the events run are create and complete"),
+        (listener("executionListener", r#"event="start" expression="${a +}""#), "malformed listener expression"),
+        (
+            r#"<startEvent id="s"/><task id="t"><extensionElements><flowable:taskListener event="create" expression="${a}"/></extensionElements></task>"#.to_owned(),
+            "a task listener belongs to a user task",
+        ),
+        (
+            r#"<startEvent id="s"/><task id="t"/><sequenceFlow sourceRef="s" targetRef="t"><extensionElements><flowable:executionListener event="take" expression="${a}"/></extensionElements></sequenceFlow>"#.to_owned(),
+            "listeners on sequence flows",
+        ),
+    ] {
+        let err = parse_err(&body);
+        assert!(err.message.contains(says), "{body}: {err}");
+    }
 }
