@@ -530,43 +530,21 @@ impl Builder<'_> {
         if let Some(trigger) = definitions.first().map(|d| self.trigger(el, *d)).transpose()?.flatten() {
             return event_kind(el, tag, Box::new(trigger));
         }
-        Ok(match tag {
-            _ if definitions.first().is_some_and(|d| d.tag_name().name() == "timerEventDefinition") => {
-                let timer = Box::new(timer(el, definitions[0])?);
-                match tag {
-                    "intermediateCatchEvent" => NodeKind::TimerCatch(timer),
-                    "startEvent" if matches!(timer.time, TimerTime::Expr(_)) => {
-                        return Err(ModelError::at(
-                            el,
-                            "a timer start event's time cannot be an expression: there is no instance to read it in yet",
-                        ));
-                    }
-                    "startEvent" => NodeKind::TimerStart(timer),
-                    "boundaryEvent" => NodeKind::TimerBoundary {
-                        attached_to: NodeId::MAX,
-                        timer,
-                        interrupting: el.attribute("cancelActivity") != Some("false"),
-                    },
-                    _ => {
-                        return Err(ModelError::at(
-                            el,
-                            format!("timer events (<{tag}> with <timerEventDefinition>) are read but not run yet"),
-                        ));
-                    }
+        if let Some(d) = definitions.first().copied() {
+            match (d.tag_name().name(), tag) {
+                ("timerEventDefinition", _) => return timer_event(el, tag, d),
+                ("compensateEventDefinition", _) => return compensation::compensation_event(el, tag, d),
+                ("linkEventDefinition", "intermediateThrowEvent" | "intermediateCatchEvent") => {
+                    return link::link_event(el, d);
                 }
+                ("escalationEventDefinition", "intermediateThrowEvent") => {
+                    return Ok(NodeKind::EscalationThrow { code: self.escalation_code(d) });
+                }
+                _ => {}
             }
+        }
+        Ok(match tag {
             "intermediateThrowEvent" if definitions.is_empty() => NodeKind::Throw { trigger: None, send_task: false },
-            _ if definitions.first().is_some_and(|d| d.tag_name().name() == "compensateEventDefinition") => {
-                compensation::compensation_event(el, tag, definitions[0])?
-            }
-            "intermediateThrowEvent" | "intermediateCatchEvent"
-                if definitions[0].tag_name().name() == "linkEventDefinition" =>
-            {
-                link::link_event(el, definitions[0])?
-            }
-            "intermediateThrowEvent" if definitions[0].tag_name().name() == "escalationEventDefinition" => {
-                NodeKind::EscalationThrow { code: self.escalation_code(definitions[0]) }
-            }
             "receiveTask" => NodeKind::EventCatch {
                 trigger: el.attribute("messageRef").map(|r| self.message(el, Some(r), el)).transpose()?.map(Box::new),
                 receive_task: true,
@@ -1030,3 +1008,29 @@ fn parse_diagram(root: XmlNode<'_, '_>) -> Diagram {
 
 #[cfg(test)]
 mod tests;
+
+/// A timer event: where it may stand decides what it becomes.
+fn timer_event(el: XmlNode<'_, '_>, tag: &str, definition: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
+    let timer = Box::new(timer(el, definition)?);
+    Ok(match tag {
+        "intermediateCatchEvent" => NodeKind::TimerCatch(timer),
+        "startEvent" if matches!(timer.time, TimerTime::Expr(_)) => {
+            return Err(ModelError::at(
+                el,
+                "a timer start event's time cannot be an expression: there is no instance to read it in yet",
+            ));
+        }
+        "startEvent" => NodeKind::TimerStart(timer),
+        "boundaryEvent" => NodeKind::TimerBoundary {
+            attached_to: NodeId::MAX,
+            timer,
+            interrupting: el.attribute("cancelActivity") != Some("false"),
+        },
+        _ => {
+            return Err(ModelError::at(
+                el,
+                format!("timer events (<{tag}> with <timerEventDefinition>) are read but not run yet"),
+            ));
+        }
+    })
+}

@@ -717,3 +717,12 @@ fn expression_listeners_are_read_and_the_others_refused_naming_what_they_run() {
         assert!(err.message.contains(says), "{body}: {err}");
     }
 }
+
+#[test]
+fn an_intermediate_catch_event_without_a_definition_is_refused_not_a_panic() {
+    let bad = parse_err(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="w"/>
+        <intermediateCatchEvent id="w"/><sequenceFlow sourceRef="w" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    assert!(bad.message.contains("intermediateCatchEvent"), "{}", bad.message);
+}
