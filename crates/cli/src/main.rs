@@ -221,6 +221,12 @@ struct LimitArgs {
     /// The most JSON bytes of stone parameters one command may write.
     #[arg(long, env = "FLOWSTONE_MAX_COMMAND_BYTES", default_value_t = Limits::default().max_command_bytes)]
     max_command_bytes: usize,
+    /// Milliseconds one JavaScript script task may run before it is stopped (and its instance failed).
+    #[arg(long, env = "FLOWSTONE_SCRIPT_MILLIS", default_value_t = u64::try_from(Limits::default().script.time.as_millis()).unwrap_or(u64::MAX))]
+    script_millis: u64,
+    /// The most heap, in bytes, one JavaScript script task may allocate.
+    #[arg(long, env = "FLOWSTONE_SCRIPT_MEMORY", default_value_t = Limits::default().script.memory)]
+    script_memory: usize,
     /// HTTP connections open at once; more wait until one closes.
     #[arg(long, env = "FLOWSTONE_MAX_CONNECTIONS", default_value_t = HttpLimits::default().max_connections)]
     max_connections: usize,
@@ -242,12 +248,16 @@ impl LimitArgs {
     }
 
     fn limits(&self) -> Limits {
+        let mut script = Limits::default().script;
+        script.time = std::time::Duration::from_millis(self.script_millis);
+        script.memory = self.script_memory;
         Limits {
             max_items: self.max_items,
             max_steps: self.max_steps,
             max_variable_bytes: self.max_variable_bytes,
             max_instance_bytes: self.max_instance_bytes,
             max_command_bytes: self.max_command_bytes,
+            script,
         }
     }
 }

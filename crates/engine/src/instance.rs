@@ -983,24 +983,13 @@ impl Instance {
             }
             NodeKind::ExpressionTask { expression, result_variable, .. } => {
                 let rec = self.new_record(step, node_id, None);
-                let value = self.eval_setting(step, expression, scope).and_then(|value| {
-                    step.ctx.limits.check_value("the value of the expression", &value).map_err(Fail)?;
-                    Ok(value)
-                });
-                match value {
-                    Ok(value) => {
-                        let outputs = result_variable.as_ref().map(|name| {
-                            self.set_var(scope, name.clone(), value.clone());
-                            Value::Object(Map::from_iter([(name.clone(), value)]))
-                        });
-                        self.emit_closed(step, rec, TaskStatus::Completed, None, outputs);
-                        self.leave(step, token)
-                    }
-                    Err(Fail(reason)) => {
-                        self.emit_closed(step, rec, TaskStatus::Failed, Some(reason.clone()), None);
-                        Err(Fail(reason))
-                    }
-                }
+                let value = self.eval_setting(step, expression, scope);
+                self.complete_computed(step, token, rec, result_variable, value)
+            }
+            NodeKind::JavaScriptTask { source, result_variable } => {
+                let rec = self.new_record(step, node_id, None);
+                let value = self.run_javascript(step, source, scope);
+                self.complete_computed(step, token, rec, result_variable, value)
             }
             NodeKind::StoneTask(spec) => {
                 let namespace = self.instance_namespace(&spec.namespace, scope);
@@ -1141,7 +1130,7 @@ impl Instance {
         let kind = match &node.kind {
             NodeKind::UserTask(_) => "userTask",
             NodeKind::Call(_) => "callActivity",
-            NodeKind::ExpressionTask { script: true, .. } => "scriptTask",
+            NodeKind::ExpressionTask { script: true, .. } | NodeKind::JavaScriptTask { .. } => "scriptTask",
             NodeKind::StoneTask(_) | NodeKind::ExpressionTask { .. } => "serviceTask",
             NodeKind::TimerCatch(_) | NodeKind::EventCatch { receive_task: false, .. } => "intermediateCatchEvent",
             NodeKind::EventCatch { .. } => "receiveTask",

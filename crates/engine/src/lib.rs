@@ -20,6 +20,7 @@ mod guard;
 mod inclusive;
 mod index;
 mod instance;
+mod javascript;
 mod limits;
 mod listeners;
 mod mi_output;

@@ -24,6 +24,8 @@ pub struct Limits {
     /// The most JSON bytes of stone parameters one command may write: what many items of a
     /// multi-instance, each copying the visible variables, can add up to.
     pub max_command_bytes: usize,
+    /// The time, heap and stack one JavaScript script task may use.
+    pub script: flowstone_script::Bounds,
 }
 
 impl Default for Limits {
@@ -34,6 +36,7 @@ impl Default for Limits {
             max_variable_bytes: 4 * 1024 * 1024,
             max_instance_bytes: 16 * 1024 * 1024,
             max_command_bytes: 64 * 1024 * 1024,
+            script: flowstone_script::Bounds::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ mod event_gateway;
 mod implicit_start;
 mod link;
 mod listeners;
+mod script;
 
 const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
@@ -614,7 +615,7 @@ impl Builder<'_> {
             "parallelGateway" => NodeKind::ParallelGateway,
             "task" | "manualTask" => NodeKind::Task,
             "serviceTask" => service_task(el, self.drawn)?,
-            "scriptTask" => script_task(el)?,
+            "scriptTask" => script::script_task(el)?,
             "callActivity" => call::call_activity(el)?,
             "userTask" => NodeKind::UserTask(Box::new(user_task(el)?)),
             "subProcess" if el.attribute("triggeredByEvent") == Some("true") => {
@@ -764,32 +765,6 @@ fn timer(event: XmlNode<'_, '_>, definition: XmlNode<'_, '_>) -> Result<TimerDef
 fn is_juel(lang: &str) -> bool {
     let l = lang.to_ascii_lowercase();
     l.contains("juel") || l.contains("xpath") || l.contains("tformalexpression") || l.is_empty()
-}
-
-/// A `<scriptTask>` in an expression language (`juel`, Flowstone's own): its script is an
-/// expression, its value the result variable's. Scripts in other languages (JavaScript, Groovy,
-/// Python — SpiffWorkflow's, when no format is given) are refused naming the language.
-fn script_task(el: XmlNode<'_, '_>) -> Result<NodeKind, ModelError> {
-    let format = el.attribute("scriptFormat").map(str::trim).unwrap_or_default();
-    if !matches!(format.to_ascii_lowercase().as_str(), "juel" | "flowstone" | "expression" | "el") {
-        let language =
-            if format.is_empty() { "none given (SpiffWorkflow runs such scripts as Python)" } else { format };
-        return Err(ModelError::at(
-            el,
-            format!(
-                "script language `{language}` is not supported: write the script as a ${{…}} expression with scriptFormat=\"juel\", or make the work a stone"
-            ),
-        ));
-    }
-    let text = child(el, "script").map(text_of).unwrap_or_default();
-    if text.is_empty() {
-        return Err(ModelError::at(el, "a script task needs a <script>"));
-    }
-    Ok(NodeKind::ExpressionTask {
-        expression: expr(el, "script", &text)?,
-        result_variable: result_variable(el),
-        script: true,
-    })
 }
 
 /// The variable an expression's or script's value is set as.

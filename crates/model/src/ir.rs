@@ -199,7 +199,11 @@ impl Node {
     pub fn is_task_like(&self) -> bool {
         matches!(
             self.kind,
-            NodeKind::Task | NodeKind::ExpressionTask { .. } | NodeKind::StoneTask(_) | NodeKind::UserTask(_)
+            NodeKind::Task
+                | NodeKind::ExpressionTask { .. }
+                | NodeKind::JavaScriptTask { .. }
+                | NodeKind::StoneTask(_)
+                | NodeKind::UserTask(_)
         )
     }
 
@@ -242,6 +246,14 @@ pub enum NodeKind {
         result_variable: Option<String>,
         /// A `<scriptTask>` in an expression language (its record's kind), not a service task.
         script: bool,
+    },
+    /// A `<scriptTask>` in JavaScript, run in a sandboxed interpreter within the instance's
+    /// script bounds.
+    JavaScriptTask {
+        /// The script, parsed at deploy.
+        source: String,
+        /// The variable that receives the value of its last statement.
+        result_variable: Option<String>,
     },
     /// A service task run by a stone.
     StoneTask(StoneSpec),

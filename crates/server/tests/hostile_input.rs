@@ -140,6 +140,41 @@ async fn a_string_doubled_in_a_loop_fails_its_instance_and_others_run(s: TestSer
     assert_eq!(w1["processStatus"], "success", "{w1}");
 }
 
+/// A model whose one script task runs `source` as JavaScript, its value set as `result`.
+fn javascript(key: &str, source: &str) -> String {
+    format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn">
+        <process id="{key}"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="calc"/>
+        <scriptTask id="calc" scriptFormat="javascript" flowable:resultVariable="result"><script><![CDATA[{source}]]></script></scriptTask>
+        <sequenceFlow sourceRef="calc" targetRef="e"/><endEvent id="e"/></process></definitions>"#
+    )
+}
+
+async fn javascript_that_loops_or_allocates_without_bound_fails_its_instance_and_others_run(s: TestServer) {
+    s.deploy(&javascript("js_sum", "execution.setVariable('count', items.length); items.reduce((a, b) => a + b, 0)"))
+        .await;
+    let summed = s.start_process("js_sum", json!({"items": [1, 2, 3.5]})).await;
+    assert_eq!(summed["processStatus"], "success", "{summed}");
+    let tasks = s.tasks(summed["processInstanceId"].as_str().unwrap_or_default()).await;
+    assert_eq!((tasks.len(), tasks[0]["outputs"].as_str()), (1, Some(r#"{"result":6.5}"#)), "{tasks:?}");
+    for (key, source, bound) in [
+        ("js_loop", "while (true) {}", "time limit"),
+        ("js_alloc", "var all = []; for (;;) all.push({n: all.length, s: 'grow'});", "memory limit"),
+        ("js_deep", "function f(n) { return f(n + 1) + 1; } f(0)", "stack"),
+    ] {
+        s.deploy(&javascript(key, source)).await;
+        let failed = s.start_process(key, json!({})).await;
+        let reason = failed["reason"].as_str().unwrap_or_default();
+        assert_eq!(failed["processStatus"], "failed", "{key}: {failed}");
+        assert!(reason.contains("`calc`") && reason.contains(bound), "{key}: {reason}");
+        let w1 = s.start_process("w1_straight", json!({})).await;
+        assert_eq!(w1["processStatus"], "success", "{key}: {w1}");
+    }
+    let (status, refused) = s.post_raw("/model", javascript("js_bad", "if (ready {"), "application/xml").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("its JavaScript does not parse: SyntaxError"), "{refused}");
+}
+
 /// Calls the bk-sops `api` as the test application.
 async fn bk(s: &TestServer, api: &str, params: Value) -> Value {
     let mut body = params.as_object().cloned().unwrap_or_default();
@@ -339,6 +374,7 @@ backend_tests!(server = TestServer::start;
     a_multi_instance_of_many_items_goes_on_after_a_restart_where_it_was,
     expressions_nested_deep_anywhere_are_refused_at_deploy_time_naming_the_element,
     a_string_doubled_in_a_loop_fails_its_instance_and_others_run,
+    javascript_that_loops_or_allocates_without_bound_fails_its_instance_and_others_run,
     variables_past_the_limits_are_refused_with_400_naming_them,
     bk_sops_constants_that_double_each_other_stop_at_the_bounds,
 );

@@ -12,6 +12,7 @@ mod inclusive;
 mod lifecycle;
 mod limits;
 mod properties;
+mod scripts;
 mod timers;
 mod user_tasks;
 
@@ -143,7 +144,7 @@ fn expression_script_tasks_set_their_result_variable_and_other_languages_are_ref
     assert_eq!(h.inst.status, InstanceStatus::Completed);
     assert_eq!(h.inst.variables.get("total"), Some(&json!(5)));
     assert_eq!(h.records()[0].kind, "scriptTask");
-    for (format, named) in [("groovy", "`groovy`"), ("javascript", "`javascript`"), ("", "Python")] {
+    for (format, named) in [("groovy", "`groovy`"), ("python", "`python`"), ("", "Python")] {
         let xml = format!(
             r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p"><startEvent id="s"/>
             <sequenceFlow sourceRef="s" targetRef="t"/><scriptTask id="t" scriptFormat="{format}"><script>x = 1</script></scriptTask>

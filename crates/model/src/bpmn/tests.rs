@@ -726,3 +726,22 @@ fn an_intermediate_catch_event_without_a_definition_is_refused_not_a_panic() {
     );
     assert!(bad.message.contains("intermediateCatchEvent"), "{}", bad.message);
 }
+
+#[test]
+fn a_javascript_script_task_is_kept_whole_and_a_syntax_error_refuses_the_model() {
+    let d = parse_one(
+        r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="js"/>
+        <scriptTask id="js" scriptFormat="JavaScript" flowable:resultVariable="r"><script><![CDATA[var a = 1 < 2;
+        a]]></script></scriptTask><sequenceFlow sourceRef="js" targetRef="e"/><endEvent id="e"/>"#,
+    );
+    let js = d.nodes.iter().find(|n| n.id == "js").unwrap_or_else(|| panic!("no js node"));
+    assert!(
+        matches!(&js.kind, NodeKind::JavaScriptTask { source, result_variable: Some(r) } if source.contains("1 < 2") && r == "r"),
+        "{:?}",
+        js.kind
+    );
+    let bad = parse_err(
+        r#"<startEvent id="s"/><scriptTask id="js" scriptFormat="javascript"><script>if (</script></scriptTask>"#,
+    );
+    assert!(bad.message.contains("its JavaScript does not parse: SyntaxError"), "{}", bad.message);
+}
