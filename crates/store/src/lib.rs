@@ -142,6 +142,11 @@ pub trait Store:
     async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
     /// The engine state of an instance as stored: its core document and its parts.
     async fn instance_state(&self, id: &str) -> Result<Option<flowstone_engine::Stored>>;
+    /// Many instances with their engine states, read in a few statements where
+    /// [`Store::instance`] and [`Store::instance_state`] take two per instance: what the
+    /// committer reads for a group of requests to instances it does not hold. Each state is
+    /// read in one statement, as [`Store::instance_state`] reads it; ids not found are left out.
+    async fn instances_with_state(&self, ids: &[String]) -> Result<Vec<(InstanceRow, flowstone_engine::Stored)>>;
     /// Instances, newest first, with the total count.
     async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)>;
 

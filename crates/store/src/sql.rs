@@ -999,6 +999,54 @@ macro_rules! sql_store {
                 Ok(core.map(|core| flowstone_engine::Stored { core, clear: false, parts }))
             }
 
+            async fn instances_with_state(
+                &self,
+                ids: &[String],
+            ) -> Result<Vec<(InstanceRow, flowstone_engine::Stored)>> {
+                let mut found = Vec::with_capacity(ids.len());
+                for chunk in chunks(ids) {
+                    let mut q = QueryBuilder::<$db>::new(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id IN ("));
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    // The cores come as the parts without a key, in the same statement as the parts.
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT id AS instance_id, '' AS part, state AS body FROM instances WHERE id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(") UNION ALL SELECT instance_id, part, body FROM instance_parts WHERE instance_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    let stored: Vec<(String, String, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+                    let mut states: std::collections::HashMap<String, flowstone_engine::Stored> =
+                        std::collections::HashMap::with_capacity(chunk.len());
+                    for (id, key, body) in stored {
+                        let state = states.entry(id).or_default();
+                        if key.is_empty() {
+                            state.core = body;
+                        } else {
+                            state.parts.push((key, Some(body)));
+                        }
+                    }
+                    for r in &rows {
+                        let row = instance_row(r)?;
+                        if let Some(state) = states.remove(&row.id) {
+                            found.push((row, state));
+                        }
+                    }
+                }
+                Ok(found)
+            }
+
             async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)> {
                 let push_filter = |q: &mut QueryBuilder<$db>| {
                     if filter.outcome.is_some() {

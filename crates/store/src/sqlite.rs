@@ -32,6 +32,12 @@ impl Drop for Checkpointer {
 /// How often the background checkpoint runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// How many frames the write-ahead log may hold before a checkpoint makes it start over. A
+/// passive checkpoint copies back only what no reader still sees; under steady reads some
+/// reader always does, and the log would grow without end (gigabytes in minutes), every new
+/// block of it zeroed by the file system on the commit path.
+const RESTART_FRAMES: i64 = 8192;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates it.
     ///
@@ -68,25 +74,39 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        let writer: Arc<tokio::sync::Mutex<()>> = Arc::default();
         let checkpointer = (!in_memory).then(|| {
-            let pool = pool.clone();
+            let (pool, writer) = (pool.clone(), writer.clone());
             Arc::new(Checkpointer(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                    if let Err(e) = checkpoint(&pool, &writer).await {
                         tracing::warn!(error = %e, "background checkpoint failed");
                     }
                 }
             })))
         });
-        Ok(Self { pool, writer: Arc::default(), _checkpointer: checkpointer })
+        Ok(Self { pool, writer, _checkpointer: checkpointer })
     }
 
     /// Waits for the turn to write.
     async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         Some(self.writer.lock().await)
     }
+}
+
+/// Copies the log back without stopping anyone; once the log is long, copies the rest in
+/// the writer's turn, waiting for the readers of older snapshots to finish (queries of
+/// milliseconds), so that the next commit writes the log from its start again.
+async fn checkpoint(pool: &SqlitePool, writer: &tokio::sync::Mutex<()>) -> Result<(), sqlx::Error> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+    if frames > RESTART_FRAMES {
+        let _writing = writer.lock().await;
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
+    }
+    Ok(())
 }
 
 crate::sql::sql_store!(

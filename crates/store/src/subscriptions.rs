@@ -121,6 +121,10 @@ pub struct OutboxRow {
 pub trait SubscriptionStore {
     /// The waits a message or signal reaches (see [`EventQuery`]), oldest first.
     async fn waiting(&self, event: &EventQuery<'_>) -> Result<Vec<SubscriptionRow>>;
+    /// The oldest instance wait for message `name` with each of `keys` (of `tenant`'s models
+    /// only, when given): at most one per key, in no order. One read answers many messages
+    /// sent at once, where [`SubscriptionStore::waiting`] reads once per message.
+    async fn oldest_waits(&self, name: &str, tenant: Option<&str>, keys: &[String]) -> Result<Vec<SubscriptionRow>>;
     /// The wait of a record.
     async fn subscription(&self, record_id: &str) -> Result<Option<SubscriptionRow>>;
     /// Removes a wait its instance no longer has (the instance is gone); returns whether one
@@ -263,6 +267,37 @@ macro_rules! subscription_store {
                     q.push_bind(event.limit.min(i64::MAX as u64) as i64);
                     let rows = q.build().fetch_all(&self.pool).await?;
                     rows.iter().map(subscription_row).collect()
+                }
+
+                async fn oldest_waits(
+                    &self,
+                    name: &str,
+                    tenant: Option<&str>,
+                    keys: &[String],
+                ) -> Result<Vec<SubscriptionRow>> {
+                    let mut found = Vec::with_capacity(keys.len());
+                    // In lists of a few lengths, so that a few prepared statements serve.
+                    for chunk in $crate::sql::chunks(keys) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY correlation_key \
+                             ORDER BY created_at, record_id) AS nth FROM event_subscriptions \
+                             WHERE kind = 'message' AND name = ",
+                        );
+                        q.push_bind(name.to_owned()).push(" AND instance_id <> ''");
+                        if let Some(tenant) = tenant {
+                            q.push(" AND tenant_id = ").push_bind(tenant.to_owned());
+                        }
+                        q.push(" AND correlation_key IN (");
+                        let mut list = q.separated(", ");
+                        for key in chunk {
+                            list.push_bind(key.clone());
+                        }
+                        q.push(")) oldest WHERE nth = 1");
+                        for row in q.build().fetch_all(&self.pool).await? {
+                            found.push(subscription_row(&row)?);
+                        }
+                    }
+                    Ok(found)
                 }
 
                 async fn subscription(&self, record_id: &str) -> Result<Option<SubscriptionRow>> {

@@ -310,6 +310,19 @@ async fn an_instance_in_parts_reads_back_as_its_commits_left_it(store: &dyn Stor
     };
     must(store.commit(&batch)).await;
     assert_eq!(parts_of("i").await, ("{\"c\":2}".into(), owned(&[("o:a", "1b"), ("o:b", "2"), ("s:2", "4")])));
+    // Many at once read back as each alone.
+    let ids = ["i".to_owned(), "j".to_owned(), "nope".to_owned()];
+    let mut many = must(store.instances_with_state(&ids)).await;
+    many.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let alone = [must(store.instance_state("i")).await, must(store.instance_state("j")).await];
+    let read: Vec<(String, i64)> = many.iter().map(|(row, _)| (row.id.clone(), row.version)).collect();
+    assert_eq!(read, [("i".to_owned(), 2), ("j".to_owned(), 1)], "the rows found, none for an unknown id");
+    for ((_, mut state), alone) in many.into_iter().zip(alone) {
+        let mut alone = alone.unwrap_or_default();
+        state.parts.sort();
+        alone.parts.sort();
+        assert_eq!(state, alone);
+    }
 
     // A commit that loses the version race writes no part.
     let stale = parted("{}", true, &[("o:z", Some("9"))]);
@@ -1199,6 +1212,13 @@ async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn 
     assert_eq!(reached(store, message("pay", Some("7"), false)).await, ["a", "b"], "oldest first, by key");
     assert_eq!(reached(store, message("pay", None, false)).await, ["c", "a", "b"], "no key: every key");
     assert_eq!(reached(store, message("pay", None, true)).await, ["start:k:ms"], "start events apart");
+    let keys = ["7".to_owned(), "8".to_owned(), "9".to_owned()];
+    let mut oldest: Vec<String> =
+        must(store.oldest_waits("pay", None, &keys)).await.into_iter().map(|w| w.record_id).collect();
+    oldest.sort();
+    assert_eq!(oldest, ["a", "c"], "one per key, the oldest; none for a key nothing waits with");
+    assert!(must(store.oldest_waits("pay", Some("t1"), &keys)).await.is_empty(), "of the tenant's only");
+    assert!(must(store.oldest_waits("ship", None, &[])).await.is_empty());
     let next = EventQuery { after: Some((10, "a")), ..message("pay", None, false) };
     assert_eq!(reached(store, next).await, ["b"]);
     let ended = WriteBatch { dropped_subscriptions: vec!["a".into()], ..WriteBatch::default() };

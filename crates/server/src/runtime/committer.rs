@@ -685,6 +685,7 @@ impl Committer {
         if self.store.shared() {
             self.drop_stale(&requests).await;
         }
+        self.preload(&requests).await;
         let mut leases = self.leases(&requests).await;
         let now = now_ms();
         for request in requests {
@@ -1034,6 +1035,34 @@ impl Committer {
         let not_found = || RuntimeError::NotFound(format!("process instance {id} not found"));
         let row = self.store.instance(id).await?.ok_or_else(not_found)?;
         let state = self.store.instance_state(&row.id).await?.unwrap_or_default();
+        self.make_live(row, state).await
+    }
+
+    /// Reads the instances a group's requests name and memory does not hold, in a few
+    /// statements rather than two per instance. Any it cannot make live are left to
+    /// [`Committer::load`], which answers why.
+    async fn preload(&mut self, requests: &[Request]) {
+        let mut ids: Vec<String> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Apply { instance, .. } if !self.live.contains_key(instance) => Some(instance.clone()),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < 2 {
+            return;
+        }
+        let Ok(found) = self.store.instances_with_state(&ids).await else { return };
+        for (row, state) in found {
+            let _ = self.make_live(row, state).await;
+        }
+    }
+
+    /// Holds an instance read from the store in memory.
+    async fn make_live(&mut self, row: InstanceRow, state: Stored) -> Result<(), RuntimeError> {
+        let id = row.id.clone();
         let instance = match ENDED.into_iter().find(|s| status_name(*s) == row.status) {
             // An ended instance with nothing to undo keeps no state: its status and final
             // variables are all a command can see.

@@ -117,8 +117,14 @@ impl Runtime {
     /// [`RuntimeError::NotValid`] for variables past the bounds, or a store failure.
     pub async fn correlate(&self, message: &EventIn, start_events: bool) -> Result<Reached, RuntimeError> {
         self.limits.check_variables(&message.variables).map_err(RuntimeError::NotValid)?;
-        let query = waits_of(message, MESSAGE_PAGE);
-        if let Some(wait) = self.reach(query, &message.variables, i64::MAX, true).await?.pop() {
+        let reached = match self.oldest_wait(message).await {
+            Some(None) => None,
+            Some(Some(wait)) if self.deliver(&wait, message.variables.clone()).await? => Some(wait),
+            // No key, no answer, or the wait was taken meanwhile (by a message of the same key
+            // sent at the same time): the waits are read for this message alone.
+            _ => self.reach(waits_of(message, MESSAGE_PAGE), &message.variables, i64::MAX, true).await?.pop(),
+        };
+        if let Some(wait) = reached {
             return Ok(Reached::Waiting { instance_id: wait.instance_id, record_id: wait.record_id });
         }
         if start_events && let Some(start) = self.message_start(message).await? {
@@ -130,6 +136,20 @@ impl Runtime {
             message.name,
             if start_events { ", and no process starts with it" } else { "" }
         )))
+    }
+
+    /// The oldest wait for a message sent by key, read with others sent at the same time:
+    /// `Some(None)` when nothing waits with its key, `None` without a key or an answer.
+    async fn oldest_wait(&self, message: &EventIn) -> Option<Option<SubscriptionRow>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let lookup = super::lookups::Lookup {
+            name: message.name.clone(),
+            tenant: message.tenant.clone(),
+            key: message.key.clone()?,
+            reply,
+        };
+        self.lookups.send(lookup).ok()?;
+        answer.await.ok()
     }
 
     /// Whether a running instance waits for `message` now.

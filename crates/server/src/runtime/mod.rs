@@ -11,6 +11,7 @@ mod committer;
 mod events;
 pub(crate) mod jobs;
 mod kept;
+mod lookups;
 mod periodic;
 mod records;
 pub(crate) mod stones;
@@ -169,6 +170,8 @@ pub struct Runtime {
     /// When the last message kept for a time to live runs out (a new wait looks for kept
     /// messages only before then, or always on a shared database).
     kept_until: Arc<std::sync::atomic::AtomicI64>,
+    /// Where messages sent by key ask for their wait, read for many at once.
+    lookups: mpsc::UnboundedSender<lookups::Lookup>,
 }
 
 /// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
@@ -247,6 +250,7 @@ impl Runtime {
             stones: known,
             timer_bell: Arc::default(),
             kept_until: Arc::new(store.buffered_until().await?.unwrap_or(0).into()),
+            lookups: lookups::start(store.clone()),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
