@@ -237,7 +237,13 @@ impl Instance {
         let token = self.token_waiting_on(id).filter(|_| self.kind == InstanceKind::Process);
         let catcher = token.and_then(|t| self.catcher(step.def, Thrower::Token(t), Some(&code)));
         let Some(catcher) = catcher else {
-            return self.stone_failed(step, id, status, format!("{reason}, which no error boundary event catches"));
+            self.stone_failed(step, id, status, format!("{reason}, which no error boundary event catches"));
+            // A called instance failed by it throws it at its call activity, as an error end
+            // event would.
+            if self.caller.is_some() && self.status == InstanceStatus::Failed {
+                self.uncaught_error = Some(code);
+            }
+            return;
         };
         self.set_vars_at(id, &variables);
         if self.open[id].action != Some(Action::Mock) {

@@ -65,7 +65,8 @@ fn a_script_that_loops_forever_is_stopped_at_its_time_limit() {
 
 #[test]
 fn a_script_that_allocates_without_bound_is_stopped_at_its_memory_limit() {
-    let bounds = Bounds { memory: 4 * 1024 * 1024, ..Bounds::default() };
+    // Time enough for any machine to reach the memory bound first.
+    let bounds = Bounds { memory: 4 * 1024 * 1024, time: Duration::from_secs(30), ..Bounds::default() };
     let reason = fails("let s = 'x'; while (true) { s = s.repeat(2); }", &bounds);
     assert!(reason.contains("memory limit of 4096 KiB"), "{reason}");
     let reason = fails("const a = []; while (true) { a.push({}); }", &bounds);
@@ -74,7 +75,8 @@ fn a_script_that_allocates_without_bound_is_stopped_at_its_memory_limit() {
 
 #[test]
 fn unbounded_recursion_is_a_range_error_not_a_crash() {
-    let reason = fails("function f(n) { return f(n + 1) + 1; } f(0)", &Bounds::default());
+    let bounds = Bounds { time: Duration::from_secs(30), ..Bounds::default() };
+    let reason = fails("function f(n) { return f(n + 1) + 1; } f(0)", &bounds);
     assert!(reason.contains("stack"), "{reason}");
 }
 

@@ -375,6 +375,36 @@ fn an_uncaught_bpmn_error_fails_the_task() {
 }
 
 #[test]
+fn an_uncaught_bpmn_error_of_a_called_instance_is_thrown_at_its_call() {
+    let caller = Caller { instance: "parent".into(), record: "r".into(), depth: 1 };
+    let mut called = Harness::start_with(
+        guarded(false),
+        json!({}),
+        StartOptions { caller: Some(caller), ..StartOptions::default() },
+    );
+    ok(called.event("t", bpmn_error("E9")));
+    assert_eq!(called.inst.status, InstanceStatus::Failed);
+    assert_eq!(called.inst.call_end(), CallEnd::Error(Some("E9".into())), "the caller's boundary events see E9");
+    let mut alone = Harness::start(guarded(false), json!({}));
+    ok(alone.event("t", bpmn_error("E9")));
+    assert_eq!(alone.inst.uncaught_error, None, "only a called instance passes its error on");
+    let mut caught = Harness::start_with(
+        guarded(false),
+        json!({}),
+        StartOptions {
+            caller: Some(Caller { instance: "p".into(), record: "r".into(), depth: 1 }),
+            ..StartOptions::default()
+        },
+    );
+    ok(caught.event("t", bpmn_error("E1")));
+    assert_eq!(
+        (caught.inst.status, caught.inst.uncaught_error.clone()),
+        (InstanceStatus::Running, None),
+        "caught inside"
+    );
+}
+
+#[test]
 fn a_completion_sets_process_variables() {
     let mut h = Harness::start(guarded(false), json!({}));
     ok(h.event("t", StoneEvent::Completed { variables: vars(json!({"approved": true})) }));
