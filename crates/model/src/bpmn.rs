@@ -698,6 +698,7 @@ fn is_activity(kind: &NodeKind) -> bool {
     match kind {
         NodeKind::Task
         | NodeKind::ExpressionTask { .. }
+        | NodeKind::JavaScriptTask { .. }
         | NodeKind::StoneTask(_)
         | NodeKind::UserTask(_)
         | NodeKind::Call(_)

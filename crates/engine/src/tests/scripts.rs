@@ -64,3 +64,22 @@ fn a_script_that_sets_a_variable_past_the_variable_limit_fails_naming_it() {
     assert!(failure.contains("`blob`") && failure.contains("at most 1000"), "{failure}");
     assert!(!h.inst.variables.contains_key("blob"), "nothing past the bound is kept");
 }
+
+#[test]
+fn a_javascript_task_takes_boundary_events_and_runs_once_per_multi_instance_item() {
+    let h = Harness::start(
+        model(
+            r#"<startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="calc"/>
+            <scriptTask id="calc" scriptFormat="javascript"><multiInstanceLoopCharacteristics isSequential="true"
+              flowable:collection="${items}" flowable:elementVariable="item"/>
+              <script>execution.setVariable('sum', (execution.getVariable('sum') || 0) + item)</script></scriptTask>
+            <sequenceFlow sourceRef="calc" targetRef="e"/><endEvent id="e"/>
+            <boundaryEvent id="b" attachedToRef="calc"><messageEventDefinition messageRef="stop"/></boundaryEvent>
+            <sequenceFlow sourceRef="b" targetRef="e2"/><endEvent id="e2"/>"#,
+        ),
+        json!({"items": [1, 2, 3]}),
+    );
+    assert_eq!(h.inst.status, InstanceStatus::Completed, "{:?}", h.inst.failure);
+    assert_eq!(h.inst.variables["sum"], json!(6));
+    assert_eq!(h.elements_run().iter().filter(|e| *e == "calc").count(), 3);
+}
