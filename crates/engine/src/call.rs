@@ -7,9 +7,9 @@
 //! ends the child with [`Effect::EndCall`].
 
 use crate::compensation::Ran;
-use crate::effect::{Effect, TaskStatus};
+use crate::effect::{Action, Effect, Phase, TaskStatus};
 use crate::errors::Thrower;
-use crate::instance::{EngineError, Fail, Instance, InstanceStatus, Step};
+use crate::instance::{EngineError, Fail, Instance, InstanceStatus, Step, Token};
 use crate::scope::{ScopeId, ScopeVars};
 use flowstone_model::{Binding, CallSpec, NodeId, NodeKind, Source};
 use serde::{Deserialize, Serialize};
@@ -145,6 +145,11 @@ impl Instance {
         let scope = token.and_then(|t| self.tokens[&t].scope);
         let node = token.map(|t| self.tokens[&t].node);
         let fail = |this: &mut Instance, step: &mut Step<'_, '_>, reason: String| {
+            if this.debug && token.is_some() {
+                // In debug mode the call waits for an operator, as a failed stone task does:
+                // reRun calls a new child, skip goes on, resume fails the instance.
+                return this.hold_for_operator(step, id, TaskStatus::Stone(Action::Start, Phase::Failed), reason);
+            }
             this.close_record(step, id, TaskStatus::Failed, Some(reason.clone()), None);
             if let Some(node) = node {
                 this.fail_at(step, node, Fail(reason));
@@ -191,6 +196,26 @@ impl Instance {
             CallEnd::Failed(reason) => {
                 fail(self, step, format!("the called process instance {child} {}", shortened(&reason)));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Instance {
+    /// `reRun` of a call activity that failed in debug mode: the failed attempt stays in the
+    /// history, and a new child is called as the token first reached it.
+    pub(crate) fn call_again(&mut self, step: &mut Step<'_, '_>, id: &str) -> Result<(), EngineError> {
+        let token = self.token_waiting_on(id).ok_or_else(|| EngineError::TaskNotOpen(id.to_owned()))?;
+        let Token { node, scope, .. } = self.tokens[&token].clone();
+        let def = step.def;
+        let NodeKind::Call(spec) = &def.node(node).kind else {
+            return Err(EngineError::TaskNotOpen(id.to_owned()));
+        };
+        self.take_record(id);
+        self.set_wait(token, None);
+        self.settle_debug();
+        if let Err(fail) = self.call(step, token, node, spec, scope) {
+            self.fail_at(step, node, fail);
         }
         Ok(())
     }

@@ -274,14 +274,7 @@ impl Instance {
         }
         if self.debug {
             step.effects.push(Effect::DropJob { record_id: id.to_owned() });
-            let now = step.ctx.now;
-            self.update(step, id, |r| {
-                r.status = status;
-                r.reason = Some(reason);
-                r.end_time = Some(now);
-            });
-            self.status = InstanceStatus::Debug;
-            self.failure = Some(message);
+            self.hold_for_operator(step, id, status, reason);
             self.arm_retry(step, id);
             return;
         }
@@ -349,6 +342,20 @@ impl Instance {
         Ok(())
     }
 
+    /// Debug mode: a failed step stays open, failed, and the instance waits for an operator's
+    /// `reRun`, `skip` or `resume`.
+    pub(crate) fn hold_for_operator(&mut self, step: &mut Step<'_, '_>, id: &str, status: TaskStatus, reason: String) {
+        let now = step.ctx.now;
+        let element = self.open[id].element.clone();
+        self.failure = Some(format!("task {element} failed: {reason}"));
+        self.update(step, id, |r| {
+            r.status = status;
+            r.reason = Some(reason);
+            r.end_time = Some(now);
+        });
+        self.status = InstanceStatus::Debug;
+    }
+
     /// `reRun`: the failed attempt is kept under a new id; the task runs again.
     pub(crate) fn rerun(
         &mut self,
@@ -360,6 +367,9 @@ impl Instance {
     ) -> Result<(), EngineError> {
         let id = self.failed_task(task)?;
         self.check_operable(step, &id, "run again", "retryable", |o| o.retryable)?;
+        if self.open[&id].kind == "callActivity" {
+            return self.call_again(step, &id);
+        }
         self.disarm(step, &id);
         let rec = &self.open[&id];
         let failed = current_action(rec).unwrap_or(Action::Start);

@@ -132,6 +132,37 @@ fn a_failed_child_fails_its_call_and_the_caller_naming_both() {
 }
 
 #[test]
+fn in_debug_mode_a_failed_child_holds_its_call_for_an_operator_and_rerun_calls_a_new_child() {
+    let debug = StartOptions { debug: true, ..StartOptions::default() };
+    let mut h =
+        Harness::start_with(call_model(r#"<callActivity id="call" calledElement="child"/>"#, ""), json!({}), debug);
+    let first = h.calls().pop().unwrap_or_else(|| panic!("no call")).child;
+    h.child_ended(CallEnd::Failed("failed: disk full".into())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Debug, "{:?}", h.inst.failure);
+    let held = h.records().into_iter().find(|r| r.element == "call").unwrap_or_else(|| panic!("no call record"));
+    assert!(held.status.step_failed() && held.reason.as_deref().unwrap_or_default().contains("disk full"));
+    let rerun = Command::ReRun { task: held.id.clone(), action: None, parameters: Map::new(), outputs: Map::new() };
+    h.apply(rerun).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Running);
+    let second = h.calls().pop().unwrap_or_else(|| panic!("no second call")).child;
+    assert_ne!(first, second, "a new child is called");
+    h.child_ended(CallEnd::Completed { variables: Map::new(), ran: Vec::new() }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    let statuses: Vec<TaskStatus> = h.records().into_iter().filter(|r| r.element == "call").map(|r| r.status).collect();
+    assert_eq!(statuses.len(), 2, "the failed attempt stays in the history: {statuses:?}");
+
+    let mut skipped = Harness::start_with(
+        call_model(r#"<callActivity id="call" calledElement="child"/>"#, ""),
+        json!({}),
+        StartOptions { debug: true, ..StartOptions::default() },
+    );
+    skipped.child_ended(CallEnd::Failed("failed: no".into())).unwrap_or_else(|e| panic!("{e}"));
+    let held = skipped.records().into_iter().find(|r| r.element == "call").unwrap_or_else(|| panic!("no record"));
+    skipped.apply(Command::Skip { task: held.id }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(skipped.inst.status, InstanceStatus::Completed, "skip goes on past the call");
+}
+
+#[test]
 fn a_call_closed_early_ends_its_child_and_a_late_return_is_refused() {
     let timer = r#"<boundaryEvent id="late" attachedToRef="call"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></boundaryEvent>
         <sequenceFlow sourceRef="late" targetRef="e2"/><endEvent id="e2"/>"#;
