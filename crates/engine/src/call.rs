@@ -7,7 +7,7 @@
 //! ends the child with [`Effect::EndCall`].
 
 use crate::compensation::Ran;
-use crate::effect::{Action, Effect, Phase, TaskStatus};
+use crate::effect::{Action, Effect, Phase, TaskRecord, TaskStatus};
 use crate::errors::Thrower;
 use crate::instance::{EngineError, Fail, Instance, InstanceStatus, Step, Token};
 use crate::scope::{ScopeId, ScopeVars};
@@ -77,6 +77,18 @@ impl Instance {
         spec: &CallSpec,
         scope: Option<ScopeId>,
     ) -> Result<(), Fail> {
+        self.call_on(step, token, (node, spec, scope), None)
+    }
+
+    /// Asks for the child of a call, on the record given (a call run again keeps its record's
+    /// ids, as a stone task run again does) or on a new one.
+    fn call_on(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        token: u32,
+        (node, spec, scope): (NodeId, &CallSpec, Option<ScopeId>),
+        record: Option<TaskRecord>,
+    ) -> Result<(), Fail> {
         let depth = self.caller.as_ref().map_or(0, |c| c.depth) + 1;
         if depth > MAX_CALL_DEPTH {
             return Err(Fail(format!(
@@ -106,7 +118,7 @@ impl Instance {
             None => None,
         };
         let child = (step.ctx.ids)();
-        let mut rec = self.new_record(step, node, None);
+        let mut rec = record.unwrap_or_else(|| self.new_record(step, node, None));
         rec.status = TaskStatus::Active;
         rec.params = Some(serde_json::json!({"calledElement": key, "calledInstance": child}));
         self.calls.insert(rec.id.clone(), child.clone());
@@ -211,10 +223,14 @@ impl Instance {
         let NodeKind::Call(spec) = &def.node(node).kind else {
             return Err(EngineError::TaskNotOpen(id.to_owned()));
         };
-        self.take_record(id);
+        let Some(mut rec) = self.take_record(id) else { return Err(EngineError::TaskNotOpen(id.to_owned())) };
+        let mut attempt = rec.clone();
+        attempt.id = (step.ctx.ids)();
+        step.effects.push(Effect::Task(Box::new(attempt)));
+        (rec.create_time, rec.end_time, rec.reason) = (step.ctx.now, None, None);
         self.set_wait(token, None);
         self.settle_debug();
-        if let Err(fail) = self.call(step, token, node, spec, scope) {
+        if let Err(fail) = self.call_on(step, token, (node, spec, scope), Some(rec)) {
             self.fail_at(step, node, fail);
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! own, visible with its caller in the platform and Flowable dialects; its end moves the
 //! caller on with the out mappings; a BPMN error it ends with reaches a boundary event on the
 //! call; a cancel of the caller cancels the child, a delete deletes it; a called key nobody
-//! deployed fails the call.
+//! deployed fails the call; in debug mode a failed child holds the call for `reRun`.
 
 mod common;
 
@@ -133,7 +133,59 @@ async fn a_delete_of_the_caller_deletes_its_children_in_the_same_commit(s: TestS
     assert_eq!(status, StatusCode::CONFLICT, "deleted once, with its caller: {again}");
 }
 
+/// A child whose JavaScript fails at once.
+const BROKEN: &str = r#"<process id="broken" isExecutable="true"><startEvent id="bs"/>
+    <sequenceFlow id="b1" sourceRef="bs" targetRef="js"/>
+    <scriptTask id="js" scriptFormat="javascript"><script>throw new Error('no stock for ' + orderId)</script></scriptTask>
+    <sequenceFlow id="b2" sourceRef="js" targetRef="be"/><endEvent id="be"/></process>"#;
+
+/// The children the call records of `parent` called, oldest first.
+async fn called(s: &TestServer, parent: &str) -> Vec<(String, String)> {
+    let mut calls: Vec<(String, String, String)> = s
+        .tasks(parent)
+        .await
+        .into_iter()
+        .filter(|t| t["name"] == "Review")
+        .map(|t| {
+            let params: Value = serde_json::from_str(t["params"].as_str().unwrap_or("{}")).unwrap_or_default();
+            let child = params["calledInstance"].as_str().unwrap_or_default().to_owned();
+            let status = t["status"].as_str().unwrap_or_default().to_owned();
+            (t["createTime"].as_str().unwrap_or_default().to_owned(), child, status)
+        })
+        .collect();
+    calls.sort();
+    calls.into_iter().map(|(_, child, status)| (child, status)).collect()
+}
+
+async fn in_debug_mode_a_failed_child_holds_the_call_and_rerun_calls_a_new_child(s: TestServer) {
+    s.deploy(&definitions(&format!("{BROKEN}{}", caller("broken")))).await;
+    let start = json!({"key": "order", "processName": "t", "variables": {"order": "o-7"}, "debug": true});
+    let (status, started) = s.post("/process", start).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let parent = started["id"].as_str().unwrap_or_default().to_owned();
+    let held = s.wait_for(&parent, "debug").await;
+    assert!(held["reason"].as_str().unwrap_or_default().contains("no stock for o-7"), "{held}");
+    let first = called(&s, &parent).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].1, "start.failed");
+    assert_eq!(s.process(&first[0].0).await["processStatus"], "failed", "the child itself failed");
+    let call = s.tasks(&parent).await.into_iter().find(|t| t["name"] == "Review").unwrap_or_default();
+    let task = call["taskId"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = s.put(&format!("/task/{task}/reRun"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The new child fails as the first did: the caller holds at its call once more.
+    s.wait_for(&parent, "debug").await;
+    let again = called(&s, &parent).await;
+    assert_eq!(again.len(), 2, "the failed attempt stays beside the new one: {again:?}");
+    assert_ne!(again[0].0, again[1].0, "a new child was called");
+    let (status, body) = s.put(&format!("/task/{task}/resume"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ended = s.settle_or_wait(&parent).await;
+    assert_ne!(ended["processStatus"], "debug", "resume gave up: {ended}");
+}
+
 backend_tests!(server = TestServer::start;
+    in_debug_mode_a_failed_child_holds_the_call_and_rerun_calls_a_new_child,
     a_delete_of_the_caller_deletes_its_children_in_the_same_commit,
     a_called_process_runs_as_its_own_instance_and_its_end_moves_the_caller_on,
     a_bpmn_error_the_child_ends_with_reaches_the_boundary_event_of_the_call,
