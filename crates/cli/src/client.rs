@@ -236,6 +236,52 @@ pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// Which ended processes `flowstone history prune` removes.
+pub(crate) struct Prune {
+    pub(crate) older_than: String,
+    pub(crate) key: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) dry_run: bool,
+}
+
+/// Processes one request of `history prune` removes: each answers within seconds, and the
+/// running total shows between them.
+const PRUNE_STEP: u64 = 10_000;
+/// Processes a dry run counts at most (the most one request takes).
+const DRY_STEP: u64 = 100_000;
+
+/// `POST /history/prune` until nothing is left, with the running total on standard error.
+pub(crate) async fn prune(server: &ServerArg, query: &Prune) -> Result<(), String> {
+    let client = server.client()?;
+    // A dry run deletes nothing, so a second request would count the same again: it asks for
+    // as many as one request counts.
+    let step = if query.dry_run { DRY_STEP } else { PRUNE_STEP };
+    let mut body = json!({"olderThan": query.older_than, "limit": step, "dryRun": query.dry_run});
+    for (field, value) in [("model", &query.key), ("status", &query.status), ("tenantId", &query.tenant)] {
+        if let Some(value) = value {
+            body[field] = json!(value);
+        }
+    }
+    let (mut processes, mut instances) = (0, 0);
+    let more = loop {
+        let answer = server.call(client.post(server.url("/history/prune")).json(&body)).await?;
+        processes += answer["processes"].as_u64().unwrap_or(0);
+        instances += answer["instances"].as_u64().unwrap_or(0);
+        let more = answer["more"] == json!(true);
+        if query.dry_run || !more {
+            break more;
+        }
+        eprintln!("… {processes} processes ({instances} instances) deleted so far");
+    };
+    let verb = if query.dry_run { "would delete" } else { "deleted" };
+    let more = if more { " (and more)" } else { "" };
+    println!(
+        "{verb} {processes} processes{more}, {instances} instances with the processes they called and their rollbacks"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,10 @@ enum Cmd {
         /// With --anonymous-user: from any address (a trusted network), not only loopback.
         #[arg(long, env = "FLOWSTONE_ANONYMOUS_ANYWHERE", requires = "anonymous_user")]
         anonymous_anywhere: bool,
+        /// Delete instances that ended longer ago than this, with everything they own, in the
+        /// background (`30d`, `12h`, `P30D`); without it, history is kept.
+        #[arg(long, env = "FLOWSTONE_HISTORY_TTL", value_parser = parse_age)]
+        history_ttl: Option<std::time::Duration>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -184,6 +188,11 @@ enum Cmd {
         task: String,
         #[command(flatten)]
         server: client::ServerArg,
+    },
+    /// The history of ended processes.
+    History {
+        #[command(subcommand)]
+        command: HistoryCmd,
     },
     /// Run the benchmark workloads and print instances per second, latency and peak memory.
     Bench(bench::BenchArgs),
@@ -280,6 +289,40 @@ enum AppCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum HistoryCmd {
+    /// Delete ended processes with everything they own (task records, user tasks, the
+    /// processes they called, their rollback, cancel and delete instances), in batches that
+    /// running processes hardly notice.
+    Prune {
+        /// Only processes that ended longer ago than this (`30d`, `12h`, `P30D`; `0s`: all).
+        #[arg(long)]
+        older_than: String,
+        /// Only processes of this model key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only processes that ended so: success, failed or canceled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only processes of models deployed for this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Count what would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+}
+
+/// An age such as `30d`, `12h` or `P30D` (days of 24 hours).
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let refused = |e: &dyn std::fmt::Display| format!("`{text}` is not an age such as 30d, 12h or P30D: {e}");
+    let span: jiff::Span = text.trim().parse().map_err(|e| refused(&e))?;
+    let duration = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|e| refused(&e))?;
+    std::time::Duration::try_from(duration).map_err(|e| refused(&e))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format, &cli.command);
@@ -315,6 +358,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             bk_apps,
             anonymous_user,
             anonymous_anywhere,
+            history_ttl,
             limits,
         } => {
             let bk_apps = bk_apps.iter().map(|app| bk_app(app)).collect::<Result<Vec<_>, String>>()?;
@@ -329,7 +373,8 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 (Some(_), true) => return Err("--amqp needs --amqp-stones: which stones' jobs go to RabbitMQ".into()),
                 (None, false) => return Err("--amqp-stones needs --amqp URL".into()),
             };
-            let runtime = flowstone_server::RuntimeOptions { node, lease, stones, broker, limits: limits.limits() };
+            let runtime =
+                flowstone_server::RuntimeOptions { node, lease, stones, broker, limits: limits.limits(), history_ttl };
             let config = flowstone_server::Config {
                 listen,
                 data_dir,
@@ -379,6 +424,10 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             client::put(&server, &format!("/task/{task}/reRun"), Some(body)).await
         }
         Cmd::Resume { task, server } => client::put(&server, &format!("/task/{task}/resume"), None).await,
+        Cmd::History { command: HistoryCmd::Prune { older_than, key, status, tenant, dry_run, server } } => {
+            let query = client::Prune { older_than, key, status, tenant, dry_run };
+            client::prune(&server, &query).await
+        }
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Worker(args) => worker(args).await,
     }

@@ -33,6 +33,7 @@ pub(crate) struct Metrics {
     workers: Gauge,
     jobs_waiting: Family<Labels<2>, Gauge>,
     oldest_waiting: Family<Labels<2>, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pruned: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +51,7 @@ impl Default for Metrics {
             workers: Gauge::default(),
             jobs_waiting: Family::default(),
             oldest_waiting: Family::default(),
+            pruned: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests answered, by method, route and status", m.requests.clone());
@@ -82,6 +84,11 @@ impl Default for Metrics {
             "jobs_oldest_waiting_seconds",
             "Age of the oldest stone job no one holds, by stone",
             m.oldest_waiting.clone(),
+        );
+        registry.register(
+            "instances_pruned",
+            "Ended instances deleted by history retention (called processes, rollback, cancel and delete instances included)",
+            m.pruned.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -128,6 +135,10 @@ impl Metrics {
 
     pub(crate) fn commit_failed(&self, reason: &'static str) {
         self.commit_failures.get_or_create(&[("reason", reason.to_owned())]).inc();
+    }
+
+    pub(crate) fn instances_pruned(&self, count: u64) {
+        self.pruned.inc_by(count);
     }
 
     pub(crate) fn set_workers(&self, count: usize) {

@@ -11,6 +11,7 @@ mod bk_sops;
 mod identity;
 mod postgres;
 mod repository;
+mod retention;
 mod rows;
 mod sql;
 mod sqlite;
@@ -28,6 +29,7 @@ pub use bk_sops::{
 pub use identity::{AppRow, GroupRow, IdentityColumn, IdentityQuery, IdentityStore, TokenRow, UserRow};
 pub use postgres::PgStore;
 pub use repository::{DeploymentOrder, DeploymentQuery, ModelOrder, ModelQuery, TenantFilter, TextFilter};
+pub use retention::{PruneFamily, PruneQuery, RetentionStore};
 pub use rows::{
     Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
     LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
@@ -100,7 +102,16 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// of user tasks and identities.
 #[async_trait::async_trait]
 pub trait Store:
-    UserTaskStore + IdentityStore + BkSopsStore + BkPlanStore + TimerStore + SubscriptionStore + Send + Sync + 'static
+    UserTaskStore
+    + IdentityStore
+    + BkSopsStore
+    + BkPlanStore
+    + TimerStore
+    + SubscriptionStore
+    + RetentionStore
+    + Send
+    + Sync
+    + 'static
 {
     /// A deployment by id.
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRow>>;

@@ -407,6 +407,10 @@ pub struct WriteBatch {
     /// Changes of the locks workers hold; a lock that is no longer the worker's fails the
     /// commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
     pub lease_changes: Vec<LeaseChange>,
+    /// Ended instances to delete with everything they own, each at the version read (see
+    /// [`RetentionStore`](crate::RetentionStore)); one changed since, or running, fails the
+    /// commit with [`StoreError::Conflict`](crate::StoreError::Conflict).
+    pub pruned: Vec<(String, i64)>,
 }
 
 /// A change a worker makes to the lock it holds on a job.
@@ -469,5 +473,6 @@ impl WriteBatch {
             && self.clocked_runs.is_empty()
             && self.held_jobs.is_empty()
             && self.lease_changes.is_empty()
+            && self.pruned.is_empty()
     }
 }

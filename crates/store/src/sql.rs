@@ -412,6 +412,8 @@ macro_rules! sql_store {
             /// Jobs that must still be locked by these workers (distinct pairs).
             Held(&'a [(&'a str, &'a str)]),
             Lease(&'a crate::LeaseChange),
+            /// Statement `usize` of deleting ended instances with what they own.
+            Pruned(&'a [&'a (String, i64)], usize),
         }
 
         type Args = <$db as sqlx::Database>::Arguments;
@@ -626,6 +628,7 @@ macro_rules! sql_store {
                 Work::PeriodicRun(r) => Encoded::Built(bk_plans_impl::count_periodic_run(r)),
                 Work::Clocked(c) => Encoded::Built(bk_plans_impl::insert_clocked(c)),
                 Work::ClockedRun(r) => Encoded::Built(bk_plans_impl::clocked_ran(r)),
+                Work::Pruned(chunk, at) => Encoded::Built(retention_impl::prune(chunk, *at)),
                 Work::Lease(c) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET ");
                     match c.update {
@@ -910,6 +913,10 @@ macro_rules! sql_store {
                 work.extend(batch.periodic_runs.iter().map(Work::PeriodicRun));
                 work.extend(batch.clocked_tasks.iter().map(Work::Clocked));
                 work.extend(batch.clocked_runs.iter().map(Work::ClockedRun));
+                let pruned: Vec<&(String, i64)> = batch.pruned.iter().collect();
+                for chunk in chunks(&pruned) {
+                    work.extend((0..=crate::retention::OWNED.len()).map(|at| Work::Pruned(chunk, at)));
+                }
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let freed = batch.lease_changes.iter().any(|c| matches!(c.update, crate::LeaseUpdate::Free { .. }));
@@ -956,6 +963,13 @@ macro_rules! sql_store {
                         && applied == 0
                     {
                         return Err(StoreError::Conflict(vec![format!("job {}", c.record_id)]));
+                    }
+                    if let Work::Pruned(chunk, at) = done
+                        && at == crate::retention::OWNED.len()
+                        && applied < chunk.len() as u64
+                    {
+                        // Acted on (or started again) since they were read: nothing goes.
+                        return Err(StoreError::Conflict(chunk.iter().map(|(id, _)| id.clone()).collect()));
                     }
                     if let Work::BkStart(crate::BkTaskStart { id, .. }) | Work::BkEdit(crate::BkTaskEdit { id, .. }) = done
                         && applied == 0

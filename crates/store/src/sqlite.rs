@@ -134,3 +134,4 @@ crate::bk_sops::bk_sops_store!(SqliteStore, sqlx::Sqlite);
 crate::bk_plans::bk_plans_store!(SqliteStore, sqlx::Sqlite);
 crate::timers::timer_store!(SqliteStore, sqlx::Sqlite, lock = "");
 crate::subscriptions::subscription_store!(SqliteStore, sqlx::Sqlite);
+crate::retention::retention_store!(SqliteStore, sqlx::Sqlite);

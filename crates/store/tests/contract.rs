@@ -7,10 +7,10 @@ use flowstone_store::{
     ChangedUserTask, ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite,
     EventQuery, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow,
     JobFilter, JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, OutboxRow,
-    Page, PassageRow, PgStore, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow, TaskLink, TaskOrder,
-    TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease, TimerMove, TimerOrder,
-    TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter, VariableOp, VariableScope,
-    WriteBatch,
+    Page, PassageRow, PgStore, PruneQuery, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow,
+    TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease,
+    TimerMove, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter,
+    VariableOp, VariableScope, WriteBatch,
 };
 use serde_json::json;
 
@@ -1318,6 +1318,112 @@ async fn thrown_events_stay_in_the_outbox_of_their_server_until_sent(store: &dyn
     assert!(must(store.unsent("n2")).await.is_empty());
 }
 
+/// An instance of model `m` that ended at `end` with `status`, belonging to `parent`.
+fn ended(id: &str, model: &str, status: &str, end: i64, parent: Option<&str>) -> InstanceRow {
+    InstanceRow { end_time: Some(end), parent_id: parent.map(str::to_owned), ..instance(id, model, status, 1) }
+}
+
+fn pruning(ended_before: i64) -> PruneQuery {
+    PruneQuery { ended_before, ..PruneQuery::default() }
+}
+
+async fn roots(
+    store: &dyn Store,
+    query: &PruneQuery,
+    after: Option<&str>,
+    limit: u64,
+) -> (Vec<String>, Option<String>) {
+    let (families, last) = must(store.prunable(query, after, limit)).await;
+    (families.into_iter().map(|f| f.root).collect(), last)
+}
+
+async fn ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_all(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let tenant = NewDeployment { tenant_id: Some("acme".into()), ..deployment("d2") };
+    deploy(store, tenant, vec![new_model("m2", "k2")], 1).await;
+    let mut other = ended("t", "m2", "failed", 10, None);
+    other.model_key = "k2".into();
+    let rows = [
+        ended("a", "m", "completed", 10, None),
+        ended("a-call", "m", "completed", 9, Some("a")),
+        ended("a-call-rollback", "m", "completed", 9, Some("a-call")),
+        ended("b", "m", "completed", 10, None),
+        instance("b-delete", "m", "running", 11),
+        ended("n", "m", "completed", 100, None),
+        other,
+        instance("x", "m", "running", 1),
+    ];
+    let mut b_delete = rows[4].clone();
+    b_delete.parent_id = Some("b".into());
+    let instances: Vec<_> = rows
+        .iter()
+        .map(|r| if r.id == "b-delete" { b_delete.clone() } else { r.clone() })
+        .map(|r| (r, parted("{}", false, &[("p", Some("part"))])))
+        .collect();
+    let owned_by = |id: &str| TaskRow {
+        instance_id: id.into(),
+        record: record(&format!("r-{id}"), &format!("r-{id}"), "start.begin", 2),
+    };
+    let passage = |id: &str| PassageRow {
+        instance_id: id.into(),
+        passage: Passage { id: format!("p-{id}"), element: "s".into(), name: None, kind: "startEvent", time: 1 },
+    };
+    let ids = ["a", "a-call", "a-call-rollback", "b", "t"];
+    let batch = WriteBatch {
+        instances,
+        tasks: ids.iter().map(|id| owned_by(id)).collect(),
+        passages: ids.iter().map(|id| passage(id)).collect(),
+        jobs: vec![job("a-call", "r-a-call", 2), job("t", "r-t", 2)],
+        timers: vec![TimerRow { instance_id: "a".into(), ..timer("r-a", 50) }],
+        subscriptions: vec![wait("r-a-call-rollback", "a-call-rollback", "go", None, 2)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+
+    // Top-level only, ended before the time, with no member running; `last` is where the
+    // next read goes on, past the families passed over.
+    assert_eq!(roots(store, &pruning(50), None, 10).await, (vec!["a".into(), "t".into()], Some("t".into())));
+    assert_eq!(roots(store, &pruning(50), None, 2).await, (vec!["a".into()], Some("b".into())));
+    assert_eq!(roots(store, &pruning(50), Some("b"), 2).await, (vec!["t".into()], Some("t".into())));
+    assert_eq!(roots(store, &pruning(50), Some("t"), 2).await, (vec![], None));
+    assert_eq!(roots(store, &pruning(500), None, 10).await.0, ["a", "n", "t"]);
+    let by_key = PruneQuery { model_key: Some("k2".into()), ..pruning(50) };
+    let by_tenant = PruneQuery { tenant_id: Some("acme".into()), ..pruning(50) };
+    let by_status = PruneQuery { status: Some("failed".into()), ..pruning(50) };
+    let by_id = PruneQuery { id: Some("t".into()), ..pruning(50) };
+    for query in [by_key, by_tenant, by_status, by_id] {
+        assert_eq!(roots(store, &query, None, 10).await.0, ["t"], "{query:?}");
+    }
+    let (families, _) = must(store.prunable(&pruning(50), None, 1)).await;
+    let members: Vec<&str> = families[0].members.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(members, ["a", "a-call", "a-call-rollback"]);
+
+    // A member changed since it was read: nothing of the batch goes.
+    let mut stale = families[0].members.clone();
+    stale[1].1 = 0;
+    let err = store.commit(&WriteBatch { pruned: stale, ..WriteBatch::default() }).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(must(store.task("r-a")).await.is_some(), "a refused prune deletes nothing");
+
+    must(store.commit(&WriteBatch { pruned: families[0].members.clone(), ..WriteBatch::default() })).await;
+    for id in ["a", "a-call", "a-call-rollback"] {
+        assert!(must(store.instance(id)).await.is_none(), "{id} is gone");
+        assert!(must(store.instance_state(id)).await.is_none(), "{id}'s state is gone");
+        assert!(must(store.tasks_of_instance(id)).await.is_empty(), "{id}'s records are gone");
+        assert!(must(store.task(&format!("r-{id}"))).await.is_none());
+    }
+    assert!(must(store.job("r-a-call")).await.is_none(), "its jobs are gone");
+    assert!(must(store.timer("r-a")).await.is_none(), "its timers are gone");
+    assert!(must(store.subscription("r-a-call-rollback")).await.is_none(), "its waits are gone");
+    let activities = must(store.list_activities(&ActivityQuery::default(), Page { offset: 0, limit: 100 })).await.0;
+    assert!(activities.iter().all(|a| !a.instance_id.starts_with("a")), "its passages are gone");
+    for id in ["b", "b-delete", "n", "t", "x"] {
+        assert!(must(store.instance(id)).await.is_some(), "{id} stays");
+    }
+    assert!(must(store.job("r-t")).await.is_some(), "what others own stays");
+    assert_eq!(roots(store, &pruning(50), None, 10).await.0, ["t"]);
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[tokio::test]
@@ -1369,7 +1475,8 @@ macro_rules! suite {
             bk_sops_templates_and_tasks_get_numbers_and_a_task_is_edited_until_it_starts_once,
             event_subscriptions_are_found_by_name_and_key_oldest_first,
             buffered_messages_are_taken_once_by_a_wait_they_fit,
-            thrown_events_stay_in_the_outbox_of_their_server_until_sent
+            thrown_events_stay_in_the_outbox_of_their_server_until_sent,
+            ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_all
         );
     };
 }

@@ -23,8 +23,8 @@ use flowstone_engine::{
 use flowstone_model::Definition;
 use flowstone_store::{
     BkTaskEdit, BkTaskStart, ChangedUserTask, ClosedUserTask, InstanceRow, JobRow, LeaseChange, LeaseUpdate, ModelRow,
-    NewUserTask, OutboxRow, PassageRow, Store, StoreError, SubscriptionRow, TaskLink, TaskRow, TimerMove, TimerRow,
-    UserTaskRow, WriteBatch, json_text,
+    NewUserTask, OutboxRow, PassageRow, PruneFamily, Store, StoreError, SubscriptionRow, TaskLink, TaskRow, TimerMove,
+    TimerRow, UserTaskRow, WriteBatch, json_text,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -69,6 +69,11 @@ pub(super) enum Request {
         change: LeaseChange,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
+    /// Ended families to delete (history retention); answers how many instances went.
+    Prune {
+        families: Vec<PruneFamily>,
+        reply: oneshot::Sender<Result<u64, RuntimeError>>,
+    },
 }
 
 /// A live instance as the committer holds it.
@@ -110,6 +115,8 @@ enum Entry {
     Records { request: Box<RecordsRequest>, instance: String, answer: Result<(), RuntimeError> },
     /// A change of a job's lock.
     Lease { change: LeaseChange, answer: Result<(), RuntimeError>, reply: oneshot::Sender<Result<(), RuntimeError>> },
+    /// Instances deleted, how many.
+    Pruned { count: u64, reply: oneshot::Sender<Result<u64, RuntimeError>> },
 }
 
 impl Entry {
@@ -120,7 +127,7 @@ impl Entry {
             Entry::Applied { instance, .. } | Entry::Task { instance, .. } | Entry::Records { instance, .. } => {
                 instance
             }
-            Entry::Lease { .. } => "",
+            Entry::Lease { .. } | Entry::Pruned { .. } => "",
         }
     }
 
@@ -150,6 +157,11 @@ impl Entry {
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
             (Entry::Records { request, .. }, _) => Some(Request::Records(request)),
             (Entry::Lease { change, reply, .. }, _) => Some(Request::Lease { change, reply }),
+            (entry @ Entry::Pruned { .. }, _) => {
+                // Read again before trying again: the versions it named are stale.
+                entry.fail(PRUNE_STALE);
+                None
+            }
         }
     }
 
@@ -164,9 +176,13 @@ impl Entry {
             Entry::Task { request, .. } => drop(request.reply.send(Err(err))),
             Entry::Records { request, .. } => drop(request.reply.send(Err(err))),
             Entry::Lease { reply, .. } => drop(reply.send(Err(err))),
+            Entry::Pruned { reply, .. } => drop(reply.send(Err(err))),
         }
     }
 }
+
+/// Why a prune wrote nothing when its group is applied again.
+pub(super) const PRUNE_STALE: &str = "instances to prune changed since they were read";
 
 /// Why a start could not be answered or applied again (the group always holds the row of an
 /// instance it started; this guards the impossible instead of panicking).
@@ -244,7 +260,11 @@ impl Prepared {
             .filter_map(|entry| {
                 let row = match &entry {
                     Entry::Started { id, .. } => Self::take_row(&mut batch, &rows, id),
-                    Entry::Applied { .. } | Entry::Task { .. } | Entry::Records { .. } | Entry::Lease { .. } => None,
+                    Entry::Applied { .. }
+                    | Entry::Task { .. }
+                    | Entry::Records { .. }
+                    | Entry::Lease { .. }
+                    | Entry::Pruned { .. } => None,
                 };
                 entry.into_request(row)
             })
@@ -297,6 +317,8 @@ pub(super) struct Committer {
     /// bk-sops tasks edited by groups not yet committed, as edited: a start reads them before
     /// the store.
     editing_bk: std::collections::HashMap<i64, BkTaskEdit, foldhash::fast::RandomState>,
+    /// Instances deleted by groups not yet committed: no request may read them again.
+    pruning: std::collections::HashSet<String, foldhash::fast::RandomState>,
 }
 
 /// How many rows of each kind a group wrote for how many requests. Groups in a steady stream
@@ -356,6 +378,7 @@ impl Committer {
             starting_bk: Default::default(),
             firing: Default::default(),
             editing_bk: Default::default(),
+            pruning: Default::default(),
         }
     }
 
@@ -588,6 +611,9 @@ impl Committer {
         for id in group.rows.keys() {
             self.live.remove(id);
         }
+        for (id, _) in &group.batch.pruned {
+            self.pruning.remove(id);
+        }
         for entry in &group.entries {
             self.live.remove(entry.instance());
         }
@@ -631,7 +657,11 @@ impl Committer {
                 Entry::Task { request, answer, .. } => drop(request.reply.send(*answer)),
                 Entry::Records { request, answer, .. } => drop(request.reply.send(answer)),
                 Entry::Lease { answer, reply, .. } => drop(reply.send(answer)),
+                Entry::Pruned { count, reply } => drop(reply.send(Ok(count))),
             }
+        }
+        for (id, _) in &batch.pruned {
+            self.pruning.remove(id);
         }
         for moved in &batch.moved_timers {
             self.firing.remove(&moved.record_id);
@@ -723,6 +753,10 @@ impl Committer {
                         into.batch.lease_changes.push(change.clone());
                     }
                     into.entries.push(Entry::Lease { change, answer, reply });
+                }
+                Request::Prune { families, reply } => {
+                    let count = self.prune(families, into);
+                    into.entries.push(Entry::Pruned { count, reply });
                 }
             }
         }
@@ -974,6 +1008,31 @@ impl Committer {
         into.entries.push(Entry::Task { request, instance, answer: Box::new(answer) });
     }
 
+    /// Adds ended families to the group's deletes; answers how many instances they hold. A
+    /// family one of whose members changed since it was read (memory holds a newer version,
+    /// or this group writes it) stays: its next read sees why. The store checks the versions
+    /// again as it deletes.
+    fn prune(&mut self, families: Vec<PruneFamily>, into: &mut Prepared) -> u64 {
+        let mut count = 0;
+        for family in families {
+            let changed = family.members.iter().any(|(id, version)| {
+                self.pruning.contains(id)
+                    || into.rows.contains_key(id)
+                    || self.live.get(id).is_some_and(|l| l.row.version != *version)
+            });
+            if changed {
+                continue;
+            }
+            for (id, _) in &family.members {
+                self.live.remove(id);
+                self.pruning.insert(id.clone());
+            }
+            count += family.members.len() as u64;
+            into.batch.pruned.extend(family.members);
+        }
+        count
+    }
+
     /// Who holds the jobs workers report on in `requests`, read once for the group (the commit
     /// checks again that they still do).
     async fn leases(&self, requests: &[Request]) -> Result<ById<Option<String>>, RuntimeError> {
@@ -999,7 +1058,11 @@ impl Committer {
             .filter_map(|r| match r {
                 Request::Apply { instance, .. } => Some(instance.as_str()),
                 // A completion's instance is checked by its commit (a stale one conflicts).
-                Request::Start { .. } | Request::Task(_) | Request::Records(_) | Request::Lease { .. } => None,
+                Request::Start { .. }
+                | Request::Task(_)
+                | Request::Records(_)
+                | Request::Lease { .. }
+                | Request::Prune { .. } => None,
             })
             // An instance with writes still on their way is ours to answer for.
             .filter(|id| self.live.get(*id).is_some_and(|l| l.row.version == l.committed))
@@ -1029,10 +1092,13 @@ impl Committer {
     /// Makes the instance live, from memory or else from the store. Memory wins: it may hold
     /// changes whose commit is still under way.
     async fn load(&mut self, id: &str) -> Result<(), RuntimeError> {
+        let not_found = || RuntimeError::NotFound(format!("process instance {id} not found"));
+        if self.pruning.contains(id) {
+            return Err(not_found());
+        }
         if self.live.contains_key(id) {
             return Ok(());
         }
-        let not_found = || RuntimeError::NotFound(format!("process instance {id} not found"));
         let row = self.store.instance(id).await?.ok_or_else(not_found)?;
         let state = self.store.instance_state(&row.id).await?.unwrap_or_default();
         self.make_live(row, state).await
@@ -1045,7 +1111,11 @@ impl Committer {
         let mut ids: Vec<String> = requests
             .iter()
             .filter_map(|r| match r {
-                Request::Apply { instance, .. } if !self.live.contains_key(instance) => Some(instance.clone()),
+                Request::Apply { instance, .. }
+                    if !self.live.contains_key(instance) && !self.pruning.contains(instance) =>
+                {
+                    Some(instance.clone())
+                }
                 _ => None,
             })
             .collect();

@@ -14,6 +14,7 @@ mod kept;
 mod lookups;
 mod periodic;
 mod records;
+mod retention;
 pub(crate) mod stones;
 mod timers;
 mod user_tasks;
@@ -33,6 +34,7 @@ use flowstone_store::{
 use flowstone_worker::Stone;
 pub use kept::{MAX_TTL_MS, Sent};
 pub use periodic::Crontab;
+pub use retention::Pruned;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +106,8 @@ pub struct RuntimeOptions {
     pub broker: Option<BrokerOptions>,
     /// The bounds every instance runs within.
     pub limits: Limits,
+    /// Instances that ended longer ago than this are deleted in the background (none: kept).
+    pub history_ttl: Option<Duration>,
 }
 
 /// Jobs of some stones published to RabbitMQ: one durable queue per stone, named after it
@@ -128,6 +132,7 @@ impl Default for RuntimeOptions {
             stones: flowstone_worker::builtin(&machines),
             broker: None,
             limits: Limits::default(),
+            history_ttl: None,
         }
     }
 }
@@ -141,6 +146,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("stones", &stones)
             .field("broker", &self.broker)
             .field("limits", &self.limits)
+            .field("history_ttl", &self.history_ttl)
             .finish()
     }
 }
@@ -275,6 +281,9 @@ impl Runtime {
         dedicated_runtime("flowstone-apply", stopped.clone())?.spawn(committer.run(rx, stopped.clone()));
         *runtime.runner.lock().unwrap_or_else(|p| p.into_inner()) = Some(stones.start());
         timers::start(runtime.clone(), options.node.clone(), options.lease, stopped.clone());
+        if let Some(ttl) = options.history_ttl {
+            runtime.keep_history_for(ttl);
+        }
         if let Some(broker) = options.broker {
             crate::runtime::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;
         }

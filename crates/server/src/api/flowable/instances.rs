@@ -38,7 +38,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         )
         .route(&at("history/historic-process-instances"), get(list_history))
         .route(&at("query/historic-process-instances"), post(query_history))
-        .route(&at("history/historic-process-instances/{id}"), get(get_history))
+        .route(&at("history/historic-process-instances/{id}"), get(get_history).delete(delete_history))
 }
 
 /// The process instances' part of the OpenAPI document.
@@ -58,7 +58,8 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         delete_variable,
         list_history,
         query_history,
-        get_history
+        get_history,
+        delete_history
     ))]
     struct Api;
     <Api as utoipa::OpenApi>::openapi()
@@ -537,6 +538,20 @@ async fn get_history(
     let tenant = tenant_of(&rt, &p).await?;
     let vars = history_variables(rt.variables(&id).await?.unwrap_or_default(), "local");
     Ok(Json(HistoricInstance::of(&origin(&headers), &p, tenant, vars)))
+}
+
+/// `DELETE history/historic-process-instances/{id}`: removes an ended instance with everything
+/// it owns (the processes it called, its rollback, cancel and delete instances).
+#[utoipa::path(delete, path = "/flowable-rest/service/history/historic-process-instances/{id}", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)),
+    responses(
+        (status = 204, description = "Removed with everything it owned"),
+        (status = 404, description = "No process instance of this id", body = FlowableErrorBody),
+        (status = 409, description = "It is still running, or belongs to another instance (called by it, or its rollback), or a process it called still runs", body = FlowableErrorBody),
+    ))]
+async fn delete_history(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<StatusCode> {
+    rt.delete_history(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- variables -----------------------------------------------------------------------------

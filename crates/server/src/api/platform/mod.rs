@@ -1,6 +1,7 @@
 //! The platform dialect (seeds 000–002): `/model`, `/process`, `/task`.
 
 mod events;
+mod history;
 mod requests;
 mod views;
 
@@ -33,6 +34,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route("/task", get(list_tasks))
         .route("/task/{id}", get(get_task))
         .route("/task/{id}/{operate}", put(operate_task))
+        .route("/history/prune", axum::routing::post(history::prune))
         .merge(events::routes())
 }
 
@@ -53,7 +55,8 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
             get_task,
             operate_task,
             events::send_message,
-            events::send_signal
+            events::send_signal,
+            history::prune
         ),
         components(schemas(ReRun))
     )]

@@ -1,0 +1,181 @@
+//! History retention through the HTTP API on both databases: `POST /history/prune` removes
+//! ended processes with everything they own (the processes they called, their user tasks and
+//! task records) and leaves running ones; Flowable's `DELETE history/historic-process-instances/{id}`
+//! removes one; `--history-ttl` prunes in the background.
+
+mod common;
+
+use common::{TestServer, signed_in};
+use flowstone_server::RuntimeOptions;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SERVICE: &str = "/flowable-rest/service";
+
+/// `order` calls `review`, which waits at a user task; `quick` ends at once.
+const MODELS: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="review" isExecutable="true"><startEvent id="cs"/><sequenceFlow id="c1" sourceRef="cs" targetRef="check"/>
+    <userTask id="check" name="Check"/><sequenceFlow id="c2" sourceRef="check" targetRef="ce"/><endEvent id="ce"/></process>
+  <process id="order" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+    <callActivity id="call" name="Review" calledElement="review"/>
+    <sequenceFlow id="f2" sourceRef="call" targetRef="e"/><endEvent id="e"/></process>
+  <process id="quick" isExecutable="true"><startEvent id="qs"/><sequenceFlow id="q1" sourceRef="qs" targetRef="qe"/>
+    <endEvent id="qe"/></process>
+</definitions>"#;
+
+fn id_of(record: &Value) -> String {
+    record["id"].as_str().unwrap_or_else(|| panic!("no id in {record}")).to_owned()
+}
+
+/// Starts `order`; answers its id and its child's.
+async fn start_order(s: &TestServer) -> (String, String) {
+    let parent = id_of(&s.start_process("order", json!({})).await);
+    let tasks = s.tasks(&parent).await;
+    let call = tasks.iter().find(|t| t["name"] == "Review").unwrap_or_else(|| panic!("no call in {tasks:?}"));
+    let params: Value = serde_json::from_str(call["params"].as_str().unwrap_or("{}")).unwrap_or_default();
+    (parent, params["calledInstance"].as_str().unwrap_or_else(|| panic!("{call}")).to_owned())
+}
+
+/// The open user task of `instance`, commented on and then completed through Flowable's API.
+async fn comment_and_complete(s: &TestServer, instance: &str) -> String {
+    let (_, open) = s.get(&format!("{SERVICE}/runtime/tasks?processInstanceId={instance}")).await;
+    let task = open["data"][0]["id"].as_str().unwrap_or_else(|| panic!("no open task: {open}")).to_owned();
+    let (status, body) = s.post(&format!("{SERVICE}/runtime/tasks/{task}/comments"), json!({"message": "ok"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = s.post(&format!("{SERVICE}/runtime/tasks/{task}"), json!({"action": "complete"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    task
+}
+
+async fn prune(s: &TestServer, body: Value) -> Value {
+    let (status, answer) = s.post("/history/prune", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+async fn ended_processes_go_with_what_they_own_and_running_ones_stay(s: TestServer) {
+    s.deploy(MODELS).await;
+    let (parent, child) = start_order(&s).await;
+    let user_task = comment_and_complete(&s, &child).await;
+    assert_eq!(s.settle_or_wait(&parent).await["processStatus"], "success");
+    let quick = id_of(&s.start_process("quick", json!({})).await);
+    assert_eq!(s.settle_or_wait(&quick).await["processStatus"], "success");
+    let (running, running_child) = start_order(&s).await;
+
+    let dry = prune(&s, json!({"olderThan": "0s", "dryRun": true})).await;
+    assert_eq!(dry, json!({"processes": 2, "instances": 3, "more": false, "dryRun": true}));
+    assert_eq!(s.process(&parent).await["processStatus"], "success", "a dry run deletes nothing");
+
+    let young = prune(&s, json!({"olderThan": "1d"})).await;
+    assert_eq!((&young["processes"], &young["instances"]), (&json!(0), &json!(0)), "{young}");
+    let failed = prune(&s, json!({"olderThan": "0s", "status": "failed"})).await;
+    assert_eq!(failed["processes"], 0, "{failed}");
+
+    let by_key = prune(&s, json!({"olderThan": "0s", "model": "order"})).await;
+    assert_eq!(by_key, json!({"processes": 1, "instances": 2, "more": false, "dryRun": false}));
+    for gone in [&parent, &child] {
+        let (status, body) = s.get(&format!("/process/{gone}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{gone}: {body}");
+        let (status, _) = s.get(&format!("{SERVICE}/history/historic-process-instances/{gone}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (_, records) = s.get(&format!("/task?processInstanceId={parent}")).await;
+    assert_eq!(records.as_array().map_or(0, Vec::len), 0, "its task records went: {records}");
+    let (status, _) = s.get(&format!("{SERVICE}/history/historic-task-instances/{user_task}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "its child's user task went");
+    let (_, comments) = s.get(&format!("{SERVICE}/history/historic-task-instances/{user_task}/comments")).await;
+    assert!(comments.as_array().is_none_or(Vec::is_empty), "and its comments: {comments}");
+
+    for stays in [&quick, &running, &running_child] {
+        let (status, body) = s.get(&format!("/process/{stays}")).await;
+        assert_eq!(status, StatusCode::OK, "{stays} stays: {body}");
+    }
+    let rest = prune(&s, json!({"olderThan": "0s", "limit": 5})).await;
+    assert_eq!((&rest["processes"], &rest["instances"]), (&json!(1), &json!(1)), "{rest}");
+    assert_eq!(s.process(&running).await["processStatus"], "running", "running processes stay");
+    let (_, metrics) = s.get("/metrics").await;
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(text.lines().any(|l| l == "flowstone_instances_pruned_total 3"), "{text}");
+}
+
+async fn a_prune_that_is_malformed_or_not_an_operators_is_refused_naming_why(s: TestServer) {
+    for (body, names) in [
+        (json!({}), "olderThan"),
+        (json!({"olderThan": "soon"}), "olderThan"),
+        (json!({"olderThan": "-3d"}), "olderThan"),
+        (json!({"olderThan": "1d", "status": "running"}), "success, failed or canceled"),
+        (json!({"olderThan": "1d", "limit": 0}), "limit"),
+        (json!({"olderThan": "1d", "limit": 1_000_000}), "limit"),
+        (json!({"olderThan": "1d", "everything": true}), "everything"),
+    ] {
+        let (status, answer) = s.post("/history/prune", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| m.contains(names)), "{body}: {answer}");
+    }
+    let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "kermit", "password": "pw"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let kermit = signed_in("kermit:pw");
+    let (status, body) = s.call_with(&kermit, Method::POST, "/history/prune", Some(json!({"olderThan": "0s"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+async fn flowable_deletes_an_ended_process_history_but_not_a_running_one_or_a_part_of_another(s: TestServer) {
+    s.deploy(MODELS).await;
+    let (parent, child) = start_order(&s).await;
+    let at = |id: &str| format!("{SERVICE}/history/historic-process-instances/{id}");
+    let (status, body) = s.call(Method::DELETE, &at(&parent), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["exception"].as_str().is_some_and(|m| m.contains("still running")), "{body}");
+    comment_and_complete(&s, &child).await;
+    assert_eq!(s.settle_or_wait(&parent).await["processStatus"], "success");
+    let (status, body) = s.call(Method::DELETE, &at(&child), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["exception"].as_str().is_some_and(|m| m.contains(&parent)), "names its caller: {body}");
+    let (status, body) = s.call(Method::DELETE, &at(&parent), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for gone in [&parent, &child] {
+        let (status, _) = s.get(&at(gone)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, body) = s.call(Method::DELETE, &at(&parent), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["exception"].as_str().is_some_and(|m| m.contains(&parent)), "{body}");
+}
+
+/// A server that deletes what ended more than a second ago.
+async fn with_ttl(backend: common::Backend) -> Option<TestServer> {
+    TestServer::start_configured(backend, |_| RuntimeOptions {
+        stones: Vec::new(),
+        history_ttl: Some(Duration::from_secs(1)),
+        ..RuntimeOptions::default()
+    })
+    .await
+}
+
+async fn a_history_ttl_prunes_ended_processes_in_the_background(s: TestServer) {
+    s.deploy(MODELS).await;
+    let quick = id_of(&s.start_process("quick", json!({})).await);
+    let (running, _) = start_order(&s).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = s.get(&format!("/process/{quick}")).await;
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{quick} was not pruned within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.process(&running).await["processStatus"], "running");
+}
+
+backend_tests!(server = TestServer::start;
+    ended_processes_go_with_what_they_own_and_running_ones_stay,
+    a_prune_that_is_malformed_or_not_an_operators_is_refused_naming_why,
+    flowable_deletes_an_ended_process_history_but_not_a_running_one_or_a_part_of_another,
+);
+
+mod ttl {
+    use super::*;
+    backend_tests!(server = with_ttl; a_history_ttl_prunes_ended_processes_in_the_background);
+}
