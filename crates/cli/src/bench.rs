@@ -28,15 +28,16 @@ pub(crate) struct BenchArgs {
     /// multi-instance-engine run one parallel multi-instance task of each of --items; sign-in-flood
     /// times requests beside a flood of wrong passwords; timers, timers-postgres and
     /// timers-postgres-kill fire --timers timers beside W1; messages correlates a message by
-    /// key to each of --waiting instances (comma separated).
+    /// key to each of --waiting instances; prune deletes --ended ended W1 instances while W1
+    /// runs (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
     #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Instances in flight at once in the durable and HTTP modes (1 measures one after another).
     #[arg(long, default_value_t = 256)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// PostgreSQL server on which a fresh database is created for the postgres mode.
     #[arg(long, env = "FLOWSTONE_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub(crate) postgres: String,
@@ -55,6 +56,9 @@ pub(crate) struct BenchArgs {
     /// Instances the `messages` mode sets waiting for a message of their own.
     #[arg(long, default_value_t = 100_000)]
     waiting: u64,
+    /// Ended W1 instances the `prune` mode makes, then deletes while W1 runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    ended: u64,
     /// Directory holding w1_straight.bpmn, w2_usertask.bpmn, w3_gateways.bpmn (default: the bundled examples).
     #[arg(long)]
     models: Option<PathBuf>,
@@ -259,6 +263,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 crate::messages_bench::run(args.waiting).await?;
                 continue;
             }
+            "prune" => {
+                crate::prune_bench::run(args.ended, &args).await?;
+                continue;
+            }
             "tasks" | "tasks-postgres" => {
                 let postgres = (mode == "tasks-postgres").then_some(args.postgres.as_str());
                 crate::tasks_bench::run(args.tasks, postgres).await?;
@@ -274,7 +282,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
                 "http" => http(w, &xml, &args).await?,
                 other => {
                     return Err(format!(
-                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, timers, timers-postgres, timers-postgres-kill, messages, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
+                        "unknown mode `{other}`; use engine, sqlite, postgres, http, dispatch, workers, tasks, tasks-postgres, timers, timers-postgres, timers-postgres-kill, messages, prune, pipeline, pipeline-engine, multi-instance, multi-instance-engine or sign-in-flood"
                     ));
                 }
             };

@@ -11,6 +11,7 @@ mod jobs_bench;
 mod messages_bench;
 mod multi_bench;
 mod pipeline_bench;
+mod prune_bench;
 mod sign_in_bench;
 mod tasks_bench;
 mod timers_bench;

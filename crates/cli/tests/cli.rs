@@ -316,3 +316,31 @@ fn the_cli_completes_cancels_deletes_and_drives_debug_mode() {
         assert!(!refused.status.success() && said.contains("409"), "{args:?} outside debug mode: {said}");
     }
 }
+
+#[test]
+fn history_prune_deletes_ended_processes_and_a_dry_run_only_counts() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let _server = Serve::start(dir.path(), port);
+    let model = dir.path().join("quick.bpmn");
+    must(std::fs::write(
+        &model,
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="quick">
+           <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="e"/><endEvent id="e"/></process></definitions>"#,
+    ));
+    stdout(&run(port, &["deploy", model.to_str().unwrap_or_default()]));
+    for _ in 0..3 {
+        stdout(&run(port, &["start", "quick"]));
+    }
+    let dry = stdout(&run(port, &["history", "prune", "--older-than", "0s", "--key", "quick", "--dry-run"]));
+    assert!(dry.contains("would delete 3 processes"), "{dry}");
+    assert!(stdout(&run(port, &["ps", "--key", "quick"])).contains("(3 of 3)"), "a dry run deletes nothing");
+    let young = stdout(&run(port, &["history", "prune", "--older-than", "1d"]));
+    assert!(young.contains("deleted 0 processes"), "{young}");
+    let pruned = stdout(&run(port, &["history", "prune", "--older-than", "0s", "--key", "quick"]));
+    assert!(pruned.contains("deleted 3 processes"), "{pruned}");
+    assert!(stdout(&run(port, &["ps", "--key", "quick"])).contains("(0 of 0)"));
+    let refused = run(port, &["history", "prune", "--older-than", "soon"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("olderThan"), "{said}");
+}

@@ -232,3 +232,87 @@ async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) 
     let status = resp.status();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
+
+/// `order` calls `part`; both end at once.
+const CALLING: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="part"><startEvent id="ps"/><sequenceFlow sourceRef="ps" targetRef="pe"/><endEvent id="pe"/></process>
+  <process id="order"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="call"/>
+    <callActivity id="call" calledElement="part"/><sequenceFlow sourceRef="call" targetRef="e"/><endEvent id="e"/></process>
+</definitions>"#;
+
+/// Whether a process (`GET /process/{id}`) is still there.
+async fn present(client: &Client, base: &str, id: &str) -> bool {
+    let (status, p) = get(client, format!("{base}/process/{id}")).await;
+    assert!(matches!(status, StatusCode::OK | StatusCode::NOT_FOUND), "{id}: {status} {p}");
+    status == StatusCode::OK
+}
+
+/// A prune killed with SIGKILL part way leaves every process whole (with the process it called
+/// and its task records) or gone with all of it; the next prune takes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_a_prune_leaves_each_process_whole_or_gone() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = common::client();
+    let mut server = Serve::start(dir.path(), port);
+    let resp = must(client.post(format!("{base}/model")).body(CALLING).send().await);
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // Processes and the child each called, read from the call's task record.
+    let mut families = Vec::new();
+    for chunk in 0..20 {
+        let starts = (0..50).map(|n| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let body = json!({"key": "order", "processName": format!("o{chunk}-{n}"), "variables": {}});
+                let (status, p) = post(&client, format!("{base}/process"), body).await;
+                assert_eq!(status, StatusCode::OK, "{p}");
+                p["processInstanceId"].as_str().unwrap_or_default().to_owned()
+            })
+        });
+        for start in starts.collect::<Vec<_>>() {
+            families.push((must(start.await), String::new()));
+        }
+    }
+    for (parent, child) in &mut families {
+        let (_, tasks) = get(&client, format!("{base}/task?processInstanceId={parent}")).await;
+        let params = tasks[0]["params"].as_str().unwrap_or("{}");
+        let params: Value = must(serde_json::from_str(params));
+        *child = params["calledInstance"].as_str().unwrap_or_else(|| panic!("{tasks}")).to_owned();
+        let (_, p) = get(&client, format!("{base}/process/{parent}")).await;
+        assert_eq!(p["processStatus"], "success", "{p}");
+    }
+    let mut rng = Rng(families.len() as u64);
+    let mut partial = 0;
+    for round in 0..5 {
+        let prune = tokio::spawn({
+            let (client, base) = (client.clone(), base.clone());
+            async move { client.post(format!("{base}/history/prune")).json(&json!({"olderThan": "0s"})).send().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20 + rng.next(150))).await;
+        server.kill9();
+        let _ = prune.await;
+        server = Serve::start(dir.path(), port);
+        let mut gone = 0;
+        for (parent, child) in &families {
+            let whole = present(&client, &base, parent).await;
+            assert_eq!(present(&client, &base, child).await, whole, "round {round}: {parent} and its child {child}");
+            let (_, tasks) = get(&client, format!("{base}/task?processInstanceId={parent}")).await;
+            let records = tasks.as_array().map_or(0, Vec::len);
+            assert_eq!(records, usize::from(whole), "round {round}: {parent}'s records with it: {tasks}");
+            gone += usize::from(!whole);
+        }
+        println!("round {round}: {gone} of {} processes pruned when the server was killed", families.len());
+        partial += usize::from(gone > 0 && gone < families.len());
+        if gone == families.len() {
+            break;
+        }
+    }
+    let (status, rest) = post(&client, format!("{base}/history/prune"), json!({"olderThan": "0s"})).await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    for (parent, child) in &families {
+        assert!(!present(&client, &base, parent).await && !present(&client, &base, child).await, "{parent} left");
+    }
+    println!("{partial} kill(s) landed in the middle of a prune");
+    server.terminate();
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Top-level instances per batch: a batch's commit deletes a few thousand rows, a few
 /// milliseconds that the requests of its group wait.
-const BATCH: u64 = 200;
+const BATCH: u64 = 256;
 
 /// How many times a batch is read again when instances in it changed before it committed.
 const STALE_RETRIES: u32 = 3;
