@@ -282,6 +282,51 @@ pub(crate) async fn prune(server: &ServerArg, query: &Prune) -> Result<(), Strin
     Ok(())
 }
 
+/// `GET /stuck`: three tables, oldest first.
+pub(crate) async fn stuck(server: &ServerArg, after: &str) -> Result<(), String> {
+    let answer = server.call(server.client()?.get(server.url("/stuck")).query(&[("after", after)])).await?;
+    let rows = |field: &str| answer[field].as_array().cloned().unwrap_or_default();
+    println!("Not moved since {}:", cell(&answer["since"]));
+    let jobs = rows("jobs");
+    println!("\n{} stone job(s) no worker took", jobs.len());
+    print_table(
+        &[
+            ("TASK", "taskId"),
+            ("PROCESS INSTANCE", "processInstanceId"),
+            ("STONE", "stone"),
+            ("ACTION", "action"),
+            ("QUEUED", "queuedAt"),
+            ("WHY", "why"),
+        ],
+        &jobs,
+    );
+    let callbacks = rows("callbacks");
+    println!("\n{} callback(s) awaited", callbacks.len());
+    print_table(
+        &[
+            ("TASK", "taskId"),
+            ("PROCESS INSTANCE", "processInstanceId"),
+            ("NAME", "name"),
+            ("STONE", "stone"),
+            ("SINCE", "since"),
+        ],
+        &callbacks,
+    );
+    let processes = rows("processes");
+    println!("\n{} process(es) without a step", processes.len());
+    print_table(
+        &[
+            ("PROCESS INSTANCE", "processInstanceId"),
+            ("MODEL", "modelKey"),
+            ("STATUS", "processStatus"),
+            ("LAST STEP", "lastStep"),
+            ("IDLE S", "idleSeconds"),
+        ],
+        &processes,
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,10 @@ enum Cmd {
         /// background (`30d`, `12h`, `P30D`); without it, history is kept.
         #[arg(long, env = "FLOWSTONE_HISTORY_TTL", value_parser = parse_age)]
         history_ttl: Option<std::time::Duration>,
+        /// Work that has not moved for this long (a job no worker takes, a callback awaited, an
+        /// instance without a step) is counted in `flowstone_stuck` and logged once.
+        #[arg(long, env = "FLOWSTONE_STUCK_AFTER", value_parser = parse_age, default_value = "10m")]
+        stuck_after: std::time::Duration,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -187,6 +191,15 @@ enum Cmd {
     Resume {
         /// The task's record id or task id.
         task: String,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Work that has not moved for a while: stone jobs no worker took, callbacks awaited,
+    /// processes without a step.
+    Stuck {
+        /// Not moved for this long (`10m`, `2h`, `P1D`).
+        #[arg(long, default_value = "10m")]
+        after: String,
         #[command(flatten)]
         server: client::ServerArg,
     },
@@ -360,6 +373,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             anonymous_user,
             anonymous_anywhere,
             history_ttl,
+            stuck_after,
             limits,
         } => {
             let bk_apps = bk_apps.iter().map(|app| bk_app(app)).collect::<Result<Vec<_>, String>>()?;
@@ -374,8 +388,15 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 (Some(_), true) => return Err("--amqp needs --amqp-stones: which stones' jobs go to RabbitMQ".into()),
                 (None, false) => return Err("--amqp-stones needs --amqp URL".into()),
             };
-            let runtime =
-                flowstone_server::RuntimeOptions { node, lease, stones, broker, limits: limits.limits(), history_ttl };
+            let runtime = flowstone_server::RuntimeOptions {
+                node,
+                lease,
+                stones,
+                broker,
+                limits: limits.limits(),
+                history_ttl,
+                stuck_after: Some(stuck_after),
+            };
             let config = flowstone_server::Config {
                 listen,
                 data_dir,
@@ -429,6 +450,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             let query = client::Prune { older_than, key, status, tenant, dry_run };
             client::prune(&server, &query).await
         }
+        Cmd::Stuck { after, server } => client::stuck(&server, &after).await,
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Worker(args) => worker(args).await,
     }

@@ -344,3 +344,28 @@ fn history_prune_deletes_ended_processes_and_a_dry_run_only_counts() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && said.contains("olderThan"), "{said}");
 }
+
+#[test]
+fn stuck_lists_a_job_no_worker_takes_and_its_process() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let data = dir.path().to_string_lossy().into_owned();
+    let _server = Serve::start_args(&["--data-dir", &data, "--stones", "none"], port);
+    let model = dir.path().join("waits.bpmn");
+    must(std::fs::write(
+        &model,
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn">
+           <process id="waits"><startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="w"/>
+           <serviceTask id="w" flowstone:stone="nobody"/><sequenceFlow sourceRef="w" targetRef="e"/><endEvent id="e"/>
+           </process></definitions>"#,
+    ));
+    stdout(&run(port, &["deploy", model.to_str().unwrap_or_default()]));
+    stdout(&run(port, &["start", "waits"]));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let stuck = stdout(&run(port, &["stuck", "--after", "0s"]));
+    assert!(stuck.contains("1 stone job(s) no worker took"), "{stuck}");
+    assert!(stuck.contains("no worker fetches `nobody`"), "{stuck}");
+    assert!(stuck.contains("1 process(es) without a step"), "{stuck}");
+    let quiet = stdout(&run(port, &["stuck", "--after", "1h"]));
+    assert!(quiet.contains("0 stone job(s)"), "{quiet}");
+}

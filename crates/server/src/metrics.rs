@@ -34,6 +34,7 @@ pub(crate) struct Metrics {
     jobs_waiting: Family<Labels<2>, Gauge>,
     oldest_waiting: Family<Labels<2>, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pruned: Counter,
+    stuck: Family<Labels<1>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -52,6 +53,7 @@ impl Default for Metrics {
             jobs_waiting: Family::default(),
             oldest_waiting: Family::default(),
             pruned: Counter::default(),
+            stuck: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests answered, by method, route and status", m.requests.clone());
@@ -89,6 +91,11 @@ impl Default for Metrics {
             "instances_pruned",
             "Ended instances deleted by history retention (called processes, rollback, cancel and delete instances included)",
             m.pruned.clone(),
+        );
+        registry.register(
+            "stuck",
+            "Work that has not moved for --stuck-after, by kind (job: no worker took it; callback: awaited; instance: no step), as the last sweep found it (at most 1,000 each)",
+            m.stuck.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -139,6 +146,12 @@ impl Metrics {
 
     pub(crate) fn instances_pruned(&self, count: u64) {
         self.pruned.inc_by(count);
+    }
+
+    pub(crate) fn set_stuck(&self, jobs: usize, callbacks: usize, instances: usize) {
+        for (kind, count) in [("job", jobs), ("callback", callbacks), ("instance", instances)] {
+            self.stuck.get_or_create(&[("kind", kind.to_owned())]).set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
     }
 
     pub(crate) fn set_workers(&self, count: usize) {

@@ -15,6 +15,7 @@ mod retention;
 mod rows;
 mod sql;
 mod sqlite;
+mod stuck;
 mod subscriptions;
 mod timers;
 mod user_tasks;
@@ -35,6 +36,7 @@ pub use rows::{
     LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
 };
 pub use sqlite::SqliteStore;
+pub use stuck::{Stuck, StuckStore};
 pub use subscriptions::{
     BufferedMessage, EventQuery, OutboxRow, SubscriptionQuery, SubscriptionRow, SubscriptionStore,
 };
@@ -109,6 +111,7 @@ pub trait Store:
     + TimerStore
     + SubscriptionStore
     + RetentionStore
+    + StuckStore
     + Send
     + Sync
     + 'static

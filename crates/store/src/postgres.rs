@@ -128,3 +128,4 @@ crate::bk_plans::bk_plans_store!(PgStore, sqlx::Postgres);
 crate::timers::timer_store!(PgStore, sqlx::Postgres, lock = "FOR UPDATE SKIP LOCKED");
 crate::subscriptions::subscription_store!(PgStore, sqlx::Postgres);
 crate::retention::retention_store!(PgStore, sqlx::Postgres);
+crate::stuck::stuck_store!(PgStore, sqlx::Postgres);

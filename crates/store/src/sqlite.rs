@@ -135,3 +135,4 @@ crate::bk_plans::bk_plans_store!(SqliteStore, sqlx::Sqlite);
 crate::timers::timer_store!(SqliteStore, sqlx::Sqlite, lock = "");
 crate::subscriptions::subscription_store!(SqliteStore, sqlx::Sqlite);
 crate::retention::retention_store!(SqliteStore, sqlx::Sqlite);
+crate::stuck::stuck_store!(SqliteStore, sqlx::Sqlite);

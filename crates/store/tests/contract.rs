@@ -1424,6 +1424,53 @@ async fn ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_al
     assert_eq!(roots(store, &pruning(50), None, 10).await.0, ["t"]);
 }
 
+async fn work_that_has_not_moved_is_found_oldest_first(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let mut debug = instance("debug", "m", "debug", 1);
+    debug.version = 1;
+    let rows = vec![
+        instance("queued", "m", "running", 1),
+        instance("called", "m", "running", 1),
+        instance("failing", "m", "running", 1),
+        instance("held", "m", "running", 1),
+        instance("fresh", "m", "running", 100),
+        debug,
+        ended("done", "m", "completed", 5, None),
+    ];
+    let owned = |instance: &str, id: &str, status: &str, at: i64| TaskRow {
+        instance_id: instance.into(),
+        record: record(id, id, status, at),
+    };
+    let held = JobRow { owner: Some("w".into()), locked_until: Some(100), ..job("held", "r-held", 5) };
+    let batch = WriteBatch {
+        instances: rows.into_iter().map(|r| (r, doc("{}"))).collect(),
+        tasks: vec![
+            owned("queued", "r-queued", "start.begin", 2),
+            owned("called", "r-called", "start.success", 3),
+            owned("failing", "r-failing", "start.failed", 4),
+            owned("held", "r-held", "start.begin", 5),
+            owned("fresh", "r-fresh", "start.begin", 100),
+        ],
+        jobs: vec![job("queued", "r-queued", 2), held, job("fresh", "r-fresh", 100)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+
+    let stuck = must(store.stuck(50, 60, 10)).await;
+    let jobs: Vec<&str> = stuck.jobs.iter().map(|j| j.job.record_id.as_str()).collect();
+    assert_eq!(jobs, ["r-queued"], "a held lock is someone's work");
+    let callbacks: Vec<&str> = stuck.callbacks.iter().map(|t| t.record.id.as_str()).collect();
+    assert_eq!(callbacks, ["r-called"], "queued and failed records are not awaiting a callback");
+    let instances: Vec<(&str, i64)> = stuck.instances.iter().map(|(i, at)| (i.id.as_str(), *at)).collect();
+    assert_eq!(instances, [("debug", 1), ("queued", 2), ("called", 3), ("failing", 4), ("held", 5)]);
+
+    let later = must(store.stuck(50, 200, 10)).await;
+    let jobs: Vec<&str> = later.jobs.iter().map(|j| j.job.record_id.as_str()).collect();
+    assert_eq!(jobs, ["r-queued", "r-held"], "a lock that ended holds nothing");
+    let one = must(store.stuck(50, 60, 1)).await;
+    assert_eq!((one.jobs.len(), one.callbacks.len(), one.instances.len()), (1, 1, 1));
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[tokio::test]
@@ -1476,7 +1523,8 @@ macro_rules! suite {
             event_subscriptions_are_found_by_name_and_key_oldest_first,
             buffered_messages_are_taken_once_by_a_wait_they_fit,
             thrown_events_stay_in_the_outbox_of_their_server_until_sent,
-            ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_all
+            ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_all,
+            work_that_has_not_moved_is_found_oldest_first
         );
     };
 }

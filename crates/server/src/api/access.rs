@@ -145,7 +145,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
         ["process", i, ..] => Reaches::Instance(id(i)),
         ["task", i, ..] => Reaches::Record(id(i)),
         ["task"] => named_instance().map_or(Reaches::Other, Reaches::Instance),
-        ["history", ..] => Reaches::Management,
+        ["history", ..] | ["stuck"] => Reaches::Management,
         _ => Reaches::Other,
     }
 }

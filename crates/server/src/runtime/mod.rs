@@ -16,6 +16,7 @@ mod periodic;
 mod records;
 mod retention;
 pub(crate) mod stones;
+mod stuck;
 mod timers;
 mod user_tasks;
 
@@ -38,6 +39,7 @@ pub use retention::Pruned;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
+pub use stuck::StuckWork;
 use tokio::sync::{mpsc, oneshot, watch};
 pub use user_tasks::{Part, Person, TaskFields, TaskOp};
 
@@ -108,6 +110,9 @@ pub struct RuntimeOptions {
     pub limits: Limits,
     /// Instances that ended longer ago than this are deleted in the background (none: kept).
     pub history_ttl: Option<Duration>,
+    /// Work that has not moved for this long is counted and logged as stuck (none: not
+    /// looked for).
+    pub stuck_after: Option<Duration>,
 }
 
 /// Jobs of some stones published to RabbitMQ: one durable queue per stone, named after it
@@ -133,6 +138,7 @@ impl Default for RuntimeOptions {
             broker: None,
             limits: Limits::default(),
             history_ttl: None,
+            stuck_after: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -147,6 +153,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("broker", &self.broker)
             .field("limits", &self.limits)
             .field("history_ttl", &self.history_ttl)
+            .field("stuck_after", &self.stuck_after)
             .finish()
     }
 }
@@ -283,6 +290,9 @@ impl Runtime {
         timers::start(runtime.clone(), options.node.clone(), options.lease, stopped.clone());
         if let Some(ttl) = options.history_ttl {
             runtime.keep_history_for(ttl);
+        }
+        if let Some(after) = options.stuck_after {
+            runtime.sweep_stuck(after);
         }
         if let Some(broker) = options.broker {
             crate::runtime::broker::start(runtime.clone(), broker, &options.node, options.lease, stopped)?;

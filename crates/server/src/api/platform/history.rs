@@ -55,14 +55,15 @@ pub(crate) struct PruneAnswer {
     dry_run: bool,
 }
 
-/// The time before which processes ended to be old enough for `older_than`.
-fn ended_before(older_than: &Value, now: i64) -> ApiResult<i64> {
+/// The time `age` (`30d`, `12h`, `P30D`, or a number of seconds) before `now`; a refusal
+/// names `field`.
+pub(super) fn time_ago(age: &Value, now: i64, field: &str) -> ApiResult<i64> {
     let refused = || {
         ApiError::bad_request(format!(
-            "`olderThan` must be a duration such as `30d`, `12h`, `P30D` or a number of seconds, not {older_than}"
+            "`{field}` must be a duration such as `30d`, `12h`, `P30D` or a number of seconds, not {age}"
         ))
     };
-    let ago = match older_than {
+    let ago = match age {
         Value::Number(n) => {
             let seconds = n.as_f64().filter(|s| s.is_finite() && *s >= 0.0).ok_or_else(refused)?;
             return Ok(now.saturating_sub((seconds * 1000.0) as i64));
@@ -107,7 +108,7 @@ pub(super) async fn prune(State(rt): State<Runtime>, Body(body): Body) -> ApiRes
     }
     let query = PruneQuery {
         id: None,
-        ended_before: ended_before(&req.older_than, now_ms())?,
+        ended_before: time_ago(&req.older_than, now_ms(), "olderThan")?,
         model_key: req.model,
         status: req.status.as_deref().map(ended_status).transpose()?.map(str::to_owned),
         tenant_id: req.tenant_id,
@@ -126,19 +127,19 @@ mod tests {
     #[test]
     fn ages_read_as_friendly_or_iso_durations_or_seconds() {
         let day = 86_400_000;
-        assert_eq!(ended_before(&json!("30d"), NOW).ok(), Some(NOW - 30 * day));
-        assert_eq!(ended_before(&json!("P30D"), NOW).ok(), Some(NOW - 30 * day));
-        assert_eq!(ended_before(&json!("1h 30m"), NOW).ok(), Some(NOW - 5_400_000));
-        assert_eq!(ended_before(&json!(90), NOW).ok(), Some(NOW - 90_000));
-        assert_eq!(ended_before(&json!("0s"), NOW).ok(), Some(NOW));
+        assert_eq!(time_ago(&json!("30d"), NOW, "olderThan").ok(), Some(NOW - 30 * day));
+        assert_eq!(time_ago(&json!("P30D"), NOW, "olderThan").ok(), Some(NOW - 30 * day));
+        assert_eq!(time_ago(&json!("1h 30m"), NOW, "olderThan").ok(), Some(NOW - 5_400_000));
+        assert_eq!(time_ago(&json!(90), NOW, "olderThan").ok(), Some(NOW - 90_000));
+        assert_eq!(time_ago(&json!("0s"), NOW, "olderThan").ok(), Some(NOW));
         // A month back from the 5th of December is the 5th of November.
-        assert_eq!(ended_before(&json!("1 month"), NOW).ok(), Some(NOW - 30 * day));
+        assert_eq!(time_ago(&json!("1 month"), NOW, "olderThan").ok(), Some(NOW - 30 * day));
     }
 
     #[test]
     fn ages_that_are_not_durations_are_refused_naming_the_field() {
         for bad in [json!("soon"), json!(-5), json!("-1d"), json!(true), json!(null), json!("9999999999y")] {
-            let err = ended_before(&bad, NOW).err().map(|e| format!("{e:?}")).unwrap_or_default();
+            let err = time_ago(&bad, NOW, "olderThan").err().map(|e| format!("{e:?}")).unwrap_or_default();
             assert!(err.contains("olderThan"), "{bad}: {err}");
         }
     }

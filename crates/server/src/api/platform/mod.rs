@@ -3,6 +3,7 @@
 mod events;
 mod history;
 mod requests;
+mod stuck;
 mod views;
 
 use super::input::{Body, Paging, Query};
@@ -35,6 +36,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route("/task/{id}", get(get_task))
         .route("/task/{id}/{operate}", put(operate_task))
         .route("/history/prune", axum::routing::post(history::prune))
+        .route("/stuck", get(stuck::stuck))
         .merge(events::routes())
 }
 
@@ -56,7 +58,8 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
             operate_task,
             events::send_message,
             events::send_signal,
-            history::prune
+            history::prune,
+            stuck::stuck
         ),
         components(schemas(ReRun))
     )]

@@ -1,7 +1,8 @@
-//! History retention through the HTTP API on both databases: `POST /history/prune` removes
+//! Operations through the HTTP API on both databases: history retention — `POST /history/prune` removes
 //! ended processes with everything they own (the processes they called, their user tasks and
 //! task records) and leaves running ones; Flowable's `DELETE history/historic-process-instances/{id}`
-//! removes one; `--history-ttl` prunes in the background.
+//! removes one; `--history-ttl` prunes in the background. `GET /stuck` lists work that has not
+//! moved, and the sweep counts it.
 
 mod common;
 
@@ -178,4 +179,56 @@ backend_tests!(server = TestServer::start;
 mod ttl {
     use super::*;
     backend_tests!(server = with_ttl; a_history_ttl_prunes_ended_processes_in_the_background);
+}
+
+/// `waits` runs a stone no worker of these servers fetches.
+const STONE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn" targetNamespace="t">
+  <process id="waits" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+    <serviceTask id="work" name="Work" flowstone:stone="nobody"/><sequenceFlow id="f2" sourceRef="work" targetRef="e"/>
+    <endEvent id="e"/></process></definitions>"#;
+
+async fn work_that_has_not_moved_is_listed_with_why_and_counted_by_the_sweep(s: TestServer) {
+    s.deploy(STONE).await;
+    let waiting = id_of(&s.start_process("waits", json!({})).await);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, stuck) = s.get("/stuck?after=0s").await;
+    assert_eq!(status, StatusCode::OK, "{stuck}");
+    assert_eq!(stuck["jobs"][0]["processInstanceId"], Value::from(waiting.clone()), "{stuck}");
+    assert_eq!(stuck["jobs"][0]["stone"], "nobody");
+    assert_eq!(stuck["jobs"][0]["why"], "no worker fetches `nobody`");
+    assert_eq!(stuck["processes"][0]["processInstanceId"], Value::from(waiting.clone()), "{stuck}");
+    assert_eq!(stuck["callbacks"], json!([]));
+    let (_, recent) = s.get("/stuck?after=1h").await;
+    assert_eq!((&recent["jobs"], &recent["processes"]), (&json!([]), &json!([])), "{recent}");
+    for bad in ["/stuck?after=later", "/stuck?limit=0", "/stuck?limit=5000"] {
+        let (status, body) = s.get(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    // The sweep (every second here) counts it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = s.get("/metrics").await;
+        let text = metrics.as_str().unwrap_or_default().to_owned();
+        if text.lines().any(|l| l == r#"flowstone_stuck{kind="job"} 1"#) {
+            assert!(text.lines().any(|l| l == r#"flowstone_stuck{kind="instance"} 1"#), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sweep did not count the stuck job: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A server with no stones in-process, which looks for stuck work every second.
+async fn sweeping(backend: common::Backend) -> Option<TestServer> {
+    TestServer::start_configured(backend, |_| RuntimeOptions {
+        stones: Vec::new(),
+        stuck_after: Some(Duration::from_secs(1)),
+        ..RuntimeOptions::default()
+    })
+    .await
+}
+
+mod stuck {
+    use super::*;
+    backend_tests!(server = sweeping; work_that_has_not_moved_is_listed_with_why_and_counted_by_the_sweep);
 }
