@@ -236,6 +236,95 @@ pub(crate) async fn tasks(server: &ServerArg, process: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// A process's variables (its final ones once it ended), as Flowable's history shows them.
+pub(crate) async fn vars(server: &ServerArg, process: &str) -> Result<(), String> {
+    let path = format!("/flowable-rest/service/history/historic-process-instances/{process}");
+    let answer = server.call(server.client()?.get(server.url(&path))).await?;
+    let mut rows: Vec<Value> = answer["variables"].as_array().cloned().unwrap_or_default();
+    rows.sort_by(|a, b| cell(&a["name"]).cmp(&cell(&b["name"])));
+    for row in &mut rows {
+        // Objects and lists as the JSON they are, on one line.
+        if row["value"].is_object() || row["value"].is_array() {
+            row["value"] = Value::String(row["value"].to_string());
+        }
+    }
+    print_table(&[("NAME", "name"), ("TYPE", "type"), ("VALUE", "value")], &rows);
+    println!("({} variables)", rows.len());
+    Ok(())
+}
+
+/// Statuses a process shows while it may still move.
+const MOVING: [&str; 5] = ["running", "debug", "rollingBack", "canceling", "deleting"];
+
+/// A bar of `width` cells for `percent`.
+fn bar(percent: u64, width: usize) -> String {
+    let full = (percent.min(100) as usize * width).div_ceil(100).min(width);
+    format!("[{}{}] {percent:>3}%", "#".repeat(full), "-".repeat(width - full))
+}
+
+/// The task records of a process as lines with progress bars (a task that ended shows full).
+fn watch_lines(process: &Value, tasks: &[Value]) -> String {
+    let mut out = format!(
+        "{}  {}  {}\n",
+        cell(&process["processInstanceId"]),
+        cell(&process["processName"]),
+        cell(&process["processStatus"])
+    );
+    let rows: Vec<Value> = tasks
+        .iter()
+        .map(|t| {
+            let done = !t["endTime"].is_null() || t["status"].as_str().is_some_and(|s| s.ends_with("success"));
+            let percent = if done { 100 } else { t["progress"].as_u64().unwrap_or(0) };
+            let mut row = t.clone();
+            row["bar"] = Value::String(bar(percent, 20));
+            row
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("TASK", "name"),
+            ("NAMESPACE", "namespace"),
+            ("STATUS", "status"),
+            ("PROGRESS", "bar"),
+            ("REASON", "reason"),
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// Shows a process's tasks with progress bars until it ends (redrawn in place on a terminal,
+/// printed when it changes otherwise); fails unless it ends in `success`.
+pub(crate) async fn watch(server: &ServerArg, process: &str, every: std::time::Duration) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let client = server.client()?;
+    let terminal = std::io::stdout().is_terminal();
+    let mut last = String::new();
+    loop {
+        let p = server.call(client.get(server.url(&format!("/process/{process}")))).await?;
+        let query = [("processInstanceId", process)];
+        let tasks = server.call(client.get(server.url("/task")).query(&query)).await?;
+        let lines = watch_lines(&p, tasks.as_array().map_or(&[][..], Vec::as_slice));
+        if lines != last {
+            if terminal {
+                // Home and clear: the view redrawn in place.
+                print!("\x1b[H\x1b[2J");
+            }
+            print!("{lines}");
+            last = lines;
+        }
+        let status = p["processStatus"].as_str().unwrap_or_default();
+        if !MOVING.contains(&status) {
+            return if status == "success" {
+                Ok(())
+            } else {
+                Err(format!("process {process} ended {status}: {}", cell(&p["reason"])))
+            };
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Which ended processes `flowstone history prune` removes.
 pub(crate) struct Prune {
     pub(crate) older_than: String,
@@ -336,6 +425,21 @@ mod tests {
         let rows = [json!({"a": "x", "b": "long value", "c": 7}), json!({"a": "wider a", "c": null})];
         let text = table(&[("A", "a"), ("B", "b"), ("C", "c")], &rows);
         assert_eq!(text, "A        B           C\nx        long value  7\nwider a  -           -\n");
+    }
+
+    #[test]
+    fn progress_bars_fill_by_percent_and_ended_tasks_show_full() {
+        assert_eq!(bar(0, 10), "[----------]   0%");
+        assert_eq!(bar(45, 10), "[#####-----]  45%");
+        assert_eq!(bar(100, 10), "[##########] 100%");
+        let process = json!({"processInstanceId": "P", "processName": "n", "processStatus": "running"});
+        let tasks = [
+            json!({"name": "a", "status": "start.success", "endTime": "x", "progress": null}),
+            json!({"name": "b", "status": "start.begin", "endTime": null, "progress": 30}),
+        ];
+        let text = watch_lines(&process, &tasks);
+        assert!(text.starts_with("P  n  running\n"), "{text}");
+        assert!(text.contains("[####################] 100%") && text.contains("[######--------------]  30%"), "{text}");
     }
 
     #[test]

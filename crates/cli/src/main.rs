@@ -194,6 +194,24 @@ enum Cmd {
         #[command(flatten)]
         server: client::ServerArg,
     },
+    /// Show a process's variables (its final ones once it ended).
+    Vars {
+        /// The process instance id.
+        process: String,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
+    /// Follow a process live: its tasks with progress bars until it ends (fails unless it
+    /// ends in success).
+    Watch {
+        /// The process instance id.
+        process: String,
+        /// Seconds between looks.
+        #[arg(long, default_value_t = 0.5)]
+        every: f64,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
     /// Work that has not moved for a while: stone jobs no worker took, callbacks awaited,
     /// processes without a step.
     Stuck {
@@ -451,6 +469,8 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             client::prune(&server, &query).await
         }
         Cmd::Stuck { after, server } => client::stuck(&server, &after).await,
+        Cmd::Vars { process, server } => client::vars(&server, &process).await,
+        Cmd::Watch { process, every, server } => client::watch(&server, &process, seconds("--every", every)?).await,
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Worker(args) => worker(args).await,
     }

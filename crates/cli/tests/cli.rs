@@ -301,10 +301,17 @@ fn the_cli_completes_cancels_deletes_and_drives_debug_mode() {
     stdout(&run(port, &["complete", &task_of(&first), "--var", "approved=true"]));
     let ps = stdout(&run(port, &["ps", "--status", "success"]));
     assert!(ps.contains(&first), "completing the task ends the process: {ps}");
+    let vars = stdout(&run(port, &["vars", &first]));
+    assert!(vars.lines().any(|l| l.starts_with("approved") && l.ends_with("true")), "{vars}");
+    let watched = stdout(&run(port, &["watch", &first]));
+    assert!(watched.contains("success") && watched.contains("[####################] 100%"), "{watched}");
 
     let second = process_id(&stdout(&run(port, &["start", "approve"])));
     stdout(&run(port, &["cancel", &second]));
     assert!(stdout(&run(port, &["ps", "--status", "canceled"])).contains(&second));
+    let watched = run(port, &["watch", &second]);
+    let said = String::from_utf8_lossy(&watched.stderr);
+    assert!(!watched.status.success() && said.contains("ended canceled"), "{said}");
     stdout(&run(port, &["delete", &second]));
 
     let third = process_id(&stdout(&run(port, &["start", "approve"])));

@@ -35,6 +35,10 @@ pub(crate) struct Metrics {
     oldest_waiting: Family<Labels<2>, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pruned: Counter,
     stuck: Family<Labels<1>, Gauge>,
+    handed_out: Family<Labels<2>, Counter>,
+    handout_seconds: Histograms<1>,
+    finished: Family<Labels<3>, Counter>,
+    lifetime_seconds: Histograms<1>,
 }
 
 impl Default for Metrics {
@@ -54,6 +58,10 @@ impl Default for Metrics {
             oldest_waiting: Family::default(),
             pruned: Counter::default(),
             stuck: Family::default(),
+            handed_out: Family::default(),
+            handout_seconds: Family::new_with_constructor(seconds),
+            finished: Family::default(),
+            lifetime_seconds: Family::new_with_constructor(seconds),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests answered, by method, route and status", m.requests.clone());
@@ -91,6 +99,26 @@ impl Default for Metrics {
             "instances_pruned",
             "Ended instances deleted by history retention (called processes, rollback, cancel and delete instances included)",
             m.pruned.clone(),
+        );
+        registry.register(
+            "jobs_handed_out",
+            "Stone jobs handed to a stone (in-process) or a worker (fetched), by stone and action",
+            m.handed_out.clone(),
+        );
+        registry.register(
+            "job_handout_seconds",
+            "Time from a job's queueing to its hand-out, by stone",
+            m.handout_seconds.clone(),
+        );
+        registry.register(
+            "jobs_finished",
+            "Stone jobs whose action ended, by stone, action and outcome (success, failed, passed)",
+            m.finished.clone(),
+        );
+        registry.register(
+            "job_lifetime_seconds",
+            "Time from a stone task's first job queued to the end of its last action, by stone",
+            m.lifetime_seconds.clone(),
         );
         registry.register(
             "stuck",
@@ -146,6 +174,23 @@ impl Metrics {
 
     pub(crate) fn instances_pruned(&self, count: u64) {
         self.pruned.inc_by(count);
+    }
+
+    /// A job queued at `queued_at` was handed out now.
+    pub(crate) fn job_handed_out(&self, stone: &str, action: &str, queued_at: i64) {
+        self.handed_out.get_or_create(&[("stone", stone.to_owned()), ("action", action.to_owned())]).inc();
+        let waited = (crate::runtime::now_ms() - queued_at).max(0) as f64 / 1000.0;
+        self.handout_seconds.get_or_create(&[("stone", stone.to_owned())]).observe(waited);
+    }
+
+    /// A stone task's action ended with `outcome`; `took` since its first job, when the task
+    /// ended with it.
+    pub(crate) fn job_finished(&self, stone: &str, action: &str, outcome: &str, took: Option<Duration>) {
+        let labels = [("stone", stone.to_owned()), ("action", action.to_owned()), ("outcome", outcome.to_owned())];
+        self.finished.get_or_create(&labels).inc();
+        if let Some(took) = took {
+            self.lifetime_seconds.get_or_create(&[("stone", stone.to_owned())]).observe(took.as_secs_f64());
+        }
     }
 
     pub(crate) fn set_stuck(&self, jobs: usize, callbacks: usize, instances: usize) {

@@ -72,9 +72,23 @@ async fn jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age(s: 
         .lines()
         .find_map(|l| l.strip_prefix(r#"flowstone_jobs_oldest_waiting_seconds{stone="orders",action="start"} "#));
     assert!(age.and_then(|a| a.parse::<f64>().ok()).is_some_and(|a| a >= 0.0), "{text}");
-    assert_eq!(acquire(&s, "w1").await.len(), 2);
+    let jobs = acquire(&s, "w1").await;
+    assert_eq!(jobs.len(), 2);
     let text = metrics_text(&s).await;
     assert!(!text.contains(r#"flowstone_jobs_waiting{stone="orders""#), "held jobs are not waiting: {text}");
+    let has = |text: &str, line: &str| text.lines().any(|l| l == line);
+    assert!(has(&text, r#"flowstone_jobs_handed_out_total{stone="orders",action="start"} 2"#), "{text}");
+    assert!(has(&text, r#"flowstone_job_handout_seconds_count{stone="orders"} 2"#), "{text}");
+    let job = jobs[0]["id"].as_str().unwrap_or_default();
+    let done = json!({"workerId": "w1", "variables": []});
+    let (status, body) = s.post(&format!("{API}/acquire/jobs/{job}/complete"), done).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let text = metrics_text(&s).await;
+    assert!(
+        has(&text, r#"flowstone_jobs_finished_total{stone="orders",action="start",outcome="success"} 1"#),
+        "{text}"
+    );
+    assert!(has(&text, r#"flowstone_job_lifetime_seconds_count{stone="orders"} 1"#), "{text}");
 }
 
 async fn active(s: &TestServer, id: &str) -> Vec<String> {

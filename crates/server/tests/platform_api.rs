@@ -491,6 +491,51 @@ async fn a_database_that_does_not_answer_makes_the_server_unready_until_it_answe
     assert_eq!(s.get("/health/ready").await.0, StatusCode::OK);
 }
 
+/// Ends one second after it starts.
+const TIMED: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="timed">
+  <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="t"/>
+  <intermediateCatchEvent id="t"><timerEventDefinition><timeDuration>PT1S</timeDuration></timerEventDefinition></intermediateCatchEvent>
+  <sequenceFlow sourceRef="t" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
+
+async fn a_start_or_a_read_may_wait_for_the_end_or_a_status_change(s: TestServer) {
+    s.deploy(TIMED).await;
+    let started = std::time::Instant::now();
+    let body = json!({"key": "timed", "processName": "t", "variables": {}, "wait": 20_000});
+    let (status, ended) = s.post("/process", body).await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    assert_eq!(ended["processStatus"], "success", "answered once it ended: {ended}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "it waited for the timer");
+
+    // A wait that runs out answers the record as it stands.
+    let started = std::time::Instant::now();
+    let body = json!({"key": "w2_usertask", "processName": "w", "variables": {}, "wait": 300});
+    let (status, waiting) = s.post("/process", body).await;
+    assert_eq!((status, &waiting["processStatus"]), (StatusCode::OK, &json!("running")), "{waiting}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250), "{:?}", started.elapsed());
+
+    // A read waits for the next status change: here, the user task completed meanwhile.
+    let id = waiting["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let task = s.tasks(&id).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let reader = {
+        let (client, url) = (s.client.clone(), format!("{}/process/{id}", s.base));
+        tokio::spawn(async move { client.get(url).header("prefer", "wait=20").send().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = s.put(&format!("/task/{task}/complete"), Some(json!({"approved": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let read: Value = must(must(must(reader.await).map_err(|e| e.to_string())).json().await);
+    assert_eq!(read["processStatus"], "success", "{read}");
+
+    for bad in [json!(-1), json!("soon"), json!(60_001)] {
+        let body = json!({"key": "timed", "processName": "t", "variables": {}, "wait": bad});
+        let (status, answer) = s.post("/process", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| m.contains("`wait`")), "{answer}");
+    }
+    assert_eq!(s.get(&format!("/process/{id}?wait=soon")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(s.get("/process/nope?wait=5000").await.0, StatusCode::NOT_FOUND, "an unknown id answers at once");
+}
+
 backend_tests!(server = TestServer::start;
     an_ended_process_lists_its_task_records_and_waits_for_nothing,
     deploy_answers_ids_and_versions_a_key_again,
@@ -513,5 +558,6 @@ backend_tests!(server = TestServer::start;
     health_probes_answer_without_credentials_with_the_version,
     a_stopping_runtime_is_not_ready_but_still_live,
     a_wrong_method_or_path_is_answered_in_the_dialects_shape,
-    metrics_count_requests_instances_and_commits_for_signed_in_users
+    metrics_count_requests_instances_and_commits_for_signed_in_users,
+    a_start_or_a_read_may_wait_for_the_end_or_a_status_change
 );

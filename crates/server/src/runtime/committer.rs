@@ -17,7 +17,7 @@ use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
-    Caller, Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, StartOptions, Stored, TaskRecord,
+    Caller, Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, Phase, StartOptions, Stored, TaskRecord,
     TaskStatus,
 };
 use flowstone_model::Definition;
@@ -632,8 +632,23 @@ impl Committer {
         }
         let metrics = self.runtime.metrics();
         events.iter().for_each(|e| e.log(metrics));
+        self.runtime
+            .watchers
+            .changed(events.iter().flat_map(|e| std::iter::once(e.id.as_str()).chain(e.parent.as_deref())));
         for job in &batch.jobs {
             metrics.job_created(&job.job.stone, job.job.action.name());
+        }
+        for task in &batch.tasks {
+            let record = &task.record;
+            let (Some(stone), TaskStatus::Stone(action, phase)) = (&record.stone, record.status) else { continue };
+            let outcome = match phase {
+                Phase::Success => "success",
+                Phase::Failed => "failed",
+                Phase::Passed => "passed",
+                Phase::Begin => continue,
+            };
+            let took = record.end_time.map(|end| Duration::from_millis((end - record.create_time).max(0) as u64));
+            metrics.job_finished(stone, action.name(), outcome, took);
         }
         for (row, _) in &batch.instances {
             let ended = match self.live.get_mut(&row.id) {

@@ -19,6 +19,7 @@ pub(crate) mod stones;
 mod stuck;
 mod timers;
 mod user_tasks;
+mod watchers;
 
 use crate::models::ModelCache;
 use crate::runtime::jobs::JobBoard;
@@ -42,6 +43,7 @@ use std::time::Duration;
 pub use stuck::StuckWork;
 use tokio::sync::{mpsc, oneshot, watch};
 pub use user_tasks::{Part, Person, TaskFields, TaskOp};
+pub use watchers::MAX_WAIT;
 
 /// Why a runtime request failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +187,8 @@ pub struct Runtime {
     kept_until: Arc<std::sync::atomic::AtomicI64>,
     /// Where messages sent by key ask for their wait, read for many at once.
     lookups: mpsc::UnboundedSender<lookups::Lookup>,
+    /// Requests waiting for a status change.
+    watchers: Arc<watchers::Watchers>,
 }
 
 /// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
@@ -264,6 +268,7 @@ impl Runtime {
             timer_bell: Arc::default(),
             kept_until: Arc::new(store.buffered_until().await?.unwrap_or(0).into()),
             lookups: lookups::start(store.clone()),
+            watchers: Arc::default(),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
@@ -369,6 +374,7 @@ impl Runtime {
     ) -> Result<Vec<JobRow>, RuntimeError> {
         let jobs = self.board.fetch(self.store.as_ref(), wanted).await?;
         for job in &jobs {
+            self.metrics().job_handed_out(&job.job.stone, job.job.action.name(), job.created_at);
             let (rt, instance) = (self.clone(), job.instance_id.clone());
             let event = flowstone_engine::StoneEvent::Begin(job.job.action);
             let command = Command::Stone { record: job.job.record_id.clone(), event };

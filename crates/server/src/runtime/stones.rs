@@ -139,6 +139,7 @@ impl StoneRunner {
     }
 
     async fn run(&self, stone: Arc<dyn Stone>, row: &JobRow) {
+        self.runtime.metrics().job_handed_out(&row.job.stone, row.job.action.name(), row.created_at);
         let reporter =
             InProcess { runtime: self.runtime.clone(), instance: &row.instance_id, record: &row.job.record_id };
         let work =

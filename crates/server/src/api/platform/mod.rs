@@ -18,7 +18,8 @@ use flowstone_engine::{Command, EngineError, StartOptions, TaskChange};
 use flowstone_store::{InstanceFilter, InstanceRow, ModelRow, Outcome, Page, TaskRow};
 use requests::{Bpmn, DeployForm, ModelChoice, ReRun, StartProcess};
 use serde::Deserialize;
-use serde_json::Map;
+use serde_json::{Map, Value};
+use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 pub(crate) use views::{Deployed, Listing, ModelView, ProcessStatus, ProcessView, TaskView};
 
@@ -185,9 +186,11 @@ async fn model_source(
 async fn start_process(
     State(rt): State<Runtime>,
     Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Json<ProcessView>> {
     let start = StartProcess::read(&body)?;
+    let wait = start.wait.or_else(|| requests::preferred_wait(&headers));
     let options = StartOptions {
         debug: start.debug,
         mock: start.mock,
@@ -221,7 +224,11 @@ async fn start_process(
         let (field, value) = choice.named();
         ApiError::not_found(format!("no model with {field} {value}"))
     })?;
-    let row = rt.start_instance(model, start.process_name.clone(), None, start.variables.clone(), options).await?;
+    let mut row = rt.start_instance(model, start.process_name.clone(), None, start.variables.clone(), options).await?;
+    if let Some(ms) = wait.filter(|_| row.end_time.is_none()) {
+        let ended = rt.wait_for(&row.id, Duration::from_millis(ms), |r| r.end_time.is_some()).await?;
+        row = ended.unwrap_or(row);
+    }
     Ok(Json(process_view(&rt, &row).await?))
 }
 
@@ -272,12 +279,33 @@ async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
     rt.store().instance(id).await?.ok_or_else(|| ApiError::not_found(format!("process instance {id} not found")))
 }
 
-#[utoipa::path(get, path = "/process/{id}", tag = "platform", params(("id" = String, Path, description = "The process instance id")),
+/// A wait for a change, in milliseconds.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WaitQuery {
+    /// Answer once the process's status changes (it moves on, or its rollback, cancel or
+    /// delete process does), or after this many milliseconds (at most 60,000); as the header
+    /// `Prefer: wait=SECONDS` does.
+    #[param(maximum = 60000)]
+    wait: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/process/{id}", tag = "platform", params(("id" = String, Path, description = "The process instance id"), WaitQuery),
     responses(
         (status = 200, description = "The process", body = ProcessView),
         (status = 404, description = "No such process", body = ErrorBody),
     ))]
-async fn get_process(State(rt): State<Runtime>, Path(id): Path<String>) -> ApiResult<Json<ProcessView>> {
+async fn get_process(
+    State(rt): State<Runtime>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Json<ProcessView>> {
+    let wait = requests::wait_ms(q.wait.map(Value::from).as_ref())?.or_else(|| requests::preferred_wait(&headers));
+    if let Some(ms) = wait {
+        find_process(&rt, &id).await?;
+        rt.status_change(&id, Duration::from_millis(ms)).await;
+    }
     let row = find_process(&rt, &id).await?;
     // An ended process waits for nothing: its records are not read.
     let tasks = if row.end_time.is_none() { rt.store().tasks_of_instance(&row.id).await? } else { Vec::new() };

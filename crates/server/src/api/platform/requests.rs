@@ -78,6 +78,11 @@ pub(crate) struct StartProcess {
     /// Stones do not run; each task's `mock` action answers for it.
     #[schema(default = false)]
     pub(crate) mock: bool,
+    /// Answer once the process has ended, or after this many milliseconds (at most 60,000),
+    /// with the record as it stands then; as the header `Prefer: wait=SECONDS` does. Without
+    /// it the answer comes once the start is committed.
+    #[schema(maximum = 60000)]
+    pub(crate) wait: Option<u64>,
 }
 
 /// Which model a start names.
@@ -121,6 +126,7 @@ impl StartProcess {
             },
             debug: flag(&body, "debug")?,
             mock: flag(&body, "mock")?,
+            wait: wait_ms(body.get("wait"))?,
         };
         start.model()?;
         Ok(start)
@@ -191,6 +197,30 @@ fn opt_str<'a>(body: &'a Map<String, Value>, field: &str) -> ApiResult<Option<&'
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(ApiError::bad_request(format!("`{field}` must be a string, not {}", kind(other)))),
     }
+}
+
+/// Reads a wait in milliseconds (`"wait"`, `?wait=`): at most [`MAX_WAIT`](crate::runtime::MAX_WAIT).
+pub(crate) fn wait_ms(value: Option<&Value>) -> ApiResult<Option<u64>> {
+    let max = crate::runtime::MAX_WAIT.as_millis() as u64;
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|ms| ms <= max) => Ok(n.as_u64()),
+        Some(other) => Err(ApiError::bad_request(format!("`wait` must be milliseconds from 0 to {max}, not {other}"))),
+    }
+}
+
+/// The wait a `Prefer: wait=SECONDS` header asks for (RFC 7240), in milliseconds, at most
+/// [`MAX_WAIT`](crate::runtime::MAX_WAIT); other preferences are ignored, as the RFC says.
+pub(crate) fn preferred_wait(headers: &axum::http::HeaderMap) -> Option<u64> {
+    let max = crate::runtime::MAX_WAIT.as_millis() as u64;
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("wait=")?.trim().parse::<u64>().ok())
+        .map(|seconds| seconds.saturating_mul(1000).min(max))
+        .next()
 }
 
 /// Reads an optional boolean field (absent is false).

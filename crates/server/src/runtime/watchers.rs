@@ -1,0 +1,106 @@
+//! Requests waiting for an instance's status to change (`"wait"` on `POST /process`, `?wait=`
+//! on `GET /process/{id}`): told by the committer once a change is committed, instead of
+//! polling the store.
+
+use super::{Runtime, RuntimeError};
+use flowstone_store::InstanceRow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The longest a request may wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Waiters by instance id.
+#[derive(Default)]
+pub(crate) struct Watchers {
+    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// How many are registered: a commit with none to tell costs one atomic load.
+    count: AtomicUsize,
+}
+
+impl Watchers {
+    fn register(&self, id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Waiters whose request went away are dropped as others register.
+        if let Some(list) = waiting.get_mut(id) {
+            list.retain(|w| !w.is_closed());
+        }
+        waiting.entry(id.to_owned()).or_default().push(tx);
+        self.count.store(waiting.values().map(Vec::len).sum(), Ordering::Release);
+        rx
+    }
+
+    /// Tells the waiters of `ids` that their instance's status changed.
+    pub(crate) fn changed<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            for waiter in waiting.remove(id).into_iter().flatten() {
+                let _ = waiter.send(());
+            }
+        }
+        self.count.store(waiting.values().map(Vec::len).sum(), Ordering::Release);
+    }
+
+    /// Forgets the waiters of `id` whose request went away.
+    fn tidy(&self, id: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = waiting.get_mut(id) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiting.remove(id);
+            }
+        }
+        self.count.store(waiting.values().map(Vec::len).sum(), Ordering::Release);
+    }
+}
+
+impl Runtime {
+    /// Waits until a status change of instance `id` (or of the rollback, cancel or delete
+    /// instance working for it) is committed, or `wait` is over; whether one was.
+    pub async fn status_change(&self, id: &str, wait: Duration) -> bool {
+        let changed = self.watchers.register(id);
+        let told = matches!(tokio::time::timeout(wait.min(MAX_WAIT), changed).await, Ok(Ok(())));
+        if !told {
+            self.watchers.tidy(id);
+        }
+        told
+    }
+
+    /// The instance `id` once `done` holds for it, or as it stands when `wait` is over; none
+    /// for an unknown instance. Wakes when a status change of the instance (or of the
+    /// rollback, cancel or delete instance working for it) is committed.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        wait: Duration,
+        done: impl Fn(&InstanceRow) -> bool,
+    ) -> Result<Option<InstanceRow>, RuntimeError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        loop {
+            // Registered before reading, so that a change committed in between is not missed.
+            let changed = self.watchers.register(id);
+            let row = self.store.instance(id).await?;
+            match &row {
+                Some(r) if !done(r) && tokio::time::Instant::now() < deadline => {}
+                _ => {
+                    drop(changed);
+                    self.watchers.tidy(id);
+                    return Ok(row);
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                self.watchers.tidy(id);
+            }
+        }
+    }
+}
