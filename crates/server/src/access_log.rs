@@ -25,6 +25,8 @@ impl Who {
 pub(crate) async fn log(State(rt): State<Runtime>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    // The trace the caller's request belongs to (W3C `traceparent`), if it says.
+    let trace = trace_of(req.headers().get("traceparent")).unwrap_or("-").to_owned();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let who = Who::default();
     req.extensions_mut().insert(who.clone());
@@ -33,6 +35,29 @@ pub(crate) async fn log(State(rt): State<Runtime>, mut req: Request, next: Next)
     let user = who.0.get().map_or("-", String::as_str);
     let status = response.status().as_u16();
     rt.metrics().request(method.as_str(), &route, status, started.elapsed());
-    tracing::info!(target: "flowstone::access", %method, %path, status, ms, %user, "request");
+    tracing::info!(target: "flowstone::access", %method, %path, status, ms, %user, trace_id = %trace, "request");
     response
+}
+
+/// The trace id of a `traceparent` header (`00-TRACE-SPAN-FLAGS`), when it is one.
+fn trace_of(header: Option<&axum::http::HeaderValue>) -> Option<&str> {
+    let mut parts = header?.to_str().ok()?.split('-');
+    let (_, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_gives_its_trace_id_and_anything_else_none() {
+        let header = |v: &'static str| axum::http::HeaderValue::from_static(v);
+        let good = header("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        assert_eq!(trace_of(Some(&good)), Some("0af7651916cd43dd8448eb211c80319c"));
+        for bad in ["", "00", "00-xyz-b7ad6b7169203331-01", "garbage-with-dashes"] {
+            assert_eq!(trace_of(Some(&header(bad))), None, "{bad}");
+        }
+        assert_eq!(trace_of(None), None);
+    }
 }

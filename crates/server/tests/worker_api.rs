@@ -68,6 +68,12 @@ async fn a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed(s: TestServer) {
     let queued = job["queuedAt"].as_i64().unwrap_or_default();
     let age = jiff::Timestamp::now().as_millisecond() - queued;
     assert!((0..60_000).contains(&age), "the job says when it was queued (a wait counts from then): {job}");
+    // Its trace context: the process's trace (its id's 32 hex digits), a span of its own.
+    let process: String = p["processInstanceId"].as_str().unwrap_or_default().replace('-', "");
+    let traceparent = job["traceparent"].as_str().unwrap_or_else(|| panic!("no traceparent in {job}"));
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!((parts.len(), parts[0], parts[1], parts[3]), (4, "00", process.as_str(), "01"), "{traceparent}");
+    assert!(parts[2].len() == 16 && parts[2] != "0000000000000000", "{traceparent}");
 }
 
 async fn an_empty_fetch_answers_when_the_wait_ends(s: TestServer) {

@@ -110,6 +110,35 @@ pub struct LockedJob {
     /// left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_at: Option<i64>,
+    /// Its W3C trace context (`00-TRACE-SPAN-01`): the trace of its process, with a span of
+    /// its own. A worker that calls other systems passes it on as the `traceparent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+/// The W3C trace id of a process: the 32 hex digits of its id (a UUID), so that every
+/// server, worker and log line names the same trace without storing one; another id is
+/// hashed into 32 digits.
+pub fn trace_id(process_instance_id: &str) -> String {
+    let hex: String = process_instance_id.chars().filter(char::is_ascii_hexdigit).collect();
+    if hex.len() == 32 && hex.chars().any(|c| c != '0') {
+        return hex.to_ascii_lowercase();
+    }
+    format!("{:016x}{:016x}", fnv(process_instance_id, 0), fnv(process_instance_id, 1))
+}
+
+/// The W3C `traceparent` of a job: its process's trace, and a span named by its record id.
+pub fn traceparent(process_instance_id: &str, record_id: &str) -> String {
+    let trace = trace_id(process_instance_id);
+    let span = trace_id(record_id);
+    // The random end of the record's id; a span id of all zeros is not valid.
+    let span = if span[16..].chars().all(|c| c == '0') { &span[..16] } else { &span[16..] };
+    format!("00-{trace}-{span}-01")
+}
+
+/// FNV-1a of `text`, seeded.
+fn fnv(text: &str, seed: u64) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325 ^ seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// A lifecycle event: `status` is `<action>.<begin|success|failed>` or `mock.passed`.

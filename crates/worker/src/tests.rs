@@ -153,3 +153,20 @@ fn injected_failures_name_their_action() {
     assert_eq!(injected_failure(&json!({"fail": {"delete": "busy"}}), Action::Delete), Err("busy".into()));
     assert!(injected_failure(&json!({"fail": false}), Action::Start).is_ok());
 }
+
+#[test]
+fn a_jobs_trace_is_its_processs_and_its_span_its_own() {
+    use crate::protocol::{trace_id, traceparent};
+    let process = "01a245d1-af7c-7260-b119-bc971bedd94d";
+    assert_eq!(trace_id(process), "01a245d1af7c7260b119bc971bedd94d");
+    let a = traceparent(process, "01a245d1-af7c-7261-8000-000000000001");
+    let b = traceparent(process, "01a245d1-af7c-7261-8000-000000000002");
+    assert!(a.starts_with("00-01a245d1af7c7260b119bc971bedd94d-") && a.ends_with("-01"), "{a}");
+    assert_ne!(a, b, "each job its own span");
+    // Ids that are not UUIDs still give 32 hex digits, the same each time.
+    let other = trace_id("bk-42");
+    assert!(other.len() == 32 && other.chars().all(|c| c.is_ascii_hexdigit()), "{other}");
+    assert_eq!(other, trace_id("bk-42"));
+    let odd = traceparent("bk-42", "r");
+    assert_eq!(odd.split('-').map(str::len).collect::<Vec<_>>(), [2, 32, 16, 2], "{odd}");
+}

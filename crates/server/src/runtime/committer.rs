@@ -227,7 +227,8 @@ impl Lifecycle {
         }
         let parent = parent.as_deref().unwrap_or("-");
         if from.is_empty() {
-            tracing::info!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, status = %to, "{kind} started");
+            let trace_id = flowstone_worker::protocol::trace_id(id);
+            tracing::info!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, status = %to, %trace_id, "{kind} started");
         }
         match *to {
             "failed" => {

@@ -14,7 +14,9 @@ use tokio::time::Instant;
 
 /// A job as a worker gets it, locked until its lease ends.
 pub(crate) fn locked_job(row: JobRow) -> flowstone_worker::protocol::LockedJob {
+    let traceparent = flowstone_worker::protocol::traceparent(&row.instance_id, &row.job.record_id);
     flowstone_worker::protocol::LockedJob {
+        traceparent: Some(traceparent),
         id: row.job.record_id,
         process_instance_id: row.instance_id,
         stone: row.job.stone,
