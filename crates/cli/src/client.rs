@@ -253,6 +253,51 @@ pub(crate) async fn vars(server: &ServerArg, process: &str) -> Result<(), String
     Ok(())
 }
 
+/// Moves a running process to another version of its key, through Flowable's migration API.
+pub(crate) async fn migrate(
+    server: &ServerArg,
+    process: &str,
+    to_version: Option<u32>,
+    mappings: &[String],
+    dry_run: bool,
+) -> Result<(), String> {
+    let client = server.client()?;
+    let p = server.call(client.get(server.url(&format!("/process/{process}")))).await?;
+    let key = cell(&p["modelKey"]);
+    let mut mapped = Vec::new();
+    for pair in mappings {
+        let (from, to) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not OLD=NEW"))?;
+        mapped.push(json!({"fromActivityId": from, "toActivityId": to}));
+    }
+    let mut doc = json!({"toProcessDefinitionKey": key, "activityMappings": mapped});
+    if let Some(version) = to_version {
+        doc["toProcessDefinitionVersion"] = json!(version);
+    }
+    let dry = if dry_run { "?dryRun=true" } else { "" };
+    let path = format!("/flowable-rest/service/runtime/process-instances/{process}/migrate{dry}");
+    let resp =
+        client.post(server.url(&path)).json(&doc).send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!(
+            "{status}: {}",
+            body["exception"].as_str().or(body["message"].as_str()).unwrap_or("no message")
+        ));
+    }
+    if dry_run {
+        let moves = body["moves"].as_array().cloned().unwrap_or_default();
+        println!("{process} would move to {} ({} element(s)):", cell(&body["toProcessDefinitionId"]), moves.len());
+        print_table(&[("FROM", "from"), ("TO", "to")], &moves);
+    } else {
+        println!(
+            "{process} moved to the {} version of `{key}`",
+            to_version.map_or("latest".to_owned(), |v| format!("v{v}"))
+        );
+    }
+    Ok(())
+}
+
 /// Statuses a process shows while it may still move.
 const MOVING: [&str; 5] = ["running", "debug", "rollingBack", "canceling", "deleting"];
 

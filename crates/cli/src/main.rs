@@ -194,6 +194,23 @@ enum Cmd {
         #[command(flatten)]
         server: client::ServerArg,
     },
+    /// Move a running process to another version of its model (the latest unless
+    /// --to-version); its elements go to those of the same id, or as --map says.
+    Migrate {
+        /// The process instance id.
+        process: String,
+        /// The version to move to (default: the latest of its key).
+        #[arg(long)]
+        to_version: Option<u32>,
+        /// An element that is renamed in the new version, `OLD=NEW`.
+        #[arg(long = "map", value_name = "OLD=NEW")]
+        mappings: Vec<String>,
+        /// Check and show what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: client::ServerArg,
+    },
     /// Show a process's variables (its final ones once it ended).
     Vars {
         /// The process instance id.
@@ -470,6 +487,9 @@ async fn run(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::Stuck { after, server } => client::stuck(&server, &after).await,
         Cmd::Vars { process, server } => client::vars(&server, &process).await,
+        Cmd::Migrate { process, to_version, mappings, dry_run, server } => {
+            client::migrate(&server, &process, to_version, &mappings, dry_run).await
+        }
         Cmd::Watch { process, every, server } => client::watch(&server, &process, seconds("--every", every)?).await,
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::Worker(args) => worker(args).await,

@@ -376,3 +376,40 @@ fn stuck_lists_a_job_no_worker_takes_and_its_process() {
     let quiet = stdout(&run(port, &["stuck", "--after", "1h"]));
     assert!(quiet.contains("0 stone job(s)"), "{quiet}");
 }
+
+#[test]
+fn migrate_moves_a_running_process_to_the_latest_version_with_a_renamed_task_mapped() {
+    let dir = must(tempfile::tempdir());
+    let port = free_port();
+    let _server = Serve::start(dir.path(), port);
+    let version = |task: &str| {
+        format!(
+            r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="moving">
+               <startEvent id="s"/><sequenceFlow sourceRef="s" targetRef="{task}"/><userTask id="{task}"/>
+               <sequenceFlow sourceRef="{task}" targetRef="e"/><endEvent id="e"/></process></definitions>"#
+        )
+    };
+    let (v1, v2) = (dir.path().join("v1.bpmn"), dir.path().join("v2.bpmn"));
+    must(std::fs::write(&v1, version("ask")));
+    must(std::fs::write(&v2, version("confirm")));
+    stdout(&run(port, &["deploy", v1.to_str().unwrap_or_default()]));
+    let started = stdout(&run(port, &["start", "moving"]));
+    let process = started
+        .split("\"processInstanceId\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    stdout(&run(port, &["deploy", v2.to_str().unwrap_or_default()]));
+    let refused = run(port, &["migrate", &process]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("`ask`"), "{said}");
+    let dry = stdout(&run(port, &["migrate", &process, "--map", "ask=confirm", "--dry-run"]));
+    assert!(dry.lines().any(|l| l.split_whitespace().eq(["ask", "confirm"])), "{dry}");
+    let moved = stdout(&run(port, &["migrate", &process, "--map", "ask=confirm"]));
+    assert!(moved.contains("moved to the latest version"), "{moved}");
+    let tasks = stdout(&run(port, &["tasks", &process]));
+    let task = tasks.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap_or_default().to_owned();
+    stdout(&run(port, &["complete", &task]));
+    assert!(stdout(&run(port, &["ps", "--status", "success"])).contains(&process));
+}

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 /// An activity with a compensation handler that completed in `scope`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Compensable {
-    node: NodeId,
+    pub(crate) node: NodeId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<ScopeId>,
 }

@@ -24,6 +24,7 @@ mod javascript;
 mod limits;
 mod listeners;
 mod mi_output;
+mod migration;
 mod parts;
 mod pause;
 mod scope;
@@ -43,6 +44,7 @@ pub use instance::{
     Command, EngineError, Instance, InstanceKind, InstanceStatus, StartOptions, StoneEvent, status_text,
 };
 pub use limits::Limits;
+pub use migration::MigrationPlan;
 pub use parts::{PARTS_FROM, Stored};
 
 /// What the engine needs from the outside world for one command: the time, and fresh ids.

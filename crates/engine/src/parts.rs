@@ -224,6 +224,15 @@ impl Instance {
             + self.variables.len()
     }
 
+    /// Notes every part changed: the next store writes the whole instance again (after a
+    /// change that reaches every part, such as a move to another version).
+    pub(crate) fn rewrite_all(&mut self) {
+        let all: Vec<Part> = self.all_parts().collect();
+        if let Some(parted) = &mut self.changes.parted {
+            parted.changed.extend(all);
+        }
+    }
+
     fn all_parts(&self) -> impl Iterator<Item = Part> + '_ {
         let with_items = self.scopes.iter().filter(|(_, s)| has_items(s)).map(|(id, _)| Part::Items(*id));
         let steps = self.plan.as_ref().map_or(0, |p| p.steps.len());

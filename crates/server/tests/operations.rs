@@ -174,6 +174,7 @@ backend_tests!(server = TestServer::start;
     ended_processes_go_with_what_they_own_and_running_ones_stay,
     a_prune_that_is_malformed_or_not_an_operators_is_refused_naming_why,
     flowable_deletes_an_ended_process_history_but_not_a_running_one_or_a_part_of_another,
+    a_running_instance_moves_to_a_new_version_with_its_renamed_elements_mapped,
 );
 
 mod ttl {
@@ -231,4 +232,93 @@ async fn sweeping(backend: common::Backend) -> Option<TestServer> {
 mod stuck {
     use super::*;
     backend_tests!(server = sweeping; work_that_has_not_moved_is_listed_with_why_and_counted_by_the_sweep);
+}
+
+/// `mig` version 1: a review, then an approval.
+const MIG_V1: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="mig" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+    <userTask id="review" name="Review"/><sequenceFlow id="f2" sourceRef="review" targetRef="approve"/>
+    <userTask id="approve" name="Approve"/><sequenceFlow id="f3" sourceRef="approve" targetRef="e"/><endEvent id="e"/></process>
+</definitions>"#;
+
+/// Version 2: the review renamed `check`, and an archiving step at the end.
+const MIG_V2: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
+  <process id="mig" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="check"/>
+    <userTask id="check" name="Check"/><sequenceFlow id="f2" sourceRef="check" targetRef="approve"/>
+    <userTask id="approve" name="Approve"/><sequenceFlow id="f3" sourceRef="approve" targetRef="archive"/>
+    <serviceTask id="archive" flowable:expression="${'yes'}" flowable:resultVariable="archived"/>
+    <sequenceFlow id="f4" sourceRef="archive" targetRef="e"/><endEvent id="e"/></process>
+</definitions>"#;
+
+/// Completes the open user task of `instance` through the platform API.
+async fn complete_open(s: &TestServer, instance: &str) {
+    let tasks = s.tasks(instance).await;
+    let open = tasks.iter().find(|t| t["status"] == "active").unwrap_or_else(|| panic!("nothing open: {tasks:?}"));
+    let (status, body) = s.put(&format!("/task/{}/complete", open["id"].as_str().unwrap_or_default()), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn a_running_instance_moves_to_a_new_version_with_its_renamed_elements_mapped(s: TestServer) {
+    let v1 = s.deploy(MIG_V1).await["modelId"].as_str().unwrap_or_default().to_owned();
+    let moved = id_of(&s.start_process("mig", json!({})).await);
+    let v2 = s.deploy(MIG_V2).await["modelId"].as_str().unwrap_or_default().to_owned();
+    let at = format!("{SERVICE}/runtime/process-instances/{moved}/migrate");
+
+    let (status, refused) = s.post(&at, json!({"toProcessDefinitionId": v2})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let why = refused["exception"].as_str().unwrap_or_default();
+    assert!(why.contains("`review`") && why.contains("activityMappings"), "{refused}");
+
+    let doc = json!({"toProcessDefinitionKey": "mig", "toProcessDefinitionVersion": 2,
+        "activityMappings": [{"fromActivityId": "review", "toActivityId": "check"}]});
+    let (status, dry) = s.post(&format!("{at}?dryRun=true"), doc.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry, json!({"toProcessDefinitionId": v2, "moves": [{"from": "review", "to": "check"}]}));
+    let runtime = format!("{SERVICE}/runtime/process-instances/{moved}");
+    assert_eq!(s.get(&runtime).await.1["processDefinitionId"], Value::from(v1.clone()), "a dry run moves nothing");
+
+    let (status, body) = s.post(&at, doc).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.get(&runtime).await.1["processDefinitionId"], Value::from(v2.clone()));
+    complete_open(&s, &moved).await;
+    complete_open(&s, &moved).await;
+    let ended = s.settle_or_wait(&moved).await;
+    assert_eq!(ended["processStatus"], "success", "{ended}");
+    assert!(
+        ended["nativeOutputs"].as_str().is_some_and(|v| v.contains(r#""archived":"yes""#)),
+        "v2's step ran: {ended}"
+    );
+
+    // A whole version: every running instance checked, then moved.
+    let start_v1 = async || {
+        let (status, p) = s.post("/process", json!({"modelId": v1, "processName": "t", "variables": {}})).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        id_of(&p)
+    };
+    let v1_ids = [start_v1().await, start_v1().await];
+    let whole = format!("{SERVICE}/repository/process-definitions/{v1}/migrate");
+    let mapping = json!({"toProcessDefinitionId": v2, "activityMappings": [{"fromActivityIds": ["review"], "toActivityIds": ["check"]}]});
+    let (status, dry) = s.post(&format!("{whole}?dryRun=true"), mapping.clone()).await;
+    assert_eq!((status, dry["moves"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{dry}");
+    let (status, body) = s.post(&whole, mapping).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in &v1_ids {
+        let (_, p) = s.get(&format!("{SERVICE}/runtime/process-instances/{id}")).await;
+        assert_eq!(p["processDefinitionId"], Value::from(v2.clone()), "{p}");
+    }
+
+    let (status, _) = s
+        .post(&format!("{SERVICE}/runtime/process-instances/nope/migrate"), json!({"toProcessDefinitionId": v2}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, ended) = s.post(&at, json!({"toProcessDefinitionId": v1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{ended}");
+    assert!(ended["exception"].as_str().is_some_and(|m| m.contains("only a running instance")), "{ended}");
+    let (status, bad) = s
+        .post(
+            &format!("{SERVICE}/runtime/process-instances/{}/migrate", v1_ids[0]),
+            json!({"toProcessDefinitionId": v2, "postUpgradeScript": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
 }

@@ -18,7 +18,8 @@ pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
      kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user) ";
 /// Applies only when the stored version is the one the write was based on; the affected-row
 /// count tells whether every row applied.
-pub(crate) const ON_INSTANCE_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
+pub(crate) const ON_INSTANCE_CONFLICT: &str =
+    " ON CONFLICT (id) DO UPDATE SET model_id = EXCLUDED.model_id, status = EXCLUDED.status,
     end_time = EXCLUDED.end_time, outputs = EXCLUDED.outputs, final_vars = EXCLUDED.final_vars,
     failure = EXCLUDED.failure, end_element = EXCLUDED.end_element, state = EXCLUDED.state, version = EXCLUDED.version,
     rollback_id = EXCLUDED.rollback_id, cancel_id = EXCLUDED.cancel_id, delete_id = EXCLUDED.delete_id

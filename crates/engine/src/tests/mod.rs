@@ -11,6 +11,7 @@ mod guards;
 mod inclusive;
 mod lifecycle;
 mod limits;
+mod migration;
 mod properties;
 mod scripts;
 mod timers;

@@ -120,7 +120,9 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
     if path.starts_with(FLOWABLE_PREFIX) {
         // `/flowable-rest/service/…`
         return match segments.get(2..).unwrap_or_default() {
-            ["management", "jobs" | "timer-jobs" | "deadletter-jobs", ..] => Reaches::Management,
+            ["management", "jobs" | "timer-jobs" | "deadletter-jobs", ..]
+            | ["runtime", "process-instances", _, "migrate"]
+            | ["repository", "process-definitions", _, "migrate"] => Reaches::Management,
             ["runtime", "executions"]
             | ["history", "historic-activity-instances"]
             | ["history", "historic-task-instances"] => Reaches::AcrossInstances(named_instance()),

@@ -17,8 +17,8 @@ use super::user_tasks::{self, Outcome, Seen, TaskOp, TaskRequest};
 use super::{ENDED, RuntimeError, new_id, now_ms, status_name};
 use crate::runtime::stones::StoneRunner;
 use flowstone_engine::{
-    Caller, Command, Ctx, Effect, EngineError, Instance, Limits, PARTS_FROM, Phase, StartOptions, Stored, TaskRecord,
-    TaskStatus,
+    Caller, Command, Ctx, Effect, EngineError, Instance, Limits, MigrationPlan, PARTS_FROM, Phase, StartOptions,
+    Stored, TaskRecord, TaskStatus,
 };
 use flowstone_model::Definition;
 use flowstone_store::{
@@ -69,6 +69,8 @@ pub(super) enum Request {
         change: LeaseChange,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
+    /// A move of a running instance to another version of its model.
+    Migrate(Box<MigrateRequest>),
     /// Ended families to delete (history retention); answers how many instances went.
     Prune {
         families: Vec<PruneFamily>,
@@ -117,6 +119,19 @@ enum Entry {
     Lease { change: LeaseChange, answer: Result<(), RuntimeError>, reply: oneshot::Sender<Result<(), RuntimeError>> },
     /// Instances deleted, how many.
     Pruned { count: u64, reply: oneshot::Sender<Result<u64, RuntimeError>> },
+    /// An instance moved (or, dry, checked) to another version.
+    Migrated { request: Box<MigrateRequest>, answer: Result<MigrationPlan, RuntimeError> },
+}
+
+/// Moves `instance` to version `model` of its key (see [`Instance::plan_migration`]).
+pub(super) struct MigrateRequest {
+    pub(super) instance: String,
+    pub(super) model: Arc<ModelRow>,
+    pub(super) def: Arc<Definition>,
+    pub(super) mappings: std::collections::BTreeMap<String, String>,
+    /// Check only; change nothing.
+    pub(super) dry: bool,
+    pub(super) reply: oneshot::Sender<Result<MigrationPlan, RuntimeError>>,
 }
 
 impl Entry {
@@ -127,6 +142,7 @@ impl Entry {
             Entry::Applied { instance, .. } | Entry::Task { instance, .. } | Entry::Records { instance, .. } => {
                 instance
             }
+            Entry::Migrated { request, .. } => &request.instance,
             Entry::Lease { .. } | Entry::Pruned { .. } => "",
         }
     }
@@ -157,6 +173,7 @@ impl Entry {
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
             (Entry::Records { request, .. }, _) => Some(Request::Records(request)),
             (Entry::Lease { change, reply, .. }, _) => Some(Request::Lease { change, reply }),
+            (Entry::Migrated { request, .. }, _) => Some(Request::Migrate(request)),
             (entry @ Entry::Pruned { .. }, _) => {
                 // Read again before trying again: the versions it named are stale.
                 entry.fail(PRUNE_STALE);
@@ -177,6 +194,7 @@ impl Entry {
             Entry::Records { request, .. } => drop(request.reply.send(Err(err))),
             Entry::Lease { reply, .. } => drop(reply.send(Err(err))),
             Entry::Pruned { reply, .. } => drop(reply.send(Err(err))),
+            Entry::Migrated { request, .. } => drop(request.reply.send(Err(err))),
         }
     }
 }
@@ -265,7 +283,8 @@ impl Prepared {
                     | Entry::Task { .. }
                     | Entry::Records { .. }
                     | Entry::Lease { .. }
-                    | Entry::Pruned { .. } => None,
+                    | Entry::Pruned { .. }
+                    | Entry::Migrated { .. } => None,
                 };
                 entry.into_request(row)
             })
@@ -674,6 +693,7 @@ impl Committer {
                 Entry::Records { request, answer, .. } => drop(request.reply.send(answer)),
                 Entry::Lease { answer, reply, .. } => drop(reply.send(answer)),
                 Entry::Pruned { count, reply } => drop(reply.send(Ok(count))),
+                Entry::Migrated { request, answer } => drop(request.reply.send(answer)),
             }
         }
         for (id, _) in &batch.pruned {
@@ -773,6 +793,10 @@ impl Committer {
                 Request::Prune { families, reply } => {
                     let count = self.prune(families, into);
                     into.entries.push(Entry::Pruned { count, reply });
+                }
+                Request::Migrate(request) => {
+                    let answer = self.migrate(&request, into, now).await;
+                    into.entries.push(Entry::Migrated { request, answer });
                 }
             }
         }
@@ -1024,6 +1048,44 @@ impl Committer {
         into.entries.push(Entry::Task { request, instance, answer: Box::new(answer) });
     }
 
+    /// Moves a running instance to another version of its key (or, dry, only checks how),
+    /// with its row naming the new version.
+    async fn migrate(
+        &mut self,
+        request: &MigrateRequest,
+        into: &mut Prepared,
+        now: i64,
+    ) -> Result<MigrationPlan, RuntimeError> {
+        let id = request.instance.as_str();
+        self.load(id).await?;
+        let mut live = self.live.remove(id).expect("loaded just now");
+        let (model, version) = (&request.model, request.model.version);
+        let answer = if live.row.model_key != model.key {
+            Err(RuntimeError::NotValid(format!(
+                "process instance {id} runs model `{}`: it moves only to a version of that key, not to `{}`",
+                live.row.model_key, model.key
+            )))
+        } else {
+            live.instance.plan_migration(&live.def, &request.def, &request.mappings).map_err(|problems| {
+                RuntimeError::NotValid(format!(
+                    "process instance {id} cannot move to version {version}: {}",
+                    problems.join("; ")
+                ))
+            })
+        };
+        if let (Ok(plan), false) = (&answer, request.dry) {
+            live.touched = self.clock;
+            live.instance.migrate(plan);
+            live.def = request.def.clone();
+            live.tenant.clone_from(&model.tenant_id);
+            let from = std::mem::replace(&mut live.row.model_id, model.id.clone());
+            tracing::info!(target: "flowstone::lifecycle", %id, key = %model.key, %from, to = %model.id, version, "process migrated");
+            self.record(into, &mut live, Vec::new(), now);
+        }
+        self.live.insert(id.to_owned(), live);
+        answer
+    }
+
     /// Adds ended families to the group's deletes; answers how many instances they hold. A
     /// family one of whose members changed since it was read (memory holds a newer version,
     /// or this group writes it) stays: its next read sees why. The store checks the versions
@@ -1078,7 +1140,8 @@ impl Committer {
                 | Request::Task(_)
                 | Request::Records(_)
                 | Request::Lease { .. }
-                | Request::Prune { .. } => None,
+                | Request::Prune { .. }
+                | Request::Migrate(_) => None,
             })
             // An instance with writes still on their way is ours to answer for.
             .filter(|id| self.live.get(*id).is_some_and(|l| l.row.version == l.committed))

@@ -12,6 +12,7 @@ mod events;
 pub(crate) mod jobs;
 mod kept;
 mod lookups;
+mod migration;
 mod periodic;
 mod records;
 mod retention;

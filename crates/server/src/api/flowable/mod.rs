@@ -9,6 +9,7 @@ mod identity;
 mod instances;
 mod jobs;
 mod management;
+mod migration;
 mod repository;
 mod task_history;
 mod task_parts;
@@ -40,6 +41,7 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         repository::api(),
         identity::api(),
         management::api(),
+        migration::api(),
     ] {
         doc.merge(part);
     }
@@ -58,6 +60,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .merge(task_parts::routes())
         .merge(task_history::routes())
         .merge(management::routes())
+        .merge(migration::routes())
 }
 
 /// `http://host` of the request, for the `url` fields.
