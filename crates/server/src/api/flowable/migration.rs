@@ -160,11 +160,17 @@ async fn migrate_instance(
     let dry = dry_run(query.as_deref());
     let to = target.id.clone();
     let plan = rt.migrate(&id, target, mappings, dry).await?;
-    if !dry {
-        return Ok(axum::http::StatusCode::OK.into_response());
-    }
     let moves = plan.moves.into_iter().map(|(from, to)| serde_json::json!({"from": from, "to": to})).collect();
-    Ok(Json(DryRun { to_process_definition_id: to, moves }).into_response())
+    Ok(answered(dry, to, moves))
+}
+
+/// A migration's answer: no body once moved; after a dry run, what would move.
+fn answered(dry: bool, to_process_definition_id: String, moves: Vec<Value>) -> Response {
+    if dry {
+        Json(DryRun { to_process_definition_id, moves }).into_response()
+    } else {
+        axum::http::StatusCode::OK.into_response()
+    }
 }
 
 /// `POST repository/process-definitions/{id}/migrate`: moves every running instance of this
@@ -190,9 +196,5 @@ async fn migrate_definition(
     let dry = dry_run(query.as_deref());
     let to = target.id.clone();
     let moved = rt.migrate_version(&id, target, &mappings, dry).await?;
-    if !dry {
-        return Ok(axum::http::StatusCode::OK.into_response());
-    }
-    Ok(Json(DryRun { to_process_definition_id: to, moves: moved.into_iter().map(Value::from).collect() })
-        .into_response())
+    Ok(answered(dry, to, moved.into_iter().map(Value::from).collect()))
 }
