@@ -15,6 +15,9 @@ def map_body(context, body):
         wait = body.get("waitTime")
         if isinstance(wait, (int, float)) and not isinstance(wait, bool):
             body["waitTime"] = min(wait, 200)
+    # A prune would delete the run's own process once the platform phase ended it: only count.
+    if context.operation.path == "/history/prune" and isinstance(body, dict):
+        body["dryRun"] = True
     # bk-sops calls carry the run's app credentials, so that they reach past the sign-in.
     if context.operation.path.startswith(BK_SOPS) and isinstance(body, dict):
         body.pop("access_token", None)

@@ -187,6 +187,10 @@ async fn a_timer_event_subprocess_interrupts_the_work_when_it_fires(s: TestServe
     let jobs = format!("/flowable-rest/service/management/timer-jobs?processInstanceId={id}");
     let (status, listed) = s.get(&jobs).await;
     assert_eq!((status, &listed["data"][0]["elementId"]), (StatusCode::OK, &Value::from("deadline")), "{listed}");
+    for tenant in ["withoutTenantId=null", "withoutTenantId=true", "tenantId=acme"] {
+        let (status, refused) = s.get(&format!("{jobs}&{tenant}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "jobs have no tenant filter, whatever its value: {refused}");
+    }
     let job = listed["data"][0]["id"].as_str().unwrap_or_default();
     let (status, body) = s
         .post(&format!("/flowable-rest/service/management/timer-jobs/{job}"), serde_json::json!({"action": "move"}))

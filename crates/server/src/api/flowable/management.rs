@@ -173,7 +173,8 @@ async fn jobs(rt: &Runtime, origin: &str, table: Table, params: &Map<String, Val
         return Err(ApiError::bad_request("Only one of 'timersOnly' or 'messagesOnly' can be provided."));
     }
     for tenant in ["tenantId", "tenantIdLike", "withoutTenantId"] {
-        if p.text(tenant).is_some() {
+        // Refused whatever its value (`withoutTenantId=null` too): jobs have no tenant filter.
+        if params.contains_key(tenant) {
             return Err(ApiError::bad_request(format!(
                 "Filter '{tenant}' is not supported on jobs; filter by processInstanceId or processDefinitionId"
             )));

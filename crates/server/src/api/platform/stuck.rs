@@ -20,7 +20,7 @@ const MAX_LIMIT: u64 = 1_000;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct StuckQuery {
-    /// Not moved for this long: `10m`, `2h`, `P1D` or seconds (default `10m`).
+    /// Not moved for this long: `10m`, `2h` or `P1D` (default `10m`).
     after: Option<String>,
     /// Of each kind at most this many, oldest first (default 100, at most 1,000).
     #[param(minimum = 1, maximum = 1000)]
