@@ -83,6 +83,10 @@ async fn deployments_definitions_and_resources(s: TestServer) {
     );
     assert!(xml.contains("oneTask"));
     assert_eq!(s.get(&format!("{SERVICE}/repository/process-definitions?sort=color")).await.0, StatusCode::BAD_REQUEST);
+    for malformed in ["categoryLike=x&latest=maybe", "suspended=true&version=99999999999999999999"] {
+        let (status, body) = s.get(&format!("{SERVICE}/repository/process-definitions?{malformed}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "refused even where no definition could match: {body}");
+    }
 
     let (status, again) = deploy(&s, &[("one-task.bpmn", MODEL)], &[("deploymentName", "second")]).await;
     assert_eq!((status, again["name"].as_str()), (StatusCode::CREATED, Some("second")));

@@ -418,10 +418,7 @@ async fn list_instances<T>(
     };
     let p = Params(params);
     let paging = Paging::read(&p, if history { &HISTORY_SORTS } else { &SORTS })?;
-    if p.flag("suspended")? == Some(true) {
-        // No instance is ever suspended.
-        return Ok(paging.envelope(Vec::new(), 0));
-    }
+    let suspended = p.flag("suspended")? == Some(true);
     let filter = InstanceFilter {
         id: p.text("processInstanceId").or_else(|| p.text("id")),
         model_key: p.text("processDefinitionKey"),
@@ -436,6 +433,10 @@ async fn list_instances<T>(
         ..InstanceFilter::default()
     };
     let with_vars = p.flag("includeProcessVariables")? == Some(true);
+    if suspended {
+        // No instance is ever suspended (every parameter was read first: a malformed one is refused).
+        return Ok(paging.envelope(Vec::new(), 0));
+    }
     let (rows, total) = rt.store().list_instances(&filter, paging.page()).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -191,9 +191,6 @@ async fn jobs(rt: &Runtime, origin: &str, table: Table, params: &Map<String, Val
         (_, Some(true)) => Some(false),
         _ => None,
     };
-    if nothing {
-        return Ok(paging.envelope(Vec::new(), 0));
-    }
     let now = now_ms();
     let (after, before) = table.due(now);
     let narrower = |a: Option<i64>, b: Option<i64>, pick: fn(i64, i64) -> i64| match (a, b) {
@@ -215,6 +212,10 @@ async fn jobs(rt: &Runtime, origin: &str, table: Table, params: &Map<String, Val
         },
         descending: paging.descending,
     };
+    if nothing {
+        // Every parameter was read first: a malformed one is refused.
+        return Ok(paging.envelope(Vec::new(), 0));
+    }
     let (rows, total) = rt.store().list_timers(&query, paging.page()).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {

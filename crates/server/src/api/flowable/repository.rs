@@ -496,14 +496,8 @@ async fn list_definitions(
     let params = within_tenant(&caller, q.as_deref())?;
     let p = Params(&params);
     let paging = Paging::read(&p, &DEFINITION_SORTS)?;
-    if p.flag("suspended")? == Some(true) {
-        // No definition is ever suspended.
-        return Ok(Json(paging.envelope(Vec::new(), 0)));
-    }
-    if p.text("category").is_some() || p.text("categoryLike").is_some() {
-        // No definition has a category.
-        return Ok(Json(paging.envelope(Vec::new(), 0)));
-    }
+    // Every parameter is read (and a malformed one refused) before any answer is chosen.
+    let suspended = p.flag("suspended")? == Some(true);
     let query = ModelQuery {
         version: p.int("version")?,
         name: text_filter(&p, "name"),
@@ -522,6 +516,10 @@ async fn list_definitions(
         },
         descending: paging.descending,
     };
+    // No definition is ever suspended, nor has a category.
+    if suspended || p.text("category").is_some() || p.text("categoryLike").is_some() {
+        return Ok(Json(paging.envelope(Vec::new(), 0)));
+    }
     let (rows, total) = rt.store().query_models(&query, paging.page()).await?;
     let origin = origin(&headers);
     Ok(Json(paging.envelope(rows.iter().map(|m| Definition::of(&origin, m, m.tenant_id.clone())).collect(), total)))

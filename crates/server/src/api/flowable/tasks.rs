@@ -421,10 +421,7 @@ async fn run_query(
     if let Some(tenant) = caller.tenant_limit() {
         query.tenant_id = Some(tenant.to_owned());
     }
-    if p.flag("active")? == Some(false) {
-        // `active=false` asks for tasks of suspended instances, and none is ever suspended.
-        return Ok(paging.envelope(Vec::new(), 0));
-    }
+    let suspended_only = p.flag("active")? == Some(false);
     query.variables = variable_filters(params, "taskVariables", VariableScope::Task)?;
     query.variables.extend(variable_filters(params, "processInstanceVariables", VariableScope::Process)?);
     if query.variables.len() > MAX_VARIABLE_FILTERS {
@@ -435,6 +432,11 @@ async fn run_query(
     }
     let with_local = p.flag("includeTaskLocalVariables")?.unwrap_or(false);
     let with_global = p.flag("includeProcessVariables")?.unwrap_or(false);
+    if suspended_only {
+        // `active=false` asks for tasks of suspended instances, and none is ever suspended
+        // (every parameter was read first: a malformed one is refused).
+        return Ok(paging.envelope(Vec::new(), 0));
+    }
     let (tasks, total) = rt.store().list_user_tasks(&query, Some(paging.page())).await?;
     let mut process = ProcessVariables::default();
     let mut data = Vec::with_capacity(tasks.len());
