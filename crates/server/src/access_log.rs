@@ -41,9 +41,7 @@ pub(crate) async fn log(State(rt): State<Runtime>, mut req: Request, next: Next)
 
 /// The trace id of a `traceparent` header (`00-TRACE-SPAN-FLAGS`), when it is one.
 fn trace_of(header: Option<&axum::http::HeaderValue>) -> Option<&str> {
-    let mut parts = header?.to_str().ok()?.split('-');
-    let (_, trace) = (parts.next()?, parts.next()?);
-    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
+    flowstone_worker::protocol::trace_of(header?.to_str().ok()?)
 }
 
 #[cfg(test)]

@@ -136,6 +136,12 @@ pub fn traceparent(process_instance_id: &str, record_id: &str) -> String {
     format!("00-{trace}-{span}-01")
 }
 
+/// The trace id of a `traceparent` (`00-TRACE-SPAN-FLAGS`), when it is one.
+pub fn trace_of(traceparent: &str) -> Option<&str> {
+    let trace = traceparent.split('-').nth(1)?;
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then_some(trace)
+}
+
 /// FNV-1a of `text`, seeded.
 fn fnv(text: &str, seed: u64) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325 ^ seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))

@@ -71,10 +71,11 @@ pub(super) enum Request {
     },
     /// A move of a running instance to another version of its model.
     Migrate(Box<MigrateRequest>),
-    /// Ended families to delete (history retention); answers how many instances went.
+    /// Ended families to delete (history retention); answers how many families and how many
+    /// instances in all went.
     Prune {
         families: Vec<PruneFamily>,
-        reply: oneshot::Sender<Result<u64, RuntimeError>>,
+        reply: oneshot::Sender<Result<(u64, u64), RuntimeError>>,
     },
 }
 
@@ -117,8 +118,8 @@ enum Entry {
     Records { request: Box<RecordsRequest>, instance: String, answer: Result<(), RuntimeError> },
     /// A change of a job's lock.
     Lease { change: LeaseChange, answer: Result<(), RuntimeError>, reply: oneshot::Sender<Result<(), RuntimeError>> },
-    /// Instances deleted, how many.
-    Pruned { count: u64, reply: oneshot::Sender<Result<u64, RuntimeError>> },
+    /// Families and instances deleted, how many.
+    Pruned { count: (u64, u64), reply: oneshot::Sender<Result<(u64, u64), RuntimeError>> },
     /// An instance moved (or, dry, checked) to another version.
     Migrated { request: Box<MigrateRequest>, answer: Result<MigrationPlan, RuntimeError> },
 }
@@ -1086,12 +1087,13 @@ impl Committer {
         answer
     }
 
-    /// Adds ended families to the group's deletes; answers how many instances they hold. A
+    /// Adds ended families to the group's deletes; answers how many and how many instances
+    /// they hold. A
     /// family one of whose members changed since it was read (memory holds a newer version,
     /// or this group writes it) stays: its next read sees why. The store checks the versions
     /// again as it deletes.
-    fn prune(&mut self, families: Vec<PruneFamily>, into: &mut Prepared) -> u64 {
-        let mut count = 0;
+    fn prune(&mut self, families: Vec<PruneFamily>, into: &mut Prepared) -> (u64, u64) {
+        let mut count = (0, 0);
         for family in families {
             let changed = family.members.iter().any(|(id, version)| {
                 self.pruning.contains(id)
@@ -1105,7 +1107,7 @@ impl Committer {
                 self.live.remove(id);
                 self.pruning.insert(id.clone());
             }
-            count += family.members.len() as u64;
+            count = (count.0 + 1, count.1 + family.members.len() as u64);
             into.batch.pruned.extend(family.members);
         }
         count

@@ -63,17 +63,16 @@ impl Runtime {
             let (families, last) = self.store.prunable(query, after.as_deref(), left).await?;
             let Some(last) = last else { break };
             if !families.is_empty() {
-                let (processes, instances) = (families.len() as u64, families.iter().map(|f| f.members.len() as u64));
                 if dry {
-                    done.processes += processes;
-                    done.instances += instances.sum::<u64>();
+                    done.processes += families.len() as u64;
+                    done.instances += families.iter().map(|f| f.members.len() as u64).sum::<u64>();
                 } else {
                     match self.ask(|reply| Request::Prune { families, reply }).await {
-                        Ok(count) => {
+                        Ok((processes, instances)) => {
                             // Families changed meanwhile stay; they are counted when a later
                             // prune takes them.
-                            done.instances += count;
-                            done.processes += processes.min(count);
+                            done.processes += processes;
+                            done.instances += instances;
                             stale = 0;
                         }
                         Err(RuntimeError::NotCommitted(why)) if why == PRUNE_STALE && stale < STALE_RETRIES => {

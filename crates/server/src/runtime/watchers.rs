@@ -17,7 +17,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub(crate) struct Watchers {
     waiting: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
-    /// How many are registered: a commit with none to tell costs one atomic load.
+    /// How many instances are waited on: a commit with none to tell costs one atomic load.
     count: AtomicUsize,
 }
 
@@ -30,7 +30,7 @@ impl Watchers {
             list.retain(|w| !w.is_closed());
         }
         waiting.entry(id.to_owned()).or_default().push(tx);
-        self.count.store(waiting.values().map(Vec::len).sum(), Ordering::Release);
+        self.count.store(waiting.len(), Ordering::Release);
         rx
     }
 
@@ -45,7 +45,7 @@ impl Watchers {
                 let _ = waiter.send(());
             }
         }
-        self.count.store(waiting.values().map(Vec::len).sum(), Ordering::Release);
+        self.count.store(waiting.len(), Ordering::Release);
     }
 
     /// Forgets the waiters of `id` whose request went away.
@@ -57,7 +57,7 @@ impl Watchers {
                 waiting.remove(id);
             }
         }
-        self.count.store(waiting.values().map(Vec::len).sum(), Ordering::Release);
+        self.count.store(waiting.len(), Ordering::Release);
     }
 }
 

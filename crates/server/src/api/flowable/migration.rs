@@ -13,7 +13,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use flowstone_store::{ModelRow, Page};
+use flowstone_store::{ModelQuery, ModelRow, Page, TenantFilter, TextFilter};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -83,10 +83,17 @@ async fn document(rt: &Runtime, body: &axum::body::Bytes) -> Result<Document, Ap
                 let wanted = version.as_i64().ok_or_else(|| {
                     ApiError::bad_request(format!("`toProcessDefinitionVersion` must be a number, not {version}"))
                 })?;
-                let tenant = text("toProcessDefinitionTenantId");
-                let all = Page { offset: 0, limit: 10_000 };
-                let versions = rt.store().list_models(Some(&key), tenant.as_deref(), all).await?.0;
-                versions.into_iter().find(|m| m.version == wanted).map(Arc::new)
+                let query = ModelQuery {
+                    version: Some(wanted),
+                    key: TextFilter { equals: Some(key.clone()), like: None },
+                    tenant: TenantFilter {
+                        tenant: TextFilter { equals: text("toProcessDefinitionTenantId"), like: None },
+                        without: false,
+                    },
+                    ..ModelQuery::default()
+                };
+                let one = Page { offset: 0, limit: 1 };
+                rt.store().query_models(&query, one).await?.0.pop().map(Arc::new)
             }
         }
         .ok_or_else(|| ApiError::not_found(format!("no process definition of key '{key}' and that version")))?,
