@@ -458,6 +458,18 @@ pub(crate) async fn stuck(server: &ServerArg, after: &str) -> Result<(), String>
         ],
         &processes,
     );
+    let timers = rows("timers");
+    println!("\n{} timer(s) overdue, of {} set", timers.len(), cell(&answer["pendingTimers"]));
+    print_table(
+        &[
+            ("TIMER", "timerId"),
+            ("PROCESS INSTANCE", "processInstanceId"),
+            ("ELEMENT", "element"),
+            ("DUE", "due"),
+            ("HELD BY", "heldBy"),
+        ],
+        &timers,
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod pipeline_bench;
 mod prune_bench;
 mod sign_in_bench;
 mod tasks_bench;
+mod telemetry;
 mod timers_bench;
 
 use clap::{Parser, Subcommand};
@@ -35,26 +36,17 @@ struct Cli {
     /// `worker`, `warn` otherwise).
     #[arg(long, global = true, env = "FLOWSTONE_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    /// An OpenTelemetry collector to export spans to over OTLP/HTTP (its base URL, e.g.
+    /// `http://127.0.0.1:4318`): requests, commands and lifecycle events of `serve`, jobs of
+    /// `worker`, each in the trace of its process.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
-}
-
-/// Sets up logging to standard error. A server says what it does at `info` (requests,
-/// lifecycle events); the other commands print their own results and log only trouble.
-fn init_logs(format: LogFormat, command: &Cmd) {
-    use std::io::IsTerminal;
-    let default = if matches!(command, Cmd::Serve { .. } | Cmd::Worker { .. }) { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().init(),
-    }
 }
 
 #[derive(Subcommand)]
@@ -374,7 +366,13 @@ fn parse_age(text: &str) -> Result<std::time::Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format, &cli.command);
+    let telemetry = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), &cli.command) {
+        Ok(telemetry) => telemetry,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -382,7 +380,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let ended = runtime.block_on(run(cli.command));
+    drop(telemetry);
+    match ended {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

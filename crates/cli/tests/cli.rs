@@ -100,7 +100,8 @@ fn the_first_start_prints_a_generated_admin_password_once_and_it_signs_in() {
                 .output(),
         )
     };
-    assert!(signed_in(&password).status.success());
+    let admitted = signed_in(&password);
+    assert!(admitted.status.success(), "{}", String::from_utf8_lossy(&admitted.stderr));
     let refused = signed_in("wrong");
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("401"));
     server.terminate();

@@ -155,6 +155,31 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Its name in logs and spans (`stone`, `cancel`, `fire_timer`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CompleteUserTask { .. } => "complete_user_task",
+            Command::SetVariables { .. } => "set_variables",
+            Command::Stone { .. } => "stone",
+            Command::Cancel => "cancel",
+            Command::ReRun { .. } => "rerun",
+            Command::Resume { .. } => "resume",
+            Command::Callback { .. } => "callback",
+            Command::ForceFail { .. } => "force_fail",
+            Command::Skip { .. } => "skip",
+            Command::ChooseFlow { .. } => "choose_flow",
+            Command::Pause { .. } => "pause",
+            Command::Unpause { .. } => "unpause",
+            Command::Delete => "delete",
+            Command::FireTimer { .. } => "fire_timer",
+            Command::Deliver { .. } => "deliver",
+            Command::Return { .. } => "return",
+            Command::DropTimer { .. } => "drop_timer",
+        }
+    }
+}
+
 /// How an instance is started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartOptions {

@@ -116,11 +116,16 @@ fn with_context<T>(bounds: &Bounds, f: impl FnOnce(&Ctx<'_>) -> Result<T, String
     let context = Context::full(&runtime).map_err(|e| format!("the script interpreter cannot start: {e}"))?;
     context.with(|ctx| f(&ctx)).map_err(|reason| {
         // Out of memory, QuickJS may have no room left to make an error and throws `null`.
+        // An allocation refused is the memory bound even when the time ran out meanwhile (a
+        // busy machine); an interrupt is the time bound.
         let used = usize::try_from(runtime.memory_usage().malloc_size).unwrap_or(usize::MAX);
-        if Instant::now() >= deadline {
+        let memory = || format!("the script ran past its memory limit of {} KiB and was stopped", bounds.memory / 1024);
+        if reason.contains("out of memory") {
+            memory()
+        } else if Instant::now() >= deadline {
             format!("the script ran past its time limit of {} ms and was stopped", bounds.time.as_millis())
-        } else if reason.contains("out of memory") || used >= bounds.memory - bounds.memory / 8 {
-            format!("the script ran past its memory limit of {} KiB and was stopped", bounds.memory / 1024)
+        } else if used >= bounds.memory - bounds.memory / 8 {
+            memory()
         } else {
             reason
         }

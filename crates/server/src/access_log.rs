@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Who made the request, once sign-in found out; set by the authentication layer within.
 #[derive(Clone, Default)]
@@ -30,7 +31,11 @@ pub(crate) async fn log(State(rt): State<Runtime>, mut req: Request, next: Next)
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let who = Who::default();
     req.extensions_mut().insert(who.clone());
-    let response = next.run(req).await;
+    let span = tracing::info_span!("request", %method, %route);
+    if let Some(traceparent) = req.headers().get("traceparent").and_then(|h| h.to_str().ok()) {
+        flowstone_worker::trace::follow(&span, traceparent);
+    }
+    let response = next.run(req).instrument(span).await;
     let ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     let user = who.0.get().map_or("-", String::as_str);
     let status = response.status().as_u16();

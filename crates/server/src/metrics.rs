@@ -39,6 +39,9 @@ pub(crate) struct Metrics {
     handout_seconds: Histograms<1>,
     finished: Family<Labels<3>, Counter>,
     lifetime_seconds: Histograms<1>,
+    timers_fired: Family<Labels<1>, Counter>,
+    timer_lateness: Histograms<1>,
+    timers_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -62,6 +65,9 @@ impl Default for Metrics {
             handout_seconds: Family::new_with_constructor(seconds),
             finished: Family::default(),
             lifetime_seconds: Family::new_with_constructor(seconds),
+            timers_fired: Family::default(),
+            timer_lateness: Family::new_with_constructor(seconds),
+            timers_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests answered, by method, route and status", m.requests.clone());
@@ -122,8 +128,23 @@ impl Default for Metrics {
         );
         registry.register(
             "stuck",
-            "Work that has not moved for --stuck-after, by kind (job: no worker took it; callback: awaited; instance: no step), as the last sweep found it (at most 1,000 each)",
+            "Work that has not moved for --stuck-after, by kind (job: no worker took it; callback: awaited; instance: no step; timer: due, not fired), as the last sweep found it (at most 1,000 each)",
             m.stuck.clone(),
+        );
+        registry.register(
+            "timers_fired",
+            "Timers fired by this server, by kind (instance: a timer event of an instance; start: a timer start event; periodic, clocked: bk-sops tasks)",
+            m.timers_fired.clone(),
+        );
+        registry.register(
+            "timer_lateness_seconds",
+            "Time from a timer's due time to its firing's commit, by kind",
+            m.timer_lateness.clone(),
+        );
+        registry.register(
+            "timers_pending",
+            "Timers set, due or not, as the last stuck-work sweep counted them",
+            m.timers_pending.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -193,10 +214,20 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn set_stuck(&self, jobs: usize, callbacks: usize, instances: usize) {
-        for (kind, count) in [("job", jobs), ("callback", callbacks), ("instance", instances)] {
+    /// What the last sweep found stuck: how many of each kind.
+    pub(crate) fn set_stuck(&self, counts: [(&str, usize); 4], pending_timers: u64) {
+        for (kind, count) in counts {
             self.stuck.get_or_create(&[("kind", kind.to_owned())]).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+        self.timers_pending.set(i64::try_from(pending_timers).unwrap_or(i64::MAX));
+    }
+
+    /// A timer of `kind` due at `due` fired, committed now.
+    pub(crate) fn timer_fired(&self, kind: &str, due: i64) {
+        let labels = [("kind", kind.to_owned())];
+        self.timers_fired.get_or_create(&labels).inc();
+        let late = (crate::runtime::now_ms() - due).max(0) as f64 / 1000.0;
+        self.timer_lateness.get_or_create(&labels).observe(late);
     }
 
     pub(crate) fn set_workers(&self, count: usize) {

@@ -219,6 +219,62 @@ async fn work_that_has_not_moved_is_listed_with_why_and_counted_by_the_sweep(s: 
     }
 }
 
+/// `pause` waits a tenth of a second on a timer.
+const PAUSE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="pause" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+    <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT0.1S</timeDuration></timerEventDefinition>
+    </intermediateCatchEvent><sequenceFlow id="f2" sourceRef="wait" targetRef="e"/><endEvent id="e"/></process></definitions>"#;
+
+async fn timers_are_counted_as_they_fire_and_an_overdue_one_is_listed_and_counted(s: TestServer) {
+    s.deploy(PAUSE).await;
+    let paused = id_of(&s.start_process("pause", json!({})).await);
+    // A timer due an hour ago that another server leased and never fired.
+    let store = s.runtime().store().clone();
+    let hour_ago = flowstone_server::now_ms() - 3_600_000;
+    for attempt in 0.. {
+        // This server may take it first (and forget it: no such instance); it is set again,
+        // due a moment earlier so that forgetting the first cannot take the second.
+        let timer = flowstone_store::TimerRow {
+            record_id: "t-lost".into(),
+            instance_id: "elsewhere-instance".into(),
+            element: "wait".into(),
+            due: hour_ago - attempt,
+            owner: None,
+            locked_until: None,
+            model_id: None,
+            fired: 0,
+        };
+        let batch = flowstone_store::WriteBatch { timers: vec![timer], ..Default::default() };
+        store.commit(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+        let lease = flowstone_store::TimerLease { owner: "gone", now: hour_ago, until: i64::MAX, limit: 1 };
+        if !store.lease_timers(lease).await.unwrap_or_else(|e| panic!("{e}")).is_empty() {
+            break;
+        }
+    }
+    s.wait_for(&paused, "success").await;
+    let (_, stuck) = s.get("/stuck?after=1m").await;
+    assert_eq!(stuck["timers"][0]["timerId"], "t-lost", "{stuck}");
+    assert_eq!(stuck["timers"][0]["heldBy"], "gone", "{stuck}");
+    assert!(stuck["timers"][0]["lateSeconds"].as_i64() >= Some(3_600), "{stuck}");
+    assert_eq!(stuck["pendingTimers"], 1, "the fired timer is gone: {stuck}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = s.get("/metrics").await;
+        let text = metrics.as_str().unwrap_or_default().to_owned();
+        if text.lines().any(|l| l == r#"flowstone_stuck{kind="timer"} 1"#) {
+            assert!(text.lines().any(|l| l == "flowstone_timers_pending 1"), "{text}");
+            assert!(text.lines().any(|l| l == r#"flowstone_timers_fired_total{kind="instance"} 1"#), "{text}");
+            assert!(
+                text.lines().any(|l| l == r#"flowstone_timer_lateness_seconds_count{kind="instance"} 1"#),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sweep did not count the overdue timer: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A server with no stones in-process, which looks for stuck work every second.
 async fn sweeping(backend: common::Backend) -> Option<TestServer> {
     TestServer::start_configured(backend, |_| RuntimeOptions {
@@ -231,7 +287,10 @@ async fn sweeping(backend: common::Backend) -> Option<TestServer> {
 
 mod stuck {
     use super::*;
-    backend_tests!(server = sweeping; work_that_has_not_moved_is_listed_with_why_and_counted_by_the_sweep);
+    backend_tests!(server = sweeping;
+        work_that_has_not_moved_is_listed_with_why_and_counted_by_the_sweep,
+        timers_are_counted_as_they_fire_and_an_overdue_one_is_listed_and_counted,
+    );
 }
 
 /// `mig` version 1: a review, then an approval.

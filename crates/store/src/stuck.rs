@@ -1,7 +1,8 @@
 //! Work that has not moved for a while, as an operator looks for it: stone jobs no one took,
-//! stone tasks waiting for a callback, and running instances without a step.
+//! stone tasks waiting for a callback, running instances without a step, and timers that did
+//! not fire.
 
-use crate::{InstanceRow, JobRow, Result, TaskRow};
+use crate::{InstanceRow, JobRow, Result, TaskRow, TimerRow};
 
 /// What has not moved since a time, oldest first, each list at most a limit long.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -16,6 +17,11 @@ pub struct Stuck {
     /// Running instances (in debug mode too) started before the time whose last task record
     /// began or ended before it, with that time.
     pub instances: Vec<(InstanceRow, i64)>,
+    /// Timers due before the time, not fired yet: no server fires timers, or one holds them
+    /// and does not.
+    pub timers: Vec<TimerRow>,
+    /// How many timers are set now, due or not.
+    pub pending_timers: u64,
 }
 
 /// The stuck-work reads of the store.
@@ -69,7 +75,15 @@ macro_rules! stuck_store {
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
+                    let timers = sqlx::query("SELECT * FROM timers WHERE due < $1 ORDER BY due, record_id LIMIT $2")
+                        .bind(before)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timers").fetch_one(&self.pool).await?;
                     Ok(Stuck {
+                        timers: timers.iter().map(super::timer_impl::timer_row).collect::<Result<_>>()?,
+                        pending_timers: u64::try_from(pending).unwrap_or(0),
                         jobs: jobs.iter().map(job_row).collect::<Result<_>>()?,
                         callbacks: callbacks.iter().map(task_row).collect::<Result<_>>()?,
                         instances: instances

@@ -132,7 +132,7 @@ macro_rules! timer_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            fn timer_row(r: &DbRow) -> Result<TimerRow> {
+            pub(crate) fn timer_row(r: &DbRow) -> Result<TimerRow> {
                 Ok(TimerRow {
                     record_id: r.try_get("record_id")?,
                     instance_id: r.try_get("instance_id")?,

@@ -1452,6 +1452,7 @@ async fn work_that_has_not_moved_is_found_oldest_first(store: &dyn Store) {
             owned("fresh", "r-fresh", "start.begin", 100),
         ],
         jobs: vec![job("queued", "r-queued", 2), held, job("fresh", "r-fresh", 100)],
+        timers: vec![timer("t-later", 40), timer("t-overdue", 10), timer("t-future", 500)],
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
@@ -1463,12 +1464,15 @@ async fn work_that_has_not_moved_is_found_oldest_first(store: &dyn Store) {
     assert_eq!(callbacks, ["r-called"], "queued and failed records are not awaiting a callback");
     let instances: Vec<(&str, i64)> = stuck.instances.iter().map(|(i, at)| (i.id.as_str(), *at)).collect();
     assert_eq!(instances, [("debug", 1), ("queued", 2), ("called", 3), ("failing", 4), ("held", 5)]);
+    let timers: Vec<&str> = stuck.timers.iter().map(|t| t.record_id.as_str()).collect();
+    assert_eq!(timers, ["t-overdue", "t-later"], "timers due before the time, first due first");
+    assert_eq!(stuck.pending_timers, 3, "every timer set counts as pending");
 
     let later = must(store.stuck(50, 200, 10)).await;
     let jobs: Vec<&str> = later.jobs.iter().map(|j| j.job.record_id.as_str()).collect();
     assert_eq!(jobs, ["r-queued", "r-held"], "a lock that ended holds nothing");
     let one = must(store.stuck(50, 60, 1)).await;
-    assert_eq!((one.jobs.len(), one.callbacks.len(), one.instances.len()), (1, 1, 1));
+    assert_eq!((one.jobs.len(), one.callbacks.len(), one.instances.len(), one.timers.len()), (1, 1, 1, 1));
 }
 
 macro_rules! contract {

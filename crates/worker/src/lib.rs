@@ -12,6 +12,7 @@ mod builtin;
 mod machine;
 pub mod protocol;
 pub mod runner;
+pub mod trace;
 
 pub use builtin::{BillingStone, NoopStone, PauseNodeStone, SleepStone, SleepTimerStone, builtin, select};
 pub use machine::MachineStone;

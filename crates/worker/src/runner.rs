@@ -248,6 +248,9 @@ impl JobContext {
         // The job's lines carry its process's trace, as the server's lines of that process do.
         let trace = job.traceparent.as_deref().and_then(crate::protocol::trace_of).unwrap_or("-").to_owned();
         let span = tracing::info_span!("job", id = %self.job, process = %job.process_instance_id, trace_id = %trace);
+        if let Some(traceparent) = &job.traceparent {
+            crate::trace::follow(&span, traceparent);
+        }
         let work = Work { params: job.params, outputs: job.outputs, queued_at: job.queued_at };
         let result = async {
             tokio::select! {

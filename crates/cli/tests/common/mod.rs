@@ -28,9 +28,17 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something listens on `port`, at most 20 s.
+///
+/// A connection whose two ends are the same address is Linux's self-connect on a port of the
+/// ephemeral range nobody listens on yet, not a server: it is dropped and tried again.
 pub fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port))
+            && stream.local_addr().ok() != stream.peer_addr().ok()
+        {
+            return;
+        }
         assert!(Instant::now() < deadline, "server did not start listening");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -245,13 +245,18 @@ impl Lifecycle {
             metrics.instance_ended(key, kind, to);
         }
         let parent = parent.as_deref().unwrap_or("-");
+        // Each event is also a span of the instance's trace, for an exporter (the lines below
+        // are outside it: their text names the instance already).
+        let reason = failure.as_deref().unwrap_or("-");
+        let span = tracing::info_span!("lifecycle", instance = %id, %key, %kind, status = %to, %reason);
+        flowstone_worker::trace::follow(&span, &flowstone_worker::protocol::traceparent(id, id));
+        drop(span);
         if from.is_empty() {
             let trace_id = flowstone_worker::protocol::trace_id(id);
             tracing::info!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, status = %to, %trace_id, "{kind} started");
         }
         match *to {
             "failed" => {
-                let reason = failure.as_deref().unwrap_or("-");
                 tracing::warn!(target: "flowstone::lifecycle", %id, %key, %kind, %parent, %reason, "{kind} failed");
             }
             "completed" | "canceled" => {

@@ -677,8 +677,14 @@ impl Runtime {
         self.ask(|reply| Request::Lease { change, reply }).await
     }
 
+    /// Sends a command to the committer inside a `command` span of its instance's trace.
     async fn send_apply(&self, instance: &str, command: Command, holder: Option<String>) -> Result<(), RuntimeError> {
-        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, reply }).await
+        use tracing::Instrument;
+        let span = tracing::info_span!("command", command = command.name(), instance);
+        flowstone_worker::trace::follow(&span, &flowstone_worker::protocol::traceparent(instance, instance));
+        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, reply })
+            .instrument(span)
+            .await
     }
 
     /// Applies a person's change to a user task; answers the task as changed once committed.

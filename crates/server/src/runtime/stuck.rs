@@ -1,5 +1,5 @@
 //! Stuck work: stone jobs no worker takes, callbacks awaited too long, instances without a
-//! step. Listed on demand (`GET /stuck`), and swept every minute: counted in metrics and
+//! step, timers overdue. Listed on demand (`GET /stuck`), and swept every minute: counted in metrics and
 //! logged once each while it stays stuck.
 
 use super::{Runtime, RuntimeError, now_ms};
@@ -67,8 +67,16 @@ impl Runtime {
     /// Counts `work` and logs what `logged` does not hold; answers what is logged now (what
     /// stopped being stuck is forgotten, and logged again should it stick again).
     fn report_stuck(&self, work: &StuckWork, logged: &HashSet<String>) -> HashSet<String> {
-        let Stuck { jobs, callbacks, instances } = &work.stuck;
-        self.metrics().set_stuck(jobs.len(), callbacks.len(), instances.len());
+        let Stuck { jobs, callbacks, instances, timers, pending_timers } = &work.stuck;
+        self.metrics().set_stuck(
+            [
+                ("job", jobs.len()),
+                ("callback", callbacks.len()),
+                ("instance", instances.len()),
+                ("timer", timers.len()),
+            ],
+            *pending_timers,
+        );
         let mut now_logged = HashSet::new();
         let mut first = |key: String| {
             let new = !logged.contains(&key);
@@ -92,6 +100,13 @@ impl Runtime {
         for (row, last_step) in instances {
             if first(format!("instance {}", row.id)) {
                 tracing::warn!(target: "flowstone::lifecycle", id = %row.id, key = %row.model_key, status = %row.status, last_step, "instance without a step");
+            }
+        }
+        for timer in timers {
+            if first(format!("timer {}@{}", timer.record_id, timer.due)) {
+                let (record, instance, owner) = (&timer.record_id, &timer.instance_id, timer.owner.as_deref());
+                let held = owner.unwrap_or("-");
+                tracing::warn!(target: "flowstone::lifecycle", timer = %record, %instance, element = %timer.element, due = timer.due, held_by = %held, "timer overdue");
             }
         }
         now_logged

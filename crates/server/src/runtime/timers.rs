@@ -195,11 +195,24 @@ impl Runtime {
     }
 }
 
+/// What a timer belongs to, as metrics name it.
+fn kind_of(timer: &TimerRow) -> &'static str {
+    if timer.model_id.is_some() {
+        "start"
+    } else if super::periodic::periodic_of(&timer.record_id).is_some() {
+        "periodic"
+    } else if super::clocked::clocked_of(&timer.record_id).is_some() {
+        "clocked"
+    } else {
+        "instance"
+    }
+}
+
 /// Fires one timer; one its instance no longer waits for is forgotten.
 async fn fire(runtime: &Runtime, timer: TimerRow) {
     let fired = runtime.fire_timer_now(&timer).await;
     match fired {
-        Ok(()) => {}
+        Ok(()) => runtime.metrics().timer_fired(kind_of(&timer), timer.due),
         Err(
             RuntimeError::Conflict(EngineError::TimerNotSet(_) | EngineError::NotRunning(_))
             | RuntimeError::NotFound(_),

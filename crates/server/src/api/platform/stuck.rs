@@ -1,6 +1,6 @@
 //! `GET /stuck`: work that has not moved for a while (an addition to the platform dialect,
 //! for operators): stone jobs no worker took, stone tasks awaiting a callback, running
-//! processes without a step.
+//! processes without a step, timers that did not fire.
 
 use super::ApiResult;
 use super::history::time_ago;
@@ -73,6 +73,24 @@ pub(super) struct IdleProcess {
     idle_seconds: i64,
 }
 
+/// A timer due before `since` that has not fired.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OverdueTimer {
+    /// Its task record (`start:KEY` for a timer start event's).
+    timer_id: String,
+    /// Its process instance (empty for a timer start event's).
+    process_instance_id: String,
+    /// The timer event's element.
+    element: String,
+    /// When it was due.
+    due: String,
+    /// Seconds since.
+    late_seconds: i64,
+    /// The server that leased it to fire it, if one holds it.
+    held_by: Option<String>,
+}
+
 /// Work that has not moved since `since`, oldest first.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -82,13 +100,16 @@ pub(super) struct StuckAnswer {
     jobs: Vec<StuckJob>,
     callbacks: Vec<StuckCallback>,
     processes: Vec<IdleProcess>,
+    timers: Vec<OverdueTimer>,
+    /// How many timers are set, due or not.
+    pending_timers: u64,
 }
 
 /// `GET /stuck`: what has not moved for `after` (operators and administrators of every
 /// tenant): the same lists the server's own sweep counts in `flowstone_stuck` and logs.
 #[utoipa::path(get, path = "/stuck", tag = "platform", params(StuckQuery),
     responses(
-        (status = 200, description = "Stuck jobs, awaited callbacks and idle processes, oldest first", body = StuckAnswer),
+        (status = 200, description = "Stuck jobs, awaited callbacks, idle processes and overdue timers, oldest first", body = StuckAnswer),
         (status = 400, description = "A malformed `after` or `limit`", body = ErrorBody),
         (status = 403, description = "The caller is not an operator or administrator of every tenant", body = ErrorBody),
     ))]
@@ -144,5 +165,19 @@ pub(super) async fn stuck(State(rt): State<Runtime>, Query(q): Query<StuckQuery>
             idle_seconds: seconds(*last),
         })
         .collect();
-    Ok(Json(StuckAnswer { since: platform_date(before), jobs, callbacks, processes }))
+    let timers = work
+        .stuck
+        .timers
+        .iter()
+        .map(|t| OverdueTimer {
+            timer_id: t.record_id.clone(),
+            process_instance_id: t.instance_id.clone(),
+            element: t.element.clone(),
+            due: platform_date(t.due),
+            late_seconds: seconds(t.due),
+            held_by: t.owner.clone(),
+        })
+        .collect();
+    let pending_timers = work.stuck.pending_timers;
+    Ok(Json(StuckAnswer { since: platform_date(before), jobs, callbacks, processes, timers, pending_timers }))
 }
