@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     commit_seconds: Histogram,
     commit_failures: Family<Labels<1>, Counter>,
     workers: Gauge,
+    workers_polling: Family<Labels<1>, Gauge>,
     jobs_waiting: Family<Labels<2>, Gauge>,
     oldest_waiting: Family<Labels<2>, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pruned: Counter,
@@ -57,6 +58,7 @@ impl Default for Metrics {
             commit_seconds: seconds(),
             commit_failures: Family::default(),
             workers: Gauge::default(),
+            workers_polling: Family::default(),
             jobs_waiting: Family::default(),
             oldest_waiting: Family::default(),
             pruned: Counter::default(),
@@ -95,6 +97,11 @@ impl Default for Metrics {
             m.commit_failures.clone(),
         );
         registry.register("workers", "Workers fetching jobs from this server", m.workers.clone());
+        registry.register(
+            "workers_polling",
+            "Workers fetching jobs of each stone (the 100 stones most fetched; the rest under `other`)",
+            m.workers_polling.clone(),
+        );
         registry.register("jobs_waiting", "Stone jobs no one holds, by stone and action", m.jobs_waiting.clone());
         registry.register(
             "jobs_oldest_waiting_seconds",
@@ -230,8 +237,15 @@ impl Metrics {
         self.timer_lateness.get_or_create(&labels).observe(late);
     }
 
-    pub(crate) fn set_workers(&self, count: usize) {
+    /// The workers present, and how many fetch each stone (`None`: the stones past the
+    /// listed ones).
+    pub(crate) fn set_workers(&self, count: usize, per_stone: &[(Option<String>, usize)]) {
         self.workers.set(i64::try_from(count).unwrap_or(i64::MAX));
+        self.workers_polling.clear();
+        for (stone, count) in per_stone {
+            let stone = stone.clone().unwrap_or_else(|| "other".to_owned());
+            self.workers_polling.get_or_create(&[("stone", stone)]).set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
     }
 
     /// The jobs waiting now, per stone (count, when the oldest was queued), as of `now`; stones

@@ -85,6 +85,25 @@ impl Roster {
         workers.values().flat_map(|seen| seen.topics.iter().cloned()).collect()
     }
 
+    /// How many workers present fetch each topic, for the `at_most` topics most fetched (by
+    /// name among equals); the workers of the rest are summed under `None`.
+    pub(crate) fn per_topic(&self, at_most: usize) -> Vec<(Option<String>, usize)> {
+        let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        for topic in workers.values().flat_map(|seen| &seen.topics) {
+            *counts.entry(topic).or_default() += 1;
+        }
+        let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let rest: usize = counts.iter().skip(at_most).map(|(_, n)| n).sum();
+        let mut listed: Vec<(Option<String>, usize)> =
+            counts.into_iter().take(at_most).map(|(t, n)| (Some(t.to_owned()), n)).collect();
+        if rest > 0 {
+            listed.push((None, rest));
+        }
+        listed
+    }
+
     /// Forgets the workers gone at `now`, logging each; answers how many there were.
     pub(crate) fn sweep(&self, now: Instant) -> usize {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
@@ -128,6 +147,17 @@ mod tests {
         drop(polling);
         assert_eq!(roster.sweep(Instant::now() + GONE_AFTER / 2), 0, "w1 fetched just now");
         assert_eq!(roster.sweep(Instant::now() + GONE_AFTER), 1);
+    }
+
+    #[test]
+    fn workers_are_counted_per_topic_with_the_least_fetched_summed() {
+        let roster = Roster::default();
+        drop(roster.fetching("w1", &["a", "b", "c"]));
+        drop(roster.fetching("w2", &["b", "c"]));
+        drop(roster.fetching("w3", &["c"]));
+        let count = |at_most| roster.per_topic(at_most);
+        assert_eq!(count(3), [(Some("c".into()), 3), (Some("b".into()), 2), (Some("a".into()), 1)]);
+        assert_eq!(count(1), [(Some("c".into()), 3), (None, 3)]);
     }
 
     #[test]

@@ -76,6 +76,7 @@ async fn jobs_waiting_for_a_worker_are_counted_per_stone_with_the_oldest_age(s: 
     assert_eq!(jobs.len(), 2);
     let text = metrics_text(&s).await;
     assert!(!text.contains(r#"flowstone_jobs_waiting{stone="orders""#), "held jobs are not waiting: {text}");
+    assert!(text.lines().any(|l| l == r#"flowstone_workers_polling{stone="orders"} 1"#), "{text}");
     let has = |text: &str, line: &str| text.lines().any(|l| l == line);
     assert!(has(&text, r#"flowstone_jobs_handed_out_total{stone="orders",action="start"} 2"#), "{text}");
     assert!(has(&text, r#"flowstone_job_handout_seconds_count{stone="orders"} 2"#), "{text}");

@@ -75,7 +75,8 @@ fn metrics_api() -> utoipa::openapi::OpenApi {
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(axum::extract::State(rt): axum::extract::State<Runtime>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    rt.metrics().set_workers(rt.board().roster.len());
+    let roster = &rt.board().roster;
+    rt.metrics().set_workers(roster.len(), &roster.per_topic(100));
     let now = crate::runtime::now_ms();
     match rt.store().waiting_jobs(now).await {
         Ok(waiting) => rt.metrics().set_waiting(&waiting, now),
