@@ -19,6 +19,15 @@ pub fn follow(span: &tracing::Span, traceparent: &str) {
     let _ = (span, traceparent);
 }
 
+/// Makes `span` a part of the trace of the process `instance` (see
+/// [`crate::protocol::trace_id`]); the context is only made for a span that is recorded in a
+/// build that exports.
+pub fn follow_process(span: &tracing::Span, instance: &str) {
+    if cfg!(feature = "otlp") && !span.is_disabled() {
+        follow(span, &crate::protocol::traceparent(instance, instance));
+    }
+}
+
 /// The span context a `traceparent` names, when it names a valid one.
 #[cfg(feature = "otlp")]
 fn remote(traceparent: &str) -> Option<opentelemetry::trace::SpanContext> {

@@ -249,7 +249,7 @@ impl Lifecycle {
         // are outside it: their text names the instance already).
         let reason = failure.as_deref().unwrap_or("-");
         let span = tracing::info_span!("lifecycle", instance = %id, %key, %kind, status = %to, %reason);
-        flowstone_worker::trace::follow(&span, &flowstone_worker::protocol::traceparent(id, id));
+        flowstone_worker::trace::follow_process(&span, id);
         drop(span);
         if from.is_empty() {
             let trace_id = flowstone_worker::protocol::trace_id(id);

@@ -681,7 +681,7 @@ impl Runtime {
     async fn send_apply(&self, instance: &str, command: Command, holder: Option<String>) -> Result<(), RuntimeError> {
         use tracing::Instrument;
         let span = tracing::info_span!("command", command = command.name(), instance);
-        flowstone_worker::trace::follow(&span, &flowstone_worker::protocol::traceparent(instance, instance));
+        flowstone_worker::trace::follow_process(&span, instance);
         self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, reply })
             .instrument(span)
             .await
