@@ -3,6 +3,7 @@
 mod access_log;
 mod api;
 mod auth;
+mod console;
 mod error;
 mod examples;
 mod listen;

@@ -230,6 +230,7 @@ pub(crate) async fn require(State(auth): State<Arc<Authenticator>>, mut req: Req
     if super::health::PATHS.contains(&path)
         || super::openapi::is_public(path)
         || path.starts_with(super::BK_SOPS_PREFIX)
+        || crate::console::is_console(path)
     {
         return next.run(req).await;
     }

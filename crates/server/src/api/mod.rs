@@ -3,7 +3,7 @@
 pub(crate) mod access;
 mod bk_sops;
 mod flowable;
-mod format;
+pub(crate) mod format;
 pub(crate) mod health;
 mod input;
 mod intake;
@@ -117,6 +117,7 @@ pub fn router(runtime: Runtime, limits: &crate::HttpLimits, anonymous: Option<cr
         .merge(tokens::routes())
         .merge(bk_sops::routes())
         .merge(openapi::routes())
+        .merge(crate::console::routes())
         .fallback(|uri: axum::http::Uri| async move {
             let path = uri.path();
             in_dialect(path, ApiError::not_found(format!("no endpoint at {path}")))

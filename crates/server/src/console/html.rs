@@ -1,0 +1,63 @@
+//! The console's page frame and its one stylesheet, kept in the binary: no asset is fetched
+//! at build or run time.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Text safe inside HTML and SVG, in element content and in quoted attributes.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The stylesheet at `/console/console.css`.
+pub(crate) const CSS: &str = "\
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,sans-serif;color:#0f172a;background:#f8fafc}\
+header{display:flex;gap:1.5rem;align-items:center;padding:.6rem 1.2rem;background:#0f172a;color:#e2e8f0}\
+header a{color:#e2e8f0;text-decoration:none}header .me{margin-left:auto;display:flex;gap:.8rem;align-items:center}\
+main{padding:1.2rem}h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}\
+table{border-collapse:collapse;background:#fff;width:100%}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e2e8f0;vertical-align:top}\
+th{background:#f1f5f9;font-weight:600}a{color:#1d4ed8}.status{font-weight:600}\
+.s-running,.s-debug{color:#2563eb}.s-completed{color:#16a34a}.s-failed{color:#dc2626}.s-canceled{color:#64748b}\
+.counts{display:flex;gap:.6rem;margin-bottom:1rem;flex-wrap:wrap}.counts a{padding:.25rem .7rem;border-radius:1rem;background:#e2e8f0;text-decoration:none;color:#0f172a}\
+.counts a.on{background:#0f172a;color:#fff}form.filter{display:flex;gap:.5rem;margin-bottom:1rem;flex-wrap:wrap}\
+input,select,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}.diagram-box{overflow:auto;background:#fff;border:1px solid #e2e8f0;padding:.5rem}\
+.error{background:#fee2e2;color:#991b1b;padding:.6rem .9rem;border-radius:.3rem}.signin{max-width:22rem;margin:4rem auto;background:#fff;padding:1.5rem;border:1px solid #e2e8f0;border-radius:.4rem}\
+.signin label{display:block;margin:.6rem 0 .2rem}.signin input{width:100%}.signin button{margin-top:1rem;width:100%}\
+pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
+";
+
+/// A whole page: the header (with the signed-in user and a sign-out button when `who` is
+/// given: the user and the session's CSRF token) and `body`.
+pub(crate) fn page(title: &str, who: Option<(&str, &str)>, body: &str) -> Html<String> {
+    let me = who.map_or(String::new(), |(user, csrf)| {
+        format!(
+            "<span class=\"me\">{}<form method=\"post\" action=\"/console/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Sign out</button></form></span>",
+            escape(user),
+            escape(csrf)
+        )
+    });
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+<title>{} · Flowstone</title><link rel=\"stylesheet\" href=\"/console/console.css\"></head><body>\
+<header><a href=\"/console\"><strong>Flowstone</strong></a><a href=\"/console\">Instances</a>{me}</header><main>{body}</main></body></html>",
+        escape(title)
+    ))
+}
+
+/// An error as a page, with its status.
+pub(crate) fn error_page(status: StatusCode, message: &str, who: Option<(&str, &str)>) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = format!("<h1>{}</h1><p class=\"error\">{}</p>", escape(title), escape(message));
+    (status, page(title, who, &body)).into_response()
+}

@@ -1,0 +1,201 @@
+//! The console at `/console`: server-rendered pages for operators, signed in by a session
+//! cookie on top of the identity users. The cookie is a bearer token of the user's (stored
+//! hashed, as `POST /auth/tokens` makes them), `HttpOnly` and `SameSite=Strict`, and it opens
+//! the console's pages only — never the APIs, which read the `Authorization` header alone, so
+//! a page elsewhere cannot make a browser call them. Every form that changes something
+//! carries the session's CSRF token, derived from the session's token.
+
+mod diagram;
+mod html;
+mod pages;
+
+use crate::api::App;
+use crate::auth::{Authenticator, Caller, new_token, token_hash};
+use crate::error::ApiError;
+use crate::runtime::{Runtime, now_ms};
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use flowstone_store::TokenRow;
+use std::sync::Arc;
+
+/// The session cookie's name.
+const COOKIE: &str = "flowstone_session";
+/// How long a console session lasts.
+const SESSION_SECONDS: i64 = 12 * 3600;
+
+/// Whether `path` is the console's: it signs in by its cookie, not by the APIs' header.
+pub(crate) fn is_console(path: &str) -> bool {
+    path == "/" || path == "/console" || path.starts_with("/console/")
+}
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/console", get(pages::instances))
+        .route("/console/instances/{id}", get(pages::instance))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route(
+            "/console/console.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], html::CSS) }),
+        )
+}
+
+/// A signed-in operator's session.
+pub(crate) struct Session {
+    caller: Caller,
+    /// The token every changing form carries.
+    csrf: String,
+}
+
+impl Session {
+    fn who(&self) -> Option<(&str, &str)> {
+        Some((&self.caller.user, &self.csrf))
+    }
+
+    /// An error as a page of this session.
+    fn error(&self, e: ApiError) -> Response {
+        let who = self.who();
+        e.respond(|status, message| html::error_page(status, &message, who))
+    }
+}
+
+/// The CSRF token of a session token: not the token, and not its stored hash.
+fn csrf_of(token: &str) -> String {
+    token_hash(&format!("console-csrf\0{token}"))
+}
+
+/// The session cookie of a request, if it sent one.
+fn cookie(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_owned))
+    })
+}
+
+impl FromRequestParts<App> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let to_sign_in = || Redirect::to("/console/sign-in").into_response();
+        let token = cookie(parts).filter(|t| !t.is_empty()).ok_or_else(to_sign_in)?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| to_sign_in())?;
+        let auth: Arc<Authenticator> = axum::extract::FromRef::from_ref(app);
+        let caller = auth.authenticate(Some(&bearer), None).await.map_err(|_| to_sign_in())?;
+        if let Some(who) = parts.extensions.get::<crate::access_log::Who>() {
+            who.set(&caller.user);
+        }
+        let session = Session { csrf: csrf_of(&token), caller };
+        if !session.caller.operates() || session.caller.tenant_limit().is_some() {
+            let message = format!(
+                "the console is for operators and administrators of every tenant; {} is neither",
+                session.caller.user
+            );
+            return Err(html::error_page(StatusCode::FORBIDDEN, &message, session.who()));
+        }
+        Ok(session)
+    }
+}
+
+fn sign_in_form(message: Option<&str>) -> axum::response::Html<String> {
+    let error = message.map_or(String::new(), |m| format!("<p class=\"error\">{}</p>", html::escape(m)));
+    let body = format!(
+        "<form class=\"signin\" method=\"post\" action=\"/console/sign-in\"><h1>Sign in</h1>{error}\
+<label for=\"user\">User</label><input id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<button type=\"submit\">Sign in</button></form>"
+    );
+    html::page("Sign in", None, &body)
+}
+
+async fn sign_in_page() -> axum::response::Html<String> {
+    sign_in_form(None)
+}
+
+/// A form's fields.
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `POST /console/sign-in`: checks the password as HTTP Basic does (with its back-off), and
+/// starts a session.
+async fn sign_in(
+    State(rt): State<Runtime>,
+    State(auth): State<Arc<Authenticator>>,
+    body: axum::body::Bytes,
+) -> Response {
+    use base64::Engine;
+    let fields = form(&body);
+    let (Some(user), Some(password)) = (field(&fields, "user"), field(&fields, "password")) else {
+        return (StatusCode::BAD_REQUEST, sign_in_form(Some("give a user and a password"))).into_response();
+    };
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let caller = match HeaderValue::from_str(&format!("Basic {basic}")) {
+        Ok(header) => auth.authenticate(Some(&header), None).await,
+        Err(_) => Err(ApiError::bad_request("the user name or password holds characters a header cannot")),
+    };
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(e) => return e.respond(|status, message| (status, sign_in_form(Some(&message))).into_response()),
+    };
+    let started = async {
+        let token = new_token()?;
+        let now = now_ms();
+        let row = TokenRow {
+            hash: token_hash(&token),
+            user_id: caller.user.clone(),
+            created_at: now,
+            expires_at: now + SESSION_SECONDS * 1000,
+        };
+        rt.store().create_token(&row).await?;
+        Ok::<_, ApiError>(token)
+    };
+    match started.await {
+        Ok(token) => {
+            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}");
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
+        }
+        Err(e) => e.respond(|status, message| (status, sign_in_form(Some(&message))).into_response()),
+    }
+}
+
+/// `POST /console/sign-out`: ends the session (its token is revoked) when the form carries
+/// its CSRF token.
+async fn sign_out(
+    State(rt): State<Runtime>,
+    State(auth): State<Arc<Authenticator>>,
+    session: Session,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = session.check(&body) {
+        return session.error(e);
+    }
+    if let Some(hash) = &session.caller.token
+        && let Err(e) = rt.store().delete_token(hash).await
+    {
+        return session.error(e.into());
+    }
+    auth.forget();
+    let cleared = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cleared)], Redirect::to("/console/sign-in")).into_response()
+}
+
+impl Session {
+    /// Refuses a changing form that does not carry this session's CSRF token.
+    fn check(&self, body: &[u8]) -> Result<(), ApiError> {
+        match field(&form(body), "csrf") {
+            Some(csrf) if csrf == self.csrf => Ok(()),
+            _ => Err(ApiError::with_status(
+                StatusCode::FORBIDDEN,
+                "this form did not come from this console session (its CSRF token is missing or wrong)",
+            )),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The console through the real server on both backends: signing in makes a session cookie
+//! that opens the console's pages and no API; the instance list counts and filters in the
+//! store; an instance's page draws its model with each element's state; signing out needs the
+//! session's CSRF token and ends the session.
+
+mod common;
+
+use common::{PASSWORD, TestServer, must};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+
+const SERVICE: &str = "/flowable-rest/service";
+
+/// A client that neither follows redirects nor keeps cookies: each test says what it sends.
+fn browser() -> Client {
+    must(Client::builder().redirect(reqwest::redirect::Policy::none()).build())
+}
+
+/// Signs in through the form; answers the session cookie (`name=value`).
+async fn sign_in(s: &TestServer, user: &str, password: &str) -> (StatusCode, Option<String>, String) {
+    let form = [("user", user), ("password", password)];
+    let resp = must(browser().post(format!("{}/console/sign-in", s.base)).form(&form).send().await);
+    let status = resp.status();
+    let cookie = resp
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+    (status, cookie, must(resp.text().await))
+}
+
+async fn page(s: &TestServer, cookie: &str, path: &str) -> (StatusCode, String, Option<String>) {
+    let resp = must(browser().get(format!("{}{path}", s.base)).header(COOKIE, cookie).send().await);
+    let status = resp.status();
+    let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, must(resp.text().await), location)
+}
+
+async fn a_session_opens_the_console_and_no_api_and_signing_out_ends_it(s: TestServer) {
+    let root = must(browser().get(format!("{}/", s.base)).send().await);
+    assert_eq!(root.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("/console"));
+    let (status, _, location) = page(&s, "flowstone_session=made-up", "/console").await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/sign-in")));
+
+    let (status, cookie, body) = sign_in(&s, "admin", "wrong").await;
+    assert_eq!((status, cookie), (StatusCode::UNAUTHORIZED, None), "{body}");
+    assert!(body.contains("wrong user name or password"), "{body}");
+    let (status, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap_or_else(|| panic!("no session cookie"));
+
+    let (status, body, _) = page(&s, &cookie, "/console").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("<h1>Instances</h1>") && body.contains(">admin<"), "{body}");
+    let api = must(browser().get(format!("{}/process", s.base)).header(COOKIE, &cookie).send().await);
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED, "the cookie opens no API");
+
+    let sign_out = |csrf: String| {
+        browser().post(format!("{}/console/sign-out", s.base)).header(COOKIE, &cookie).form(&[("csrf", csrf)])
+    };
+    let forged = must(sign_out("forged".into()).send().await);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "a form from elsewhere is refused");
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or_default();
+    let out = must(sign_out(csrf.to_owned()).send().await);
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let (status, _, location) = page(&s, &cookie, "/console").await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/sign-in")), "ended");
+}
+
+const REVIEW: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="review" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="check"/>
+    <userTask id="check" name="Check &amp; sign"/><sequenceFlow id="f2" sourceRef="check" targetRef="e"/><endEvent id="e"/></process>
+</definitions>"#;
+
+async fn the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_diagram(s: TestServer) {
+    s.deploy(REVIEW).await;
+    let waiting =
+        s.start_process("review", json!({"amount": 5})).await["processInstanceId"].as_str().map(str::to_owned);
+    let waiting = waiting.unwrap_or_else(|| panic!("no instance id"));
+    let done = s.start_process("w1_straight", json!({})).await;
+    assert_eq!(done["processStatus"], "success", "{done}");
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+
+    let (_, list, _) = page(&s, &cookie, "/console").await;
+    assert!(list.contains(&format!("/console/instances/{waiting}")), "{list}");
+    assert!(list.contains(">running 1</a>") && list.contains(">completed 1</a>"), "{list}");
+    let (_, running, _) = page(&s, &cookie, "/console?status=running").await;
+    assert!(running.contains(&waiting) && running.contains("page 1 of 1 (1 instances)"), "{running}");
+    let (_, by_model, _) = page(&s, &cookie, "/console?model=w1_straight").await;
+    assert!(!by_model.contains(&waiting) && by_model.contains("(1 instances)"), "{by_model}");
+    let (status, bad, _) = page(&s, &cookie, "/console?status=sleeping").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert!(bad.contains("`sleeping` is no status"), "{bad}");
+
+    let (status, one, _) = page(&s, &cookie, &format!("/console/instances/{waiting}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert!(one.contains("<svg") && one.contains(r#"<g class="node waiting" data-element="check">"#), "{one}");
+    assert!(one.contains(r#"<g class="node done" data-element="s">"#), "the start ran: {one}");
+    assert!(one.contains(r#"<g class="node" data-element="e">"#), "the end is not reached: {one}");
+    assert!(one.contains(r#"<polyline class="flow taken" data-flow="f1""#), "{one}");
+    assert!(one.contains("Check &amp; sign") && one.contains("&quot;amount&quot;: 5"), "{one}");
+    let (status, missing, _) = page(&s, &cookie, "/console/instances/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert!(missing.contains("no instance nothing-here"), "{missing}");
+}
+
+async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {
+    let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "pat", "password": "pw"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, cookie, _) = sign_in(&s, "pat", "pw").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, body, _) = page(&s, &cookie.unwrap_or_default(), "/console").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("the console is for operators"), "{body}");
+}
+
+backend_tests!(server = TestServer::start;
+    a_session_opens_the_console_and_no_api_and_signing_out_ends_it,
+    the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_diagram,
+    a_user_who_does_not_operate_is_refused_the_console,
+);
