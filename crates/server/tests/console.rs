@@ -106,6 +106,46 @@ async fn the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_dia
     assert!(missing.contains("no instance nothing-here"), "{missing}");
 }
 
+async fn an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part(s: TestServer) {
+    s.deploy(REVIEW).await;
+    let id = s.start_process("review", json!({})).await["processInstanceId"].as_str().map(str::to_owned);
+    let id = id.unwrap_or_else(|| panic!("no instance id"));
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let (_, one, _) = page(&s, &cookie, &format!("/console/instances/{id}")).await;
+    assert!(one.contains(&format!(r#"data-events="/console/instances/{id}/events""#)), "{one}");
+    let (status, script, _) = page(&s, &cookie, "/console/console.js").await;
+    assert!(status == StatusCode::OK && script.contains("EventSource"), "{script}");
+
+    let mut events =
+        must(browser().get(format!("{}/console/instances/{id}/events", s.base)).header(COOKIE, &cookie).send().await);
+    assert_eq!(
+        events.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let open = s.tasks(&id).await.into_iter().find(|t| t["status"] == "active");
+    let task = open.and_then(|t| t["id"].as_str().map(str::to_owned)).unwrap_or_else(|| panic!("no open task"));
+    let (status, body) = s.put(&format!("/task/{task}/complete"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut seen = String::new();
+    let told = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Ok(Some(chunk)) = events.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(told, Ok(true), "the stream said: {seen}");
+    let (status, live, _) = page(&s, &cookie, &format!("/console/instances/{id}/live")).await;
+    assert_eq!(status, StatusCode::OK, "{live}");
+    assert!(live.contains(r#"id="status">completed<"#) && !live.contains("<html"), "{live}");
+    assert!(live.contains(r#"<g class="node done" data-element="check">"#), "{live}");
+    assert!(live.contains(r#"<g class="node done" data-element="e">"#), "the end reached: {live}");
+}
+
 async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {
     let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "pat", "password": "pw"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -120,4 +160,5 @@ backend_tests!(server = TestServer::start;
     a_session_opens_the_console_and_no_api_and_signing_out_ends_it,
     the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_diagram,
     a_user_who_does_not_operate_is_refused_the_console,
+    an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part,
 );

@@ -37,6 +37,26 @@ input,select,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}.diag
 pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
 ";
 
+/// The script at `/console/console.js`: an instance's page listens to its server-sent events
+/// and redraws its live part at each change (one request at a time; a change during one
+/// redraws once more after it).
+pub(crate) const SCRIPT: &str = r#"(function () {
+  var live = document.getElementById("live");
+  if (!live || !window.EventSource) return;
+  var busy = false, again = false;
+  function redraw() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(live.dataset.live, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) live.innerHTML = html; })
+      .catch(function () {})
+      .then(function () { busy = false; if (again) { again = false; redraw(); } });
+  }
+  new EventSource(live.dataset.events).addEventListener("changed", redraw);
+})();
+"#;
+
 /// A whole page: the header (with the signed-in user and a sign-out button when `who` is
 /// given: the user and the session's CSRF token) and `body`.
 pub(crate) fn page(title: &str, who: Option<(&str, &str)>, body: &str) -> Html<String> {

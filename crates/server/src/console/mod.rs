@@ -37,6 +37,12 @@ pub(crate) fn routes() -> Router<App> {
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(pages::instances))
         .route("/console/instances/{id}", get(pages::instance))
+        .route("/console/instances/{id}/live", get(pages::live))
+        .route("/console/instances/{id}/events", get(pages::events))
+        .route(
+            "/console/console.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], html::SCRIPT) }),
+        )
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route(

@@ -126,36 +126,56 @@ fn percent(text: &str) -> String {
 }
 
 /// `GET /console/instances/{id}`: one instance — its diagram with each element's state, its
-/// task records, its variables, and the instance it works for.
+/// task records, its variables — redrawn live as its changes are committed.
 pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
-    match one(&rt, &id).await {
-        Ok((title, body)) => page(&title, session.who(), &body).into_response(),
-        Err(e) => session.error(e),
-    }
-}
-
-async fn one(rt: &Runtime, id: &str) -> Result<(String, String), ApiError> {
-    let store = rt.store();
-    let row = store.instance(id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
-    let tasks = store.tasks_of_instance(id).await?;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<h1>{} <span class=\"status s-{}\" id=\"status\">{}</span></h1><table><tbody>\
-<tr><th>Instance</th><td>{}</td></tr><tr><th>Model</th><td>{} (version {})</td></tr>\
-<tr><th>Business key</th><td>{}</td></tr><tr><th>Started</th><td>{}</td></tr><tr><th>Ended</th><td>{}</td></tr>{}</tbody></table>",
+    let row = match rt.store().instance(&id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return session.error(ApiError::not_found(format!("no instance {id}"))),
+        Err(e) => return session.error(e.into()),
+    };
+    let live = match fragment(&rt, &row).await {
+        Ok(live) => live,
+        Err(e) => return session.error(e),
+    };
+    let path = format!("/console/instances/{}", percent(&id));
+    let body = format!(
+        "<h1>{}</h1><table><tbody><tr><th>Instance</th><td>{}</td></tr><tr><th>Model</th><td>{} (version {})</td></tr>\
+<tr><th>Business key</th><td>{}</td></tr><tr><th>Started</th><td>{}</td></tr></tbody></table>\
+<div id=\"live\" data-live=\"{path}/live\" data-events=\"{path}/events\">{live}</div><script src=\"/console/console.js\" defer></script>",
         escape(&row.name),
-        escape(&row.status),
-        escape(&row.status),
         escape(&row.id),
         escape(&row.model_key),
         row.version,
         escape(row.business_key.as_deref().unwrap_or("")),
         platform_date(row.start_time),
-        row.end_time.map(platform_date).unwrap_or_default(),
-        row.failure
-            .as_deref()
-            .map_or(String::new(), |f| format!("<tr><th>Failure</th><td class=\"error\">{}</td></tr>", escape(f)))
+    );
+    page(&row.name, session.who(), &body).into_response()
+}
+
+/// `GET /console/instances/{id}/live`: what changes of an instance's page, as the page
+/// redraws it.
+pub(crate) async fn live(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
+    let drawn = async {
+        let row = rt.store().instance(&id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
+        fragment(&rt, &row).await
+    };
+    match drawn.await {
+        Ok(live) => axum::response::Html(live).into_response(),
+        Err(e) => session.error(e),
+    }
+}
+
+/// An instance's status, diagram, task records and variables.
+async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow) -> Result<String, ApiError> {
+    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<h2>Status <span class=\"status s-{}\" id=\"status\">{}</span></h2>{}{}",
+        escape(&row.status),
+        escape(&row.status),
+        row.end_time.map_or(String::new(), |end| format!("<p>Ended {}</p>", platform_date(end))),
+        row.failure.as_deref().map_or(String::new(), |f| format!("<p class=\"error\">{}</p>", escape(f)))
     );
     if let Some(model) = rt.model(&row.model_id).await? {
         let def = rt.definition(&model)?;
@@ -190,5 +210,38 @@ async fn one(rt: &Runtime, id: &str) -> Result<(String, String), ApiError> {
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| row.variables.clone());
     let _ = write!(out, "<h2>Variables</h2><pre id=\"variables\">{}</pre>", escape(&variables));
-    Ok((row.name.clone(), out))
+    Ok(out)
+}
+
+/// How long a live stream stays silent at most: a comment then keeps proxies from closing it.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `GET /console/instances/{id}/events`: server-sent events, one `changed` each time a change
+/// of the instance is committed (told by the committer, not polled; a change committed while
+/// the stream was between two waits is caught by the version check at the next wake, at most
+/// [`KEEP_ALIVE`] later). It ends as the server stops, and the browser connects again.
+pub(crate) async fn events(State(rt): State<Runtime>, _session: Session, Path(id): Path<String>) -> Response {
+    use axum::response::sse::{Event, Sse};
+    let closing = rt.board().closing();
+    let seen = match rt.store().instance(&id).await {
+        Ok(row) => row.map_or(0, |r| r.version),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let stream = futures_util::stream::unfold((rt, id, closing, seen), |(rt, id, mut closing, seen)| async move {
+        if *closing.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = closing.wait_for(|c| *c) => return None,
+            _ = rt.next_change(&id, KEEP_ALIVE) => {}
+        }
+        let now = rt.store().instance(&id).await.ok().flatten().map_or(seen, |r| r.version);
+        let event = if now == seen {
+            Event::default().comment("still here")
+        } else {
+            Event::default().event("changed").data(now.to_string())
+        };
+        Some((Ok::<_, std::convert::Infallible>(event), (rt, id, closing, now)))
+    });
+    Sse::new(stream).into_response()
 }

@@ -661,6 +661,7 @@ impl Committer {
         self.runtime
             .watchers
             .changed(events.iter().flat_map(|e| std::iter::once(e.id.as_str()).chain(e.parent.as_deref())));
+        self.runtime.progress.changed(batch.instances.iter().map(|(row, _)| row.id.as_str()));
         for job in &batch.jobs {
             metrics.job_created(&job.job.stone, job.job.action.name());
         }

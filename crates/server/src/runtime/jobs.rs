@@ -37,6 +37,8 @@ const LEASE_SWEEP: Duration = Duration::from_secs(1);
 pub(crate) struct JobBoard {
     notify: Notify,
     closed: AtomicBool,
+    /// Set as the server stops: long-lived answers (the console's live streams) end.
+    closing: tokio::sync::watch::Sender<bool>,
     /// The workers that fetch here.
     pub(crate) roster: crate::roster::Roster,
 }
@@ -67,7 +69,13 @@ impl JobBoard {
     /// The server stops: waiting fetches answer now, with what they have.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.closing.send_replace(true);
         self.wake();
+    }
+
+    /// Turns true as the server stops.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Leases up to `max` free jobs to `worker`, waiting up to `wait` for the first.

@@ -190,6 +190,8 @@ pub struct Runtime {
     lookups: mpsc::UnboundedSender<lookups::Lookup>,
     /// Requests waiting for a status change.
     watchers: Arc<watchers::Watchers>,
+    /// Live views waiting for any change of an instance.
+    progress: Arc<watchers::Watchers>,
 }
 
 /// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
@@ -270,6 +272,7 @@ impl Runtime {
             kept_until: Arc::new(store.buffered_until().await?.unwrap_or(0).into()),
             lookups: lookups::start(store.clone()),
             watchers: Arc::default(),
+            progress: Arc::default(),
         };
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();

@@ -1,6 +1,6 @@
 //! Requests waiting for an instance's status to change (`"wait"` on `POST /process`, `?wait=`
-//! on `GET /process/{id}`): told by the committer once a change is committed, instead of
-//! polling the store.
+//! on `GET /process/{id}`), and the console's live views waiting for any change of one: told
+//! by the committer once a change is committed, instead of polling the store.
 
 use super::{Runtime, RuntimeError};
 use flowstone_store::InstanceRow;
@@ -48,6 +48,16 @@ impl Watchers {
         self.count.store(waiting.len(), Ordering::Release);
     }
 
+    /// Waits until `id` is told of a change, or `wait` is over; whether it was.
+    async fn told(&self, id: &str, wait: Duration) -> bool {
+        let changed = self.register(id);
+        let told = matches!(tokio::time::timeout(wait.min(MAX_WAIT), changed).await, Ok(Ok(())));
+        if !told {
+            self.tidy(id);
+        }
+        told
+    }
+
     /// Forgets the waiters of `id` whose request went away.
     fn tidy(&self, id: &str) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
@@ -65,12 +75,13 @@ impl Runtime {
     /// Waits until a status change of instance `id` (or of the rollback, cancel or delete
     /// instance working for it) is committed, or `wait` is over; whether one was.
     pub async fn status_change(&self, id: &str, wait: Duration) -> bool {
-        let changed = self.watchers.register(id);
-        let told = matches!(tokio::time::timeout(wait.min(MAX_WAIT), changed).await, Ok(Ok(())));
-        if !told {
-            self.watchers.tidy(id);
-        }
-        told
+        self.watchers.told(id, wait).await
+    }
+
+    /// Waits until any change of instance `id` is committed (a task record, a variable, its
+    /// status), or `wait` is over; whether one was.
+    pub(crate) async fn next_change(&self, id: &str, wait: Duration) -> bool {
+        self.progress.told(id, wait).await
     }
 
     /// The instance `id` once `done` holds for it, or as it stands when `wait` is over; none
