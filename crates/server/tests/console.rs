@@ -146,6 +146,67 @@ async fn an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_
     assert!(live.contains(r#"<g class="node done" data-element="e">"#), "the end reached: {live}");
 }
 
+/// The session's CSRF token, as a page carries it.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or_default().to_owned()
+}
+
+/// Posts a console form; answers the status and where it leads (or the page it answered).
+async fn act(s: &TestServer, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let resp = must(browser().post(format!("{}{path}", s.base)).header(COOKIE, cookie).form(form).send().await);
+    let status = resp.status();
+    let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, location.unwrap_or(must(resp.text().await)))
+}
+
+async fn buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_task_and_cancel(s: TestServer) {
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let body = json!({"key": "cluster", "processName": "debugged", "debug": true, "variables": {
+        "slaveNum": "1", "buyNum": "1", "Bingo::RS::FRONT::RSBILLING": {"fail": "no credit"},
+        "master-1a": {"instanceType": "m2.large"}, "slave-": {"instanceType": "m2.large"}}});
+    let (status, started) = s.post("/process", body).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let id = started["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    s.wait_for(&id, "debug").await;
+    let (_, one, _) = page(&s, &cookie, &format!("/console/instances/{id}")).await;
+    let csrf = csrf_of(&one);
+    let failed = s.tasks(&id).await.into_iter().find(|t| t["status"] == "start.failed");
+    let task = failed.and_then(|t| t["id"].as_str().map(str::to_owned)).unwrap_or_else(|| panic!("no failed task"));
+    let rerun = format!("/console/tasks/{task}/rerun");
+    assert!(one.contains(&format!("action=\"{rerun}\"")) && one.contains("no credit"), "{one}");
+
+    let (status, refused) = act(&s, &cookie, &rerun, &[("csrf", "forged"), ("parameters", "{}")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, refused) = act(&s, &cookie, &rerun, &[("csrf", &csrf), ("parameters", "{fail")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("`parameters` is not JSON"), "{refused}");
+    let (status, back) =
+        act(&s, &cookie, &rerun, &[("csrf", &csrf), ("queueType", ""), ("parameters", r#"{"fail": false}"#)]).await;
+    assert_eq!((status, back), (StatusCode::SEE_OTHER, format!("/console/instances/{id}")));
+    s.wait_for(&id, "success").await;
+
+    s.deploy(REVIEW).await;
+    let review =
+        s.start_process("review", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let open = s.tasks(&review).await.into_iter().find(|t| t["status"] == "active");
+    let task = open.and_then(|t| t["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    let complete = [("csrf", csrf.as_str()), ("variables", r#"{"approved": true}"#)];
+    let (status, _) = act(&s, &cookie, &format!("/console/tasks/{task}/complete"), &complete).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.wait_for(&review, "success").await;
+    let (_, ended, _) = page(&s, &cookie, &format!("/console/instances/{review}")).await;
+    assert!(ended.contains("&quot;approved&quot;: true"), "the form's variables were set: {ended}");
+
+    let waiting =
+        s.start_process("review", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = act(&s, &cookie, &format!("/console/instances/{waiting}/cancel"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.wait_for(&waiting, "canceled").await;
+    let (status, refused) = act(&s, &cookie, &format!("/console/instances/{waiting}/cancel"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a canceled instance is not canceled again: {refused}");
+}
+
 async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {
     let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "pat", "password": "pw"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -161,4 +222,5 @@ backend_tests!(server = TestServer::start;
     the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_diagram,
     a_user_who_does_not_operate_is_refused_the_console,
     an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part,
+    buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_task_and_cancel,
 );

@@ -8,7 +8,7 @@ pub(crate) mod health;
 mod input;
 mod intake;
 mod openapi;
-mod platform;
+pub(crate) mod platform;
 mod tokens;
 mod worker;
 

@@ -20,6 +20,13 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
+/// Text safe in a URL's path segment or query value (the unreserved characters stay).
+pub(crate) fn percent(text: &str) -> String {
+    const KEPT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, KEPT).to_string()
+}
+
 /// The stylesheet at `/console/console.css`.
 pub(crate) const CSS: &str = "\
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,sans-serif;color:#0f172a;background:#f8fafc}\
@@ -34,7 +41,8 @@ th{background:#f1f5f9;font-weight:600}a{color:#1d4ed8}.status{font-weight:600}\
 input,select,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}.diagram-box{overflow:auto;background:#fff;border:1px solid #e2e8f0;padding:.5rem}\
 .error{background:#fee2e2;color:#991b1b;padding:.6rem .9rem;border-radius:.3rem}.signin{max-width:22rem;margin:4rem auto;background:#fff;padding:1.5rem;border:1px solid #e2e8f0;border-radius:.4rem}\
 .signin label{display:block;margin:.6rem 0 .2rem}.signin input{width:100%}.signin button{margin-top:1rem;width:100%}\
-pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
+form.act{display:inline-flex;gap:.4rem;align-items:flex-start;margin:.2rem .4rem .2rem 0}form.act textarea{font:12px monospace;min-width:16rem}\
+.acts{margin-bottom:.6rem}pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
 ";
 
 /// The script at `/console/console.js`: an instance's page listens to its server-sent events

@@ -5,6 +5,7 @@
 //! a page elsewhere cannot make a browser call them. Every form that changes something
 //! carries the session's CSRF token, derived from the session's token.
 
+mod actions;
 mod diagram;
 mod html;
 mod pages;
@@ -38,6 +39,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console", get(pages::instances))
         .route("/console/instances/{id}", get(pages::instance))
         .route("/console/instances/{id}/live", get(pages::live))
+        .route("/console/instances/{id}/{action}", post(actions::on_instance))
+        .route("/console/tasks/{record}/{action}", post(actions::on_task))
         .route("/console/instances/{id}/events", get(pages::events))
         .route(
             "/console/console.js",

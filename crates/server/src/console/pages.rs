@@ -3,7 +3,7 @@
 
 use super::Session;
 use super::diagram;
-use super::html::{escape, page};
+use super::html::{escape, page, percent};
 use crate::api::format::platform_date;
 use crate::error::ApiError;
 use crate::runtime::Runtime;
@@ -118,13 +118,6 @@ async fn list(rt: &Runtime, q: &ListQuery) -> Result<String, ApiError> {
     Ok(out)
 }
 
-/// Text safe in a URL's path segment or query value (the unreserved characters stay).
-fn percent(text: &str) -> String {
-    const KEPT: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(text, KEPT).to_string()
-}
-
 /// `GET /console/instances/{id}`: one instance — its diagram with each element's state, its
 /// task records, its variables — redrawn live as its changes are committed.
 pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
@@ -133,7 +126,7 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
         Ok(None) => return session.error(ApiError::not_found(format!("no instance {id}"))),
         Err(e) => return session.error(e.into()),
     };
-    let live = match fragment(&rt, &row).await {
+    let live = match fragment(&rt, &row, &session.csrf).await {
         Ok(live) => live,
         Err(e) => return session.error(e),
     };
@@ -157,7 +150,7 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
 pub(crate) async fn live(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
     let drawn = async {
         let row = rt.store().instance(&id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
-        fragment(&rt, &row).await
+        fragment(&rt, &row, &session.csrf).await
     };
     match drawn.await {
         Ok(live) => axum::response::Html(live).into_response(),
@@ -165,13 +158,50 @@ pub(crate) async fn live(State(rt): State<Runtime>, session: Session, Path(id): 
     }
 }
 
-/// An instance's status, diagram, task records and variables.
-async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow) -> Result<String, ApiError> {
+/// A button posting to `action` with the session's CSRF token, and `fields` (HTML) before it.
+fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
+    format!(
+        "<form class=\"act\" method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">{fields}<button>{label}</button></form>",
+        escape(csrf)
+    )
+}
+
+/// What an operator can do to a task record of an instance standing at `status`.
+fn task_buttons(r: &flowstone_engine::TaskRecord, status: &str, csrf: &str) -> String {
+    let path = format!("/console/tasks/{}", percent(&r.id));
+    if r.end_time.is_none() && r.status == flowstone_engine::TaskStatus::Active {
+        let fields = "<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\">{}</textarea>";
+        return button(&format!("{path}/complete"), "Complete", csrf, fields);
+    }
+    if status != "debug" || !r.status.text().ends_with("failed") || r.stone.is_none() {
+        return String::new();
+    }
+    let params = r.params.as_ref().and_then(|p| serde_json::to_string_pretty(p).ok()).unwrap_or_else(|| "{}".into());
+    let fields = format!(
+        "<select name=\"queueType\"><option value=\"\">the action that failed</option><option>start</option><option>monitor</option>\
+<option>rollback</option><option>mock</option></select><textarea name=\"parameters\" rows=\"6\">{}</textarea>",
+        escape(&params)
+    );
+    format!(
+        "<details><summary>reRun or resume</summary>{}{}</details>",
+        button(&format!("{path}/rerun"), "reRun", csrf, &fields),
+        button(&format!("{path}/resume"), "Resume (give up, roll back)", csrf, "")
+    )
+}
+
+/// An instance's status (with what can be done to it), diagram, task records and variables.
+async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) -> Result<String, ApiError> {
     let tasks = rt.store().tasks_of_instance(&row.id).await?;
     let mut out = String::new();
+    let path = format!("/console/instances/{}", percent(&row.id));
+    let mut acts = String::new();
+    if matches!(row.status.as_str(), "running" | "debug") {
+        acts.push_str(&button(&format!("{path}/cancel"), "Cancel", csrf, ""));
+    }
+    acts.push_str(&button(&format!("{path}/delete"), "Delete", csrf, ""));
     let _ = write!(
         out,
-        "<h2>Status <span class=\"status s-{}\" id=\"status\">{}</span></h2>{}{}",
+        "<h2>Status <span class=\"status s-{}\" id=\"status\">{}</span></h2><div class=\"acts\">{acts}</div>{}{}",
         escape(&row.status),
         escape(&row.status),
         row.end_time.map_or(String::new(), |end| format!("<p>Ended {}</p>", platform_date(end))),
@@ -189,26 +219,26 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow) -> Result<St
         let _ = write!(out, "<h2>Diagram</h2><div class=\"diagram-box\">{}</div>", diagram::svg(&def, &states));
     }
     out.push_str(
-        "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Reason</th></tr></thead><tbody>",
+        "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Reason</th><th></th></tr></thead><tbody>",
     );
     for task in &tasks {
         let r = &task.record;
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.id),
             escape(&r.element),
             escape(&r.name),
             escape(&r.status.text()),
             platform_date(r.create_time),
             r.end_time.map(platform_date).unwrap_or_default(),
-            escape(r.reason.as_deref().unwrap_or(""))
+            escape(r.reason.as_deref().unwrap_or("")),
+            task_buttons(r, &row.status, csrf)
         );
     }
     out.push_str("</tbody></table>");
-    let variables = serde_json::from_str::<serde_json::Value>(&row.variables)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| row.variables.clone());
+    let variables = rt.variables(&row.id).await?.unwrap_or_default();
+    let variables = serde_json::to_string_pretty(&variables).unwrap_or_default();
     let _ = write!(out, "<h2>Variables</h2><pre id=\"variables\">{}</pre>", escape(&variables));
     Ok(out)
 }

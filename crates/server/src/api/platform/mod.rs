@@ -2,7 +2,7 @@
 
 mod events;
 mod history;
-mod requests;
+pub(crate) mod requests;
 mod stuck;
 mod views;
 
@@ -324,7 +324,7 @@ fn conflict(e: EngineError) -> ApiError {
     }
 }
 
-fn runtime_error(e: crate::runtime::RuntimeError) -> ApiError {
+pub(crate) fn runtime_error(e: crate::runtime::RuntimeError) -> ApiError {
     match e {
         crate::runtime::RuntimeError::Conflict(e) => conflict(e),
         other => other.into(),
