@@ -113,7 +113,7 @@ async fn an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_
     let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
     let cookie = cookie.unwrap_or_default();
     let (_, one, _) = page(&s, &cookie, &format!("/console/instances/{id}")).await;
-    assert!(one.contains(&format!(r#"data-events="/console/instances/{id}/events""#)), "{one}");
+    assert!(one.contains(&format!(r#"data-events="/console/instances/{id}/events?since="#)), "{one}");
     let (status, script, _) = page(&s, &cookie, "/console/console.js").await;
     assert!(status == StatusCode::OK && script.contains("EventSource"), "{script}");
 

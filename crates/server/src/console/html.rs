@@ -47,20 +47,30 @@ form.act{display:inline-flex;gap:.4rem;align-items:flex-start;margin:.2rem .4rem
 
 /// The script at `/console/console.js`: an instance's page listens to its server-sent events
 /// and redraws its live part at each change (one request at a time; a change during one
-/// redraws once more after it).
+/// redraws once more after it). While the operator edits a form of the live part (a field has
+/// the focus, or a reRun panel is open) the redraw waits, so that no edit is lost under them.
 pub(crate) const SCRIPT: &str = r#"(function () {
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
-  var busy = false, again = false;
+  var busy = false, again = false, held = false;
+  function editing() {
+    var a = document.activeElement;
+    return (a && live.contains(a) && /^(TEXTAREA|INPUT|SELECT)$/.test(a.tagName)) ||
+      live.querySelector("details[open]") !== null;
+  }
   function redraw() {
+    if (editing()) { held = true; return; }
     if (busy) { again = true; return; }
     busy = true;
     fetch(live.dataset.live, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) live.innerHTML = html; })
+      .then(function (html) { if (html !== null && !editing()) live.innerHTML = html; else if (html !== null) held = true; })
       .catch(function () {})
       .then(function () { busy = false; if (again) { again = false; redraw(); } });
   }
+  function resume() { setTimeout(function () { if (held && !editing()) { held = false; redraw(); } }, 0); }
+  live.addEventListener("focusout", resume);
+  live.addEventListener("toggle", resume, true);
   new EventSource(live.dataset.events).addEventListener("changed", redraw);
 })();
 "#;

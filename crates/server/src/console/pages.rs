@@ -134,13 +134,14 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
     let body = format!(
         "<h1>{}</h1><table><tbody><tr><th>Instance</th><td>{}</td></tr><tr><th>Model</th><td>{} (version {})</td></tr>\
 <tr><th>Business key</th><td>{}</td></tr><tr><th>Started</th><td>{}</td></tr></tbody></table>\
-<div id=\"live\" data-live=\"{path}/live\" data-events=\"{path}/events\">{live}</div><script src=\"/console/console.js\" defer></script>",
+<div id=\"live\" data-live=\"{path}/live\" data-events=\"{path}/events?since={}\">{live}</div><script src=\"/console/console.js\" defer></script>",
         escape(&row.name),
         escape(&row.id),
         escape(&row.model_key),
         row.version,
         escape(row.business_key.as_deref().unwrap_or("")),
         platform_date(row.start_time),
+        row.version,
     );
     page(&row.name, session.who(), &body).into_response()
 }
@@ -246,26 +247,39 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
 /// How long a live stream stays silent at most: a comment then keeps proxies from closing it.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// `GET /console/instances/{id}/events`: server-sent events, one `changed` each time a change
-/// of the instance is committed (told by the committer, not polled; a change committed while
-/// the stream was between two waits is caught by the version check at the next wake, at most
-/// [`KEEP_ALIVE`] later). It ends as the server stops, and the browser connects again.
-pub(crate) async fn events(State(rt): State<Runtime>, _session: Session, Path(id): Path<String>) -> Response {
+/// `GET /console/instances/{id}/events?since=VERSION`: server-sent events, one `changed` each
+/// time a change of the instance is committed (told by the committer, not polled). The stream
+/// starts from the version the page was drawn at (`since`), so that a change committed before
+/// the stream began is told at once; a change committed while the stream was between two waits
+/// is caught by the same version check at the next wake, at most [`KEEP_ALIVE`] later. It ends
+/// as the server stops, and the browser connects again.
+pub(crate) async fn events(
+    State(rt): State<Runtime>,
+    _session: Session,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     use axum::response::sse::{Event, Sse};
+    let since = query.as_deref().and_then(|q| q.strip_prefix("since=")).and_then(|v| v.parse::<i64>().ok());
     let closing = rt.board().closing();
-    let seen = match rt.store().instance(&id).await {
-        Ok(row) => row.map_or(0, |r| r.version),
-        Err(e) => return ApiError::from(e).into_response(),
+    let version =
+        |rt: Runtime, id: String| async move { rt.store().instance(&id).await.ok().flatten().map(|r| r.version) };
+    let seen = match since {
+        Some(since) => since,
+        None => version(rt.clone(), id.clone()).await.unwrap_or(0),
     };
-    let stream = futures_util::stream::unfold((rt, id, closing, seen), |(rt, id, mut closing, seen)| async move {
+    let stream = futures_util::stream::unfold((rt, id, closing, seen), move |(rt, id, mut closing, seen)| async move {
+        let mut now = version(rt.clone(), id.clone()).await.unwrap_or(seen);
+        if now == seen {
+            tokio::select! {
+                _ = closing.wait_for(|c| *c) => return None,
+                _ = rt.next_change(&id, KEEP_ALIVE) => {}
+            }
+            now = version(rt.clone(), id.clone()).await.unwrap_or(seen);
+        }
         if *closing.borrow() {
             return None;
         }
-        tokio::select! {
-            _ = closing.wait_for(|c| *c) => return None,
-            _ = rt.next_change(&id, KEEP_ALIVE) => {}
-        }
-        let now = rt.store().instance(&id).await.ok().flatten().map_or(seen, |r| r.version);
         let event = if now == seen {
             Event::default().comment("still here")
         } else {

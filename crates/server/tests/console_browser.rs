@@ -1,0 +1,135 @@
+//! The console in a real headless Chromium, driven through chromedriver (WebDriver): sign in,
+//! open an instance, watch its diagram change as the instance moves on elsewhere — without
+//! the page being reloaded — and reRun a failed stone with edited parameters from its page.
+//! Without `chromedriver` on the `PATH` the test says SKIPPED and passes, except in CI
+//! (`CI=true`, where `.ci/run` installs Debian's `chromium` and `chromium-driver`).
+
+mod common;
+
+use common::{Backend, PASSWORD, TestServer, must};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// chromedriver, stopped when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A headless Chromium session, or none (said loudly) where chromedriver is not installed.
+async fn browser() -> Option<(Driver, Client)> {
+    let port = must(std::net::TcpListener::bind("127.0.0.1:0")).local_addr().map(|a| a.port()).unwrap_or(0);
+    let spawned =
+        Command::new("chromedriver").arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let driver = match spawned {
+        Ok(child) => Driver(child),
+        Err(e) => {
+            assert!(std::env::var("CI").is_err(), "chromedriver is needed in CI: {e}");
+            eprintln!("SKIPPED: no chromedriver ({e}); install Debian's chromium and chromium-driver");
+            return None;
+        }
+    };
+    let mut options = json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]});
+    if std::path::Path::new("/usr/bin/chromium").exists() {
+        options["binary"] = json!("/usr/bin/chromium");
+    }
+    let capabilities = serde_json::Map::from_iter([("goog:chromeOptions".to_owned(), options)]);
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return Some((driver, client)),
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "chromedriver gave no session: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+const REVIEW: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="review" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="check"/>
+    <userTask id="check" name="Check"/><sequenceFlow id="f2" sourceRef="check" targetRef="e"/><endEvent id="e"/></process>
+</definitions>"#;
+
+/// Clicks the element `css` finds, again should a live redraw replace it in between.
+async fn click(browser: &Client, css: &str) {
+    for _ in 0..20 {
+        match shown(browser, css).await.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{css} kept being redrawn");
+}
+
+/// Waits for an element of the page, at most 20 s.
+async fn shown(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    must(browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_signs_in_watches_a_diagram_change_live_and_reruns_a_failed_stone() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some((_driver, browser)) = browser().await else { return };
+    must(browser.goto(&format!("{}/", s.base)).await);
+    must(shown(&browser, "#user").await.send_keys("admin").await);
+    must(browser.find(Locator::Css("#password")).await).send_keys(PASSWORD).await.unwrap_or_else(|e| panic!("{e}"));
+    must(must(browser.find(Locator::Css("form.signin button")).await).click().await);
+    shown(&browser, "#instances").await;
+
+    // A diagram that changes while it is watched.
+    s.deploy(REVIEW).await;
+    let id = s.start_process("review", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    must(browser.goto(&format!("{}/console", s.base)).await);
+    click(&browser, &format!("a[href='/console/instances/{id}']")).await;
+    shown(&browser, "g.node.waiting[data-element='check']").await;
+    must(browser.execute("window.notReloaded = true;", vec![]).await);
+    let open = s.tasks(&id).await.into_iter().find(|t| t["status"] == "active");
+    let task = open.and_then(|t| t["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    let (status, body) = s.put(&format!("/task/{task}/complete"), None).await;
+    assert!(status.is_success(), "{body}");
+    shown(&browser, "g.node.done[data-element='check']").await;
+    shown(&browser, "g.node.done[data-element='e']").await;
+    let kept = must(browser.execute("return window.notReloaded === true;", vec![]).await);
+    assert_eq!(kept, json!(true), "the page changed without a reload");
+
+    // A stone that failed in debug mode, run again with edited parameters.
+    let body = json!({"key": "cluster", "processName": "debugged", "debug": true, "variables": {
+        "slaveNum": "1", "buyNum": "1", "Bingo::RS::FRONT::RSBILLING": {"fail": "no credit"},
+        "master-1a": {"instanceType": "m2.large"}, "slave-": {"instanceType": "m2.large"}}});
+    let (_, started) = s.post("/process", body).await;
+    let id = started["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    s.wait_for(&id, "debug").await;
+    must(browser.goto(&format!("{}/console/instances/{id}", s.base)).await);
+    click(&browser, "#tasks details summary").await;
+    let parameters = shown(&browser, "#tasks details textarea[name='parameters']").await;
+    must(parameters.clear().await);
+    must(parameters.send_keys(r#"{"fail": false}"#).await);
+    click(&browser, "#tasks details form[action$='/rerun'] button").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // Read in one step: the live part may be redrawn between a find and a read.
+        let status = must(browser.execute("return document.getElementById('status').textContent;", vec![]).await);
+        if status == "completed" {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let source = must(browser.source().await);
+            panic!("the page shows {status}; the process is {}: {source}", s.process(&id).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    must(browser.close().await);
+}
