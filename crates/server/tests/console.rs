@@ -207,6 +207,49 @@ async fn buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_tas
     assert_eq!(status, StatusCode::CONFLICT, "a canceled instance is not canceled again: {refused}");
 }
 
+async fn models_are_listed_deployed_by_upload_and_started_with_variables(s: TestServer) {
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let (status, models, _) = page(&s, &cookie, "/console/models").await;
+    assert_eq!(status, StatusCode::OK, "{models}");
+    let csrf = csrf_of(&models);
+    let upload = |csrf: &str, file: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_owned())
+            .part("file", reqwest::multipart::Part::text(file.to_owned()).file_name("review.bpmn"));
+        browser().post(format!("{}/console/models", s.base)).header(COOKIE, &cookie).multipart(form)
+    };
+    let forged = must(upload("forged", REVIEW).send().await);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let broken = must(upload(&csrf, "<definitions").send().await);
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    let deployed = must(upload(&csrf, REVIEW).send().await);
+    assert_eq!(deployed.status(), StatusCode::SEE_OTHER);
+    let model_page = deployed.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(model_page.starts_with("/console/models/"), "{model_page}");
+
+    let (status, model, _) = page(&s, &cookie, &model_page).await;
+    assert_eq!(status, StatusCode::OK, "{model}");
+    assert!(model.contains(r#"<g class="node" data-element="check">"#) && model.contains("&lt;userTask"), "{model}");
+    let start = format!("{model_page}/start");
+    let (status, refused) = act(&s, &cookie, &start, &[("csrf", &csrf), ("variables", "[1]")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("name", "from the console"),
+        ("businessKey", "order-7"),
+        ("variables", r#"{"amount": 3}"#),
+    ];
+    let (status, instance) = act(&s, &cookie, &start, &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{instance}");
+    let (_, shown, _) = page(&s, &cookie, &instance).await;
+    assert!(shown.contains("<h1>from the console</h1>") && shown.contains("order-7"), "{shown}");
+    assert!(
+        shown.contains("&quot;amount&quot;: 3") && shown.contains(r#"class="node waiting" data-element="check""#),
+        "{shown}"
+    );
+}
+
 async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {
     let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "pat", "password": "pw"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -223,4 +266,5 @@ backend_tests!(server = TestServer::start;
     a_user_who_does_not_operate_is_refused_the_console,
     an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part,
     buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_task_and_cancel,
+    models_are_listed_deployed_by_upload_and_started_with_variables,
 );

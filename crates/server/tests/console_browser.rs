@@ -1,6 +1,7 @@
 //! The console in a real headless Chromium, driven through chromedriver (WebDriver): sign in,
 //! open an instance, watch its diagram change as the instance moves on elsewhere — without
-//! the page being reloaded — and reRun a failed stone with edited parameters from its page.
+//! the page being reloaded — then start the cluster example from the models page in debug
+//! mode with a failing stone, and reRun it with edited parameters from its page.
 //! Without `chromedriver` on the `PATH` the test says SKIPPED and passes, except in CI
 //! (`CI=true`, where `.ci/run` installs Debian's `chromium` and `chromium-driver`).
 
@@ -105,14 +106,23 @@ async fn an_operator_signs_in_watches_a_diagram_change_live_and_reruns_a_failed_
     let kept = must(browser.execute("return window.notReloaded === true;", vec![]).await);
     assert_eq!(kept, json!(true), "the page changed without a reload");
 
-    // A stone that failed in debug mode, run again with edited parameters.
-    let body = json!({"key": "cluster", "processName": "debugged", "debug": true, "variables": {
-        "slaveNum": "1", "buyNum": "1", "Bingo::RS::FRONT::RSBILLING": {"fail": "no credit"},
-        "master-1a": {"instanceType": "m2.large"}, "slave-": {"instanceType": "m2.large"}}});
-    let (_, started) = s.post("/process", body).await;
-    let id = started["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    // The cluster example started from the models page in debug mode, its billing stone
+    // failing, then run again with edited parameters.
+    must(browser.goto(&format!("{}/console/models", s.base)).await);
+    let cluster = Locator::XPath("//table[@id='models']//a[text()='cluster']");
+    must(must(browser.wait().at_most(Duration::from_secs(20)).for_element(cluster).await).click().await);
+    let variables = shown(&browser, "form.start textarea[name='variables']").await;
+    must(variables.clear().await);
+    let failing = json!({"slaveNum": "1", "buyNum": "1", "Bingo::RS::FRONT::RSBILLING": {"fail": "no credit"},
+        "master-1a": {"instanceType": "m2.large"}, "slave-": {"instanceType": "m2.large"}});
+    must(variables.send_keys(&failing.to_string()).await);
+    click(&browser, "form.start input[name='debug']").await;
+    click(&browser, "form.start button").await;
+    shown(&browser, "#live").await;
+    let url = must(browser.current_url().await);
+    let id = url.path().rsplit('/').next().unwrap_or_default().to_owned();
     s.wait_for(&id, "debug").await;
-    must(browser.goto(&format!("{}/console/instances/{id}", s.base)).await);
+    must(browser.refresh().await);
     click(&browser, "#tasks details summary").await;
     let parameters = shown(&browser, "#tasks details textarea[name='parameters']").await;
     must(parameters.clear().await);

@@ -42,7 +42,7 @@ pub(crate) async fn on_instance(
 }
 
 /// A form field holding a JSON object as text (empty: none).
-fn object(fields: &[(String, String)], name: &str) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn object(fields: &[(String, String)], name: &str) -> Result<Map<String, Value>, ApiError> {
     match field(fields, name).map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(Map::new()),
         Some(text) => match serde_json::from_str(text) {

@@ -42,7 +42,8 @@ input,select,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}.diag
 .error{background:#fee2e2;color:#991b1b;padding:.6rem .9rem;border-radius:.3rem}.signin{max-width:22rem;margin:4rem auto;background:#fff;padding:1.5rem;border:1px solid #e2e8f0;border-radius:.4rem}\
 .signin label{display:block;margin:.6rem 0 .2rem}.signin input{width:100%}.signin button{margin-top:1rem;width:100%}\
 form.act{display:inline-flex;gap:.4rem;align-items:flex-start;margin:.2rem .4rem .2rem 0}form.act textarea{font:12px monospace;min-width:16rem}\
-.acts{margin-bottom:.6rem}pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
+.acts{margin-bottom:.6rem}form.start{display:grid;gap:.5rem;max-width:40rem}form.start textarea{font:12px monospace;width:100%}form.start label{display:grid;gap:.2rem}\
+pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
 ";
 
 /// The script at `/console/console.js`: an instance's page listens to its server-sent events
@@ -88,7 +89,7 @@ pub(crate) fn page(title: &str, who: Option<(&str, &str)>, body: &str) -> Html<S
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>{} · Flowstone</title><link rel=\"stylesheet\" href=\"/console/console.css\"></head><body>\
-<header><a href=\"/console\"><strong>Flowstone</strong></a><a href=\"/console\">Instances</a>{me}</header><main>{body}</main></body></html>",
+<header><a href=\"/console\"><strong>Flowstone</strong></a><a href=\"/console\">Instances</a><a href=\"/console/models\">Models</a>{me}</header><main>{body}</main></body></html>",
         escape(title)
     ))
 }

@@ -8,6 +8,7 @@
 mod actions;
 mod diagram;
 mod html;
+mod models;
 mod pages;
 
 use crate::api::App;
@@ -37,6 +38,9 @@ pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(pages::instances))
+        .route("/console/models", get(models::list).post(models::deploy))
+        .route("/console/models/{id}", get(models::one))
+        .route("/console/models/{id}/start", post(models::start))
         .route("/console/instances/{id}", get(pages::instance))
         .route("/console/instances/{id}/live", get(pages::live))
         .route("/console/instances/{id}/{action}", post(actions::on_instance))
