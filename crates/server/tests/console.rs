@@ -257,7 +257,38 @@ async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, body, _) = page(&s, &cookie.unwrap_or_default(), "/console").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body.contains("the console is for operators"), "{body}");
+    assert!(body.contains("these pages are for operators") && body.contains("/console/inbox"), "{body}");
+}
+
+const CANDIDATE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
+  <process id="approval" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
+    <userTask id="approve" name="Approve the order" flowable:candidateUsers="pat"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
+    <endEvent id="e"/></process></definitions>"#;
+
+async fn a_person_claims_and_completes_their_task_from_the_inbox(s: TestServer) {
+    let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "pat", "password": "pw"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    s.deploy(CANDIDATE).await;
+    let id = s.start_process("approval", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let (status, cookie, _) = sign_in(&s, "pat", "pw").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap_or_default();
+    let (_, inbox, _) = page(&s, &cookie, "/console/inbox").await;
+    assert!(inbox.contains("Approve the order") && inbox.contains(">Claim</button>"), "{inbox}");
+    let task = inbox.split("data-task=\"").nth(1).and_then(|t| t.split('"').next()).unwrap_or_default().to_owned();
+    let csrf = csrf_of(&inbox);
+    let (status, _) = act(&s, &cookie, &format!("/console/inbox/{task}/claim"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, inbox, _) = page(&s, &cookie, "/console/inbox").await;
+    assert!(inbox.contains(">Complete</button>") && inbox.contains(">pat<"), "claimed: {inbox}");
+    let done = [("csrf", csrf.as_str()), ("variables", r#"{"approved": "yes"}"#)];
+    let (status, _) = act(&s, &cookie, &format!("/console/inbox/{task}/complete"), &done).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.wait_for(&id, "success").await;
+    let (_, inbox, _) = page(&s, &cookie, "/console/inbox").await;
+    assert!(inbox.contains("0 open task(s)"), "{inbox}");
+    let (status, refused) = act(&s, &cookie, &format!("/console/inbox/{task}/complete"), &done).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a completed task is not completed again: {refused}");
 }
 
 backend_tests!(server = TestServer::start;
@@ -267,4 +298,5 @@ backend_tests!(server = TestServer::start;
     an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part,
     buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_task_and_cancel,
     models_are_listed_deployed_by_upload_and_started_with_variables,
+    a_person_claims_and_completes_their_task_from_the_inbox,
 );

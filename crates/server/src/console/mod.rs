@@ -8,6 +8,7 @@
 mod actions;
 mod diagram;
 mod html;
+mod inbox;
 mod models;
 mod pages;
 
@@ -38,6 +39,8 @@ pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(pages::instances))
+        .route("/console/inbox", get(inbox::list))
+        .route("/console/inbox/{task}/{action}", post(inbox::act))
         .route("/console/models", get(models::list).post(models::deploy))
         .route("/console/models/{id}", get(models::one))
         .route("/console/models/{id}/start", post(models::start))
@@ -89,27 +92,49 @@ fn cookie(parts: &Parts) -> Option<String> {
     })
 }
 
+/// The session of a request's cookie, whoever signed in; else the way to sign in.
+async fn signed_in(parts: &Parts, app: &App) -> Result<Session, Response> {
+    let to_sign_in = || Redirect::to("/console/sign-in").into_response();
+    let token = cookie(parts).filter(|t| !t.is_empty()).ok_or_else(to_sign_in)?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| to_sign_in())?;
+    let auth: Arc<Authenticator> = axum::extract::FromRef::from_ref(app);
+    let caller = auth.authenticate(Some(&bearer), None).await.map_err(|_| to_sign_in())?;
+    if let Some(who) = parts.extensions.get::<crate::access_log::Who>() {
+        who.set(&caller.user);
+    }
+    Ok(Session { csrf: csrf_of(&token), caller })
+}
+
+/// Whether a caller sees every instance: the console's pages other than the inbox are theirs.
+fn operates_everything(caller: &Caller) -> bool {
+    caller.operates() && caller.tenant_limit().is_none()
+}
+
+/// An operator's session: the pages of instances, models and their buttons.
 impl FromRequestParts<App> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let to_sign_in = || Redirect::to("/console/sign-in").into_response();
-        let token = cookie(parts).filter(|t| !t.is_empty()).ok_or_else(to_sign_in)?;
-        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| to_sign_in())?;
-        let auth: Arc<Authenticator> = axum::extract::FromRef::from_ref(app);
-        let caller = auth.authenticate(Some(&bearer), None).await.map_err(|_| to_sign_in())?;
-        if let Some(who) = parts.extensions.get::<crate::access_log::Who>() {
-            who.set(&caller.user);
-        }
-        let session = Session { csrf: csrf_of(&token), caller };
-        if !session.caller.operates() || session.caller.tenant_limit().is_some() {
+        let session = signed_in(parts, app).await?;
+        if !operates_everything(&session.caller) {
             let message = format!(
-                "the console is for operators and administrators of every tenant; {} is neither",
+                "these pages are for operators and administrators of every tenant; {} is neither: their tasks are in the inbox (/console/inbox)",
                 session.caller.user
             );
             return Err(html::error_page(StatusCode::FORBIDDEN, &message, session.who()));
         }
         Ok(session)
+    }
+}
+
+/// Anyone's session: the tasks inbox.
+pub(crate) struct Person(Session);
+
+impl FromRequestParts<App> for Person {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        signed_in(parts, app).await.map(Person)
     }
 }
 
@@ -173,7 +198,8 @@ async fn sign_in(
     match started.await {
         Ok(token) => {
             let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}");
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
+            let home = if operates_everything(&caller) { "/console" } else { "/console/inbox" };
+            ([(header::SET_COOKIE, cookie)], Redirect::to(home)).into_response()
         }
         Err(e) => e.respond(|status, message| (status, sign_in_form(Some(&message))).into_response()),
     }
@@ -184,7 +210,7 @@ async fn sign_in(
 async fn sign_out(
     State(rt): State<Runtime>,
     State(auth): State<Arc<Authenticator>>,
-    session: Session,
+    Person(session): Person,
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(e) = session.check(&body) {

@@ -1,0 +1,83 @@
+//! The tasks inbox, for anyone signed in: the open user tasks assigned to them or that they
+//! may claim (as a candidate, or through a group), to claim and to complete with variables —
+//! under the rules of user tasks, as through Flowable's task API.
+
+use super::html::{escape, page, percent};
+use super::{Person, form};
+use crate::api::format::platform_date;
+use crate::api::platform::runtime_error;
+use crate::error::ApiError;
+use crate::runtime::{Runtime, TaskOp};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use flowstone_engine::TaskChange;
+use flowstone_store::{Page, UserTaskQuery};
+use serde_json::Map;
+use std::fmt::Write;
+
+/// Tasks shown at most.
+const SHOWN: u64 = 200;
+
+/// `GET /console/inbox`.
+pub(crate) async fn list(State(rt): State<Runtime>, Person(session): Person) -> Response {
+    let user = session.caller.user.clone();
+    let query =
+        UserTaskQuery { finished: Some(false), candidate_or_assigned: Some(user.clone()), ..UserTaskQuery::default() };
+    let (tasks, total) = match rt.store().list_user_tasks(&query, Some(Page { offset: 0, limit: SHOWN })).await {
+        Ok(found) => found,
+        Err(e) => return session.error(e.into()),
+    };
+    let mut out = format!("<h1>Inbox</h1><p>{total} open task(s) for {} and their groups</p>", escape(&user));
+    out.push_str(
+        "<table id=\"inbox\"><thead><tr><th>Task</th><th>Process instance</th><th>Assignee</th><th>Created</th><th>Due</th><th></th></tr></thead><tbody>",
+    );
+    for task in &tasks {
+        let path = format!("/console/inbox/{}", percent(&task.id));
+        let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&session.csrf));
+        let action = if task.assignee.as_deref() == Some(user.as_str()) {
+            format!(
+                "<form class=\"act\" method=\"post\" action=\"{path}/complete\">{csrf}\
+<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\">{{}}</textarea><button>Complete</button></form>"
+            )
+        } else {
+            format!("<form class=\"act\" method=\"post\" action=\"{path}/claim\">{csrf}<button>Claim</button></form>")
+        };
+        let _ = write!(
+            out,
+            "<tr data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            escape(&task.id),
+            escape(task.name.as_deref().unwrap_or("")),
+            escape(task.instance_id.as_deref().unwrap_or("")),
+            escape(task.assignee.as_deref().unwrap_or("")),
+            platform_date(task.create_time),
+            task.due_date.map(platform_date).unwrap_or_default()
+        );
+    }
+    out.push_str("</tbody></table>");
+    page("Inbox", session.who(), &out).into_response()
+}
+
+/// `POST /console/inbox/{task}/{claim|complete}`: then the inbox again.
+pub(crate) async fn act(
+    State(rt): State<Runtime>,
+    Person(session): Person,
+    Path((task, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let done = async {
+        session.check(&body)?;
+        let fields = form(&body);
+        let (change, variables) = match action.as_str() {
+            "claim" => (TaskChange::Claim(Some(session.caller.user.clone())), Map::new()),
+            "complete" => (TaskChange::Complete, super::actions::object(&fields, "variables")?),
+            other => return Err(ApiError::not_found(format!("a task of the inbox has no action `{other}`"))),
+        };
+        let op = TaskOp::Change { change, variables, transient: Map::new() };
+        rt.change_task(&task, op, session.caller.person()).await.map_err(runtime_error)?;
+        Ok::<_, ApiError>(())
+    };
+    match done.await {
+        Ok(()) => Redirect::to("/console/inbox").into_response(),
+        Err(e) => session.error(e),
+    }
+}
