@@ -85,6 +85,18 @@ impl Roster {
         workers.values().flat_map(|seen| seen.topics.iter().cloned()).collect()
     }
 
+    /// The workers present, by id: their topics, whether a fetch of theirs is under way, and
+    /// how long ago they last fetched.
+    pub(crate) fn present(&self) -> Vec<(String, Vec<String>, bool, Duration)> {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut present: Vec<_> = workers
+            .iter()
+            .map(|(id, seen)| (id.clone(), seen.topics.clone(), seen.fetching > 0, seen.last.elapsed()))
+            .collect();
+        present.sort_by(|a, b| a.0.cmp(&b.0));
+        present
+    }
+
     /// How many workers present fetch each topic, for the `at_most` topics most fetched (by
     /// name among equals); the workers of the rest are summed under `None`.
     pub(crate) fn per_topic(&self, at_most: usize) -> Vec<(Option<String>, usize)> {

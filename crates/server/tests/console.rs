@@ -260,6 +260,38 @@ async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {
     assert!(body.contains("these pages are for operators") && body.contains("/console/inbox"), "{body}");
 }
 
+const NOBODY: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn" targetNamespace="t">
+  <process id="waits" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+    <serviceTask id="work" name="Work" flowstone:stone="nobody"/><sequenceFlow id="f2" sourceRef="work" targetRef="e"/>
+    <endEvent id="e"/></process></definitions>"#;
+
+async fn incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_queues_and_workers(s: TestServer) {
+    let body = json!({"key": "cluster", "processName": "debugged", "debug": true, "variables": {
+        "slaveNum": "1", "buyNum": "1", "Bingo::RS::FRONT::RSBILLING": {"fail": "no credit"},
+        "master-1a": {"instanceType": "m2.large"}, "slave-": {"instanceType": "m2.large"}}});
+    let (_, started) = s.post("/process", body).await;
+    let id = started["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    s.wait_for(&id, "debug").await;
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let (status, incidents, _) = page(&s, &cookie, "/console/incidents").await;
+    assert_eq!(status, StatusCode::OK, "{incidents}");
+    assert!(incidents.contains(&format!("/console/instances/{id}")) && incidents.contains("no credit"), "{incidents}");
+    let rerun = incidents.split("action=\"").find(|a| a.contains("/rerun")).and_then(|a| a.split('"').next());
+    let rerun = rerun.unwrap_or_else(|| panic!("no reRun button: {incidents}")).to_owned();
+    let (status, back) = act(&s, &cookie, &rerun, &[("csrf", &csrf_of(&incidents))]).await;
+    assert_eq!((status, back), (StatusCode::SEE_OTHER, format!("/console/instances/{id}")));
+
+    s.deploy(NOBODY).await;
+    s.start_process("waits", json!({})).await;
+    let (status, fetched) = s.post("/worker/fetch", json!({"workerId": "w-7", "topics": ["elsewhere"]})).await;
+    assert_eq!(status, StatusCode::OK, "{fetched}");
+    let (status, stones, _) = page(&s, &cookie, "/console/stones").await;
+    assert_eq!(status, StatusCode::OK, "{stones}");
+    assert!(stones.contains("<tr><td>nobody</td><td>start</td><td>1</td>"), "{stones}");
+    assert!(stones.contains("<td>w-7</td><td>elsewhere</td>"), "{stones}");
+}
+
 const CANDIDATE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
   <process id="approval" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
     <userTask id="approve" name="Approve the order" flowable:candidateUsers="pat"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
@@ -299,4 +331,5 @@ backend_tests!(server = TestServer::start;
     buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_task_and_cancel,
     models_are_listed_deployed_by_upload_and_started_with_variables,
     a_person_claims_and_completes_their_task_from_the_inbox,
+    incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_queues_and_workers,
 );

@@ -89,7 +89,7 @@ pub(crate) fn page(title: &str, who: Option<(&str, &str)>, body: &str) -> Html<S
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>{} · Flowstone</title><link rel=\"stylesheet\" href=\"/console/console.css\"></head><body>\
-<header><a href=\"/console\"><strong>Flowstone</strong></a><a href=\"/console\">Instances</a><a href=\"/console/models\">Models</a><a href=\"/console/inbox\">Inbox</a>{me}</header><main>{body}</main></body></html>",
+<header><a href=\"/console\"><strong>Flowstone</strong></a><a href=\"/console\">Instances</a><a href=\"/console/models\">Models</a><a href=\"/console/incidents\">Incidents</a><a href=\"/console/stones\">Stones</a><a href=\"/console/inbox\">Inbox</a>{me}</header><main>{body}</main></body></html>",
         escape(title)
     ))
 }

@@ -10,6 +10,7 @@ mod diagram;
 mod html;
 mod inbox;
 mod models;
+mod operations;
 mod pages;
 
 use crate::api::App;
@@ -40,6 +41,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(pages::instances))
         .route("/console/inbox", get(inbox::list))
+        .route("/console/incidents", get(operations::incidents))
+        .route("/console/stones", get(operations::stones))
         .route("/console/inbox/{task}/{action}", post(inbox::act))
         .route("/console/models", get(models::list).post(models::deploy))
         .route("/console/models/{id}", get(models::one))

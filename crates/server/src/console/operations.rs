@@ -1,0 +1,158 @@
+//! The console's views across instances: incidents (failed stone tasks waiting for an
+//! operator, and work that has not moved — jobs no worker takes, callbacks awaited, timers
+//! overdue), with a one-click reRun; and the stones (jobs waiting per stone, workers present).
+
+use super::Session;
+use super::html::{escape, page, percent};
+use crate::api::format::platform_date;
+use crate::error::ApiError;
+use crate::runtime::{Runtime, now_ms};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use flowstone_store::{InstanceFilter, Page};
+use std::fmt::Write;
+
+/// Instances in debug mode looked at, and items of each stuck kind listed, at most.
+const LISTED: u64 = 100;
+/// What has not moved for this long is an incident.
+const STUCK_AFTER_MS: i64 = 10 * 60 * 1000;
+
+fn instance_link(id: &str) -> String {
+    format!("<a href=\"/console/instances/{}\">{}</a>", percent(id), escape(id))
+}
+
+/// `GET /console/incidents`.
+pub(crate) async fn incidents(State(rt): State<Runtime>, session: Session) -> Response {
+    match incidents_page(&rt, &session.csrf).await {
+        Ok(body) => page("Incidents", session.who(), &body).into_response(),
+        Err(e) => session.error(e),
+    }
+}
+
+async fn incidents_page(rt: &Runtime, csrf: &str) -> Result<String, ApiError> {
+    let store = rt.store();
+    let filter = InstanceFilter { status: Some("debug".into()), ..InstanceFilter::default() };
+    let (debugging, total) = store.list_instances(&filter, Page { offset: 0, limit: LISTED }).await?;
+    let mut out = format!("<h1>Incidents</h1><h2>Failed stone tasks waiting for an operator ({total})</h2>");
+    out.push_str(
+        "<table id=\"failed\"><thead><tr><th>Process instance</th><th>Task</th><th>Stone</th><th>Status</th><th>Since</th><th>Reason</th><th></th></tr></thead><tbody>",
+    );
+    for instance in &debugging {
+        let tasks = store.tasks_of_instance(&instance.id).await?;
+        // The latest record of each task that failed, and has not been run again since.
+        for (i, task) in tasks.iter().enumerate() {
+            let r = &task.record;
+            let later = tasks[i + 1..].iter().any(|t| t.record.task_id == r.task_id);
+            if later || !r.status.text().ends_with("failed") || r.stone.is_none() {
+                continue;
+            }
+            let retry = format!(
+                "<form class=\"act\" method=\"post\" action=\"/console/tasks/{}/rerun\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>reRun</button></form>",
+                percent(&r.id),
+                escape(csrf)
+            );
+            let _ = write!(
+                out,
+                "<tr data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td><td>{retry}</td></tr>",
+                escape(&r.id),
+                instance_link(&instance.id),
+                escape(&r.name),
+                escape(r.stone.as_deref().unwrap_or("")),
+                escape(&r.status.text()),
+                platform_date(r.end_time.unwrap_or(r.create_time)),
+                escape(r.reason.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    out.push_str("</tbody></table>");
+    let work = rt.stuck(now_ms() - STUCK_AFTER_MS, LISTED).await?;
+    let stuck = &work.stuck;
+    let _ = write!(
+        out,
+        "<h2>Stone jobs no worker took for 10 minutes ({})</h2><table id=\"stuck-jobs\"><thead><tr><th>Process instance</th><th>Stone</th><th>Action</th><th>Queued</th><th>Why</th></tr></thead><tbody>",
+        stuck.jobs.len()
+    );
+    for job in &stuck.jobs {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            instance_link(&job.instance_id),
+            escape(&job.job.stone),
+            job.job.action.name(),
+            platform_date(job.created_at),
+            escape(&work.why_waiting(&job.job.stone))
+        );
+    }
+    let _ = write!(
+        out,
+        "</tbody></table><h2>Callbacks awaited for 10 minutes ({})</h2><table id=\"stuck-callbacks\"><thead><tr><th>Process instance</th><th>Task</th><th>Stone</th><th>Since</th></tr></thead><tbody>",
+        stuck.callbacks.len()
+    );
+    for task in &stuck.callbacks {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            instance_link(&task.instance_id),
+            escape(&task.record.name),
+            escape(task.record.stone.as_deref().unwrap_or("")),
+            platform_date(task.record.create_time)
+        );
+    }
+    let _ = write!(
+        out,
+        "</tbody></table><h2>Timers overdue by 10 minutes ({} of {} set)</h2><table id=\"stuck-timers\"><thead><tr><th>Process instance</th><th>Element</th><th>Due</th><th>Held by</th></tr></thead><tbody>",
+        stuck.timers.len(),
+        stuck.pending_timers
+    );
+    for timer in &stuck.timers {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if timer.instance_id.is_empty() { escape(&timer.record_id) } else { instance_link(&timer.instance_id) },
+            escape(&timer.element),
+            platform_date(timer.due),
+            escape(timer.owner.as_deref().unwrap_or("nobody"))
+        );
+    }
+    out.push_str("</tbody></table>");
+    Ok(out)
+}
+
+/// `GET /console/stones`: stone jobs waiting per stone and action, and the workers present.
+pub(crate) async fn stones(State(rt): State<Runtime>, session: Session) -> Response {
+    let now = now_ms();
+    let waiting = match rt.store().waiting_jobs(now).await {
+        Ok(waiting) => waiting,
+        Err(e) => return session.error(e.into()),
+    };
+    let mut out = String::from(
+        "<h1>Stones</h1><h2>Jobs waiting for a stone</h2><table id=\"waiting\"><thead><tr><th>Stone</th><th>Action</th><th>Waiting</th><th>Oldest for</th></tr></thead><tbody>",
+    );
+    for (stone, action, count, oldest) in &waiting {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{count}</td><td>{} s</td></tr>",
+            escape(stone),
+            escape(action),
+            (now - oldest).max(0) / 1000
+        );
+    }
+    let present = rt.board().roster.present();
+    let _ = write!(
+        out,
+        "</tbody></table><h2>Workers present ({})</h2><table id=\"workers\"><thead><tr><th>Worker</th><th>Stones</th><th>Fetching now</th><th>Last fetch</th></tr></thead><tbody>",
+        present.len()
+    );
+    for (worker, topics, fetching, since) in &present {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} s ago</td></tr>",
+            escape(worker),
+            escape(&topics.join(", ")),
+            if *fetching { "yes" } else { "no" },
+            since.as_secs()
+        );
+    }
+    out.push_str("</tbody></table><p>Stones run in-process take their jobs at once and are not listed. Throughput: <code>flowstone_jobs_finished_total</code> at <code>/metrics</code>.</p>");
+    page("Stones", session.who(), &out).into_response()
+}
