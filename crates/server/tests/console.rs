@@ -292,6 +292,82 @@ async fn incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_que
     assert!(stones.contains("<td>w-7</td><td>elsewhere</td>"), "{stones}");
 }
 
+/// A bk-sops tree: `a` fails with "disk full" (unless run again without its `fail` input), then
+/// `b` waits for a callback.
+fn operable() -> serde_json::Value {
+    json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
+        "activities": {
+            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2",
+                  "component": {"code": "noop", "data": {"fail": {"hook": false, "value": "disk full"}}}},
+            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f2"], "outgoing": "f3",
+                  "component": {"code": "pause_node", "data": {}}}
+        },
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "b"},
+                  "f3": {"id": "f3", "source": "b", "target": "e"}}
+    })
+}
+
+/// Starts a bk-sops task of [`operable`]; answers its process instance once `a` failed.
+async fn failed_bk_task(s: &TestServer) -> String {
+    let made = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "ops", "pipeline_tree": operable()})).await;
+    let body = json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "run"});
+    s.bk_ok("create_and_start_task", body).await;
+    let newest = flowstone_store::Page { offset: 0, limit: 1 };
+    let filter = flowstone_store::InstanceFilter { kind: Some("process".into()), ..Default::default() };
+    let (rows, _) = s.runtime().store().list_instances(&filter, newest).await.unwrap_or_else(|e| panic!("{e}"));
+    let id = rows.first().map(|r| r.id.clone()).unwrap_or_else(|| panic!("the task started no instance"));
+    s.wait_for(&id, "debug").await;
+    id
+}
+
+/// The path of the button of the element's latest record doing `action`, once the instance's
+/// page shows one.
+async fn button_of(s: &TestServer, cookie: &str, id: &str, element: &str, action: &str) -> (String, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, shown, _) = page(s, cookie, &format!("/console/instances/{id}")).await;
+        let rows: Vec<&str> =
+            shown.split("<tr data-task=").filter(|r| r.contains(&format!("<td>{element}</td>"))).collect();
+        let path = rows
+            .last()
+            .and_then(|r| r.split("action=\"").find(|a| a.contains(&format!("/{action}\""))))
+            .and_then(|a| a.split('"').next());
+        if let Some(path) = path {
+            return (path.to_owned(), csrf_of(&shown));
+        }
+        assert!(std::time::Instant::now() < deadline, "no {action} for {element}: {shown}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn bk_sops_nodes_are_skipped_retried_called_back_and_failed_from_the_canvas(s: TestServer) {
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let skipped = failed_bk_task(&s).await;
+    let (_, canvas, _) = page(&s, &cookie, &format!("/console/instances/{skipped}")).await;
+    assert!(canvas.contains(r#"<g class="node failed" data-element="a">"#), "the canvas shows the failure: {canvas}");
+    let (skip, csrf) = button_of(&s, &cookie, &skipped, "a", "skip").await;
+    assert_eq!(act(&s, &cookie, &skip, &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
+    let (callback, _) = button_of(&s, &cookie, &skipped, "b", "callback").await;
+    let (status, _) = act(&s, &cookie, &callback, &[("csrf", &csrf), ("outputs", r#"{"ok": 1}"#)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.wait_for(&skipped, "success").await;
+
+    let retried = failed_bk_task(&s).await;
+    let (rerun, _) = button_of(&s, &cookie, &retried, "a", "rerun").await;
+    let (status, _) = act(&s, &cookie, &rerun, &[("csrf", &csrf), ("parameters", r#"{"fail": null}"#)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (fail, _) = button_of(&s, &cookie, &retried, "b", "forcefail").await;
+    let (status, _) = act(&s, &cookie, &fail, &[("csrf", &csrf), ("reason", "not today")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    s.wait_for(&retried, "debug").await;
+    let (_, shown, _) = page(&s, &cookie, &format!("/console/instances/{retried}")).await;
+    assert!(shown.contains("not today") && shown.contains(r#"<g class="node done" data-element="a">"#), "{shown}");
+}
+
 const CANDIDATE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
   <process id="approval" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
     <userTask id="approve" name="Approve the order" flowable:candidateUsers="pat"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
@@ -332,4 +408,5 @@ backend_tests!(server = TestServer::start;
     models_are_listed_deployed_by_upload_and_started_with_variables,
     a_person_claims_and_completes_their_task_from_the_inbox,
     incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_queues_and_workers,
+    bk_sops_nodes_are_skipped_retried_called_back_and_failed_from_the_canvas,
 );

@@ -1,7 +1,8 @@
 //! The console's buttons. Each posts a form carrying the session's CSRF token and runs the
-//! command the platform API runs for the same thing — cancel, delete, reRun with edited
-//! parameters, resume, complete a user task — then shows the instance again; a refusal (a task
-//! in the wrong state, malformed parameters) is a page saying why.
+//! command the platform or bk-sops API runs for the same thing — cancel, delete, pause; reRun
+//! with edited parameters, resume, skip, take a gateway's flow, call back, force a failure;
+//! complete a user task — then shows the instance again; a refusal (a task in the wrong state,
+//! malformed parameters) is a page saying why.
 
 use super::{Session, field, form};
 use crate::api::platform::requests::ReRun;
@@ -28,6 +29,8 @@ pub(crate) async fn on_instance(
     let command = match action.as_str() {
         "cancel" => Command::Cancel,
         "delete" => Command::Delete,
+        "pause" => Command::Pause { subprocess: None },
+        "unpause" => Command::Unpause { subprocess: None },
         other => return session.error(ApiError::not_found(format!("an instance has no action `{other}`"))),
     };
     let done = async {
@@ -80,6 +83,18 @@ pub(crate) async fn on_task(
                 }
             }
             "resume" => Command::Resume { task: task.record.task_id.clone() },
+            "skip" => Command::Skip { task: task.record.task_id.clone() },
+            "choose" => {
+                let flow = field(&fields, "flow").filter(|f| !f.is_empty());
+                let flow = flow.ok_or_else(|| ApiError::bad_request("choose the flow to take"))?.to_owned();
+                Command::ChooseFlow { task: task.record.id.clone(), flow }
+            }
+            "callback" => Command::Callback { task: task.record.id.clone(), outputs: object(&fields, "outputs")? },
+            "forcefail" => {
+                let reason = field(&fields, "reason").map(str::trim).filter(|r| !r.is_empty());
+                let reason = reason.map_or_else(|| format!("forced to fail by {}", session.caller.user), str::to_owned);
+                Command::ForceFail { task: task.record.id.clone(), reason }
+            }
             "complete" => {
                 let variables = object(&fields, "variables")?;
                 let op = TaskOp::Change { change: TaskChange::Complete, variables, transient: Map::new() };

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::runtime::Runtime;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use flowstone_model::Definition;
 use flowstone_store::{InstanceFilter, Page};
 use serde::Deserialize;
 use std::fmt::Write;
@@ -167,14 +168,48 @@ fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
     )
 }
 
-/// What an operator can do to a task record of an instance standing at `status`.
-fn task_buttons(r: &flowstone_engine::TaskRecord, status: &str, csrf: &str) -> String {
+/// What an operator can do to a task record of an instance standing at `status`, running
+/// `def`.
+fn task_buttons(r: &flowstone_engine::TaskRecord, status: &str, def: Option<&Definition>, csrf: &str) -> String {
+    use flowstone_engine::TaskStatus;
     let path = format!("/console/tasks/{}", percent(&r.id));
-    if r.end_time.is_none() && r.status == flowstone_engine::TaskStatus::Active {
+    let open = r.end_time.is_none();
+    if open && r.status == TaskStatus::Active {
         let fields = "<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\">{}</textarea>";
         return button(&format!("{path}/complete"), "Complete", csrf, fields);
     }
-    if status != "debug" || !r.status.text().ends_with("failed") || r.stone.is_none() {
+    if open && r.status == TaskStatus::GatewayFailed && status == "debug" {
+        // bk-sops' skip_exg: the operator takes one of the gateway's flows.
+        let flows = def.and_then(|d| d.node_by_element(&r.element).map(|n| (d, n))).map_or(String::new(), |(d, n)| {
+            d.node(n)
+                .outgoing
+                .iter()
+                .map(|f| {
+                    let flow = d.flow(*f);
+                    let to = d.node(flow.target);
+                    let label = format!("{} → {}", flow.id, to.name.as_deref().unwrap_or(&to.id));
+                    format!("<option value=\"{}\">{}</option>", escape(&flow.id), escape(&label))
+                })
+                .collect()
+        });
+        let fields = format!("<select name=\"flow\">{flows}</select>");
+        return button(&format!("{path}/choose"), "Take this flow", csrf, &fields);
+    }
+    if r.stone.is_none() {
+        return String::new();
+    }
+    let failed = r.status.text().ends_with("failed");
+    if open && !failed && matches!(r.status, TaskStatus::Stone(..)) {
+        // A stone at work, or waiting for the outside system to call back.
+        let outputs = "<textarea name=\"outputs\" rows=\"2\" placeholder=\"outputs as JSON\">{}</textarea>";
+        let reason = "<input name=\"reason\" placeholder=\"why\">";
+        return format!(
+            "<details><summary>call back or fail</summary>{}{}</details>",
+            button(&format!("{path}/callback"), "Call back", csrf, outputs),
+            button(&format!("{path}/forcefail"), "Force a failure", csrf, reason)
+        );
+    }
+    if status != "debug" || !failed {
         return String::new();
     }
     let params = r.params.as_ref().and_then(|p| serde_json::to_string_pretty(p).ok()).unwrap_or_else(|| "{}".into());
@@ -184,8 +219,9 @@ fn task_buttons(r: &flowstone_engine::TaskRecord, status: &str, csrf: &str) -> S
         escape(&params)
     );
     format!(
-        "<details><summary>reRun or resume</summary>{}{}</details>",
+        "<details><summary>reRun, skip or resume</summary>{}{}{}</details>",
         button(&format!("{path}/rerun"), "reRun", csrf, &fields),
+        button(&format!("{path}/skip"), "Skip (go on without it)", csrf, ""),
         button(&format!("{path}/resume"), "Resume (give up, roll back)", csrf, "")
     )
 }
@@ -198,6 +234,8 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
     let mut acts = String::new();
     if matches!(row.status.as_str(), "running" | "debug") {
         acts.push_str(&button(&format!("{path}/cancel"), "Cancel", csrf, ""));
+        acts.push_str(&button(&format!("{path}/pause"), "Pause", csrf, ""));
+        acts.push_str(&button(&format!("{path}/unpause"), "Go on (unpause)", csrf, ""));
     }
     acts.push_str(&button(&format!("{path}/delete"), "Delete", csrf, ""));
     let _ = write!(
@@ -208,8 +246,11 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
         row.end_time.map_or(String::new(), |end| format!("<p>Ended {}</p>", platform_date(end))),
         row.failure.as_deref().map_or(String::new(), |f| format!("<p class=\"error\">{}</p>", escape(f)))
     );
-    if let Some(model) = rt.model(&row.model_id).await? {
-        let def = rt.definition(&model)?;
+    let def = match rt.model(&row.model_id).await? {
+        Some(model) => Some(rt.definition(&model)?),
+        None => None,
+    };
+    if let Some(def) = &def {
         let mut states = diagram::states(tasks.iter().map(|t| &t.record));
         // Events keep no records: the start ran as the instance began, and the end it reached.
         let ran = diagram::State { mark: diagram::Mark::Done, runs: 1 };
@@ -234,7 +275,7 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
             platform_date(r.create_time),
             r.end_time.map(platform_date).unwrap_or_default(),
             escape(r.reason.as_deref().unwrap_or("")),
-            task_buttons(r, &row.status, csrf)
+            task_buttons(r, &row.status, def.as_deref(), csrf)
         );
     }
     out.push_str("</tbody></table>");
