@@ -258,7 +258,7 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
         if let Some(end) = &row.end_element {
             states.entry(end.clone()).or_insert(ran);
         }
-        let _ = write!(out, "<h2>Diagram</h2><div class=\"diagram-box\">{}</div>", diagram::svg(&def, &states));
+        let _ = write!(out, "<h2>Diagram</h2><div class=\"diagram-box\">{}</div>", diagram::svg(def, &states));
     }
     out.push_str(
         "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Reason</th><th></th></tr></thead><tbody>",
