@@ -292,27 +292,14 @@ async fn incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_que
     assert!(stones.contains("<td>w-7</td><td>elsewhere</td>"), "{stones}");
 }
 
-/// A bk-sops tree: `a` fails with "disk full" (unless run again without its `fail` input), then
-/// `b` waits for a callback.
-fn operable() -> serde_json::Value {
-    json!({
-        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
-        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
-        "activities": {
-            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2",
-                  "component": {"code": "noop", "data": {"fail": {"hook": false, "value": "disk full"}}}},
-            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f2"], "outgoing": "f3",
-                  "component": {"code": "pause_node", "data": {}}}
-        },
-        "gateways": {},
-        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "b"},
-                  "f3": {"id": "f3", "source": "b", "target": "e"}}
-    })
-}
-
 /// Starts a bk-sops task of [`operable`]; answers its process instance once `a` failed.
 async fn failed_bk_task(s: &TestServer) -> String {
-    let made = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "ops", "pipeline_tree": operable()})).await;
+    let made = s
+        .bk_ok(
+            "create_template",
+            json!({"bk_biz_id": 5, "name": "ops", "pipeline_tree": common::bk_fail_then_callback()}),
+        )
+        .await;
     let body = json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "run"});
     s.bk_ok("create_and_start_task", body).await;
     let newest = flowstone_store::Page { offset: 0, limit: 1 };

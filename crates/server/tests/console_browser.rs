@@ -1,7 +1,9 @@
 //! The console in a real headless Chromium, driven through chromedriver (WebDriver): sign in,
 //! open an instance, watch its diagram change as the instance moves on elsewhere — without
 //! the page being reloaded — then start the cluster example from the models page in debug
-//! mode with a failing stone, and reRun it with edited parameters from its page.
+//! mode with a failing stone, and reRun it with edited parameters from its page; claim and
+//! complete a task from the inbox; skip a failed bk-sops node and call back the next from
+//! the task's canvas.
 //! Without `chromedriver` on the `PATH` the test says SKIPPED and passes, except in CI
 //! (`CI=true`, where `.ci/run` installs Debian's `chromium` and `chromium-driver`).
 
@@ -81,7 +83,7 @@ async fn shown(browser: &Client, css: &str) -> fantoccini::elements::Element {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_signs_in_watches_a_diagram_change_live_and_reruns_a_failed_stone() {
+async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_task_and_skips_a_bk_node() {
     let Some(s) = TestServer::start(Backend::Sqlite).await else { return };
     let Some((_driver, browser)) = browser().await else { return };
     must(browser.goto(&format!("{}/", s.base)).await);
@@ -128,18 +130,62 @@ async fn an_operator_signs_in_watches_a_diagram_change_live_and_reruns_a_failed_
     must(parameters.clear().await);
     must(parameters.send_keys(r#"{"fail": false}"#).await);
     click(&browser, "#tasks details form[action$='/rerun'] button").await;
+    until_status(&browser, &s, &id, "completed").await;
+
+    // A person's task, claimed and completed from the inbox.
+    s.deploy(MINE).await;
+    let mine = s.start_process("mine", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    must(browser.goto(&format!("{}/console/inbox", s.base)).await);
+    click(&browser, "#inbox form[action$='/claim'] button").await;
+    let variables = shown(&browser, "#inbox form[action$='/complete'] textarea").await;
+    must(variables.clear().await);
+    must(variables.send_keys(r#"{"approved": true}"#).await);
+    click(&browser, "#inbox form[action$='/complete'] button").await;
+    s.wait_for(&mine, "success").await;
+
+    // A bk-sops task whose first node failed, skipped from its canvas; its second node,
+    // waiting for a callback, called back.
+    let made = s
+        .bk_ok(
+            "create_template",
+            json!({"bk_biz_id": 5, "name": "ops", "pipeline_tree": common::bk_fail_then_callback()}),
+        )
+        .await;
+    s.bk_ok("create_and_start_task", json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "run"})).await;
+    let newest = flowstone_store::Page { offset: 0, limit: 1 };
+    let filter = flowstone_store::InstanceFilter { kind: Some("process".into()), ..Default::default() };
+    let (rows, _) = s.runtime().store().list_instances(&filter, newest).await.unwrap_or_else(|e| panic!("{e}"));
+    let bk = rows.first().map(|r| r.id.clone()).unwrap_or_default();
+    s.wait_for(&bk, "debug").await;
+    must(browser.goto(&format!("{}/console/instances/{bk}", s.base)).await);
+    shown(&browser, "g.node.failed[data-element='a']").await;
+    click(&browser, "#tasks details summary").await;
+    click(&browser, "#tasks details form[action$='/skip'] button").await;
+    click(&browser, "#tasks tr:last-child details summary").await;
+    click(&browser, "#tasks details form[action$='/callback'] button").await;
+    until_status(&browser, &s, &bk, "completed").await;
+    must(browser.close().await);
+}
+
+/// Waits until the instance's page shows `status`, at most 30 s.
+async fn until_status(browser: &Client, s: &TestServer, id: &str, wanted: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         // Read in one step: the live part may be redrawn between a find and a read.
         let status = must(browser.execute("return document.getElementById('status').textContent;", vec![]).await);
-        if status == "completed" {
-            break;
+        if status == wanted {
+            return;
         }
         if std::time::Instant::now() >= deadline {
             let source = must(browser.source().await);
-            panic!("the page shows {status}; the process is {}: {source}", s.process(&id).await);
+            panic!("the page shows {status}; the process is {}: {source}", s.process(id).await);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    must(browser.close().await);
 }
+
+/// A task of the signed-in admin's.
+const MINE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
+  <process id="mine" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
+    <userTask id="approve" name="Approve" flowable:candidateUsers="admin"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
+    <endEvent id="e"/></process></definitions>"#;

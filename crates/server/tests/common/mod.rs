@@ -497,3 +497,21 @@ fn walk(doc: &Value, schema: &Value, value: &Value, at: &str, strict: bool) -> R
     }
     Ok(())
 }
+
+/// A bk-sops tree: `a` fails with "disk full" (unless run again without its `fail` input), then
+/// `b` (`pause_node`) waits for a callback.
+pub fn bk_fail_then_callback() -> Value {
+    json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
+        "activities": {
+            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2",
+                  "component": {"code": "noop", "data": {"fail": {"hook": false, "value": "disk full"}}}},
+            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f2"], "outgoing": "f3",
+                  "component": {"code": "pause_node", "data": {}}}
+        },
+        "gateways": {},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "b"},
+                  "f3": {"id": "f3", "source": "b", "target": "e"}}
+    })
+}
