@@ -202,7 +202,12 @@ async fn buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_tas
         s.start_process("review", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
     let (status, _) = act(&s, &cookie, &format!("/console/instances/{waiting}/cancel"), &[("csrf", &csrf)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    s.wait_for(&waiting, "canceled").await;
+    let canceled = s.wait_for(&waiting, "canceled").await;
+    let (_, shown, _) = page(&s, &cookie, &format!("/console/instances/{waiting}")).await;
+    let cancel = canceled["cancelProcessInstanceId"].as_str().unwrap_or_default();
+    assert!(shown.contains(&format!("<th>Cancel</th><td><a href=\"/console/instances/{cancel}\">")), "{shown}");
+    let (_, undoing, _) = page(&s, &cookie, &format!("/console/instances/{cancel}")).await;
+    assert!(undoing.contains(&format!("<th>Works for</th><td><a href=\"/console/instances/{waiting}\">")), "{undoing}");
     let (status, refused) = act(&s, &cookie, &format!("/console/instances/{waiting}/cancel"), &[("csrf", &csrf)]).await;
     assert_eq!(status, StatusCode::CONFLICT, "a canceled instance is not canceled again: {refused}");
 }

@@ -134,7 +134,7 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
     let path = format!("/console/instances/{}", percent(&id));
     let body = format!(
         "<h1>{}</h1><table><tbody><tr><th>Instance</th><td>{}</td></tr><tr><th>Model</th><td>{} (version {})</td></tr>\
-<tr><th>Business key</th><td>{}</td></tr><tr><th>Started</th><td>{}</td></tr></tbody></table>\
+<tr><th>Business key</th><td>{}</td></tr><tr><th>Started</th><td>{}</td></tr>{}</tbody></table>\
 <div id=\"live\" data-live=\"{path}/live\" data-events=\"{path}/events?since={}\">{live}</div><script src=\"/console/console.js\" defer></script>",
         escape(&row.name),
         escape(&row.id),
@@ -142,9 +142,29 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
         row.version,
         escape(row.business_key.as_deref().unwrap_or("")),
         platform_date(row.start_time),
+        kin(&row),
         row.version,
     );
     page(&row.name, session.who(), &body).into_response()
+}
+
+/// The instances of an instance's family, linked: the process a rollback, cancel, delete or
+/// called instance works for, and the rollback, cancel and delete instances of a process.
+fn kin(row: &flowstone_store::InstanceRow) -> String {
+    let link = |id: &str| format!("<a href=\"/console/instances/{}\">{}</a>", percent(id), escape(id));
+    let named = [
+        ("Works for", &row.parent_id),
+        ("Rollback", &row.rollback_id),
+        ("Cancel", &row.cancel_id),
+        ("Delete", &row.delete_id),
+    ];
+    let mut rows = format!("<tr><th>Kind</th><td>{}</td></tr>", escape(&row.kind));
+    for (label, id) in named {
+        if let Some(id) = id {
+            let _ = write!(rows, "<tr><th>{label}</th><td>{}</td></tr>", link(id));
+        }
+    }
+    rows
 }
 
 /// `GET /console/instances/{id}/live`: what changes of an instance's page, as the page
