@@ -29,7 +29,8 @@ pub(crate) struct BenchArgs {
     /// times requests beside a flood of wrong passwords; timers, timers-postgres and
     /// timers-postgres-kill fire --timers timers beside W1; messages correlates a message by
     /// key to each of --waiting instances; prune deletes --ended ended W1 instances while W1
-    /// runs (comma separated).
+    /// runs; console times the console's pages over --ended instances and a 500-node model
+    /// (comma separated).
     #[arg(long, default_value = "engine,sqlite,http", value_delimiter = ',')]
     modes: Vec<String>,
     /// Seconds per run.
@@ -56,7 +57,8 @@ pub(crate) struct BenchArgs {
     /// Instances the `messages` mode sets waiting for a message of their own.
     #[arg(long, default_value_t = 100_000)]
     waiting: u64,
-    /// Ended W1 instances the `prune` mode makes, then deletes while W1 runs.
+    /// Ended W1 instances the `prune` mode makes, then deletes while W1 runs (and the `console`
+    /// mode lists).
     #[arg(long, default_value_t = 1_000_000)]
     ended: u64,
     /// Directory holding w1_straight.bpmn, w2_usertask.bpmn, w3_gateways.bpmn (default: the bundled examples).
@@ -265,6 +267,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
             }
             "prune" => {
                 crate::prune_bench::run(args.ended, &args).await?;
+                continue;
+            }
+            "console" => {
+                crate::console_bench::run(args.ended, &args).await?;
                 continue;
             }
             "tasks" | "tasks-postgres" => {

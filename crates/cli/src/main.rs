@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod client;
+mod console_bench;
 mod jobs_bench;
 mod messages_bench;
 mod multi_bench;

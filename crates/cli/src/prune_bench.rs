@@ -63,14 +63,8 @@ async fn total(store: &dyn Store) -> Result<u64, String> {
     Ok(store.list_instances(&InstanceFilter::default(), page).await.map_err(|e| e.to_string())?.1)
 }
 
-/// Runs the prune mode over `count` ended W1 instances.
-pub(crate) async fn run(count: u64, args: &BenchArgs) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("p.db")).await.map_err(|e| e.to_string())?);
-    let runtime = Runtime::start(store.clone(), RuntimeOptions::default()).await.map_err(|e| e.to_string())?;
-    let w1 = runtime.deploy(crate::bench::w1_source(args)?.as_str()).await.map_err(|e| e.to_string())?.remove(0);
-    let model = Arc::new(w1);
-
+/// Runs `count` W1 instances of `model` to their end, 256 at a time, and says how fast.
+pub(crate) async fn fill_ended(runtime: &Runtime, model: &Arc<ModelRow>, count: u64) -> Result<(), String> {
     let made = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for lane in 0..256u64 {
@@ -94,6 +88,18 @@ pub(crate) async fn run(count: u64, args: &BenchArgs) -> Result<(), String> {
         filled.as_secs_f64(),
         count as f64 / filled.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Runs the prune mode over `count` ended W1 instances.
+pub(crate) async fn run(count: u64, args: &BenchArgs) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("p.db")).await.map_err(|e| e.to_string())?);
+    let runtime = Runtime::start(store.clone(), RuntimeOptions::default()).await.map_err(|e| e.to_string())?;
+    let w1 = runtime.deploy(crate::bench::w1_source(args)?.as_str()).await.map_err(|e| e.to_string())?.remove(0);
+    let model = Arc::new(w1);
+
+    fill_ended(&runtime, &model, count).await?;
     let cutoff = flowstone_server::now_ms() + 1;
     tokio::time::sleep(Duration::from_millis(2)).await;
     let lanes = args.concurrency.max(1);

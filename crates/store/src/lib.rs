@@ -163,6 +163,12 @@ pub trait Store:
     async fn instances_with_state(&self, ids: &[String]) -> Result<Vec<(InstanceRow, flowstone_engine::Stored)>>;
     /// Instances, newest first, with the total count.
     async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)>;
+    /// One page of [`Store::list_instances`], not counted: a count over millions of rows costs
+    /// a scan a page does not.
+    async fn instances_page(&self, filter: &InstanceFilter, page: Page) -> Result<Vec<InstanceRow>>;
+    /// How many instances `filter` leaves, counting no further than `cap`: an answer of `cap`
+    /// means at least that many, read in time bounded by `cap` whatever the table holds.
+    async fn count_instances(&self, filter: &InstanceFilter, cap: u64) -> Result<u64>;
 
     /// Where these instances stand with their rollback, cancel and delete instances counted
     /// (missing ones are left out).

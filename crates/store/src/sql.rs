@@ -276,6 +276,46 @@ macro_rules! sql_store {
             })
         }
 
+        /// The joins and `WHERE` of an instance list (`p` is the instances table).
+        fn push_instance_filter(q: &mut QueryBuilder<$db>, filter: &InstanceFilter) {
+            if filter.outcome.is_some() {
+                q.push(OUTCOME_JOINS);
+            }
+            q.push(" WHERE 1 = 1");
+            if let Some(id) = &filter.id {
+                q.push(" AND p.id = ").push_bind(id.clone());
+            }
+            if let Some(s) = &filter.status {
+                q.push(" AND p.status = ").push_bind(s.clone());
+            }
+            if let Some(k) = &filter.model_key {
+                q.push(" AND p.model_key = ").push_bind(k.clone());
+            }
+            if let Some(m) = &filter.model_id {
+                q.push(" AND p.model_id = ").push_bind(m.clone());
+            }
+            if let Some(b) = &filter.business_key {
+                q.push(" AND p.business_key = ").push_bind(b.clone());
+            }
+            if let Some(k) = &filter.kind {
+                q.push(" AND p.kind = ").push_bind(k.clone());
+            }
+            if let Some(ended) = filter.ended {
+                q.push(if ended { " AND p.end_time IS NOT NULL" } else { " AND p.end_time IS NULL" });
+            }
+            if let Some(t) = &filter.tenant_id {
+                q.push(" AND p.model_id IN (SELECT m.id FROM models m JOIN deployments d ON d.id = m.deployment_id WHERE d.tenant_id = ")
+                    .push_bind(t.clone())
+                    .push(")");
+            }
+            if let Some(u) = &filter.start_user {
+                q.push(" AND p.start_user = ").push_bind(u.clone());
+            }
+            if let Some(outcome) = filter.outcome {
+                q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());
+            }
+        }
+
         /// Orders by `column` (rows without a value last either way, on both backends), ties
         /// by `id`, and cuts out the page, if one is asked for.
         fn push_order_and_page(q: &mut QueryBuilder<$db>, column: &str, id: &str, descending: bool, page: Option<Page>) {
@@ -1063,50 +1103,16 @@ macro_rules! sql_store {
             }
 
             async fn list_instances(&self, filter: &InstanceFilter, page: Page) -> Result<(Vec<InstanceRow>, u64)> {
-                let push_filter = |q: &mut QueryBuilder<$db>| {
-                    if filter.outcome.is_some() {
-                        q.push(OUTCOME_JOINS);
-                    }
-                    q.push(" WHERE 1 = 1");
-                    if let Some(id) = &filter.id {
-                        q.push(" AND p.id = ").push_bind(id.clone());
-                    }
-                    if let Some(s) = &filter.status {
-                        q.push(" AND p.status = ").push_bind(s.clone());
-                    }
-                    if let Some(k) = &filter.model_key {
-                        q.push(" AND p.model_key = ").push_bind(k.clone());
-                    }
-                    if let Some(m) = &filter.model_id {
-                        q.push(" AND p.model_id = ").push_bind(m.clone());
-                    }
-                    if let Some(b) = &filter.business_key {
-                        q.push(" AND p.business_key = ").push_bind(b.clone());
-                    }
-                    if let Some(k) = &filter.kind {
-                        q.push(" AND p.kind = ").push_bind(k.clone());
-                    }
-                    if let Some(ended) = filter.ended {
-                        q.push(if ended { " AND p.end_time IS NOT NULL" } else { " AND p.end_time IS NULL" });
-                    }
-                    if let Some(t) = &filter.tenant_id {
-                        q.push(" AND p.model_id IN (SELECT m.id FROM models m JOIN deployments d ON d.id = m.deployment_id WHERE d.tenant_id = ")
-                            .push_bind(t.clone())
-                            .push(")");
-                    }
-                    if let Some(u) = &filter.start_user {
-                        q.push(" AND p.start_user = ").push_bind(u.clone());
-                    }
-                    if let Some(outcome) = filter.outcome {
-                        q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());
-                    }
-                };
                 let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM instances p");
-                push_filter(&mut count);
+                push_instance_filter(&mut count, filter);
                 let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+                Ok((self.instances_page(filter, page).await?, total as u64))
+            }
+
+            async fn instances_page(&self, filter: &InstanceFilter, page: Page) -> Result<Vec<InstanceRow>> {
                 let columns: Vec<String> = INSTANCE_COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect();
                 let mut q = QueryBuilder::<$db>::new(format!("SELECT {} FROM instances p", columns.join(", ")));
-                push_filter(&mut q);
+                push_instance_filter(&mut q, filter);
                 if filter.order == $crate::InstanceOrder::Id {
                     // The key itself, so that a page of the newest walks the index.
                     q.push(if filter.ascending { " ORDER BY p.id ASC LIMIT " } else { " ORDER BY p.id DESC LIMIT " })
@@ -1116,7 +1122,15 @@ macro_rules! sql_store {
                     push_order_and_page(&mut q, filter.order.column(), "p.id", !filter.ascending, Some(page));
                 }
                 let rows = q.build().fetch_all(&self.pool).await?;
-                Ok((rows.iter().map(instance_row).collect::<Result<_>>()?, total as u64))
+                rows.iter().map(instance_row).collect()
+            }
+
+            async fn count_instances(&self, filter: &InstanceFilter, cap: u64) -> Result<u64> {
+                let mut q = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM (SELECT 1 FROM instances p");
+                push_instance_filter(&mut q, filter);
+                q.push(" LIMIT ").push_bind(i64::try_from(cap).unwrap_or(i64::MAX)).push(") capped");
+                let counted: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+                Ok(counted as u64)
             }
 
             async fn outcomes(&self, ids: &[&str]) -> Result<Vec<(String, Outcome)>> {

@@ -389,6 +389,10 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     let (rows, total) = must(store.list_instances(&all, Page { offset: 1, limit: 2 })).await;
     assert_eq!(total, 5);
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i3", "i2"]);
+    let page = must(store.instances_page(&all, Page { offset: 1, limit: 2 })).await;
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["i3", "i2"], "the same page, uncounted");
+    assert_eq!(must(store.count_instances(&all, 3)).await, 3, "a count stops at its cap");
+    assert_eq!(must(store.count_instances(&all, 100)).await, 5);
     let running = InstanceFilter {
         status: Some("running".into()),
         model_key: Some("k".into()),
@@ -396,6 +400,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
         ..InstanceFilter::default()
     };
     assert_eq!(must(store.list_instances(&running, Page { offset: 0, limit: 10 })).await.1, 3);
+    assert_eq!(must(store.count_instances(&running, 100)).await, 3, "a capped count filters as the list does");
     let other = InstanceFilter { model_key: Some("other".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);
     let open = InstanceFilter { ended: Some(false), model_id: Some("m".into()), ..InstanceFilter::default() };
