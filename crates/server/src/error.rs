@@ -43,6 +43,11 @@ impl ApiError {
         response
     }
 
+    /// Its status and message as one line, for a page that lists refusals among successes.
+    pub(crate) fn line(&self) -> String {
+        format!("refused ({}): {}", self.status.as_u16(), self.message)
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::with_status(StatusCode::BAD_REQUEST, message)
     }

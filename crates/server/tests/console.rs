@@ -361,6 +361,51 @@ async fn bk_sops_nodes_are_skipped_retried_called_back_and_failed_from_the_canva
     assert!(shown.contains("not today") && shown.contains(r#"<g class="node done" data-element="a">"#), "{shown}");
 }
 
+async fn a_selection_is_canceled_in_bulk_and_an_instances_variables_are_set_and_removed(s: TestServer) {
+    s.deploy(REVIEW).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            s.start_process("review", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned(),
+        );
+    }
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let (_, list, _) = page(&s, &cookie, "/console").await;
+    assert!(list.contains(&format!(r#"name="id" value="{}""#, ids[0])), "each row can be selected: {list}");
+    let csrf = csrf_of(&list);
+    let selection =
+        [("csrf", csrf.as_str()), ("action", "cancel"), ("id", &ids[0]), ("id", &ids[1]), ("id", "no-such")];
+    let (status, done) = act(&s, &cookie, "/console/bulk", &selection).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(done.contains("cancel: 2 of 3 done") && done.contains("refused (404)"), "{done}");
+    s.wait_for(&ids[0], "canceled").await;
+    s.wait_for(&ids[1], "canceled").await;
+    assert_eq!(s.process(&ids[2]).await["processStatus"], "running", "what was not selected runs on");
+    for bad in [
+        vec![("csrf", csrf.as_str()), ("action", "explode"), ("id", &ids[2])],
+        vec![("csrf", csrf.as_str()), ("action", "cancel")],
+    ] {
+        let (status, refused) = act(&s, &cookie, "/console/bulk", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    }
+
+    let variables = format!("/console/instances/{}/variables", ids[2]);
+    let set = [("csrf", csrf.as_str()), ("variables", r#"{"count": 5, "note": "checked"}"#), ("remove", "")];
+    assert_eq!(act(&s, &cookie, &variables, &set).await.0, StatusCode::SEE_OTHER);
+    let (_, shown, _) = page(&s, &cookie, &format!("/console/instances/{}", ids[2])).await;
+    assert!(
+        shown.contains("&quot;count&quot;: 5") && shown.contains("&quot;note&quot;: &quot;checked&quot;"),
+        "{shown}"
+    );
+    let remove = [("csrf", csrf.as_str()), ("variables", ""), ("remove", "count")];
+    assert_eq!(act(&s, &cookie, &variables, &remove).await.0, StatusCode::SEE_OTHER);
+    let (_, shown, _) = page(&s, &cookie, &format!("/console/instances/{}", ids[2])).await;
+    assert!(!shown.contains("&quot;count&quot;") && shown.contains("&quot;note&quot;"), "{shown}");
+    let (status, refused) = act(&s, &cookie, &variables, &[("csrf", csrf.as_str()), ("variables", "")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+}
+
 const CANDIDATE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
   <process id="approval" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
     <userTask id="approve" name="Approve the order" flowable:candidateUsers="pat"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
@@ -402,4 +447,5 @@ backend_tests!(server = TestServer::start;
     a_person_claims_and_completes_their_task_from_the_inbox,
     incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_queues_and_workers,
     bk_sops_nodes_are_skipped_retried_called_back_and_failed_from_the_canvas,
+    a_selection_is_canceled_in_bulk_and_an_instances_variables_are_set_and_removed,
 );

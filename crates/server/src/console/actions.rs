@@ -44,6 +44,106 @@ pub(crate) async fn on_instance(
     }
 }
 
+/// `POST /console/instances/{id}/variables`: sets the variables of a JSON object (typed as
+/// JSON types them) and removes those named in `remove` (comma-separated) on the process.
+pub(crate) async fn set_variables(
+    State(rt): State<Runtime>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let done = async {
+        session.check(&body)?;
+        let fields = form(&body);
+        let variables = object(&fields, "variables")?;
+        let removed: Vec<String> = field(&fields, "remove")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if variables.is_empty() && removed.is_empty() {
+            return Err(ApiError::bad_request("give variables to set (a JSON object) or names to remove"));
+        }
+        rt.store().instance(&id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
+        rt.apply(&id, Command::SetVariables { task: None, variables, removed }).await.map_err(runtime_error)
+    };
+    match done.await {
+        Ok(()) => back(&id),
+        Err(e) => session.error(e),
+    }
+}
+
+/// How many instances one bulk action takes at most: a page of the list.
+const BULK: usize = 50;
+
+/// `POST /console/bulk`: `action` (cancel, delete or rerun: run again the failed stone tasks
+/// of instances in debug mode) on each `id` of a selection, one after another; answers a page
+/// saying what was done to each and why any was refused.
+pub(crate) async fn bulk(State(rt): State<Runtime>, session: Session, body: axum::body::Bytes) -> Response {
+    if let Err(e) = session.check(&body) {
+        return session.error(e);
+    }
+    let fields = form(&body);
+    let ids: Vec<&str> = fields.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.as_str()).collect();
+    let action = field(&fields, "action").unwrap_or("");
+    if !matches!(action, "cancel" | "delete" | "rerun") {
+        return session.error(ApiError::bad_request(format!("`{action}` is not cancel, delete or rerun")));
+    }
+    if ids.is_empty() || ids.len() > BULK {
+        return session.error(ApiError::bad_request(format!("select from 1 to {BULK} instances, not {}", ids.len())));
+    }
+    let mut lines = String::new();
+    let mut done = 0;
+    for id in &ids {
+        let outcome = match action {
+            "cancel" => rt.apply(id, Command::Cancel).await.map_err(runtime_error),
+            "delete" => rt.apply(id, Command::Delete).await.map_err(runtime_error),
+            _ => rerun_failed(&rt, id).await,
+        };
+        let said = match outcome {
+            Ok(()) => {
+                done += 1;
+                "done".to_owned()
+            }
+            Err(e) => e.line(),
+        };
+        lines.push_str(&format!(
+            "<tr><td><a href=\"/console/instances/{}\">{}</a></td><td>{}</td></tr>",
+            super::html::percent(id),
+            super::html::escape(id),
+            super::html::escape(&said)
+        ));
+    }
+    let body = format!(
+        "<h1>{action}: {done} of {} done</h1><table id=\"bulk\"><thead><tr><th>Instance</th><th>Outcome</th></tr></thead><tbody>{lines}</tbody></table><p><a href=\"/console\">Back to the instances</a></p>",
+        ids.len()
+    );
+    super::html::page("Bulk action", session.who(), &body).into_response()
+}
+
+/// Runs again the failed stone tasks of an instance in debug mode, with their parameters.
+async fn rerun_failed(rt: &Runtime, id: &str) -> Result<(), ApiError> {
+    let tasks = rt.store().tasks_of_instance(id).await?;
+    let failed: Vec<&flowstone_engine::TaskRecord> = tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| !tasks[i + 1..].iter().any(|later| later.record.task_id == t.record.task_id))
+        .map(|(_, t)| &t.record)
+        .filter(|r| r.stone.is_some() && r.status.text().ends_with("failed"))
+        .collect();
+    if failed.is_empty() {
+        return Err(ApiError::conflict(format!("instance {id} has no failed stone task to run again")));
+    }
+    for record in failed {
+        let command =
+            Command::ReRun { task: record.task_id.clone(), action: None, parameters: Map::new(), outputs: Map::new() };
+        rt.apply(id, command).await.map_err(runtime_error)?;
+    }
+    Ok(())
+}
+
 /// A form field holding a JSON object as text (empty: none).
 pub(super) fn object(fields: &[(String, String)], name: &str) -> Result<Map<String, Value>, ApiError> {
     match field(fields, name).map(str::trim).filter(|t| !t.is_empty()) {

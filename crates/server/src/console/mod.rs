@@ -49,7 +49,9 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/models/{id}/start", post(models::start))
         .route("/console/instances/{id}", get(pages::instance))
         .route("/console/instances/{id}/live", get(pages::live))
+        .route("/console/instances/{id}/variables", post(actions::set_variables))
         .route("/console/instances/{id}/{action}", post(actions::on_instance))
+        .route("/console/bulk", post(actions::bulk))
         .route("/console/tasks/{record}/{action}", post(actions::on_task))
         .route("/console/instances/{id}/events", get(pages::events))
         .route(

@@ -41,13 +41,13 @@ pub(crate) async fn instances(State(rt): State<Runtime>, session: Session, RawQu
         Ok(q) => q,
         Err(e) => return session.error(ApiError::bad_request(format!("a malformed filter: {e}"))),
     };
-    match list(&rt, &q).await {
+    match list(&rt, &q, &session.csrf).await {
         Ok(body) => page("Instances", session.who(), &body).into_response(),
         Err(e) => session.error(e),
     }
 }
 
-async fn list(rt: &Runtime, q: &ListQuery) -> Result<String, ApiError> {
+async fn list(rt: &Runtime, q: &ListQuery, csrf: &str) -> Result<String, ApiError> {
     let status = nonempty(q.status.as_ref());
     if let Some(status) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("`{status}` is no status; one of {}", STATUSES.join(", "))));
@@ -92,13 +92,21 @@ async fn list(rt: &Runtime, q: &ListQuery) -> Result<String, ApiError> {
         value(&filter.model_key),
         value(&filter.business_key)
     );
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"/console/bulk\" id=\"bulk\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<select name=\"action\"><option value=\"cancel\">cancel</option><option value=\"delete\">delete</option>\
+<option value=\"rerun\">reRun failed stones</option></select> <button>Apply to the selected</button>",
+        escape(csrf)
+    );
     out.push_str(
-        "<table id=\"instances\"><thead><tr><th>Instance</th><th>Name</th><th>Model</th><th>Status</th><th>Business key</th><th>Started</th><th>Ended</th></tr></thead><tbody>",
+        "<table id=\"instances\"><thead><tr><th></th><th>Instance</th><th>Name</th><th>Model</th><th>Status</th><th>Business key</th><th>Started</th><th>Ended</th></tr></thead><tbody>",
     );
     for row in &rows {
         let _ = write!(
             out,
-            "<tr><td><a href=\"/console/instances/{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"status s-{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><input type=\"checkbox\" name=\"id\" value=\"{}\"></td><td><a href=\"/console/instances/{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"status s-{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&row.id),
             percent(&row.id),
             escape(&row.id),
             escape(&row.name),
@@ -110,7 +118,7 @@ async fn list(rt: &Runtime, q: &ListQuery) -> Result<String, ApiError> {
             row.end_time.map(platform_date).unwrap_or_default()
         );
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></form>");
     let status_arg = status.as_deref().map_or(String::new(), |s| format!("&status={s}"));
     out.push_str("<div class=\"pager\">");
     if number > 1 {
@@ -307,6 +315,11 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
     let variables = rt.variables(&row.id).await?.unwrap_or_default();
     let variables = serde_json::to_string_pretty(&variables).unwrap_or_default();
     let _ = write!(out, "<h2>Variables</h2><pre id=\"variables\">{}</pre>", escape(&variables));
+    if matches!(row.status.as_str(), "running" | "debug") {
+        let fields = "<textarea name=\"variables\" rows=\"3\" placeholder='{\"name\": \"typed as JSON\"}'>{}</textarea>\
+<input name=\"remove\" placeholder=\"names to remove, comma-separated\">";
+        out.push_str(&button(&format!("{path}/variables"), "Set variables", csrf, fields));
+    }
     Ok(out)
 }
 
