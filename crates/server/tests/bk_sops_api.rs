@@ -145,19 +145,9 @@ async fn a_template_becomes_tasks_that_run_and_report(s: TestServer) {
 /// start → `a` (built-in `noop`, failing with `fail` while that input is set; errors ignored
 /// when `ignorable`) → `b` (`pause_node`, which no worker takes: it waits for its callback) → end.
 fn operable(ignorable: bool) -> Value {
-    json!({
-        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
-        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3"]},
-        "activities": {
-            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2", "error_ignorable": ignorable,
-                  "component": {"code": "noop", "data": {"fail": {"hook": false, "value": "disk full"}}}},
-            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f2"], "outgoing": "f3",
-                  "component": {"code": "pause_node", "data": {}}}
-        },
-        "gateways": {},
-        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "b"},
-                  "f3": {"id": "f3", "source": "b", "target": "e"}}
-    })
+    let mut tree = common::bk_fail_then_callback();
+    tree["activities"]["a"]["error_ignorable"] = json!(ignorable);
+    tree
 }
 
 /// Starts a task of `tree`; answers its id.

@@ -70,7 +70,12 @@ async fn click(browser: &Client, css: &str) {
     for _ in 0..20 {
         match shown(browser, css).await.click().await {
             Ok(()) => return,
-            Err(e) if e.to_string().contains("stale element") => tokio::time::sleep(Duration::from_millis(100)).await,
+            // The element was replaced (a stale reference, or a node no longer in the document).
+            Err(e)
+                if ["stale element", "does not belong to the document"].iter().any(|m| e.to_string().contains(m)) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Err(e) => panic!("{e}"),
         }
     }

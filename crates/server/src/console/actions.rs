@@ -137,9 +137,8 @@ async fn rerun_failed(rt: &Runtime, id: &str) -> Result<(), ApiError> {
         return Err(ApiError::conflict(format!("instance {id} has no failed stone task to run again")));
     }
     for record in failed {
-        let command =
-            Command::ReRun { task: record.task_id.clone(), action: None, parameters: Map::new(), outputs: Map::new() };
-        rt.apply(id, command).await.map_err(runtime_error)?;
+        let again = ReRun { queue_type: None, parameters: Map::new(), outputs: Map::new() };
+        rt.apply(id, again.command(record.task_id.clone())).await.map_err(runtime_error)?;
     }
     Ok(())
 }
@@ -174,13 +173,7 @@ pub(crate) async fn on_task(
                     input.insert("queueType".into(), Value::String(queue.to_owned()));
                 }
                 input.insert("parameters".into(), Value::Object(object(&fields, "parameters")?));
-                let rerun = ReRun::read(&input)?;
-                Command::ReRun {
-                    task: task.record.task_id.clone(),
-                    action: rerun.queue_type,
-                    parameters: rerun.parameters,
-                    outputs: rerun.outputs,
-                }
+                ReRun::read(&input)?.command(task.record.task_id.clone())
             }
             "resume" => Command::Resume { task: task.record.task_id.clone() },
             "skip" => Command::Skip { task: task.record.task_id.clone() },

@@ -479,15 +479,7 @@ async fn operate_task(
             }
             Command::CompleteUserTask { task: task.record.id.clone(), variables, transient: Map::new() }
         }
-        TaskOperation::ReRun => {
-            let rerun = ReRun::read(&input)?;
-            Command::ReRun {
-                task: task.record.task_id.clone(),
-                action: rerun.queue_type,
-                parameters: rerun.parameters,
-                outputs: rerun.outputs,
-            }
-        }
+        TaskOperation::ReRun => ReRun::read(&input)?.command(task.record.task_id.clone()),
         TaskOperation::Resume => Command::Resume { task: task.record.task_id.clone() },
     };
     rt.apply(&task.instance_id, command).await.map_err(runtime_error)?;

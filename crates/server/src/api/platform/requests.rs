@@ -172,6 +172,16 @@ pub(crate) struct ReRun {
 }
 
 impl ReRun {
+    /// The command that runs `task` (its record or activity-instance id) again as asked.
+    pub(crate) fn command(self, task: String) -> flowstone_engine::Command {
+        flowstone_engine::Command::ReRun {
+            task,
+            action: self.queue_type,
+            parameters: self.parameters,
+            outputs: self.outputs,
+        }
+    }
+
     pub(crate) fn read(input: &Map<String, Value>) -> ApiResult<Self> {
         let queue_type = match opt_str(input, "queueType")? {
             None => None,
