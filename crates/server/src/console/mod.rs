@@ -169,9 +169,23 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// `POST /console/sign-in`: checks the password as HTTP Basic does (with its back-off), and
 /// starts a session.
+/// The address a request came from, when the listener recorded it: the sign-in back-off
+/// counts failures per address as well as per user.
+struct Peer(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let connected = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Peer(connected.map(|c| c.0.ip())))
+    }
+}
+
 async fn sign_in(
     State(rt): State<Runtime>,
     State(auth): State<Arc<Authenticator>>,
+    Peer(from): Peer,
     body: axum::body::Bytes,
 ) -> Response {
     use base64::Engine;
@@ -181,7 +195,7 @@ async fn sign_in(
     };
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let caller = match HeaderValue::from_str(&format!("Basic {basic}")) {
-        Ok(header) => auth.authenticate(Some(&header), None).await,
+        Ok(header) => auth.authenticate(Some(&header), from).await,
         Err(_) => Err(ApiError::bad_request("the user name or password holds characters a header cannot")),
     };
     let caller = match caller {
