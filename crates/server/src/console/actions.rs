@@ -4,7 +4,7 @@
 //! complete a user task — then shows the instance again; a refusal (a task in the wrong state,
 //! malformed parameters) is a page saying why.
 
-use super::{Session, field, form};
+use super::{Session, field, found};
 use crate::api::platform::requests::ReRun;
 use crate::api::platform::runtime_error;
 use crate::error::ApiError;
@@ -34,8 +34,8 @@ pub(crate) async fn on_instance(
         other => return session.error(ApiError::not_found(format!("an instance has no action `{other}`"))),
     };
     let done = async {
-        session.check(&body)?;
-        rt.store().instance(&id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
+        session.form_of(&body)?;
+        found(&rt, &id).await?;
         rt.apply(&id, command).await.map_err(runtime_error)
     };
     match done.await {
@@ -53,8 +53,7 @@ pub(crate) async fn set_variables(
     body: axum::body::Bytes,
 ) -> Response {
     let done = async {
-        session.check(&body)?;
-        let fields = form(&body);
+        let fields = session.form_of(&body)?;
         let variables = object(&fields, "variables")?;
         let removed: Vec<String> = field(&fields, "remove")
             .unwrap_or("")
@@ -66,7 +65,7 @@ pub(crate) async fn set_variables(
         if variables.is_empty() && removed.is_empty() {
             return Err(ApiError::bad_request("give variables to set (a JSON object) or names to remove"));
         }
-        rt.store().instance(&id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
+        found(&rt, &id).await?;
         rt.apply(&id, Command::SetVariables { task: None, variables, removed }).await.map_err(runtime_error)
     };
     match done.await {
@@ -82,10 +81,10 @@ const BULK: usize = 50;
 /// of instances in debug mode) on each `id` of a selection, one after another; answers a page
 /// saying what was done to each and why any was refused.
 pub(crate) async fn bulk(State(rt): State<Runtime>, session: Session, body: axum::body::Bytes) -> Response {
-    if let Err(e) = session.check(&body) {
-        return session.error(e);
-    }
-    let fields = form(&body);
+    let fields = match session.form_of(&body) {
+        Ok(fields) => fields,
+        Err(e) => return session.error(e),
+    };
     let ids: Vec<&str> = fields.iter().filter(|(k, _)| k == "id").map(|(_, v)| v.as_str()).collect();
     let action = field(&fields, "action").unwrap_or("");
     if !matches!(action, "cancel" | "delete" | "rerun") {
@@ -126,13 +125,7 @@ pub(crate) async fn bulk(State(rt): State<Runtime>, session: Session, body: axum
 /// Runs again the failed stone tasks of an instance in debug mode, with their parameters.
 async fn rerun_failed(rt: &Runtime, id: &str) -> Result<(), ApiError> {
     let tasks = rt.store().tasks_of_instance(id).await?;
-    let failed: Vec<&flowstone_engine::TaskRecord> = tasks
-        .iter()
-        .enumerate()
-        .filter(|(i, t)| !tasks[i + 1..].iter().any(|later| later.record.task_id == t.record.task_id))
-        .map(|(_, t)| &t.record)
-        .filter(|r| r.stone.is_some() && r.status.text().ends_with("failed"))
-        .collect();
+    let failed = failed_stones(&tasks);
     if failed.is_empty() {
         return Err(ApiError::conflict(format!("instance {id} has no failed stone task to run again")));
     }
@@ -141,6 +134,20 @@ async fn rerun_failed(rt: &Runtime, id: &str) -> Result<(), ApiError> {
         rt.apply(id, again.command(record.task_id.clone())).await.map_err(runtime_error)?;
     }
     Ok(())
+}
+
+/// The stone tasks of an instance whose latest attempt failed and waits for an operator, in
+/// the order they were made: one pass over the records, newest first.
+pub(super) fn failed_stones(tasks: &[flowstone_store::TaskRow]) -> Vec<&flowstone_engine::TaskRecord> {
+    let mut seen = std::collections::HashSet::new();
+    let mut failed: Vec<_> = tasks
+        .iter()
+        .rev()
+        .map(|t| &t.record)
+        .filter(|r| seen.insert(r.task_id.as_str()) && r.stone.is_some() && r.status.step_failed())
+        .collect();
+    failed.reverse();
+    failed
 }
 
 /// A form field holding a JSON object as text (empty: none).
@@ -163,8 +170,7 @@ pub(crate) async fn on_task(
     body: axum::body::Bytes,
 ) -> Response {
     let done = async {
-        session.check(&body)?;
-        let fields = form(&body);
+        let fields = session.form_of(&body)?;
         let task = rt.store().task(&record).await?.ok_or_else(|| ApiError::not_found(format!("no task {record}")))?;
         let command = match action.as_str() {
             "rerun" => {

@@ -51,7 +51,7 @@ fn marks<'a>(records: impl Iterator<Item = (&'a str, TaskStatus, Option<i64>)>) 
     let mut states: HashMap<String, State> = HashMap::new();
     for (element, status, end_time) in records {
         let mark = match (end_time, status) {
-            _ if status.text().ends_with("failed") => Mark::Failed,
+            _ if status.step_failed() || status == TaskStatus::Failed => Mark::Failed,
             (None, TaskStatus::Active) => Mark::Waiting,
             (None, _) => Mark::Running,
             (Some(_), _) => Mark::Done,

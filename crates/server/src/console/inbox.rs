@@ -2,8 +2,8 @@
 //! may claim (as a candidate, or through a group), to claim and to complete with variables —
 //! under the rules of user tasks, as through Flowable's task API.
 
+use super::Person;
 use super::html::{escape, page, percent};
-use super::{Person, form};
 use crate::api::format::platform_date;
 use crate::api::platform::runtime_error;
 use crate::error::ApiError;
@@ -65,8 +65,7 @@ pub(crate) async fn act(
     body: axum::body::Bytes,
 ) -> Response {
     let done = async {
-        session.check(&body)?;
-        let fields = form(&body);
+        let fields = session.form_of(&body)?;
         let (change, variables) = match action.as_str() {
             "claim" => (TaskChange::Claim(Some(session.caller.user.clone())), Map::new()),
             "complete" => (TaskChange::Complete, super::actions::object(&fields, "variables")?),

@@ -26,6 +26,11 @@ use axum::routing::{get, post};
 use flowstone_store::TokenRow;
 use std::sync::Arc;
 
+/// The instance `id`, or a 404 naming it.
+async fn found(rt: &Runtime, id: &str) -> Result<flowstone_store::InstanceRow, ApiError> {
+    rt.store().instance(id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))
+}
+
 /// The session cookie's name.
 const COOKIE: &str = "flowstone_session";
 /// How long a console session lasts.
@@ -232,7 +237,7 @@ async fn sign_out(
     Person(session): Person,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(e) = session.check(&body) {
+    if let Err(e) = session.form_of(&body) {
         return session.error(e);
     }
     if let Some(hash) = &session.caller.token
@@ -246,9 +251,17 @@ async fn sign_out(
 }
 
 impl Session {
-    /// Refuses a changing form that does not carry this session's CSRF token.
-    fn check(&self, body: &[u8]) -> Result<(), ApiError> {
-        match field(&form(body), "csrf") {
+    /// The fields of a changing form, read once; refused unless it carries this session's CSRF
+    /// token.
+    fn form_of(&self, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+        let fields = form(body);
+        self.check(field(&fields, "csrf"))?;
+        Ok(fields)
+    }
+
+    /// Refuses a changing form whose CSRF token is not this session's.
+    fn check(&self, csrf: Option<&str>) -> Result<(), ApiError> {
+        match csrf {
             Some(csrf) if csrf == self.csrf => Ok(()),
             _ => Err(ApiError::with_status(
                 StatusCode::FORBIDDEN,

@@ -3,7 +3,7 @@
 
 use super::diagram;
 use super::html::{escape, page, percent};
-use super::{Session, field, form};
+use super::{Session, field};
 use crate::api::format::platform_date;
 use crate::error::ApiError;
 use crate::runtime::Runtime;
@@ -90,8 +90,7 @@ pub(crate) async fn start(
     body: axum::body::Bytes,
 ) -> Response {
     let started = async {
-        session.check(&body)?;
-        let fields = form(&body);
+        let fields = session.form_of(&body)?;
         let model = rt.model(&id).await?.ok_or_else(|| ApiError::not_found(format!("no model {id}")))?;
         let variables = super::actions::object(&fields, "variables")?;
         let name = field(&fields, "name").map(str::trim).filter(|n| !n.is_empty()).unwrap_or(&model.key).to_owned();
@@ -121,7 +120,7 @@ pub(crate) async fn deploy(State(rt): State<Runtime>, session: Session, mut mult
                 _ => {}
             }
         }
-        session.check(format!("csrf={}", csrf.as_deref().map(percent).unwrap_or_default()).as_bytes())?;
+        session.check(csrf.as_deref())?;
         let file =
             file.filter(|f| !f.is_empty()).ok_or_else(|| ApiError::bad_request("choose a BPMN file to deploy"))?;
         let source = std::str::from_utf8(&file).map_err(|_| ApiError::bad_request("the file is not UTF-8 text"))?;

@@ -39,13 +39,7 @@ async fn incidents_page(rt: &Runtime, csrf: &str) -> Result<String, ApiError> {
     );
     for instance in &debugging {
         let tasks = store.tasks_of_instance(&instance.id).await?;
-        // The latest record of each task that failed, and has not been run again since.
-        for (i, task) in tasks.iter().enumerate() {
-            let r = &task.record;
-            let later = tasks[i + 1..].iter().any(|t| t.record.task_id == r.task_id);
-            if later || !r.status.text().ends_with("failed") || r.stone.is_none() {
-                continue;
-            }
+        for r in super::actions::failed_stones(&tasks) {
             let retry = format!(
                 "<form class=\"act\" method=\"post\" action=\"/console/tasks/{}/rerun\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>reRun</button></form>",
                 percent(&r.id),

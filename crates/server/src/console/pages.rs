@@ -1,9 +1,9 @@
 //! The console's pages: the instances, paged and filtered in the store, with a count per
 //! status; one instance with its diagram, its task records and its variables.
 
-use super::Session;
 use super::diagram;
 use super::html::{escape, page, percent};
+use super::{Session, found};
 use crate::api::format::platform_date;
 use crate::error::ApiError;
 use crate::runtime::Runtime;
@@ -135,10 +135,9 @@ async fn list(rt: &Runtime, q: &ListQuery, csrf: &str) -> Result<String, ApiErro
 /// `GET /console/instances/{id}`: one instance — its diagram with each element's state, its
 /// task records, its variables — redrawn live as its changes are committed.
 pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
-    let row = match rt.store().instance(&id).await {
-        Ok(Some(row)) => row,
-        Ok(None) => return session.error(ApiError::not_found(format!("no instance {id}"))),
-        Err(e) => return session.error(e.into()),
+    let row = match found(&rt, &id).await {
+        Ok(row) => row,
+        Err(e) => return session.error(e),
     };
     let live = match fragment(&rt, &row, &session.csrf).await {
         Ok(live) => live,
@@ -183,10 +182,7 @@ fn kin(row: &flowstone_store::InstanceRow) -> String {
 /// `GET /console/instances/{id}/live`: what changes of an instance's page, as the page
 /// redraws it.
 pub(crate) async fn live(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
-    let drawn = async {
-        let row = rt.store().instance(&id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
-        fragment(&rt, &row, &session.csrf).await
-    };
+    let drawn = async { fragment(&rt, &found(&rt, &id).await?, &session.csrf).await };
     match drawn.await {
         Ok(live) => axum::response::Html(live).into_response(),
         Err(e) => session.error(e),
@@ -231,7 +227,7 @@ fn task_buttons(r: &flowstone_engine::TaskRecord, status: &str, def: Option<&Def
     if r.stone.is_none() {
         return String::new();
     }
-    let failed = r.status.text().ends_with("failed");
+    let failed = r.status.step_failed();
     if open && !failed && matches!(r.status, TaskStatus::Stone(..)) {
         // A stone at work, or waiting for the outside system to call back.
         let outputs = "<textarea name=\"outputs\" rows=\"2\" placeholder=\"outputs as JSON\">{}</textarea>";
