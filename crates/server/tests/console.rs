@@ -95,6 +95,34 @@ async fn the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_dia
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     assert!(bad.contains("`sleeping` is no status"), "{bad}");
 
+    // What an instance waits for, its version, when it started, its tenant; each link keeps them.
+    let (_, for_person, _) = page(&s, &cookie, "/console?waiting=person").await;
+    assert!(for_person.contains(&waiting) && for_person.contains(">all 1</a>"), "{for_person}");
+    assert!(for_person.contains(r#"<option value="person" selected>"#), "{for_person}");
+    assert!(for_person.contains("/console?status=running&waiting=person"), "{for_person}");
+    let (_, for_worker, _) = page(&s, &cookie, "/console?waiting=worker").await;
+    assert!(!for_worker.contains(&waiting) && for_worker.contains(">all 0</a>"), "{for_worker}");
+    let (_, first, _) = page(&s, &cookie, "/console?model=review&version=1").await;
+    assert!(first.contains(&waiting), "{first}");
+    let (_, second, _) = page(&s, &cookie, "/console?model=review&version=2").await;
+    assert!(second.contains(">all 0</a>"), "no second version: {second}");
+    let (_, today, _) = page(&s, &cookie, "/console?from=2000-01-01&to=2999-12-31T23:59").await;
+    assert!(today.contains(&waiting) && today.contains(">all 2</a>"), "{today}");
+    let (_, later, _) = page(&s, &cookie, "/console?from=2999-01-01").await;
+    assert!(later.contains(">all 0</a>") && later.contains(r#"name="from" value="2999-01-01""#), "{later}");
+    let (_, tenant, _) = page(&s, &cookie, "/console?tenant=acme").await;
+    assert!(tenant.contains(">all 0</a>"), "nothing was deployed for acme: {tenant}");
+    for (query, says) in [
+        ("waiting=godot", "`godot` is nothing an instance waits for"),
+        ("version=1", "give the model key too"),
+        ("model=review&version=one", "`one` is not a whole number"),
+        ("from=yesterday", "`from` is not a date"),
+    ] {
+        let (status, bad, _) = page(&s, &cookie, &format!("/console?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {bad}");
+        assert!(bad.contains(says), "{query}: {bad}");
+    }
+
     let (status, one, _) = page(&s, &cookie, &format!("/console/instances/{waiting}")).await;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert!(one.contains("<svg") && one.contains(r#"<g class="node waiting" data-element="check">"#), "{one}");

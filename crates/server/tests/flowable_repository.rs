@@ -249,7 +249,49 @@ async fn the_user_tasks_of_a_tenants_deployment_belong_to_the_tenant(s: TestServ
     assert_eq!(none["total"], 0, "{none}");
 }
 
+/// The pixels of a PNG answer, after checking it is one.
+async fn png(s: &TestServer, path: &str) -> resvg::tiny_skia::Pixmap {
+    let resp = must(s.client.get(format!("{}{path}", s.base)).send().await);
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    let kind = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(kind.as_deref(), Some("image/png"), "{path}");
+    let bytes = must(resp.bytes().await);
+    resvg::tiny_skia::Pixmap::decode_png(&bytes).unwrap_or_else(|e| panic!("{path} is no PNG: {e}"))
+}
+
+/// How many pixels have exactly this colour.
+fn painted(image: &resvg::tiny_skia::Pixmap, rgb: (u8, u8, u8)) -> usize {
+    image.pixels().iter().filter(|p| (p.red(), p.green(), p.blue()) == rgb).count()
+}
+
+async fn definitions_and_running_instances_are_drawn_as_png_images(s: TestServer) {
+    let (status, d) = deploy(&s, &[("one-task.bpmn20.xml", MODEL)], &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{d}");
+    let (_, defs) = s.get(&format!("{SERVICE}/repository/process-definitions?key=oneTask")).await;
+    let definition = defs["data"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let waiting = (0xfe, 0xf9, 0xc3);
+    let model = png(&s, &format!("{SERVICE}/repository/process-definitions/{definition}/image")).await;
+    assert!(model.width() >= 200 && model.height() >= 100, "{}×{}", model.width(), model.height());
+    assert_eq!(painted(&model, waiting), 0, "a definition has no states");
+    let body = json!({"processDefinitionId": definition, "variables": [{"name": "what", "value": "it"}]});
+    let (_, started) = s.post(&format!("{SERVICE}/runtime/process-instances"), body).await;
+    let instance = started["id"].as_str().unwrap_or_default().to_owned();
+    let drawn = png(&s, &format!("{SERVICE}/runtime/process-instances/{instance}/diagram")).await;
+    assert_eq!((drawn.width(), drawn.height()), (model.width(), model.height()), "the same drawing");
+    assert!(painted(&drawn, waiting) > 500, "the task it waits on is filled as waiting");
+
+    let missing = s.get(&format!("{SERVICE}/repository/process-definitions/nothing/image")).await;
+    assert_eq!(missing.0, StatusCode::NOT_FOUND, "{}", missing.1);
+    let (_, tasks) = s.get(&format!("{SERVICE}/runtime/tasks?processInstanceId={instance}")).await;
+    let task = tasks["data"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = s.post(&format!("{SERVICE}/runtime/tasks/{task}"), json!({"action": "complete"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = s.get(&format!("{SERVICE}/runtime/process-instances/{instance}/diagram")).await;
+    assert_eq!(ended.0, StatusCode::NOT_FOUND, "an ended instance is no runtime one: {}", ended.1);
+}
+
 backend_tests!(server = TestServer::start;
+    definitions_and_running_instances_are_drawn_as_png_images,
     the_user_tasks_of_a_tenants_deployment_belong_to_the_tenant,
     deployments_definitions_and_resources,
     process_instances_from_start_to_history,

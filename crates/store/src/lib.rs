@@ -33,7 +33,8 @@ pub use repository::{DeploymentOrder, DeploymentQuery, ModelOrder, ModelQuery, T
 pub use retention::{PruneFamily, PruneQuery, RetentionStore};
 pub use rows::{
     Acquire, DeploymentRow, DeploymentWrite, InstanceFilter, InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow,
-    LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WriteBatch,
+    LeaseChange, LeaseUpdate, ModelRow, NewDeployment, NewModel, Outcome, Page, PassageRow, TaskRow, WaitingFor,
+    WriteBatch,
 };
 pub use sqlite::SqliteStore;
 pub use stuck::{Stuck, StuckStore};

@@ -39,12 +39,20 @@ impl PgStore {
     /// Creates a new empty database beside the one `url` names, and returns its URL: every
     /// test run and benchmark gets a database of its own.
     ///
+    /// Nothing drops these when a test or benchmark ends (a test cannot run async code as it
+    /// unwinds), so their names carry their creation time and each call first drops those
+    /// made more than [`LEFT_OVER`] ago that nobody is connected to: repeated runs on one
+    /// machine cannot fill its disk with databases nobody reads.
+    ///
     /// # Errors
     /// When the server cannot be reached or refuses to create the database.
     pub async fn create_database(url: &str, prefix: &str) -> crate::Result<String> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await?;
-        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        drop_left_over(&pool, now).await;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{prefix}{MADE_AT}{now}_{}", &id[..16]);
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&pool).await?;
         pool.close().await;
         let base = url.split('?').next().unwrap_or(url);
@@ -75,6 +83,36 @@ impl PgStore {
             Err(e) => {
                 eprintln!("SKIPPED: no PostgreSQL at {base} ({e}); tests on PostgreSQL did not run");
                 None
+            }
+        }
+    }
+}
+
+/// How long a database made by [`PgStore::create_database`] is kept before a later call drops it.
+const LEFT_OVER: u64 = 3600;
+
+/// What separates a made database's prefix from the second it was made at.
+const MADE_AT: &str = "_t";
+
+/// The second a database made by [`PgStore::create_database`] was made at, read from its name.
+fn made_at(name: &str) -> Option<u64> {
+    let (_, rest) = name.rsplit_once(MADE_AT)?;
+    let (second, id) = rest.split_once('_')?;
+    (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    second.parse().ok()
+}
+
+/// Drops the made databases older than [`LEFT_OVER`]; one still in use, or dropped meanwhile
+/// by a concurrent call, is left (its error ignored): this is tidying, never a failure.
+async fn drop_left_over(pool: &PgPool, now: u64) {
+    let Ok(names) = sqlx::query_scalar::<_, String>("SELECT datname FROM pg_database").fetch_all(pool).await else {
+        return;
+    };
+    for name in names {
+        if made_at(&name).is_some_and(|at| now.saturating_sub(at) > LEFT_OVER) {
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\"");
+            if sqlx::query(sqlx::AssertSqlSafe(drop)).execute(pool).await.is_ok() {
+                tracing::info!(database = %name, "dropped a database left over by a test or benchmark");
             }
         }
     }
@@ -129,3 +167,16 @@ crate::timers::timer_store!(PgStore, sqlx::Postgres, lock = "FOR UPDATE SKIP LOC
 crate::subscriptions::subscription_store!(PgStore, sqlx::Postgres);
 crate::retention::retention_store!(PgStore, sqlx::Postgres);
 crate::stuck::stuck_store!(PgStore, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::made_at;
+
+    #[test]
+    fn a_made_database_name_tells_when_it_was_made_and_no_other_name_does() {
+        assert_eq!(made_at("flowstone_http_t1764960000_0123456789abcdef"), Some(1_764_960_000));
+        assert_eq!(made_at("flowstone_http_0123456789abcdef0123456789abcdef"), None);
+        assert_eq!(made_at("my_t1764960000_data"), None);
+        assert_eq!(made_at("postgres"), None);
+    }
+}

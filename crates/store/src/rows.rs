@@ -147,10 +147,60 @@ pub struct InstanceFilter {
     pub tenant_id: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
+    /// Only instances started at or after this time (milliseconds since the epoch).
+    pub started_from: Option<i64>,
+    /// Only instances started before this time (milliseconds since the epoch).
+    pub started_before: Option<i64>,
+    /// Only instances waiting for this.
+    pub waiting_for: Option<WaitingFor>,
     /// What the list is sorted by (ties by id).
     pub order: InstanceOrder,
     /// Ascending (oldest first, by id) instead of descending.
     pub ascending: bool,
+}
+
+/// What an instance may be waiting for, as an operator looks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingFor {
+    /// A stone job no worker has finished: queued, or taken and at work.
+    Worker,
+    /// A timer not yet fired.
+    Timer,
+    /// An open user task.
+    Person,
+}
+
+impl WaitingFor {
+    /// Every kind, in the order a form lists them.
+    pub const ALL: [WaitingFor; 3] = [WaitingFor::Worker, WaitingFor::Timer, WaitingFor::Person];
+
+    /// Its name in URLs and forms.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitingFor::Worker => "worker",
+            WaitingFor::Timer => "timer",
+            WaitingFor::Person => "person",
+        }
+    }
+
+    /// The kind of this name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// The instances waiting so, as SQL selecting their ids: each a set built once per query
+    /// (open jobs, timers and tasks are few beside the instances a page walks).
+    pub(crate) fn instances(self) -> &'static str {
+        match self {
+            WaitingFor::Worker => "SELECT j.instance_id FROM jobs j",
+            WaitingFor::Timer => "SELECT t.instance_id FROM timers t",
+            WaitingFor::Person => {
+                "SELECT u.instance_id FROM user_tasks u WHERE u.end_time IS NULL AND u.instance_id IS NOT NULL"
+            }
+        }
+    }
 }
 
 /// What an instance list is sorted by.

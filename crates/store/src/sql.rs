@@ -314,6 +314,15 @@ macro_rules! sql_store {
             if let Some(outcome) = filter.outcome {
                 q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());
             }
+            if let Some(from) = filter.started_from {
+                q.push(" AND p.start_time >= ").push_bind(from);
+            }
+            if let Some(before) = filter.started_before {
+                q.push(" AND p.start_time < ").push_bind(before);
+            }
+            if let Some(waiting) = filter.waiting_for {
+                q.push(format!(" AND p.id IN ({})", waiting.instances()));
+            }
         }
 
         /// Orders by `column` (rows without a value last either way, on both backends), ties

@@ -10,7 +10,7 @@ use flowstone_store::{
     Page, PassageRow, PgStore, PruneQuery, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow,
     TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease,
     TimerMove, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter,
-    VariableOp, VariableScope, WriteBatch,
+    VariableOp, VariableScope, WaitingFor, WriteBatch,
 };
 use serde_json::json;
 
@@ -422,6 +422,39 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(sorted(InstanceOrder::BusinessKey, true).await, ["i4", "i3", "i2"]);
     assert_eq!(sorted(InstanceOrder::StartTime, false).await, ["i4", "i3", "i2"]);
     assert_eq!(sorted(InstanceOrder::Duration, true).await, ["i0", "i1", "i2"], "none ended: by id");
+}
+
+async fn instances_are_found_by_when_they_started_and_what_they_wait_for(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let batch = WriteBatch {
+        instances: ["i0", "i1", "i2", "i3"]
+            .iter()
+            .enumerate()
+            .map(|(at, id)| (instance(id, "m", "running", 10 * at as i64), doc("{}")))
+            .collect(),
+        jobs: vec![job("i1", "r1", 1)],
+        timers: vec![TimerRow { instance_id: "i2".into(), ..timer("t2", 50) }],
+        user_tasks: vec![
+            NewUserTask { row: user_task("u3", Some("i3"), 1), links: Vec::new() },
+            NewUserTask { row: user_task("u-other", Some("elsewhere"), 1), links: Vec::new() },
+        ],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let ids = async |filter: InstanceFilter| {
+        let rows = must(store.instances_page(&filter, Page { offset: 0, limit: 10 })).await;
+        assert_eq!(must(store.count_instances(&filter, 10)).await, rows.len() as u64, "counted as listed");
+        rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    let between = InstanceFilter { started_from: Some(10), started_before: Some(30), ..InstanceFilter::default() };
+    assert_eq!(ids(between).await, ["i2", "i1"], "from is kept, before is not");
+    let waiting = async |w| ids(InstanceFilter { waiting_for: Some(w), ..InstanceFilter::default() }).await;
+    assert_eq!(waiting(WaitingFor::Worker).await, ["i1"]);
+    assert_eq!(waiting(WaitingFor::Timer).await, ["i2"]);
+    assert_eq!(waiting(WaitingFor::Person).await, ["i3"]);
+    let late_timer =
+        InstanceFilter { waiting_for: Some(WaitingFor::Timer), started_from: Some(30), ..InstanceFilter::default() };
+    assert!(ids(late_timer).await.is_empty(), "every filter holds at once");
 }
 
 async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
@@ -1510,6 +1543,7 @@ macro_rules! suite {
             an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
+            instances_are_found_by_when_they_started_and_what_they_wait_for,
             tasks_of_an_instance_come_in_creation_order,
             activities_merge_task_records_and_passes_and_executions_show_open_ones,
             a_write_based_on_an_old_version_is_refused_whole,
@@ -1540,6 +1574,34 @@ macro_rules! suite {
 
 mod postgres_store {
     suite!(contract_pg);
+
+    /// Test and benchmark databases are never dropped by their maker; the next one made drops
+    /// those older than an hour, and leaves younger ones and any other database alone.
+    #[tokio::test]
+    async fn making_a_database_drops_those_made_over_an_hour_ago() {
+        use sqlx::Connection;
+        let Some(url) = flowstone_store::PgStore::test_database("flowstone_sweep").await else { return };
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let old = format!("flowstone_sweep_t{}_00000000000000aa", now - 7200);
+        let young = format!("flowstone_sweep_t{}_00000000000000bb", now - 60);
+        let other = format!("flowstone_sweep_kept_{now}");
+        for name in [&old, &young, &other] {
+            let create = format!("CREATE DATABASE \"{name}\"");
+            sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        flowstone_store::PgStore::test_database("flowstone_sweep").await;
+        let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!names.contains(&old), "an hour-old database is dropped");
+        assert!(names.contains(&young) && names.contains(&other), "younger and other databases stay");
+        for name in [&young, &other] {
+            let drop = format!("DROP DATABASE \"{name}\"");
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 }
 
 mod sqlite_store {

@@ -4,6 +4,7 @@
 
 use flowstone_engine::{TaskRecord, TaskStatus};
 use flowstone_model::{Bounds, Definition, NodeKind, Point};
+use flowstone_store::{InstanceRow, TaskRow};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 
@@ -141,6 +142,18 @@ const STYLE: &str = "<style>\
 text{font:12px sans-serif;fill:#0f172a}.runs{font-size:10px;fill:#fff}.badge{fill:#334155}</style>\
 <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\">\
 <path d=\"M0,0L10,5L0,10z\" fill=\"#94a3b8\"/></marker></defs>";
+
+/// An instance's model as SVG with each element's state in it (from its `tasks`); events keep
+/// no records, so its start is drawn as run and the end it reached as reached.
+pub(crate) fn of_instance(def: &Definition, row: &InstanceRow, tasks: &[TaskRow]) -> String {
+    let mut states = states(tasks.iter().map(|t| &t.record));
+    let ran = State { mark: Mark::Done, runs: 1 };
+    states.entry(def.node(def.start).id.clone()).or_insert(ran);
+    if let Some(end) = &row.end_element {
+        states.entry(end.clone()).or_insert(ran);
+    }
+    svg(def, &states)
+}
 
 /// The model as SVG with `states` on it; flows between two elements that ran are drawn as
 /// taken.

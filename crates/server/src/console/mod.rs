@@ -6,8 +6,9 @@
 //! carries the session's CSRF token, derived from the session's token.
 
 mod actions;
-mod diagram;
+pub(crate) mod diagram;
 mod html;
+pub(crate) mod image;
 mod inbox;
 mod models;
 mod operations;

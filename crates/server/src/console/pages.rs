@@ -10,7 +10,7 @@ use crate::runtime::Runtime;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use flowstone_model::Definition;
-use flowstone_store::{InstanceFilter, Page};
+use flowstone_store::{InstanceFilter, ModelQuery, Page, TextFilter, WaitingFor};
 use serde::Deserialize;
 use std::fmt::Write;
 
@@ -26,13 +26,81 @@ const STATUSES: [&str; 5] = ["running", "debug", "completed", "failed", "cancele
 pub(crate) struct ListQuery {
     status: Option<String>,
     model: Option<String>,
+    version: Option<String>,
     #[serde(rename = "businessKey")]
     business_key: Option<String>,
+    tenant: Option<String>,
+    /// Started at or after (a date, or a date and time, in the server's time zone).
+    from: Option<String>,
+    /// Started before (a date means before its end).
+    to: Option<String>,
+    waiting: Option<String>,
     page: Option<u64>,
 }
 
 fn nonempty(text: Option<&String>) -> Option<String> {
     text.map(|t| t.trim()).filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+/// The moment a list filter's `date` or `dateTtime` names, in milliseconds, in the server's
+/// time zone (as the list shows its times); a date alone is its first moment, or with
+/// `end` the first moment of the day after.
+fn moment(name: &str, text: &str, end: bool) -> Result<i64, ApiError> {
+    let wrong = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!("`{name}` is not a date (2026-12-05) or a date and time (2026-12-05T14:30): {e}"))
+    };
+    let civil = match text.parse::<jiff::civil::DateTime>() {
+        Ok(at) => at,
+        Err(e) => {
+            let day = text.parse::<jiff::civil::Date>().map_err(|_| wrong(&e))?;
+            if end { day.tomorrow().map_err(|e| wrong(&e))?.into() } else { day.into() }
+        }
+    };
+    let at = civil.to_zoned(jiff::tz::TimeZone::system()).map_err(|e| wrong(&e))?;
+    Ok(at.timestamp().as_millisecond())
+}
+
+/// The store's filter for what `q` asks; the status apart, as the counts per status share
+/// the rest.
+async fn filter_of(rt: &Runtime, q: &ListQuery) -> Result<InstanceFilter, ApiError> {
+    let model_key = nonempty(q.model.as_ref());
+    let model_id = match (nonempty(q.version.as_ref()), &model_key) {
+        (None, _) => None,
+        (Some(_), None) => return Err(ApiError::bad_request("a version is of a model: give the model key too")),
+        (Some(version), Some(key)) => {
+            let number: i64 = version
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("the version `{version}` is not a whole number")))?;
+            let query = ModelQuery {
+                key: TextFilter { equals: Some(key.clone()), like: None },
+                version: Some(number),
+                ..ModelQuery::default()
+            };
+            let (models, _) = rt.store().query_models(&query, Page { offset: 0, limit: 1 }).await?;
+            // No such version: a filter nothing passes, as a search for it finds nothing.
+            Some(models.into_iter().next().map_or_else(String::new, |m| m.id))
+        }
+    };
+    let waiting_for = match nonempty(q.waiting.as_ref()) {
+        None => None,
+        Some(name) => Some(WaitingFor::parse(&name).ok_or_else(|| {
+            let names: Vec<&str> = WaitingFor::ALL.iter().map(|w| w.name()).collect();
+            ApiError::bad_request(format!("`{name}` is nothing an instance waits for; one of {}", names.join(", ")))
+        })?),
+    };
+    let started_from = nonempty(q.from.as_ref()).map(|t| moment("from", &t, false)).transpose()?;
+    let started_before = nonempty(q.to.as_ref()).map(|t| moment("to", &t, true)).transpose()?;
+    Ok(InstanceFilter {
+        kind: Some("process".into()),
+        model_key,
+        model_id,
+        business_key: nonempty(q.business_key.as_ref()),
+        tenant_id: nonempty(q.tenant.as_ref()),
+        started_from,
+        started_before,
+        waiting_for,
+        ..InstanceFilter::default()
+    })
 }
 
 /// `GET /console`: the processes, newest first.
@@ -52,12 +120,7 @@ async fn list(rt: &Runtime, q: &ListQuery, csrf: &str) -> Result<String, ApiErro
     if let Some(status) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(format!("`{status}` is no status; one of {}", STATUSES.join(", "))));
     }
-    let filter = InstanceFilter {
-        kind: Some("process".into()),
-        model_key: nonempty(q.model.as_ref()),
-        business_key: nonempty(q.business_key.as_ref()),
-        ..InstanceFilter::default()
-    };
+    let filter = filter_of(rt, q).await?;
     let store = rt.store();
     let number = q.page.unwrap_or(1).max(1);
     let page = Page { offset: (number - 1).saturating_mul(PER_PAGE), limit: PER_PAGE };
@@ -66,11 +129,19 @@ async fn list(rt: &Runtime, q: &ListQuery, csrf: &str) -> Result<String, ApiErro
     let mut rows = store.instances_page(&shown, Page { limit: PER_PAGE + 1, ..page }).await?;
     let older = rows.len() as u64 > PER_PAGE;
     rows.truncate(PER_PAGE as usize);
-    // The filters other than the status, kept by every link.
-    let kept: String = [("model", &filter.model_key), ("businessKey", &filter.business_key)]
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("&{k}={}", percent(v))))
-        .collect();
+    // The filters other than the status, as asked, kept by every link and shown in the form.
+    let asked = [
+        ("model", nonempty(q.model.as_ref())),
+        ("version", nonempty(q.version.as_ref())),
+        ("businessKey", nonempty(q.business_key.as_ref())),
+        ("tenant", nonempty(q.tenant.as_ref())),
+        ("from", nonempty(q.from.as_ref())),
+        ("to", nonempty(q.to.as_ref())),
+        ("waiting", nonempty(q.waiting.as_ref())),
+    ];
+    let kept: String = asked.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("&{k}={}", percent(v)))).collect();
+    let value =
+        |name: &str| escape(asked.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.as_deref()).unwrap_or(""));
     let mut out = String::from("<h1>Instances</h1><div class=\"counts\">");
     let counted = |n: u64| if n >= COUNTED { format!("{COUNTED}+") } else { n.to_string() };
     let all = counted(store.count_instances(&filter, COUNTED).await?);
@@ -82,15 +153,31 @@ async fn list(rt: &Runtime, q: &ListQuery, csrf: &str) -> Result<String, ApiErro
         let _ = write!(out, "<a href=\"/console?status={s}{kept}\"{}>{s} {}</a>", on(Some(s)), counted(count));
     }
     out.push_str("</div>");
-    let value = |v: &Option<String>| escape(v.as_deref().unwrap_or(""));
+    let waits: String = WaitingFor::ALL
+        .iter()
+        .map(|w| {
+            let chosen = if filter.waiting_for == Some(*w) { " selected" } else { "" };
+            format!("<option value=\"{0}\"{chosen}>waiting for a {0}</option>", w.name())
+        })
+        .collect();
     let _ = write!(
         out,
         "<form class=\"filter\" method=\"get\" action=\"/console\"><input type=\"hidden\" name=\"status\" value=\"{}\">\
-<input name=\"model\" placeholder=\"model key\" value=\"{}\"><input name=\"businessKey\" placeholder=\"business key\" value=\"{}\">\
+<input name=\"model\" placeholder=\"model key\" aria-label=\"model key\" value=\"{}\">\
+<input name=\"version\" placeholder=\"version\" aria-label=\"version\" inputmode=\"numeric\" size=\"6\" value=\"{}\">\
+<input name=\"businessKey\" placeholder=\"business key\" aria-label=\"business key\" value=\"{}\">\
+<input name=\"tenant\" placeholder=\"tenant\" aria-label=\"tenant\" value=\"{}\">\
+<label>started from <input type=\"datetime-local\" name=\"from\" value=\"{}\"></label>\
+<label>to <input type=\"datetime-local\" name=\"to\" value=\"{}\"></label>\
+<select name=\"waiting\" aria-label=\"waiting for\"><option value=\"\">waiting for anything</option>{waits}</select>\
 <button>Filter</button></form>",
-        value(&status),
-        value(&filter.model_key),
-        value(&filter.business_key)
+        escape(status.as_deref().unwrap_or("")),
+        value("model"),
+        value("version"),
+        value("businessKey"),
+        value("tenant"),
+        value("from"),
+        value("to"),
     );
     let _ = write!(
         out,
@@ -280,14 +367,8 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
         None => None,
     };
     if let Some(def) = &def {
-        let mut states = diagram::states(tasks.iter().map(|t| &t.record));
-        // Events keep no records: the start ran as the instance began, and the end it reached.
-        let ran = diagram::State { mark: diagram::Mark::Done, runs: 1 };
-        states.entry(def.node(def.start).id.clone()).or_insert(ran);
-        if let Some(end) = &row.end_element {
-            states.entry(end.clone()).or_insert(ran);
-        }
-        let _ = write!(out, "<h2>Diagram</h2><div class=\"diagram-box\">{}</div>", diagram::svg(def, &states));
+        let drawn = diagram::of_instance(def, row, &tasks);
+        let _ = write!(out, "<h2>Diagram</h2><div class=\"diagram-box\">{drawn}</div>");
     }
     out.push_str(
         "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Reason</th><th></th></tr></thead><tbody>",

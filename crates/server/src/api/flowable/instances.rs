@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&at("runtime/process-instances"), get(list_running).post(start))
         .route(&at("query/process-instances"), post(query_running))
         .route(&at("runtime/process-instances/{id}"), get(get_running).delete(delete_running))
+        .route(&at("runtime/process-instances/{id}/diagram"), get(diagram))
         .route(
             &at("runtime/process-instances/{id}/variables"),
             get(list_variables).put(put_variables).post(create_variables),
@@ -50,6 +51,7 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         query_running,
         get_running,
         delete_running,
+        diagram,
         list_variables,
         put_variables,
         create_variables,
@@ -382,6 +384,21 @@ async fn get_running(
     let p = running(&rt, &id).await?;
     let tenant = tenant_of(&rt, &p).await?;
     Ok(Json(Instance::of(&origin(&headers), &p, tenant, Vec::new())))
+}
+
+#[utoipa::path(get, path = "/flowable-rest/service/runtime/process-instances/{id}/diagram", tag = "flowable-instances",
+    params(("id" = String, Path, description = INSTANCE)),
+    responses(
+        (status = 200, description = "Its model's diagram with each element's state: where it waits, what ran, the flows taken", body = Vec<u8>, content_type = "image/png"),
+        (status = 404, description = "No running process instance of this id", body = FlowableErrorBody),
+    ))]
+async fn diagram(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<axum::response::Response> {
+    let p = running(&rt, &id).await?;
+    let model = rt.model(&p.model_id).await?.ok_or_else(|| definition_not_found(&p.model_id))?;
+    let def = rt.definition(&model)?;
+    let tasks = rt.store().tasks_of_instance(&p.id).await?;
+    let drawn = crate::console::diagram::of_instance(&def, &p, &tasks);
+    Ok(super::repository::png(crate::console::image::png(drawn).await?))
 }
 
 /// `DELETE runtime/process-instances/{id}`: stops it; its open tasks are canceled.

@@ -34,6 +34,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .route(&at("process-definitions"), get(list_definitions))
         .route(&at("process-definitions/{id}"), get(get_definition).put(change_definition))
         .route(&at("process-definitions/{id}/resourcedata"), get(definition_data))
+        .route(&at("process-definitions/{id}/image"), get(definition_image))
 }
 
 /// The repository's part of the OpenAPI document.
@@ -50,7 +51,8 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         list_definitions,
         get_definition,
         change_definition,
-        definition_data
+        definition_data,
+        definition_image
     ))]
     struct Api;
     <Api as utoipa::OpenApi>::openapi()
@@ -573,4 +575,22 @@ async fn change_definition(State(rt): State<Runtime>, Path(id): Path<String>) ->
     ))]
 async fn definition_data(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Response> {
     Ok(xml(definition(&rt, &id).await?.0.source))
+}
+
+#[utoipa::path(get, path = "/flowable-rest/service/repository/process-definitions/{id}/image", tag = "flowable-repository",
+    params(("id" = String, Path, description = DEFINITION)),
+    responses(
+        (status = 200, description = "Its diagram: from its BPMN DI, or laid out in columns where it has none", body = Vec<u8>, content_type = "image/png"),
+        (status = 404, description = NO_DEFINITION, body = FlowableErrorBody),
+    ))]
+async fn definition_image(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableResult<Response> {
+    let model = rt.model(&id).await?.ok_or_else(|| definition_not_found(&id))?;
+    let def = rt.definition(&model)?;
+    let drawn = crate::console::diagram::svg(&def, &std::collections::HashMap::new());
+    Ok(png(crate::console::image::png(drawn).await?))
+}
+
+/// A PNG image as an answer.
+pub(super) fn png(image: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "image/png")], image).into_response()
 }
