@@ -220,6 +220,23 @@ async fn buttons_rerun_a_failed_stone_with_edited_parameters_complete_a_user_tas
         s.start_process("review", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
     let open = s.tasks(&review).await.into_iter().find(|t| t["status"] == "active");
     let task = open.and_then(|t| t["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    // Flowable's actions on the user task, from the instance's page.
+    let on = |action: &str| format!("/console/tasks/{task}/{action}");
+    let shown = async || page(&s, &cookie, &format!("/console/instances/{review}")).await.1;
+    assert!(shown().await.contains("nobody has claimed it") && shown().await.contains(&on("claim")));
+    assert_eq!(act(&s, &cookie, &on("claim"), &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
+    let claimed = shown().await;
+    assert!(claimed.contains("assignee <b>admin</b>") && claimed.contains(&on("unclaim")), "{claimed}");
+    let (status, refused) = act(&s, &cookie, &on("delegate"), &[("csrf", &csrf), ("to", " ")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("name the user to delegate to"), "{refused}");
+    assert_eq!(act(&s, &cookie, &on("delegate"), &[("csrf", &csrf), ("to", "kermit")]).await.0, StatusCode::SEE_OTHER);
+    let delegated = shown().await;
+    assert!(delegated.contains("assignee <b>kermit</b>, owner <b>admin</b>, delegation <b>pending</b>"), "{delegated}");
+    assert!(delegated.contains(&on("resolve")), "{delegated}");
+    assert_eq!(act(&s, &cookie, &on("resolve"), &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
+    assert!(shown().await.contains("assignee <b>admin</b>, owner <b>admin</b>, delegation <b>resolved</b>"));
+    assert_eq!(act(&s, &cookie, &on("unclaim"), &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
     let complete = [("csrf", csrf.as_str()), ("variables", r#"{"approved": true}"#)];
     let (status, _) = act(&s, &cookie, &format!("/console/tasks/{task}/complete"), &complete).await;
     assert_eq!(status, StatusCode::SEE_OTHER);

@@ -162,7 +162,30 @@ pub(super) fn object(fields: &[(String, String)], name: &str) -> Result<Map<Stri
     }
 }
 
-/// `POST /console/tasks/{record}/{rerun|resume|complete}`.
+/// The change of a user task a console button asks for, made by `user`, with the variables
+/// it sets; none for an action that is no change of a user task. The rules of user tasks
+/// (who may claim, complete, delegate) are the engine's, as through the APIs.
+pub(super) fn user_task_change(
+    action: &str,
+    fields: &[(String, String)],
+    user: &str,
+) -> Result<Option<(TaskChange, Map<String, Value>)>, ApiError> {
+    let change = match action {
+        "claim" => TaskChange::Claim(Some(user.to_owned())),
+        "unclaim" => TaskChange::Claim(None),
+        "delegate" => {
+            let to = field(fields, "to").map(str::trim).filter(|t| !t.is_empty());
+            TaskChange::Delegate(to.ok_or_else(|| ApiError::bad_request("name the user to delegate to"))?.to_owned())
+        }
+        "resolve" => TaskChange::Resolve,
+        "complete" => return Ok(Some((TaskChange::Complete, object(fields, "variables")?))),
+        _ => return Ok(None),
+    };
+    Ok(Some((change, Map::new())))
+}
+
+/// `POST /console/tasks/{record}/{action}`: reRun, resume, skip, choose, callback, forcefail
+/// on a stone or gateway; claim, unclaim, delegate, resolve, complete on a user task.
 pub(crate) async fn on_task(
     State(rt): State<Runtime>,
     session: Session,
@@ -194,13 +217,14 @@ pub(crate) async fn on_task(
                 let reason = reason.map_or_else(|| format!("forced to fail by {}", session.caller.user), str::to_owned);
                 Command::ForceFail { task: task.record.id.clone(), reason }
             }
-            "complete" => {
-                let variables = object(&fields, "variables")?;
-                let op = TaskOp::Change { change: TaskChange::Complete, variables, transient: Map::new() };
+            other => {
+                let Some((change, variables)) = user_task_change(other, &fields, &session.caller.user)? else {
+                    return Err(ApiError::not_found(format!("a task has no action `{other}`")));
+                };
+                let op = TaskOp::Change { change, variables, transient: Map::new() };
                 rt.change_task(&task.record.id, op, session.caller.person()).await.map_err(runtime_error)?;
                 return Ok(task.instance_id);
             }
-            other => return Err(ApiError::not_found(format!("a task has no action `{other}`"))),
         };
         rt.apply(&task.instance_id, command).await.map_err(runtime_error)?;
         Ok(task.instance_id)

@@ -10,7 +10,6 @@ use crate::error::ApiError;
 use crate::runtime::{Runtime, TaskOp};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use flowstone_engine::TaskChange;
 use flowstone_store::{Page, UserTaskQuery};
 use serde_json::Map;
 use std::fmt::Write;
@@ -57,7 +56,7 @@ pub(crate) async fn list(State(rt): State<Runtime>, Person(session): Person) -> 
     page("Inbox", session.who(), &out).into_response()
 }
 
-/// `POST /console/inbox/{task}/{claim|complete}`: then the inbox again.
+/// `POST /console/inbox/{task}/{claim|unclaim|delegate|resolve|complete}`: then the inbox again.
 pub(crate) async fn act(
     State(rt): State<Runtime>,
     Person(session): Person,
@@ -66,10 +65,9 @@ pub(crate) async fn act(
 ) -> Response {
     let done = async {
         let fields = session.form_of(&body)?;
-        let (change, variables) = match action.as_str() {
-            "claim" => (TaskChange::Claim(Some(session.caller.user.clone())), Map::new()),
-            "complete" => (TaskChange::Complete, super::actions::object(&fields, "variables")?),
-            other => return Err(ApiError::not_found(format!("a task of the inbox has no action `{other}`"))),
+        let changed = super::actions::user_task_change(&action, &fields, &session.caller.user)?;
+        let Some((change, variables)) = changed else {
+            return Err(ApiError::not_found(format!("a task of the inbox has no action `{action}`")));
         };
         let op = TaskOp::Change { change, variables, transient: Map::new() };
         rt.change_task(&task, op, session.caller.person()).await.map_err(runtime_error)?;

@@ -10,7 +10,8 @@ use crate::runtime::Runtime;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use flowstone_model::Definition;
-use flowstone_store::{InstanceFilter, ModelQuery, Page, TextFilter, WaitingFor};
+use flowstone_engine::TaskStatus;
+use flowstone_store::{InstanceFilter, ModelQuery, Page, TextFilter, UserTaskRow, WaitingFor};
 use serde::Deserialize;
 use std::fmt::Write;
 
@@ -284,15 +285,45 @@ fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
     )
 }
 
+/// What can be done to an open user task, held as `person` says: who holds it, then claim
+/// or give back, delegate, resolve (for the delegate), complete — as Flowable's task actions.
+fn user_task_buttons(path: &str, person: Option<&UserTaskRow>, csrf: &str) -> String {
+    let mut out = String::new();
+    let assignee = person.and_then(|p| p.assignee.as_deref());
+    if let Some(p) = person {
+        let held = [("assignee", assignee), ("owner", p.owner.as_deref()), ("delegation", p.delegation.as_deref())];
+        let said: Vec<String> =
+            held.iter().filter_map(|(k, v)| v.map(|v| format!("{k} <b>{}</b>", escape(v)))).collect();
+        let said = if said.is_empty() { "nobody has claimed it".to_owned() } else { said.join(", ") };
+        let _ = write!(out, "<p class=\"held\">{said}</p>");
+    }
+    out.push_str(&match assignee {
+        None => button(&format!("{path}/claim"), "Claim", csrf, ""),
+        Some(_) => button(&format!("{path}/unclaim"), "Give back (unclaim)", csrf, ""),
+    });
+    let to = "<input name=\"to\" placeholder=\"user\" aria-label=\"delegate to\" size=\"10\">";
+    out.push_str(&button(&format!("{path}/delegate"), "Delegate", csrf, to));
+    if person.and_then(|p| p.delegation.as_deref()) == Some("pending") {
+        out.push_str(&button(&format!("{path}/resolve"), "Resolve", csrf, ""));
+    }
+    let fields = "<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{}</textarea>";
+    out.push_str(&button(&format!("{path}/complete"), "Complete", csrf, fields));
+    out
+}
+
 /// What an operator can do to a task record of an instance standing at `status`, running
-/// `def`.
-fn task_buttons(r: &flowstone_engine::TaskRecord, status: &str, def: Option<&Definition>, csrf: &str) -> String {
-    use flowstone_engine::TaskStatus;
+/// `def`; `person` is the record's user task, when it is one.
+fn task_buttons(
+    r: &flowstone_engine::TaskRecord,
+    status: &str,
+    def: Option<&Definition>,
+    person: Option<&UserTaskRow>,
+    csrf: &str,
+) -> String {
     let path = format!("/console/tasks/{}", percent(&r.id));
     let open = r.end_time.is_none();
     if open && r.status == TaskStatus::Active {
-        let fields = "<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\">{}</textarea>";
-        return button(&format!("{path}/complete"), "Complete", csrf, fields);
+        return user_task_buttons(&path, person, csrf);
     }
     if open && r.status == TaskStatus::GatewayFailed && status == "debug" {
         // bk-sops' skip_exg: the operator takes one of the gateway's flows.
@@ -373,6 +404,13 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
     out.push_str(
         "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Reason</th><th></th></tr></thead><tbody>",
     );
+    // Who holds each open user task, for its buttons.
+    let mut people = std::collections::HashMap::new();
+    for r in tasks.iter().map(|t| &t.record).filter(|r| r.end_time.is_none() && r.status == TaskStatus::Active) {
+        if let Some(person) = rt.store().user_task(&r.id).await? {
+            people.insert(r.id.as_str(), person);
+        }
+    }
     for task in &tasks {
         let r = &task.record;
         let _ = write!(
@@ -385,7 +423,7 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
             platform_date(r.create_time),
             r.end_time.map(platform_date).unwrap_or_default(),
             escape(r.reason.as_deref().unwrap_or("")),
-            task_buttons(r, &row.status, def.as_deref(), csrf)
+            task_buttons(r, &row.status, def.as_deref(), people.get(r.id.as_str()), csrf)
         );
     }
     out.push_str("</tbody></table>");
