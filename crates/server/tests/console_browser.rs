@@ -148,6 +148,24 @@ async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_ta
     click(&browser, "#inbox form[action$='/complete'] button").await;
     s.wait_for(&mine, "success").await;
 
+    // Two waiting instances canceled in bulk, one at a time under a progress bar.
+    for _ in 0..2 {
+        s.start_process("review", json!({})).await;
+    }
+    must(browser.goto(&format!("{}/console?model=review&status=running", s.base)).await);
+    for checkbox in must(browser.find_all(Locator::Css("#instances input[name='id']")).await) {
+        must(checkbox.click().await);
+    }
+    must(must(browser.find(Locator::Css("#bulk select[name='action'] option[value='cancel']")).await).click().await);
+    click(&browser, "#bulk button").await;
+    let said = shown(&browser, "#progress[data-finished] output").await;
+    assert_eq!(must(said.text().await), "cancel: 2 of 2 sent, 2 done");
+    let bar = must(
+        browser.execute("var p = document.querySelector('#progress progress'); return [p.value, p.max];", vec![]).await,
+    );
+    assert_eq!(bar, json!([2, 2]), "the bar is full");
+    assert_eq!(must(browser.find_all(Locator::Css("#progress tbody tr")).await).len(), 2, "each outcome shown");
+
     // A bk-sops task whose first node failed, skipped from its canvas; its second node,
     // waiting for a callback, called back.
     let made = s

@@ -46,11 +46,44 @@ form.act{display:inline-flex;gap:.4rem;align-items:flex-start;margin:.2rem .4rem
 pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
 ";
 
-/// The script at `/console/console.js`: an instance's page listens to its server-sent events
+/// The script at `/console/console.js`. An instance's page listens to its server-sent events
 /// and redraws its live part at each change (one request at a time; a change during one
 /// redraws once more after it). While the operator edits a form of the live part (a field has
 /// the focus, or a reRun panel is open) the redraw waits, so that no edit is lost under them.
-pub(crate) const SCRIPT: &str = r#"(function () {
+/// The instance list sends a bulk action one instance at a time, with a progress bar and each
+/// outcome as it comes (without the script, the form posts the whole selection at once).
+pub(crate) const SCRIPT: &str = r##"(function () {
+  var bulk = document.getElementById("bulk"), box = document.getElementById("progress");
+  if (!bulk || !box || !window.fetch || !window.DOMParser) return;
+  bulk.addEventListener("submit", function (event) {
+    var ids = Array.prototype.map.call(bulk.querySelectorAll("input[name=id]:checked"), function (c) { return c.value; });
+    if (!ids.length) return;
+    event.preventDefault();
+    var action = bulk.elements.action.value, csrf = bulk.elements.csrf.value, done = 0;
+    var bar = box.querySelector("progress"), said = box.querySelector("output"), rows = box.querySelector("tbody");
+    var send = bulk.querySelector("button");
+    box.hidden = false; bar.max = ids.length; bar.value = 0; rows.innerHTML = ""; send.disabled = true;
+    function told(id, outcome) { var row = rows.insertRow(); row.insertCell().textContent = id; row.insertCell().textContent = outcome; }
+    function next(i) {
+      said.textContent = action + ": " + i + " of " + ids.length + " sent, " + done + " done";
+      if (i >= ids.length) { send.disabled = false; box.dataset.finished = "true"; return; }
+      var body = new URLSearchParams({ csrf: csrf, action: action, id: ids[i] });
+      fetch("/console/bulk", { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html"), row = page.querySelector("#bulk tbody tr");
+          if (!row) { var error = page.querySelector(".error"); return told(ids[i], error ? error.textContent : "no answer"); }
+          if (row.cells[1] && row.cells[1].textContent === "done") done += 1;
+          rows.appendChild(document.importNode(row, true));
+        })
+        .catch(function (e) { told(ids[i], String(e)); })
+        .then(function () { bar.value = i + 1; next(i + 1); });
+    }
+    delete box.dataset.finished;
+    next(0);
+  });
+})();
+(function () {
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
   var busy = false, again = false, held = false;
@@ -74,7 +107,7 @@ pub(crate) const SCRIPT: &str = r#"(function () {
   live.addEventListener("toggle", resume, true);
   new EventSource(live.dataset.events).addEventListener("changed", redraw);
 })();
-"#;
+"##;
 
 /// A whole page: the header (with the signed-in user and a sign-out button when `who` is
 /// given: the user and the session's CSRF token) and `body`.

@@ -9,8 +9,8 @@ use crate::error::ApiError;
 use crate::runtime::Runtime;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use flowstone_model::Definition;
 use flowstone_engine::TaskStatus;
+use flowstone_model::Definition;
 use flowstone_store::{InstanceFilter, ModelQuery, Page, TextFilter, UserTaskRow, WaitingFor};
 use serde::Deserialize;
 use std::fmt::Write;
@@ -206,7 +206,10 @@ async fn list(rt: &Runtime, q: &ListQuery, csrf: &str) -> Result<String, ApiErro
             row.end_time.map(platform_date).unwrap_or_default()
         );
     }
-    out.push_str("</tbody></table></form>");
+    out.push_str(
+        "</tbody></table></form><div id=\"progress\" hidden><progress></progress> <output role=\"status\" aria-live=\"polite\"></output>\
+<table><thead><tr><th>Instance</th><th>Outcome</th></tr></thead><tbody></tbody></table></div><script src=\"/console/console.js\" defer></script>",
+    );
     let status_arg = status.as_deref().map_or(String::new(), |s| format!("&status={s}"));
     out.push_str("<div class=\"pager\">");
     if number > 1 {
