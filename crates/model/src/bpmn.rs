@@ -16,6 +16,7 @@ use std::collections::HashMap;
 mod call;
 mod compensation;
 mod event_gateway;
+mod form;
 mod implicit_start;
 mod link;
 mod listeners;
@@ -828,6 +829,7 @@ fn user_task(el: XmlNode<'_, '_>) -> Result<UserTaskSpec, ModelError> {
         candidate_users: opt_expr(el, "candidateUsers", ext(el, "candidateUsers"))?,
         candidate_groups: opt_expr(el, "candidateGroups", ext(el, "candidateGroups"))?,
         form_key: ext(el, "formKey").map(str::to_owned),
+        form: form::form_properties(el)?,
         priority: opt_expr(el, "priority", ext(el, "priority"))?,
         due_date: opt_expr(el, "dueDate", ext(el, "dueDate"))?,
         category: ext(el, "category").map(str::to_owned),

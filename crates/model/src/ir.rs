@@ -470,6 +470,8 @@ pub struct UserTaskSpec {
     pub candidate_groups: Option<Expression>,
     /// `formKey`.
     pub form_key: Option<String>,
+    /// Its form properties.
+    pub form: Vec<crate::form::FormProperty>,
     /// `priority`.
     pub priority: Option<Expression>,
     /// `dueDate`.

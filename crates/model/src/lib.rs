@@ -10,6 +10,7 @@ mod call;
 mod diagram;
 mod error;
 mod event;
+mod form;
 mod ir;
 mod pipeline;
 mod template;
@@ -20,6 +21,7 @@ pub use call::{Binding, CallSpec, Mapping, Source};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use error::ModelError;
 pub use event::{EventKind, Trigger};
+pub use form::{FormKind, FormProperty};
 pub use ir::{
     ActivityOptions, AutoRetry, Definition, EndKind, Flow, FlowId, Listener, ListenerEvent, MAX_SUBPROCESS_DEPTH,
     MiOutput, MultiInstance, Node, NodeId, NodeKind, NodeTimeout, OutputParam, StoneSpec, UserTaskSpec,

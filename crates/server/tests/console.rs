@@ -8,7 +8,7 @@ mod common;
 use common::{PASSWORD, TestServer, must};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const SERVICE: &str = "/flowable-rest/service";
 
@@ -482,7 +482,72 @@ async fn a_person_claims_and_completes_their_task_from_the_inbox(s: TestServer) 
     assert_eq!(status, StatusCode::CONFLICT, "a completed task is not completed again: {refused}");
 }
 
+/// The data-task id of the first row of a page's table that holds `name`.
+fn task_named(page: &str, name: &str) -> String {
+    let row = page.split("<tr data-task=\"").skip(1).find(|row| row.split("</tr>").next().unwrap_or("").contains(name));
+    row.and_then(|r| r.split('"').next()).unwrap_or_else(|| panic!("no task {name}: {page}")).to_owned()
+}
+
+/// Activiti's sales-lead example: the form of its first task, drawn in the inbox and filled
+/// in there, sets typed variables; its enum form is filled from the instance's page.
+async fn a_models_form_properties_are_drawn_checked_and_set_as_typed_variables(s: TestServer) {
+    let Some(shared) = common::shared_dir() else { return };
+    let xml = must(std::fs::read_to_string(shared.join("conformance/flowable/activiti5/reviewSalesLead.bpmn20.xml")));
+    s.deploy(&xml).await;
+    let (_, cookie, _) = sign_in(&s, "admin", PASSWORD).await;
+    let cookie = cookie.unwrap_or_default();
+    let id = s.start_process("reviewSaledLead", json!({"details": "<big>"})).await["processInstanceId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, inbox, _) = page(&s, &cookie, "/console/inbox").await;
+    assert!(
+        inbox.contains(
+            r#"<label class="field">Customer name * <input type="text" name="form:customerName" value="" required>"#
+        ),
+        "{inbox}"
+    );
+    assert!(inbox.contains(r#"<input type="number" step="1" name="form:potentialProfit" value="">"#), "{inbox}");
+    assert!(inbox.contains(r#"name="form:details" value="&lt;big&gt;">"#), "the process's value: {inbox}");
+    let task = task_named(&inbox, "Provide new sales lead");
+    let csrf = csrf_of(&inbox);
+    let complete = format!("/console/inbox/{task}/complete");
+    let (status, refused) = act(&s, &cookie, &complete, &[("csrf", &csrf), ("form:potentialProfit", "12")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("`Customer name` is required"), "{refused}");
+    let wrong = [("csrf", csrf.as_str()), ("form:customerName", "Alfresco"), ("form:potentialProfit", "lots")];
+    let (status, refused) = act(&s, &cookie, &complete, &wrong).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("`Potential profit` must be a whole number, not `lots`"), "{refused}");
+    let filled = [("csrf", csrf.as_str()), ("form:customerName", "Alfresco"), ("form:potentialProfit", "12")];
+    assert_eq!(act(&s, &cookie, &complete, &filled).await.0, StatusCode::SEE_OTHER);
+
+    let (_, one, _) = page(&s, &cookie, &format!("/console/instances/{id}")).await;
+    assert!(
+        one.contains("&quot;potentialProfit&quot;: 12\n")
+            && one.contains("&quot;customerName&quot;: &quot;Alfresco&quot;"),
+        "typed: {one}"
+    );
+    assert!(one.contains(r#"<option value="true">No (= request more info)</option>"#), "{one}");
+    let review = task_named(&one, "Review profitability");
+    let on = format!("/console/tasks/{review}/complete");
+    let (status, refused) = act(&s, &cookie, &on, &[("csrf", &csrf), ("form:notEnoughInformation", "maybe")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("must be one of false, true, not `maybe`"), "{refused}");
+    let chosen = [("csrf", csrf.as_str()), ("form:notEnoughInformation", "false")];
+    assert_eq!(act(&s, &cookie, &on, &chosen).await.0, StatusCode::SEE_OTHER);
+    let rating = task_named(&page(&s, &cookie, &format!("/console/instances/{id}")).await.1, "Review customer rating");
+    assert_eq!(
+        act(&s, &cookie, &format!("/console/tasks/{rating}/complete"), &[("csrf", &csrf)]).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let ended = s.wait_for(&id, "success").await;
+    let outputs: Value = serde_json::from_str(ended["nativeOutputs"].as_str().unwrap_or("{}")).unwrap_or_default();
+    assert_eq!(outputs["notEnoughInformation"], "false", "{ended}");
+}
+
 backend_tests!(server = TestServer::start;
+    a_models_form_properties_are_drawn_checked_and_set_as_typed_variables,
     a_session_opens_the_console_and_no_api_and_signing_out_ends_it,
     the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_diagram,
     a_user_who_does_not_operate_is_refused_the_console,

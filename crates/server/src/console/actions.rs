@@ -162,26 +162,39 @@ pub(super) fn object(fields: &[(String, String)], name: &str) -> Result<Map<Stri
     }
 }
 
-/// The change of a user task a console button asks for, made by `user`, with the variables
-/// it sets; none for an action that is no change of a user task. The rules of user tasks
-/// (who may claim, complete, delegate) are the engine's, as through the APIs.
-pub(super) fn user_task_change(
+/// Applies the change of the user task `task` that a console button asks for (`action`), as
+/// the signed-in user under the rules of user tasks (the engine's, as through the APIs);
+/// `None` for an action that is no change of a user task. Completing sets what the task's
+/// form (its model's form properties) was filled in with, then a JSON object of variables.
+pub(super) async fn change_user_task(
+    rt: &Runtime,
+    session: &Session,
+    task: &str,
     action: &str,
     fields: &[(String, String)],
-    user: &str,
-) -> Result<Option<(TaskChange, Map<String, Value>)>, ApiError> {
+) -> Result<Option<()>, ApiError> {
     let change = match action {
-        "claim" => TaskChange::Claim(Some(user.to_owned())),
+        "claim" => TaskChange::Claim(Some(session.caller.user.clone())),
         "unclaim" => TaskChange::Claim(None),
         "delegate" => {
             let to = field(fields, "to").map(str::trim).filter(|t| !t.is_empty());
             TaskChange::Delegate(to.ok_or_else(|| ApiError::bad_request("name the user to delegate to"))?.to_owned())
         }
         "resolve" => TaskChange::Resolve,
-        "complete" => return Ok(Some((TaskChange::Complete, object(fields, "variables")?))),
+        "complete" => TaskChange::Complete,
         _ => return Ok(None),
     };
-    Ok(Some((change, Map::new())))
+    let mut variables = Map::new();
+    if change == TaskChange::Complete {
+        let row =
+            rt.store().user_task(task).await?.ok_or_else(|| ApiError::not_found(format!("no user task {task}")))?;
+        let form = super::forms::of(rt, row.model_id.as_deref(), row.element.as_deref()).await?;
+        variables = super::forms::read(&form, fields)?;
+        variables.extend(object(fields, "variables")?);
+    }
+    let op = TaskOp::Change { change, variables, transient: Map::new() };
+    rt.change_task(task, op, session.caller.person()).await.map_err(runtime_error)?;
+    Ok(Some(()))
 }
 
 /// `POST /console/tasks/{record}/{action}`: reRun, resume, skip, choose, callback, forcefail
@@ -218,12 +231,10 @@ pub(crate) async fn on_task(
                 Command::ForceFail { task: task.record.id.clone(), reason }
             }
             other => {
-                let Some((change, variables)) = user_task_change(other, &fields, &session.caller.user)? else {
-                    return Err(ApiError::not_found(format!("a task has no action `{other}`")));
+                return match change_user_task(&rt, &session, &task.record.id, other, &fields).await? {
+                    Some(()) => Ok(task.instance_id),
+                    None => Err(ApiError::not_found(format!("a task has no action `{other}`"))),
                 };
-                let op = TaskOp::Change { change, variables, transient: Map::new() };
-                rt.change_task(&task.record.id, op, session.caller.person()).await.map_err(runtime_error)?;
-                return Ok(task.instance_id);
             }
         };
         rt.apply(&task.instance_id, command).await.map_err(runtime_error)?;

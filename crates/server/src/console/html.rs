@@ -44,6 +44,10 @@ input,select,button{font:inherit;padding:.3rem .5rem}button{cursor:pointer}.diag
 form.act{display:inline-flex;gap:.4rem;align-items:flex-start;margin:.2rem .4rem .2rem 0}form.act textarea{font:12px monospace;min-width:16rem}\
 .acts{margin-bottom:.6rem}form.start{display:grid;gap:.5rem;max-width:40rem}form.start textarea{font:12px monospace;width:100%}form.start label{display:grid;gap:.2rem}\
 pre{background:#fff;border:1px solid #e2e8f0;padding:.6rem;overflow:auto;max-height:24rem}.pager{margin-top:.8rem;display:flex;gap:1rem}\
+form.act{flex-wrap:wrap}label.field{display:flex;flex-direction:column;gap:.1rem;font-size:.92em}.held{margin:.1rem 0 .3rem;color:#475569}\
+#progress{margin:1rem 0}#progress progress{width:16rem;max-width:100%}:focus-visible{outline:2px solid #2563eb;outline-offset:2px}\
+@media (max-width:700px){header{flex-wrap:wrap;gap:.4rem .9rem;padding:.5rem .8rem}header .me{margin-left:0}main{padding:.6rem}\
+table{display:block;overflow-x:auto}form.act textarea{min-width:0;width:100%}form.filter input,form.filter select{flex:1 1 9rem}}\
 ";
 
 /// The script at `/console/console.js`. An instance's page listens to its server-sent events

@@ -5,13 +5,11 @@
 use super::Person;
 use super::html::{escape, page, percent};
 use crate::api::format::platform_date;
-use crate::api::platform::runtime_error;
 use crate::error::ApiError;
-use crate::runtime::{Runtime, TaskOp};
+use crate::runtime::Runtime;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use flowstone_store::{Page, UserTaskQuery};
-use serde_json::Map;
 use std::fmt::Write;
 
 /// Tasks shown at most.
@@ -34,9 +32,13 @@ pub(crate) async fn list(State(rt): State<Runtime>, Person(session): Person) -> 
         let path = format!("/console/inbox/{}", percent(&task.id));
         let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&session.csrf));
         let action = if task.assignee.as_deref() == Some(user.as_str()) {
+            let form = match super::forms::filled(&rt, task).await {
+                Ok(form) => form,
+                Err(e) => return session.error(e),
+            };
             format!(
-                "<form class=\"act\" method=\"post\" action=\"{path}/complete\">{csrf}\
-<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\">{{}}</textarea><button>Complete</button></form>"
+                "<form class=\"act\" method=\"post\" action=\"{path}/complete\">{csrf}{form}\
+<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{{}}</textarea><button>Complete</button></form>"
             )
         } else {
             format!("<form class=\"act\" method=\"post\" action=\"{path}/claim\">{csrf}<button>Claim</button></form>")
@@ -65,13 +67,8 @@ pub(crate) async fn act(
 ) -> Response {
     let done = async {
         let fields = session.form_of(&body)?;
-        let changed = super::actions::user_task_change(&action, &fields, &session.caller.user)?;
-        let Some((change, variables)) = changed else {
-            return Err(ApiError::not_found(format!("a task of the inbox has no action `{action}`")));
-        };
-        let op = TaskOp::Change { change, variables, transient: Map::new() };
-        rt.change_task(&task, op, session.caller.person()).await.map_err(runtime_error)?;
-        Ok::<_, ApiError>(())
+        let changed = super::actions::change_user_task(&rt, &session, &task, &action, &fields).await?;
+        changed.ok_or_else(|| ApiError::not_found(format!("a task of the inbox has no action `{action}`")))
     };
     match done.await {
         Ok(()) => Redirect::to("/console/inbox").into_response(),

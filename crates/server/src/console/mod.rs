@@ -7,6 +7,7 @@
 
 mod actions;
 pub(crate) mod diagram;
+mod forms;
 mod html;
 pub(crate) mod image;
 mod inbox;

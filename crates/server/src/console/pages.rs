@@ -288,9 +288,11 @@ fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
     )
 }
 
-/// What can be done to an open user task, held as `person` says: who holds it, then claim
-/// or give back, delegate, resolve (for the delegate), complete — as Flowable's task actions.
-fn user_task_buttons(path: &str, person: Option<&UserTaskRow>, csrf: &str) -> String {
+/// What can be done to an open user task, held as `person` says (with its form's fields): who
+/// holds it, then claim or give back, delegate, resolve (for the delegate), complete — as
+/// Flowable's task actions.
+fn user_task_buttons(path: &str, person: Option<(&UserTaskRow, &str)>, csrf: &str) -> String {
+    let (person, form) = (person.map(|(p, _)| p), person.map_or("", |(_, f)| f));
     let mut out = String::new();
     let assignee = person.and_then(|p| p.assignee.as_deref());
     if let Some(p) = person {
@@ -309,18 +311,20 @@ fn user_task_buttons(path: &str, person: Option<&UserTaskRow>, csrf: &str) -> St
     if person.and_then(|p| p.delegation.as_deref()) == Some("pending") {
         out.push_str(&button(&format!("{path}/resolve"), "Resolve", csrf, ""));
     }
-    let fields = "<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{}</textarea>";
-    out.push_str(&button(&format!("{path}/complete"), "Complete", csrf, fields));
+    let fields = format!(
+        "{form}<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{{}}</textarea>"
+    );
+    out.push_str(&button(&format!("{path}/complete"), "Complete", csrf, &fields));
     out
 }
 
 /// What an operator can do to a task record of an instance standing at `status`, running
-/// `def`; `person` is the record's user task, when it is one.
+/// `def`; `person` is the record's user task, when it is one, with its form's fields.
 fn task_buttons(
     r: &flowstone_engine::TaskRecord,
     status: &str,
     def: Option<&Definition>,
-    person: Option<&UserTaskRow>,
+    person: Option<(&UserTaskRow, &str)>,
     csrf: &str,
 ) -> String {
     let path = format!("/console/tasks/{}", percent(&r.id));
@@ -411,7 +415,8 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
     let mut people = std::collections::HashMap::new();
     for r in tasks.iter().map(|t| &t.record).filter(|r| r.end_time.is_none() && r.status == TaskStatus::Active) {
         if let Some(person) = rt.store().user_task(&r.id).await? {
-            people.insert(r.id.as_str(), person);
+            let form = super::forms::filled(rt, &person).await?;
+            people.insert(r.id.as_str(), (person, form));
         }
     }
     for task in &tasks {
@@ -426,7 +431,7 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
             platform_date(r.create_time),
             r.end_time.map(platform_date).unwrap_or_default(),
             escape(r.reason.as_deref().unwrap_or("")),
-            task_buttons(r, &row.status, def.as_deref(), people.get(r.id.as_str()), csrf)
+            task_buttons(r, &row.status, def.as_deref(), people.get(r.id.as_str()).map(|(p, f)| (p, f.as_str())), csrf)
         );
     }
     out.push_str("</tbody></table>");

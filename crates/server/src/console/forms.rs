@@ -1,0 +1,228 @@
+//! A user task's form, drawn from its model's form properties with the values its process
+//! holds, and what a person filled in read back as typed variables: a whole number for
+//! `long`, a number for `double`, true or false for `boolean`, one of its values for `enum`,
+//! the date as `YYYY-MM-DD` for `date`, text otherwise. A required field left empty, a value
+//! of the wrong type or a non-writable field are named in a 400; nothing is set then.
+
+use super::field;
+use super::html::escape;
+use crate::error::ApiError;
+use crate::runtime::Runtime;
+use flowstone_model::{FormKind, FormProperty, NodeKind};
+use flowstone_store::UserTaskRow;
+use serde_json::{Map, Value};
+use std::fmt::Write;
+
+/// The form properties of the user task `element` of model version `model_id` (none when the
+/// model or the element is gone, or it has none).
+pub(super) async fn of(
+    rt: &Runtime,
+    model_id: Option<&str>,
+    element: Option<&str>,
+) -> Result<Vec<FormProperty>, ApiError> {
+    let (Some(model_id), Some(element)) = (model_id, element) else { return Ok(Vec::new()) };
+    let Some(model) = rt.model(model_id).await? else { return Ok(Vec::new()) };
+    let def = rt.definition(&model)?;
+    Ok(match def.node_by_element(element).map(|n| &def.node(n).kind) {
+        Some(NodeKind::UserTask(spec)) => spec.form.clone(),
+        _ => Vec::new(),
+    })
+}
+
+/// The fields of a user task's form, filled from its process's variables (none when its model
+/// has no form properties for it).
+pub(super) async fn filled(rt: &Runtime, task: &UserTaskRow) -> Result<String, ApiError> {
+    let form = of(rt, task.model_id.as_deref(), task.element.as_deref()).await?;
+    if form.is_empty() {
+        return Ok(String::new());
+    }
+    let values = match task.instance_id.as_deref() {
+        Some(instance) => rt.variables(instance).await?.unwrap_or_default(),
+        None => Map::new(),
+    };
+    Ok(inputs(&form, &values))
+}
+
+/// The name of a property's field in a form.
+fn name(p: &FormProperty) -> String {
+    format!("form:{}", p.id)
+}
+
+/// A variable's value as a field shows it.
+fn shown(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The fields of `form` (HTML), filled from `values` (the process's variables) or each
+/// property's default; properties neither readable nor writable are left out.
+pub(super) fn inputs(form: &[FormProperty], values: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    for p in form.iter().filter(|p| p.readable || p.writable) {
+        let current = if p.readable { values.get(p.variable()) } else { None };
+        let value = match (current, &p.default) {
+            (None | Some(Value::Null), Some(default)) => default.clone(),
+            (current, _) => shown(current),
+        };
+        let (name, value) = (escape(&name(p)), escape(&value));
+        let fixed = if p.writable { "" } else { " disabled" };
+        let required = if p.required && p.writable { " required" } else { "" };
+        let control = match &p.kind {
+            FormKind::Boolean => {
+                let on = if value == "true" { " checked" } else { "" };
+                format!("<input type=\"checkbox\" name=\"{name}\" value=\"true\"{on}{fixed}>")
+            }
+            FormKind::Enum(options) => {
+                let mut select = format!("<select name=\"{name}\"{required}{fixed}><option value=\"\"></option>");
+                for (id, label) in options {
+                    let chosen = if escape(id) == value { " selected" } else { "" };
+                    let _ = write!(select, "<option value=\"{}\"{chosen}>{}</option>", escape(id), escape(label));
+                }
+                select + "</select>"
+            }
+            kind => {
+                let input = match kind {
+                    FormKind::Long => "number\" step=\"1",
+                    FormKind::Double => "number\" step=\"any",
+                    FormKind::Date(_) => "date",
+                    _ => "text",
+                };
+                format!("<input type=\"{input}\" name=\"{name}\" value=\"{value}\"{required}{fixed}>")
+            }
+        };
+        let mark = if p.required { " *" } else { "" };
+        let _ = write!(out, "<label class=\"field\">{}{mark} {control}</label>", escape(p.label()));
+    }
+    out
+}
+
+/// The variables a filled-in `form` sets, typed; refused naming the first field that is wrong.
+pub(super) fn read(form: &[FormProperty], fields: &[(String, String)]) -> Result<Map<String, Value>, ApiError> {
+    let mut variables = Map::new();
+    for p in form {
+        let given = field(fields, &name(p)).map(str::trim);
+        if !p.writable {
+            if given.is_some_and(|g| !g.is_empty()) {
+                return Err(ApiError::bad_request(format!("`{}` is not writable", p.label())));
+            }
+            continue;
+        }
+        if p.kind == FormKind::Boolean {
+            variables.insert(p.variable().to_owned(), Value::Bool(given == Some("true")));
+            continue;
+        }
+        let Some(text) = given.filter(|g| !g.is_empty()) else {
+            if p.required {
+                return Err(ApiError::bad_request(format!("`{}` is required", p.label())));
+            }
+            continue;
+        };
+        let wrong = |what: &str| ApiError::bad_request(format!("`{}` must be {what}, not `{text}`", p.label()));
+        let value = match &p.kind {
+            FormKind::Long => Value::from(text.parse::<i64>().map_err(|_| wrong("a whole number"))?),
+            FormKind::Double => {
+                let number = text.parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| wrong("a number"))?;
+                Value::from(number)
+            }
+            FormKind::Enum(options) => {
+                if !options.iter().any(|(id, _)| id == text) {
+                    let ids: Vec<&str> = options.iter().map(|(id, _)| id.as_str()).collect();
+                    return Err(wrong(&format!("one of {}", ids.join(", "))));
+                }
+                Value::from(text)
+            }
+            FormKind::Date(_) => {
+                text.parse::<jiff::civil::Date>().map_err(|_| wrong("a date (2026-12-05)"))?;
+                Value::from(text)
+            }
+            FormKind::Text | FormKind::Boolean | FormKind::Other(_) => Value::from(text),
+        };
+        variables.insert(p.variable().to_owned(), value);
+    }
+    Ok(variables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn property(id: &str, kind: FormKind) -> FormProperty {
+        FormProperty {
+            id: id.into(),
+            name: None,
+            kind,
+            required: false,
+            readable: true,
+            writable: true,
+            variable: None,
+            default: None,
+        }
+    }
+
+    fn form() -> Vec<FormProperty> {
+        vec![
+            FormProperty { required: true, name: Some("Amount".into()), ..property("amount", FormKind::Long) },
+            property("rate", FormKind::Double),
+            FormProperty { variable: Some("agreed".into()), ..property("ok", FormKind::Boolean) },
+            property("choice", FormKind::Enum(vec![("a".into(), "A".into()), ("b".into(), "B".into())])),
+            property("when", FormKind::Date(None)),
+            FormProperty { writable: false, ..property("fixed", FormKind::Text) },
+            FormProperty { readable: false, writable: false, ..property("hidden", FormKind::Text) },
+        ]
+    }
+
+    fn filled(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_filled_form_sets_typed_variables_under_their_names() {
+        let fields = filled(&[
+            ("form:amount", " 42 "),
+            ("form:rate", "1.5"),
+            ("form:ok", "true"),
+            ("form:choice", "b"),
+            ("form:when", "2026-12-05"),
+        ]);
+        let set = read(&form(), &fields).unwrap_or_else(|e| panic!("{e:?}"));
+        let want = serde_json::json!({"amount": 42, "rate": 1.5, "agreed": true, "choice": "b", "when": "2026-12-05"});
+        assert_eq!(Value::Object(set), want);
+        let unchecked = read(&form(), &filled(&[("form:amount", "1")])).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(unchecked.get("agreed"), Some(&Value::Bool(false)), "an unchecked box is false");
+        assert!(!unchecked.contains_key("rate"), "an empty optional field sets nothing");
+    }
+
+    #[test]
+    fn a_wrong_field_is_named_and_nothing_is_set() {
+        for (pairs, says) in [
+            (vec![], "`Amount` is required"),
+            (vec![("form:amount", "4.5")], "`Amount` must be a whole number, not `4.5`"),
+            (vec![("form:amount", "1"), ("form:rate", "NaN")], "`rate` must be a number"),
+            (vec![("form:amount", "1"), ("form:choice", "c")], "`choice` must be one of a, b, not `c`"),
+            (vec![("form:amount", "1"), ("form:when", "05/12/2026")], "`when` must be a date"),
+            (vec![("form:amount", "1"), ("form:fixed", "x")], "`fixed` is not writable"),
+        ] {
+            let e = read(&form(), &filled(&pairs)).err().map(|e| e.line()).unwrap_or_default();
+            assert!(e.contains(says), "{pairs:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn fields_show_the_process_values_or_defaults_and_leave_out_what_is_neither_read_nor_written() {
+        let values = serde_json::json!({"amount": 7, "agreed": true, "choice": "a", "fixed": "<kept>"});
+        let Value::Object(values) = values else { return };
+        let mut with_default = form();
+        with_default[1].default = Some("0.5".into());
+        let html = inputs(&with_default, &values);
+        assert!(html.contains(r#"<input type="number" step="1" name="form:amount" value="7" required>"#), "{html}");
+        assert!(html.contains(r#"name="form:rate" value="0.5""#), "the default: {html}");
+        assert!(html.contains(r#"name="form:ok" value="true" checked>"#), "{html}");
+        assert!(html.contains(r#"<option value="a" selected>A</option>"#), "{html}");
+        assert!(html.contains(r#"name="form:fixed" value="&lt;kept&gt;" disabled>"#), "{html}");
+        assert!(!html.contains("form:hidden"), "{html}");
+        assert!(html.contains("Amount *"), "{html}");
+    }
+}
