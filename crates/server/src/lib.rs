@@ -11,6 +11,7 @@ mod metrics;
 mod models;
 mod roster;
 pub mod runtime;
+mod throughput;
 
 pub use api::{MAX_BODY_BYTES, router};
 pub use auth::{BkApp, add_app};

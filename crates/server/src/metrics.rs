@@ -43,6 +43,7 @@ pub(crate) struct Metrics {
     timers_fired: Family<Labels<1>, Counter>,
     timer_lateness: Histograms<1>,
     timers_pending: Gauge,
+    throughput: crate::throughput::Throughput,
 }
 
 impl Default for Metrics {
@@ -70,6 +71,7 @@ impl Default for Metrics {
             timers_fired: Family::default(),
             timer_lateness: Family::new_with_constructor(seconds),
             timers_pending: Gauge::default(),
+            throughput: crate::throughput::Throughput::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests answered, by method, route and status", m.requests.clone());
@@ -216,9 +218,15 @@ impl Metrics {
     pub(crate) fn job_finished(&self, stone: &str, action: &str, outcome: &str, took: Option<Duration>) {
         let labels = [("stone", stone.to_owned()), ("action", action.to_owned()), ("outcome", outcome.to_owned())];
         self.finished.get_or_create(&labels).inc();
+        self.throughput.ended(stone, crate::runtime::now_ms().div_euclid(60_000));
         if let Some(took) = took {
             self.lifetime_seconds.get_or_create(&[("stone", stone.to_owned())]).observe(took.as_secs_f64());
         }
+    }
+
+    /// Stone actions ended per minute over the last hour, for the console.
+    pub(crate) fn throughput(&self) -> &crate::throughput::Throughput {
+        &self.throughput
     }
 
     /// What the last sweep found stuck: how many of each kind.

@@ -334,13 +334,35 @@ async fn incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_que
     assert_eq!((status, back), (StatusCode::SEE_OTHER, format!("/console/instances/{id}")));
 
     s.deploy(NOBODY).await;
-    s.start_process("waits", json!({})).await;
+    for _ in 0..3 {
+        s.start_process("waits", json!({})).await;
+    }
     let (status, fetched) = s.post("/worker/fetch", json!({"workerId": "w-7", "topics": ["elsewhere"]})).await;
     assert_eq!(status, StatusCode::OK, "{fetched}");
+    let take = json!({"workerId": "w-8", "topics": ["nobody"], "maxJobs": 2, "lockDuration": 60_000});
+    let (status, fetched) = s.post("/worker/fetch", take).await;
+    assert_eq!((status, fetched.as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{fetched}");
     let (status, stones, _) = page(&s, &cookie, "/console/stones").await;
     assert_eq!(status, StatusCode::OK, "{stones}");
-    assert!(stones.contains("<tr><td>nobody</td><td>start</td><td>1</td>"), "{stones}");
+    assert!(stones.contains("<tr><td>nobody</td><td>start</td><td>1</td>"), "one left waiting: {stones}");
     assert!(stones.contains("<td>w-7</td><td>elsewhere</td>"), "{stones}");
+    assert!(stones.contains("<tr><td>w-8</td><td>nobody</td><td>2</td><td>"), "the lease holder: {stones}");
+    let throughput = stones.split("id=\"throughput\"").nth(1).unwrap_or_default();
+    let billing = throughput.split("<tr><td>").find(|row| row.starts_with("BillingStone<"));
+    let counts: Vec<u32> = billing
+        .unwrap_or_else(|| panic!("no billing stone: {throughput}"))
+        .split("<td>")
+        .skip(1)
+        .take(2)
+        .map(|c| c.split('<').next().unwrap_or("").parse().unwrap_or(0))
+        .collect();
+    assert!(counts[0] >= 1 && counts[1] == counts[0], "its failed start, this minute: {counts:?}");
+    assert!(
+        throughput.contains("<svg class=\"bars\"")
+            && throughput.contains(" (0 min ago)</title>")
+            && !throughput.contains("<title>0 ("),
+        "{throughput}"
+    );
 }
 
 /// Starts a bk-sops task of [`operable`]; answers its process instance once `a` failed.

@@ -213,6 +213,10 @@ pub trait Store:
     /// was queued.
     async fn waiting_jobs(&self, now: i64) -> Result<Vec<(String, String, i64, i64)>>;
 
+    /// The jobs held at `now`, per holder (a server or a worker) and stone: how many, and
+    /// when the latest of their leases ends.
+    async fn held_jobs(&self, now: i64) -> Result<Vec<(String, String, i64, i64)>>;
+
     /// Wakes up when another server hands jobs back; `None` where no other server can.
     async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>>;
 }

@@ -1263,6 +1263,17 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn held_jobs(&self, now: i64) -> Result<Vec<(String, String, i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT owner, stone, COUNT(*), MAX(locked_until) FROM jobs
+                     WHERE owner IS NOT NULL AND locked_until > $1
+                     GROUP BY owner, stone ORDER BY owner, stone",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn release_jobs(&self, owner: &str) -> Result<u64> {
                 let _writing = self.writing().await;
                 let mut tx = self.pool.begin_with($begin).await?;

@@ -1462,6 +1462,29 @@ async fn ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_al
     assert_eq!(roots(store, &pruning(50), None, 10).await.0, ["t"]);
 }
 
+async fn jobs_are_counted_as_waiting_or_held_by_whoever_holds_their_lease(store: &dyn Store) {
+    let leased = |instance: &str, record: &str, owner: &str, until: i64| JobRow {
+        owner: Some(owner.into()),
+        locked_until: Some(until),
+        ..job(instance, record, 1)
+    };
+    let batch = WriteBatch {
+        jobs: vec![
+            job("i", "free", 3),
+            leased("i", "w1-a", "worker-1", 100),
+            leased("i", "w1-b", "worker-1", 150),
+            leased("i", "lapsed", "worker-2", 40),
+        ],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let waiting = must(store.waiting_jobs(50)).await;
+    assert_eq!(waiting.iter().map(|w| w.2).sum::<i64>(), 2, "the free job and the lapsed lease: {waiting:?}");
+    let held = must(store.held_jobs(50)).await;
+    let held: Vec<(&str, i64, i64)> = held.iter().map(|(owner, _, n, until)| (owner.as_str(), *n, *until)).collect();
+    assert_eq!(held, [("worker-1", 2, 150)], "a lease that ended holds nothing");
+}
+
 async fn work_that_has_not_moved_is_found_oldest_first(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let mut debug = instance("debug", "m", "debug", 1);
@@ -1567,7 +1590,8 @@ macro_rules! suite {
             buffered_messages_are_taken_once_by_a_wait_they_fit,
             thrown_events_stay_in_the_outbox_of_their_server_until_sent,
             ended_families_are_read_whole_and_pruned_with_all_they_own_or_not_at_all,
-            work_that_has_not_moved_is_found_oldest_first
+            work_that_has_not_moved_is_found_oldest_first,
+            jobs_are_counted_as_waiting_or_held_by_whoever_holds_their_lease
         );
     };
 }

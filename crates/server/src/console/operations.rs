@@ -1,6 +1,7 @@
 //! The console's views across instances: incidents (failed stone tasks waiting for an
 //! operator, and work that has not moved — jobs no worker takes, callbacks awaited, timers
-//! overdue), with a one-click reRun; and the stones (jobs waiting per stone, workers present).
+//! overdue), with a one-click reRun; and the stones (jobs waiting per stone, workers present,
+//! jobs held per holder, actions ended per minute).
 
 use super::Session;
 use super::html::{escape, page, percent};
@@ -112,7 +113,8 @@ async fn incidents_page(rt: &Runtime, csrf: &str) -> Result<String, ApiError> {
     Ok(out)
 }
 
-/// `GET /console/stones`: stone jobs waiting per stone and action, and the workers present.
+/// `GET /console/stones`: stone jobs waiting per stone and action, the workers present, the
+/// jobs held per holder and stone, and each stone's actions ended per minute over the hour.
 pub(crate) async fn stones(State(rt): State<Runtime>, session: Session) -> Response {
     let now = now_ms();
     let waiting = match rt.store().waiting_jobs(now).await {
@@ -147,6 +149,55 @@ pub(crate) async fn stones(State(rt): State<Runtime>, session: Session) -> Respo
             since.as_secs()
         );
     }
-    out.push_str("</tbody></table><p>Stones run in-process take their jobs at once and are not listed. Throughput: <code>flowstone_jobs_finished_total</code> at <code>/metrics</code>.</p>");
+    out.push_str("</tbody></table><p>Stones run in-process take their jobs at once and are not listed as waiting.</p>");
+    let held = match rt.store().held_jobs(now).await {
+        Ok(held) => held,
+        Err(e) => return session.error(e.into()),
+    };
+    out.push_str(
+        "<h2>Jobs held</h2><table id=\"held\"><thead><tr><th>Held by</th><th>Stone</th><th>Jobs</th><th>Latest lease ends in</th></tr></thead><tbody>",
+    );
+    for (owner, stone, count, until) in &held {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{count}</td><td>{} s</td></tr>",
+            escape(owner),
+            escape(stone),
+            (until - now).max(0) / 1000
+        );
+    }
+    out.push_str(
+        "</tbody></table><h2>Throughput on this server</h2><table id=\"throughput\"><thead><tr><th>Stone</th><th>Last minute</th><th>Last hour</th><th>Per minute, the hour up to now</th></tr></thead><tbody>",
+    );
+    for (stone, counts) in rt.metrics().throughput().hour(now.div_euclid(60_000)) {
+        let hour: u32 = counts.iter().sum();
+        let last = counts.last().copied().unwrap_or(0);
+        let _ =
+            write!(out, "<tr><td>{}</td><td>{last}</td><td>{hour}</td><td>{}</td></tr>", escape(&stone), bars(&counts));
+    }
+    out.push_str("</tbody></table><p>Actions of stone tasks ended (each start, monitor, rollback … counts once). Totals since the server started, for a monitoring system to rate: <code>flowstone_jobs_finished_total</code> at <code>/metrics</code>.</p>");
     page("Stones", session.who(), &out).into_response()
+}
+
+/// Counts per minute as a small bar chart (SVG), the latest minute right; each bar says its
+/// count on hover, and a minute without any has none.
+fn bars(counts: &[u32]) -> String {
+    const HEIGHT: f64 = 32.0;
+    let top = f64::from(counts.iter().copied().max().unwrap_or(0).max(1));
+    let mut svg = format!(
+        "<svg class=\"bars\" width=\"{}\" height=\"{HEIGHT}\" viewBox=\"0 0 {} {HEIGHT}\" role=\"img\" aria-label=\"actions per minute\">",
+        counts.len() * 4,
+        counts.len() * 4
+    );
+    for (i, count) in counts.iter().enumerate().filter(|(_, count)| **count > 0) {
+        let height = (f64::from(*count) / top * HEIGHT).max(1.0);
+        let ago = counts.len() - 1 - i;
+        let _ = write!(
+            svg,
+            "<rect x=\"{}\" y=\"{:.1}\" width=\"3\" height=\"{height:.1}\" fill=\"#2563eb\"><title>{count} ({ago} min ago)</title></rect>",
+            i * 4,
+            HEIGHT - height
+        );
+    }
+    svg + "</svg>"
 }
