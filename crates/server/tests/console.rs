@@ -133,6 +133,21 @@ async fn the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_dia
     let (status, missing, _) = page(&s, &cookie, "/console/instances/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
     assert!(missing.contains("no instance nothing-here"), "{missing}");
+
+    // A multi-instance task: how many of its instances ended, of all.
+    s.deploy(&REVIEW.replace("id=\"review\"", "id=\"reviews\"").replace(
+        r#"name="Check &amp; sign"/>"#,
+        r#"name="Check"><multiInstanceLoopCharacteristics isSequential="false"><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>"#,
+    ))
+    .await;
+    let many = s.start_process("reviews", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let first = s.tasks(&many).await.into_iter().find(|t| t["status"] == "active");
+    let first = first.and_then(|t| t["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    let (status, body) = s.put(&format!("/task/{first}/complete"), None).await;
+    assert!(status.is_success(), "{body}");
+    let (_, drawn, _) = page(&s, &cookie, &format!("/console/instances/{many}")).await;
+    assert!(drawn.contains(r#"<g class="node waiting" data-element="check">"#), "two still wait: {drawn}");
+    assert!(drawn.contains(">1/3</text>"), "one of three ended: {drawn}");
 }
 
 async fn an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part(s: TestServer) {

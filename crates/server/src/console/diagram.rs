@@ -34,11 +34,13 @@ impl Mark {
     }
 }
 
-/// An element's state in one instance: its mark and how many times it ran.
+/// An element's state in one instance: its mark, how many times it ran and how many of those
+/// runs ended (a multi-instance activity's instances, each a run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct State {
     pub(crate) mark: Mark,
     pub(crate) runs: usize,
+    pub(crate) ended: usize,
 }
 
 /// The state of each element that has records, from an instance's records in the order they
@@ -47,9 +49,11 @@ pub(crate) fn states<'a>(records: impl IntoIterator<Item = &'a TaskRecord>) -> H
     marks(records.into_iter().map(|r| (r.element.as_str(), r.status, r.end_time)))
 }
 
-/// [`states`] from each record's element, status and end.
+/// [`states`] from each record's element, status and end. The latest record sets the mark,
+/// unless it ended while an earlier run is still open (instances of a multi-instance
+/// activity end in any order): the latest open run's mark then shows.
 fn marks<'a>(records: impl Iterator<Item = (&'a str, TaskStatus, Option<i64>)>) -> HashMap<String, State> {
-    let mut states: HashMap<String, State> = HashMap::new();
+    let mut states: HashMap<String, (State, Option<Mark>)> = HashMap::new();
     for (element, status, end_time) in records {
         let mark = match (end_time, status) {
             _ if status.step_failed() || status == TaskStatus::Failed => Mark::Failed,
@@ -57,11 +61,24 @@ fn marks<'a>(records: impl Iterator<Item = (&'a str, TaskStatus, Option<i64>)>) 
             (None, _) => Mark::Running,
             (Some(_), _) => Mark::Done,
         };
-        let state = states.entry(element.to_owned()).or_insert(State { mark, runs: 0 });
+        let (state, open) = states.entry(element.to_owned()).or_insert((State { mark, runs: 0, ended: 0 }, None));
         state.mark = mark;
         state.runs += 1;
+        if end_time.is_some() {
+            state.ended += 1;
+        } else if mark != Mark::Failed {
+            *open = Some(mark);
+        }
     }
     states
+        .into_iter()
+        .map(|(element, (mut state, open))| {
+            if let (Mark::Done, Some(open)) = (state.mark, open.filter(|_| state.ended < state.runs)) {
+                state.mark = open;
+            }
+            (element, state)
+        })
+        .collect()
 }
 
 /// How an element is drawn.
@@ -147,7 +164,7 @@ text{font:12px sans-serif;fill:#0f172a}.runs{font-size:10px;fill:#fff}.badge{fil
 /// no records, so its start is drawn as run and the end it reached as reached.
 pub(crate) fn of_instance(def: &Definition, row: &InstanceRow, tasks: &[TaskRow]) -> String {
     let mut states = states(tasks.iter().map(|t| &t.record));
-    let ran = State { mark: Mark::Done, runs: 1 };
+    let ran = State { mark: Mark::Done, runs: 1, ended: 1 };
     states.entry(def.node(def.start).id.clone()).or_insert(ran);
     if let Some(end) = &row.end_element {
         states.entry(end.clone()).or_insert(ran);
@@ -239,13 +256,21 @@ pub(crate) fn svg(def: &Definition, states: &HashMap<String, State>) -> String {
                 b.y + b.height + 14.0
             );
         }
-        if let Some(state) = state.filter(|s| s.runs > 1) {
+        // How many times it ran; of a multi-instance activity, how many of its instances ended.
+        let badge = state.and_then(|s| match node.multi {
+            Some(_) => Some(format!("{}/{}", s.ended, s.runs)),
+            None => (s.runs > 1).then(|| s.runs.to_string()),
+        });
+        if let Some(badge) = badge {
             let (x, y) = (b.x + b.width, b.y);
+            let half = 4.0 + 3.2 * badge.len() as f64;
             let _ = write!(
                 out,
-                "<circle class=\"badge\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"9\"/><text class=\"runs\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                y + 3.5,
-                state.runs
+                "<rect class=\"badge\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"18\" rx=\"9\"/><text class=\"runs\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{badge}</text>",
+                x - half,
+                y - 9.0,
+                2.0 * half,
+                y + 3.5
             );
         }
         out.push_str("</g>");
@@ -271,8 +296,8 @@ mod tests {
     fn a_model_without_geometry_is_laid_out_in_columns_with_its_states_and_names_escaped() {
         let def = def(STRAIGHT);
         let states = HashMap::from([
-            ("s".to_owned(), State { mark: Mark::Done, runs: 1 }),
-            ("a".to_owned(), State { mark: Mark::Waiting, runs: 3 }),
+            ("s".to_owned(), State { mark: Mark::Done, runs: 1, ended: 1 }),
+            ("a".to_owned(), State { mark: Mark::Waiting, runs: 3, ended: 2 }),
         ]);
         let svg = svg(&def, &states);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
@@ -304,8 +329,26 @@ mod tests {
         let (a1, a2) = (("a", TaskStatus::Failed, Some(1)), ("a", TaskStatus::Active, None));
         let b = ("b", TaskStatus::Completed, Some(2));
         let states = marks([a1, b, a2].into_iter());
-        assert_eq!(states["a"], State { mark: Mark::Waiting, runs: 2 });
-        assert_eq!(states["b"], State { mark: Mark::Done, runs: 1 });
+        assert_eq!(states["a"], State { mark: Mark::Waiting, runs: 2, ended: 1 });
+        assert_eq!(states["b"], State { mark: Mark::Done, runs: 1, ended: 1 });
         assert_eq!(marks([a1].into_iter())["a"].mark, Mark::Failed);
+    }
+
+    #[test]
+    fn a_multi_instance_activity_shows_its_ended_instances_of_all_and_waits_while_one_is_open() {
+        let source = STRAIGHT.replace(
+            r#"<userTask id="a" name="Review &lt;now&gt;"/>"#,
+            r#"<userTask id="a" name="Review"><multiInstanceLoopCharacteristics isSequential="false"><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>"#,
+        );
+        let def = def(&source);
+        let open = ("a", TaskStatus::Active, None);
+        let ended = ("a", TaskStatus::Completed, Some(5));
+        let states = marks([open, open, ended].into_iter());
+        assert_eq!(states["a"], State { mark: Mark::Waiting, runs: 3, ended: 1 }, "one ended last, two wait");
+        let svg = svg(&def, &states);
+        assert!(svg.contains(r#"<g class="node waiting" data-element="a">"#), "{svg}");
+        assert!(svg.contains(">1/3</text>"), "one of three ended: {svg}");
+        let all = marks([ended, ended].into_iter());
+        assert_eq!((all["a"].mark, all["a"].ended), (Mark::Done, 2));
     }
 }
