@@ -187,7 +187,67 @@ async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_ta
     click(&browser, "#tasks tr:last-child details summary").await;
     click(&browser, "#tasks details form[action$='/callback'] button").await;
     until_status(&browser, &s, &bk, "completed").await;
+
+    keyboard_reaches_an_instance(&browser, &s).await;
+    pages_read_at_a_desktops_and_a_phones_size(&browser, &s, &id).await;
     must(browser.close().await);
+}
+
+/// From the instance list, the keyboard alone opens an instance: Tab moves through links and
+/// controls in order, Enter follows the focused link.
+async fn keyboard_reaches_an_instance(browser: &Client, s: &TestServer) {
+    must(browser.set_window_size(1280, 800).await);
+    must(browser.goto(&format!("{}/console", s.base)).await);
+    shown(browser, "#instances").await;
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    for _ in 0..80 {
+        must(must(browser.active_element().await).send_keys(&tab).await);
+        let on = must(browser.execute("var a = document.activeElement; return a.closest('#instances tbody') ? a.getAttribute('href') : null;", vec![]).await);
+        if let Some(href) = on.as_str().filter(|h| h.starts_with("/console/instances/")) {
+            let enter = char::from(fantoccini::key::Key::Enter).to_string();
+            must(must(browser.active_element().await).send_keys(&enter).await);
+            shown(browser, "#live").await;
+            assert_eq!(must(browser.current_url().await).path(), href, "Enter opened the focused instance");
+            return;
+        }
+    }
+    panic!("Tab never reached an instance's link");
+}
+
+/// The main pages at 1280×800 and at a phone's 390×844: none scrolls sideways (wide tables and
+/// drawings scroll inside themselves). With `FLOWSTONE_SCREENSHOTS=DIR`, each is saved there
+/// as `PAGE-SIZE.png` (the README's pictures come from this).
+async fn pages_read_at_a_desktops_and_a_phones_size(browser: &Client, s: &TestServer, instance: &str) {
+    let shots = std::env::var_os("FLOWSTONE_SCREENSHOTS").map(std::path::PathBuf::from);
+    let one = format!("/console/instances/{instance}");
+    let pages = [
+        ("instances", "/console"),
+        ("instance", one.as_str()),
+        ("models", "/console/models"),
+        ("inbox", "/console/inbox"),
+        ("incidents", "/console/incidents"),
+        ("stones", "/console/stones"),
+    ];
+    for (size, width, height) in [("desktop", 1280, 800), ("phone", 390, 844)] {
+        must(browser.set_window_size(width, height).await);
+        for (name, path) in pages {
+            must(browser.goto(&format!("{}{path}", s.base)).await);
+            shown(browser, "main h1").await;
+            let sideways = must(
+                browser
+                    .execute(
+                        "var d = document.documentElement; return [d.scrollWidth - d.clientWidth, d.clientWidth];",
+                        vec![],
+                    )
+                    .await,
+            );
+            assert_eq!(sideways[0], json!(0), "{path} scrolls sideways at {size} ({sideways})");
+            if let Some(dir) = &shots {
+                must(std::fs::create_dir_all(dir));
+                must(std::fs::write(dir.join(format!("{name}-{size}.png")), must(browser.screenshot().await)));
+            }
+        }
+    }
 }
 
 /// Waits until the instance's page shows `status`, at most 30 s.

@@ -184,10 +184,10 @@ pub(crate) async fn stones(State(rt): State<Runtime>, session: Session) -> Respo
 fn bars(counts: &[u32]) -> String {
     const HEIGHT: f64 = 32.0;
     let top = f64::from(counts.iter().copied().max().unwrap_or(0).max(1));
+    let width = counts.len() * 4;
     let mut svg = format!(
-        "<svg class=\"bars\" width=\"{}\" height=\"{HEIGHT}\" viewBox=\"0 0 {} {HEIGHT}\" role=\"img\" aria-label=\"actions per minute\">",
-        counts.len() * 4,
-        counts.len() * 4
+        "<svg class=\"bars\" width=\"{width}\" height=\"{HEIGHT}\" viewBox=\"0 0 {width} {HEIGHT}\" role=\"img\" aria-label=\"actions per minute\">\
+<line x1=\"0\" y1=\"{HEIGHT}\" x2=\"{width}\" y2=\"{HEIGHT}\" stroke=\"#cbd5e1\"/>"
     );
     for (i, count) in counts.iter().enumerate().filter(|(_, count)| **count > 0) {
         let height = (f64::from(*count) / top * HEIGHT).max(1.0);
