@@ -490,14 +490,15 @@ async fn a_selection_is_canceled_in_bulk_and_an_instances_variables_are_set_and_
 
 const CANDIDATE: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
   <process id="approval" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="approve"/>
-    <userTask id="approve" name="Approve the order" flowable:candidateUsers="pat"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
+    <userTask id="approve" name="Approve the order" flowable:candidateUsers="pat" flowable:formKey="approval-form"/><sequenceFlow id="f2" sourceRef="approve" targetRef="e"/>
     <endEvent id="e"/></process></definitions>"#;
 
 async fn a_person_claims_and_completes_their_task_from_the_inbox(s: TestServer) {
     let (status, body) = s.post(&format!("{SERVICE}/identity/users"), json!({"id": "pat", "password": "pw"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     s.deploy(CANDIDATE).await;
-    let id = s.start_process("approval", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let order = json!({"count": 2, "urgent": true, "note": "<asap>", "lines": [1, 2]});
+    let id = s.start_process("approval", order).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
     let (status, cookie, _) = sign_in(&s, "pat", "pw").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let cookie = cookie.unwrap_or_default();
@@ -509,10 +510,25 @@ async fn a_person_claims_and_completes_their_task_from_the_inbox(s: TestServer) 
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, inbox, _) = page(&s, &cookie, "/console/inbox").await;
     assert!(inbox.contains(">Complete</button>") && inbox.contains(">pat<"), "claimed: {inbox}");
-    let done = [("csrf", csrf.as_str()), ("variables", r#"{"approved": "yes"}"#)];
+    // No form properties: a field for each of the process's variables that holds a scalar,
+    // and a word on the form the task names.
+    assert!(inbox.contains("form <code>approval-form</code> is not read here"), "{inbox}");
+    assert!(inbox.contains(r#"<input type="number" step="1" name="form:count" value="2">"#), "{inbox}");
+    assert!(inbox.contains(r#"name="form:urgent" value="true" checked>"#), "{inbox}");
+    assert!(inbox.contains(r#"name="form:note" value="&lt;asap&gt;">"#) && !inbox.contains("form:lines"), "{inbox}");
+    let done = [
+        ("csrf", csrf.as_str()),
+        ("form:count", "5"),
+        ("form:urgent", "false"),
+        ("form:note", "<asap>"),
+        ("variables", r#"{"approved": "yes"}"#),
+    ];
     let (status, _) = act(&s, &cookie, &format!("/console/inbox/{task}/complete"), &done).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    s.wait_for(&id, "success").await;
+    let ended = s.wait_for(&id, "success").await;
+    let outputs: Value = serde_json::from_str(ended["nativeOutputs"].as_str().unwrap_or("{}")).unwrap_or_default();
+    let set = json!({"count": 5, "urgent": false, "note": "<asap>", "lines": [1, 2], "approved": "yes"});
+    assert_eq!(outputs, set, "typed as they were, the box unticked: {ended}");
     let (_, inbox, _) = page(&s, &cookie, "/console/inbox").await;
     assert!(inbox.contains("0 open task(s)"), "{inbox}");
     let (status, refused) = act(&s, &cookie, &format!("/console/inbox/{task}/complete"), &done).await;

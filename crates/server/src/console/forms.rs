@@ -1,5 +1,6 @@
-//! A user task's form, drawn from its model's form properties with the values its process
-//! holds, and what a person filled in read back as typed variables: a whole number for
+//! A user task's form, drawn from its model's form properties (or, where it has none, from its
+//! process's variables) with the values its process holds, and what a person filled in read
+//! back as typed variables: a whole number for
 //! `long`, a number for `double`, true or false for `boolean`, one of its values for `enum`,
 //! the date as `YYYY-MM-DD` for `date`, text otherwise. A required field left empty, a value
 //! of the wrong type or a non-writable field are named in a 400; nothing is set then.
@@ -29,18 +30,78 @@ pub(super) async fn of(
     })
 }
 
-/// The fields of a user task's form, filled from its process's variables (none when its model
-/// has no form properties for it).
-pub(super) async fn filled(rt: &Runtime, task: &UserTaskRow) -> Result<String, ApiError> {
-    let form = of(rt, task.model_id.as_deref(), task.element.as_deref()).await?;
-    if form.is_empty() {
-        return Ok(String::new());
-    }
+/// The most fields a form made of a process's variables shows.
+const DERIVED: usize = 20;
+
+/// A user task's form and the values it is filled from (its process's variables).
+pub(super) struct TaskForm {
+    /// Its model's form properties, or where it has none a field for each of the process's
+    /// variables that holds text, a number or true or false (at most [`DERIVED`], by name),
+    /// typed as its value is.
+    pub(super) fields: Vec<FormProperty>,
+    values: Map<String, Value>,
+    /// The fields are the model's.
+    modelled: bool,
+}
+
+/// The form of a user task (see [`TaskForm`]).
+pub(super) async fn of_task(rt: &Runtime, task: &UserTaskRow) -> Result<TaskForm, ApiError> {
     let values = match task.instance_id.as_deref() {
         Some(instance) => rt.variables(instance).await?.unwrap_or_default(),
         None => Map::new(),
     };
-    Ok(inputs(&form, &values))
+    let fields = of(rt, task.model_id.as_deref(), task.element.as_deref()).await?;
+    let modelled = !fields.is_empty();
+    let fields = if modelled { fields } else { derived(&values) };
+    Ok(TaskForm { fields, values, modelled })
+}
+
+/// A form of the scalar variables among `values`.
+fn derived(values: &Map<String, Value>) -> Vec<FormProperty> {
+    let mut names: Vec<(&String, FormKind)> = values
+        .iter()
+        .filter_map(|(name, value)| {
+            let kind = match value {
+                Value::String(_) => FormKind::Text,
+                Value::Bool(_) => FormKind::Boolean,
+                Value::Number(n) if n.is_i64() => FormKind::Long,
+                Value::Number(_) => FormKind::Double,
+                _ => return None,
+            };
+            Some((name, kind))
+        })
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    names
+        .into_iter()
+        .take(DERIVED)
+        .map(|(name, kind)| FormProperty {
+            id: name.clone(),
+            name: None,
+            kind,
+            required: false,
+            readable: true,
+            writable: true,
+            variable: None,
+            default: None,
+        })
+        .collect()
+}
+
+/// The fields of a user task's form, filled in; a task naming a `formKey` its model gives no
+/// properties for says that form is not read.
+pub(super) async fn filled(rt: &Runtime, task: &UserTaskRow) -> Result<String, ApiError> {
+    let form = of_task(rt, task).await?;
+    let drawn = inputs(&form.fields, &form.values);
+    Ok(match task.form_key.as_deref().filter(|_| !form.modelled) {
+        Some(key) => {
+            format!(
+                "<p class=\"held\">form <code>{}</code> is not read here; the process's variables:</p>{drawn}",
+                escape(key)
+            )
+        }
+        None => drawn,
+    })
 }
 
 /// The name of a property's field in a form.
@@ -72,8 +133,11 @@ pub(super) fn inputs(form: &[FormProperty], values: &Map<String, Value>) -> Stri
         let required = if p.required && p.writable { " required" } else { "" };
         let control = match &p.kind {
             FormKind::Boolean => {
+                // The hidden field says the box was shown, so that unticked reads as false.
                 let on = if value == "true" { " checked" } else { "" };
-                format!("<input type=\"checkbox\" name=\"{name}\" value=\"true\"{on}{fixed}>")
+                format!(
+                    "<input type=\"hidden\" name=\"{name}\" value=\"false\"{fixed}><input type=\"checkbox\" name=\"{name}\" value=\"true\"{on}{fixed}>"
+                )
             }
             FormKind::Enum(options) => {
                 let mut select = format!("<select name=\"{name}\"{required}{fixed}><option value=\"\"></option>");
@@ -111,7 +175,12 @@ pub(super) fn read(form: &[FormProperty], fields: &[(String, String)]) -> Result
             continue;
         }
         if p.kind == FormKind::Boolean {
-            variables.insert(p.variable().to_owned(), Value::Bool(given == Some("true")));
+            // A box that was shown sends `false`, and `true` after it when ticked; one that
+            // was not sent leaves its variable as it is.
+            if given.is_some() {
+                let ticked = fields.iter().any(|(k, v)| *k == name(p) && v == "true");
+                variables.insert(p.variable().to_owned(), Value::Bool(ticked));
+            }
             continue;
         }
         let Some(text) = given.filter(|g| !g.is_empty()) else {
@@ -183,6 +252,7 @@ mod tests {
         let fields = filled(&[
             ("form:amount", " 42 "),
             ("form:rate", "1.5"),
+            ("form:ok", "false"),
             ("form:ok", "true"),
             ("form:choice", "b"),
             ("form:when", "2026-12-05"),
@@ -190,9 +260,12 @@ mod tests {
         let set = read(&form(), &fields).unwrap_or_else(|e| panic!("{e:?}"));
         let want = serde_json::json!({"amount": 42, "rate": 1.5, "agreed": true, "choice": "b", "when": "2026-12-05"});
         assert_eq!(Value::Object(set), want);
-        let unchecked = read(&form(), &filled(&[("form:amount", "1")])).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(unchecked.get("agreed"), Some(&Value::Bool(false)), "an unchecked box is false");
+        let unchecked =
+            read(&form(), &filled(&[("form:amount", "1"), ("form:ok", "false")])).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(unchecked.get("agreed"), Some(&Value::Bool(false)), "a box shown and left unticked is false");
         assert!(!unchecked.contains_key("rate"), "an empty optional field sets nothing");
+        let unsent = read(&form(), &filled(&[("form:amount", "1")])).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!unsent.contains_key("agreed"), "a box that was not sent changes nothing");
     }
 
     #[test]
@@ -211,6 +284,17 @@ mod tests {
     }
 
     #[test]
+    fn a_form_of_the_variables_has_a_typed_field_for_each_scalar_by_name() {
+        let values = serde_json::json!({"b": true, "a": "x", "n": 3, "f": 1.5, "o": {"k": 1}, "l": [1], "z": null});
+        let Value::Object(values) = values else { return };
+        let form = derived(&values);
+        let fields: Vec<(&str, &str)> = form.iter().map(|p| (p.id.as_str(), p.kind.name())).collect();
+        assert_eq!(fields, [("a", "string"), ("b", "boolean"), ("f", "double"), ("n", "long")]);
+        let many: Map<String, Value> = (0..30).map(|i| (format!("v{i:02}"), Value::from(i))).collect();
+        assert_eq!(derived(&many).len(), DERIVED);
+    }
+
+    #[test]
     fn fields_show_the_process_values_or_defaults_and_leave_out_what_is_neither_read_nor_written() {
         let values = serde_json::json!({"amount": 7, "agreed": true, "choice": "a", "fixed": "<kept>"});
         let Value::Object(values) = values else { return };
@@ -219,7 +303,7 @@ mod tests {
         let html = inputs(&with_default, &values);
         assert!(html.contains(r#"<input type="number" step="1" name="form:amount" value="7" required>"#), "{html}");
         assert!(html.contains(r#"name="form:rate" value="0.5""#), "the default: {html}");
-        assert!(html.contains(r#"name="form:ok" value="true" checked>"#), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="form:ok" value="false"><input type="checkbox" name="form:ok" value="true" checked>"#), "{html}");
         assert!(html.contains(r#"<option value="a" selected>A</option>"#), "{html}");
         assert!(html.contains(r#"name="form:fixed" value="&lt;kept&gt;" disabled>"#), "{html}");
         assert!(!html.contains("form:hidden"), "{html}");
