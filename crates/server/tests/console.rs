@@ -357,6 +357,15 @@ async fn incidents_list_failed_stones_with_a_rerun_and_the_stones_page_shows_que
     let take = json!({"workerId": "w-8", "topics": ["nobody"], "maxJobs": 2, "lockDuration": 60_000});
     let (status, fetched) = s.post("/worker/fetch", take).await;
     assert_eq!((status, fetched.as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{fetched}");
+    // How far a worker is shows on the instance's page, beside the job's parameters.
+    let (job, instance) =
+        (fetched[0]["id"].as_str().unwrap_or_default(), fetched[0]["processInstanceId"].as_str().unwrap_or_default());
+    let (status, body) =
+        s.post(&format!("/worker/jobs/{job}/progress"), json!({"workerId": "w-8", "progress": 60})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, working, _) = page(&s, &cookie, &format!("/console/instances/{instance}")).await;
+    assert!(working.contains(r#"<progress value="60" max="100">60%</progress>"#), "{working}");
+    assert!(working.contains(r#"<details class="data"><summary>show</summary><b>parameters</b><pre>"#), "{working}");
     let (status, stones, _) = page(&s, &cookie, "/console/stones").await;
     assert_eq!(status, StatusCode::OK, "{stones}");
     assert!(stones.contains("<tr><td>nobody</td><td>start</td><td>1</td>"), "one left waiting: {stones}");

@@ -130,11 +130,11 @@ async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_ta
     let id = url.path().rsplit('/').next().unwrap_or_default().to_owned();
     s.wait_for(&id, "debug").await;
     must(browser.refresh().await);
-    click(&browser, "#tasks details summary").await;
-    let parameters = shown(&browser, "#tasks details textarea[name='parameters']").await;
+    click(&browser, "#tasks details.do summary").await;
+    let parameters = shown(&browser, "#tasks details.do textarea[name='parameters']").await;
     must(parameters.clear().await);
     must(parameters.send_keys(r#"{"fail": false}"#).await);
-    click(&browser, "#tasks details form[action$='/rerun'] button").await;
+    click(&browser, "#tasks details.do form[action$='/rerun'] button").await;
     until_status(&browser, &s, &id, "completed").await;
 
     // A person's task, claimed and completed from the inbox.
@@ -182,10 +182,10 @@ async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_ta
     s.wait_for(&bk, "debug").await;
     must(browser.goto(&format!("{}/console/instances/{bk}", s.base)).await);
     shown(&browser, "g.node.failed[data-element='a']").await;
-    click(&browser, "#tasks details summary").await;
-    click(&browser, "#tasks details form[action$='/skip'] button").await;
-    click(&browser, "#tasks tr:last-child details summary").await;
-    click(&browser, "#tasks details form[action$='/callback'] button").await;
+    click(&browser, "#tasks details.do summary").await;
+    click(&browser, "#tasks details.do form[action$='/skip'] button").await;
+    click(&browser, "#tasks tr:last-child details.do summary").await;
+    click(&browser, "#tasks details.do form[action$='/callback'] button").await;
     until_status(&browser, &s, &bk, "completed").await;
 
     keyboard_reaches_an_instance(&browser, &s).await;

@@ -53,7 +53,7 @@ table{display:block;overflow-x:auto}form.act textarea{min-width:0;width:100%}for
 /// The script at `/console/console.js`. An instance's page listens to its server-sent events
 /// and redraws its live part at each change (one request at a time; a change during one
 /// redraws once more after it). While the operator edits a form of the live part (a field has
-/// the focus, or a reRun panel is open) the redraw waits, so that no edit is lost under them.
+/// the focus, or a panel of actions is open) the redraw waits, so that no edit is lost under them.
 /// The instance list sends a bulk action one instance at a time, with a progress bar and each
 /// outcome as it comes (without the script, the form posts the whole selection at once).
 pub(crate) const SCRIPT: &str = r##"(function () {
@@ -94,7 +94,7 @@ pub(crate) const SCRIPT: &str = r##"(function () {
   function editing() {
     var a = document.activeElement;
     return (a && live.contains(a) && /^(TEXTAREA|INPUT|SELECT)$/.test(a.tagName)) ||
-      live.querySelector("details[open]") !== null;
+      live.querySelector("details.do[open]") !== null;
   }
   function redraw() {
     if (editing()) { held = true; return; }

@@ -280,6 +280,18 @@ pub(crate) async fn live(State(rt): State<Runtime>, session: Session, Path(id): 
     }
 }
 
+/// A task record's parameters and outputs, folded away (none: nothing).
+fn data(r: &flowstone_engine::TaskRecord) -> String {
+    let shown = [("parameters", &r.params), ("outputs", &r.outputs)]
+        .iter()
+        .filter_map(|(what, value)| {
+            let text = serde_json::to_string_pretty(value.as_ref()?).ok()?;
+            Some(format!("<b>{what}</b><pre>{}</pre>", escape(&text)))
+        })
+        .collect::<String>();
+    if shown.is_empty() { shown } else { format!("<details class=\"data\"><summary>show</summary>{shown}</details>") }
+}
+
 /// A button posting to `action` with the session's CSRF token, and `fields` (HTML) before it.
 fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
     format!(
@@ -358,7 +370,7 @@ fn task_buttons(
         let outputs = "<textarea name=\"outputs\" rows=\"2\" placeholder=\"outputs as JSON\">{}</textarea>";
         let reason = "<input name=\"reason\" placeholder=\"why\">";
         return format!(
-            "<details><summary>call back or fail</summary>{}{}</details>",
+            "<details class=\"do\"><summary>call back or fail</summary>{}{}</details>",
             button(&format!("{path}/callback"), "Call back", csrf, outputs),
             button(&format!("{path}/forcefail"), "Force a failure", csrf, reason)
         );
@@ -373,7 +385,7 @@ fn task_buttons(
         escape(&params)
     );
     format!(
-        "<details><summary>reRun, skip or resume</summary>{}{}{}</details>",
+        "<details class=\"do\"><summary>reRun, skip or resume</summary>{}{}{}</details>",
         button(&format!("{path}/rerun"), "reRun", csrf, &fields),
         button(&format!("{path}/skip"), "Skip (go on without it)", csrf, ""),
         button(&format!("{path}/resume"), "Resume (give up, roll back)", csrf, "")
@@ -409,7 +421,7 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
         let _ = write!(out, "<h2>Diagram</h2><div class=\"diagram-box\">{drawn}</div>");
     }
     out.push_str(
-        "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Reason</th><th></th></tr></thead><tbody>",
+        "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Progress</th><th>Reason</th><th>Data</th><th></th></tr></thead><tbody>",
     );
     // Who holds each open user task, for its buttons.
     let mut people = std::collections::HashMap::new();
@@ -423,14 +435,16 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
         let r = &task.record;
         let _ = write!(
             out,
-            "<tr data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.id),
             escape(&r.element),
             escape(&r.name),
             escape(&r.status.text()),
             platform_date(r.create_time),
             r.end_time.map(platform_date).unwrap_or_default(),
+            r.progress.map_or(String::new(), |p| format!("<progress value=\"{p}\" max=\"100\">{p}%</progress> {p}%")),
             escape(r.reason.as_deref().unwrap_or("")),
+            data(r),
             task_buttons(r, &row.status, def.as_deref(), people.get(r.id.as_str()).map(|(p, f)| (p, f.as_str())), csrf)
         );
     }
