@@ -148,7 +148,25 @@ async fn the_list_counts_and_filters_and_an_instance_shows_its_states_on_its_dia
     let (_, drawn, _) = page(&s, &cookie, &format!("/console/instances/{many}")).await;
     assert!(drawn.contains(r#"<g class="node waiting" data-element="check">"#), "two still wait: {drawn}");
     assert!(drawn.contains(">1/3</text>"), "one of three ended: {drawn}");
+
+    // A process and the one it called link each other.
+    s.deploy(CALLER).await;
+    let caller =
+        s.start_process("caller", json!({})).await["processInstanceId"].as_str().unwrap_or_default().to_owned();
+    let (_, calling, _) = page(&s, &cookie, &format!("/console/instances/{caller}")).await;
+    let called =
+        calling.split("<th>Called</th><td><a href=\"/console/instances/").nth(1).and_then(|c| c.split('"').next());
+    let called = called.unwrap_or_else(|| panic!("no called process: {calling}")).to_owned();
+    let (_, child, _) = page(&s, &cookie, &format!("/console/instances/{called}")).await;
+    assert!(child.contains(&format!("<th>Works for</th><td><a href=\"/console/instances/{caller}\">")), "{child}");
+    assert!(child.contains(r#"data-element="check">"#), "the called model is drawn: {child}");
 }
+
+/// Calls [`REVIEW`].
+const CALLER: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+  <process id="caller" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="c"/>
+    <callActivity id="c" calledElement="review"/><sequenceFlow id="f2" sourceRef="c" targetRef="e"/><endEvent id="e"/></process>
+</definitions>"#;
 
 async fn an_instance_page_is_told_of_each_committed_change_and_redraws_from_its_live_part(s: TestServer) {
     s.deploy(REVIEW).await;

@@ -143,6 +143,9 @@ pub struct InstanceFilter {
     pub ended: Option<bool>,
     /// Only instances this user started.
     pub start_user: Option<String>,
+    /// Only instances working for this one: the processes it called, its rollback, cancel
+    /// and delete instances.
+    pub parent_id: Option<String>,
     /// Only instances of models deployed for this tenant.
     pub tenant_id: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.

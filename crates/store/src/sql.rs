@@ -311,6 +311,9 @@ macro_rules! sql_store {
             if let Some(u) = &filter.start_user {
                 q.push(" AND p.start_user = ").push_bind(u.clone());
             }
+            if let Some(parent) = &filter.parent_id {
+                q.push(" AND p.parent_id = ").push_bind(parent.clone());
+            }
             if let Some(outcome) = filter.outcome {
                 q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());
             }

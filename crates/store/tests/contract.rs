@@ -424,7 +424,7 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(sorted(InstanceOrder::Duration, true).await, ["i0", "i1", "i2"], "none ended: by id");
 }
 
-async fn instances_are_found_by_when_they_started_and_what_they_wait_for(store: &dyn Store) {
+async fn instances_are_found_by_when_they_started_what_they_wait_for_and_whom_they_work_for(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let batch = WriteBatch {
         instances: ["i0", "i1", "i2", "i3"]
@@ -452,6 +452,10 @@ async fn instances_are_found_by_when_they_started_and_what_they_wait_for(store: 
     assert_eq!(waiting(WaitingFor::Worker).await, ["i1"]);
     assert_eq!(waiting(WaitingFor::Timer).await, ["i2"]);
     assert_eq!(waiting(WaitingFor::Person).await, ["i3"]);
+    let mut called = instance("i4", "m", "running", 40);
+    called.parent_id = Some("i0".into());
+    must(store.commit(&WriteBatch { instances: vec![(called, doc("{}"))], ..WriteBatch::default() })).await;
+    assert_eq!(ids(InstanceFilter { parent_id: Some("i0".into()), ..InstanceFilter::default() }).await, ["i4"]);
     let late_timer =
         InstanceFilter { waiting_for: Some(WaitingFor::Timer), started_from: Some(30), ..InstanceFilter::default() };
     assert!(ids(late_timer).await.is_empty(), "every filter holds at once");
@@ -1566,7 +1570,7 @@ macro_rules! suite {
             an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
-            instances_are_found_by_when_they_started_and_what_they_wait_for,
+            instances_are_found_by_when_they_started_what_they_wait_for_and_whom_they_work_for,
             tasks_of_an_instance_come_in_creation_order,
             activities_merge_task_records_and_passes_and_executions_show_open_ones,
             a_write_based_on_an_old_version_is_refused_whole,

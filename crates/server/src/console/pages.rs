@@ -234,6 +234,12 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
         Ok(live) => live,
         Err(e) => return session.error(e),
     };
+    let called =
+        InstanceFilter { parent_id: Some(row.id.clone()), kind: Some("process".into()), ..InstanceFilter::default() };
+    let called = match rt.store().instances_page(&called, Page { offset: 0, limit: CALLED }).await {
+        Ok(called) => called,
+        Err(e) => return session.error(e.into()),
+    };
     let path = format!("/console/instances/{}", percent(&id));
     let body = format!(
         "<h1>{}</h1><table><tbody><tr><th>Instance</th><td>{}</td></tr><tr><th>Model</th><td>{} (version {})</td></tr>\
@@ -245,15 +251,19 @@ pub(crate) async fn instance(State(rt): State<Runtime>, session: Session, Path(i
         row.version,
         escape(row.business_key.as_deref().unwrap_or("")),
         platform_date(row.start_time),
-        kin(&row),
+        kin(&row, &called),
         row.version,
     );
     page(&row.name, session.who(), &body).into_response()
 }
 
+/// The called processes an instance's page links at most (the newest).
+const CALLED: u64 = 50;
+
 /// The instances of an instance's family, linked: the process a rollback, cancel, delete or
-/// called instance works for, and the rollback, cancel and delete instances of a process.
-fn kin(row: &flowstone_store::InstanceRow) -> String {
+/// called instance works for, the rollback, cancel and delete instances of a process, and the
+/// processes it `called` (its call activities', newest first).
+fn kin(row: &flowstone_store::InstanceRow, called: &[flowstone_store::InstanceRow]) -> String {
     let link = |id: &str| format!("<a href=\"/console/instances/{}\">{}</a>", percent(id), escape(id));
     let named = [
         ("Works for", &row.parent_id),
@@ -266,6 +276,21 @@ fn kin(row: &flowstone_store::InstanceRow) -> String {
         if let Some(id) = id {
             let _ = write!(rows, "<tr><th>{label}</th><td>{}</td></tr>", link(id));
         }
+    }
+    if !called.is_empty() {
+        let each: Vec<String> = called
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} <span class=\"status s-{}\">{}</span>",
+                    link(&c.id),
+                    escape(&c.name),
+                    escape(&c.status),
+                    escape(&c.status)
+                )
+            })
+            .collect();
+        let _ = write!(rows, "<tr><th>Called</th><td>{}</td></tr>", each.join("<br>"));
     }
     rows
 }
