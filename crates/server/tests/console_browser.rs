@@ -2,8 +2,10 @@
 //! open an instance, watch its diagram change as the instance moves on elsewhere — without
 //! the page being reloaded — then start the cluster example from the models page in debug
 //! mode with a failing stone, and reRun it with edited parameters from its page; claim and
-//! complete a task from the inbox; skip a failed bk-sops node and call back the next from
-//! the task's canvas.
+//! complete a task from the inbox; cancel two instances in bulk under a progress bar; skip a
+//! failed bk-sops node and call back the next from the task's canvas, retry another with an
+//! edited input and choose its gateway's flow by clicking it on the diagram; open an
+//! instance with the keyboard alone; read the main pages at a desktop's and a phone's size.
 //! Without `chromedriver` on the `PATH` the test says SKIPPED and passes, except in CI
 //! (`CI=true`, where `.ci/run` installs Debian's `chromium` and `chromium-driver`).
 
@@ -88,7 +90,7 @@ async fn shown(browser: &Client, css: &str) -> fantoccini::elements::Element {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_task_and_skips_a_bk_node() {
+async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_task_and_works_bk_nodes_on_the_canvas() {
     let Some(s) = TestServer::start(Backend::Sqlite).await else { return };
     let Some((_driver, browser)) = browser().await else { return };
     must(browser.goto(&format!("{}/", s.base)).await);
@@ -188,6 +190,26 @@ async fn an_operator_watches_a_diagram_live_reruns_a_stone_completes_an_inbox_ta
     click(&browser, "#tasks details.do form[action$='/callback'] button").await;
     until_status(&browser, &s, &bk, "completed").await;
 
+    // Another whose first node failed, retried from its canvas with an edited input; its
+    // gateway, which then could not choose, given a flow by clicking it on the diagram.
+    let made = s.bk_ok("create_template", json!({"bk_biz_id": 5, "name": "choose", "pipeline_tree": choosing()})).await;
+    s.bk_ok("create_and_start_task", json!({"bk_biz_id": 5, "template_id": made["template_id"], "name": "run"})).await;
+    let (rows, _) = s.runtime().store().list_instances(&filter, newest).await.unwrap_or_else(|e| panic!("{e}"));
+    let retried = rows.first().map(|r| r.id.clone()).unwrap_or_default();
+    s.wait_for(&retried, "debug").await;
+    must(browser.goto(&format!("{}/console/instances/{retried}", s.base)).await);
+    click(&browser, "#tasks details.do summary").await;
+    let parameters = shown(&browser, "#tasks details.do textarea[name='parameters']").await;
+    must(parameters.clear().await);
+    must(parameters.send_keys(r#"{"fail": null}"#).await);
+    click(&browser, "#tasks details.do form[action$='/rerun'] button").await;
+    shown(&browser, "g.node.failed[data-element='x']").await;
+    click(&browser, "polyline[data-flow='f4']").await;
+    let chosen = must(browser.execute("return document.querySelector(\"select[name='flow']\").value;", vec![]).await);
+    assert_eq!(chosen, json!("f4"), "the flow clicked on the diagram is chosen");
+    click(&browser, "form[action$='/choose'] button").await;
+    until_status(&browser, &s, &retried, "completed").await;
+
     keyboard_reaches_an_instance(&browser, &s).await;
     pages_read_at_a_desktops_and_a_phones_size(&browser, &s, &id).await;
     must(browser.close().await);
@@ -265,6 +287,27 @@ async fn until_status(browser: &Client, s: &TestServer, id: &str, wanted: &str) 
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A bk-sops tree whose node `a` fails until its `fail` input is cleared, then whose gateway
+/// `x` finds no flow to take (`f3` to the end wants `go` to be yes, `f4` to `b` wants maybe).
+fn choosing() -> serde_json::Value {
+    json!({
+        "start_event": {"id": "s", "type": "EmptyStartEvent", "outgoing": "f1"},
+        "end_event": {"id": "e", "type": "EmptyEndEvent", "incoming": ["f3", "f5"]},
+        "activities": {
+            "a": {"id": "a", "type": "ServiceActivity", "incoming": ["f1"], "outgoing": "f2",
+                  "component": {"code": "noop", "data": {"fail": {"hook": false, "value": "disk full"}}}},
+            "b": {"id": "b", "type": "ServiceActivity", "incoming": ["f4"], "outgoing": "f5",
+                  "component": {"code": "noop", "data": {}}}
+        },
+        "gateways": {"x": {"id": "x", "type": "ExclusiveGateway", "incoming": ["f2"], "outgoing": ["f3", "f4"],
+            "conditions": {"f3": {"evaluate": "${go} == \"yes\""}, "f4": {"evaluate": "${go} == \"maybe\""}}}},
+        "flows": {"f1": {"id": "f1", "source": "s", "target": "a"}, "f2": {"id": "f2", "source": "a", "target": "x"},
+                  "f3": {"id": "f3", "source": "x", "target": "e"}, "f4": {"id": "f4", "source": "x", "target": "b"},
+                  "f5": {"id": "f5", "source": "b", "target": "e"}},
+        "constants": {"${go}": {"key": "${go}", "name": "go", "source_type": "custom", "value": "no"}}
+    })
 }
 
 /// A task of the signed-in admin's.

@@ -54,7 +54,8 @@ table{display:block;overflow-x:auto}form.act textarea{min-width:0;width:100%}for
 /// and redraws its live part at each change (one request at a time; a change during one
 /// redraws once more after it). While the operator edits a form of the live part (a field has
 /// the focus, or a panel of actions is open) the redraw waits, so that no edit is lost under them.
-/// The instance list sends a bulk action one instance at a time, with a progress bar and each
+/// Clicking a flow of the diagram chooses it for a gateway that could not choose (bk-sops'
+/// `skip_exg`). The instance list sends a bulk action one instance at a time, with a progress bar and each
 /// outcome as it comes (without the script, the form posts the whole selection at once).
 pub(crate) const SCRIPT: &str = r##"(function () {
   var bulk = document.getElementById("bulk"), box = document.getElementById("progress");
@@ -107,6 +108,16 @@ pub(crate) const SCRIPT: &str = r##"(function () {
       .then(function () { busy = false; if (again) { again = false; redraw(); } });
   }
   function resume() { setTimeout(function () { if (held && !editing()) { held = false; redraw(); } }, 0); }
+  // A flow clicked on the diagram is chosen in the form of the gateway that could not choose.
+  live.addEventListener("click", function (event) {
+    var flow = event.target.closest ? event.target.closest("polyline[data-flow]") : null;
+    var select = flow && live.querySelector("select[name=flow]");
+    if (!select) return;
+    var option = Array.prototype.filter.call(select.options, function (o) { return o.value === flow.getAttribute("data-flow"); })[0];
+    if (!option) return;
+    select.value = option.value;
+    select.form.querySelector("button").focus();
+  });
   live.addEventListener("focusout", resume);
   live.addEventListener("toggle", resume, true);
   new EventSource(live.dataset.events).addEventListener("changed", redraw);

@@ -356,9 +356,11 @@ fn user_task_buttons(path: &str, person: Option<(&UserTaskRow, &str)>, csrf: &st
 }
 
 /// What an operator can do to a task record of an instance standing at `status`, running
-/// `def`; `person` is the record's user task, when it is one, with its form's fields.
+/// `def`; `latest` when no later record of its element exists; `person` is the record's user
+/// task, when it is one, with its form's fields.
 fn task_buttons(
     r: &flowstone_engine::TaskRecord,
+    latest: bool,
     status: &str,
     def: Option<&Definition>,
     person: Option<(&UserTaskRow, &str)>,
@@ -369,7 +371,8 @@ fn task_buttons(
     if open && r.status == TaskStatus::Active {
         return user_task_buttons(&path, person, csrf);
     }
-    if open && r.status == TaskStatus::GatewayFailed && status == "debug" {
+    // Its record ends as it is made: the latest one of the gateway still waits for a choice.
+    if latest && r.status == TaskStatus::GatewayFailed && status == "debug" {
         // bk-sops' skip_exg: the operator takes one of the gateway's flows.
         let flows = def.and_then(|d| d.node_by_element(&r.element).map(|n| (d, n))).map_or(String::new(), |(d, n)| {
             d.node(n)
@@ -456,6 +459,9 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
             people.insert(r.id.as_str(), (person, form));
         }
     }
+    // The latest record of each element.
+    let latest: std::collections::HashMap<&str, &str> =
+        tasks.iter().map(|t| (t.record.element.as_str(), t.record.id.as_str())).collect();
     for task in &tasks {
         let r = &task.record;
         let _ = write!(
@@ -470,7 +476,14 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
             r.progress.map_or(String::new(), |p| format!("<progress value=\"{p}\" max=\"100\">{p}%</progress> {p}%")),
             escape(r.reason.as_deref().unwrap_or("")),
             data(r),
-            task_buttons(r, &row.status, def.as_deref(), people.get(r.id.as_str()).map(|(p, f)| (p, f.as_str())), csrf)
+            task_buttons(
+                r,
+                latest.get(r.element.as_str()) == Some(&r.id.as_str()),
+                &row.status,
+                def.as_deref(),
+                people.get(r.id.as_str()).map(|(p, f)| (p, f.as_str())),
+                csrf
+            )
         );
     }
     out.push_str("</tbody></table>");
