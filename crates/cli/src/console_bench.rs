@@ -37,13 +37,24 @@ fn chain_model() -> String {
     xml
 }
 
-/// Fetches `path` [`SAMPLES`] times (after one warm-up) with the session `cookie`.
-async fn time_page(client: &reqwest::Client, base: &str, cookie: &str, path: &str) -> Result<Figures, String> {
+/// Fetches `path` [`SAMPLES`] times (after one warm-up) with the header `credentials` (the
+/// session cookie, or HTTP Basic for an API).
+async fn time_page(
+    client: &reqwest::Client,
+    base: &str,
+    credentials: (&str, &str),
+    path: &str,
+) -> Result<Figures, String> {
     let fetch = || async {
-        let resp =
-            client.get(format!("{base}{path}")).header("cookie", cookie).send().await.map_err(|e| e.to_string())?;
+        let resp = client
+            .get(format!("{base}{path}"))
+            .header(credentials.0, credentials.1)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| e.to_string())?;
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        let body = String::from_utf8_lossy(&body);
         if !status.is_success() {
             return Err(format!("{path} answered {status}: {body}"));
         }
@@ -103,15 +114,23 @@ pub(crate) async fn run(count: u64, args: &BenchArgs) -> Result<(), String> {
         .and_then(|v| v.split(';').next())
         .ok_or("signing in gave no session cookie")?
         .to_owned();
+    let today = jiff::Zoned::now().date();
     let pages = [
         (format!("instance list over {} instances, first page with counts", count + 1), "/console".to_owned()),
         ("instance list filtered by status".to_owned(), "/console?status=completed".to_owned()),
+        ("instance list started from today (all)".to_owned(), format!("/console?from={today}")),
+        ("instance list started before 2000 (none)".to_owned(), "/console?to=2000-01-01".to_owned()),
+        ("instance list waiting for a timer (none)".to_owned(), "/console?waiting=timer".to_owned()),
         (format!("model of {} nodes, diagram and source", CHAIN + 2), format!("/console/models/{}", big.id)),
         (format!("instance of that model, {CHAIN} task records"), format!("/console/instances/{}", ran.id)),
     ];
     for (what, path) in &pages {
-        time_page(&client, &base, &cookie, path).await?.print_latency(&format!("console: {what}"));
+        time_page(&client, &base, ("cookie", &cookie), path).await?.print_latency(&format!("console: {what}"));
     }
+    let basic = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "admin:bench"));
+    let image = format!("/flowable-rest/service/repository/process-definitions/{}/image", big.id);
+    let what = format!("model of {} nodes as PNG (Flowable's definition image)", CHAIN + 2);
+    time_page(&client, &base, ("authorization", &basic), &image).await?.print_latency(&what);
     server.stop().await;
     Ok(())
 }

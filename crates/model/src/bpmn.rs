@@ -109,14 +109,14 @@ pub fn parse_bpmn(xml: &str) -> Result<Vec<Definition>, ModelError> {
                 .chain(builder.flows.iter().map(|f| f.id.as_str()))
                 .collect();
             let start_id = builder.nodes[start as usize].id.as_str();
-            let initiator = process
-                .children()
-                .find(|c| is_bpmn(*c, "startEvent") && c.attribute("id") == Some(start_id))
-                .and_then(|el| ext(el, "initiator"))
-                .map(str::to_owned);
+            let start_el =
+                process.children().find(|c| is_bpmn(*c, "startEvent") && c.attribute("id") == Some(start_id));
+            let initiator = start_el.and_then(|el| ext(el, "initiator")).map(str::to_owned);
+            let start_form = start_el.map(form::form_properties).transpose()?.unwrap_or_default();
             Ok(Definition {
                 key: key.to_owned(),
                 initiator,
+                start_form,
                 name: process.attribute("name").map(str::to_owned),
                 start,
                 timer_start: builder

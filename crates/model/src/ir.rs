@@ -35,6 +35,8 @@ pub struct Definition {
     /// The variable the start event's `initiator` attribute names: it holds who started the
     /// instance (null when nobody signed in).
     pub initiator: Option<String>,
+    /// The form properties of its start event: what a start form asks for.
+    pub start_form: Vec<crate::form::FormProperty>,
     /// Output-parameter template: evaluated over the final variables into the process outputs.
     pub outputs: Vec<OutputParam>,
     /// Variables every instance starts with unless started with a value of its own: the

@@ -52,6 +52,7 @@ pub fn parse_pipeline(
         start,
         timer_start: None,
         initiator: None,
+        start_form: Vec::new(),
         outputs,
         constants,
         diagram: Diagram { shapes: b.shapes, edges: Vec::new() },

@@ -6,6 +6,7 @@ mod auth;
 mod console;
 mod error;
 mod examples;
+mod forms;
 mod listen;
 mod metrics;
 mod models;

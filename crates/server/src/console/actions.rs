@@ -165,7 +165,7 @@ pub(super) fn object(fields: &[(String, String)], name: &str) -> Result<Map<Stri
 /// Applies the change of the user task `task` that a console button asks for (`action`), as
 /// the signed-in user under the rules of user tasks (the engine's, as through the APIs);
 /// `None` for an action that is no change of a user task. Completing sets what the task's
-/// form was filled in with (see [`super::forms::of_task`]), then a JSON object of variables.
+/// form was filled in with (see [`crate::forms::of_task`]), then a JSON object of variables.
 pub(super) async fn change_user_task(
     rt: &Runtime,
     session: &Session,
@@ -188,8 +188,11 @@ pub(super) async fn change_user_task(
     if change == TaskChange::Complete {
         let row =
             rt.store().user_task(task).await?.ok_or_else(|| ApiError::not_found(format!("no user task {task}")))?;
-        let form = super::forms::of_task(rt, &row).await?;
-        variables = super::forms::read(&form.fields, fields)?;
+        let form = crate::forms::of_task(rt, &row).await?;
+        variables = crate::forms::read(&form.fields, |id| {
+            let name = format!("form:{id}");
+            fields.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
+        })?;
         variables.extend(object(fields, "variables")?);
     }
     let op = TaskOp::Change { change, variables, transient: Map::new() };

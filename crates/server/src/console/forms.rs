@@ -1,92 +1,14 @@
-//! A user task's form, drawn from its model's form properties (or, where it has none, from its
-//! process's variables) with the values its process holds, and what a person filled in read
-//! back as typed variables: a whole number for
-//! `long`, a number for `double`, true or false for `boolean`, one of its values for `enum`,
-//! the date as `YYYY-MM-DD` for `date`, text otherwise. A required field left empty, a value
-//! of the wrong type or a non-writable field are named in a 400; nothing is set then.
+//! A user task's form as the console draws it: a field for each property of its form (see
+//! [`crate::forms`]), filled from its process's values.
 
-use super::field;
 use super::html::escape;
 use crate::error::ApiError;
+use crate::forms::of_task;
 use crate::runtime::Runtime;
-use flowstone_model::{FormKind, FormProperty, NodeKind};
+use flowstone_model::{FormKind, FormProperty};
 use flowstone_store::UserTaskRow;
 use serde_json::{Map, Value};
 use std::fmt::Write;
-
-/// The form properties of the user task `element` of model version `model_id` (none when the
-/// model or the element is gone, or it has none).
-pub(super) async fn of(
-    rt: &Runtime,
-    model_id: Option<&str>,
-    element: Option<&str>,
-) -> Result<Vec<FormProperty>, ApiError> {
-    let (Some(model_id), Some(element)) = (model_id, element) else { return Ok(Vec::new()) };
-    let Some(model) = rt.model(model_id).await? else { return Ok(Vec::new()) };
-    let def = rt.definition(&model)?;
-    Ok(match def.node_by_element(element).map(|n| &def.node(n).kind) {
-        Some(NodeKind::UserTask(spec)) => spec.form.clone(),
-        _ => Vec::new(),
-    })
-}
-
-/// The most fields a form made of a process's variables shows.
-const DERIVED: usize = 20;
-
-/// A user task's form and the values it is filled from (its process's variables).
-pub(super) struct TaskForm {
-    /// Its model's form properties, or where it has none a field for each of the process's
-    /// variables that holds text, a number or true or false (at most [`DERIVED`], by name),
-    /// typed as its value is.
-    pub(super) fields: Vec<FormProperty>,
-    values: Map<String, Value>,
-    /// The fields are the model's.
-    modelled: bool,
-}
-
-/// The form of a user task (see [`TaskForm`]).
-pub(super) async fn of_task(rt: &Runtime, task: &UserTaskRow) -> Result<TaskForm, ApiError> {
-    let values = match task.instance_id.as_deref() {
-        Some(instance) => rt.variables(instance).await?.unwrap_or_default(),
-        None => Map::new(),
-    };
-    let fields = of(rt, task.model_id.as_deref(), task.element.as_deref()).await?;
-    let modelled = !fields.is_empty();
-    let fields = if modelled { fields } else { derived(&values) };
-    Ok(TaskForm { fields, values, modelled })
-}
-
-/// A form of the scalar variables among `values`.
-fn derived(values: &Map<String, Value>) -> Vec<FormProperty> {
-    let mut names: Vec<(&String, FormKind)> = values
-        .iter()
-        .filter_map(|(name, value)| {
-            let kind = match value {
-                Value::String(_) => FormKind::Text,
-                Value::Bool(_) => FormKind::Boolean,
-                Value::Number(n) if n.is_i64() => FormKind::Long,
-                Value::Number(_) => FormKind::Double,
-                _ => return None,
-            };
-            Some((name, kind))
-        })
-        .collect();
-    names.sort_by(|a, b| a.0.cmp(b.0));
-    names
-        .into_iter()
-        .take(DERIVED)
-        .map(|(name, kind)| FormProperty {
-            id: name.clone(),
-            name: None,
-            kind,
-            required: false,
-            readable: true,
-            writable: true,
-            variable: None,
-            default: None,
-        })
-        .collect()
-}
 
 /// The fields of a user task's form, filled in; a task naming a `formKey` its model gives no
 /// properties for says that form is not read.
@@ -105,17 +27,8 @@ pub(super) async fn filled(rt: &Runtime, task: &UserTaskRow) -> Result<String, A
 }
 
 /// The name of a property's field in a form.
-fn name(p: &FormProperty) -> String {
+pub(super) fn name(p: &FormProperty) -> String {
     format!("form:{}", p.id)
-}
-
-/// A variable's value as a field shows it.
-fn shown(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
 }
 
 /// The fields of `form` (HTML), filled from `values` (the process's variables) or each
@@ -123,11 +36,7 @@ fn shown(value: Option<&Value>) -> String {
 pub(super) fn inputs(form: &[FormProperty], values: &Map<String, Value>) -> String {
     let mut out = String::new();
     for p in form.iter().filter(|p| p.readable || p.writable) {
-        let current = if p.readable { values.get(p.variable()) } else { None };
-        let value = match (current, &p.default) {
-            (None | Some(Value::Null), Some(default)) => default.clone(),
-            (current, _) => shown(current),
-        };
+        let value = crate::forms::shown(p, values).unwrap_or_default();
         let (name, value) = (escape(&name(p)), escape(&value));
         let fixed = if p.writable { "" } else { " disabled" };
         let required = if p.required && p.writable { " required" } else { "" };
@@ -163,136 +72,10 @@ pub(super) fn inputs(form: &[FormProperty], values: &Map<String, Value>) -> Stri
     out
 }
 
-/// The variables a filled-in `form` sets, typed; refused naming the first field that is wrong.
-pub(super) fn read(form: &[FormProperty], fields: &[(String, String)]) -> Result<Map<String, Value>, ApiError> {
-    let mut variables = Map::new();
-    for p in form {
-        let given = field(fields, &name(p)).map(str::trim);
-        if !p.writable {
-            if given.is_some_and(|g| !g.is_empty()) {
-                return Err(ApiError::bad_request(format!("`{}` is not writable", p.label())));
-            }
-            continue;
-        }
-        if p.kind == FormKind::Boolean {
-            // A box that was shown sends `false`, and `true` after it when ticked; one that
-            // was not sent leaves its variable as it is.
-            if given.is_some() {
-                let ticked = fields.iter().any(|(k, v)| *k == name(p) && v == "true");
-                variables.insert(p.variable().to_owned(), Value::Bool(ticked));
-            }
-            continue;
-        }
-        let Some(text) = given.filter(|g| !g.is_empty()) else {
-            if p.required {
-                return Err(ApiError::bad_request(format!("`{}` is required", p.label())));
-            }
-            continue;
-        };
-        let wrong = |what: &str| ApiError::bad_request(format!("`{}` must be {what}, not `{text}`", p.label()));
-        let value = match &p.kind {
-            FormKind::Long => Value::from(text.parse::<i64>().map_err(|_| wrong("a whole number"))?),
-            FormKind::Double => {
-                let number = text.parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| wrong("a number"))?;
-                Value::from(number)
-            }
-            FormKind::Enum(options) => {
-                if !options.iter().any(|(id, _)| id == text) {
-                    let ids: Vec<&str> = options.iter().map(|(id, _)| id.as_str()).collect();
-                    return Err(wrong(&format!("one of {}", ids.join(", "))));
-                }
-                Value::from(text)
-            }
-            FormKind::Date(_) => {
-                text.parse::<jiff::civil::Date>().map_err(|_| wrong("a date (2026-12-05)"))?;
-                Value::from(text)
-            }
-            FormKind::Text | FormKind::Boolean | FormKind::Other(_) => Value::from(text),
-        };
-        variables.insert(p.variable().to_owned(), value);
-    }
-    Ok(variables)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn property(id: &str, kind: FormKind) -> FormProperty {
-        FormProperty {
-            id: id.into(),
-            name: None,
-            kind,
-            required: false,
-            readable: true,
-            writable: true,
-            variable: None,
-            default: None,
-        }
-    }
-
-    fn form() -> Vec<FormProperty> {
-        vec![
-            FormProperty { required: true, name: Some("Amount".into()), ..property("amount", FormKind::Long) },
-            property("rate", FormKind::Double),
-            FormProperty { variable: Some("agreed".into()), ..property("ok", FormKind::Boolean) },
-            property("choice", FormKind::Enum(vec![("a".into(), "A".into()), ("b".into(), "B".into())])),
-            property("when", FormKind::Date(None)),
-            FormProperty { writable: false, ..property("fixed", FormKind::Text) },
-            FormProperty { readable: false, writable: false, ..property("hidden", FormKind::Text) },
-        ]
-    }
-
-    fn filled(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
-
-    #[test]
-    fn a_filled_form_sets_typed_variables_under_their_names() {
-        let fields = filled(&[
-            ("form:amount", " 42 "),
-            ("form:rate", "1.5"),
-            ("form:ok", "false"),
-            ("form:ok", "true"),
-            ("form:choice", "b"),
-            ("form:when", "2026-12-05"),
-        ]);
-        let set = read(&form(), &fields).unwrap_or_else(|e| panic!("{e:?}"));
-        let want = serde_json::json!({"amount": 42, "rate": 1.5, "agreed": true, "choice": "b", "when": "2026-12-05"});
-        assert_eq!(Value::Object(set), want);
-        let unchecked =
-            read(&form(), &filled(&[("form:amount", "1"), ("form:ok", "false")])).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(unchecked.get("agreed"), Some(&Value::Bool(false)), "a box shown and left unticked is false");
-        assert!(!unchecked.contains_key("rate"), "an empty optional field sets nothing");
-        let unsent = read(&form(), &filled(&[("form:amount", "1")])).unwrap_or_else(|e| panic!("{e:?}"));
-        assert!(!unsent.contains_key("agreed"), "a box that was not sent changes nothing");
-    }
-
-    #[test]
-    fn a_wrong_field_is_named_and_nothing_is_set() {
-        for (pairs, says) in [
-            (vec![], "`Amount` is required"),
-            (vec![("form:amount", "4.5")], "`Amount` must be a whole number, not `4.5`"),
-            (vec![("form:amount", "1"), ("form:rate", "NaN")], "`rate` must be a number"),
-            (vec![("form:amount", "1"), ("form:choice", "c")], "`choice` must be one of a, b, not `c`"),
-            (vec![("form:amount", "1"), ("form:when", "05/12/2026")], "`when` must be a date"),
-            (vec![("form:amount", "1"), ("form:fixed", "x")], "`fixed` is not writable"),
-        ] {
-            let e = read(&form(), &filled(&pairs)).err().map(|e| e.line()).unwrap_or_default();
-            assert!(e.contains(says), "{pairs:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn a_form_of_the_variables_has_a_typed_field_for_each_scalar_by_name() {
-        let values = serde_json::json!({"b": true, "a": "x", "n": 3, "f": 1.5, "o": {"k": 1}, "l": [1], "z": null});
-        let Value::Object(values) = values else { return };
-        let form = derived(&values);
-        let fields: Vec<(&str, &str)> = form.iter().map(|p| (p.id.as_str(), p.kind.name())).collect();
-        assert_eq!(fields, [("a", "string"), ("b", "boolean"), ("f", "double"), ("n", "long")]);
-        let many: Map<String, Value> = (0..30).map(|i| (format!("v{i:02}"), Value::from(i))).collect();
-        assert_eq!(derived(&many).len(), DERIVED);
-    }
+    use crate::forms::tests::form;
 
     #[test]
     fn fields_show_the_process_values_or_defaults_and_leave_out_what_is_neither_read_nor_written() {

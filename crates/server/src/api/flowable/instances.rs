@@ -133,7 +133,7 @@ fn not_found(id: &str) -> ApiError {
 /// A running process instance as `runtime/process-instances` shows it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Instance {
+pub(super) struct Instance {
     id: String,
     url: String,
     name: String,
@@ -353,6 +353,16 @@ async fn started(
     };
     let tenant = tenant_of(rt, &row).await?;
     Ok((StatusCode::CREATED, Json(Instance::of(&origin(headers), &row, tenant, shown))))
+}
+
+/// A process instance as Flowable answers it, without its variables.
+pub(super) async fn instance_answer(
+    rt: &Runtime,
+    headers: &HeaderMap,
+    row: &InstanceRow,
+) -> Result<Instance, ApiError> {
+    let tenant = tenant_of(rt, row).await?;
+    Ok(Instance::of(&origin(headers), row, tenant, Vec::new()))
 }
 
 /// The newest version of `key`; within `tenant` when one is given.

@@ -5,6 +5,7 @@
 mod activities;
 mod events;
 mod filters;
+mod forms;
 mod identity;
 mod instances;
 mod jobs;
@@ -42,6 +43,7 @@ pub(super) fn api() -> utoipa::openapi::OpenApi {
         identity::api(),
         management::api(),
         migration::api(),
+        forms::api(),
     ] {
         doc.merge(part);
     }
@@ -61,6 +63,7 @@ pub(super) fn routes() -> Router<crate::api::App> {
         .merge(task_history::routes())
         .merge(management::routes())
         .merge(migration::routes())
+        .merge(forms::routes())
 }
 
 /// `http://host` of the request, for the `url` fields.
