@@ -332,6 +332,23 @@ async fn models_are_listed_deployed_by_upload_and_started_with_variables(s: Test
         shown.contains("&quot;amount&quot;: 3") && shown.contains(r#"class="node waiting" data-element="check""#),
         "{shown}"
     );
+
+    // A start event's form properties are fields of the start form, typed and checked.
+    let asks = REVIEW.replace(
+        r#"<startEvent id="s"/>"#,
+        r#"<startEvent id="s"><extensionElements><flowable:formProperty xmlns:flowable="http://flowable.org/bpmn" id="days" name="Days" type="long" required="true"/></extensionElements></startEvent>"#,
+    );
+    let deployed = must(upload(&csrf, &asks).send().await);
+    let model_page = deployed.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (_, model, _) = page(&s, &cookie, &model_page).await;
+    assert!(model.contains(r#"<input type="number" step="1" name="form:days" value="" required>"#), "{model}");
+    let start = format!("{model_page}/start");
+    let (status, refused) = act(&s, &cookie, &start, &[("csrf", &csrf), ("form:days", "")]).await;
+    assert!(status == StatusCode::BAD_REQUEST && refused.contains("`Days` is required"), "{refused}");
+    let (status, instance) = act(&s, &cookie, &start, &[("csrf", &csrf), ("form:days", "2")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{instance}");
+    let (_, shown, _) = page(&s, &cookie, &instance).await;
+    assert!(shown.contains("&quot;days&quot;: 2"), "typed as a number: {shown}");
 }
 
 async fn a_user_who_does_not_operate_is_refused_the_console(s: TestServer) {

@@ -189,10 +189,7 @@ pub(super) async fn change_user_task(
         let row =
             rt.store().user_task(task).await?.ok_or_else(|| ApiError::not_found(format!("no user task {task}")))?;
         let form = crate::forms::of_task(rt, &row).await?;
-        variables = crate::forms::read(&form.fields, |id| {
-            let name = format!("form:{id}");
-            fields.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
-        })?;
+        variables = super::forms::read(&form.fields, fields)?;
         variables.extend(object(fields, "variables")?);
     }
     let op = TaskOp::Change { change, variables, transient: Map::new() };

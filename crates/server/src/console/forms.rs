@@ -31,6 +31,15 @@ pub(super) fn name(p: &FormProperty) -> String {
     format!("form:{}", p.id)
 }
 
+/// What a console form filled in for `form` sets (see [`crate::forms::read`]): its fields are
+/// named `form:ID`.
+pub(super) fn read(form: &[FormProperty], fields: &[(String, String)]) -> Result<Map<String, Value>, ApiError> {
+    crate::forms::read(form, |id| {
+        let name = format!("form:{id}");
+        fields.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
+    })
+}
+
 /// The fields of `form` (HTML), filled from `values` (the process's variables) or each
 /// property's default; properties neither readable nor writable are left out.
 pub(super) fn inputs(form: &[FormProperty], values: &Map<String, Value>) -> String {

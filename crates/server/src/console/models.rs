@@ -52,20 +52,22 @@ pub(crate) async fn list(State(rt): State<Runtime>, session: Session) -> Respons
     page("Models", session.who(), &out).into_response()
 }
 
-/// `GET /console/models/{id}`: one version — its diagram, a start form and its source.
+/// `GET /console/models/{id}`: one version — its diagram, a start form (with its start event's
+/// form properties) and its source.
 pub(crate) async fn one(State(rt): State<Runtime>, session: Session, Path(id): Path<String>) -> Response {
     let drawn = async {
         let model = rt.model(&id).await?.ok_or_else(|| ApiError::not_found(format!("no model {id}")))?;
         let def = rt.definition(&model)?;
         let start = format!(
             "<form class=\"start\" method=\"post\" action=\"/console/models/{}/start\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-<label>Name <input name=\"name\" value=\"{}\"></label><label>Business key <input name=\"businessKey\"></label>\
+<label>Name <input name=\"name\" value=\"{}\"></label><label>Business key <input name=\"businessKey\"></label>{}\
 <label>Variables (JSON) <textarea name=\"variables\" rows=\"6\">{{}}</textarea></label>\
 <label><input type=\"checkbox\" name=\"debug\" value=\"true\"> debug mode (a failed stone waits for reRun or resume)</label>\
 <button>Start</button></form>",
             percent(&model.id),
             escape(&session.csrf),
-            escape(&model.key)
+            escape(&model.key),
+            super::forms::inputs(&def.start_form, &serde_json::Map::new())
         );
         Ok::<_, ApiError>(format!(
             "<h1>{} <small>version {}</small></h1><h2>Diagram</h2><div class=\"diagram-box\">{}</div><h2>Start an instance</h2>{start}\
@@ -92,7 +94,9 @@ pub(crate) async fn start(
     let started = async {
         let fields = session.form_of(&body)?;
         let model = rt.model(&id).await?.ok_or_else(|| ApiError::not_found(format!("no model {id}")))?;
-        let variables = super::actions::object(&fields, "variables")?;
+        // The start event's form first, then the JSON object over it.
+        let mut variables = super::forms::read(&rt.definition(&model)?.start_form, &fields)?;
+        variables.extend(super::actions::object(&fields, "variables")?);
         let name = field(&fields, "name").map(str::trim).filter(|n| !n.is_empty()).unwrap_or(&model.key).to_owned();
         let business_key = field(&fields, "businessKey").map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned);
         let options = StartOptions {
