@@ -150,9 +150,12 @@ pub struct InstanceFilter {
     pub tenant_id: Option<String>,
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
-    /// Only instances started at or after this time (milliseconds since the epoch).
+    /// Only instances started at or after this time (milliseconds since the epoch). Instance
+    /// ids must then be UUIDv7 made within [`ID_SKEW_MS`] of the start, as the runtime makes
+    /// them: the list walks the ids of that time only.
     pub started_from: Option<i64>,
-    /// Only instances started before this time (milliseconds since the epoch).
+    /// Only instances started before this time (milliseconds since the epoch); ids as for
+    /// `started_from`.
     pub started_before: Option<i64>,
     /// Only instances waiting for this.
     pub waiting_for: Option<WaitingFor>,
@@ -160,6 +163,17 @@ pub struct InstanceFilter {
     pub order: InstanceOrder,
     /// Ascending (oldest first, by id) instead of descending.
     pub ascending: bool,
+}
+
+/// How far an instance's start time may lie from the time in its UUIDv7 id (made just
+/// before, as its start was queued): far more than any queue holds a start.
+pub const ID_SKEW_MS: i64 = 3_600_000;
+
+/// The lowest hyphenated UUIDv7 text of the millisecond `ms`: every id made at or after `ms`
+/// sorts at or after it, every id made before sorts before.
+pub(crate) fn id_at(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1);
+    format!("{:08x}-{:04x}-0000-0000-000000000000", ms >> 16, ms & 0xffff)
 }
 
 /// What an instance may be waiting for, as an operator looks for it.
@@ -527,5 +541,20 @@ impl WriteBatch {
             && self.held_jobs.is_empty()
             && self.lease_changes.is_empty()
             && self.pruned.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_at;
+
+    #[test]
+    fn a_time_bounds_the_uuidv7_ids_made_at_it() {
+        let ms = 1_764_960_000_123_i64;
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, (ms / 1000) as u64, ((ms % 1000) * 1_000_000) as u32);
+        let id = uuid::Uuid::new_v7(ts).hyphenated().to_string();
+        assert!(id_at(ms).as_str() <= id.as_str() && id.as_str() < id_at(ms + 1).as_str(), "{id} within {}", id_at(ms));
+        assert_eq!(id_at(-5), "00000000-0000-0000-0000-000000000000", "before the epoch: nothing earlier");
+        assert_eq!(id_at(i64::MAX), "ffffffff-ffff-0000-0000-000000000000");
     }
 }

@@ -317,11 +317,15 @@ macro_rules! sql_store {
             if let Some(outcome) = filter.outcome {
                 q.push(concat!(" AND ", OUTCOME!(), " = ")).push_bind(outcome.name());
             }
+            // Ids are UUIDv7 made as the instance starts: a bound on the id as well lets a
+            // page walk only the key's stretch of that time, not every instance newer.
             if let Some(from) = filter.started_from {
                 q.push(" AND p.start_time >= ").push_bind(from);
+                q.push(" AND p.id >= ").push_bind(crate::rows::id_at(from - crate::rows::ID_SKEW_MS));
             }
             if let Some(before) = filter.started_before {
                 q.push(" AND p.start_time < ").push_bind(before);
+                q.push(" AND p.id < ").push_bind(crate::rows::id_at(before.saturating_add(crate::rows::ID_SKEW_MS)));
             }
             if let Some(waiting) = filter.waiting_for {
                 q.push(format!(" AND p.id IN ({})", waiting.instances()));

@@ -424,41 +424,61 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(sorted(InstanceOrder::Duration, true).await, ["i0", "i1", "i2"], "none ended: by id");
 }
 
+/// A UUIDv7 id made at `ms`, as the runtime makes instance ids (`n` tells apart those of one
+/// millisecond).
+fn v7(ms: i64, n: u64) -> String {
+    format!("{:08x}-{:04x}-7000-8000-{n:012x}", ms >> 16, ms & 0xffff)
+}
+
 async fn instances_are_found_by_when_they_started_what_they_wait_for_and_whom_they_work_for(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    const HOUR: i64 = 3_600_000;
+    let base = 1_764_960_000_000;
+    // Four instances two hours apart; the last started half an hour after its id was made.
+    let at = |k: i64| base + 2 * HOUR * k;
+    let ids: Vec<String> = (0..4).map(|k| v7(at(k) - if k == 3 { HOUR / 2 } else { 0 }, k as u64)).collect();
     let batch = WriteBatch {
-        instances: ["i0", "i1", "i2", "i3"]
+        instances: ids
             .iter()
             .enumerate()
-            .map(|(at, id)| (instance(id, "m", "running", 10 * at as i64), doc("{}")))
+            .map(|(k, id)| (instance(id, "m", "running", at(k as i64)), doc("{}")))
             .collect(),
-        jobs: vec![job("i1", "r1", 1)],
-        timers: vec![TimerRow { instance_id: "i2".into(), ..timer("t2", 50) }],
+        jobs: vec![job(&ids[1], "r1", 1)],
+        timers: vec![TimerRow { instance_id: ids[2].clone(), ..timer("t2", 50) }],
         user_tasks: vec![
-            NewUserTask { row: user_task("u3", Some("i3"), 1), links: Vec::new() },
+            NewUserTask { row: user_task("u3", Some(&ids[3]), 1), links: Vec::new() },
             NewUserTask { row: user_task("u-other", Some("elsewhere"), 1), links: Vec::new() },
         ],
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
-    let ids = async |filter: InstanceFilter| {
+    let found = async |filter: InstanceFilter| {
         let rows = must(store.instances_page(&filter, Page { offset: 0, limit: 10 })).await;
         assert_eq!(must(store.count_instances(&filter, 10)).await, rows.len() as u64, "counted as listed");
         rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
     };
-    let between = InstanceFilter { started_from: Some(10), started_before: Some(30), ..InstanceFilter::default() };
-    assert_eq!(ids(between).await, ["i2", "i1"], "from is kept, before is not");
-    let waiting = async |w| ids(InstanceFilter { waiting_for: Some(w), ..InstanceFilter::default() }).await;
-    assert_eq!(waiting(WaitingFor::Worker).await, ["i1"]);
-    assert_eq!(waiting(WaitingFor::Timer).await, ["i2"]);
-    assert_eq!(waiting(WaitingFor::Person).await, ["i3"]);
-    let mut called = instance("i4", "m", "running", 40);
-    called.parent_id = Some("i0".into());
-    must(store.commit(&WriteBatch { instances: vec![(called, doc("{}"))], ..WriteBatch::default() })).await;
-    assert_eq!(ids(InstanceFilter { parent_id: Some("i0".into()), ..InstanceFilter::default() }).await, ["i4"]);
+    let between = |from: i64, before: i64| InstanceFilter {
+        started_from: Some(from),
+        started_before: Some(before),
+        ..InstanceFilter::default()
+    };
+    assert_eq!(found(between(at(1), at(3))).await, [ids[2].clone(), ids[1].clone()], "from is kept, before is not");
+    assert_eq!(found(between(at(3), at(4))).await, [ids[3].clone()], "an id made a little before its start");
+    assert!(found(between(0, base)).await.is_empty(), "none before");
+    let waiting = async |w| found(InstanceFilter { waiting_for: Some(w), ..InstanceFilter::default() }).await;
+    assert_eq!(waiting(WaitingFor::Worker).await, [ids[1].clone()]);
+    assert_eq!(waiting(WaitingFor::Timer).await, [ids[2].clone()]);
+    assert_eq!(waiting(WaitingFor::Person).await, [ids[3].clone()]);
+    let mut called = instance(&v7(at(4), 4), "m", "running", at(4));
+    called.parent_id = Some(ids[0].clone());
+    must(store.commit(&WriteBatch { instances: vec![(called.clone(), doc("{}"))], ..WriteBatch::default() })).await;
+    assert_eq!(
+        found(InstanceFilter { parent_id: Some(ids[0].clone()), ..InstanceFilter::default() }).await,
+        [called.id]
+    );
     let late_timer =
-        InstanceFilter { waiting_for: Some(WaitingFor::Timer), started_from: Some(30), ..InstanceFilter::default() };
-    assert!(ids(late_timer).await.is_empty(), "every filter holds at once");
+        InstanceFilter { waiting_for: Some(WaitingFor::Timer), started_from: Some(at(3)), ..InstanceFilter::default() };
+    assert!(found(late_timer).await.is_empty(), "every filter holds at once");
 }
 
 async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
