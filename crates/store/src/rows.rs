@@ -151,8 +151,8 @@ pub struct InstanceFilter {
     /// Only instances whose rollback, cancel or delete instance stands so.
     pub outcome: Option<Outcome>,
     /// Only instances started at or after this time (milliseconds since the epoch). Instance
-    /// ids must then be UUIDv7 made within [`ID_SKEW_MS`] of the start, as the runtime makes
-    /// them: the list walks the ids of that time only.
+    /// ids must then be UUIDv7 made within an hour of the start, as the runtime makes them:
+    /// the list walks the ids of that time only.
     pub started_from: Option<i64>,
     /// Only instances started before this time (milliseconds since the epoch); ids as for
     /// `started_from`.
@@ -167,7 +167,7 @@ pub struct InstanceFilter {
 
 /// How far an instance's start time may lie from the time in its UUIDv7 id (made just
 /// before, as its start was queued): far more than any queue holds a start.
-pub const ID_SKEW_MS: i64 = 3_600_000;
+pub(crate) const ID_SKEW_MS: i64 = 3_600_000;
 
 /// The lowest hyphenated UUIDv7 text of the millisecond `ms`: every id made at or after `ms`
 /// sorts at or after it, every id made before sorts before.
