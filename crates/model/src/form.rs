@@ -25,6 +25,22 @@ pub struct FormProperty {
 }
 
 impl FormProperty {
+    /// A readable, writable, optional property of this id and type, with nothing else set: a
+    /// field of a form made from a process's variables.
+    #[must_use]
+    pub fn plain(id: &str, kind: FormKind) -> FormProperty {
+        FormProperty {
+            id: id.to_owned(),
+            name: None,
+            kind,
+            required: false,
+            readable: true,
+            writable: true,
+            variable: None,
+            default: None,
+        }
+    }
+
     /// The variable it reads and writes.
     #[must_use]
     pub fn variable(&self) -> &str {

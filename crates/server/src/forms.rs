@@ -71,20 +71,7 @@ fn derived(values: &Map<String, Value>) -> Vec<FormProperty> {
         })
         .collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
-    names
-        .into_iter()
-        .take(DERIVED)
-        .map(|(name, kind)| FormProperty {
-            id: name.clone(),
-            name: None,
-            kind,
-            required: false,
-            readable: true,
-            writable: true,
-            variable: None,
-            default: None,
-        })
-        .collect()
+    names.into_iter().take(DERIVED).map(|(name, kind)| FormProperty::plain(name, kind)).collect()
 }
 
 /// The value a property shows as text: its variable's where it is readable and set, else its
@@ -158,28 +145,19 @@ pub(crate) fn read<'a>(
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn property(id: &str, kind: FormKind) -> FormProperty {
-        FormProperty {
-            id: id.into(),
-            name: None,
-            kind,
-            required: false,
-            readable: true,
-            writable: true,
-            variable: None,
-            default: None,
-        }
-    }
-
     pub(crate) fn form() -> Vec<FormProperty> {
         vec![
-            FormProperty { required: true, name: Some("Amount".into()), ..property("amount", FormKind::Long) },
-            property("rate", FormKind::Double),
-            FormProperty { variable: Some("agreed".into()), ..property("ok", FormKind::Boolean) },
-            property("choice", FormKind::Enum(vec![("a".into(), "A".into()), ("b".into(), "B".into())])),
-            property("when", FormKind::Date(None)),
-            FormProperty { writable: false, ..property("fixed", FormKind::Text) },
-            FormProperty { readable: false, writable: false, ..property("hidden", FormKind::Text) },
+            FormProperty {
+                required: true,
+                name: Some("Amount".into()),
+                ..FormProperty::plain("amount", FormKind::Long)
+            },
+            FormProperty::plain("rate", FormKind::Double),
+            FormProperty { variable: Some("agreed".into()), ..FormProperty::plain("ok", FormKind::Boolean) },
+            FormProperty::plain("choice", FormKind::Enum(vec![("a".into(), "A".into()), ("b".into(), "B".into())])),
+            FormProperty::plain("when", FormKind::Date(None)),
+            FormProperty { writable: false, ..FormProperty::plain("fixed", FormKind::Text) },
+            FormProperty { readable: false, writable: false, ..FormProperty::plain("hidden", FormKind::Text) },
         ]
     }
 
