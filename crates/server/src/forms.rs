@@ -8,9 +8,17 @@
 
 use crate::error::ApiError;
 use crate::runtime::Runtime;
-use flowstone_model::{FormKind, FormProperty, NodeKind};
+use flowstone_model::{Definition, FormKind, FormProperty, NodeKind};
 use flowstone_store::UserTaskRow;
 use serde_json::{Map, Value};
+
+/// The form properties of the user task `element` of `def` (none when it is no user task).
+pub(crate) fn properties(def: &Definition, element: &str) -> Vec<FormProperty> {
+    match def.node_by_element(element).map(|n| &def.node(n).kind) {
+        Some(NodeKind::UserTask(spec)) => spec.form.clone(),
+        _ => Vec::new(),
+    }
+}
 
 /// The form properties of the user task `element` of model version `model_id` (none when the
 /// model or the element is gone, or it has none).
@@ -21,38 +29,44 @@ pub(crate) async fn of(
 ) -> Result<Vec<FormProperty>, ApiError> {
     let (Some(model_id), Some(element)) = (model_id, element) else { return Ok(Vec::new()) };
     let Some(model) = rt.model(model_id).await? else { return Ok(Vec::new()) };
-    let def = rt.definition(&model)?;
-    Ok(match def.node_by_element(element).map(|n| &def.node(n).kind) {
-        Some(NodeKind::UserTask(spec)) => spec.form.clone(),
-        _ => Vec::new(),
+    Ok(properties(rt.definition(&model)?.as_ref(), element))
+}
+
+/// The variables of a user task's process (none for a task of no process).
+pub(crate) async fn values_of(rt: &Runtime, task: &UserTaskRow) -> Result<Map<String, Value>, ApiError> {
+    Ok(match task.instance_id.as_deref() {
+        Some(instance) => rt.variables(instance).await?.unwrap_or_default(),
+        None => Map::new(),
     })
 }
 
 /// The most fields a form made of a process's variables shows.
 const DERIVED: usize = 20;
 
-/// A user task's form and the values it is filled from (its process's variables).
+/// A user task's form.
 pub(crate) struct TaskForm {
     /// Its model's form properties, or where it has none a field for each of the process's
     /// variables that holds text, a number or true or false (at most [`DERIVED`], by name),
     /// typed as its value is.
     pub(crate) fields: Vec<FormProperty>,
-    /// The process's variables.
-    pub(crate) values: Map<String, Value>,
     /// The fields are the model's.
     pub(crate) modelled: bool,
 }
 
-/// The form of a user task (see [`TaskForm`]).
-pub(crate) async fn of_task(rt: &Runtime, task: &UserTaskRow) -> Result<TaskForm, ApiError> {
-    let values = match task.instance_id.as_deref() {
-        Some(instance) => rt.variables(instance).await?.unwrap_or_default(),
-        None => Map::new(),
-    };
-    let fields = of(rt, task.model_id.as_deref(), task.element.as_deref()).await?;
-    let modelled = !fields.is_empty();
-    let fields = if modelled { fields } else { derived(&values) };
-    Ok(TaskForm { fields, values, modelled })
+impl TaskForm {
+    /// The form of a task whose model gives it `properties`, its process holding `values`.
+    pub(crate) fn new(properties: Vec<FormProperty>, values: &Map<String, Value>) -> TaskForm {
+        let modelled = !properties.is_empty();
+        TaskForm { fields: if modelled { properties } else { derived(values) }, modelled }
+    }
+}
+
+/// The form of a user task (see [`TaskForm`]) and the variables of its process it is filled
+/// from.
+pub(crate) async fn of_task(rt: &Runtime, task: &UserTaskRow) -> Result<(TaskForm, Map<String, Value>), ApiError> {
+    let values = values_of(rt, task).await?;
+    let properties = of(rt, task.model_id.as_deref(), task.element.as_deref()).await?;
+    Ok((TaskForm::new(properties, &values), values))
 }
 
 /// A form of the scalar variables among `values`.

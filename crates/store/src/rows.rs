@@ -315,6 +315,15 @@ pub struct Page {
     pub limit: u64,
 }
 
+impl Page {
+    /// Its limit and offset as SQL takes them: a request's page far past any table is the
+    /// largest SQL reads, never a negative one the database refuses.
+    pub(crate) fn sql(self) -> (i64, i64) {
+        let at_most = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        (at_most(self.limit), at_most(self.offset))
+    }
+}
+
 /// A stored task record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {

@@ -321,7 +321,7 @@ macro_rules! sql_store {
             // page walk only the key's stretch of that time, not every instance newer.
             if let Some(from) = filter.started_from {
                 q.push(" AND p.start_time >= ").push_bind(from);
-                q.push(" AND p.id >= ").push_bind(crate::rows::id_at(from - crate::rows::ID_SKEW_MS));
+                q.push(" AND p.id >= ").push_bind(crate::rows::id_at(from.saturating_sub(crate::rows::ID_SKEW_MS)));
             }
             if let Some(before) = filter.started_before {
                 q.push(" AND p.start_time < ").push_bind(before);
@@ -338,8 +338,9 @@ macro_rules! sql_store {
             let direction = if descending { "DESC" } else { "ASC" };
             q.push(format!(" ORDER BY ({column} IS NULL), {column} {direction}, {id} {direction}"));
             if let Some(page) = page {
-                q.push(" LIMIT ").push_bind(page.limit.min(i64::MAX as u64) as i64);
-                q.push(" OFFSET ").push_bind(page.offset.min(i64::MAX as u64) as i64);
+                let (limit, offset) = page.sql();
+                q.push(" LIMIT ").push_bind(limit);
+                q.push(" OFFSET ").push_bind(offset);
             }
         }
 
@@ -886,8 +887,8 @@ macro_rules! sql_store {
                 )))
                 .bind(key)
                 .bind(tenant)
-                .bind(page.limit as i64)
-                .bind(page.offset as i64)
+                .bind(page.sql().0)
+                .bind(page.sql().1)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok((rows.iter().map(model_row).collect::<Result<_>>()?, total as u64))
@@ -1132,8 +1133,8 @@ macro_rules! sql_store {
                 if filter.order == $crate::InstanceOrder::Id {
                     // The key itself, so that a page of the newest walks the index.
                     q.push(if filter.ascending { " ORDER BY p.id ASC LIMIT " } else { " ORDER BY p.id DESC LIMIT " })
-                        .push_bind(page.limit as i64);
-                    q.push(" OFFSET ").push_bind(page.offset as i64);
+                        .push_bind(page.sql().0);
+                    q.push(" OFFSET ").push_bind(page.sql().1);
                 } else {
                     push_order_and_page(&mut q, filter.order.column(), "p.id", !filter.ascending, Some(page));
                 }
@@ -1374,8 +1375,9 @@ macro_rules! sql_store {
                 let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
                 let mut q = QueryBuilder::<$db>::new("SELECT * FROM jobs");
                 push_filter(&mut q);
-                q.push(" ORDER BY created_at, record_id LIMIT ").push_bind(page.limit as i64);
-                q.push(" OFFSET ").push_bind(page.offset as i64);
+                let (limit, offset) = page.sql();
+                q.push(" ORDER BY created_at, record_id LIMIT ").push_bind(limit);
+                q.push(" OFFSET ").push_bind(offset);
                 let rows = q.build().fetch_all(&self.pool).await?;
                 Ok((rows.iter().map(job_row).collect::<Result<_>>()?, total as u64))
             }

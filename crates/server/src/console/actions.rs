@@ -188,7 +188,7 @@ pub(super) async fn change_user_task(
     if change == TaskChange::Complete {
         let row =
             rt.store().user_task(task).await?.ok_or_else(|| ApiError::not_found(format!("no user task {task}")))?;
-        let form = crate::forms::of_task(rt, &row).await?;
+        let (form, _) = crate::forms::of_task(rt, &row).await?;
         variables = super::forms::read(&form.fields, fields)?;
         variables.extend(object(fields, "variables")?);
     }

@@ -3,19 +3,24 @@
 
 use super::html::escape;
 use crate::error::ApiError;
-use crate::forms::of_task;
+use crate::forms::{TaskForm, of_task};
 use crate::runtime::Runtime;
 use flowstone_model::{FormKind, FormProperty};
 use flowstone_store::UserTaskRow;
 use serde_json::{Map, Value};
 use std::fmt::Write;
 
-/// The fields of a user task's form, filled in; a task naming a `formKey` its model gives no
-/// properties for says that form is not read.
+/// The fields of a user task's form, filled in (see [`drawn`]).
 pub(super) async fn filled(rt: &Runtime, task: &UserTaskRow) -> Result<String, ApiError> {
-    let form = of_task(rt, task).await?;
-    let drawn = inputs(&form.fields, &form.values);
-    Ok(match task.form_key.as_deref().filter(|_| !form.modelled) {
+    let (form, values) = of_task(rt, task).await?;
+    Ok(drawn(task, &form, &values))
+}
+
+/// The fields of `task`'s `form`, filled from its process's `values`; a task naming a
+/// `formKey` its model gives no properties for says that form is not read.
+pub(super) fn drawn(task: &UserTaskRow, form: &TaskForm, values: &Map<String, Value>) -> String {
+    let drawn = inputs(&form.fields, values);
+    match task.form_key.as_deref().filter(|_| !form.modelled) {
         Some(key) => {
             format!(
                 "<p class=\"held\">form <code>{}</code> is not read here; the process's variables:</p>{drawn}",
@@ -23,19 +28,28 @@ pub(super) async fn filled(rt: &Runtime, task: &UserTaskRow) -> Result<String, A
             )
         }
         None => drawn,
-    })
+    }
 }
 
-/// The name of a property's field in a form.
-pub(super) fn name(p: &FormProperty) -> String {
-    format!("form:{}", p.id)
+/// The button completing a task through `action`, with its form's `fields` (HTML) and a JSON
+/// object of further variables.
+pub(super) fn complete_button(action: &str, fields: &str, csrf: &str) -> String {
+    let fields = format!(
+        "{fields}<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{{}}</textarea>"
+    );
+    super::html::button(action, "Complete", csrf, &fields)
+}
+
+/// The name of the field of the property `id` in a form.
+fn name(id: &str) -> String {
+    format!("form:{id}")
 }
 
 /// What a console form filled in for `form` sets (see [`crate::forms::read`]): its fields are
 /// named `form:ID`.
 pub(super) fn read(form: &[FormProperty], fields: &[(String, String)]) -> Result<Map<String, Value>, ApiError> {
     crate::forms::read(form, |id| {
-        let name = format!("form:{id}");
+        let name = name(id);
         fields.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
     })
 }
@@ -46,7 +60,7 @@ pub(super) fn inputs(form: &[FormProperty], values: &Map<String, Value>) -> Stri
     let mut out = String::new();
     for p in form.iter().filter(|p| p.readable || p.writable) {
         let value = crate::forms::shown(p, values).unwrap_or_default();
-        let (name, value) = (escape(&name(p)), escape(&value));
+        let (name, value) = (escape(&name(&p.id)), escape(&value));
         let fixed = if p.writable { "" } else { " disabled" };
         let required = if p.required && p.writable { " required" } else { "" };
         let control = match &p.kind {

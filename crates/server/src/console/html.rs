@@ -27,6 +27,14 @@ pub(crate) fn percent(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, KEPT).to_string()
 }
 
+/// A button posting to `action` with the session's CSRF token, and `fields` (HTML) before it.
+pub(crate) fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
+    format!(
+        "<form class=\"act\" method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">{fields}<button>{label}</button></form>",
+        escape(csrf)
+    )
+}
+
 /// The stylesheet at `/console/console.css`.
 pub(crate) const CSS: &str = "\
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,sans-serif;color:#0f172a;background:#f8fafc}\

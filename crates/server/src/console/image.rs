@@ -37,11 +37,17 @@ fn fonts() -> Arc<usvg::fontdb::Database> {
         .clone()
 }
 
+/// Images drawn at once: each holds up to 64 MiB of pixels, so requests past these wait their
+/// turn instead of each taking a blocking thread and its memory.
+static DRAWING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// `svg` as PNG on white: at its own size, or smaller where that passes the bounds.
 pub(crate) async fn png(svg: String) -> Result<Vec<u8>, ApiError> {
-    tokio::task::spawn_blocking(move || render(&svg)).await.map_err(|e| {
+    let stopped = |e: &dyn std::fmt::Display| {
         ApiError::with_status(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("drawing the image stopped: {e}"))
-    })?
+    };
+    let _turn = DRAWING.acquire().await.map_err(|e| stopped(&e))?;
+    tokio::task::spawn_blocking(move || render(&svg)).await.map_err(|e| stopped(&e))?
 }
 
 fn render(svg: &str) -> Result<Vec<u8>, ApiError> {

@@ -30,18 +30,14 @@ pub(crate) async fn list(State(rt): State<Runtime>, Person(session): Person) -> 
     );
     for task in &tasks {
         let path = format!("/console/inbox/{}", percent(&task.id));
-        let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(&session.csrf));
         let action = if task.assignee.as_deref() == Some(user.as_str()) {
             let form = match super::forms::filled(&rt, task).await {
                 Ok(form) => form,
                 Err(e) => return session.error(e),
             };
-            format!(
-                "<form class=\"act\" method=\"post\" action=\"{path}/complete\">{csrf}{form}\
-<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{{}}</textarea><button>Complete</button></form>"
-            )
+            super::forms::complete_button(&format!("{path}/complete"), &form, &session.csrf)
         } else {
-            format!("<form class=\"act\" method=\"post\" action=\"{path}/claim\">{csrf}<button>Claim</button></form>")
+            super::html::button(&format!("{path}/claim"), "Claim", &session.csrf, "")
         };
         let _ = write!(
             out,

@@ -90,6 +90,25 @@ impl Session {
         let who = self.who();
         e.respond(|status, message| html::error_page(status, &message, who))
     }
+
+    /// The fields of a changing form, read once; refused unless it carries this session's CSRF
+    /// token.
+    fn form_of(&self, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+        let fields = form(body);
+        self.check(field(&fields, "csrf"))?;
+        Ok(fields)
+    }
+
+    /// Refuses a changing form whose CSRF token is not this session's.
+    fn check(&self, csrf: Option<&str>) -> Result<(), ApiError> {
+        match csrf {
+            Some(csrf) if csrf == self.csrf => Ok(()),
+            _ => Err(ApiError::with_status(
+                StatusCode::FORBIDDEN,
+                "this form did not come from this console session (its CSRF token is missing or wrong)",
+            )),
+        }
+    }
 }
 
 /// The CSRF token of a session token: not the token, and not its stored hash.
@@ -174,8 +193,6 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// `POST /console/sign-in`: checks the password as HTTP Basic does (with its back-off), and
-/// starts a session.
 /// The address a request came from, when the listener recorded it: the sign-in back-off
 /// counts failures per address as well as per user.
 struct Peer(Option<std::net::IpAddr>);
@@ -189,6 +206,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
+/// `POST /console/sign-in`: checks the password as HTTP Basic does (with its back-off), and
+/// starts a session.
 async fn sign_in(
     State(rt): State<Runtime>,
     State(auth): State<Arc<Authenticator>>,
@@ -250,25 +269,4 @@ async fn sign_out(
     auth.forget();
     let cleared = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, cleared)], Redirect::to("/console/sign-in")).into_response()
-}
-
-impl Session {
-    /// The fields of a changing form, read once; refused unless it carries this session's CSRF
-    /// token.
-    fn form_of(&self, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-        let fields = form(body);
-        self.check(field(&fields, "csrf"))?;
-        Ok(fields)
-    }
-
-    /// Refuses a changing form whose CSRF token is not this session's.
-    fn check(&self, csrf: Option<&str>) -> Result<(), ApiError> {
-        match csrf {
-            Some(csrf) if csrf == self.csrf => Ok(()),
-            _ => Err(ApiError::with_status(
-                StatusCode::FORBIDDEN,
-                "this form did not come from this console session (its CSRF token is missing or wrong)",
-            )),
-        }
-    }
 }

@@ -41,11 +41,7 @@ async fn incidents_page(rt: &Runtime, csrf: &str) -> Result<String, ApiError> {
     for instance in &debugging {
         let tasks = store.tasks_of_instance(&instance.id).await?;
         for r in super::actions::failed_stones(&tasks) {
-            let retry = format!(
-                "<form class=\"act\" method=\"post\" action=\"/console/tasks/{}/rerun\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>reRun</button></form>",
-                percent(&r.id),
-                escape(csrf)
-            );
+            let retry = super::html::button(&format!("/console/tasks/{}/rerun", percent(&r.id)), "reRun", csrf, "");
             let _ = write!(
                 out,
                 "<tr data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td><td>{retry}</td></tr>",

@@ -2,7 +2,7 @@
 //! status; one instance with its diagram, its task records and its variables.
 
 use super::diagram;
-use super::html::{escape, page, percent};
+use super::html::{button, escape, page, percent};
 use super::{Session, found};
 use crate::api::format::platform_date;
 use crate::error::ApiError;
@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use flowstone_engine::TaskStatus;
 use flowstone_model::Definition;
-use flowstone_store::{InstanceFilter, ModelQuery, Page, TextFilter, UserTaskRow, WaitingFor};
+use flowstone_store::{InstanceFilter, ModelQuery, Page, TextFilter, UserTaskQuery, UserTaskRow, WaitingFor};
 use serde::Deserialize;
 use std::fmt::Write;
 
@@ -317,14 +317,6 @@ fn data(r: &flowstone_engine::TaskRecord) -> String {
     if shown.is_empty() { shown } else { format!("<details class=\"data\"><summary>show</summary>{shown}</details>") }
 }
 
-/// A button posting to `action` with the session's CSRF token, and `fields` (HTML) before it.
-fn button(action: &str, label: &str, csrf: &str, fields: &str) -> String {
-    format!(
-        "<form class=\"act\" method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">{fields}<button>{label}</button></form>",
-        escape(csrf)
-    )
-}
-
 /// What can be done to an open user task, held as `person` says (with its form's fields): who
 /// holds it, then claim or give back, delegate, resolve (for the delegate), complete — as
 /// Flowable's task actions.
@@ -348,10 +340,7 @@ fn user_task_buttons(path: &str, person: Option<(&UserTaskRow, &str)>, csrf: &st
     if person.and_then(|p| p.delegation.as_deref()) == Some("pending") {
         out.push_str(&button(&format!("{path}/resolve"), "Resolve", csrf, ""));
     }
-    let fields = format!(
-        "{form}<textarea name=\"variables\" rows=\"2\" placeholder=\"variables as JSON\" aria-label=\"variables\">{{}}</textarea>"
-    );
-    out.push_str(&button(&format!("{path}/complete"), "Complete", csrf, &fields));
+    out.push_str(&super::forms::complete_button(&format!("{path}/complete"), form, csrf));
     out
 }
 
@@ -451,13 +440,21 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
     out.push_str(
         "<h2>Tasks</h2><table id=\"tasks\"><thead><tr><th>Element</th><th>Name</th><th>Status</th><th>Began</th><th>Ended</th><th>Progress</th><th>Reason</th><th>Data</th><th></th></tr></thead><tbody>",
     );
-    // Who holds each open user task, for its buttons.
+    // Who holds each open user task, for its buttons, read at once; its form's fields, drawn
+    // once for each element from the variables read once (a multi-instance task has many).
+    let variables = rt.variables(&row.id).await?.unwrap_or_default();
+    let open = UserTaskQuery { finished: Some(false), instance_id: Some(row.id.clone()), ..UserTaskQuery::default() };
+    let (open, _) = rt.store().list_user_tasks(&open, None).await?;
+    let mut forms: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut people = std::collections::HashMap::new();
-    for r in tasks.iter().map(|t| &t.record).filter(|r| r.end_time.is_none() && r.status == TaskStatus::Active) {
-        if let Some(person) = rt.store().user_task(&r.id).await? {
-            let form = super::forms::filled(rt, &person).await?;
-            people.insert(r.id.as_str(), (person, form));
+    for person in open {
+        let element = person.element.clone().unwrap_or_default();
+        if !forms.contains_key(&element) {
+            let properties = def.as_deref().map_or_else(Vec::new, |d| crate::forms::properties(d, &element));
+            let form = crate::forms::TaskForm::new(properties, &variables);
+            forms.insert(element.clone(), super::forms::drawn(&person, &form, &variables));
         }
+        people.insert(person.id.clone(), (person, element));
     }
     // The latest record of each element.
     let latest: std::collections::HashMap<&str, &str> =
@@ -481,13 +478,12 @@ async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) 
                 latest.get(r.element.as_str()) == Some(&r.id.as_str()),
                 &row.status,
                 def.as_deref(),
-                people.get(r.id.as_str()).map(|(p, f)| (p, f.as_str())),
+                people.get(&r.id).map(|(p, element)| (p, forms.get(element).map_or("", String::as_str))),
                 csrf
             )
         );
     }
     out.push_str("</tbody></table>");
-    let variables = rt.variables(&row.id).await?.unwrap_or_default();
     let variables = serde_json::to_string_pretty(&variables).unwrap_or_default();
     let _ = write!(out, "<h2>Variables</h2><pre id=\"variables\">{}</pre>", escape(&variables));
     if matches!(row.status.as_str(), "running" | "debug") {

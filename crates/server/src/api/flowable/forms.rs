@@ -4,8 +4,8 @@
 //! the task (204) or starting the process (200 with the instance). Properties sent that the
 //! form does not have are set as text variables, as Flowable does.
 
-use super::instances::{Instance, instance_answer};
-use super::repository::definition_not_found;
+use super::instances::{Instance, definition_url, instance_answer};
+use super::repository::visible_definition;
 use super::tasks::{open_task, task_path};
 use super::{FlowableResult, SERVICE, origin, service_url};
 use crate::api::input::Body;
@@ -128,11 +128,7 @@ async fn start_form(
     caller: &Caller,
     id: &str,
 ) -> Result<(std::sync::Arc<flowstone_store::ModelRow>, Vec<FormProperty>), ApiError> {
-    let model = rt
-        .model(id)
-        .await?
-        .filter(|m| caller.within(m.tenant_id.as_deref()))
-        .ok_or_else(|| definition_not_found(id))?;
+    let model = visible_definition(rt, caller, id).await?;
     let form = rt.definition(&model)?.start_form.clone();
     Ok((model, form))
 }
@@ -153,22 +149,19 @@ async fn form_data(
     let data = match one_of(whose.task_id, whose.process_definition_id, "parameter")? {
         Ok(task_id) => {
             let task = open_task(&rt, &task_id).await?;
-            let form = crate::forms::of(&rt, task.model_id.as_deref(), task.element.as_deref()).await?;
-            let values = match task.instance_id.as_deref() {
-                Some(instance) => rt.variables(instance).await?.unwrap_or_default(),
-                None => Map::new(),
-            };
-            let deployment = match task.model_id.as_deref() {
-                Some(model) => rt.model(model).await?.map(|m| m.deployment_id.clone()),
+            let model = match task.model_id.as_deref() {
+                Some(id) => rt.model(id).await?,
                 None => None,
             };
+            let form = match (&model, task.element.as_deref()) {
+                (Some(model), Some(element)) => crate::forms::properties(rt.definition(model)?.as_ref(), element),
+                _ => Vec::new(),
+            };
+            let values = crate::forms::values_of(&rt, &task).await?;
             FormData {
                 form_key: task.form_key.clone(),
-                deployment_id: deployment,
-                process_definition_url: task
-                    .model_id
-                    .as_ref()
-                    .map(|m| service_url(&origin, &format!("repository/process-definitions/{m}"))),
+                deployment_id: model.map(|m| m.deployment_id.clone()),
+                process_definition_url: task.model_id.as_ref().map(|m| definition_url(&origin, m)),
                 process_definition_id: task.model_id.clone(),
                 task_url: Some(service_url(&origin, &task_path(&task.id))),
                 task_id: Some(task.id),
@@ -180,10 +173,7 @@ async fn form_data(
             FormData {
                 form_key: None,
                 deployment_id: Some(model.deployment_id.clone()),
-                process_definition_url: Some(service_url(
-                    &origin,
-                    &format!("repository/process-definitions/{}", model.id),
-                )),
+                process_definition_url: Some(definition_url(&origin, &model.id)),
                 process_definition_id: Some(model.id.clone()),
                 task_id: None,
                 task_url: None,

@@ -5,7 +5,7 @@
 //! it, as in Flowable.
 
 use super::filters::{Filter, Kind, PAGING, described, filter, sort};
-use super::repository::{definition_not_found, model_tenant};
+use super::repository::{definition_not_found, model_tenant, visible_definition};
 use super::variables::{RestVariable, Variable, variables};
 use super::{FlowableResult, Listed, Paging, Params, SERVICE, iso_time, origin, query_map, service_url};
 use crate::api::input::{Body, json_object};
@@ -157,7 +157,7 @@ pub(super) struct Instance {
 }
 
 /// The URL of a process definition.
-fn definition_url(origin: &str, model: &str) -> String {
+pub(super) fn definition_url(origin: &str, model: &str) -> String {
     service_url(origin, &format!("repository/process-definitions/{model}"))
 }
 
@@ -323,11 +323,7 @@ async fn start(
         return started(&rt, &headers, row, req.return_variables).await;
     }
     let model = match (by_id, by_key) {
-        (Some(id), _) => rt
-            .model(&id)
-            .await?
-            .filter(|m| caller.within(m.tenant_id.as_deref()))
-            .ok_or_else(|| definition_not_found(&id))?,
+        (Some(id), _) => visible_definition(&rt, &caller, &id).await?,
         (None, Some(key)) => latest_in_tenant(&rt, &key, tenant.as_deref()).await?,
         (None, None) => {
             return Err(ApiError::bad_request("processDefinitionId or processDefinitionKey is required").into());

@@ -534,6 +534,16 @@ async fn definition(rt: &Runtime, id: &str) -> Result<(ModelRow, Option<String>)
     Ok(((*model).clone(), tenant))
 }
 
+/// The process definition `id` if the caller may see its tenant's, else Flowable's 404.
+pub(super) async fn visible_definition(
+    rt: &Runtime,
+    caller: &Caller,
+    id: &str,
+) -> Result<std::sync::Arc<ModelRow>, ApiError> {
+    let model = rt.model(id).await?;
+    model.filter(|m| caller.within(m.tenant_id.as_deref())).ok_or_else(|| definition_not_found(id))
+}
+
 /// The path parameter naming a process definition.
 const DEFINITION: &str = "The process definition";
 
