@@ -19,7 +19,7 @@ pub(crate) const BENCH_PASSWORD: &str = "bench";
 /// What to run.
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Workloads: w1, w2, w3 (comma separated).
+    /// Workloads: w1, w2, w3, w1_stones (W1 with three `noop` stone jobs; comma separated).
     #[arg(long, default_value = "w1,w2,w3", value_delimiter = ',')]
     workloads: Vec<String>,
     /// Modes: engine, sqlite, postgres, http; dispatch and workers measure stone jobs through
@@ -72,6 +72,8 @@ enum Workload {
     W1,
     W2,
     W3,
+    /// W1 with every step a durable stone job.
+    W1Stones,
 }
 
 impl Workload {
@@ -80,7 +82,8 @@ impl Workload {
             "w1" => Ok(Self::W1),
             "w2" => Ok(Self::W2),
             "w3" => Ok(Self::W3),
-            other => Err(format!("unknown workload `{other}`; use w1, w2 or w3")),
+            "w1_stones" => Ok(Self::W1Stones),
+            other => Err(format!("unknown workload `{other}`; use w1, w2, w3 or w1_stones")),
         }
     }
 
@@ -89,6 +92,7 @@ impl Workload {
             Self::W1 => "w1_straight.bpmn",
             Self::W2 => "w2_usertask.bpmn",
             Self::W3 => "w3_gateways.bpmn",
+            Self::W1Stones => "w1_stones.bpmn",
         }
     }
 
@@ -97,6 +101,7 @@ impl Workload {
             Self::W1 => "W1",
             Self::W2 => "W2",
             Self::W3 => "W3",
+            Self::W1Stones => "W1 stones",
         }
     }
 
@@ -104,6 +109,7 @@ impl Workload {
     fn variables(self, n: u64) -> Map<String, Value> {
         match self {
             Self::W3 => Map::from_iter([("route".to_owned(), json!(Self::route(n)))]),
+            Self::W1Stones => (1..=3).map(|i| (format!("s{i}"), json!({"t": i}))).collect(),
             _ => Map::new(),
         }
     }
@@ -119,6 +125,7 @@ impl Workload {
             Self::W1 => vars.get("t3") == Some(&json!(3)),
             Self::W2 => vars.get("approved") == Some(&json!(true)),
             Self::W3 => vars.get("taken") == Some(&json!(Self::route(n))),
+            Self::W1Stones => vars.get("s3").and_then(|s3| s3.get("t")) == Some(&json!(3)),
         }
     }
 }
@@ -142,7 +149,7 @@ impl Figures {
         };
         let rate = self.completed as f64 / self.elapsed.as_secs_f64();
         println!(
-            "{:<3} {:<18} {:>11.0}/s  {:>8} done  p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms  peak RSS {:>6} MiB",
+            "{:<9} {:<18} {:>11.0}/s  {:>8} done  p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms  peak RSS {:>6} MiB",
             workload.name(),
             mode,
             rate,
@@ -341,6 +348,25 @@ fn run_engine_instance(
         &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker, limits: &flowstone_engine::Limits::default() },
     );
     let mut count = effects.len();
+    if let Workload::W1Stones = w {
+        // Each job as the `noop` stone ends it: its params as its outputs.
+        while let Some(rec) = inst.open.values().find(|r| r.stone.is_some()) {
+            let outputs = flowstone_worker::own_params(rec.params.as_ref().unwrap_or(&Value::Null));
+            let event = flowstone_engine::StoneEvent::Success {
+                action: flowstone_engine::Action::Start,
+                outputs,
+                monitor: false,
+            };
+            let command = Command::Stone { record: rec.id.clone(), event };
+            let ctx = &mut Ctx {
+                now: 0,
+                ids,
+                brokered: &flowstone_engine::no_broker,
+                limits: &flowstone_engine::Limits::default(),
+            };
+            count += inst.apply(def, command, ctx).map_err(|e| e.to_string())?.len();
+        }
+    }
     if let Workload::W2 = w {
         let task = inst.open.keys().next().cloned().ok_or("W2 opened no user task")?;
         let vars = Map::from_iter([("approved".to_owned(), json!(true))]);
@@ -430,6 +456,11 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
                         .map_err(|e| e.to_string())?;
                     store.instance(&row.id).await.map_err(|e| e.to_string())?.and_then(|r| r.final_vars)
                 }
+                Workload::W1Stones => runtime
+                    .wait_for(&row.id, flowstone_server::MAX_WAIT, |r| r.end_time.is_some())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .and_then(|r| r.final_vars),
                 _ => row.final_vars,
             };
             let vars: Map<String, Value> =
@@ -485,7 +516,11 @@ async fn http(w: Workload, xml: &str, args: &BenchArgs) -> Result<Figures, Strin
     let figures = drive(args, move |n| {
         let (client, base, key) = (client.clone(), base.clone(), key.clone());
         async move {
-            let body = json!({"key": key, "processName": "bench", "variables": w.variables(n)});
+            let mut body = json!({"key": key, "processName": "bench", "variables": w.variables(n)});
+            if let Workload::W1Stones = w {
+                // The answer comes once the process ended (an addition to seed 002).
+                body["wait"] = json!(flowstone_server::MAX_WAIT.as_millis() as u64);
+            }
             let mut p: Value = post_json(client.post(format!("{base}/process")).json(&body)).await?;
             if let Workload::W2 = w {
                 let id = p["processInstanceId"].as_str().unwrap_or_default();

@@ -18,7 +18,7 @@ pub use api::{MAX_BODY_BYTES, router};
 pub use auth::{BkApp, add_app};
 pub use examples::EXAMPLES;
 pub use listen::HttpLimits;
-pub use runtime::{BrokerOptions, EventIn, Reached, Runtime, RuntimeError, RuntimeOptions, now_ms};
+pub use runtime::{BrokerOptions, EventIn, MAX_WAIT, Reached, Runtime, RuntimeError, RuntimeOptions, now_ms};
 
 use flowstone_store::{PgStore, SqliteStore, Store, StoreError};
 use std::net::SocketAddr;

@@ -183,7 +183,7 @@ async fn conformance_models_deploy_and_run_or_are_refused_clearly() {
 async fn bench_workloads_give_their_checked_results() {
     let Some(shared) = shared_dir() else { return };
     let Some(s) = TestServer::start(Backend::Sqlite).await else { return };
-    for file in ["w1_straight.bpmn", "w2_usertask.bpmn", "w3_gateways.bpmn"] {
+    for file in ["w1_straight.bpmn", "w2_usertask.bpmn", "w3_gateways.bpmn", "w1_stones.bpmn"] {
         s.deploy(&must(std::fs::read_to_string(shared.join("bench").join(file)))).await;
     }
     let native = |p: &Value| -> Value { must(serde_json::from_str(p["nativeOutputs"].as_str().unwrap_or_default())) };
@@ -203,6 +203,12 @@ async fn bench_workloads_give_their_checked_results() {
         let w3 = s.start_process("w3_gateways", json!({"route": route})).await;
         assert_eq!((w3["processStatus"].as_str(), native(&w3)["taken"].as_str()), (Some("success"), Some(route)));
     }
+
+    let body = json!({"key": "w1_stones", "processName": "t", "wait": 20_000,
+        "variables": {"s1": {"t": 1}, "s2": {"t": 2}, "s3": {"t": 3}}});
+    let (status, w1s) = s.post("/process", body).await;
+    assert_eq!(status, StatusCode::OK, "{w1s}");
+    assert_eq!((w1s["processStatus"].as_str(), native(&w1s)["s3"]["t"].as_i64()), (Some("success"), Some(3)));
 }
 
 /// `success`, `running`, `failed`, or `refused <element>` naming what the message blames.

@@ -23,8 +23,8 @@ fn cluster(change: Value) -> Value {
     vars
 }
 
-async fn start(s: &TestServer, extra: Value, variables: Value) -> String {
-    let mut body = json!({"key": "cluster", "processName": "test", "variables": variables});
+async fn start(s: &TestServer, key: &str, extra: Value, variables: Value) -> String {
+    let mut body = json!({"key": key, "processName": "test", "variables": variables});
     if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
         body.extend(extra);
     }
@@ -50,7 +50,7 @@ async fn statuses(s: &TestServer, id: &str) -> Vec<(String, String)> {
 }
 
 async fn a_failure_rolls_back_every_machine_it_made_newest_first(s: TestServer) {
-    let id = start(&s, json!({}), cluster(json!({BILLING: {"fail": "no credit"}}))).await;
+    let id = start(&s, "cluster", json!({}), cluster(json!({BILLING: {"fail": "no credit"}}))).await;
     let p = s.wait_for(&id, "rolledBack").await;
     assert!(text(&p["reason"]).contains("no credit"), "{p}");
     let rollback = text(&p["rollbackProcessInstanceId"]).to_owned();
@@ -68,7 +68,7 @@ async fn a_failure_rolls_back_every_machine_it_made_newest_first(s: TestServer) 
 }
 
 async fn debug_mode_waits_at_the_failure_and_rerun_with_fixed_params_completes(s: TestServer) {
-    let id = start(&s, json!({"debug": true}), cluster(json!({BILLING: {"fail": "no credit"}}))).await;
+    let id = start(&s, "cluster", json!({"debug": true}), cluster(json!({BILLING: {"fail": "no credit"}}))).await;
     let p = s.wait_for(&id, "debug").await;
     assert_eq!(p["rollbackProcessInstanceId"], Value::Null, "no rollback in debug mode");
     let failed = s.tasks(&id).await.into_iter().find(|t| t["status"] == "start.failed");
@@ -99,7 +99,7 @@ async fn debug_mode_waits_at_the_failure_and_rerun_with_fixed_params_completes(s
 }
 
 async fn resume_leaves_debug_mode_and_rolls_back(s: TestServer) {
-    let id = start(&s, json!({"debug": true}), cluster(json!({BILLING: {"fail": true}}))).await;
+    let id = start(&s, "cluster", json!({"debug": true}), cluster(json!({BILLING: {"fail": true}}))).await;
     s.wait_for(&id, "debug").await;
     let failed = s.tasks(&id).await.into_iter().find(|t| t["status"] == "start.failed");
     let task = text(&failed.unwrap_or_default()["id"]).to_owned();
@@ -113,7 +113,7 @@ async fn resume_leaves_debug_mode_and_rolls_back(s: TestServer) {
 
 async fn cancel_during_the_run_then_delete_leaves_no_machine(s: TestServer) {
     let slow = json!({"slave-": {"instanceType": "m2.large", "bootMillis": 20_000}});
-    let id = start(&s, json!({}), cluster(slow)).await;
+    let id = start(&s, "cluster", json!({}), cluster(slow)).await;
     for _ in 0..200 {
         if statuses(&s, &id).await.iter().filter(|(ns, st)| ns.starts_with("slave-") && st != "produce.success").count()
             == 2
@@ -137,7 +137,7 @@ async fn cancel_during_the_run_then_delete_leaves_no_machine(s: TestServer) {
 }
 
 async fn delete_after_the_run_removes_every_machine_once(s: TestServer) {
-    let id = start(&s, json!({}), cluster(json!({}))).await;
+    let id = start(&s, "cluster", json!({}), cluster(json!({}))).await;
     s.wait_for(&id, "success").await;
     assert_eq!(s.machines(), 3);
     let (status, p) = s.put(&format!("/process/{id}/delete"), None).await;
@@ -158,20 +158,73 @@ async fn delete_after_the_run_removes_every_machine_once(s: TestServer) {
 }
 
 async fn a_mock_run_makes_no_machine(s: TestServer) {
-    let id = start(&s, json!({"mock": true}), cluster(json!({}))).await;
+    let id = start(&s, "cluster", json!({"mock": true}), cluster(json!({}))).await;
     s.wait_for(&id, "success").await;
     let steps = statuses(&s, &id).await;
     assert_eq!(steps[0].1, "mock.success");
     assert_eq!(steps.last().map(|s| s.1.as_str()), Some("mock.passed"), "billing has nothing to pretend");
     assert_eq!(s.machines(), 0);
-    let one = start(&s, json!({}), cluster(json!({"MachineStone::Mock": true}))).await;
+    let one = start(&s, "cluster", json!({}), cluster(json!({"MachineStone::Mock": true}))).await;
     s.wait_for(&one, "success").await;
     let steps = statuses(&s, &one).await;
     assert_eq!(steps.last().map(|s| s.1.as_str()), Some("start.success"), "only the flagged stone is mocked");
     assert_eq!(s.machines(), 0);
 }
 
+/// How many groups the committer has committed (`/metrics`).
+async fn commits(s: &TestServer) -> u64 {
+    let (_, metrics) = s.get("/metrics").await;
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    let line = text.lines().find(|l| l.starts_with("flowstone_commit_duration_seconds_count"));
+    line.and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or_else(|| panic!("no commit count in {text}"))
+}
+
+/// Three fast stones cost four commits: the start with the first job, then each outcome with
+/// the next job (or the end); a fast stone's `begin` is not committed on its own.
+/// (Seven before: each `begin` was a commit of its own. The fewest of three runs counts, so
+/// that a stone held up past the lazy wait on a loaded machine does not decide.)
+async fn a_fast_stone_step_is_one_commit(s: TestServer) {
+    let mut fewest = u64::MAX;
+    for _ in 0..3 {
+        let before = commits(&s).await;
+        let body = json!({"key": "w1_stones", "processName": "t", "wait": 20_000,
+            "variables": {"s1": {"t": 1}, "s2": {"t": 2}, "s3": {"t": 3}}});
+        let (status, p) = s.call(Method::POST, "/process", Some(body)).await;
+        assert_eq!((status, text(&p["processStatus"])), (StatusCode::OK, "success"), "{p}");
+        fewest = fewest.min(commits(&s).await - before);
+        let id = text(&p["processInstanceId"]);
+        let steps: Vec<_> = statuses(&s, id).await.into_iter().map(|(ns, status)| format!("{ns} {status}")).collect();
+        assert_eq!(steps, ["s1 start.success", "s2 start.success", "s3 start.success"]);
+    }
+    assert_eq!(fewest, 4);
+}
+
+/// A stone that takes longer shows that it began while it runs.
+async fn a_slow_stone_shows_it_began_while_it_runs(s: TestServer) {
+    s.deploy(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowstone="http://flowstone.dev/bpmn">
+        <process id="slow" isExecutable="true"><startEvent id="a"/><sequenceFlow id="f1" sourceRef="a" targetRef="s"/>
+        <serviceTask id="s" flowstone:stone="sleep" flowstone:namespace="nap"/>
+        <sequenceFlow id="f2" sourceRef="s" targetRef="b"/><endEvent id="b"/></process></definitions>"#,
+    )
+    .await;
+    let id = start(&s, "slow", json!({}), json!({"nap": {"duration": 2}})).await;
+    let began = async {
+        loop {
+            if statuses(&s, &id).await.iter().any(|(_, status)| status == "start.begin") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    must(tokio::time::timeout(std::time::Duration::from_secs(1), began).await);
+    s.wait_for(&id, "success").await;
+    assert_eq!(statuses(&s, &id).await, [("nap".to_owned(), "start.success".to_owned())]);
+}
+
 backend_tests!(server = TestServer::start;
+    a_fast_stone_step_is_one_commit,
+    a_slow_stone_shows_it_began_while_it_runs,
     a_failure_rolls_back_every_machine_it_made_newest_first,
     debug_mode_waits_at_the_failure_and_rerun_with_fixed_params_completes,
     resume_leaves_debug_mode_and_rolls_back,

@@ -37,6 +37,10 @@ type ById<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>
 
 /// How many requests one transaction takes at most.
 const MAX_BATCH: usize = 1024;
+/// How long a group of lazy requests alone waits for one that has to commit (see
+/// [`Request::Apply`]'s `lazy`): a built-in stone that ends sooner has its `begin` committed
+/// with its outcome, one commit per step; a slower one shows it began after this long.
+const LAZY_WAIT: Duration = Duration::from_millis(50);
 /// How many requests wait for the commit under way at most before the committer stops taking more.
 const MAX_PENDING: usize = 4 * MAX_BATCH;
 /// How many live instances the committer keeps in memory before it starts over from the store.
@@ -60,6 +64,10 @@ pub(super) enum Request {
         command: Command,
         /// For a worker's report on a job: the worker, who must hold the job's lock.
         holder: Option<String>,
+        /// Answered once applied in memory, and committed with the next group that has to
+        /// commit, or after [`LAZY_WAIT`]: a built-in stone's `begin`, which nobody was promised
+        /// (a crash before its commit runs the job again, as a crash while it ran would).
+        lazy: bool,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
     Task(Box<TaskRequest>),
@@ -169,7 +177,7 @@ impl Entry {
                 None
             }
             (Entry::Applied { instance, command, holder, reply, .. }, _) => {
-                Some(Request::Apply { instance, command: *command, holder, reply })
+                Some(Request::Apply { instance, command: *command, holder, lazy: false, reply })
             }
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
             (Entry::Records { request, .. }, _) => Some(Request::Records(request)),
@@ -219,6 +227,15 @@ struct Prepared {
     events: Vec<Lifecycle>,
     /// Call activities' children to start in this group, and what they tell their callers.
     calls: calls::Calls,
+    /// Until when the group, made of lazy requests only, waits before it commits.
+    lazy_until: Option<tokio::time::Instant>,
+}
+
+impl Prepared {
+    /// Whether the group waits for a request that has to commit.
+    fn waits(&self) -> bool {
+        self.lazy_until.is_some_and(|until| until > tokio::time::Instant::now())
+    }
 }
 
 /// An instance that started or changed status.
@@ -414,9 +431,10 @@ impl Committer {
         let mut next: Option<Prepared> = None;
         let mut open = true;
         while open || committing.is_some() || next.is_some() {
-            if committing.is_none() {
+            if committing.is_none() && next.as_ref().is_some_and(|n| !n.waits()) {
                 committing = next.take().map(|prepared| self.begin_commit(prepared));
             }
+            let lazy_until = next.as_ref().and_then(|n| n.lazy_until).filter(|_| committing.is_none());
             tokio::select! {
                 biased;
                 _ = stopped.changed() => return,
@@ -435,7 +453,7 @@ impl Committer {
                         }
                         Err(e) => Err(Failure::Other(format!("the commit task failed: {e}"))),
                     };
-                    if result.is_ok() {
+                    if result.is_ok() && next.as_ref().is_some_and(|n| !n.waits()) {
                         // The next group's commit starts before this one's answers go out.
                         committing = next.take().map(|prepared| self.begin_commit(prepared));
                     }
@@ -446,10 +464,19 @@ impl Committer {
                     if n == 0 {
                         open = false;
                     } else {
-                        let into = next.get_or_insert_with(Prepared::default);
+                        let lazy = requests.iter().all(|r| matches!(r, Request::Apply { lazy: true, .. }));
+                        let into = next.get_or_insert_with(|| Prepared {
+                            lazy_until: lazy.then(|| tokio::time::Instant::now() + LAZY_WAIT),
+                            ..Prepared::default()
+                        });
+                        if !lazy {
+                            into.lazy_until = None;
+                        }
                         self.prepare(std::mem::take(&mut requests), into).await;
                     }
                 }
+                // A group of lazy requests alone commits when its wait is over.
+                () = tokio::time::sleep_until(lazy_until.unwrap_or_else(tokio::time::Instant::now)), if lazy_until.is_some() => {}
             }
             if committing.is_none() && next.is_none() && self.cache_full() {
                 self.evict();
@@ -534,6 +561,7 @@ impl Committer {
         if !self.deferred.is_empty() {
             let deferred = std::mem::take(&mut self.deferred);
             let group = next.get_or_insert_with(Prepared::default);
+            group.lazy_until = None;
             self.prepare(deferred, group).await;
             if group.entries.is_empty() {
                 next = None;
@@ -769,7 +797,7 @@ impl Committer {
                         self.begin(new_id(), &model, def.clone(), name, business_key, variables, &options, into, now);
                     into.entries.push(Entry::Started { model, def, id, options, reply });
                 }
-                Request::Apply { instance, command, holder, reply } => {
+                Request::Apply { instance, command, holder, lazy, reply } => {
                     let held = match (&holder, &command) {
                         (Some(worker), Command::Stone { record, .. }) => holds(&leases, record, worker),
                         _ => Ok(()),
@@ -782,6 +810,13 @@ impl Committer {
                         into.batch.held_jobs.push((record.clone(), worker.clone()));
                     }
                     let command = Box::new(command);
+                    // A lazy request is answered now; its commit has nobody to tell.
+                    let (answer, reply) = if lazy {
+                        drop(reply.send(answer));
+                        (Ok(()), oneshot::channel().0)
+                    } else {
+                        (answer, reply)
+                    };
                     into.entries.push(Entry::Applied { instance, command, holder, answer, reply });
                 }
                 Request::Task(request) => self.change_task(request, into, now).await,

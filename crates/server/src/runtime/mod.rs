@@ -655,7 +655,14 @@ impl Runtime {
     /// [`RuntimeError::NotFound`] for an unknown instance, [`RuntimeError::Conflict`] when the
     /// command does not fit its state, or a store failure.
     pub async fn apply(&self, instance: &str, command: Command) -> Result<(), RuntimeError> {
-        self.send_apply(instance, command, None).await
+        self.send_apply(instance, command, None, false).await
+    }
+
+    /// Applies a built-in stone's `begin`; answers once it is applied, and commits it with the
+    /// next change that has to commit (the stone's outcome, when it ends soon): one commit per
+    /// fast step, while a cancel or a failure meanwhile still knows the stone began.
+    pub(crate) async fn apply_lazily(&self, instance: &str, command: Command) -> Result<(), RuntimeError> {
+        self.send_apply(instance, command, None, true).await
     }
 
     /// Applies a worker's report on a job (a [`Command::Stone`]) if, when it is applied and
@@ -666,7 +673,7 @@ impl Runtime {
     /// [`RuntimeError::InUse`] when another worker (or none) holds the lock,
     /// [`RuntimeError::NotFound`] when the job is closed, or as [`Runtime::apply`].
     pub async fn apply_held(&self, instance: &str, command: Command, worker: &str) -> Result<(), RuntimeError> {
-        self.send_apply(instance, command, Some(worker.to_owned())).await
+        self.send_apply(instance, command, Some(worker.to_owned()), false).await
     }
 
     /// Changes the lock `worker` holds on a job (see [`LeaseUpdate`]), if it still holds it
@@ -681,11 +688,17 @@ impl Runtime {
     }
 
     /// Sends a command to the committer inside a `command` span of its instance's trace.
-    async fn send_apply(&self, instance: &str, command: Command, holder: Option<String>) -> Result<(), RuntimeError> {
+    async fn send_apply(
+        &self,
+        instance: &str,
+        command: Command,
+        holder: Option<String>,
+        lazy: bool,
+    ) -> Result<(), RuntimeError> {
         use tracing::Instrument;
         let span = tracing::info_span!("command", command = command.name(), instance);
         flowstone_worker::trace::follow_process(&span, instance);
-        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, reply })
+        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, lazy, reply })
             .instrument(span)
             .await
     }

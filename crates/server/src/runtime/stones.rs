@@ -176,7 +176,13 @@ impl Reporter for InProcess<'_> {
         // An event is work done: while the database is away, keep it and try again.
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.runtime.apply(self.instance, self.command(event.clone())).await {
+            let command = self.command(event.clone());
+            // A `begin` commits with the outcome of a stone that ends soon (one commit a step).
+            let applied = match event {
+                StoneEvent::Begin(_) => self.runtime.apply_lazily(self.instance, command).await,
+                _ => self.runtime.apply(self.instance, command).await,
+            };
+            match applied {
                 Ok(()) => return Ok(()),
                 Err(e @ (RuntimeError::Store(_) | RuntimeError::NotCommitted(_))) => {
                     tracing::warn!(job = %self.record, error = %e, "stone event not committed; retrying");
