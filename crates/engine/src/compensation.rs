@@ -38,13 +38,18 @@ impl Ran {
     }
 
     pub(crate) fn of(rec: &TaskRecord) -> Ran {
+        Self::with_outputs(rec, rec.outputs.as_ref())
+    }
+
+    /// What undoing `rec` needs, had it put out `outputs` (a record about to close with them).
+    pub(crate) fn with_outputs(rec: &TaskRecord, outputs: Option<&Value>) -> Ran {
         Ran {
             element: rec.element.clone(),
             name: rec.name.clone(),
             stone: rec.stone.clone().unwrap_or_default(),
             namespace: rec.namespace.clone(),
             params: rec.params.clone().unwrap_or(Value::Null),
-            outputs: match &rec.outputs {
+            outputs: match outputs {
                 Some(Value::Object(map)) => map.clone(),
                 _ => Map::new(),
             },

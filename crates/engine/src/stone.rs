@@ -188,9 +188,7 @@ impl Instance {
             }
         }
         if ran && self.kind == InstanceKind::Process {
-            let mut rec = self.open[id].clone();
-            rec.outputs.clone_from(&outputs);
-            self.push_ran(step.def, Ran::of(&rec));
+            self.push_ran(step.def, Ran::with_outputs(&self.open[id], outputs.as_ref()));
         }
         // A pipeline-tree component's outputs that feed constants.
         if let (Some(t), Some(Value::Object(out))) = (token, &outputs) {
