@@ -113,17 +113,20 @@ async fn reports_need_the_lock_and_repeats_are_harmless(s: TestServer) {
     assert_eq!(native["p"], json!({"size": 3, "made": "x", "state": "ok"}), "outputs land under the namespace");
 }
 
+/// Heartbeats every 500 ms keep a 1.5 s lock for 2 s: a second past its first end, with a
+/// second's room for a slow commit on a loaded machine (a 400 ms lock beaten every 200 ms
+/// once lost its lock under CI's load).
 async fn an_expired_lock_is_handed_out_again_and_heartbeats_keep_it(s: TestServer) {
     started(&s).await;
-    let job = fetch(&s, "w1", 0, 400).await[0]["id"].as_str().unwrap_or_default().to_owned();
-    let beat = |worker: &str| json!({"workerId": worker, "lockDuration": 400});
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let job = fetch(&s, "w1", 0, 1_500).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let beat = |worker: &str| json!({"workerId": worker, "lockDuration": 1_500});
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let (status, body) = s.post(&format!("/worker/jobs/{job}/heartbeat"), beat("w1")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(fetch(&s, "w2", 0, 400).await.is_empty(), "a heartbeat keeps the lock");
     }
-    let again = fetch(&s, "w2", 3_000, 30_000).await;
+    let again = fetch(&s, "w2", 5_000, 30_000).await;
     assert_eq!(again[0]["id"], json!(job), "handed out again once the lock ended");
     let (status, _) = s.post(&format!("/worker/jobs/{job}/heartbeat"), beat("w1")).await;
     assert_eq!(status, StatusCode::CONFLICT, "the old holder lost it");
