@@ -341,12 +341,9 @@ fn run_engine_instance(
     n: u64,
     ids: &mut dyn FnMut() -> String,
 ) -> Result<(Instance, usize), String> {
-    let (mut inst, effects) = Instance::start(
-        def,
-        w.variables(n),
-        StartOptions::default(),
-        &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker, limits: &flowstone_engine::Limits::default() },
-    );
+    let limits = flowstone_engine::Limits::default();
+    let ctx = &mut Ctx { now: 0, ids, brokered: &flowstone_engine::no_broker, limits: &limits };
+    let (mut inst, effects) = Instance::start(def, w.variables(n), StartOptions::default(), ctx);
     let mut count = effects.len();
     if let Workload::W1Stones = w {
         // Each job as the `noop` stone ends it: its params as its outputs.
@@ -358,31 +355,14 @@ fn run_engine_instance(
                 monitor: false,
             };
             let command = Command::Stone { record: rec.id.clone(), event };
-            let ctx = &mut Ctx {
-                now: 0,
-                ids,
-                brokered: &flowstone_engine::no_broker,
-                limits: &flowstone_engine::Limits::default(),
-            };
             count += inst.apply(def, command, ctx).map_err(|e| e.to_string())?.len();
         }
     }
     if let Workload::W2 = w {
         let task = inst.open.keys().next().cloned().ok_or("W2 opened no user task")?;
         let vars = Map::from_iter([("approved".to_owned(), json!(true))]);
-        let effects = inst
-            .apply(
-                def,
-                Command::CompleteUserTask { task, variables: vars, transient: Map::new() },
-                &mut Ctx {
-                    now: 0,
-                    ids,
-                    brokered: &flowstone_engine::no_broker,
-                    limits: &flowstone_engine::Limits::default(),
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        count += effects.len();
+        let command = Command::CompleteUserTask { task, variables: vars, transient: Map::new() };
+        count += inst.apply(def, command, ctx).map_err(|e| e.to_string())?.len();
     }
     Ok((inst, count))
 }
