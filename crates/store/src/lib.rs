@@ -177,6 +177,10 @@ pub trait Store:
 
     /// The task records of an instance, oldest first.
     async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
+
+    /// The task records of an instance still open, oldest first: what it waits for, read
+    /// without the records it closed (a client polling a long process reads only these).
+    async fn open_tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
     /// A task record by its id (the current attempt's id is its activity-instance id).
     async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
     /// The activity history (task records and passes through events and gateways) with the

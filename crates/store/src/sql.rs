@@ -1177,6 +1177,16 @@ macro_rules! sql_store {
                 rows.iter().map(task_row).collect()
             }
 
+            async fn open_tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM tasks WHERE instance_id = $1 AND end_time IS NULL ORDER BY create_time, id",
+                )
+                .bind(instance_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(task_row).collect()
+            }
+
             async fn task(&self, id: &str) -> Result<Option<TaskRow>> {
                 let row = sqlx::query("SELECT * FROM tasks WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(task_row).transpose()

@@ -481,20 +481,25 @@ async fn instances_are_found_by_when_they_started_what_they_wait_for_and_whom_th
     assert!(found(late_timer).await.is_empty(), "every filter holds at once");
 }
 
-async fn tasks_of_an_instance_come_in_creation_order(store: &dyn Store) {
+async fn tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let closed = |id: &str, at: i64| TaskRecord { end_time: Some(at + 1), ..record(id, id, "completed", at) };
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
         tasks: vec![
-            TaskRow { instance_id: "i".into(), record: record("b", "tb", "completed", 2) },
-            TaskRow { instance_id: "i".into(), record: record("a", "ta", "completed", 3) },
+            TaskRow { instance_id: "i".into(), record: record("d", "td", "start.begin", 5) },
+            TaskRow { instance_id: "i".into(), record: closed("b", 2) },
+            TaskRow { instance_id: "i".into(), record: closed("a", 3) },
+            TaskRow { instance_id: "i".into(), record: record("c", "tc", "start.begin", 4) },
         ],
         ..WriteBatch::default()
     };
     must(store.commit(&batch)).await;
-    let ids: Vec<_> = must(store.tasks_of_instance("i")).await.into_iter().map(|t| t.record.id).collect();
-    assert_eq!(ids, ["b", "a"]);
+    let ids = |rows: Vec<TaskRow>| rows.into_iter().map(|t| t.record.id).collect::<Vec<_>>();
+    assert_eq!(ids(must(store.tasks_of_instance("i")).await), ["b", "a", "c", "d"]);
+    assert_eq!(ids(must(store.open_tasks_of_instance("i")).await), ["c", "d"]);
     assert!(must(store.tasks_of_instance("none")).await.is_empty());
+    assert!(must(store.open_tasks_of_instance("none")).await.is_empty());
 }
 
 async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(store: &dyn Store) {
@@ -1591,7 +1596,7 @@ macro_rules! suite {
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
             instances_are_found_by_when_they_started_what_they_wait_for_and_whom_they_work_for,
-            tasks_of_an_instance_come_in_creation_order,
+            tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone,
             activities_merge_task_records_and_passes_and_executions_show_open_ones,
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,

@@ -308,7 +308,7 @@ async fn get_process(
     }
     let row = find_process(&rt, &id).await?;
     // An ended process waits for nothing: its records are not read.
-    let tasks = if row.end_time.is_none() { rt.store().tasks_of_instance(&row.id).await? } else { Vec::new() };
+    let tasks = if row.end_time.is_none() { rt.store().open_tasks_of_instance(&row.id).await? } else { Vec::new() };
     Ok(Json(process_view(&rt, &row).await?.waiting(&tasks)))
 }
 
