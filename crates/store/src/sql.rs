@@ -253,6 +253,12 @@ macro_rules! sql_store {
             })
         }
 
+        /// The task records `sql` selects of one instance (its `$1`).
+        async fn task_rows(pool: &sqlx::Pool<$db>, sql: &'static str, instance_id: &str) -> Result<Vec<TaskRow>> {
+            let rows = sqlx::query(sql).bind(instance_id).fetch_all(pool).await?;
+            rows.iter().map(task_row).collect()
+        }
+
         fn job_action(r: &DbRow) -> Result<Action> {
             let action: String = r.try_get("action")?;
             Action::parse(&action).ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))
@@ -1170,21 +1176,12 @@ macro_rules! sql_store {
             }
 
             async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
-                let rows = sqlx::query("SELECT * FROM tasks WHERE instance_id = $1 ORDER BY create_time, id")
-                    .bind(instance_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(task_row).collect()
+                task_rows(&self.pool, "SELECT * FROM tasks WHERE instance_id = $1 ORDER BY create_time, id", instance_id).await
             }
 
             async fn open_tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM tasks WHERE instance_id = $1 AND end_time IS NULL ORDER BY create_time, id",
-                )
-                .bind(instance_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(task_row).collect()
+                let sql = "SELECT * FROM tasks WHERE instance_id = $1 AND end_time IS NULL ORDER BY create_time, id";
+                task_rows(&self.pool, sql, instance_id).await
             }
 
             async fn task(&self, id: &str) -> Result<Option<TaskRow>> {
