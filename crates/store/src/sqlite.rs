@@ -76,6 +76,10 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection: keep to one.
             .max_connections(if in_memory { 1 } else { 4 })
+            // A connection is a thread of this process over a file, not a socket that can
+            // drop: asking it whether it lives before each query was a round trip to that
+            // thread per read.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
