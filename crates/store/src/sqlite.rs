@@ -156,7 +156,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap_or_else(|e| panic!("{e}"));
         // Hold every connection of the pool at once, so each is asked.
         let mut held = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..store.pool.options().get_max_connections() {
             let mut conn = store.pool.acquire().await.unwrap_or_else(|e| panic!("{e}"));
             let (mode,): (i64,) =
                 sqlx::query_as("PRAGMA temp_store").fetch_one(&mut *conn).await.unwrap_or_else(|e| panic!("{e}"));

@@ -308,8 +308,8 @@ async fn get_process(
     }
     let row = find_process(&rt, &id).await?;
     // An ended process waits for nothing: its records are not read.
-    let tasks = if row.end_time.is_none() { rt.store().open_tasks_of_instance(&row.id).await? } else { Vec::new() };
-    Ok(Json(process_view(&rt, &row).await?.waiting(&tasks)))
+    let open = if row.end_time.is_none() { rt.store().open_tasks_of_instance(&row.id).await? } else { Vec::new() };
+    Ok(Json(process_view(&rt, &row).await?.waiting(&open)))
 }
 
 /// Words for a conflict, in the platform's status names.

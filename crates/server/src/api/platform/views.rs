@@ -197,9 +197,10 @@ pub(crate) struct Waiting {
 }
 
 impl ProcessView {
-    /// The process, with what it waits for: the open records among `tasks`.
-    pub(crate) fn waiting(mut self, tasks: &[TaskRow]) -> Self {
-        let open = tasks.iter().map(|t| &t.record).filter(|r| r.end_time.is_none());
+    /// The process, with what it waits for: its `open` records (as
+    /// [`flowstone_store::Store::open_tasks_of_instance`] reads them).
+    pub(crate) fn waiting(mut self, open: &[TaskRow]) -> Self {
+        let open = open.iter().map(|t| &t.record);
         self.waiting_for = Some(
             open.map(|r| Waiting {
                 task_id: r.id.clone(),
