@@ -164,4 +164,43 @@ mod tests {
             held.push(conn);
         }
     }
+
+    #[tokio::test]
+    async fn waits_written_before_they_were_clustered_survive_the_migration() {
+        use crate::SubscriptionStore;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("old.db");
+        {
+            // The schema as it was before waits were clustered on their record id.
+            let earlier = sqlx::migrate::Migrator {
+                migrations: MIGRATOR.migrations.iter().filter(|m| m.version < 20261206000022).cloned().collect(),
+                ..sqlx::migrate::Migrator::DEFAULT
+            };
+            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap_or_else(|e| panic!("{e}"));
+            earlier.run(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+            sqlx::query(
+                "INSERT INTO event_subscriptions (record_id, instance_id, model_id, starts, tenant_id, element, kind, \
+                 name, correlation_key, created_at) VALUES ('r1', 'i1', 'm1', NULL, NULL, 'wait', 'message', 'pay', 'k', 7), \
+                 ('start:k', '', 'm1', 'k', NULL, 's', 'message', 'order', NULL, 8)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        let wait = store.subscription("r1").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            wait.map(|w| (w.instance_id, w.correlation_key, w.created_at)),
+            Some(("i1".into(), Some("k".into()), 7))
+        );
+        let start = store.subscription("start:k").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(start.and_then(|s| s.starts), Some("k".into()));
+        let (plan,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'event_subscriptions'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(plan.contains("WITHOUT ROWID"), "{plan}");
+    }
 }
