@@ -197,10 +197,10 @@ mod tests {
         );
         let start = store.subscription("start:k").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(start.and_then(|s| s.starts), Some("k".into()));
-        let (plan,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'event_subscriptions'")
+        let (schema,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'event_subscriptions'")
             .fetch_one(&store.pool)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(plan.contains("WITHOUT ROWID"), "{plan}");
+        assert!(schema.contains("WITHOUT ROWID"), "{schema}");
     }
 }
