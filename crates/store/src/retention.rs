@@ -40,8 +40,8 @@ pub struct PruneFamily {
 pub(crate) const MAX_DEPTH: usize = 100;
 
 /// What instances own, deleted before them: statements over the ids of a chunk, each `{}`
-/// standing for the list of ids. Jobs and a user task's parts are found through the rows
-/// that name them, which go after them.
+/// standing for the list of ids. Jobs, waits and a user task's parts are found through the
+/// rows that name them, which go after them.
 pub(crate) const OWNED: [&str; 12] = [
     "DELETE FROM task_links WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({}))",
     "DELETE FROM task_variables WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({}))",
@@ -49,10 +49,10 @@ pub(crate) const OWNED: [&str; 12] = [
     "DELETE FROM task_attachments WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({})) OR instance_id IN ({})",
     "DELETE FROM user_tasks WHERE instance_id IN ({})",
     "DELETE FROM jobs WHERE record_id IN (SELECT id FROM tasks WHERE instance_id IN ({}))",
+    "DELETE FROM event_subscriptions WHERE record_id IN (SELECT id FROM tasks WHERE instance_id IN ({}))",
     "DELETE FROM tasks WHERE instance_id IN ({})",
     "DELETE FROM passages WHERE instance_id IN ({})",
     "DELETE FROM timers WHERE instance_id IN ({})",
-    "DELETE FROM event_subscriptions WHERE instance_id IN ({})",
     "DELETE FROM instance_parts WHERE instance_id IN ({})",
     "DELETE FROM bk_tasks WHERE instance_id IN ({})",
 ];

@@ -840,10 +840,12 @@ macro_rules! sql_store {
                     format!("DELETE FROM task_comments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
                     format!("DELETE FROM task_attachments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
                     format!("DELETE FROM user_tasks WHERE instance_id IN ({of_models})"),
+                    format!(
+                        "DELETE FROM event_subscriptions WHERE record_id IN (SELECT id FROM tasks WHERE instance_id IN ({of_models}))"
+                    ),
                     format!("DELETE FROM tasks WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM passages WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM jobs WHERE instance_id IN ({of_models})"),
-                    format!("DELETE FROM event_subscriptions WHERE instance_id IN ({of_models})"),
                     "DELETE FROM event_subscriptions WHERE model_id IN (SELECT id FROM models WHERE deployment_id = $1)".to_owned(),
                     // Rollback, cancel and delete instances run the same model: they go too.
                     format!("DELETE FROM instance_parts WHERE instance_id IN ({of_models})"),

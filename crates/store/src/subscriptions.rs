@@ -8,7 +8,8 @@ use crate::Result;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionRow {
     /// The waiting record; for a start event's, `start:`, the key it starts (see `starts`)
-    /// and the element.
+    /// and the element. An instance's wait is one of its task records, written in the same
+    /// or an earlier batch: the store finds an instance's waits through its records.
     pub record_id: String,
     /// The instance that waits (empty for a start event's).
     pub instance_id: String,
@@ -333,7 +334,6 @@ macro_rules! subscription_store {
                             ("kind", &query.kind),
                             ("name", &query.name),
                             ("element", &query.element),
-                            ("instance_id", &query.instance_id),
                             ("model_id", &query.model_id),
                             ("tenant_id", &query.tenant_id),
                         ];
@@ -341,6 +341,13 @@ macro_rules! subscription_store {
                             if let Some(v) = value {
                                 q.push(format!(" AND {column} = ")).push_bind(v.clone());
                             }
+                        }
+                        if let Some(instance) = &query.instance_id {
+                            // Through the instance's task records: waits have no index by instance.
+                            q.push(" AND record_id IN (SELECT id FROM tasks WHERE instance_id = ")
+                                .push_bind(instance.clone())
+                                .push(") AND instance_id = ")
+                                .push_bind(instance.clone());
                         }
                         if let Some(t) = query.created_before {
                             q.push(" AND created_at < ").push_bind(t);

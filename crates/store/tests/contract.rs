@@ -1260,12 +1260,16 @@ async fn reached(store: &dyn Store, event: EventQuery<'_>) -> Vec<String> {
 
 /// A message finds the waits of its name (and key) oldest first, and start events apart; a
 /// page goes on after the last one read; ended waits go; a new version's start events
-/// replace the old one's; a wait is forgotten only once its instance ended.
+/// replace the old one's; a wait is forgotten only once its instance ended; an instance's
+/// waits are listed through its records (each wait is the record of what waits).
 async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let start = SubscriptionRow { starts: Some("k".into()), ..wait("start:k:ms", "", "pay", None, 1) };
+    let catching =
+        |instance: &str, id: &str| TaskRow { instance_id: instance.into(), record: record(id, id, "active", 1) };
     let batch = WriteBatch {
         instances: vec![(instance("i", "m", "running", 1), doc("{}")), (instance("j", "m", "running", 1), doc("{}"))],
+        tasks: vec![catching("i", "b"), catching("j", "a"), catching("i", "c"), catching("i", "other")],
         subscriptions: vec![
             wait("b", "i", "pay", Some("7"), 20),
             wait("a", "j", "pay", Some("7"), 10),
@@ -1304,7 +1308,8 @@ async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn 
     assert_eq!(one.and_then(|w| w.correlation_key).as_deref(), Some("8"));
     let by_event = ExecutionQuery { event: Some(("message".into(), "ship".into())), ..ExecutionQuery::default() };
     let (executions, _) = must(store.list_executions(&by_event, Page { offset: 0, limit: 10 })).await;
-    assert!(executions.is_empty(), "no open task record is the wait's execution here");
+    let ids: Vec<&str> = executions.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["other"], "the wait's open record is its execution");
 }
 
 fn buffered(id: &str, key: Option<&str>, tenant: Option<&str>, at: i64, expires: i64) -> BufferedMessage {
