@@ -54,7 +54,8 @@ macro_rules! stuck_store {
                     .fetch_all(&self.pool)
                     .await?;
                     let callbacks = sqlx::query(
-                        "SELECT * FROM tasks WHERE end_time IS NULL AND stone IS NOT NULL \
+                        "SELECT * FROM tasks WHERE instance_id IN (SELECT id FROM instances \
+                         WHERE status IN ('running', 'debug')) AND end_time IS NULL AND stone IS NOT NULL \
                          AND create_time < $1 AND status NOT LIKE '%.failed' \
                          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.record_id = tasks.id) \
                          ORDER BY create_time, id LIMIT $2",
