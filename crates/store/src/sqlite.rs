@@ -105,13 +105,35 @@ impl SqliteStore {
     }
 }
 
-/// Copies the log back without stopping anyone; once the log is long, copies the rest in
-/// the writer's turn, waiting for the readers of older snapshots to finish (queries of
-/// milliseconds), so that the next commit writes the log from its start again.
+/// Frames the commits of one passive copy may add before the writer's turn is taken: what
+/// is left then is copied while no commit can run.
+const LEFT_FOR_RESTART: i64 = 1024;
+/// Passive copies at most before the writer's turn is taken anyway: under commits that add
+/// frames as fast as a copy takes them, the turn still comes.
+const PASSIVE_ROUNDS: usize = 4;
+
+/// Copies the log back without stopping anyone; once the log is long, copies again what
+/// commits added meanwhile (a few rounds, each shorter) and then the rest in the writer's
+/// turn, waiting for the readers of older snapshots to finish (queries of milliseconds), so
+/// that the next commit writes the log from its start again. Taken at once after one copy,
+/// the turn held commits back for the copy of all that came in during it: 70–80 ms of
+/// every 500 ms under a stream of messages.
 async fn checkpoint(pool: &SqlitePool, writer: &tokio::sync::Mutex<()>) -> Result<(), sqlx::Error> {
-    let (_busy, frames, _copied): (i64, i64, i64) =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+    let passive = || async {
+        let (_busy, frames, _copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+        Ok::<_, sqlx::Error>(frames)
+    };
+    let mut frames = passive().await?;
     if frames > RESTART_FRAMES {
+        for _ in 0..PASSIVE_ROUNDS {
+            let now = passive().await?;
+            let added = now - frames;
+            frames = now;
+            if added < LEFT_FOR_RESTART {
+                break;
+            }
+        }
         let _writing = writer.lock().await;
         sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
     }
@@ -163,6 +185,38 @@ mod tests {
             assert_eq!(mode, 2, "temp_store is MEMORY (2)");
             held.push(conn);
         }
+    }
+
+    #[tokio::test]
+    async fn a_log_a_reader_held_back_starts_over_after_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap_or_else(|e| panic!("{e}"));
+        // The checkpoints of this test are its own.
+        store._checkpointer = None;
+        let run = |sql: &'static str| {
+            let pool = store.pool.clone();
+            async move { sqlx::query(sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")) }
+        };
+        run("CREATE TABLE filler (b BLOB)").await;
+        // A reader of the snapshot before the log grows: no passive copy gets past it.
+        let mut reader = store.pool.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("SELECT COUNT(*) FROM filler").execute(&mut *reader).await.unwrap_or_else(|e| panic!("{e}"));
+        // A page of its own for each row: the log passes the restart length in one commit.
+        run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9000) \
+             INSERT INTO filler SELECT randomblob(3000) FROM n")
+        .await;
+        let done = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            reader.commit().await.unwrap_or_else(|e| panic!("{e}"));
+        });
+        checkpoint(&store.pool, &store.writer).await.unwrap_or_else(|e| panic!("{e}"));
+        done.await.unwrap_or_else(|e| panic!("{e}"));
+        run("INSERT INTO filler VALUES (x'00')").await;
+        let (_, after, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(after < RESTART_FRAMES, "the commit after the checkpoint wrote the log from its start: {after} frames");
     }
 
     #[tokio::test]
