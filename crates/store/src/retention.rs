@@ -40,16 +40,15 @@ pub struct PruneFamily {
 pub(crate) const MAX_DEPTH: usize = 100;
 
 /// What instances own, deleted before them: statements over the ids of a chunk, each `{}`
-/// standing for the list of ids. Jobs, waits and a user task's parts are found through the
-/// rows that name them, which go after them.
-pub(crate) const OWNED: [&str; 12] = [
+/// standing for the list of ids. Jobs and a user task's parts are found through the rows that
+/// name them, which go after them; waits are kept on the task records and go with them.
+pub(crate) const OWNED: [&str; 11] = [
     "DELETE FROM task_links WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({}))",
     "DELETE FROM task_variables WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({}))",
     "DELETE FROM task_comments WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({})) OR instance_id IN ({})",
     "DELETE FROM task_attachments WHERE task_id IN (SELECT id FROM user_tasks WHERE instance_id IN ({})) OR instance_id IN ({})",
     "DELETE FROM user_tasks WHERE instance_id IN ({})",
     "DELETE FROM jobs WHERE record_id IN (SELECT id FROM tasks WHERE instance_id IN ({}))",
-    "DELETE FROM event_subscriptions WHERE record_id IN (SELECT id FROM tasks WHERE instance_id IN ({}))",
     "DELETE FROM tasks WHERE instance_id IN ({})",
     "DELETE FROM passages WHERE instance_id IN ({})",
     "DELETE FROM timers WHERE instance_id IN ({})",

@@ -15,14 +15,17 @@ pub(crate) const MODELS: &str = "SELECT m.*, d.tenant_id FROM models m JOIN depl
 
 pub(crate) const INSERT_INSTANCES: &str = "INSERT INTO instances
     (id, model_id, model_key, name, status, variables, start_time, end_time, outputs, final_vars, failure, end_element, state, version,
-     kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user) ";
+     kind, parent_id, rollback_id, cancel_id, delete_id, business_key, start_user, end_pass, end_pass_name, end_pass_kind) ";
 /// Applies only when the stored version is the one the write was based on; the affected-row
 /// count tells whether every row applied.
 pub(crate) const ON_INSTANCE_CONFLICT: &str =
     " ON CONFLICT (id) DO UPDATE SET model_id = EXCLUDED.model_id, status = EXCLUDED.status,
     end_time = EXCLUDED.end_time, outputs = EXCLUDED.outputs, final_vars = EXCLUDED.final_vars,
     failure = EXCLUDED.failure, end_element = EXCLUDED.end_element, state = EXCLUDED.state, version = EXCLUDED.version,
-    rollback_id = EXCLUDED.rollback_id, cancel_id = EXCLUDED.cancel_id, delete_id = EXCLUDED.delete_id
+    rollback_id = EXCLUDED.rollback_id, cancel_id = EXCLUDED.cancel_id, delete_id = EXCLUDED.delete_id,
+    end_pass = COALESCE(EXCLUDED.end_pass, instances.end_pass),
+    end_pass_name = COALESCE(EXCLUDED.end_pass_name, instances.end_pass_name),
+    end_pass_kind = COALESCE(EXCLUDED.end_pass_kind, instances.end_pass_kind)
     WHERE instances.version = EXCLUDED.version - 1";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
@@ -30,11 +33,59 @@ pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
 pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
     status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress,
     params = EXCLUDED.params, create_time = EXCLUDED.create_time";
-/// Every activity: task records (with the user task each opened) and passes.
+/// Every activity: task records (with the user task each opened) and passes, the one that
+/// completed an instance on the instance's row (see [`kept_ends`]).
 pub(crate) const ACTIVITIES: &str =
     "SELECT t.id, t.instance_id, t.element, t.name, t.kind, t.create_time AS start_time,
     t.end_time, u.id AS user_task_id, u.assignee FROM tasks t LEFT JOIN user_tasks u ON u.id = t.id
-    UNION ALL SELECT p.id, p.instance_id, p.element, p.name, p.kind, p.time, p.time, NULL, NULL FROM passages p";
+    UNION ALL SELECT p.id, p.instance_id, p.element, p.name, p.kind, p.time, p.time, NULL, NULL FROM passages p
+    UNION ALL SELECT e.end_pass, e.id, e.end_element, e.end_pass_name, e.end_pass_kind, e.end_time, e.end_time, NULL, NULL
+    FROM instances e WHERE e.end_pass IS NOT NULL";
+
+/// An instance row of a batch, with the pass that completed it when the batch holds it.
+pub(crate) type InstanceWrite<'a> =
+    (&'a crate::InstanceRow, &'a flowstone_engine::Stored, Option<&'a flowstone_engine::Passage>);
+
+/// Splits off the passes that completed an instance of the batch, kept on its row instead of
+/// in `passages`: a completed instance's last pass at its end element and end time. The
+/// instance's row is written in the same commit anyway, where the pass's own row went to a
+/// page the instance's first pass had filled. Completed is final, so what its row keeps
+/// stays (a later write of the row leaves the columns as they are).
+pub(crate) fn kept_ends<'a>(
+    instances: &[&'a (crate::InstanceRow, flowstone_engine::Stored)],
+    passages: &'a [crate::PassageRow],
+) -> (Vec<InstanceWrite<'a>>, Vec<&'a crate::PassageRow>) {
+    let mut ends: std::collections::HashMap<&str, (usize, Option<usize>), foldhash::fast::RandomState> =
+        std::collections::HashMap::default();
+    for (at, (row, _)) in instances.iter().enumerate() {
+        if row.status == "completed" && row.end_element.is_some() {
+            ends.insert(row.id.as_str(), (at, None));
+        }
+    }
+    if !ends.is_empty() {
+        for (n, p) in passages.iter().enumerate().rev() {
+            if let Some((at, kept @ None)) = ends.get_mut(p.instance_id.as_str()) {
+                let row = &instances[*at].0;
+                if row.end_element.as_deref() == Some(p.passage.element.as_str())
+                    && row.end_time == Some(p.passage.time)
+                {
+                    *kept = Some(n);
+                }
+            }
+        }
+    }
+    let mut kept = vec![None; instances.len()];
+    let mut taken = vec![false; passages.len()];
+    for (at, n) in ends.into_values() {
+        if let Some(n) = n {
+            kept[at] = Some(&passages[n].passage);
+            taken[n] = true;
+        }
+    }
+    let rows = instances.iter().zip(kept).map(|((row, state), end)| (row, state, end)).collect();
+    let rest = passages.iter().zip(taken).filter(|(_, taken)| !taken).map(|(p, _)| p).collect();
+    (rows, rest)
+}
 /// Every execution of running process instances: each instance's own, and one per open task record.
 pub(crate) const EXECUTIONS: &str = "SELECT i.id, NULL AS parent_id, NULL AS activity, i.id AS instance_id, i.model_id,
     i.model_key FROM instances i WHERE i.end_time IS NULL AND i.kind = 'process'
@@ -166,7 +217,7 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_TASKS, INSTANCE_COLUMNS, MODELS,
-            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, ACTIVITIES, EXECUTIONS,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, kept_ends, InstanceWrite, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
             json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, Outcome, Page, Result, Store, StoreError,
@@ -435,7 +486,7 @@ macro_rules! sql_store {
 
         /// One statement of a commit, before it is encoded.
         enum Work<'a> {
-            Instances(&'a [&'a (InstanceRow, flowstone_engine::Stored)]),
+            Instances(&'a [InstanceWrite<'a>]),
             /// Instances whose parts all go.
             PartsCleared(&'a [&'a str]),
             /// Parts that went, by instance and key.
@@ -443,15 +494,16 @@ macro_rules! sql_store {
             /// Parts written, by instance and key, with their bodies.
             PartsWritten(&'a [(&'a str, &'a str, &'a str)]),
             Tasks(&'a [&'a TaskRow]),
-            Passages(&'a [crate::PassageRow]),
+            Passages(&'a [&'a crate::PassageRow]),
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
             Timers(&'a [&'a crate::TimerRow]),
             TimerDrops(&'a [String]),
             TimerMoved(&'a crate::TimerMove),
-            Subscriptions(&'a [&'a crate::SubscriptionRow]),
+            StartSubscriptions(&'a [&'a crate::SubscriptionRow]),
+            Waits(&'a [&'a crate::SubscriptionRow]),
             /// Waits that went, by the column named and its values.
-            SubscriptionDrops(&'static str, &'a [String]),
+            SubscriptionDrops(bool, &'a [String]),
             Outbox(&'a [crate::OutboxRow]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
@@ -551,8 +603,8 @@ macro_rules! sql_store {
             static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             match work {
                 Work::Instances(chunk) => {
-                    let mut b = Binds::new(chunk.len(), 21);
-                    for (row, state) in chunk.iter() {
+                    let mut b = Binds::new(chunk.len(), 24);
+                    for (row, state, end) in chunk.iter() {
                         b.text(&row.id)
                             .text(&row.model_id)
                             .text(&row.model_key)
@@ -573,7 +625,10 @@ macro_rules! sql_store {
                             .opt_text(row.cancel_id.as_deref())
                             .opt_text(row.delete_id.as_deref())
                             .opt_text(row.business_key.as_deref())
-                            .opt_text(row.start_user.as_deref());
+                            .opt_text(row.start_user.as_deref())
+                            .opt_text(end.map(|p| p.id.as_str()))
+                            .opt_text(end.and_then(|p| p.name.as_deref()))
+                            .opt_text(end.map(|p| p.kind));
                     }
                     b.query(&INSTANCES, INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
                 }
@@ -750,9 +805,10 @@ macro_rules! sql_store {
                 Work::Timers(chunk) => Encoded::Built(timer_impl::set_timers(chunk)),
                 Work::TimerDrops(chunk) => Encoded::Built(timer_impl::drop_timers(chunk)),
                 Work::TimerMoved(moved) => Encoded::Built(timer_impl::move_timer(moved)),
-                Work::Subscriptions(chunk) => Encoded::Built(subscription_impl::set_subscriptions(chunk)),
-                Work::SubscriptionDrops(column, chunk) => {
-                    Encoded::Built(subscription_impl::drop_subscriptions(column, chunk))
+                Work::StartSubscriptions(chunk) => Encoded::Built(subscription_impl::set_start_subscriptions(chunk)),
+                Work::Waits(chunk) => Encoded::Built(subscription_impl::set_waits(chunk)),
+                Work::SubscriptionDrops(starts, chunk) => {
+                    Encoded::Built(subscription_impl::drop_subscriptions(*starts, chunk))
                 }
                 Work::Outbox(chunk) => Encoded::Built(subscription_impl::add_outbox(chunk)),
                 Work::Drops(chunk) => {
@@ -840,13 +896,10 @@ macro_rules! sql_store {
                     format!("DELETE FROM task_comments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
                     format!("DELETE FROM task_attachments WHERE task_id IN ({of_tasks}) OR instance_id IN ({of_models})"),
                     format!("DELETE FROM user_tasks WHERE instance_id IN ({of_models})"),
-                    format!(
-                        "DELETE FROM event_subscriptions WHERE record_id IN (SELECT id FROM tasks WHERE instance_id IN ({of_models}))"
-                    ),
                     format!("DELETE FROM tasks WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM passages WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM jobs WHERE instance_id IN ({of_models})"),
-                    "DELETE FROM event_subscriptions WHERE model_id IN (SELECT id FROM models WHERE deployment_id = $1)".to_owned(),
+                    "DELETE FROM start_subscriptions WHERE model_id IN (SELECT id FROM models WHERE deployment_id = $1)".to_owned(),
                     // Rollback, cancel and delete instances run the same model: they go too.
                     format!("DELETE FROM instance_parts WHERE instance_id IN ({of_models})"),
                     format!("DELETE FROM instances WHERE id IN ({of_models})"),
@@ -907,6 +960,7 @@ macro_rules! sql_store {
                     return Ok(());
                 }
                 let instances = last_per_id(&batch.instances, |(row, _)| row.id.as_str());
+                let (writes, passages) = kept_ends(&instances, &batch.passages);
                 let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
                 let jobs: Vec<&JobRow> =
                     batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
@@ -937,22 +991,26 @@ macro_rules! sql_store {
                     work.push_back(Work::Deployment(d));
                     work.extend(d.models.iter().map(|m| Work::Model(m, d)));
                 }
-                work.extend(chunks(&instances).into_iter().map(Work::Instances));
+                work.extend(chunks(&writes).into_iter().map(Work::Instances));
                 work.extend(chunks(&cleared).into_iter().map(Work::PartsCleared));
                 work.extend(chunks(&removed).into_iter().map(Work::PartsRemoved));
                 work.extend(chunks(&written).into_iter().map(Work::PartsWritten));
                 work.extend(chunks(&tasks).into_iter().map(Work::Tasks));
-                work.extend(chunks(&batch.passages).into_iter().map(Work::Passages));
+                work.extend(chunks(&passages).into_iter().map(Work::Passages));
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
                 work.extend(chunks(&timers).into_iter().map(Work::Timers));
                 work.extend(chunks(&batch.dropped_timers).into_iter().map(Work::TimerDrops));
                 work.extend(batch.moved_timers.iter().map(Work::TimerMoved));
-                let subscriptions = last_per_id(&batch.subscriptions, |s| s.record_id.as_str());
-                work.extend(chunks(&batch.replaced_starts).into_iter().map(|c| Work::SubscriptionDrops("starts", c)));
-                work.extend(chunks(&subscriptions).into_iter().map(Work::Subscriptions));
-                work.extend(chunks(&batch.dropped_subscriptions).into_iter().map(|c| Work::SubscriptionDrops("record_id", c)));
+                // An instance's waits are kept on their records (written above); start events' apart.
+                let (starts, waits): (Vec<_>, Vec<_>) = last_per_id(&batch.subscriptions, |s| s.record_id.as_str())
+                    .into_iter()
+                    .partition(|s| s.instance_id.is_empty());
+                work.extend(chunks(&batch.replaced_starts).into_iter().map(|c| Work::SubscriptionDrops(true, c)));
+                work.extend(chunks(&starts).into_iter().map(Work::StartSubscriptions));
+                work.extend(chunks(&waits).into_iter().map(Work::Waits));
+                work.extend(chunks(&batch.dropped_subscriptions).into_iter().map(|c| Work::SubscriptionDrops(false, c)));
                 work.extend(chunks(&batch.outbox).into_iter().map(Work::Outbox));
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
@@ -1004,7 +1062,7 @@ macro_rules! sql_store {
                         // Some row of the chunk was written elsewhere since it was read (a losing
                         // write may carry the same version number as the winning one, so the
                         // chunk is named whole: its instances are reloaded, nothing is written).
-                        return Err(StoreError::Conflict(chunk.iter().map(|(row, _)| row.id.clone()).collect()));
+                        return Err(StoreError::Conflict(chunk.iter().map(|(row, _, _)| row.id.clone()).collect()));
                     }
                     if let Work::ChangedUserTask(row) = done
                         && applied == 0
@@ -1459,6 +1517,43 @@ pub(crate) use sql_store;
 
 #[cfg(test)]
 mod tests {
+    use crate::{InstanceRow, PassageRow};
+    use flowstone_engine::{Passage, Stored};
+
+    #[test]
+    fn kept_ends_take_a_completed_instances_last_pass_at_its_end_and_no_other() {
+        let ended = |id: &str, status: &str| InstanceRow {
+            id: id.into(),
+            status: status.into(),
+            end_element: Some("end".into()),
+            end_time: Some(9),
+            ..InstanceRow::default()
+        };
+        let pass = |instance: &str, id: &str, element: &str, time: i64| PassageRow {
+            instance_id: instance.into(),
+            passage: Passage { id: id.into(), element: element.into(), name: None, kind: "endEvent", time },
+        };
+        let rows = [
+            (ended("done", "completed"), Stored::default()),
+            (ended("failed", "failed"), Stored::default()),
+            (InstanceRow { end_element: None, ..ended("plain", "completed") }, Stored::default()),
+        ];
+        let instances: Vec<_> = rows.iter().collect();
+        let passages = [
+            pass("done", "early", "end", 9),
+            pass("done", "branch", "other", 9),
+            pass("done", "last", "end", 9),
+            pass("done", "before", "end", 8),
+            pass("failed", "error", "end", 9),
+            pass("plain", "p", "end", 9),
+        ];
+        let (writes, rest) = super::kept_ends(&instances, &passages);
+        let kept: Vec<_> = writes.iter().map(|(row, _, end)| (row.id.as_str(), end.map(|p| p.id.as_str()))).collect();
+        assert_eq!(kept, [("done", Some("last")), ("failed", None), ("plain", None)]);
+        let left: Vec<_> = rest.iter().map(|p| p.passage.id.as_str()).collect();
+        assert_eq!(left, ["early", "branch", "before", "error", "p"]);
+    }
+
     #[test]
     fn chunks_use_few_sizes_and_keep_every_row() {
         let rows: Vec<u32> = (0..347).collect();

@@ -220,12 +220,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn waits_written_before_they_were_clustered_survive_the_migration() {
+    async fn waits_written_before_they_were_kept_on_their_records_survive_the_migrations() {
         use crate::SubscriptionStore;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("old.db");
         {
-            // The schema as it was before waits were clustered on their record id.
+            // The schema as it was before waits were clustered on their record id, then kept on their records.
             let earlier = sqlx::migrate::Migrator {
                 migrations: MIGRATOR.migrations.iter().filter(|m| m.version < 20261206000022).cloned().collect(),
                 ..sqlx::migrate::Migrator::DEFAULT
@@ -233,6 +233,13 @@ mod tests {
             let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
             let pool = SqlitePool::connect_with(options).await.unwrap_or_else(|e| panic!("{e}"));
             earlier.run(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+            sqlx::query(
+                "INSERT INTO tasks (id, task_id, instance_id, element, name, kind, create_time, status) \
+                 VALUES ('r1', 'r1', 'i1', 'wait', 'Wait', 'intermediateCatchEvent', 7, 'active')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
             sqlx::query(
                 "INSERT INTO event_subscriptions (record_id, instance_id, model_id, starts, tenant_id, element, kind, \
                  name, correlation_key, created_at) VALUES ('r1', 'i1', 'm1', NULL, NULL, 'wait', 'message', 'pay', 'k', 7), \
@@ -251,10 +258,10 @@ mod tests {
         );
         let start = store.subscription("start:k").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(start.and_then(|s| s.starts), Some("k".into()));
-        let (schema,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'event_subscriptions'")
+        let (key,): (Option<String>,) = sqlx::query_as("SELECT wait_key FROM tasks WHERE id = 'r1'")
             .fetch_one(&store.pool)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(schema.contains("WITHOUT ROWID"), "{schema}");
+        assert_eq!(key.as_deref(), Some("k"), "the wait is kept on its record");
     }
 }

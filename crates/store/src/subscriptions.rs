@@ -153,6 +153,15 @@ pub trait SubscriptionStore {
     async fn sent(&self, ids: &[String]) -> Result<()>;
 }
 
+/// The start of a statement that ends the waits of the task records its `WHERE` names.
+macro_rules! clear_wait {
+    () => {
+        "UPDATE tasks SET wait_kind = NULL, wait_name = NULL, wait_key = NULL, wait_model = NULL, wait_tenant = NULL, \
+         wait_since = NULL WHERE "
+    };
+}
+pub(crate) use clear_wait;
+
 /// `$store` is the store type, `$db` its sqlx database.
 macro_rules! subscription_store {
     ($store:ty, $db:ty) => {
@@ -210,15 +219,14 @@ macro_rules! subscription_store {
                 })
             }
 
-            /// Writes waits begun (a start event's replaces the one of the same id).
-            pub(crate) fn set_subscriptions(rows: &[&SubscriptionRow]) -> QueryBuilder<$db> {
+            /// Writes start events' waits (each replaces the one of the same id).
+            pub(crate) fn set_start_subscriptions(rows: &[&SubscriptionRow]) -> QueryBuilder<$db> {
                 let mut q = QueryBuilder::<$db>::new(
-                    "INSERT INTO event_subscriptions (record_id, instance_id, model_id, starts, tenant_id, element, \
-                     kind, name, correlation_key, created_at) ",
+                    "INSERT INTO start_subscriptions (record_id, model_id, starts, tenant_id, element, kind, name, \
+                     correlation_key, created_at) ",
                 );
                 q.push_values(rows, |mut b, s| {
                     b.push_bind(s.record_id.as_str())
-                        .push_bind(s.instance_id.as_str())
                         .push_bind(s.model_id.as_str())
                         .push_bind(s.starts.as_deref())
                         .push_bind(s.tenant_id.as_deref())
@@ -235,10 +243,34 @@ macro_rules! subscription_store {
                 q
             }
 
-            /// Removes waits by their record id (`column` `record_id`), or the start events'
-            /// of model keys (`column` `starts`).
-            pub(crate) fn drop_subscriptions(column: &str, ids: &[String]) -> QueryBuilder<$db> {
-                let mut q = QueryBuilder::<$db>::new(format!("DELETE FROM event_subscriptions WHERE {column} IN ("));
+            /// Sets instances' waits on the records that wait, written earlier in the batch
+            /// or before it.
+            pub(crate) fn set_waits(rows: &[&SubscriptionRow]) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new("WITH w (id, kind, name, ckey, model, tenant, since) AS (");
+                q.push_values(rows, |mut b, s| {
+                    b.push_bind(s.record_id.as_str())
+                        .push_bind(s.kind.as_str())
+                        .push_bind(s.name.as_str())
+                        .push_bind(s.correlation_key.as_deref())
+                        .push_bind(s.model_id.as_str())
+                        .push_bind(s.tenant_id.as_deref())
+                        .push_bind(s.created_at);
+                });
+                q.push(
+                    ") UPDATE tasks SET wait_kind = w.kind, wait_name = w.name, wait_key = w.ckey, wait_model = w.model, \
+                     wait_tenant = w.tenant, wait_since = w.since FROM w WHERE tasks.id = w.id",
+                );
+                q
+            }
+
+            /// Removes instances' waits by their record id (`starts` false), or the start
+            /// events' of model keys (`starts` true).
+            pub(crate) fn drop_subscriptions(starts: bool, ids: &[String]) -> QueryBuilder<$db> {
+                let mut q = QueryBuilder::<$db>::new(if starts {
+                    "DELETE FROM start_subscriptions WHERE starts IN ("
+                } else {
+                    concat!($crate::subscriptions::clear_wait!(), "id IN (")
+                });
                 let mut list = q.separated(", ");
                 for id in ids {
                     list.push_bind(id.as_str());
@@ -311,11 +343,11 @@ macro_rules! subscription_store {
 
                 async fn forget_subscription(&self, record_id: &str) -> Result<bool> {
                     let _writing = self.writing().await;
-                    let done = sqlx::query(
-                        "DELETE FROM event_subscriptions WHERE record_id = $1 AND instance_id <> '' \
-                         AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = event_subscriptions.instance_id \
-                         AND i.end_time IS NULL)",
-                    )
+                    let done = sqlx::query(concat!(
+                        $crate::subscriptions::clear_wait!(),
+                        "id = $1 AND wait_kind IS NOT NULL AND NOT EXISTS (SELECT 1 FROM instances i \
+                         WHERE i.id = tasks.instance_id AND i.end_time IS NULL)"
+                    ))
                     .bind(record_id)
                     .execute(&self.pool)
                     .await?;

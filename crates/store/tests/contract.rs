@@ -3,14 +3,14 @@
 
 use flowstone_engine::{Action, Job, Passage, Stored, TaskRecord, TaskStatus};
 use flowstone_store::{
-    Acquire, ActivityOrder, ActivityQuery, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart, BufferedMessage,
-    ChangedUserTask, ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow, DeploymentWrite,
-    EventQuery, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter, InstanceOrder, InstanceRow,
-    JobFilter, JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel, NewUserTask, OutboxRow,
-    Page, PassageRow, PgStore, PruneQuery, SqliteStore, Store, StoreError, SubscriptionQuery, SubscriptionRow,
-    TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter, TimerLease,
-    TimerMove, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow, VariableFilter,
-    VariableOp, VariableScope, WaitingFor, WriteBatch,
+    Acquire, ActivityOrder, ActivityQuery, ActivityRow, AppRow, BkIds, BkTaskEdit, BkTaskRow, BkTaskStart,
+    BufferedMessage, ChangedUserTask, ClosedUserTask, CommentRow, DeploymentOrder, DeploymentQuery, DeploymentRow,
+    DeploymentWrite, EventQuery, ExecutionQuery, GroupRow, IdentityColumn, IdentityQuery, InstanceFilter,
+    InstanceOrder, InstanceRow, JobFilter, JobLease, JobRow, ModelOrder, ModelQuery, ModelRow, NewDeployment, NewModel,
+    NewUserTask, OutboxRow, Page, PassageRow, PgStore, PruneQuery, SqliteStore, Store, StoreError, SubscriptionQuery,
+    SubscriptionRow, TaskLink, TaskOrder, TaskPartWrite, TaskRow, TaskVariable, TemplateRow, TenantFilter, TextFilter,
+    TimerLease, TimerMove, TimerOrder, TimerQuery, TimerRow, TokenRow, UserRow, UserTaskQuery, UserTaskRow,
+    VariableFilter, VariableOp, VariableScope, WaitingFor, WriteBatch,
 };
 use serde_json::json;
 
@@ -500,6 +500,51 @@ async fn tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone(sto
     assert_eq!(ids(must(store.open_tasks_of_instance("i")).await), ["c", "d"]);
     assert!(must(store.tasks_of_instance("none")).await.is_empty());
     assert!(must(store.open_tasks_of_instance("none")).await.is_empty());
+}
+
+/// The pass that completed an instance is listed with its activities like every other pass,
+/// and stays listed when the instance's row is written again later.
+async fn the_pass_that_completed_an_instance_is_listed_after_later_writes_of_its_row(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let pass = |id: &str, element: &str, name: Option<&str>, kind: &'static str, time: i64| PassageRow {
+        instance_id: "i".into(),
+        passage: Passage { id: id.into(), element: element.into(), name: name.map(str::to_owned), kind, time },
+    };
+    let started = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
+        passages: vec![pass("p1", "start", None, "startEvent", 2)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&started)).await;
+    let completed = InstanceRow {
+        end_time: Some(9),
+        end_element: Some("end".into()),
+        version: 2,
+        ..instance("i", "m", "completed", 1)
+    };
+    let ended = WriteBatch {
+        instances: vec![(completed.clone(), doc("{}"))],
+        passages: vec![pass("p2", "x", None, "exclusiveGateway", 9), pass("p3", "end", Some("Done"), "endEvent", 9)],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&ended)).await;
+    let of_i = ActivityQuery { instance_id: Some("i".into()), ..ActivityQuery::default() };
+    let all = Page { offset: 0, limit: 100 };
+    let listed = |rows: Vec<ActivityRow>| {
+        rows.into_iter().map(|a| (a.id, a.element, a.name, a.kind, a.start_time, a.end_time)).collect::<Vec<_>>()
+    };
+    let expected = vec![
+        ("p1".to_owned(), "start".to_owned(), None, "startEvent".to_owned(), 2, Some(2)),
+        ("p2".into(), "x".into(), None, "exclusiveGateway".into(), 9, Some(9)),
+        ("p3".into(), "end".into(), Some("Done".to_owned()), "endEvent".into(), 9, Some(9)),
+    ];
+    assert_eq!(listed(must(store.list_activities(&of_i, all)).await.0), expected);
+    let deleted = InstanceRow { delete_id: Some("del".into()), version: 3, ..completed };
+    must(store.commit(&WriteBatch { instances: vec![(deleted, doc("{}"))], ..WriteBatch::default() })).await;
+    assert_eq!(listed(must(store.list_activities(&of_i, all)).await.0), expected, "a later write keeps it");
+    let ends = ActivityQuery { kind: Some("endEvent".into()), ..ActivityQuery::default() };
+    let (rows, total) = must(store.list_activities(&ends, all)).await;
+    assert_eq!((total, rows[0].id.as_str(), rows[0].model_id.as_str()), (1, "p3", "m"));
 }
 
 async fn activities_merge_task_records_and_passes_and_executions_show_open_ones(store: &dyn Store) {
@@ -1603,6 +1648,7 @@ macro_rules! suite {
             instances_are_found_by_when_they_started_what_they_wait_for_and_whom_they_work_for,
             tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone,
             activities_merge_task_records_and_passes_and_executions_show_open_ones,
+            the_pass_that_completed_an_instance_is_listed_after_later_writes_of_its_row,
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
             racing_claimers_never_share_a_job,
