@@ -1095,6 +1095,13 @@ macro_rules! sql_store {
                         // Acted on (or started again) since they were read: nothing goes.
                         return Err(StoreError::Conflict(chunk.iter().map(|(id, _)| id.clone()).collect()));
                     }
+                    if let Work::Waits(chunk) = done
+                        && applied < chunk.len() as u64
+                    {
+                        // A wait is kept on its record: without one it would be lost unseen.
+                        let ids: Vec<&str> = chunk.iter().map(|w| w.record_id.as_str()).collect();
+                        return Err(StoreError::Corrupt(format!("a wait without its task record among {ids:?}")));
+                    }
                     if let Work::BkStart(crate::BkTaskStart { id, .. }) | Work::BkEdit(crate::BkTaskEdit { id, .. }) = done
                         && applied == 0
                     {

@@ -20,7 +20,7 @@ pub struct SubscriptionRow {
     pub starts: Option<String>,
     /// The tenant of its model's deployment.
     pub tenant_id: Option<String>,
-    /// The waiting element.
+    /// The waiting element (an instance's wait reads its record's).
     pub element: String,
     /// `message`, `signal` or `trigger`.
     pub kind: String,

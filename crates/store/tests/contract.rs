@@ -1306,7 +1306,8 @@ async fn reached(store: &dyn Store, event: EventQuery<'_>) -> Vec<String> {
 /// A message finds the waits of its name (and key) oldest first, and start events apart; a
 /// page goes on after the last one read; ended waits go; a new version's start events
 /// replace the old one's; a wait is forgotten only once its instance ended; an instance's
-/// waits are listed through its records (each wait is the record of what waits).
+/// waits are listed through its records (each wait is kept on the record of what waits, and
+/// a batch with a wait whose record is nowhere fails).
 async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let start = SubscriptionRow { starts: Some("k".into()), ..wait("start:k:ms", "", "pay", None, 1) };
@@ -1355,6 +1356,13 @@ async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn 
     let (executions, _) = must(store.list_executions(&by_event, Page { offset: 0, limit: 10 })).await;
     let ids: Vec<&str> = executions.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["other"], "the wait's open record is its execution");
+    let orphan = WriteBatch {
+        instances: vec![(instance("o", "m", "running", 1), doc("{}"))],
+        subscriptions: vec![wait("nowhere", "o", "pay", Some("9"), 30)],
+        ..WriteBatch::default()
+    };
+    assert!(store.commit(&orphan).await.is_err(), "a wait is kept on its record: none, no commit");
+    assert!(must(store.instance("o")).await.is_none());
 }
 
 fn buffered(id: &str, key: Option<&str>, tenant: Option<&str>, at: i64, expires: i64) -> BufferedMessage {
