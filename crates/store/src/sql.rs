@@ -86,6 +86,7 @@ pub(crate) fn kept_ends<'a>(
     let rest = passages.iter().zip(taken).filter(|(_, taken)| !taken).map(|(p, _)| p).collect();
     (rows, rest)
 }
+
 /// Every execution of running process instances: each instance's own, and one per open task record.
 pub(crate) const EXECUTIONS: &str = "SELECT i.id, NULL AS parent_id, NULL AS activity, i.id AS instance_id, i.model_id,
     i.model_key FROM instances i WHERE i.end_time IS NULL AND i.kind = 'process'
@@ -502,7 +503,7 @@ macro_rules! sql_store {
             TimerMoved(&'a crate::TimerMove),
             StartSubscriptions(&'a [&'a crate::SubscriptionRow]),
             Waits(&'a [&'a crate::SubscriptionRow]),
-            /// Waits that went, by the column named and its values.
+            /// Waits that went: start events' by model key (true), instances' by record id.
             SubscriptionDrops(bool, &'a [String]),
             Outbox(&'a [crate::OutboxRow]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
