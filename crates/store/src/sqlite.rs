@@ -233,6 +233,14 @@ mod tests {
             let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
             let pool = SqlitePool::connect_with(options).await.unwrap_or_else(|e| panic!("{e}"));
             earlier.run(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+            for row in [
+                "INSERT INTO deployments (id, deployed_at) VALUES ('d1', 1)",
+                "INSERT INTO models (id, deployment_id, key, version, source, created_at) VALUES ('m1', 'd1', 'k', 1, '', 1)",
+                "INSERT INTO instances (id, model_id, model_key, name, status, variables, start_time, state) \
+                 VALUES ('i1', 'm1', 'k', 'n', 'running', '{}', 1, '{}')",
+            ] {
+                sqlx::query(row).execute(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+            }
             sqlx::query(
                 "INSERT INTO tasks (id, task_id, instance_id, element, name, kind, create_time, status) \
                  VALUES ('r1', 'r1', 'i1', 'wait', 'Wait', 'intermediateCatchEvent', 7, 'active')",

@@ -8,17 +8,18 @@ use crate::Result;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionRow {
     /// The waiting record; for a start event's, `start:`, the key it starts (see `starts`)
-    /// and the element. An instance's wait is one of its task records, written in the same
-    /// or an earlier batch: the store finds an instance's waits through its records.
+    /// and the element. An instance's wait is kept on one of its task records, written in the
+    /// same or an earlier batch.
     pub record_id: String,
     /// The instance that waits (empty for a start event's).
     pub instance_id: String,
-    /// The model the instance runs, or the one a start event starts.
+    /// The model the instance runs (an instance's wait reads it from the instance), or the one
+    /// a start event starts.
     pub model_id: String,
     /// For a start event's: the model key (after its tenant and `:`, when it has one) whose
     /// latest version it starts.
     pub starts: Option<String>,
-    /// The tenant of its model's deployment.
+    /// The tenant of its model's deployment (an instance's wait reads it from there).
     pub tenant_id: Option<String>,
     /// The waiting element (an instance's wait reads its record's).
     pub element: String,
@@ -156,8 +157,7 @@ pub trait SubscriptionStore {
 /// The start of a statement that ends the waits of the task records its `WHERE` names.
 macro_rules! clear_wait {
     () => {
-        "UPDATE tasks SET wait_kind = NULL, wait_name = NULL, wait_key = NULL, wait_model = NULL, wait_tenant = NULL, \
-         wait_since = NULL WHERE "
+        "UPDATE tasks SET wait_kind = NULL, wait_name = NULL, wait_key = NULL, wait_since = NULL WHERE "
     };
 }
 pub(crate) use clear_wait;
@@ -246,19 +246,17 @@ macro_rules! subscription_store {
             /// Sets instances' waits on the records that wait, written earlier in the batch
             /// or before it.
             pub(crate) fn set_waits(rows: &[&SubscriptionRow]) -> QueryBuilder<$db> {
-                let mut q = QueryBuilder::<$db>::new("WITH w (id, kind, name, ckey, model, tenant, since) AS (");
+                let mut q = QueryBuilder::<$db>::new("WITH w (id, kind, name, ckey, since) AS (");
                 q.push_values(rows, |mut b, s| {
                     b.push_bind(s.record_id.as_str())
                         .push_bind(s.kind.as_str())
                         .push_bind(s.name.as_str())
                         .push_bind(s.correlation_key.as_deref())
-                        .push_bind(s.model_id.as_str())
-                        .push_bind(s.tenant_id.as_deref())
                         .push_bind(s.created_at);
                 });
                 q.push(
-                    ") UPDATE tasks SET wait_kind = w.kind, wait_name = w.name, wait_key = w.ckey, wait_model = w.model, \
-                     wait_tenant = w.tenant, wait_since = w.since FROM w WHERE tasks.id = w.id",
+                    ") UPDATE tasks SET wait_kind = w.kind, wait_name = w.name, wait_key = w.ckey, wait_since = w.since \
+                     FROM w WHERE tasks.id = w.id",
                 );
                 q
             }
@@ -366,6 +364,7 @@ macro_rules! subscription_store {
                             ("kind", &query.kind),
                             ("name", &query.name),
                             ("element", &query.element),
+                            ("instance_id", &query.instance_id),
                             ("model_id", &query.model_id),
                             ("tenant_id", &query.tenant_id),
                         ];
@@ -373,13 +372,6 @@ macro_rules! subscription_store {
                             if let Some(v) = value {
                                 q.push(format!(" AND {column} = ")).push_bind(v.clone());
                             }
-                        }
-                        if let Some(instance) = &query.instance_id {
-                            // Through the instance's task records: waits have no index by instance.
-                            q.push(" AND record_id IN (SELECT id FROM tasks WHERE instance_id = ")
-                                .push_bind(instance.clone())
-                                .push(") AND instance_id = ")
-                                .push_bind(instance.clone());
                         }
                         if let Some(t) = query.created_before {
                             q.push(" AND created_at < ").push_bind(t);
