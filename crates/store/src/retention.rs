@@ -134,7 +134,7 @@ macro_rules! retention_store {
                         q.push(" AND i.model_key = ").push_bind(key.clone());
                     }
                     if let Some(status) = &query.status {
-                        q.push(" AND i.status = ").push_bind(status.clone());
+                        $crate::sql::push_status(&mut q, "i", status);
                     }
                     if let Some(tenant) = &query.tenant_id {
                         q.push(

@@ -30,9 +30,22 @@ pub(crate) const ON_INSTANCE_CONFLICT: &str =
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
 /// A record written again may be a run again (`reRun`): its params and start change too.
-pub(crate) const ON_TASK_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
+macro_rules! ON_TASK_CONFLICT {
+    () => {
+        " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
     status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress,
-    params = EXCLUDED.params, create_time = EXCLUDED.create_time";
+    params = EXCLUDED.params, create_time = EXCLUDED.create_time"
+    };
+}
+pub(crate) use ON_TASK_CONFLICT;
+
+/// The wait a record kept, gone.
+macro_rules! CLEARED_WAIT {
+    () => {
+        "wait_kind = NULL, wait_name = NULL, wait_key = NULL, wait_since = NULL"
+    };
+}
+pub(crate) use CLEARED_WAIT;
 /// Every activity: task records (with the user task each opened) and passes, the one that
 /// completed an instance on the instance's row (see [`kept_ends`]).
 pub(crate) const ACTIVITIES: &str =
@@ -180,6 +193,45 @@ pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
+/// ` AND {alias}.status = status`. Completed instances are left out of the status index
+/// (migration `20261206000030`), so any other status also names the index's condition, which
+/// SQLite needs to use a partial index; completed ones, most of the instances, are found by
+/// walking the ids.
+pub(crate) fn push_status<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, alias: &str, status: &str)
+where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.push(format!(" AND {alias}.status = ")).push_bind(status.to_owned());
+    if status != "completed" {
+        q.push(format!(" AND {alias}.status <> 'completed'"));
+    }
+}
+
+/// Splits a batch's task records into those written as they were and those whose wait the
+/// batch drops (`closing`): a delivered message closes the record that waited, and its wait
+/// goes in the same write instead of a second update of the same row. A record whose wait the
+/// batch also sets keeps the order of the statements (set, then dropped) and stays apart. The
+/// drops no record of the batch carries are left for their own statement.
+pub(crate) fn closing_tasks<'a>(
+    tasks: Vec<&'a crate::TaskRow>,
+    set: &[&crate::SubscriptionRow],
+    dropped: &'a [String],
+) -> (Vec<&'a crate::TaskRow>, Vec<&'a crate::TaskRow>, Vec<&'a str>) {
+    if dropped.is_empty() {
+        return (tasks, Vec::new(), Vec::new());
+    }
+    let set: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+        set.iter().map(|s| s.record_id.as_str()).collect();
+    let ending: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+        dropped.iter().map(String::as_str).filter(|id| !set.contains(id)).collect();
+    let (closing, tasks): (Vec<&crate::TaskRow>, Vec<&crate::TaskRow>) =
+        tasks.into_iter().partition(|t| ending.contains(t.record.id.as_str()));
+    let closed: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+        closing.iter().map(|t| t.record.id.as_str()).collect();
+    let left = dropped.iter().map(String::as_str).filter(|id| !closed.contains(id)).collect();
+    (tasks, closing, left)
+}
+
 /// The rollback (`r`), cancel (`c`) and delete (`d`) instances of an instance `p`.
 pub(crate) const OUTCOME_JOINS: &str = " LEFT JOIN instances d ON d.id = p.delete_id
     LEFT JOIN instances c ON c.id = p.cancel_id LEFT JOIN instances r ON r.id = p.rollback_id";
@@ -218,7 +270,7 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_TASKS, INSTANCE_COLUMNS, MODELS,
-            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, kept_ends, InstanceWrite, ACTIVITIES, EXECUTIONS,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, CLEARED_WAIT, closing_tasks, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, kept_ends, InstanceWrite, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
             json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, Outcome, Page, Result, Store, StoreError,
@@ -344,7 +396,7 @@ macro_rules! sql_store {
                 q.push(" AND p.id = ").push_bind(id.clone());
             }
             if let Some(s) = &filter.status {
-                q.push(" AND p.status = ").push_bind(s.clone());
+                $crate::sql::push_status(q, "p", s);
             }
             if let Some(k) = &filter.model_key {
                 q.push(" AND p.model_key = ").push_bind(k.clone());
@@ -494,7 +546,9 @@ macro_rules! sql_store {
             PartsRemoved(&'a [(&'a str, &'a str)]),
             /// Parts written, by instance and key, with their bodies.
             PartsWritten(&'a [(&'a str, &'a str, &'a str)]),
-            Tasks(&'a [&'a TaskRow]),
+            /// Task records; with `true`, records whose wait ends as they are written (see
+            /// [`crate::sql::closing_tasks`]).
+            Tasks(&'a [&'a TaskRow], bool),
             Passages(&'a [&'a crate::PassageRow]),
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
@@ -504,7 +558,7 @@ macro_rules! sql_store {
             StartSubscriptions(&'a [&'a crate::SubscriptionRow]),
             Waits(&'a [&'a crate::SubscriptionRow]),
             /// Waits that went: start events' by model key (true), instances' by record id.
-            SubscriptionDrops(bool, &'a [String]),
+            SubscriptionDrops(bool, &'a [&'a str]),
             Outbox(&'a [crate::OutboxRow]),
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
@@ -599,6 +653,7 @@ macro_rules! sql_store {
         fn encode(work: &Work<'_>) -> Encoded {
             static INSTANCES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static CLOSING_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
@@ -633,7 +688,7 @@ macro_rules! sql_store {
                     }
                     b.query(&INSTANCES, INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
                 }
-                Work::Tasks(chunk) => {
+                Work::Tasks(chunk, closing) => {
                     let mut b = Binds::new(chunk.len(), 15);
                     for TaskRow { instance_id, record: r } in chunk.iter() {
                         b.text(&r.id)
@@ -652,7 +707,11 @@ macro_rules! sql_store {
                             .opt_text(r.outputs.as_ref().map(json_text).as_deref())
                             .add(r.progress.map(i64::from));
                     }
-                    b.query(&TASKS, INSERT_TASKS, ON_TASK_CONFLICT)
+                    if *closing {
+                        b.query(&CLOSING_TASKS, INSERT_TASKS, concat!(ON_TASK_CONFLICT!(), ", ", CLEARED_WAIT!()))
+                    } else {
+                        b.query(&TASKS, INSERT_TASKS, ON_TASK_CONFLICT!())
+                    }
                 }
                 Work::Passages(chunk) => {
                     let mut b = Binds::new(chunk.len(), 6);
@@ -962,7 +1021,12 @@ macro_rules! sql_store {
                 }
                 let instances = last_per_id(&batch.instances, |(row, _)| row.id.as_str());
                 let (writes, passages) = kept_ends(&instances, &batch.passages);
-                let tasks = last_per_id(&batch.tasks, |t| t.record.id.as_str());
+                // An instance's waits are kept on their records; start events' apart.
+                let (starts, waits): (Vec<_>, Vec<_>) = last_per_id(&batch.subscriptions, |s| s.record_id.as_str())
+                    .into_iter()
+                    .partition(|s| s.instance_id.is_empty());
+                let (tasks, closing, dropped) =
+                    closing_tasks(last_per_id(&batch.tasks, |t| t.record.id.as_str()), &waits, &batch.dropped_subscriptions);
                 let jobs: Vec<&JobRow> =
                     batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
                 // A timer set and dropped in one batch is dropped; one set twice (a cycle
@@ -996,7 +1060,8 @@ macro_rules! sql_store {
                 work.extend(chunks(&cleared).into_iter().map(Work::PartsCleared));
                 work.extend(chunks(&removed).into_iter().map(Work::PartsRemoved));
                 work.extend(chunks(&written).into_iter().map(Work::PartsWritten));
-                work.extend(chunks(&tasks).into_iter().map(Work::Tasks));
+                work.extend(chunks(&tasks).into_iter().map(|c| Work::Tasks(c, false)));
+                work.extend(chunks(&closing).into_iter().map(|c| Work::Tasks(c, true)));
                 work.extend(chunks(&passages).into_iter().map(Work::Passages));
                 work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
@@ -1004,14 +1069,11 @@ macro_rules! sql_store {
                 work.extend(chunks(&timers).into_iter().map(Work::Timers));
                 work.extend(chunks(&batch.dropped_timers).into_iter().map(Work::TimerDrops));
                 work.extend(batch.moved_timers.iter().map(Work::TimerMoved));
-                // An instance's waits are kept on their records (written above); start events' apart.
-                let (starts, waits): (Vec<_>, Vec<_>) = last_per_id(&batch.subscriptions, |s| s.record_id.as_str())
-                    .into_iter()
-                    .partition(|s| s.instance_id.is_empty());
-                work.extend(chunks(&batch.replaced_starts).into_iter().map(|c| Work::SubscriptionDrops(true, c)));
+                let replaced: Vec<&str> = batch.replaced_starts.iter().map(String::as_str).collect();
+                work.extend(chunks(&replaced).into_iter().map(|c| Work::SubscriptionDrops(true, c)));
                 work.extend(chunks(&starts).into_iter().map(Work::StartSubscriptions));
                 work.extend(chunks(&waits).into_iter().map(Work::Waits));
-                work.extend(chunks(&batch.dropped_subscriptions).into_iter().map(|c| Work::SubscriptionDrops(false, c)));
+                work.extend(chunks(&dropped).into_iter().map(|c| Work::SubscriptionDrops(false, c)));
                 work.extend(chunks(&batch.outbox).into_iter().map(Work::Outbox));
                 work.extend(chunks(&batch.user_tasks).into_iter().map(Work::UserTasks));
                 let links: Vec<&crate::TaskLink> = batch.user_tasks.iter().flat_map(|t| &t.links).collect();
@@ -1525,8 +1587,54 @@ pub(crate) use sql_store;
 
 #[cfg(test)]
 mod tests {
-    use crate::{InstanceRow, PassageRow};
-    use flowstone_engine::{Passage, Stored};
+    use crate::{InstanceRow, PassageRow, SubscriptionRow, TaskRow};
+    use flowstone_engine::{Passage, Stored, TaskRecord, TaskStatus};
+
+    #[test]
+    fn records_whose_wait_the_batch_drops_clear_it_as_they_are_written_unless_it_was_set_in_the_batch() {
+        let task = |id: &str| TaskRow {
+            instance_id: "i".into(),
+            record: TaskRecord {
+                id: id.into(),
+                task_id: id.into(),
+                element: "catch".into(),
+                name: "catch".into(),
+                kind: "intermediateCatchEvent".into(),
+                namespace: None,
+                stone: None,
+                create_time: 1,
+                end_time: Some(2),
+                status: TaskStatus::Completed,
+                reason: None,
+                params: None,
+                outputs: None,
+                progress: None,
+                action: None,
+                user: None,
+            },
+        };
+        let tasks = [task("closed"), task("plain"), task("set-and-dropped")];
+        let set = SubscriptionRow {
+            record_id: "set-and-dropped".into(),
+            instance_id: "i".into(),
+            model_id: "m".into(),
+            starts: None,
+            tenant_id: None,
+            element: "catch".into(),
+            kind: "message".into(),
+            name: "pay".into(),
+            correlation_key: None,
+            created_at: 1,
+        };
+        let dropped = ["closed".to_owned(), "set-and-dropped".to_owned(), "elsewhere".to_owned()];
+        let (plain, closing, left) = super::closing_tasks(tasks.iter().collect(), &[&set], &dropped);
+        let ids = |rows: Vec<&TaskRow>| rows.into_iter().map(|t| t.record.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(plain), ["plain", "set-and-dropped"]);
+        assert_eq!(ids(closing), ["closed"]);
+        assert_eq!(left, ["set-and-dropped", "elsewhere"], "dropped by a statement of their own");
+        let (plain, closing, left) = super::closing_tasks(tasks.iter().collect(), &[], &[]);
+        assert_eq!((plain.len(), closing.len(), left.len()), (3, 0, 0));
+    }
 
     #[test]
     fn kept_ends_take_a_completed_instances_last_pass_at_its_end_and_no_other() {

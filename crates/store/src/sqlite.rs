@@ -220,6 +220,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn statuses_but_completed_are_found_through_the_status_index_and_completed_by_the_ids() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap_or_else(|e| panic!("{e}"));
+        let plan = async |status: &str| {
+            let mut q =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN SELECT p.id FROM instances p WHERE 1 = 1");
+            crate::sql::push_status(&mut q, "p", status);
+            q.push(" ORDER BY p.id DESC LIMIT 50");
+            let rows: Vec<(i64, i64, i64, String)> =
+                q.build_query_as().fetch_all(&store.pool).await.unwrap_or_else(|e| panic!("{e}"));
+            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+        };
+        for status in ["running", "failed", "debug"] {
+            let detail = plan(status).await;
+            assert!(detail.contains("INDEX instances_status"), "{status}: {detail}");
+        }
+        let detail = plan("completed").await;
+        assert!(detail.contains("sqlite_autoindex_instances_1") && !detail.contains("TEMP B-TREE"), "{detail}");
+    }
+
+    #[tokio::test]
     async fn waits_written_before_they_were_kept_on_their_records_survive_the_migrations() {
         use crate::SubscriptionStore;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -55,7 +55,7 @@ macro_rules! stuck_store {
                     .await?;
                     let callbacks = sqlx::query(
                         "SELECT * FROM tasks WHERE instance_id IN (SELECT id FROM instances \
-                         WHERE status IN ('running', 'debug')) AND end_time IS NULL AND stone IS NOT NULL \
+                         WHERE status IN ('running', 'debug') AND status <> 'completed') AND end_time IS NULL AND stone IS NOT NULL \
                          AND create_time < $1 AND status NOT LIKE '%.failed' \
                          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.record_id = tasks.id) \
                          ORDER BY create_time, id LIMIT $2",
@@ -68,7 +68,7 @@ macro_rules! stuck_store {
                     let instances = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT * FROM (SELECT {}, COALESCE((SELECT MAX(COALESCE(t.end_time, t.create_time)) \
                          FROM tasks t WHERE t.instance_id = i.id), i.start_time) AS last_step \
-                         FROM instances i WHERE i.status IN ('running', 'debug') AND i.start_time < $1) s \
+                         FROM instances i WHERE i.status IN ('running', 'debug') AND i.status <> 'completed' AND i.start_time < $1) s \
                          WHERE s.last_step < $1 ORDER BY s.last_step, s.id LIMIT $2",
                         columns.join(", ")
                     )))

@@ -157,7 +157,7 @@ pub trait SubscriptionStore {
 /// The start of a statement that ends the waits of the task records its `WHERE` names.
 macro_rules! clear_wait {
     () => {
-        "UPDATE tasks SET wait_kind = NULL, wait_name = NULL, wait_key = NULL, wait_since = NULL WHERE "
+        concat!("UPDATE tasks SET ", $crate::sql::CLEARED_WAIT!(), " WHERE ")
     };
 }
 pub(crate) use clear_wait;
@@ -263,7 +263,7 @@ macro_rules! subscription_store {
 
             /// Removes instances' waits by their record id (`starts` false), or the start
             /// events' of model keys (`starts` true).
-            pub(crate) fn drop_subscriptions(starts: bool, ids: &[String]) -> QueryBuilder<$db> {
+            pub(crate) fn drop_subscriptions(starts: bool, ids: &[&str]) -> QueryBuilder<$db> {
                 let mut q = QueryBuilder::<$db>::new(if starts {
                     "DELETE FROM start_subscriptions WHERE starts IN ("
                 } else {
@@ -271,7 +271,7 @@ macro_rules! subscription_store {
                 });
                 let mut list = q.separated(", ");
                 for id in ids {
-                    list.push_bind(id.as_str());
+                    list.push_bind(*id);
                 }
                 q.push(")");
                 q

@@ -401,6 +401,11 @@ async fn instances_list_filters_and_pages(store: &dyn Store) {
     };
     assert_eq!(must(store.list_instances(&running, Page { offset: 0, limit: 10 })).await.1, 3);
     assert_eq!(must(store.count_instances(&running, 100)).await, 3, "a capped count filters as the list does");
+    // Completed instances are left out of the status index and found by walking the ids.
+    let completed = InstanceFilter { status: Some("completed".into()), ..InstanceFilter::default() };
+    let (rows, total) = must(store.list_instances(&completed, Page { offset: 0, limit: 10 })).await;
+    assert_eq!((total, rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()), (2, vec!["i3", "i1"]));
+    assert_eq!(must(store.count_instances(&completed, 1)).await, 1);
     let other = InstanceFilter { model_key: Some("other".into()), ..InstanceFilter::default() };
     assert_eq!(must(store.list_instances(&other, Page { offset: 0, limit: 10 })).await.1, 0);
     let open = InstanceFilter { ended: Some(false), model_id: Some("m".into()), ..InstanceFilter::default() };
@@ -1307,7 +1312,7 @@ async fn reached(store: &dyn Store, event: EventQuery<'_>) -> Vec<String> {
 /// page goes on after the last one read; ended waits go; a new version's start events
 /// replace the old one's; a wait is forgotten only once its instance ended; an instance's
 /// waits are listed through its records (each wait is kept on the record of what waits, and
-/// a batch with a wait whose record is nowhere fails).
+/// a batch with a wait whose record is nowhere fails); a record written closed ends its wait.
 async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let start = SubscriptionRow { starts: Some("k".into()), ..wait("start:k:ms", "", "pay", None, 1) };
@@ -1356,6 +1361,25 @@ async fn event_subscriptions_are_found_by_name_and_key_oldest_first(store: &dyn 
     let (executions, _) = must(store.list_executions(&by_event, Page { offset: 0, limit: 10 })).await;
     let ids: Vec<&str> = executions.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["other"], "the wait's open record is its execution");
+    // A delivered message closes the record that waited and ends its wait in the same write;
+    // a wait set and dropped in one batch is dropped.
+    let closed = TaskRow {
+        instance_id: "i".into(),
+        record: TaskRecord { end_time: Some(40), ..record("c", "c", "completed", 1) },
+    };
+    let delivered = WriteBatch {
+        tasks: vec![closed, catching("j", "d")],
+        subscriptions: vec![wait("d", "j", "pay", Some("9"), 40)],
+        dropped_subscriptions: vec!["c".into(), "d".into()],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&delivered)).await;
+    assert!(must(store.subscription("c")).await.is_none(), "the closed record waits no more");
+    assert!(must(store.subscription("d")).await.is_none(), "set and dropped in one batch");
+    let keys = ["8".to_owned(), "9".to_owned()];
+    assert!(must(store.oldest_waits("pay", None, &keys)).await.is_empty());
+    let record_c = must(store.task("c")).await.unwrap_or_else(|| panic!("record c gone"));
+    assert_eq!((record_c.record.end_time, record_c.record.status.text().as_str()), (Some(40), "completed"));
     let orphan = WriteBatch {
         instances: vec![(instance("o", "m", "running", 1), doc("{}"))],
         subscriptions: vec![wait("nowhere", "o", "pay", Some("9"), 30)],
