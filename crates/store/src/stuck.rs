@@ -53,6 +53,9 @@ macro_rules! stuck_store {
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
+                    // `status <> 'completed'` is the status index's condition (completed
+                    // instances are left out of it): SQLite uses a partial index only for a
+                    // query that names it.
                     let callbacks = sqlx::query(
                         "SELECT * FROM tasks WHERE instance_id IN (SELECT id FROM instances \
                          WHERE status IN ('running', 'debug') AND status <> 'completed') AND end_time IS NULL AND stone IS NOT NULL \
