@@ -193,17 +193,25 @@ pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
-/// ` AND {alias}.status = status`. Completed instances are left out of the status index
-/// (migration `20261206000030`), so any other status also names the index's condition, which
-/// SQLite needs to use a partial index; completed ones, most of the instances, are found by
-/// walking the ids.
+/// The status index's condition: completed instances are left out of it (migration
+/// `20261206000030`). SQLite uses a partial index only for a query that names its condition,
+/// so a query of any other status names it beside its own test.
+macro_rules! INDEXED_STATUS {
+    () => {
+        "status <> 'completed'"
+    };
+}
+pub(crate) use INDEXED_STATUS;
+
+/// ` AND {alias}.status = status`, naming [`INDEXED_STATUS`] for any status but completed;
+/// completed ones, most of the instances, are found by walking the ids.
 pub(crate) fn push_status<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, alias: &str, status: &str)
 where
     String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     q.push(format!(" AND {alias}.status = ")).push_bind(status.to_owned());
     if status != "completed" {
-        q.push(format!(" AND {alias}.status <> 'completed'"));
+        q.push(format!(" AND {alias}.{}", INDEXED_STATUS!()));
     }
 }
 

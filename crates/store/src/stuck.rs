@@ -53,26 +53,29 @@ macro_rules! stuck_store {
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                    // `status <> 'completed'` is the status index's condition (completed
-                    // instances are left out of it): SQLite uses a partial index only for a
-                    // query that names it.
-                    let callbacks = sqlx::query(
+                    // Both instance queries name the status index's condition, so that SQLite uses it.
+                    let callbacks = sqlx::query(concat!(
                         "SELECT * FROM tasks WHERE instance_id IN (SELECT id FROM instances \
-                         WHERE status IN ('running', 'debug') AND status <> 'completed') AND end_time IS NULL AND stone IS NOT NULL \
+                         WHERE status IN ('running', 'debug') AND ",
+                        $crate::sql::INDEXED_STATUS!(),
+                        ") AND end_time IS NULL AND stone IS NOT NULL \
                          AND create_time < $1 AND status NOT LIKE '%.failed' \
                          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.record_id = tasks.id) \
                          ORDER BY create_time, id LIMIT $2",
-                    )
+                    ))
                     .bind(before)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
                     let columns: Vec<String> = INSTANCE_COLUMNS.split(',').map(|c| format!("i.{}", c.trim())).collect();
                     let instances = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT * FROM (SELECT {}, COALESCE((SELECT MAX(COALESCE(t.end_time, t.create_time)) \
-                         FROM tasks t WHERE t.instance_id = i.id), i.start_time) AS last_step \
-                         FROM instances i WHERE i.status IN ('running', 'debug') AND i.status <> 'completed' AND i.start_time < $1) s \
-                         WHERE s.last_step < $1 ORDER BY s.last_step, s.id LIMIT $2",
+                        concat!(
+                            "SELECT * FROM (SELECT {}, COALESCE((SELECT MAX(COALESCE(t.end_time, t.create_time)) \
+                             FROM tasks t WHERE t.instance_id = i.id), i.start_time) AS last_step \
+                             FROM instances i WHERE i.status IN ('running', 'debug') AND i.",
+                            $crate::sql::INDEXED_STATUS!(),
+                            " AND i.start_time < $1) s WHERE s.last_step < $1 ORDER BY s.last_step, s.id LIMIT $2"
+                        ),
                         columns.join(", ")
                     )))
                     .bind(before)
