@@ -419,7 +419,7 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
     let model = Arc::new(runtime.deploy(xml).await.map_err(|e| e.to_string())?.remove(0));
     let driven = runtime.clone();
     let figures = drive(args, move |n| {
-        let (runtime, store, model) = (driven.clone(), store.clone(), model.clone());
+        let (runtime, model) = (driven.clone(), model.clone());
         async move {
             let row = runtime
                 .start_instance(model, "bench".into(), None, w.variables(n), StartOptions::default())
@@ -427,14 +427,14 @@ async fn durable(w: Workload, xml: &str, args: &BenchArgs, mode: &str) -> Result
                 .map_err(|e| e.to_string())?;
             let final_vars = match w {
                 Workload::W2 => {
-                    let task = store.tasks_of_instance(&row.id).await.map_err(|e| e.to_string())?;
+                    let task = runtime.open_tasks(&row.id).await.map_err(|e| e.to_string())?;
                     let task = task.first().ok_or("W2 opened no user task")?.record.id.clone();
                     let vars = Map::from_iter([("approved".to_owned(), json!(true))]);
                     runtime
                         .apply(&row.id, Command::CompleteUserTask { task, variables: vars, transient: Map::new() })
                         .await
                         .map_err(|e| e.to_string())?;
-                    store.instance(&row.id).await.map_err(|e| e.to_string())?.and_then(|r| r.final_vars)
+                    runtime.instance(&row.id).await.map_err(|e| e.to_string())?.and_then(|r| r.final_vars)
                 }
                 Workload::W1Stones => runtime
                     .wait_for(&row.id, flowstone_server::MAX_WAIT, |r| r.end_time.is_some())

@@ -64,6 +64,9 @@ pub enum StoreError {
     /// of the batch was written.
     #[error("instances changed concurrently: {0:?}")]
     Conflict(Vec<String>),
+    /// The failure of one read made for several requests at once, told to each of them.
+    #[error("database error: {0}")]
+    Shared(String),
 }
 
 /// A `LIKE` pattern as both databases read it after [`LIKE_ESCAPE`]: `%` and `_` match
@@ -155,6 +158,9 @@ pub trait Store:
 
     /// An instance by its id.
     async fn instance(&self, id: &str) -> Result<Option<InstanceRow>>;
+    /// Many instances by their ids, in a few statements; ids not found are left out. What
+    /// the runtime reads for many requests asking for one instance each at once.
+    async fn instances(&self, ids: &[&str]) -> Result<Vec<InstanceRow>>;
     /// The engine state of an instance as stored: its core document and its parts.
     async fn instance_state(&self, id: &str) -> Result<Option<flowstone_engine::Stored>>;
     /// Many instances with their engine states, read in a few statements where
@@ -178,9 +184,10 @@ pub trait Store:
     /// The task records of an instance, oldest first.
     async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
 
-    /// The task records of an instance still open, oldest first: what it waits for, read
-    /// without the records it closed (a client polling a long process reads only these).
-    async fn open_tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
+    /// The task records of these instances still open, each instance's oldest first: what
+    /// they wait for, read without the records they closed (a client polling a long process
+    /// reads only these), for many instances in a few statements.
+    async fn open_tasks_of_instances(&self, instance_ids: &[&str]) -> Result<Vec<TaskRow>>;
     /// A task record by its id (the current attempt's id is its activity-instance id).
     async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
     /// The activity history (task records and passes through events and gateways) with the

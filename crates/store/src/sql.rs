@@ -1193,6 +1193,22 @@ macro_rules! sql_store {
                 row.as_ref().map(instance_row).transpose()
             }
 
+            async fn instances(&self, ids: &[&str]) -> Result<Vec<InstanceRow>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in chunks(ids) {
+                    let mut q = QueryBuilder::<$db>::new(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id IN ("));
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        out.push(instance_row(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
             async fn instance_state(&self, id: &str) -> Result<Option<flowstone_engine::Stored>> {
                 // One statement, so the core and the parts are those of one commit (the core
                 // comes as the part without a key).
@@ -1317,9 +1333,20 @@ macro_rules! sql_store {
                 task_rows(&self.pool, "SELECT * FROM tasks WHERE instance_id = $1 ORDER BY create_time, id", instance_id).await
             }
 
-            async fn open_tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
-                let sql = "SELECT * FROM tasks WHERE instance_id = $1 AND end_time IS NULL ORDER BY create_time, id";
-                task_rows(&self.pool, sql, instance_id).await
+            async fn open_tasks_of_instances(&self, instance_ids: &[&str]) -> Result<Vec<TaskRow>> {
+                let mut out = Vec::new();
+                for chunk in chunks(instance_ids) {
+                    let mut q = QueryBuilder::<$db>::new("SELECT * FROM tasks WHERE end_time IS NULL AND instance_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(") ORDER BY create_time, id");
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        out.push(task_row(&row)?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn task(&self, id: &str) -> Result<Option<TaskRow>> {

@@ -282,6 +282,8 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     assert_eq!((task.record.params, task.record.stone.as_deref()), (Some(json!({"a": 2})), Some("noop")));
     assert!(must(store.acquire_jobs(acquire(&["noop"], "other", 99_999))).await.is_empty(), "dropped job is gone");
     assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 3)]);
+    let many = must(store.instances(&["nope", "i1"])).await;
+    assert_eq!(many, [row], "read many at once, an instance is the row read alone");
 }
 
 async fn an_instance_in_parts_reads_back_as_its_commits_left_it(store: &dyn Store) {
@@ -490,8 +492,9 @@ async fn tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone(sto
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let closed = |id: &str, at: i64| TaskRecord { end_time: Some(at + 1), ..record(id, id, "completed", at) };
     let batch = WriteBatch {
-        instances: vec![(instance("i", "m", "running", 1), doc("{}"))],
+        instances: vec![(instance("i", "m", "running", 1), doc("{}")), (instance("h", "m", "running", 1), doc("{}"))],
         tasks: vec![
+            TaskRow { instance_id: "h".into(), record: record("e", "te", "start.begin", 9) },
             TaskRow { instance_id: "i".into(), record: record("d", "td", "start.begin", 5) },
             TaskRow { instance_id: "i".into(), record: closed("b", 2) },
             TaskRow { instance_id: "i".into(), record: closed("a", 3) },
@@ -502,9 +505,14 @@ async fn tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone(sto
     must(store.commit(&batch)).await;
     let ids = |rows: Vec<TaskRow>| rows.into_iter().map(|t| t.record.id).collect::<Vec<_>>();
     assert_eq!(ids(must(store.tasks_of_instance("i")).await), ["b", "a", "c", "d"]);
-    assert_eq!(ids(must(store.open_tasks_of_instance("i")).await), ["c", "d"]);
+    assert_eq!(ids(must(store.open_tasks_of_instances(&["i"])).await), ["c", "d"]);
+    let both = must(store.open_tasks_of_instances(&["none", "i", "h"])).await;
+    let of = |instance: &str| {
+        both.iter().filter(|t| t.instance_id == instance).map(|t| t.record.id.as_str()).collect::<Vec<_>>()
+    };
+    assert_eq!((of("i"), of("h"), both.len()), (vec!["c", "d"], vec!["e"], 3), "each instance's own, oldest first");
     assert!(must(store.tasks_of_instance("none")).await.is_empty());
-    assert!(must(store.open_tasks_of_instance("none")).await.is_empty());
+    assert!(must(store.open_tasks_of_instances(&["none"])).await.is_empty());
 }
 
 /// The pass that completed an instance is listed with its activities like every other pass,

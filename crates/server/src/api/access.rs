@@ -34,7 +34,7 @@ async fn may_reach(rt: &Runtime, caller: &Caller, row: &InstanceRow) -> Result<(
     }
     let starter = match (&row.start_user, &row.parent_id) {
         (Some(user), _) => Some(user.clone()),
-        (None, Some(parent)) => rt.store().instance(parent).await?.and_then(|p| p.start_user),
+        (None, Some(parent)) => rt.instance(parent).await?.and_then(|p| p.start_user),
         (None, None) => None,
     };
     if starter.as_deref() == Some(caller.user.as_str()) {
@@ -65,7 +65,7 @@ async fn may_see_task(rt: &Runtime, caller: &Caller, task: &UserTaskRow) -> Resu
         return Ok(());
     }
     match &task.instance_id {
-        Some(instance) => match rt.store().instance(instance).await? {
+        Some(instance) => match rt.instance(instance).await? {
             Some(row) => may_reach(rt, caller, &row).await,
             None => Ok(()),
         },
@@ -155,7 +155,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
 /// Whether `caller` may reach the instance of task record `id` (an unknown id: the handler's 404).
 async fn record_reach(rt: &Runtime, caller: &Caller, id: &str) -> Result<(), ApiError> {
     let Some(record) = rt.store().task(id).await? else { return Ok(()) };
-    match rt.store().instance(&record.instance_id).await? {
+    match rt.instance(&record.instance_id).await? {
         Some(row) => may_reach(rt, caller, &row).await,
         None => Ok(()),
     }
@@ -196,12 +196,12 @@ async fn verdict(rt: &Runtime, caller: &Caller, reaches: Reaches) -> Result<(), 
             }
             _ => Ok(()),
         },
-        Reaches::Instance(id) | Reaches::AcrossInstances(Some(id)) => match rt.store().instance(&id).await? {
+        Reaches::Instance(id) | Reaches::AcrossInstances(Some(id)) => match rt.instance(&id).await? {
             Some(row) => may_reach(rt, caller, &row).await,
             None => Ok(()),
         },
         Reaches::Record(id) => record_reach(rt, caller, &id).await,
-        Reaches::Execution(id) => match rt.store().instance(&id).await? {
+        Reaches::Execution(id) => match rt.instance(&id).await? {
             Some(row) => may_reach(rt, caller, &row).await,
             None => record_reach(rt, caller, &id).await,
         },

@@ -787,7 +787,7 @@ async fn operate_node(c: &Call<'_>) -> Result<(), ApiError> {
 /// The process instance of a task, once started.
 async fn instance_of(c: &Call<'_>, task: &BkTaskRow) -> Result<Option<InstanceRow>, ApiError> {
     match &task.instance_id {
-        Some(id) => Ok(c.rt.store().instance(id).await?),
+        Some(id) => Ok(c.rt.instance(id).await?),
         None => Ok(None),
     }
 }

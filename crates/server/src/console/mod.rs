@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 /// The instance `id`, or a 404 naming it.
 async fn found(rt: &Runtime, id: &str) -> Result<flowstone_store::InstanceRow, ApiError> {
-    rt.store().instance(id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))
+    rt.instance(id).await?.ok_or_else(|| ApiError::not_found(format!("no instance {id}")))
 }
 
 /// The session cookie's name.

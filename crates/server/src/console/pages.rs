@@ -512,8 +512,7 @@ pub(crate) async fn events(
     use axum::response::sse::{Event, Sse};
     let since = query.as_deref().and_then(|q| q.strip_prefix("since=")).and_then(|v| v.parse::<i64>().ok());
     let closing = rt.board().closing();
-    let version =
-        |rt: Runtime, id: String| async move { rt.store().instance(&id).await.ok().flatten().map(|r| r.version) };
+    let version = |rt: Runtime, id: String| async move { rt.instance(&id).await.ok().flatten().map(|r| r.version) };
     let seen = match since {
         Some(since) => since,
         None => version(rt.clone(), id.clone()).await.unwrap_or(0),

@@ -14,6 +14,7 @@ mod kept;
 mod lookups;
 mod migration;
 mod periodic;
+mod reads;
 mod records;
 mod retention;
 pub(crate) mod stones;
@@ -188,6 +189,8 @@ pub struct Runtime {
     kept_until: Arc<std::sync::atomic::AtomicI64>,
     /// Where messages sent by key ask for their wait, read for many at once.
     lookups: mpsc::UnboundedSender<lookups::Lookup>,
+    /// Where one-instance reads go, answered for many at once.
+    reads: mpsc::UnboundedSender<reads::Read>,
     /// Requests waiting for a status change.
     watchers: Arc<watchers::Watchers>,
     /// Live views waiting for any change of an instance.
@@ -271,6 +274,7 @@ impl Runtime {
             timer_bell: Arc::default(),
             kept_until: Arc::new(store.buffered_until().await?.unwrap_or(0).into()),
             lookups: lookups::start(store.clone()),
+            reads: reads::start(store.clone()),
             watchers: Arc::default(),
             progress: Arc::default(),
         };
@@ -624,8 +628,7 @@ impl Runtime {
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
     pub async fn variables(&self, instance_id: &str) -> Result<Option<Map<String, Value>>, RuntimeError> {
-        let store = self.store();
-        let Some(row) = store.instance(instance_id).await? else { return Ok(None) };
+        let Some(row) = self.instance(instance_id).await? else { return Ok(None) };
         let corrupt = |e: serde_json::Error| RuntimeError::Store(StoreError::Corrupt(e.to_string()));
         if let Some(vars) = &row.final_vars {
             return serde_json::from_str(vars).map(Some).map_err(corrupt);

@@ -100,7 +100,7 @@ impl Runtime {
         loop {
             // Registered before reading, so that a change committed in between is not missed.
             let changed = self.watchers.register(id);
-            let row = self.store.instance(id).await?;
+            let row = self.instance(id).await?;
             match &row {
                 Some(r) if !done(r) && tokio::time::Instant::now() < deadline => {}
                 _ => {

@@ -256,7 +256,7 @@ async fn tenant_of(rt: &Runtime, p: &InstanceRow) -> Result<Option<String>, ApiE
 
 /// A running process instance (kind `process`), or 404.
 async fn running(rt: &Runtime, id: &str) -> Result<InstanceRow, ApiError> {
-    let p = rt.store().instance(id).await?.filter(|p| p.kind == "process" && p.end_time.is_none());
+    let p = rt.instance(id).await?.filter(|p| p.kind == "process" && p.end_time.is_none());
     p.ok_or_else(|| not_found(id))
 }
 
@@ -558,7 +558,7 @@ async fn get_history(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FlowableResult<Json<HistoricInstance>> {
-    let p = rt.store().instance(&id).await?.ok_or_else(|| not_found(&id))?;
+    let p = rt.instance(&id).await?.ok_or_else(|| not_found(&id))?;
     let tenant = tenant_of(&rt, &p).await?;
     let vars = history_variables(rt.variables(&id).await?.unwrap_or_default(), "local");
     Ok(Json(HistoricInstance::of(&origin(&headers), &p, tenant, vars)))

@@ -160,7 +160,7 @@ async fn migrate_instance(
     RawQuery(query): RawQuery,
     Body(body): Body,
 ) -> FlowableResult<Response> {
-    if rt.store().instance(&id).await?.is_none() {
+    if rt.instance(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("Could not find a process instance with id '{id}'.")).into());
     }
     let Document { target, mappings } = document(&rt, &body).await?;

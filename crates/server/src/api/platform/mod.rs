@@ -276,7 +276,7 @@ async fn list_processes(
 }
 
 async fn find_process(rt: &Runtime, id: &str) -> ApiResult<InstanceRow> {
-    rt.store().instance(id).await?.ok_or_else(|| ApiError::not_found(format!("process instance {id} not found")))
+    rt.instance(id).await?.ok_or_else(|| ApiError::not_found(format!("process instance {id} not found")))
 }
 
 /// A wait for a change, in milliseconds.
@@ -308,7 +308,7 @@ async fn get_process(
     }
     let row = find_process(&rt, &id).await?;
     // An ended process waits for nothing: its records are not read.
-    let open = if row.end_time.is_none() { rt.store().open_tasks_of_instance(&row.id).await? } else { Vec::new() };
+    let open = if row.end_time.is_none() { rt.open_tasks(&row.id).await? } else { Vec::new() };
     Ok(Json(process_view(&rt, &row).await?.waiting(&open)))
 }
 
