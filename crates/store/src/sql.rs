@@ -365,6 +365,24 @@ macro_rules! sql_store {
             })
         }
 
+        /// The rows `select` reads, ending in `WHERE … <column>`, where that column is one of
+        /// `ids`: in a few statements, each row mapped by `row`.
+        async fn rows_in<T>(pool: &sqlx::Pool<$db>, select: &str, ids: &[&str], row: fn(&DbRow) -> Result<T>) -> Result<Vec<T>> {
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in chunks(ids) {
+                let mut q = QueryBuilder::<$db>::new(format!("{select} IN ("));
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                for r in q.build().fetch_all(pool).await? {
+                    out.push(row(&r)?);
+                }
+            }
+            Ok(out)
+        }
+
         /// The task records `sql` selects of one instance (its `$1`).
         async fn task_rows(pool: &sqlx::Pool<$db>, sql: &'static str, instance_id: &str) -> Result<Vec<TaskRow>> {
             let rows = sqlx::query(sql).bind(instance_id).fetch_all(pool).await?;
@@ -1194,19 +1212,7 @@ macro_rules! sql_store {
             }
 
             async fn instances(&self, ids: &[&str]) -> Result<Vec<InstanceRow>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in chunks(ids) {
-                    let mut q = QueryBuilder::<$db>::new(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id IN ("));
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
-                    for row in q.build().fetch_all(&self.pool).await? {
-                        out.push(instance_row(&row)?);
-                    }
-                }
-                Ok(out)
+                rows_in(&self.pool, &format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id"), ids, instance_row).await
             }
 
             async fn instance_state(&self, id: &str) -> Result<Option<flowstone_engine::Stored>> {
@@ -1334,19 +1340,14 @@ macro_rules! sql_store {
             }
 
             async fn open_tasks_of_instances(&self, instance_ids: &[&str]) -> Result<Vec<TaskRow>> {
-                let mut out = Vec::new();
-                for chunk in chunks(instance_ids) {
-                    let mut q = QueryBuilder::<$db>::new("SELECT * FROM tasks WHERE end_time IS NULL AND instance_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(") ORDER BY create_time, id");
-                    for row in q.build().fetch_all(&self.pool).await? {
-                        out.push(task_row(&row)?);
-                    }
-                }
-                Ok(out)
+                let select = "SELECT * FROM tasks WHERE end_time IS NULL AND instance_id";
+                let mut rows = rows_in(&self.pool, select, instance_ids, task_row).await?;
+                rows.sort_unstable_by(|a, b| (a.record.create_time, &a.record.id).cmp(&(b.record.create_time, &b.record.id)));
+                Ok(rows)
+            }
+
+            async fn tasks(&self, ids: &[&str]) -> Result<Vec<TaskRow>> {
+                rows_in(&self.pool, "SELECT * FROM tasks WHERE id", ids, task_row).await
             }
 
             async fn task(&self, id: &str) -> Result<Option<TaskRow>> {
@@ -1408,19 +1409,8 @@ macro_rules! sql_store {
             }
 
             async fn instance_versions(&self, ids: &[&str]) -> Result<Vec<(String, i64)>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in chunks(ids) {
-                    let mut q = QueryBuilder::<$db>::new("SELECT id, version FROM instances WHERE id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
-                    for r in q.build().fetch_all(&self.pool).await? {
-                        out.push((r.try_get("id")?, r.try_get("version")?));
-                    }
-                }
-                Ok(out)
+                let version = |r: &DbRow| Ok((r.try_get("id")?, r.try_get("version")?));
+                rows_in(&self.pool, "SELECT id, version FROM instances WHERE id", ids, version).await
             }
 
             fn shared(&self) -> bool {

@@ -279,11 +279,13 @@ async fn a_batch_commits_instances_tasks_and_jobs_together(store: &dyn Store) {
     let task = must(store.task("r1")).await.unwrap_or_else(|| panic!("task gone"));
     assert_eq!((task.record.status.text().as_str(), task.record.create_time), ("start.success", 7));
     assert_eq!(task.record.outputs, Some(json!({"b": 2})));
-    assert_eq!((task.record.params, task.record.stone.as_deref()), (Some(json!({"a": 2})), Some("noop")));
+    assert_eq!((&task.record.params, task.record.stone.as_deref()), (&Some(json!({"a": 2})), Some("noop")));
     assert!(must(store.acquire_jobs(acquire(&["noop"], "other", 99_999))).await.is_empty(), "dropped job is gone");
     assert_eq!(must(store.instance_versions(&["i1", "nope"])).await, [("i1".to_owned(), 3)]);
     let many = must(store.instances(&["nope", "i1"])).await;
     assert_eq!(many, [row], "read many at once, an instance is the row read alone");
+    let records = must(store.tasks(&["r1", "nope"])).await;
+    assert_eq!(records, [task], "read many at once, a record is the one read alone");
 }
 
 async fn an_instance_in_parts_reads_back_as_its_commits_left_it(store: &dyn Store) {

@@ -154,7 +154,7 @@ fn reaches(method: &Method, path: &str, query: Option<&str>) -> Reaches {
 
 /// Whether `caller` may reach the instance of task record `id` (an unknown id: the handler's 404).
 async fn record_reach(rt: &Runtime, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let Some(record) = rt.store().task(id).await? else { return Ok(()) };
+    let Some(record) = rt.task(id).await? else { return Ok(()) };
     match rt.instance(&record.instance_id).await? {
         Some(row) => may_reach(rt, caller, &row).await,
         None => Ok(()),

@@ -181,7 +181,7 @@ async fn checked(
     match holding(id, job, &report.worker_id) {
         Ok(job) => Ok(Some((job, report.event().map_err(ApiError::bad_request)?))),
         // The job may have closed with this very event: a repeat is harmless.
-        Err(refused) if closed => match rt.store().task(id).await? {
+        Err(refused) if closed => match rt.task(id).await? {
             Some(task) if task.record.status.text() == report.status => Ok(None),
             Some(task) => Err(ApiError::conflict(format!("job {id} is closed; its task is `{}`", task.record.status))),
             None => Err(refused),

@@ -207,7 +207,7 @@ pub(crate) async fn on_task(
 ) -> Response {
     let done = async {
         let fields = session.form_of(&body)?;
-        let task = rt.store().task(&record).await?.ok_or_else(|| ApiError::not_found(format!("no task {record}")))?;
+        let task = rt.task(&record).await?.ok_or_else(|| ApiError::not_found(format!("no task {record}")))?;
         let command = match action.as_str() {
             "rerun" => {
                 let mut input = Map::new();

@@ -162,9 +162,13 @@ impl std::fmt::Debug for RuntimeOptions {
     }
 }
 
-/// Shared handle to the runtime; cheap to clone.
+/// Shared handle to the runtime; cheap to clone: one reference count, as every request's
+/// handlers and layers clone it.
 #[derive(Clone)]
-pub struct Runtime {
+pub struct Runtime(Arc<Shared>);
+
+/// What every handle of the runtime reaches.
+pub struct Shared {
     store: Arc<dyn Store>,
     models: Arc<ModelCache>,
     tx: mpsc::Sender<Request>,
@@ -195,6 +199,14 @@ pub struct Runtime {
     watchers: Arc<watchers::Watchers>,
     /// Live views waiting for any change of an instance.
     progress: Arc<watchers::Watchers>,
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// A stone this server knows of: one it runs, one whose jobs it publishes to RabbitMQ, or a
@@ -259,7 +271,7 @@ impl Runtime {
                 KnownStone { name: name.clone(), summary: summary.to_owned(), home: StoneHome::Broker }
             }))
             .collect();
-        let runtime = Runtime {
+        let runtime = Runtime(Arc::new(Shared {
             store: store.clone(),
             models: Arc::default(),
             tx,
@@ -277,7 +289,7 @@ impl Runtime {
             reads: reads::start(store.clone()),
             watchers: Arc::default(),
             progress: Arc::default(),
-        };
+        }));
         runtime.forward_job_signals(stopped.clone()).await;
         let board = runtime.board.clone();
         let watching = stopped.clone();

@@ -27,6 +27,8 @@ pub(super) enum Read {
     Instance(String, Answer<Option<InstanceRow>>),
     /// The open task records of an instance, oldest first.
     OpenTasks(String, Answer<Vec<TaskRow>>),
+    /// A task record by its id, or `None` when there is none.
+    Task(String, Answer<Option<TaskRow>>),
 }
 
 /// Starts the reading task; it ends when the last sender is gone.
@@ -52,38 +54,53 @@ pub(super) fn start(store: Arc<dyn Store>) -> mpsc::UnboundedSender<Read> {
 
 /// Reads what `asked` asks for in one statement per kind, and answers each.
 async fn answer(store: &dyn Store, asked: Vec<Read>) {
-    let (mut instances, mut tasks) = (Vec::new(), Vec::new());
+    let (mut instances, mut open, mut records) = (Vec::new(), Vec::new(), Vec::new());
     for read in asked {
         match read {
             Read::Instance(id, reply) => instances.push((id, reply)),
-            Read::OpenTasks(id, reply) => tasks.push((id, reply)),
+            Read::OpenTasks(id, reply) => open.push((id, reply)),
+            Read::Task(id, reply) => records.push((id, reply)),
         }
     }
     if !instances.is_empty() {
-        match store.instances(&distinct(&instances)).await {
-            Ok(found) => {
-                let by_id: HashMap<&str, &InstanceRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
-                for (id, reply) in instances {
-                    let _ = reply.send(Ok(by_id.get(id.as_str()).map(|r| (*r).clone())));
-                }
-            }
-            Err(e) => fail(instances, &e),
-        }
+        let found = store.instances(&distinct(&instances)).await;
+        answer_by_id(instances, found, |r| r.id.as_str());
     }
-    if !tasks.is_empty() {
-        match store.open_tasks_of_instances(&distinct(&tasks)).await {
+    if !records.is_empty() {
+        let found = store.tasks(&distinct(&records)).await;
+        answer_by_id(records, found, |t| t.record.id.as_str());
+    }
+    if !open.is_empty() {
+        match store.open_tasks_of_instances(&distinct(&open)).await {
             Ok(found) => {
                 let mut by_instance: HashMap<&str, Vec<&TaskRow>> = HashMap::new();
                 for row in &found {
                     by_instance.entry(row.instance_id.as_str()).or_default().push(row);
                 }
-                for (id, reply) in tasks {
+                for (id, reply) in open {
                     let rows = by_instance.get(id.as_str()).map(|rows| rows.iter().map(|r| (*r).clone()).collect());
                     let _ = reply.send(Ok(rows.unwrap_or_default()));
                 }
             }
-            Err(e) => fail(tasks, &e),
+            Err(e) => fail(open, &e),
         }
+    }
+}
+
+/// Answers each read of one row by its id with the row `found` holds of that id.
+fn answer_by_id<T: Clone>(
+    reads: Vec<(String, Answer<Option<T>>)>,
+    found: Result<Vec<T>, StoreError>,
+    id: fn(&T) -> &str,
+) {
+    match found {
+        Ok(found) => {
+            let by_id: HashMap<&str, &T> = found.iter().map(|r| (id(r), r)).collect();
+            for (wanted, reply) in reads {
+                let _ = reply.send(Ok(by_id.get(wanted.as_str()).map(|r| (*r).clone())));
+            }
+        }
+        Err(e) => fail(reads, &e),
     }
 }
 
@@ -127,6 +144,18 @@ impl Runtime {
         }
     }
 
+    /// A task record by its id, as committed: [`Store::task`], read together with the other
+    /// reads of one record asked for at the same time.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn task(&self, id: &str) -> flowstone_store::Result<Option<TaskRow>> {
+        match self.batched(|reply| Read::Task(id.to_owned(), reply)).await {
+            Some(answer) => answer,
+            None => self.store.task(id).await,
+        }
+    }
+
     /// The answer of a read sent to the batches; none when they are gone (the runtime stops),
     /// and the read is made alone.
     async fn batched<T>(&self, read: impl FnOnce(Answer<T>) -> Read) -> Option<Result<T, StoreError>> {
@@ -151,7 +180,7 @@ mod tests {
 </definitions>"#;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_asked_at_once_each_get_their_own_instance_and_open_records() {
+    async fn reads_asked_at_once_each_get_their_own_instance_records_and_record() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(flowstone_store::SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
@@ -168,11 +197,19 @@ mod tests {
             .chain(&ids)
             .map(|id| {
                 let (rt, id) = (rt.clone(), id.clone());
-                tokio::spawn(async move { (rt.instance(&id).await.unwrap(), rt.open_tasks(&id).await.unwrap(), id) })
+                tokio::spawn(async move {
+                    let (row, open) = (rt.instance(&id).await.unwrap(), rt.open_tasks(&id).await.unwrap());
+                    let record = match open.first() {
+                        Some(t) => rt.task(&t.record.id).await.unwrap(),
+                        None => rt.task(&id).await.unwrap(),
+                    };
+                    (row, open, record, id)
+                })
             })
             .collect();
         for handle in asked {
-            let (row, open, id) = handle.await.unwrap();
+            let (row, open, record, id) = handle.await.unwrap();
+            assert_eq!(record.as_ref(), open.first(), "{id}");
             assert_eq!(row, store.instance(&id).await.unwrap(), "{id}");
             assert_eq!(open, store.open_tasks_of_instances(&[&id]).await.unwrap(), "{id}");
             assert_eq!((row.is_some(), open.len()), (id != "unknown", usize::from(id != "unknown")), "{id}");

@@ -220,7 +220,7 @@ async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<ExternalJob
 
 /// An external worker job as Flowable describes it.
 async fn job_json(rt: &Runtime, origin: &str, job: &JobRow) -> Result<ExternalJob, ApiError> {
-    let task = rt.store().task(&job.job.record_id).await?;
+    let task = rt.task(&job.job.record_id).await?;
     let instance = rt.instance(&job.instance_id).await?;
     let id = &job.job.record_id;
     Ok(ExternalJob {

@@ -399,7 +399,7 @@ async fn list_tasks(State(rt): State<Runtime>, Query(q): Query<TaskQuery>) -> Ap
 }
 
 async fn find_task(rt: &Runtime, id: &str) -> ApiResult<TaskRow> {
-    rt.store().task(id).await?.ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
+    rt.task(id).await?.ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
 }
 
 #[utoipa::path(get, path = "/task/{id}", tag = "platform", params(("id" = String, Path, description = "A task record id or activity-instance id")),
