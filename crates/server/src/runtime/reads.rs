@@ -9,6 +9,7 @@ use super::Runtime;
 use flowstone_store::{InstanceRow, Store, StoreError, TaskRow};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// The most reads one batch answers.
@@ -17,6 +18,11 @@ const BATCH: usize = 256;
 /// How many batches run at once: a read asked for while fewer run goes at once, alone, so a
 /// request on a quiet server waits for nothing but its own read.
 const READERS: usize = 2;
+
+/// How long reads wait for a running batch to end before a batch of them goes anyway: while
+/// the database is out, a batch waits seconds for a connection, and the reads behind it must
+/// not wait that long on top of their own.
+const STUCK: Duration = Duration::from_millis(50);
 
 /// What a read answers: a failed batch tells each of its reads why.
 type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -37,7 +43,7 @@ pub(super) fn start(store: Arc<dyn Store>) -> mpsc::UnboundedSender<Read> {
     tokio::spawn(async move {
         let readers = Arc::new(Semaphore::new(READERS));
         loop {
-            let Ok(reader) = readers.clone().acquire_owned().await else { return };
+            let reader = tokio::time::timeout(STUCK, readers.clone().acquire_owned()).await.ok().and_then(Result::ok);
             let mut asked = Vec::with_capacity(BATCH);
             if rx.recv_many(&mut asked, BATCH).await == 0 {
                 return;
@@ -62,14 +68,25 @@ async fn answer(store: &dyn Store, asked: Vec<Read>) {
             Read::Task(id, reply) => records.push((id, reply)),
         }
     }
-    if !instances.is_empty() {
-        let found = store.instances(&distinct(&instances)).await;
-        answer_by_id(instances, found, |r| r.id.as_str());
-    }
-    if !records.is_empty() {
-        let found = store.tasks(&distinct(&records)).await;
-        answer_by_id(records, found, |t| t.record.id.as_str());
-    }
+    // The kinds are read side by side: a poll asks for two at once, and while the database
+    // is out each waits its own time for a connection, not the other's too.
+    let by_instance = async {
+        if !instances.is_empty() {
+            let found = store.instances(&distinct(&instances)).await;
+            answer_by_id(instances, found, |r| r.id.as_str());
+        }
+    };
+    let by_record = async {
+        if !records.is_empty() {
+            let found = store.tasks(&distinct(&records)).await;
+            answer_by_id(records, found, |t| t.record.id.as_str());
+        }
+    };
+    tokio::join!(by_instance, by_record, answer_open(store, open));
+}
+
+/// Answers each read of an instance's open records.
+async fn answer_open(store: &dyn Store, open: Vec<(String, Answer<Vec<TaskRow>>)>) {
     if !open.is_empty() {
         match store.open_tasks_of_instances(&distinct(&open)).await {
             Ok(found) => {
