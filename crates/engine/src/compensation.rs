@@ -9,25 +9,108 @@
 use crate::effect::{Action, Effect, Phase, Spawned, TaskRecord, TaskStatus};
 use crate::instance::{EngineError, Instance, InstanceKind, InstanceStatus, Step};
 use flowstone_model::{Definition, NodeKind};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// A stone task that started: what undoing it needs. A called instance that completed hands
 /// its own to its caller, so that the caller's rollback undoes them too.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Where the task's record closed holding all of it (its params and the outputs a rollback
+/// gets), it is stored as the record's id alone: a process would otherwise write every
+/// stone's params and outputs again at each of its steps, and keep them twice once ended.
+/// Read back so, it is [filled](Instance::fill_ran) from the record before it is used.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "StoredRan<'static>")]
 pub struct Ran {
-    element: String,
+    /// The record that holds the rest, when it does.
+    record: Option<String>,
+    pub(crate) element: String,
     name: String,
     stone: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
     params: Value,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
     outputs: Map<String, Value>,
     /// The called instance it ran in, for one handed over by a child: the child's own delete
     /// undoes it, not the caller's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) called: Option<String>,
+    /// False for one read back as its record's id, until it is filled.
+    filled: bool,
+}
+
+/// How a [`Ran`] is stored: its record's id, or in full.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredRan<'a> {
+    Recorded { record: Cow<'a, str> },
+    Full(Box<Full<'a>>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Full<'a> {
+    element: Cow<'a, str>,
+    name: Cow<'a, str>,
+    stone: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<Cow<'a, str>>,
+    params: Cow<'a, Value>,
+    #[serde(default, skip_serializing_if = "no_outputs")]
+    outputs: Cow<'a, Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    called: Option<Cow<'a, str>>,
+}
+
+fn no_outputs(outputs: &Map<String, Value>) -> bool {
+    outputs.is_empty()
+}
+
+impl From<StoredRan<'_>> for Ran {
+    fn from(stored: StoredRan<'_>) -> Ran {
+        match stored {
+            StoredRan::Recorded { record } => Ran {
+                record: Some(record.into_owned()),
+                element: String::new(),
+                name: String::new(),
+                stone: String::new(),
+                namespace: None,
+                params: Value::Null,
+                outputs: Map::new(),
+                called: None,
+                filled: false,
+            },
+            StoredRan::Full(full) => Ran {
+                record: None,
+                element: full.element.into_owned(),
+                name: full.name.into_owned(),
+                stone: full.stone.into_owned(),
+                namespace: full.namespace.map(Cow::into_owned),
+                params: full.params.into_owned(),
+                outputs: full.outputs.into_owned(),
+                called: full.called.map(Cow::into_owned),
+                filled: true,
+            },
+        }
+    }
+}
+
+impl Serialize for Ran {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A child's records are not the caller's: its deployment may go without the caller.
+        match (&self.record, &self.called) {
+            (Some(record), None) => StoredRan::Recorded { record: Cow::Borrowed(record) },
+            _ => StoredRan::Full(Box::new(Full {
+                element: Cow::Borrowed(&self.element),
+                name: Cow::Borrowed(&self.name),
+                stone: Cow::Borrowed(&self.stone),
+                namespace: self.namespace.as_deref().map(Cow::Borrowed),
+                params: Cow::Borrowed(&self.params),
+                outputs: Cow::Borrowed(&self.outputs),
+                called: self.called.as_deref().map(Cow::Borrowed),
+            })),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Ran {
@@ -37,13 +120,30 @@ impl Ran {
         !matches!(node, Some(NodeKind::StoneTask(spec)) if !spec.compensated)
     }
 
-    pub(crate) fn of(rec: &TaskRecord) -> Ran {
-        Self::with_outputs(rec, rec.outputs.as_ref())
+    /// What undoing `rec` needs, had it put out `outputs`, as it closes keeping `kept` as its
+    /// outputs: pointing at the record when the record holds it all.
+    pub(crate) fn closing(rec: &TaskRecord, outputs: Option<&Value>, kept: Option<&Value>) -> Ran {
+        let mut ran = Self::with_outputs(rec, outputs);
+        let holds = match kept {
+            Some(Value::Object(map)) => *map == ran.outputs,
+            _ => ran.outputs.is_empty(),
+        };
+        if holds {
+            ran.record = Some(rec.id.clone());
+        }
+        ran
+    }
+
+    /// The details of one read back as its record's id, from that record.
+    fn fill(&mut self, rec: &TaskRecord) {
+        let called = self.called.take();
+        *self = Ran { record: Some(rec.id.clone()), called, ..Self::with_outputs(rec, rec.outputs.as_ref()) };
     }
 
     /// What undoing `rec` needs, had it put out `outputs` (a record about to close with them).
-    pub(crate) fn with_outputs(rec: &TaskRecord, outputs: Option<&Value>) -> Ran {
+    fn with_outputs(rec: &TaskRecord, outputs: Option<&Value>) -> Ran {
         Ran {
+            record: None,
             element: rec.element.clone(),
             name: rec.name.clone(),
             stone: rec.stone.clone().unwrap_or_default(),
@@ -54,6 +154,7 @@ impl Ran {
                 _ => Map::new(),
             },
             called: None,
+            filled: true,
         }
     }
 }
@@ -128,7 +229,9 @@ impl Instance {
             let rec = &self.open[&id];
             let started = rec.action.is_some_and(|a| a != Action::Mock) && !rec.status.producing();
             if started && self.kind == InstanceKind::Process {
-                let ran = Ran::of(rec);
+                // A failed record was written as it stands; the others close without outputs.
+                let kept = if rec.status.step_failed() { rec.outputs.as_ref() } else { None };
+                let ran = Ran::closing(rec, rec.outputs.as_ref(), kept);
                 if ran.compensated(step.def) {
                     begun.push(ran);
                 }
@@ -177,6 +280,7 @@ impl Instance {
             self.status = InstanceStatus::Completed;
             return;
         };
+        debug_assert!(ran.filled, "a step of {:?} read back and not filled", plan.action);
         let id = (step.ctx.ids)();
         let mut rec = TaskRecord {
             task_id: id.clone(),
@@ -200,5 +304,33 @@ impl Instance {
         Self::queue(step, &mut rec, plan.action, ran.outputs.clone());
         step.effects.push(Effect::Task(Box::new(rec.clone())));
         self.open_record(rec);
+    }
+}
+
+impl Instance {
+    /// The task records of the stone tasks it remembers by record id alone, as read back
+    /// from the store: [`Instance::fill_ran`] needs them before the instance runs again.
+    pub fn records_to_fill(&self) -> Vec<&str> {
+        self.remembered().filter(|r| !r.filled).filter_map(|r| r.record.as_deref()).collect()
+    }
+
+    /// Fills the stone tasks it remembers by record id from their records.
+    ///
+    /// # Errors
+    /// The id of a record that `records` lacks.
+    pub fn fill_ran(&mut self, records: &[TaskRecord]) -> Result<(), String> {
+        let by_id: HashMap<&str, &TaskRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+        let steps = self.plan.iter_mut().flat_map(|p| p.steps.iter_mut());
+        for ran in self.ran.iter_mut().chain(steps).filter(|r| !r.filled) {
+            let Some(id) = &ran.record else { continue };
+            let rec = by_id.get(id.as_str()).ok_or_else(|| id.clone())?;
+            ran.fill(rec);
+        }
+        Ok(())
+    }
+
+    /// The stone tasks it ran and, for a rollback, cancel or delete, those it undoes.
+    fn remembered(&self) -> impl Iterator<Item = &Ran> {
+        self.ran.iter().chain(self.plan.iter().flat_map(|p| p.steps.iter()))
     }
 }

@@ -188,7 +188,7 @@ impl Instance {
             }
         }
         if ran && self.kind == InstanceKind::Process {
-            self.push_ran(step.def, Ran::with_outputs(&self.open[id], outputs.as_ref()));
+            self.push_ran(step.def, Ran::closing(&self.open[id], outputs.as_ref(), outputs.as_ref()));
         }
         // A pipeline-tree component's outputs that feed constants.
         if let (Some(t), Some(Value::Object(out))) = (token, &outputs) {
@@ -245,7 +245,7 @@ impl Instance {
         };
         self.set_vars_at(id, &variables);
         if self.open[id].action != Some(Action::Mock) {
-            self.push_ran(step.def, Ran::of(&self.open[id]));
+            self.push_ran(step.def, Ran::closing(&self.open[id], self.open[id].outputs.as_ref(), None));
         }
         self.close_record(step, id, status, Some(reason), None);
         self.caught(step, catcher);
@@ -262,7 +262,7 @@ impl Instance {
         if ignorable {
             // A pipeline-tree activity whose errors are ignorable fails forward.
             if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
-                self.push_ran(step.def, Ran::of(&self.open[id]));
+                self.push_ran(step.def, Ran::closing(&self.open[id], self.open[id].outputs.as_ref(), None));
             }
             self.close_record(step, id, status, Some(reason), None);
             if let Some(t) = token {
@@ -277,7 +277,7 @@ impl Instance {
             return;
         }
         if self.kind == InstanceKind::Process && self.open[id].action != Some(Action::Mock) {
-            self.push_ran(step.def, Ran::of(&self.open[id]));
+            self.push_ran(step.def, Ran::closing(&self.open[id], self.open[id].outputs.as_ref(), None));
         }
         self.close_record(step, id, status, Some(reason), None);
         self.fail_in(&element, message);

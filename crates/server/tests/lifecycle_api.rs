@@ -157,6 +157,19 @@ async fn delete_after_the_run_removes_every_machine_once(s: TestServer) {
     assert_eq!(status, StatusCode::CONFLICT, "a delete instance is not deleted");
 }
 
+/// A restart reads the process back with what its stones ran kept as their records' ids:
+/// the delete still gets each machine to remove.
+async fn a_delete_after_a_restart_removes_every_machine(s: TestServer) {
+    let id = start(&s, "cluster", json!({}), cluster(json!({}))).await;
+    s.wait_for(&id, "success").await;
+    assert_eq!(s.machines(), 3);
+    let s = s.restart().await;
+    let (status, p) = s.put(&format!("/process/{id}/delete"), None).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    s.wait_for(&id, "deleted").await;
+    assert_eq!(s.machines(), 0, "each delete job carried its machine");
+}
+
 async fn a_mock_run_makes_no_machine(s: TestServer) {
     let id = start(&s, "cluster", json!({"mock": true}), cluster(json!({}))).await;
     s.wait_for(&id, "success").await;
@@ -230,5 +243,6 @@ backend_tests!(server = TestServer::start;
     resume_leaves_debug_mode_and_rolls_back,
     cancel_during_the_run_then_delete_leaves_no_machine,
     delete_after_the_run_removes_every_machine_once,
+    a_delete_after_a_restart_removes_every_machine,
     a_mock_run_makes_no_machine
 );

@@ -95,6 +95,59 @@ fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
 }
 
 #[test]
+fn a_stone_task_whose_record_holds_what_undoing_it_needs_is_stored_as_the_record_id() {
+    let mut h = Harness::start(chain(), json!({}));
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    ok(h.event("a", success(Action::Start, json!({"machineId": "m1"}))));
+    let a = h.records()[0].clone();
+    assert_eq!(a.outputs, Some(json!({"machineId": "m1"})));
+    let state = serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state["ran"], json!([{"record": a.id}]), "params and outputs live on the record alone");
+    let mut back: Instance = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.records_to_fill(), [a.id.as_str()]);
+    assert_ne!(back, h.inst, "read back, it lacks what the record holds");
+    back.fill_ran(std::slice::from_ref(&a)).unwrap_or_else(|id| panic!("{id} missing"));
+    assert!(back.records_to_fill().is_empty());
+    assert_eq!(back, h.inst, "filled from its record, it is what ran");
+    let mut bare: Instance = serde_json::from_value(serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bare.fill_ran(&[]), Err(a.id), "a record that is gone is named");
+}
+
+#[test]
+fn a_rollback_read_back_fills_its_steps_from_the_records_of_what_it_undoes() {
+    let mut h = Harness::start(chain(), json!({}));
+    h.run_chain_to(&["a", "b"]);
+    ok(h.event("c", StoneEvent::Begin(Action::Start)));
+    ok(h.event("c", failed(Action::Start, "card declined")));
+    let (_, rollback) = h.spawned();
+    let state = serde_json::to_value(&rollback.inst).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = h.records().iter().rev().map(|r| r.id.clone()).collect();
+    let stored: Vec<Value> = ids.iter().map(|id| json!({"record": id})).collect();
+    assert_eq!(state["plan"]["steps"], json!(stored), "newest first, each its record's id");
+    let mut back: Instance = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
+    back.fill_ran(&h.records()).unwrap_or_else(|id| panic!("{id} missing"));
+    assert_eq!(back, rollback.inst);
+}
+
+#[test]
+fn a_stone_that_failed_after_putting_out_outputs_is_stored_in_full_for_its_rollback() {
+    let mut h = Harness::start(chain(), json!({}));
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    ok(h.event(
+        "a",
+        StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
+    ));
+    ok(h.event("a", StoneEvent::Begin(Action::Monitor)));
+    ok(h.event("a", failed(Action::Monitor, "lost")));
+    assert_eq!(h.inst.status, InstanceStatus::Failed);
+    assert_eq!(h.records()[0].outputs, None, "the failed record closed without outputs");
+    let state = serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state["ran"][0]["outputs"], json!({"machineId": "m1"}), "the rollback still gets the machine");
+    assert_eq!(state["ran"][0].get("record"), None);
+}
+
+#[test]
 fn a_start_that_awaits_its_callback_gives_the_job_back_and_stays_under_way() {
     let mut h = Harness::start(chain(), json!({}));
     let record_id = h.open_at("a")[0].clone();
@@ -478,13 +531,7 @@ fn completed_child() -> CallEnd {
 
 /// The elements a rollback, cancel or delete instance's plan sends its action to, in order.
 fn plan_elements(inst: &Instance) -> Vec<String> {
-    let state = serde_json::to_value(inst).unwrap_or_else(|e| panic!("{e}"));
-    state["plan"]["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| s["element"].as_str().unwrap_or_default().to_owned())
-        .collect()
+    inst.plan.iter().flat_map(|p| &p.steps).map(|s| s.element.clone()).collect()
 }
 
 #[test]

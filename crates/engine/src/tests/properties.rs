@@ -168,11 +168,13 @@ fn command(inst: &Instance, step: &Step) -> Command {
     }
 }
 
-/// A database's view of one instance: what [`Instance::store`] wrote so far.
+/// A database's view of one instance: what [`Instance::store`] wrote so far, and the last
+/// version of each task record.
 #[derive(Default)]
 struct Db {
     core: String,
     parts: BTreeMap<String, String>,
+    records: BTreeMap<String, TaskRecord>,
 }
 
 impl Db {
@@ -189,15 +191,28 @@ impl Db {
         }
     }
 
-    fn read(&self) -> Result<Instance, serde_json::Error> {
+    /// The instance as a restart reads it: its state, and the stone tasks it ran filled from
+    /// their records.
+    fn read(&self) -> Result<Instance, String> {
         let parts = self.parts.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-        Instance::from_stored(&Stored { core: self.core.clone(), clear: false, parts })
+        let mut inst = Instance::from_stored(&Stored { core: self.core.clone(), clear: false, parts })
+            .map_err(|e| e.to_string())?;
+        let wanted: Vec<TaskRecord> =
+            inst.records_to_fill().into_iter().filter_map(|id| self.records.get(id)).cloned().collect();
+        inst.fill_ran(&wanted).map_err(|id| format!("record {id} was never written"))?;
+        Ok(inst)
     }
 }
 
 /// Checks the invariants, stores what changed (in parts from `parts_from` items) and returns
 /// the instance as read back.
-fn check(inst: &mut Instance, db: &mut Db, parts_from: usize) -> Result<Instance, TestCaseError> {
+fn check(h: &mut Harness, db: &mut Db, parts_from: usize) -> Result<Instance, TestCaseError> {
+    for effect in h.effects.drain(..) {
+        if let Effect::Task(rec) = effect {
+            db.records.insert(rec.id.clone(), *rec);
+        }
+    }
+    let inst = &mut h.inst;
     if !inst.active() {
         prop_assert!(inst.open.is_empty(), "an ended instance holds open tasks: {:?}", inst.open.keys());
     }
@@ -215,7 +230,7 @@ fn check(inst: &mut Instance, db: &mut Db, parts_from: usize) -> Result<Instance
         prop_assert!(db.parts.is_empty(), "an instance that keeps nothing left parts behind");
         return Ok(inst.clone());
     }
-    let read = db.read().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let read = db.read().map_err(TestCaseError::fail)?;
     prop_assert_eq!(&read, &*inst, "the stored state reads back as written");
     Ok(read)
 }
@@ -241,14 +256,14 @@ proptest! {
         let options = StartOptions { debug, ..StartOptions::default() };
         let mut h = Harness::start_limited(defs.remove(0), json!({"k": 0}), options, limits);
         let mut db = Db::default();
-        check(&mut h.inst, &mut db, parts_from)?;
+        check(&mut h, &mut db, parts_from)?;
         for step in &steps {
             let before = h.inst.clone();
             let cmd = command(&h.inst, step);
             if h.apply(cmd.clone()).is_err() {
                 prop_assert_eq!(&h.inst, &before, "a refused {:?} changed the instance", cmd);
             }
-            let read = check(&mut h.inst, &mut db, parts_from)?;
+            let read = check(&mut h, &mut db, parts_from)?;
             // Half the commands go on from the state as read back, as after a restart (the
             // index is rebuilt from it), half from the state in memory (the index kept up).
             if step.choice >= 128 {

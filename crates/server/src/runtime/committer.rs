@@ -1265,7 +1265,7 @@ impl Committer {
                 inst.delete.clone_from(&row.delete_id);
                 inst
             }
-            _ => Instance::from_stored(&state).map_err(|e| StoreError::Corrupt(format!("instance {id}: {e}")))?,
+            _ => super::restore(self.store.as_ref(), &id, &state).await?,
         };
         let model = self
             .runtime

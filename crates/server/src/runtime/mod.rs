@@ -654,11 +654,9 @@ impl Runtime {
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
     pub async fn engine_state(&self, instance_id: &str) -> Result<Option<flowstone_engine::Instance>, RuntimeError> {
-        let corrupt =
-            |e: serde_json::Error| RuntimeError::Store(StoreError::Corrupt(format!("instance {instance_id}: {e}")));
         match self.store().instance_state(instance_id).await? {
             Some(stored) if !stored.core.is_empty() => {
-                flowstone_engine::Instance::from_stored(&stored).map(Some).map_err(corrupt)
+                restore(self.store().as_ref(), instance_id, &stored).await.map(Some)
             }
             _ => Ok(None),
         }
@@ -776,6 +774,25 @@ pub fn status_name(status: InstanceStatus) -> &'static str {
 /// The engine status a stored name stands for.
 pub fn status_named(text: &str) -> Option<InstanceStatus> {
     [InstanceStatus::Running, InstanceStatus::Debug].into_iter().chain(ENDED).find(|s| status_name(*s) == text)
+}
+
+/// Reads an instance's stored state back, with the stone tasks it remembers by record id
+/// filled from their records (see [`flowstone_engine::Ran`]).
+async fn restore(
+    store: &dyn flowstone_store::Store,
+    id: &str,
+    stored: &flowstone_engine::Stored,
+) -> Result<flowstone_engine::Instance, RuntimeError> {
+    let corrupt = |what: String| RuntimeError::Store(StoreError::Corrupt(format!("instance {id}: {what}")));
+    let mut instance = flowstone_engine::Instance::from_stored(stored).map_err(|e| corrupt(e.to_string()))?;
+    let wanted = instance.records_to_fill();
+    if !wanted.is_empty() {
+        let records: Vec<_> = store.tasks(&wanted).await?.into_iter().map(|row| row.record).collect();
+        instance
+            .fill_ran(&records)
+            .map_err(|record| corrupt(format!("the record of stone task {record} it ran is missing")))?;
+    }
+    Ok(instance)
 }
 
 #[cfg(test)]
