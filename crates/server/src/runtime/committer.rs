@@ -1252,6 +1252,21 @@ impl Committer {
         }
     }
 
+    /// Reads an instance's stored state back to run it, the stone tasks it remembers by
+    /// record id filled from their records (see [`flowstone_engine::Ran`]).
+    async fn restore(&self, id: &str, stored: &Stored) -> Result<Instance, RuntimeError> {
+        let corrupt = |what: String| RuntimeError::Store(StoreError::Corrupt(format!("instance {id}: {what}")));
+        let mut instance = Instance::from_stored(stored).map_err(|e| corrupt(e.to_string()))?;
+        let wanted = instance.records_to_fill();
+        if !wanted.is_empty() {
+            let records: Vec<_> = self.store.tasks(&wanted).await?.into_iter().map(|row| row.record).collect();
+            instance
+                .fill_ran(&records)
+                .map_err(|record| corrupt(format!("the record of stone task {record} it ran is missing")))?;
+        }
+        Ok(instance)
+    }
+
     /// Holds an instance read from the store in memory.
     async fn make_live(&mut self, row: InstanceRow, state: Stored) -> Result<(), RuntimeError> {
         let id = row.id.clone();
@@ -1265,7 +1280,7 @@ impl Committer {
                 inst.delete.clone_from(&row.delete_id);
                 inst
             }
-            _ => super::restore(self.store.as_ref(), &id, &state).await?,
+            _ => self.restore(&id, &state).await?,
         };
         let model = self
             .runtime

@@ -649,14 +649,17 @@ impl Runtime {
     }
 
     /// The engine's state of an instance as last committed (none once it ended without
-    /// keeping it).
+    /// keeping it), to read. The stone tasks it ran may be their records' ids alone: only the
+    /// committer, which runs instances, fills them (see [`flowstone_engine::Ran`]).
     ///
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
     pub async fn engine_state(&self, instance_id: &str) -> Result<Option<flowstone_engine::Instance>, RuntimeError> {
+        let corrupt =
+            |e: serde_json::Error| RuntimeError::Store(StoreError::Corrupt(format!("instance {instance_id}: {e}")));
         match self.store().instance_state(instance_id).await? {
             Some(stored) if !stored.core.is_empty() => {
-                restore(self.store().as_ref(), instance_id, &stored).await.map(Some)
+                flowstone_engine::Instance::from_stored(&stored).map(Some).map_err(corrupt)
             }
             _ => Ok(None),
         }
@@ -774,25 +777,6 @@ pub fn status_name(status: InstanceStatus) -> &'static str {
 /// The engine status a stored name stands for.
 pub fn status_named(text: &str) -> Option<InstanceStatus> {
     [InstanceStatus::Running, InstanceStatus::Debug].into_iter().chain(ENDED).find(|s| status_name(*s) == text)
-}
-
-/// Reads an instance's stored state back, with the stone tasks it remembers by record id
-/// filled from their records (see [`flowstone_engine::Ran`]).
-async fn restore(
-    store: &dyn flowstone_store::Store,
-    id: &str,
-    stored: &flowstone_engine::Stored,
-) -> Result<flowstone_engine::Instance, RuntimeError> {
-    let corrupt = |what: String| RuntimeError::Store(StoreError::Corrupt(format!("instance {id}: {what}")));
-    let mut instance = flowstone_engine::Instance::from_stored(stored).map_err(|e| corrupt(e.to_string()))?;
-    let wanted = instance.records_to_fill();
-    if !wanted.is_empty() {
-        let records: Vec<_> = store.tasks(&wanted).await?.into_iter().map(|row| row.record).collect();
-        instance
-            .fill_ran(&records)
-            .map_err(|record| corrupt(format!("the record of stone task {record} it ran is missing")))?;
-    }
-    Ok(instance)
 }
 
 #[cfg(test)]
