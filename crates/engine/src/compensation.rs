@@ -12,7 +12,6 @@ use flowstone_model::{Definition, NodeKind};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// A stone task that started: what undoing it needs. A called instance that completed hands
 /// its own to its caller, so that the caller's rollback undoes them too.
@@ -314,16 +313,16 @@ impl Instance {
         self.remembered().filter(|r| !r.filled).filter_map(|r| r.record.as_deref()).collect()
     }
 
-    /// Fills the stone tasks it remembers by record id from their records.
+    /// Fills the stone tasks it remembers by record id from their records, as `find` finds
+    /// them by id.
     ///
     /// # Errors
-    /// The id of a record that `records` lacks.
-    pub fn fill_ran(&mut self, records: &[TaskRecord]) -> Result<(), String> {
-        let by_id: HashMap<&str, &TaskRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    /// The id of a record that `find` does not find.
+    pub fn fill_ran<'r>(&mut self, find: impl Fn(&str) -> Option<&'r TaskRecord>) -> Result<(), String> {
         let steps = self.plan.iter_mut().flat_map(|p| p.steps.iter_mut());
         for ran in self.ran.iter_mut().chain(steps).filter(|r| !r.filled) {
             let Some(id) = &ran.record else { continue };
-            let rec = by_id.get(id.as_str()).ok_or_else(|| id.clone())?;
+            let rec = find(id).ok_or_else(|| id.clone())?;
             ran.fill(rec);
         }
         Ok(())

@@ -197,9 +197,7 @@ impl Db {
         let parts = self.parts.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         let mut inst = Instance::from_stored(&Stored { core: self.core.clone(), clear: false, parts })
             .map_err(|e| e.to_string())?;
-        let wanted: Vec<TaskRecord> =
-            inst.records_to_fill().into_iter().filter_map(|id| self.records.get(id)).cloned().collect();
-        inst.fill_ran(&wanted).map_err(|id| format!("record {id} was never written"))?;
+        inst.fill_ran(|id| self.records.get(id)).map_err(|id| format!("record {id} was never written"))?;
         Ok(inst)
     }
 }

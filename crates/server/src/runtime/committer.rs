@@ -1223,7 +1223,7 @@ impl Committer {
         }
         let row = self.store.instance(id).await?.ok_or_else(not_found)?;
         let state = self.store.instance_state(&row.id).await?.unwrap_or_default();
-        self.make_live(row, state).await
+        self.make_live(vec![(row, state)]).await
     }
 
     /// Reads the instances a group's requests name and memory does not hold, in a few
@@ -1247,41 +1247,53 @@ impl Committer {
             return;
         }
         let Ok(found) = self.store.instances_with_state(&ids).await else { return };
+        let _ = self.make_live(found).await;
+    }
+
+    /// Holds instances read from the store in memory, the stone tasks they remember by
+    /// record id filled from their records (see [`flowstone_engine::Ran`]) in one read. Those
+    /// it cannot hold it leaves out; the error is the first one's.
+    async fn make_live(&mut self, found: Vec<(InstanceRow, Stored)>) -> Result<(), RuntimeError> {
+        let corrupt =
+            |id: &str, what: String| RuntimeError::Store(StoreError::Corrupt(format!("instance {id}: {what}")));
+        let mut first = None;
+        let mut read = Vec::with_capacity(found.len());
         for (row, state) in found {
-            let _ = self.make_live(row, state).await;
-        }
-    }
-
-    /// Reads an instance's stored state back to run it, the stone tasks it remembers by
-    /// record id filled from their records (see [`flowstone_engine::Ran`]).
-    async fn restore(&self, id: &str, stored: &Stored) -> Result<Instance, RuntimeError> {
-        let corrupt = |what: String| RuntimeError::Store(StoreError::Corrupt(format!("instance {id}: {what}")));
-        let mut instance = Instance::from_stored(stored).map_err(|e| corrupt(e.to_string()))?;
-        let wanted = instance.records_to_fill();
-        if !wanted.is_empty() {
-            let records: Vec<_> = self.store.tasks(&wanted).await?.into_iter().map(|row| row.record).collect();
-            instance
-                .fill_ran(&records)
-                .map_err(|record| corrupt(format!("the record of stone task {record} it ran is missing")))?;
-        }
-        Ok(instance)
-    }
-
-    /// Holds an instance read from the store in memory.
-    async fn make_live(&mut self, row: InstanceRow, state: Stored) -> Result<(), RuntimeError> {
-        let id = row.id.clone();
-        let instance = match ENDED.into_iter().find(|s| status_name(*s) == row.status) {
-            // An ended instance with nothing to undo keeps no state: its status and final
-            // variables are all a command can see.
-            Some(ended) if state.core.is_empty() => {
-                let variables =
-                    row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
-                let mut inst = Instance::ended(ended, variables);
-                inst.delete.clone_from(&row.delete_id);
-                inst
+            match ENDED.into_iter().find(|s| status_name(*s) == row.status) {
+                // An ended instance with nothing to undo keeps no state: its status and final
+                // variables are all a command can see.
+                Some(ended) if state.core.is_empty() => {
+                    let variables =
+                        row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
+                    let mut inst = Instance::ended(ended, variables);
+                    inst.delete.clone_from(&row.delete_id);
+                    read.push((row, inst));
+                }
+                _ => match Instance::from_stored(&state) {
+                    Ok(inst) => read.push((row, inst)),
+                    Err(e) => {
+                        first.get_or_insert(corrupt(&row.id, e.to_string()));
+                    }
+                },
             }
-            _ => self.restore(&id, &state).await?,
-        };
+        }
+        let wanted: Vec<&str> = read.iter().flat_map(|(_, inst)| inst.records_to_fill()).collect();
+        let records = if wanted.is_empty() { Vec::new() } else { self.store.tasks(&wanted).await? };
+        let by_id: ById<&TaskRecord> = records.iter().map(|r| (r.record.id.clone(), &r.record)).collect();
+        for (row, mut instance) in read {
+            if let Err(record) = instance.fill_ran(|id| by_id.get(id).copied()) {
+                first.get_or_insert(corrupt(&row.id, format!("the record of stone task {record} it ran is missing")));
+                continue;
+            }
+            if let Err(e) = self.hold(row, instance).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Holds one instance in memory, with its model.
+    async fn hold(&mut self, row: InstanceRow, instance: Instance) -> Result<(), RuntimeError> {
         let model = self
             .runtime
             .model(&row.model_id)
