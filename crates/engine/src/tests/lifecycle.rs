@@ -70,14 +70,29 @@ impl Harness {
     }
 }
 
-#[test]
-fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
+/// The chain run through `a` and `b`, its `c` failed for `reason`.
+fn failed_at_c(reason: &str) -> Harness {
+    let mut h = Harness::start(chain(), json!({}));
+    h.run_chain_to(&["a", "b"]);
+    ok(h.event("c", StoneEvent::Begin(Action::Start)));
+    ok(h.event("c", failed(Action::Start, reason)));
+    h
+}
+
+/// The chain with `a` started: it put out machine `m1` and is to be monitored.
+fn monitoring_machine() -> Harness {
     let mut h = Harness::start(chain(), json!({}));
     ok(h.event("a", StoneEvent::Begin(Action::Start)));
     ok(h.event(
         "a",
         StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
     ));
+    h
+}
+
+#[test]
+fn a_monitored_stone_stays_open_until_monitor_success_and_keeps_both_outputs() {
+    let mut h = monitoring_machine();
     assert_eq!(h.records()[0].status.text(), "start.success");
     assert_eq!(h.open_at("a").len(), 1, "monitoring keeps the task open");
     let record_id = h.open_at("a")[0].clone();
@@ -116,10 +131,7 @@ fn a_stone_task_whose_record_holds_what_undoing_it_needs_is_stored_as_the_record
 
 #[test]
 fn a_rollback_read_back_fills_its_steps_from_the_records_of_what_it_undoes() {
-    let mut h = Harness::start(chain(), json!({}));
-    h.run_chain_to(&["a", "b"]);
-    ok(h.event("c", StoneEvent::Begin(Action::Start)));
-    ok(h.event("c", failed(Action::Start, "card declined")));
+    let h = failed_at_c("card declined");
     let (_, rollback) = h.spawned();
     let state = serde_json::to_value(&rollback.inst).unwrap_or_else(|e| panic!("{e}"));
     let ids: Vec<String> = h.records().iter().rev().map(|r| r.id.clone()).collect();
@@ -133,12 +145,7 @@ fn a_rollback_read_back_fills_its_steps_from_the_records_of_what_it_undoes() {
 
 #[test]
 fn a_stone_that_failed_after_putting_out_outputs_is_stored_in_full_for_its_rollback() {
-    let mut h = Harness::start(chain(), json!({}));
-    ok(h.event("a", StoneEvent::Begin(Action::Start)));
-    ok(h.event(
-        "a",
-        StoneEvent::Success { action: Action::Start, outputs: vars(json!({"machineId": "m1"})), monitor: true },
-    ));
+    let mut h = monitoring_machine();
     ok(h.event("a", StoneEvent::Begin(Action::Monitor)));
     ok(h.event("a", failed(Action::Monitor, "lost")));
     assert_eq!(h.inst.status, InstanceStatus::Failed);
@@ -203,10 +210,7 @@ fn events_that_do_not_fit_the_job_are_refused_and_repeats_are_harmless() {
 
 #[test]
 fn a_failure_rolls_back_every_started_task_newest_first() {
-    let mut h = Harness::start(chain(), json!({}));
-    h.run_chain_to(&["a", "b"]);
-    ok(h.event("c", StoneEvent::Begin(Action::Start)));
-    ok(h.event("c", failed(Action::Start, "no credit")));
+    let h = failed_at_c("no credit");
     assert_eq!(h.inst.status, InstanceStatus::Failed);
     assert_eq!(h.inst.failure.as_deref(), Some("task c failed: no credit"));
     let (id, mut rb) = h.spawned();
