@@ -220,8 +220,9 @@ async fn acquired(rt: &Runtime, origin: &str, job: JobRow) -> Result<ExternalJob
 
 /// An external worker job as Flowable describes it.
 async fn job_json(rt: &Runtime, origin: &str, job: &JobRow) -> Result<ExternalJob, ApiError> {
-    let task = rt.task(&job.job.record_id).await?;
-    let instance = rt.instance(&job.instance_id).await?;
+    // Asked at once, the two reads go in one batch.
+    let (task, instance) = tokio::join!(rt.task(&job.job.record_id), rt.instance(&job.instance_id));
+    let (task, instance) = (task?, instance?);
     let id = &job.job.record_id;
     Ok(ExternalJob {
         id: id.clone(),
