@@ -19,7 +19,7 @@ use std::borrow::Cow;
 /// Where the task's record closed holding all of it (its params and the outputs a rollback
 /// gets), it is stored as the record's id alone: a process would otherwise write every
 /// stone's params and outputs again at each of its steps, and keep them twice once ended.
-/// Read back so, it is [filled](Instance::fill_ran) from the record before it is used.
+/// Read back so, it is [filled](Instance::fill_records) from the record before it is used.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "StoredRan<'static>")]
 pub struct Ran {
@@ -307,18 +307,20 @@ impl Instance {
 }
 
 impl Instance {
-    /// The task records of the stone tasks it remembers by record id alone, as read back
-    /// from the store: [`Instance::fill_ran`] needs them before the instance runs again.
+    /// The task records it holds by id alone, as read back from the store (its open records,
+    /// and the stone tasks it remembers): [`Instance::fill_records`] needs them before the
+    /// instance runs again.
     pub fn records_to_fill(&self) -> Vec<&str> {
-        self.remembered().filter(|r| !r.filled).filter_map(|r| r.record.as_deref()).collect()
+        let ran = self.remembered().filter(|r| !r.filled).filter_map(|r| r.record.as_deref());
+        self.open_to_fill().chain(ran).collect()
     }
 
-    /// Fills the stone tasks it remembers by record id from their records, as `find` finds
-    /// them by id.
+    /// Fills what it holds by record id from the records, as `find` finds them by id.
     ///
     /// # Errors
     /// The id of a record that `find` does not find.
-    pub fn fill_ran<'r>(&mut self, find: impl Fn(&str) -> Option<&'r TaskRecord>) -> Result<(), String> {
+    pub fn fill_records<'r>(&mut self, find: impl Fn(&str) -> Option<&'r TaskRecord>) -> Result<(), String> {
+        self.fill_open(&find)?;
         let steps = self.plan.iter_mut().flat_map(|p| p.steps.iter_mut());
         for ran in self.ran.iter_mut().chain(steps).filter(|r| !r.filled) {
             let Some(id) = &ran.record else { continue };

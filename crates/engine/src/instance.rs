@@ -435,8 +435,9 @@ pub struct Instance {
     /// The output template's values, once completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Map<String, Value>>,
-    /// Open task records (user tasks waiting, stone jobs queued or running), by record id.
-    #[serde(default)]
+    /// Open task records (user tasks waiting, stone jobs queued or running), by record id;
+    /// stored by id (see [`crate::recorded`]).
+    #[serde(default, with = "crate::recorded")]
     pub open: BTreeMap<String, TaskRecord>,
     #[serde(default)]
     pub(crate) tokens: BTreeMap<u32, Token>,

@@ -27,6 +27,7 @@ mod mi_output;
 mod migration;
 mod parts;
 mod pause;
+mod recorded;
 mod scope;
 mod stone;
 mod timer;

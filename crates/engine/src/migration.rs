@@ -8,6 +8,7 @@
 //! multi-instance activity, a paused one, a bk-sops tree's, one compensating, and a
 //! rollback, cancel or delete instance.
 
+use crate::effect::Effect;
 use crate::instance::{Instance, InstanceKind};
 use flowstone_model::{Definition, NodeId};
 use std::collections::BTreeMap;
@@ -91,9 +92,10 @@ impl Instance {
     }
 
     /// Moves this instance as `plan` (made by [`Instance::plan_migration`] on this state)
-    /// says; its open records take the new elements' ids. Every part is written again at its
-    /// next store.
-    pub fn migrate(&mut self, plan: &MigrationPlan) {
+    /// says; its open records take the new elements' ids, and the effects write them out.
+    /// Every part is written again at its next store.
+    #[must_use = "the renamed records are to be written"]
+    pub fn migrate(&mut self, plan: &MigrationPlan) -> Vec<Effect> {
         let to = |node: &mut NodeId| {
             if let Some(new) = plan.nodes.get(node) {
                 *node = *new;
@@ -106,11 +108,14 @@ impl Instance {
         self.compensable.iter_mut().for_each(|c| to(&mut c.node));
         let renamed: BTreeMap<&str, &str> =
             plan.moves.iter().filter(|(a, b)| a != b).map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let mut effects = Vec::new();
         for record in self.open.values_mut() {
             if let Some(new) = renamed.get(record.element.as_str()) {
                 record.element = (*new).to_owned();
+                effects.push(Effect::Task(Box::new(record.clone())));
             }
         }
         self.rewrite_all();
+        effects
     }
 }

@@ -13,6 +13,7 @@
 use crate::compensation::Ran;
 use crate::effect::TaskRecord;
 use crate::instance::{Instance, Token};
+use crate::recorded::StoredOpen;
 use crate::scope::{Scope, ScopeId, ScopeKind};
 use flowstone_model::Definition;
 use serde::Serialize;
@@ -161,7 +162,7 @@ impl Instance {
             let number = || id.parse::<u32>().map_err(|e| corrupt(format!("part {key}: {e}")));
             let part = match kind {
                 "o" => {
-                    inst.open.insert(id.to_owned(), read_part::<TaskRecord>(key, body)?);
+                    inst.open.insert(id.to_owned(), read_part::<StoredOpen>(key, body)?.into_record(id));
                     Part::Open(id.to_owned())
                 }
                 "v" => {
@@ -253,7 +254,7 @@ impl Instance {
             value.map(serde_json::to_string).transpose()
         }
         match part {
-            Part::Open(id) => text(self.open.get(id)),
+            Part::Open(id) => text(self.open.get(id).map(StoredOpen::of).as_ref()),
             Part::Token(n) => text(self.tokens.get(n)),
             Part::Scope(n) => match self.scopes.get_mut(n) {
                 // Its collection is a part of its own: the body's counts change at every item.

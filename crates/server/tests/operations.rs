@@ -338,7 +338,15 @@ async fn a_running_instance_moves_to_a_new_version_with_its_renamed_elements_map
 
     let (status, body) = s.post(&at, doc).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Read back after a restart, its open record is filled from the task record the move
+    // wrote, under the new element.
+    let s = s.restart().await;
     assert_eq!(s.get(&runtime).await.1["processDefinitionId"], Value::from(v2.clone()));
+    let (_, history) = s.get(&format!("{SERVICE}/history/historic-activity-instances?processInstanceId={moved}")).await;
+    let open: Vec<&Value> =
+        history["data"].as_array().into_iter().flatten().filter(|a| a["endTime"].is_null()).collect();
+    assert_eq!(open.len(), 1, "{history}");
+    assert_eq!(open[0]["activityId"], "check", "the open run took the new element's id: {history}");
     complete_open(&s, &moved).await;
     complete_open(&s, &moved).await;
     let ended = s.settle_or_wait(&moved).await;

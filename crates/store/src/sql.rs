@@ -29,12 +29,16 @@ pub(crate) const ON_INSTANCE_CONFLICT: &str =
     WHERE instances.version = EXCLUDED.version - 1";
 pub(crate) const INSERT_TASKS: &str = "INSERT INTO tasks
     (id, task_id, instance_id, element, name, kind, namespace, stone, create_time, end_time, status, reason, params, outputs, progress) ";
-/// A record written again may be a run again (`reRun`): its params and start change too.
+/// A record written again is the record as it stands, whole: a run again (`reRun`) changes
+/// its params and start, a move to another version its element, and an instance keeps its
+/// open records by id alone, to be filled from here.
 macro_rules! ON_TASK_CONFLICT {
     () => {
         " ON CONFLICT (id) DO UPDATE SET end_time = EXCLUDED.end_time,
     status = EXCLUDED.status, reason = EXCLUDED.reason, outputs = EXCLUDED.outputs, progress = EXCLUDED.progress,
-    params = EXCLUDED.params, create_time = EXCLUDED.create_time"
+    params = EXCLUDED.params, create_time = EXCLUDED.create_time, task_id = EXCLUDED.task_id,
+    element = EXCLUDED.element, name = EXCLUDED.name, kind = EXCLUDED.kind, namespace = EXCLUDED.namespace,
+    stone = EXCLUDED.stone"
     };
 }
 pub(crate) use ON_TASK_CONFLICT;

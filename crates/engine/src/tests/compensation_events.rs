@@ -129,8 +129,7 @@ fn an_activity_that_did_not_complete_is_not_undone() {
 #[test]
 fn a_compensation_state_survives_serialization_mid_way() {
     let h = Harness::start(booking(THROW_ALL), json!({}));
-    let text = serde_json::to_string(&h.inst).unwrap_or_else(|e| panic!("{e}"));
-    let back: Instance = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let back = h.read_back();
     let mut h = Harness { inst: back, ..h };
     h.complete("undo_pay", json!({}));
     h.complete("undo_book", json!({}));

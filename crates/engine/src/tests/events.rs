@@ -215,8 +215,7 @@ fn a_message_start_event_begins_an_instance_started_from_it() {
 #[test]
 fn waits_survive_the_state_being_stored_and_read_back() {
     let mut h = Harness::start(work_with_boundary(r#"<signalEventDefinition signalRef="alert"/>"#, false), json!({}));
-    let text = serde_json::to_string(&h.inst).unwrap_or_default();
-    h.inst = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    h.inst = h.read_back();
     h.deliver("alert", json!({})).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.open_elements(), ["b", "handle", "work"]);
 }

@@ -139,8 +139,7 @@ fn an_operator_who_skips_before_the_retry_fires_wins() {
 fn guards_survive_serialization() {
     let mut h = guarded(json!({"auto_retry": {"enable": true, "interval": 1, "times": 1}}));
     h.fail_stone("a");
-    let text = serde_json::to_string(&h.inst).unwrap_or_else(|e| panic!("{e}"));
-    h.inst = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    h.inst = h.read_back();
     h.advance(h.now + SECOND);
     assert_eq!(h.inst.status, InstanceStatus::Running, "the retry read back fired");
 }

@@ -119,14 +119,20 @@ fn a_stone_task_whose_record_holds_what_undoing_it_needs_is_stored_as_the_record
     let state = serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(state["ran"], json!([{"record": a.id}]), "params and outputs live on the record alone");
     let mut back: Instance = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(back.records_to_fill(), [a.id.as_str()]);
-    assert_ne!(back, h.inst, "read back, it lacks what the record holds");
-    back.fill_ran(|id| (id == a.id).then_some(&a)).unwrap_or_else(|id| panic!("{id} missing"));
+    let b = h.records()[1].clone();
+    assert_eq!(back.records_to_fill(), [b.id.as_str(), a.id.as_str()], "b is open, a ran");
+    assert_ne!(back, h.inst, "read back, it lacks what the records hold");
+    let records = [a.clone(), b];
+    back.fill_records(|id| records.iter().find(|r| r.id == id)).unwrap_or_else(|id| panic!("{id} missing"));
     assert!(back.records_to_fill().is_empty());
     assert_eq!(back, h.inst, "filled from its record, it is what ran");
     let mut bare: Instance = serde_json::from_value(serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(bare.fill_ran(|_| None), Err(a.id), "a record that is gone is named");
+    assert_eq!(
+        bare.fill_records(|id| (id != a.id).then_some(&records[1])),
+        Err(a.id),
+        "a record that is gone is named"
+    );
 }
 
 #[test]
@@ -138,8 +144,8 @@ fn a_rollback_read_back_fills_its_steps_from_the_records_of_what_it_undoes() {
     let stored: Vec<Value> = ids.iter().map(|id| json!({"record": id})).collect();
     assert_eq!(state["plan"]["steps"], json!(stored), "newest first, each its record's id");
     let mut back: Instance = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
-    let records = h.records();
-    back.fill_ran(|id| records.iter().find(|r| r.id == id)).unwrap_or_else(|id| panic!("{id} missing"));
+    let records = [h.records(), rollback.records()].concat();
+    back.fill_records(|id| records.iter().find(|r| r.id == id)).unwrap_or_else(|id| panic!("{id} missing"));
     assert_eq!(back, rollback.inst);
 }
 
@@ -567,4 +573,39 @@ fn deleting_a_caller_deletes_its_children_which_undo_their_own_stones() {
     assert_eq!(plan_elements(&delete.inst), ["c", "a"], "the child's own delete undoes `b`");
     let deleted: Vec<&Effect> = h.effects.iter().filter(|e| matches!(e, Effect::DeleteCall { .. })).collect();
     assert!(matches!(deleted.as_slice(), [Effect::DeleteCall { child: c }] if *c == child), "{deleted:?}");
+}
+
+#[test]
+fn an_open_stone_task_is_stored_as_its_element_and_action_and_filled_from_its_record() {
+    let mut h = Harness::start(chain(), json!({}));
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    let a = h.records()[0].clone();
+    let state = serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        state["open"],
+        json!({ &a.id: {"element": "a", "action": "start"} }),
+        "its params, status and times live on the record alone"
+    );
+    let mut back: Instance = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.records_to_fill(), [a.id.as_str()]);
+    assert_eq!(back.automatic_retries("a"), 0, "a reader that does not fill still finds its element");
+    back.fill_records(|id| (id == a.id).then_some(&a)).unwrap_or_else(|id| panic!("{id} missing"));
+    assert_eq!(back, h.inst, "filled from its record, with its job's action, it is what is open");
+}
+
+#[test]
+fn a_state_written_with_its_open_records_in_full_reads_back_as_it_was() {
+    let mut h = Harness::start(chain(), json!({}));
+    ok(h.event("a", StoneEvent::Begin(Action::Start)));
+    let mut state = serde_json::to_value(&h.inst).unwrap_or_else(|e| panic!("{e}"));
+    let full: serde_json::Map<String, Value> = h
+        .inst
+        .open
+        .iter()
+        .map(|(id, rec)| (id.clone(), serde_json::to_value(rec).unwrap_or_else(|e| panic!("{e}"))))
+        .collect();
+    state["open"] = Value::Object(full);
+    let back: Instance = serde_json::from_value(state).unwrap_or_else(|e| panic!("{e}"));
+    assert!(back.records_to_fill().is_empty(), "nothing to fill");
+    assert_eq!(back, h.inst);
 }

@@ -26,7 +26,7 @@ fn a_waiting_instance_moves_by_element_id_and_goes_on_in_the_new_version() {
     let v2 = model(V2);
     let plan = h.inst.plan_migration(&h.def, &v2, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(plan.moves, [("approve".to_owned(), "approve".to_owned())]);
-    h.inst.migrate(&plan);
+    assert!(h.inst.migrate(&plan).is_empty(), "no record was renamed");
     h.def = v2;
     h.complete("approve", json!({}));
     assert_eq!(h.inst.status, InstanceStatus::Completed);
@@ -43,8 +43,16 @@ fn a_renamed_element_needs_a_mapping_and_its_open_record_takes_the_new_id() {
     let plan = h.inst.plan_migration(&h.def, &v2, &mapped(&[("review", "check")])).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(plan.moves, [("review".to_owned(), "check".to_owned())]);
     let before = h.inst.clone();
-    h.inst.migrate(&plan);
+    let written = h.inst.migrate(&plan);
     assert_ne!(h.inst, before);
+    let renamed: Vec<&str> = written
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Task(rec) => Some(rec.element.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(renamed, ["check"], "the renamed record is written out with its new element");
     h.def = v2;
     assert_eq!(h.open_at("check").len(), 1, "the waiting record is at `check` now");
     h.complete("check", json!({}));

@@ -197,7 +197,7 @@ impl Db {
         let parts = self.parts.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         let mut inst = Instance::from_stored(&Stored { core: self.core.clone(), clear: false, parts })
             .map_err(|e| e.to_string())?;
-        inst.fill_ran(|id| self.records.get(id)).map_err(|id| format!("record {id} was never written"))?;
+        inst.fill_records(|id| self.records.get(id)).map_err(|id| format!("record {id} was never written"))?;
         Ok(inst)
     }
 }

@@ -275,8 +275,7 @@ fn a_canceled_instance_drops_its_timers() {
 fn timers_survive_the_state_being_stored_and_read_back() {
     let mut h = Harness::start(guarded(&timer("timeCycle", "R2/PT1M"), false, r#"<userTask id="task"/>"#), json!({}));
     h.advance(1000 + MINUTE);
-    let text = serde_json::to_string(&h.inst).unwrap_or_default();
-    h.inst = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    h.inst = h.read_back();
     h.advance(1000 + 2 * MINUTE);
     assert_eq!(h.open_at("after").len(), 2);
     assert!(h.timers().is_empty());

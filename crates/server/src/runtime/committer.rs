@@ -1117,12 +1117,12 @@ impl Committer {
         };
         if let (Ok(plan), false) = (&answer, request.dry) {
             live.touched = self.clock;
-            live.instance.migrate(plan);
+            let renamed = live.instance.migrate(plan);
             live.def = request.def.clone();
             live.tenant.clone_from(&model.tenant_id);
             let from = std::mem::replace(&mut live.row.model_id, model.id.clone());
             tracing::info!(target: "flowstone::lifecycle", %id, key = %model.key, %from, to = %model.id, version, "process migrated");
-            self.record(into, &mut live, Vec::new(), now);
+            self.record(into, &mut live, renamed, now);
         }
         self.live.insert(id.to_owned(), live);
         answer
@@ -1281,7 +1281,7 @@ impl Committer {
         let records = if wanted.is_empty() { Vec::new() } else { self.store.tasks(&wanted).await? };
         let by_id: ById<&TaskRecord> = records.iter().map(|r| (r.record.id.clone(), &r.record)).collect();
         for (row, mut instance) in read {
-            if let Err(record) = instance.fill_ran(|id| by_id.get(id).copied()) {
+            if let Err(record) = instance.fill_records(|id| by_id.get(id).copied()) {
                 first.get_or_insert(corrupt(&row.id, format!("the record of stone task {record} it ran is missing")));
                 continue;
             }

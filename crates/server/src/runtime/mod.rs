@@ -649,8 +649,9 @@ impl Runtime {
     }
 
     /// The engine's state of an instance as last committed (none once it ended without
-    /// keeping it), to read. The stone tasks it ran may be their records' ids alone: only the
-    /// committer, which runs instances, fills them (see [`flowstone_engine::Ran`]).
+    /// keeping it), to read. Its open records hold their ids and elements alone, and the
+    /// stone tasks it ran may be their records' ids: only the committer, which runs
+    /// instances, fills them (see [`flowstone_engine::Instance::fill_records`]).
     ///
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
