@@ -30,8 +30,6 @@ impl Drop for Checkpointer {
 }
 
 /// How often the background checkpoint runs.
-/// The size of a new database's pages; see [`SqliteStore::connect`].
-const PAGE_SIZE: u32 = 2048;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// How many frames the write-ahead log may hold before a checkpoint makes it start over. A
@@ -61,12 +59,6 @@ impl SqliteStore {
 
     async fn connect(options: SqliteConnectOptions) -> crate::Result<Self> {
         let options = options
-            // A commit writes every page it changed whole, and a step changes a row or two in
-            // each of a dozen tables and indexes: in pages of 2 KiB a `w1_stones` instance
-            // wrote 106 KB one at a time where pages of 4 KiB wrote 170 KB. An instance's row
-            // (1 KB) still fits in a page; at 1 KiB it would spill into overflow pages. A
-            // database made before keeps its pages (WAL mode fixes their size).
-            .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit is on disk before the runtime answers; group commit pays for it.
             .synchronous(SqliteSynchronous::Full)
@@ -193,38 +185,6 @@ mod tests {
             assert_eq!(mode, 2, "temp_store is MEMORY (2)");
             held.push(conn);
         }
-    }
-
-    #[tokio::test]
-    async fn a_new_database_keeps_its_rows_in_pages_of_two_kib() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap_or_else(|e| panic!("{e}"));
-        let (size,): (i64,) =
-            sqlx::query_as("PRAGMA page_size").fetch_one(&store.pool).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(size, i64::from(PAGE_SIZE));
-    }
-
-    #[tokio::test]
-    async fn a_database_made_with_pages_of_four_kib_opens_and_keeps_them() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("t.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .page_size(4096)
-            .journal_mode(SqliteJournalMode::Wal);
-        let made = SqlitePoolOptions::new().connect_with(options).await.unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("CREATE TABLE before_flowstone (x INTEGER)").execute(&made).await.unwrap_or_else(|e| panic!("{e}"));
-        made.close().await;
-        let store = SqliteStore::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
-        let (size,): (i64,) =
-            sqlx::query_as("PRAGMA page_size").fetch_one(&store.pool).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(size, 4096);
-        let (models,): (i64,) = sqlx::query_as("SELECT count(*) FROM models")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(models, 0, "the schema was made in the old pages");
     }
 
     #[tokio::test]
