@@ -1282,7 +1282,7 @@ impl Committer {
         let by_id: ById<&TaskRecord> = records.iter().map(|r| (r.record.id.clone(), &r.record)).collect();
         for (row, mut instance) in read {
             if let Err(record) = instance.fill_records(|id| by_id.get(id).copied()) {
-                first.get_or_insert(corrupt(&row.id, format!("the record of stone task {record} it ran is missing")));
+                first.get_or_insert(corrupt(&row.id, format!("the task record {record} it holds by id is missing")));
                 continue;
             }
             if let Err(e) = self.hold(row, instance).await {
