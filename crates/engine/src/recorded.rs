@@ -93,6 +93,8 @@ impl Instance {
             let action = rec.action;
             *rec = find(&rec.id).ok_or_else(|| rec.id.clone())?.clone();
             rec.action = action;
+            // A user task's record goes out once with who may work on it, which the instance
+            // never keeps (the store keeps it with the user task).
             rec.user = None;
         }
         Ok(())

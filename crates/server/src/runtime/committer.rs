@@ -1250,12 +1250,11 @@ impl Committer {
         let _ = self.make_live(found).await;
     }
 
-    /// Holds instances read from the store in memory, the stone tasks they remember by
-    /// record id filled from their records (see [`flowstone_engine::Ran`]) in one read. Those
+    /// Holds instances read from the store in memory, what they hold by record id (open
+    /// records, stone tasks they ran) filled from the records in one read (see
+    /// [`flowstone_engine::Instance::fill_records`]). Those
     /// it cannot hold it leaves out; the error is the first one's.
     async fn make_live(&mut self, found: Vec<(InstanceRow, Stored)>) -> Result<(), RuntimeError> {
-        let corrupt =
-            |id: &str, what: String| RuntimeError::Store(StoreError::Corrupt(format!("instance {id}: {what}")));
         let mut first = None;
         let mut read = Vec::with_capacity(found.len());
         for (row, state) in found {
@@ -1272,7 +1271,7 @@ impl Committer {
                 _ => match Instance::from_stored(&state) {
                     Ok(inst) => read.push((row, inst)),
                     Err(e) => {
-                        first.get_or_insert(corrupt(&row.id, e.to_string()));
+                        first.get_or_insert(super::corrupt(&row.id, e));
                     }
                 },
             }
@@ -1282,7 +1281,10 @@ impl Committer {
         let by_id: ById<&TaskRecord> = records.iter().map(|r| (r.record.id.clone(), &r.record)).collect();
         for (row, mut instance) in read {
             if let Err(record) = instance.fill_records(|id| by_id.get(id).copied()) {
-                first.get_or_insert(corrupt(&row.id, format!("the task record {record} it holds by id is missing")));
+                first.get_or_insert(super::corrupt(
+                    &row.id,
+                    format!("the task record {record} it holds by id is missing"),
+                ));
                 continue;
             }
             if let Err(e) = self.hold(row, instance).await {

@@ -656,11 +656,9 @@ impl Runtime {
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
     pub async fn engine_state(&self, instance_id: &str) -> Result<Option<flowstone_engine::Instance>, RuntimeError> {
-        let corrupt =
-            |e: serde_json::Error| RuntimeError::Store(StoreError::Corrupt(format!("instance {instance_id}: {e}")));
         match self.store().instance_state(instance_id).await? {
             Some(stored) if !stored.core.is_empty() => {
-                flowstone_engine::Instance::from_stored(&stored).map(Some).map_err(corrupt)
+                flowstone_engine::Instance::from_stored(&stored).map(Some).map_err(|e| corrupt(instance_id, e))
             }
             _ => Ok(None),
         }
@@ -778,6 +776,11 @@ pub fn status_name(status: InstanceStatus) -> &'static str {
 /// The engine status a stored name stands for.
 pub fn status_named(text: &str) -> Option<InstanceStatus> {
     [InstanceStatus::Running, InstanceStatus::Debug].into_iter().chain(ENDED).find(|s| status_name(*s) == text)
+}
+
+/// An instance whose stored state cannot be read back, and why.
+fn corrupt(instance_id: &str, why: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Store(StoreError::Corrupt(format!("instance {instance_id}: {why}")))
 }
 
 #[cfg(test)]
