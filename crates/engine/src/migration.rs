@@ -8,7 +8,7 @@
 //! multi-instance activity, a paused one, a bk-sops tree's, one compensating, and a
 //! rollback, cancel or delete instance.
 
-use crate::effect::Effect;
+use crate::effect::{Effect, TaskRecord};
 use crate::instance::{Instance, InstanceKind};
 use flowstone_model::{Definition, NodeId};
 use std::collections::BTreeMap;
@@ -112,7 +112,8 @@ impl Instance {
         for record in self.open.values_mut() {
             if let Some(new) = renamed.get(record.element.as_str()) {
                 record.element = (*new).to_owned();
-                effects.push(Effect::Task(Box::new(record.clone())));
+                // The record moves; its user task is not created again.
+                effects.push(Effect::Task(Box::new(TaskRecord { user: None, ..record.clone() })));
             }
         }
         self.rewrite_all();

@@ -294,9 +294,9 @@ mod stuck {
 }
 
 /// `mig` version 1: a review, then an approval.
-const MIG_V1: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="t">
+const MIG_V1: &str = r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:flowable="http://flowable.org/bpmn" targetNamespace="t">
   <process id="mig" isExecutable="true"><startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
-    <userTask id="review" name="Review"/><sequenceFlow id="f2" sourceRef="review" targetRef="approve"/>
+    <userTask id="review" name="Review" flowable:candidateGroups="staff"/><sequenceFlow id="f2" sourceRef="review" targetRef="approve"/>
     <userTask id="approve" name="Approve"/><sequenceFlow id="f3" sourceRef="approve" targetRef="e"/><endEvent id="e"/></process>
 </definitions>"#;
 
@@ -338,6 +338,20 @@ async fn a_running_instance_moves_to_a_new_version_with_its_renamed_elements_map
 
     let (status, body) = s.post(&at, doc).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Its user task names the new version and element, as moved, its candidates once.
+    let user_task = async |s: &TestServer| {
+        let (_, tasks) = s.get(&format!("{SERVICE}/runtime/tasks?processInstanceId={moved}")).await;
+        let task = tasks["data"][0].clone();
+        assert_eq!(
+            (&task["taskDefinitionKey"], &task["processDefinitionId"], &tasks["total"]),
+            (&Value::from("check"), &Value::from(v2.clone()), &Value::from(1)),
+            "{tasks}"
+        );
+        let (_, links) =
+            s.get(&format!("{SERVICE}/runtime/tasks/{}/identitylinks", task["id"].as_str().unwrap_or_default())).await;
+        assert_eq!(links.as_array().map(Vec::len), Some(1), "{links}");
+    };
+    user_task(&s).await;
     // Read back after a restart, its open record is filled from the task record the move
     // wrote, under the new element.
     let s = s.restart().await;
@@ -347,6 +361,7 @@ async fn a_running_instance_moves_to_a_new_version_with_its_renamed_elements_map
         history["data"].as_array().into_iter().flatten().filter(|a| a["endTime"].is_null()).collect();
     assert_eq!(open.len(), 1, "{history}");
     assert_eq!(open[0]["activityId"], "check", "the open run took the new element's id: {history}");
+    user_task(&s).await;
     complete_open(&s, &moved).await;
     complete_open(&s, &moved).await;
     let ended = s.settle_or_wait(&moved).await;

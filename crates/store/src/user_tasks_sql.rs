@@ -97,10 +97,15 @@ macro_rules! user_task_store {
                 })
             }
 
-            /// Writes a change people made to a task, if the stored version is the one it read.
+            /// Writes a change people made to a task (or a move of its process to another
+            /// version), if the stored version is the one it read.
             pub(crate) fn update_user_task(row: &UserTaskRow) -> QueryBuilder<$db> {
-                let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET name = ");
-                q.push_bind(row.name.as_deref())
+                let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET model_id = ");
+                q.push_bind(row.model_id.as_deref())
+                    .push(", element = ")
+                    .push_bind(row.element.as_deref())
+                    .push(", name = ")
+                    .push_bind(row.name.as_deref())
                     .push(", description = ")
                     .push_bind(row.description.as_deref())
                     .push(", assignee = ")

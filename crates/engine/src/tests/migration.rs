@@ -42,17 +42,23 @@ fn a_renamed_element_needs_a_mapping_and_its_open_record_takes_the_new_id() {
     assert!(refused[0].contains("`review`") && refused[0].contains("activityMappings"), "{refused:?}");
     let plan = h.inst.plan_migration(&h.def, &v2, &mapped(&[("review", "check")])).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(plan.moves, [("review".to_owned(), "check".to_owned())]);
+    // As in memory right after the task was created: with what its user task started with.
+    h.inst.open.values_mut().for_each(|r| r.user = Some(Box::default()));
     let before = h.inst.clone();
     let written = h.inst.migrate(&plan);
     assert_ne!(h.inst, before);
-    let renamed: Vec<&str> = written
+    let renamed: Vec<(&str, bool)> = written
         .iter()
         .filter_map(|e| match e {
-            Effect::Task(rec) => Some(rec.element.as_str()),
+            Effect::Task(rec) => Some((rec.element.as_str(), rec.user.is_some())),
             _ => None,
         })
         .collect();
-    assert_eq!(renamed, ["check"], "the renamed record is written out with its new element");
+    assert_eq!(
+        renamed,
+        [("check", false)],
+        "the renamed record is written out with its new element, not as a user task created again"
+    );
     h.def = v2;
     assert_eq!(h.open_at("check").len(), 1, "the waiting record is at `check` now");
     h.complete("check", json!({}));

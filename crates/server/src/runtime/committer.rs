@@ -1115,8 +1115,36 @@ impl Committer {
                 ))
             })
         };
-        if let (Ok(plan), false) = (&answer, request.dry) {
+        let answer = match answer {
+            Ok(plan) if !request.dry => match self.moved_user_tasks(&live, &plan, &model.id, &into.batch).await {
+                Ok(tasks) => Ok((plan, tasks)),
+                Err(e) => Err(e),
+            },
+            other => other.map(|plan| (plan, Vec::new())),
+        };
+        if let (Ok((plan, tasks)), false) = (&answer, request.dry) {
             live.touched = self.clock;
+            for row in tasks {
+                self.pending_tasks.insert(row.id.clone(), row.clone());
+                into.batch.changed_user_tasks.push(ChangedUserTask {
+                    row: row.clone(),
+                    comments: Vec::new(),
+                    parts: Vec::new(),
+                });
+            }
+            // Tasks this group creates are written as they move.
+            for new in &mut into.batch.user_tasks {
+                if let Some(record) = new
+                    .row
+                    .instance_id
+                    .as_deref()
+                    .filter(|i| *i == id)
+                    .and_then(|_| live.instance.open.get(&new.row.id))
+                {
+                    new.row.model_id = Some(model.id.clone());
+                    new.row.element = Some(moved_to(plan, &record.element).to_owned());
+                }
+            }
             let renamed = live.instance.migrate(plan);
             live.def = request.def.clone();
             live.tenant.clone_from(&model.tenant_id);
@@ -1125,7 +1153,38 @@ impl Committer {
             self.record(into, &mut live, renamed, now);
         }
         self.live.insert(id.to_owned(), live);
-        answer
+        answer.map(|(plan, _)| plan)
+    }
+
+    /// The open user tasks of `live` as a move by `plan` to model `to` leaves them: naming
+    /// the new version and the elements they move to (Flowable's `processDefinitionId` and
+    /// `taskDefinitionKey`), read before anything moves so that a failed read moves nothing.
+    async fn moved_user_tasks(
+        &self,
+        live: &Live,
+        plan: &MigrationPlan,
+        to: &str,
+        batch: &WriteBatch,
+    ) -> Result<Vec<UserTaskRow>, RuntimeError> {
+        let mut rows = Vec::new();
+        let created_here = |id: &str| batch.user_tasks.iter().any(|t| t.row.id == id);
+        for record in live.instance.open.values().filter(|r| r.kind == "userTask" && !created_here(&r.id)) {
+            let id = record.id.as_str();
+            let mut row = match self.pending_tasks.get(id) {
+                Some(row) => row.clone(),
+                None => self.store.user_task(id).await?.ok_or_else(|| {
+                    RuntimeError::NotCommitted(format!(
+                        "user task {id} of process instance {} is still being written; nothing moved, try again",
+                        live.row.id
+                    ))
+                })?,
+            };
+            row.model_id = Some(to.to_owned());
+            row.element = Some(moved_to(plan, &record.element).to_owned());
+            row.version += 1;
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// Adds ended families to the group's deletes; answers how many and how many instances
@@ -1484,6 +1543,11 @@ fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables:
         business_key: None,
         start_user: None,
     }
+}
+
+/// The element a move by `plan` takes `element` to.
+fn moved_to<'a>(plan: &'a MigrationPlan, element: &'a str) -> &'a str {
+    plan.moves.iter().find(|(from, _)| from == element).map_or(element, |(_, to)| to.as_str())
 }
 
 /// Whether `worker` holds the lock of job `record`, as `leases` read it.
