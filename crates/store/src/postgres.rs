@@ -30,6 +30,11 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// A connection of the pool, which commits share with everything else.
+    async fn committing(&self) -> crate::Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
     /// PostgreSQL takes concurrent writers: no turn to wait for.
     #[allow(clippy::unused_async)]
     async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {

@@ -1134,8 +1134,8 @@ macro_rules! sql_store {
                 for chunk in chunks(&pruned) {
                     work.extend((0..=crate::retention::OWNED.len()).map(|at| Work::Pruned(chunk, at)));
                 }
-                let _writing = self.writing().await;
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut connection = self.committing().await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *connection, $begin).await?;
                 let freed = batch.lease_changes.iter().any(|c| matches!(c.update, crate::LeaseUpdate::Free { .. }));
                 if !$notify.is_empty() && (freed || jobs.iter().any(|j| j.owner.is_none())) {
                     // Jobs for workers: servers with a worker waiting hear of them at the commit.

@@ -1,7 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode.
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -14,8 +14,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     /// SQLite has one writer: writes queue here, in order, instead of meeting in SQLite's
-    /// busy handler, which sleeps in steps of milliseconds.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// busy handler, which sleeps in steps of milliseconds. Behind it, the connection the
+    /// commits run on (none for an in-memory database, the pool's one connection's own).
+    /// SQLite drops a connection's whole page cache when another connection wrote since it
+    /// last read: commits taking turns on the pool's connections read the pages they change
+    /// from the file again, where one connection that writes them all keeps them in memory.
+    /// It is held, not pooled: a pool tests each connection handed back with a round trip
+    /// to its thread, which the next commit would wait for.
+    writer: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
     _checkpointer: Option<Arc<Checkpointer>>,
 }
 
@@ -80,10 +86,11 @@ impl SqliteStore {
             // drop: asking it whether it lives before each query was a round trip to that
             // thread per read.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let writer: Arc<tokio::sync::Mutex<()>> = Arc::default();
+        let committing = if in_memory { None } else { Some(SqliteConnection::connect_with(&options).await?) };
+        let writer = Arc::new(tokio::sync::Mutex::new(committing));
         let checkpointer = (!in_memory).then(|| {
             let (pool, writer) = (pool.clone(), writer.clone());
             Arc::new(Checkpointer(tokio::spawn(async move {
@@ -99,9 +106,48 @@ impl SqliteStore {
         Ok(Self { pool, writer, _checkpointer: checkpointer })
     }
 
+    /// The connection a commit runs on, with the writer's turn.
+    async fn committing(&self) -> crate::Result<Committing<'_>> {
+        match tokio::sync::MutexGuard::try_map(self.writer.lock().await, Option::as_mut) {
+            Ok(held) => Ok(Committing::Held(held)),
+            Err(turn) => Ok(Committing::Pooled { _turn: turn, connection: self.pool.acquire().await? }),
+        }
+    }
+
     /// Waits for the turn to write.
-    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, Option<SqliteConnection>>> {
         Some(self.writer.lock().await)
+    }
+}
+
+/// The connection a commit runs on, with the writer's turn.
+enum Committing<'a> {
+    /// The store's own.
+    Held(tokio::sync::MappedMutexGuard<'a, SqliteConnection>),
+    /// The pool's one connection of an in-memory database.
+    Pooled {
+        _turn: tokio::sync::MutexGuard<'a, Option<SqliteConnection>>,
+        connection: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    },
+}
+
+impl std::ops::Deref for Committing<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Committing::Held(c) => c,
+            Committing::Pooled { connection, .. } => connection,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Committing<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Committing::Held(c) => c,
+            Committing::Pooled { connection, .. } => connection,
+        }
     }
 }
 
@@ -118,7 +164,7 @@ const PASSIVE_ROUNDS: usize = 4;
 /// that the next commit writes the log from its start again. Taken at once after one copy,
 /// the turn held commits back for the copy of all that came in during it: 70–80 ms of
 /// every 500 ms under a stream of messages.
-async fn checkpoint(pool: &SqlitePool, writer: &tokio::sync::Mutex<()>) -> Result<(), sqlx::Error> {
+async fn checkpoint<T>(pool: &SqlitePool, writer: &tokio::sync::Mutex<T>) -> Result<(), sqlx::Error> {
     let passive = || async {
         let (_busy, frames, _copied): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
