@@ -1116,10 +1116,9 @@ impl Committer {
             })
         };
         let answer = match answer {
-            Ok(plan) if !request.dry => match self.moved_user_tasks(&live, &plan, &model.id, &into.batch).await {
-                Ok(tasks) => Ok((plan, tasks)),
-                Err(e) => Err(e),
-            },
+            Ok(plan) if !request.dry => {
+                self.moved_user_tasks(&live, &plan, &model.id, &into.batch).await.map(|tasks| (plan, tasks))
+            }
             other => other.map(|plan| (plan, Vec::new())),
         };
         if let (Ok((plan, tasks)), false) = (&answer, request.dry) {
