@@ -1047,10 +1047,7 @@ impl Committer {
                 into.batch.user_tasks.push(NewUserTask { row: row.clone(), links: Vec::new() });
                 return Ok(row);
             }
-            let mut row = match self.pending_tasks.get(id) {
-                Some(row) => row.clone(),
-                None => self.store.user_task(id).await?.ok_or_else(|| user_tasks::not_found(id))?,
-            };
+            let mut row = self.user_task(id).await?.ok_or_else(|| user_tasks::not_found(id))?;
             // Closed already, or by a group not yet committed (its process went on or ended).
             if row.end_time.is_some() || self.closing.contains(id) {
                 return Err(user_tasks::not_open(&row));
@@ -1133,12 +1130,8 @@ impl Committer {
             }
             // Tasks this group creates are written as they move.
             for new in &mut into.batch.user_tasks {
-                if let Some(record) = new
-                    .row
-                    .instance_id
-                    .as_deref()
-                    .filter(|i| *i == id)
-                    .and_then(|_| live.instance.open.get(&new.row.id))
+                if new.row.instance_id.as_deref() == Some(id)
+                    && let Some(record) = live.instance.open.get(&new.row.id)
                 {
                     new.row.model_id = Some(model.id.clone());
                     new.row.element = Some(moved_to(plan, &record.element).to_owned());
@@ -1155,6 +1148,15 @@ impl Committer {
         answer.map(|(plan, _)| plan)
     }
 
+    /// A user task as the next write of it finds it: as a group on its way left it, or as
+    /// stored.
+    async fn user_task(&self, id: &str) -> Result<Option<UserTaskRow>, RuntimeError> {
+        match self.pending_tasks.get(id) {
+            Some(row) => Ok(Some(row.clone())),
+            None => Ok(self.store.user_task(id).await?),
+        }
+    }
+
     /// The open user tasks of `live` as a move by `plan` to model `to` leaves them: naming
     /// the new version and the elements they move to (Flowable's `processDefinitionId` and
     /// `taskDefinitionKey`), read before anything moves so that a failed read moves nothing.
@@ -1169,15 +1171,12 @@ impl Committer {
         let created_here = |id: &str| batch.user_tasks.iter().any(|t| t.row.id == id);
         for record in live.instance.open.values().filter(|r| r.kind == "userTask" && !created_here(&r.id)) {
             let id = record.id.as_str();
-            let mut row = match self.pending_tasks.get(id) {
-                Some(row) => row.clone(),
-                None => self.store.user_task(id).await?.ok_or_else(|| {
-                    RuntimeError::NotCommitted(format!(
-                        "user task {id} of process instance {} is still being written; nothing moved, try again",
-                        live.row.id
-                    ))
-                })?,
-            };
+            let mut row = self.user_task(id).await?.ok_or_else(|| {
+                RuntimeError::NotCommitted(format!(
+                    "user task {id} of process instance {} is still being written; nothing moved, try again",
+                    live.row.id
+                ))
+            })?;
             row.model_id = Some(to.to_owned());
             row.element = Some(moved_to(plan, &record.element).to_owned());
             row.version += 1;
