@@ -107,7 +107,9 @@ fn read_part<T: DeserializeOwned>(key: &str, body: &str) -> Result<T, serde_json
 impl Instance {
     /// What is to be written of the instance since it was last stored, and from now on only
     /// the changes. An instance holding at least `parts_from` items goes to parts (and stays
-    /// there while it lives); an ended instance with nothing to undo keeps nothing.
+    /// there while it lives); an ended instance with nothing to undo keeps nothing, and one
+    /// stored as one document leaves its variables to the caller, who writes them as the
+    /// instance's final ones.
     ///
     /// # Errors
     /// When a value cannot be serialized.
@@ -118,7 +120,14 @@ impl Instance {
             return Ok(Stored { core: String::new(), clear, parts: Vec::new() });
         }
         if self.changes.parted.is_none() && self.items() < parts_from {
-            let core = serde_json::to_string(self)?;
+            // An ended instance's variables are its row's final ones, which the same commit
+            // writes: written here too, they made its row half as large again.
+            let kept = (!self.active()).then(|| std::mem::take(&mut self.variables));
+            let core = serde_json::to_string(self);
+            if let Some(variables) = kept {
+                self.variables = variables;
+            }
+            let core = core?;
             self.changes.core_bytes = core.len();
             return Ok(Stored { core, clear: false, parts: Vec::new() });
         }
@@ -146,7 +155,9 @@ impl Instance {
         self.changes.core_bytes + self.changes.parted.as_ref().map_or(0, |p| p.bytes)
     }
 
-    /// Reads an instance back from its stored form.
+    /// Reads an instance back from its stored form. An ended instance stored as one document
+    /// comes back without its variables: they are its row's final ones (see
+    /// [`Instance::store`]), which the reader puts back.
     ///
     /// # Errors
     /// When the core or a part is not what [`Instance::store`] writes.

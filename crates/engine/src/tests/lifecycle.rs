@@ -136,6 +136,27 @@ fn a_stone_task_whose_record_holds_what_undoing_it_needs_is_stored_as_the_record
 }
 
 #[test]
+fn an_ended_instance_is_stored_without_its_variables_which_its_row_holds_as_its_final_ones() {
+    let mut h = Harness::start(chain(), json!({"k": 1}));
+    let core = |stored: &Stored| serde_json::from_str::<Value>(&stored.core).unwrap_or_else(|e| panic!("{e}"));
+    let running = h.inst.store(crate::PARTS_FROM).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(core(&running)["variables"], json!({"k": 1}), "a running instance's state holds them");
+    for element in ["a", "b", "c"] {
+        ok(h.event(element, StoneEvent::Begin(Action::Start)));
+        ok(h.event(element, success(Action::Start, json!({"done": element}))));
+    }
+    assert_eq!(h.inst.status, InstanceStatus::Completed);
+    assert!(h.inst.keeps_state(), "its stones are kept for a delete to undo");
+    let variables = h.inst.variables.clone();
+    let ended = h.inst.store(crate::PARTS_FROM).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(core(&ended)["variables"], json!({}), "the row's final variables are not written twice");
+    assert_eq!(h.inst.variables, variables, "storing leaves the instance as it was");
+    let back = Instance::from_stored(&ended).unwrap_or_else(|e| panic!("{e}"));
+    assert!(back.variables.is_empty(), "the reader puts the final ones back");
+    assert_eq!(back.ran.len(), 3, "what a delete undoes is kept");
+}
+
+#[test]
 fn a_rollback_read_back_fills_its_steps_from_the_records_of_what_it_undoes() {
     let h = failed_at_c("card declined");
     let (_, rollback) = h.spawned();

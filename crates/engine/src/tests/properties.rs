@@ -168,12 +168,13 @@ fn command(inst: &Instance, step: &Step) -> Command {
     }
 }
 
-/// A database's view of one instance: what [`Instance::store`] wrote so far, and the last
-/// version of each task record.
+/// A database's view of one instance: what [`Instance::store`] wrote so far, the final
+/// variables its row holds once it ended, and the last version of each task record.
 #[derive(Default)]
 struct Db {
     core: String,
     parts: BTreeMap<String, String>,
+    final_vars: Option<serde_json::Map<String, serde_json::Value>>,
     records: BTreeMap<String, TaskRecord>,
 }
 
@@ -197,6 +198,9 @@ impl Db {
         let parts = self.parts.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         let mut inst = Instance::from_stored(&Stored { core: self.core.clone(), clear: false, parts })
             .map_err(|e| e.to_string())?;
+        if let Some(variables) = &self.final_vars {
+            inst.variables.clone_from(variables);
+        }
         inst.fill_records(|id| self.records.get(id)).map_err(|id| format!("record {id} was never written"))?;
         Ok(inst)
     }
@@ -224,6 +228,7 @@ fn check(h: &mut Harness, db: &mut Db, parts_from: usize) -> Result<Instance, Te
         }
     }
     db.write(inst.store(parts_from).map_err(|e| TestCaseError::fail(e.to_string()))?);
+    db.final_vars = (!inst.active()).then(|| inst.variables.clone());
     if db.core.is_empty() {
         prop_assert!(db.parts.is_empty(), "an instance that keeps nothing left parts behind");
         return Ok(inst.clone());

@@ -1315,18 +1315,25 @@ impl Committer {
         let mut first = None;
         let mut read = Vec::with_capacity(found.len());
         for (row, state) in found {
-            match ENDED.into_iter().find(|s| status_name(*s) == row.status) {
+            let ended = ENDED.into_iter().find(|s| status_name(*s) == row.status);
+            let final_vars =
+                || row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
+            match ended {
                 // An ended instance with nothing to undo keeps no state: its status and final
                 // variables are all a command can see.
                 Some(ended) if state.core.is_empty() => {
-                    let variables =
-                        row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
-                    let mut inst = Instance::ended(ended, variables);
+                    let mut inst = Instance::ended(ended, final_vars());
                     inst.delete.clone_from(&row.delete_id);
                     read.push((row, inst));
                 }
                 _ => match Instance::from_stored(&state) {
-                    Ok(inst) => read.push((row, inst)),
+                    Ok(mut inst) => {
+                        // An ended instance's state leaves its variables to its row.
+                        if ended.is_some() {
+                            inst.variables = final_vars();
+                        }
+                        read.push((row, inst));
+                    }
                     Err(e) => {
                         first.get_or_insert(super::corrupt(&row.id, e));
                     }

@@ -651,7 +651,8 @@ impl Runtime {
     /// The engine's state of an instance as last committed (none once it ended without
     /// keeping it), to read. Its open records hold their ids and elements alone, and the
     /// stone tasks it ran may be their records' ids: only the committer, which runs
-    /// instances, fills them (see [`flowstone_engine::Instance::fill_records`]).
+    /// instances, fills them (see [`flowstone_engine::Instance::fill_records`]). An ended
+    /// instance's variables are not in it: [`Runtime::variables`] reads them.
     ///
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
