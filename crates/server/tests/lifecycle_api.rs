@@ -158,16 +158,19 @@ async fn delete_after_the_run_removes_every_machine_once(s: TestServer) {
 }
 
 /// A restart reads the process back with what its stones ran kept as their records' ids:
-/// the delete still gets each machine to remove.
+/// the delete still gets each machine to remove. Its final variables, which its stored state
+/// leaves to its row, come back with it and are written again unchanged.
 async fn a_delete_after_a_restart_removes_every_machine(s: TestServer) {
     let id = start(&s, "cluster", json!({}), cluster(json!({}))).await;
-    s.wait_for(&id, "success").await;
+    let ended = s.wait_for(&id, "success").await;
     assert_eq!(s.machines(), 3);
+    assert!(text(&ended["nativeOutputs"]).contains("master-1a"), "{ended}");
     let s = s.restart().await;
     let (status, p) = s.put(&format!("/process/{id}/delete"), None).await;
     assert_eq!(status, StatusCode::OK, "{p}");
-    s.wait_for(&id, "deleted").await;
+    let deleted = s.wait_for(&id, "deleted").await;
     assert_eq!(s.machines(), 0, "each delete job carried its machine");
+    assert_eq!(deleted["nativeOutputs"], ended["nativeOutputs"], "the final variables outlive the delete");
 }
 
 async fn a_mock_run_makes_no_machine(s: TestServer) {

@@ -1316,21 +1316,23 @@ impl Committer {
         let mut read = Vec::with_capacity(found.len());
         for (row, state) in found {
             let ended = ENDED.into_iter().find(|s| status_name(*s) == row.status);
-            let final_vars =
-                || row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
+            let final_vars = || row.final_vars.as_deref().and_then(|v| serde_json::from_str(v).ok());
             match ended {
                 // An ended instance with nothing to undo keeps no state: its status and final
                 // variables are all a command can see.
                 Some(ended) if state.core.is_empty() => {
-                    let mut inst = Instance::ended(ended, final_vars());
+                    let mut inst = Instance::ended(ended, final_vars().unwrap_or_default());
                     inst.delete.clone_from(&row.delete_id);
                     read.push((row, inst));
                 }
                 _ => match Instance::from_stored(&state) {
                     Ok(mut inst) => {
-                        // An ended instance's state leaves its variables to its row.
-                        if ended.is_some() {
-                            inst.variables = final_vars();
+                        // An ended instance's state leaves its variables to its row (one
+                        // stored before it did holds them too).
+                        if ended.is_some()
+                            && let Some(variables) = final_vars()
+                        {
+                            inst.variables = variables;
                         }
                         read.push((row, inst));
                     }
