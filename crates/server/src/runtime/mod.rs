@@ -652,7 +652,7 @@ impl Runtime {
     /// keeping it), to read. Its open records hold their ids and elements alone, and the
     /// stone tasks it ran may be their records' ids: only the committer, which runs
     /// instances, fills them (see [`flowstone_engine::Instance::fill_records`]). An ended
-    /// instance's variables are not in it: [`Runtime::variables`] reads them.
+    /// instance's variables may be left out of it: [`Runtime::variables`] reads them.
     ///
     /// # Errors
     /// A store failure, or a stored state that cannot be read.
