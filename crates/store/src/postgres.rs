@@ -126,6 +126,21 @@ async fn drop_left_over(pool: &PgPool, now: u64) {
 /// The channel on which servers announce jobs handed back.
 const JOBS_CHANNEL: &str = "flowstone_jobs";
 
+/// Binds each column of a multi-row write as one array (`text[]` or `int8[]`).
+fn bind_arrays(
+    args: &mut sqlx::postgres::PgArguments,
+    columns: Vec<crate::sql::ArrayColumn>,
+) -> std::result::Result<(), sqlx::error::BoxDynError> {
+    use sqlx::Arguments;
+    for column in columns {
+        match column {
+            crate::sql::ArrayColumn::Text(values) => args.add(values)?,
+            crate::sql::ArrayColumn::Int(values) => args.add(values)?,
+        }
+    }
+    Ok(())
+}
+
 crate::sql::sql_store!(
     PgStore,
     sqlx::Postgres,
@@ -137,6 +152,7 @@ crate::sql::sql_store!(
     firm = "SET synchronous_commit = on",
     numbered = true,
     text = &str,
+    arrays = Some(bind_arrays),
     {
         async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
             let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;

@@ -184,6 +184,94 @@ impl Prebuilt {
             None => sqlx::AssertSqlSafe(build()).into_sql_str(),
         }
     }
+
+    /// A statement whose text does not depend on its rows (one array per column), made once.
+    pub(crate) fn once(&'static self, build: impl FnOnce() -> String) -> sqlx::SqlStr {
+        use sqlx::SqlSafeStr;
+        self.0[0].get_or_init(build).as_str().into_sql_str()
+    }
+}
+
+/// Rows one statement writes at most where each column goes as one array: enough for a group
+/// of a few thousand requests in one round trip, few enough that a statement stays a few MB.
+pub(crate) const ARRAY_ROWS: usize = 4096;
+
+/// The values of a multi-row write by column, for a backend that takes each column as one
+/// array (PostgreSQL's `UNNEST`). A `VALUES` list of 256 rows is thousands of parameters
+/// that the server plans anew and evaluates one by one at every statement, and a group of
+/// 2,048 instances needed a statement (a round trip) for each 256 rows of each table; with
+/// arrays the text is one per table, whatever the number of rows.
+pub(crate) struct Arrays {
+    columns: Vec<ArrayColumn>,
+    width: usize,
+    rows: usize,
+    at: usize,
+    mixed: Option<usize>,
+}
+
+/// One column's values.
+pub(crate) enum ArrayColumn {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+}
+
+impl Arrays {
+    pub(crate) fn new(rows: usize, width: usize) -> Self {
+        Self { columns: Vec::with_capacity(width), width, rows, at: 0, mixed: None }
+    }
+
+    pub(crate) fn text(&mut self, value: Option<&str>) {
+        let rows = self.rows;
+        match self.column(|| ArrayColumn::Text(Vec::with_capacity(rows))) {
+            ArrayColumn::Text(values) => values.push(value.map(str::to_owned)),
+            ArrayColumn::Int(_) => self.mixed = self.mixed.or(Some(self.at % self.width)),
+        }
+        self.at += 1;
+    }
+
+    pub(crate) fn int(&mut self, value: Option<i64>) {
+        let rows = self.rows;
+        match self.column(|| ArrayColumn::Int(Vec::with_capacity(rows))) {
+            ArrayColumn::Int(values) => values.push(value),
+            ArrayColumn::Text(_) => self.mixed = self.mixed.or(Some(self.at % self.width)),
+        }
+        self.at += 1;
+    }
+
+    /// The column the next value belongs to, made by the first row.
+    fn column(&mut self, make: impl FnOnce() -> ArrayColumn) -> &mut ArrayColumn {
+        let index = self.at % self.width;
+        if index == self.columns.len() {
+            self.columns.push(make());
+        }
+        &mut self.columns[index]
+    }
+
+    /// `head SELECT * FROM UNNEST($1::text[], $2::int8[], …) tail`, each column cast to the
+    /// array type its values were bound as.
+    pub(crate) fn sql(&self, head: &str, tail: &str) -> String {
+        let casts: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                format!("${}::{}", i + 1, if matches!(c, ArrayColumn::Text(_)) { "text[]" } else { "int8[]" })
+            })
+            .collect();
+        format!("{head} SELECT * FROM UNNEST({}){tail}", casts.join(", "))
+    }
+
+    /// The columns to bind, in order; refused when some column was bound as both text and a
+    /// number, or some row was left short.
+    pub(crate) fn into_columns(self) -> Result<Vec<ArrayColumn>, String> {
+        if let Some(column) = self.mixed {
+            return Err(format!("column {} bound as both text and a number", column + 1));
+        }
+        if self.columns.len() != self.width || !self.at.is_multiple_of(self.width) {
+            return Err(format!("{} values do not make rows of {} columns", self.at, self.width));
+        }
+        Ok(self.columns)
+    }
 }
 
 /// The last write of each id, in first-write order: one statement may not touch a row twice.
@@ -276,7 +364,7 @@ macro_rules! sql_store {
     (
         $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
         notify = $notify:literal, soft = $soft:literal, firm = $firm:literal, numbered = $numbered:literal,
-        text = $text:ty, { $($extra:item)* }
+        text = $text:ty, arrays = $arrays:expr, { $($extra:item)* }
     ) => {
         use flowstone_engine::{Action, Job, TaskRecord, TaskStatus};
         use sqlx::{QueryBuilder, Row};
@@ -619,10 +707,24 @@ macro_rules! sql_store {
 
         type Args = <$db as sqlx::Database>::Arguments;
 
+        /// How the backend binds the columns of a multi-row write as arrays, when it does (see
+        /// [`crate::sql::Arrays`]); without, rows go as `VALUES` lists.
+        const BIND_ARRAYS: Option<fn(&mut Args, Vec<$crate::sql::ArrayColumn>) -> std::result::Result<(), sqlx::error::BoxDynError>> = $arrays;
+
+        /// The rows of one multi-row write per statement.
+        fn write_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+            match BIND_ARRAYS {
+                Some(_) => rows.chunks($crate::sql::ARRAY_ROWS).collect(),
+                None => chunks(rows),
+            }
+        }
+
         /// The values of one statement. Encoding a plain value cannot fail; should one ever, the
         /// statement reports it instead of running.
         struct Binds {
             args: Args,
+            /// The values by column, where the backend binds arrays.
+            arrays: Option<$crate::sql::Arrays>,
             failed: Option<sqlx::error::BoxDynError>,
             rows: usize,
             columns: usize,
@@ -631,8 +733,25 @@ macro_rules! sql_store {
         impl Binds {
             fn new(rows: usize, columns: usize) -> Self {
                 let mut args = Args::default();
-                sqlx::Arguments::reserve(&mut args, rows * columns, rows * columns * 16);
-                Self { args, failed: None, rows, columns }
+                let arrays = BIND_ARRAYS.map(|_| $crate::sql::Arrays::new(rows, columns));
+                if arrays.is_none() {
+                    sqlx::Arguments::reserve(&mut args, rows * columns, rows * columns * 16);
+                }
+                Self { args, arrays, failed: None, rows, columns }
+            }
+
+            fn int(&mut self, value: i64) -> &mut Self {
+                self.opt_int(Some(value))
+            }
+
+            fn opt_int(&mut self, value: Option<i64>) -> &mut Self {
+                match &mut self.arrays {
+                    Some(arrays) => {
+                        arrays.int(value);
+                        self
+                    }
+                    None => self.add(value),
+                }
             }
 
             fn add<'t, T: sqlx::Encode<'t, $db> + sqlx::Type<$db>>(&mut self, value: T) -> &mut Self {
@@ -644,21 +763,42 @@ macro_rules! sql_store {
 
             /// Text in the form the backend binds with the fewest copies.
             fn text(&mut self, value: &str) -> &mut Self {
-                self.add(<$text>::from(value))
+                self.opt_text(Some(value))
             }
 
             fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
-                self.add(value.map(<$text>::from))
+                match &mut self.arrays {
+                    Some(arrays) => {
+                        arrays.text(value);
+                        self
+                    }
+                    None => self.add(value.map(<$text>::from)),
+                }
             }
 
-            /// The statement `head VALUES (…), … tail` for the rows bound.
-            fn query(self, text: &'static $crate::sql::Prebuilt, head: &str, tail: &str) -> Encoded {
+            /// The statement `head VALUES (…), … tail` for the rows bound, or where the backend
+            /// binds arrays, `head SELECT * FROM UNNEST(…) tail`.
+            fn query(mut self, text: &'static $crate::sql::Prebuilt, head: &str, tail: &str) -> Encoded {
+                let sql = match (BIND_ARRAYS, self.arrays.take()) {
+                    (Some(bind), Some(arrays)) => {
+                        let sql = text.once(|| arrays.sql(head, tail));
+                        match arrays.into_columns() {
+                            Ok(columns) => {
+                                if let Err(e) = bind(&mut self.args, columns) {
+                                    self.failed.get_or_insert(e);
+                                }
+                            }
+                            Err(e) => {
+                                self.failed.get_or_insert(e.into());
+                            }
+                        }
+                        sql
+                    }
+                    _ => text.get(head, self.rows, self.columns, $numbered, tail),
+                };
                 match self.failed {
                     Some(e) => Encoded::Failed(e.to_string()),
-                    None => {
-                        let sql = text.get(head, self.rows, self.columns, $numbered, tail);
-                        Encoded::Ready(sqlx::query_with(sql, self.args))
-                    }
+                    None => Encoded::Ready(sqlx::query_with(sql, self.args)),
                 }
             }
         }
@@ -697,14 +837,14 @@ macro_rules! sql_store {
                             .text(&row.name)
                             .text(&row.status)
                             .text(&row.variables)
-                            .add(row.start_time)
-                            .add(row.end_time)
+                            .int(row.start_time)
+                            .opt_int(row.end_time)
                             .opt_text(row.outputs.as_deref())
                             .opt_text(row.final_vars.as_deref())
                             .opt_text(row.failure.as_deref())
                             .opt_text(row.end_element.as_deref())
                             .text(&state.core)
-                            .add(row.version)
+                            .int(row.version)
                             .text(&row.kind)
                             .opt_text(row.parent_id.as_deref())
                             .opt_text(row.rollback_id.as_deref())
@@ -729,13 +869,13 @@ macro_rules! sql_store {
                             .text(&r.kind)
                             .opt_text(r.namespace.as_deref())
                             .opt_text(r.stone.as_deref())
-                            .add(r.create_time)
-                            .add(r.end_time)
+                            .int(r.create_time)
+                            .opt_int(r.end_time)
                             .text(&r.status.text())
                             .opt_text(r.reason.as_deref())
                             .opt_text(r.params.as_ref().map(json_text).as_deref())
                             .opt_text(r.outputs.as_ref().map(json_text).as_deref())
-                            .add(r.progress.map(i64::from));
+                            .opt_int(r.progress.map(i64::from));
                     }
                     if *closing {
                         b.query(&CLOSING_TASKS, INSERT_TASKS, concat!(ON_TASK_CONFLICT!(), ", ", CLEARED_WAIT!()))
@@ -746,7 +886,7 @@ macro_rules! sql_store {
                 Work::Passages(chunk) => {
                     let mut b = Binds::new(chunk.len(), 6);
                     for crate::PassageRow { instance_id, passage: p } in chunk.iter() {
-                        b.text(instance_id).text(&p.id).text(&p.element).opt_text(p.name.as_deref()).text(p.kind).add(p.time);
+                        b.text(instance_id).text(&p.id).text(&p.element).opt_text(p.name.as_deref()).text(p.kind).int(p.time);
                     }
                     b.query(&PASSAGES, "INSERT INTO passages (instance_id, id, element, name, kind, time)", "")
                 }
@@ -757,9 +897,9 @@ macro_rules! sql_store {
                             .text(&j.instance_id)
                             .text(&j.job.stone)
                             .text(&json_text(&j.job.params))
-                            .add(j.created_at)
+                            .int(j.created_at)
                             .opt_text(j.owner.as_deref())
-                            .add(j.locked_until)
+                            .opt_int(j.locked_until)
                             .text(j.job.action.name())
                             .opt_text((!j.job.outputs.is_empty()).then(|| json_text(&j.job.outputs)).as_deref());
                     }
@@ -1086,14 +1226,14 @@ macro_rules! sql_store {
                     work.push_back(Work::Deployment(d));
                     work.extend(d.models.iter().map(|m| Work::Model(m, d)));
                 }
-                work.extend(chunks(&writes).into_iter().map(Work::Instances));
+                work.extend(write_chunks(&writes).into_iter().map(Work::Instances));
                 work.extend(chunks(&cleared).into_iter().map(Work::PartsCleared));
                 work.extend(chunks(&removed).into_iter().map(Work::PartsRemoved));
-                work.extend(chunks(&written).into_iter().map(Work::PartsWritten));
-                work.extend(chunks(&tasks).into_iter().map(|c| Work::Tasks(c, false)));
-                work.extend(chunks(&closing).into_iter().map(|c| Work::Tasks(c, true)));
-                work.extend(chunks(&passages).into_iter().map(Work::Passages));
-                work.extend(chunks(&jobs).into_iter().map(Work::Jobs));
+                work.extend(write_chunks(&written).into_iter().map(Work::PartsWritten));
+                work.extend(write_chunks(&tasks).into_iter().map(|c| Work::Tasks(c, false)));
+                work.extend(write_chunks(&closing).into_iter().map(|c| Work::Tasks(c, true)));
+                work.extend(write_chunks(&passages).into_iter().map(Work::Passages));
+                work.extend(write_chunks(&jobs).into_iter().map(Work::Jobs));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
                 work.extend(chunks(&timers).into_iter().map(Work::Timers));
@@ -1697,6 +1837,44 @@ mod tests {
         assert_eq!(kept, [("done", Some("last")), ("failed", None), ("plain", None)]);
         let left: Vec<_> = rest.iter().map(|p| p.passage.id.as_str()).collect();
         assert_eq!(left, ["early", "branch", "before", "error", "p"]);
+    }
+
+    #[test]
+    fn arrays_make_one_unnest_statement_with_a_cast_per_column_and_one_array_each() {
+        let mut arrays = super::Arrays::new(2, 3);
+        for (id, at, note) in [("a", 1, Some("x")), ("b", 2, None)] {
+            arrays.text(Some(id));
+            arrays.int(Some(at));
+            arrays.text(note);
+        }
+        assert_eq!(
+            arrays.sql("INSERT INTO t (id, at, note)", " ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (id, at, note) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[]) ON CONFLICT DO NOTHING"
+        );
+        let columns = arrays.into_columns().unwrap_or_else(|e| panic!("{e}"));
+        let shown: Vec<String> = columns
+            .iter()
+            .map(|c| match c {
+                super::ArrayColumn::Text(v) => format!("{v:?}"),
+                super::ArrayColumn::Int(v) => format!("{v:?}"),
+            })
+            .collect();
+        assert_eq!(shown, [r#"[Some("a"), Some("b")]"#, "[Some(1), Some(2)]", r#"[Some("x"), None]"#]);
+    }
+
+    #[test]
+    fn arrays_refuse_a_column_bound_two_ways_or_a_row_left_short() {
+        let mut mixed = super::Arrays::new(2, 2);
+        mixed.text(Some("a"));
+        mixed.int(Some(1));
+        mixed.int(Some(2));
+        mixed.int(Some(3));
+        assert_eq!(mixed.into_columns().err().as_deref(), Some("column 1 bound as both text and a number"));
+        let mut short = super::Arrays::new(2, 2);
+        short.text(Some("a"));
+        short.int(Some(1));
+        short.text(Some("b"));
+        assert_eq!(short.into_columns().err().as_deref(), Some("3 values do not make rows of 2 columns"));
     }
 
     #[test]

@@ -197,6 +197,7 @@ crate::sql::sql_store!(
     firm = "PRAGMA synchronous = FULL",
     numbered = false,
     text = std::sync::Arc<str>,
+    arrays = None,
     {
         async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
             // One server per SQLite file: nobody else hands jobs back.

@@ -51,6 +51,66 @@ fn deployment(id: &str) -> NewDeployment {
     NewDeployment { id: id.into(), ..NewDeployment::default() }
 }
 
+/// More rows than one statement writes (a PostgreSQL array statement holds 4,096, a SQLite
+/// `VALUES` list 256): every row lands with its values and its NULLs, and a stale write among
+/// them still refuses the whole batch.
+async fn a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    const N: usize = 4_200;
+    let ids: Vec<String> = (0..N).map(|n| format!("i{n:05}")).collect();
+    let instances = ids.iter().enumerate().map(|(n, id)| {
+        let mut row = instance(id, "m", "running", n as i64);
+        row.end_time = (n % 2 == 1).then_some(n as i64 + 1);
+        row.business_key = (n % 3 == 0).then(|| format!("b{n}"));
+        (row, doc(&format!("{{\"n\":{n}}}")))
+    });
+    let tasks = ids.iter().enumerate().map(|(n, id)| {
+        let mut r = record(&format!("r{n:05}"), "t", "produce.success", n as i64);
+        r.progress = (n % 2 == 0).then_some(n as u8 % 100);
+        r.params = (n % 5 != 0).then(|| json!({"n": n}));
+        TaskRow { instance_id: id.clone(), record: r }
+    });
+    let batch = WriteBatch {
+        instances: instances.collect(),
+        tasks: tasks.collect(),
+        jobs: ids.iter().enumerate().map(|(n, id)| job(id, &format!("r{n:05}"), n as i64)).collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let some = ["i00000", "i00001", "i04095", "i04096", "i04199"];
+    let rows = must(store.instances(&some)).await;
+    assert_eq!(rows.len(), some.len());
+    for row in &rows {
+        let n: i64 = row.id[1..].parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((row.start_time, row.end_time), (n, (n % 2 == 1).then_some(n + 1)), "{}", row.id);
+        assert_eq!(row.business_key, (n % 3 == 0).then(|| format!("b{n}")), "{}", row.id);
+        let state = must(store.instance_state(&row.id)).await.map(|s| s.core);
+        assert_eq!(state, Some(format!("{{\"n\":{n}}}")));
+    }
+    let records = must(store.tasks(&["r00000", "r04095", "r04199"])).await;
+    let seen: Vec<(i64, Option<u8>, bool)> =
+        records.iter().map(|t| (t.record.create_time, t.record.progress, t.record.params.is_some())).collect();
+    assert_eq!(seen, [(0, Some(0), false), (4095, None, false), (4199, None, true)]);
+    let (jobs, total) = must(store.list_jobs(&JobFilter::default(), Page { offset: 0, limit: 1 })).await;
+    assert_eq!((jobs.len(), total), (1, N as u64));
+
+    // Every row moves on to version 2 but one, written as if version 2 were its own already.
+    let again = WriteBatch {
+        instances: ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let version = if n == N - 1 { 3 } else { 2 };
+                (InstanceRow { version, ..instance(id, "m", "completed", n as i64) }, doc("{}"))
+            })
+            .collect(),
+        ..WriteBatch::default()
+    };
+    assert!(matches!(store.commit(&again).await, Err(StoreError::Conflict(_))));
+    let versions = must(store.instance_versions(&["i00000", "i04199"])).await;
+    assert_eq!(versions, [("i00000".to_owned(), 1), ("i04199".to_owned(), 1)], "nothing of the batch was written");
+}
+
 fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
     InstanceRow {
         id: id.into(),
@@ -1684,6 +1744,7 @@ macro_rules! suite {
             a_deployment_goes_with_its_models_only_when_no_instance_stands_in_the_way,
             repository_lists_are_filtered_sorted_and_paged_by_the_database,
             a_batch_commits_instances_tasks_and_jobs_together,
+            a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one,
             an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
