@@ -247,8 +247,9 @@ impl Arrays {
         &mut self.columns[index]
     }
 
-    /// `head SELECT * FROM UNNEST($1::text[], $2::int8[], …) tail`, each column cast to the
-    /// array type its values were bound as.
+    /// `head SELECT * FROM UNNEST($1::text[], $2::int8[], …) AS r(column1, column2, …) tail`,
+    /// each column cast to the array type its values were bound as and named as a `VALUES`
+    /// list names its columns, so that a statement reads its rows the same from either.
     pub(crate) fn sql(&self, head: &str, tail: &str) -> String {
         let casts: Vec<String> = self
             .columns
@@ -258,7 +259,8 @@ impl Arrays {
                 format!("${}::{}", i + 1, if matches!(c, ArrayColumn::Text(_)) { "text[]" } else { "int8[]" })
             })
             .collect();
-        format!("{head} SELECT * FROM UNNEST({}){tail}", casts.join(", "))
+        let names: Vec<String> = (1..=self.columns.len()).map(|i| format!("column{i}")).collect();
+        format!("{head} SELECT * FROM UNNEST({}) AS r({}){tail}", casts.join(", "), names.join(", "))
     }
 
     /// The columns to bind, in order; refused when some column was bound as both text and a
@@ -681,7 +683,8 @@ macro_rules! sql_store {
             Monitoring(&'a (String, serde_json::Map<String, serde_json::Value>)),
             UserTasks(&'a [crate::NewUserTask]),
             Links(&'a [&'a crate::TaskLink]),
-            ClosedUserTask(&'a crate::ClosedUserTask),
+            /// User tasks their instance closed, each once.
+            ClosedUserTasks(&'a [&'a crate::ClosedUserTask]),
             ChangedUserTask(&'a crate::UserTaskRow),
             Comments(&'a [&'a crate::CommentRow]),
             /// Statement `usize` of a write of what hangs on the task.
@@ -827,6 +830,7 @@ macro_rules! sql_store {
             static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static CLOSED_USER_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             match work {
                 Work::Instances(chunk) => {
                     let mut b = Binds::new(chunk.len(), 24);
@@ -921,14 +925,19 @@ macro_rules! sql_store {
                     Encoded::Built(q)
                 }
                 Work::Links(links) => Encoded::Built(user_task_impl::insert_links(links.iter().copied())),
-                Work::ClosedUserTask(closed) => {
-                    let mut q = QueryBuilder::<$db>::new("UPDATE user_tasks SET end_time = ");
-                    q.push_bind(closed.end_time)
-                        .push(", delete_reason = ")
-                        .push_bind(closed.reason.as_deref())
-                        .push(", version = version + 1 WHERE end_time IS NULL AND id = ")
-                        .push_bind(closed.id.as_str());
-                    Encoded::Built(q)
+                Work::ClosedUserTasks(chunk) => {
+                    // One statement for a group's closed tasks: W2 closes one per instance, and
+                    // a statement each was a round trip each.
+                    let mut b = Binds::new(chunk.len(), 3);
+                    for closed in chunk.iter() {
+                        b.text(&closed.id).int(closed.end_time).opt_text(closed.reason.as_deref());
+                    }
+                    b.query(
+                        &CLOSED_USER_TASKS,
+                        "UPDATE user_tasks SET end_time = c.column2, delete_reason = c.column3,
+                        version = user_tasks.version + 1 FROM (",
+                        ") AS c WHERE user_tasks.id = c.column1 AND user_tasks.end_time IS NULL",
+                    )
                 }
                 Work::ChangedUserTask(row) => Encoded::Built(user_task_impl::update_user_task(row)),
                 Work::Comments(chunk) => Encoded::Built(user_task_impl::insert_comments(chunk.iter().copied())),
@@ -1251,7 +1260,11 @@ macro_rules! sql_store {
                 // People's changes first: a task claimed and then completed in one group is
                 // closed after the claim that read its version.
                 work.extend(batch.changed_user_tasks.iter().map(|c| Work::ChangedUserTask(&c.row)));
-                work.extend(batch.closed_user_tasks.iter().map(Work::ClosedUserTask));
+                // A task closes once: the first close of it stands, as it would row by row.
+                let mut closed_once = std::collections::HashSet::new();
+                let closed_user_tasks: Vec<&crate::ClosedUserTask> =
+                    batch.closed_user_tasks.iter().filter(|c| closed_once.insert(c.id.as_str())).collect();
+                work.extend(write_chunks(&closed_user_tasks).into_iter().map(Work::ClosedUserTasks));
                 let events: Vec<&crate::CommentRow> = batch.changed_user_tasks.iter().flat_map(|c| &c.comments).collect();
                 work.extend(chunks(&events).into_iter().map(Work::Comments));
                 // Then what hangs on the tasks, in the order of the changes (a deleted task's
@@ -1849,7 +1862,8 @@ mod tests {
         }
         assert_eq!(
             arrays.sql("INSERT INTO t (id, at, note)", " ON CONFLICT DO NOTHING"),
-            "INSERT INTO t (id, at, note) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[]) ON CONFLICT DO NOTHING"
+            "INSERT INTO t (id, at, note) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[]) \
+             AS r(column1, column2, column3) ON CONFLICT DO NOTHING"
         );
         let columns = arrays.into_columns().unwrap_or_else(|e| panic!("{e}"));
         let shown: Vec<String> = columns

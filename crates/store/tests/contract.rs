@@ -1000,6 +1000,39 @@ async fn user_tasks_come_from_batches_and_close_into_history(store: &dyn Store) 
     assert_eq!((t1.end_time, t1.version), (Some(9), 2));
 }
 
+/// A group closes many user tasks in one statement (or a few): each gets its own time and
+/// reason, a task closed before keeps its first close, and so does a task closed twice in
+/// the group.
+async fn user_tasks_closed_together_each_keep_their_first_close(store: &dyn Store) {
+    let tasks = (0..300).map(|n| format!("t{n:03}")).chain(["done".to_owned()]);
+    let batch = WriteBatch {
+        user_tasks: tasks.map(|id| NewUserTask { row: user_task(&id, None, 1), links: Vec::new() }).collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    let first = ClosedUserTask { id: "done".into(), end_time: 5, reason: Some("deleted".into()) };
+    must(store.commit(&WriteBatch { closed_user_tasks: vec![first], ..WriteBatch::default() })).await;
+    let mut closed: Vec<ClosedUserTask> = (0..300)
+        .map(|n| ClosedUserTask {
+            id: format!("t{n:03}"),
+            end_time: 100 + n,
+            reason: (n % 2 == 1).then(|| "canceled".to_owned()),
+        })
+        .collect();
+    closed.push(ClosedUserTask { id: "done".into(), end_time: 50, reason: None });
+    closed.push(ClosedUserTask { id: "t000".into(), end_time: 77, reason: Some("again".into()) });
+    must(store.commit(&WriteBatch { closed_user_tasks: closed, ..WriteBatch::default() })).await;
+    for (id, end, reason) in [
+        ("t000", 100, None),
+        ("t001", 101, Some("canceled")),
+        ("t299", 399, Some("canceled")),
+        ("done", 5, Some("deleted")),
+    ] {
+        let task = must(store.user_task(id)).await.unwrap_or_else(|| panic!("{id} gone"));
+        assert_eq!((task.end_time, task.delete_reason.as_deref(), task.version), (Some(end), reason, 2), "{id}");
+    }
+}
+
 /// Writes a standalone task, as a commit that creates it.
 async fn insert_task(store: &dyn Store, row: UserTaskRow) {
     let batch = WriteBatch { user_tasks: vec![NewUserTask { row, links: Vec::new() }], ..WriteBatch::default() };
@@ -1745,6 +1778,7 @@ macro_rules! suite {
             repository_lists_are_filtered_sorted_and_paged_by_the_database,
             a_batch_commits_instances_tasks_and_jobs_together,
             a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one,
+            user_tasks_closed_together_each_keep_their_first_close,
             an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,
             instances_list_filters_and_pages,
