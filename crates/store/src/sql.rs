@@ -186,6 +186,8 @@ impl Prebuilt {
     }
 
     /// A statement whose text does not depend on its rows (one array per column), made once.
+    /// It takes the slot of the largest chunk, which a backend that binds arrays never asks
+    /// [`Prebuilt::get`] for.
     pub(crate) fn once(&'static self, build: impl FnOnce() -> String) -> sqlx::SqlStr {
         use sqlx::SqlSafeStr;
         self.0[0].get_or_init(build).as_str().into_sql_str()
@@ -278,13 +280,23 @@ impl Arrays {
 
 /// The last write of each id, in first-write order: one statement may not touch a row twice.
 pub(crate) fn last_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
-    // foldhash, not SipHash: hashing every id of a group with SipHash took a fifth of the
-    // time spent encoding its commit, before the first statement could start.
-    let mut seen =
-        std::collections::HashSet::with_capacity_and_hasher(rows.len(), foldhash::fast::RandomState::default());
-    let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(id(r))).collect();
+    let mut out = first_of_each(rows.iter().rev(), rows.len(), id);
     out.reverse();
     out
+}
+
+/// The first write of each id, in order: where a later write of a row is one its statement
+/// would skip (a user task closed twice keeps its first close).
+pub(crate) fn first_per_id<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
+    first_of_each(rows.iter(), rows.len(), id)
+}
+
+/// The rows of `rows` whose id has not come before.
+fn first_of_each<'r, T>(rows: impl Iterator<Item = &'r T>, count: usize, id: impl Fn(&T) -> &str) -> Vec<&'r T> {
+    // foldhash, not SipHash: hashing every id of a group with SipHash took a fifth of the
+    // time spent encoding its commit, before the first statement could start.
+    let mut seen = std::collections::HashSet::with_capacity_and_hasher(count, foldhash::fast::RandomState::default());
+    rows.filter(|r| seen.insert(id(r))).collect()
 }
 
 /// The status index's condition: completed instances are left out of it (migration
@@ -372,7 +384,7 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
         use $crate::sql::{
             INSERT_INSTANCES, INSERT_JOBS, INSERT_TASKS, INSTANCE_COLUMNS, MODELS,
-            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, CLEARED_WAIT, closing_tasks, OUTCOME, OUTCOME_JOINS, chunks, json, last_per_id, kept_ends, InstanceWrite, ACTIVITIES, EXECUTIONS,
+            ON_INSTANCE_CONFLICT, ON_JOB_CONFLICT, ON_TASK_CONFLICT, CLEARED_WAIT, closing_tasks, OUTCOME, OUTCOME_JOINS, chunks, json, first_per_id, last_per_id, kept_ends, InstanceWrite, ACTIVITIES, EXECUTIONS,
         };
         use $crate::{
             json_text, Acquire, DeploymentRow, InstanceFilter, InstanceRow, JobFilter, JobLease, JobRow, ModelRow, Outcome, Page, Result, Store, StoreError,
@@ -780,7 +792,7 @@ macro_rules! sql_store {
             }
 
             /// The statement `head VALUES (…), … tail` for the rows bound, or where the backend
-            /// binds arrays, `head SELECT * FROM UNNEST(…) tail`.
+            /// binds arrays, `head SELECT * FROM UNNEST(…) AS r(column1, …) tail`.
             fn query(mut self, text: &'static $crate::sql::Prebuilt, head: &str, tail: &str) -> Encoded {
                 let sql = match (BIND_ARRAYS, self.arrays.take()) {
                     (Some(bind), Some(arrays)) => {
@@ -1261,9 +1273,7 @@ macro_rules! sql_store {
                 // closed after the claim that read its version.
                 work.extend(batch.changed_user_tasks.iter().map(|c| Work::ChangedUserTask(&c.row)));
                 // A task closes once: the first close of it stands, as it would row by row.
-                let mut closed_once = std::collections::HashSet::new();
-                let closed_user_tasks: Vec<&crate::ClosedUserTask> =
-                    batch.closed_user_tasks.iter().filter(|c| closed_once.insert(c.id.as_str())).collect();
+                let closed_user_tasks = first_per_id(&batch.closed_user_tasks, |c| c.id.as_str());
                 work.extend(write_chunks(&closed_user_tasks).into_iter().map(Work::ClosedUserTasks));
                 let events: Vec<&crate::CommentRow> = batch.changed_user_tasks.iter().flat_map(|c| &c.comments).collect();
                 work.extend(chunks(&events).into_iter().map(Work::Comments));
