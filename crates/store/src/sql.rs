@@ -198,6 +198,13 @@ impl Prebuilt {
 /// of a few thousand requests in one round trip, few enough that a statement stays a few MB.
 pub(crate) const ARRAY_ROWS: usize = 4096;
 
+/// Bytes of text one array statement carries before the rows after it go in the next one.
+/// PostgreSQL refuses a message or an array past 1 GB: a group of 64 instances at the 16 MB
+/// state limit would pass it, and the whole group, other users' requests with it, would fail
+/// to commit. A statement carries at most this plus one row (a row is bounded by the
+/// instance and command limits, well under 1 GB).
+pub(crate) const ARRAY_BYTES: usize = 64 * 1024 * 1024;
+
 /// The values of a multi-row write by column, for a backend that takes each column as one
 /// array (PostgreSQL's `UNNEST`). A `VALUES` list of 256 rows is thousands of parameters
 /// that the server plans anew and evaluates one by one at every statement, and a group of
@@ -209,6 +216,12 @@ pub(crate) struct Arrays {
     rows: usize,
     at: usize,
     mixed: Option<usize>,
+    /// Bytes of text a statement carries before the next row starts another ([`ARRAY_BYTES`]).
+    bound: usize,
+    /// Bytes of text bound since the last cut.
+    bytes: usize,
+    /// The rows that start another statement.
+    cuts: Vec<usize>,
 }
 
 /// One column's values.
@@ -217,9 +230,24 @@ pub(crate) enum ArrayColumn {
     Int(Vec<Option<i64>>),
 }
 
+impl ArrayColumn {
+    /// The values from row `at` on, left out of this one.
+    fn split_off(&mut self, at: usize) -> ArrayColumn {
+        match self {
+            ArrayColumn::Text(values) => ArrayColumn::Text(values.split_off(at)),
+            ArrayColumn::Int(values) => ArrayColumn::Int(values.split_off(at)),
+        }
+    }
+}
+
 impl Arrays {
     pub(crate) fn new(rows: usize, width: usize) -> Self {
-        Self { columns: Vec::with_capacity(width), width, rows, at: 0, mixed: None }
+        Self::bounded(rows, width, ARRAY_BYTES)
+    }
+
+    /// Values cut into statements of about `bound` bytes of text each.
+    fn bounded(rows: usize, width: usize, bound: usize) -> Self {
+        Self { columns: Vec::with_capacity(width), width, rows, at: 0, mixed: None, bound, bytes: 0, cuts: Vec::new() }
     }
 
     pub(crate) fn text(&mut self, value: Option<&str>) {
@@ -228,7 +256,8 @@ impl Arrays {
             ArrayColumn::Text(values) => values.push(value.map(str::to_owned)),
             ArrayColumn::Int(_) => self.mixed = self.mixed.or(Some(self.at % self.width)),
         }
-        self.at += 1;
+        self.bytes += value.map_or(0, str::len);
+        self.advance();
     }
 
     pub(crate) fn int(&mut self, value: Option<i64>) {
@@ -237,7 +266,16 @@ impl Arrays {
             ArrayColumn::Int(values) => values.push(value),
             ArrayColumn::Text(_) => self.mixed = self.mixed.or(Some(self.at % self.width)),
         }
+        self.advance();
+    }
+
+    /// Past one value; a row that ends past the byte bound ends its statement.
+    fn advance(&mut self) {
         self.at += 1;
+        if self.at.is_multiple_of(self.width) && self.bytes >= self.bound {
+            self.cuts.push(self.at / self.width);
+            self.bytes = 0;
+        }
     }
 
     /// The column the next value belongs to, made by the first row.
@@ -265,16 +303,25 @@ impl Arrays {
         format!("{head} SELECT * FROM UNNEST({}) AS r({}){tail}", casts.join(", "), names.join(", "))
     }
 
-    /// The columns to bind, in order; refused when some column was bound as both text and a
-    /// number, or some row was left short.
-    pub(crate) fn into_columns(self) -> Result<Vec<ArrayColumn>, String> {
+    /// The columns to bind, in order, of each statement the rows go in (one unless their text
+    /// passed the byte bound); refused when some column was bound as both text and a number,
+    /// or some row was left short.
+    pub(crate) fn into_statements(self) -> Result<Vec<Vec<ArrayColumn>>, String> {
         if let Some(column) = self.mixed {
             return Err(format!("column {} bound as both text and a number", column + 1));
         }
         if self.columns.len() != self.width || !self.at.is_multiple_of(self.width) {
             return Err(format!("{} values do not make rows of {} columns", self.at, self.width));
         }
-        Ok(self.columns)
+        let rows = self.at / self.width;
+        let mut columns = self.columns;
+        let mut statements = Vec::with_capacity(self.cuts.len() + 1);
+        for &cut in self.cuts.iter().rev().filter(|&&cut| cut < rows) {
+            statements.push(columns.iter_mut().map(|c| c.split_off(cut)).collect());
+        }
+        statements.push(columns);
+        statements.reverse();
+        Ok(statements)
     }
 }
 
@@ -792,35 +839,45 @@ macro_rules! sql_store {
             }
 
             /// The statement `head VALUES (…), … tail` for the rows bound, or where the backend
-            /// binds arrays, `head SELECT * FROM UNNEST(…) AS r(column1, …) tail`.
+            /// binds arrays, `head SELECT * FROM UNNEST(…) AS r(column1, …) tail` (one more for
+            /// each [`ARRAY_BYTES`]($crate::sql::ARRAY_BYTES) of text).
             fn query(mut self, text: &'static $crate::sql::Prebuilt, head: &str, tail: &str) -> Encoded {
-                let sql = match (BIND_ARRAYS, self.arrays.take()) {
+                let statements = match (BIND_ARRAYS, self.arrays.take()) {
                     (Some(bind), Some(arrays)) => {
                         let sql = text.once(|| arrays.sql(head, tail));
-                        match arrays.into_columns() {
-                            Ok(columns) => {
-                                if let Err(e) = bind(&mut self.args, columns) {
-                                    self.failed.get_or_insert(e);
+                        let mut statements = Vec::new();
+                        match arrays.into_statements() {
+                            Ok(parts) => {
+                                for columns in parts {
+                                    let mut args = Args::default();
+                                    if let Err(e) = bind(&mut args, columns) {
+                                        self.failed.get_or_insert(e);
+                                    }
+                                    statements.push(sqlx::query_with(sql.clone(), args));
                                 }
                             }
                             Err(e) => {
                                 self.failed.get_or_insert(e.into());
                             }
                         }
-                        sql
+                        statements
                     }
-                    _ => text.get(head, self.rows, self.columns, $numbered, tail),
+                    _ => {
+                        let sql = text.get(head, self.rows, self.columns, $numbered, tail);
+                        vec![sqlx::query_with(sql, self.args)]
+                    }
                 };
                 match self.failed {
                     Some(e) => Encoded::Failed(e.to_string()),
-                    None => Encoded::Ready(sqlx::query_with(sql, self.args)),
+                    None => Encoded::Ready(statements),
                 }
             }
         }
 
         /// A statement of a commit, ready to run.
         enum Encoded {
-            Ready(sqlx::query::Query<'static, $db, Args>),
+            /// Statements run in turn, their rows counted together.
+            Ready(Vec<sqlx::query::Query<'static, $db, Args>>),
             Built(QueryBuilder<$db>),
             Failed(String),
         }
@@ -828,7 +885,13 @@ macro_rules! sql_store {
         impl Encoded {
             async fn execute(self, tx: &mut <$db as sqlx::Database>::Connection) -> Result<u64> {
                 Ok(match self {
-                    Encoded::Ready(q) => q.execute(&mut *tx).await?.rows_affected(),
+                    Encoded::Ready(statements) => {
+                        let mut rows = 0;
+                        for q in statements {
+                            rows += q.execute(&mut *tx).await?.rows_affected();
+                        }
+                        rows
+                    }
                     Encoded::Built(mut q) => q.build().execute(&mut *tx).await?.rows_affected(),
                     Encoded::Failed(message) => return Err(StoreError::Corrupt(format!("a value could not be encoded: {message}"))),
                 })
@@ -1875,15 +1938,50 @@ mod tests {
             "INSERT INTO t (id, at, note) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[]) \
              AS r(column1, column2, column3) ON CONFLICT DO NOTHING"
         );
-        let columns = arrays.into_columns().unwrap_or_else(|e| panic!("{e}"));
-        let shown: Vec<String> = columns
+        let statements = arrays.into_statements().unwrap_or_else(|e| panic!("{e}"));
+        let shown: Vec<Vec<String>> = statements.iter().map(|columns| show(columns)).collect();
+        assert_eq!(shown, [[r#"[Some("a"), Some("b")]"#, "[Some(1), Some(2)]", r#"[Some("x"), None]"#]]);
+    }
+
+    fn show(columns: &[super::ArrayColumn]) -> Vec<String> {
+        columns
             .iter()
             .map(|c| match c {
                 super::ArrayColumn::Text(v) => format!("{v:?}"),
                 super::ArrayColumn::Int(v) => format!("{v:?}"),
             })
-            .collect();
-        assert_eq!(shown, [r#"[Some("a"), Some("b")]"#, "[Some(1), Some(2)]", r#"[Some("x"), None]"#]);
+            .collect()
+    }
+
+    #[test]
+    fn arrays_start_another_statement_after_the_row_that_passes_the_byte_bound() {
+        let mut arrays = super::Arrays::bounded(6, 2, 10);
+        // 6 + 6 bytes pass the bound at the second row; the third passes it alone; the last
+        // passes it too, and no empty statement follows it.
+        for (at, text) in
+            [(1, "aaaaaa"), (2, "bbbbbb"), (3, "a row of twenty byte"), (4, "c"), (5, "d"), (6, "0123456789")]
+        {
+            arrays.int(Some(at));
+            arrays.text(Some(text));
+        }
+        let statements = arrays.into_statements().unwrap_or_else(|e| panic!("{e}"));
+        let shown: Vec<Vec<String>> = statements.iter().map(|columns| show(columns)).collect();
+        assert_eq!(
+            shown,
+            [
+                vec!["[Some(1), Some(2)]".to_owned(), r#"[Some("aaaaaa"), Some("bbbbbb")]"#.to_owned()],
+                vec!["[Some(3)]".to_owned(), r#"[Some("a row of twenty byte")]"#.to_owned()],
+                vec![
+                    "[Some(4), Some(5), Some(6)]".to_owned(),
+                    r#"[Some("c"), Some("d"), Some("0123456789")]"#.to_owned()
+                ],
+            ]
+        );
+        // Under the bound, one statement.
+        let mut small = super::Arrays::new(2, 1);
+        small.text(Some("a"));
+        small.text(None);
+        assert_eq!(small.into_statements().map(|s| s.len()), Ok(1));
     }
 
     #[test]
@@ -1893,12 +1991,12 @@ mod tests {
         mixed.int(Some(1));
         mixed.int(Some(2));
         mixed.int(Some(3));
-        assert_eq!(mixed.into_columns().err().as_deref(), Some("column 1 bound as both text and a number"));
+        assert_eq!(mixed.into_statements().err().as_deref(), Some("column 1 bound as both text and a number"));
         let mut short = super::Arrays::new(2, 2);
         short.text(Some("a"));
         short.int(Some(1));
         short.text(Some("b"));
-        assert_eq!(short.into_columns().err().as_deref(), Some("3 values do not make rows of 2 columns"));
+        assert_eq!(short.into_statements().err().as_deref(), Some("3 values do not make rows of 2 columns"));
     }
 
     #[test]

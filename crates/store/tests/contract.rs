@@ -111,6 +111,42 @@ async fn a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one(
     assert_eq!(versions, [("i00000".to_owned(), 1), ("i04199".to_owned(), 1)], "nothing of the batch was written");
 }
 
+/// Instances whose states pass 64 MB together (PostgreSQL takes them in more than one array
+/// statement, which a group of big instances needs to stay under its 1 GB message limit):
+/// each lands whole, and a stale one among them still refuses the batch.
+async fn a_batch_of_big_instances_writes_each_whole_and_still_refuses_a_stale_one(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let big = |n: usize| format!("{{\"n\":{n},\"text\":\"{}\"}}", "x".repeat(15 * 1024 * 1024));
+    let ids: Vec<String> = (0..6).map(|n| format!("big{n}")).collect();
+    let batch = WriteBatch {
+        instances: ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| (instance(id, "m", "running", n as i64), doc(&big(n))))
+            .collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&batch)).await;
+    for (n, id) in ids.iter().enumerate() {
+        let state = must(store.instance_state(id)).await.map(|s| s.core);
+        assert!(state.as_deref() == Some(big(n).as_str()), "{id} lost or cut its state");
+    }
+    let again = WriteBatch {
+        instances: ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let version = if n == ids.len() - 1 { 3 } else { 2 };
+                (InstanceRow { version, ..instance(id, "m", "completed", n as i64) }, doc(&big(n + 1)))
+            })
+            .collect(),
+        ..WriteBatch::default()
+    };
+    assert!(matches!(store.commit(&again).await, Err(StoreError::Conflict(_))));
+    let versions = must(store.instance_versions(&["big0", "big5"])).await;
+    assert_eq!(versions, [("big0".to_owned(), 1), ("big5".to_owned(), 1)], "nothing of the batch was written");
+}
+
 fn instance(id: &str, model_id: &str, status: &str, start: i64) -> InstanceRow {
     InstanceRow {
         id: id.into(),
@@ -1778,6 +1814,7 @@ macro_rules! suite {
             repository_lists_are_filtered_sorted_and_paged_by_the_database,
             a_batch_commits_instances_tasks_and_jobs_together,
             a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one,
+            a_batch_of_big_instances_writes_each_whole_and_still_refuses_a_stale_one,
             user_tasks_closed_together_each_keep_their_first_close,
             an_instance_in_parts_reads_back_as_its_commits_left_it,
             a_failed_batch_writes_nothing,
