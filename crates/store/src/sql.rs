@@ -346,6 +346,56 @@ fn first_of_each<'r, T>(rows: impl Iterator<Item = &'r T>, count: usize, id: imp
     rows.filter(|r| seen.insert(id(r))).collect()
 }
 
+/// The statement that leases the oldest jobs `a` asks for that nobody holds: those never held
+/// or let go, through the `jobs_free` index, and those whose lease has ended, through
+/// `jobs_held` (migration `20261207000031`); each side to the limit, the oldest of both taken.
+/// `lock` follows each side's select (PostgreSQL's `FOR UPDATE SKIP LOCKED`: concurrent
+/// fetches pass over each other's jobs instead of waiting for them).
+pub(crate) fn acquire_statement<'a, DB: sqlx::Database>(a: &crate::Acquire<'a>, lock: &str) -> sqlx::QueryBuilder<DB>
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let limit = i64::try_from(a.limit).unwrap_or(i64::MAX);
+    let mut q = sqlx::QueryBuilder::<DB>::new("WITH ");
+    for held in [false, true] {
+        if held {
+            // A held job's lease ends at `locked_until`; its holder takes it back at once
+            // after a restart.
+            q.push(", ended AS (SELECT record_id, created_at FROM jobs WHERE owner IS NOT NULL AND (locked_until <= ");
+            q.push_bind(a.now);
+            if a.include_own {
+                q.push(" OR owner = ").push_bind(a.owner);
+            }
+        } else {
+            // A job let go for a retry waits for its back-off in `locked_until`.
+            q.push("free AS (SELECT record_id, created_at FROM jobs WHERE owner IS NULL AND (locked_until IS NULL OR locked_until <= ");
+            q.push_bind(a.now);
+        }
+        q.push(") AND stone IN (");
+        let mut list = q.separated(", ");
+        for s in a.stones {
+            list.push_bind(*s);
+        }
+        q.push(")");
+        if let Some(action) = a.action {
+            q.push(" AND action = ").push_bind(action);
+        }
+        q.push(" ORDER BY created_at, record_id LIMIT ").push_bind(limit);
+        if !lock.is_empty() {
+            q.push(" ").push(lock);
+        }
+        q.push(")");
+    }
+    q.push(" UPDATE jobs SET owner = ").push_bind(a.owner).push(", locked_until = ").push_bind(a.until);
+    q.push(
+        " WHERE record_id IN (SELECT record_id FROM (SELECT * FROM free UNION ALL SELECT * FROM ended) AS f \
+         ORDER BY created_at, record_id LIMIT ",
+    );
+    q.push_bind(limit).push(") RETURNING *");
+    q
+}
+
 /// The status index's condition: completed instances are left out of it (migration
 /// `20261206000030`). SQLite uses a partial index only for a query that names its condition,
 /// so a query of any other status names it beside its own test.
@@ -1696,23 +1746,7 @@ macro_rules! sql_store {
                     return Ok(Vec::new());
                 }
                 let _writing = self.writing().await;
-                let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET owner = ");
-                q.push_bind(a.owner).push(", locked_until = ").push_bind(a.until);
-                q.push(" WHERE record_id IN (SELECT record_id FROM jobs WHERE stone IN (");
-                let mut list = q.separated(", ");
-                for s in a.stones {
-                    list.push_bind(*s);
-                }
-                q.push(")");
-                if let Some(action) = a.action {
-                    q.push(" AND action = ").push_bind(action);
-                }
-                q.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(a.now);
-                if a.include_own {
-                    q.push(" OR owner = ").push_bind(a.owner);
-                }
-                q.push(") ORDER BY created_at, record_id LIMIT ").push_bind(a.limit as i64);
-                q.push(concat!(" ", $lock, ") RETURNING *"));
+                let mut q = $crate::sql::acquire_statement::<$db>(&a, $lock);
                 // A lease is soft state: one lost in a crash only means the job is handed out
                 // again. It reaches the disk with the next commit instead of waiting for a sync.
                 let mut conn = self.pool.acquire().await?;

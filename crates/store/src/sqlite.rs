@@ -288,6 +288,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fetch_reads_free_jobs_and_ended_leases_through_their_own_indexes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap_or_else(|e| panic!("{e}"));
+        let acquire = crate::Acquire {
+            stones: &["a", "b"],
+            owner: "w",
+            now: 1,
+            until: 2,
+            include_own: false,
+            limit: 64,
+            action: Some("start"),
+        };
+        let statement = crate::sql::acquire_statement::<sqlx::Sqlite>(&acquire, "");
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", statement.sql().as_str())))
+                .fetch_all(&store.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        let detail = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+        // Held jobs are reached only by the end of their lease, never stepped over one by one.
+        assert!(detail.contains("SEARCH jobs USING INDEX jobs_free (stone=?)"), "{detail}");
+        assert!(detail.contains("SEARCH jobs USING INDEX jobs_held (locked_until<?)"), "{detail}");
+        assert!(!detail.contains("SCAN jobs"), "{detail}");
+    }
+
+    #[tokio::test]
     async fn waits_written_before_they_were_kept_on_their_records_survive_the_migrations() {
         use crate::SubscriptionStore;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -750,6 +750,41 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
     assert_eq!(late, ["owned", "free"], "ended leases are taken over, oldest first");
 }
 
+/// A fetch takes, oldest first, both jobs nobody held and jobs whose lease has ended, and
+/// none still held or waiting out a retry's back-off, however many of those come first.
+async fn a_fetch_takes_the_oldest_free_and_ended_jobs_and_passes_over_held_ones(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let held = |record: &str, at: i64, until: i64| JobRow {
+        owner: Some("w".into()),
+        locked_until: Some(until),
+        ..job("i", record, at)
+    };
+    let mut jobs: Vec<JobRow> = (0..500).map(|n| held(&format!("held{n:03}"), n, 10_000)).collect();
+    jobs.push(held("ended-old", 600, 900));
+    jobs.push(job("i", "free-mid", 700));
+    jobs.push(JobRow { locked_until: Some(5_000), ..job("i", "retry-later", 650) });
+    jobs.push(held("ended-young", 800, 1_000));
+    jobs.push(JobRow { locked_until: Some(1_000), ..job("i", "retry-due", 900) });
+    jobs.push(job("i", "free-young", 950));
+    let other = Job { stone: "other".into(), ..job("i", "other-stone", 1).job };
+    jobs.push(JobRow { job: other, ..job("i", "other-stone", 1) });
+    let batch =
+        WriteBatch { instances: vec![(instance("i", "m", "running", 1), doc("{}"))], jobs, ..WriteBatch::default() };
+    must(store.commit(&batch)).await;
+    let take = |limit: u64, owner: &'static str| {
+        let acquire = Acquire { limit, ..acquire(&["noop"], owner, 1_000) };
+        async move { must(store.acquire_jobs(acquire)).await.into_iter().map(|j| j.job.record_id).collect::<Vec<_>>() }
+    };
+    assert_eq!(take(3, "a").await, ["ended-old", "free-mid", "ended-young"], "the oldest three, of either kind");
+    assert_eq!(take(10, "b").await, ["retry-due", "free-young"], "then the rest; held ones and later retries stay");
+    assert!(take(10, "c").await.is_empty());
+    let (mine, _) = must(
+        store.list_jobs(&JobFilter { owner: Some("a".into()), ..JobFilter::default() }, Page { offset: 0, limit: 10 }),
+    )
+    .await;
+    assert_eq!(mine.iter().map(|j| j.locked_until).collect::<Vec<_>>(), [Some(2_000); 3], "leased until now + 1000");
+}
+
 /// Three claimers race for the same jobs: none is handed out twice.
 async fn racing_claimers_never_share_a_job(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
@@ -1825,6 +1860,7 @@ macro_rules! suite {
             the_pass_that_completed_an_instance_is_listed_after_later_writes_of_its_row,
             a_write_based_on_an_old_version_is_refused_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
+            a_fetch_takes_the_oldest_free_and_ended_jobs_and_passes_over_held_ones,
             racing_claimers_never_share_a_job,
             timers_are_leased_when_due_and_taken_over_when_the_lease_ends,
             a_timer_set_again_moves_and_is_forgotten_only_for_its_time,
