@@ -182,12 +182,15 @@ pub trait Store:
     async fn outcomes(&self, ids: &[&str]) -> Result<Vec<(String, Outcome)>>;
 
     /// The task records of an instance, oldest first.
-    async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>>;
+    async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
+        self.tasks_of_instances(&[instance_id], false).await
+    }
 
-    /// The task records of these instances still open, each instance's oldest first: what
-    /// they wait for, read without the records they closed (a client polling a long process
-    /// reads only these), for many instances in a few statements.
-    async fn open_tasks_of_instances(&self, instance_ids: &[&str]) -> Result<Vec<TaskRow>>;
+    /// The task records of these instances, each instance's oldest first, for many instances
+    /// in a few statements: what the runtime reads for many requests asking for one
+    /// instance's each at once. With `open`, only those still open: what they wait for, read
+    /// without the records they closed (a client polling a long process reads only these).
+    async fn tasks_of_instances(&self, instance_ids: &[&str], open: bool) -> Result<Vec<TaskRow>>;
     /// A task record by its id (the current attempt's id is its activity-instance id).
     async fn task(&self, id: &str) -> Result<Option<TaskRow>>;
     /// Task records by their ids, in a few statements; ids not found are left out. What the

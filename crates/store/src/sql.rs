@@ -586,12 +586,6 @@ macro_rules! sql_store {
             Ok(out)
         }
 
-        /// The task records `sql` selects of one instance (its `$1`).
-        async fn task_rows(pool: &sqlx::Pool<$db>, sql: &'static str, instance_id: &str) -> Result<Vec<TaskRow>> {
-            let rows = sqlx::query(sql).bind(instance_id).fetch_all(pool).await?;
-            rows.iter().map(task_row).collect()
-        }
-
         fn job_action(r: &DbRow) -> Result<Action> {
             let action: String = r.try_get("action")?;
             Action::parse(&action).ok_or_else(|| StoreError::Corrupt(format!("job action {action}")))
@@ -1615,12 +1609,9 @@ macro_rules! sql_store {
                 Ok(out)
             }
 
-            async fn tasks_of_instance(&self, instance_id: &str) -> Result<Vec<TaskRow>> {
-                task_rows(&self.pool, "SELECT * FROM tasks WHERE instance_id = $1 ORDER BY create_time, id", instance_id).await
-            }
-
-            async fn open_tasks_of_instances(&self, instance_ids: &[&str]) -> Result<Vec<TaskRow>> {
-                let select = "SELECT * FROM tasks WHERE end_time IS NULL AND instance_id";
+            async fn tasks_of_instances(&self, instance_ids: &[&str], open: bool) -> Result<Vec<TaskRow>> {
+                let select =
+                    if open { "SELECT * FROM tasks WHERE end_time IS NULL AND instance_id" } else { "SELECT * FROM tasks WHERE instance_id" };
                 let mut rows = rows_in(&self.pool, select, instance_ids, task_row).await?;
                 rows.sort_unstable_by(|a, b| (a.record.create_time, &a.record.id).cmp(&(b.record.create_time, &b.record.id)));
                 Ok(rows)

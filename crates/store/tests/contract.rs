@@ -603,14 +603,23 @@ async fn tasks_of_an_instance_come_in_creation_order_and_the_open_ones_alone(sto
     must(store.commit(&batch)).await;
     let ids = |rows: Vec<TaskRow>| rows.into_iter().map(|t| t.record.id).collect::<Vec<_>>();
     assert_eq!(ids(must(store.tasks_of_instance("i")).await), ["b", "a", "c", "d"]);
-    assert_eq!(ids(must(store.open_tasks_of_instances(&["i"])).await), ["c", "d"]);
-    let both = must(store.open_tasks_of_instances(&["none", "i", "h"])).await;
+    assert_eq!(ids(must(store.tasks_of_instances(&["i"], true)).await), ["c", "d"]);
+    let both = must(store.tasks_of_instances(&["none", "i", "h"], true)).await;
     let of = |instance: &str| {
         both.iter().filter(|t| t.instance_id == instance).map(|t| t.record.id.as_str()).collect::<Vec<_>>()
     };
     assert_eq!((of("i"), of("h"), both.len()), (vec!["c", "d"], vec!["e"], 3), "each instance's own, oldest first");
+    let all = must(store.tasks_of_instances(&["h", "i"], false)).await;
+    let of = |instance: &str| {
+        all.iter().filter(|t| t.instance_id == instance).map(|t| t.record.id.as_str()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        (of("i"), of("h")),
+        (vec!["b", "a", "c", "d"], vec!["e"]),
+        "closed ones too, each instance's oldest first"
+    );
     assert!(must(store.tasks_of_instance("none")).await.is_empty());
-    assert!(must(store.open_tasks_of_instances(&["none"])).await.is_empty());
+    assert!(must(store.tasks_of_instances(&["none"], true)).await.is_empty());
 }
 
 /// The pass that completed an instance is listed with its activities like every other pass,

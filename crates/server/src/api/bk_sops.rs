@@ -817,7 +817,7 @@ async fn node_command(c: &Call<'_>, action: &str, data: Value) -> Result<(), Api
         c.rt.apply(&instance, command).await?;
         return Ok(());
     }
-    let records = c.rt.store().tasks_of_instance(&instance).await?;
+    let records = c.rt.tasks_of_instance(&instance).await?;
     let record = records
         .iter()
         .rev()
@@ -882,7 +882,7 @@ async fn node_detail(c: &Call<'_>, with_history: bool) -> Result<Value, ApiError
     let task = task_of(c, c.number("task_id")?).await?;
     let node = c.required("node_id")?;
     let instance = started_instance(&task)?;
-    let records = c.rt.store().tasks_of_instance(&instance).await?;
+    let records = c.rt.tasks_of_instance(&instance).await?;
     let runs: Vec<_> = records.iter().map(|r| &r.record).filter(|r| r.element == node).collect();
     let current = runs
         .iter()

@@ -124,7 +124,7 @@ pub(crate) async fn bulk(State(rt): State<Runtime>, session: Session, body: axum
 
 /// Runs again the failed stone tasks of an instance in debug mode, with their parameters.
 async fn rerun_failed(rt: &Runtime, id: &str) -> Result<(), ApiError> {
-    let tasks = rt.store().tasks_of_instance(id).await?;
+    let tasks = rt.tasks_of_instance(id).await?;
     let failed = failed_stones(&tasks);
     if failed.is_empty() {
         return Err(ApiError::conflict(format!("instance {id} has no failed stone task to run again")));

@@ -411,7 +411,7 @@ fn task_buttons(
 
 /// An instance's status (with what can be done to it), diagram, task records and variables.
 async fn fragment(rt: &Runtime, row: &flowstone_store::InstanceRow, csrf: &str) -> Result<String, ApiError> {
-    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    let tasks = rt.tasks_of_instance(&row.id).await?;
     let mut out = String::new();
     let path = format!("/console/instances/{}", percent(&row.id));
     let mut acts = String::new();

@@ -33,6 +33,8 @@ pub(super) enum Read {
     Instance(String, Answer<Option<InstanceRow>>),
     /// The open task records of an instance, oldest first.
     OpenTasks(String, Answer<Vec<TaskRow>>),
+    /// Every task record of an instance, oldest first.
+    Tasks(String, Answer<Vec<TaskRow>>),
     /// A task record by its id, or `None` when there is none.
     Task(String, Answer<Option<TaskRow>>),
 }
@@ -60,11 +62,12 @@ pub(super) fn start(store: Arc<dyn Store>) -> mpsc::UnboundedSender<Read> {
 
 /// Reads what `asked` asks for in one statement per kind, and answers each.
 async fn answer(store: &dyn Store, asked: Vec<Read>) {
-    let (mut instances, mut open, mut records) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut instances, mut open, mut all, mut records) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for read in asked {
         match read {
             Read::Instance(id, reply) => instances.push((id, reply)),
             Read::OpenTasks(id, reply) => open.push((id, reply)),
+            Read::Tasks(id, reply) => all.push((id, reply)),
             Read::Task(id, reply) => records.push((id, reply)),
         }
     }
@@ -82,24 +85,29 @@ async fn answer(store: &dyn Store, asked: Vec<Read>) {
             answer_by_id(records, found, |t| t.record.id.as_str());
         }
     };
-    tokio::join!(by_instance, by_record, answer_open(store, open));
+    tokio::join!(
+        by_instance,
+        by_record,
+        answer_of_instances(store, open, true),
+        answer_of_instances(store, all, false)
+    );
 }
 
-/// Answers each read of an instance's open records.
-async fn answer_open(store: &dyn Store, open: Vec<(String, Answer<Vec<TaskRow>>)>) {
-    if !open.is_empty() {
-        match store.open_tasks_of_instances(&distinct(&open)).await {
+/// Answers each read of an instance's records (its open ones alone, with `open`).
+async fn answer_of_instances(store: &dyn Store, reads: Vec<(String, Answer<Vec<TaskRow>>)>, open: bool) {
+    if !reads.is_empty() {
+        match store.tasks_of_instances(&distinct(&reads), open).await {
             Ok(found) => {
                 let mut by_instance: HashMap<&str, Vec<&TaskRow>> = HashMap::new();
                 for row in &found {
                     by_instance.entry(row.instance_id.as_str()).or_default().push(row);
                 }
-                for (id, reply) in open {
+                for (id, reply) in reads {
                     let rows = by_instance.get(id.as_str()).map(|rows| rows.iter().map(|r| (*r).clone()).collect());
                     let _ = reply.send(Ok(rows.unwrap_or_default()));
                 }
             }
-            Err(e) => fail(open, &e),
+            Err(e) => fail(reads, &e),
         }
     }
 }
@@ -157,7 +165,19 @@ impl Runtime {
     pub async fn open_tasks(&self, instance_id: &str) -> flowstone_store::Result<Vec<TaskRow>> {
         match self.batched(|reply| Read::OpenTasks(instance_id.to_owned(), reply)).await {
             Some(answer) => answer,
-            None => self.store.open_tasks_of_instances(&[instance_id]).await,
+            None => self.store.tasks_of_instances(&[instance_id], true).await,
+        }
+    }
+
+    /// Every task record of an instance, oldest first, as committed: [`Store::tasks_of_instance`],
+    /// read together with the other such reads asked for at the same time.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn tasks_of_instance(&self, instance_id: &str) -> flowstone_store::Result<Vec<TaskRow>> {
+        match self.batched(|reply| Read::Tasks(instance_id.to_owned(), reply)).await {
+            Some(answer) => answer,
+            None => self.store.tasks_of_instance(instance_id).await,
         }
     }
 
@@ -220,15 +240,17 @@ mod tests {
                         Some(t) => rt.task(&t.record.id).await.unwrap(),
                         None => rt.task(&id).await.unwrap(),
                     };
-                    (row, open, record, id)
+                    let all = rt.tasks_of_instance(&id).await.unwrap();
+                    (row, open, record, all, id)
                 })
             })
             .collect();
         for handle in asked {
-            let (row, open, record, id) = handle.await.unwrap();
+            let (row, open, record, all, id) = handle.await.unwrap();
             assert_eq!(record.as_ref(), open.first(), "{id}");
             assert_eq!(row, store.instance(&id).await.unwrap(), "{id}");
-            assert_eq!(open, store.open_tasks_of_instances(&[&id]).await.unwrap(), "{id}");
+            assert_eq!(open, store.tasks_of_instances(&[&id], true).await.unwrap(), "{id}");
+            assert_eq!(all, store.tasks_of_instance(&id).await.unwrap(), "{id}");
             assert_eq!((row.is_some(), open.len()), (id != "unknown", usize::from(id != "unknown")), "{id}");
         }
         rt.shutdown();

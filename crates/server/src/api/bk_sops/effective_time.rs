@@ -52,7 +52,7 @@ pub(super) async fn effective_time(c: &Call<'_>) -> Result<Value, ApiError> {
             task.id, instance.status
         )));
     }
-    let records = c.rt.store().tasks_of_instance(&instance.id).await?;
+    let records = c.rt.tasks_of_instance(&instance.id).await?;
     let mut waited_ms = 0;
     let (mut runs, mut excluded) = (0, 0);
     for r in records.iter().map(|r| &r.record) {

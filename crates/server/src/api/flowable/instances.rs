@@ -402,7 +402,7 @@ async fn diagram(State(rt): State<Runtime>, Path(id): Path<String>) -> FlowableR
     let p = running(&rt, &id).await?;
     let model = rt.model(&p.model_id).await?.ok_or_else(|| definition_not_found(&p.model_id))?;
     let def = rt.definition(&model)?;
-    let tasks = rt.store().tasks_of_instance(&p.id).await?;
+    let tasks = rt.tasks_of_instance(&p.id).await?;
     let drawn = crate::console::diagram::of_instance(&def, &p, &tasks);
     Ok(super::repository::png(crate::console::image::png(drawn).await?))
 }

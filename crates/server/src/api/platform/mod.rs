@@ -394,7 +394,7 @@ async fn list_tasks(State(rt): State<Runtime>, Query(q): Query<TaskQuery>) -> Ap
         .process_instance_id
         .ok_or_else(|| ApiError::bad_request("the query parameter `processInstanceId` is required"))?;
     let row = find_process(&rt, &id).await?;
-    let tasks = rt.store().tasks_of_instance(&row.id).await?;
+    let tasks = rt.tasks_of_instance(&row.id).await?;
     Ok(Json(tasks.iter().map(TaskView::from).collect()))
 }
 

@@ -198,7 +198,7 @@ pub(crate) struct Waiting {
 
 impl ProcessView {
     /// The process, with what it waits for: its `open` records (as
-    /// [`flowstone_store::Store::open_tasks_of_instances`] reads them).
+    /// [`flowstone_store::Store::tasks_of_instances`] reads them).
     pub(crate) fn waiting(mut self, open: &[TaskRow]) -> Self {
         let open = open.iter().map(|t| &t.record);
         self.waiting_for = Some(
