@@ -432,6 +432,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 limits: limits.limits(),
                 history_ttl,
                 stuck_after: Some(stuck_after),
+                ..flowstone_server::RuntimeOptions::default()
             };
             let config = flowstone_server::Config {
                 listen,

@@ -236,3 +236,62 @@ async fn a_worker_waiting_on_one_server_gets_a_job_committed_by_another() {
     assert_eq!(jobs[0]["processInstanceId"], p["processInstanceId"]);
     assert!(waited < Duration::from_secs(10), "woken by the other server's commit ({waited:?})");
 }
+
+/// Handing a job out is its `begin`: applied at once, and written with the job's outcome when
+/// that comes within the begin's wait, or alone once the wait is over.
+mod begins {
+    use super::*;
+    use flowstone_server::RuntimeOptions;
+
+    async fn server(backend: common::Backend, wait: Duration) -> Option<TestServer> {
+        let options =
+            |_: &std::path::Path| RuntimeOptions { stones: Vec::new(), begin_wait: wait, ..RuntimeOptions::default() };
+        TestServer::start_configured(backend, options).await
+    }
+
+    /// How many times the instance was written.
+    async fn version(s: &TestServer, id: &str) -> i64 {
+        common::must(s.runtime().store().instance(id).await).map_or(0, |row| row.version)
+    }
+
+    async fn handed_out(s: &TestServer) -> (String, String) {
+        let id = started(s).await;
+        assert_eq!(version(s, &id).await, 1, "written once as it started");
+        let jobs = fetch(s, "w1", 0, 30_000).await;
+        (id, jobs[0]["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn a_job_reported_within_its_begins_wait_writes_its_instance_once(backend: common::Backend) {
+        let Some(s) = server(backend, Duration::from_secs(600)).await else { return };
+        let (id, job) = handed_out(&s).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(version(&s, &id).await, 1, "the begin waits for the outcome");
+        assert_eq!(event(&s, &job, "w1", "start.success", json!({})).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(s.settle(&id).await["processStatus"], "success");
+        assert_eq!(version(&s, &id).await, 2, "begin and outcome in one write");
+        assert_eq!(s.tasks(&id).await[0]["status"], "start.success");
+    }
+
+    async fn a_begin_whose_outcome_does_not_come_is_written_once_its_wait_is_over(backend: common::Backend) {
+        let Some(s) = server(backend, Duration::from_millis(50)).await else { return };
+        let (id, job) = handed_out(&s).await;
+        let mut status = Value::Null;
+        for _ in 0..200 {
+            status = s.tasks(&id).await[0]["status"].clone();
+            if status == "start.begin" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, "start.begin", "written alone while the worker works");
+        assert_eq!(version(&s, &id).await, 2);
+        assert_eq!(event(&s, &job, "w1", "start.success", json!({})).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(s.settle(&id).await["processStatus"], "success");
+        assert_eq!(version(&s, &id).await, 3);
+    }
+
+    crate::backend_tests!(backend;
+        a_job_reported_within_its_begins_wait_writes_its_instance_once,
+        a_begin_whose_outcome_does_not_come_is_written_once_its_wait_is_over
+    );
+}

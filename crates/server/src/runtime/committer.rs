@@ -37,10 +37,6 @@ type ById<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>
 
 /// How many requests one transaction takes at most.
 const MAX_BATCH: usize = 1024;
-/// How long a group of lazy requests alone waits for one that has to commit (see
-/// [`Request::Apply`]'s `lazy`): a built-in stone that ends sooner has its `begin` committed
-/// with its outcome, one commit per step; a slower one shows it began after this long.
-const LAZY_WAIT: Duration = Duration::from_millis(50);
 /// How many requests wait for the commit under way at most before the committer stops taking more.
 const MAX_PENDING: usize = 4 * MAX_BATCH;
 /// How many live instances the committer keeps in memory before it starts over from the store.
@@ -64,9 +60,9 @@ pub(super) enum Request {
         command: Command,
         /// For a worker's report on a job: the worker, who must hold the job's lock.
         holder: Option<String>,
-        /// Answered once applied in memory, and committed with the next group that has to
-        /// commit, or after [`LAZY_WAIT`]: a built-in stone's `begin`, which nobody was promised
-        /// (a crash before its commit runs the job again, as a crash while it ran would).
+        /// Answered once applied in memory; its writes wait for the instance's next write (see
+        /// [`Live::unwritten`]): a stone job's `begin`, which nobody was promised (a crash
+        /// before its commit runs the job again, as a crash while it ran would).
         lazy: bool,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
@@ -101,6 +97,10 @@ struct Live {
     bytes: usize,
     /// The tenant of its model's deployment, which its user tasks belong to.
     tenant: Option<String>,
+    /// What lazy requests changed, applied to `instance` but in no group yet: written with the
+    /// instance's next write, or alone once [`Committer::begin_wait`] passed. A job's `begin`
+    /// and its outcome reported soon after are one write of the instance, not two.
+    unwritten: Vec<Effect>,
 }
 
 /// A request applied in memory, waiting for its commit before it is answered.
@@ -227,14 +227,12 @@ struct Prepared {
     events: Vec<Lifecycle>,
     /// Call activities' children to start in this group, and what they tell their callers.
     calls: calls::Calls,
-    /// Until when the group, made of lazy requests only, waits before it commits.
-    lazy_until: Option<tokio::time::Instant>,
 }
 
 impl Prepared {
-    /// Whether the group waits for a request that has to commit.
-    fn waits(&self) -> bool {
-        self.lazy_until.is_some_and(|until| until > tokio::time::Instant::now())
+    /// Whether the group has nothing to write nor anyone to answer.
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.rows.is_empty()
     }
 }
 
@@ -338,7 +336,14 @@ pub(super) struct Committer {
     pub(super) node: String,
     /// How long a job stays with its owner without a heartbeat.
     pub(super) lease: Duration,
+    /// How long a lazy request's writes wait for their instance's next write before they are
+    /// written alone: a stone that ends sooner has its `begin` written with its outcome; a
+    /// slower one shows it began after this long.
+    begin_wait: Duration,
     live: ById<Live>,
+    /// Instances with [`Live::unwritten`] changes, by when they are due to be written alone
+    /// (in that order: every change waits as long).
+    unwritten_due: std::collections::VecDeque<(tokio::time::Instant, String)>,
     /// Counts requests: the cache's notion of time.
     clock: u64,
     /// Whether a stone's jobs go through the broker.
@@ -398,8 +403,7 @@ impl Committer {
         runtime: super::Runtime,
         stones: StoneRunner,
         commits: tokio::runtime::Handle,
-        node: String,
-        lease: Duration,
+        options: &super::RuntimeOptions,
         brokered: Arc<dyn Fn(&str) -> bool + Send + Sync>,
         limits: Arc<Limits>,
     ) -> Self {
@@ -408,9 +412,11 @@ impl Committer {
             runtime,
             stones,
             commits,
-            node,
-            lease,
+            node: options.node.clone(),
+            lease: options.lease,
+            begin_wait: options.begin_wait,
             live: ById::default(),
+            unwritten_due: std::collections::VecDeque::new(),
             clock: 0,
             brokered,
             limits,
@@ -431,10 +437,10 @@ impl Committer {
         let mut next: Option<Prepared> = None;
         let mut open = true;
         while open || committing.is_some() || next.is_some() {
-            if committing.is_none() && next.as_ref().is_some_and(|n| !n.waits()) {
+            if committing.is_none() && next.is_some() {
                 committing = next.take().map(|prepared| self.begin_commit(prepared));
             }
-            let lazy_until = next.as_ref().and_then(|n| n.lazy_until).filter(|_| committing.is_none());
+            let due = self.unwritten_due.front().map(|(at, _)| *at);
             tokio::select! {
                 biased;
                 _ = stopped.changed() => return,
@@ -453,7 +459,7 @@ impl Committer {
                         }
                         Err(e) => Err(Failure::Other(format!("the commit task failed: {e}"))),
                     };
-                    if result.is_ok() && next.as_ref().is_some_and(|n| !n.waits()) {
+                    if result.is_ok() && next.is_some() {
                         // The next group's commit starts before this one's answers go out.
                         committing = next.take().map(|prepared| self.begin_commit(prepared));
                     }
@@ -464,19 +470,22 @@ impl Committer {
                     if n == 0 {
                         open = false;
                     } else {
-                        let lazy = requests.iter().all(|r| matches!(r, Request::Apply { lazy: true, .. }));
-                        let into = next.get_or_insert_with(|| Prepared {
-                            lazy_until: lazy.then(|| tokio::time::Instant::now() + LAZY_WAIT),
-                            ..Prepared::default()
-                        });
-                        if !lazy {
-                            into.lazy_until = None;
-                        }
+                        let into = next.get_or_insert_with(Prepared::default);
                         self.prepare(std::mem::take(&mut requests), into).await;
+                        // Lazy requests alone make no group.
+                        if into.is_empty() {
+                            next = None;
+                        }
                     }
                 }
-                // A group of lazy requests alone commits when its wait is over.
-                () = tokio::time::sleep_until(lazy_until.unwrap_or_else(tokio::time::Instant::now)), if lazy_until.is_some() => {}
+                // Lazy requests whose instance was not written since are written alone.
+                () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    let into = next.get_or_insert_with(Prepared::default);
+                    self.write_unwritten(into);
+                    if into.is_empty() {
+                        next = None;
+                    }
+                }
             }
             if committing.is_none() && next.is_none() && self.cache_full() {
                 self.evict();
@@ -532,7 +541,8 @@ impl Committer {
     }
 
     /// Forgets the least recently used cached instances until three quarters of the limits
-    /// are left (nothing is being written meanwhile, so every cached state is the stored one).
+    /// are left (nothing is being written meanwhile, so every cached state is the stored one,
+    /// but for the changes of lazy requests, which stay).
     fn evict(&mut self) {
         let mut by_age: Vec<(u64, usize)> = self.live.values().map(|l| (l.touched, l.bytes)).collect();
         by_age.sort_unstable_by_key(|(touched, _)| std::cmp::Reverse(*touched));
@@ -545,7 +555,8 @@ impl Committer {
             bytes += size;
             oldest_kept = touched;
         }
-        self.live.retain(|_, l| l.touched >= oldest_kept);
+        // Changes not written yet stay with their instance.
+        self.live.retain(|_, l| l.touched >= oldest_kept || !l.unwritten.is_empty());
     }
 
     /// Handles a finished commit; returns what is to be committed next.
@@ -561,9 +572,8 @@ impl Committer {
         if !self.deferred.is_empty() {
             let deferred = std::mem::take(&mut self.deferred);
             let group = next.get_or_insert_with(Prepared::default);
-            group.lazy_until = None;
             self.prepare(deferred, group).await;
-            if group.entries.is_empty() {
+            if group.is_empty() {
                 next = None;
             }
         }
@@ -797,26 +807,23 @@ impl Committer {
                         self.begin(new_id(), &model, def.clone(), name, business_key, variables, &options, into, now);
                     into.entries.push(Entry::Started { model, def, id, options, reply });
                 }
-                Request::Apply { instance, command, holder, lazy, reply } => {
+                // A lazy request is answered once applied; its writes have nobody to tell.
+                Request::Apply { instance, command, lazy: true, reply, .. } => {
+                    drop(reply.send(self.apply_to(&instance, command, None, now).await));
+                }
+                Request::Apply { instance, command, holder, lazy: false, reply } => {
                     let held = match (&holder, &command) {
                         (Some(worker), Command::Stone { record, .. }) => holds(&leases, record, worker),
                         _ => Ok(()),
                     };
                     let answer = match held {
-                        Ok(()) => self.apply_to(&instance, command.clone(), into, now).await,
+                        Ok(()) => self.apply_to(&instance, command.clone(), Some(&mut *into), now).await,
                         Err(refused) => Err(refused),
                     };
                     if let (Ok(()), Some(worker), Command::Stone { record, .. }) = (&answer, &holder, &command) {
                         into.batch.held_jobs.push((record.clone(), worker.clone()));
                     }
                     let command = Box::new(command);
-                    // A lazy request is answered now; its commit has nobody to tell.
-                    let (answer, reply) = if lazy {
-                        drop(reply.send(answer));
-                        (Ok(()), oneshot::channel().0)
-                    } else {
-                        (answer, reply)
-                    };
                     into.entries.push(Entry::Applied { instance, command, holder, answer, reply });
                 }
                 Request::Task(request) => self.change_task(request, into, now).await,
@@ -872,8 +879,9 @@ impl Committer {
             parent_id: options.caller.as_ref().map(|c| c.instance.clone()),
             ..new_row(id.clone(), &model.id, &model.key, name, start_vars, now)
         };
+        let tenant = model.tenant_id.clone();
         let mut live =
-            Live { def, row, instance, committed: 0, touched: self.clock, bytes: 0, tenant: model.tenant_id.clone() };
+            Live { def, row, instance, committed: 0, touched: self.clock, bytes: 0, tenant, unwritten: Vec::new() };
         self.record(into, &mut live, effects, now);
         self.live.insert(id.clone(), live);
         id
@@ -1002,12 +1010,13 @@ impl Committer {
         })
     }
 
-    /// Applies a command to an instance, from memory or else from the store.
+    /// Applies a command to an instance, from memory or else from the store; its writes go to
+    /// the group `into`, or with none wait for the instance's next write (see [`Live::unwritten`]).
     async fn apply_to(
         &mut self,
         instance: &str,
         command: Command,
-        into: &mut Prepared,
+        into: Option<&mut Prepared>,
         now: i64,
     ) -> Result<(), RuntimeError> {
         self.load(instance).await?;
@@ -1018,15 +1027,36 @@ impl Committer {
             command,
             &mut Ctx { now, ids: &mut new_id, brokered: &*self.brokered, limits: &self.limits },
         );
-        let answer = match applied {
-            Ok(effects) => {
+        let answer = match (applied, into) {
+            (Ok(effects), Some(into)) => {
                 self.record(into, &mut live, effects, now);
                 Ok(())
             }
-            Err(e) => Err(RuntimeError::from(e)),
+            (Ok(effects), None) => {
+                if live.unwritten.is_empty() {
+                    self.unwritten_due.push_back((tokio::time::Instant::now() + self.begin_wait, instance.to_owned()));
+                }
+                live.unwritten.extend(effects);
+                Ok(())
+            }
+            (Err(e), _) => Err(RuntimeError::from(e)),
         };
         self.live.insert(instance.to_owned(), live);
         answer
+    }
+
+    /// Writes in `into` the instances whose lazy changes waited their time.
+    fn write_unwritten(&mut self, into: &mut Prepared) {
+        let (now, at) = (tokio::time::Instant::now(), now_ms());
+        while self.unwritten_due.front().is_some_and(|(due, _)| *due <= now) {
+            let Some((_, id)) = self.unwritten_due.pop_front() else { break };
+            // Written meanwhile with a later request, or forgotten: nothing waits.
+            let Some(mut live) = self.live.remove(&id) else { continue };
+            if !live.unwritten.is_empty() {
+                self.record(into, &mut live, Vec::new(), at);
+            }
+            self.live.insert(id, live);
+        }
     }
 
     /// Applies a person's change to a user task as it stands now (changed by a group still
@@ -1070,7 +1100,7 @@ impl Committer {
                     // The process's part first: should the engine refuse it, nothing is written.
                     if let Some((of, command)) = process {
                         instance.clone_from(&of);
-                        self.apply_to(&of, command, into, now).await?;
+                        self.apply_to(&of, command, Some(&mut *into), now).await?;
                     }
                     self.pending_tasks.insert(row.id.clone(), row.clone());
                     into.batch.changed_user_tasks.push(ChangedUserTask { row: row.clone(), comments, parts });
@@ -1078,7 +1108,7 @@ impl Committer {
                 Outcome::Complete { instance: of, variables, transient } => {
                     let command = Command::CompleteUserTask { task: row.id.clone(), variables, transient };
                     instance.clone_from(&of);
-                    self.apply_to(&of, command, into, now).await?;
+                    self.apply_to(&of, command, Some(&mut *into), now).await?;
                 }
             }
             Ok(row)
@@ -1371,12 +1401,22 @@ impl Committer {
         let committed = row.version;
         let bytes = instance.stored_bytes();
         let tenant = model.tenant_id.clone();
-        self.live.insert(row.id.clone(), Live { def, row, instance, committed, touched: self.clock, bytes, tenant });
+        let id = row.id.clone();
+        let live = Live { def, row, instance, committed, touched: self.clock, bytes, tenant, unwritten: Vec::new() };
+        self.live.insert(id, live);
         Ok(())
     }
 
     /// Adds an instance's new state and its effects (and those of instances it spawned) to the group.
     fn record(&mut self, into: &mut Prepared, live: &mut Live, effects: Vec<Effect>, now: i64) {
+        // Lazy changes first: the request's own writes of the same rows come after them.
+        let effects = if live.unwritten.is_empty() {
+            effects
+        } else {
+            let mut all = std::mem::take(&mut live.unwritten);
+            all.extend(effects);
+            all
+        };
         let inst = &live.instance;
         let row = &mut live.row;
         let status = status_name(inst.status);
@@ -1519,6 +1559,7 @@ impl Committer {
                 touched: self.clock,
                 bytes: 0,
                 tenant: live.tenant.clone(),
+                unwritten: Vec::new(),
             };
             self.record(into, &mut child, spawned.effects, now);
             self.live.insert(spawned.id, child);

@@ -106,6 +106,10 @@ pub struct RuntimeOptions {
     /// How long a job stays with the server running it without a heartbeat before another
     /// server takes it over.
     pub lease: Duration,
+    /// How long the `begin` of a job handed out waits in memory for the job's outcome before
+    /// it is written alone: a job that ends sooner writes its instance once, begin and outcome
+    /// together; a slower one shows it began after this long.
+    pub begin_wait: Duration,
     /// The stones run in-process; jobs of other stones wait for workers.
     pub stones: Vec<Arc<dyn Stone>>,
     /// Stones whose jobs are published to RabbitMQ instead.
@@ -138,6 +142,7 @@ impl Default for RuntimeOptions {
         Self {
             node: "flowstone".into(),
             lease: Duration::from_secs(30),
+            begin_wait: Duration::from_millis(50),
             stones: flowstone_worker::builtin(&machines),
             broker: None,
             limits: Limits::default(),
@@ -153,6 +158,7 @@ impl std::fmt::Debug for RuntimeOptions {
         f.debug_struct("RuntimeOptions")
             .field("node", &self.node)
             .field("lease", &self.lease)
+            .field("begin_wait", &self.begin_wait)
             .field("stones", &stones)
             .field("broker", &self.broker)
             .field("limits", &self.limits)
@@ -305,8 +311,7 @@ impl Runtime {
             runtime.clone(),
             stones.clone(),
             commits,
-            options.node.clone(),
-            options.lease,
+            &options,
             Arc::new(move |stone: &str| brokered.iter().any(|b| b == stone)),
             runtime.limits.clone(),
         );
@@ -383,8 +388,9 @@ impl Runtime {
     }
 
     /// Hands jobs to a worker, each locked for it, waiting for some as long as it asks. Handing
-    /// a job out is its `<action>.begin`: recorded meanwhile, not waited for (a job reported on
-    /// before the record lands is taken from where it stands).
+    /// a job out is its `<action>.begin`: applied meanwhile, not waited for (a job reported on
+    /// before is taken from where it stands), and written with the job's outcome when that
+    /// comes within [`RuntimeOptions::begin_wait`].
     ///
     /// # Errors
     /// A store failure.
@@ -399,7 +405,7 @@ impl Runtime {
             let event = flowstone_engine::StoneEvent::Begin(job.job.action);
             let command = Command::Stone { record: job.job.record_id.clone(), event };
             tokio::spawn(async move {
-                if let Err(e) = rt.apply(&instance, command).await {
+                if let Err(e) = rt.apply_lazily(&instance, command).await {
                     tracing::debug!(error = %e, "begin of a handed-out job not recorded");
                 }
             });
@@ -674,9 +680,10 @@ impl Runtime {
         self.send_apply(instance, command, None, false).await
     }
 
-    /// Applies a built-in stone's `begin`; answers once it is applied, and commits it with the
-    /// next change that has to commit (the stone's outcome, when it ends soon): one commit per
-    /// fast step, while a cancel or a failure meanwhile still knows the stone began.
+    /// Applies a stone job's `begin`; answers once it is applied, and writes it with the
+    /// instance's next change (the job's outcome, when it ends within
+    /// [`RuntimeOptions::begin_wait`]) or alone after that: one instance write per fast step,
+    /// while a cancel or a failure meanwhile still knows the stone began.
     pub(crate) async fn apply_lazily(&self, instance: &str, command: Command) -> Result<(), RuntimeError> {
         self.send_apply(instance, command, None, true).await
     }

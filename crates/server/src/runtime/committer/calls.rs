@@ -69,18 +69,18 @@ impl Committer {
             // refused as not waiting, which is right.
             for (caller, end) in returns {
                 let command = Command::Return { record: caller.record, end };
-                if let Err(e) = self.apply_to(&caller.instance, command, into, now).await {
+                if let Err(e) = self.apply_to(&caller.instance, command, Some(&mut *into), now).await {
                     tracing::debug!(caller = %caller.instance, "a called instance's end was not taken: {e}");
                 }
             }
             for child in ended {
-                if let Err(e) = self.apply_to(&child, Command::Cancel, into, now).await {
+                if let Err(e) = self.apply_to(&child, Command::Cancel, Some(&mut *into), now).await {
                     tracing::debug!(%child, "a called instance was not canceled with its call: {e}");
                 }
             }
             // One deleted already (on its own) is left as it is.
             for child in deleted {
-                if let Err(e) = self.apply_to(&child, Command::Delete, into, now).await {
+                if let Err(e) = self.apply_to(&child, Command::Delete, Some(&mut *into), now).await {
                     tracing::debug!(%child, "a called instance was not deleted with its caller: {e}");
                 }
             }
