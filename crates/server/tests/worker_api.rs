@@ -211,7 +211,27 @@ async fn a_report_racing_the_end_of_its_lock_lands_only_while_the_lock_is_held(s
     assert_eq!(landed + taken, 12);
 }
 
+/// The runtime trusts the API's check of a report's lock, and the commit checks it again: a
+/// report of a worker that does not hold the lock (as when it passed to another worker after
+/// the check) is refused, and the holder's report still lands.
+async fn a_report_whose_lock_is_not_held_at_its_commit_is_refused(s: TestServer) {
+    let id = started(&s).await;
+    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let success = || flowstone_engine::StoneEvent::Success {
+        action: flowstone_engine::Action::Start,
+        outputs: serde_json::Map::new(),
+        monitor: false,
+    };
+    let command = flowstone_engine::Command::Stone { record: job.clone(), event: success() };
+    let refused = s.runtime().apply_held(&id, command, "w2").await;
+    assert!(matches!(refused, Err(flowstone_server::RuntimeError::InUse(_))), "{refused:?}");
+    assert_eq!(s.tasks(&id).await[0]["status"], "produce.success", "nothing of the refused report landed");
+    assert_eq!(event(&s, &job, "w1", "start.success", json!({})).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(s.settle(&id).await["processStatus"], "success");
+}
+
 backend_tests!(server = TestServer::start_for_workers;
+    a_report_whose_lock_is_not_held_at_its_commit_is_refused,
     a_report_racing_the_end_of_its_lock_lands_only_while_the_lock_is_held,
     a_waiting_fetch_gets_a_job_as_soon_as_it_is_committed,
     an_empty_fetch_answers_when_the_wait_ends,

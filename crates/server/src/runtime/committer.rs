@@ -60,6 +60,11 @@ pub(super) enum Request {
         command: Command,
         /// For a worker's report on a job: the worker, who must hold the job's lock.
         holder: Option<String>,
+        /// Whether the sender read the lock just before (an API's check of the report): then
+        /// the commit's check of it is enough, unless the group gave the lock back. A lock that
+        /// passed to another worker meanwhile fails the commit, and the group is applied again
+        /// with every lock read.
+        checked: bool,
         /// Answered once applied in memory; its writes wait for the instance's next write (see
         /// [`Live::unwritten`]): a stone job's `begin`, which nobody was promised (a crash
         /// before its commit runs the job again, as a crash while it ran would).
@@ -177,7 +182,7 @@ impl Entry {
                 None
             }
             (Entry::Applied { instance, command, holder, reply, .. }, _) => {
-                Some(Request::Apply { instance, command: *command, holder, lazy: false, reply })
+                Some(Request::Apply { instance, command: *command, holder, checked: false, lazy: false, reply })
             }
             (Entry::Task { request, .. }, _) => Some(Request::Task(request)),
             (Entry::Records { request, .. }, _) => Some(Request::Records(request)),
@@ -811,9 +816,11 @@ impl Committer {
                 Request::Apply { instance, command, lazy: true, reply, .. } => {
                     drop(reply.send(self.apply_to(&instance, command, None, now).await));
                 }
-                Request::Apply { instance, command, holder, lazy: false, reply } => {
+                Request::Apply { instance, command, holder, checked, lazy: false, reply } => {
                     let held = match (&holder, &command) {
-                        (Some(worker), Command::Stone { record, .. }) => holds(&leases, record, worker),
+                        (Some(worker), Command::Stone { record, .. }) if !checked || given_back(&leases, record) => {
+                            holds(&leases, record, worker)
+                        }
                         _ => Ok(()),
                     };
                     let answer = match held {
@@ -1242,12 +1249,14 @@ impl Committer {
     }
 
     /// Who holds the jobs workers report on in `requests`, read once for the group (the commit
-    /// checks again that they still do).
+    /// checks again that they still do); locks their senders checked are not read again.
     async fn leases(&self, requests: &[Request]) -> Result<ById<Option<String>>, RuntimeError> {
         let reported: Vec<&str> = requests
             .iter()
             .filter_map(|r| match r {
-                Request::Apply { holder: Some(_), command: Command::Stone { record, .. }, .. } => Some(record.as_str()),
+                Request::Apply { holder: Some(_), checked: false, command: Command::Stone { record, .. }, .. } => {
+                    Some(record.as_str())
+                }
                 Request::Lease { change, .. } => Some(change.record_id.as_str()),
                 _ => None,
             })
@@ -1599,6 +1608,11 @@ fn moved_to<'a>(plan: &'a MigrationPlan, element: &'a str) -> &'a str {
 }
 
 /// Whether `worker` holds the lock of job `record`, as `leases` read it.
+/// Whether an earlier request of the group gave the lock on job `record` back.
+fn given_back(leases: &Result<ById<Option<String>>, RuntimeError>, record: &str) -> bool {
+    leases.as_ref().is_ok_and(|l| l.get(record).is_some_and(Option::is_none))
+}
+
 fn holds(leases: &Result<ById<Option<String>>, RuntimeError>, record: &str, worker: &str) -> Result<(), RuntimeError> {
     let leases = leases.as_ref().map_err(|e| RuntimeError::NotCommitted(e.to_string()))?;
     super::lock_held(record, leases.get(record).map(Option::as_deref), worker)

@@ -688,9 +688,9 @@ impl Runtime {
         self.send_apply(instance, command, None, true).await
     }
 
-    /// Applies a worker's report on a job (a [`Command::Stone`]) if, when it is applied and
-    /// when it commits, the worker holds the job's lock: a lock that passed to another worker
-    /// meanwhile refuses it.
+    /// Applies a worker's report on a job (a [`Command::Stone`]) that the caller found the
+    /// worker holding the lock of just before, if it still does when the report commits: a lock
+    /// that passed to another worker meanwhile (or was given back earlier in its group) refuses it.
     ///
     /// # Errors
     /// [`RuntimeError::InUse`] when another worker (or none) holds the lock,
@@ -721,7 +721,8 @@ impl Runtime {
         use tracing::Instrument;
         let span = tracing::info_span!("command", command = command.name(), instance);
         flowstone_worker::trace::follow_process(&span, instance);
-        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, lazy, reply })
+        let checked = holder.is_some();
+        self.ask(|reply| Request::Apply { instance: instance.to_owned(), command, holder, checked, lazy, reply })
             .instrument(span)
             .await
     }
