@@ -4,9 +4,9 @@
 //! it: one worker long-polls, instances are started one after another through the runtime,
 //! and each latency runs from the moment the start was committed (and answered) to the
 //! moment the worker's fetch returned the job. `workers` queues jobs first, then lets four
-//! `flowstone_worker` runners drain them over HTTP (each job's `start.begin` recorded as it
-//! is handed out, its `start.success` reported by the worker), and counts completed jobs per
-//! second. The stone counts its own runs, so
+//! `flowstone_worker` runners drain them over HTTP (each job's `start.begin` applied as it
+//! is handed out and written with its `start.success`, which the worker reports), and counts
+//! completed jobs per second. The stone counts its own runs, so
 //! that the store is asked how many instances completed only once all of them ran: asked
 //! every 20 ms throughout, the count walked every instance of the table each time and took
 //! the CPU of the server it measured.
