@@ -33,6 +33,11 @@ async fn event(s: &TestServer, job: &str, worker: &str, status: &str, extra: Val
     s.post(&format!("/worker/jobs/{job}/event"), body).await
 }
 
+/// The id of the first job a fetch of worker `w1` gets, locked for 30 s.
+async fn first_job(s: &TestServer) -> String {
+    fetch(s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned()
+}
+
 async fn started(s: &TestServer) -> String {
     s.deploy(PROBE).await;
     let p = s.start_process("probe", json!({"p": {"size": 3}})).await;
@@ -84,7 +89,7 @@ async fn an_empty_fetch_answers_when_the_wait_ends(s: TestServer) {
 
 async fn reports_need_the_lock_and_repeats_are_harmless(s: TestServer) {
     let id = started(&s).await;
-    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let job = first_job(&s).await;
     assert!(fetch(&s, "w2", 0, 30_000).await.is_empty(), "a locked job is not handed out twice");
     let (status, body) = event(&s, &job, "w2", "start.begin", json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -134,7 +139,7 @@ async fn an_expired_lock_is_handed_out_again_and_heartbeats_keep_it(s: TestServe
 
 async fn a_failure_with_retries_waits_its_back_off_then_fails_the_task_and_rolls_back(s: TestServer) {
     let id = started(&s).await;
-    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let job = first_job(&s).await;
     assert_eq!(event(&s, &job, "w1", "start.begin", json!({})).await.0, StatusCode::NO_CONTENT);
     let retry = json!({"workerId": "w1", "reason": "flaky", "retries": 1, "retryBackoff": 500});
     assert_eq!(s.post(&format!("/worker/jobs/{job}/fail"), retry).await.0, StatusCode::NO_CONTENT);
@@ -166,7 +171,7 @@ async fn malformed_protocol_requests_are_400_naming_the_fault(s: TestServer) {
         assert!(answer["message"].as_str().unwrap_or_default().contains(named), "{named}: {answer}");
     }
     started(&s).await;
-    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let job = first_job(&s).await;
     let (status, answer) = event(&s, &job, "w1", "start.done", json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(answer["message"].as_str().unwrap_or_default().contains("start.done"), "{answer}");
@@ -216,7 +221,7 @@ async fn a_report_racing_the_end_of_its_lock_lands_only_while_the_lock_is_held(s
 /// the check) is refused, and the holder's report still lands.
 async fn a_report_whose_lock_is_not_held_at_its_commit_is_refused(s: TestServer) {
     let id = started(&s).await;
-    let job = fetch(&s, "w1", 0, 30_000).await[0]["id"].as_str().unwrap_or_default().to_owned();
+    let job = first_job(&s).await;
     let success = || flowstone_engine::StoneEvent::Success {
         action: flowstone_engine::Action::Start,
         outputs: serde_json::Map::new(),
@@ -277,8 +282,7 @@ mod begins {
     async fn handed_out(s: &TestServer) -> (String, String) {
         let id = started(s).await;
         assert_eq!(version(s, &id).await, 1, "written once as it started");
-        let jobs = fetch(s, "w1", 0, 30_000).await;
-        (id, jobs[0]["id"].as_str().unwrap_or_default().to_owned())
+        (id, first_job(s).await)
     }
 
     async fn a_job_reported_within_its_begins_wait_writes_its_instance_once(backend: common::Backend) {

@@ -357,21 +357,8 @@ where
     i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     let limit = i64::try_from(a.limit).unwrap_or(i64::MAX);
-    let mut q = sqlx::QueryBuilder::<DB>::new("WITH ");
-    for held in [false, true] {
-        if held {
-            // A held job's lease ends at `locked_until`; its holder takes it back at once
-            // after a restart.
-            q.push(", ended AS (SELECT record_id, created_at FROM jobs WHERE owner IS NOT NULL AND (locked_until <= ");
-            q.push_bind(a.now);
-            if a.include_own {
-                q.push(" OR owner = ").push_bind(a.owner);
-            }
-        } else {
-            // A job let go for a retry waits for its back-off in `locked_until`.
-            q.push("free AS (SELECT record_id, created_at FROM jobs WHERE owner IS NULL AND (locked_until IS NULL OR locked_until <= ");
-            q.push_bind(a.now);
-        }
+    // What both sides ask after their own condition: the stones and action, the oldest first.
+    let rest = |q: &mut sqlx::QueryBuilder<DB>| {
         q.push(") AND stone IN (");
         let mut list = q.separated(", ");
         for s in a.stones {
@@ -386,7 +373,20 @@ where
             q.push(" ").push(lock);
         }
         q.push(")");
+    };
+    // A job let go for a retry waits for its back-off in `locked_until`.
+    let mut q = sqlx::QueryBuilder::<DB>::new(
+        "WITH free AS (SELECT record_id, created_at FROM jobs WHERE owner IS NULL AND (locked_until IS NULL OR locked_until <= ",
+    );
+    q.push_bind(a.now);
+    rest(&mut q);
+    // A held job's lease ends at `locked_until`; its holder takes it back at once after a restart.
+    q.push(", ended AS (SELECT record_id, created_at FROM jobs WHERE owner IS NOT NULL AND (locked_until <= ");
+    q.push_bind(a.now);
+    if a.include_own {
+        q.push(" OR owner = ").push_bind(a.owner);
     }
+    rest(&mut q);
     q.push(" UPDATE jobs SET owner = ").push_bind(a.owner).push(", locked_until = ").push_bind(a.until);
     q.push(
         " WHERE record_id IN (SELECT record_id FROM (SELECT * FROM free UNION ALL SELECT * FROM ended) AS f \
