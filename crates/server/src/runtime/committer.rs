@@ -1607,12 +1607,12 @@ fn moved_to<'a>(plan: &'a MigrationPlan, element: &'a str) -> &'a str {
     plan.moves.iter().find(|(from, _)| from == element).map_or(element, |(_, to)| to.as_str())
 }
 
-/// Whether `worker` holds the lock of job `record`, as `leases` read it.
 /// Whether an earlier request of the group gave the lock on job `record` back.
 fn given_back(leases: &Result<ById<Option<String>>, RuntimeError>, record: &str) -> bool {
     leases.as_ref().is_ok_and(|l| l.get(record).is_some_and(Option::is_none))
 }
 
+/// Whether `worker` holds the lock of job `record`, as `leases` read it.
 fn holds(leases: &Result<ById<Option<String>>, RuntimeError>, record: &str, worker: &str) -> Result<(), RuntimeError> {
     let leases = leases.as_ref().map_err(|e| RuntimeError::NotCommitted(e.to_string()))?;
     super::lock_held(record, leases.get(record).map(Option::as_deref), worker)
