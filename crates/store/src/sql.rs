@@ -104,6 +104,18 @@ pub(crate) fn kept_ends<'a>(
     (rows, rest)
 }
 
+/// Puts the rows of instances never written before first and answers how many there are: a
+/// row's first write is at version 1, and every write after it above (stored rows from before
+/// versions were counted are lifted from 0 to 1 by migration `20261207000032`). They go as a
+/// plain `INSERT`: PostgreSQL inserts a row under `ON CONFLICT` speculatively, checking the
+/// unique index before and confirming the row after, a third more work per row than the
+/// insert alone, for rows that cannot conflict (a new instance's id is made by the server
+/// that starts it). Should one exist all the same, the insert fails and so does the commit.
+pub(crate) fn new_first(writes: &mut [InstanceWrite<'_>]) -> usize {
+    writes.sort_by_key(|(row, _, _)| row.version != 1);
+    writes.iter().take_while(|(row, _, _)| row.version == 1).count()
+}
+
 /// Every execution of running process instances: each instance's own, and one per open task record.
 pub(crate) const EXECUTIONS: &str = "SELECT i.id, NULL AS parent_id, NULL AS activity, i.id AS instance_id, i.model_id,
     i.model_key FROM instances i WHERE i.end_time IS NULL AND i.kind = 'process'
@@ -762,7 +774,8 @@ macro_rules! sql_store {
 
         /// One statement of a commit, before it is encoded.
         enum Work<'a> {
-            Instances(&'a [InstanceWrite<'a>]),
+            /// Instance rows, and whether they are new ones (see [`crate::sql::new_first`]).
+            Instances(&'a [InstanceWrite<'a>], bool),
             /// Instances whose parts all go.
             PartsCleared(&'a [&'a str]),
             /// Parts that went, by instance and key.
@@ -772,6 +785,8 @@ macro_rules! sql_store {
             /// Task records; with `true`, records whose wait ends as they are written (see
             /// [`crate::sql::closing_tasks`]).
             Tasks(&'a [&'a TaskRow], bool),
+            /// Records the batch made (see [`WriteBatch::new_records`](crate::WriteBatch::new_records)).
+            NewTasks(&'a [&'a TaskRow]),
             Passages(&'a [&'a crate::PassageRow]),
             Jobs(&'a [&'a JobRow]),
             Drops(&'a [String]),
@@ -944,14 +959,16 @@ macro_rules! sql_store {
 
         fn encode(work: &Work<'_>) -> Encoded {
             static INSTANCES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static NEW_INSTANCES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static CLOSING_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static NEW_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static CLOSED_USER_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             match work {
-                Work::Instances(chunk) => {
+                Work::Instances(chunk, new) => {
                     let mut b = Binds::new(chunk.len(), 24);
                     for (row, state, end) in chunk.iter() {
                         b.text(&row.id)
@@ -979,9 +996,13 @@ macro_rules! sql_store {
                             .opt_text(end.and_then(|p| p.name.as_deref()))
                             .opt_text(end.map(|p| p.kind));
                     }
-                    b.query(&INSTANCES, INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
+                    if *new {
+                        b.query(&NEW_INSTANCES, INSERT_INSTANCES, "")
+                    } else {
+                        b.query(&INSTANCES, INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
+                    }
                 }
-                Work::Tasks(chunk, closing) => {
+                Work::Tasks(chunk, _) | Work::NewTasks(chunk) => {
                     let mut b = Binds::new(chunk.len(), 15);
                     for TaskRow { instance_id, record: r } in chunk.iter() {
                         b.text(&r.id)
@@ -1000,10 +1021,12 @@ macro_rules! sql_store {
                             .opt_text(r.outputs.as_ref().map(json_text).as_deref())
                             .opt_int(r.progress.map(i64::from));
                     }
-                    if *closing {
-                        b.query(&CLOSING_TASKS, INSERT_TASKS, concat!(ON_TASK_CONFLICT!(), ", ", CLEARED_WAIT!()))
-                    } else {
-                        b.query(&TASKS, INSERT_TASKS, ON_TASK_CONFLICT!())
+                    match work {
+                        Work::NewTasks(_) => b.query(&NEW_TASKS, INSERT_TASKS, ""),
+                        Work::Tasks(_, true) => {
+                            b.query(&CLOSING_TASKS, INSERT_TASKS, concat!(ON_TASK_CONFLICT!(), ", ", CLEARED_WAIT!()))
+                        }
+                        _ => b.query(&TASKS, INSERT_TASKS, ON_TASK_CONFLICT!()),
                     }
                 }
                 Work::Passages(chunk) => {
@@ -1318,13 +1341,17 @@ macro_rules! sql_store {
                     return Ok(());
                 }
                 let instances = last_per_id(&batch.instances, |(row, _)| row.id.as_str());
-                let (writes, passages) = kept_ends(&instances, &batch.passages);
+                let (mut writes, passages) = kept_ends(&instances, &batch.passages);
+                let new = $crate::sql::new_first(&mut writes);
                 // An instance's waits are kept on their records; start events' apart.
                 let (starts, waits): (Vec<_>, Vec<_>) = last_per_id(&batch.subscriptions, |s| s.record_id.as_str())
                     .into_iter()
                     .partition(|s| s.instance_id.is_empty());
-                let (tasks, closing, dropped) =
-                    closing_tasks(last_per_id(&batch.tasks, |t| t.record.id.as_str()), &waits, &batch.dropped_subscriptions);
+                // Records made by this batch are inserted; the others are written again.
+                let (new_tasks, tasks): (Vec<&TaskRow>, Vec<&TaskRow>) = last_per_id(&batch.tasks, |t| t.record.id.as_str())
+                    .into_iter()
+                    .partition(|t| batch.new_records.contains(t.record.id.as_str()));
+                let (tasks, closing, dropped) = closing_tasks(tasks, &waits, &batch.dropped_subscriptions);
                 let jobs: Vec<&JobRow> =
                     batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
                 // A timer set and dropped in one batch is dropped; one set twice (a cycle
@@ -1354,10 +1381,12 @@ macro_rules! sql_store {
                     work.push_back(Work::Deployment(d));
                     work.extend(d.models.iter().map(|m| Work::Model(m, d)));
                 }
-                work.extend(write_chunks(&writes).into_iter().map(Work::Instances));
+                work.extend(write_chunks(&writes[..new]).into_iter().map(|c| Work::Instances(c, true)));
+                work.extend(write_chunks(&writes[new..]).into_iter().map(|c| Work::Instances(c, false)));
                 work.extend(chunks(&cleared).into_iter().map(Work::PartsCleared));
                 work.extend(chunks(&removed).into_iter().map(Work::PartsRemoved));
                 work.extend(write_chunks(&written).into_iter().map(Work::PartsWritten));
+                work.extend(write_chunks(&new_tasks).into_iter().map(Work::NewTasks));
                 work.extend(write_chunks(&tasks).into_iter().map(|c| Work::Tasks(c, false)));
                 work.extend(write_chunks(&closing).into_iter().map(|c| Work::Tasks(c, true)));
                 work.extend(write_chunks(&passages).into_iter().map(Work::Passages));
@@ -1419,7 +1448,7 @@ macro_rules! sql_store {
                         following.map(|w| (encode(&w), w))
                     });
                     let applied = result?;
-                    if let Work::Instances(chunk) = done
+                    if let Work::Instances(chunk, _) = done
                         && applied < chunk.len() as u64
                     {
                         // Some row of the chunk was written elsewhere since it was read (a losing

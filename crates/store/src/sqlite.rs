@@ -313,45 +313,56 @@ mod tests {
         assert!(!detail.contains("SCAN jobs"), "{detail}");
     }
 
+    /// A deployment, its model and a running instance of it, as the first schema stored them.
+    const INSTANCE_OF_OLD: &str = "INSERT INTO deployments (id, deployed_at) VALUES ('d1', 1); \
+        INSERT INTO models (id, deployment_id, key, version, source, created_at) VALUES ('m1', 'd1', 'k', 1, '', 1); \
+        INSERT INTO instances (id, model_id, model_key, name, status, variables, start_time, state) \
+        VALUES ('i1', 'm1', 'k', 'n', 'running', '{}', 1, '{}')";
+
+    /// Makes a database at `path` with the migrations before `version`, then runs `statements`.
+    async fn database_before(path: &Path, version: i64, statements: &[&str]) {
+        let earlier = sqlx::migrate::Migrator {
+            migrations: MIGRATOR.migrations.iter().filter(|m| m.version < version).cloned().collect(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap_or_else(|e| panic!("{e}"));
+        earlier.run(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        for statement in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*statement)).execute(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn instances_stored_before_versions_were_counted_are_lifted_to_version_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("old.db");
+        database_before(&path, 20261207000032, &[INSTANCE_OF_OLD]).await;
+        let store = SqliteStore::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        let versions = crate::Store::instance_versions(&store, &["i1"]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(versions, [("i1".to_owned(), 1)], "its next write, at 2, is not taken for a first");
+    }
+
     #[tokio::test]
     async fn waits_written_before_they_were_kept_on_their_records_survive_the_migrations() {
         use crate::SubscriptionStore;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("old.db");
-        {
-            // The schema as it was before waits were clustered on their record id, then kept on their records.
-            let earlier = sqlx::migrate::Migrator {
-                migrations: MIGRATOR.migrations.iter().filter(|m| m.version < 20261206000022).cloned().collect(),
-                ..sqlx::migrate::Migrator::DEFAULT
-            };
-            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
-            let pool = SqlitePool::connect_with(options).await.unwrap_or_else(|e| panic!("{e}"));
-            earlier.run(&pool).await.unwrap_or_else(|e| panic!("{e}"));
-            for row in [
-                "INSERT INTO deployments (id, deployed_at) VALUES ('d1', 1)",
-                "INSERT INTO models (id, deployment_id, key, version, source, created_at) VALUES ('m1', 'd1', 'k', 1, '', 1)",
-                "INSERT INTO instances (id, model_id, model_key, name, status, variables, start_time, state) \
-                 VALUES ('i1', 'm1', 'k', 'n', 'running', '{}', 1, '{}')",
-            ] {
-                sqlx::query(row).execute(&pool).await.unwrap_or_else(|e| panic!("{e}"));
-            }
-            sqlx::query(
+        // The schema as it was before waits were clustered on their record id, then kept on their records.
+        database_before(
+            &path,
+            20261206000022,
+            &[
+                INSTANCE_OF_OLD,
                 "INSERT INTO tasks (id, task_id, instance_id, element, name, kind, create_time, status) \
                  VALUES ('r1', 'r1', 'i1', 'wait', 'Wait', 'intermediateCatchEvent', 7, 'active')",
-            )
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-            sqlx::query(
                 "INSERT INTO event_subscriptions (record_id, instance_id, model_id, starts, tenant_id, element, kind, \
                  name, correlation_key, created_at) VALUES ('r1', 'i1', 'm1', NULL, NULL, 'wait', 'message', 'pay', 'k', 7), \
                  ('start:k', '', 'm1', 'k', NULL, 's', 'message', 'order', NULL, 8)",
-            )
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-            pool.close().await;
-        }
+            ],
+        )
+        .await;
         let store = SqliteStore::open(&path).await.unwrap_or_else(|e| panic!("{e}"));
         let wait = store.subscription("r1").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

@@ -96,6 +96,52 @@ async fn a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one(
     a_stale_last_row_refuses_the_batch(store, &ids, |_| doc("{}")).await;
 }
 
+/// New rows (an instance at version 1, a record the batch made) and rows written again (an
+/// instance at version 2, a record not among the batch's new ones) in one batch all land; a
+/// new instance or a made record whose id is stored already fails the commit, which writes
+/// nothing of its batch.
+async fn new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_already_fails_the_batch(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let task = |id: &str, status: &str| TaskRow { instance_id: "old".into(), record: record(id, id, status, 1) };
+    let first = WriteBatch {
+        instances: vec![(instance("old", "m", "running", 1), doc("{}"))],
+        tasks: vec![task("r-old", "start.begin")],
+        ..WriteBatch::default()
+    };
+    must(store.commit(&first)).await;
+    let mixed = WriteBatch {
+        instances: vec![
+            (InstanceRow { version: 2, ..instance("old", "m", "completed", 1) }, doc("{\"again\":true}")),
+            (instance("new", "m", "running", 2), doc("{\"new\":true}")),
+        ],
+        tasks: vec![task("r-old", "start.success"), task("r-new", "start.begin")],
+        new_records: ["r-new".to_owned()].into_iter().collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&mixed)).await;
+    let versions = must(store.instance_versions(&["new", "old"])).await;
+    assert_eq!(versions, [("new".to_owned(), 1), ("old".to_owned(), 2)]);
+    assert_eq!(must(store.instance_state("old")).await.map(|s| s.core).as_deref(), Some("{\"again\":true}"));
+    let statuses: Vec<String> = must(store.tasks(&["r-new", "r-old"])).await.iter().map(|t| t.record.status.text()).collect();
+    assert_eq!(statuses, ["start.begin", "start.success"]);
+    let fails = [
+        WriteBatch { instances: vec![(instance("new", "m", "completed", 2), doc("{}"))], ..WriteBatch::default() },
+        WriteBatch {
+            tasks: vec![task("r-old", "start.failed")],
+            new_records: ["r-old".to_owned()].into_iter().collect(),
+            ..WriteBatch::default()
+        },
+    ];
+    for (n, mut batch) in fails.into_iter().enumerate() {
+        batch.instances.push((instance(&format!("other{n}"), "m", "running", 3), doc("{}")));
+        assert!(store.commit(&batch).await.is_err(), "batch {n}: a row written first twice fails the commit");
+        assert!(must(store.instance(&format!("other{n}"))).await.is_none(), "batch {n}: nothing of it was written");
+    }
+    assert_eq!(must(store.instance_state("new")).await.map(|s| s.core).as_deref(), Some("{\"new\":true}"));
+    let statuses: Vec<String> = must(store.tasks(&["r-old"])).await.iter().map(|t| t.record.status.text()).collect();
+    assert_eq!(statuses, ["start.success"]);
+}
+
 /// Every row of `ids` (each at version 1) moves on to version 2 but the last, written as if
 /// version 2 were its own already: the batch is refused, and the first and last rows stay.
 async fn a_stale_last_row_refuses_the_batch(store: &dyn Store, ids: &[String], state: impl Fn(usize) -> Stored) {
@@ -1850,6 +1896,7 @@ macro_rules! suite {
             repository_lists_are_filtered_sorted_and_paged_by_the_database,
             a_batch_commits_instances_tasks_and_jobs_together,
             a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one,
+            new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_already_fails_the_batch,
             a_batch_of_big_instances_writes_each_whole_and_still_refuses_a_stale_one,
             user_tasks_closed_together_each_keep_their_first_close,
             an_instance_in_parts_reads_back_as_its_commits_left_it,

@@ -874,12 +874,14 @@ impl Committer {
         now: i64,
     ) -> String {
         let start_vars = json_text(&variables);
+        let mut made = Vec::new();
         let (instance, effects) = Instance::start(
             &def,
             variables,
             options.clone(),
-            &mut Ctx { now, ids: &mut new_id, brokered: &*self.brokered, limits: &self.limits },
+            &mut Ctx { now, ids: &mut noted(&mut made), brokered: &*self.brokered, limits: &self.limits },
         );
+        into.batch.new_records.extend(made);
         let row = InstanceRow {
             business_key,
             start_user: options.initiator.clone(),
@@ -1029,13 +1031,15 @@ impl Committer {
         self.load(instance).await?;
         let mut live = self.live.remove(instance).expect("loaded just now");
         live.touched = self.clock;
+        let mut made = Vec::new();
         let applied = live.instance.apply(
             &live.def,
             command,
-            &mut Ctx { now, ids: &mut new_id, brokered: &*self.brokered, limits: &self.limits },
+            &mut Ctx { now, ids: &mut noted(&mut made), brokered: &*self.brokered, limits: &self.limits },
         );
         let answer = match (applied, into) {
             (Ok(effects), Some(into)) => {
+                into.batch.new_records.extend(made);
                 self.record(into, &mut live, effects, now);
                 Ok(())
             }
@@ -1577,6 +1581,17 @@ impl Committer {
 }
 
 /// The row of a new instance, before its first write.
+/// New ids, each noted in `made`: the records a command makes with them are its group's to
+/// insert (see [`WriteBatch::new_records`]). A lazy request's are not noted: its records are
+/// written with a later group, as any other record written again.
+fn noted(made: &mut Vec<String>) -> impl FnMut() -> String + '_ {
+    move || {
+        let id = new_id();
+        made.push(id.clone());
+        id
+    }
+}
+
 fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables: String, now: i64) -> InstanceRow {
     InstanceRow {
         id,
