@@ -421,8 +421,8 @@ pub struct WriteBatch {
     pub instances: Vec<(InstanceRow, flowstone_engine::Stored)>,
     /// Task records to insert or replace.
     pub tasks: Vec<TaskRow>,
-    /// Ids the batch made for its new task records: those records are inserted, where the
-    /// others are written over what the store holds. PostgreSQL inserts a row under `ON
+    /// Ids the batch made for its new task records: those records and their jobs are
+    /// inserted, where the others are written over what the store holds. PostgreSQL inserts a row under `ON
     /// CONFLICT` speculatively (the unique index checked before, the row confirmed after), a
     /// third more work per row for rows that cannot be there yet. An id missing here only
     /// costs that work; one here whose record is stored fails the commit.

@@ -788,7 +788,9 @@ macro_rules! sql_store {
             /// Records the batch made (see [`WriteBatch::new_records`](crate::WriteBatch::new_records)).
             NewTasks(&'a [&'a TaskRow]),
             Passages(&'a [&'a crate::PassageRow]),
-            Jobs(&'a [&'a JobRow]),
+            /// Jobs, and whether their records are ones the batch made (no job of theirs can
+            /// be stored yet).
+            Jobs(&'a [&'a JobRow], bool),
             Drops(&'a [String]),
             Timers(&'a [&'a crate::TimerRow]),
             TimerDrops(&'a [String]),
@@ -965,6 +967,7 @@ macro_rules! sql_store {
             static NEW_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PASSAGES: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
+            static NEW_JOBS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static PARTS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             static CLOSED_USER_TASKS: $crate::sql::Prebuilt = $crate::sql::Prebuilt::new();
             match work {
@@ -1036,7 +1039,7 @@ macro_rules! sql_store {
                     }
                     b.query(&PASSAGES, "INSERT INTO passages (instance_id, id, element, name, kind, time)", "")
                 }
-                Work::Jobs(chunk) => {
+                Work::Jobs(chunk, new) => {
                     let mut b = Binds::new(chunk.len(), 9);
                     for j in chunk.iter() {
                         b.text(&j.job.record_id)
@@ -1049,7 +1052,11 @@ macro_rules! sql_store {
                             .text(j.job.action.name())
                             .opt_text((!j.job.outputs.is_empty()).then(|| json_text(&j.job.outputs)).as_deref());
                     }
-                    b.query(&JOBS, INSERT_JOBS, ON_JOB_CONFLICT)
+                    if *new {
+                        b.query(&NEW_JOBS, INSERT_JOBS, "")
+                    } else {
+                        b.query(&JOBS, INSERT_JOBS, ON_JOB_CONFLICT)
+                    }
                 }
                 Work::Monitoring((record_id, outputs)) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET action = 'monitor', outputs = ");
@@ -1352,8 +1359,11 @@ macro_rules! sql_store {
                     .into_iter()
                     .partition(|t| batch.new_records.contains(t.record.id.as_str()));
                 let (tasks, closing, dropped) = closing_tasks(tasks, &waits, &batch.dropped_subscriptions);
-                let jobs: Vec<&JobRow> =
-                    batch.jobs.iter().filter(|j| !batch.dropped_jobs.contains(&j.job.record_id)).collect();
+                let (new_jobs, jobs): (Vec<&JobRow>, Vec<&JobRow>) = batch
+                    .jobs
+                    .iter()
+                    .filter(|j| !batch.dropped_jobs.contains(&j.job.record_id))
+                    .partition(|j| batch.new_records.contains(j.job.record_id.as_str()));
                 // A timer set and dropped in one batch is dropped; one set twice (a cycle
                 // that fired twice) keeps its last due time.
                 let timers = last_per_id(&batch.timers, |t| t.record_id.as_str());
@@ -1390,7 +1400,8 @@ macro_rules! sql_store {
                 work.extend(write_chunks(&tasks).into_iter().map(|c| Work::Tasks(c, false)));
                 work.extend(write_chunks(&closing).into_iter().map(|c| Work::Tasks(c, true)));
                 work.extend(write_chunks(&passages).into_iter().map(Work::Passages));
-                work.extend(write_chunks(&jobs).into_iter().map(Work::Jobs));
+                work.extend(write_chunks(&new_jobs).into_iter().map(|c| Work::Jobs(c, true)));
+                work.extend(write_chunks(&jobs).into_iter().map(|c| Work::Jobs(c, false)));
                 work.extend(batch.monitoring_jobs.iter().map(Work::Monitoring));
                 work.extend(chunks(&batch.dropped_jobs).into_iter().map(Work::Drops));
                 work.extend(chunks(&timers).into_iter().map(Work::Timers));
@@ -1436,7 +1447,7 @@ macro_rules! sql_store {
                 let mut connection = self.committing().await?;
                 let mut tx = sqlx::Connection::begin_with(&mut *connection, $begin).await?;
                 let freed = batch.lease_changes.iter().any(|c| matches!(c.update, crate::LeaseUpdate::Free { .. }));
-                if !$notify.is_empty() && (freed || jobs.iter().any(|j| j.owner.is_none())) {
+                if !$notify.is_empty() && (freed || new_jobs.iter().chain(&jobs).any(|j| j.owner.is_none())) {
                     // Jobs for workers: servers with a worker waiting hear of them at the commit.
                     sqlx::query($notify).execute(&mut *tx).await?;
                 }

@@ -96,16 +96,19 @@ async fn a_batch_of_thousands_of_rows_writes_each_and_still_refuses_a_stale_one(
     a_stale_last_row_refuses_the_batch(store, &ids, |_| doc("{}")).await;
 }
 
-/// New rows (an instance at version 1, a record the batch made) and rows written again (an
-/// instance at version 2, a record not among the batch's new ones) in one batch all land; a
-/// new instance or a made record whose id is stored already fails the commit, which writes
-/// nothing of its batch.
-async fn new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_already_fails_the_batch(store: &dyn Store) {
+/// New rows (an instance at version 1, a record the batch made and its job) and rows written
+/// again (an instance at version 2, a record not among the batch's new ones) in one batch all
+/// land; a new instance, or a made record or its job whose id is stored already, fails the
+/// commit, which writes nothing of its batch.
+async fn new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_already_fails_the_batch(
+    store: &dyn Store,
+) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let task = |id: &str, status: &str| TaskRow { instance_id: "old".into(), record: record(id, id, status, 1) };
     let first = WriteBatch {
         instances: vec![(instance("old", "m", "running", 1), doc("{}"))],
         tasks: vec![task("r-old", "start.begin")],
+        jobs: vec![job("old", "r-old", 1)],
         ..WriteBatch::default()
     };
     must(store.commit(&first)).await;
@@ -115,6 +118,7 @@ async fn new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_al
             (instance("new", "m", "running", 2), doc("{\"new\":true}")),
         ],
         tasks: vec![task("r-old", "start.success"), task("r-new", "start.begin")],
+        jobs: vec![job("old", "r-new", 2)],
         new_records: ["r-new".to_owned()].into_iter().collect(),
         ..WriteBatch::default()
     };
@@ -122,12 +126,18 @@ async fn new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_al
     let versions = must(store.instance_versions(&["new", "old"])).await;
     assert_eq!(versions, [("new".to_owned(), 1), ("old".to_owned(), 2)]);
     assert_eq!(must(store.instance_state("old")).await.map(|s| s.core).as_deref(), Some("{\"again\":true}"));
-    let statuses: Vec<String> = must(store.tasks(&["r-new", "r-old"])).await.iter().map(|t| t.record.status.text()).collect();
+    let statuses: Vec<String> =
+        must(store.tasks(&["r-new", "r-old"])).await.iter().map(|t| t.record.status.text()).collect();
     assert_eq!(statuses, ["start.begin", "start.success"]);
     let fails = [
         WriteBatch { instances: vec![(instance("new", "m", "completed", 2), doc("{}"))], ..WriteBatch::default() },
         WriteBatch {
             tasks: vec![task("r-old", "start.failed")],
+            new_records: ["r-old".to_owned()].into_iter().collect(),
+            ..WriteBatch::default()
+        },
+        WriteBatch {
+            jobs: vec![job("old", "r-old", 3)],
             new_records: ["r-old".to_owned()].into_iter().collect(),
             ..WriteBatch::default()
         },
@@ -140,6 +150,13 @@ async fn new_rows_are_inserted_beside_rows_written_again_and_a_new_one_stored_al
     assert_eq!(must(store.instance_state("new")).await.map(|s| s.core).as_deref(), Some("{\"new\":true}"));
     let statuses: Vec<String> = must(store.tasks(&["r-old"])).await.iter().map(|t| t.record.status.text()).collect();
     assert_eq!(statuses, ["start.success"]);
+    let queued: Vec<(String, i64)> = must(store.list_jobs(&JobFilter::default(), Page { offset: 0, limit: 10 }))
+        .await
+        .0
+        .into_iter()
+        .map(|j| (j.job.record_id, j.created_at))
+        .collect();
+    assert_eq!(queued, [("r-old".to_owned(), 1), ("r-new".to_owned(), 2)]);
 }
 
 /// Every row of `ids` (each at version 1) moves on to version 2 but the last, written as if
