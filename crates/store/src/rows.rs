@@ -422,10 +422,10 @@ pub struct WriteBatch {
     /// Task records to insert or replace.
     pub tasks: Vec<TaskRow>,
     /// Ids the batch made for its new task records: those records and their jobs are
-    /// inserted, where the others are written over what the store holds. PostgreSQL inserts a row under `ON
-    /// CONFLICT` speculatively (the unique index checked before, the row confirmed after), a
-    /// third more work per row for rows that cannot be there yet. An id missing here only
-    /// costs that work; one here whose record is stored fails the commit.
+    /// inserted, where the others are written over what the store holds. PostgreSQL inserts
+    /// a row under `ON CONFLICT` speculatively (the unique index checked before, the row
+    /// confirmed after), a third more work per row for rows that cannot be there yet. An id
+    /// missing here only costs that work; one here whose record is stored fails the commit.
     pub new_records: std::collections::HashSet<String, foldhash::fast::RandomState>,
     /// Passes through events and gateways to insert.
     pub passages: Vec<PassageRow>,

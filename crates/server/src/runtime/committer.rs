@@ -1580,7 +1580,6 @@ impl Committer {
     }
 }
 
-/// The row of a new instance, before its first write.
 /// New ids, each noted in `made`: the records a command makes with them are its group's to
 /// insert (see [`WriteBatch::new_records`]). A lazy request's are not noted: its records are
 /// written with a later group, as any other record written again.
@@ -1592,6 +1591,7 @@ fn noted(made: &mut Vec<String>) -> impl FnMut() -> String + '_ {
     }
 }
 
+/// The row of a new instance, before its first write.
 fn new_row(id: String, model_id: &str, model_key: &str, name: String, variables: String, now: i64) -> InstanceRow {
     InstanceRow {
         id,
