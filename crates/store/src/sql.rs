@@ -107,10 +107,8 @@ pub(crate) fn kept_ends<'a>(
 /// Puts the rows of instances never written before first and answers how many there are: a
 /// row's first write is at version 1, and every write after it above (stored rows from before
 /// versions were counted are lifted from 0 to 1 by migration `20261207000032`). They go as a
-/// plain `INSERT`: PostgreSQL inserts a row under `ON CONFLICT` speculatively, checking the
-/// unique index before and confirming the row after, a third more work per row than the
-/// insert alone, for rows that cannot conflict (a new instance's id is made by the server
-/// that starts it). Should one exist all the same, the insert fails and so does the commit.
+/// plain `INSERT`, as new records do (see [`WriteBatch::new_records`](crate::WriteBatch::new_records)
+/// for why); should one be stored all the same, the insert fails and so does the commit.
 pub(crate) fn new_first(writes: &mut [InstanceWrite<'_>]) -> usize {
     writes.sort_by_key(|(row, _, _)| row.version != 1);
     writes.iter().take_while(|(row, _, _)| row.version == 1).count()
@@ -902,6 +900,15 @@ macro_rules! sql_store {
             /// The statement `head VALUES (…), … tail` for the rows bound, or where the backend
             /// binds arrays, `head SELECT * FROM UNNEST(…) AS r(column1, …) tail` (one more for
             /// each [`ARRAY_BYTES`]($crate::sql::ARRAY_BYTES) of text).
+            /// `head` as a plain insert for rows that cannot be stored yet (`new`, the first of
+            /// `texts`), else with `upsert` (the second).
+            fn insert(self, new: bool, texts: [&'static $crate::sql::Prebuilt; 2], head: &str, upsert: &str) -> Encoded {
+                match new {
+                    true => self.query(texts[0], head, ""),
+                    false => self.query(texts[1], head, upsert),
+                }
+            }
+
             fn query(mut self, text: &'static $crate::sql::Prebuilt, head: &str, tail: &str) -> Encoded {
                 let statements = match (BIND_ARRAYS, self.arrays.take()) {
                     (Some(bind), Some(arrays)) => {
@@ -999,11 +1006,7 @@ macro_rules! sql_store {
                             .opt_text(end.and_then(|p| p.name.as_deref()))
                             .opt_text(end.map(|p| p.kind));
                     }
-                    if *new {
-                        b.query(&NEW_INSTANCES, INSERT_INSTANCES, "")
-                    } else {
-                        b.query(&INSTANCES, INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
-                    }
+                    b.insert(*new, [&NEW_INSTANCES, &INSTANCES], INSERT_INSTANCES, ON_INSTANCE_CONFLICT)
                 }
                 Work::Tasks(chunk, _) | Work::NewTasks(chunk) => {
                     let mut b = Binds::new(chunk.len(), 15);
@@ -1025,11 +1028,10 @@ macro_rules! sql_store {
                             .opt_int(r.progress.map(i64::from));
                     }
                     match work {
-                        Work::NewTasks(_) => b.query(&NEW_TASKS, INSERT_TASKS, ""),
                         Work::Tasks(_, true) => {
                             b.query(&CLOSING_TASKS, INSERT_TASKS, concat!(ON_TASK_CONFLICT!(), ", ", CLEARED_WAIT!()))
                         }
-                        _ => b.query(&TASKS, INSERT_TASKS, ON_TASK_CONFLICT!()),
+                        _ => b.insert(matches!(work, Work::NewTasks(_)), [&NEW_TASKS, &TASKS], INSERT_TASKS, ON_TASK_CONFLICT!()),
                     }
                 }
                 Work::Passages(chunk) => {
@@ -1052,11 +1054,7 @@ macro_rules! sql_store {
                             .text(j.job.action.name())
                             .opt_text((!j.job.outputs.is_empty()).then(|| json_text(&j.job.outputs)).as_deref());
                     }
-                    if *new {
-                        b.query(&NEW_JOBS, INSERT_JOBS, "")
-                    } else {
-                        b.query(&JOBS, INSERT_JOBS, ON_JOB_CONFLICT)
-                    }
+                    b.insert(*new, [&NEW_JOBS, &JOBS], INSERT_JOBS, ON_JOB_CONFLICT)
                 }
                 Work::Monitoring((record_id, outputs)) => {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET action = 'monitor', outputs = ");
