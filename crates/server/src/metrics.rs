@@ -30,6 +30,7 @@ pub(crate) struct Metrics {
     group_requests: Histogram,
     commit_seconds: Histogram,
     commit_failures: Family<Labels<1>, Counter>,
+    commits_beside: Counter,
     workers: Gauge,
     workers_polling: Family<Labels<1>, Gauge>,
     jobs_waiting: Family<Labels<2>, Gauge>,
@@ -58,6 +59,7 @@ impl Default for Metrics {
             group_requests: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             commit_seconds: seconds(),
             commit_failures: Family::default(),
+            commits_beside: Counter::default(),
             workers: Gauge::default(),
             workers_polling: Family::default(),
             jobs_waiting: Family::default(),
@@ -97,6 +99,11 @@ impl Default for Metrics {
             "commit_failures",
             "Commit groups that wrote nothing, by reason (conflict, data, database)",
             m.commit_failures.clone(),
+        );
+        registry.register(
+            "commits_beside",
+            "Groups whose commit began while another group's was under way (PostgreSQL; groups sharing no instance)",
+            m.commits_beside.clone(),
         );
         registry.register("workers", "Workers fetching jobs from this server", m.workers.clone());
         registry.register(
@@ -196,6 +203,10 @@ impl Metrics {
     pub(crate) fn committed(&self, requests: usize, took: Duration) {
         self.group_requests.observe(requests as f64);
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn committing_beside(&self) {
+        self.commits_beside.inc();
     }
 
     pub(crate) fn commit_failed(&self, reason: &'static str) {

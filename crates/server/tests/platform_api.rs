@@ -459,6 +459,79 @@ async fn metrics_count_requests_instances_and_commits_for_signed_in_users(s: Tes
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 
+/// Starts of `w1_straight` from 256 loops at once, `rounds` of 8 each per loop, with a start
+/// whose name the database refuses (a NUL) in each round: answers the good starts' statuses
+/// and the bad ones' answers.
+async fn starts_with_refused_values(
+    rt: &flowstone_server::Runtime,
+    round: usize,
+) -> (Vec<String>, Vec<Result<flowstone_store::InstanceRow, flowstone_server::RuntimeError>>) {
+    let model = must(rt.latest_model("w1_straight").await).expect("deployed");
+    let loops = (0..256).map(|lane| {
+        let (rt, model) = (rt.clone(), model.clone());
+        async move {
+            let mut good = Vec::new();
+            for i in 0..8 {
+                let name = format!("r{round} l{lane} i{i}");
+                let row = rt.start_instance(model.clone(), name, None, serde_json::Map::new(), Default::default());
+                good.push(must(row.await).status);
+            }
+            good
+        }
+    });
+    let bad = (0..8).map(|i| {
+        let (rt, model) = (rt.clone(), model.clone());
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(i * 3)).await;
+            let name = format!("bad\0{round} {i}");
+            rt.start_instance(model, name, None, serde_json::Map::new(), Default::default()).await
+        }
+    });
+    let (good, bad) = tokio::join!(futures_util::future::join_all(loops), futures_util::future::join_all(bad));
+    (good.into_iter().flatten().collect(), bad)
+}
+
+/// On PostgreSQL, a group whose instances no commit under way touches commits beside that
+/// commit; a group with a value the database refuses still fails only that request, once the
+/// commit beside it is answered. SQLite's writers take turns: its groups commit one by one.
+async fn groups_sharing_no_instance_commit_side_by_side_and_a_refused_value_fails_alone(s: TestServer) {
+    let rt = s.server.as_ref().map(|server| server.runtime().clone()).expect("running");
+    let beside = || async {
+        let text = must(must(s.client.get(format!("{}/metrics", s.base)).send().await).text().await);
+        sample(&text, "flowstone_commits_beside_total").unwrap_or(0.0)
+    };
+    let mut good = 0;
+    // Commits overlap when requests keep coming while one runs; a few rounds make that sure.
+    for round in 0..if s.database.is_some() { 10 } else { 1 } {
+        let (statuses, bad) = starts_with_refused_values(&rt, round).await;
+        assert!(statuses.iter().all(|status| status == "completed"), "{statuses:?}");
+        good += statuses.len() as u64;
+        for refused in bad {
+            match (&s.database, refused) {
+                (Some(_), Err(flowstone_server::RuntimeError::NotValid(message))) => {
+                    assert!(message.contains("the database refused a value"), "{message}");
+                }
+                // SQLite stores a NUL in text as it is.
+                (None, Ok(row)) => assert_eq!(row.status, "completed"),
+                (_, other) => panic!("a refused value answered {other:?}"),
+            }
+        }
+        if beside().await > 0.0 {
+            break;
+        }
+    }
+    let side_by_side = beside().await;
+    match s.database {
+        Some(_) => assert!(side_by_side > 0.0, "no two commits overlapped in ten rounds"),
+        None => assert_eq!(side_by_side, 0.0, "SQLite commits one group at a time"),
+    }
+    let filter = flowstone_store::InstanceFilter { status: Some("completed".into()), ..Default::default() };
+    let page = flowstone_store::Page { offset: 0, limit: 1 };
+    let (_, stored) = must(rt.store().list_instances(&filter, page).await);
+    let refused_stored = if s.database.is_some() { 0 } else { 8 };
+    assert_eq!(stored, good + refused_stored, "every answered start is stored, and only those");
+}
+
 async fn a_stopping_runtime_is_not_ready_but_still_live(s: TestServer) {
     let runtime = s.server.as_ref().map(|server| server.runtime().clone()).unwrap_or_else(|| panic!("no server"));
     must(runtime.stop_and_hand_back().await);
@@ -560,5 +633,6 @@ backend_tests!(server = TestServer::start;
     a_stopping_runtime_is_not_ready_but_still_live,
     a_wrong_method_or_path_is_answered_in_the_dialects_shape,
     metrics_count_requests_instances_and_commits_for_signed_in_users,
+    groups_sharing_no_instance_commit_side_by_side_and_a_refused_value_fails_alone,
     a_start_or_a_read_may_wait_for_the_end_or_a_status_change
 );

@@ -153,6 +153,14 @@ pub trait Store:
     /// checked against it.
     fn shared(&self) -> bool;
 
+    /// Whether two commits of batches that share no instance may run at once (see
+    /// [`WriteBatch::own_instances_only`]): a database that takes concurrent writers then
+    /// works on one while the other waits for its round trips. Where writers take turns
+    /// anyway, one commit at a time gathers larger groups.
+    fn commits_side_by_side(&self) -> bool {
+        false
+    }
+
     /// Whether the database answers a query now: what a readiness probe asks.
     async fn ping(&self) -> Result<()>;
 

@@ -154,6 +154,10 @@ crate::sql::sql_store!(
     text = &str,
     arrays = Some(bind_arrays),
     {
+        fn commits_side_by_side(&self) -> bool {
+            true
+        }
+
         async fn job_signal(&self) -> Result<Option<std::sync::Arc<tokio::sync::Notify>>> {
             let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
             listener.listen(JOBS_CHANNEL).await?;

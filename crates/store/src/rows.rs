@@ -557,11 +557,113 @@ impl WriteBatch {
             && self.lease_changes.is_empty()
             && self.pruned.is_empty()
     }
+
+    /// Whether everything the batch writes belongs to the instances it writes: their rows,
+    /// records, passages, jobs, timers and waits. Such a batch may commit beside another that
+    /// shares no instance with it, since neither reads nor writes a row of the other. Start
+    /// events' waits, thrown messages, user tasks, deployments, bk-sops tasks, workers' locks
+    /// and pruning all reach past one instance, so a batch holding any of them commits alone.
+    pub fn own_instances_only(&self) -> bool {
+        // Every field is named, so that a new one is sorted into one side or the other.
+        let WriteBatch {
+            instances: _,
+            tasks: _,
+            new_records: _,
+            passages: _,
+            jobs: _,
+            dropped_jobs: _,
+            timers: _,
+            dropped_timers: _,
+            moved_timers,
+            subscriptions,
+            dropped_subscriptions: _,
+            outbox,
+            replaced_starts,
+            monitoring_jobs: _,
+            user_tasks,
+            closed_user_tasks,
+            changed_user_tasks,
+            deployments,
+            bk_templates,
+            bk_tasks,
+            started_bk_tasks,
+            edited_bk_tasks,
+            periodic_tasks,
+            periodic_changes,
+            periodic_runs,
+            clocked_tasks,
+            clocked_runs,
+            held_jobs,
+            lease_changes,
+            pruned,
+        } = self;
+        subscriptions.iter().all(|s| !s.instance_id.is_empty())
+            && moved_timers.is_empty()
+            && outbox.is_empty()
+            && replaced_starts.is_empty()
+            && user_tasks.is_empty()
+            && closed_user_tasks.is_empty()
+            && changed_user_tasks.is_empty()
+            && deployments.is_empty()
+            && bk_templates.is_empty()
+            && bk_tasks.is_empty()
+            && started_bk_tasks.is_empty()
+            && edited_bk_tasks.is_empty()
+            && periodic_tasks.is_empty()
+            && periodic_changes.is_empty()
+            && periodic_runs.is_empty()
+            && clocked_tasks.is_empty()
+            && clocked_runs.is_empty()
+            && held_jobs.is_empty()
+            && lease_changes.is_empty()
+            && pruned.is_empty()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::id_at;
+    use super::{InstanceRow, LeaseChange, LeaseUpdate, WriteBatch, id_at};
+    use crate::SubscriptionRow;
+
+    fn wait(instance_id: &str) -> SubscriptionRow {
+        SubscriptionRow {
+            record_id: "r1".into(),
+            instance_id: instance_id.into(),
+            model_id: "m".into(),
+            starts: None,
+            tenant_id: None,
+            element: "catch".into(),
+            kind: "message".into(),
+            name: "paid".into(),
+            correlation_key: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_batch_of_instances_and_their_own_rows_stands_alone_and_one_reaching_past_them_does_not() {
+        let mut own = WriteBatch::default();
+        own.instances.push((InstanceRow { id: "i1".into(), ..InstanceRow::default() }, Default::default()));
+        own.dropped_jobs.push("r0".into());
+        own.subscriptions.push(wait("i1"));
+        assert!(own.own_instances_only());
+
+        let past: [fn(&mut WriteBatch); 5] = [
+            |b| b.subscriptions.push(wait("")),
+            |b| b.held_jobs.push(("r0".into(), "worker".into())),
+            |b| {
+                let update = LeaseUpdate::Extend { until: 1 };
+                b.lease_changes.push(LeaseChange { record_id: "r0".into(), owner: "worker".into(), update });
+            },
+            |b| b.pruned.push(("i0".into(), 3)),
+            |b| b.replaced_starts.push("key".into()),
+        ];
+        for (i, reach) in past.iter().enumerate() {
+            let mut batch = own.clone();
+            reach(&mut batch);
+            assert!(!batch.own_instances_only(), "case {i}");
+        }
+    }
 
     #[test]
     fn a_time_bounds_the_uuidv7_ids_made_at_it() {

@@ -3,7 +3,9 @@
 //! It takes every request waiting on its channel, applies them in order to the live
 //! instances in memory (so commands for one instance never race inside a server), and writes
 //! what they changed in one transaction. Every answer, a refusal included, is sent only once
-//! that transaction has committed. While one group commits, the next is applied in memory.
+//! that transaction has committed. While one group commits, the next is applied in memory;
+//! on a database that takes concurrent writers (PostgreSQL), a group that shares no instance
+//! with the one committing, and writes nothing beyond its instances, commits beside it.
 //!
 //! Across servers sharing a database, each instance write names the version it was based on:
 //! if another server wrote the instance meanwhile, the commit writes nothing, the stale
@@ -149,6 +151,12 @@ pub(super) struct MigrateRequest {
 }
 
 impl Entry {
+    /// Whether it is a start or a command of one instance, checked against nothing but that
+    /// instance (a worker's report is checked against its lock).
+    fn own_instance_only(&self) -> bool {
+        matches!(self, Entry::Started { .. } | Entry::Applied { holder: None, .. })
+    }
+
     /// The instance it applies to.
     fn instance(&self) -> &str {
         match self {
@@ -238,6 +246,17 @@ impl Prepared {
     /// Whether the group has nothing to write nor anyone to answer.
     fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.rows.is_empty()
+    }
+
+    /// Whether it writes and reads nothing but its own instances (see
+    /// [`WriteBatch::own_instances_only`]), so that it may commit beside a group that shares none.
+    fn stands_alone(&self) -> bool {
+        self.batch.own_instances_only() && self.entries.iter().all(Entry::own_instance_only)
+    }
+
+    /// The instances it writes or answers about (a refusal read its instance too).
+    fn touched(&self) -> impl Iterator<Item = &str> {
+        self.rows.keys().map(String::as_str).chain(self.entries.iter().map(Entry::instance))
     }
 }
 
@@ -330,6 +349,27 @@ enum Failure {
 
 /// A commit under way; gives the batch back with the result.
 type Commit = tokio::task::JoinHandle<(WriteBatch, Result<(), StoreError>)>;
+
+/// A group whose commit is under way.
+struct Committing {
+    commit: Commit,
+    prepared: Prepared,
+    /// The instances it touched, where another group may commit beside it (see
+    /// [`Committer::may_begin_beside`]).
+    touched: Option<std::collections::HashSet<String, foldhash::fast::RandomState>>,
+}
+
+impl Committing {
+    /// The end of the commit in `slot`, which holds one.
+    async fn wait(
+        slot: &mut Option<Committing>,
+    ) -> Result<(WriteBatch, Result<(), StoreError>), tokio::task::JoinError> {
+        match slot {
+            Some(committing) => (&mut committing.commit).await,
+            None => std::future::pending().await,
+        }
+    }
+}
 
 pub(super) struct Committer {
     pub(super) store: Arc<dyn Store>,
@@ -438,37 +478,28 @@ impl Committer {
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut stopped: watch::Receiver<bool>) {
         let mut requests = Vec::with_capacity(MAX_BATCH);
-        let mut committing: Option<(Commit, Prepared)> = None;
+        // Two commits may be under way: a second only beside a first it shares no instance with.
+        let (mut first, mut second): (Option<Committing>, Option<Committing>) = (None, None);
         let mut next: Option<Prepared> = None;
         let mut open = true;
-        while open || committing.is_some() || next.is_some() {
-            if committing.is_none() && next.is_some() {
-                committing = next.take().map(|prepared| self.begin_commit(prepared));
+        while open || first.is_some() || second.is_some() || next.is_some() {
+            if first.is_none() {
+                first = second.take();
+            }
+            if first.is_none() && next.is_some() {
+                first = next.take().map(|prepared| self.begin_commit(prepared));
+            } else if second.is_none() && Self::may_begin_beside(first.as_ref(), next.as_ref()) {
+                second = next.take().map(|prepared| self.begin_beside(prepared));
             }
             let due = self.unwritten_due.front().map(|(at, _)| *at);
             tokio::select! {
                 biased;
                 _ = stopped.changed() => return,
-                result = async { committing.as_mut().map(|(h, _)| h).expect("guarded by the branch condition").await },
-                    if committing.is_some() =>
-                {
-                    let Some((_, mut prepared)) = committing.take() else { continue };
-                    let result = match result {
-                        Ok((batch, result)) => {
-                            prepared.batch = batch;
-                            result.map_err(|e| match e {
-                                StoreError::Conflict(ids) => Failure::Conflict(ids),
-                                other if other.refused_data() => Failure::Data(other.to_string()),
-                                other => Failure::Other(other.to_string()),
-                            })
-                        }
-                        Err(e) => Err(Failure::Other(format!("the commit task failed: {e}"))),
-                    };
-                    if result.is_ok() && next.is_some() {
-                        // The next group's commit starts before this one's answers go out.
-                        committing = next.take().map(|prepared| self.begin_commit(prepared));
-                    }
-                    next = self.settle(prepared, next.take(), result).await;
+                result = Committing::wait(&mut first), if first.is_some() => {
+                    next = self.finished(&mut first, result, &mut second, next.take()).await;
+                }
+                result = Committing::wait(&mut second), if second.is_some() => {
+                    next = self.finished(&mut second, result, &mut first, next.take()).await;
                 }
                 // While a commit runs, requests keep joining the next group, up to a bound.
                 n = rx.recv_many(&mut requests, MAX_BATCH), if open && next.as_ref().is_none_or(|n| n.entries.len() < MAX_PENDING) => {
@@ -492,15 +523,80 @@ impl Committer {
                     }
                 }
             }
-            if committing.is_none() && next.is_none() && self.cache_full() {
+            if first.is_none() && second.is_none() && next.is_none() && self.cache_full() {
                 self.evict();
             }
         }
     }
 
+    /// Whether `next` may start committing beside the commit under way, `busy`: where the
+    /// store takes concurrent writers, both groups write only their own instances, and they
+    /// share none. A group that builds on another's instances waits for its answer, as does
+    /// one whose refusals read them.
+    fn may_begin_beside(busy: Option<&Committing>, next: Option<&Prepared>) -> bool {
+        let (Some(busy), Some(next)) = (busy, next) else { return false };
+        // Only a group that stands alone, on such a store, keeps what it touched.
+        let Some(touched) = &busy.touched else { return false };
+        next.stands_alone() && next.touched().all(|id| !touched.contains(id))
+    }
+
+    /// Starts committing `next` beside the commit under way.
+    fn begin_beside(&mut self, next: Prepared) -> Committing {
+        self.runtime.metrics().committing_beside();
+        self.begin_commit(next)
+    }
+
+    /// Handles the commit of `slot` that ended with `result`, `other` being the one under way
+    /// beside it, if any; returns what is to be committed next.
+    async fn finished(
+        &mut self,
+        slot: &mut Option<Committing>,
+        result: Result<(WriteBatch, Result<(), StoreError>), tokio::task::JoinError>,
+        other: &mut Option<Committing>,
+        mut next: Option<Prepared>,
+    ) -> Option<Prepared> {
+        let Some(Committing { mut prepared, .. }) = slot.take() else { return next };
+        let result = Self::outcome(result, &mut prepared);
+        if result.is_err() {
+            // What a failed group held is applied again from memory and the store: the commit
+            // beside it is answered first (or fails too), so none of its writes is in flight.
+            if let Some(Committing { commit, mut prepared, .. }) = other.take() {
+                let beside = Self::outcome(commit.await, &mut prepared);
+                next = self.settle(prepared, next, beside).await;
+            }
+        } else if other.is_none() && next.is_some() {
+            // The next group's commit starts before this one's answers go out.
+            *slot = next.take().map(|prepared| self.begin_commit(prepared));
+        } else if Self::may_begin_beside(other.as_ref(), next.as_ref()) {
+            *slot = next.take().map(|prepared| self.begin_beside(prepared));
+        }
+        self.settle(prepared, next, result).await
+    }
+
+    /// What a commit's task gave back, the batch put back into its group.
+    fn outcome(
+        result: Result<(WriteBatch, Result<(), StoreError>), tokio::task::JoinError>,
+        prepared: &mut Prepared,
+    ) -> Result<(), Failure> {
+        match result {
+            Ok((batch, result)) => {
+                prepared.batch = batch;
+                result.map_err(|e| match e {
+                    StoreError::Conflict(ids) => Failure::Conflict(ids),
+                    other if other.refused_data() => Failure::Data(other.to_string()),
+                    other => Failure::Other(other.to_string()),
+                })
+            }
+            Err(e) => Err(Failure::Other(format!("the commit task failed: {e}"))),
+        }
+    }
+
     /// Starts committing a group on the commits' runtime.
-    fn begin_commit(&mut self, mut prepared: Prepared) -> (Commit, Prepared) {
+    fn begin_commit(&mut self, mut prepared: Prepared) -> Committing {
         self.shape = Shape::of(&prepared);
+        // What another group must not touch to commit beside this one.
+        let touched = (self.store.commits_side_by_side() && prepared.stands_alone())
+            .then(|| prepared.touched().map(str::to_owned).collect());
         let written = self.write_states(&mut prepared.batch);
         let (store, batch) = (self.store.clone(), std::mem::take(&mut prepared.batch));
         let (runtime, requests) = (self.runtime.clone(), prepared.entries.len());
@@ -515,7 +611,7 @@ impl Committer {
             }
             (batch, result)
         });
-        (commit, prepared)
+        Committing { commit, prepared, touched }
     }
 
     /// Puts each instance's state, as it stands after the group's last request, beside its row.
