@@ -214,8 +214,12 @@ pub trait Store:
     /// shared database concurrent callers never get the same job.
     async fn acquire_jobs(&self, acquire: Acquire<'_>) -> Result<Vec<JobRow>>;
 
-    /// Extends the leases `owner` holds on these jobs; returns how many it holds.
-    async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<u64>;
+    /// Extends the leases `owner` holds on these jobs; returns how many it extended. With
+    /// `skip_busy`, a job whose row a commit holds at that moment is passed over instead of
+    /// waited for: a statement that locks many jobs' rows while a commit locks some of them in
+    /// another order would deadlock with it, and a heartbeat's next round extends what it
+    /// passed over long before the lease ends.
+    async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64, skip_busy: bool) -> Result<u64>;
 
     /// A queued job by its task record id.
     async fn job(&self, record_id: &str) -> Result<Option<JobRow>>;

@@ -1882,17 +1882,24 @@ macro_rules! sql_store {
                 Ok(updated > 0)
             }
 
-            async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64) -> Result<u64> {
+            async fn extend_jobs(&self, owner: &str, record_ids: &[&str], until: i64, skip_busy: bool) -> Result<u64> {
                 let _writing = self.writing().await;
                 let mut extended = 0;
                 for chunk in chunks(record_ids) {
                     let mut q = QueryBuilder::<$db>::new("UPDATE jobs SET locked_until = ");
                     q.push_bind(until).push(" WHERE owner = ").push_bind(owner).push(" AND record_id IN (");
+                    if skip_busy {
+                        // The rows locked first, those a commit holds left out.
+                        q.push("SELECT record_id FROM jobs WHERE owner = ").push_bind(owner).push(" AND record_id IN (");
+                    }
                     let mut list = q.separated(", ");
                     for id in chunk {
                         list.push_bind(*id);
                     }
                     q.push(")");
+                    if skip_busy {
+                        q.push(concat!(" ", $lock, ")"));
+                    }
                     extended += q.build().execute(&self.pool).await?.rows_affected();
                 }
                 Ok(extended)

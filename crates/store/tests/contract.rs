@@ -805,7 +805,7 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
     let by_b = JobFilter { owner: Some("b".into()), instance_id: Some("i".into()), ..JobFilter::default() };
     let (listed, _) = must(store.list_jobs(&by_b, Page { offset: 0, limit: 10 })).await;
     assert_eq!(listed.iter().map(|j| j.job.record_id.as_str()).collect::<Vec<_>>(), ["free"]);
-    assert_eq!(must(store.extend_jobs("a", &["owned", "free"], 200)).await, 1, "only held leases are extended");
+    assert_eq!(must(store.extend_jobs("a", &["owned", "free"], 200, false)).await, 1, "only held leases are extended");
     assert!(must(store.acquire_jobs(acquire(&["noop"], "b", 150))).await.is_empty(), "the extended lease holds");
     let own = Acquire { include_own: true, ..acquire(&["noop"], "a", 150) };
     assert_eq!(must(store.acquire_jobs(own)).await.len(), 1, "an owner takes back its own jobs after a restart");
@@ -1980,6 +1980,44 @@ mod postgres_store {
             let drop = format!("DROP DATABASE \"{name}\"");
             sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    /// A heartbeat extends many leases in one statement; a commit holding one of those jobs'
+    /// rows (and waiting, perhaps, on another the heartbeat locked) is passed over, not waited
+    /// for, so the two never deadlock.
+    #[tokio::test]
+    async fn a_heartbeat_passes_over_a_job_a_commit_holds_and_extends_the_rest() {
+        use flowstone_store::{Store, WriteBatch};
+        let Some(url) = flowstone_store::PgStore::test_database("flowstone_contract").await else { return };
+        let store = flowstone_store::PgStore::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        super::deploy(&store, super::deployment("d"), vec![super::new_model("m", "k")], 1).await;
+        let held = |id: &str| {
+            let mut job = super::job("i", id, 1);
+            (job.owner, job.locked_until) = (Some("a".into()), Some(100));
+            job
+        };
+        let batch = WriteBatch {
+            instances: vec![(super::instance("i", "m", "running", 1), super::doc("{}"))],
+            jobs: vec![held("busy"), held("idle")],
+            ..WriteBatch::default()
+        };
+        store.commit(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+        let pool = sqlx::PgPool::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut commit = pool.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("UPDATE jobs SET action = action WHERE record_id = 'busy'")
+            .execute(&mut *commit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let heartbeat = store.extend_jobs("a", &["busy", "idle"], 500, true);
+        let extended = tokio::time::timeout(std::time::Duration::from_secs(20), heartbeat)
+            .await
+            .unwrap_or_else(|_| panic!("the heartbeat waited for the commit"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(extended, 1, "the busy job is passed over");
+        commit.rollback().await.unwrap_or_else(|e| panic!("{e}"));
+        let extended = store.extend_jobs("a", &["busy", "idle"], 600, true).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(extended, 2, "once the commit ends, both are extended");
+        pool.close().await;
     }
 }
 

@@ -163,7 +163,7 @@ mod amqp {
                 .await?
                 .await?;
             let event = if confirm.is_ack() {
-                if let Err(e) = store.extend_jobs(&self.owner, &[id.as_str()], HANDED_TO_BROKER).await {
+                if let Err(e) = store.extend_jobs(&self.owner, &[id.as_str()], HANDED_TO_BROKER, false).await {
                     tracing::warn!(job = %id, error = %e, "published, but the hand-over was not recorded");
                 }
                 StoneEvent::Produced

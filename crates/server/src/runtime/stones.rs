@@ -118,7 +118,7 @@ impl StoneRunner {
         }
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let until = now_ms() + self.lease.as_millis() as i64;
-        if let Err(e) = self.runtime.store().extend_jobs(&self.node, &ids, until).await {
+        if let Err(e) = self.runtime.store().extend_jobs(&self.node, &ids, until, true).await {
             tracing::warn!(error = %e, "could not extend job leases");
         }
     }
