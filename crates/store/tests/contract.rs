@@ -806,6 +806,8 @@ async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn
     let (listed, _) = must(store.list_jobs(&by_b, Page { offset: 0, limit: 10 })).await;
     assert_eq!(listed.iter().map(|j| j.job.record_id.as_str()).collect::<Vec<_>>(), ["free"]);
     assert_eq!(must(store.extend_jobs("a", &["owned", "free"], 200, false)).await, 1, "only held leases are extended");
+    let skipping = store.extend_jobs("a", &["owned", "free"], 200, true);
+    assert_eq!(must(skipping).await, 1, "a heartbeat that passes over busy jobs extends the same");
     assert!(must(store.acquire_jobs(acquire(&["noop"], "b", 150))).await.is_empty(), "the extended lease holds");
     let own = Acquire { include_own: true, ..acquire(&["noop"], "a", 150) };
     assert_eq!(must(store.acquire_jobs(own)).await.len(), 1, "an owner takes back its own jobs after a restart");
