@@ -1991,7 +1991,7 @@ mod postgres_store {
     async fn a_heartbeat_passes_over_a_job_a_commit_holds_and_extends_the_rest() {
         use flowstone_store::{Store, WriteBatch};
         let Some(url) = flowstone_store::PgStore::test_database("flowstone_contract").await else { return };
-        let store = flowstone_store::PgStore::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let store = super::must(flowstone_store::PgStore::open(&url)).await;
         super::deploy(&store, super::deployment("d"), vec![super::new_model("m", "k")], 1).await;
         let held = |id: &str| {
             let mut job = super::job("i", id, 1);
@@ -2003,7 +2003,7 @@ mod postgres_store {
             jobs: vec![held("busy"), held("idle")],
             ..WriteBatch::default()
         };
-        store.commit(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+        super::must(store.commit(&batch)).await;
         let pool = sqlx::PgPool::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
         let mut commit = pool.begin().await.unwrap_or_else(|e| panic!("{e}"));
         sqlx::query("UPDATE jobs SET action = action WHERE record_id = 'busy'")
@@ -2017,7 +2017,7 @@ mod postgres_store {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(extended, 1, "the busy job is passed over");
         commit.rollback().await.unwrap_or_else(|e| panic!("{e}"));
-        let extended = store.extend_jobs("a", &["busy", "idle"], 600, true).await.unwrap_or_else(|e| panic!("{e}"));
+        let extended = super::must(store.extend_jobs("a", &["busy", "idle"], 600, true)).await;
         assert_eq!(extended, 2, "once the commit ends, both are extended");
         pool.close().await;
     }

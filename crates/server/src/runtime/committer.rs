@@ -486,10 +486,10 @@ impl Committer {
             if first.is_none() {
                 first = second.take();
             }
-            if first.is_none() && next.is_some() {
-                first = next.take().map(|prepared| self.begin_commit(prepared));
-            } else if second.is_none() && Self::may_begin_beside(first.as_ref(), next.as_ref()) {
-                second = next.take().map(|prepared| self.begin_beside(prepared));
+            if first.is_none() {
+                self.begin_next(&mut first, None, &mut next);
+            } else if second.is_none() {
+                self.begin_next(&mut second, first.as_ref(), &mut next);
             }
             let due = self.unwritten_due.front().map(|(at, _)| *at);
             tokio::select! {
@@ -540,10 +540,18 @@ impl Committer {
         next.stands_alone() && next.touched().all(|id| !touched.contains(id))
     }
 
-    /// Starts committing `next` beside the commit under way.
-    fn begin_beside(&mut self, next: Prepared) -> Committing {
-        self.runtime.metrics().committing_beside();
-        self.begin_commit(next)
+    /// Starts committing `next` in the free `slot`: at once when no commit is under way, or
+    /// beside the one that is, `busy`, when it may (see [`Self::may_begin_beside`]).
+    fn begin_next(&mut self, slot: &mut Option<Committing>, busy: Option<&Committing>, next: &mut Option<Prepared>) {
+        if busy.is_some() {
+            if !Self::may_begin_beside(busy, next.as_ref()) {
+                return;
+            }
+            self.runtime.metrics().committing_beside();
+        }
+        if let Some(prepared) = next.take() {
+            *slot = Some(self.begin_commit(prepared));
+        }
     }
 
     /// Handles the commit of `slot` that ended with `result`, `other` being the one under way
@@ -564,11 +572,9 @@ impl Committer {
                 let beside = Self::outcome(commit.await, &mut prepared);
                 next = self.settle(prepared, next, beside).await;
             }
-        } else if other.is_none() && next.is_some() {
+        } else {
             // The next group's commit starts before this one's answers go out.
-            *slot = next.take().map(|prepared| self.begin_commit(prepared));
-        } else if Self::may_begin_beside(other.as_ref(), next.as_ref()) {
-            *slot = next.take().map(|prepared| self.begin_beside(prepared));
+            self.begin_next(slot, other.as_ref(), &mut next);
         }
         self.settle(prepared, next, result).await
     }
