@@ -151,6 +151,7 @@ crate::sql::sql_store!(
     soft = "SET synchronous_commit = off",
     firm = "SET synchronous_commit = on",
     numbered = true,
+    scripts = false,
     text = &str,
     arrays = Some(bind_arrays),
     {

@@ -196,6 +196,7 @@ crate::sql::sql_store!(
     soft = "PRAGMA synchronous = NORMAL",
     firm = "PRAGMA synchronous = FULL",
     numbered = false,
+    scripts = true,
     text = std::sync::Arc<str>,
     arrays = None,
     {

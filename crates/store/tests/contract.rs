@@ -786,6 +786,61 @@ async fn a_write_based_on_an_old_version_is_refused_whole(store: &dyn Store) {
     assert!(must(store.task("t")).await.is_none());
 }
 
+/// A step of one instance (its row, the record done and the next one, the next job, a
+/// passage, the job done dropped) whose instance moved on since it was read is refused whole:
+/// on SQLite such a small group runs as one script, every statement before any count is read,
+/// so what the statements after the instance's wrote must go with the refusal.
+async fn a_stale_step_of_one_instance_is_refused_with_every_row_after_its_instance(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    let task = |id: &str, status: &str| TaskRow { instance_id: "i".into(), record: record(id, id, status, 1) };
+    let first = WriteBatch {
+        instances: vec![(instance("i", "m", "running", 1), doc("{\"step\":1}"))],
+        tasks: vec![task("r1", "start.begin")],
+        jobs: vec![job("i", "r1", 1)],
+        new_records: ["r1".to_owned()].into_iter().collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&first)).await;
+    let step = |version: i64| WriteBatch {
+        instances: vec![(InstanceRow { version, ..instance("i", "m", "running", 1) }, doc("{\"step\":2}"))],
+        tasks: vec![task("r1", "start.success"), task("r2", "start.begin")],
+        jobs: vec![job("i", "r2", 2)],
+        dropped_jobs: vec!["r1".to_owned()],
+        passages: vec![PassageRow {
+            instance_id: "i".into(),
+            passage: Passage { id: "p1".into(), element: "g".into(), name: None, kind: "exclusiveGateway", time: 2 },
+        }],
+        new_records: ["r2".to_owned()].into_iter().collect(),
+        ..WriteBatch::default()
+    };
+    let jobs = || async {
+        let (listed, _) = must(store.list_jobs(&JobFilter::default(), Page { offset: 0, limit: 10 })).await;
+        listed.into_iter().map(|j| j.job.record_id).collect::<Vec<_>>()
+    };
+    let statuses = || async {
+        must(store.tasks(&["r1", "r2"]))
+            .await
+            .iter()
+            .map(|t| (t.record.id.clone(), t.record.status.text()))
+            .collect::<Vec<_>>()
+    };
+    let passes = || async {
+        let passage = ActivityQuery { id: Some("p1".into()), ..ActivityQuery::default() };
+        must(store.list_activities(&passage, Page { offset: 0, limit: 10 })).await.1
+    };
+    assert!(matches!(store.commit(&step(3)).await, Err(StoreError::Conflict(ids)) if ids == ["i"]));
+    assert_eq!(must(store.instance_state("i")).await.map(|s| s.core).as_deref(), Some("{\"step\":1}"));
+    assert_eq!(statuses().await, [("r1".to_owned(), "start.begin".to_owned())], "no record of the refused step");
+    assert_eq!(jobs().await, ["r1"], "the job done stays and the next is not queued");
+    assert_eq!(passes().await, 0, "no passage of the refused step");
+    must(store.commit(&step(2))).await;
+    assert_eq!(must(store.instance_state("i")).await.map(|s| s.core).as_deref(), Some("{\"step\":2}"));
+    let landed = [("r1".to_owned(), "start.success".to_owned()), ("r2".to_owned(), "start.begin".to_owned())];
+    assert_eq!(statuses().await, landed);
+    assert_eq!(jobs().await, ["r2"]);
+    assert_eq!(passes().await, 1);
+}
+
 async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let mut owned = job("i", "owned", 1);
@@ -1926,6 +1981,7 @@ macro_rules! suite {
             activities_merge_task_records_and_passes_and_executions_show_open_ones,
             the_pass_that_completed_an_instance_is_listed_after_later_writes_of_its_row,
             a_write_based_on_an_old_version_is_refused_whole,
+            a_stale_step_of_one_instance_is_refused_with_every_row_after_its_instance,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
             a_fetch_takes_the_oldest_free_and_ended_jobs_and_passes_over_held_ones,
             racing_claimers_never_share_a_job,
