@@ -479,9 +479,10 @@ pub(crate) const INSTANCE_COLUMNS: &str = "id, model_id, model_key, name, status
 /// that need not reach the disk at once and back (empty where every write is the same);
 /// `$numbered` whether the backend wants its placeholders numbered (`$1`) rather than
 /// counted (`?`); `$scripts` whether the driver runs several statements, their values one
-/// after the other, as one (SQLite's does; their placeholders must then be counted); `$text` the type text is bound as, the one the backend copies least
-/// (`Arc<str>` where sqlx hands values to another thread, `&str` where it encodes them at
-/// once); `$extra` holds backend-specific trait items.
+/// after the other, as one (SQLite's does; their placeholders must then be counted); `$text`
+/// the type text is bound as, the one the backend copies least (`Arc<str>` where sqlx hands
+/// values to another thread, `&str` where it encodes them at once); `$extra` holds
+/// backend-specific trait items.
 macro_rules! sql_store {
     (
         $store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, shared = $shared:literal,
@@ -1041,6 +1042,10 @@ macro_rules! sql_store {
         /// and left 64 and more as they were.
         const SCRIPT_INSTANCES: usize = 16;
 
+        /// The longest script text kept prepared between commits (a step of 16 `w1_stones`
+        /// instances is a few KB).
+        const SCRIPT_KEPT: usize = 32 * 1024;
+
         /// The statements as one script, each after the other, their values in order (every
         /// one is [`Work::scripted`]).
         fn script(work: &[Work<'_>]) -> Result<(String, Args)> {
@@ -1558,7 +1563,11 @@ macro_rules! sql_store {
                     // Larger groups take the pipeline below, whose statement texts are few.
                     let work = Vec::from(work);
                     let (text, args) = script(&work)?;
-                    let script = sqlx::query_with(sqlx::AssertSqlSafe(text), args);
+                    // Kept prepared while short: the shapes of small groups recur. A long one
+                    // (an instance that wrote hundreds of rows) is prepared for this commit
+                    // alone, so that such groups cannot fill the connection's cache.
+                    let kept = text.len() <= SCRIPT_KEPT;
+                    let script = sqlx::query_with(sqlx::AssertSqlSafe(text), args).persistent(kept);
                     let applied: Vec<u64> = futures_util::TryStreamExt::try_collect(futures_util::TryStreamExt::map_ok(
                         sqlx::Executor::execute_many(&mut *tx, script),
                         |done| done.rows_affected(),

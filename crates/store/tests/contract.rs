@@ -841,6 +841,36 @@ async fn a_stale_step_of_one_instance_is_refused_with_every_row_after_its_instan
     assert_eq!(passes().await, 1);
 }
 
+/// One instance whose step makes a thousand records with their jobs (a parallel
+/// multi-instance's items): on SQLite a script too long to keep prepared, run for its commit
+/// alone, twice over. Every row lands, and the stale step after them is refused whole.
+async fn a_step_of_one_instance_with_a_thousand_records_lands_whole(store: &dyn Store) {
+    deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
+    const N: usize = 1_000;
+    let step = |version: i64, round: usize| WriteBatch {
+        instances: vec![(
+            InstanceRow { version, ..instance("i", "m", "running", 1) },
+            doc(&format!("{{\"round\":{round}}}")),
+        )],
+        tasks: (0..N)
+            .map(|n| TaskRow {
+                instance_id: "i".into(),
+                record: record(&format!("r{round}-{n:04}"), "t", "start.begin", 1),
+            })
+            .collect(),
+        jobs: (0..N).map(|n| job("i", &format!("r{round}-{n:04}"), n as i64)).collect(),
+        new_records: (0..N).map(|n| format!("r{round}-{n:04}")).collect(),
+        ..WriteBatch::default()
+    };
+    must(store.commit(&step(1, 0))).await;
+    must(store.commit(&step(2, 1))).await;
+    assert!(matches!(store.commit(&step(2, 2)).await, Err(StoreError::Conflict(_))), "a stale step is refused");
+    let (_, total) = must(store.list_jobs(&JobFilter::default(), Page { offset: 0, limit: 1 })).await;
+    assert_eq!(total, 2 * N as u64, "both steps' jobs and none of the refused one's");
+    assert_eq!(must(store.tasks(&["r1-0999", "r2-0000"])).await.len(), 1);
+    assert_eq!(must(store.instance_state("i")).await.map(|s| s.core).as_deref(), Some("{\"round\":1}"));
+}
+
 async fn jobs_are_leased_extended_and_taken_over_when_the_lease_ends(store: &dyn Store) {
     deploy(store, deployment("d"), vec![new_model("m", "k")], 1).await;
     let mut owned = job("i", "owned", 1);
@@ -1982,6 +2012,7 @@ macro_rules! suite {
             the_pass_that_completed_an_instance_is_listed_after_later_writes_of_its_row,
             a_write_based_on_an_old_version_is_refused_whole,
             a_stale_step_of_one_instance_is_refused_with_every_row_after_its_instance,
+            a_step_of_one_instance_with_a_thousand_records_lands_whole,
             jobs_are_leased_extended_and_taken_over_when_the_lease_ends,
             a_fetch_takes_the_oldest_free_and_ended_jobs_and_passes_over_held_ones,
             racing_claimers_never_share_a_job,
