@@ -579,6 +579,12 @@ async fn a_start_or_a_read_may_wait_for_the_end_or_a_status_change(s: TestServer
     assert_eq!(status, StatusCode::OK, "{ended}");
     assert_eq!(ended["processStatus"], "success", "answered once it ended: {ended}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "it waited for the timer");
+    // The waiter is answered from the row the ending commit wrote: the same record a read
+    // gives (which adds what the process waits for).
+    let id = ended["processInstanceId"].as_str().unwrap_or_default();
+    let mut read = s.get(&format!("/process/{id}")).await.1;
+    assert_eq!(read.as_object_mut().and_then(|r| r.remove("waitingFor")), Some(json!([])), "{read}");
+    assert_eq!(read, ended);
 
     // A wait that runs out answers the record as it stands.
     let started = std::time::Instant::now();

@@ -803,10 +803,12 @@ impl Committer {
         }
         let metrics = self.runtime.metrics();
         events.iter().for_each(|e| e.log(metrics));
+        let written = batch.instances.iter().map(|(row, _)| row);
         self.runtime
             .watchers
-            .changed(events.iter().flat_map(|e| std::iter::once(e.id.as_str()).chain(e.parent.as_deref())));
-        self.runtime.progress.changed(batch.instances.iter().map(|(row, _)| row.id.as_str()));
+            .changed(events.iter().flat_map(|e| std::iter::once(e.id.as_str()).chain(e.parent.as_deref())), written);
+        // The console's live views read what they show again.
+        self.runtime.progress.changed(batch.instances.iter().map(|(row, _)| row.id.as_str()), []);
         for job in &batch.jobs {
             metrics.job_created(&job.job.stone, job.job.action.name());
         }

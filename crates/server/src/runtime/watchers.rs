@@ -13,16 +13,20 @@ use tokio::sync::oneshot;
 /// The longest a request may wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// What a waiter is told: the instance's row as its commit wrote it, when the commit wrote
+/// it (the change of a rollback, cancel or delete instance tells its parent without).
+type Told = Option<InstanceRow>;
+
 /// Waiters by instance id.
 #[derive(Default)]
 pub(crate) struct Watchers {
-    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<Told>>>>,
     /// How many instances are waited on: a commit with none to tell costs one atomic load.
     count: AtomicUsize,
 }
 
 impl Watchers {
-    fn register(&self, id: &str) -> oneshot::Receiver<()> {
+    fn register(&self, id: &str) -> oneshot::Receiver<Told> {
         let (tx, rx) = oneshot::channel();
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         // Waiters whose request went away are dropped as others register.
@@ -34,15 +38,21 @@ impl Watchers {
         rx
     }
 
-    /// Tells the waiters of `ids` that their instance's status changed.
-    pub(crate) fn changed<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+    /// Tells the waiters of `ids` that their instance's status changed, each with its row
+    /// among those the commit `written`, if it wrote one.
+    pub(crate) fn changed<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+        written: impl IntoIterator<Item = &'a InstanceRow>,
+    ) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
+        let written: HashMap<&str, &InstanceRow> = written.into_iter().map(|row| (row.id.as_str(), row)).collect();
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
             for waiter in waiting.remove(id).into_iter().flatten() {
-                let _ = waiter.send(());
+                let _ = waiter.send(written.get(id).map(|row| (*row).clone()));
             }
         }
         self.count.store(waiting.len(), Ordering::Release);
@@ -51,7 +61,7 @@ impl Watchers {
     /// Waits until `id` is told of a change, or `wait` is over; whether it was.
     async fn told(&self, id: &str, wait: Duration) -> bool {
         let changed = self.register(id);
-        let told = matches!(tokio::time::timeout(wait.min(MAX_WAIT), changed).await, Ok(Ok(())));
+        let told = matches!(tokio::time::timeout(wait.min(MAX_WAIT), changed).await, Ok(Ok(_)));
         if !told {
             self.tidy(id);
         }
@@ -109,8 +119,13 @@ impl Runtime {
                     return Ok(row);
                 }
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                self.watchers.tidy(id);
+            match tokio::time::timeout_at(deadline, changed).await {
+                // The row its commit wrote ends the wait without reading it back. One that does
+                // not is read again after registering anew: a change committed meanwhile would
+                // otherwise go unseen.
+                Ok(Ok(Some(written))) if done(&written) => return Ok(Some(written)),
+                Ok(_) => {}
+                Err(_) => self.watchers.tidy(id),
             }
         }
     }
