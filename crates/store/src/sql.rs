@@ -1011,6 +1011,11 @@ macro_rules! sql_store {
             }
         }
 
+        /// A value the backend could not take: the commit writes nothing.
+        fn unencodable(message: impl std::fmt::Display) -> StoreError {
+            StoreError::Corrupt(format!("a value could not be encoded: {message}"))
+        }
+
         /// A statement of a commit, ready to run.
         enum Encoded {
             /// Statements run in turn, their rows counted together.
@@ -1030,7 +1035,7 @@ macro_rules! sql_store {
                         rows
                     }
                     Encoded::Built(mut q) => q.build().execute(&mut *tx).await?.rows_affected(),
-                    Encoded::Failed(message) => return Err(StoreError::Corrupt(format!("a value could not be encoded: {message}"))),
+                    Encoded::Failed(message) => return Err(unencodable(message)),
                 })
             }
         }
@@ -1059,11 +1064,11 @@ macro_rules! sql_store {
                         built = q;
                         built.build()
                     }
-                    Encoded::Failed(message) => return Err(StoreError::Corrupt(format!("a value could not be encoded: {message}"))),
+                    Encoded::Failed(message) => return Err(unencodable(message)),
                 };
                 // The next statement's values follow this one's.
                 args = sqlx::Execute::take_arguments(&mut statement)
-                    .map_err(|e| StoreError::Corrupt(format!("a value could not be encoded: {e}")))?
+                    .map_err(unencodable)?
                     .unwrap_or_default();
                 text.push_str(sqlx::Execute::sql(statement).as_str());
                 text.push_str(";\n");

@@ -48,14 +48,22 @@ impl Watchers {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
+        let told: Vec<(&str, Vec<oneshot::Sender<Told>>)> = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let told = ids.into_iter().filter_map(|id| waiting.remove(id).map(|w| (id, w))).collect();
+            self.count.store(waiting.len(), Ordering::Release);
+            told
+        };
+        // Rows are looked up only for a commit someone waits on, and outside the lock.
+        if told.is_empty() {
+            return;
+        }
         let written: HashMap<&str, &InstanceRow> = written.into_iter().map(|row| (row.id.as_str(), row)).collect();
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            for waiter in waiting.remove(id).into_iter().flatten() {
+        for (id, waiters) in told {
+            for waiter in waiters {
                 let _ = waiter.send(written.get(id).map(|row| (*row).clone()));
             }
         }
-        self.count.store(waiting.len(), Ordering::Release);
     }
 
     /// Waits until `id` is told of a change, or `wait` is over; whether it was.
